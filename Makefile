@@ -1,0 +1,38 @@
+# chargewire: `make demo` runs the service on the embedded SQLite default; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck pytest test-services bench-ingest clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/chargewire demo
+
+test-services:
+	scripts/ensure-test-services
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install test-services
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench-ingest: install test-services
+	$(BIN)/python -m bench.ingest
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints machine-readable results and the command that produced them."""

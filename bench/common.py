@@ -1,0 +1,93 @@
+"""What the benchmarks share: a server process on a chosen backend, machine facts, result files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
+from tests.support.processes import cli, running_server
+
+RESULTS_DIR = Path(__file__).parent / "results"
+BENCH_SECRET_KEY = "bench-secret-key-0123456789-abcdefghijklmnop"
+
+
+def machine() -> dict[str, Any]:
+    """The facts a reader needs to compare figures: CPU, cores, memory, Python."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+@contextlib.contextmanager
+def backend_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh database URL on `backend` ("sqlite" or "postgresql")."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        return
+    cluster: PostgresCluster
+    with throwaway_cluster() as cluster:
+        yield cluster.create_database("bench")
+
+
+@contextlib.contextmanager
+def bench_server(database_url: str, workdir: Path, *serve_args: str) -> Iterator[tuple[str, str, int]]:
+    """A migrated database and `chargewire serve` on it; yields (base URL, admin token, server pid)."""
+    env = {
+        "CHARGEWIRE_DATABASE_URL": database_url,
+        "CHARGEWIRE_SECRET_KEY": BENCH_SECRET_KEY,
+        "CHARGEWIRE_DATA_DIR": str(workdir),
+        "CHARGEWIRE_CONFIG": str(workdir / "absent.toml"),
+        "CHARGEWIRE_INGEST_MAX_BATCH": "1000",
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    cli(env, "db", "upgrade")
+    token = json.loads(cli(env, "tokens", "create", "--name", "bench", "--scope", "admin", "--json").stdout)["token"]
+    port = free_port()
+    with running_server(env, port, *serve_args) as process:
+        yield f"http://127.0.0.1:{port}", token, process.pid
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Save a result as JSON under bench/results/, stamped with date, machine and command."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamped = {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "-m", f"bench.{name}", *sys.argv[1:]]),
+        "git_commit": _git_commit(),
+        "machine": machine(),
+        **result,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(stamped, indent=2) + "\n")
+    print(json.dumps(stamped, indent=2))
+    return path
+
+
+def _git_commit() -> str:
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    return "unknown"

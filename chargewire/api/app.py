@@ -1,0 +1,24 @@
+"""The FastAPI application: routes, error mapping, and the runtime it serves."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from chargewire import __version__
+from chargewire.api.errors import install_error_handlers
+from chargewire.api.routes import event_types, events
+from chargewire.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """An app serving the ingest, catalog and notifications APIs on an open runtime."""
+    app = FastAPI(
+        title="chargewire",
+        version=__version__,
+        summary="Notifications for EV-charging back offices: signed webhooks and Kafka records.",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(events.router)
+    app.include_router(event_types.router)
+    return app

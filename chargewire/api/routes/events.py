@@ -1,0 +1,75 @@
+"""Ingest: `POST /api/v1/events` takes one event payload or a JSON array of them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from chargewire.api.auth import require_scope, runtime_of
+from chargewire.api.body import read_json_body
+from chargewire.models import ApiToken, Scope
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+class Accepted(BaseModel):
+    """The ids of the stored events, in the order they were sent."""
+
+    data: list[str]
+
+
+_EXAMPLE_BODY: dict[str, Any] = {
+    "notification": "HardwareStatusNotification",
+    "chargePointId": 1042,
+    "evseId": 1,
+    "status": "charging",
+    "errorCode": "noError",
+}
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=Accepted,
+    summary="Publish events",
+    responses={
+        400: {"description": "The body is not JSON"},
+        401: {"description": "Token missing or invalid"},
+        403: {"description": "The token lacks the events:publish scope"},
+        413: {"description": "The body is over the size limit"},
+        422: {"description": "A payload failed validation; `errors` maps `[index].field` to messages"},
+    },
+    # The body is read by hand (size limit while streaming, exact bytes); this documents it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"type": "object", "required": ["notification"]},
+                            {"type": "array", "items": {"type": "object", "required": ["notification"]}},
+                        ]
+                    },
+                    "example": _EXAMPLE_BODY,
+                }
+            },
+        }
+    },
+)
+async def publish_events(
+    request: Request,
+    _token: Annotated[ApiToken, Depends(require_scope(Scope.EVENTS_PUBLISH))],
+) -> JSONResponse:
+    """Validate and durably store events; each is delivered to every matching subscription.
+
+    The answer comes after the events and their deliveries are committed. A batch is all or nothing.
+    """
+    runtime = runtime_of(request)
+    body = await read_json_body(request, runtime.settings.ingest_max_body_bytes)
+    payloads = body if isinstance(body, list) else [body]
+    event_ids = await runtime.publisher.publish(payloads)
+    return JSONResponse({"data": event_ids}, status_code=202)

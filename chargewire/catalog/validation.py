@@ -1,0 +1,106 @@
+"""Validation of event payloads against the catalog, with errors that name the field path."""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from chargewire.catalog.event_type import EventType, load_event_types
+from chargewire.errors import UnknownEventType, ValidationFailed
+
+NOTIFICATION_FIELD = "notification"
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load_event_types()[name].schema)
+
+
+def field_path(error: ValidationError) -> str:
+    """The dotted path of the field an error is about: `meterValues[0].measurand`."""
+    path = list(error.absolute_path)
+    instance: Any = error.instance
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        # jsonschema reports a missing field on its parent; name the field itself.
+        missing = [field for field in error.validator_value if field not in (instance or {})]
+        if missing:
+            path.append(missing[0])
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(payload)"
+
+
+def _describe(error: ValidationError) -> str:
+    if error.validator == "required":
+        return "This field is required."
+    if error.validator == "enum":
+        allowed_values: Any = error.validator_value
+        allowed = ", ".join(repr(value) for value in allowed_values)
+        return f"{error.instance!r} is not one of the allowed values: {allowed}."
+    if error.validator == "type":
+        expected: Any = error.validator_value
+        expected_text = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"Must be of type {expected_text}, got {_json_type(error.instance)}."
+    message = str(error.message)
+    return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def closest_event_names(name: str, limit: int = 3) -> list[str]:
+    """Known event names that look most like `name`, best first."""
+    names = list(load_event_types())
+    by_lower = {known.lower(): known for known in names}
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=limit, cutoff=0.5)
+    return [by_lower[match] for match in matches]
+
+
+def event_type_of(payload: object) -> EventType:
+    """The catalog entry named by the payload's `notification` field, or a validation error saying why not."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed({"(payload)": [f"Must be a JSON object, got {_json_type(payload)}."]})
+    name = payload.get(NOTIFICATION_FIELD)
+    if name is None:
+        raise ValidationFailed({NOTIFICATION_FIELD: ["This field is required: it names the event type."]})
+    if not isinstance(name, str):
+        raise ValidationFailed({NOTIFICATION_FIELD: [f"Must be of type string, got {_json_type(name)}."]})
+    event_types = load_event_types()
+    if name not in event_types:
+        suggestions = closest_event_names(name)
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        raise UnknownEventType({NOTIFICATION_FIELD: [f"Unknown event type {name!r}.{hint}"]})
+    return event_types[name]
+
+
+def validate(payload: object) -> str:
+    """Check a payload against its event's schema and return the event name.
+
+    Raises ValidationFailed whose `errors` map each offending field path to what is wrong with it.
+    """
+    event_type = event_type_of(payload)
+    errors: dict[str, list[str]] = defaultdict(list)
+    for error in sorted(_validator(event_type.name).iter_errors(payload), key=lambda e: list(e.absolute_path)):
+        errors[field_path(error)].append(_describe(error))
+    if errors:
+        raise ValidationFailed(errors)
+    return event_type.name

@@ -1,0 +1,20 @@
+"""The `chargewire` command line: parse, call a service, print."""
+
+from __future__ import annotations
+
+import typer
+
+from chargewire.cli import db, events, tokens
+from chargewire.cli.serve import serve
+
+app = typer.Typer(
+    help="chargewire: notifications for EV-charging back offices, as signed webhooks and Kafka records.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(events.app, name="events")
+app.add_typer(tokens.app, name="tokens")
+app.command()(serve)
+
+__all__ = ["app"]

@@ -1,0 +1,55 @@
+"""What every CLI command shares: settings, running a coroutine, printing results and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import typer
+
+from chargewire.config import Settings
+from chargewire.errors import ChargewireError, ValidationFailed
+from chargewire.runtime import Runtime
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion; chargewire errors end the command with a message and exit code 1."""
+    try:
+        return asyncio.run(coroutine)
+    except ValidationFailed as failure:
+        typer.echo(f"error: {failure.message}", err=True)
+        for field, messages in failure.errors.items():
+            for message in messages:
+                typer.echo(f"  {field}: {message}", err=True)
+        raise typer.Exit(1) from None
+    except ChargewireError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def with_runtime(action: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Open the runtime from the environment, run `action` on it, close it."""
+
+    async def main() -> T:
+        async with await Runtime.open(settings or Settings()) as runtime:
+            return await action(runtime)
+
+    return run(main())
+
+
+def print_json(data: Any) -> None:
+    """Print data as indented JSON on standard output."""
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Print rows as aligned columns."""
+    widths = [max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,117 @@
+"""Settings: one object, read once at start-up from `CHARGEWIRE_*` variables and an optional TOML file.
+
+The TOML file is named by `CHARGEWIRE_CONFIG` (default `chargewire.toml` in the working directory when it
+exists); environment variables win over it. Nothing reads the environment after start-up: the settings
+object is passed explicitly to whatever needs it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MIN_SECRET_KEY_LENGTH = 32
+DEFAULT_RETRY_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+
+
+def default_data_dir() -> Path:
+    """The folder for the embedded database and demo files."""
+    return Path(os.environ.get("CHARGEWIRE_DATA_DIR", "data")).resolve()
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("CHARGEWIRE_CONFIG", "chargewire.toml"))
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one chargewire deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARGEWIRE_", extra="ignore")
+
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means the embedded SQLite file")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    secret_key: SecretStr | None = Field(default=None, description="Encrypts stored secrets; 32+ characters")
+    tenant: str = "chargewire"
+    demo_mode: bool = False
+
+    ingest_max_batch: int = Field(default=1000, ge=1)
+    ingest_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
+    api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    resend_cooldown_s: float = Field(default=15 * 60, ge=0)
+    secret_rotation_overlap_s: float = Field(default=24 * 3600, ge=0)
+
+    delivery_allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(
+        default_factory=list, description="CIDRs that webhook targets may resolve into despite the guard"
+    )
+    retry_schedule_s: Annotated[list[float], NoDecode] = Field(default=list(DEFAULT_RETRY_SCHEDULE_S))
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    retry_after_cap_s: float = Field(default=24 * 3600, ge=0)
+    webhook_connect_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_timeout_s: float = Field(default=15.0, gt=0)
+    disable_after_failing_s: float = Field(default=5 * 24 * 3600, gt=0)
+
+    worker_batch_size: int = Field(default=200, ge=1)
+    worker_lease_s: float = Field(default=60.0, gt=0)
+    worker_max_in_flight: int = Field(default=256, ge=1)
+    worker_max_in_flight_per_subscription: int = Field(default=16, ge=1)
+    worker_poll_interval_s: float = Field(default=0.2, gt=0)
+
+    @field_validator("delivery_allow_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("retry_schedule_s", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_LENGTH} characters (try: openssl rand -base64 32)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order of precedence: explicit arguments, environment, then the TOML file."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'chargewire.db'}"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """True when running on the default SQLite file."""
+        return not self.database_url

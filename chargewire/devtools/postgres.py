@@ -1,0 +1,135 @@
+"""A throwaway PostgreSQL cluster in a temporary folder, for tests and benchmarks.
+
+It uses the server binaries of the Debian package (`/usr/lib/postgresql/<version>/bin`). PostgreSQL refuses
+to run as root, so when we are root the cluster belongs to the `postgres` system user and its commands run
+through `runuser`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_SERVER_BINARY_GLOB = "/usr/lib/postgresql/*/bin"
+_UNPRIVILEGED_USER = "postgres"
+
+
+class PostgresUnavailable(RuntimeError):
+    """The PostgreSQL server binaries are missing or the cluster would not start."""
+
+
+def find_bin_dir() -> Path:
+    """The folder holding initdb and pg_ctl, newest version first; PostgresUnavailable when none is installed."""
+    for candidate in sorted(glob.glob(_SERVER_BINARY_GLOB), key=_version_key, reverse=True):
+        if Path(candidate, "initdb").exists():
+            return Path(candidate)
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    raise PostgresUnavailable(
+        "PostgreSQL server binaries not found: install the Debian package `postgresql` (make test does this)."
+    )
+
+
+def _version_key(path: str) -> int:
+    version = Path(path).parent.name
+    return int(version) if version.isdigit() else 0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class PostgresCluster:
+    """A running cluster: connect with `url(database)`."""
+
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    owner: str | None
+
+    def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
+        """An SQLAlchemy URL for a database of this cluster."""
+        return f"{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def user(self) -> str:
+        """The superuser name."""
+        return self.owner or pwd.getpwuid(os.getuid()).pw_name
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if self.owner:
+            command = ["runuser", "-u", self.owner, "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    def start(self) -> None:
+        """initdb (first time) and start the server; fast, unsafe settings fit for throwaway data only."""
+        if not (self.data_dir / "PG_VERSION").exists():
+            result = self._run("initdb", "-D", str(self.data_dir), "-A", "trust", "-U", self.user, "-E", "UTF8")
+            if result.returncode:
+                raise PostgresUnavailable(f"initdb failed: {result.stderr[-2000:]}")
+        options = (
+            f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
+        )
+        log = self.data_dir / "server.log"
+        result = self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
+        if result.returncode:
+            tail = log.read_text()[-2000:] if log.exists() else result.stderr
+            raise PostgresUnavailable(f"PostgreSQL did not start: {tail}")
+
+    def stop(self) -> None:
+        """Stop the server fast."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create a database (optionally a copy of `template`) and return its URL."""
+        sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        result = self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres", "-c", sql
+        )
+        if result.returncode:
+            raise PostgresUnavailable(f"could not create database {name}: {result.stderr}")
+        return self.url(name)
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[PostgresCluster]:
+    """Start a cluster in a temporary folder; stop it and remove the folder afterwards."""
+    bin_dir = find_bin_dir()
+    owner = _UNPRIVILEGED_USER if os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(prefix="chargewire-pg-"))
+    data_dir = base / "data"
+    data_dir.mkdir()
+    if owner:
+        try:
+            account = pwd.getpwnam(owner)
+        except KeyError as exc:
+            raise PostgresUnavailable(f"running as root needs the `{owner}` system user (postgresql package)") from exc
+        for path in (base, data_dir):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    cluster = PostgresCluster(bin_dir=bin_dir, data_dir=data_dir, port=free_port(), owner=owner)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)

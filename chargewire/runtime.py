@@ -1,0 +1,95 @@
+"""The running service's parts, wired once from the settings: database, secret box, stores and services."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from chargewire.config import Settings
+from chargewire.errors import ConfigurationError
+from chargewire.security import SecretBox
+from chargewire.services.publish import Publisher
+from chargewire.services.tokens import TokenService
+from chargewire.store import migrate
+from chargewire.store.database import Database, create_database
+from chargewire.store.event_store import EventStore
+from chargewire.store.token_store import TokenStore
+
+logger = logging.getLogger(__name__)
+
+_DEMO_KEY_FILE = "secret.key"
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured secret key; in demo mode one is made once and kept in the data folder."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    if not settings.demo_mode:
+        raise ConfigurationError(
+            "CHARGEWIRE_SECRET_KEY is not set. It encrypts stored tokens and secrets: set it to 32 or more random "
+            "characters, for example the output of `openssl rand -base64 32`."
+        )
+    key_file = Path(settings.data_dir) / _DEMO_KEY_FILE
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        logger.warning("demo mode: made a secret key in %s", key_file)
+    return key_file.read_text().strip()
+
+
+@dataclass
+class Runtime:
+    """Everything a process of chargewire uses, opened together and closed together."""
+
+    settings: Settings
+    database: Database
+    box: SecretBox
+    tokens: TokenService
+    publisher: Publisher
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
+        """Connect and wire the services; migrates the embedded SQLite default when asked."""
+        box = SecretBox(resolve_secret_key(settings))
+        database = create_database(settings.effective_database_url)
+        try:
+            if migrate_embedded and settings.uses_embedded_database:
+                await migrate.upgrade(database)
+            await _require_current_schema(database)
+        except BaseException:
+            await database.aclose()
+            raise
+        return cls(
+            settings=settings,
+            database=database,
+            box=box,
+            tokens=TokenService(TokenStore(database), box),
+            publisher=Publisher(EventStore(database), settings.ingest_max_batch),
+        )
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self.database.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+async def _require_current_schema(database: Database) -> None:
+    current, head = await migrate.current_revision(database), migrate.head_revision()
+    if current != head:
+        raise ConfigurationError(
+            f"The database schema is at revision {current or 'none'}, this chargewire needs {head}: "
+            "run `chargewire db upgrade`."
+        )

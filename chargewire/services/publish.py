@@ -1,0 +1,77 @@
+"""Publishing: validate payloads, then store each event with one delivery per matching subscription."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import orjson
+
+from chargewire.catalog import event_type_of, validate
+from chargewire.clock import utcnow
+from chargewire.errors import ValidationFailed
+from chargewire.ids import new_id
+from chargewire.models import Event
+from chargewire.services.payload_filter import matches
+from chargewire.store.event_store import EventStore, NewDelivery, Subscriber
+
+
+class Publisher:
+    """Accepts events: all of a batch or none of it."""
+
+    def __init__(self, store: EventStore, max_batch: int) -> None:
+        self._store = store
+        self.max_batch = max_batch
+
+    async def publish(self, payloads: Sequence[object]) -> list[str]:
+        """Validate every payload and store them durably; returns the new event ids in order.
+
+        Raises ValidationFailed with fields keyed `[index].path` when any payload is invalid; then nothing
+        is stored.
+        """
+        if not payloads:
+            raise ValidationFailed({"(body)": ["At least one event is required."]})
+        if len(payloads) > self.max_batch:
+            raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
+        received_at = utcnow()
+        parsed: dict[str, dict[str, Any]] = {}
+        new_events = []
+        for payload, name in _validate_all(payloads):
+            event_id = new_id("evt")
+            parsed[event_id] = payload
+            new_events.append(
+                Event(
+                    id=event_id,
+                    name=name,
+                    payload=orjson.dumps(payload),
+                    entity_id=event_type_of(payload).entity_id(payload),
+                    received_at=received_at,
+                )
+            )
+
+        def fan_out(subscribers: Sequence[Subscriber]) -> Iterator[NewDelivery]:
+            by_name: dict[str, list[Subscriber]] = {}
+            for subscriber in subscribers:
+                by_name.setdefault(subscriber.event_name, []).append(subscriber)
+            for event in new_events:
+                for subscriber in by_name.get(event.name, ()):
+                    if matches(subscriber.filter, parsed[event.id]):
+                        yield NewDelivery(new_id("dlv"), event.id, subscriber.subscription_id, event.name)
+
+        await self._store.insert_events_with_deliveries(new_events, fan_out)
+        return [event.id for event in new_events]
+
+
+def _validate_all(payloads: Sequence[object]) -> list[tuple[dict[str, Any], str]]:
+    valid: list[tuple[dict[str, Any], str]] = []
+    errors: dict[str, list[str]] = {}
+    for index, payload in enumerate(payloads):
+        try:
+            name = validate(payload)
+            valid.append((cast(dict[str, Any], payload), name))
+        except ValidationFailed as failure:
+            for field, messages in failure.errors.items():
+                errors[f"[{index}].{field}"] = messages
+    if errors:
+        raise ValidationFailed(errors)
+    return valid

@@ -1,0 +1,5 @@
+"""Where events come from besides the ingest API: simulated charge points."""
+
+from chargewire.sources.simulator import ChargingNetwork, SimulatedChargePoint
+
+__all__ = ["ChargingNetwork", "SimulatedChargePoint"]

@@ -1,0 +1,112 @@
+"""Events and their fan-out: the event rows and one delivery row per subscriber, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.models import DeliveryStatus, Event
+from chargewire.store.database import Database
+from chargewire.store.tables import deliveries, events, subscription_events, subscriptions
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """The part of a subscription that fan-out needs."""
+
+    subscription_id: str
+    event_name: str
+    filter: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery row to write beside its event."""
+
+    id: str
+    event_id: str
+    subscription_id: str
+    event_name: str
+
+
+FanOut = Callable[[Sequence[Subscriber]], Iterable[NewDelivery]]
+
+
+class EventStore:
+    """Writes accepted events together with their deliveries, and reads events back."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def insert_events_with_deliveries(self, new_events: Sequence[Event], fan_out: FanOut) -> int:
+        """Store events and the deliveries `fan_out` makes from their subscribers; returns the delivery count.
+
+        The subscribers are read inside the same transaction, so an event accepted here is never missing a
+        delivery for a subscription that existed when it was stored.
+        """
+        async with self._database.transaction() as connection:
+            subscribers = await _enabled_subscribers(connection, {event.name for event in new_events})
+            new_deliveries = list(fan_out(subscribers))
+            await connection.execute(
+                insert(events),
+                [
+                    {
+                        "id": event.id,
+                        "name": event.name,
+                        "payload": event.payload,
+                        "entity_id": event.entity_id,
+                        "received_at": event.received_at,
+                    }
+                    for event in new_events
+                ],
+            )
+            if new_deliveries:
+                now = new_events[0].received_at
+                await connection.execute(
+                    insert(deliveries),
+                    [
+                        {
+                            "id": delivery.id,
+                            "event_id": delivery.event_id,
+                            "subscription_id": delivery.subscription_id,
+                            "event_name": delivery.event_name,
+                            "status": DeliveryStatus.PENDING.value,
+                            "attempt_count": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for delivery in new_deliveries
+                    ],
+                )
+        return len(new_deliveries)
+
+    async def get_events(self, event_ids: Sequence[str]) -> list[Event]:
+        """The events with these ids, in the order asked."""
+        async with self._database.reading() as connection:
+            rows = (await connection.execute(select(events).where(events.c.id.in_(event_ids)))).all()
+        by_id = {
+            row.id: Event(
+                id=row.id,
+                name=row.name,
+                payload=bytes(row.payload),
+                entity_id=row.entity_id,
+                received_at=row.received_at,
+            )
+            for row in rows
+        }
+        return [by_id[event_id] for event_id in event_ids if event_id in by_id]
+
+
+async def _enabled_subscribers(connection: AsyncConnection, names: set[str]) -> list[Subscriber]:
+    query = (
+        select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.filter)
+        .join(subscriptions, subscriptions.c.id == subscription_events.c.subscription_id)
+        .where(subscription_events.c.event_name.in_(names), subscriptions.c.enabled.is_(True))
+    )
+    rows = (await connection.execute(query)).all()
+    return [Subscriber(row.subscription_id, row.event_name, row.filter) for row in rows]

@@ -1,0 +1,146 @@
+"""The database schema, as SQLAlchemy Core tables. Alembic migrations mirror it (a test diffs the two)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC on every dialect and gives them back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; chargewire stores aware UTC datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_encrypted", LargeBinary, nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False, index=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("entity_id", String(200)),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("api_version", Integer, nullable=False),
+    Column("via", String(20), nullable=False),
+    Column("notifications", JSON, nullable=False),
+    Column("callback_url", String(500)),
+    Column("kafka", JSON),
+    Column("kafka_secrets_encrypted", LargeBinary),
+    Column("signing_secrets_encrypted", LargeBinary, nullable=False),
+    Column("token_id", String(40), ForeignKey("api_tokens.id"), nullable=False, index=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("description", String(1000)),
+    Column("filter", JSON),
+    Column("retry_schedule", JSON),
+    Column("disabled_reason", String(500)),
+    Column("failing_since", UtcDateTime),
+    Column("last_resend_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# One row per (subscription, event name): fan-out finds the subscribers of a batch with one indexed query.
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column("event_name", String(100), primary_key=True),
+    Column("subscription_id", String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False, index=True),
+    Column("subscription_id", String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("event_name", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempt_count", Integer, nullable=False, default=0),
+    # Set by a resend or a manual retry: the delivery fails for good once attempt_count reaches it.
+    Column("attempt_limit", Integer),
+    Column("next_attempt_at", UtcDateTime),
+    Column("lease_owner", String(40)),
+    Column("last_error", String(1000)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_log", "subscription_id", "status", "created_at"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("delivery_id", String(40), ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("status_code", Integer),
+    Column("error_class", String(40)),
+    Column("error_message", Text),
+    Column("request_headers", JSON, nullable=False),
+    Column("response_headers", JSON),
+    Column("response_body", Text),
+)

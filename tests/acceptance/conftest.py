@@ -1,0 +1,20 @@
+"""Environment for running the real CLI and server against a fresh database on each backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_SECRET_KEY
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """CHARGEWIRE_* variables for a subprocess using this test's database."""
+    return {
+        "CHARGEWIRE_DATABASE_URL": database_url,
+        "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
+        "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
+        "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
+    }

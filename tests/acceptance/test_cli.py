@@ -1,0 +1,78 @@
+"""The `chargewire` command line, run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chargewire.catalog import load_event_types
+from tests.support.processes import cli
+
+COMMANDS = [
+    [],
+    ["serve"],
+    ["db"],
+    ["db", "upgrade"],
+    ["db", "current"],
+    ["events"],
+    ["events", "list"],
+    ["events", "validate"],
+    ["events", "publish"],
+    ["tokens"],
+    ["tokens", "create"],
+    ["tokens", "list"],
+    ["tokens", "revoke"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "chargewire")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = cli({}, *command, "--help")
+    assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_token_lifecycle_create_list_revoke(cli_env: dict[str, str]) -> None:
+    cli(cli_env, "db", "upgrade")
+    created = json.loads(
+        cli(
+            cli_env, "tokens", "create", "--name", "ci", "--scope", "events:publish", "--scope", "admin", "--json"
+        ).stdout
+    )
+    assert set(created) == {"id", "token", "scopes"}
+    assert created["scopes"] == ["events:publish", "admin"]
+    listed = json.loads(cli(cli_env, "tokens", "list", "--json").stdout)
+    assert [token["id"] for token in listed] == [created["id"]]
+    assert created["token"] not in json.dumps(listed)
+    cli(cli_env, "tokens", "revoke", created["id"])
+    assert json.loads(cli(cli_env, "tokens", "list", "--json").stdout) == []
+
+
+def test_unknown_scope_is_refused_naming_it(cli_env: dict[str, str]) -> None:
+    cli(cli_env, "db", "upgrade")
+    result = cli(cli_env, "tokens", "create", "--name", "x", "--scope", "everything", check=False)
+    assert result.returncode == 1
+    assert "Unknown scope 'everything'" in result.stderr
+
+
+def test_events_list_json_has_every_event() -> None:
+    listed = json.loads(cli({}, "events", "list", "--json").stdout)
+    assert [item["name"] for item in listed] == list(load_event_types())
+    assert all({"deprecated", "successors", "schema", "example"} <= set(item) for item in listed)
+
+
+def test_events_validate_names_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"notification": "HardwareStatusNotification", "chargePointId": "x"}))
+    result = cli({}, "events", "validate", str(bad), check=False)
+    assert result.returncode == 1
+    assert "[0] chargePointId: Must be of type integer" in result.stderr
+
+
+def test_service_refuses_to_start_without_a_secret_key(cli_env: dict[str, str]) -> None:
+    without_key = {name: value for name, value in cli_env.items() if name != "CHARGEWIRE_SECRET_KEY"}
+    result = cli(without_key, "tokens", "list", check=False)
+    assert result.returncode == 1
+    assert "CHARGEWIRE_SECRET_KEY is not set" in result.stderr

@@ -1,0 +1,32 @@
+"""The migrations build exactly the schema that the code's tables describe, on both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
+
+from chargewire.runtime import Runtime
+from chargewire.store import migrate
+from chargewire.store.tables import metadata
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+async def test_migrated_schema_matches_the_tables(runtime: Runtime) -> None:
+    async with runtime.database.reading() as connection:
+        assert await connection.run_sync(_differences) == []
+
+
+async def test_database_is_at_the_newest_revision(runtime: Runtime) -> None:
+    assert await migrate.current_revision(runtime.database) == migrate.head_revision()
+
+
+async def test_upgrading_twice_changes_nothing(runtime: Runtime) -> None:
+    await migrate.upgrade(runtime.database)
+    assert await migrate.current_revision(runtime.database) == migrate.head_revision()

@@ -1,0 +1,64 @@
+"""Running the real `chargewire` command as a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+
+CHARGEWIRE = str(Path(sys.executable).with_name("chargewire"))
+
+
+def cli(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `chargewire ARGS` with `env` added to the environment."""
+    result = subprocess.run(
+        [CHARGEWIRE, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"chargewire {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Wait until the server answers, or fail with its output."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode}: {output[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/api/v1/event-types", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"server at {base_url} did not answer within {timeout_s}s")
+
+
+@contextlib.contextmanager
+def running_server(env: Mapping[str, str], port: int, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`chargewire serve` on 127.0.0.1:`port`, stopped (SIGTERM, then SIGKILL) when the block ends."""
+    process = subprocess.Popen(
+        [CHARGEWIRE, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout:
+            process.stdout.close()
