@@ -1,13 +1,21 @@
-"""Validation of event payloads against the catalog, with errors that name the field path."""
+"""Validation of event payloads against the catalog, with errors that name the field path.
+
+Two validators share each schema: a compiled one (fastjsonschema) answers "valid?" for the common case
+about ten times faster, and only a payload it rejects goes through jsonschema, which reports every error
+with its path. Formats are not checked by either: the original platform sends some dates as
+"YYYY-MM-DD hh:mm:ss" under a `date-time` format.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections import defaultdict
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import fastjsonschema
+from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
 from chargewire.catalog.event_type import EventType, load_event_types
@@ -17,8 +25,13 @@ NOTIFICATION_FIELD = "notification"
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(load_event_types()[name].schema)
+def _validator(name: str) -> Draft7Validator:
+    return Draft7Validator(load_event_types()[name].schema)
+
+
+@cache
+def _compiled(name: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(load_event_types()[name].schema, use_formats=False)
 
 
 def field_path(error: ValidationError) -> str:
@@ -98,9 +111,21 @@ def validate(payload: object) -> str:
     Raises ValidationFailed whose `errors` map each offending field path to what is wrong with it.
     """
     event_type = event_type_of(payload)
-    errors: dict[str, list[str]] = defaultdict(list)
-    for error in sorted(_validator(event_type.name).iter_errors(payload), key=lambda e: list(e.absolute_path)):
-        errors[field_path(error)].append(_describe(error))
-    if errors:
-        raise ValidationFailed(errors)
+    try:
+        _compiled(event_type.name)(payload)
+    except fastjsonschema.JsonSchemaValueException as fast_error:
+        raise ValidationFailed(_detailed_errors(event_type.name, payload, fast_error)) from None
     return event_type.name
+
+
+def _detailed_errors(
+    name: str, payload: object, fast_error: fastjsonschema.JsonSchemaValueException
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = defaultdict(list)
+    for error in sorted(_validator(name).iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
+        errors[field_path(error)].append(_describe(error))
+    if not errors:
+        # The two validators disagree; never accept what the fast one refused.
+        path = str(fast_error.name).removeprefix("data").lstrip(".") or "(payload)"
+        errors[path].append(str(fast_error.message).removeprefix(str(fast_error.name) + " ").capitalize() + ".")
+    return errors
