@@ -1,0 +1,91 @@
+"""Signatures and headers for outbound messages: pure functions over the exact payload bytes.
+
+Two schemes ride on every message (see `delivery.md`):
+
+- `X-Signature`: lowercase hex HMAC-SHA256 of the body, keyed with the API token text that created the
+  subscription. The original platform's scheme, kept for compatibility; it does not cover a timestamp.
+- `webhook-signature`: the Standard Webhooks scheme, `v1,<base64 HMAC-SHA256>` over
+  `"{webhook-id}.{webhook-timestamp}.{body}"`, keyed with the base64-decoded part of each `whsec_` secret.
+  During a rotation every valid secret signs, and the entries are separated by spaces.
+
+`message_headers` builds the channel-independent set (Kafka reuses it for record headers);
+`webhook_headers` adds what only HTTP needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from chargewire import __version__
+from chargewire.channels.base import OutboundMessage
+from chargewire.security.tokens import SIGNING_SECRET_PREFIX
+
+USER_AGENT = f"chargewire/{__version__}"
+
+
+def x_signature(body: bytes, token: str) -> str:
+    """The `X-Signature` value: lowercase hex HMAC-SHA256 of `body` keyed with the token text."""
+    return hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
+    """The Standard Webhooks `webhook-signature` value: one `v1,<base64>` entry per secret, space-separated."""
+    if not secrets:
+        raise ValueError("at least one signing secret is needed")
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    entries = []
+    for secret in secrets:
+        digest = hmac.new(_secret_key(secret), signed, hashlib.sha256).digest()
+        entries.append("v1," + base64.b64encode(digest).decode())
+    return " ".join(entries)
+
+
+def x_timestamp(dt: datetime) -> str:
+    """ISO 8601 in UTC with microseconds and a `Z` suffix, e.g. `2026-11-24T08:56:29.000123Z`."""
+    if dt.tzinfo is None:
+        raise ValueError("a timezone-aware datetime is needed")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def message_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
+    """Identity, timestamps and both signatures of one attempt: the headers every channel carries.
+
+    `webhook-signature` is left out only when the subscription has no signing secret at all, which the
+    subscription service never creates; `X-Signature` still authenticates such a message.
+    """
+    unix_seconds = int(now.timestamp())
+    headers = {
+        "X-Signature": x_signature(message.payload, message.token_text),
+        "X-Timestamp": x_timestamp(now),
+        "X-Tenant": message.tenant,
+        "X-Webhook-Id": message.subscription.id,
+        "X-Webhook-Type": message.event_name,
+        "webhook-id": message.delivery_id,
+        "webhook-timestamp": str(unix_seconds),
+    }
+    if message.signing_secrets:
+        headers["webhook-signature"] = webhook_signature(
+            message.delivery_id, unix_seconds, message.payload, message.signing_secrets
+        )
+    return headers
+
+
+def webhook_headers(message: OutboundMessage, now: datetime, user_agent: str = USER_AGENT) -> dict[str, str]:
+    """Every header of a webhook POST (`delivery.md`): content type, user agent, identity, signatures."""
+    return {"Content-Type": "application/json", "User-Agent": user_agent, **message_headers(message, now)}
+
+
+def _secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_` secret: the bytes its base64 part encodes (padding optional)."""
+    encoded = secret.removeprefix(SIGNING_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except ValueError as exc:
+        raise ValueError("a signing secret must be `whsec_` followed by base64") from exc
+    if not key:
+        raise ValueError("a signing secret may not be empty")
+    return key

@@ -1,0 +1,67 @@
+"""The retry policy: when a failed delivery is tried again, or that it is not.
+
+`schedule[i]` is the delay before attempt i + 1, so `schedule[0]` (0 by default) is the first attempt and a
+delivery gets `len(schedule)` attempts in all. After attempt n fails with `error`:
+
+    no more attempts (None)   if error is a PermanentDeliveryError, or n >= len(schedule),
+                              or n >= attempt_limit (a resend allows exactly one more attempt)
+    scheduled = schedule[n] x (1 + u),  u uniform in [-jitter, +jitter]
+    delay     = max(scheduled, min(retry_after, retry_after_cap_s))   when the error carries Retry-After
+    delay     = max(delay, 60 s)                                        after a timeout or throttling (429)
+
+Retry-After (sent with 429 and 503) therefore never shortens the schedule and never stretches it past the
+cap; the 60 s floor gives a receiver that is slow or shedding load room to recover. The policy reads the
+error's type and `error_class`, never its message.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+
+DEFAULT_RETRY_AFTER_CAP_S = 24 * 3600.0
+SLOW_DOWN_FLOOR_S = 60.0
+# error_class values after which the receiver gets at least SLOW_DOWN_FLOOR_S.
+SLOW_DOWN_ERROR_CLASSES = frozenset({"timeout", "throttled"})
+
+_rng = random.Random()
+
+
+def next_attempt_delay(
+    attempt_number: int,
+    schedule: Sequence[float],
+    jitter: float,
+    error: DeliveryError | None,
+    rng: random.Random | None = None,
+    retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
+    attempt_limit: int | None = None,
+) -> float | None:
+    """Seconds to wait before the next attempt after attempt `attempt_number` (1-based), or None for no more.
+
+    Args:
+        attempt_number: the attempt that just ended.
+        schedule: delays before each attempt; element i comes before attempt i + 1.
+        jitter: fraction (0 <= jitter < 1) by which a scheduled delay varies either way.
+        error: why the attempt failed; None (success) needs no further attempt.
+        rng: randomness for the jitter (seed one in tests).
+        retry_after_cap_s: the longest wait a Retry-After header can ask for.
+        attempt_limit: attempts allowed in all when lower than the schedule's (set by a resend).
+    """
+    if attempt_number < 1:
+        raise ValueError("attempt_number starts at 1")
+    if not 0 <= jitter < 1:
+        raise ValueError("jitter must be in [0, 1)")
+    if error is None or isinstance(error, PermanentDeliveryError):
+        return None
+    limit = len(schedule) if attempt_limit is None else min(len(schedule), attempt_limit)
+    if attempt_number >= limit:
+        return None
+    scheduled = max(0.0, schedule[attempt_number])
+    delay = scheduled * (1 + (rng or _rng).uniform(-jitter, jitter))
+    if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
+        delay = max(delay, min(error.retry_after_s, retry_after_cap_s))
+    if error.error_class in SLOW_DOWN_ERROR_CLASSES:
+        delay = max(delay, SLOW_DOWN_FLOOR_S)
+    return delay
