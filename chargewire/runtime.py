@@ -13,10 +13,14 @@ from chargewire.config import Settings
 from chargewire.errors import ConfigurationError
 from chargewire.security import SecretBox
 from chargewire.services.publish import Publisher
+from chargewire.services.resend import ResendService
+from chargewire.services.subscriptions import SubscriptionService
 from chargewire.services.tokens import TokenService
 from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
+from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.event_store import EventStore
+from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 
 logger = logging.getLogger(__name__)
@@ -52,6 +56,8 @@ class Runtime:
     box: SecretBox
     tokens: TokenService
     publisher: Publisher
+    subscriptions: SubscriptionService
+    resends: ResendService
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
@@ -65,12 +71,21 @@ class Runtime:
         except BaseException:
             await database.aclose()
             raise
+        subscription_store = SubscriptionStore(database, box)
+        subscriptions = SubscriptionService(
+            subscription_store, settings.delivery_allow_networks, settings.secret_rotation_overlap_s
+        )
+        delivery_store = DeliveryStore(database)
+        event_store = EventStore(database)
+        publisher = Publisher(event_store, settings.ingest_max_batch)
         return cls(
             settings=settings,
             database=database,
             box=box,
             tokens=TokenService(TokenStore(database), box),
-            publisher=Publisher(EventStore(database), settings.ingest_max_batch),
+            publisher=publisher,
+            subscriptions=subscriptions,
+            resends=ResendService(subscriptions, subscription_store, delivery_store, settings.resend_cooldown_s),
         )
 
     async def aclose(self) -> None:

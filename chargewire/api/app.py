@@ -6,7 +6,15 @@ from fastapi import FastAPI
 
 from chargewire import __version__
 from chargewire.api.errors import install_error_handlers
-from chargewire.api.routes import event_types, events
+from chargewire.api.rate_limit import RateLimitMiddleware
+from chargewire.api.routes import (
+    event_types,
+    events,
+    notification_actions,
+    notifications_v1,
+    notifications_v2,
+    subscription_secrets,
+)
 from chargewire.runtime import Runtime
 
 
@@ -21,4 +29,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.include_router(events.router)
     app.include_router(event_types.router)
+    app.include_router(notifications_v2.router)
+    app.include_router(notifications_v1.router)
+    app.include_router(notification_actions.router)
+    app.include_router(subscription_secrets.router)
+    app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
     return app

@@ -74,6 +74,10 @@ def _request_validation_failed(error: RequestValidationError) -> ValidationFaile
     errors: dict[str, list[str]] = {}
     for item in error.errors():
         message = str(item.get("msg", "Invalid value."))
+        if item.get("type") == "json_invalid":
+            # FastAPI locates a JSON syntax error by character position; there is no field to name.
+            errors.setdefault("(body)", []).append(f"The body is not valid JSON: {message}.")
+            continue
         message = message[0].upper() + message[1:]
         errors.setdefault(field_name(item.get("loc", ())), []).append(message.rstrip(".") + ".")
     return ValidationFailed(errors)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chargewire.cli import db, events, tokens
+from chargewire.cli import db, events, subscriptions, tokens
 from chargewire.cli.serve import serve
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(events.app, name="events")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(subscriptions.app, name="subscriptions")
 app.command()(serve)
 
 __all__ = ["app"]

@@ -1,0 +1,102 @@
+"""Per-token rate limiting of the public API: a fixed window of one minute per token, as Laravel's throttle.
+
+A token's window opens at its first request and lasts 60 s; within it the token may make
+`api_rate_limit_per_minute` requests. Every response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`;
+a request over the limit gets `429 {"message": "Too Many Attempts."}` with `Retry-After` (seconds until the
+window closes). Counters live in the process: with several API processes each counts on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chargewire.api.auth import bearer_text
+from chargewire.api.errors import error_response
+from chargewire.errors import RateLimited
+from chargewire.security import token_hash
+
+WINDOW_S = 60.0
+LIMITED_PREFIX = "/public-api/"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether one request may go ahead, and what the headers say."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_s: int
+
+
+class RateLimiter:
+    """Counts requests per key in fixed windows that open at a key's first request."""
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._last_sweep = clock()
+
+    def hit(self, key: str) -> Decision:
+        """Count one request for `key` and decide on it."""
+        now = self._clock()
+        self._sweep(now)
+        opened, count = self._windows.get(key, (now, 0))
+        if now - opened >= WINDOW_S:
+            opened, count = now, 0
+        retry_after = max(1, math.ceil(opened + WINDOW_S - now))
+        if count >= self.limit:
+            return Decision(False, self.limit, 0, retry_after)
+        self._windows[key] = (opened, count + 1)
+        return Decision(True, self.limit, self.limit - count - 1, retry_after)
+
+    def _sweep(self, now: float) -> None:
+        # Closed windows are dropped once a minute, so memory follows the tokens active in the last minute.
+        if now - self._last_sweep < WINDOW_S:
+            return
+        self._windows = {key: w for key, w in self._windows.items() if now - w[0] < WINDOW_S}
+        self._last_sweep = now
+
+
+class RateLimitMiddleware:
+    """ASGI middleware applying a RateLimiter to the `/public-api/` routes, keyed by bearer token."""
+
+    def __init__(self, app: ASGIApp, limit_per_minute: int) -> None:
+        self.app = app
+        self.limiter = RateLimiter(limit_per_minute)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(LIMITED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        decision = self.limiter.hit(_key(scope))
+        if not decision.allowed:
+            response = error_response(RateLimited(decision.limit, decision.retry_after_s))
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-RateLimit-Limit"] = str(decision.limit)
+                headers["X-RateLimit-Remaining"] = str(decision.remaining)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _key(scope: Scope) -> str:
+    """The bearer token's hash (never its text), or the client address for requests without one."""
+    text = bearer_text(Request(scope))
+    if text is not None:
+        return "token:" + token_hash(text)
+    client = scope.get("client")
+    return f"client:{client[0] if client else 'unknown'}"

@@ -1,0 +1,77 @@
+"""Actions on subscriptions: `POST /public-api/actions/notifications/v1.0/{notification}/resend`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chargewire.api.auth import runtime_of
+from chargewire.api.routes.notifications_v2 import (
+    ERROR_RESPONSES,
+    NOT_FOUND,
+    ManageToken,
+    Message,
+    document_event_names,
+)
+from chargewire.errors import ValidationFailed
+from chargewire.services.subscriptions import Caller
+
+router = APIRouter(prefix="/public-api/actions/notifications/v1.0", tags=["notifications v2.0"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    **NOT_FOUND,
+    409: {"model": Message, "description": "Disabled, or resent less than the cooldown (15 minutes) ago"},
+}
+
+
+class ResendIn(BaseModel):
+    """Which failed notifications to send again: these events, created between the two times (inclusive)."""
+
+    notifications: list[str] = Field(min_length=1, json_schema_extra=document_event_names)
+    startTime: datetime | None = Field(None, description="ISO 8601; a time without offset is UTC")
+    endTime: datetime | None = Field(None, description="ISO 8601, not before startTime")
+
+
+class ResendQueued(BaseModel):
+    """How many failed deliveries were queued for one more attempt."""
+
+    queued: int
+
+
+class ResendAccepted(BaseModel):
+    """`202`: the deliveries are queued (a chargewire addition: how many)."""
+
+    data: ResendQueued
+
+
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationFailed({field: ["The time is out of range."]}) from exc
+
+
+@router.post(
+    "/{notification}/resend",
+    status_code=202,
+    response_model=ResendAccepted,
+    responses=_RESPONSES,
+    summary="Resend failed notifications",
+)
+async def resend_failed(notification: str, body: ResendIn, request: Request, token: ManageToken) -> JSONResponse:
+    """Give every failed delivery of these events in the window one more attempt; at most once per cooldown."""
+    queued = await runtime_of(request).resends.resend(
+        Caller.of(token),
+        notification,
+        body.notifications,
+        _utc(body.startTime, "startTime"),
+        _utc(body.endTime, "endTime"),
+    )
+    return JSONResponse({"data": {"queued": queued}}, status_code=202)

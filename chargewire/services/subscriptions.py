@@ -1,0 +1,241 @@
+"""Subscriptions: subscribe, list, read, replace, unsubscribe, enable, and rotate the signing secret.
+
+Who may do what: a token with `notifications:manage` sees and changes only the subscriptions it created
+(PermissionDenied on another's); `admin` tokens and the operator (CLI, back office) see all of them. The
+creating token is recorded because its text keys the `X-Signature` header of every delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
+
+from chargewire.channels.address_guard import BlockedAddress, check_callback_url
+from chargewire.clock import utcnow
+from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
+from chargewire.ids import has_prefix, new_id
+from chargewire.models import ApiToken, KafkaSecrets, SigningSecret, Subscription, Via
+from chargewire.security import new_signing_secret
+from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
+from chargewire.store.subscription_store import SubscriptionStore
+
+logger = logging.getLogger(__name__)
+
+MAX_PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """On whose behalf a call runs: one token (which may be admin), or the operator, who sees everything."""
+
+    token_id: str | None
+    sees_all: bool
+
+    @classmethod
+    def of(cls, token: ApiToken) -> Caller:
+        """The caller for an authenticated API token."""
+        return cls(token_id=token.id, sees_all=token.is_admin)
+
+
+OPERATOR = Caller(token_id=None, sees_all=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSubscription:
+    """A new subscription and its signing secret, the one moment that secret is shown."""
+
+    subscription: Subscription
+    signing_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage:
+    """One page in id order, with opaque cursors to the pages on either side (None at an end)."""
+
+    items: list[Subscription]
+    per_page: int
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedPage:
+    """One page by number, with the total count."""
+
+    items: list[Subscription]
+    page: int
+    per_page: int
+    total: int
+
+
+class SubscriptionService:
+    """The use cases of the subscriptions resource."""
+
+    def __init__(
+        self,
+        store: SubscriptionStore,
+        allow_networks: Sequence[IPv4Network | IPv6Network],
+        rotation_overlap_s: float,
+    ) -> None:
+        self._store = store
+        self._allow_networks = list(allow_networks)
+        self._rotation_overlap_s = rotation_overlap_s
+
+    async def create(self, owner: ApiToken, body: Mapping[str, Any], api_version: int = 2) -> CreatedSubscription:
+        """Subscribe on behalf of `owner` (whose token will sign deliveries); returns the new signing secret."""
+        if owner.revoked_at is not None:
+            raise ValidationFailed({"token_id": [f"Token {owner.id} is revoked."]})
+        spec = parse_subscription(body)
+        await self._check_callback(spec)
+        now = utcnow()
+        subscription = Subscription(
+            id=new_id("sub"),
+            via=spec.via,
+            notifications=spec.notifications,
+            token_id=owner.id,
+            api_version=api_version,
+            created_at=now,
+            updated_at=now,
+            callback_url=spec.callback_url,
+            kafka=spec.kafka,
+        )
+        subscription = replace(subscription, **spec.extensions)
+        secret = new_signing_secret()
+        await self._store.insert_subscription(subscription, spec.kafka_secrets, secret)
+        logger.info("subscription %s created by token %s (%s)", subscription.id, owner.id, subscription.via)
+        return CreatedSubscription(subscription, secret)
+
+    async def get(self, caller: Caller, subscription_id: str, via: Via | None = None) -> Subscription:
+        """One subscription the caller may see; NotFound, or PermissionDenied when it belongs to another token.
+
+        With `via`, a subscription of another kind counts as missing (the v1.0 API knows only webhooks).
+        """
+        # An id that is not ours is missing without asking the database (it may hold bytes it cannot compare).
+        subscription = (
+            await self._store.get_subscription(subscription_id) if has_prefix(subscription_id, "sub") else None
+        )
+        if subscription is None or (via is not None and subscription.via is not via):
+            raise NotFound("No subscription with that id.")
+        if not caller.sees_all and subscription.token_id != caller.token_id:
+            raise PermissionDenied()
+        return subscription
+
+    async def list_page(
+        self, caller: Caller, per_page: int = MAX_PER_PAGE, cursor: str | None = None, via: Via | None = None
+    ) -> CursorPage:
+        """A page of the caller's subscriptions in creation order, from an opaque cursor."""
+        after, before = _decode_cursor(cursor)
+        token_id = None if caller.sees_all else caller.token_id
+        rows = await self._store.list_by_id(limit=per_page + 1, after=after, before=before, token_id=token_id, via=via)
+        more = len(rows) > per_page
+        if before is not None:
+            items = rows[1:] if more else rows
+            has_prev, has_next = more, True
+        else:
+            items = rows[:per_page]
+            has_prev, has_next = after is not None, more
+        next_cursor = _encode_cursor(items[-1].id, forward=True) if has_next and items else None
+        prev_cursor = _encode_cursor(items[0].id, forward=False) if has_prev and items else None
+        return CursorPage(items, per_page, next_cursor, prev_cursor)
+
+    async def list_numbered(
+        self, caller: Caller, page: int = 1, per_page: int = MAX_PER_PAGE, via: Via | None = None
+    ) -> NumberedPage:
+        """Page `page` (from 1) of the caller's subscriptions in creation order, with the total count."""
+        token_id = None if caller.sees_all else caller.token_id
+        items, total = await self._store.list_numbered(
+            offset=(page - 1) * per_page, limit=per_page, token_id=token_id, via=via
+        )
+        return NumberedPage(items, page, per_page, total)
+
+    async def replace(
+        self, caller: Caller, subscription_id: str, body: Mapping[str, Any], via: Via | None = None
+    ) -> Subscription:
+        """Overwrite a subscription with a full body (PUT); optional extensions not sent keep their values."""
+        current = await self.get(caller, subscription_id, via)
+        stored = await self._store.kafka_secrets(subscription_id) if current.via is Via.KAFKA else None
+        spec = parse_subscription(body, stored)
+        await self._check_callback(spec)
+        updated = replace(
+            current,
+            via=spec.via,
+            notifications=spec.notifications,
+            callback_url=spec.callback_url,
+            kafka=spec.kafka,
+            updated_at=utcnow(),
+            **spec.extensions,
+        )
+        if not await self._store.replace_subscription(updated, spec.kafka_secrets):
+            raise NotFound(f"No subscription {subscription_id}.")
+        logger.info("subscription %s replaced", subscription_id)
+        return updated
+
+    async def delete(self, caller: Caller, subscription_id: str, via: Via | None = None) -> None:
+        """Unsubscribe: the subscription and its pending deliveries are removed."""
+        await self.get(caller, subscription_id, via)
+        if not await self._store.delete_subscription(subscription_id):
+            raise NotFound(f"No subscription {subscription_id}.")
+        logger.info("subscription %s deleted", subscription_id)
+
+    async def set_enabled(self, caller: Caller, subscription_id: str, enabled: bool) -> Subscription:
+        """Pause or resume deliveries to a subscription."""
+        await self.get(caller, subscription_id)
+        await self._store.set_enabled(subscription_id, enabled, utcnow(), None if enabled else "disabled by a user")
+        return await self.get(caller, subscription_id)
+
+    async def rotate_secret(self, caller: Caller, subscription_id: str) -> tuple[str, list[SigningSecret]]:
+        """Make a new signing secret; the previous one stays valid for the configured overlap.
+
+        Returns the new secret and every secret valid from now on (newest first).
+        """
+        await self.get(caller, subscription_id)
+        secret = new_signing_secret()
+        valid = await self._store.rotate_signing_secret(subscription_id, secret, utcnow(), self._rotation_overlap_s)
+        if valid is None:
+            raise NotFound(f"No subscription {subscription_id}.")
+        logger.info("signing secret of subscription %s rotated", subscription_id)
+        return secret, valid
+
+    async def signing_secrets(self, subscription_id: str, now: datetime | None = None) -> list[str]:
+        """The signing secrets valid now, newest first, to sign a delivery's `webhook-signature`."""
+        return [s.secret for s in await self._store.signing_secrets(subscription_id, now or utcnow())]
+
+    async def kafka_secrets(self, subscription_id: str) -> KafkaSecrets:
+        """The SASL password and client key of a Kafka subscription, for the channel that produces to it."""
+        return await self._store.kafka_secrets(subscription_id) or KafkaSecrets()
+
+    async def _check_callback(self, spec: SubscriptionSpec) -> None:
+        if spec.callback_url is None:
+            return
+        try:
+            await check_callback_url(spec.callback_url, self._allow_networks)
+        except BlockedAddress as blocked:
+            raise ValidationFailed({"webhook.callbackUrl": [blocked.message]}) from blocked
+        except ValueError as exc:  # a host name IDNA cannot encode (an empty or over-long label)
+            raise ValidationFailed({"webhook.callbackUrl": ["The callback url host is not a valid name."]}) from exc
+
+
+def _encode_cursor(subscription_id: str, forward: bool) -> str:
+    document = json.dumps({"id": subscription_id, "_pointsToNextItems": forward}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """The (after, before) ids a cursor points from; ValidationFailed naming `cursor` when it is not ours."""
+    if not cursor:
+        return None, None
+    try:
+        document = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        subscription_id, forward = document["id"], document["_pointsToNextItems"]
+    except (ValueError, binascii.Error, KeyError, TypeError) as exc:
+        raise ValidationFailed({"cursor": ["The cursor is not valid; follow the links of a previous page."]}) from exc
+    if not isinstance(subscription_id, str) or not has_prefix(subscription_id, "sub") or not isinstance(forward, bool):
+        raise ValidationFailed({"cursor": ["The cursor is not valid; follow the links of a previous page."]})
+    return (subscription_id, None) if forward else (None, subscription_id)

@@ -1,0 +1,371 @@
+"""Deliveries and their attempts: the queue the dispatcher works through, and the delivery log."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, RowMapping, Select, bindparam, case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.models import Attempt, Delivery, DeliveryStatus
+from chargewire.store.database import Database
+from chargewire.store.tables import attempts, deliveries, events, subscriptions
+
+# How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
+_SCAN_FACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A due delivery leased to one worker, with the event bytes it carries."""
+
+    id: str
+    event_id: str
+    subscription_id: str
+    event_name: str
+    attempt_count: int
+    attempt_limit: int | None
+    created_at: datetime
+    payload: bytes
+    entity_id: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries a log page shows; None means any."""
+
+    subscription_id: str | None = None
+    owner_token_id: str | None = None
+    status: DeliveryStatus | None = None
+    event_name: str | None = None
+    event_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """The outcome of one attempt, to be written with the delivery's new state."""
+
+    attempt: Attempt
+    worker_id: str
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+class DeliveryStore:
+    """Reads and writes the `deliveries` and `attempts` tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def claim_due_deliveries(
+        self,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        per_subscription: int,
+        excluded_subscriptions: Collection[str] = (),
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries, at most `per_subscription` of any one subscription.
+
+        A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
+        the lease runs out and another worker takes it.
+        """
+        chosen = _due_candidates(self._database.is_sqlite, now, limit, per_subscription, excluded_subscriptions)
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(chosen))
+            .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
+            .returning(
+                deliveries.c.id,
+                deliveries.c.event_id,
+                deliveries.c.subscription_id,
+                deliveries.c.event_name,
+                deliveries.c.attempt_count,
+                deliveries.c.attempt_limit,
+                deliveries.c.created_at,
+            )
+        )
+        async with self._database.transaction() as connection:
+            claimed = (await connection.execute(statement)).all()
+            if not claimed:
+                return []
+            payloads = await _event_payloads(connection, {row.event_id for row in claimed})
+        return [
+            ClaimedDelivery(
+                id=row.id,
+                event_id=row.event_id,
+                subscription_id=row.subscription_id,
+                event_name=row.event_name,
+                attempt_count=row.attempt_count,
+                attempt_limit=row.attempt_limit,
+                created_at=row.created_at,
+                payload=payloads[row.event_id][0],
+                entity_id=payloads[row.event_id][1],
+                received_at=payloads[row.event_id][2],
+            )
+            for row in sorted(claimed, key=lambda row: row.id)
+        ]
+
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+        """Write attempts and their deliveries' new state in one transaction.
+
+        A delivery is only updated while the lease is still this worker's; an attempt that ran past its lease
+        is still logged, and the delivery stays with whoever holds it now.
+        """
+        if not records:
+            return
+        update_delivery = (
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
+            .values(
+                status=bindparam("b_status"),
+                attempt_count=deliveries.c.attempt_count + 1,
+                next_attempt_at=bindparam("b_next"),
+                last_error=bindparam("b_error"),
+                lease_owner=None,
+                updated_at=bindparam("b_now"),
+            )
+        )
+        async with self._database.transaction() as connection:
+            await connection.execute(insert(attempts), [_attempt_row(record.attempt) for record in records])
+            await connection.execute(
+                update_delivery,
+                [
+                    {
+                        "b_id": record.attempt.delivery_id,
+                        "b_worker": record.worker_id,
+                        "b_status": record.status.value,
+                        "b_next": record.next_attempt_at,
+                        "b_error": record.last_error[:1000] if record.last_error else None,
+                        "b_now": record.attempt.started_at,
+                    }
+                    for record in records
+                ],
+            )
+
+    async def release_leases(self, worker_id: str, delivery_ids: Sequence[str], now: datetime) -> None:
+        """Hand leased deliveries back without an attempt, due now (used when a worker stops)."""
+        if not delivery_ids:
+            return
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(delivery_ids), deliveries.c.lease_owner == worker_id)
+            .values(lease_owner=None, next_attempt_at=now, updated_at=now)
+        )
+        async with self._database.transaction() as connection:
+            await connection.execute(statement)
+
+    async def requeue_failed(
+        self,
+        subscription_id: str,
+        event_names: Sequence[str],
+        since: datetime | None,
+        until: datetime | None,
+        now: datetime,
+    ) -> int:
+        """Give every failed delivery of these events (created in [since, until]) exactly one more attempt, now.
+
+        Returns how many were queued. If that attempt fails too, the delivery goes back to failed.
+        """
+        statement = (
+            update(deliveries)
+            .where(
+                deliveries.c.subscription_id == subscription_id,
+                deliveries.c.status == DeliveryStatus.FAILED.value,
+                deliveries.c.event_name.in_(event_names),
+            )
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                attempt_limit=deliveries.c.attempt_count + 1,
+                lease_owner=None,
+                updated_at=now,
+            )
+        )
+        if since is not None:
+            statement = statement.where(deliveries.c.created_at >= since)
+        if until is not None:
+            statement = statement.where(deliveries.c.created_at <= until)
+        async with self._database.transaction() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount)
+
+    async def list_deliveries(self, where: DeliveryFilter, after_id: str | None, limit: int) -> list[Delivery]:
+        """A page of the delivery log, newest first, starting after the delivery `after_id`."""
+        query = select(*_DELIVERY_COLUMNS).order_by(deliveries.c.id.desc()).limit(limit)
+        for condition in _conditions(where):
+            query = query.where(condition)
+        if after_id is not None:
+            query = query.where(deliveries.c.id < after_id)
+        async with self._database.reading() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_to_delivery(row._mapping) for row in rows]
+
+    async def get_delivery(self, delivery_id: str) -> tuple[Delivery, str] | None:
+        """A delivery and the id of the token that owns its subscription."""
+        query = (
+            select(*_DELIVERY_COLUMNS, subscriptions.c.token_id)
+            .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+            .where(deliveries.c.id == delivery_id)
+        )
+        async with self._database.reading() as connection:
+            row = (await connection.execute(query)).first()
+        return (_to_delivery(row._mapping), row.token_id) if row else None
+
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        """Every attempt of a delivery, first to last."""
+        query = select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.number, attempts.c.id)
+        async with self._database.reading() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_to_attempt(row._mapping) for row in rows]
+
+    async def schedule_now(self, delivery_id: str, now: datetime) -> bool:
+        """Attempt a delivery now: a delivered or failed one gets exactly one more attempt.
+
+        False when the delivery is in flight with a worker right now.
+        """
+        one_more = case(
+            (deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempt_limit),
+            else_=deliveries.c.attempt_count + 1,
+        )
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner.is_(None))
+            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, attempt_limit=one_more, updated_at=now)
+        )
+        async with self._database.transaction() as connection:
+            result = await connection.execute(statement)
+        return int(result.rowcount) > 0
+
+    async def count_by_status(self, now: datetime) -> dict[str, int]:
+        """Queue depth: pending deliveries due now, pending ones scheduled later, and failed ones."""
+        due = func.sum(case((deliveries.c.next_attempt_at <= now, 1), else_=0))
+        query = select(deliveries.c.status, func.count(), due).group_by(deliveries.c.status)
+        async with self._database.reading() as connection:
+            rows = (await connection.execute(query)).all()
+        counts = {"due": 0, "scheduled": 0, "failed": 0, "delivered": 0}
+        for status, total, due_count in rows:
+            if status == DeliveryStatus.PENDING.value:
+                counts["due"] = int(due_count or 0)
+                counts["scheduled"] = int(total) - counts["due"]
+            else:
+                counts[status] = int(total)
+        return counts
+
+
+_DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")
+
+
+def _conditions(where: DeliveryFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.subscription_id is not None:
+        conditions.append(deliveries.c.subscription_id == where.subscription_id)
+    if where.owner_token_id is not None:
+        owned = select(subscriptions.c.id).where(subscriptions.c.token_id == where.owner_token_id)
+        conditions.append(deliveries.c.subscription_id.in_(owned))
+    if where.status is not None:
+        conditions.append(deliveries.c.status == where.status.value)
+    if where.event_name is not None:
+        conditions.append(deliveries.c.event_name == where.event_name)
+    if where.event_id is not None:
+        conditions.append(deliveries.c.event_id == where.event_id)
+    if where.since is not None:
+        conditions.append(deliveries.c.created_at >= where.since)
+    if where.until is not None:
+        conditions.append(deliveries.c.created_at <= where.until)
+    return conditions
+
+
+def _to_delivery(mapping: RowMapping) -> Delivery:
+    return Delivery(
+        id=mapping["id"],
+        event_id=mapping["event_id"],
+        subscription_id=mapping["subscription_id"],
+        event_name=mapping["event_name"],
+        status=DeliveryStatus(mapping["status"]),
+        attempt_count=mapping["attempt_count"],
+        next_attempt_at=mapping["next_attempt_at"],
+        created_at=mapping["created_at"],
+        updated_at=mapping["updated_at"],
+        attempt_limit=mapping["attempt_limit"],
+        last_error=mapping["last_error"],
+    )
+
+
+def _to_attempt(mapping: RowMapping) -> Attempt:
+    return Attempt(
+        id=mapping["id"],
+        delivery_id=mapping["delivery_id"],
+        number=mapping["number"],
+        started_at=mapping["started_at"],
+        duration_ms=mapping["duration_ms"],
+        outcome=mapping["outcome"],
+        status_code=mapping["status_code"],
+        error_class=mapping["error_class"],
+        error_message=mapping["error_message"],
+        request_headers=mapping["request_headers"] or {},
+        response_headers=mapping["response_headers"],
+        response_body=mapping["response_body"],
+    )
+
+
+def _due_candidates(
+    is_sqlite: bool, now: datetime, limit: int, per_subscription: int, excluded: Collection[str]
+) -> Select[tuple[str]]:
+    """Marked dialect difference: PostgreSQL workers skip rows another worker is claiming (SKIP LOCKED);
+    SQLite has one writer at a time, so its claim needs no row locks."""
+    # A disabled subscription's deliveries wait, still pending, until it is enabled again.
+    enabled = select(subscriptions.c.id).where(subscriptions.c.enabled.is_(True))
+    candidates = select(deliveries.c.id, deliveries.c.subscription_id, deliveries.c.next_attempt_at).where(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at <= now,
+        deliveries.c.subscription_id.in_(enabled),
+    )
+    if excluded:
+        candidates = candidates.where(deliveries.c.subscription_id.not_in(list(excluded)))
+    candidates = candidates.order_by(deliveries.c.next_attempt_at).limit(limit * _SCAN_FACTOR)
+    if not is_sqlite:
+        candidates = candidates.with_for_update(skip_locked=True)
+    scanned = candidates.cte("scanned")
+    ranked = select(
+        scanned.c.id,
+        scanned.c.next_attempt_at,
+        func.row_number()
+        .over(partition_by=scanned.c.subscription_id, order_by=scanned.c.next_attempt_at)
+        .label("rank"),
+    ).cte("ranked")
+    return select(ranked.c.id).where(ranked.c.rank <= per_subscription).order_by(ranked.c.next_attempt_at).limit(limit)
+
+
+async def _event_payloads(
+    connection: AsyncConnection, event_ids: set[str]
+) -> dict[str, tuple[bytes, str | None, datetime]]:
+    query = select(events.c.id, events.c.payload, events.c.entity_id, events.c.received_at).where(
+        events.c.id.in_(event_ids)
+    )
+    rows = (await connection.execute(query)).all()
+    return {row.id: (bytes(row.payload), row.entity_id, row.received_at) for row in rows}
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, object]:
+    return {
+        "id": attempt.id,
+        "delivery_id": attempt.delivery_id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "outcome": attempt.outcome,
+        "status_code": attempt.status_code,
+        "error_class": attempt.error_class,
+        "error_message": attempt.error_message,
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
+        "response_body": attempt.response_body,
+    }
