@@ -9,9 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from chargewire.channels.webhook import WebhookChannel
 from chargewire.config import Settings
+from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.dispatch.metrics import DeliveryMetrics
+from chargewire.dispatch.targets import StoredTargets
 from chargewire.errors import ConfigurationError
+from chargewire.models import Via
 from chargewire.security import SecretBox
+from chargewire.services.deliveries import DeliveryService
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
 from chargewire.services.subscriptions import SubscriptionService
@@ -58,6 +64,10 @@ class Runtime:
     publisher: Publisher
     subscriptions: SubscriptionService
     resends: ResendService
+    deliveries: DeliveryService
+    delivery_store: DeliveryStore
+    subscription_store: SubscriptionStore
+    metrics: DeliveryMetrics
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
@@ -86,7 +96,23 @@ class Runtime:
             publisher=publisher,
             subscriptions=subscriptions,
             resends=ResendService(subscriptions, subscription_store, delivery_store, settings.resend_cooldown_s),
+            deliveries=DeliveryService(delivery_store, event_store, subscriptions, publisher),
+            delivery_store=delivery_store,
+            subscription_store=subscription_store,
+            metrics=DeliveryMetrics(),
         )
+
+    def dispatcher(self) -> Dispatcher:
+        """A delivery loop on this runtime's database, woken by local publishes, counted in its metrics."""
+        dispatcher = Dispatcher(
+            self.settings,
+            self.delivery_store,
+            StoredTargets(self.subscription_store, TokenStore(self.database), self.box),
+            {Via.WEBHOOK: WebhookChannel(self.settings)},
+        )
+        dispatcher.add_listener(self.metrics.observe_attempt)
+        self.publisher.on_published(dispatcher.wake)
+        return dispatcher
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -8,8 +8,10 @@ from chargewire import __version__
 from chargewire.api.errors import install_error_handlers
 from chargewire.api.rate_limit import RateLimitMiddleware
 from chargewire.api.routes import (
+    deliveries,
     event_types,
     events,
+    metrics,
     notification_actions,
     notifications_v1,
     notifications_v2,
@@ -33,5 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(notifications_v1.router)
     app.include_router(notification_actions.router)
     app.include_router(subscription_secrets.router)
+    app.include_router(deliveries.router)
+    app.include_router(metrics.router)
     app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
     return app

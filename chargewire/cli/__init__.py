@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from chargewire.cli import db, events, subscriptions, tokens
-from chargewire.cli.serve import serve
+from chargewire.cli.demo import demo
+from chargewire.cli.serve import serve, worker
 
 app = typer.Typer(
     help="chargewire: notifications for EV-charging back offices, as signed webhooks and Kafka records.",
@@ -17,5 +18,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.command()(serve)
+app.command()(worker)
+app.command()(demo)
 
 __all__ = ["app"]

@@ -1,8 +1,11 @@
-"""`chargewire serve`: the HTTP API in one process."""
+"""`chargewire serve` (the API and a delivery worker in one process) and `chargewire worker`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from typing import Annotated
 
 import typer
@@ -16,19 +19,52 @@ from chargewire.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
-async def serve_until_stopped(settings: Settings, host: str, port: int) -> None:
-    """Open the runtime and serve the API until SIGINT or SIGTERM."""
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def serve_until_stopped(settings: Settings, host: str, port: int, with_worker: bool) -> None:
+    """Open the runtime and serve the API (and deliver, unless told not to) until SIGINT or SIGTERM."""
     async with await Runtime.open(settings) as runtime:
         config = uvicorn.Config(
             create_app(runtime), host=host, port=port, log_level="info", access_log=False, lifespan="off"
         )
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runtime.dispatcher().run(stop)) if with_worker else None
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            if worker is not None:
+                await worker
+
+
+async def work_until_stopped(settings: Settings) -> None:
+    """Run one delivery worker until SIGINT or SIGTERM; finishes in-flight attempts before it exits."""
+    async with await Runtime.open(settings, migrate_embedded=False) as runtime:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        dispatcher = runtime.dispatcher()
+        logger.info("worker %s delivering", dispatcher.worker_id)
+        await dispatcher.run(stop)
+        logger.info("worker %s stopped", dispatcher.worker_id)
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also deliver in this process")] = True,
 ) -> None:
-    """Run the API (and the delivery worker, once there is one)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(serve_until_stopped(Settings(), host, port))
+    """Run the API, and a delivery worker unless --no-worker."""
+    _configure_logging()
+    run(serve_until_stopped(Settings(), host, port, worker))
+
+
+def worker() -> None:
+    """Run a delivery worker (several may share one PostgreSQL database)."""
+    _configure_logging()
+    with contextlib.suppress(KeyboardInterrupt):
+        run(work_until_stopped(Settings()))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -22,6 +23,7 @@ class Publisher:
     def __init__(self, store: EventStore, max_batch: int) -> None:
         self._store = store
         self.max_batch = max_batch
+        self._listeners: list[Callable[[], None]] = []
 
     async def publish(self, payloads: Sequence[object]) -> list[str]:
         """Validate every payload and store them durably; returns the new event ids in order.
@@ -37,17 +39,9 @@ class Publisher:
         parsed: dict[str, dict[str, Any]] = {}
         new_events = []
         for payload, name in _validate_all(payloads):
-            event_id = new_id("evt")
-            parsed[event_id] = payload
-            new_events.append(
-                Event(
-                    id=event_id,
-                    name=name,
-                    payload=orjson.dumps(payload),
-                    entity_id=event_type_of(payload).entity_id(payload),
-                    received_at=received_at,
-                )
-            )
+            event = _new_event(payload, name, received_at)
+            parsed[event.id] = payload
+            new_events.append(event)
 
         def fan_out(subscribers: Sequence[Subscriber]) -> Iterator[NewDelivery]:
             by_name: dict[str, list[Subscriber]] = {}
@@ -59,7 +53,35 @@ class Publisher:
                         yield NewDelivery(new_id("dlv"), event.id, subscriber.subscription_id, event.name)
 
         await self._store.insert_events_with_deliveries(new_events, fan_out)
+        self._notify()
         return [event.id for event in new_events]
+
+    async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
+        """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""
+        (valid, name), *_ = _validate_all([payload])
+        event = _new_event(valid, name, utcnow())
+        delivery_id = new_id("dlv")
+        await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
+        self._notify()
+        return event.id, delivery_id
+
+    def on_published(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll)."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._listeners:
+            callback()
+
+
+def _new_event(payload: dict[str, Any], name: str, received_at: datetime) -> Event:
+    return Event(
+        id=new_id("evt"),
+        name=name,
+        payload=orjson.dumps(payload),
+        entity_id=event_type_of(payload).entity_id(payload),
+        received_at=received_at,
+    )
 
 
 def _validate_all(payloads: Sequence[object]) -> list[tuple[dict[str, Any], str]]:

@@ -85,6 +85,13 @@ class EventStore:
                 )
         return len(new_deliveries)
 
+    async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
+        """Store an event with a delivery to one subscription only (a test send), whatever its filters say."""
+        await self.insert_events_with_deliveries(
+            [event],
+            lambda _subscribers: [NewDelivery(delivery_id, event.id, subscription_id, event.name)],
+        )
+
     async def get_events(self, event_ids: Sequence[str]) -> list[Event]:
         """The events with these ids, in the order asked."""
         async with self._database.reading() as connection:

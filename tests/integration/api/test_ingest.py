@@ -151,3 +151,24 @@ async def test_openapi_documentation_is_served(api: httpx.AsyncClient) -> None:
     assert (await api.get("/docs")).status_code == 200
     paths = (await api.get("/openapi.json")).json()["paths"]
     assert "/api/v1/events" in paths
+
+
+async def test_notifications_api_names_the_body_for_a_json_syntax_error(
+    api: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    headers = {**bearer(await token_factory("admin")), "Content-Type": "application/json"}
+    response = await api.post("/public-api/notifications/v2.0", content=b'{"via": "webhook",', headers=headers)
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["(body)"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("event=%00", "event"), ("subscription=x%00", "subscription"), ("notification=NoSuchEvent", "notification")],
+)
+async def test_delivery_log_refuses_filters_that_cannot_match(
+    api: httpx.AsyncClient, token_factory: TokenFactory, query: str, field: str
+) -> None:
+    response = await api.get(f"/api/v1/deliveries?{query}", headers=bearer(await token_factory("admin")))
+    assert response.status_code == 422
+    assert field in response.json()["errors"]

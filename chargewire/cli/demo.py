@@ -1,0 +1,27 @@
+"""`chargewire demo`: everything running at once on the embedded SQLite default."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Annotated
+
+import typer
+
+from chargewire.cli.common import run
+from chargewire.config import Settings
+from chargewire.demo import DemoOptions, run_demo
+
+
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the API")] = 8000,
+    charge_points: Annotated[int, typer.Option(help="Simulated charge points")] = 25,
+    rate: Annotated[int, typer.Option(help="Events published per second")] = 50,
+    failure_rate: Annotated[float, typer.Option(help="Share of requests the sample receiver refuses (503)")] = 0.05,
+) -> None:
+    """Run the service, a sample receiver and simulated charge points; Ctrl-C stops."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = DemoOptions(port=port, charge_points=charge_points, events_per_second=rate, failure_rate=failure_rate)
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        run(run_demo(Settings(), options))

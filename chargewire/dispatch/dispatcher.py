@@ -1,0 +1,280 @@
+"""The dispatcher: claim due deliveries under a lease, send each through its channel, record the outcome.
+
+Stages of one delivery: claimed (leased) -> queued behind its subscription's concurrency limit -> sent ->
+recorded (delivered, pending with a retry time, or failed). Work lives in the database; this process holds
+at most `worker_max_in_flight` deliveries, so a dead receiver costs rows on disk, not memory.
+
+Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription; subscriptions
+at that limit, or whose circuit breaker is open, are left out of the next claim, so their backlog never
+fills a batch that healthy subscriptions are waiting behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from chargewire.channels.base import AttemptResult, Channel, OutboundMessage
+from chargewire.clock import utcnow
+from chargewire.config import Settings
+from chargewire.dispatch.breaker import CircuitBreakers
+from chargewire.dispatch.retry_policy import next_attempt_delay
+from chargewire.dispatch.targets import DeliveryTarget, TargetSource
+from chargewire.errors import PermanentDeliveryError
+from chargewire.ids import new_id
+from chargewire.models import Attempt, DeliveryStatus, Via
+from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
+
+logger = logging.getLogger(__name__)
+
+_FLUSH_INTERVAL_S = 0.02
+_FLUSH_BATCH = 200
+
+AttemptListener = Callable[[ClaimedDelivery, AttemptResult, AttemptRecord], None]
+
+
+@dataclass
+class _SubscriptionQueue:
+    in_flight: int = 0
+    waiting: deque[ClaimedDelivery] = field(default_factory=deque)
+
+
+class Dispatcher:
+    """One worker's delivery loop; several can run against one PostgreSQL database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        deliveries: DeliveryStore,
+        targets: TargetSource,
+        channels: Mapping[Via, Channel],
+        *,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or new_id("wrk")
+        self._deliveries = deliveries
+        self._targets = targets
+        self._channels = channels
+        self._rng = rng or random.Random()
+        self._breakers = CircuitBreakers()
+        self._queues: dict[str, _SubscriptionQueue] = {}
+        self._held = 0  # claimed and not yet recorded
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending_records: list[AttemptRecord] = []
+        self._wake = asyncio.Event()
+        self._records_waiting = asyncio.Event()
+        self._listeners: list[AttemptListener] = []
+
+    def add_listener(self, listener: AttemptListener) -> None:
+        """Call `listener` after every attempt (metrics, live views)."""
+        self._listeners.append(listener)
+
+    def wake(self) -> None:
+        """Look for due work now instead of at the next poll (called after a local publish)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, then finish what is in flight and hand back the rest."""
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        try:
+            while not stop.is_set():
+                claimed = await self._claim()
+                if claimed == 0:
+                    await self._sleep(stop)
+        finally:
+            await self._shutdown()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self._flush()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the channels' clients (run() does this when it ends)."""
+        for channel in self._channels.values():
+            await channel.aclose()
+
+    async def run_once(self) -> int:
+        """Claim and deliver one batch, record everything; returns how many were claimed (for tests)."""
+        claimed = await self._claim()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+        await self._flush()
+        return claimed
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(waiters, timeout=self.settings.worker_poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _claim(self) -> int:
+        capacity = self.settings.worker_max_in_flight - self._held
+        if capacity <= 0:
+            return 0
+        now = utcnow()
+        per_subscription = self.settings.worker_max_in_flight_per_subscription
+        saturated = {sub for sub, queue in self._queues.items() if queue.in_flight >= per_subscription}
+        claimed = await self._deliveries.claim_due_deliveries(
+            self.worker_id,
+            now,
+            now + timedelta(seconds=self.settings.worker_lease_s),
+            min(capacity, self.settings.worker_batch_size),
+            per_subscription,
+            saturated | self._breakers.blocked(now),
+        )
+        if not claimed:
+            return 0
+        self._held += len(claimed)
+        targets = await self._targets.targets({delivery.subscription_id for delivery in claimed})
+        for delivery in claimed:
+            self._queues.setdefault(delivery.subscription_id, _SubscriptionQueue()).waiting.append(delivery)
+        for subscription_id in {delivery.subscription_id for delivery in claimed}:
+            self._start_ready(subscription_id, targets)
+        return len(claimed)
+
+    def _start_ready(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> None:
+        queue = self._queues[subscription_id]
+        limit = self.settings.worker_max_in_flight_per_subscription
+        while queue.waiting and queue.in_flight < limit:
+            now = utcnow()
+            if not self._breakers.allows(subscription_id, now):
+                self._defer_waiting(subscription_id)
+                return
+            delivery = queue.waiting.popleft()
+            self._breakers.start_attempt(subscription_id, now)
+            queue.in_flight += 1
+            task = asyncio.create_task(self._deliver(delivery, targets.get(subscription_id)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _defer_waiting(self, subscription_id: str) -> None:
+        """Hand a subscription's waiting deliveries back, due when its breaker lets a probe through."""
+        queue = self._queues[subscription_id]
+        waiting = [delivery.id for delivery in queue.waiting]
+        queue.waiting.clear()
+        self._held -= len(waiting)
+        due_at = self._breakers.open_until(subscription_id) or utcnow()
+        task = asyncio.create_task(self._deliveries.release_leases(self.worker_id, waiting, due_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, delivery: ClaimedDelivery, target: DeliveryTarget | None) -> None:
+        try:
+            result = await self._attempt(delivery, target)
+            record = self._record_for(delivery, result, target)
+            self._pending_records.append(record)
+            self._records_waiting.set()
+            for listener in self._listeners:
+                listener(delivery, result, record)
+        except Exception:
+            # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
+            logger.exception("delivery %s crashed in the dispatcher", delivery.id)
+        finally:
+            queue = self._queues[delivery.subscription_id]
+            queue.in_flight -= 1
+            if target is not None:
+                self._start_ready(delivery.subscription_id, {delivery.subscription_id: target})
+            if not queue.waiting and queue.in_flight == 0:
+                self._queues.pop(delivery.subscription_id, None)
+
+    async def _attempt(self, delivery: ClaimedDelivery, target: DeliveryTarget | None) -> AttemptResult:
+        if target is None:
+            return AttemptResult(
+                started_at=utcnow(),
+                duration_ms=0.0,
+                error=PermanentDeliveryError("The subscription no longer exists.", error_class="gone"),
+            )
+        message = OutboundMessage(
+            delivery_id=delivery.id,
+            event_id=delivery.event_id,
+            event_name=delivery.event_name,
+            payload=delivery.payload,
+            entity_id=delivery.entity_id,
+            subscription=target.subscription,
+            attempt_number=delivery.attempt_count + 1,
+            tenant=self.settings.tenant,
+            token_text=target.token_text,
+            signing_secrets=target.signing_secrets,
+        )
+        return await self._channels[target.subscription.via].send(message)
+
+    def _record_for(
+        self, delivery: ClaimedDelivery, result: AttemptResult, target: DeliveryTarget | None
+    ) -> AttemptRecord:
+        number = delivery.attempt_count + 1
+        attempt = Attempt(
+            id=new_id("att"),
+            delivery_id=delivery.id,
+            number=number,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            outcome="delivered",
+            status_code=result.status_code,
+            request_headers=result.request_headers,
+            response_headers=result.response_headers,
+            response_body=result.response_body,
+        )
+        if result.error is None:
+            self._breakers.record_success(delivery.subscription_id)
+            return AttemptRecord(attempt, self.worker_id, DeliveryStatus.DELIVERED, None, None)
+        override = target.subscription.retry_schedule_s if target is not None else None
+        schedule = override or self.settings.retry_schedule_s
+        delay = next_attempt_delay(
+            number,
+            schedule,
+            self.settings.retry_jitter,
+            result.error,
+            rng=self._rng,
+            retry_after_cap_s=self.settings.retry_after_cap_s,
+            attempt_limit=delivery.attempt_limit,
+        )
+        retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
+        self._breakers.record_failure(delivery.subscription_id, retry_at)
+        failed = retry_at is None
+        attempt = replace(
+            attempt,
+            outcome="failed" if failed else "retry",
+            error_class=result.error.error_class,
+            error_message=result.error.message,
+        )
+        status = DeliveryStatus.FAILED if failed else DeliveryStatus.PENDING
+        return AttemptRecord(attempt, self.worker_id, status, retry_at, result.error.message)
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while True:
+            await self._records_waiting.wait()
+            if len(self._pending_records) < _FLUSH_BATCH and not stop.is_set():
+                await asyncio.sleep(_FLUSH_INTERVAL_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._records_waiting.clear()
+        while self._pending_records:
+            batch, self._pending_records = self._pending_records, []
+            try:
+                await self._deliveries.record_attempts(batch)
+            except Exception:
+                logger.exception(
+                    "could not record %d attempts; their leases will run out and they are retried", len(batch)
+                )
+            self._held -= len(batch)
+        self._wake.set()
+
+    async def _shutdown(self) -> None:
+        waiting = [delivery.id for queue in self._queues.values() for delivery in queue.waiting]
+        for queue in self._queues.values():
+            queue.waiting.clear()
+        self._held -= len(waiting)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.settings.webhook_timeout_s + 5)
+        await self._deliveries.release_leases(self.worker_id, waiting, utcnow())

@@ -1,0 +1,83 @@
+"""Killing the delivery worker again and again loses nothing: every event reaches the receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import httpx
+
+from chargewire.catalog import load_event_types
+from chargewire.devtools.postgres import free_port
+from tests.support.processes import CHARGEWIRE, cli, running_server
+from tests.support.threaded_receiver import receiver_in_thread
+
+EVENTS = 3000
+BATCH = 250
+KILLS = 6
+LEASE_S = 2
+MAX_IN_FLIGHT = 64
+
+
+def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [CHARGEWIRE, "worker"], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: dict[str, str]) -> None:
+    env = {
+        **cli_env,
+        "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S),
+        "CHARGEWIRE_WORKER_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    cli(env, "db", "upgrade")
+    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    port = free_port()
+    example = load_event_types()["HardwareStatusNotification"].example
+    rng = random.Random(5)
+    with receiver_in_thread() as receiver, running_server(env, port, "--no-worker"):
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+        subscription = api.post(
+            "/public-api/notifications/v2.0",
+            json={
+                "via": "webhook",
+                "notifications": ["HardwareStatusNotification"],
+                "webhook": {"callbackUrl": receiver.url("/crash")},
+            },
+        )
+        assert subscription.status_code == 201, subscription.text
+        for start in range(0, EVENTS, BATCH):
+            batch = [{**example, "chargePointId": start + i} for i in range(BATCH)]
+            assert api.post("/api/v1/events", json=batch, timeout=60).status_code == 202
+
+        for _ in range(KILLS):
+            worker = _worker(env)
+            time.sleep(rng.uniform(0.5, 1.5))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        kills_done_at = len(receiver.on_path("/crash"))
+        last = _worker(env)
+        try:
+            deadline = time.monotonic() + 180
+            while len({r.headers["webhook-id"] for r in receiver.on_path("/crash")}) < EVENTS:
+                assert time.monotonic() < deadline, "not every event arrived"
+                time.sleep(0.2)
+        finally:
+            last.send_signal(signal.SIGTERM)
+            last.wait(30)
+        api.close()
+
+    received = receiver.on_path("/crash")
+    ids = [request.headers["webhook-id"] for request in received]
+    point_ids = {json.loads(request.body)["chargePointId"] for request in received}
+    assert point_ids == set(range(EVENTS))
+    duplicates = len(ids) - len(set(ids))
+    # Only what was in flight when a worker died can arrive twice: at most one batch per kill.
+    assert duplicates <= KILLS * MAX_IN_FLIGHT
+    assert kills_done_at > 0, "the killed workers delivered nothing; the test did not exercise a crash"
