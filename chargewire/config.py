@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     worker_max_in_flight: int = Field(default=256, ge=1)
     worker_max_in_flight_per_subscription: int = Field(default=16, ge=1)
     worker_poll_interval_s: float = Field(default=0.2, gt=0)
+    # A Kafka producer batches many records per round trip, so a Kafka subscription may have far more in flight.
+    kafka_max_in_flight_per_subscription: int = Field(default=1000, ge=1)
+    kafka_message_timeout_s: float = Field(default=10.0, gt=0)
+    kafka_connect_timeout_s: float = Field(default=5.0, gt=0)
 
     @field_validator("delivery_allow_networks", mode="before")
     @classmethod

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from chargewire.channels.kafka import KafkaChannel
+from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.webhook import WebhookChannel
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
@@ -18,16 +20,20 @@ from chargewire.errors import ConfigurationError
 from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.services.deliveries import DeliveryService
+from chargewire.services.overview import OverviewService
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
 from chargewire.services.subscriptions import SubscriptionService
 from chargewire.services.tokens import TokenService
+from chargewire.services.users import UserService
 from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
+from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.event_store import EventStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
+from chargewire.store.user_store import UserStore
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,8 @@ class Runtime:
     delivery_store: DeliveryStore
     subscription_store: SubscriptionStore
     metrics: DeliveryMetrics
+    users: UserService
+    overview: OverviewService
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
@@ -100,6 +108,8 @@ class Runtime:
             delivery_store=delivery_store,
             subscription_store=subscription_store,
             metrics=DeliveryMetrics(),
+            users=UserService(UserStore(database)),
+            overview=OverviewService(DeliveryStats(database), delivery_store, subscriptions),
         )
 
     def dispatcher(self) -> Dispatcher:
@@ -108,7 +118,16 @@ class Runtime:
             self.settings,
             self.delivery_store,
             StoredTargets(self.subscription_store, TokenStore(self.database), self.box),
-            {Via.WEBHOOK: WebhookChannel(self.settings)},
+            {
+                Via.WEBHOOK: WebhookChannel(self.settings),
+                Via.KAFKA: KafkaChannel(
+                    self.subscription_store.kafka_secrets,
+                    producers=KafkaProducers(
+                        message_timeout_s=self.settings.kafka_message_timeout_s,
+                        connect_timeout_s=self.settings.kafka_connect_timeout_s,
+                    ),
+                ),
+            },
         )
         dispatcher.add_listener(self.metrics.observe_attempt)
         self.publisher.on_published(dispatcher.wake)

@@ -1,4 +1,4 @@
-"""Channels: how a message leaves chargewire (signed webhooks), with the signing and SSRF-guard modules they share."""
+"""Channels: how a message leaves chargewire (webhooks, Kafka records), and the signing and guard they share."""
 
 from chargewire.channels.address_guard import (
     BlockedAddress,
@@ -10,6 +10,8 @@ from chargewire.channels.address_guard import (
     resolve_allowed,
 )
 from chargewire.channels.base import AttemptResult, Channel, OutboundMessage
+from chargewire.channels.kafka import KafkaChannel
+from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.signing import (
     USER_AGENT,
     message_headers,
@@ -25,6 +27,8 @@ __all__ = [
     "AttemptResult",
     "BlockedAddress",
     "Channel",
+    "KafkaChannel",
+    "KafkaProducers",
     "OutboundMessage",
     "ResolvedAddress",
     "WebhookChannel",

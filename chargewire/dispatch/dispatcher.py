@@ -41,6 +41,7 @@ AttemptListener = Callable[[ClaimedDelivery, AttemptResult, AttemptRecord], None
 
 @dataclass
 class _SubscriptionQueue:
+    limit: int
     in_flight: int = 0
     waiting: deque[ClaimedDelivery] = field(default_factory=deque)
 
@@ -72,6 +73,10 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
+        self._limits = {
+            Via.WEBHOOK: settings.worker_max_in_flight_per_subscription,
+            Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
+        }
 
     def add_listener(self, listener: AttemptListener) -> None:
         """Call `listener` after every attempt (metrics, live views)."""
@@ -122,14 +127,13 @@ class Dispatcher:
         if capacity <= 0:
             return 0
         now = utcnow()
-        per_subscription = self.settings.worker_max_in_flight_per_subscription
-        saturated = {sub for sub, queue in self._queues.items() if queue.in_flight >= per_subscription}
+        saturated = {sub for sub, queue in self._queues.items() if queue.in_flight >= queue.limit}
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
             now,
             now + timedelta(seconds=self.settings.worker_lease_s),
             min(capacity, self.settings.worker_batch_size),
-            per_subscription,
+            self._limits,
             saturated | self._breakers.blocked(now),
         )
         if not claimed:
@@ -137,15 +141,16 @@ class Dispatcher:
         self._held += len(claimed)
         targets = await self._targets.targets({delivery.subscription_id for delivery in claimed})
         for delivery in claimed:
-            self._queues.setdefault(delivery.subscription_id, _SubscriptionQueue()).waiting.append(delivery)
+            target = targets.get(delivery.subscription_id)
+            limit = self._limits[target.subscription.via] if target else 1
+            self._queues.setdefault(delivery.subscription_id, _SubscriptionQueue(limit)).waiting.append(delivery)
         for subscription_id in {delivery.subscription_id for delivery in claimed}:
             self._start_ready(subscription_id, targets)
         return len(claimed)
 
     def _start_ready(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> None:
         queue = self._queues[subscription_id]
-        limit = self.settings.worker_max_in_flight_per_subscription
-        while queue.waiting and queue.in_flight < limit:
+        while queue.waiting and queue.in_flight < queue.limit:
             now = utcnow()
             if not self._breakers.allows(subscription_id, now):
                 self._defer_waiting(subscription_id)

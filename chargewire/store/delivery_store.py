@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, RowMapping, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.models import Attempt, Delivery, DeliveryStatus
+from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
 from chargewire.store.database import Database
 from chargewire.store.tables import attempts, deliveries, events, subscriptions
 
@@ -69,10 +69,10 @@ class DeliveryStore:
         now: datetime,
         lease_until: datetime,
         limit: int,
-        per_subscription: int,
+        per_subscription: Mapping[Via, int],
         excluded_subscriptions: Collection[str] = (),
     ) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries, at most `per_subscription` of any one subscription.
+        """Lease up to `limit` due deliveries, at most `per_subscription[via]` of any one subscription.
 
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
@@ -317,31 +317,40 @@ def _to_attempt(mapping: RowMapping) -> Attempt:
 
 
 def _due_candidates(
-    is_sqlite: bool, now: datetime, limit: int, per_subscription: int, excluded: Collection[str]
+    is_sqlite: bool, now: datetime, limit: int, per_subscription: Mapping[Via, int], excluded: Collection[str]
 ) -> Select[tuple[str]]:
     """Marked dialect difference: PostgreSQL workers skip rows another worker is claiming (SKIP LOCKED);
     SQLite has one writer at a time, so its claim needs no row locks."""
-    # A disabled subscription's deliveries wait, still pending, until it is enabled again.
-    enabled = select(subscriptions.c.id).where(subscriptions.c.enabled.is_(True))
-    candidates = select(deliveries.c.id, deliveries.c.subscription_id, deliveries.c.next_attempt_at).where(
-        deliveries.c.status == DeliveryStatus.PENDING.value,
-        deliveries.c.next_attempt_at <= now,
-        deliveries.c.subscription_id.in_(enabled),
+    # Joined to subscriptions: a disabled one's deliveries wait, still pending, until it is enabled again.
+    candidates = (
+        select(deliveries.c.id, deliveries.c.subscription_id, deliveries.c.next_attempt_at, subscriptions.c.via)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
+            subscriptions.c.enabled.is_(True),
+        )
     )
     if excluded:
         candidates = candidates.where(deliveries.c.subscription_id.not_in(list(excluded)))
-    candidates = candidates.order_by(deliveries.c.next_attempt_at).limit(limit * _SCAN_FACTOR)
+    # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
+    candidates = candidates.order_by(deliveries.c.next_attempt_at, deliveries.c.id).limit(limit * _SCAN_FACTOR)
     if not is_sqlite:
-        candidates = candidates.with_for_update(skip_locked=True)
+        candidates = candidates.with_for_update(skip_locked=True, of=deliveries)
     scanned = candidates.cte("scanned")
     ranked = select(
         scanned.c.id,
         scanned.c.next_attempt_at,
+        scanned.c.via,
         func.row_number()
-        .over(partition_by=scanned.c.subscription_id, order_by=scanned.c.next_attempt_at)
+        .over(partition_by=scanned.c.subscription_id, order_by=(scanned.c.next_attempt_at, scanned.c.id))
         .label("rank"),
     ).cte("ranked")
-    return select(ranked.c.id).where(ranked.c.rank <= per_subscription).order_by(ranked.c.next_attempt_at).limit(limit)
+    cap = case(
+        *((ranked.c.via == via.value, cap) for via, cap in per_subscription.items()),
+        else_=min(per_subscription.values()),
+    )
+    return select(ranked.c.id).where(ranked.c.rank <= cap).order_by(ranked.c.next_attempt_at, ranked.c.id).limit(limit)
 
 
 async def _event_payloads(

@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.dispatch.dispatcher import Dispatcher
-from chargewire.models import DeliveryStatus
+from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.services.tokens import CreatedToken
@@ -220,7 +220,8 @@ async def test_a_dead_workers_lease_expires_and_another_worker_delivers(
     await subscribe(receiver.on("/lease", always(200)), "BootNotification")
     await runtime.publisher.publish([BOOT])
     now = utcnow()
-    claimed = await runtime.delivery_store.claim_due_deliveries("wrk_dead", now, now + timedelta(seconds=1), 10, 10)
+    limits = {Via.WEBHOOK: 10, Via.KAFKA: 10}
+    claimed = await runtime.delivery_store.claim_due_deliveries("wrk_dead", now, now + timedelta(seconds=1), 10, limits)
     assert len(claimed) == 1  # claimed by a worker that then "dies" without recording anything
     survivor = runtime.dispatcher()
     try:

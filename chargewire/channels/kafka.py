@@ -1,0 +1,233 @@
+"""The Kafka channel: one record per attempt, produced to the subscription's topic; the broker's ack decides.
+
+A record carries the stored payload bytes as its value and the id of the entity the event is about as its
+key (`docs/kafka-record-keys.md`), or the delivery id when the event names no entity, so one entity's events
+stay in order on one partition. Its headers are those of a webhook minus the HTTP ones, plus `notification`:
+`notification`, `webhook-id`, `webhook-timestamp`, `webhook-signature`, `X-Signature`, `X-Timestamp`,
+`X-Tenant`, `X-Webhook-Id`, `X-Webhook-Type` (`chargewire.channels.signing.message_headers`).
+
+Failures come back as typed errors in the `AttemptResult`, never raised:
+
+| error_class         | raised as | when                                                                          |
+|---------------------|-----------|-------------------------------------------------------------------------------|
+| `authentication`    | retryable | the brokers refused the SASL credentials (ends the attempt as soon as reported) |
+| `authorization`     | retryable | ACLs deny writing to the topic or the cluster                                 |
+| `unknown_topic`     | retryable | the cluster has no such topic (after `topic_wait_s`, 2 s by default)          |
+| `unreachable`       | retryable | no broker answered: connection refused, name not resolved, connect timeout    |
+| `tls`               | retryable | TLS handshake failed: broker certificate not trusted, client certificate refused |
+| `timeout`           | retryable | no acknowledgement within `message_timeout_s` and no connection error to blame |
+| `kafka`             | retryable | any other librdkafka or broker error                                          |
+| `message_too_large` | permanent | the record exceeds the producer's or the broker's size limit                  |
+| `invalid_target`    | permanent | no topic or brokers; librdkafka rejects the settings (bad PEM, codec, no password) |
+| `signing`           | permanent | a signing secret that is not `whsec_` + base64                                |
+| `internal`          | retryable | a bug in chargewire, or the secrets could not be read; logged with its traceback |
+
+Why authentication and unknown topics are retryable: the operator fixes them on the cluster (creates the
+topic, the user or its ACL) without touching the subscription, and the next scheduled attempt then succeeds;
+a subscription that keeps failing is disabled after `disable_after_failing_s` like a dead webhook. A record
+too large is refused the same way every time, so it is permanent. Every failure ends within seconds: see
+`kafka_producers` for how connection errors cut an attempt short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from confluent_kafka import KafkaError
+
+from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.kafka_producers import ClusterConfig, Headers, KafkaProducers, ProduceFailed
+from chargewire.channels.signing import message_headers
+from chargewire.clock import utcnow
+from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from chargewire.models import KafkaSecrets, KafkaTarget, Subscription
+
+logger = logging.getLogger(__name__)
+
+SecretsLookup = Callable[[str], Awaitable[KafkaSecrets | None]]
+
+_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
+_UNKNOWN_TOPIC = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION})
+_AUTHENTICATION = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
+_AUTHORIZATION = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
+_UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
+# Outcomes that say only that the record did not make it; the producer's connection error says why.
+_UNEXPLAINED = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._DESTROY,
+    }
+)
+_INVALID_SETTINGS = frozenset({KafkaError._INVALID_ARG, KafkaError._INVALID_TYPE, KafkaError._NOT_IMPLEMENTED})
+_TLS_WORDS = ("ssl routines", "ssl handshake", "certificate", "tls alert")
+
+
+class KafkaChannel:
+    """Delivers messages as Kafka records through producers shared by subscriptions with the same cluster."""
+
+    def __init__(self, secrets_for: SecretsLookup, *, producers: KafkaProducers | None = None) -> None:
+        """Configure the channel; producers open on the first record for each cluster.
+
+        Args:
+            secrets_for: subscription id -> its SASL password and client key (`SubscriptionStore.kafka_secrets`).
+            producers: the producer pool with its timeouts; by default 10 s per record, 5 s to connect.
+        """
+        self._secrets_for = secrets_for
+        self._producers = producers or KafkaProducers()
+        # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
+        # new password is read on the next attempt without a database round trip on every record.
+        self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
+        self._order = _FifoLocks()
+
+    @property
+    def producers(self) -> KafkaProducers:
+        """The producer pool (for inspection: which clusters have an open producer)."""
+        return self._producers
+
+    async def send(self, message: OutboundMessage) -> AttemptResult:
+        """Produce the message to its subscription's topic and wait for the ack; never raises for delivery failures."""
+        started_at = utcnow()
+        clock = time.perf_counter()
+        shown: dict[str, str] = {}
+        try:
+            target = _target_of(message.subscription)
+            headers = _record_headers(message, started_at)
+            key = message.entity_id or message.delivery_id
+            shown = {**headers, "kafka-topic": target.topic, "kafka-key": key}
+            record_headers: Headers = [(name, value.encode()) for name, value in headers.items()]
+            # Held in call order (asyncio locks are FIFO) until librdkafka has the record, so records sent one
+            # after the other for a subscription are written in that order, even when a secrets read suspends.
+            async with self._order.hold(message.subscription.id):
+                cluster = await self._cluster_of(message.subscription, target)
+                pending = await self._producers.enqueue(
+                    cluster, target.topic, key=key.encode(), value=message.payload, headers=record_headers
+                )
+            # No timer of our own: librdkafka answers every record by `message_timeout_s`, and the pool fails
+            # whatever is left if a producer closes.
+            ack = await pending
+        except Exception as exc:
+            error = _translate(exc)
+            if error.error_class == "internal":
+                logger.exception("Kafka delivery %s failed inside chargewire", message.delivery_id)
+            return AttemptResult(
+                started_at=started_at, duration_ms=_elapsed_ms(clock), error=error, request_headers=shown
+            )
+        return AttemptResult(
+            started_at=started_at,
+            duration_ms=_elapsed_ms(clock),
+            request_headers=shown,
+            response_headers={"kafka-partition": str(ack.partition), "kafka-offset": str(ack.offset)},
+        )
+
+    async def aclose(self) -> None:
+        """Flush and close every producer."""
+        await self._producers.aclose()
+        self._clusters.clear()
+
+    async def _cluster_of(self, subscription: Subscription, target: KafkaTarget) -> ClusterConfig:
+        cached = self._clusters.get(subscription.id)
+        if cached is not None and cached[0] == subscription.updated_at:
+            return cached[1]
+        cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
+        self._clusters[subscription.id] = (subscription.updated_at, cluster)
+        return cluster
+
+
+def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:
+    """The typed delivery error for a librdkafka error, explained by the producer's connection error if vague."""
+    code = error.code()
+    if code in _UNEXPLAINED and cause is not None:
+        return delivery_error(cause)
+    text = error.str()
+    if code in _TOO_LARGE:
+        return PermanentDeliveryError(
+            f"The record is too large for the cluster: {text}.", error_class="message_too_large"
+        )
+    if code in _UNKNOWN_TOPIC:
+        return RetryableDeliveryError(f"The cluster has no such topic: {text}.", error_class="unknown_topic")
+    if code in _AUTHENTICATION:
+        return RetryableDeliveryError(f"The brokers refused the credentials: {text}.", error_class="authentication")
+    if code in _AUTHORIZATION:
+        return RetryableDeliveryError(f"The brokers denied access: {text}.", error_class="authorization")
+    if code == KafkaError._SSL or (code == KafkaError._TRANSPORT and any(w in text.lower() for w in _TLS_WORDS)):
+        return RetryableDeliveryError(f"TLS failed: {text}.", error_class="tls")
+    if code in _UNREACHABLE:
+        return RetryableDeliveryError(f"No broker could be reached: {text}.", error_class="unreachable")
+    if code in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._QUEUE_FULL):
+        return RetryableDeliveryError(f"The brokers did not acknowledge in time: {text}.", error_class="timeout")
+    if code in _INVALID_SETTINGS:
+        return PermanentDeliveryError(f"The Kafka settings are not valid: {text}.", error_class="invalid_target")
+    return RetryableDeliveryError(f"Kafka error {error.name()}: {text}.", error_class="kafka")
+
+
+def _translate(exc: Exception) -> DeliveryError:
+    """The delivery error for whatever the attempt raised: librdkafka's errors are mapped here and only here."""
+    if isinstance(exc, DeliveryError):
+        return exc
+    if isinstance(exc, ProduceFailed):
+        return delivery_error(exc.error, exc.cause)
+    if isinstance(exc, TimeoutError):
+        return RetryableDeliveryError("The brokers did not acknowledge in time.", error_class="timeout")
+    return RetryableDeliveryError(f"Internal error: {exc!r}.", error_class="internal")
+
+
+def _target_of(subscription: Subscription) -> KafkaTarget:
+    target = subscription.kafka
+    if target is None or not target.topic:
+        raise PermanentDeliveryError("The subscription has no Kafka topic.", error_class="invalid_target")
+    if not target.brokers:
+        raise PermanentDeliveryError("The subscription names no Kafka brokers.", error_class="invalid_target")
+    return target
+
+
+def _record_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
+    try:
+        return {"notification": message.event_name, **message_headers(message, now)}
+    except ValueError as exc:
+        raise PermanentDeliveryError(f"The message could not be signed: {exc}.", error_class="signing") from exc
+
+
+def _elapsed_ms(clock: float) -> float:
+    return round((time.perf_counter() - clock) * 1000, 3)
+
+
+class _FifoLocks:
+    """One FIFO lock per key, dropped when nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def hold(self, key: str) -> _Held:
+        """Hold the lock of `key`; callers get it in the order they asked."""
+        return _Held(self._locks, key)
+
+
+class _Held:
+    """`async with` one key's lock (a class, not a generator: it runs once per record)."""
+
+    __slots__ = ("_key", "_lock", "_locks")
+
+    def __init__(self, locks: dict[str, tuple[asyncio.Lock, int]], key: str) -> None:
+        self._locks = locks
+        self._key = key
+        lock, users = locks.get(key) or (asyncio.Lock(), 0)
+        locks[key] = (lock, users + 1)
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+        lock, users = self._locks[self._key]
+        if users == 1:
+            del self._locks[self._key]
+        else:
+            self._locks[self._key] = (lock, users - 1)

@@ -1,0 +1,392 @@
+"""Kafka producers shared per cluster configuration, with asyncio futures for the broker's acknowledgements.
+
+One librdkafka `Producer` serves every subscription with the same `ClusterConfig` (brokers, security
+settings, credentials, compression). Each producer has a thread that polls it and hands its callbacks to
+the event loop in batches; a record's future resolves with its partition and offset, or fails with
+`ProduceFailed`.
+
+librdkafka never gives up on a cluster by itself: bad credentials, a dead address or a TLS mismatch only
+surface as `error_cb` reports, while the records wait out `message.timeout.ms`. So when `error_cb` reports
+`_AUTHENTICATION`, `_SSL`, `_ALL_BROKERS_DOWN` or a fatal error, the producer is retired at once: its
+queued (never sent) records are purged and fail with that error as their `cause`, new records go to a fresh
+producer, and the old one closes once the records already on the wire are acknowledged or time out. Only
+unsent records are purged, so a record is never reported failed and then written anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import certifi
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from chargewire.models import KafkaSecrets, KafkaTarget
+
+logger = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str | bytes | None]]
+ClientSettings = dict[str, str | int | float | bool]
+
+_POLL_INTERVAL_S = 0.1
+_QUEUE_FULL_WAIT_S = 0.01
+_SWEEP_INTERVAL_MAX_S = 30.0
+_RETIRING_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._ALL_BROKERS_DOWN})
+# How telling a connection error is: a later, vaguer report ("1/1 brokers are down") never hides the reason.
+_CAUSE_RANK = {
+    KafkaError._AUTHENTICATION: 3,
+    KafkaError._SSL: 2,
+    KafkaError._TRANSPORT: 1,
+    KafkaError._RESOLVE: 1,
+    KafkaError._ALL_BROKERS_DOWN: 0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Everything that makes two subscriptions' producers interchangeable; the key of the producer pool."""
+
+    brokers: tuple[str, ...]
+    security_protocol: str = "PLAINTEXT"
+    compression_codec: str = "gzip"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ca_certificate: str | None = field(default=None, repr=False)
+    client_certificate: str | None = field(default=None, repr=False)
+    client_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_target(cls, target: KafkaTarget, secrets: KafkaSecrets | None) -> ClusterConfig:
+        """The configuration of `target`, keeping only the fields its security protocol uses."""
+        protocol = target.security_protocol.upper()
+        sasl = protocol.startswith("SASL_")
+        tls = protocol.endswith("SSL")
+        return cls(
+            # Sorted and deduplicated: the same cluster listed in another order shares the producer.
+            brokers=tuple(sorted(set(target.brokers))),
+            security_protocol=protocol,
+            compression_codec=target.compression_codec.lower(),
+            sasl_mechanism=(target.sasl_mechanism or "PLAIN").upper() if sasl else None,
+            sasl_username=target.sasl_username if sasl else None,
+            sasl_password=secrets.sasl_password if sasl and secrets else None,
+            ca_certificate=target.ca_certificate if tls else None,
+            client_certificate=target.client_certificate if tls else None,
+            client_key=secrets.client_key if tls and secrets else None,
+        )
+
+    @property
+    def label(self) -> str:
+        """A description for logs, without any secret."""
+        who = f" as {self.sasl_username} ({self.sasl_mechanism})" if self.sasl_mechanism else ""
+        return f"{self.security_protocol}://{','.join(self.brokers)}{who}"
+
+    def client_settings(self) -> ClientSettings:
+        """The librdkafka settings for this cluster (security and compression; no timeouts or callbacks)."""
+        settings: ClientSettings = {
+            "bootstrap.servers": ",".join(self.brokers),
+            "security.protocol": self.security_protocol,
+            "compression.type": self.compression_codec,
+        }
+        if self.sasl_mechanism is not None:
+            settings["sasl.mechanism"] = self.sasl_mechanism
+            if self.sasl_username is not None:
+                settings["sasl.username"] = self.sasl_username
+            if self.sasl_password is not None:
+                settings["sasl.password"] = self.sasl_password
+        if self.security_protocol.endswith("SSL"):
+            # Without a CA of its own, trust the same public roots as the webhook channel, on every machine.
+            if self.ca_certificate:
+                settings["ssl.ca.pem"] = self.ca_certificate
+            else:
+                settings["ssl.ca.location"] = certifi.where()
+            if self.client_certificate:
+                settings["ssl.certificate.pem"] = self.client_certificate
+            if self.client_key:
+                settings["ssl.key.pem"] = self.client_key
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAck:
+    """Where the broker wrote a record."""
+
+    partition: int
+    offset: int
+
+
+class ProduceFailed(Exception):
+    """librdkafka did not deliver a record; `cause` is the connection error behind a purge or timeout, if any."""
+
+    def __init__(self, error: KafkaError, cause: KafkaError | None = None) -> None:
+        super().__init__(error.str())
+        self.error = error
+        self.cause = cause
+
+
+class KafkaProducers:
+    """The pool: one producer per `ClusterConfig`, created on first use and closed after `idle_close_s` unused."""
+
+    def __init__(
+        self,
+        *,
+        message_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+        topic_wait_s: float = 2.0,
+        idle_close_s: float = 300.0,
+        extra_settings: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        """Set the limits that bound one attempt.
+
+        Args:
+            message_timeout_s: how long a record may wait for the broker's acknowledgement, retries included.
+            connect_timeout_s: TCP connect plus TLS and SASL handshakes, per broker connection.
+            topic_wait_s: how long a topic the cluster does not know is awaited before the record fails.
+            idle_close_s: a producer no record used for this long is flushed and closed.
+            extra_settings: librdkafka settings laid over the defaults (e.g. `linger.ms` for benchmarks).
+        """
+        self.message_timeout_s = message_timeout_s
+        self._idle_close_s = idle_close_s
+        self._defaults: ClientSettings = {
+            "acks": "all",
+            "enable.idempotence": True,
+            # Java clients' partitioner: a key lands on the same partition whichever client produced it.
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": int(message_timeout_s * 1000),
+            "request.timeout.ms": int(message_timeout_s * 1000),
+            "socket.connection.setup.timeout.ms": int(connect_timeout_s * 1000),
+            "topic.metadata.propagation.max.ms": int(topic_wait_s * 1000),
+            "reconnect.backoff.max.ms": 1000,
+            "client.id": "chargewire",
+            **(extra_settings or {}),
+        }
+        self._producers: dict[ClusterConfig, _ClusterProducer] = {}
+        self._live: set[_ClusterProducer] = set()  # in the pool, or retired and still closing
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def clusters(self) -> tuple[ClusterConfig, ...]:
+        """The configurations that have an open producer in the pool."""
+        return tuple(self._producers)
+
+    @property
+    def live_count(self) -> int:
+        """Producers not yet closed, retired ones included."""
+        return len(self._live)
+
+    async def enqueue(
+        self, cluster: ClusterConfig, topic: str, *, key: bytes, value: bytes, headers: Headers
+    ) -> asyncio.Future[RecordAck]:
+        """Hand a record to the cluster's producer and return the future of its acknowledgement.
+
+        Records enqueued one after the other for the same cluster, topic and key are written in that order
+        (while one producer serves them: after a retirement, a record still on the wire may land after later ones).
+        Raises `ProduceFailed` when librdkafka refuses the record outright (too large, invalid settings) or
+        its queue stays full for `message_timeout_s`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.message_timeout_s
+        while True:
+            producer = self._producer_for(cluster, loop)
+            try:
+                return producer.produce(topic, key, value, headers)
+            except BufferError:
+                # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
+                if time.monotonic() >= deadline:
+                    raise ProduceFailed(KafkaError(KafkaError._QUEUE_FULL), producer.cause) from None
+                await asyncio.sleep(_QUEUE_FULL_WAIT_S)
+
+    async def aclose(self) -> None:
+        """Flush every producer (waiting up to `message_timeout_s`), close them and stop their threads."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        producers, self._producers = list(self._producers.values()), {}
+        for producer in producers:
+            producer.close(self.message_timeout_s)
+        closing = list(self._live)
+        await asyncio.gather(*(producer.closed for producer in closing))
+        for producer in closing:
+            producer.join()
+
+    def _producer_for(self, cluster: ClusterConfig, loop: asyncio.AbstractEventLoop) -> _ClusterProducer:
+        existing = self._producers.get(cluster)
+        if existing is not None:
+            return existing
+        try:
+            producer = _ClusterProducer(cluster, self._defaults, loop, self._retired)
+        except KafkaException as exc:
+            raise ProduceFailed(exc.args[0]) from exc
+        self._producers[cluster] = producer
+        self._live.add(producer)
+        producer.closed.add_done_callback(lambda _: self._live.discard(producer))
+        logger.info("Kafka producer opened for %s", cluster.label)
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep_idle())
+        return producer
+
+    def _retired(self, producer: _ClusterProducer) -> None:
+        if self._producers.get(producer.cluster) is producer:
+            del self._producers[producer.cluster]
+
+    async def _sweep_idle(self) -> None:
+        interval = min(self._idle_close_s / 2, _SWEEP_INTERVAL_MAX_S)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for producer in list(self._producers.values()):
+                if producer.in_flight == 0 and now - producer.last_used >= self._idle_close_s:
+                    logger.info(
+                        "Kafka producer for %s closed after %.0fs unused", producer.cluster.label, self._idle_close_s
+                    )
+                    self._retired(producer)
+                    producer.close(0.0)
+
+
+class _ClusterProducer:
+    """One librdkafka producer, the thread that polls it, and the state the event loop keeps about it.
+
+    Everything but the poll thread's own fields is read and written on the event loop only: the thread
+    passes callbacks over with `call_soon_threadsafe`, one batch per poll.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        defaults: ClientSettings,
+        loop: asyncio.AbstractEventLoop,
+        on_retire: Callable[[_ClusterProducer], None],
+    ) -> None:
+        self.cluster = cluster
+        self._pending: set[asyncio.Future[RecordAck]] = set()
+        self.last_used = time.monotonic()
+        self.cause: KafkaError | None = None
+        self.retired = False
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._loop = loop
+        self._on_retire = on_retire
+        self._batch: list[Callable[[], None]] = []  # poll thread only
+        self._stop = threading.Event()
+        self._flush_timeout_s = 0.0
+        settings = {**defaults, **cluster.client_settings(), "error_cb": self._error_reported, "logger": logger}
+        self._producer = Producer(settings)
+        self._thread = threading.Thread(target=self._serve, name="chargewire-kafka-poll", daemon=True)
+        self._thread.start()
+
+    def produce(self, topic: str, key: bytes, value: bytes, headers: Headers) -> asyncio.Future[RecordAck]:
+        """Queue one record (raises BufferError when the queue is full, ProduceFailed when refused)."""
+        future: asyncio.Future[RecordAck] = self._loop.create_future()
+        on_delivery = functools.partial(self._delivered, future)
+        try:
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+        except KafkaException as exc:
+            raise ProduceFailed(exc.args[0], self.cause) from exc
+        self._pending.add(future)
+        self.last_used = time.monotonic()
+        return future
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed to librdkafka and not yet acknowledged or failed."""
+        return len(self._pending)
+
+    def close(self, flush_timeout_s: float) -> None:
+        """Ask the poll thread to flush (up to `flush_timeout_s`), drop what is left, and close the producer."""
+        if not self._stop.is_set():
+            self._flush_timeout_s = flush_timeout_s
+            self._stop.set()
+
+    def join(self) -> None:
+        """Wait for the poll thread, which has ended or is about to once `closed` is done."""
+        self._thread.join(timeout=5.0)
+
+    # --- poll thread -------------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._producer.poll(_POLL_INTERVAL_S)
+                self._hand_over()
+            if self._producer.flush(self._flush_timeout_s) > 0:
+                # Still unacknowledged after the flush: fail them (callbacks with _PURGE_*) rather than hang.
+                self._producer.purge()
+                self._producer.flush(1.0)
+            self._producer.close()
+            self._hand_over()
+        finally:
+            self._call_in_loop(self._finish_close)
+
+    def _delivered(self, future: asyncio.Future[RecordAck], error: KafkaError | None, message: Message) -> None:
+        ack = None if error is not None else RecordAck(message.partition() or 0, message.offset() or 0)
+        self._batch.append(functools.partial(self._settle, future, error, ack))
+
+    def _error_reported(self, error: KafkaError) -> None:
+        self._batch.append(functools.partial(self._note_error, error))
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._call_in_loop(functools.partial(_run_all, batch))
+
+    def _call_in_loop(self, callback: Callable[[], None]) -> None:
+        # The loop may be gone when a producer is abandoned without aclose; its results then have no reader.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback)
+
+    # --- event loop ----------------------------------------------------------------------------------------
+
+    def _settle(self, future: asyncio.Future[RecordAck], error: KafkaError | None, ack: RecordAck | None) -> None:
+        self._pending.discard(future)
+        if error is None and ack is not None:
+            self.cause = None
+            if not future.done():
+                future.set_result(ack)
+        elif not future.done():
+            _fail(future, ProduceFailed(error or KafkaError(KafkaError._FAIL), self.cause))
+        if self.retired and self.in_flight == 0:
+            self.close(0.0)
+
+    def _note_error(self, error: KafkaError) -> None:
+        code = error.code()
+        rank = _CAUSE_RANK.get(code)
+        if rank is not None and (self.cause is None or rank >= _CAUSE_RANK.get(self.cause.code(), 0)):
+            self.cause = error
+        if (code in _RETIRING_CODES or error.fatal()) and not self.retired:
+            self._retire(error)
+
+    def _retire(self, error: KafkaError) -> None:
+        logger.warning("Kafka producer for %s retired: %s", self.cluster.label, error.str())
+        self.retired = True
+        self._on_retire(self)
+        if self._stop.is_set():
+            return  # already closing (idle, or the pool's aclose): the poll thread owns the producer now
+        # Unsent records fail now with the cause; records on the wire still get their broker's answer.
+        self._producer.purge(in_queue=True, in_flight=False, blocking=False)
+        if self.in_flight == 0:
+            self.close(0.0)
+
+    def _finish_close(self) -> None:
+        # Every record gets an answer, even if the poll thread died: nobody awaits a future forever.
+        pending, self._pending = self._pending, set()
+        for future in pending:
+            _fail(future, ProduceFailed(KafkaError(KafkaError._DESTROY, "the producer closed"), self.cause))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _fail(future: asyncio.Future[RecordAck], error: ProduceFailed) -> None:
+    if not future.done():
+        future.set_exception(error)
+        # Marked as retrieved: a sender cancelled while waiting must not cause "exception never retrieved".
+        future.exception()
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
