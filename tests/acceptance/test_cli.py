@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from chargewire.catalog import load_event_types
-from tests.support.processes import cli
+from tests.support.processes import CHARGEWIRE, cli
 
 COMMANDS = [
     [],
@@ -24,6 +27,10 @@ COMMANDS = [
     ["tokens", "create"],
     ["tokens", "list"],
     ["tokens", "revoke"],
+    ["worker"],
+    ["demo"],
+    ["dev"],
+    ["dev", "kafka"],
 ]
 
 
@@ -76,3 +83,20 @@ def test_service_refuses_to_start_without_a_secret_key(cli_env: dict[str, str]) 
     result = cli(without_key, "tokens", "list", check=False)
     assert result.returncode == 1
     assert "CHARGEWIRE_SECRET_KEY is not set" in result.stderr
+
+
+def test_dev_kafka_starts_a_broker_and_prints_how_to_reach_it() -> None:
+    command = [CHARGEWIRE, "dev", "kafka"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        try:
+            lines: list[str] = []
+            deadline = time.monotonic() + 120
+            assert process.stdout is not None
+            while time.monotonic() < deadline and not any("Ctrl-C" in line for line in lines):
+                lines.append(process.stdout.readline())
+            printed = "".join(lines)
+            assert "SASL_SSL" in printed
+            assert "SCRAM-SHA-512" in printed
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
