@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     webhook_connect_timeout_s: float = Field(default=5.0, gt=0)
     webhook_timeout_s: float = Field(default=15.0, gt=0)
     disable_after_failing_s: float = Field(default=5 * 24 * 3600, gt=0)
+    disable_check_interval_s: float = Field(default=30.0, gt=0)
 
     worker_batch_size: int = Field(default=200, ge=1)
     worker_lease_s: float = Field(default=60.0, gt=0)

@@ -23,6 +23,7 @@ from chargewire.services.deliveries import DeliveryService
 from chargewire.services.overview import OverviewService
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
+from chargewire.services.subscription_health import SubscriptionHealth
 from chargewire.services.subscriptions import SubscriptionService
 from chargewire.services.tokens import TokenService
 from chargewire.services.users import UserService
@@ -74,6 +75,7 @@ class Runtime:
     delivery_store: DeliveryStore
     subscription_store: SubscriptionStore
     metrics: DeliveryMetrics
+    health: SubscriptionHealth
     users: UserService
     overview: OverviewService
 
@@ -108,6 +110,7 @@ class Runtime:
             delivery_store=delivery_store,
             subscription_store=subscription_store,
             metrics=DeliveryMetrics(),
+            health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
             overview=OverviewService(DeliveryStats(database), delivery_store, subscriptions),
         )
@@ -128,6 +131,7 @@ class Runtime:
                     ),
                 ),
             },
+            on_failing=self.health.disable_failing,
         )
         dispatcher.add_listener(self.metrics.observe_attempt)
         self.publisher.on_published(dispatcher.wake)

@@ -26,6 +26,7 @@ class EventType:
     entity_kind: str | None
     entity_path: tuple[str, ...] | None
     in_original_list: bool
+    operational: bool = False
 
     def entity_id(self, payload: JsonObject) -> str | None:
         """The id of the entity this payload is about, as text, or None when the payload lacks it."""
@@ -64,7 +65,8 @@ def to_json_schema(node: Any) -> Any:
 
 @cache
 def load_event_types() -> dict[str, EventType]:
-    """Every event type in catalog order: the 30 of the original list, then the 9 others of the same API."""
+    """Every event type in catalog order: the 30 of the original list, the 9 others of the same API, then
+    chargewire's own operational events."""
     source = _read_json("event-schemas.json")
     notes = _read_json("annotations.json")
     event_types: dict[str, EventType] = {}
@@ -84,4 +86,19 @@ def load_event_types() -> dict[str, EventType]:
                 entity_path=tuple(entity["path"]) if entity else None,
                 in_original_list=in_original,
             )
+    for name, entry in _read_json("operational-events.json")["events"].items():
+        entity = entry["entity"]
+        event_types[name] = EventType(
+            name=name,
+            deprecated=False,
+            successors=(),
+            schema=to_json_schema(entry["schema"]),
+            example=entry["example"],
+            group=entry["group"],
+            description=entry["description"],
+            entity_kind=entity["kind"],
+            entity_path=tuple(entity["path"]),
+            in_original_list=False,
+            operational=True,
+        )
     return event_types

@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chargewire.channels.base import AttemptResult, Channel, OutboundMessage
 from chargewire.clock import utcnow
@@ -37,6 +38,7 @@ _FLUSH_INTERVAL_S = 0.02
 _FLUSH_BATCH = 200
 
 AttemptListener = Callable[[ClaimedDelivery, AttemptResult, AttemptRecord], None]
+FailingCheck = Callable[[datetime], Awaitable[object]]
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Dispatcher:
         *,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        on_failing: FailingCheck | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or new_id("wrk")
@@ -73,6 +76,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
+        self._on_failing = on_failing
+        self._next_failing_check = 0.0
         self._limits = {
             Via.WEBHOOK: settings.worker_max_in_flight_per_subscription,
             Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
@@ -231,7 +236,9 @@ class Dispatcher:
         )
         if result.error is None:
             self._breakers.record_success(delivery.subscription_id)
-            return AttemptRecord(attempt, self.worker_id, DeliveryStatus.DELIVERED, None, None)
+            return AttemptRecord(
+                attempt, delivery.subscription_id, self.worker_id, DeliveryStatus.DELIVERED, None, None
+            )
         override = target.subscription.retry_schedule_s if target is not None else None
         schedule = override or self.settings.retry_schedule_s
         delay = next_attempt_delay(
@@ -253,7 +260,7 @@ class Dispatcher:
             error_message=result.error.message,
         )
         status = DeliveryStatus.FAILED if failed else DeliveryStatus.PENDING
-        return AttemptRecord(attempt, self.worker_id, status, retry_at, result.error.message)
+        return AttemptRecord(attempt, delivery.subscription_id, self.worker_id, status, retry_at, result.error.message)
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while True:
@@ -274,6 +281,17 @@ class Dispatcher:
                 )
             self._held -= len(batch)
         self._wake.set()
+        await self._check_failing()
+
+    async def _check_failing(self) -> None:
+        """Let the owner disable subscriptions that kept failing; at most every `disable_check_interval_s`."""
+        if self._on_failing is None or time.monotonic() < self._next_failing_check:
+            return
+        self._next_failing_check = time.monotonic() + self.settings.disable_check_interval_s
+        try:
+            await self._on_failing(utcnow())
+        except Exception:
+            logger.exception("checking for subscriptions to disable failed; trying again later")
 
     async def _shutdown(self) -> None:
         waiting = [delivery.id for queue in self._queues.values() for delivery in queue.waiting]

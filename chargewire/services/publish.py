@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import orjson
 
-from chargewire.catalog import event_type_of, validate
+from chargewire.catalog import event_type_of, load_event_types, validate
 from chargewire.clock import utcnow
 from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id
@@ -25,7 +25,7 @@ class Publisher:
         self.max_batch = max_batch
         self._listeners: list[Callable[[], None]] = []
 
-    async def publish(self, payloads: Sequence[object]) -> list[str]:
+    async def publish(self, payloads: Sequence[object], *, operational: bool = False) -> list[str]:
         """Validate every payload and store them durably; returns the new event ids in order.
 
         Raises ValidationFailed with fields keyed `[index].path` when any payload is invalid; then nothing
@@ -38,7 +38,7 @@ class Publisher:
         received_at = utcnow()
         parsed: dict[str, dict[str, Any]] = {}
         new_events = []
-        for payload, name in _validate_all(payloads):
+        for payload, name in _validate_all(payloads, operational):
             event = _new_event(payload, name, received_at)
             parsed[event.id] = payload
             new_events.append(event)
@@ -84,12 +84,15 @@ def _new_event(payload: dict[str, Any], name: str, received_at: datetime) -> Eve
     )
 
 
-def _validate_all(payloads: Sequence[object]) -> list[tuple[dict[str, Any], str]]:
+def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[tuple[dict[str, Any], str]]:
     valid: list[tuple[dict[str, Any], str]] = []
     errors: dict[str, list[str]] = {}
     for index, payload in enumerate(payloads):
         try:
             name = validate(payload)
+            if load_event_types()[name].operational and not operational:
+                errors[f"[{index}].notification"] = [f"{name!r} is sent by chargewire itself and cannot be published."]
+                continue
             valid.append((cast(dict[str, Any], payload), name))
         except ValidationFailed as failure:
             for field, messages in failure.errors.items():

@@ -51,6 +51,7 @@ class AttemptRecord:
     """The outcome of one attempt, to be written with the delivery's new state."""
 
     attempt: Attempt
+    subscription_id: str
     worker_id: str
     status: DeliveryStatus
     next_attempt_at: datetime | None
@@ -114,10 +115,11 @@ class DeliveryStore:
         ]
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
-        """Write attempts and their deliveries' new state in one transaction.
+        """Write attempts, their deliveries' new state and their subscriptions' health in one transaction.
 
         A delivery is only updated while the lease is still this worker's; an attempt that ran past its lease
-        is still logged, and the delivery stays with whoever holds it now.
+        is still logged, and the delivery stays with whoever holds it now. A subscription with any success in
+        the batch is healthy again; one with only failures is failing since now, unless it already was.
         """
         if not records:
             return
@@ -133,8 +135,23 @@ class DeliveryStore:
                 updated_at=bindparam("b_now"),
             )
         )
+        succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
+        failing = {record.subscription_id for record in records} - succeeded
+        now = records[-1].attempt.started_at
         async with self._database.transaction() as connection:
             await connection.execute(insert(attempts), [_attempt_row(record.attempt) for record in records])
+            if succeeded:
+                await connection.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id.in_(succeeded), subscriptions.c.failing_since.is_not(None))
+                    .values(failing_since=None)
+                )
+            if failing:
+                await connection.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id.in_(failing), subscriptions.c.failing_since.is_(None))
+                    .values(failing_since=now)
+                )
             await connection.execute(
                 update_delivery,
                 [

@@ -160,11 +160,29 @@ class SubscriptionStore:
         """Enable or disable a subscription (enabling clears the failure record); False when it is gone."""
         values: dict[str, Any] = {"enabled": enabled, "updated_at": now, "disabled_reason": None if enabled else reason}
         if enabled:
+            # A fresh start: failures before the pause do not count toward disabling it again.
+            values["failing_since"] = None
+        if enabled:
             values["failing_since"] = None
         statement = update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values)
         async with self._database.transaction() as connection:
             result = await connection.execute(statement)
         return bool(result.rowcount)
+
+    async def disable_failing(self, failing_before: datetime, now: datetime) -> list[Subscription]:
+        """Disable every enabled subscription that has failed continuously since before `failing_before`."""
+        condition = (subscriptions.c.enabled.is_(True), subscriptions.c.failing_since < failing_before)
+        async with self._database.transaction() as connection:
+            rows = (await connection.execute(select(*_RECORD_COLUMNS).where(*condition))).all()
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
+            await connection.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id.in_(ids))
+                .values(enabled=False, disabled_reason="failing continuously", updated_at=now)
+            )
+        return [_to_subscription(row._mapping) for row in rows]
 
     async def claim_resend(self, subscription_id: str, now: datetime, cooldown_s: float) -> bool:
         """Record a resend at `now` unless the subscription is disabled or was resent within the cooldown.

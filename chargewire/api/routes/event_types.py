@@ -20,6 +20,7 @@ class EventTypeOut(BaseModel):
     group: str
     description: str
     deprecated: bool
+    operational: bool = Field(description="Sent by chargewire itself; cannot be published")
     successors: list[str]
     entity: str | None
     schema_: dict[str, Any] = Field(alias="schema")
@@ -36,6 +37,7 @@ class EventTypeOut(BaseModel):
                 "group": event_type.group,
                 "description": event_type.description,
                 "deprecated": event_type.deprecated,
+                "operational": event_type.operational,
                 "successors": list(event_type.successors),
                 "entity": event_type.entity_kind,
                 "schema": event_type.schema,

@@ -15,7 +15,7 @@ from chargewire.runtime import Runtime
 from chargewire.store.tables import events
 from tests.conftest import TokenFactory, bearer
 
-EXAMPLES = {name: event_type.example for name, event_type in load_event_types().items()}
+EXAMPLES = {name: event_type.example for name, event_type in load_event_types().items() if not event_type.operational}
 
 
 async def _stored_count(runtime: Runtime) -> int:
@@ -141,7 +141,7 @@ async def test_event_types_list_every_event_with_schema_and_example(api: httpx.A
     response = await api.get("/api/v1/event-types")
     assert response.status_code == 200
     data: list[dict[str, Any]] = response.json()["data"]
-    assert [item["name"] for item in data] == list(EXAMPLES)
+    assert [item["name"] for item in data] == list(load_event_types())
     boot = data[0]
     assert set(boot) >= {"name", "deprecated", "successors", "schema", "example", "description", "group"}
     assert boot["schema"]["properties"]["notification"]["enum"] == ["BootNotification"]
@@ -172,3 +172,12 @@ async def test_delivery_log_refuses_filters_that_cannot_match(
     response = await api.get(f"/api/v1/deliveries?{query}", headers=bearer(await token_factory("admin")))
     assert response.status_code == 422
     assert field in response.json()["errors"]
+
+
+async def test_operational_events_cannot_be_published_from_outside(
+    api: httpx.AsyncClient, publisher: dict[str, str]
+) -> None:
+    example = load_event_types()["subscription.disabled"].example
+    response = await api.post("/api/v1/events", json=example, headers=publisher)
+    assert response.status_code == 422
+    assert "sent by chargewire itself" in response.json()["errors"]["[0].notification"][0]

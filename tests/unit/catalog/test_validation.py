@@ -69,9 +69,11 @@ def _rejected_fields(payload: dict[str, Any]) -> dict[str, list[str]]:
     return failure.value.errors
 
 
-def test_catalog_holds_the_thirty_events_and_the_nine_others() -> None:
-    assert len(EVENT_TYPES) == 39
-    assert sum(event_type.in_original_list for event_type in EVENT_TYPES) == 30
+def test_catalog_holds_the_thirty_events_the_nine_others_and_chargewires_own() -> None:
+    platform = [event_type for event_type in EVENT_TYPES if not event_type.operational]
+    assert len(platform) == 39
+    assert sum(event_type.in_original_list for event_type in platform) == 30
+    assert [event_type.name for event_type in EVENT_TYPES if event_type.operational] == ["subscription.disabled"]
 
 
 def test_deprecated_events_name_their_successors() -> None:
