@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,8 +13,8 @@ from chargewire.clock import utcnow
 from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id
 from chargewire.models import Event
-from chargewire.services.payload_filter import matches
-from chargewire.store.event_store import EventStore, NewDelivery, Subscriber
+from chargewire.services.group_commit import GroupCommitter, PendingEvent
+from chargewire.store.event_store import EventStore
 
 
 class Publisher:
@@ -22,6 +22,7 @@ class Publisher:
 
     def __init__(self, store: EventStore, max_batch: int) -> None:
         self._store = store
+        self._committer = GroupCommitter(store)
         self.max_batch = max_batch
         self._listeners: list[Callable[[], None]] = []
 
@@ -36,25 +37,13 @@ class Publisher:
         if len(payloads) > self.max_batch:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
         received_at = utcnow()
-        parsed: dict[str, dict[str, Any]] = {}
-        new_events = []
-        for payload, name in _validate_all(payloads, operational):
-            event = _new_event(payload, name, received_at)
-            parsed[event.id] = payload
-            new_events.append(event)
-
-        def fan_out(subscribers: Sequence[Subscriber]) -> Iterator[NewDelivery]:
-            by_name: dict[str, list[Subscriber]] = {}
-            for subscriber in subscribers:
-                by_name.setdefault(subscriber.event_name, []).append(subscriber)
-            for event in new_events:
-                for subscriber in by_name.get(event.name, ()):
-                    if matches(subscriber.filter, parsed[event.id]):
-                        yield NewDelivery(new_id("dlv"), event.id, subscriber.subscription_id, event.name)
-
-        await self._store.insert_events_with_deliveries(new_events, fan_out)
+        pending = [
+            PendingEvent(_new_event(payload, name, received_at), payload)
+            for payload, name in _validate_all(payloads, operational)
+        ]
+        await self._committer.write(pending)
         self._notify()
-        return [event.id for event in new_events]
+        return [item.event.id for item in pending]
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""

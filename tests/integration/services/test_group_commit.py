@@ -1,0 +1,67 @@
+"""Concurrent publishes share transactions, and every one is stored before it is answered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.models import Event
+from chargewire.runtime import Runtime
+from chargewire.services.publish import Publisher
+from chargewire.store.event_store import EventStore, FanOut
+
+BOOT = load_event_types()["BootNotification"].example
+
+
+class CountingStore(EventStore):
+    """The real store, counting its write transactions."""
+
+    transactions = 0
+
+    async def insert_events_with_deliveries(self, new_events: Sequence[Event], fan_out: FanOut) -> int:
+        self.transactions += 1
+        return await super().insert_events_with_deliveries(new_events, fan_out)
+
+
+class FailingStore(EventStore):
+    """A store whose database refuses every write."""
+
+    async def insert_events_with_deliveries(self, new_events: Sequence[Event], fan_out: FanOut) -> int:
+        raise ConnectionError("database went away")
+
+
+async def test_concurrent_single_publishes_are_grouped_and_all_stored(runtime: Runtime) -> None:
+    store = CountingStore(runtime.database)
+    publisher = Publisher(store, max_batch=10)
+    results = await asyncio.gather(*(publisher.publish([BOOT]) for _ in range(200)))
+    ids = [event_id for result in results for event_id in result]
+    assert len(set(ids)) == 200
+    assert {event.id for event in await store.get_events(ids)} == set(ids)
+    assert store.transactions < 200
+
+
+async def test_a_database_error_reaches_every_writer_of_the_group(runtime: Runtime) -> None:
+    publisher = Publisher(FailingStore(runtime.database), max_batch=10)
+    results = await asyncio.gather(*(publisher.publish([BOOT]) for _ in range(20)), return_exceptions=True)
+    assert all(isinstance(result, ConnectionError) for result in results)
+
+
+async def test_a_lone_publish_is_written_at_once(runtime: Runtime) -> None:
+    store = CountingStore(runtime.database)
+    [event_id] = await Publisher(store, max_batch=10).publish([BOOT])
+    assert store.transactions == 1
+    assert [event.id for event in await store.get_events([event_id])] == [event_id]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_writer_that_gives_up_does_not_abort_the_others(runtime: Runtime) -> None:
+    publisher = Publisher(EventStore(runtime.database), max_batch=10)
+    tasks = [asyncio.create_task(publisher.publish([BOOT])) for _ in range(20)]
+    await asyncio.sleep(0)
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert all(isinstance(result, list) for result in results[1:])
