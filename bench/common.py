@@ -8,7 +8,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,17 +50,25 @@ def backend_database(backend: str, workdir: Path) -> Iterator[str]:
         yield cluster.create_database("bench")
 
 
-@contextlib.contextmanager
-def bench_server(database_url: str, workdir: Path, *serve_args: str) -> Iterator[tuple[str, str, int]]:
-    """A migrated database and `chargewire serve` on it; yields (base URL, admin token, server pid)."""
-    env = {
+def server_env(database_url: str, workdir: Path, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The CHARGEWIRE_* settings of a benchmark's server and workers."""
+    return {
         "CHARGEWIRE_DATABASE_URL": database_url,
         "CHARGEWIRE_SECRET_KEY": BENCH_SECRET_KEY,
         "CHARGEWIRE_DATA_DIR": str(workdir),
         "CHARGEWIRE_CONFIG": str(workdir / "absent.toml"),
         "CHARGEWIRE_INGEST_MAX_BATCH": "1000",
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+        **(overrides or {}),
     }
+
+
+@contextlib.contextmanager
+def bench_server(
+    database_url: str, workdir: Path, *serve_args: str, env_overrides: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, str, int]]:
+    """A migrated database and `chargewire serve` on it; yields (base URL, admin token, server pid)."""
+    env = server_env(database_url, workdir, env_overrides)
     cli(env, "db", "upgrade")
     token = json.loads(cli(env, "tokens", "create", "--name", "bench", "--scope", "admin", "--json").stdout)["token"]
     port = free_port()
