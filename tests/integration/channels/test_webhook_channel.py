@@ -29,8 +29,7 @@ from chargewire.channels.webhook import RESPONSE_BODY_LIMIT, WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.errors import PermanentDeliveryError, RetryableDeliveryError
-from chargewire.models import Subscription, Via
-from chargewire.security import new_signing_secret
+from tests.support.factories import outbound_message_factory, subscription_factory
 
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 BODY = b'{"notification":"session.started","session":{"id":"s-1","kwh":1.5,"note":"\xc3\xbc"}}'
@@ -52,30 +51,8 @@ class Received:
 
 def outbound_message(url: str, **overrides: Any) -> OutboundMessage:
     """A message for `url` as the dispatcher builds it; any field can be overridden."""
-    now = utcnow()
-    subscription = Subscription(
-        id="sub_01",
-        via=Via.WEBHOOK,
-        notifications=("session.started",),
-        token_id="tok_01",
-        api_version=1,
-        created_at=now,
-        updated_at=now,
-        callback_url=url,
-    )
-    message = OutboundMessage(
-        delivery_id="dlv_01",
-        event_id="evt_01",
-        event_name="session.started",
-        payload=BODY,
-        entity_id="s-1",
-        subscription=subscription,
-        attempt_number=1,
-        tenant="tenant-a",
-        token_text=TOKEN,
-        signing_secrets=(new_signing_secret(),),
-    )
-    return replace(message, **overrides)
+    subscription = subscription_factory(callback_url=url, api_version=1)
+    return outbound_message_factory(subscription, **{"payload": BODY, "token_text": TOKEN, **overrides})
 
 
 @pytest.fixture

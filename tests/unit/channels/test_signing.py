@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -23,38 +22,15 @@ from chargewire.channels.signing import (
     x_timestamp,
 )
 from chargewire.clock import utcnow
-from chargewire.models import Subscription, Via
 from chargewire.security import new_signing_secret
+from tests.support.factories import outbound_message_factory
 
 BODY = '{"notification":"session.started","session":{"id":"s-1","note":"Ünïcødé ⚡"}}'.encode()
 
 
 def outbound_message(**overrides: Any) -> OutboundMessage:
-    """A message as the dispatcher builds it; any field can be overridden."""
-    now = utcnow()
-    subscription = Subscription(
-        id="sub_01",
-        via=Via.WEBHOOK,
-        notifications=("session.started",),
-        token_id="tok_01",
-        api_version=1,
-        created_at=now,
-        updated_at=now,
-        callback_url="https://receiver.example/hook",
-    )
-    message = OutboundMessage(
-        delivery_id="dlv_01",
-        event_id="evt_01",
-        event_name="session.started",
-        payload=BODY,
-        entity_id="s-1",
-        subscription=subscription,
-        attempt_number=1,
-        tenant="tenant-a",
-        token_text="cw_live_token-text",
-        signing_secrets=(new_signing_secret(),),
-    )
-    return replace(message, **overrides)
+    """A message with this module's body; any field can be overridden."""
+    return outbound_message_factory(**{"payload": BODY, **overrides})
 
 
 def test_x_signature_is_hex_hmac_sha256_of_the_exact_body_keyed_with_the_token() -> None:
