@@ -4,9 +4,10 @@ Stages of one delivery: claimed (leased) -> queued behind its subscription's con
 recorded (delivered, pending with a retry time, or failed). Work lives in the database; this process holds
 at most `worker_max_in_flight` deliveries, so a dead receiver costs rows on disk, not memory.
 
-Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription; subscriptions
-at that limit, or whose circuit breaker is open, are left out of the next claim, so their backlog never
-fills a batch that healthy subscriptions are waiting behind.
+Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription, with at most as
+many again waiting in memory to start the moment one ends; subscriptions that full, or whose circuit breaker
+is open, are left out of the next claim, so their backlog never fills a batch that healthy subscriptions are
+waiting behind.
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ class Dispatcher:
         if capacity <= 0:
             return 0
         now = utcnow()
-        saturated = {sub for sub, queue in self._queues.items() if queue.in_flight >= queue.limit}
+        # A subscription with a full wave in flight and another waiting needs nothing more from this claim.
+        saturated = {
+            sub for sub, queue in self._queues.items() if queue.in_flight + len(queue.waiting) >= 2 * queue.limit
+        }
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
             now,
@@ -194,8 +198,11 @@ class Dispatcher:
             queue.in_flight -= 1
             if target is not None:
                 self._start_ready(delivery.subscription_id, {delivery.subscription_id: target})
-            if not queue.waiting and queue.in_flight == 0:
-                self._queues.pop(delivery.subscription_id, None)
+            if not queue.waiting:
+                # Its buffer ran dry: claim more now rather than at the next poll.
+                self._wake.set()
+                if queue.in_flight == 0:
+                    self._queues.pop(delivery.subscription_id, None)
 
     async def _attempt(self, delivery: ClaimedDelivery, target: DeliveryTarget | None) -> AttemptResult:
         if target is None:
