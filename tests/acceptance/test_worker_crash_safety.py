@@ -57,8 +57,13 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
             assert api.post("/api/v1/events", json=batch, timeout=60).status_code == 202
 
         for _ in range(KILLS):
+            before = len(receiver.on_path("/crash"))
             worker = _worker(env)
-            time.sleep(rng.uniform(0.5, 1.5))
+            # Kill it mid-run: once it is delivering (start-up time varies with load), at a random moment.
+            deadline = time.monotonic() + 60
+            while len(receiver.on_path("/crash")) == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.3))
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
         kills_done_at = len(receiver.on_path("/crash"))
