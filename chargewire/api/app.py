@@ -17,6 +17,8 @@ from chargewire.api.routes import (
     notifications_v2,
     subscription_secrets,
 )
+from chargewire.backoffice import PREFIX as BACKOFFICE_PREFIX
+from chargewire.backoffice import create_backoffice
 from chargewire.runtime import Runtime
 
 
@@ -37,5 +39,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(subscription_secrets.router)
     app.include_router(deliveries.router)
     app.include_router(metrics.router)
+    app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))
     app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
     return app

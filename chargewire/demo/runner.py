@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import itertools
 import logging
+import secrets
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,6 +28,7 @@ from chargewire.sources import ChargingNetwork
 logger = logging.getLogger(__name__)
 
 DEMO_DESCRIPTION = "chargewire demo receiver"
+DEMO_OPERATOR = "demo@chargewire.local"
 _LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
@@ -82,10 +84,27 @@ async def _publish_forever(base_url: str, token: str, options: DemoOptions, coun
             await asyncio.sleep(1)
 
 
-def _banner(options: DemoOptions, token: str, settings: Settings) -> str:
+async def _demo_operator(runtime: Runtime) -> str:
+    """Give the demo operator a new password for this run (creating the operator the first time)."""
+    password = secrets.token_urlsafe(12)
+    if any(user.email == DEMO_OPERATOR for user in await runtime.users.list()):
+        await runtime.users.set_password(DEMO_OPERATOR, password)
+    else:
+        await runtime.users.create(DEMO_OPERATOR, password)
+    return password
+
+
+def _banner(options: DemoOptions, token: str, settings: Settings, operator_password: str | None = None) -> str:
     base = f"http://{options.host}:{options.port}"
+    back_office = (
+        f"  back office  {base}/backoffice\n"
+        f"               sign in as {DEMO_OPERATOR} with password {operator_password}   (made for this run)\n"
+        if operator_password
+        else ""
+    )
     return (
         f"\nchargewire demo on {settings.effective_database_url}\n\n"
+        f"{back_office}"
         f"  API docs     {base}/docs\n"
         f"  metrics      {base}/metrics\n"
         f"  API token    {token}   (admin; made for this run)\n\n"
@@ -100,6 +119,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
     settings = demo_settings(settings)
     async with await Runtime.open(settings) as runtime:
         created = await runtime.tokens.create("demo", ["admin"])
+        operator_password = await _demo_operator(runtime)
         receiver = SampleReceiver(failure_rate=options.failure_rate)
         await receiver.start()
         receiver.api_token = created.text
@@ -117,7 +137,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
             if tasks[0].done():
                 raise SystemExit(f"could not listen on {options.host}:{options.port}; is something else there?")
             await asyncio.sleep(0.05)
-        print(_banner(options, created.text, settings), flush=True)
+        print(_banner(options, created.text, settings, operator_password), flush=True)
         published = [0]
         tasks.append(
             asyncio.create_task(

@@ -144,3 +144,14 @@ attempts = Table(
     Column("response_headers", JSON),
     Column("response_body", Text),
 )
+
+# Back-office operators; `email` is stored lower-cased, so the unique constraint ignores case.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_login_at", UtcDateTime),
+)

@@ -1,0 +1,114 @@
+"""Pages from Jinja2 templates, with the filters they share and the security headers every page carries."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from chargewire.backoffice.session import SCOPE_KEY, Session
+
+PREFIX = "/backoffice"
+
+# Scripts and styles come only from our own static files: an injected <script> would not run.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def when(moment: datetime | None) -> str:
+    """A time as `2026-11-26 09:15:30 UTC`."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago a time was, roughly: `just now`, `4 min ago`, `3 h ago`, `2 d ago`."""
+    if moment is None:
+        return "never"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 0:
+        return "in " + ago(now or datetime.now(UTC), moment).removesuffix(" ago")
+    if seconds < 45:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def iso(moment: datetime | None) -> str:
+    """A time in ISO 8601 (for `<time datetime>`)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else ""
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON for a <pre> block."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def pretty_body(text: str | bytes | None) -> str:
+    """A request or response body: indented when it is JSON, as it came otherwise."""
+    if text is None:
+        return ""
+    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    try:
+        return pretty_json(json.loads(raw))
+    except ValueError:
+        return raw
+
+
+def field_id(name: str) -> str:
+    """The HTML id of a form field named like an API field (`kafka.brokers` -> `f-kafka-brokers`)."""
+    return "f-" + name.replace(".", "-").replace("_", "-")
+
+
+def _environment() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("chargewire.backoffice", "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(
+        when=when, ago=ago, iso=iso, pretty_json=pretty_json, pretty_body=pretty_body, field_id=field_id
+    )
+    environment.globals["prefix"] = PREFIX
+    return environment
+
+
+_ENVIRONMENT = _environment()
+
+
+def session_of(request: Request) -> Session:
+    """The session the middleware loaded for this request."""
+    session: Session | None = request.scope.get(SCOPE_KEY)
+    if session is None:  # an error page for a request that failed before the session middleware
+        session = request.scope[SCOPE_KEY] = Session()
+    return session
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page: the template with the signed-in user, CSRF token, waiting messages and navigation."""
+    session = session_of(request)
+    page = _ENVIRONMENT.get_template(template).render(
+        request=request,
+        user=getattr(request.state, "user", None),
+        csrf_token=session.csrf_token,
+        flashes=session.pop_flashes(),
+        path=request.url.path,
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code, headers=SECURITY_HEADERS)

@@ -1,0 +1,68 @@
+"""The overview: deliveries per minute by outcome, latency, queue depth and failing subscriptions, live.
+
+The page draws its charts from `/backoffice/api/overview`, which it polls every few seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from chargewire.backoffice.guards import Operator, runtime_of
+from chargewire.backoffice.rendering import SECURITY_HEADERS, iso, render
+from chargewire.models import Subscription
+from chargewire.services.overview import Overview
+
+router = APIRouter()
+POLL_INTERVAL_S = 5
+
+
+def overview_json(overview: Overview) -> dict[str, Any]:
+    """The overview as the page's script reads it."""
+    return {
+        "generatedAt": iso(overview.generated_at),
+        "windowMinutes": overview.window_minutes,
+        "pollSeconds": POLL_INTERVAL_S,
+        "minutes": [
+            {"minute": iso(point.minute), **point.counts, "p50": point.p50_s, "p99": point.p99_s}
+            for point in overview.minutes
+        ],
+        "p50": overview.p50_s,
+        "p99": overview.p99_s,
+        "queue": overview.queue.counts,
+        "queueHistory": [{"at": iso(sample.at), **sample.counts} for sample in overview.queue_history],
+        "failing": [
+            {
+                "id": item.subscription.id,
+                "via": item.subscription.via.value,
+                "target": _target(item.subscription),
+                "enabled": item.subscription.enabled,
+                "failures": item.failures,
+                "lastFailureAt": iso(item.last_failure_at),
+            }
+            for item in overview.failing
+        ],
+    }
+
+
+def _target(subscription: Subscription) -> str:
+    if subscription.kafka is not None:
+        return f"{subscription.kafka.topic} @ {', '.join(subscription.kafka.brokers)}"
+    return str(subscription.callback_url)
+
+
+@router.get("/overview")
+async def overview_page(request: Request, _: Operator) -> Response:
+    """The page; its numbers are filled in now and kept current by the script."""
+    overview = await runtime_of(request).overview.snapshot()
+    last = overview.minutes[-1].counts if overview.minutes else {}
+    return render(request, "overview.html", overview=overview, last_minute=last, poll_s=POLL_INTERVAL_S)
+
+
+@router.get("/api/overview")
+async def overview_data(request: Request, _: Operator) -> JSONResponse:
+    """The overview's figures as JSON."""
+    overview = await runtime_of(request).overview.snapshot()
+    return JSONResponse(overview_json(overview), headers={"Cache-Control": SECURITY_HEADERS["Cache-Control"]})
