@@ -4,8 +4,8 @@ Stages of one delivery: claimed (leased) -> queued behind its subscription's con
 recorded (delivered, pending with a retry time, or failed). Work lives in the database; this process holds
 at most `worker_max_in_flight` deliveries, so a dead receiver costs rows on disk, not memory.
 
-Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription, with at most as
-many again waiting in memory to start the moment one ends; subscriptions that full, or whose circuit breaker
+Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription, with at most three
+waves more waiting in memory to start the moment one ends; subscriptions that full, or whose circuit breaker
 is open, are left out of the next claim, so their backlog never fills a batch that healthy subscriptions are
 waiting behind.
 """
@@ -36,6 +36,10 @@ from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, Deli
 logger = logging.getLogger(__name__)
 
 _FLUSH_INTERVAL_S = 0.02
+# Per subscription, a claim takes up to this many waves of its in-flight limit, and a worker holds no more:
+# fewer claims (each a database round trip) per delivery. With a 15 s timeout the last wave starts ~45 s in,
+# inside the 60 s lease.
+_BUFFER_WAVES = 4
 _FLUSH_BATCH = 200
 
 AttemptListener = Callable[[ClaimedDelivery, AttemptResult, AttemptRecord], None]
@@ -97,8 +101,11 @@ class Dispatcher:
         flusher = asyncio.create_task(self._flush_loop(stop))
         try:
             while not stop.is_set():
-                claimed = await self._claim()
-                if claimed == 0:
+                # Cleared before the claim, so a wake that arrives while it runs is not lost.
+                self._wake.clear()
+                _claimed, full = await self._claim()
+                if not full:
+                    # A claim that came back short found all there is: wait for more instead of asking again.
                     await self._sleep(stop)
         finally:
             await self._shutdown()
@@ -115,38 +122,41 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim and deliver one batch, record everything; returns how many were claimed (for tests)."""
-        claimed = await self._claim()
+        claimed, _full = await self._claim()
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
         await self._flush()
         return claimed
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         await asyncio.wait(waiters, timeout=self.settings.worker_poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> tuple[int, bool]:
+        """Claim what is due; returns how many, and whether the claim came back full (more may be due)."""
         capacity = self.settings.worker_max_in_flight - self._held
         if capacity <= 0:
-            return 0
+            return 0, False
+        asked = min(capacity, self.settings.worker_batch_size)
         now = utcnow()
-        # A subscription with a full wave in flight and another waiting needs nothing more from this claim.
+        # A subscription with its buffer of waves in flight and waiting needs nothing more from this claim.
         saturated = {
-            sub for sub, queue in self._queues.items() if queue.in_flight + len(queue.waiting) >= 2 * queue.limit
+            sub
+            for sub, queue in self._queues.items()
+            if queue.in_flight + len(queue.waiting) >= _BUFFER_WAVES * queue.limit
         }
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
             now,
             now + timedelta(seconds=self.settings.worker_lease_s),
-            min(capacity, self.settings.worker_batch_size),
-            self._limits,
+            asked,
+            {via: _BUFFER_WAVES * limit for via, limit in self._limits.items()},
             saturated | self._breakers.blocked(now),
         )
         if not claimed:
-            return 0
+            return 0, False
         self._held += len(claimed)
         targets = await self._targets.targets({delivery.subscription_id for delivery in claimed})
         for delivery in claimed:
@@ -155,7 +165,7 @@ class Dispatcher:
             self._queues.setdefault(delivery.subscription_id, _SubscriptionQueue(limit)).waiting.append(delivery)
         for subscription_id in {delivery.subscription_id for delivery in claimed}:
             self._start_ready(subscription_id, targets)
-        return len(claimed)
+        return len(claimed), len(claimed) == asked
 
     def _start_ready(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> None:
         queue = self._queues[subscription_id]
