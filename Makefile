@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services bench-ingest clean
+.PHONY: install demo test lint typecheck pytest test-services bench-ingest bench-webhook bench-kafka clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test: lint typecheck pytest
 
 bench-ingest: install test-services
 	$(BIN)/python -m bench.ingest
+
+bench-webhook: install test-services
+	$(BIN)/python -m bench.webhook
+
+bench-kafka: install test-services
+	command -v kcat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
+	$(BIN)/python -m bench.kafka
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
