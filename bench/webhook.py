@@ -45,7 +45,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.common import BENCH_SECRET_KEY, bench_server, write_result
+from bench.common import bench_server, server_env, write_result
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
 from tests.support.processes import CHARGEWIRE
 
@@ -278,23 +278,12 @@ def open_backend(name: str) -> Iterator[Backend]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def worker_env(database_url: str, workdir: Path) -> dict[str, str]:
-    """The environment of a `chargewire worker` beside bench_server: the same settings the server gets."""
-    return {
-        "CHARGEWIRE_DATABASE_URL": database_url,
-        "CHARGEWIRE_SECRET_KEY": BENCH_SECRET_KEY,
-        "CHARGEWIRE_DATA_DIR": str(workdir),
-        "CHARGEWIRE_CONFIG": str(workdir / "absent.toml"),
-        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
-    }
-
-
 @contextlib.contextmanager
 def running_workers(
     count: int, database_url: str, workdir: Path, settings: dict[str, str] | None = None
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` worker processes, logging to files in `workdir`; stopped with SIGTERM when the block ends."""
-    env = {**os.environ, **worker_env(database_url, workdir), **(settings or {})}
+    env = {**os.environ, **server_env(database_url, workdir, settings)}
     logs: list[TextIO] = []
     processes: list[subprocess.Popen[bytes]] = []
     try:
