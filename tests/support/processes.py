@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,39 +27,43 @@ def cli(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.Co
     return result
 
 
-def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    """Wait until the server answers, or fail with its output."""
+def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+    """Wait until the server answers, or fail with the end of its log."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"server exited with {process.returncode}: {output[-3000:]}")
+            raise AssertionError(f"server exited with {process.returncode}: {log.read_text()[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base_url}/api/v1/event-types", timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
-    raise AssertionError(f"server at {base_url} did not answer within {timeout_s}s")
+    raise AssertionError(f"server at {base_url} did not answer within {timeout_s}s: {log.read_text()[-3000:]}")
 
 
 @contextlib.contextmanager
 def running_server(env: Mapping[str, str], port: int, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`chargewire serve` on 127.0.0.1:`port`, stopped (SIGTERM, then SIGKILL) when the block ends."""
-    process = subprocess.Popen(
-        [CHARGEWIRE, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}", process)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout:
-            process.stdout.close()
+    """`chargewire serve` on 127.0.0.1:`port`, stopped (SIGTERM, then SIGKILL) when the block ends.
+
+    Its output goes to a file, not a pipe: nobody reads a pipe while the server runs, and a full one would
+    block the server.
+    """
+    with tempfile.TemporaryDirectory(prefix="chargewire-serve-") as folder:
+        log = Path(folder) / "serve.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [CHARGEWIRE, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+                env={**os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}", process, log)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
