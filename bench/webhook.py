@@ -47,7 +47,7 @@ import psutil
 
 from bench.common import bench_server, server_env, write_result
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
-from tests.support.processes import CHARGEWIRE
+from tests.support.processes import CHARGEWIRE, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = Path(__file__).with_name("wrk-post.lua")
@@ -233,7 +233,7 @@ def running_receiver() -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.close()
-        _stop(process)
+        stop_process(process)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -297,19 +297,9 @@ def running_workers(
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
         for process in processes:
-            _stop(process)
+            stop_process(process)
         for log in logs:
             log.close()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _tree(pid: int) -> list[psutil.Process]:
