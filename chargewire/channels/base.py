@@ -1,15 +1,19 @@
 """The channel protocol: what the dispatcher hands a channel, and what a channel reports back.
 
 A channel is a small class: settings in `__init__`, `async send(message) -> AttemptResult`, `aclose()`.
+A channel that can send many messages at once far cheaper than one by one (Kafka: one produce loop and one
+future for a whole batch) also offers `send_batch`, and the dispatcher then hands it a subscription's
+deliveries together.
 It owns its client, and translates that library's errors at its boundary into the typed delivery errors of
 `chargewire.errors` carried in the result: the dispatcher's retry decision reads their type, never text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chargewire.errors import DeliveryError
 from chargewire.models import Subscription
@@ -60,4 +64,13 @@ class Channel(Protocol):
 
     async def aclose(self) -> None:
         """Release clients and connections."""
+        ...
+
+
+@runtime_checkable
+class BatchChannel(Channel, Protocol):
+    """A channel that sends a subscription's messages together, in order."""
+
+    async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
+        """Attempt every message (all of one subscription); one result per message, in order; never raises."""
         ...

@@ -34,13 +34,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from confluent_kafka import KafkaError
 
 from chargewire.channels.base import AttemptResult, OutboundMessage
-from chargewire.channels.kafka_producers import ClusterConfig, Headers, KafkaProducers, ProduceFailed
+from chargewire.channels.kafka_producers import (
+    ClusterConfig,
+    KafkaProducers,
+    ProduceFailed,
+    Record,
+    RecordAck,
+    RecordOutcome,
+)
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
 from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
@@ -93,38 +100,36 @@ class KafkaChannel:
 
     async def send(self, message: OutboundMessage) -> AttemptResult:
         """Produce the message to its subscription's topic and wait for the ack; never raises for delivery failures."""
+        (result,) = await self.send_batch([message])
+        return result
+
+    async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
+        """Produce messages of one subscription in order and wait for every ack; one result per message."""
         started_at = utcnow()
         clock = time.perf_counter()
-        shown: dict[str, str] = {}
+        subscription = messages[0].subscription
         try:
-            target = _target_of(message.subscription)
-            headers = _record_headers(message, started_at)
-            key = message.entity_id or message.delivery_id
-            shown = {**headers, "kafka-topic": target.topic, "kafka-key": key}
-            record_headers: Headers = [(name, value.encode()) for name, value in headers.items()]
-            # Held in call order (asyncio locks are FIFO) until librdkafka has the record, so records sent one
+            target = _target_of(subscription)
+            prepared = [_prepare(message, target.topic, started_at) for message in messages]
+            records = [record for record, _shown in prepared if isinstance(record, Record)]
+            # Held in call order (asyncio locks are FIFO) until librdkafka has the records, so batches sent one
             # after the other for a subscription are written in that order, even when a secrets read suspends.
-            async with self._order.hold(message.subscription.id):
-                cluster = await self._cluster_of(message.subscription, target)
-                pending = await self._producers.enqueue(
-                    cluster, target.topic, key=key.encode(), value=message.payload, headers=record_headers
-                )
+            async with self._order.hold(subscription.id):
+                cluster = await self._cluster_of(subscription, target)
+                pending = await self._producers.enqueue(cluster, target.topic, records)
             # No timer of our own: librdkafka answers every record by `message_timeout_s`, and the pool fails
             # whatever is left if a producer closes.
-            ack = await pending
+            acks = iter(await pending.outcomes())
         except Exception as exc:
             error = _translate(exc)
             if error.error_class == "internal":
-                logger.exception("Kafka delivery %s failed inside chargewire", message.delivery_id)
-            return AttemptResult(
-                started_at=started_at, duration_ms=_elapsed_ms(clock), error=error, request_headers=shown
-            )
-        return AttemptResult(
-            started_at=started_at,
-            duration_ms=_elapsed_ms(clock),
-            request_headers=shown,
-            response_headers={"kafka-partition": str(ack.partition), "kafka-offset": str(ack.offset)},
-        )
+                logger.exception("Kafka delivery of %d records failed inside chargewire", len(messages))
+            return [AttemptResult(started_at, _elapsed_ms(clock), error) for _message in messages]
+        duration_ms = _elapsed_ms(clock)
+        return [
+            _result(record if isinstance(record, DeliveryError) else next(acks), shown, started_at, duration_ms)
+            for record, shown in prepared
+        ]
 
     async def aclose(self) -> None:
         """Flush and close every producer."""
@@ -187,11 +192,31 @@ def _target_of(subscription: Subscription) -> KafkaTarget:
     return target
 
 
-def _record_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
+def _prepare(message: OutboundMessage, topic: str, now: datetime) -> tuple[Record | DeliveryError, dict[str, str]]:
+    """The record for a message, or why it cannot be sent, with the headers its attempt log shows."""
+    key = message.entity_id or message.delivery_id
     try:
-        return {"notification": message.event_name, **message_headers(message, now)}
+        headers = {"notification": message.event_name, **message_headers(message, now)}
     except ValueError as exc:
-        raise PermanentDeliveryError(f"The message could not be signed: {exc}.", error_class="signing") from exc
+        error = PermanentDeliveryError(f"The message could not be signed: {exc}.", error_class="signing")
+        return error, {}
+    # librdkafka encodes str header values as UTF-8 itself.
+    record = Record(key.encode(), message.payload, list(headers.items()))
+    return record, {**headers, "kafka-topic": topic, "kafka-key": key}
+
+
+def _result(
+    outcome: RecordOutcome | DeliveryError, shown: dict[str, str], started_at: datetime, duration_ms: float
+) -> AttemptResult:
+    if isinstance(outcome, RecordAck):
+        return AttemptResult(
+            started_at,
+            duration_ms,
+            request_headers=shown,
+            response_headers={"kafka-partition": str(outcome.partition), "kafka-offset": str(outcome.offset)},
+        )
+    error = outcome if isinstance(outcome, DeliveryError) else _translate(outcome)
+    return AttemptResult(started_at, duration_ms, error, request_headers=shown)
 
 
 def _elapsed_ms(clock: float) -> float:

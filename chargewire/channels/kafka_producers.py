@@ -1,9 +1,10 @@
 """Kafka producers shared per cluster configuration, with asyncio futures for the broker's acknowledgements.
 
 One librdkafka `Producer` serves every subscription with the same `ClusterConfig` (brokers, security
-settings, credentials, compression). Each producer has a thread that polls it and hands its callbacks to
-the event loop in batches; a record's future resolves with its partition and offset, or fails with
-`ProduceFailed`.
+settings, credentials, compression). Records are handed over in batches: one future per batch resolves
+once librdkafka has answered every record in it, with each record's outcome (its partition and offset, or a
+`ProduceFailed`). A future per record cost more than producing the record. Each producer has a thread that
+polls it and hands the delivery reports to the event loop, many per loop callback.
 
 librdkafka never gives up on a cluster by itself: bad credentials, a dead address or a TLS mismatch only
 surface as `error_cb` reports, while the records wait out `message.timeout.ms`. So when `error_cb` reports
@@ -21,8 +22,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import certifi
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -121,6 +123,15 @@ class RecordAck:
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record to produce: key, value and headers (the topic is the batch's)."""
+
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
 class ProduceFailed(Exception):
     """librdkafka did not deliver a record; `cause` is the connection error behind a purge or timeout, if any."""
 
@@ -128,6 +139,22 @@ class ProduceFailed(Exception):
         super().__init__(error.str())
         self.error = error
         self.cause = cause
+
+
+RecordOutcome = RecordAck | ProduceFailed
+
+
+class PendingAcks:
+    """The acknowledgements of records handed to librdkafka together, in the order they were given."""
+
+    def __init__(self, parts: list[asyncio.Future[list[RecordOutcome]]]) -> None:
+        self._parts = parts
+
+    async def outcomes(self) -> list[RecordOutcome]:
+        """Wait until every record is answered; one outcome per record, in order."""
+        if len(self._parts) == 1:
+            return await self._parts[0]
+        return [outcome for part in await asyncio.gather(*self._parts) for outcome in part]
 
 
 class KafkaProducers:
@@ -180,27 +207,30 @@ class KafkaProducers:
         """Producers not yet closed, retired ones included."""
         return len(self._live)
 
-    async def enqueue(
-        self, cluster: ClusterConfig, topic: str, *, key: bytes, value: bytes, headers: Headers
-    ) -> asyncio.Future[RecordAck]:
-        """Hand a record to the cluster's producer and return the future of its acknowledgement.
+    async def enqueue(self, cluster: ClusterConfig, topic: str, records: Sequence[Record]) -> PendingAcks:
+        """Hand records to the cluster's producer; returns once librdkafka holds them all.
 
         Records enqueued one after the other for the same cluster, topic and key are written in that order
         (while one producer serves them: after a retirement, a record still on the wire may land after later ones).
-        Raises `ProduceFailed` when librdkafka refuses the record outright (too large, invalid settings) or
-        its queue stays full for `message_timeout_s`.
+        A record librdkafka refuses outright (too large, invalid settings) is answered with `ProduceFailed` at
+        once; while its queue is full, this waits for acknowledgements to make room, up to `message_timeout_s`.
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.message_timeout_s
+        parts: list[asyncio.Future[list[RecordOutcome]]] = []
+        start = 0
         while True:
             producer = self._producer_for(cluster, loop)
-            try:
-                return producer.produce(topic, key, value, headers)
-            except BufferError:
-                # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
-                if time.monotonic() >= deadline:
-                    raise ProduceFailed(KafkaError(KafkaError._QUEUE_FULL), producer.cause) from None
-                await asyncio.sleep(_QUEUE_FULL_WAIT_S)
+            acks, start = producer.produce(topic, records, start)
+            parts.append(acks)
+            if start == len(records):
+                return PendingAcks(parts)
+            # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
+            if time.monotonic() >= deadline:
+                full = ProduceFailed(KafkaError(KafkaError._QUEUE_FULL), producer.cause)
+                parts.append(_answered([full] * (len(records) - start), loop))
+                return PendingAcks(parts)
+            await asyncio.sleep(_QUEUE_FULL_WAIT_S)
 
     async def aclose(self) -> None:
         """Flush every producer (waiting up to `message_timeout_s`), close them and stop their threads."""
@@ -241,7 +271,7 @@ class KafkaProducers:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for producer in list(self._producers.values()):
-                if producer.in_flight == 0 and now - producer.last_used >= self._idle_close_s:
+                if producer.idle and now - producer.last_used >= self._idle_close_s:
                     logger.info(
                         "Kafka producer for %s closed after %.0fs unused", producer.cluster.label, self._idle_close_s
                     )
@@ -264,14 +294,14 @@ class _ClusterProducer:
         on_retire: Callable[[_ClusterProducer], None],
     ) -> None:
         self.cluster = cluster
-        self._pending: set[asyncio.Future[RecordAck]] = set()
+        self._pending: set[_Batch] = set()
         self.last_used = time.monotonic()
         self.cause: KafkaError | None = None
         self.retired = False
         self.closed: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._on_retire = on_retire
-        self._batch: list[Callable[[], None]] = []  # poll thread only
+        self._reports: list[Callable[[], None]] = []  # poll thread only
         self._stop = threading.Event()
         self._flush_timeout_s = 0.0
         settings = {**defaults, **cluster.client_settings(), "error_cb": self._error_reported, "logger": logger}
@@ -279,22 +309,33 @@ class _ClusterProducer:
         self._thread = threading.Thread(target=self._serve, name="chargewire-kafka-poll", daemon=True)
         self._thread.start()
 
-    def produce(self, topic: str, key: bytes, value: bytes, headers: Headers) -> asyncio.Future[RecordAck]:
-        """Queue one record (raises BufferError when the queue is full, ProduceFailed when refused)."""
-        future: asyncio.Future[RecordAck] = self._loop.create_future()
-        on_delivery = functools.partial(self._delivered, future)
+    def produce(
+        self, topic: str, records: Sequence[Record], start: int
+    ) -> tuple[asyncio.Future[list[RecordOutcome]], int]:
+        """Queue `records[start:]` until librdkafka's queue fills; returns the answers' future and where it stopped."""
+        batch = _Batch(len(records) - start, self._loop)
+        produce = self._producer.produce
+        index = start
         try:
-            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-        except KafkaException as exc:
-            raise ProduceFailed(exc.args[0], self.cause) from exc
-        self._pending.add(future)
+            for index in range(start, len(records)):
+                record = records[index]
+                on_delivery = functools.partial(self._delivered, batch, index - start)
+                try:
+                    produce(topic, value=record.value, key=record.key, headers=record.headers, on_delivery=on_delivery)
+                except KafkaException as exc:
+                    batch.settle(index - start, ProduceFailed(exc.args[0], self.cause))
+            index = len(records)
+        except BufferError:
+            batch.truncate(index - start)
+        if not batch.answered:
+            self._pending.add(batch)
         self.last_used = time.monotonic()
-        return future
+        return batch.future, index
 
     @property
-    def in_flight(self) -> int:
-        """Records handed to librdkafka and not yet acknowledged or failed."""
-        return len(self._pending)
+    def idle(self) -> bool:
+        """True when every record handed to librdkafka has been answered."""
+        return not self._pending
 
     def close(self, flush_timeout_s: float) -> None:
         """Ask the poll thread to flush (up to `flush_timeout_s`), drop what is left, and close the producer."""
@@ -322,17 +363,17 @@ class _ClusterProducer:
         finally:
             self._call_in_loop(self._finish_close)
 
-    def _delivered(self, future: asyncio.Future[RecordAck], error: KafkaError | None, message: Message) -> None:
+    def _delivered(self, batch: _Batch, index: int, error: KafkaError | None, message: Message) -> None:
         ack = None if error is not None else RecordAck(message.partition() or 0, message.offset() or 0)
-        self._batch.append(functools.partial(self._settle, future, error, ack))
+        self._reports.append(functools.partial(self._settle, batch, index, error, ack))
 
     def _error_reported(self, error: KafkaError) -> None:
-        self._batch.append(functools.partial(self._note_error, error))
+        self._reports.append(functools.partial(self._note_error, error))
 
     def _hand_over(self) -> None:
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self._call_in_loop(functools.partial(_run_all, batch))
+        if self._reports:
+            reports, self._reports = self._reports, []
+            self._call_in_loop(functools.partial(_run_all, reports))
 
     def _call_in_loop(self, callback: Callable[[], None]) -> None:
         # The loop may be gone when a producer is abandoned without aclose; its results then have no reader.
@@ -341,15 +382,15 @@ class _ClusterProducer:
 
     # --- event loop ----------------------------------------------------------------------------------------
 
-    def _settle(self, future: asyncio.Future[RecordAck], error: KafkaError | None, ack: RecordAck | None) -> None:
-        self._pending.discard(future)
+    def _settle(self, batch: _Batch, index: int, error: KafkaError | None, ack: RecordAck | None) -> None:
         if error is None and ack is not None:
             self.cause = None
-            if not future.done():
-                future.set_result(ack)
-        elif not future.done():
-            _fail(future, ProduceFailed(error or KafkaError(KafkaError._FAIL), self.cause))
-        if self.retired and self.in_flight == 0:
+            batch.settle(index, ack)
+        else:
+            batch.settle(index, ProduceFailed(error or KafkaError(KafkaError._FAIL), self.cause))
+        if batch.answered:
+            self._pending.discard(batch)
+        if self.retired and self.idle:
             self.close(0.0)
 
     def _note_error(self, error: KafkaError) -> None:
@@ -368,23 +409,65 @@ class _ClusterProducer:
             return  # already closing (idle, or the pool's aclose): the poll thread owns the producer now
         # Unsent records fail now with the cause; records on the wire still get their broker's answer.
         self._producer.purge(in_queue=True, in_flight=False, blocking=False)
-        if self.in_flight == 0:
+        if self.idle:
             self.close(0.0)
 
     def _finish_close(self) -> None:
         # Every record gets an answer, even if the poll thread died: nobody awaits a future forever.
         pending, self._pending = self._pending, set()
-        for future in pending:
-            _fail(future, ProduceFailed(KafkaError(KafkaError._DESTROY, "the producer closed"), self.cause))
+        for batch in pending:
+            batch.fail_unanswered(ProduceFailed(KafkaError(KafkaError._DESTROY, "the producer closed"), self.cause))
         if not self.closed.done():
             self.closed.set_result(None)
 
 
-def _fail(future: asyncio.Future[RecordAck], error: ProduceFailed) -> None:
-    if not future.done():
-        future.set_exception(error)
-        # Marked as retrieved: a sender cancelled while waiting must not cause "exception never retrieved".
-        future.exception()
+class _Batch:
+    """The outcomes of records produced together; its future resolves when the last one is answered.
+
+    Only the event loop touches it: the poll thread passes delivery reports over, it never settles one itself.
+    """
+
+    __slots__ = ("future", "outcomes", "unanswered")
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.outcomes: list[RecordOutcome | None] = [None] * size
+        self.unanswered = size
+        self.future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
+        self._resolve_if_answered()
+
+    @property
+    def answered(self) -> bool:
+        """True once every record has its outcome."""
+        return self.unanswered == 0
+
+    def settle(self, index: int, outcome: RecordOutcome) -> None:
+        """Note one record's outcome (the first report counts)."""
+        if self.outcomes[index] is None:
+            self.outcomes[index] = outcome
+            self.unanswered -= 1
+            self._resolve_if_answered()
+
+    def truncate(self, size: int) -> None:
+        """Keep only the first `size` records: librdkafka's queue was full before the rest went in."""
+        self.unanswered -= sum(1 for outcome in self.outcomes[size:] if outcome is None)
+        del self.outcomes[size:]
+        self._resolve_if_answered()
+
+    def fail_unanswered(self, error: ProduceFailed) -> None:
+        """Answer every record still waiting with `error`."""
+        for index, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                self.settle(index, error)
+
+    def _resolve_if_answered(self) -> None:
+        if self.unanswered == 0 and not self.future.done():
+            self.future.set_result(cast(list[RecordOutcome], self.outcomes))
+
+
+def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[RecordOutcome]]:
+    future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
+    future.set_result(outcomes)
+    return future
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:

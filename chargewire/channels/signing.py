@@ -15,6 +15,7 @@ Two schemes ride on every message (see `delivery.md`):
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -57,10 +58,10 @@ def message_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
     `webhook-signature` is left out only when the subscription has no signing secret at all, which the
     subscription service never creates; `X-Signature` still authenticates such a message.
     """
-    unix_seconds = int(now.timestamp())
+    iso_time, unix_seconds = _stamps(now)
     headers = {
         "X-Signature": x_signature(message.payload, message.token_text),
-        "X-Timestamp": x_timestamp(now),
+        "X-Timestamp": iso_time,
         "X-Tenant": message.tenant,
         "X-Webhook-Id": message.subscription.id,
         "X-Webhook-Type": message.event_name,
@@ -79,6 +80,13 @@ def webhook_headers(message: OutboundMessage, now: datetime, user_agent: str = U
     return {"Content-Type": "application/json", "User-Agent": user_agent, **message_headers(message, now)}
 
 
+@functools.lru_cache(maxsize=8)
+def _stamps(now: datetime) -> tuple[str, int]:
+    """Both forms of an attempt's time; cached because a batch of records shares one."""
+    return x_timestamp(now), int(now.timestamp())
+
+
+@functools.lru_cache(maxsize=1024)
 def _secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_` secret: the bytes its base64 part encodes (padding optional)."""
     encoded = secret.removeprefix(SIGNING_SECRET_PREFIX)

@@ -33,11 +33,13 @@ class CircuitBreakers:
             return True
         return now >= state.open_until and not state.probing
 
-    def start_attempt(self, subscription_id: str, now: datetime) -> None:
-        """Note an attempt starting; on an open breaker it is the probe."""
+    def start_attempt(self, subscription_id: str, now: datetime) -> bool:
+        """Note an attempt starting; returns True when it is the probe of an open breaker (send one message)."""
         state = self._states.get(subscription_id)
         if state is not None and state.open_until is not None and now >= state.open_until:
             state.probing = True
+            return True
+        return False
 
     def record_success(self, subscription_id: str) -> None:
         """Close the breaker."""

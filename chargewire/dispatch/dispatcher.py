@@ -18,11 +18,11 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from chargewire.channels.base import AttemptResult, Channel, OutboundMessage
+from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OutboundMessage
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
@@ -87,6 +87,7 @@ class Dispatcher:
             Via.WEBHOOK: settings.worker_max_in_flight_per_subscription,
             Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
         }
+        self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
 
     def add_listener(self, listener: AttemptListener) -> None:
         """Call `listener` after every attempt (metrics, live views)."""
@@ -169,17 +170,23 @@ class Dispatcher:
 
     def _start_ready(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> None:
         queue = self._queues[subscription_id]
+        target = targets.get(subscription_id)
+        batching = target is not None and target.subscription.via in self._batching
         while queue.waiting and queue.in_flight < queue.limit:
             now = utcnow()
             if not self._breakers.allows(subscription_id, now):
                 self._defer_waiting(subscription_id)
                 return
-            delivery = queue.waiting.popleft()
-            self._breakers.start_attempt(subscription_id, now)
-            queue.in_flight += 1
-            task = asyncio.create_task(self._deliver(delivery, targets.get(subscription_id)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            probe = self._breakers.start_attempt(subscription_id, now)
+            size = min(queue.limit - queue.in_flight, len(queue.waiting)) if batching and not probe else 1
+            batch = [queue.waiting.popleft() for _ in range(size)]
+            queue.in_flight += size
+            self._spawn(self._deliver(batch, target))
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _defer_waiting(self, subscription_id: str) -> None:
         """Hand a subscription's waiting deliveries back, due when its breaker lets a probe through."""
@@ -188,40 +195,45 @@ class Dispatcher:
         queue.waiting.clear()
         self._held -= len(waiting)
         due_at = self._breakers.open_until(subscription_id) or utcnow()
-        task = asyncio.create_task(self._deliveries.release_leases(self.worker_id, waiting, due_at))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._deliveries.release_leases(self.worker_id, waiting, due_at))
 
-    async def _deliver(self, delivery: ClaimedDelivery, target: DeliveryTarget | None) -> None:
+    async def _deliver(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> None:
+        """Attempt deliveries of one subscription (several only through a batch channel) and queue the records."""
+        subscription_id = batch[0].subscription_id
         try:
-            result = await self._attempt(delivery, target)
-            record = self._record_for(delivery, result, target)
-            self._pending_records.append(record)
+            results = await self._attempt(batch, target)
+            for delivery, result in zip(batch, results, strict=True):
+                record = self._record_for(delivery, result, target)
+                self._pending_records.append(record)
+                for listener in self._listeners:
+                    listener(delivery, result, record)
             self._records_waiting.set()
-            for listener in self._listeners:
-                listener(delivery, result, record)
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
-            logger.exception("delivery %s crashed in the dispatcher", delivery.id)
+            logger.exception("deliveries %s.. (%d) crashed in the dispatcher", batch[0].id, len(batch))
         finally:
-            queue = self._queues[delivery.subscription_id]
-            queue.in_flight -= 1
+            queue = self._queues[subscription_id]
+            queue.in_flight -= len(batch)
             if target is not None:
-                self._start_ready(delivery.subscription_id, {delivery.subscription_id: target})
+                self._start_ready(subscription_id, {subscription_id: target})
             if not queue.waiting:
                 # Its buffer ran dry: claim more now rather than at the next poll.
                 self._wake.set()
                 if queue.in_flight == 0:
-                    self._queues.pop(delivery.subscription_id, None)
+                    self._queues.pop(subscription_id, None)
 
-    async def _attempt(self, delivery: ClaimedDelivery, target: DeliveryTarget | None) -> AttemptResult:
+    async def _attempt(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> list[AttemptResult]:
         if target is None:
-            return AttemptResult(
-                started_at=utcnow(),
-                duration_ms=0.0,
-                error=PermanentDeliveryError("The subscription no longer exists.", error_class="gone"),
-            )
-        message = OutboundMessage(
+            gone = PermanentDeliveryError("The subscription no longer exists.", error_class="gone")
+            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
+        messages = [self._message(delivery, target) for delivery in batch]
+        channel = self._channels[target.subscription.via]
+        if isinstance(channel, BatchChannel):
+            return await channel.send_batch(messages)
+        return [await channel.send(message) for message in messages]
+
+    def _message(self, delivery: ClaimedDelivery, target: DeliveryTarget) -> OutboundMessage:
+        return OutboundMessage(
             delivery_id=delivery.id,
             event_id=delivery.event_id,
             event_name=delivery.event_name,
@@ -233,7 +245,6 @@ class Dispatcher:
             token_text=target.token_text,
             signing_secrets=target.signing_secrets,
         )
-        return await self._channels[target.subscription.via].send(message)
 
     def _record_for(
         self, delivery: ClaimedDelivery, result: AttemptResult, target: DeliveryTarget | None

@@ -15,6 +15,8 @@ from chargewire.store.tables import attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
+# Ids bound into one IN list: well inside every driver's limit on parameters.
+_IDS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,18 +125,6 @@ class DeliveryStore:
         """
         if not records:
             return
-        update_delivery = (
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
-            .values(
-                status=bindparam("b_status"),
-                attempt_count=deliveries.c.attempt_count + 1,
-                next_attempt_at=bindparam("b_next"),
-                last_error=bindparam("b_error"),
-                lease_owner=None,
-                updated_at=bindparam("b_now"),
-            )
-        )
         succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
         failing = {record.subscription_id for record in records} - succeeded
         now = records[-1].attempt.started_at
@@ -152,19 +142,11 @@ class DeliveryStore:
                     .where(subscriptions.c.id.in_(failing), subscriptions.c.failing_since.is_(None))
                     .values(failing_since=now)
                 )
-            await connection.execute(
-                update_delivery,
-                [
-                    {
-                        "b_id": record.attempt.delivery_id,
-                        "b_worker": record.worker_id,
-                        "b_status": record.status.value,
-                        "b_next": record.next_attempt_at,
-                        "b_error": record.last_error[:1000] if record.last_error else None,
-                        "b_now": record.attempt.started_at,
-                    }
-                    for record in records
-                ],
+            await _mark_delivered(
+                connection, [record for record in records if record.status is DeliveryStatus.DELIVERED]
+            )
+            await _reschedule(
+                connection, [record for record in records if record.status is not DeliveryStatus.DELIVERED]
             )
 
     async def release_leases(self, worker_id: str, delivery_ids: Sequence[str], now: datetime) -> None:
@@ -378,6 +360,59 @@ async def _event_payloads(
     )
     rows = (await connection.execute(query)).all()
     return {row.id: (bytes(row.payload), row.entity_id, row.received_at) for row in rows}
+
+
+async def _mark_delivered(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """Successes, the common case, need no per-row values: one statement per worker and chunk of ids."""
+    by_worker: dict[str, list[str]] = {}
+    for record in records:
+        by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
+    now = records[-1].attempt.started_at if records else None
+    for worker_id, ids in by_worker.items():
+        for start in range(0, len(ids), _IDS_PER_STATEMENT):
+            await connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(ids[start : start + _IDS_PER_STATEMENT]), deliveries.c.lease_owner == worker_id
+                )
+                .values(
+                    status=DeliveryStatus.DELIVERED.value,
+                    attempt_count=deliveries.c.attempt_count + 1,
+                    next_attempt_at=None,
+                    last_error=None,
+                    lease_owner=None,
+                    updated_at=now,
+                )
+            )
+
+
+async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """Failed attempts: each delivery gets its own retry time (or fails for good) and last error."""
+    if not records:
+        return
+    await connection.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
+        .values(
+            status=bindparam("b_status"),
+            attempt_count=deliveries.c.attempt_count + 1,
+            next_attempt_at=bindparam("b_next"),
+            last_error=bindparam("b_error"),
+            lease_owner=None,
+            updated_at=bindparam("b_now"),
+        ),
+        [
+            {
+                "b_id": record.attempt.delivery_id,
+                "b_worker": record.worker_id,
+                "b_status": record.status.value,
+                "b_next": record.next_attempt_at,
+                "b_error": record.last_error[:1000] if record.last_error else None,
+                "b_now": record.attempt.started_at,
+            }
+            for record in records
+        ],
+    )
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, object]:

@@ -442,3 +442,56 @@ async def test_a_broker_restart_loses_nothing_and_deliveries_resume(
     assert set(delivered) == {message.delivery_id for message in messages}
     # At least once: only a record whose attempt timed out on the wire may have been written twice.
     assert {delivery_id for delivery_id, count in delivered.items() if count > 1} <= retried
+
+
+async def test_a_batch_is_written_in_order_with_one_result_per_message(
+    broker: KafkaBroker, book: SecretsBook, channel: KafkaChannel
+) -> None:
+    topic = await asyncio.to_thread(topic_factory, broker, "batch", 1)
+    subscription = subscription_factory(broker, book, topic)
+    messages = [message_factory(subscription, entity_id=f"cp-{n % 3}", sequence=n) for n in range(300)]
+
+    results = await channel.send_batch(messages)
+
+    assert [error_class(result) for result in results] == [None] * 300
+    records = await asyncio.to_thread(consume_all, broker, topic)
+    assert [headers_of(record)["webhook-id"] for record in records] == [m.delivery_id for m in messages]
+    for message, result, record in zip(messages, results, records, strict=True):
+        assert result.response_headers == {"kafka-partition": "0", "kafka-offset": str(record.offset())}
+        assert result.request_headers["webhook-id"] == message.delivery_id
+
+
+async def test_a_record_refused_in_a_batch_fails_alone(
+    broker: KafkaBroker, book: SecretsBook, channel: KafkaChannel
+) -> None:
+    topic = await asyncio.to_thread(topic_factory, broker, "batch-refused", 1)
+    subscription = subscription_factory(broker, book, topic, compression_codec="none")
+    messages = [message_factory(subscription, sequence=n) for n in range(5)]
+    messages[2] = message_factory(subscription, sequence=2, size=2_000_000)
+    messages[3] = replace(messages[3], signing_secrets=("whsec_not*base64",))
+
+    results = await channel.send_batch(messages)
+
+    assert [error_class(result) for result in results] == [None, None, "message_too_large", "signing", None]
+    records = await asyncio.to_thread(consume_all, broker, topic)
+    assert [headers_of(record)["webhook-id"] for record in records] == [messages[i].delivery_id for i in (0, 1, 4)]
+
+
+async def test_a_batch_larger_than_the_producer_queue_waits_for_room_and_loses_nothing(
+    broker: KafkaBroker, book: SecretsBook
+) -> None:
+    small_queue = KafkaProducers(
+        message_timeout_s=MESSAGE_TIMEOUT_S, extra_settings={"queue.buffering.max.messages": 50}
+    )
+    channel = KafkaChannel(book, producers=small_queue)
+    topic = await asyncio.to_thread(topic_factory, broker, "batch-queue-full", 1)
+    subscription = subscription_factory(broker, book, topic)
+    messages = [message_factory(subscription, sequence=n) for n in range(400)]
+    try:
+        results = await channel.send_batch(messages)
+    finally:
+        await channel.aclose()
+
+    assert [error_class(result) for result in results] == [None] * 400
+    records = await asyncio.to_thread(consume_all, broker, topic)
+    assert [headers_of(record)["webhook-id"] for record in records] == [m.delivery_id for m in messages]

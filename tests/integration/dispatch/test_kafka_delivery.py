@@ -7,16 +7,20 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 
 import orjson
 import pytest
 from confluent_kafka import Consumer
 
 from chargewire.catalog import load_event_types
+from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.kafka import KafkaChannel
+from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.dispatch.dispatcher import Dispatcher
-from chargewire.models import DeliveryStatus
+from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR, CreatedSubscription
 from chargewire.services.tokens import CreatedToken
@@ -87,6 +91,35 @@ async def test_published_events_arrive_as_records_in_order_per_session(
         assert key == str(payload["sessionId"]).encode()
         steps[key].append(payload["meterValues"][0]["value"])
     assert all(values == sorted(values) for values in steps.values())
+
+
+async def test_a_subscriptions_claimed_deliveries_reach_the_channel_as_batches(
+    runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker
+) -> None:
+    topic = f"batches-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    await _subscribe(runtime, owner, kafka_broker, topic)
+    await runtime.publisher.publish(_meter_events(sessions=4, per_session=50))
+    dispatcher = runtime.dispatcher()
+    channel = dispatcher._channels[Via.KAFKA]
+    assert isinstance(channel, KafkaChannel)
+    batch_sizes: list[int] = []
+    send_batch = channel.send_batch
+
+    async def counting(messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
+        batch_sizes.append(len(messages))
+        return await send_batch(messages)
+
+    channel.send_batch = counting  # type: ignore[method-assign]
+    try:
+        claimed = await dispatcher.run_once()
+    finally:
+        await dispatcher.aclose()
+
+    assert claimed == 200
+    assert batch_sizes == [200]
+    delivered = await runtime.delivery_store.count_by_status(utcnow())
+    assert delivered["delivered"] == 200
 
 
 async def test_a_broker_outage_in_the_middle_of_a_run_loses_nothing(

@@ -35,7 +35,7 @@ def test_open_breaker_lets_exactly_one_probe_through_at_the_retry_time() -> None
     breakers = CircuitBreakers(failure_threshold=5)
     _failing(breakers, 5)
     assert breakers.allows("sub_a", LATER)
-    breakers.start_attempt("sub_a", LATER)
+    assert breakers.start_attempt("sub_a", LATER) is True
     assert not breakers.allows("sub_a", LATER)
 
 
@@ -62,3 +62,9 @@ def test_breakers_are_per_subscription() -> None:
     breakers = CircuitBreakers(failure_threshold=1)
     breakers.record_failure("sub_a", LATER)
     assert breakers.allows("sub_b", NOW)
+
+
+def test_an_attempt_on_a_closed_breaker_is_not_a_probe() -> None:
+    breakers = CircuitBreakers(failure_threshold=5)
+    _failing(breakers, 2)
+    assert breakers.start_attempt("sub_a", NOW) is False
