@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import cast
 
 from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OutboundMessage
 from chargewire.clock import utcnow
@@ -228,8 +229,8 @@ class Dispatcher:
             return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
         messages = [self._message(delivery, target) for delivery in batch]
         channel = self._channels[target.subscription.via]
-        if isinstance(channel, BatchChannel):
-            return await channel.send_batch(messages)
+        if target.subscription.via in self._batching:
+            return await cast(BatchChannel, channel).send_batch(messages)
         return [await channel.send(message) for message in messages]
 
     def _message(self, delivery: ClaimedDelivery, target: DeliveryTarget) -> OutboundMessage:
@@ -295,12 +296,19 @@ class Dispatcher:
             await self._records_waiting.wait()
             if len(self._pending_records) < _FLUSH_BATCH and not stop.is_set():
                 await asyncio.sleep(_FLUSH_INTERVAL_S)
-            await self._flush()
+            await self._flush_once()
 
     async def _flush(self) -> None:
-        self._records_waiting.clear()
+        """Record everything pending (at shutdown and in run_once)."""
         while self._pending_records:
-            batch, self._pending_records = self._pending_records, []
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
+        """Record what is pending in one transaction; records that arrive meanwhile wait for the next one."""
+        self._records_waiting.clear()
+        batch, self._pending_records = self._pending_records, []
+        if batch:
+            at_capacity = self._held >= self.settings.worker_max_in_flight
             try:
                 await self._deliveries.record_attempts(batch)
             except Exception:
@@ -308,7 +316,11 @@ class Dispatcher:
                     "could not record %d attempts; their leases will run out and they are retried", len(batch)
                 )
             self._held -= len(batch)
-        self._wake.set()
+            if at_capacity:
+                # The last claim was cut short by the worker's own limit, which this flush just made room in.
+                self._wake.set()
+        if self._pending_records:
+            self._records_waiting.set()
         await self._check_failing()
 
     async def _check_failing(self) -> None:

@@ -17,6 +17,7 @@ class DeliveryMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._outcome_children: dict[str, tuple[Counter, Histogram]] = {}
         self.attempts = Counter(
             "chargewire_delivery_attempts",
             "Delivery attempts by outcome: delivered, retry (will try again) or failed (kept for resend).",
@@ -45,11 +46,21 @@ class DeliveryMetrics:
 
     def observe_attempt(self, delivery: ClaimedDelivery, result: AttemptResult, record: AttemptRecord) -> None:
         """Count one attempt (a dispatcher listener)."""
-        outcome = record.attempt.outcome
-        self.attempts.labels(outcome).inc()
-        self.attempt_duration.labels(outcome).observe(result.duration_ms / 1000)
+        counter, durations = self._by_outcome(record.attempt.outcome)
+        counter.inc()
+        durations.observe(result.duration_ms / 1000)
         if record.status is DeliveryStatus.DELIVERED:
             self.publish_to_delivery.observe((utcnow() - delivery.received_at).total_seconds())
+
+    def _by_outcome(self, outcome: str) -> tuple[Counter, Histogram]:
+        # `labels()` looks its child up under a lock on every call; a Kafka worker counts thousands a second.
+        children = self._outcome_children.get(outcome)
+        if children is None:
+            children = self._outcome_children[outcome] = (
+                self.attempts.labels(outcome),
+                self.attempt_duration.labels(outcome),
+            )
+        return children
 
     async def render(self, deliveries: DeliveryStore) -> bytes:
         """The text exposition, with the queue depth read from the database now."""
