@@ -1,11 +1,19 @@
 """Kafka delivery throughput: events/s from publish to broker acknowledgement, 1 KB payloads, one topic.
 
-A real single-node broker (the test harness), `chargewire serve --no-worker` and one `chargewire worker`
-process on SQLite and on PostgreSQL. The clock starts with the first publish request and stops when the
-database holds no pending delivery (every record acknowledged by the broker, acks=all); the topic's offsets
-are then checked against the event count. Beside it, librdkafka's own producer (`kcat -P`, acks=all,
-idempotent) sends the same number of 1 KB records to the same broker.
-Usage: python -m bench.kafka [--events 100000] [--quick]
+A real single-node broker (the test harness, one topic of 6 partitions), `chargewire serve --no-worker` and
+1 or 2 `chargewire worker` processes, on SQLite and on PostgreSQL, with the subscription's default codec
+(gzip). Two measures each:
+
+- end to end: the workers run while the events are published (batches of 1,000 over 2 connections); the
+  clock runs from the first publish request until the topic holds every record (its high watermarks, which
+  count only records the broker acknowledged with acks=all). Afterwards the database must hold no pending or
+  failed delivery.
+- drain: the events are stored first with no worker running; then the workers start, and the clock runs
+  from the first record in the topic to the last. This is the delivery side alone.
+
+Beside it, librdkafka's own producer (`kcat -P`, acks=all, idempotent, gzip) sends the same records to the
+same broker.
+Usage: python -m bench.kafka [--events 100000] [--workers 1,2] [--quick]
 """
 
 from __future__ import annotations
@@ -104,11 +112,60 @@ async def _pending(base_url: str) -> tuple[int, int]:
     return depth["due"] + depth["scheduled"], depth["failed"]
 
 
-def run_backend(backend: str, broker: KafkaBroker, events: int) -> dict[str, Any]:
-    """Publish `events` and time them to the broker's acknowledgement on one backend."""
-    topic = f"bench-{backend}"
+def watermark_total(broker: KafkaBroker, topic: str) -> int:
+    """Records the broker has acknowledged in a topic (the sum of its partitions' high watermarks)."""
+    return topic_record_count(broker, topic)
+
+
+def wait_for_records(broker: KafkaBroker, topic: str, count: int, timeout_s: float = 900) -> tuple[float, float]:
+    """Poll the topic until it holds `count` records; returns when its first and its last record were seen."""
+    deadline = time.perf_counter() + timeout_s
+    first_seen = None
+    while time.perf_counter() < deadline:
+        held = watermark_total(broker, topic)
+        now = time.perf_counter()
+        if held and first_seen is None:
+            first_seen = now
+        if held >= count:
+            return first_seen or now, now
+        time.sleep(0.02)
+    raise TimeoutError(f"{topic} holds {watermark_total(broker, topic)} of {count} records after {timeout_s}s")
+
+
+def start_workers(count: int, env: dict[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes, each logging to its own file."""
+    workers = []
+    for index in range(count):
+        log = (workdir / f"worker-{index}.log").open("w")
+        workers.append(subprocess.Popen([CHARGEWIRE, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT))
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the workers and wait for them."""
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(60)
+
+
+def settled(base_url: str) -> tuple[int, int]:
+    """Wait until no delivery is pending; returns (pending, failed) then."""
+    for _ in range(600):
+        pending, failed = asyncio.run(_pending(base_url))
+        if pending == 0:
+            return pending, failed
+        time.sleep(0.1)
+    return asyncio.run(_pending(base_url))
+
+
+def run_measure(
+    backend: str, broker: KafkaBroker, payloads: list[dict[str, Any]], workers: int, *, drain: bool
+) -> dict[str, Any]:
+    """One measure on a fresh database and topic: end to end, or (drain) the delivery side alone."""
+    topic = f"bench-{backend}-{workers}w-{'drain' if drain else 'e2e'}"
     broker.create_topic(topic, partitions=PARTITIONS)
-    payloads = one_kb_payloads(events)
+    events = len(payloads)
     with tempfile.TemporaryDirectory() as tmp, backend_database(backend, Path(tmp)) as url:
         workdir = Path(tmp)
         with bench_server(url, workdir, "--no-worker", env_overrides=WORKER_SETTINGS) as (base_url, token, _pid):
@@ -124,29 +181,40 @@ def run_backend(backend: str, broker: KafkaBroker, events: int) -> dict[str, Any
             )
             created.raise_for_status()
             env = {**os.environ, **server_env(url, workdir, WORKER_SETTINGS)}
-            with (workdir / "worker.log").open("w") as log:
-                worker = subprocess.Popen([CHARGEWIRE, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
-                try:
-                    started = time.perf_counter()
+            if drain:
+                asyncio.run(_publish_all(base_url, token, payloads))
+            processes = start_workers(workers, env, workdir)
+            try:
+                started = time.perf_counter()
+                if not drain:
                     asyncio.run(_publish_all(base_url, token, payloads))
-                    published = time.perf_counter()
-                    while True:
-                        pending, failed = asyncio.run(_pending(base_url))
-                        if pending == 0:
-                            break
-                        time.sleep(0.05)
-                    finished = time.perf_counter()
-                finally:
-                    worker.terminate()
-                    worker.wait(60)
-    records = topic_record_count(broker, topic)
-    return {
-        "events": events,
-        "publish_s": round(published - started, 2),
-        "publish_to_ack_s": round(finished - started, 2),
-        "events_per_s": round(events / (finished - started)),
+                published = time.perf_counter()
+                first, last = wait_for_records(broker, topic, events)
+                pending, failed = settled(base_url)
+            finally:
+                stop_workers(processes)
+    clock_start = first if drain else started
+    result = {
+        "events_per_s": round(events / (last - clock_start)),
+        "seconds": round(last - clock_start, 2),
+        "records_in_topic": watermark_total(broker, topic),
+        "pending_after": pending,
         "failed": failed,
-        "records_in_topic": records,
+    }
+    if not drain:
+        result["publish_s"] = round(published - started, 2)
+    return result
+
+
+def run_backend(backend: str, broker: KafkaBroker, events: int, worker_counts: list[int]) -> dict[str, Any]:
+    """Both measures with each worker count on one backend."""
+    payloads = one_kb_payloads(events)
+    return {
+        f"{workers}_worker{'s' if workers > 1 else ''}": {
+            "end_to_end": run_measure(backend, broker, payloads, workers, drain=False),
+            "drain": run_measure(backend, broker, payloads, workers, drain=True),
+        }
+        for workers in worker_counts
     }
 
 
@@ -154,21 +222,25 @@ def main() -> None:
     """Run chargewire on both backends and kcat against one broker; write bench/results/kafka.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workers", default="1,2", help="worker process counts to measure, comma-separated")
+    parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--quick", action="store_true", help="10,000 events, for a smoke check")
     args = parser.parse_args()
     events = 10_000 if args.quick else args.events
+    worker_counts = [int(count) for count in args.workers.split(",")]
     if shutil.which("kcat") is None:
         raise SystemExit("kcat is missing: apt-get install -y kcat (make bench-kafka does this)")
     with KafkaBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         broker.create_topic("bench-kcat", partitions=PARTITIONS)
         reference = kcat_rate(broker, "bench-kcat", events, Path(tmp))
-        results = {backend: run_backend(backend, broker, events) for backend in ("sqlite", "postgresql")}
+        results = {backend: run_backend(backend, broker, events, worker_counts) for backend in args.backends.split(",")}
     write_result(
         "kafka",
         {
             "payload_bytes": len(orjson.dumps(one_kb_payloads(1)[0])),
             "partitions": PARTITIONS,
             "compression": "gzip",
+            "events": events,
             "kcat_records_per_s": round(reference),
             "results": results,
         },
