@@ -36,6 +36,7 @@ Every attempt connects only to addresses the SSRF guard accepted at connect time
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import socket
 import ssl
@@ -125,17 +126,7 @@ class WebhookChannel:
         raw = message.subscription.callback_url
         if not raw:
             raise PermanentDeliveryError("The subscription has no callback URL.", error_class="invalid_url")
-        try:
-            url = URL(raw)
-        except ValueError as exc:
-            raise PermanentDeliveryError("The callback URL is not valid.", error_class="invalid_url") from exc
-        if url.scheme not in ("http", "https") or not url.raw_host:
-            raise PermanentDeliveryError("The callback URL must be http(s) with a host.", error_class="invalid_url")
-        literal = ip_literal(url.raw_host)
-        if literal is not None:
-            # aiohttp connects to IP literals without asking the resolver, so the guard runs here instead.
-            check_address(literal, self._allow)
-        return url
+        return _checked_callback(raw, self._allow)
 
     async def _post(
         self, url: URL, payload: bytes, headers: dict[str, str], started_at: datetime, clock: float
@@ -173,6 +164,22 @@ class WebhookChannel:
                 trust_env=False,
             )
         return self._session
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_callback(raw: str, allow: tuple[IPNetwork, ...]) -> URL:
+    """The parsed callback URL, its IP literal checked by the guard; cached, as every delivery asks again."""
+    try:
+        url = URL(raw)
+    except ValueError as exc:
+        raise PermanentDeliveryError("The callback URL is not valid.", error_class="invalid_url") from exc
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        raise PermanentDeliveryError("The callback URL must be http(s) with a host.", error_class="invalid_url")
+    literal = ip_literal(url.raw_host)
+    if literal is not None:
+        # aiohttp connects to IP literals without asking the resolver, so the guard runs here instead.
+        check_address(literal, allow)
+    return url
 
 
 class _GuardedResolver(AbstractResolver):
