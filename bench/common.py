@@ -76,6 +76,44 @@ def bench_server(
         yield f"http://127.0.0.1:{port}", token, process.pid
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (empty when it is gone)."""
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    return []
+
+
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    """CPU seconds (user + system) so far of every process in each group, children included."""
+    snapshot: dict[str, dict[int, float]] = {}
+    for name, pids in groups.items():
+        snapshot[name] = {}
+        for pid in pids:
+            for process in process_tree(pid):
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    snapshot[name][process.pid] = times.user + times.system
+    return snapshot
+
+
+def cpu_share(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], seconds: float
+) -> dict[str, float]:
+    """Cores used by each group between two snapshots (1.0 = one core busy the whole time)."""
+    shares = {}
+    for name, processes in after.items():
+        used = sum(total - before.get(name, {}).get(pid, 0.0) for pid, total in processes.items())
+        shares[name] = round(used / seconds, 2) if seconds > 0 else 0.0
+    return shares
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all processes, ours and anyone else's)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """Save a result as JSON under bench/results/, stamped with date, machine and command."""
     RESULTS_DIR.mkdir(exist_ok=True)

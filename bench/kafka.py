@@ -1,7 +1,8 @@
 """Kafka delivery throughput: events/s from publish to broker acknowledgement, 1 KB payloads, one topic.
 
-A real single-node broker (the test harness, one topic of 6 partitions), `chargewire serve --no-worker` and
-1 or 2 `chargewire worker` processes, on SQLite and on PostgreSQL, with the subscription's default codec
+A real single-node broker (the test harness, one topic of 6 partitions), and either `chargewire serve` with
+its own worker or `chargewire serve --no-worker` with 1 or 2 `chargewire worker` processes, on SQLite and on
+PostgreSQL, with the subscription's default codec
 (gzip). Two measures each:
 
 - end to end: the workers run while the events are published (batches of 1,000 over 2 connections); the
@@ -13,7 +14,7 @@ A real single-node broker (the test harness, one topic of 6 partitions), `charge
 
 Beside it, librdkafka's own producer (`kcat -P`, acks=all, idempotent, gzip) sends the same records to the
 same broker.
-Usage: python -m bench.kafka [--events 100000] [--workers 1,2] [--quick]
+Usage: python -m bench.kafka [--events 100000] [--workers 0,1,2] [--backends sqlite,postgresql] [--quick]
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.common import backend_database, bench_server, server_env, write_result
+from bench.common import (
+    backend_database,
+    bench_server,
+    cpu_seconds,
+    cpu_share,
+    machine_busy_seconds,
+    server_env,
+    write_result,
+)
 from chargewire.catalog import load_event_types
 from chargewire.devtools.kafka_broker import KafkaBroker
 from tests.support.processes import CHARGEWIRE
@@ -162,13 +171,17 @@ def settled(base_url: str) -> tuple[int, int]:
 def run_measure(
     backend: str, broker: KafkaBroker, payloads: list[dict[str, Any]], workers: int, *, drain: bool
 ) -> dict[str, Any]:
-    """One measure on a fresh database and topic: end to end, or (drain) the delivery side alone."""
+    """One measure on a fresh database and topic: end to end, or (drain) the delivery side alone.
+
+    `workers` 0 means the worker inside `chargewire serve`, which has no drain measure: it starts with the API.
+    """
     topic = f"bench-{backend}-{workers}w-{'drain' if drain else 'e2e'}"
     broker.create_topic(topic, partitions=PARTITIONS)
     events = len(payloads)
     with tempfile.TemporaryDirectory() as tmp, backend_database(backend, Path(tmp)) as url:
         workdir = Path(tmp)
-        with bench_server(url, workdir, "--no-worker", env_overrides=WORKER_SETTINGS) as (base_url, token, _pid):
+        serve_args = ("--no-worker",) if workers else ()
+        with bench_server(url, workdir, *serve_args, env_overrides=WORKER_SETTINGS) as (base_url, token, api_pid):
             subscription = {
                 "via": "kafka",
                 "notifications": ["SessionMeterValuesNotification"],
@@ -181,25 +194,32 @@ def run_measure(
             )
             created.raise_for_status()
             env = {**os.environ, **server_env(url, workdir, WORKER_SETTINGS)}
-            if drain:
+            if drain and workers:
                 asyncio.run(_publish_all(base_url, token, payloads))
             processes = start_workers(workers, env, workdir)
+            groups = {"api": [api_pid], "workers": [p.pid for p in processes], "broker": [broker.pid or 0]}
             try:
+                cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
                 started = time.perf_counter()
                 if not drain:
                     asyncio.run(_publish_all(base_url, token, payloads))
                 published = time.perf_counter()
                 first, last = wait_for_records(broker, topic, events)
+                cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
                 pending, failed = settled(base_url)
             finally:
                 stop_workers(processes)
     clock_start = first if drain else started
+    cores = cpu_share(cpu_before, cpu_after, last - started)
+    cores["whole_machine"] = round((busy_after - busy_before) / (last - started), 2)
     result = {
         "events_per_s": round(events / (last - clock_start)),
         "seconds": round(last - clock_start, 2),
         "records_in_topic": watermark_total(broker, topic),
         "pending_after": pending,
         "failed": failed,
+        # From the workers' start (drain) or the first publish to the last record: CPU per event by process.
+        "cpu_us_per_event": {name: round(share * (last - started) / events * 1e6) for name, share in cores.items()},
     }
     if not drain:
         result["publish_s"] = round(published - started, 2)
@@ -209,20 +229,22 @@ def run_measure(
 def run_backend(backend: str, broker: KafkaBroker, events: int, worker_counts: list[int]) -> dict[str, Any]:
     """Both measures with each worker count on one backend."""
     payloads = one_kb_payloads(events)
-    return {
-        f"{workers}_worker{'s' if workers > 1 else ''}": {
-            "end_to_end": run_measure(backend, broker, payloads, workers, drain=False),
-            "drain": run_measure(backend, broker, payloads, workers, drain=True),
-        }
-        for workers in worker_counts
-    }
+    results: dict[str, Any] = {}
+    for workers in worker_counts:
+        measures = {"end_to_end": run_measure(backend, broker, payloads, workers, drain=False)}
+        if workers:
+            measures["drain"] = run_measure(backend, broker, payloads, workers, drain=True)
+        results[f"{workers}_worker{'s' if workers > 1 else ''}" if workers else "serve"] = measures
+    return results
 
 
 def main() -> None:
     """Run chargewire on both backends and kcat against one broker; write bench/results/kafka.json."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--workers", default="1,2", help="worker process counts to measure, comma-separated")
+    parser.add_argument(
+        "--workers", default="0,1,2", help="worker processes to measure, comma-separated; 0 = the worker in serve"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--quick", action="store_true", help="10,000 events, for a smoke check")
     args = parser.parse_args()

@@ -45,7 +45,15 @@ import httpx
 import orjson
 import psutil
 
-from bench.common import bench_server, server_env, write_result
+from bench.common import (
+    bench_server,
+    cpu_seconds,
+    cpu_share,
+    machine_busy_seconds,
+    process_tree,
+    server_env,
+    write_result,
+)
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
 from tests.support.processes import CHARGEWIRE, stop_process
 
@@ -302,43 +310,6 @@ def running_workers(
             log.close()
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    with contextlib.suppress(psutil.Error):
-        process = psutil.Process(pid)
-        return [process, *process.children(recursive=True)]
-    return []
-
-
-def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, dict[int, float]]:
-    """CPU seconds (user + system) so far of every process in each group, children included."""
-    snapshot: dict[str, dict[int, float]] = {}
-    for name, pids in groups.items():
-        snapshot[name] = {}
-        for pid in pids:
-            for process in _tree(pid):
-                with contextlib.suppress(psutil.Error):
-                    times = process.cpu_times()
-                    snapshot[name][process.pid] = times.user + times.system
-    return snapshot
-
-
-def cpu_share(
-    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], seconds: float
-) -> dict[str, float]:
-    """Cores used by each group between two snapshots (1.0 = one core busy the whole time)."""
-    shares = {}
-    for name, processes in after.items():
-        used = sum(total - before.get(name, {}).get(pid, 0.0) for pid, total in processes.items())
-        shares[name] = round(used / seconds, 2) if seconds > 0 else 0.0
-    return shares
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all processes, ours and anyone else's)."""
-    times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
-
-
 @dataclass
 class RssSampler:
     """Samples the RSS of process groups (children included) in a thread; keeps each group's peak."""
@@ -364,7 +335,7 @@ class RssSampler:
             for name, pids in list(self.groups.items()):
                 rss = 0
                 for pid in pids:
-                    for process in _tree(pid):
+                    for process in process_tree(pid):
                         with contextlib.suppress(psutil.Error):
                             rss += process.memory_info().rss
                 self.peaks[name] = max(self.peaks.get(name, 0), rss)

@@ -175,6 +175,11 @@ class KafkaBroker:
     # --- life cycle ----------------------------------------------------------------------------------------
 
     @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (for measuring its CPU)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the broker process is alive."""
         return self._process is not None and self._process.poll() is None
