@@ -233,10 +233,11 @@ def reconnect_delay_s(failures: int, first_s: float, max_s: float) -> float:
 async def _open_dedicated(engine: AsyncEngine, application_name: str) -> Any:
     """An asyncpg connection taken from the engine's pool and detached from it: ours alone, and ours to close."""
     proxy = await engine.raw_connection()
+    # Read before detaching, which unlinks the pool's record that knows the driver connection.
+    connection: Any = proxy.driver_connection
     # Once detached the pool forgets it (and may open another in its place). SQLAlchemy's wrapper has no
     # finalizer, so only the asyncpg connection inside it needs keeping.
     proxy.detach()
-    connection: Any = proxy.driver_connection
     try:
         await connection.execute(f"SET application_name = '{application_name}'")
     except BaseException:
