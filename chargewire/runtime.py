@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -16,6 +18,7 @@ from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.targets import StoredTargets
+from chargewire.dispatch.wakeups import WakeListener, WakeNotifier, WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.models import Via
 from chargewire.security import SecretBox
@@ -78,6 +81,8 @@ class Runtime:
     health: SubscriptionHealth
     users: UserService
     overview: OverviewService
+    wakeups: WakeSignal
+    notifier: WakeNotifier | None
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
@@ -98,6 +103,12 @@ class Runtime:
         delivery_store = DeliveryStore(database)
         event_store = EventStore(database)
         publisher = Publisher(event_store, settings.ingest_max_batch)
+        wakeups = WakeSignal()
+        publisher.on_published(wakeups.fire)
+        # SQLite has one process (`serve`), so its in-process wake is all it needs.
+        notifier = None if database.is_sqlite else WakeNotifier(database.engine)
+        if notifier is not None:
+            wakeups.connect(notifier.request)
         return cls(
             settings=settings,
             database=database,
@@ -105,18 +116,22 @@ class Runtime:
             tokens=TokenService(TokenStore(database), box),
             publisher=publisher,
             subscriptions=subscriptions,
-            resends=ResendService(subscriptions, subscription_store, delivery_store, settings.resend_cooldown_s),
-            deliveries=DeliveryService(delivery_store, event_store, subscriptions, publisher),
+            resends=ResendService(
+                subscriptions, subscription_store, delivery_store, settings.resend_cooldown_s, on_due=wakeups.fire
+            ),
+            deliveries=DeliveryService(delivery_store, event_store, subscriptions, publisher, on_due=wakeups.fire),
             delivery_store=delivery_store,
             subscription_store=subscription_store,
             metrics=DeliveryMetrics(),
             health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
             overview=OverviewService(DeliveryStats(database), delivery_store, subscriptions),
+            wakeups=wakeups,
+            notifier=notifier,
         )
 
     def dispatcher(self) -> Dispatcher:
-        """A delivery loop on this runtime's database, woken by local publishes, counted in its metrics."""
+        """A delivery loop on this runtime's database, woken by this process's wakeups, counted in its metrics."""
         dispatcher = Dispatcher(
             self.settings,
             self.delivery_store,
@@ -134,11 +149,31 @@ class Runtime:
             on_failing=self.health.disable_failing,
         )
         dispatcher.add_listener(self.metrics.observe_attempt)
-        self.publisher.on_published(dispatcher.wake)
+        self.wakeups.connect(dispatcher.wake)
         return dispatcher
 
+    def wake_listener(self, dispatcher: Dispatcher) -> WakeListener | None:
+        """A listener that wakes `dispatcher` when another process makes deliveries due; None on SQLite."""
+        return None if self.database.is_sqlite else WakeListener(self.database.engine, dispatcher.wake)
+
+    async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+        """Run `dispatcher` until `stop` is set, woken by this process and, on PostgreSQL, by every other."""
+        listener = self.wake_listener(dispatcher)
+        if listener is None:
+            await dispatcher.run(stop)
+            return
+        listening = asyncio.create_task(listener.run(stop))
+        try:
+            await dispatcher.run(stop)
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
     async def aclose(self) -> None:
-        """Release connections."""
+        """Send the last wake-up, then release connections."""
+        if self.notifier is not None:
+            await self.notifier.aclose()
         await self.database.aclose()
 
     async def __aenter__(self) -> Runtime:

@@ -31,7 +31,7 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
         )
         server = uvicorn.Server(config)
         stop = asyncio.Event()
-        worker = asyncio.create_task(runtime.dispatcher().run(stop)) if with_worker else None
+        worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop)) if with_worker else None
         try:
             await server.serve()
         finally:
@@ -49,7 +49,7 @@ async def work_until_stopped(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         dispatcher = runtime.dispatcher()
         logger.info("worker %s delivering", dispatcher.worker_id)
-        await dispatcher.run(stop)
+        await runtime.deliver(dispatcher, stop)
         logger.info("worker %s stopped", dispatcher.worker_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chargewire.catalog import load_event_types
@@ -39,12 +40,20 @@ class DeliveryService:
     """What callers may see and do with deliveries: only those of subscriptions they may see."""
 
     def __init__(
-        self, store: DeliveryStore, events: EventStore, subscriptions: SubscriptionService, publisher: Publisher
+        self,
+        store: DeliveryStore,
+        events: EventStore,
+        subscriptions: SubscriptionService,
+        publisher: Publisher,
+        *,
+        on_due: Callable[[], None],
     ) -> None:
         self._store = store
         self._events = events
         self._subscriptions = subscriptions
+        # Test sends go through the publisher, which wakes workers itself; retries wake them through on_due.
         self._publisher = publisher
+        self._on_due = on_due
 
     async def list_page(self, caller: Caller, where: DeliveryFilter, cursor: str | None, per_page: int) -> DeliveryPage:
         """One page of the delivery log."""
@@ -76,6 +85,7 @@ class DeliveryService:
         await self.get(caller, delivery_id)
         if not await self._store.schedule_now(delivery_id, utcnow()):
             raise Conflict("The delivery is being attempted right now; try again in a moment.")
+        self._on_due()
         return (await self.get(caller, delivery_id)).delivery
 
     async def test_send(self, caller: Caller, subscription_id: str, event_name: str | None) -> tuple[str, str]:

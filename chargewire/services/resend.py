@@ -8,7 +8,7 @@ fails too, it goes back to failed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from chargewire.clock import utcnow
@@ -30,11 +30,14 @@ class ResendService:
         store: SubscriptionStore,
         deliveries: DeliveryStore,
         cooldown_s: float,
+        *,
+        on_due: Callable[[], None],
     ) -> None:
         self._subscriptions = subscriptions
         self._store = store
         self._deliveries = deliveries
         self._cooldown_s = cooldown_s
+        self._on_due = on_due
 
     async def resend(
         self,
@@ -62,5 +65,8 @@ class ResendService:
             minutes = self._cooldown_s / 60
             raise Conflict(f"Subscription {subscription_id} was resent less than {minutes:g} minutes ago.")
         queued = await self._deliveries.requeue_failed(subscription_id, names, start, end, now)
+        if queued:
+            # Due now, and committed: workers need not wait for their next poll to find them.
+            self._on_due()
         logger.info("resend of subscription %s queued %d deliveries", subscription_id, queued)
         return queued
