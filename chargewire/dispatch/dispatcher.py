@@ -95,7 +95,7 @@ class Dispatcher:
         self._listeners.append(listener)
 
     def wake(self) -> None:
-        """Look for due work now instead of at the next poll (called after a local publish)."""
+        """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
