@@ -8,6 +8,10 @@ Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one 
 waves more waiting in memory to start the moment one ends; subscriptions that full, or whose circuit breaker
 is open, are left out of the next claim, so their backlog never fills a batch that healthy subscriptions are
 waiting behind.
+
+Batches: a channel that can send many messages at once (`BatchChannel`, Kafka) gets a subscription's ready
+deliveries in one call, up to its in-flight limit, instead of one task per delivery; an open breaker's
+probe is still a single message.
 """
 
 from __future__ import annotations
