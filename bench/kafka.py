@@ -66,29 +66,44 @@ def one_kb_payloads(count: int) -> list[dict[str, Any]]:
     return [{**base, "sessionId": 700_000 + i % 500, "meterValues": readings} for i in range(count)]
 
 
-def topic_record_count(broker: KafkaBroker, topic: str) -> int:
-    """Records in a topic: the sum of its partitions' high watermarks."""
-    consumer = Consumer({**broker.client_config("PLAINTEXT"), "group.id": "bench-count"})
-    try:
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
-            for partition in range(PARTITIONS)
-        )
-    finally:
-        consumer.close()
+class TopicCounter:
+    """Counts a topic's acknowledged records (the sum of its partitions' high watermarks) over one connection.
+
+    One consumer for the whole measure: a new client per poll would cost the broker a connection and a
+    metadata request every time, which showed up as broker CPU per record.
+    """
+
+    def __init__(self, broker: KafkaBroker, topic: str) -> None:
+        self._consumer = Consumer({**broker.client_config("PLAINTEXT"), "group.id": "bench-count"})
+        self._partitions = [TopicPartition(topic, partition) for partition in range(PARTITIONS)]
+
+    def count(self) -> int:
+        """Records the broker holds in the topic now."""
+        return sum(self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in self._partitions)
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()
 
 
-def kcat_rate(broker: KafkaBroker, topic: str, count: int, workdir: Path) -> float:
-    """Records/s of `kcat -P` (librdkafka, acks=all, idempotent) sending `count` 1 KB records."""
+def kcat_rate(broker: KafkaBroker, topic: str, count: int, workdir: Path) -> dict[str, int]:
+    """Records/s of `kcat -P` (librdkafka, acks=all, idempotent) sending `count` 1 KB records, and the broker's CPU."""
     lines = workdir / "records.jsonl"
     with lines.open("wb") as handle:
         for payload in one_kb_payloads(count):
             handle.write(orjson.dumps(payload) + b"\n")
     command = ["kcat", "-P", "-b", broker.bootstrap("PLAINTEXT"), "-t", topic, "-z", "gzip"]
     command += ["-X", "acks=all", "-X", "enable.idempotence=true", "-l", str(lines)]
+    groups = {"broker": [broker.pid or 0]}
+    cpu_before = cpu_seconds(groups)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, timeout=600)
-    return count / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    broker_cores = cpu_share(cpu_before, cpu_seconds(groups), seconds)["broker"]
+    return {
+        "records_per_s": round(count / seconds),
+        "broker_cpu_us_per_record": round(broker_cores * seconds / count * 1e6),
+    }
 
 
 async def _publish_all(base_url: str, token: str, payloads: list[dict[str, Any]]) -> None:
@@ -121,24 +136,19 @@ async def _pending(base_url: str) -> tuple[int, int]:
     return depth["due"] + depth["scheduled"], depth["failed"]
 
 
-def watermark_total(broker: KafkaBroker, topic: str) -> int:
-    """Records the broker has acknowledged in a topic (the sum of its partitions' high watermarks)."""
-    return topic_record_count(broker, topic)
-
-
-def wait_for_records(broker: KafkaBroker, topic: str, count: int, timeout_s: float = 900) -> tuple[float, float]:
+def wait_for_records(counter: TopicCounter, count: int, timeout_s: float = 900) -> tuple[float, float]:
     """Poll the topic until it holds `count` records; returns when its first and its last record were seen."""
     deadline = time.perf_counter() + timeout_s
     first_seen = None
     while time.perf_counter() < deadline:
-        held = watermark_total(broker, topic)
+        held = counter.count()
         now = time.perf_counter()
         if held and first_seen is None:
             first_seen = now
         if held >= count:
             return first_seen or now, now
         time.sleep(0.02)
-    raise TimeoutError(f"{topic} holds {watermark_total(broker, topic)} of {count} records after {timeout_s}s")
+    raise TimeoutError(f"the topic holds {counter.count()} of {count} records after {timeout_s}s")
 
 
 def start_workers(count: int, env: dict[str, str], workdir: Path) -> list[subprocess.Popen[bytes]]:
@@ -177,6 +187,7 @@ def run_measure(
     """
     topic = f"bench-{backend}-{workers}w-{'drain' if drain else 'e2e'}"
     broker.create_topic(topic, partitions=PARTITIONS)
+    counter = TopicCounter(broker, topic)
     events = len(payloads)
     with tempfile.TemporaryDirectory() as tmp, backend_database(backend, Path(tmp)) as url:
         workdir = Path(tmp)
@@ -204,18 +215,20 @@ def run_measure(
                 if not drain:
                     asyncio.run(_publish_all(base_url, token, payloads))
                 published = time.perf_counter()
-                first, last = wait_for_records(broker, topic, events)
+                first, last = wait_for_records(counter, events)
                 cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
                 pending, failed = settled(base_url)
             finally:
                 stop_workers(processes)
+                records = counter.count()
+                counter.close()
     clock_start = first if drain else started
     cores = cpu_share(cpu_before, cpu_after, last - started)
     cores["whole_machine"] = round((busy_after - busy_before) / (last - started), 2)
     result = {
         "events_per_s": round(events / (last - clock_start)),
         "seconds": round(last - clock_start, 2),
-        "records_in_topic": watermark_total(broker, topic),
+        "records_in_topic": records,
         "pending_after": pending,
         "failed": failed,
         # From the workers' start (drain) or the first publish to the last record: CPU per event by process.
@@ -263,7 +276,7 @@ def main() -> None:
             "partitions": PARTITIONS,
             "compression": "gzip",
             "events": events,
-            "kcat_records_per_s": round(reference),
+            "kcat": reference,
             "results": results,
         },
     )

@@ -143,6 +143,7 @@ class Runtime:
                     producers=KafkaProducers(
                         message_timeout_s=self.settings.kafka_message_timeout_s,
                         connect_timeout_s=self.settings.kafka_connect_timeout_s,
+                        linger_ms=self.settings.kafka_linger_ms,
                     ),
                 ),
             },

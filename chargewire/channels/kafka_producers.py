@@ -167,6 +167,7 @@ class KafkaProducers:
         connect_timeout_s: float = 5.0,
         topic_wait_s: float = 2.0,
         idle_close_s: float = 300.0,
+        linger_ms: float = 5.0,
         extra_settings: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
         """Set the limits that bound one attempt.
@@ -176,6 +177,7 @@ class KafkaProducers:
             connect_timeout_s: TCP connect plus TLS and SASL handshakes, per broker connection.
             topic_wait_s: how long a topic the cluster does not know is awaited before the record fails.
             idle_close_s: a producer no record used for this long is flushed and closed.
+            linger_ms: how long librdkafka waits to fill a batch before sending it.
             extra_settings: librdkafka settings laid over the defaults (e.g. `linger.ms` for benchmarks).
         """
         self.message_timeout_s = message_timeout_s
@@ -190,6 +192,7 @@ class KafkaProducers:
             "socket.connection.setup.timeout.ms": int(connect_timeout_s * 1000),
             "topic.metadata.propagation.max.ms": int(topic_wait_s * 1000),
             "reconnect.backoff.max.ms": 1000,
+            "linger.ms": linger_ms,
             "client.id": "chargewire",
             **(extra_settings or {}),
         }
