@@ -9,11 +9,11 @@ error, and then every writer in it gets that error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chargewire.ids import new_id
+from chargewire.ids import new_ids
 from chargewire.models import Event
 from chargewire.services.payload_filter import matches
 from chargewire.store.event_store import EventStore, FanOut, NewDelivery, Subscriber
@@ -75,13 +75,20 @@ class GroupCommitter:
 def _fan_out(pending: Sequence[PendingEvent]) -> FanOut:
     """One delivery per (event, enabled subscriber whose filter matches the payload)."""
 
-    def deliveries(subscribers: Sequence[Subscriber]) -> Iterator[NewDelivery]:
+    def deliveries(subscribers: Sequence[Subscriber]) -> list[NewDelivery]:
         by_name: dict[str, list[Subscriber]] = {}
         for subscriber in subscribers:
             by_name.setdefault(subscriber.event_name, []).append(subscriber)
-        for item in pending:
-            for subscriber in by_name.get(item.event.name, ()):
-                if matches(subscriber.filter, item.payload):
-                    yield NewDelivery(new_id("dlv"), item.event.id, subscriber.subscription_id, item.event.name)
+        targets = [
+            (item.event, subscriber.subscription_id)
+            for item in pending
+            for subscriber in by_name.get(item.event.name, ())
+            if matches(subscriber.filter, item.payload)
+        ]
+        delivery_ids = new_ids("dlv", len(targets))
+        return [
+            NewDelivery(delivery_id, event.id, subscription_id, event.name)
+            for delivery_id, (event, subscription_id) in zip(delivery_ids, targets, strict=True)
+        ]
 
     return deliveries

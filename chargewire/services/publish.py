@@ -8,10 +8,10 @@ from typing import Any, cast
 
 import orjson
 
-from chargewire.catalog import event_type_of, load_event_types, validate
+from chargewire.catalog import EventType, validated_event_type
 from chargewire.clock import utcnow
 from chargewire.errors import ValidationFailed
-from chargewire.ids import new_id
+from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
 from chargewire.services.group_commit import GroupCommitter, PendingEvent
 from chargewire.store.event_store import EventStore
@@ -36,10 +36,11 @@ class Publisher:
             raise ValidationFailed({"(body)": ["At least one event is required."]})
         if len(payloads) > self.max_batch:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
+        valid = _validate_all(payloads, operational)
         received_at = utcnow()
         pending = [
-            PendingEvent(_new_event(payload, name, received_at), payload)
-            for payload, name in _validate_all(payloads, operational)
+            PendingEvent(_new_event(event_id, payload, event_type, received_at), payload)
+            for event_id, (payload, event_type) in zip(new_ids("evt", len(valid)), valid, strict=True)
         ]
         await self._committer.write(pending)
         self._notify()
@@ -47,8 +48,8 @@ class Publisher:
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""
-        (valid, name), *_ = _validate_all([payload])
-        event = _new_event(valid, name, utcnow())
+        (valid, event_type), *_ = _validate_all([payload])
+        event = _new_event(new_id("evt"), valid, event_type, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
         self._notify()
@@ -63,26 +64,28 @@ class Publisher:
             callback()
 
 
-def _new_event(payload: dict[str, Any], name: str, received_at: datetime) -> Event:
+def _new_event(event_id: str, payload: dict[str, Any], event_type: EventType, received_at: datetime) -> Event:
     return Event(
-        id=new_id("evt"),
-        name=name,
+        id=event_id,
+        name=event_type.name,
         payload=orjson.dumps(payload),
-        entity_id=event_type_of(payload).entity_id(payload),
+        entity_id=event_type.entity_id(payload),
         received_at=received_at,
     )
 
 
-def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[tuple[dict[str, Any], str]]:
-    valid: list[tuple[dict[str, Any], str]] = []
+def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[tuple[dict[str, Any], EventType]]:
+    valid: list[tuple[dict[str, Any], EventType]] = []
     errors: dict[str, list[str]] = {}
     for index, payload in enumerate(payloads):
         try:
-            name = validate(payload)
-            if load_event_types()[name].operational and not operational:
-                errors[f"[{index}].notification"] = [f"{name!r} is sent by chargewire itself and cannot be published."]
+            event_type = validated_event_type(payload)
+            if event_type.operational and not operational:
+                errors[f"[{index}].notification"] = [
+                    f"{event_type.name!r} is sent by chargewire itself and cannot be published."
+                ]
                 continue
-            valid.append((cast(dict[str, Any], payload), name))
+            valid.append((cast(dict[str, Any], payload), event_type))
         except ValidationFailed as failure:
             for field, messages in failure.errors.items():
                 errors[f"[{index}].{field}"] = messages
