@@ -13,7 +13,7 @@ from chargewire.clock import utcnow
 from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
-from chargewire.services.group_commit import GroupCommitter, PendingEvent
+from chargewire.services.group_commit import GroupCommitter, PendingBatch
 from chargewire.store.event_store import EventStore
 
 
@@ -36,20 +36,22 @@ class Publisher:
             raise ValidationFailed({"(body)": ["At least one event is required."]})
         if len(payloads) > self.max_batch:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
-        valid = _validate_all(payloads, operational)
+        event_types = _validate_all(payloads, operational)
+        valid = cast(Sequence[dict[str, Any]], payloads)
         received_at = utcnow()
-        pending = [
-            PendingEvent(_new_event(event_id, payload, event_type, received_at), payload)
-            for event_id, (payload, event_type) in zip(new_ids("evt", len(valid)), valid, strict=True)
+        event_ids = new_ids("evt", len(valid))
+        events = [
+            _new_event(event_id, payload, event_type, received_at)
+            for event_id, payload, event_type in zip(event_ids, valid, event_types, strict=True)
         ]
-        await self._committer.write(pending)
+        await self._committer.write(PendingBatch(events, valid))
         self._notify()
-        return [item.event.id for item in pending]
+        return event_ids
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""
-        (valid, event_type), *_ = _validate_all([payload])
-        event = _new_event(new_id("evt"), valid, event_type, utcnow())
+        [event_type] = _validate_all([payload])
+        event = _new_event(new_id("evt"), payload, event_type, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
         self._notify()
@@ -74,8 +76,9 @@ def _new_event(event_id: str, payload: dict[str, Any], event_type: EventType, re
     )
 
 
-def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[tuple[dict[str, Any], EventType]]:
-    valid: list[tuple[dict[str, Any], EventType]] = []
+def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[EventType]:
+    """The event type of each payload, in order; ValidationFailed naming `[index].field` if any is invalid."""
+    event_types: list[EventType] = []
     errors: dict[str, list[str]] = {}
     for index, payload in enumerate(payloads):
         try:
@@ -85,10 +88,10 @@ def _validate_all(payloads: Sequence[object], operational: bool = False) -> list
                     f"{event_type.name!r} is sent by chargewire itself and cannot be published."
                 ]
                 continue
-            valid.append((cast(dict[str, Any], payload), event_type))
+            event_types.append(event_type)
         except ValidationFailed as failure:
             for field, messages in failure.errors.items():
                 errors[f"[{index}].{field}"] = messages
     if errors:
         raise ValidationFailed(errors)
-    return valid
+    return event_types
