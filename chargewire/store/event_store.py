@@ -64,6 +64,7 @@ class EventStore:
         async with self._database.transaction() as connection:
             subscribers = await _enabled_subscribers(connection, {event.name for event in new_events})
             new_deliveries = list(fan_out(subscribers))
+            # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
             stored_time = _stored_value(connection, events.c.received_at)
             await _insert_rows(connection, events, _EVENT_COLUMNS, _event_rows(new_events, stored_time))
             if new_deliveries:
