@@ -3,7 +3,8 @@
 The part after the prefix is 26 characters of Crockford base32: 48 bits of milliseconds since the epoch,
 then 80 random bits. Ids made later sort after earlier ones, which keeps cursor pages and indexes cheap.
 Within one process they strictly increase, also within one millisecond (the random part then counts up
-from the previous id's): a batch of events keeps its order, which per-entity ordering relies on.
+from the previous id's): a batch of events keeps its order, which per-entity ordering relies on. `new_ids`
+makes a batch's ids with one random draw, counting up from it.
 """
 
 from __future__ import annotations
@@ -15,24 +16,49 @@ import time
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
 _RANDOM_BITS = 80
+# Encoding goes ten bits (two characters) at a time: the 26 characters are 13 pairs.
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]
+_BODY_PAIRS = _BODY_LENGTH // 2
+# The ids of a batch differ only in their last few characters; the rest is encoded once per batch.
+_TAIL_PAIRS = 2
+_TAIL_BITS = _TAIL_PAIRS * 10
 _lock = threading.Lock()
 _last_value = 0
 
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:
     """A new id such as `evt_01JD3Q9W8T2X6Z4C5V7B9N1M3K`, greater than every id this process made before."""
+    return f"{prefix}_{_encode(_reserve(1, now_ms), _BODY_PAIRS)}"
+
+
+def new_ids(prefix: str, count: int, now_ms: int | None = None) -> list[str]:
+    """`count` new ids in increasing order, each greater than every id this process made before."""
+    first = _reserve(count, now_ms)
+    made: list[str] = []
+    head_value, head = -1, ""
+    for value in range(first, first + count):
+        if value >> _TAIL_BITS != head_value:
+            head_value = value >> _TAIL_BITS
+            head = f"{prefix}_{_encode(head_value, _BODY_PAIRS - _TAIL_PAIRS)}"
+        made.append(head + _PAIRS[(value >> 10) & 1023] + _PAIRS[value & 1023])
+    return made
+
+
+def _reserve(count: int, now_ms: int | None) -> int:
+    """The first of `count` consecutive values that no id of this process has used yet."""
     global _last_value
     millis = int(time.time() * 1000) if now_ms is None else now_ms
     with _lock:
         value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
         if value <= _last_value:
             value = _last_value + 1
-        _last_value = value
-    chars = []
-    for _ in range(_BODY_LENGTH):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+        _last_value = value + count - 1
+    return value
+
+
+def _encode(value: int, pairs: int) -> str:
+    """The last `pairs` * 2 base32 characters of `value`."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range((pairs - 1) * 10, -1, -10)])
 
 
 def has_prefix(identifier: str, prefix: str) -> bool:

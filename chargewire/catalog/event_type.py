@@ -37,7 +37,8 @@ class EventType:
             if not isinstance(node, dict) or key not in node:
                 return None
             node = node[key]
-        if node is None or isinstance(node, dict | list):
+        # A tuple, not `dict | list`, which would build a new union object on every call.
+        if node is None or isinstance(node, (dict, list)):
             return None
         return str(node)
 

@@ -110,12 +110,17 @@ def validate(payload: object) -> str:
 
     Raises ValidationFailed whose `errors` map each offending field path to what is wrong with it.
     """
+    return validated_event_type(payload).name
+
+
+def validated_event_type(payload: object) -> EventType:
+    """Check a payload against its event's schema and return its catalog entry (raises like `validate`)."""
     event_type = event_type_of(payload)
     try:
         _compiled(event_type.name)(payload)
     except fastjsonschema.JsonSchemaValueException as fast_error:
         raise ValidationFailed(_detailed_errors(event_type.name, payload, fast_error)) from None
-    return event_type.name
+    return event_type
 
 
 def _detailed_errors(

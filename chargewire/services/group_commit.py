@@ -9,11 +9,11 @@ error, and then every writer in it gets that error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chargewire.ids import new_id
+from chargewire.ids import new_ids
 from chargewire.models import Event
 from chargewire.services.payload_filter import matches
 from chargewire.store.event_store import EventStore, FanOut, NewDelivery, Subscriber
@@ -23,11 +23,11 @@ MAX_EVENTS_PER_COMMIT = 5000
 
 
 @dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """A validated event and its parsed payload, which subscription filters read."""
+class PendingBatch:
+    """One publish's validated events and, in the same order, their parsed payloads (filters read those)."""
 
-    event: Event
-    payload: dict[str, Any]
+    events: Sequence[Event]
+    payloads: Sequence[dict[str, Any]]
 
 
 class GroupCommitter:
@@ -35,13 +35,13 @@ class GroupCommitter:
 
     def __init__(self, store: EventStore) -> None:
         self._store = store
-        self._waiting: list[tuple[list[PendingEvent], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[PendingBatch, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, pending: list[PendingEvent]) -> None:
+    async def write(self, batch: PendingBatch) -> None:
         """Store these events durably (returns after their commit)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((pending, future))
+        self._waiting.append((batch, future))
         if self._flusher is None or self._flusher.done():
             # A task of its own: a writer that gives up (a client disconnecting) never aborts the others' commit.
             self._flusher = asyncio.create_task(self._flush_all())
@@ -50,9 +50,10 @@ class GroupCommitter:
     async def _flush_all(self) -> None:
         while self._waiting:
             group = self._take_group()
-            items = [item for pending, _ in group for item in pending]
+            batches = [batch for batch, _ in group]
             try:
-                await self._store.insert_events_with_deliveries([item.event for item in items], _fan_out(items))
+                events = [event for batch in batches for event in batch.events]
+                await self._store.insert_events_with_deliveries(events, _fan_out(batches))
             except Exception as error:
                 for _, future in group:
                     if not future.done():
@@ -62,26 +63,38 @@ class GroupCommitter:
                     if not future.done():
                         future.set_result(None)
 
-    def _take_group(self) -> list[tuple[list[PendingEvent], asyncio.Future[None]]]:
-        group: list[tuple[list[PendingEvent], asyncio.Future[None]]] = []
+    def _take_group(self) -> list[tuple[PendingBatch, asyncio.Future[None]]]:
+        group: list[tuple[PendingBatch, asyncio.Future[None]]] = []
         size = 0
-        while self._waiting and (not group or size + len(self._waiting[0][0]) <= MAX_EVENTS_PER_COMMIT):
+        while self._waiting and (not group or size + len(self._waiting[0][0].events) <= MAX_EVENTS_PER_COMMIT):
             item = self._waiting.pop(0)
             group.append(item)
-            size += len(item[0])
+            size += len(item[0].events)
         return group
 
 
-def _fan_out(pending: Sequence[PendingEvent]) -> FanOut:
+def _fan_out(batches: Sequence[PendingBatch]) -> FanOut:
     """One delivery per (event, enabled subscriber whose filter matches the payload)."""
 
-    def deliveries(subscribers: Sequence[Subscriber]) -> Iterator[NewDelivery]:
+    def deliveries(subscribers: Sequence[Subscriber]) -> list[NewDelivery]:
         by_name: dict[str, list[Subscriber]] = {}
         for subscriber in subscribers:
             by_name.setdefault(subscriber.event_name, []).append(subscriber)
-        for item in pending:
-            for subscriber in by_name.get(item.event.name, ()):
-                if matches(subscriber.filter, item.payload):
-                    yield NewDelivery(new_id("dlv"), item.event.id, subscriber.subscription_id, item.event.name)
+        # Two parallel lists rather than a tuple per delivery: fewer objects for the garbage collector to track.
+        matched_events: list[Event] = []
+        matched_subscriptions: list[str] = []
+        for batch in batches:
+            for event, payload in zip(batch.events, batch.payloads, strict=True):
+                for subscriber in by_name.get(event.name, ()):
+                    if matches(subscriber.filter, payload):
+                        matched_events.append(event)
+                        matched_subscriptions.append(subscriber.subscription_id)
+        delivery_ids = new_ids("dlv", len(matched_events))
+        return [
+            NewDelivery(delivery_id, event.id, subscription_id, event.name)
+            for delivery_id, event, subscription_id in zip(
+                delivery_ids, matched_events, matched_subscriptions, strict=True
+            )
+        ]
 
     return deliveries

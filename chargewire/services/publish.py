@@ -8,12 +8,12 @@ from typing import Any, cast
 
 import orjson
 
-from chargewire.catalog import event_type_of, load_event_types, validate
+from chargewire.catalog import EventType, validated_event_type
 from chargewire.clock import utcnow
 from chargewire.errors import ValidationFailed
-from chargewire.ids import new_id
+from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
-from chargewire.services.group_commit import GroupCommitter, PendingEvent
+from chargewire.services.group_commit import GroupCommitter, PendingBatch
 from chargewire.store.event_store import EventStore
 
 
@@ -36,19 +36,22 @@ class Publisher:
             raise ValidationFailed({"(body)": ["At least one event is required."]})
         if len(payloads) > self.max_batch:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
+        event_types = _validate_all(payloads, operational)
+        valid = cast(Sequence[dict[str, Any]], payloads)
         received_at = utcnow()
-        pending = [
-            PendingEvent(_new_event(payload, name, received_at), payload)
-            for payload, name in _validate_all(payloads, operational)
+        event_ids = new_ids("evt", len(valid))
+        events = [
+            _new_event(event_id, payload, event_type, received_at)
+            for event_id, payload, event_type in zip(event_ids, valid, event_types, strict=True)
         ]
-        await self._committer.write(pending)
+        await self._committer.write(PendingBatch(events, valid))
         self._notify()
-        return [item.event.id for item in pending]
+        return event_ids
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""
-        (valid, name), *_ = _validate_all([payload])
-        event = _new_event(valid, name, utcnow())
+        [event_type] = _validate_all([payload])
+        event = _new_event(new_id("evt"), payload, event_type, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
         self._notify()
@@ -63,29 +66,32 @@ class Publisher:
             callback()
 
 
-def _new_event(payload: dict[str, Any], name: str, received_at: datetime) -> Event:
+def _new_event(event_id: str, payload: dict[str, Any], event_type: EventType, received_at: datetime) -> Event:
     return Event(
-        id=new_id("evt"),
-        name=name,
+        id=event_id,
+        name=event_type.name,
         payload=orjson.dumps(payload),
-        entity_id=event_type_of(payload).entity_id(payload),
+        entity_id=event_type.entity_id(payload),
         received_at=received_at,
     )
 
 
-def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[tuple[dict[str, Any], str]]:
-    valid: list[tuple[dict[str, Any], str]] = []
+def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[EventType]:
+    """The event type of each payload, in order; ValidationFailed naming `[index].field` if any is invalid."""
+    event_types: list[EventType] = []
     errors: dict[str, list[str]] = {}
     for index, payload in enumerate(payloads):
         try:
-            name = validate(payload)
-            if load_event_types()[name].operational and not operational:
-                errors[f"[{index}].notification"] = [f"{name!r} is sent by chargewire itself and cannot be published."]
+            event_type = validated_event_type(payload)
+            if event_type.operational and not operational:
+                errors[f"[{index}].notification"] = [
+                    f"{event_type.name!r} is sent by chargewire itself and cannot be published."
+                ]
                 continue
-            valid.append((cast(dict[str, Any], payload), name))
+            event_types.append(event_type)
         except ValidationFailed as failure:
             for field, messages in failure.errors.items():
                 errors[f"[{index}].{field}"] = messages
     if errors:
         raise ValidationFailed(errors)
-    return valid
+    return event_types

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
-from chargewire.ids import has_prefix, new_id
+import pytest
+
+from chargewire import ids
+from chargewire.ids import has_prefix, new_id, new_ids
 
 
 def test_ids_carry_their_prefix() -> None:
@@ -32,3 +36,31 @@ def test_malformed_ids_are_not_accepted() -> None:
 def test_ids_made_in_the_same_millisecond_keep_their_order() -> None:
     made = [new_id("dlv", now_ms=1_700_000_000_000) for _ in range(1000)]
     assert made == sorted(made)
+
+
+def _value_of(identifier: str) -> int:
+    value = 0
+    for char in identifier.partition("_")[2]:
+        value = value * 32 + "0123456789ABCDEFGHJKMNPQRSTVWXYZ".index(char)
+    return value
+
+
+def test_a_batch_of_ids_counts_up_after_every_earlier_id() -> None:
+    earlier = new_id("evt")
+    batch = new_ids("evt", 1000)
+    assert all(has_prefix(identifier, "evt") for identifier in batch)
+    assert [_value_of(identifier) for identifier in batch] == list(
+        range(_value_of(batch[0]), _value_of(batch[0]) + 1000)
+    )
+    assert earlier < batch[0]
+    assert batch[-1] < new_id("evt")
+
+
+def test_a_batch_that_carries_into_its_upper_characters_stays_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Random bits just below a carry into the twenty-first bit: the batch's upper characters change midway.
+    monkeypatch.setattr(secrets, "randbits", lambda _bits: 2**20 - 3)
+    monkeypatch.setattr(ids, "_last_value", 0)
+    batch = new_ids("dlv", 10, now_ms=1)
+    values = [_value_of(identifier) for identifier in batch]
+    assert values == list(range(values[0], values[0] + 10))
+    assert batch == sorted(batch)

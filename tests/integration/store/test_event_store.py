@@ -1,0 +1,91 @@
+"""The event store on both backends: events and their deliveries written in one all-or-nothing transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import orjson
+import pytest
+from sqlalchemy import Table, func, select
+from sqlalchemy.exc import IntegrityError
+
+from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.ids import new_id, new_ids
+from chargewire.models import Event, Via
+from chargewire.runtime import Runtime
+from chargewire.store.delivery_store import DeliveryStore
+from chargewire.store.event_store import EventStore, NewDelivery, Subscriber
+from chargewire.store.tables import deliveries, events
+
+BOOT = load_event_types()["BootNotification"].example
+
+
+def _events(count: int) -> list[Event]:
+    """Events of one publish, sharing their received_at, and one of a later publish."""
+    received_at = utcnow()
+    times = [received_at] * (count - 1) + [received_at + timedelta(seconds=1)]
+    return [
+        Event(id=event_id, name="BootNotification", payload=orjson.dumps(BOOT), entity_id="1042", received_at=at)
+        for event_id, at in zip(new_ids("evt", count), times, strict=True)
+    ]
+
+
+def _to_every(subscription_id: str, new_events: list[Event]) -> list[NewDelivery]:
+    return [NewDelivery(new_id("dlv"), event.id, subscription_id, event.name) for event in new_events]
+
+
+async def _row_count(runtime: Runtime, table: Table) -> int:
+    async with runtime.database.reading() as connection:
+        return int((await connection.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+@pytest.fixture
+async def subscription_id(runtime: Runtime) -> str:
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    body = {"via": "kafka", "notifications": ["BootNotification"], "kafka": {"topic": "t", "brokers": ["127.0.0.1:9"]}}
+    return (await runtime.subscriptions.create(owner.token, body)).subscription.id
+
+
+async def test_stored_events_read_back_with_their_exact_bytes_and_times(runtime: Runtime) -> None:
+    store = EventStore(runtime.database)
+    written = _events(3)
+    assert await store.insert_events_with_deliveries(written, lambda _subscribers: []) == 0
+    assert await store.get_events([event.id for event in written]) == written
+
+
+async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
+    runtime: Runtime, subscription_id: str
+) -> None:
+    store = EventStore(runtime.database)
+    written = _events(2)
+    seen: list[Subscriber] = []
+
+    def fan_out(subscribers: Sequence[Subscriber]) -> list[NewDelivery]:
+        seen.extend(subscribers)
+        return _to_every(subscription_id, written)
+
+    assert await store.insert_events_with_deliveries(written, fan_out) == 2
+    assert [subscriber.subscription_id for subscriber in seen] == [subscription_id]
+    async with runtime.database.reading() as connection:
+        rows = (await connection.execute(select(deliveries).order_by(deliveries.c.id))).all()
+    assert [(row.event_id, row.status, row.attempt_count) for row in rows] == [
+        (event.id, "pending", 0) for event in written
+    ]
+    assert {(row.next_attempt_at, row.created_at, row.updated_at) for row in rows} == {(written[0].received_at,) * 3}
+    claimed = await DeliveryStore(runtime.database).claim_due_deliveries(
+        "wrk_test", written[0].received_at, utcnow() + timedelta(minutes=1), 10, {Via.KAFKA: 10}
+    )
+    assert [(delivery.event_id, delivery.payload) for delivery in claimed] == [
+        (event.id, event.payload) for event in written
+    ]
+
+
+async def test_a_failing_delivery_row_leaves_no_event_behind(runtime: Runtime) -> None:
+    store = EventStore(runtime.database)
+    written = _events(3)
+    with pytest.raises(IntegrityError):
+        await store.insert_events_with_deliveries(written, lambda _subscribers: _to_every("sub_missing", written))
+    assert await _row_count(runtime, events) == 0
+    assert await _row_count(runtime, deliveries) == 0
