@@ -34,7 +34,7 @@ from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.retry_policy import next_attempt_delay
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.errors import PermanentDeliveryError
-from chargewire.ids import new_id
+from chargewire.ids import new_id, new_ids
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
 
@@ -207,8 +207,9 @@ class Dispatcher:
         subscription_id = batch[0].subscription_id
         try:
             results = await self._attempt(batch, target)
-            for delivery, result in zip(batch, results, strict=True):
-                record = self._record_for(delivery, result, target)
+            attempt_ids = new_ids("att", len(batch))
+            for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True):
+                record = self._record_for(delivery, result, target, attempt_id)
                 self._pending_records.append(record)
                 for listener in self._listeners:
                     listener(delivery, result, record)
@@ -252,11 +253,11 @@ class Dispatcher:
         )
 
     def _record_for(
-        self, delivery: ClaimedDelivery, result: AttemptResult, target: DeliveryTarget | None
+        self, delivery: ClaimedDelivery, result: AttemptResult, target: DeliveryTarget | None, attempt_id: str
     ) -> AttemptRecord:
         number = delivery.attempt_count + 1
         attempt = Attempt(
-            id=new_id("att"),
+            id=attempt_id,
             delivery_id=delivery.id,
             number=number,
             started_at=result.started_at,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -17,18 +18,32 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
+from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.tables import attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
+_ATTEMPT_COLUMNS = (
+    "id",
+    "delivery_id",
+    "number",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "status_code",
+    "error_class",
+    "error_message",
+    "request_headers",
+    "response_headers",
+    "response_body",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +153,7 @@ class DeliveryStore:
         failing = {record.subscription_id for record in records} - succeeded
         now = records[-1].attempt.started_at
         async with self._database.transaction() as connection:
-            await connection.execute(insert(attempts), [_attempt_row(record.attempt) for record in records])
+            await insert_rows(connection, attempts, _ATTEMPT_COLUMNS, _attempt_rows(connection, records))
             if succeeded:
                 await connection.execute(
                     update(subscriptions)
@@ -433,18 +448,26 @@ def _one_of(column: ColumnElement[str], ids: Collection[str], is_sqlite: bool) -
     return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
 
 
-def _attempt_row(attempt: Attempt) -> dict[str, object]:
-    return {
-        "id": attempt.id,
-        "delivery_id": attempt.delivery_id,
-        "number": attempt.number,
-        "started_at": attempt.started_at,
-        "duration_ms": attempt.duration_ms,
-        "outcome": attempt.outcome,
-        "status_code": attempt.status_code,
-        "error_class": attempt.error_class,
-        "error_message": attempt.error_message,
-        "request_headers": attempt.request_headers,
-        "response_headers": attempt.response_headers,
-        "response_body": attempt.response_body,
-    }
+def _attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
+    """The attempts as `insert_rows` takes them, in `_ATTEMPT_COLUMNS` order."""
+    stored_time = stored_value(connection, attempts.c.started_at)
+    stored_json = stored_value(connection, attempts.c.request_headers)
+    # A batch's attempts share their start time: convert each distinct one once.
+    times = {at: stored_time(at) for at in {record.attempt.started_at for record in records}}
+    return [
+        (
+            attempt.id,
+            attempt.delivery_id,
+            attempt.number,
+            times[attempt.started_at],
+            attempt.duration_ms,
+            attempt.outcome,
+            attempt.status_code,
+            attempt.error_class,
+            attempt.error_message,
+            stored_json(attempt.request_headers),
+            None if attempt.response_headers is None else stored_json(attempt.response_headers),
+            attempt.response_body,
+        )
+        for attempt in (record.attempt for record in records)
+    ]

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Column, Dialect, Insert, Table, bindparam, func, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Event
+from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.tables import deliveries, events, subscription_events, subscriptions
 
@@ -65,11 +66,11 @@ class EventStore:
             subscribers = await _enabled_subscribers(connection, {event.name for event in new_events})
             new_deliveries = list(fan_out(subscribers))
             # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
-            stored_time = _stored_value(connection, events.c.received_at)
-            await _insert_rows(connection, events, _EVENT_COLUMNS, _event_rows(new_events, stored_time))
+            stored_time = stored_value(connection, events.c.received_at)
+            await insert_rows(connection, events, _EVENT_COLUMNS, _event_rows(new_events, stored_time))
             if new_deliveries:
                 now = stored_time(new_events[0].received_at)
-                await _insert_rows(connection, deliveries, _DELIVERY_COLUMNS, _delivery_rows(new_deliveries, now))
+                await insert_rows(connection, deliveries, _DELIVERY_COLUMNS, _delivery_rows(new_deliveries, now))
         return len(new_deliveries)
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
@@ -118,56 +119,3 @@ def _delivery_rows(new_deliveries: Sequence[NewDelivery], now: Any) -> list[tupl
         (delivery.id, delivery.event_id, delivery.subscription_id, delivery.event_name, pending, 0, now, now, now)
         for delivery in new_deliveries
     ]
-
-
-async def _insert_rows(
-    connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> None:
-    """Marked dialect difference: insert many rows in one call, skipping SQLAlchemy's per-row work.
-
-    Ingest writes thousands of rows a second, and SQLAlchemy's per-row parameter processing was a quarter of
-    its CPU. The statements are still SQLAlchemy Core, compiled once per dialect; the rows carry values as
-    the driver takes them: datetimes through `_stored_value`, payload bytes as they are (both drivers bind
-    `bytes` as a blob). PostgreSQL gets one array per column, unnested by a single INSERT, because an
-    executemany costs its server a bind and execute per row; SQLite's executemany steps one prepared
-    statement in C. Going through the connection keeps the transaction it began.
-    """
-    dialect = connection.dialect
-    if dialect.name == "postgresql":
-        arrays = tuple(list(values) for values in zip(*rows, strict=True))
-        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
-    else:
-        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=False), rows)
-
-
-def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Dialect, *, as_arrays: bool) -> str:
-    key = (table.name, columns, dialect.name, as_arrays)
-    sql = _compiled_inserts.get(key)
-    if sql is None:
-        compiled = _insert_statement(table, columns, as_arrays).compile(dialect=dialect, column_keys=list(columns))
-        if tuple(compiled.positiontup or ()) != columns:
-            raise RuntimeError(f"{table.name}: the compiled insert binds {compiled.positiontup}, not {columns}")
-        sql = _compiled_inserts[key] = compiled.string
-    return sql
-
-
-def _insert_statement(table: Table, columns: tuple[str, ...], as_arrays: bool) -> Insert:
-    """`INSERT INTO table (columns) VALUES (...)`, or with one array parameter per column, unnested."""
-    if not as_arrays:
-        return insert(table)
-    arrays = func.unnest(*[bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns])
-    unnested = arrays.table_valued(*columns).render_derived()
-    return insert(table).from_select(columns, select(*[unnested.c[name] for name in columns]))
-
-
-_compiled_inserts: dict[tuple[str, tuple[str, ...], str, bool], str] = {}
-
-
-def _stored_value(connection: AsyncConnection, column: Column[Any]) -> Callable[[Any], Any]:
-    """What the dialect makes of a value of `column` before the driver sees it (SQLite keeps datetimes as text)."""
-    processor = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
-    return processor if processor is not None else _unchanged
-
-
-def _unchanged(value: Any) -> Any:
-    return value
