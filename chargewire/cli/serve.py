@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import Annotated
@@ -23,6 +24,16 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _freeze_startup_objects() -> None:
+    """Move what start-up made (modules, schemas, the app) out of the garbage collector's sight.
+
+    Full collections walked those ~120,000 long-lived objects again and again: 6-10 µs of every ingested
+    event. Objects made later are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve_until_stopped(settings: Settings, host: str, port: int, with_worker: bool) -> None:
     """Open the runtime and serve the API (and deliver, unless told not to) until SIGINT or SIGTERM."""
     async with await Runtime.open(settings) as runtime:
@@ -30,6 +41,7 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
             create_app(runtime), host=host, port=port, log_level="info", access_log=False, lifespan="off"
         )
         server = uvicorn.Server(config)
+        _freeze_startup_objects()
         stop = asyncio.Event()
         worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop)) if with_worker else None
         try:
@@ -48,6 +60,7 @@ async def work_until_stopped(settings: Settings) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         dispatcher = runtime.dispatcher()
+        _freeze_startup_objects()
         logger.info("worker %s delivering", dispatcher.worker_id)
         await runtime.deliver(dispatcher, stop)
         logger.info("worker %s stopped", dispatcher.worker_id)
