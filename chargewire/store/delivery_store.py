@@ -121,23 +121,14 @@ class DeliveryStore:
             )
         )
         async with self._database.transaction() as connection:
-            claimed = (await connection.execute(statement)).all()
+            # Plain tuples, sorted by id (publish order): a thousand rows are read with no per-field lookups.
+            claimed = sorted(tuple(row) for row in (await connection.execute(statement)).all())
             if not claimed:
                 return []
-            payloads = await _event_payloads(connection, self._database.is_sqlite, {row.event_id for row in claimed})
+            payloads = await _event_payloads(connection, self._database.is_sqlite, {row[1] for row in claimed})
         return [
-            ClaimedDelivery(
-                id=row.id,
-                event_id=row.event_id,
-                subscription_id=row.subscription_id,
-                event_name=row.event_name,
-                attempt_count=row.attempt_count,
-                attempt_limit=row.attempt_limit,
-                payload=payloads[row.event_id][0],
-                entity_id=payloads[row.event_id][1],
-                received_at=payloads[row.event_id][2],
-            )
-            for row in sorted(claimed, key=lambda row: row.id)
+            ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, *payloads[event_id])
+            for id_, event_id, subscription_id, name, count, limit in claimed
         ]
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
@@ -382,7 +373,7 @@ async def _event_payloads(
         _one_of(events.c.id, event_ids, is_sqlite)
     )
     rows = (await connection.execute(query)).all()
-    return {row.id: (bytes(row.payload), row.entity_id, row.received_at) for row in rows}
+    return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
 
 
 async def _mark_delivered(connection: AsyncConnection, is_sqlite: bool, records: Sequence[AttemptRecord]) -> None:
