@@ -1,9 +1,12 @@
 """The connection to SQLite or PostgreSQL, with each dialect difference in one marked place.
 
-SQLite's tail latency comes from how long the one writer holds the write lock. Every trip to aiosqlite's
-thread waits for a turn of a busy event loop (and for the GIL), and SQLAlchemy's aiosqlite adapter made four
-trips per statement. So statements go in one trip each (`_OneTripConnection`), BEGIN rides along with the
-first statement, and the lock is handed on before the connection goes back to the pool.
+SQLite's tail latency comes from how long the one writer holds the write lock, and two things stretched
+that: every trip to aiosqlite's thread waits for a turn of a busy event loop (and for the GIL), and
+SQLAlchemy's aiosqlite adapter made four trips per statement; and a WAL auto-checkpoint ran inside the
+commit that crossed ~1,000 pages, copying and fsyncing the database file while every writer waited. So
+statements go in one trip each (`_OneTripConnection`), BEGIN rides along with the first statement, the lock
+is handed on before the connection goes back to the pool, and a background thread checkpoints
+(`WalCheckpointer`) while the pooled connections never do.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -30,12 +36,24 @@ _SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_OPTION = "chargewire_write"
 _PENDING_BEGIN = "chargewire_pending_begin"
 
+# How often the checkpointer copies the WAL back: SQLite's own auto-checkpoint (1,000 pages) came about three
+# times a second at 500 events/s.
+_CHECKPOINT_INTERVAL_S = 0.25
+# Past this size (readers kept a PASSIVE checkpoint from reaching the end) or this age, TRUNCATE puts the file
+# back to zero bytes; it waits for writers at most _TRUNCATE_BUSY_TIMEOUT_MS and gives up rather than stall them.
+_TRUNCATE_WAL_BYTES = 64 * 2**20
+_TRUNCATE_INTERVAL_S = 60.0
+_TRUNCATE_BUSY_TIMEOUT_MS = 20
+# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
+_JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20
+
 
 class Database:
     """An async engine plus the rules for writing to it: one writer at a time on SQLite."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, checkpointer: WalCheckpointer | None = None) -> None:
         self.engine = engine
+        self.checkpointer = checkpointer
         self.is_sqlite = engine.dialect.name == "sqlite"
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
         self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -72,7 +90,9 @@ class Database:
             yield connection
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the checkpointer and close every pooled connection."""
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         await self.engine.dispose()
 
 
@@ -119,6 +139,10 @@ def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        if on_disk:
+            # The checkpointer's thread does this; inside a commit it would hold every other writer up.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -129,7 +153,10 @@ def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
         driver_connection = connection.connection.driver_connection
         driver_connection.pending_begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
-    return Database(engine)
+    checkpointer = WalCheckpointer(Path(path)) if on_disk and path is not None else None
+    if checkpointer is not None:
+        checkpointer.start()
+    return Database(engine, checkpointer)
 
 
 def _run_statement(
@@ -235,3 +262,70 @@ class _OneTripConnection(aiosqlite.Connection):
             self.pending_begin = None
             return
         await super().rollback()
+
+
+class WalCheckpointer:
+    """Checkpoints one SQLite file's WAL from a thread of its own, so no committing writer ever does.
+
+    PASSIVE four times a second: it copies what no reader still needs and waits for nobody. Now and then, or
+    when readers kept it from finishing and the WAL grew, TRUNCATE empties the file; it gives way after a few
+    milliseconds if writers are busy, and tries again later.
+    """
+
+    def __init__(self, path: Path, *, truncate_interval_s: float = _TRUNCATE_INTERVAL_S) -> None:
+        self._path = path
+        self._truncate_interval_s = truncate_interval_s
+        self._wal = path.with_name(path.name + "-wal")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"wal-checkpointer:{path.name}", daemon=True)
+        self.checkpoints = 0
+        self.truncations = 0
+
+    def start(self) -> None:
+        """Start checkpointing in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread (blocking: call it from a worker thread in async code)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=_SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            last_truncate = time.monotonic()
+            while not self._stop.wait(_CHECKPOINT_INTERVAL_S):
+                size = self._wal_size()
+                if size == 0:
+                    continue
+                self._checkpoint(connection, "PASSIVE")
+                now = time.monotonic()
+                if size >= _TRUNCATE_WAL_BYTES or now - last_truncate >= self._truncate_interval_s:
+                    if self._checkpoint(connection, "TRUNCATE", _TRUNCATE_BUSY_TIMEOUT_MS):
+                        self.truncations += 1
+                    last_truncate = now
+        finally:
+            connection.close()
+
+    def _checkpoint(self, connection: sqlite3.Connection, mode: str, busy_timeout_ms: int = 0) -> bool:
+        """Run one checkpoint; True when it completed (nothing left in the WAL for it to copy)."""
+        try:
+            connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            busy, _log_frames, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as error:
+            # Another process's checkpoint or a long writer: the next round catches up.
+            logger.debug("WAL checkpoint (%s) of %s did not run: %s", mode, self._path, error)
+            return False
+        self.checkpoints += 1
+        return bool(busy == 0)
+
+    def _wal_size(self) -> int:
+        try:
+            return os.stat(self._wal).st_size
+        except FileNotFoundError:
+            return 0
