@@ -18,6 +18,9 @@ answering 202 to every POST, counting requests and webhook-ids), and `wrk`. On S
 
 The machine has 2 cores: server, workers, database, receiver and this load generator all share them.
 Usage: python -m bench.webhook [--quick] [--backends sqlite,postgresql] [--phases sustained,latency,memory,wrk]
+       [--latency-modes serve,1,4] [--no-save]
+For example the `serve` latency alone on SQLite, without touching bench/results/webhook.json:
+    python -m bench.webhook --backends sqlite --phases latency --latency-modes serve --no-save
 """
 
 from __future__ import annotations
@@ -662,7 +665,10 @@ def _guarded(label: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any
     return result
 
 
-def run_backend(name: str, sizes: Sizes, phases: set[str]) -> dict[str, Any]:
+LATENCY_MODES = ("serve", "1", "4")
+
+
+def run_backend(name: str, sizes: Sizes, phases: set[str], latency_modes: tuple[str, ...]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with open_backend(name) as backend, running_receiver() as receiver:
         if "sustained" in phases:
@@ -679,7 +685,7 @@ def run_backend(name: str, sizes: Sizes, phases: set[str]) -> dict[str, Any]:
                     f"{name} latency, {mode}",
                     functools.partial(measure_latency, backend, receiver, mode, sizes),
                 )
-                for mode in ("serve", "1", "4")
+                for mode in latency_modes
             }
         if "memory" in phases:
             results["memory"] = _guarded(f"{name} memory", lambda: measure_memory(backend, receiver, sizes))
@@ -728,6 +734,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--phases", default="sustained,latency,memory,wrk")
+    parser.add_argument(
+        "--latency-modes",
+        default=",".join(LATENCY_MODES),
+        help="latency configurations: serve (API and worker in one process), 1 or 4 worker processes",
+    )
+    parser.add_argument("--no-save", action="store_true", help="print the results; leave bench/results alone")
     parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
@@ -735,20 +747,23 @@ def main() -> None:
         return
     sizes = QUICK if args.quick else FULL
     phases = set(args.phases.split(","))
+    latency_modes = tuple(args.latency_modes.split(","))
+    unknown = set(latency_modes) - set(LATENCY_MODES)
+    if unknown:
+        parser.error(f"--latency-modes: unknown {', '.join(sorted(unknown))}; choose from {', '.join(LATENCY_MODES)}")
     reference = _guarded("wrk reference", lambda: measure_wrk(sizes.wrk_s)) if "wrk" in phases else None
-    results = {backend: run_backend(backend, sizes, phases) for backend in args.backends.split(",")}
-    write_result(
-        "webhook",
-        {
-            "payload_bytes": len(orjson.dumps(_payload(12345, "lat", PADDING))),
-            "event": EVENT_NAME,
-            "subscriptions": 1,
-            "sizes": sizes.__dict__,
-            "targets": TARGETS,
-            "reference_wrk": reference,
-            "results": results,
-        },
-    )
+    results = {backend: run_backend(backend, sizes, phases, latency_modes) for backend in args.backends.split(",")}
+    summary = {
+        "payload_bytes": len(orjson.dumps(_payload(12345, "lat", PADDING))),
+        "event": EVENT_NAME,
+        "subscriptions": 1,
+        "sizes": sizes.__dict__,
+        "targets": TARGETS,
+        "reference_wrk": reference,
+        "results": results,
+    }
+    if not args.no_save:
+        write_result("webhook", summary)
     print(_table(results, reference))
 
 

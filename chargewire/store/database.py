@@ -1,13 +1,29 @@
-"""The connection to SQLite or PostgreSQL, with each dialect difference in one marked place."""
+"""The connection to SQLite or PostgreSQL, with each dialect difference in one marked place.
+
+SQLite's tail latency comes from how long the one writer holds the write lock, and two things stretched
+that: every trip to aiosqlite's thread waits for a turn of a busy event loop (and for the GIL), and
+SQLAlchemy's aiosqlite adapter made four trips per statement; and a WAL auto-checkpoint ran inside the
+commit that crossed ~1,000 pages, copying and fsyncing the database file while every writer waited. So
+statements go in one trip each (`_OneTripConnection`), BEGIN rides along with the first statement, the lock
+is handed on before the connection goes back to the pool, and a background thread checkpoints
+(`WalCheckpointer`) while the pooled connections never do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -15,8 +31,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from chargewire.errors import ConfigurationError
 
+logger = logging.getLogger(__name__)
+
 _SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_OPTION = "chargewire_write"
+_PENDING_BEGIN = "chargewire_pending_begin"
+
+# How often the checkpointer copies the WAL back: SQLite's own auto-checkpoint (1,000 pages) came about three
+# times a second at 500 events/s.
+_CHECKPOINT_INTERVAL_S = 0.25
+# Past this size (readers kept a PASSIVE checkpoint from reaching the end) or this age, TRUNCATE puts the file
+# back to zero bytes; it waits for writers at most _TRUNCATE_BUSY_TIMEOUT_MS and gives up rather than stall them.
+_TRUNCATE_WAL_BYTES = 64 * 2**20
+_TRUNCATE_INTERVAL_S = 60.0
+_TRUNCATE_BUSY_TIMEOUT_MS = 20
+# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
+_JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20
 
 
 def _json_text(value: Any) -> str:
@@ -31,8 +61,9 @@ _JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer
 class Database:
     """An async engine plus the rules for writing to it: one writer at a time on SQLite."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, checkpointer: WalCheckpointer | None = None) -> None:
         self.engine = engine
+        self.checkpointer = checkpointer
         self.is_sqlite = engine.dialect.name == "sqlite"
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
         self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -45,8 +76,22 @@ class Database:
             async with self.engine.begin() as connection:
                 yield connection
             return
-        async with self._sqlite_write_lock, self._write_engine.begin() as connection:
-            yield connection
+        lock = self._sqlite_write_lock
+        await lock.acquire()
+        held = True
+        try:
+            async with self._write_engine.connect() as connection:
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:
+                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
+                    # thread that the next writer need not wait for.
+                    lock.release()
+                    held = False
+        finally:
+            if held:
+                lock.release()
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
@@ -55,7 +100,9 @@ class Database:
             yield connection
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the checkpointer and close every pooled connection."""
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         await self.engine.dispose()
 
 
@@ -68,7 +115,7 @@ def create_database(url: str, *, echo: bool = False) -> Database:
     elif backend == "sqlite" and parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     if backend == "sqlite":
-        return Database(_sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database, echo))
+        return _sqlite_database(parsed.render_as_string(hide_password=False), parsed.database, echo)
     if backend == "postgresql":
         engine = create_async_engine(
             parsed, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON_CODEC
@@ -77,11 +124,22 @@ def create_database(url: str, *, echo: bool = False) -> Database:
     raise ConfigurationError(f"CHARGEWIRE_DATABASE_URL: unsupported database {backend!r}; use sqlite or postgresql")
 
 
-def _sqlite_engine(url: str, path: str | None, echo: bool) -> AsyncEngine:
-    """Marked dialect difference: SQLite runs in WAL mode, and writers take the lock when they begin."""
-    if path and path != ":memory:":
+def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
+    """Marked dialect difference: SQLite in WAL mode, one trip per statement, checkpoints in the background."""
+    on_disk = bool(path) and path != ":memory:"
+    if on_disk:
+        assert path is not None
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S}, **_JSON_CODEC)
+    connect = functools.partial(
+        sqlite3.connect, path or ":memory:", timeout=_SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+    )
+
+    async def one_trip_connection() -> _OneTripConnection:
+        connection = _OneTripConnection(connect, iter_chunk_size=64)
+        await connection  # starts its thread and connects there
+        return connection
+
+    engine = create_async_engine(url, echo=echo, async_creator=one_trip_connection, **_JSON_CODEC)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -93,12 +151,193 @@ def _sqlite_engine(url: str, path: str | None, echo: bool) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        if on_disk:
+            # The checkpointer's thread does this; inside a commit it would hold every other writer up.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A writer that begins IMMEDIATE holds the lock from the start, so it never fails to upgrade later.
         immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Sent with the first statement, in the same trip to the driver's thread.
+        driver_connection = connection.connection.driver_connection
+        driver_connection.pending_begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
-    return engine
+    checkpointer = WalCheckpointer(Path(path)) if on_disk and path is not None else None
+    if checkpointer is not None:
+        checkpointer.start()
+    return Database(engine, checkpointer)
+
+
+def _run_statement(
+    connection: sqlite3.Connection, begin: str | None, many: bool, sql: str, parameters: Any
+) -> tuple[Any, list[Any], int, Any]:
+    """In the driver's thread: BEGIN if due, run one statement, fetch its rows, close the cursor."""
+    cursor = connection.cursor()
+    try:
+        if begin is not None:
+            cursor.execute(begin)
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor:
+    """An aiosqlite-style cursor that executes, fetches and closes in one trip to the connection's thread.
+
+    aiosqlite makes a trip to create a cursor, one to execute, one to fetch and one to close; each waits for
+    a turn of the event loop, and on SQLite the write lock is held across all of them. Rows are fetched
+    eagerly, which SQLAlchemy's adapter does anyway for every cursor that is not server-side.
+    """
+
+    def __init__(self, connection: _OneTripConnection) -> None:
+        self._connection = connection
+        self._rows: list[Any] = []
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: Any = None
+        self.arraysize = 1
+
+    async def __aenter__(self) -> _OneTripCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._rows = []
+
+    async def execute(self, sql: str, parameters: Any = None) -> _OneTripCursor:
+        return await self._run(False, sql, () if parameters is None else parameters)
+
+    async def executemany(self, sql: str, parameters: Any) -> _OneTripCursor:
+        return await self._run(True, sql, parameters)
+
+    async def _run(self, many: bool, sql: str, parameters: Any) -> _OneTripCursor:
+        begin, self._connection.pending_begin = self._connection.pending_begin, None
+        try:
+            result = await self._connection.run(_run_statement, begin, many, sql, parameters)
+        except BaseException:
+            if begin is not None and not self._connection.in_transaction:
+                self._connection.pending_begin = begin  # BEGIN itself failed: the next statement tries again
+            raise
+        self.description, self._rows, self.rowcount, self.lastrowid = result
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = size or self.arraysize
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    async def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class _OneTripConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose cursors make one trip per statement, and which sends BEGIN with the next one."""
+
+    pending_begin: str | None = None
+
+    def cursor(self) -> _OneTripCursor:  # type: ignore[override]
+        return _OneTripCursor(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call `function(sqlite3_connection, *args)` in the connection's thread."""
+        return await self._execute(function, self._conn, *args)  # type: ignore[no-untyped-call]
+
+    async def commit(self) -> None:
+        # A transaction that ran no statement never sent its BEGIN: nothing to commit, no trip to make.
+        if self.pending_begin is not None:
+            self.pending_begin = None
+            return
+        await super().commit()
+
+    async def rollback(self) -> None:
+        # The pool rolls back every connection it takes back; after a commit there is nothing to undo. Reading
+        # the flag here is safe: a connection is only ever used by the one task that checked it out.
+        if self.pending_begin is not None or not self.in_transaction:
+            self.pending_begin = None
+            return
+        await super().rollback()
+
+
+class WalCheckpointer:
+    """Checkpoints one SQLite file's WAL from a thread of its own, so no committing writer ever does.
+
+    PASSIVE four times a second: it copies what no reader still needs and waits for nobody. Now and then, or
+    when readers kept it from finishing and the WAL grew, TRUNCATE empties the file; it gives way after a few
+    milliseconds if writers are busy, and tries again later.
+    """
+
+    def __init__(self, path: Path, *, truncate_interval_s: float = _TRUNCATE_INTERVAL_S) -> None:
+        self._path = path
+        self._truncate_interval_s = truncate_interval_s
+        self._wal = path.with_name(path.name + "-wal")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"wal-checkpointer:{path.name}", daemon=True)
+        self.checkpoints = 0
+        self.truncations = 0
+
+    def start(self) -> None:
+        """Start checkpointing in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread (blocking: call it from a worker thread in async code)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=_SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            last_truncate = time.monotonic()
+            while not self._stop.wait(_CHECKPOINT_INTERVAL_S):
+                size = self._wal_size()
+                if size == 0:
+                    continue
+                self._checkpoint(connection, "PASSIVE")
+                now = time.monotonic()
+                if size >= _TRUNCATE_WAL_BYTES or now - last_truncate >= self._truncate_interval_s:
+                    if self._checkpoint(connection, "TRUNCATE", _TRUNCATE_BUSY_TIMEOUT_MS):
+                        self.truncations += 1
+                    last_truncate = now
+        finally:
+            connection.close()
+
+    def _checkpoint(self, connection: sqlite3.Connection, mode: str, busy_timeout_ms: int = 0) -> bool:
+        """Run one checkpoint; True when it completed (nothing left in the WAL for it to copy)."""
+        try:
+            connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            busy, _log_frames, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error as error:
+            # Another process's checkpoint or a long writer: the next round catches up.
+            logger.debug("WAL checkpoint (%s) of %s did not run: %s", mode, self._path, error)
+            return False
+        self.checkpoints += 1
+        return bool(busy == 0)
+
+    def _wal_size(self) -> int:
+        try:
+            return os.stat(self._wal).st_size
+        except FileNotFoundError:
+            return 0

@@ -1,0 +1,171 @@
+"""SQLite's connection rules: transactions, checkpoints in the background, commits that outlive the process."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from chargewire.store.database import Database, WalCheckpointer, create_database
+
+_ROW_BYTES = 4096
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    return tmp_path / "chargewire.db"
+
+
+@pytest.fixture
+async def database(database_path: Path) -> AsyncIterator[Database]:
+    database = create_database(f"sqlite+aiosqlite:///{database_path}")
+    async with database.transaction() as connection:
+        await connection.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, body BLOB NOT NULL)"))
+    yield database
+    await database.aclose()
+
+
+async def _insert(database: Database, rows: int) -> None:
+    async with database.transaction() as connection:
+        await connection.execute(
+            text("INSERT INTO items (body) VALUES (randomblob(:size))"), [{"size": _ROW_BYTES}] * rows
+        )
+
+
+async def _count(database: Database) -> int:
+    async with database.reading() as connection:
+        return int((await connection.execute(text("SELECT count(*) FROM items"))).scalar_one())
+
+
+def _wal_bytes(database_path: Path) -> int:
+    return Path(f"{database_path}-wal").stat().st_size
+
+
+async def _eventually(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    """Wait for a background thread to get to it; the deadline only stops a broken test from hanging."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the condition did not come true")
+        await asyncio.sleep(0.05)
+
+
+async def test_sqlite_transaction_commits_every_statement(database: Database) -> None:
+    async with database.transaction() as connection:
+        await connection.execute(text("INSERT INTO items (body) VALUES (x'01')"))
+        changed = await connection.execute(text("UPDATE items SET body = x'02' WHERE id = 1"))
+        assert changed.rowcount == 1
+        returned = await connection.execute(text("UPDATE items SET body = x'03' RETURNING id"))
+        assert returned.scalars().all() == [1]
+    async with database.reading() as connection:
+        assert (await connection.execute(text("SELECT body FROM items"))).scalar_one() == b"\x03"
+
+
+async def test_sqlite_transaction_that_fails_leaves_nothing_behind(database: Database) -> None:
+    async def insert_then_fail() -> None:
+        async with database.transaction() as connection:
+            await connection.execute(text("INSERT INTO items (body) VALUES (x'01')"))
+            raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
+    assert await _count(database) == 0
+    await _insert(database, 1)
+    assert await _count(database) == 1
+
+
+async def test_sqlite_transaction_without_statements_commits(database: Database) -> None:
+    async with database.transaction():
+        pass
+    await _insert(database, 2)
+    assert await _count(database) == 2
+
+
+async def test_sqlite_writers_take_turns(database: Database) -> None:
+    await asyncio.gather(*(_insert(database, 3) for _ in range(20)))
+    assert await _count(database) == 60
+
+
+async def test_sqlite_pooled_connections_leave_checkpoints_to_the_checkpointer(database: Database) -> None:
+    async with database.reading() as connection:
+        assert (await connection.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
+    assert database.checkpointer is not None
+    assert database.checkpointer.running
+
+
+async def test_background_checkpointer_lets_the_wal_start_over(database: Database, database_path: Path) -> None:
+    for _ in range(12):
+        await _insert(database, 500)  # ~24 MB in all: the WAL would hold all of it without checkpoints
+    checkpointer = database.checkpointer
+    assert checkpointer is not None
+    after_writes = checkpointer.checkpoints
+    await _eventually(lambda: checkpointer.checkpoints >= after_writes + 2)
+    # Everything is copied back, so the next writer starts the WAL over and cuts the file to the size limit.
+    await _insert(database, 1)
+    assert _wal_bytes(database_path) <= 8 * 2**20 + 64 * 1024
+
+
+async def test_checkpointer_truncates_the_wal(database_path: Path) -> None:
+    writer = sqlite3.connect(database_path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE items (body BLOB)")
+    writer.executemany("INSERT INTO items VALUES (randomblob(?))", [(_ROW_BYTES,)] * 500)
+    assert _wal_bytes(database_path) > 2 * 2**20
+    checkpointer = WalCheckpointer(database_path, truncate_interval_s=0)
+    checkpointer.start()
+    try:
+        await _eventually(lambda: checkpointer.truncations >= 1)
+        assert _wal_bytes(database_path) == 0
+    finally:
+        await asyncio.to_thread(checkpointer.stop)
+        writer.close()
+
+
+async def test_checkpointer_stops_when_the_database_closes(database_path: Path) -> None:
+    database = create_database(f"sqlite+aiosqlite:///{database_path}")
+    checkpointer = database.checkpointer
+    assert checkpointer is not None
+    assert checkpointer.running
+    await database.aclose()
+    assert not checkpointer.running
+
+
+def test_commits_survive_a_killed_process(database_path: Path) -> None:
+    program = textwrap.dedent(
+        """
+        import asyncio, os, signal, sys
+        from sqlalchemy import text
+        from chargewire.store.database import create_database
+
+        async def main():
+            database = create_database("sqlite+aiosqlite:///" + sys.argv[1])
+            async with database.transaction() as connection:
+                await connection.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, body BLOB)"))
+            for _ in range(50):
+                async with database.transaction() as connection:
+                    await connection.execute(text("INSERT INTO items (body) VALUES (randomblob(4096))"))
+            os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint: only the WAL holds the commits
+
+        asyncio.run(main())
+        """
+    )
+    command = [sys.executable, "-c", program, str(database_path)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert finished.returncode == -9, finished.stderr
+
+    async def count_after_restart() -> int:
+        database = create_database(f"sqlite+aiosqlite:///{database_path}")
+        try:
+            return await _count(database)
+        finally:
+            await database.aclose()
+
+    assert asyncio.run(count_after_restart()) == 50
