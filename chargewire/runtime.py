@@ -14,11 +14,12 @@ from types import TracebackType
 from chargewire.channels.kafka import KafkaChannel
 from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.webhook import WebhookChannel
+from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.targets import StoredTargets
-from chargewire.dispatch.wakeups import WakeListener, WakeNotifier, WakeSignal
+from chargewire.dispatch.wakeups import CommitWatcher, WakeListener, WakeNotifier, WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.models import Via
 from chargewire.security import SecretBox
@@ -153,12 +154,16 @@ class Runtime:
         self.wakeups.connect(dispatcher.wake)
         return dispatcher
 
-    def wake_listener(self, dispatcher: Dispatcher) -> WakeListener | None:
-        """A listener that wakes `dispatcher` when another process makes deliveries due; None on SQLite."""
-        return None if self.database.is_sqlite else WakeListener(self.database.engine, dispatcher.wake)
+    def wake_listener(self, dispatcher: Dispatcher) -> WakeListener | CommitWatcher | None:
+        """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
+        if not self.database.is_sqlite:
+            return WakeListener(self.database.engine, dispatcher.wake)
+        if self.database.sqlite_file is None:
+            return None
+        return CommitWatcher(self.database.sqlite_file, lambda: self.delivery_store.any_due(utcnow()), dispatcher.wake)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """Run `dispatcher` until `stop` is set, woken by this process and, on PostgreSQL, by every other."""
+        """Run `dispatcher` until `stop` is set, woken by this process and by every other."""
         listener = self.wake_listener(dispatcher)
         if listener is None:
             await dispatcher.run(stop)

@@ -5,6 +5,11 @@ dispatcher in the same process wakes at once. On PostgreSQL the signal also asks
 `NOTIFY chargewire_deliveries_due`, and every worker process runs a `WakeListener` that LISTENs on that channel
 and wakes its dispatcher. A notification carries no payload and only means "claim now".
 
+On SQLite there is no NOTIFY: a `CommitWatcher` in each worker process reads `PRAGMA data_version` every few
+milliseconds on a connection of its own (a memory read, no lock), and when another connection has committed
+since, asks whether any delivery is due now and wakes its dispatcher if so. The question filters out the
+worker's own commits (leases and delivered rows are never due), so they cost no empty claim.
+
 The poll (`worker_poll_interval_s`) stays the fallback: a notification lost to a dropped connection, a failed
 send or a worker that was not listening yet delays a delivery by at most one poll interval and never loses it.
 
@@ -24,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -223,6 +230,38 @@ class WakeListener:
             if not (stop.is_set() or lost.is_set()):
                 # A connection cut without a FIN (a failed-over server, a dropped route) looks idle, not closed.
                 await asyncio.wait_for(connection.fetchval(_CHECK_ALIVE), self._check_alive_every_s)
+
+
+class CommitWatcher:
+    """Wakes a dispatcher when another connection commits due deliveries to a SQLite file."""
+
+    def __init__(
+        self, path: Path, due_now: Callable[[], Awaitable[bool]], wake: Waiter, *, interval_s: float = 0.005
+    ) -> None:
+        self._path = path
+        self._due_now = due_now
+        self._wake = wake
+        self._interval_s = interval_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until `stop` is set."""
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            seen = _data_version(connection)
+            while not stop.is_set():
+                await _wait_for_any([stop], self._interval_s)
+                version = _data_version(connection)
+                if version != seen:
+                    seen = version
+                    if await self._due_now():
+                        self._wake()
+        finally:
+            connection.close()
+
+
+def _data_version(connection: sqlite3.Connection) -> int:
+    # Changes whenever another connection (of any process) commits; it reads shared memory, never the disk.
+    return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
 
 def reconnect_delay_s(failures: int, first_s: float, max_s: float) -> float:

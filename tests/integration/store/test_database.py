@@ -93,6 +93,22 @@ async def test_sqlite_writers_take_turns(database: Database) -> None:
     assert await _count(database) == 60
 
 
+async def test_a_writer_waits_out_another_connections_write_lock_and_then_commits(
+    database: Database, database_path: Path
+) -> None:
+    other_process = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
+    other_process.execute("BEGIN IMMEDIATE")
+    writing = asyncio.create_task(_insert(database, 1))
+    await asyncio.sleep(0.3)
+    assert not writing.done()  # still asking for the lock, not failed
+
+    other_process.execute("COMMIT")
+    await asyncio.wait_for(writing, 10)
+    other_process.close()
+
+    assert await _count(database) == 1
+
+
 async def test_sqlite_pooled_connections_leave_checkpoints_to_the_checkpointer(database: Database) -> None:
     async with database.reading() as connection:
         assert (await connection.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0

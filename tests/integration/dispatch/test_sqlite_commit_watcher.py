@@ -1,0 +1,77 @@
+"""SQLite wake-ups across processes: a commit that makes deliveries due, by any other connection, wakes a worker.
+
+Each test's runtimes poll every 30 s, so a wake within seconds came from the watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.config import Settings
+from chargewire.dispatch.wakeups import CommitWatcher
+from chargewire.runtime import Runtime
+from tests.integration.dispatch.conftest import Subscribe
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+HARDWARE = load_event_types()["HardwareStatusNotification"].example
+WITHIN_S = 10.0
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Test settings whose poll is far slower than any timeout here."""
+    return settings.model_copy(update={"worker_poll_interval_s": 30.0})
+
+
+@pytest.fixture
+async def other_runtime(settings: Settings, runtime: Runtime) -> AsyncIterator[Runtime]:
+    """A second runtime on the same SQLite file, standing in for a worker process."""
+    async with await Runtime.open(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
+    """The other runtime's commit watcher, each wake put on a queue."""
+    woken: asyncio.Queue[None] = asyncio.Queue()
+    assert other_runtime.database.sqlite_file is not None
+    watcher = CommitWatcher(
+        other_runtime.database.sqlite_file,
+        lambda: other_runtime.delivery_store.any_due(utcnow()),
+        lambda: woken.put_nowait(None),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    yield woken
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_worker_on_a_sqlite_file_is_woken_by_a_commit_watcher(other_runtime: Runtime) -> None:
+    assert isinstance(other_runtime.wake_listener(other_runtime.dispatcher()), CommitWatcher)
+
+
+async def test_a_publish_through_another_runtime_wakes_the_worker(
+    runtime: Runtime, subscribe: Subscribe, wakes: asyncio.Queue[None]
+) -> None:
+    await subscribe("https://receiver.example/hook", "HardwareStatusNotification")
+
+    await runtime.publisher.publish([HARDWARE])
+
+    await asyncio.wait_for(wakes.get(), WITHIN_S)
+
+
+async def test_commits_that_make_nothing_due_wake_no_one(
+    runtime: Runtime, subscribe: Subscribe, wakes: asyncio.Queue[None]
+) -> None:
+    await runtime.publisher.publish([HARDWARE])  # no subscriber: no delivery
+    await subscribe("https://receiver.example/hook", "HardwareStatusNotification")
+    await asyncio.sleep(0.5)  # a hundred watcher rounds
+
+    assert wakes.empty()
