@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services bench-ingest bench-webhook bench-kafka clean
+.PHONY: install demo test lint typecheck pytest test-services screenshots bench-ingest bench-webhook bench-kafka clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ pytest: install test-services
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+screenshots: install test-services
+	CHARGEWIRE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/integration/backoffice -q
 
 bench-ingest: install test-services
 	$(BIN)/python -m bench.ingest
