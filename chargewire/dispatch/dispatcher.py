@@ -46,6 +46,8 @@ _FLUSH_INTERVAL_S = 0.02
 # inside the 60 s lease.
 _BUFFER_WAVES = 4
 _FLUSH_BATCH = 200
+# While every subscription a worker serves is saturated, claims without announced news run at most this often.
+_EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
 
 AttemptListener = Callable[[ClaimedDelivery, AttemptResult, AttemptRecord], None]
 FailingCheck = Callable[[datetime], Awaitable[object]]
@@ -84,6 +86,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_records: list[AttemptRecord] = []
         self._wake = asyncio.Event()
+        self._news = False  # new work was announced since the last claim (wake() was called)
+        self._last_exclusive_claim = 0.0
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
@@ -98,8 +102,27 @@ class Dispatcher:
         """Call `listener` after every attempt (metrics, live views)."""
         self._listeners.append(listener)
 
+    def _claim_worthwhile(self) -> bool:
+        """Whether a claim can find anything, when no new work was announced (a poll, a refill, a flush).
+
+        A claim leaves saturated subscriptions out, and so walks past all of their due backlog: with a
+        million rows that is a scan of hundreds of milliseconds holding the write lock. When every
+        subscription this worker serves is saturated and none needs a refill, such a claim is worth it only
+        for others' retries falling due, so it runs at most every `_EXCLUSIVE_CLAIM_INTERVAL_S`.
+        """
+        saturated = False
+        for queue in self._queues.values():
+            if queue.in_flight + len(queue.waiting) >= _BUFFER_WAVES * queue.limit:
+                saturated = True
+            elif not queue.waiting:
+                return True  # its buffer ran dry: refill it
+        if not saturated:
+            return True
+        return time.monotonic() - self._last_exclusive_claim >= _EXCLUSIVE_CLAIM_INTERVAL_S
+
     def wake(self) -> None:
         """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere)."""
+        self._news = True
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -109,7 +132,10 @@ class Dispatcher:
             while not stop.is_set():
                 # Cleared before the claim, so a wake that arrives while it runs is not lost.
                 self._wake.clear()
-                _claimed, full = await self._claim()
+                news, self._news = self._news, False
+                full = False
+                if news or self._claim_worthwhile():
+                    _claimed, full = await self._claim()
                 if not full:
                     # A claim that came back short found all there is: wait for more instead of asking again.
                     await self._sleep(stop)
@@ -153,6 +179,8 @@ class Dispatcher:
             for sub, queue in self._queues.items()
             if queue.in_flight + len(queue.waiting) >= _BUFFER_WAVES * queue.limit
         }
+        if saturated:
+            self._last_exclusive_claim = time.monotonic()
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
             now,

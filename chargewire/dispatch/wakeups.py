@@ -6,9 +6,10 @@ dispatcher in the same process wakes at once. On PostgreSQL the signal also asks
 and wakes its dispatcher. A notification carries no payload and only means "claim now".
 
 On SQLite there is no NOTIFY: a `CommitWatcher` in each worker process reads `PRAGMA data_version` every few
-milliseconds on a connection of its own (a memory read, no lock), and when another connection has committed
-since, asks whether any delivery is due now and wakes its dispatcher if so. The question filters out the
-worker's own commits (leases and delivered rows are never due), so they cost no empty claim.
+milliseconds on a connection of its own (a memory read, no lock), and when some connection has committed
+since, reads the newest delivery id and wakes its dispatcher if it changed: new deliveries were published.
+That filters out the worker's own commits (leases, outcomes), which otherwise woke a claim each. A resend or
+retry made in another process reuses existing rows and is picked up by the poll.
 
 The poll (`worker_poll_interval_s`) stays the fallback: a notification lost to a dropped connection, a failed
 send or a worker that was not listening yet delays a delivery by at most one poll interval and never loses it.
@@ -233,13 +234,13 @@ class WakeListener:
 
 
 class CommitWatcher:
-    """Wakes a dispatcher when another connection commits due deliveries to a SQLite file."""
+    """Wakes a dispatcher when another connection commits new deliveries to a SQLite file."""
 
     def __init__(
-        self, path: Path, due_now: Callable[[], Awaitable[bool]], wake: Waiter, *, interval_s: float = 0.005
+        self, path: Path, newest: Callable[[], Awaitable[str | None]], wake: Waiter, *, interval_s: float = 0.005
     ) -> None:
         self._path = path
-        self._due_now = due_now
+        self._newest = newest
         self._wake = wake
         self._interval_s = interval_s
 
@@ -247,13 +248,15 @@ class CommitWatcher:
         """Watch until `stop` is set."""
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
-            seen = _data_version(connection)
+            seen, newest = _data_version(connection), await self._newest()
             while not stop.is_set():
                 await _wait_for_any([stop], self._interval_s)
                 version = _data_version(connection)
                 if version != seen:
                     seen = version
-                    if await self._due_now():
+                    latest = await self._newest()
+                    if latest != newest:
+                        newest = latest
                         self._wake()
         finally:
             connection.close()

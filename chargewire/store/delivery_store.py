@@ -163,15 +163,11 @@ class DeliveryStore:
                 connection, [record for record in records if record.status is not DeliveryStatus.DELIVERED]
             )
 
-    async def any_due(self, now: datetime) -> bool:
-        """Whether any delivery is due now (a read: wakes a worker without taking the write lock)."""
-        query = select(
-            select(deliveries.c.id)
-            .where(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.next_attempt_at <= now)
-            .exists()
-        )
+    async def newest_delivery_id(self) -> str | None:
+        """The id of the newest delivery (ids grow with time): it changes when anything is published."""
         async with self._database.reading() as connection:
-            return bool((await connection.execute(query)).scalar())
+            newest: str | None = (await connection.execute(select(func.max(deliveries.c.id)))).scalar()
+        return newest
 
     async def release_leases(self, worker_id: str, delivery_ids: Sequence[str], now: datetime) -> None:
         """Hand leased deliveries back without an attempt, due now (used when a worker stops)."""

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chargewire.catalog import load_event_types
-from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.wakeups import CommitWatcher
 from chargewire.runtime import Runtime
@@ -43,7 +42,7 @@ async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
     assert other_runtime.database.sqlite_file is not None
     watcher = CommitWatcher(
         other_runtime.database.sqlite_file,
-        lambda: other_runtime.delivery_store.any_due(utcnow()),
+        other_runtime.delivery_store.newest_delivery_id,
         lambda: woken.put_nowait(None),
     )
     stop = asyncio.Event()
@@ -67,7 +66,7 @@ async def test_a_publish_through_another_runtime_wakes_the_worker(
     await asyncio.wait_for(wakes.get(), WITHIN_S)
 
 
-async def test_commits_that_make_nothing_due_wake_no_one(
+async def test_commits_that_publish_no_delivery_wake_no_one(
     runtime: Runtime, subscribe: Subscribe, wakes: asyncio.Queue[None]
 ) -> None:
     await runtime.publisher.publish([HARDWARE])  # no subscriber: no delivery
