@@ -14,6 +14,7 @@ from types import TracebackType
 from chargewire.channels.kafka import KafkaChannel
 from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.webhook import WebhookChannel
+from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.metrics import DeliveryMetrics
@@ -159,7 +160,13 @@ class Runtime:
             return WakeListener(self.database.engine, dispatcher.wake)
         if self.database.sqlite_file is None:
             return None
-        return CommitWatcher(self.database.sqlite_file, self.delivery_store.newest_delivery_id, dispatcher.wake)
+        deliveries = self.delivery_store
+        return CommitWatcher(
+            self.database.sqlite_file,
+            deliveries.newest_delivery_id,
+            lambda: deliveries.any_due(utcnow()),
+            dispatcher.wake,
+        )
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other."""

@@ -7,9 +7,11 @@ and wakes its dispatcher. A notification carries no payload and only means "clai
 
 On SQLite there is no NOTIFY: a `CommitWatcher` in each worker process reads `PRAGMA data_version` every few
 milliseconds on a connection of its own (a memory read, no lock), and when some connection has committed
-since, reads the newest delivery id and wakes its dispatcher if it changed: new deliveries were published.
-That filters out the worker's own commits (leases, outcomes), which otherwise woke a claim each. A resend or
-retry made in another process reuses existing rows and is picked up by the poll.
+since, wakes its dispatcher if the newest delivery id changed (new deliveries were published) and a delivery
+is still due (no other worker took them yet). The first question filters out the worker's own commits
+(leases, outcomes), which woke a claim each while a backlog was due; the second, wakes that would only race
+another worker to rows it already leased. A resend or retry made in another process reuses existing rows
+and is picked up by the poll.
 
 The poll (`worker_poll_interval_s`) stays the fallback: a notification lost to a dropped connection, a failed
 send or a worker that was not listening yet delays a delivery by at most one poll interval and never loses it.
@@ -237,10 +239,17 @@ class CommitWatcher:
     """Wakes a dispatcher when another connection commits new deliveries to a SQLite file."""
 
     def __init__(
-        self, path: Path, newest: Callable[[], Awaitable[str | None]], wake: Waiter, *, interval_s: float = 0.005
+        self,
+        path: Path,
+        newest: Callable[[], Awaitable[str | None]],
+        due_now: Callable[[], Awaitable[bool]],
+        wake: Waiter,
+        *,
+        interval_s: float = 0.005,
     ) -> None:
         self._path = path
         self._newest = newest
+        self._due_now = due_now
         self._wake = wake
         self._interval_s = interval_s
 
@@ -257,7 +266,8 @@ class CommitWatcher:
                     latest = await self._newest()
                     if latest != newest:
                         newest = latest
-                        self._wake()
+                        if await self._due_now():
+                            self._wake()
         finally:
             connection.close()
 

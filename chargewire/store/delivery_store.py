@@ -163,6 +163,16 @@ class DeliveryStore:
                 connection, [record for record in records if record.status is not DeliveryStatus.DELIVERED]
             )
 
+    async def any_due(self, now: datetime) -> bool:
+        """Whether any delivery is due now (a read: asks without taking the write lock)."""
+        query = select(
+            select(deliveries.c.id)
+            .where(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.next_attempt_at <= now)
+            .exists()
+        )
+        async with self._database.reading() as connection:
+            return bool((await connection.execute(query)).scalar())
+
     async def newest_delivery_id(self) -> str | None:
         """The id of the newest delivery (ids grow with time): it changes when anything is published."""
         async with self._database.reading() as connection:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.wakeups import CommitWatcher
 from chargewire.runtime import Runtime
@@ -43,6 +44,7 @@ async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
     watcher = CommitWatcher(
         other_runtime.database.sqlite_file,
         other_runtime.delivery_store.newest_delivery_id,
+        lambda: other_runtime.delivery_store.any_due(utcnow()),
         lambda: woken.put_nowait(None),
     )
     stop = asyncio.Event()
