@@ -59,6 +59,11 @@ class _SubscriptionQueue:
     in_flight: int = 0
     waiting: deque[ClaimedDelivery] = field(default_factory=deque)
 
+    @property
+    def saturated(self) -> bool:
+        """Its buffer of waves is in flight and waiting: a claim has nothing to give it."""
+        return self.in_flight + len(self.waiting) >= _BUFFER_WAVES * self.limit
+
 
 class Dispatcher:
     """One worker's delivery loop; several can run against one PostgreSQL database."""
@@ -112,7 +117,7 @@ class Dispatcher:
         """
         saturated = False
         for queue in self._queues.values():
-            if queue.in_flight + len(queue.waiting) >= _BUFFER_WAVES * queue.limit:
+            if queue.saturated:
                 saturated = True
             elif not queue.waiting:
                 return True  # its buffer ran dry: refill it
@@ -173,12 +178,7 @@ class Dispatcher:
             return 0, False
         asked = min(capacity, self.settings.worker_batch_size)
         now = utcnow()
-        # A subscription with its buffer of waves in flight and waiting needs nothing more from this claim.
-        saturated = {
-            sub
-            for sub, queue in self._queues.items()
-            if queue.in_flight + len(queue.waiting) >= _BUFFER_WAVES * queue.limit
-        }
+        saturated = {sub for sub, queue in self._queues.items() if queue.saturated}
         if saturated:
             self._last_exclusive_claim = time.monotonic()
         claimed = await self._deliveries.claim_due_deliveries(
