@@ -145,6 +145,7 @@ class Runtime:
                         message_timeout_s=self.settings.kafka_message_timeout_s,
                         connect_timeout_s=self.settings.kafka_connect_timeout_s,
                         linger_ms=self.settings.kafka_linger_ms,
+                        gzip_level=self.settings.kafka_gzip_level,
                     ),
                 ),
             },
