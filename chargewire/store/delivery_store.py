@@ -106,26 +106,28 @@ class DeliveryStore:
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
         """
-        chosen = _due_candidates(self._database.is_sqlite, now, limit, per_subscription, excluded_subscriptions)
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(chosen))
-            .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
-            .returning(
-                deliveries.c.id,
-                deliveries.c.event_id,
-                deliveries.c.subscription_id,
-                deliveries.c.event_name,
-                deliveries.c.attempt_count,
-                deliveries.c.attempt_limit,
-            )
-        )
+        is_sqlite = self._database.is_sqlite
+        scan = _due_scan(is_sqlite, now, excluded_subscriptions)
         async with self._database.transaction() as connection:
+            chosen = await _pick_due(connection, scan, limit, per_subscription)
+            if not chosen:
+                return []
+            statement = (
+                update(deliveries)
+                .where(_one_of(deliveries.c.id, chosen, is_sqlite))
+                .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
+                .returning(
+                    deliveries.c.id,
+                    deliveries.c.event_id,
+                    deliveries.c.subscription_id,
+                    deliveries.c.event_name,
+                    deliveries.c.attempt_count,
+                    deliveries.c.attempt_limit,
+                )
+            )
             # Plain tuples, sorted by id (publish order): a thousand rows are read with no per-field lookups.
             claimed = sorted(tuple(row) for row in (await connection.execute(statement)).all())
-            if not claimed:
-                return []
-            payloads = await _event_payloads(connection, self._database.is_sqlite, {row[1] for row in claimed})
+            payloads = await _event_payloads(connection, is_sqlite, {row[1] for row in claimed})
         return [
             ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, *payloads[event_id])
             for id_, event_id, subscription_id, name, count, limit in claimed
@@ -345,14 +347,15 @@ def _to_attempt(mapping: RowMapping) -> Attempt:
     )
 
 
-def _due_candidates(
-    is_sqlite: bool, now: datetime, limit: int, per_subscription: Mapping[Via, int], excluded: Collection[str]
-) -> Select[tuple[str]]:
-    """Marked dialect difference: PostgreSQL workers skip rows another worker is claiming (SKIP LOCKED);
-    SQLite has one writer at a time, so its claim needs no row locks."""
+def _due_scan(is_sqlite: bool, now: datetime, excluded: Collection[str]) -> Select[str, str, str]:
+    """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit.
+
+    Marked dialect difference: PostgreSQL workers skip rows another worker is claiming (SKIP LOCKED);
+    SQLite has one writer at a time, so its claim needs no row locks.
+    """
     # Joined to subscriptions: a disabled one's deliveries wait, still pending, until it is enabled again.
-    candidates = (
-        select(deliveries.c.id, deliveries.c.subscription_id, deliveries.c.next_attempt_at, subscriptions.c.via)
+    scan = (
+        select(deliveries.c.id, deliveries.c.subscription_id, subscriptions.c.via)
         .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
         .where(
             deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -361,25 +364,50 @@ def _due_candidates(
         )
     )
     if excluded:
-        candidates = candidates.where(deliveries.c.subscription_id.not_in(list(excluded)))
+        scan = scan.where(deliveries.c.subscription_id.not_in(list(excluded)))
     # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
-    candidates = candidates.order_by(deliveries.c.next_attempt_at, deliveries.c.id).limit(limit * _SCAN_FACTOR)
+    scan = scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
     if not is_sqlite:
-        candidates = candidates.with_for_update(skip_locked=True, of=deliveries)
-    scanned = candidates.cte("scanned")
-    ranked = select(
-        scanned.c.id,
-        scanned.c.next_attempt_at,
-        scanned.c.via,
-        func.row_number()
-        .over(partition_by=scanned.c.subscription_id, order_by=(scanned.c.next_attempt_at, scanned.c.id))
-        .label("rank"),
-    ).cte("ranked")
-    cap = case(
-        *((ranked.c.via == via.value, cap) for via, cap in per_subscription.items()),
-        else_=min(per_subscription.values()),
-    )
-    return select(ranked.c.id).where(ranked.c.rank <= cap).order_by(ranked.c.next_attempt_at, ranked.c.id).limit(limit)
+        scan = scan.with_for_update(skip_locked=True, of=deliveries)
+    return scan
+
+
+async def _pick_due(
+    connection: AsyncConnection, scan: Select[str, str, str], limit: int, per_subscription: Mapping[Via, int]
+) -> list[str]:
+    """Up to `limit` ids from `scan`, in its order, at most `per_subscription[via]` of any one subscription.
+
+    The first look reads `limit` rows; a wider one follows only when a subscription reached its cap among
+    them, so that a full subscription does not hide the others' work behind it. Capping here rather than
+    with a window function in SQL costs a tenth: on SQLite the ranked query took 10 µs per claimed row.
+    """
+    caps = {via.value: cap for via, cap in per_subscription.items()}
+    chosen: list[str] = []
+    for window in (limit, limit * _SCAN_FACTOR):
+        rows = (await connection.execute(scan.limit(window))).all()
+        chosen, capped = _within_caps(rows, limit, caps, min(caps.values()))
+        if len(chosen) == limit or not capped or len(rows) < window:
+            break
+    return chosen
+
+
+def _within_caps(
+    rows: Sequence[tuple[str, str, str]], limit: int, caps: Mapping[str, int], default_cap: int
+) -> tuple[list[str], bool]:
+    """The first `limit` row ids that keep each subscription within its via's cap; and whether any was left out."""
+    taken: dict[str, int] = {}
+    chosen: list[str] = []
+    capped = False
+    for id_, subscription_id, via in rows:
+        count = taken.get(subscription_id, 0)
+        if count >= caps.get(via, default_cap):
+            capped = True
+            continue
+        taken[subscription_id] = count + 1
+        chosen.append(id_)
+        if len(chosen) == limit:
+            break
+    return chosen, capped
 
 
 async def _event_payloads(

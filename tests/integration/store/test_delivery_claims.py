@@ -1,0 +1,83 @@
+"""Claiming due deliveries on both backends: due order, the cap per subscription, and what is never claimed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.models import Via
+from chargewire.runtime import Runtime
+from chargewire.store.delivery_store import ClaimedDelivery
+
+BOOT = load_event_types()["BootNotification"].example
+CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
+
+
+async def _subscribe(runtime: Runtime, via: Via, name: str) -> str:
+    owner = await runtime.tokens.create(name, ["notifications:manage"])
+    body: dict[str, object] = {"via": via.value, "notifications": ["BootNotification"]}
+    if via is Via.KAFKA:
+        body["kafka"] = {"topic": name, "brokers": ["127.0.0.1:9"]}
+    else:
+        body["webhook"] = {"callbackUrl": f"http://127.0.0.1:9/{name}"}
+    return (await runtime.subscriptions.create(owner.token, body)).subscription.id
+
+
+async def _claim(runtime: Runtime, limit: int, excluded: tuple[str, ...] = ()) -> list[ClaimedDelivery]:
+    now = utcnow()
+    return await runtime.delivery_store.claim_due_deliveries(
+        "wrk_test", now, now + timedelta(minutes=1), limit, CAPS, excluded
+    )
+
+
+@pytest.fixture
+def boots() -> list[dict[str, object]]:
+    """Ten boot notifications, each about its own charge point."""
+    return [{**BOOT, "chargePointId": 5000 + index} for index in range(10)]
+
+
+async def test_a_claim_takes_due_deliveries_in_publish_order_up_to_its_limit(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _subscribe(runtime, Via.KAFKA, "orders")
+    await runtime.publisher.publish(boots)
+
+    first = await _claim(runtime, 4)
+    rest = await _claim(runtime, 100)
+
+    assert [delivery.entity_id for delivery in first + rest] == [str(5000 + index) for index in range(10)]
+    assert await _claim(runtime, 100) == []  # every one is leased now
+
+
+async def test_a_subscription_at_its_cap_leaves_the_rest_of_the_claim_to_others_behind_it(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    busy = await _subscribe(runtime, Via.WEBHOOK, "busy")
+    await runtime.publisher.publish(boots)  # ten deliveries for the busy webhook, due first
+    later = await _subscribe(runtime, Via.KAFKA, "later")
+    await runtime.publisher.publish(boots[:4])  # four more for each subscription, due after them
+
+    claimed = await _claim(runtime, 5)
+
+    by_subscription = [delivery.subscription_id for delivery in claimed]
+    assert by_subscription.count(busy) == CAPS[Via.WEBHOOK]
+    assert by_subscription.count(later) == 2
+    assert [delivery.entity_id for delivery in claimed if delivery.subscription_id == busy] == ["5000", "5001", "5002"]
+
+
+async def test_excluded_and_disabled_subscriptions_have_nothing_claimed(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    excluded = await _subscribe(runtime, Via.KAFKA, "excluded")
+    disabled = await _subscribe(runtime, Via.KAFKA, "disabled")
+    open_one = await _subscribe(runtime, Via.KAFKA, "open")
+    await runtime.subscription_store.set_enabled(disabled, False, utcnow(), "test")
+    await runtime.publisher.publish(boots[:2])
+
+    claimed = await _claim(runtime, 100, excluded=(excluded,))
+
+    assert {delivery.subscription_id for delivery in claimed} == {open_one}
+    assert len(claimed) == 2
