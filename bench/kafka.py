@@ -5,10 +5,10 @@ its own worker or `chargewire serve --no-worker` with 1 or 2 `chargewire worker`
 PostgreSQL, with the subscription's default codec
 (gzip). Two measures each:
 
-- end to end: the workers run while the events are published (batches of 1,000 over 2 connections); the
-  clock runs from the first publish request until the topic holds every record (its high watermarks, which
-  count only records the broker acknowledged with acks=all). Afterwards the database must hold no pending or
-  failed delivery.
+- end to end: the workers are up (past their start-up) and run while the events are published (batches of
+  1,000 over 2 connections); the clock runs from the first publish request until the topic holds every
+  record (its high watermarks, which count only records the broker acknowledged with acks=all). Afterwards
+  the database must hold no pending or failed delivery.
 - drain: the events are stored first with no worker running; then the workers start, and the clock runs
   from the first record in the topic to the last. This is the delivery side alone.
 
@@ -162,6 +162,16 @@ def start_workers(count: int, env: dict[str, str], workdir: Path) -> list[subpro
     return workers
 
 
+def wait_until_delivering(workdir: Path, count: int, timeout_s: float = 60) -> None:
+    """Wait for each worker's "delivering" log line: start-up (imports, connections) is not delivery work."""
+    deadline = time.monotonic() + timeout_s
+    logs = [workdir / f"worker-{index}.log" for index in range(count)]
+    while not all("delivering" in log.read_text() for log in logs):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the workers did not start within {timeout_s}s; see {workdir}/worker-*.log")
+        time.sleep(0.05)
+
+
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
     """Stop the workers and wait for them."""
     for worker in workers:
@@ -210,6 +220,7 @@ def run_measure(
             if drain and workers:
                 asyncio.run(_publish_all(base_url, token, payloads))
             processes = start_workers(workers, env, workdir)
+            wait_until_delivering(workdir, workers)
             groups = {"api": [api_pid], "workers": [p.pid for p in processes], "broker": [broker.pid or 0]}
             try:
                 cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
