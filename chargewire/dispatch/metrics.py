@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
@@ -12,31 +19,20 @@ from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, Deli
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
-class DeliveryMetrics:
-    """The metrics of one process, in a registry of its own."""
+class DeliveryMetrics(Collector):
+    """The metrics of one process, in a registry of its own.
+
+    Attempts are counted in plain numbers on the event loop, which is the only thread that observes or
+    renders them: prometheus_client's own metrics take a lock per observation, and a Kafka worker makes
+    thousands of observations a second. The registry reads the numbers when `/metrics` is rendered.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._outcome_children: dict[str, tuple[Counter, Histogram]] = {}
-        self.attempts = Counter(
-            "chargewire_delivery_attempts",
-            "Delivery attempts by outcome: delivered, retry (will try again) or failed (kept for resend).",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.attempt_duration = Histogram(
-            "chargewire_delivery_attempt_duration_seconds",
-            "How long one attempt took, from sending to the receiver's answer or error.",
-            ["outcome"],
-            buckets=_LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
-        self.publish_to_delivery = Histogram(
-            "chargewire_publish_to_delivery_seconds",
-            "From the event being accepted to its successful delivery.",
-            buckets=_LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
+        self._attempts: dict[str, int] = {}
+        self._durations: dict[str, _Histogram] = {}
+        self._publish_to_delivery = _Histogram()
+        self.registry.register(self)
         self.queue_depth = Gauge(
             "chargewire_delivery_queue_depth",
             "Deliveries waiting: due now, scheduled for a retry later, or failed and kept for resend.",
@@ -46,21 +42,36 @@ class DeliveryMetrics:
 
     def observe_attempt(self, delivery: ClaimedDelivery, result: AttemptResult, record: AttemptRecord) -> None:
         """Count one attempt (a dispatcher listener)."""
-        counter, durations = self._by_outcome(record.attempt.outcome)
-        counter.inc()
+        outcome = record.attempt.outcome
+        self._attempts[outcome] = self._attempts.get(outcome, 0) + 1
+        durations = self._durations.get(outcome)
+        if durations is None:
+            durations = self._durations[outcome] = _Histogram()
         durations.observe(result.duration_ms / 1000)
         if record.status is DeliveryStatus.DELIVERED:
-            self.publish_to_delivery.observe((utcnow() - delivery.received_at).total_seconds())
+            self._publish_to_delivery.observe((utcnow() - delivery.received_at).total_seconds())
 
-    def _by_outcome(self, outcome: str) -> tuple[Counter, Histogram]:
-        # `labels()` looks its child up under a lock on every call; a Kafka worker counts thousands a second.
-        children = self._outcome_children.get(outcome)
-        if children is None:
-            children = self._outcome_children[outcome] = (
-                self.attempts.labels(outcome),
-                self.attempt_duration.labels(outcome),
-            )
-        return children
+    def collect(self) -> Iterator[Metric]:
+        """The attempts by outcome, their durations, and publish-to-delivery latency."""
+        attempts = CounterMetricFamily(
+            "chargewire_delivery_attempts",
+            "Delivery attempts by outcome: delivered, retry (will try again) or failed (kept for resend).",
+            labels=["outcome"],
+        )
+        durations = HistogramMetricFamily(
+            "chargewire_delivery_attempt_duration_seconds",
+            "How long one attempt took, from sending to the receiver's answer or error.",
+            labels=["outcome"],
+        )
+        for outcome, count in self._attempts.items():
+            attempts.add_metric([outcome], count)
+            histogram = self._durations[outcome]
+            durations.add_metric([outcome], histogram.cumulative(), histogram.total)
+        latency = HistogramMetricFamily(
+            "chargewire_publish_to_delivery_seconds", "From the event being accepted to its successful delivery."
+        )
+        latency.add_metric([], self._publish_to_delivery.cumulative(), self._publish_to_delivery.total)
+        yield from (attempts, durations, latency)
 
     async def render(self, deliveries: DeliveryStore) -> bytes:
         """The text exposition, with the queue depth read from the database now."""
@@ -68,3 +79,23 @@ class DeliveryMetrics:
         for state in ("due", "scheduled", "failed"):
             self.queue_depth.labels(state).set(counts[state])
         return generate_latest(self.registry)
+
+
+class _Histogram:
+    """Observations counted per latency bucket, as plain numbers."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS_S) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count `value` in the first bucket whose bound it does not exceed."""
+        self.counts[bisect_left(_LATENCY_BUCKETS_S, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """(upper bound, observations at or below it) per bucket, as the exposition format wants them."""
+        bounds = [*map(floatToGoString, _LATENCY_BUCKETS_S), "+Inf"]
+        return list(zip(bounds, accumulate(self.counts), strict=True))
