@@ -1,4 +1,4 @@
-"""The SSRF guard: webhook targets may only be public addresses, unless an operator allows a network.
+"""The SSRF guard: webhook targets and Kafka brokers must be public addresses, unless an operator allows them.
 
 Blocked (IANA special-purpose registries, plus cloud metadata services):
 
@@ -14,9 +14,12 @@ Blocked (IANA special-purpose registries, plus cloud metadata services):
   a public address), fd00:ec2::254, fd20:ce::254. An allow-list network admits one of these only when it
   names that single address: allowing 100.64.0.0/10 for a pod network does not expose Alibaba's metadata.
 
-The check runs twice: when a subscription is created (`check_callback_url`, advisory, so a typo is caught
-early) and on the addresses actually connected to (`resolve_allowed`, plugged into the HTTP client as its
-resolver), so a name that is re-pointed after the first check (DNS rebinding) is still refused.
+The check runs twice: when a subscription is created (`check_callback_url` and, for each broker,
+`check_host`: advisory, so a typo is caught early) and at delivery (`resolve_allowed`). For webhooks it is
+plugged into the HTTP client as its resolver, so the addresses actually connected to are checked and a name
+re-pointed after the first check (DNS rebinding) is still refused. librdkafka resolves and connects on its
+own, so the Kafka channel checks the subscription's bootstrap brokers beforehand, each time it builds the
+subscription's cluster settings; the brokers a cluster then advertises in its metadata are not checked.
 """
 
 from __future__ import annotations
@@ -76,13 +79,13 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 
 
 class BlockedAddress(PermanentDeliveryError):
-    """The webhook target is, or resolves to, an address that deliveries may not reach."""
+    """The target (webhook host or Kafka broker) is, or resolves to, an address that deliveries may not reach."""
 
     error_class = "blocked_address"
 
     def __init__(self, message: str | None = None, *, address: str | None = None, reason: str | None = None) -> None:
         if message is None and address is not None:
-            message = f"The webhook target resolves to a blocked address ({address}: {reason or 'not public'})."
+            message = f"The target resolves to a blocked address ({address}: {reason or 'not public'})."
         super().__init__(message)
         self.address = address
         self.reason = reason
@@ -146,14 +149,23 @@ async def resolve_allowed(
 async def check_callback_url(url: str, allow: Iterable[IPNetwork] = (), resolve_timeout_s: float = 5.0) -> None:
     """Refuse a callback URL at subscribe time when its host is, or resolves to, a blocked address.
 
-    Raises `BlockedAddress` for an IP literal in a blocked range or a name resolving into one. A name that
-    does not resolve (or not within `resolve_timeout_s`) is accepted: the receiver's DNS record may not exist
-    yet, and every delivery attempt checks the addresses again at connect time. Raises `ValueError` for a URL
-    without a host; validating the URL's syntax is the caller's job.
+    As `check_host`; also raises `ValueError` for a URL without a host. Validating the URL's syntax is the
+    caller's job.
     """
     host = urlsplit(url).hostname
     if not host:
         raise ValueError("the URL has no host")
+    await check_host(host, allow, resolve_timeout_s)
+
+
+async def check_host(host: str, allow: Iterable[IPNetwork] = (), resolve_timeout_s: float = 5.0) -> None:
+    """Refuse a host at subscribe time when it is, or resolves to, a blocked address.
+
+    Raises `BlockedAddress` for an IP literal (brackets allowed) in a blocked range or a name with ANY address
+    in one. A name that does not resolve (or not within `resolve_timeout_s`) is accepted: its DNS record may
+    not exist yet, and every delivery attempt checks the addresses again. Raises `ValueError` (`UnicodeError`)
+    for a name IDNA cannot encode (an empty or over-long label).
+    """
     allowed = tuple(allow)
     literal = ip_literal(host)
     if literal is not None:

@@ -12,6 +12,7 @@ from chargewire.channels.address_guard import (
     blocked_reason,
     check_address,
     check_callback_url,
+    check_host,
     is_blocked_address,
 )
 from chargewire.errors import PermanentDeliveryError
@@ -223,3 +224,28 @@ async def test_callback_url_with_an_allowed_ip_literal_is_accepted() -> None:
 async def test_callback_url_without_a_host_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="no host"):
         await check_callback_url("http:///hook")
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("10.0.0.1", "The target resolves to a blocked address (10.0.0.1: private)."),
+        ("169.254.169.254", "The target resolves to a blocked address (169.254.169.254: cloud metadata service)."),
+        ("[::1]", "The target resolves to a blocked address (::1: loopback)."),
+        ("fd00:ec2::254", "The target resolves to a blocked address (fd00:ec2::254: cloud metadata service)."),
+    ],
+)
+async def test_host_that_is_a_blocked_ip_literal_is_refused_naming_address_and_reason(host: str, message: str) -> None:
+    with pytest.raises(BlockedAddress) as raised:
+        await check_host(host)
+
+    assert raised.value.message == message
+
+
+@pytest.mark.parametrize("host", ["8.8.8.8", "[2606:4700:4700::1111]", "2001:4860:4860::8888"])
+async def test_host_that_is_a_public_ip_literal_is_accepted(host: str) -> None:
+    await check_host(host)
+
+
+async def test_host_that_is_an_allowed_ip_literal_is_accepted() -> None:
+    await check_host("[::1]", networks("::1/128"))
