@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+# A Kafka broker as subscriptions name it: host name or [IPv6], a colon, the port.
+BROKER_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$"
+_BROKER = re.compile(BROKER_PATTERN)
 
 
 class Scope(StrEnum):
@@ -75,6 +80,14 @@ class KafkaTarget:
     sasl_username: str | None = None
     ca_certificate: str | None = None
     client_certificate: str | None = None
+
+
+def split_broker(broker: object) -> tuple[str, int]:
+    """The host (an IPv6 address without its brackets) and port of a "host:port" broker; ValueError if it is not one."""
+    match = _BROKER.match(broker) if isinstance(broker, str) else None
+    if match is None or not 1 <= int(match[2]) <= 65535:
+        raise ValueError(f"{broker!r} is not host:port with a port from 1 to 65535")
+    return match[1].removeprefix("[").removesuffix("]"), int(match[2])
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from chargewire.catalog import closest_event_names, load_event_types
 from chargewire.errors import ValidationFailed
-from chargewire.models import KafkaSecrets, KafkaTarget, Via
+from chargewire.models import KafkaSecrets, KafkaTarget, Via, split_broker
 from chargewire.services.payload_filter import check_filter
 
 MAX_CALLBACK_URL_LENGTH = 500
@@ -32,9 +32,7 @@ COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
-BROKER_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$"
 _TOPIC = re.compile(TOPIC_PATTERN)
-_BROKER = re.compile(BROKER_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +206,9 @@ def _brokers(value: object, errors: _Errors) -> list[str]:
         errors.add("kafka.brokers", "The brokers field must list at least one broker as host:port.")
         return []
     for index, broker in enumerate(value):
-        match = _BROKER.match(broker) if isinstance(broker, str) else None
-        if match is None or not 1 <= int(match[2]) <= 65535:
+        try:
+            split_broker(broker)
+        except ValueError:
             errors.add(f"kafka.brokers.{index}", "Each broker must be host:port with a port from 1 to 65535.")
     return [str(broker) for broker in value]
 

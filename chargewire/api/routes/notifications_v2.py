@@ -15,9 +15,8 @@ from pydantic import BaseModel, Field
 
 from chargewire.api.auth import require_scope, runtime_of
 from chargewire.catalog import load_event_types
-from chargewire.models import ApiToken, Scope, Subscription, Via
+from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription, Via
 from chargewire.services.subscription_spec import (
-    BROKER_PATTERN,
     MAX_CALLBACK_URL_LENGTH,
     MAX_DESCRIPTION_LENGTH,
     MAX_RETRY_STEPS,
