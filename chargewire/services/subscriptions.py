@@ -11,17 +11,17 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
-from chargewire.channels.address_guard import BlockedAddress, check_callback_url
+from chargewire.channels.address_guard import BlockedAddress, check_callback_url, check_host
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.ids import has_prefix, new_id
-from chargewire.models import ApiToken, KafkaSecrets, SigningSecret, Subscription, Via
+from chargewire.models import ApiToken, KafkaSecrets, SigningSecret, Subscription, Via, split_broker
 from chargewire.security import new_signing_secret
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
 from chargewire.store.subscription_store import SubscriptionStore
@@ -94,6 +94,7 @@ class SubscriptionService:
             raise ValidationFailed({"token_id": [f"Token {owner.id} is revoked."]})
         spec = parse_subscription(body)
         await self._check_callback(spec)
+        await self._check_brokers(spec)
         now = utcnow()
         subscription = Subscription(
             id=new_id("sub"),
@@ -163,6 +164,7 @@ class SubscriptionService:
         stored = await self._store.kafka_secrets(subscription_id) if current.via is Via.KAFKA else None
         spec = parse_subscription(body, stored)
         await self._check_callback(spec)
+        await self._check_brokers(spec)
         updated = replace(
             current,
             via=spec.via,
@@ -212,14 +214,25 @@ class SubscriptionService:
         return await self._store.kafka_secrets(subscription_id) or KafkaSecrets()
 
     async def _check_callback(self, spec: SubscriptionSpec) -> None:
-        if spec.callback_url is None:
-            return
-        try:
-            await check_callback_url(spec.callback_url, self._allow_networks)
-        except BlockedAddress as blocked:
-            raise ValidationFailed({"webhook.callbackUrl": [blocked.message]}) from blocked
-        except ValueError as exc:  # a host name IDNA cannot encode (an empty or over-long label)
-            raise ValidationFailed({"webhook.callbackUrl": ["The callback url host is not a valid name."]}) from exc
+        if spec.callback_url is not None:
+            check = check_callback_url(spec.callback_url, self._allow_networks)
+            await _refuse_blocked(check, "webhook.callbackUrl", "The callback url host is not a valid name.")
+
+    async def _check_brokers(self, spec: SubscriptionSpec) -> None:
+        for index, broker in enumerate(spec.kafka.brokers if spec.kafka else ()):
+            host, _port = split_broker(broker)
+            check = check_host(host, self._allow_networks)
+            await _refuse_blocked(check, f"kafka.brokers.{index}", "The broker host is not a valid name.")
+
+
+async def _refuse_blocked(check: Awaitable[None], where: str, invalid_name: str) -> None:
+    """Await an address guard check, turning its refusal into a 422 on the field `where`."""
+    try:
+        await check
+    except BlockedAddress as blocked:
+        raise ValidationFailed({where: [blocked.message]}) from blocked
+    except ValueError as exc:  # a host name IDNA cannot encode (an empty or over-long label)
+        raise ValidationFailed({where: [invalid_name]}) from exc
 
 
 def _encode_cursor(subscription_id: str, forward: bool) -> str:

@@ -3,14 +3,9 @@ unless the operator's allow-list admits it (the test settings allow 127.0.0.0/8 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from chargewire.api import create_app
-from chargewire.config import Settings
-from chargewire.runtime import Runtime
 from tests.conftest import TokenFactory, bearer
 
 V2 = "/public-api/notifications/v2.0"
@@ -20,15 +15,6 @@ LOOPBACK = ["http://127.0.0.1/", "http://[::1]/hook", "http://localhost:8000/hoo
 
 def _body(url: str) -> dict[str, object]:
     return {"via": "webhook", "notifications": ["BootNotification"], "webhook": {"callbackUrl": url}}
-
-
-@pytest.fixture
-async def strict_api(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """The API of a runtime on the same database whose allow-list is empty."""
-    async with await Runtime.open(settings.model_copy(update={"delivery_allow_networks": []})) as opened:
-        transport = httpx.ASGITransport(app=create_app(opened))
-        async with httpx.AsyncClient(transport=transport, base_url="http://chargewire.test") as client:
-            yield client
 
 
 @pytest.mark.parametrize("url", BLOCKED_EVERYWHERE + LOOPBACK)
