@@ -147,6 +147,7 @@ class Runtime:
                         linger_ms=self.settings.kafka_linger_ms,
                         gzip_level=self.settings.kafka_gzip_level,
                     ),
+                    allow_networks=self.settings.delivery_allow_networks,
                 ),
             },
             on_failing=self.health.disable_failing,

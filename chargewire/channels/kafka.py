@@ -19,6 +19,7 @@ Failures come back as typed errors in the `AttemptResult`, never raised:
 | `kafka`             | retryable | any other librdkafka or broker error                                          |
 | `message_too_large` | permanent | the record exceeds the producer's or the broker's size limit                  |
 | `invalid_target`    | permanent | no topic or brokers; librdkafka rejects the settings (bad PEM, codec, no password) |
+| `blocked_address`   | permanent | a broker is, or resolves to, a non-public address (`address_guard`)          |
 | `signing`           | permanent | a signing secret that is not `whsec_` + base64                                |
 | `internal`          | retryable | a bug in chargewire, or the secrets could not be read; logged with its traceback |
 
@@ -34,11 +35,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
 from confluent_kafka import KafkaError
 
+from chargewire.channels.address_guard import IPNetwork, resolve_allowed
 from chargewire.channels.base import AttemptResult, OutboundMessage
 from chargewire.channels.kafka_producers import (
     ClusterConfig,
@@ -51,7 +53,7 @@ from chargewire.channels.kafka_producers import (
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
 from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from chargewire.models import KafkaSecrets, KafkaTarget, Subscription
+from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +81,23 @@ _TLS_WORDS = ("ssl routines", "ssl handshake", "certificate", "tls alert")
 class KafkaChannel:
     """Delivers messages as Kafka records through producers shared by subscriptions with the same cluster."""
 
-    def __init__(self, secrets_for: SecretsLookup, *, producers: KafkaProducers | None = None) -> None:
+    def __init__(
+        self,
+        secrets_for: SecretsLookup,
+        *,
+        producers: KafkaProducers | None = None,
+        allow_networks: Iterable[IPNetwork] = (),
+    ) -> None:
         """Configure the channel; producers open on the first record for each cluster.
 
         Args:
             secrets_for: subscription id -> its SASL password and client key (`SubscriptionStore.kafka_secrets`).
             producers: the producer pool with its timeouts; by default 10 s per record, 5 s to connect.
+            allow_networks: non-public networks brokers may resolve into despite the address guard.
         """
         self._secrets_for = secrets_for
         self._producers = producers or KafkaProducers()
+        self._allow_networks = tuple(allow_networks)
         # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
         # new password is read on the next attempt without a database round trip on every record.
         self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
@@ -140,9 +150,22 @@ class KafkaChannel:
         cached = self._clusters.get(subscription.id)
         if cached is not None and cached[0] == subscription.updated_at:
             return cached[1]
+        await _check_brokers(target, self._allow_networks)
         cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
         self._clusters[subscription.id] = (subscription.updated_at, cluster)
         return cluster
+
+
+async def _check_brokers(target: KafkaTarget, allow: tuple[IPNetwork, ...]) -> None:
+    """Raise `BlockedAddress` when a broker is, or resolves to, an address deliveries may not reach."""
+    for broker in target.brokers:
+        host, port = split_broker(broker)
+        try:
+            await resolve_allowed(host, port, allow)
+        except (OSError, UnicodeError):
+            # A name that does not resolve (or that IDNA cannot encode) reaches nothing: librdkafka reports
+            # it as unreachable with its own, clearer message.
+            continue
 
 
 def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:

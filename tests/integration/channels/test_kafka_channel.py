@@ -1,11 +1,13 @@
 """The Kafka channel against a real broker: every security protocol and codec, keys, headers, order, fast and
-clear failures, isolation between clusters, shared producers, and a broker restart in the middle of a run."""
+clear failures, the address guard, isolation between clusters, shared producers, and a broker restart in the
+middle of a run."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import threading
@@ -21,6 +23,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from standardwebhooks.webhooks import Webhook
 
+from chargewire.channels.address_guard import IPNetwork
 from chargewire.channels.base import AttemptResult, OutboundMessage
 from chargewire.channels.kafka import KafkaChannel
 from chargewire.channels.kafka_producers import KafkaProducers
@@ -35,6 +38,8 @@ pytestmark = pytest.mark.timeout(240)
 MESSAGE_TIMEOUT_S = 10.0
 FAIL_FAST_MS = 5_000  # a clear failure ends within half the 10 s message timeout (measured: 0.001-2.6 s)
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# The test broker listens on 127.0.0.1, which the address guard blocks unless allowed, as the test settings do.
+LOOPBACK: list[IPNetwork] = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 SCENARIOS = [
     ("PLAINTEXT", None),
     *[("SASL_PLAINTEXT", mechanism) for mechanism in MECHANISMS],
@@ -69,7 +74,7 @@ def book() -> SecretsBook:
 @pytest.fixture
 async def channel(book: SecretsBook) -> AsyncIterator[KafkaChannel]:
     """A channel with a 10 s message timeout, closed after the test."""
-    opened = KafkaChannel(book, producers=KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S))
+    opened = KafkaChannel(book, producers=KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S), allow_networks=LOOPBACK)
     yield opened
     await opened.aclose()
 
@@ -313,6 +318,43 @@ async def test_unreachable_brokers_fail_as_unreachable_within_seconds(
     assert result.duration_ms < FAIL_FAST_MS
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_broker_on_a_blocked_address_fails_as_blocked_address_without_opening_a_producer(
+    broker: KafkaBroker, book: SecretsBook, host: str
+) -> None:
+    channel = KafkaChannel(book, producers=KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S))
+    topic = await asyncio.to_thread(topic_factory, broker, "blocked", 1)
+    port = broker.bootstrap("PLAINTEXT").rpartition(":")[2]
+    subscription = subscription_factory(broker, book, topic, brokers=(f"{host}:{port}",))
+    try:
+        results = [await channel.send(message_factory(subscription)) for _ in range(2)]
+
+        assert channel.producers.clusters == ()
+    finally:
+        await channel.aclose()
+    for result in results:
+        assert isinstance(result.error, PermanentDeliveryError)
+        assert result.error.error_class == "blocked_address"
+        assert "127.0.0.1: loopback" in result.error.message
+        assert result.duration_ms < 1_000
+    assert await asyncio.to_thread(consume_all, broker, topic) == []
+
+
+async def test_a_broker_name_that_does_not_resolve_is_left_to_librdkafka_as_unreachable(
+    broker: KafkaBroker, book: SecretsBook
+) -> None:
+    channel = KafkaChannel(book, producers=KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S))
+    subscription = subscription_factory(broker, book, "anything", brokers=("broker.invalid:9092",))
+    try:
+        result = await channel.send(message_factory(subscription))
+    finally:
+        await channel.aclose()
+
+    assert isinstance(result.error, RetryableDeliveryError)
+    assert result.error.error_class == "unreachable", result.error.message
+    assert result.duration_ms < FAIL_FAST_MS
+
+
 async def test_untrusted_broker_certificate_and_missing_client_certificate_fail_as_tls(
     broker: KafkaBroker, book: SecretsBook, channel: KafkaChannel, tmp_path: Path
 ) -> None:
@@ -375,7 +417,7 @@ async def test_wrong_credentials_do_not_hold_up_another_subscription(
 async def test_producers_are_shared_per_cluster_and_closed_on_aclose(broker: KafkaBroker, book: SecretsBook) -> None:
     topic = await asyncio.to_thread(topic_factory, broker, "shared")
     threads_before = native_thread_count()
-    channel = KafkaChannel(book)
+    channel = KafkaChannel(book, allow_networks=LOOPBACK)
     first = subscription_factory(broker, book, topic, "SASL_PLAINTEXT", "PLAIN")
     second = subscription_factory(broker, book, topic, "SASL_PLAINTEXT", "PLAIN")
     other_codec = subscription_factory(broker, book, topic, "SASL_PLAINTEXT", "PLAIN", compression_codec="lz4")
@@ -394,7 +436,7 @@ async def test_producers_are_shared_per_cluster_and_closed_on_aclose(broker: Kaf
 
 
 async def test_an_idle_producer_is_closed_and_reopened_on_demand(broker: KafkaBroker, book: SecretsBook) -> None:
-    channel = KafkaChannel(book, producers=KafkaProducers(idle_close_s=0.4))
+    channel = KafkaChannel(book, producers=KafkaProducers(idle_close_s=0.4), allow_networks=LOOPBACK)
     topic = await asyncio.to_thread(topic_factory, broker, "idle")
     subscription = subscription_factory(broker, book, topic)
     try:
@@ -483,7 +525,7 @@ async def test_a_batch_larger_than_the_producer_queue_waits_for_room_and_loses_n
     small_queue = KafkaProducers(
         message_timeout_s=MESSAGE_TIMEOUT_S, extra_settings={"queue.buffering.max.messages": 50}
     )
-    channel = KafkaChannel(book, producers=small_queue)
+    channel = KafkaChannel(book, producers=small_queue, allow_networks=LOOPBACK)
     topic = await asyncio.to_thread(topic_factory, broker, "batch-queue-full", 1)
     subscription = subscription_factory(broker, book, topic)
     messages = [message_factory(subscription, sequence=n) for n in range(400)]
