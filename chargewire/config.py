@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     secret_rotation_overlap_s: float = Field(default=24 * 3600, ge=0)
 
     delivery_allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(
-        default_factory=list, description="CIDRs that webhook targets may resolve into despite the guard"
+        default_factory=list, description="CIDRs that webhooks and Kafka brokers may resolve into despite the guard"
     )
     retry_schedule_s: Annotated[list[float], NoDecode] = Field(default=list(DEFAULT_RETRY_SCHEDULE_S))
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)

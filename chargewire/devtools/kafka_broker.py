@@ -162,6 +162,7 @@ class KafkaBroker:
         """A human-readable summary: bootstrap address per protocol, credentials, certificate paths."""
         lines = [f"Kafka broker in {self.base_dir} (log: {self.log_path})", "bootstrap servers:"]
         lines += [f"  {protocol:<15} {self.bootstrap(protocol)}" for protocol in PROTOCOLS]
+        lines.append("  (loopback: subscribe chargewire with CHARGEWIRE_DELIVERY_ALLOW_NETWORKS=127.0.0.0/8 set)")
         lines.append("SASL users (SASL_PLAINTEXT and SASL_SSL):")
         lines += [f"  {mechanism:<15} {user} / {password}" for mechanism, (user, password) in self.credentials.items()]
         lines += [
