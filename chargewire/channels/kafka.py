@@ -75,6 +75,7 @@ _UNEXPLAINED = frozenset(
     }
 )
 _INVALID_SETTINGS = frozenset({KafkaError._INVALID_ARG, KafkaError._INVALID_TYPE, KafkaError._NOT_IMPLEMENTED})
+_RESOLVE_TIMEOUT_S = 5.0
 _TLS_WORDS = ("ssl routines", "ssl handshake", "certificate", "tls alert")
 
 
@@ -150,22 +151,27 @@ class KafkaChannel:
         cached = self._clusters.get(subscription.id)
         if cached is not None and cached[0] == subscription.updated_at:
             return cached[1]
-        await _check_brokers(target, self._allow_networks)
+        all_resolved = await _check_brokers(target, self._allow_networks)
         cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
-        self._clusters[subscription.id] = (subscription.updated_at, cluster)
+        if all_resolved:
+            # A broker that did not resolve is checked again on the next attempt, not trusted from now on.
+            self._clusters[subscription.id] = (subscription.updated_at, cluster)
         return cluster
 
 
-async def _check_brokers(target: KafkaTarget, allow: tuple[IPNetwork, ...]) -> None:
-    """Raise `BlockedAddress` when a broker is, or resolves to, an address deliveries may not reach."""
+async def _check_brokers(target: KafkaTarget, allow: tuple[IPNetwork, ...]) -> bool:
+    """Raise `BlockedAddress` when a broker is, or resolves to, a blocked address; False if one did not resolve."""
+    all_resolved = True
     for broker in target.brokers:
         host, port = split_broker(broker)
         try:
-            await resolve_allowed(host, port, allow)
-        except (OSError, UnicodeError):
+            async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
+                await resolve_allowed(host, port, allow)
+        except (OSError, UnicodeError, TimeoutError):
             # A name that does not resolve (or that IDNA cannot encode) reaches nothing: librdkafka reports
             # it as unreachable with its own, clearer message.
-            continue
+            all_resolved = False
+    return all_resolved
 
 
 def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:
