@@ -18,6 +18,7 @@ from chargewire.config import Settings
 from chargewire.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+_YOUNG_COLLECTION_ALLOCATIONS = 10_000
 
 
 def _configure_logging() -> None:
@@ -28,10 +29,13 @@ def _freeze_startup_objects() -> None:
     """Move what start-up made (modules, schemas, the app) out of the garbage collector's sight.
 
     Full collections walked those ~120,000 long-lived objects again and again: 6-10 µs of every ingested
-    event. Objects made later are collected as before.
+    event. Objects made later are collected as before, the youngest after 10,000 allocations rather than
+    Python's 700: a Kafka worker allocates a few dozen objects per record, and collecting every couple of
+    dozen records cost it about 5 of its 40 µs per record on the event loop.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(_YOUNG_COLLECTION_ALLOCATIONS)
 
 
 async def serve_until_stopped(settings: Settings, host: str, port: int, with_worker: bool) -> None:
