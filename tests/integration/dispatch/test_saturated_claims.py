@@ -1,0 +1,100 @@
+"""A worker whose every subscription is saturated does not keep walking their backlog: without announced
+work it claims at most once a second, and announced work is claimed at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.config import Settings
+from chargewire.dispatch import dispatcher as dispatcher_module
+from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.runtime import Runtime
+from tests.integration.dispatch.conftest import Subscribe
+from tests.support.receiver import Receiver, always
+
+BOOT = load_event_types()["BootNotification"].example
+STALLED_S = 5.0  # the saturated receiver answers only after each test's observations
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """One attempt in flight per subscription, so a backlog of a few deliveries saturates it; a quick poll."""
+    return settings.model_copy(update={"worker_max_in_flight_per_subscription": 1, "worker_poll_interval_s": 0.02})
+
+
+@dataclass
+class ClaimLog:
+    """The sizes of the claims the delivery store answered, in order, and whether one took anything yet."""
+
+    sizes: list[int] = field(default_factory=list)
+    took_some: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def claims(runtime: Runtime) -> AsyncIterator[ClaimLog]:
+    """Every claim the runtime's (real) delivery store answers, logged."""
+    store = runtime.delivery_store
+    claim = store.claim_due_deliveries
+    log = ClaimLog()
+
+    async def logged(*args: object, **kwargs: object) -> object:
+        claimed = await claim(*args, **kwargs)  # type: ignore[arg-type]
+        log.sizes.append(len(claimed))
+        if claimed:
+            log.took_some.set()
+        return claimed
+
+    store.claim_due_deliveries = logged  # type: ignore[method-assign]
+    yield log
+    del store.claim_due_deliveries
+
+
+@pytest.fixture
+async def saturated(runtime: Runtime, receiver: Receiver, subscribe: Subscribe) -> str:
+    """A subscription whose receiver stalls, with a backlog of 50 boot notifications."""
+    created = await subscribe(receiver.on("/stalled", always(202, delay_s=STALLED_S)), "BootNotification")
+    await runtime.publisher.publish([BOOT] * 50)
+    return created.subscription.id
+
+
+async def test_a_saturated_worker_claims_at_most_once_a_second_without_news(
+    runtime: Runtime, receiver: Receiver, saturated: str, claims: ClaimLog
+) -> None:
+    dispatcher = runtime.dispatcher()
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    await claims.took_some.wait()
+
+    await asyncio.sleep(1.5)  # 75 polls at 0.02 s
+
+    sizes = list(claims.sizes)
+    stop.set()
+    await running
+    assert sizes[0] > 0
+    assert len(sizes) <= 3
+
+
+async def test_announced_work_is_claimed_at_once_while_saturated(
+    runtime: Runtime,
+    receiver: Receiver,
+    subscribe: Subscribe,
+    saturated: str,
+    claims: ClaimLog,
+    dispatcher: Dispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Claims without news would now come a minute apart: only the announcement can bring this one in time.
+    monkeypatch.setattr(dispatcher_module, "_EXCLUSIVE_CLAIM_INTERVAL_S", 60.0)
+    await claims.took_some.wait()
+    await asyncio.sleep(0.2)
+    await subscribe(receiver.on("/fresh", always(202)), "SessionStartStopNotification")
+
+    await runtime.publisher.publish([load_event_types()["SessionStartStopNotification"].example])
+
+    # Well before the stalled receiver answers and makes room, which would let any claim through.
+    await receiver.wait_for(1, "/fresh", timeout_s=STALLED_S / 2)
