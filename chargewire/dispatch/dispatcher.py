@@ -88,6 +88,7 @@ class Dispatcher:
         self._breakers = CircuitBreakers()
         self._queues: dict[str, _SubscriptionQueue] = {}
         self._held = 0  # claimed and not yet recorded
+        self._room_awaited = False  # a claim found no room under worker_max_in_flight; a flush makes some
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_records: list[AttemptRecord] = []
         self._wake = asyncio.Event()
@@ -175,6 +176,7 @@ class Dispatcher:
         """Claim what is due; returns how many, and whether the claim came back full (more may be due)."""
         capacity = self.settings.worker_max_in_flight - self._held
         if capacity <= 0:
+            self._room_awaited = True
             return 0, False
         asked = min(capacity, self.settings.worker_batch_size)
         now = utcnow()
@@ -341,7 +343,6 @@ class Dispatcher:
         self._records_waiting.clear()
         batch, self._pending_records = self._pending_records, []
         if batch:
-            at_capacity = self._held >= self.settings.worker_max_in_flight
             try:
                 await self._deliveries.record_attempts(batch)
             except Exception:
@@ -349,8 +350,9 @@ class Dispatcher:
                     "could not record %d attempts; their leases will run out and they are retried", len(batch)
                 )
             self._held -= len(batch)
-            if at_capacity:
-                # The last claim was cut short by the worker's own limit, which this flush just made room in.
+            if self._room_awaited:
+                # A claim, perhaps one made while this flush ran, found the worker full: this made room.
+                self._room_awaited = False
                 self._wake.set()
         if self._pending_records:
             self._records_waiting.set()
