@@ -84,9 +84,6 @@ class TopicCounter:
         answers = self._admin.list_offsets(self._latest, request_timeout=10)
         return sum(answer.result().offset for answer in answers.values())
 
-    def close(self) -> None:
-        """Nothing to close: the admin client ends with its last reference."""
-
 
 def kcat_rate(broker: KafkaBroker, topic: str, count: int, workdir: Path) -> dict[str, int]:
     """Records/s of `kcat -P` (librdkafka, acks=all, idempotent) sending `count` 1 KB records, and the broker's CPU."""
@@ -234,7 +231,6 @@ def run_measure(
             finally:
                 stop_workers(processes)
                 records = counter.count()
-                counter.close()
     clock_start = first if drain else started
     cores = cpu_share(cpu_before, cpu_after, last - started)
     cores["whole_machine"] = round((busy_after - busy_before) / (last - started), 2)

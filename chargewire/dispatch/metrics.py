@@ -17,6 +17,7 @@ from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+_BUCKET_LABELS = (*map(floatToGoString, _LATENCY_BUCKETS_S), "+Inf")  # as the exposition format writes them
 
 
 class DeliveryMetrics(Collector):
@@ -97,5 +98,4 @@ class _Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         """(upper bound, observations at or below it) per bucket, as the exposition format wants them."""
-        bounds = [*map(floatToGoString, _LATENCY_BUCKETS_S), "+Inf"]
-        return list(zip(bounds, accumulate(self.counts), strict=True))
+        return list(zip(_BUCKET_LABELS, accumulate(self.counts), strict=True))

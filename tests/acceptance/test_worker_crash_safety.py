@@ -13,7 +13,7 @@ import httpx
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import CHARGEWIRE, cli, running_server
+from tests.support.processes import CHARGEWIRE, cli, running_server, subscribe_webhook
 from tests.support.threaded_receiver import receiver_in_thread
 
 EVENTS = 3000
@@ -43,15 +43,7 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
     rng = random.Random(5)
     with receiver_in_thread() as receiver, running_server(env, port, "--no-worker"):
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
-        subscription = api.post(
-            "/public-api/notifications/v2.0",
-            json={
-                "via": "webhook",
-                "notifications": ["HardwareStatusNotification"],
-                "webhook": {"callbackUrl": receiver.url("/crash")},
-            },
-        )
-        assert subscription.status_code == 201, subscription.text
+        subscribe_webhook(api, receiver.url("/crash"), "HardwareStatusNotification")
         for start in range(0, EVENTS, BATCH):
             batch = [{**example, "chargePointId": start + i} for i in range(BATCH)]
             assert api.post("/api/v1/events", json=batch, timeout=60).status_code == 202

@@ -15,7 +15,7 @@ import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import CHARGEWIRE, cli, running_server, stop_process
+from tests.support.processes import CHARGEWIRE, cli, running_server, stop_process, subscribe_webhook
 from tests.support.threaded_receiver import receiver_in_thread
 
 # Far longer than WITHIN_S: an event that arrives in time was not found by the poll.
@@ -69,15 +69,7 @@ def test_an_event_published_through_the_api_reaches_a_separate_worker_without_wa
         running_worker(env, worker_log),
         httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}) as api,
     ):
-        created = api.post(
-            "/public-api/notifications/v2.0",
-            json={
-                "via": "webhook",
-                "notifications": ["HardwareStatusNotification"],
-                "webhook": {"callbackUrl": receiver.url("/wake")},
-            },
-        )
-        assert created.status_code == 201, created.text
+        subscribe_webhook(api, receiver.url("/wake"), "HardwareStatusNotification")
         for number in range(1, EVENTS + 1):
             # Let the worker finish the claims its start-up or its last delivery set off, so that only a
             # wake-up can make it claim again before its next poll.

@@ -72,3 +72,10 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30) -> Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def subscribe_webhook(api: httpx.Client, callback_url: str, event: str) -> None:
+    """Subscribe `callback_url` to `event` through a running server's Notifications API (v2.0)."""
+    body = {"via": "webhook", "notifications": [event], "webhook": {"callbackUrl": callback_url}}
+    created = api.post("/public-api/notifications/v2.0", json=body)
+    assert created.status_code == 201, created.text

@@ -144,28 +144,16 @@ async def test_the_last_of_many_publishes_always_reaches_a_worker_that_only_wake
 async def test_a_retry_through_one_runtime_wakes_the_worker_of_another(
     runtime: Runtime, worker: None, receiver: Receiver, subscribe: Subscribe
 ) -> None:
-    subscription = await subscribe(receiver.on("/retry", always(400)), "HardwareStatusNotification")
-    [event_id] = await runtime.publisher.publish([HARDWARE])
-    await receiver.wait_for(1, "/retry", timeout_s=WITHIN_S)
-    where = DeliveryFilter(event_id=event_id, subscription_id=subscription.subscription.id)
-    [delivery] = (await runtime.deliveries.list_page(OPERATOR, where, None, 10)).deliveries
-    await _wait_until_failed(runtime, delivery.id)
-    receiver.on("/retry", always(202))
-    await runtime.deliveries.retry(OPERATOR, delivery.id)
+    _subscription_id, delivery_id = await _failed_delivery(runtime, receiver, subscribe, "/retry")
+    await runtime.deliveries.retry(OPERATOR, delivery_id)
     await receiver.wait_for(2, "/retry", timeout_s=WITHIN_S)
 
 
 async def test_a_resend_through_one_runtime_wakes_the_worker_of_another(
     runtime: Runtime, worker: None, receiver: Receiver, subscribe: Subscribe
 ) -> None:
-    subscription = await subscribe(receiver.on("/resend", always(400)), "HardwareStatusNotification")
-    [event_id] = await runtime.publisher.publish([HARDWARE])
-    await receiver.wait_for(1, "/resend", timeout_s=WITHIN_S)
-    where = DeliveryFilter(event_id=event_id, subscription_id=subscription.subscription.id)
-    [delivery] = (await runtime.deliveries.list_page(OPERATOR, where, None, 10)).deliveries
-    await _wait_until_failed(runtime, delivery.id)
-    receiver.on("/resend", always(202))
-    queued = await runtime.resends.resend(OPERATOR, subscription.subscription.id, ["HardwareStatusNotification"])
+    subscription_id, _delivery_id = await _failed_delivery(runtime, receiver, subscribe, "/resend")
+    queued = await runtime.resends.resend(OPERATOR, subscription_id, ["HardwareStatusNotification"])
     assert queued == 1
     await receiver.wait_for(2, "/resend", timeout_s=WITHIN_S)
 
@@ -197,11 +185,20 @@ async def test_a_terminated_listener_connects_again_wakes_once_and_keeps_listeni
     await wakes.wait_for(before + 2)
 
 
-async def _wait_until_failed(runtime: Runtime, delivery_id: str) -> None:
+async def _failed_delivery(runtime: Runtime, receiver: Receiver, subscribe: Subscribe, path: str) -> tuple[str, str]:
+    """(subscription id, delivery id) of a delivery the receiver at `path` refused for good; it accepts from now on."""
+    subscription = await subscribe(receiver.on(path, always(400)), "HardwareStatusNotification")
+    [event_id] = await runtime.publisher.publish([HARDWARE])
+    await receiver.wait_for(1, path, timeout_s=WITHIN_S)
+    where = DeliveryFilter(event_id=event_id, subscription_id=subscription.subscription.id)
+    [delivery] = (await runtime.deliveries.list_page(OPERATOR, where, None, 10)).deliveries
+
     async def failed() -> None:
         while True:
-            if (await runtime.deliveries.get(OPERATOR, delivery_id)).delivery.status is DeliveryStatus.FAILED:
+            if (await runtime.deliveries.get(OPERATOR, delivery.id)).delivery.status is DeliveryStatus.FAILED:
                 return
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(failed(), WITHIN_S)
+    receiver.on(path, always(202))
+    return subscription.subscription.id, delivery.id
