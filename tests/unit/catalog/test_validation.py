@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from chargewire.catalog import EventType, closest_event_names, load_event_types, validate
+from chargewire.catalog import EventType, closest_event_names, load_event_types, validate, validation
 from chargewire.errors import UnknownEventType, ValidationFailed
 
 EVENT_TYPES = list(load_event_types().values())
@@ -161,3 +164,25 @@ def test_nullable_fields_accept_null() -> None:
     payload = copy.deepcopy(load_event_types()["BootNotification"].example)
     payload["bootNotification"]["firmware_version"] = None
     assert validate(payload) == "BootNotification"
+
+
+def test_a_value_json_cannot_hold_is_named_by_the_detailed_validator() -> None:
+    payload = copy.deepcopy(load_event_types()["SessionMeterValuesNotification"].example)
+    payload["meterValues"][0]["value"] = datetime.now(UTC)
+    assert list(_rejected_fields(payload)) == ["meterValues[0].value"]
+
+
+class _RefusingValidator:
+    """A fast validator that refuses what jsonschema accepts: a disagreement between the two."""
+
+    def is_valid(self, payload: object) -> bool:
+        return False
+
+    def iter_errors(self, payload: object) -> Iterator[SimpleNamespace]:
+        yield SimpleNamespace(instance_path=["meterValues", 0, "value"], message="weird number")
+
+
+def test_what_the_fast_validator_refuses_is_never_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validation, "_compiled", lambda _name: _RefusingValidator())
+    payload = copy.deepcopy(load_event_types()["SessionMeterValuesNotification"].example)
+    assert _rejected_fields(payload) == {"meterValues[0].value": ["Weird number."]}
