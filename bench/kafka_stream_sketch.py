@@ -1,0 +1,236 @@
+"""A design measure, not a feature: how fast Kafka delivery could be if it streamed from the event log.
+
+`make bench-kafka` misses its 20,000 events/s because every delivered record costs five row writes (the
+delivery row at ingest, its claim, its attempt row, its delivered mark, and the event itself), and the
+objects and statements around them. DESIGN.md's step 4 takes Kafka deliveries off that per-row queue. This
+sketch measures the shape of that design on the same machine, broker, records and ingest before anyone
+builds it (`docs/decisions/0002-kafka-streamed-delivery.md`):
+
+- the real API (`chargewire serve --no-worker`) ingests the events, with no subscription, so it stores the
+  events and no delivery rows;
+- one streaming process reads the events past its cursor in insertion order, signs each with chargewire's
+  own signing functions, produces them with chargewire's producer settings, waits for every ack of the
+  batch, and then in one transaction advances its cursor and records the batch: either one row per batch
+  holding each record's partition and offset (`--log batch`), or one delivery row and one attempt row per
+  record as the delivery log has today (`--log record`).
+
+What it leaves out, and a product must not: leases on the cursor, retries and failed records, filters,
+several subscriptions. It runs on SQLite only. The clock and the record count are `bench.kafka`'s.
+
+Usage: python -m bench.kafka_stream_sketch [--events 100000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
+
+from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
+from bench.kafka import PARTITIONS, TopicCounter, _publish_all, one_kb_payloads, wait_for_records
+from chargewire.channels.kafka_producers import ClusterConfig, KafkaProducers
+from chargewire.channels.signing import webhook_signature, x_signature, x_timestamp
+from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.models import KafkaTarget
+from chargewire.security.tokens import new_signing_secret
+
+BATCH = 5000
+NAMES = ("SessionMeterValuesNotification",)
+SUBSCRIPTION = "sub_sketch"
+TOKEN = "sketch-token-" + "t" * 40
+SECRET = new_signing_secret()
+Acks = list[tuple[int, int] | str | None]
+
+
+def stream(database: Path, bootstrap: str, topic: str, total: int, log: str) -> None:
+    """Deliver `total` events from the events table to `topic`, one acknowledged batch at a time."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA busy_timeout=30000")
+    connection.execute("CREATE TABLE sketch_cursor (subscription_id TEXT PRIMARY KEY, position INTEGER NOT NULL)")
+    connection.execute(
+        "CREATE TABLE sketch_batches (id INTEGER PRIMARY KEY, subscription_id TEXT, first INTEGER, last INTEGER,"
+        " started_at TEXT, duration_ms REAL, acks TEXT)"
+    )
+    connection.execute("INSERT INTO sketch_cursor VALUES (?, 0)", (SUBSCRIPTION,))
+    cluster = ClusterConfig.for_target(KafkaTarget(topic=topic, brokers=(bootstrap,)), None)
+    producer = Producer(KafkaProducers().settings_for(cluster))
+    print("delivering", flush=True)
+    delivered = 0
+    while delivered < total:
+        (position,) = connection.execute("SELECT position FROM sketch_cursor").fetchone()
+        rows = connection.execute(
+            "SELECT rowid, id, name, payload, entity_id FROM events WHERE rowid > ? AND name IN (?)"
+            " ORDER BY rowid LIMIT ?",
+            (position, *NAMES, BATCH),
+        ).fetchall()
+        if not rows:
+            time.sleep(0.005)
+            continue
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        acks, shown = _produce_batch(producer, topic, rows, started)
+        duration_ms = (time.perf_counter() - clock) * 1000
+        connection.execute("BEGIN IMMEDIATE")
+        if log == "record":
+            _log_each_record(connection, rows, shown, acks, started, duration_ms)
+        connection.execute(
+            "INSERT INTO sketch_batches (subscription_id, first, last, started_at, duration_ms, acks)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (SUBSCRIPTION, rows[0][0], rows[-1][0], started.isoformat(), duration_ms, _json(acks)),
+        )
+        connection.execute("UPDATE sketch_cursor SET position = ?", (rows[-1][0],))
+        connection.execute("COMMIT")
+        delivered += len(rows)
+
+
+def _produce_batch(
+    producer: Producer, topic: str, rows: list[tuple[Any, ...]], started: datetime
+) -> tuple[Acks, list[list[tuple[str, str]]]]:
+    """Produce one record per row with chargewire's headers; returns each record's ack and the headers shown."""
+    iso, unix = x_timestamp(started), int(started.timestamp())
+    acks: Acks = [None] * len(rows)
+    shown: list[list[tuple[str, str]]] = []
+
+    def acknowledged(index: int) -> Any:
+        def report(error: KafkaError | None, message: Message) -> None:
+            acks[index] = str(error) if error else (message.partition() or 0, message.offset() or 0)
+
+        return report
+
+    for index, (_rowid, event_id, name, payload, entity_id) in enumerate(rows):
+        delivery_id = f"dlv_{event_id[4:]}"
+        headers = [
+            ("notification", name),
+            ("X-Signature", x_signature(payload, TOKEN)),
+            ("X-Timestamp", iso),
+            ("X-Tenant", "chargewire"),
+            ("X-Webhook-Id", SUBSCRIPTION),
+            ("X-Webhook-Type", name),
+            ("webhook-id", delivery_id),
+            ("webhook-timestamp", str(unix)),
+            ("webhook-signature", webhook_signature(delivery_id, unix, payload, [SECRET])),
+        ]
+        shown.append(headers)
+        while True:
+            try:
+                key = (entity_id or delivery_id).encode()
+                producer.produce(topic, value=payload, key=key, headers=headers, on_delivery=acknowledged(index))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(60)
+    return acks, shown
+
+
+def _log_each_record(
+    connection: sqlite3.Connection,
+    rows: list[tuple[Any, ...]],
+    shown: list[list[tuple[str, str]]],
+    acks: Acks,
+    started: datetime,
+    duration_ms: float,
+) -> None:
+    """One delivered delivery row and one attempt row per record, shaped as chargewire writes them."""
+    stamp = started.strftime("%Y-%m-%d %H:%M:%S.%f")
+    delivery_ids = [f"dlv_{row[1][4:]}" for row in rows]
+    connection.executemany(
+        "INSERT INTO deliveries (id, event_id, subscription_id, event_name, status, attempt_count, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, 'delivered', 1, ?, ?)",
+        [
+            (delivery_id, row[1], SUBSCRIPTION, row[2], stamp, stamp)
+            for delivery_id, row in zip(delivery_ids, rows, strict=True)
+        ],
+    )
+    connection.executemany(
+        "INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, outcome, request_headers,"
+        " response_headers) VALUES (?, ?, 1, ?, ?, 'delivered', ?, ?)",
+        [
+            (
+                f"att_{delivery_id[4:]}",
+                delivery_id,
+                stamp,
+                duration_ms,
+                _json(dict(headers)),
+                _json(_offsets(ack)),
+            )
+            for delivery_id, headers, ack in zip(delivery_ids, shown, acks, strict=True)
+        ],
+    )
+
+
+def _offsets(ack: tuple[int, int] | str | None) -> dict[str, str]:
+    partition, offset = ack if isinstance(ack, tuple) else (-1, -1)
+    return {"kafka-partition": str(partition), "kafka-offset": str(offset)}
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], log: str, round_: int) -> dict[str, Any]:
+    """Publish through the real API while the sketch streams; events/s until the topic holds them all."""
+    topic = f"sketch-{log}-{round_}"
+    broker.create_topic(topic, partitions=PARTITIONS)
+    counter = TopicCounter(broker, topic)
+    events = len(payloads)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        backend_database("sqlite", Path(tmp)) as url,
+        bench_server(url, Path(tmp), "--no-worker") as (base_url, token, api_pid),
+    ):
+        database = Path(tmp) / "bench.db"
+        command = [sys.executable, "-m", "bench.kafka_stream_sketch", "stream", str(database)]
+        command += [broker.bootstrap("PLAINTEXT"), topic, str(events), log]
+        streamer = subprocess.Popen(command, stdout=subprocess.PIPE, env=os.environ.copy())
+        try:
+            assert streamer.stdout is not None
+            streamer.stdout.readline()  # "delivering": past its imports
+            groups = {"api": [api_pid], "streamer": [streamer.pid], "broker": [broker.pid or 0]}
+            cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
+            started = time.perf_counter()
+            asyncio.run(_publish_all(base_url, token, payloads))
+            _first, last = wait_for_records(counter, events)
+            cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
+            streamer.wait(60)
+        finally:
+            streamer.kill()
+    seconds = last - started
+    cores = cpu_share(cpu_before, cpu_after, seconds)
+    cpu = {name: round(share * seconds / events * 1e6) for name, share in cores.items()}
+    cpu["whole_machine"] = round((busy_after - busy_before) / events * 1e6)
+    return {"events_per_s": round(events / seconds), "records_in_topic": counter.count(), "cpu_us_per_event": cpu}
+
+
+def main() -> None:
+    """Both log shapes, `--rounds` times each (the first round also warms the broker); write the results."""
+    if len(sys.argv) > 1 and sys.argv[1] == "stream":
+        database, bootstrap, topic, total, log = sys.argv[2:7]
+        stream(Path(database), bootstrap, topic, int(total), log)
+        return
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    payloads = one_kb_payloads(args.events)
+    with KafkaBroker() as broker:
+        results = {
+            log: [measure(broker, payloads, log, round_) for round_ in range(args.rounds)]
+            for log in ("batch", "record")
+        }
+    write_result("kafka_stream_sketch", {"events": args.events, "batch_size": BATCH, "results": results})
+
+
+if __name__ == "__main__":
+    main()
