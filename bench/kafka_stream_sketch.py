@@ -30,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,10 +53,15 @@ SUBSCRIPTION = "sub_sketch"
 TOKEN = "sketch-token-" + "t" * 40
 SECRET = new_signing_secret()
 Acks = list[tuple[int, int] | str | None]
+Variant = tuple[str, int]  # the log's shape ("batch" or "record"), and how many batches may await their acks
+VARIANTS: tuple[Variant, ...] = (("batch", 1), ("record", 1), ("batch", 2), ("record", 2))
 
 
-def stream(database: Path, bootstrap: str, topic: str, total: int, log: str) -> None:
-    """Deliver `total` events from the events table to `topic`, one acknowledged batch at a time."""
+def stream(database: Path, bootstrap: str, topic: str, total: int, log: str, depth: int) -> None:
+    """Deliver `total` events from the events table to `topic`, with up to `depth` batches awaiting their acks.
+
+    The cursor only ever moves past a batch whose every record was acknowledged, in order.
+    """
     connection = sqlite3.connect(database, isolation_level=None)
     connection.execute("PRAGMA busy_timeout=30000")
     connection.execute("CREATE TABLE sketch_cursor (subscription_id TEXT PRIMARY KEY, position INTEGER NOT NULL)")
@@ -66,38 +73,60 @@ def stream(database: Path, bootstrap: str, topic: str, total: int, log: str) -> 
     cluster = ClusterConfig.for_target(KafkaTarget(topic=topic, brokers=(bootstrap,)), None)
     producer = Producer(KafkaProducers().settings_for(cluster))
     print("delivering", flush=True)
-    delivered = 0
+    read_up_to, delivered = 0, 0
+    in_flight: deque[_SentBatch] = deque()
     while delivered < total:
-        (position,) = connection.execute("SELECT position FROM sketch_cursor").fetchone()
         rows = connection.execute(
             "SELECT rowid, id, name, payload, entity_id FROM events WHERE rowid > ? AND name IN (?)"
             " ORDER BY rowid LIMIT ?",
-            (position, *NAMES, BATCH),
+            (read_up_to, *NAMES, BATCH),
         ).fetchall()
-        if not rows:
+        if rows:
+            in_flight.append(_produce_batch(producer, topic, rows))
+            read_up_to = rows[-1][0]
+        if in_flight and (len(in_flight) >= depth or not rows):
+            done = in_flight.popleft().acknowledged(producer)
+            _record(connection, done, log)
+            delivered += len(done.rows)
+        elif not rows:
             time.sleep(0.005)
-            continue
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
-        acks, shown = _produce_batch(producer, topic, rows, started)
-        duration_ms = (time.perf_counter() - clock) * 1000
-        connection.execute("BEGIN IMMEDIATE")
-        if log == "record":
-            _log_each_record(connection, rows, shown, acks, started, duration_ms)
-        connection.execute(
-            "INSERT INTO sketch_batches (subscription_id, first, last, started_at, duration_ms, acks)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (SUBSCRIPTION, rows[0][0], rows[-1][0], started.isoformat(), duration_ms, _json(acks)),
-        )
-        connection.execute("UPDATE sketch_cursor SET position = ?", (rows[-1][0],))
-        connection.execute("COMMIT")
-        delivered += len(rows)
 
 
-def _produce_batch(
-    producer: Producer, topic: str, rows: list[tuple[Any, ...]], started: datetime
-) -> tuple[Acks, list[list[tuple[str, str]]]]:
-    """Produce one record per row with chargewire's headers; returns each record's ack and the headers shown."""
+@dataclass
+class _SentBatch:
+    rows: list[tuple[Any, ...]]
+    shown: list[list[tuple[str, str]]]
+    acks: Acks
+    started: datetime
+    clock: float
+    duration_ms: float = 0.0
+
+    def acknowledged(self, producer: Producer) -> _SentBatch:
+        """Serve delivery reports until every record of this batch has its answer."""
+        while any(ack is None for ack in self.acks):
+            producer.poll(0.001)
+        self.duration_ms = (time.perf_counter() - self.clock) * 1000
+        return self
+
+
+def _record(connection: sqlite3.Connection, batch: _SentBatch, log: str) -> None:
+    """Log the batch and move the cursor past it, in one transaction."""
+    rows = batch.rows
+    connection.execute("BEGIN IMMEDIATE")
+    if log == "record":
+        _log_each_record(connection, rows, batch.shown, batch.acks, batch.started, batch.duration_ms)
+    connection.execute(
+        "INSERT INTO sketch_batches (subscription_id, first, last, started_at, duration_ms, acks)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (SUBSCRIPTION, rows[0][0], rows[-1][0], batch.started.isoformat(), batch.duration_ms, _json(batch.acks)),
+    )
+    connection.execute("UPDATE sketch_cursor SET position = ?", (rows[-1][0],))
+    connection.execute("COMMIT")
+
+
+def _produce_batch(producer: Producer, topic: str, rows: list[tuple[Any, ...]]) -> _SentBatch:
+    """Produce one record per row with chargewire's headers; the batch's acks arrive as librdkafka reports them."""
+    started, clock = datetime.now(UTC), time.perf_counter()
     iso, unix = x_timestamp(started), int(started.timestamp())
     acks: Acks = [None] * len(rows)
     shown: list[list[tuple[str, str]]] = []
@@ -130,8 +159,7 @@ def _produce_batch(
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
-    producer.flush(60)
-    return acks, shown
+    return _SentBatch(rows, shown, acks, started, clock)
 
 
 def _log_each_record(
@@ -179,9 +207,10 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], log: str, round_: int) -> dict[str, Any]:
+def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], variant: Variant, round_: int) -> dict[str, Any]:
     """Publish through the real API while the sketch streams; events/s until the topic holds them all."""
-    topic = f"sketch-{log}-{round_}"
+    log, depth = variant
+    topic = f"sketch-{log}-{depth}-{round_}"
     broker.create_topic(topic, partitions=PARTITIONS)
     counter = TopicCounter(broker, topic)
     events = len(payloads)
@@ -192,7 +221,7 @@ def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], log: str, round
     ):
         database = Path(tmp) / "bench.db"
         command = [sys.executable, "-m", "bench.kafka_stream_sketch", "stream", str(database)]
-        command += [broker.bootstrap("PLAINTEXT"), topic, str(events), log]
+        command += [broker.bootstrap("PLAINTEXT"), topic, str(events), log, str(depth)]
         streamer = subprocess.Popen(command, stdout=subprocess.PIPE, env=os.environ.copy())
         try:
             assert streamer.stdout is not None
@@ -214,10 +243,10 @@ def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], log: str, round
 
 
 def main() -> None:
-    """Both log shapes, `--rounds` times each (the first round also warms the broker); write the results."""
+    """Every variant, `--rounds` times each (the first round also warms the broker); write the results."""
     if len(sys.argv) > 1 and sys.argv[1] == "stream":
-        database, bootstrap, topic, total, log = sys.argv[2:7]
-        stream(Path(database), bootstrap, topic, int(total), log)
+        database, bootstrap, topic, total, log, depth = sys.argv[2:8]
+        stream(Path(database), bootstrap, topic, int(total), log, int(depth))
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
@@ -226,8 +255,10 @@ def main() -> None:
     payloads = one_kb_payloads(args.events)
     with KafkaBroker() as broker:
         results = {
-            log: [measure(broker, payloads, log, round_) for round_ in range(args.rounds)]
-            for log in ("batch", "record")
+            f"{log} log, {depth} batch{'es' if depth > 1 else ''} awaiting acks": [
+                measure(broker, payloads, (log, depth), round_) for round_ in range(args.rounds)
+            ]
+            for log, depth in VARIANTS
         }
     write_result("kafka_stream_sketch", {"events": args.events, "batch_size": BATCH, "results": results})
 
