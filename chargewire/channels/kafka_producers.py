@@ -14,8 +14,8 @@ producer, and the old one closes once the records already on the wire are acknow
 unsent records are purged, so a record is never reported failed and then written anyway.
 
 `advertised_brokers` asks a cluster's producer which brokers its metadata names, for the address guard to check
-before records go to them. It waits in growing steps, each a blocking call in a worker thread, so that it
-notices a retirement within a second and holds a thread no longer than one step.
+before records go to them. The request blocks, so it runs in a worker thread, in growing steps (no thread is
+held longer than one), and the event loop stops waiting for it as soon as the producer retires.
 """
 
 from __future__ import annotations
@@ -257,7 +257,11 @@ class KafkaProducers:
                 return None
             # Used, so the idle sweep does not close it under the request.
             producer.last_used = time.monotonic()
-            brokers = await asyncio.to_thread(producer.advertised_brokers, topic, wait_s)
+            request = asyncio.ensure_future(asyncio.to_thread(producer.advertised_brokers, topic, wait_s))
+            await asyncio.wait((request, producer.retirement), return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                return None  # retired: the request ends within `wait_s` by itself, and answers nobody
+            brokers = request.result()
             if brokers is not None:
                 return brokers
         return None
@@ -335,6 +339,7 @@ class _ClusterProducer:
         self.last_used = time.monotonic()
         self.cause: KafkaError | None = None
         self.retired = False
+        self.retirement: asyncio.Future[None] = loop.create_future()  # done once retired
         self.closed: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._on_retire = on_retire
@@ -461,6 +466,7 @@ class _ClusterProducer:
     def _retire(self, error: KafkaError) -> None:
         logger.warning("Kafka producer for %s retired: %s", self.cluster.label, error.str())
         self.retired = True
+        self.retirement.set_result(None)
         self._on_retire(self)
         if self._stop.is_set():
             return  # already closing (idle, or the pool's aclose): the poll thread owns the producer now
