@@ -250,6 +250,7 @@ class KafkaProducers:
         librdkafka connects sparsely: asking a bootstrap broker connects to none of the brokers it names. This
         gives up after `connect_timeout_s`, or once the producer retires (bad credentials, TLS, all brokers
         down), so that a caller producing anyway gets librdkafka's own error about as soon as without asking.
+        Raises `ProduceFailed` when librdkafka refuses the cluster's settings, as `enqueue` would.
         """
         producer = self._producer_for(cluster, asyncio.get_running_loop())
         for wait_s in metadata_waits(self._connect_timeout_s):
