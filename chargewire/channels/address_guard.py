@@ -18,8 +18,9 @@ The check runs twice: when a subscription is created (`check_callback_url` and, 
 `check_host`: advisory, so a typo is caught early) and at delivery (`resolve_allowed`). For webhooks it is
 plugged into the HTTP client as its resolver, so the addresses actually connected to are checked and a name
 re-pointed after the first check (DNS rebinding) is still refused. librdkafka resolves and connects on its
-own, so the Kafka channel checks the subscription's bootstrap brokers beforehand, each time it builds the
-subscription's cluster settings; the brokers a cluster then advertises in its metadata are not checked.
+own, so the Kafka channel checks beforehand both the subscription's bootstrap brokers (each time it builds the
+subscription's cluster settings) and the brokers the cluster advertises in its metadata, which records are
+produced to (before the first record, then every few minutes: see `chargewire.channels.kafka`).
 """
 
 from __future__ import annotations

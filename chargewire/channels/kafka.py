@@ -19,7 +19,7 @@ Failures come back as typed errors in the `AttemptResult`, never raised:
 | `kafka`             | retryable | any other librdkafka or broker error                                          |
 | `message_too_large` | permanent | the record exceeds the producer's or the broker's size limit                  |
 | `invalid_target`    | permanent | no topic or brokers; librdkafka rejects the settings (bad PEM, codec, no password) |
-| `blocked_address`   | permanent | a broker is, or resolves to, a non-public address (`address_guard`)          |
+| `blocked_address`   | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address     |
 | `signing`           | permanent | a signing secret that is not `whsec_` + base64                                |
 | `internal`          | retryable | a bug in chargewire, or the secrets could not be read; logged with its traceback |
 
@@ -28,6 +28,14 @@ topic, the user or its ACL) without touching the subscription, and the next sche
 a subscription that keeps failing is disabled after `disable_after_failing_s` like a dead webhook. A record
 too large is refused the same way every time, so it is permanent. Every failure ends within seconds: see
 `kafka_producers` for how connection errors cut an attempt short.
+
+The address guard (`address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
+bootstrap brokers are resolved and checked whenever its cluster settings are built. The brokers the cluster
+advertises in its metadata (those records go to) are asked for with the cluster's producer before its first
+record, and again once that verdict is `_ADVERTISED_RECHECK_S` old, as metadata can change; one of them on a
+blocked address fails every message of the attempt as `blocked_address`, and nothing is produced. Metadata
+that does not come within the connect timeout leaves the attempt to produce as before, so that librdkafka's
+error (unreachable, authentication, tls) says what is wrong; the next attempt asks again.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from datetime import datetime
 
 from confluent_kafka import KafkaError
 
-from chargewire.channels.address_guard import IPNetwork, resolve_allowed
+from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve_allowed
 from chargewire.channels.base import AttemptResult, OutboundMessage
 from chargewire.channels.kafka_producers import (
     ClusterConfig,
@@ -76,6 +84,11 @@ _UNEXPLAINED = frozenset(
 )
 _INVALID_SETTINGS = frozenset({KafkaError._INVALID_ARG, KafkaError._INVALID_TYPE, KafkaError._NOT_IMPLEMENTED})
 _RESOLVE_TIMEOUT_S = 5.0
+# A cluster's advertised brokers can change; records may reach a newly advertised one for at most this long.
+_ADVERTISED_RECHECK_S = 120.0
+# perf_counter() time until which the verdict holds, and the refusal, if any.
+_Verdict = tuple[float, BlockedAddress | None]
+_UNCHECKED: _Verdict = (0.0, None)
 _TLS_WORDS = ("ssl routines", "ssl handshake", "certificate", "tls alert")
 
 
@@ -102,6 +115,10 @@ class KafkaChannel:
         # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
         # new password is read on the next attempt without a database round trip on every record.
         self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
+        # What the guard said of each cluster's advertised brokers, and the checks under way (one per cluster,
+        # however many subscriptions share it).
+        self._advertised: dict[ClusterConfig, _Verdict] = {}
+        self._advertised_checks: dict[ClusterConfig, asyncio.Task[_Verdict]] = {}
         self._order = _FifoLocks()
 
     @property
@@ -127,6 +144,12 @@ class KafkaChannel:
             # after the other for a subscription are written in that order, even when a secrets read suspends.
             async with self._order.hold(subscription.id):
                 cluster = await self._cluster_of(subscription, target)
+                verdict = self._advertised.get(cluster)
+                if verdict is None or verdict[0] <= clock:
+                    verdict = await self._check_advertised(cluster, target.topic)
+                if verdict[1] is not None:
+                    # A fresh error each time: raising the cached one would grow its traceback on every attempt.
+                    raise _refusal_like(verdict[1])
                 pending = await self._producers.enqueue(cluster, target.topic, records)
             # No timer of our own: librdkafka answers every record by `message_timeout_s`, and the pool fails
             # whatever is left if a producer closes.
@@ -146,32 +169,79 @@ class KafkaChannel:
         """Flush and close every producer."""
         await self._producers.aclose()
         self._clusters.clear()
+        self._advertised.clear()
 
     async def _cluster_of(self, subscription: Subscription, target: KafkaTarget) -> ClusterConfig:
         cached = self._clusters.get(subscription.id)
         if cached is not None and cached[0] == subscription.updated_at:
             return cached[1]
-        all_resolved = await _check_brokers(target, self._allow_networks)
+        all_resolved = True
+        for broker in target.brokers:
+            all_resolved &= await _check_broker(broker, self._allow_networks)
         cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
         if all_resolved:
             # A broker that did not resolve is checked again on the next attempt, not trusted from now on.
             self._clusters[subscription.id] = (subscription.updated_at, cluster)
         return cluster
 
+    async def _check_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
+        """The guard's verdict on the brokers `cluster` advertises, sharing a check already under way."""
+        check = self._advertised_checks.get(cluster)
+        if check is None:
+            check = asyncio.create_task(self._judge_advertised(cluster, topic))
+            self._advertised_checks[cluster] = check
+            check.add_done_callback(lambda _: self._advertised_checks.pop(cluster, None))
+        # Shielded: an attempt cancelled while waiting must not cancel the check other attempts wait for.
+        return await asyncio.shield(check)
 
-async def _check_brokers(target: KafkaTarget, allow: tuple[IPNetwork, ...]) -> bool:
-    """Raise `BlockedAddress` when a broker is, or resolves to, a blocked address; False if one did not resolve."""
-    all_resolved = True
-    for broker in target.brokers:
-        host, port = split_broker(broker)
+    async def _judge_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
+        advertised = await self._producers.advertised_brokers(cluster, topic)
+        if advertised is None:
+            return _UNCHECKED  # produce as usual: librdkafka then says why the cluster did not answer
         try:
-            async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
-                await resolve_allowed(host, port, allow)
-        except (OSError, UnicodeError, TimeoutError):
-            # A name that does not resolve (or that IDNA cannot encode) reaches nothing: librdkafka reports
-            # it as unreachable with its own, clearer message.
-            all_resolved = False
-    return all_resolved
+            resolved = await asyncio.gather(
+                *(_check_advertised_broker(broker, self._allow_networks) for broker in advertised)
+            )
+        except BlockedAddress as refusal:
+            logger.warning("Kafka cluster %s refused: %s", cluster.label, refusal.message)
+            verdict: _Verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, refusal)
+        else:
+            if not all(resolved):
+                return _UNCHECKED  # an advertised name that did not resolve is checked again next time
+            verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, None)
+        self._advertised[cluster] = verdict
+        return verdict
+
+
+async def _check_broker(broker: str, allow: tuple[IPNetwork, ...]) -> bool:
+    """Raise `BlockedAddress` when `broker` is, or resolves to, a blocked address; False if it did not resolve."""
+    try:
+        host, port = split_broker(broker)
+        async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
+            await resolve_allowed(host, port, allow)
+    except (OSError, ValueError, TimeoutError):
+        # A name that does not resolve (or that IDNA cannot encode: UnicodeError is a ValueError) reaches
+        # nothing: librdkafka reports it as unreachable with its own, clearer message.
+        return False
+    return True
+
+
+async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) -> bool:
+    """As `_check_broker`, for a broker named by the cluster's metadata: the refusal says which one."""
+    try:
+        return await _check_broker(broker, allow)
+    except BlockedAddress as exc:
+        raise BlockedAddress(
+            f"The cluster advertises a broker at a blocked address, {broker} ({exc.address}: {exc.reason}); "
+            "nothing was produced.",
+            address=exc.address,
+            reason=exc.reason,
+        ) from exc
+
+
+def _refusal_like(refusal: BlockedAddress) -> BlockedAddress:
+    """A new error with the message and address of `refusal`."""
+    return BlockedAddress(refusal.message, address=refusal.address, reason=refusal.reason)
 
 
 def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:

@@ -12,6 +12,10 @@ surface as `error_cb` reports, while the records wait out `message.timeout.ms`. 
 queued (never sent) records are purged and fail with that error as their `cause`, new records go to a fresh
 producer, and the old one closes once the records already on the wire are acknowledged or time out. Only
 unsent records are purged, so a record is never reported failed and then written anyway.
+
+`advertised_brokers` asks a cluster's producer which brokers its metadata names, for the address guard to check
+before records go to them. The request blocks, so it runs in a worker thread, in growing steps (no thread is
+held longer than one), and the event loop stops waiting for it as soon as the producer retires.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ ClientSettings = dict[str, str | int | float | bool]
 _POLL_INTERVAL_S = 0.1
 _QUEUE_FULL_WAIT_S = 0.01
 _SWEEP_INTERVAL_MAX_S = 30.0
+_METADATA_FIRST_WAIT_S = 0.25
 _RETIRING_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._ALL_BROKERS_DOWN})
 # How telling a connection error is: a later, vaguer report ("1/1 brokers are down") never hides the reason.
 _CAUSE_RANK = {
@@ -183,6 +188,7 @@ class KafkaProducers:
             extra_settings: librdkafka settings laid over the defaults (e.g. `linger.ms` for benchmarks).
         """
         self.message_timeout_s = message_timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._idle_close_s = idle_close_s
         self._defaults: ClientSettings = {
             "acks": "all",
@@ -237,6 +243,29 @@ class KafkaProducers:
                 parts.append(_answered([full] * (len(records) - start), loop))
                 return PendingAcks(parts)
             await asyncio.sleep(_QUEUE_FULL_WAIT_S)
+
+    async def advertised_brokers(self, cluster: ClusterConfig, topic: str) -> tuple[str, ...] | None:
+        """The "host:port" of every broker `cluster`'s metadata names, asked with its producer; None without an answer.
+
+        librdkafka connects sparsely: asking a bootstrap broker connects to none of the brokers it names. This
+        gives up after `connect_timeout_s`, or once the producer retires (bad credentials, TLS, all brokers
+        down), so that a caller producing anyway gets librdkafka's own error about as soon as without asking.
+        Raises `ProduceFailed` when librdkafka refuses the cluster's settings, as `enqueue` would.
+        """
+        producer = self._producer_for(cluster, asyncio.get_running_loop())
+        for wait_s in metadata_waits(self._connect_timeout_s):
+            if producer.retired or producer.closing:
+                return None
+            # Used, so the idle sweep does not close it under the request.
+            producer.last_used = time.monotonic()
+            request = asyncio.ensure_future(asyncio.to_thread(producer.advertised_brokers, topic, wait_s))
+            await asyncio.wait((request, producer.retirement), return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                return None  # retired: the request ends within `wait_s` by itself, and answers nobody
+            brokers = request.result()
+            if brokers is not None:
+                return brokers
+        return None
 
     async def aclose(self) -> None:
         """Flush every producer (waiting up to `message_timeout_s`), close them and stop their threads."""
@@ -311,12 +340,16 @@ class _ClusterProducer:
         self.last_used = time.monotonic()
         self.cause: KafkaError | None = None
         self.retired = False
+        self.retirement: asyncio.Future[None] = loop.create_future()  # done once retired
         self.closed: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._on_retire = on_retire
         self._reports: list[Callable[[], None]] = []  # poll thread only
         self._stop = threading.Event()
         self._flush_timeout_s = 0.0
+        # Held by a metadata request in a worker thread, so the poll thread never frees the handle under it.
+        self._handle_lock = threading.Lock()
+        self._handle_closed = False
         self._producer = Producer({**settings, "error_cb": self._error_reported, "logger": logger})
         self._thread = threading.Thread(target=self._serve, name="chargewire-kafka-poll", daemon=True)
         self._thread.start()
@@ -344,6 +377,22 @@ class _ClusterProducer:
         self.last_used = time.monotonic()
         return batch.future, index
 
+    def advertised_brokers(self, topic: str, timeout_s: float) -> tuple[str, ...] | None:
+        """The brokers the cluster's metadata names, or None without an answer in `timeout_s` (blocks: any thread)."""
+        with self._handle_lock:
+            if self._handle_closed:
+                return None
+            try:
+                metadata = self._producer.list_topics(topic, timeout=timeout_s)
+            except KafkaException:
+                return None
+        return tuple(_broker_address(broker.host, broker.port) for broker in metadata.brokers.values())
+
+    @property
+    def closing(self) -> bool:
+        """True once asked to close: it takes no more requests."""
+        return self._stop.is_set()
+
     @property
     def idle(self) -> bool:
         """True when every record handed to librdkafka has been answered."""
@@ -370,7 +419,9 @@ class _ClusterProducer:
                 # Still unacknowledged after the flush: fail them (callbacks with _PURGE_*) rather than hang.
                 self._producer.purge()
                 self._producer.flush(1.0)
-            self._producer.close()
+            with self._handle_lock:
+                self._producer.close()
+                self._handle_closed = True
             self._hand_over()
         finally:
             self._call_in_loop(self._finish_close)
@@ -416,6 +467,7 @@ class _ClusterProducer:
     def _retire(self, error: KafkaError) -> None:
         logger.warning("Kafka producer for %s retired: %s", self.cluster.label, error.str())
         self.retired = True
+        self.retirement.set_result(None)
         self._on_retire(self)
         if self._stop.is_set():
             return  # already closing (idle, or the pool's aclose): the poll thread owns the producer now
@@ -474,6 +526,22 @@ class _Batch:
     def _resolve_if_answered(self) -> None:
         if self.unanswered == 0 and not self.future.done():
             self.future.set_result(cast(list[RecordOutcome], self.outcomes))
+
+
+def metadata_waits(total_s: float) -> list[float]:
+    """How long each metadata request of `advertised_brokers` waits: doubling from 0.25 s, `total_s` in all."""
+    waits: list[float] = []
+    wait_s = _METADATA_FIRST_WAIT_S
+    while sum(waits) + wait_s < total_s:
+        waits.append(wait_s)
+        wait_s *= 2
+    waits.append(round(total_s - sum(waits), 6))
+    return [wait for wait in waits if wait > 0]
+
+
+def _broker_address(host: str, port: int) -> str:
+    # An IPv6 address in brackets, as a subscription's brokers are written.
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[RecordOutcome]]:

@@ -4,6 +4,9 @@ One listener per client security scenario, all on 127.0.0.1: PLAINTEXT, SASL_PLA
 PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512), SSL (a client certificate is optional but verified when given) and MTLS
 (SSL with a required client certificate: librdkafka quietly leaves out a certificate the broker would not trust,
 so only a listener that requires one shows that mutual TLS really happens).
+Two more PLAINTEXT listeners stage a cluster that advertises another address than its bootstrap: REDIRECT listens
+on 127.0.0.1 but advertises REDIRECTED, which listens on 127.0.0.2 (loopback too on Linux), so a client that
+bootstraps on 127.0.0.1 then produces to 127.0.0.2 (`redirecting_bootstrap`, `redirected_address`).
 The broker can be stopped and started again on the same ports and data; `close()` removes everything.
 `python -m chargewire.devtools.kafka_broker` runs one until Ctrl-C.
 """
@@ -50,6 +53,10 @@ USERNAMES = {
     "SCRAM-SHA-512": "chargewire-scram512",
 }
 _INTERNAL_LISTENERS = ("BROKER", "CONTROLLER")
+# Listener -> (host it binds, listener it advertises): the only listeners not on 127.0.0.1 or not advertising
+# themselves. Two listeners because Kafka gives each its own port.
+_REDIRECT_LISTENERS = {"REDIRECT": ("127.0.0.1", "REDIRECTED"), "REDIRECTED": ("127.0.0.2", "REDIRECTED")}
+REDIRECTED_HOST = _REDIRECT_LISTENERS["REDIRECTED"][0]
 _HEAP = ("-Xms256m", "-Xmx512m")
 ClientConfig = dict[str, str | int | float | bool]
 _running: set[KafkaBroker] = set()  # started and not yet stopped, for the atexit hook
@@ -116,7 +123,7 @@ class KafkaBroker:
         self.data_dir = self.base_dir / "data"
         self.config_path = self.base_dir / "server.properties"
         self.log_path = self.base_dir / "broker.log"
-        names = (*_INTERNAL_LISTENERS, *PROTOCOLS)
+        names = (*_INTERNAL_LISTENERS, *PROTOCOLS, *_REDIRECT_LISTENERS)
         self.ports = dict(zip(names, pick_ports(len(names)), strict=True))
         self.credentials: dict[str, tuple[str, str]] = {
             mechanism: (USERNAMES[mechanism], secrets.token_urlsafe(18)) for mechanism in MECHANISMS
@@ -132,6 +139,14 @@ class KafkaBroker:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; expected one of {tuple(PROTOCOLS)}")
         return f"127.0.0.1:{self.ports[protocol]}"
+
+    def redirecting_bootstrap(self) -> str:
+        """The PLAINTEXT address on 127.0.0.1 whose metadata advertises the broker at `redirected_address()`."""
+        return f"127.0.0.1:{self.ports['REDIRECT']}"
+
+    def redirected_address(self) -> str:
+        """Where the broker says it is to clients of `redirecting_bootstrap()`, e.g. "127.0.0.2:40124"."""
+        return f"{REDIRECTED_HOST}:{self.ports['REDIRECTED']}"
 
     def client_config(
         self, protocol: str, mechanism: str | None = None, *, client_certificate: bool | None = None
@@ -162,6 +177,9 @@ class KafkaBroker:
         """A human-readable summary: bootstrap address per protocol, credentials, certificate paths."""
         lines = [f"Kafka broker in {self.base_dir} (log: {self.log_path})", "bootstrap servers:"]
         lines += [f"  {protocol:<15} {self.bootstrap(protocol)}" for protocol in PROTOCOLS]
+        lines.append(
+            f"  {'REDIRECT':<15} {self.redirecting_bootstrap()} (PLAINTEXT, advertises {self.redirected_address()})"
+        )
         lines.append("  (loopback: subscribe chargewire with CHARGEWIRE_DELIVERY_ALLOW_NETWORKS=127.0.0.0/8 set)")
         lines.append("SASL users (SASL_PLAINTEXT and SASL_SSL):")
         lines += [f"  {mechanism:<15} {user} / {password}" for mechanism, (user, password) in self.credentials.items()]
@@ -307,7 +325,13 @@ class KafkaBroker:
 
     def _server_properties(self) -> str:
         listeners = {"BROKER": "PLAINTEXT", "CONTROLLER": "PLAINTEXT", **PROTOCOLS}
-        addresses = {name: f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()}
+        listeners |= dict.fromkeys(_REDIRECT_LISTENERS, "PLAINTEXT")
+        hosts = {name: host for name, (host, _advertised) in _REDIRECT_LISTENERS.items()}
+        addresses = {name: f"{name}://{hosts.get(name, '127.0.0.1')}:{port}" for name, port in self.ports.items()}
+        advertised = {
+            name: f"{name}://{REDIRECTED_HOST}:{self.ports[target]}"
+            for name, (_host, target) in _REDIRECT_LISTENERS.items()
+        }
         plain_user, plain_password = self.credentials["PLAIN"]
         jaas = {
             "plain": "org.apache.kafka.common.security.plain.PlainLoginModule required "
@@ -322,7 +346,9 @@ class KafkaBroker:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "BROKER",
             "listeners": ",".join(addresses.values()),
-            "advertised.listeners": ",".join(a for name, a in addresses.items() if name != "CONTROLLER"),
+            "advertised.listeners": ",".join(
+                advertised.get(name, address) for name, address in addresses.items() if name != "CONTROLLER"
+            ),
             "listener.security.protocol.map": ",".join(f"{name}:{kind}" for name, kind in listeners.items()),
             "log.dirs": str(self.data_dir),
             "auto.create.topics.enable": "false",
@@ -362,11 +388,19 @@ class KafkaBroker:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
-        pending: list[tuple[str, str | None]] = [
+        scenarios = [
             ("PLAINTEXT", None),
             ("SSL", None),
             ("MTLS", None),
             *((protocol, mechanism) for protocol in ("SASL_PLAINTEXT", "SASL_SSL") for mechanism in MECHANISMS),
+        ]
+        pending: list[tuple[str, ClientConfig]] = [
+            (f"{protocol} {mechanism or ''}".strip(), self.client_config(protocol, mechanism))
+            for protocol, mechanism in scenarios
+        ]
+        pending += [
+            (name, {"bootstrap.servers": address})
+            for name, address in (("REDIRECT", self.redirecting_bootstrap()), ("REDIRECTED", self.redirected_address()))
         ]
         last_error = "no attempt yet"
         while pending:
@@ -378,10 +412,10 @@ class KafkaBroker:
                     f"Kafka broker not ready after {self.start_timeout_s}s ({pending[0]}: {last_error}):\n"
                     f"{self._log_tail()}"
                 )
-            protocol, mechanism = pending[0]
+            _label, config = pending[0]
             try:
                 # log_level 0: librdkafka's "connection refused" lines while the JVM boots are expected.
-                AdminClient({**self.client_config(protocol, mechanism), "log_level": 0}).list_topics(timeout=2)
+                AdminClient({**config, "log_level": 0}).list_topics(timeout=2)
             except KafkaException as exc:
                 last_error = str(exc)
                 time.sleep(0.2)

@@ -1,6 +1,6 @@
 """The Kafka channel against a real broker: every security protocol and codec, keys, headers, order, fast and
-clear failures, the address guard, isolation between clusters, shared producers, and a broker restart in the
-middle of a run."""
+clear failures, the address guard on bootstrap and advertised brokers, isolation between clusters, shared
+producers, and a broker restart in the middle of a run."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ FAIL_FAST_MS = 5_000  # a clear failure ends within half the 10 s message timeou
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # The test broker listens on 127.0.0.1, which the address guard blocks unless allowed, as the test settings do.
 LOOPBACK: list[IPNetwork] = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+# Admits the broker's bootstrap addresses but not 127.0.0.2, where its REDIRECT listener's metadata points.
+ONLY_127_0_0_1: list[IPNetwork] = [ipaddress.ip_network("127.0.0.1/32")]
 SCENARIOS = [
     ("PLAINTEXT", None),
     *[("SASL_PLAINTEXT", mechanism) for mechanism in MECHANISMS],
@@ -338,6 +340,60 @@ async def test_a_broker_on_a_blocked_address_fails_as_blocked_address_without_op
         assert "127.0.0.1: loopback" in result.error.message
         assert result.duration_ms < 1_000
     assert await asyncio.to_thread(consume_all, broker, topic) == []
+
+
+async def test_a_cluster_advertising_a_blocked_broker_fails_as_blocked_address_and_produces_nothing(
+    broker: KafkaBroker, book: SecretsBook
+) -> None:
+    # The bootstrap address, 127.0.0.1, is allowed; the broker the cluster advertises, on 127.0.0.2, is not.
+    channel = KafkaChannel(
+        book, producers=KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S), allow_networks=ONLY_127_0_0_1
+    )
+    topic = await asyncio.to_thread(topic_factory, broker, "advertised-blocked", 1)
+    subscriptions = [
+        subscription_factory(broker, book, topic, brokers=(broker.redirecting_bootstrap(),)) for _ in range(2)
+    ]
+    try:
+        # Two subscriptions of the one cluster at once, then again once its verdict is known.
+        first = await asyncio.gather(
+            *(channel.send_batch([message_factory(s, sequence=n) for n in range(3)]) for s in subscriptions)
+        )
+        again = await channel.send(message_factory(subscriptions[0]))
+    finally:
+        await channel.aclose()
+
+    results = [result for batch in first for result in batch] + [again]
+    assert len(results) == 7
+    for result in results:
+        assert isinstance(result.error, PermanentDeliveryError)
+        assert result.error.error_class == "blocked_address"
+        assert f"advertises a broker at a blocked address, {broker.redirected_address()}" in result.error.message
+        assert "127.0.0.2: loopback" in result.error.message
+        assert result.duration_ms < FAIL_FAST_MS
+    assert await asyncio.to_thread(consume_all, broker, topic) == []
+
+
+@pytest.mark.parametrize(
+    ("listener", "allow"),
+    [("redirecting", LOOPBACK), ("plaintext", ONLY_127_0_0_1)],
+    ids=["advertised-127.0.0.2-allowed-by-127/8", "advertised-127.0.0.1-allowed-by-127.0.0.1/32"],
+)
+async def test_a_cluster_whose_advertised_brokers_are_allowed_delivers(
+    broker: KafkaBroker, book: SecretsBook, listener: str, allow: list[IPNetwork]
+) -> None:
+    channel = KafkaChannel(book, producers=KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S), allow_networks=allow)
+    topic = await asyncio.to_thread(topic_factory, broker, f"advertised-{listener}", 1)
+    bootstrap = broker.redirecting_bootstrap() if listener == "redirecting" else broker.bootstrap("PLAINTEXT")
+    subscription = subscription_factory(broker, book, topic, brokers=(bootstrap,))
+    messages = [message_factory(subscription, sequence=n) for n in range(3)]
+    try:
+        results = await channel.send_batch(messages) + [await channel.send(message_factory(subscription))]
+    finally:
+        await channel.aclose()
+
+    assert [error_class(result) for result in results] == [None] * 4, [r.error for r in results]
+    records = await asyncio.to_thread(consume_all, broker, topic)
+    assert len(records) == 4
 
 
 async def test_a_broker_name_that_does_not_resolve_is_left_to_librdkafka_as_unreachable(

@@ -178,6 +178,15 @@ def test_producing_to_an_unknown_topic_fails_because_auto_creation_is_off(broker
     assert topic not in broker.admin().list_topics(timeout=10).topics
 
 
+def test_redirect_listener_advertises_the_broker_on_127_0_0_2_and_it_serves_there(broker: KafkaBroker) -> None:
+    config: ClientConfig = {"bootstrap.servers": broker.redirecting_bootstrap()}
+    assert broker.redirecting_bootstrap().startswith("127.0.0.1:")
+    assert broker.redirected_address().startswith("127.0.0.2:")
+    metadata = Producer(config).list_topics(timeout=10)
+    assert [f"{b.host}:{b.port}" for b in metadata.brokers.values()] == [broker.redirected_address()]
+    assert_round_trip(broker, config, "redirect")
+
+
 def test_topic_and_records_survive_a_stop_and_start_on_the_same_ports(broker: KafkaBroker) -> None:
     # Runs last in the module: it restarts the shared broker.
     config = broker.client_config("SASL_SSL", "SCRAM-SHA-512")
