@@ -41,7 +41,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
 from bench.kafka import PARTITIONS, TopicCounter, _publish_all, one_kb_payloads, wait_for_records
-from chargewire.channels.kafka_producers import ClusterConfig, KafkaProducers
+from chargewire.channels.kafka_clusters import ClusterConfig
+from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.signing import webhook_signature, x_signature, x_timestamp
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.models import KafkaTarget

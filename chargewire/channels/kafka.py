@@ -50,8 +50,8 @@ from confluent_kafka import KafkaError
 
 from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve_allowed
 from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import (
-    ClusterConfig,
     KafkaProducers,
     ProduceFailed,
     Record,
