@@ -71,10 +71,10 @@ events = Table(
     "events",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("name", String(100), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("entity_id", String(200)),
-    Column("received_at", UtcDateTime, nullable=False, index=True),
+    Column("received_at", UtcDateTime, nullable=False),
 )
 
 subscriptions = Table(
