@@ -105,7 +105,8 @@ def kcat_rate(broker: KafkaBroker, topic: str, count: int, workdir: Path) -> dic
     }
 
 
-async def _publish_all(base_url: str, token: str, payloads: list[dict[str, Any]]) -> None:
+async def publish_all(base_url: str, token: str, payloads: list[dict[str, Any]]) -> None:
+    """Publish `payloads` to the API in batches of `PUBLISH_BATCH` over `PUBLISH_CONNECTIONS` connections."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     bodies = [orjson.dumps(payloads[i : i + PUBLISH_BATCH]) for i in range(0, len(payloads), PUBLISH_BATCH)]
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -215,7 +216,7 @@ def run_measure(
             created.raise_for_status()
             env = {**os.environ, **server_env(url, workdir, WORKER_SETTINGS)}
             if drain and workers:
-                asyncio.run(_publish_all(base_url, token, payloads))
+                asyncio.run(publish_all(base_url, token, payloads))
             processes = start_workers(workers, env, workdir)
             wait_until_delivering(workdir, workers)
             groups = {"api": [api_pid], "workers": [p.pid for p in processes], "broker": [broker.pid or 0]}
@@ -223,7 +224,7 @@ def run_measure(
                 cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
                 started = time.perf_counter()
                 if not drain:
-                    asyncio.run(_publish_all(base_url, token, payloads))
+                    asyncio.run(publish_all(base_url, token, payloads))
                 published = time.perf_counter()
                 first, last = wait_for_records(counter, events)
                 cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()

@@ -40,7 +40,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
-from bench.kafka import PARTITIONS, TopicCounter, _publish_all, one_kb_payloads, wait_for_records
+from bench.kafka import PARTITIONS, TopicCounter, one_kb_payloads, publish_all, wait_for_records
 from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.signing import webhook_signature, x_signature, x_timestamp
@@ -230,7 +230,7 @@ def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], variant: Varian
             groups = {"api": [api_pid], "streamer": [streamer.pid], "broker": [broker.pid or 0]}
             cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
             started = time.perf_counter()
-            asyncio.run(_publish_all(base_url, token, payloads))
+            asyncio.run(publish_all(base_url, token, payloads))
             _first, last = wait_for_records(counter, events)
             cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
             streamer.wait(60)
