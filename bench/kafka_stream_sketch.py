@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,12 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
 from bench.kafka import PARTITIONS, TopicCounter, one_kb_payloads, publish_all, wait_for_records
+from chargewire.channels.base import OutboundMessage
 from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import KafkaProducers
-from chargewire.channels.signing import webhook_signature, x_signature, x_timestamp
+from chargewire.channels.signing import message_headers
 from chargewire.devtools.kafka_broker import KafkaBroker
-from chargewire.models import KafkaTarget
+from chargewire.models import KafkaTarget, Subscription, Via
 from chargewire.security.tokens import new_signing_secret
 
 BATCH = 5000
@@ -53,6 +54,9 @@ NAMES = ("SessionMeterValuesNotification",)
 SUBSCRIPTION = "sub_sketch"
 TOKEN = "sketch-token-" + "t" * 40
 SECRET = new_signing_secret()
+_SUBSCRIPTION = Subscription(
+    SUBSCRIPTION, Via.KAFKA, NAMES, "tok_sketch", 2, datetime.now(UTC), datetime.now(UTC), kafka=None
+)
 Acks = list[tuple[int, int] | str | None]
 Variant = tuple[str, int]  # the log's shape ("batch" or "record"), and how many batches may await their acks
 VARIANTS: tuple[Variant, ...] = (("batch", 1), ("record", 1), ("batch", 2), ("record", 2))
@@ -96,18 +100,29 @@ def stream(database: Path, bootstrap: str, topic: str, total: int, log: str, dep
 @dataclass
 class _SentBatch:
     rows: list[tuple[Any, ...]]
-    shown: list[list[tuple[str, str]]]
-    acks: Acks
     started: datetime
     clock: float
+    delivery_ids: list[str] = field(default_factory=list)
+    shown: list[list[tuple[str, str]]] = field(default_factory=list)
+    acks: Acks = field(default_factory=list)
+    unanswered: int = 0
     duration_ms: float = 0.0
 
     def acknowledged(self, producer: Producer) -> _SentBatch:
         """Serve delivery reports until every record of this batch has its answer."""
-        while any(ack is None for ack in self.acks):
+        while self.unanswered:
             producer.poll(0.001)
         self.duration_ms = (time.perf_counter() - self.clock) * 1000
         return self
+
+    def reporter(self, index: int) -> Any:
+        """The delivery callback of the batch's record at `index`."""
+
+        def report(error: KafkaError | None, message: Message) -> None:
+            self.acks[index] = str(error) if error else (message.partition() or 0, message.offset() or 0)
+            self.unanswered -= 1
+
+        return report
 
 
 def _record(connection: sqlite3.Connection, batch: _SentBatch, log: str) -> None:
@@ -115,7 +130,7 @@ def _record(connection: sqlite3.Connection, batch: _SentBatch, log: str) -> None
     rows = batch.rows
     connection.execute("BEGIN IMMEDIATE")
     if log == "record":
-        _log_each_record(connection, rows, batch.shown, batch.acks, batch.started, batch.duration_ms)
+        _log_each_record(connection, batch)
     connection.execute(
         "INSERT INTO sketch_batches (subscription_id, first, last, started_at, duration_ms, acks)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -127,59 +142,35 @@ def _record(connection: sqlite3.Connection, batch: _SentBatch, log: str) -> None
 
 def _produce_batch(producer: Producer, topic: str, rows: list[tuple[Any, ...]]) -> _SentBatch:
     """Produce one record per row with chargewire's headers; the batch's acks arrive as librdkafka reports them."""
-    started, clock = datetime.now(UTC), time.perf_counter()
-    iso, unix = x_timestamp(started), int(started.timestamp())
-    acks: Acks = [None] * len(rows)
-    shown: list[list[tuple[str, str]]] = []
-
-    def acknowledged(index: int) -> Any:
-        def report(error: KafkaError | None, message: Message) -> None:
-            acks[index] = str(error) if error else (message.partition() or 0, message.offset() or 0)
-
-        return report
-
+    batch = _SentBatch(rows, datetime.now(UTC), time.perf_counter(), acks=[None] * len(rows), unanswered=len(rows))
     for index, (_rowid, event_id, name, payload, entity_id) in enumerate(rows):
         delivery_id = f"dlv_{event_id[4:]}"
-        headers = [
-            ("notification", name),
-            ("X-Signature", x_signature(payload, TOKEN)),
-            ("X-Timestamp", iso),
-            ("X-Tenant", "chargewire"),
-            ("X-Webhook-Id", SUBSCRIPTION),
-            ("X-Webhook-Type", name),
-            ("webhook-id", delivery_id),
-            ("webhook-timestamp", str(unix)),
-            ("webhook-signature", webhook_signature(delivery_id, unix, payload, [SECRET])),
-        ]
-        shown.append(headers)
+        message = OutboundMessage(
+            delivery_id, event_id, name, payload, entity_id, _SUBSCRIPTION, 1, "chargewire", TOKEN, (SECRET,)
+        )
+        headers = [("notification", name), *message_headers(message, batch.started).items()]
+        batch.delivery_ids.append(delivery_id)
+        batch.shown.append(headers)
+        key = (entity_id or delivery_id).encode()
         while True:
             try:
-                key = (entity_id or delivery_id).encode()
-                producer.produce(topic, value=payload, key=key, headers=headers, on_delivery=acknowledged(index))
+                producer.produce(topic, value=payload, key=key, headers=headers, on_delivery=batch.reporter(index))
                 break
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
-    return _SentBatch(rows, shown, acks, started, clock)
+    return batch
 
 
-def _log_each_record(
-    connection: sqlite3.Connection,
-    rows: list[tuple[Any, ...]],
-    shown: list[list[tuple[str, str]]],
-    acks: Acks,
-    started: datetime,
-    duration_ms: float,
-) -> None:
+def _log_each_record(connection: sqlite3.Connection, batch: _SentBatch) -> None:
     """One delivered delivery row and one attempt row per record, shaped as chargewire writes them."""
-    stamp = started.strftime("%Y-%m-%d %H:%M:%S.%f")
-    delivery_ids = [f"dlv_{row[1][4:]}" for row in rows]
+    stamp = batch.started.strftime("%Y-%m-%d %H:%M:%S.%f")
     connection.executemany(
         "INSERT INTO deliveries (id, event_id, subscription_id, event_name, status, attempt_count, created_at,"
         " updated_at) VALUES (?, ?, ?, ?, 'delivered', 1, ?, ?)",
         [
             (delivery_id, row[1], SUBSCRIPTION, row[2], stamp, stamp)
-            for delivery_id, row in zip(delivery_ids, rows, strict=True)
+            for delivery_id, row in zip(batch.delivery_ids, batch.rows, strict=True)
         ],
     )
     connection.executemany(
@@ -190,11 +181,11 @@ def _log_each_record(
                 f"att_{delivery_id[4:]}",
                 delivery_id,
                 stamp,
-                duration_ms,
+                batch.duration_ms,
                 _json(dict(headers)),
                 _json(_offsets(ack)),
             )
-            for delivery_id, headers, ack in zip(delivery_ids, shown, acks, strict=True)
+            for delivery_id, headers, ack in zip(batch.delivery_ids, batch.shown, batch.acks, strict=True)
         ],
     )
 
