@@ -36,6 +36,7 @@ from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.event_store import EventStore
+from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore
@@ -78,6 +79,7 @@ class Runtime:
     deliveries: DeliveryService
     delivery_store: DeliveryStore
     subscription_store: SubscriptionStore
+    stream_store: StreamStore
     metrics: DeliveryMetrics
     health: SubscriptionHealth
     users: UserService
@@ -123,6 +125,7 @@ class Runtime:
             deliveries=DeliveryService(delivery_store, event_store, subscriptions, publisher, on_due=wakeups.fire),
             delivery_store=delivery_store,
             subscription_store=subscription_store,
+            stream_store=StreamStore(database),
             metrics=DeliveryMetrics(),
             health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
@@ -151,6 +154,7 @@ class Runtime:
                 ),
             },
             on_failing=self.health.disable_failing,
+            streams=self.stream_store,
         )
         dispatcher.add_listener(self.metrics.observe_attempt)
         self.wakeups.connect(dispatcher.wake)
@@ -162,13 +166,16 @@ class Runtime:
             return WakeListener(self.database.engine, dispatcher.wake)
         if self.database.sqlite_file is None:
             return None
-        deliveries = self.delivery_store
-        return CommitWatcher(
-            self.database.sqlite_file,
-            deliveries.newest_delivery_id,
-            lambda: deliveries.any_due(utcnow()),
-            dispatcher.wake,
-        )
+        deliveries, streams = self.delivery_store, self.stream_store
+
+        async def newest_work() -> tuple[str | None, int]:
+            return await deliveries.newest_delivery_id(), await streams.end_of_log()
+
+        async def work_due() -> bool:
+            now = utcnow()
+            return await deliveries.any_due(now) or bool(await streams.ready_streams(now))
+
+        return CommitWatcher(self.database.sqlite_file, newest_work, work_due, dispatcher.wake)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other."""

@@ -12,6 +12,10 @@ waiting behind.
 Batches: a channel that can send many messages at once (`BatchChannel`, Kafka) gets a subscription's ready
 deliveries in one call, up to its in-flight limit, instead of one task per delivery; an open breaker's
 probe is still a single message.
+
+Kafka streams: a Kafka subscription's new events have no rows to claim; this worker's `KafkaStreamer` sends
+them from the event log, through the same attempts, records and listeners (`attempt`), and only their
+failures come back here as rows.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.retry_policy import next_attempt_delay
+from chargewire.dispatch.streamer import KafkaStreamer
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.errors import PermanentDeliveryError
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
+from chargewire.store.stream_store import StreamStore
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +84,7 @@ class Dispatcher:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         on_failing: FailingCheck | None = None,
+        streams: StreamStore | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or new_id("wrk")
@@ -103,6 +110,11 @@ class Dispatcher:
             Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
         }
         self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
+        self._streamer = (
+            KafkaStreamer(settings, streams, targets, self.attempt, self.worker_id)
+            if streams is not None and Via.KAFKA in self._batching
+            else None
+        )
 
     def add_listener(self, listener: AttemptListener) -> None:
         """Call `listener` after every attempt (metrics, live views)."""
@@ -130,10 +142,13 @@ class Dispatcher:
         """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere)."""
         self._news = True
         self._wake.set()
+        if self._streamer is not None:
+            self._streamer.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then finish what is in flight and hand back the rest."""
         flusher = asyncio.create_task(self._flush_loop(stop))
+        streaming = asyncio.create_task(self._streamer.run(stop)) if self._streamer is not None else None
         try:
             while not stop.is_set():
                 # Cleared before the claim, so a wake that arrives while it runs is not lost.
@@ -146,6 +161,11 @@ class Dispatcher:
                     # A claim that came back short found all there is: wait for more instead of asking again.
                     await self._sleep(stop)
         finally:
+            if streaming is not None:
+                if not stop.is_set():
+                    streaming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await streaming
             await self._shutdown()
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,12 +179,13 @@ class Dispatcher:
             await channel.aclose()
 
     async def run_once(self) -> int:
-        """Claim and deliver one batch, record everything; returns how many were claimed (for tests)."""
+        """Claim and deliver one batch, stream what Kafka streams have; returns how many were attempted (for tests)."""
         claimed, _full = await self._claim()
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
         await self._flush()
-        return claimed
+        streamed = await self._streamer.run_once() if self._streamer is not None else 0
+        return claimed + streamed
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -236,13 +257,7 @@ class Dispatcher:
         """Attempt deliveries of one subscription (several only through a batch channel) and queue the records."""
         subscription_id = batch[0].subscription_id
         try:
-            results = await self._attempt(batch, target)
-            attempt_ids = new_ids("att", len(batch))
-            for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True):
-                record = self._record_for(delivery, result, target, attempt_id)
-                self._pending_records.append(record)
-                for listener in self._listeners:
-                    listener(delivery, result, record)
+            self._pending_records.extend(await self.attempt(batch, target))
             self._records_waiting.set()
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
@@ -257,6 +272,18 @@ class Dispatcher:
                 self._wake.set()
                 if queue.in_flight == 0:
                     self._queues.pop(subscription_id, None)
+
+    async def attempt(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> list[AttemptRecord]:
+        """Attempt deliveries of one subscription; the records of their outcomes, for the caller to write."""
+        results = await self._attempt(batch, target)
+        attempt_ids = new_ids("att", len(batch))
+        records = []
+        for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True):
+            record = self._record_for(delivery, result, target, attempt_id)
+            records.append(record)
+            for listener in self._listeners:
+                listener(delivery, result, record)
+        return records
 
     async def _attempt(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> list[AttemptResult]:
         if target is None:

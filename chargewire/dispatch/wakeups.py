@@ -7,8 +7,8 @@ and wakes its dispatcher. A notification carries no payload and only means "clai
 
 On SQLite there is no NOTIFY: a `CommitWatcher` in each worker process reads `PRAGMA data_version` every few
 milliseconds on a connection of its own (a memory read, no lock), and when some connection has committed
-since, wakes its dispatcher if the newest delivery id changed (new deliveries were published) and a delivery
-is still due (no other worker took them yet). The first question filters out the worker's own commits
+since, wakes its dispatcher if the newest work changed (new deliveries or new events were published) and
+some is still due (no other worker took it yet). The first question filters out the worker's own commits
 (leases, outcomes), which woke a claim each while a backlog was due; the second, wakes that would only race
 another worker to rows it already leased. A resend or retry made in another process reuses existing rows
 and is picked up by the poll.
@@ -201,7 +201,7 @@ class WakeListener:
                 reason,
                 delay,
             )
-            await _wait_for_any([stop], delay)
+            await wait_for_any([stop], delay)
 
     def _started_listening(self) -> None:
         self.connections += 1
@@ -229,19 +229,19 @@ class WakeListener:
 
     async def _wait_until_lost(self, connection: Any, lost: asyncio.Event, stop: asyncio.Event) -> None:
         while not (stop.is_set() or lost.is_set()):
-            await _wait_for_any([stop, lost], self._check_alive_every_s)
+            await wait_for_any([stop, lost], self._check_alive_every_s)
             if not (stop.is_set() or lost.is_set()):
                 # A connection cut without a FIN (a failed-over server, a dropped route) looks idle, not closed.
                 await asyncio.wait_for(connection.fetchval(_CHECK_ALIVE), self._check_alive_every_s)
 
 
 class CommitWatcher:
-    """Wakes a dispatcher when another connection commits new deliveries to a SQLite file."""
+    """Wakes a dispatcher when another connection commits new work (deliveries, events) to a SQLite file."""
 
     def __init__(
         self,
         path: Path,
-        newest: Callable[[], Awaitable[str | None]],
+        newest: Callable[[], Awaitable[object]],
         due_now: Callable[[], Awaitable[bool]],
         wake: Waiter,
         *,
@@ -259,7 +259,7 @@ class CommitWatcher:
         try:
             seen, newest = _data_version(connection), await self._newest()
             while not stop.is_set():
-                await _wait_for_any([stop], self._interval_s)
+                await wait_for_any([stop], self._interval_s)
                 version = _data_version(connection)
                 if version != seen:
                     seen = version
@@ -308,7 +308,8 @@ async def _close_quietly(connection: Any) -> None:
         logger.debug("closing a wake-up connection failed: %s", error)
 
 
-async def _wait_for_any(events: list[asyncio.Event], timeout_s: float) -> None:
+async def wait_for_any(events: list[asyncio.Event], timeout_s: float) -> None:
+    """Return when any of `events` is set, or after `timeout_s`."""
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
         await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)

@@ -17,13 +17,17 @@ from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
+import orjson
+
 from chargewire.channels.address_guard import BlockedAddress, check_callback_url, check_host
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.ids import has_prefix, new_id
 from chargewire.models import ApiToken, KafkaSecrets, SigningSecret, Subscription, Via, split_broker
 from chargewire.security import new_signing_secret
+from chargewire.services.payload_filter import matches
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
+from chargewire.store.stream_store import PayloadCheck
 from chargewire.store.subscription_store import SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -174,7 +178,7 @@ class SubscriptionService:
             updated_at=utcnow(),
             **spec.extensions,
         )
-        if not await self._store.replace_subscription(updated, spec.kafka_secrets):
+        if not await self._store.replace_subscription(updated, spec.kafka_secrets, keeps=_payload_check(updated)):
             raise NotFound(f"No subscription {subscription_id}.")
         logger.info("subscription %s replaced", subscription_id)
         return updated
@@ -233,6 +237,11 @@ async def _refuse_blocked(check: Awaitable[None], where: str, invalid_name: str)
         raise ValidationFailed({where: [blocked.message]}) from blocked
     except ValueError as exc:  # a host name IDNA cannot encode (an empty or over-long label)
         raise ValidationFailed({where: [invalid_name]}) from exc
+
+
+def _payload_check(subscription: Subscription) -> PayloadCheck:
+    """Whether a stored payload passes the subscription's filter."""
+    return lambda payload: matches(subscription.filter, orjson.loads(payload))
 
 
 def _encode_cursor(subscription_id: str, forward: bool) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
+from chargewire.store.event_log import stream_backlog
 from chargewire.store.tables import attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
@@ -142,23 +143,9 @@ class DeliveryStore:
         """
         if not records:
             return
-        succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
-        failing = {record.subscription_id for record in records} - succeeded
-        now = records[-1].attempt.started_at
         async with self._database.transaction() as connection:
-            await insert_rows(connection, attempts, _ATTEMPT_COLUMNS, _attempt_rows(connection, records))
-            if succeeded:
-                await connection.execute(
-                    update(subscriptions)
-                    .where(subscriptions.c.id.in_(succeeded), subscriptions.c.failing_since.is_not(None))
-                    .values(failing_since=None)
-                )
-            if failing:
-                await connection.execute(
-                    update(subscriptions)
-                    .where(subscriptions.c.id.in_(failing), subscriptions.c.failing_since.is_(None))
-                    .values(failing_since=now)
-                )
+            await insert_attempts(connection, records)
+            await record_health(connection, records)
             delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
             await _mark_delivered(connection, self._database.is_sqlite, delivered)
             await _reschedule(
@@ -276,19 +263,46 @@ class DeliveryStore:
         return int(result.rowcount) > 0
 
     async def count_by_status(self, now: datetime) -> dict[str, int]:
-        """Queue depth: pending deliveries due now, pending ones scheduled later, and failed ones."""
+        """Queue depth: deliveries due now (pending rows, and events Kafka streams have yet to read), pending ones
+        scheduled later, failed and delivered ones."""
         due = func.sum(case((deliveries.c.next_attempt_at <= now, 1), else_=0))
         query = select(deliveries.c.status, func.count(), due).group_by(deliveries.c.status)
         async with self._database.reading() as connection:
             rows = (await connection.execute(query)).all()
-        counts = {"due": 0, "scheduled": 0, "failed": 0, "delivered": 0}
+            streaming = await stream_backlog(connection)
+        counts = {"due": streaming, "scheduled": 0, "failed": 0, "delivered": 0}
         for status, total, due_count in rows:
             if status == DeliveryStatus.PENDING.value:
-                counts["due"] = int(due_count or 0)
-                counts["scheduled"] = int(total) - counts["due"]
+                counts["due"] += int(due_count or 0)
+                counts["scheduled"] = int(total) - int(due_count or 0)
             else:
                 counts[status] = int(total)
         return counts
+
+
+async def insert_attempts(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """Append the attempts of these records to the attempt log."""
+    await insert_rows(connection, attempts, _ATTEMPT_COLUMNS, _attempt_rows(connection, records))
+
+
+async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """A subscription with any success among `records` is healthy again; one with only failures is failing
+    since the last attempt's start, unless it already was."""
+    succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
+    failing = {record.subscription_id for record in records} - succeeded
+    now = records[-1].attempt.started_at
+    if succeeded:
+        await connection.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id.in_(succeeded), subscriptions.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+    if failing:
+        await connection.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id.in_(failing), subscriptions.c.failing_since.is_(None))
+            .values(failing_since=now)
+        )
 
 
 _DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")

@@ -1,7 +1,8 @@
 """Subscriptions in the database: named statements, domain records out, secrets encrypted at rest.
 
-The `subscription_events` rows (one per subscribed event name) are what fan-out at publish reads, so every
-statement that changes a subscription's `notifications` rewrites them in the same transaction.
+The `subscription_events` rows (one per subscribed event name) are what fan-out at publish and Kafka streams
+read, so every statement that changes a subscription's `notifications` rewrites them in the same transaction;
+every statement that changes its `via` or `enabled` moves its Kafka stream along in it (`follow_subscription`).
 
 Secrets live in two encrypted blobs per subscription, each one SecretBox ciphertext of a JSON document:
 `kafka_secrets_encrypted` (SASL password, client key) and `signing_secrets_encrypted` (the Standard Webhooks
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via
 from chargewire.security import SecretBox
 from chargewire.store.database import Database
+from chargewire.store.stream_store import PayloadCheck, follow_subscription
 from chargewire.store.tables import subscription_events, subscriptions
 
 # Every column but the two ciphertexts: reads of records never touch secrets.
@@ -91,6 +93,7 @@ class SubscriptionStore:
         async with self._database.transaction() as connection:
             await connection.execute(insert(subscriptions).values(**values))
             await _write_event_names(connection, subscription.id, subscription.notifications)
+            await follow_subscription(connection, subscription.id, None, (subscription.via, subscription.enabled))
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         """The subscription with this id, if any."""
@@ -136,17 +139,26 @@ class SubscriptionStore:
             rows = (await connection.execute(page)).all()
         return [_to_subscription(row._mapping) for row in rows], total
 
-    async def replace_subscription(self, subscription: Subscription, kafka_secrets: KafkaSecrets | None) -> bool:
-        """Overwrite a subscription's settings and its event-name rows; False when it is gone."""
+    async def replace_subscription(
+        self, subscription: Subscription, kafka_secrets: KafkaSecrets | None, keeps: PayloadCheck | None = None
+    ) -> bool:
+        """Overwrite a subscription's settings and its event-name rows; False when it is gone.
+
+        `keeps` is its payload filter: a Kafka subscription that becomes a webhook takes the events its stream
+        had yet to read along as rows, those that `keeps` accepts.
+        """
         values = {**_mutable_values(subscription), "kafka_secrets_encrypted": self._seal_kafka(kafka_secrets)}
         statement = update(subscriptions).where(subscriptions.c.id == subscription.id).values(**values)
         async with self._database.transaction() as connection:
-            if (await connection.execute(statement)).rowcount == 0:
+            was = await _via_and_enabled(connection, subscription.id)
+            if was is None or (await connection.execute(statement)).rowcount == 0:
                 return False
             await connection.execute(
                 delete(subscription_events).where(subscription_events.c.subscription_id == subscription.id)
             )
             await _write_event_names(connection, subscription.id, subscription.notifications)
+            becomes = (subscription.via, subscription.enabled)
+            await follow_subscription(connection, subscription.id, was, becomes, keeps)
         return True
 
     async def delete_subscription(self, subscription_id: str) -> bool:
@@ -162,12 +174,14 @@ class SubscriptionStore:
         if enabled:
             # A fresh start: failures before the pause do not count toward disabling it again.
             values["failing_since"] = None
-        if enabled:
-            values["failing_since"] = None
         statement = update(subscriptions).where(subscriptions.c.id == subscription_id).values(**values)
         async with self._database.transaction() as connection:
-            result = await connection.execute(statement)
-        return bool(result.rowcount)
+            was = await _via_and_enabled(connection, subscription_id)
+            if was is None:
+                return False
+            await connection.execute(statement)
+            await follow_subscription(connection, subscription_id, was, (was[0], enabled))
+        return True
 
     async def disable_failing(self, failing_before: datetime, now: datetime) -> list[Subscription]:
         """Disable every enabled subscription that has failed continuously since before `failing_before`."""
@@ -182,6 +196,9 @@ class SubscriptionStore:
                 .where(subscriptions.c.id.in_(ids))
                 .values(enabled=False, disabled_reason="failing continuously", updated_at=now)
             )
+            for row in rows:
+                via = Via(row.via)
+                await follow_subscription(connection, row.id, (via, True), (via, False))
         return [_to_subscription(row._mapping) for row in rows]
 
     async def claim_resend(self, subscription_id: str, now: datetime, cooldown_s: float) -> bool:
@@ -280,6 +297,21 @@ def _visible(token_id: str | None, via: Via | None) -> list[ColumnElement[bool]]
 
 def _valid_at(secrets: Sequence[SigningSecret], now: datetime) -> list[SigningSecret]:
     return [s for s in secrets if s.expires_at is None or s.expires_at > now]
+
+
+async def _via_and_enabled(connection: AsyncConnection, subscription_id: str) -> tuple[Via, bool] | None:
+    """A subscription's channel and whether it is enabled, locked for the rest of the transaction.
+
+    FOR NO KEY UPDATE, as the UPDATE that follows would take: it leaves the rows that refer to the subscription
+    (deliveries written meanwhile) free to be written.
+    """
+    query = (
+        select(subscriptions.c.via, subscriptions.c.enabled)
+        .where(subscriptions.c.id == subscription_id)
+        .with_for_update(key_share=True)
+    )
+    row = (await connection.execute(query)).first()
+    return (Via(row.via), bool(row.enabled)) if row else None
 
 
 async def _write_event_names(connection: AsyncConnection, subscription_id: str, names: Sequence[str]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -75,6 +76,19 @@ events = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("entity_id", String(200)),
     Column("received_at", UtcDateTime, nullable=False),
+    # Commit order of published events (test sends have none): Kafka streams read the log past a position.
+    Column("seq", BigInteger),
+    Index("ix_events_name_seq", "name", "seq"),
+)
+
+# One row: the last `events.seq` handed out. Ingest takes numbers with an UPDATE of it, whose row lock (on
+# PostgreSQL) makes numbering and commit happen in the same order: a committed value N means every event
+# numbered up to N is committed too.
+event_sequence = Table(
+    "event_sequence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
 )
 
 subscriptions = Table(
@@ -143,6 +157,26 @@ attempts = Table(
     Column("request_headers", JSON, nullable=False),
     Column("response_headers", JSON),
     Column("response_body", Text),
+)
+
+# One per Kafka subscription: how far into the event log its first attempts have gone, and who is streaming it.
+kafka_streams = Table(
+    "kafka_streams",
+    metadata,
+    Column("subscription_id", String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("lease_owner", String(40)),
+    Column("lease_until", UtcDateTime),
+)
+
+# Stretches of the log a Kafka subscription skips: (from_seq, to_seq] was published while it was disabled.
+# to_seq is NULL while it still is.
+stream_pauses = Table(
+    "stream_pauses",
+    metadata,
+    Column("subscription_id", String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column("from_seq", BigInteger, primary_key=True),
+    Column("to_seq", BigInteger),
 )
 
 # Back-office operators; `email` is stored lower-cased, so the unique constraint ignores case.

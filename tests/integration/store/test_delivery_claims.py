@@ -1,4 +1,7 @@
-"""Claiming due deliveries on both backends: due order, the cap per subscription, and what is never claimed."""
+"""Claiming due deliveries on both backends: due order, the cap per subscription, and what is never claimed.
+
+The subscriptions are webhooks: a Kafka subscription's new events are streamed from the log, not claimed.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +29,12 @@ async def _subscribe(runtime: Runtime, via: Via, name: str) -> str:
     return (await runtime.subscriptions.create(owner.token, body)).subscription.id
 
 
-async def _claim(runtime: Runtime, limit: int, excluded: tuple[str, ...] = ()) -> list[ClaimedDelivery]:
+async def _claim(
+    runtime: Runtime, limit: int, excluded: tuple[str, ...] = (), caps: dict[Via, int] = CAPS
+) -> list[ClaimedDelivery]:
     now = utcnow()
     return await runtime.delivery_store.claim_due_deliveries(
-        "wrk_test", now, now + timedelta(minutes=1), limit, CAPS, excluded
+        "wrk_test", now, now + timedelta(minutes=1), limit, caps, excluded
     )
 
 
@@ -42,14 +47,15 @@ def boots() -> list[dict[str, object]]:
 async def test_a_claim_takes_due_deliveries_in_publish_order_up_to_its_limit(
     runtime: Runtime, boots: list[dict[str, object]]
 ) -> None:
-    await _subscribe(runtime, Via.KAFKA, "orders")
+    await _subscribe(runtime, Via.WEBHOOK, "orders")
     await runtime.publisher.publish(boots)
+    uncapped = {Via.WEBHOOK: 100}
 
-    first = await _claim(runtime, 4)
-    rest = await _claim(runtime, 100)
+    first = await _claim(runtime, 4, caps=uncapped)
+    rest = await _claim(runtime, 100, caps=uncapped)
 
     assert [delivery.entity_id for delivery in first + rest] == [str(5000 + index) for index in range(10)]
-    assert await _claim(runtime, 100) == []  # every one is leased now
+    assert await _claim(runtime, 100, caps=uncapped) == []  # every one is leased now
 
 
 async def test_a_subscription_at_its_cap_leaves_the_rest_of_the_claim_to_others_behind_it(
@@ -57,23 +63,23 @@ async def test_a_subscription_at_its_cap_leaves_the_rest_of_the_claim_to_others_
 ) -> None:
     busy = await _subscribe(runtime, Via.WEBHOOK, "busy")
     await runtime.publisher.publish(boots)  # ten deliveries for the busy webhook, due first
-    later = await _subscribe(runtime, Via.KAFKA, "later")
+    later = await _subscribe(runtime, Via.WEBHOOK, "later")
     await runtime.publisher.publish(boots[:4])  # four more for each subscription, due after them
 
     claimed = await _claim(runtime, 5)
 
     by_subscription = [delivery.subscription_id for delivery in claimed]
     assert by_subscription.count(busy) == CAPS[Via.WEBHOOK]
-    assert by_subscription.count(later) == 2
+    assert by_subscription.count(later) == 2  # the rest of the five
     assert [delivery.entity_id for delivery in claimed if delivery.subscription_id == busy] == ["5000", "5001", "5002"]
 
 
 async def test_excluded_and_disabled_subscriptions_have_nothing_claimed(
     runtime: Runtime, boots: list[dict[str, object]]
 ) -> None:
-    excluded = await _subscribe(runtime, Via.KAFKA, "excluded")
-    disabled = await _subscribe(runtime, Via.KAFKA, "disabled")
-    open_one = await _subscribe(runtime, Via.KAFKA, "open")
+    excluded = await _subscribe(runtime, Via.WEBHOOK, "excluded")
+    disabled = await _subscribe(runtime, Via.WEBHOOK, "disabled")
+    open_one = await _subscribe(runtime, Via.WEBHOOK, "open")
     await runtime.subscription_store.set_enabled(disabled, False, utcnow(), "test")
     await runtime.publisher.publish(boots[:2])
 

@@ -44,7 +44,7 @@ async def _row_count(runtime: Runtime, table: Table) -> int:
 @pytest.fixture
 async def subscription_id(runtime: Runtime) -> str:
     owner = await runtime.tokens.create("owner", ["notifications:manage"])
-    body = {"via": "kafka", "notifications": ["BootNotification"], "kafka": {"topic": "t", "brokers": ["127.0.0.1:9"]}}
+    body = {"via": "webhook", "notifications": ["BootNotification"], "webhook": {"callbackUrl": "http://127.0.0.1:9/"}}
     return (await runtime.subscriptions.create(owner.token, body)).subscription.id
 
 
@@ -75,7 +75,7 @@ async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
     ]
     assert {(row.next_attempt_at, row.created_at, row.updated_at) for row in rows} == {(written[0].received_at,) * 3}
     claimed = await DeliveryStore(runtime.database).claim_due_deliveries(
-        "wrk_test", written[0].received_at, utcnow() + timedelta(minutes=1), 10, {Via.KAFKA: 10}
+        "wrk_test", written[0].received_at, utcnow() + timedelta(minutes=1), 10, {Via.WEBHOOK: 10}
     )
     assert [(delivery.event_id, delivery.payload) for delivery in claimed] == [
         (event.id, event.payload) for event in written

@@ -1,0 +1,186 @@
+"""Kafka streams: a worker sends each Kafka subscription's new events straight from the event log.
+
+A Kafka subscription gets no delivery row at publish (decision 0002). Its stream holds a position in the
+numbered event log; a stream is ready when events of its names lie past that position, no other worker
+holds its lease, and none of its deliveries is pending. A worker leases a ready stream and sends batches of
+`kafka_stream_batch_size` records through the Kafka channel, with up to `_BATCHES_AWAITING_ACKS` waiting for
+their acks: the next batch is produced while the last one's acks come in. Each batch is recorded, delivery
+and attempt rows with the position moved past it, in one transaction that checks the lease is still this
+worker's; a worker that dies leaves the lease to run out, and the next one sends the batch again (at least
+once, as the row queue).
+
+A batch with failures ends the run. Its failed records are pending rows now, retried on the row queue's
+schedule with its breaker, resend and disabling; the stream waits until they are done, so one entity's
+events do not overtake each other across an outage. (A batch already produced behind the failed one is
+still recorded: its records were sent.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from chargewire.clock import utcnow
+from chargewire.config import Settings
+from chargewire.dispatch.targets import DeliveryTarget, TargetSource
+from chargewire.dispatch.wakeups import wait_for_any
+from chargewire.models import DeliveryStatus, Via
+from chargewire.services.payload_filter import matches
+from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
+from chargewire.store.stream_store import LeaseLost, Stream, StreamStore
+
+logger = logging.getLogger(__name__)
+
+# One batch is produced while the one before it waits for its acks: the producer never runs dry.
+_BATCHES_AWAITING_ACKS = 2
+
+Attempter = Callable[[list[ClaimedDelivery], DeliveryTarget], Coroutine[Any, Any, list[AttemptRecord]]]
+
+
+@dataclass
+class _Batch:
+    start: int
+    end: int
+    deliveries: list[ClaimedDelivery]
+    sending: asyncio.Task[list[AttemptRecord]] | None
+
+
+class KafkaStreamer:
+    """Streams every ready Kafka subscription of the database it can lease, each in a task of its own."""
+
+    def __init__(
+        self, settings: Settings, streams: StreamStore, targets: TargetSource, attempt: Attempter, worker_id: str
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self._streams = streams
+        self._targets = targets
+        self._attempt = attempt
+        self._running: dict[str, asyncio.Task[int]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look for ready streams now instead of at the next poll (after a publish, here or elsewhere)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stream until `stop` is set, then record the batches already sent and hand the leases back."""
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                await self._start_ready()
+                await wait_for_any([self._wake, stop], self.settings.worker_poll_interval_s)
+        finally:
+            self._stopping = True
+            if self._running:
+                await asyncio.wait(list(self._running.values()), timeout=self.settings.kafka_message_timeout_s + 5)
+
+    async def run_once(self) -> int:
+        """Stream every ready stream until it has caught up; returns how many records were attempted (for tests)."""
+        sent = await asyncio.gather(*await self._start_ready())
+        return sum(sent)
+
+    async def _start_ready(self) -> list[asyncio.Task[int]]:
+        try:
+            ready = await self._streams.ready_streams(utcnow())
+        except Exception:
+            logger.exception("looking for Kafka streams to send failed; trying again at the next poll")
+            return []
+        started = []
+        for stream in ready:
+            if stream.subscription_id not in self._running:
+                task = asyncio.create_task(self._stream(stream))
+                self._running[stream.subscription_id] = task
+                task.add_done_callback(self._finished)
+                started.append(task)
+        return started
+
+    def _finished(self, task: asyncio.Task[int]) -> None:
+        for subscription_id, running in list(self._running.items()):
+            if running is task:
+                del self._running[subscription_id]
+
+    async def _stream(self, stream: Stream) -> int:
+        """Lease one stream and send its backlog; returns how many records were attempted."""
+        now = utcnow()
+        lease = timedelta(seconds=self.settings.worker_lease_s)
+        if not await self._streams.lease(stream, self.worker_id, now, now + lease):
+            return 0  # another worker was quicker
+        held = True
+        try:
+            target = (await self._targets.targets([stream.subscription_id])).get(stream.subscription_id)
+            if target is None or target.subscription.via is not Via.KAFKA or not target.subscription.enabled:
+                return 0
+            attempted = await self._send_backlog(stream, target)
+            # Events published while it ran woke a look that passed it by, as it was running: look again.
+            self._wake.set()
+            return attempted
+        except LeaseLost:
+            held = False
+            logger.warning(
+                "the lease of Kafka stream %s ran out; another worker sends its batch again", stream.subscription_id
+            )
+            return 0
+        except Exception:
+            logger.exception("Kafka stream %s failed; it is sent again from its position", stream.subscription_id)
+            return 0
+        finally:
+            if held:
+                await self._release(stream)
+
+    async def _send_backlog(self, stream: Stream, target: DeliveryTarget) -> int:
+        """Send batches until the stream has caught up, a batch fails or the worker stops."""
+        lease = timedelta(seconds=self.settings.worker_lease_s)
+        names = target.subscription.notifications
+        batches: deque[_Batch] = deque()
+        position = stream.position
+        reading = True
+        attempted = 0
+        try:
+            while batches or (reading and not self._stopping):
+                if reading and not self._stopping and len(batches) < _BATCHES_AWAITING_ACKS:
+                    read = await self._streams.read(stream, names, position, self.settings.kafka_stream_batch_size)
+                    chosen = _matching(read.deliveries, target.subscription.filter)
+                    if read.position > position:
+                        sending = asyncio.create_task(self._attempt(chosen, target)) if chosen else None
+                        batches.append(_Batch(position, read.position, chosen, sending))
+                        position = read.position
+                    reading = not (read.at_end and not chosen)
+                    continue
+                batch = batches.popleft()
+                records = await batch.sending if batch.sending is not None else []
+                await self._streams.record_batch(
+                    stream,
+                    self.worker_id,
+                    (batch.start, batch.end),
+                    list(zip(batch.deliveries, records, strict=True)),
+                    utcnow() + lease,
+                )
+                attempted += len(records)
+                if any(record.status is not DeliveryStatus.DELIVERED for record in records):
+                    reading = False  # the failed records are pending rows now: they go first
+        finally:
+            for batch in batches:
+                if batch.sending is not None:
+                    batch.sending.cancel()
+        return attempted
+
+    async def _release(self, stream: Stream) -> None:
+        try:
+            await self._streams.release(stream.subscription_id, self.worker_id)
+        except Exception:
+            logger.exception("could not hand back the lease of Kafka stream %s; it runs out", stream.subscription_id)
+
+
+def _matching(deliveries: list[ClaimedDelivery], payload_filter: dict[str, Any] | None) -> list[ClaimedDelivery]:
+    if payload_filter is None:
+        return deliveries
+    return [delivery for delivery in deliveries if matches(payload_filter, orjson.loads(delivery.payload))]

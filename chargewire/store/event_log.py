@@ -1,0 +1,51 @@
+"""The numbered event log: numbers taken at publish, its committed end, and what Kafka streams have yet to read.
+
+Numbers come from the one `event_sequence` row, updated by the publishing transaction. On PostgreSQL its row
+lock is held until commit, so transactions number and commit in the same order; on SQLite writes are serial.
+Either way, a committed end N means every event numbered up to N is committed and readable.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, func, not_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.store.tables import event_sequence, events, kafka_streams, stream_pauses, subscription_events
+
+
+async def number_events(connection: AsyncConnection, count: int) -> int:
+    """Take `count` event numbers for this transaction; returns the first. Holds the numbering until commit."""
+    result = await connection.execute(
+        update(event_sequence).values(last_seq=event_sequence.c.last_seq + count).returning(event_sequence.c.last_seq)
+    )
+    return int(result.scalar_one()) - count + 1
+
+
+async def end_of_log(connection: AsyncConnection) -> int:
+    """The number of the last committed published event."""
+    return int((await connection.execute(select(event_sequence.c.last_seq))).scalar_one())
+
+
+async def stream_backlog(connection: AsyncConnection) -> int:
+    """How many events Kafka streams have yet to look at: those of their names past their positions, not paused."""
+    end = await end_of_log(connection)
+    paused = select(stream_pauses.c.from_seq).where(
+        stream_pauses.c.subscription_id == kafka_streams.c.subscription_id,
+        events.c.seq > stream_pauses.c.from_seq,
+        or_(stream_pauses.c.to_seq.is_(None), events.c.seq <= stream_pauses.c.to_seq),
+    )
+    query = (
+        select(func.count())
+        .select_from(kafka_streams)
+        .join(subscription_events, subscription_events.c.subscription_id == kafka_streams.c.subscription_id)
+        .join(
+            events,
+            and_(
+                events.c.name == subscription_events.c.event_name,
+                events.c.seq > kafka_streams.c.position,
+                events.c.seq <= end,
+            ),
+        )
+        .where(not_(paused.exists()))
+    )
+    return int((await connection.execute(query)).scalar_one())

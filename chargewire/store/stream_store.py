@@ -1,0 +1,317 @@
+"""Kafka streams: each Kafka subscription's position in the event log, its lease, and its pauses.
+
+A stream's first attempts are read from the log instead of from delivery rows (decision 0002). Only what
+was attempted is written: one delivery row and one attempt row per record, with the position moved past
+the batch, in one transaction that checks the lease is still the worker's. Records that failed become
+pending rows, which the row queue retries as it retries every delivery; while a subscription has any, its
+stream waits, so that one entity's events never overtake each other.
+
+Event numbers (`events.seq`) come from `event_sequence` in commit order, so the committed end of the log N
+means every event up to N is readable: a stream never passes an event that commits later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.clock import utcnow
+from chargewire.ids import new_ids
+from chargewire.models import DeliveryStatus, Via
+from chargewire.store.bulk_insert import insert_rows, stored_value
+from chargewire.store.database import Database
+from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, insert_attempts, record_health
+from chargewire.store.event_log import end_of_log
+from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
+from chargewire.store.tables import (
+    deliveries,
+    events,
+    kafka_streams,
+    stream_pauses,
+    subscription_events,
+    subscriptions,
+)
+
+# Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
+# limit applies, so an unbounded read of a long backlog would sort all of it.
+_READ_WINDOW = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A Kafka subscription's place in the log, and the stretches it skips ((from, to], to None: open)."""
+
+    subscription_id: str
+    position: int
+    pauses: tuple[tuple[int, int | None], ...] = ()
+
+    def skips(self, seq: int) -> bool:
+        """Whether the event numbered `seq` was published while the subscription was disabled."""
+        return any(seq > start and (end is None or seq <= end) for start, end in self.pauses)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRead:
+    """The next events of a stream (as deliveries to attempt), and the position after them."""
+
+    deliveries: list[ClaimedDelivery]
+    position: int
+    at_end: bool
+
+
+PayloadCheck = Callable[[bytes], bool]
+
+
+class LeaseLost(Exception):
+    """The stream's lease ran out and another worker took it: this batch is not recorded here."""
+
+
+class StreamStore:
+    """Reads and writes `kafka_streams` and `stream_pauses`, and the rows a stream's batches leave."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def end_of_log(self) -> int:
+        """The number of the last committed published event."""
+        async with self._database.reading() as connection:
+            return await end_of_log(connection)
+
+    async def ready_streams(self, now: datetime) -> list[Stream]:
+        """Streams with events past their position, free to lease, and no pending rows to drain first (a read)."""
+        async with self._database.reading() as connection:
+            end = await end_of_log(connection)
+            pending = select(deliveries.c.id).where(
+                deliveries.c.subscription_id == kafka_streams.c.subscription_id,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+            )
+            query = (
+                select(kafka_streams.c.subscription_id, kafka_streams.c.position)
+                .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
+                .where(
+                    subscriptions.c.enabled.is_(True),
+                    subscriptions.c.via == Via.KAFKA.value,
+                    kafka_streams.c.position < end,
+                    or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
+                    ~pending.exists(),
+                )
+            )
+            rows = (await connection.execute(query)).all()
+            ready = [row for row in rows if await _has_events(connection, row.subscription_id, row.position, end)]
+            return [Stream(row[0], row[1], await _pauses(connection, row[0])) for row in ready]
+
+    async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
+        """Take the stream for `worker_id` if it is free and still where `stream` says."""
+        statement = (
+            update(kafka_streams)
+            .where(
+                kafka_streams.c.subscription_id == stream.subscription_id,
+                kafka_streams.c.position == stream.position,
+                or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
+            )
+            .values(lease_owner=worker_id, lease_until=until)
+        )
+        async with self._database.transaction() as connection:
+            return bool((await connection.execute(statement)).rowcount)
+
+    async def read(self, stream: Stream, names: Sequence[str], after: int, limit: int) -> StreamRead:
+        """Up to `limit` events of these names past `after`, in log order, and how far the read got."""
+        async with self._database.reading() as connection:
+            # The end first: every event up to it is committed, so the read below misses none of them.
+            end = await end_of_log(connection)
+            upto = min(end, after + _READ_WINDOW)
+            query = (
+                select(
+                    events.c.seq, events.c.id, events.c.name, events.c.payload, events.c.entity_id, events.c.received_at
+                )
+                .where(events.c.name.in_(names), events.c.seq > after, events.c.seq <= upto)
+                .order_by(events.c.seq)
+                .limit(limit)
+            )
+            rows = (await connection.execute(query)).all()
+        position = rows[-1][0] if len(rows) == limit else upto
+        chosen = [row for row in rows if not stream.skips(row[0])]
+        ids = new_ids("dlv", len(chosen))
+        subscription_id = stream.subscription_id
+        claimed = [
+            ClaimedDelivery(delivery_id, event_id, subscription_id, name, 0, None, bytes(payload), entity_id, at)
+            for delivery_id, (_seq, event_id, name, payload, entity_id, at) in zip(ids, chosen, strict=True)
+        ]
+        return StreamRead(claimed, position, position >= end)
+
+    async def record_batch(
+        self,
+        stream: Stream,
+        worker_id: str,
+        moves: tuple[int, int],
+        attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]],
+        lease_until: datetime | None,
+    ) -> None:
+        """Write a batch's deliveries and attempts and move the stream from `moves[0]` to `moves[1]`.
+
+        `lease_until` None hands the lease back. Raises LeaseLost, writing nothing, when the stream is no
+        longer this worker's or no longer at `moves[0]`.
+        """
+        start, end = moves
+        records = [record for _delivery, record in attempted]
+        async with self._database.transaction() as connection:
+            # The subscription's row first, as every statement that changes a subscription and its stream
+            # locks them in that order: a PUT or a delete meanwhile waits, or is waited for, but never deadlocks.
+            subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
+            await connection.execute(subscription.with_for_update(read=True, key_share=True))
+            moved = await connection.execute(
+                update(kafka_streams)
+                .where(
+                    kafka_streams.c.subscription_id == stream.subscription_id,
+                    kafka_streams.c.lease_owner == worker_id,
+                    kafka_streams.c.position == start,
+                )
+                .values(position=end, lease_owner=worker_id if lease_until else None, lease_until=lease_until)
+            )
+            if not moved.rowcount:
+                raise LeaseLost(stream.subscription_id)
+            await connection.execute(
+                delete(stream_pauses).where(
+                    stream_pauses.c.subscription_id == stream.subscription_id, stream_pauses.c.to_seq <= end
+                )
+            )
+            if attempted:
+                await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, _delivery_rows(connection, attempted))
+                await insert_attempts(connection, records)
+                await record_health(connection, records)
+
+    async def release(self, subscription_id: str, worker_id: str) -> None:
+        """Hand a stream's lease back without moving it."""
+        statement = (
+            update(kafka_streams)
+            .where(kafka_streams.c.subscription_id == subscription_id, kafka_streams.c.lease_owner == worker_id)
+            .values(lease_owner=None, lease_until=None)
+        )
+        async with self._database.transaction() as connection:
+            await connection.execute(statement)
+
+
+async def follow_subscription(
+    connection: AsyncConnection,
+    subscription_id: str,
+    was: tuple[Via, bool] | None,
+    becomes: tuple[Via, bool],
+    keeps: PayloadCheck | None = None,
+) -> None:
+    """Keep a subscription's stream in step with its (via, enabled), in the transaction that changes them.
+
+    A new Kafka subscription streams from the end of the log: it gets what is published after it exists.
+    Disabling opens a pause at the end of the log and enabling closes it, so what was published meanwhile
+    is skipped, while the backlog from before the pause is still delivered, as the row queue does. A Kafka
+    subscription that becomes a webhook takes its unread backlog along as rows (those whose payload `keeps`
+    accepts), and its stream ends.
+    """
+    was_kafka = was is not None and was[0] is Via.KAFKA
+    if becomes[0] is not Via.KAFKA:
+        if was_kafka:
+            await _backlog_to_rows(connection, subscription_id, keeps or _keep_all)
+            await connection.execute(delete(kafka_streams).where(kafka_streams.c.subscription_id == subscription_id))
+            await connection.execute(delete(stream_pauses).where(stream_pauses.c.subscription_id == subscription_id))
+        return
+    end = await end_of_log(connection)
+    enabled = becomes[1]
+    if not was_kafka:
+        await connection.execute(insert(kafka_streams).values(subscription_id=subscription_id, position=end))
+        if not enabled:
+            await _open_pause(connection, subscription_id, end)
+    elif was is not None and was[1] != enabled:
+        if enabled:
+            await _close_pause(connection, subscription_id, end)
+        else:
+            await _open_pause(connection, subscription_id, end)
+
+
+async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, keeps: PayloadCheck) -> None:
+    """Pending delivery rows, due now, for the events a stream has yet to read."""
+    query = select(kafka_streams.c.position).where(kafka_streams.c.subscription_id == subscription_id)
+    position = (await connection.execute(query.with_for_update())).scalar_one_or_none()
+    if position is None:
+        return
+    stream = Stream(subscription_id, int(position), await _pauses(connection, subscription_id))
+    names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
+    backlog = (
+        select(events.c.seq, events.c.id, events.c.name, events.c.payload)
+        .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= await end_of_log(connection))
+        .order_by(events.c.seq)
+    )
+    now = stored_value(connection, deliveries.c.created_at)(utcnow())
+    pending = DeliveryStatus.PENDING.value
+    rows = [
+        (event_id, name)
+        for seq, event_id, name, payload in (await connection.execute(backlog)).all()
+        if not stream.skips(seq) and keeps(bytes(payload))
+    ]
+    if rows:
+        new = [
+            (delivery_id, event_id, subscription_id, name, pending, 0, now, None, now, now)
+            for delivery_id, (event_id, name) in zip(new_ids("dlv", len(rows)), rows, strict=True)
+        ]
+        await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, new)
+
+
+def _keep_all(_payload: bytes) -> bool:
+    return True
+
+
+async def _has_events(connection: AsyncConnection, subscription_id: str, after: int, end: int) -> bool:
+    names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
+    query = select(exists().where(events.c.name.in_(names), events.c.seq > after, events.c.seq <= end))
+    return bool((await connection.execute(query)).scalar())
+
+
+async def _pauses(connection: AsyncConnection, subscription_id: str) -> tuple[tuple[int, int | None], ...]:
+    query = select(stream_pauses.c.from_seq, stream_pauses.c.to_seq).where(
+        stream_pauses.c.subscription_id == subscription_id
+    )
+    return tuple((int(start), None if end is None else int(end)) for start, end in (await connection.execute(query)))
+
+
+async def _open_pause(connection: AsyncConnection, subscription_id: str, at: int) -> None:
+    open_pause = select(stream_pauses.c.from_seq).where(
+        stream_pauses.c.subscription_id == subscription_id, stream_pauses.c.to_seq.is_(None)
+    )
+    if (await connection.execute(open_pause)).first() is None:
+        await connection.execute(insert(stream_pauses).values(subscription_id=subscription_id, from_seq=at))
+
+
+async def _close_pause(connection: AsyncConnection, subscription_id: str, at: int) -> None:
+    is_open = (stream_pauses.c.subscription_id == subscription_id, stream_pauses.c.to_seq.is_(None))
+    # A pause during which nothing was published skips nothing.
+    await connection.execute(delete(stream_pauses).where(*is_open, stream_pauses.c.from_seq >= at))
+    await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
+
+
+def _delivery_rows(
+    connection: AsyncConnection, attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]]
+) -> list[tuple[Any, ...]]:
+    stored_time = stored_value(connection, deliveries.c.created_at)
+    times: dict[datetime | None, Any] = {}
+    for delivery, record in attempted:
+        for at in (delivery.received_at, record.attempt.started_at, record.next_attempt_at):
+            if at not in times:
+                times[at] = None if at is None else stored_time(at)
+    return [
+        (
+            record.attempt.delivery_id,
+            delivery.event_id,
+            delivery.subscription_id,
+            delivery.event_name,
+            record.status.value,
+            1,
+            times[record.next_attempt_at],
+            record.last_error[:1000] if record.last_error else None,
+            times[delivery.received_at],
+            times[record.attempt.started_at],
+        )
+        for delivery, record in attempted
+    ]

@@ -1,0 +1,240 @@
+"""Kafka streams on both backends: which events a stream reads, when it is ready, and how its batches are recorded.
+
+A Kafka subscription gets no delivery row at publish; its stream reads the numbered event log past its
+position. These tests drive the store directly, with no broker: the streamer's own behaviour is proven
+against a real one in tests/integration/dispatch/test_kafka_streams.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.ids import new_id
+from chargewire.models import Attempt, DeliveryStatus, Via
+from chargewire.runtime import Runtime
+from chargewire.services.subscriptions import OPERATOR
+from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryFilter
+from chargewire.store.event_log import number_events
+from chargewire.store.event_store import EventStore
+from chargewire.store.stream_store import LeaseLost, Stream
+
+BOOT = load_event_types()["BootNotification"].example
+WORKER = "wrk_one"
+KAFKA_BODY = {
+    "via": "kafka",
+    "notifications": ["BootNotification"],
+    "kafka": {"topic": "t", "brokers": ["127.0.0.1:9"]},
+}
+
+
+def _boots(first: int, count: int) -> list[dict[str, object]]:
+    return [{**BOOT, "chargePointId": first + index} for index in range(count)]
+
+
+async def _subscribe(runtime: Runtime, via: Via = Via.KAFKA, **extra: object) -> str:
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    body: dict[str, object] = {"via": via.value, "notifications": ["BootNotification"], **extra}
+    if via is Via.KAFKA:
+        body["kafka"] = {"topic": "boots", "brokers": ["127.0.0.1:9"]}
+    else:
+        body["webhook"] = {"callbackUrl": "http://127.0.0.1:9/boots"}
+    return (await runtime.subscriptions.create(owner.token, body)).subscription.id
+
+
+async def _ready(runtime: Runtime) -> dict[str, Stream]:
+    return {stream.subscription_id: stream for stream in await runtime.stream_store.ready_streams(utcnow())}
+
+
+async def _streamed_charge_points(runtime: Runtime, subscription_id: str) -> list[str | None]:
+    """What a stream would send next, read from its current position to the end of the log."""
+    stream = (await _ready(runtime))[subscription_id]
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    return [delivery.entity_id for delivery in read.deliveries]
+
+
+async def _lease(runtime: Runtime, stream: Stream, worker: str = WORKER) -> bool:
+    now = utcnow()
+    return await runtime.stream_store.lease(stream, worker, now, now + timedelta(minutes=1))
+
+
+def _delivered(delivery: ClaimedDelivery) -> AttemptRecord:
+    attempt = Attempt(
+        id=new_id("att"),
+        delivery_id=delivery.id,
+        number=1,
+        started_at=utcnow(),
+        duration_ms=3.0,
+        outcome="delivered",
+        request_headers={"kafka-key": delivery.entity_id or delivery.id},
+        response_headers={"kafka-partition": "0", "kafka-offset": "7"},
+    )
+    return AttemptRecord(attempt, delivery.subscription_id, WORKER, DeliveryStatus.DELIVERED, None, None)
+
+
+async def _deliver_rows(runtime: Runtime) -> None:
+    """Record every due row as delivered, as a worker would."""
+    now = utcnow()
+    claimed = await runtime.delivery_store.claim_due_deliveries(
+        WORKER, now, now + timedelta(minutes=1), 100, {Via.KAFKA: 100, Via.WEBHOOK: 100}
+    )
+    await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in claimed])
+
+
+async def test_a_kafka_subscription_gets_no_rows_at_publish_and_streams_only_what_came_after_it(
+    runtime: Runtime,
+) -> None:
+    await runtime.publisher.publish(_boots(100, 2))
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(200, 3))
+
+    assert await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10) == []
+    assert await _streamed_charge_points(runtime, subscription_id) == ["200", "201", "202"]
+    counts = await runtime.delivery_store.count_by_status(utcnow())
+    assert counts["due"] == 3  # the queue depth counts what the stream has yet to read
+
+
+async def test_a_test_send_to_a_kafka_subscription_is_a_row_that_no_stream_reads(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    other = await _subscribe(runtime)
+
+    await runtime.publisher.publish_to(subscription_id, {**BOOT, "chargePointId": 7})
+
+    [row] = await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10)
+    assert (row.subscription_id, row.status) == (subscription_id, DeliveryStatus.PENDING)
+    assert await _ready(runtime) == {}  # the one with a pending row waits; the other has nothing to read
+    assert other not in await _ready(runtime)
+
+
+async def test_a_stream_waits_while_its_subscription_has_pending_rows(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish_to(subscription_id, {**BOOT, "chargePointId": 7})
+    await runtime.publisher.publish(_boots(300, 2))
+
+    assert subscription_id not in await _ready(runtime)
+
+    await _deliver_rows(runtime)
+    assert subscription_id in await _ready(runtime)
+
+
+async def test_events_published_while_a_subscription_is_disabled_are_skipped_and_its_earlier_backlog_is_kept(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(400, 2))  # the backlog from before the pause
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+    await runtime.publisher.publish(_boots(500, 2))  # published while disabled
+    assert subscription_id not in await _ready(runtime)
+
+    await runtime.subscription_store.set_enabled(subscription_id, True, utcnow())
+    await runtime.publisher.publish(_boots(600, 1))
+
+    assert await _streamed_charge_points(runtime, subscription_id) == ["400", "401", "600"]
+    assert (await runtime.delivery_store.count_by_status(utcnow()))["due"] == 3
+
+
+async def test_disabling_and_enabling_with_nothing_published_between_skips_nothing(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+    await runtime.subscription_store.set_enabled(subscription_id, True, utcnow())
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+    await runtime.subscription_store.set_enabled(subscription_id, True, utcnow())
+    await runtime.publisher.publish(_boots(700, 2))
+
+    assert await _streamed_charge_points(runtime, subscription_id) == ["700", "701"]
+
+
+async def test_a_webhook_that_becomes_kafka_streams_what_is_published_from_then_on(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime, Via.WEBHOOK)
+    await runtime.publisher.publish(_boots(800, 1))  # a row, for the webhook
+
+    await runtime.subscriptions.replace(OPERATOR, subscription_id, KAFKA_BODY)
+    await runtime.publisher.publish(_boots(900, 1))
+
+    [row] = await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10)
+    assert row.status is DeliveryStatus.PENDING
+    assert await _ready(runtime) == {}  # the webhook-era row goes first
+    await _deliver_rows(runtime)
+    assert await _streamed_charge_points(runtime, subscription_id) == ["900"]
+
+
+async def test_a_kafka_subscription_that_becomes_a_webhook_takes_its_unread_backlog_along_as_rows(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(950, 3))
+    webhook = {
+        "via": "webhook",
+        "notifications": ["BootNotification"],
+        "webhook": {"callbackUrl": "http://127.0.0.1:9/boots"},
+        "filter": {"chargePointId": {"$nin": [951]}},
+    }
+
+    await runtime.subscriptions.replace(OPERATOR, subscription_id, webhook)
+
+    rows = await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10)
+    events = await EventStore(runtime.database).get_events([row.event_id for row in rows])
+    assert sorted(event.entity_id or "" for event in events) == ["950", "952"]  # the filter applies
+    assert {row.status for row in rows} == {DeliveryStatus.PENDING}
+    assert await runtime.stream_store.ready_streams(utcnow()) == []
+
+
+async def test_a_batch_is_recorded_only_by_the_worker_that_holds_the_lease(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1000, 3))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    assert not await _lease(runtime, stream, "wrk_two")  # held
+    assert subscription_id not in await _ready(runtime)
+
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    attempted = [(delivery, _delivered(delivery)) for delivery in read.deliveries]
+    with pytest.raises(LeaseLost):
+        await runtime.stream_store.record_batch(stream, "wrk_two", (stream.position, read.position), attempted, None)
+    assert await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10) == []
+
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+
+    rows = await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10)
+    assert sorted((row.status, row.attempt_count) for row in rows) == [(DeliveryStatus.DELIVERED, 1)] * 3
+    [attempt] = await runtime.delivery_store.list_attempts(rows[0].id)
+    assert attempt.response_headers == {"kafka-partition": "0", "kafka-offset": "7"}
+    assert await _ready(runtime) == {}  # caught up, and the lease was handed back
+    assert (await runtime.delivery_store.count_by_status(utcnow()))["due"] == 0
+
+
+async def test_a_lease_that_ran_out_can_be_taken_by_another_worker_and_the_first_records_nothing(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1100, 2))
+    stream = (await _ready(runtime))[subscription_id]
+    past = utcnow() - timedelta(minutes=2)
+    assert await runtime.stream_store.lease(stream, WORKER, past, past + timedelta(minutes=1))
+
+    assert await _lease(runtime, stream, "wrk_two")
+
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    attempted = [(delivery, _delivered(delivery)) for delivery in read.deliveries]
+    with pytest.raises(LeaseLost):
+        await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+
+
+async def test_publishing_waits_for_an_earlier_transaction_that_took_event_numbers_to_commit(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    async with runtime.database.transaction() as connection:
+        held_seq = await number_events(connection, 1)
+        later = asyncio.create_task(runtime.publisher.publish(_boots(1200, 1)))
+        await asyncio.sleep(0.3)
+        assert not later.done()  # its numbers would come after ours, so its commit does too
+        assert await runtime.stream_store.end_of_log() == held_seq - 1  # ours is not committed yet
+    await asyncio.wait_for(later, 10)
+
+    assert await runtime.stream_store.end_of_log() == held_seq + 1
+    assert await _streamed_charge_points(runtime, subscription_id) == ["1200"]

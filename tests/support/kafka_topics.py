@@ -1,0 +1,52 @@
+"""Kafka in tests: what reached a topic, as a subscriber's consumer reads it, and the batches a worker sent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+
+from confluent_kafka import Consumer
+
+from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.kafka import KafkaChannel
+from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.models import Via
+from chargewire.runtime import Runtime
+
+
+def consume_topic(broker: KafkaBroker, topic: str, distinct: int, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:
+    """Records of a topic from the start, until `distinct` different values have arrived (or time runs out)."""
+    consumer = Consumer(
+        {**broker.client_config("PLAINTEXT"), "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    records: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len({value for _, value in records}) < distinct and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                records.append((message.key(), message.value()))
+    finally:
+        consumer.close()
+    return records
+
+
+async def deliver_once(runtime: Runtime) -> tuple[int, list[int]]:
+    """One worker pass over what is due, rows and streams: how many were attempted, and the Kafka batch sizes."""
+    dispatcher = runtime.dispatcher()
+    channel = dispatcher._channels[Via.KAFKA]
+    assert isinstance(channel, KafkaChannel)
+    sizes: list[int] = []
+    send_batch = channel.send_batch
+
+    async def counting(messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
+        sizes.append(len(messages))
+        return await send_batch(messages)
+
+    channel.send_batch = counting  # type: ignore[method-assign]
+    try:
+        return await dispatcher.run_once(), sizes
+    finally:
+        await dispatcher.aclose()
