@@ -4,10 +4,10 @@ A Kafka subscription gets no delivery row at publish (decision 0002). Its stream
 numbered event log; a stream is ready when events of its names lie past that position, no other worker
 holds its lease, and none of its deliveries is pending. A worker leases a ready stream and sends batches of
 `kafka_stream_batch_size` records through the Kafka channel, with up to `_BATCHES_AWAITING_ACKS` waiting for
-their acks: the next batch is produced while the last one's acks come in. Each batch is recorded, delivery
-and attempt rows with the position moved past it, in one transaction that checks the lease is still this
-worker's; a worker that dies leaves the lease to run out, and the next one sends the batch again (at least
-once, as the row queue).
+their acks: the next batch is produced while the last one's acks come in, and while the one before is
+recorded. Each batch is recorded, delivery and attempt rows with the position moved past it, in one
+transaction that checks the lease is still this worker's; a worker that dies leaves the lease to run out,
+and the next one sends the batch again (at least once, as the row queue).
 
 A batch with failures ends the run. Its failed records are pending rows now, retried on the row queue's
 schedule with its breaker, resend and disabling; the stream waits until they are done, so one entity's
@@ -137,10 +137,14 @@ class KafkaStreamer:
                 await self._release(stream)
 
     async def _send_backlog(self, stream: Stream, target: DeliveryTarget) -> int:
-        """Send batches until the stream has caught up, a batch fails or the worker stops."""
-        lease = timedelta(seconds=self.settings.worker_lease_s)
+        """Send batches until the stream has caught up, a batch fails or the worker stops.
+
+        Three stages overlap: a batch is read and produced while the one before awaits its acks and the one
+        before that is recorded. Records are written one batch at a time, in log order.
+        """
         names = target.subscription.notifications
         batches: deque[_Batch] = deque()
+        recording: asyncio.Task[None] | None = None
         position = stream.position
         reading = True
         attempted = 0
@@ -157,21 +161,29 @@ class KafkaStreamer:
                     continue
                 batch = batches.popleft()
                 records = await batch.sending if batch.sending is not None else []
-                await self._streams.record_batch(
-                    stream,
-                    self.worker_id,
-                    (batch.start, batch.end),
-                    list(zip(batch.deliveries, records, strict=True)),
-                    utcnow() + lease,
-                )
                 attempted += len(records)
                 if any(record.status is not DeliveryStatus.DELIVERED for record in records):
                     reading = False  # the failed records are pending rows now: they go first
+                if recording is not None:
+                    await recording
+                recording = asyncio.create_task(self._record(stream, batch, records))
+            if recording is not None:
+                await recording
         finally:
             for batch in batches:
                 if batch.sending is not None:
                     batch.sending.cancel()
         return attempted
+
+    async def _record(self, stream: Stream, batch: _Batch, records: list[AttemptRecord]) -> None:
+        """Write a batch's outcomes and move the stream past it, renewing the lease."""
+        await self._streams.record_batch(
+            stream,
+            self.worker_id,
+            (batch.start, batch.end),
+            list(zip(batch.deliveries, records, strict=True)),
+            utcnow() + timedelta(seconds=self.settings.worker_lease_s),
+        )
 
     async def _release(self, stream: Stream) -> None:
         try:
