@@ -3,7 +3,8 @@
 Runs a real `chargewire serve --no-worker` process on SQLite and on PostgreSQL and drives it from this
 process with concurrent keep-alive connections: single events and batches of 100 over 8 connections, then
 batches of 1,000 over 2 connections (the publishing side of `bench.kafka`), first with no subscription and
-then with one Kafka subscription that every event matches, so each event also writes a delivery row. The
+then with one webhook subscription that every event matches, so each event also writes a delivery row (a
+Kafka subscription writes none at publish: its stream reads the event log). The
 server's CPU time (user + system) over each measure, divided by the events accepted, is its cost per event.
 Usage: python -m bench.ingest [--seconds 10] [--connections 8] [--backend sqlite --backend postgresql]
 """
@@ -80,11 +81,11 @@ def _measure(
 
 
 def _subscribe_to_every_event(base_url: str, token: str) -> None:
-    # A broker nobody listens on: the server runs with no worker, so nothing is ever sent.
+    # A receiver nobody listens on: the server runs with no worker, so nothing is ever sent.
     subscription = {
-        "via": "kafka",
+        "via": "webhook",
         "notifications": [EVENT_NAME],
-        "kafka": {"topic": "bench-ingest", "brokers": ["127.0.0.1:9"]},
+        "webhook": {"callbackUrl": "http://127.0.0.1:9/bench-ingest"},
     }
     created = httpx.post(
         f"{base_url}/public-api/notifications/v2.0", json=subscription, headers={"Authorization": f"Bearer {token}"}

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, or_, select, update
+from sqlalchemy import Dialect, delete, exists, insert, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
@@ -29,6 +30,7 @@ from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, inse
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.tables import (
+    UtcDateTime,
     deliveries,
     events,
     kafka_streams,
@@ -40,6 +42,17 @@ from chargewire.store.tables import (
 # Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
 # limit applies, so an unbounded read of a long backlog would sort all of it.
 _READ_WINDOW = 50_000
+
+
+_STORED_TIME = UtcDateTime()
+
+
+def _received_at(stored: Any, dialect: Dialect) -> datetime:
+    """An event's received_at as the driver returned it, made an aware datetime (the column is NOT NULL)."""
+    received_at = _STORED_TIME.process_result_value(stored, dialect)
+    if received_at is None:
+        raise ValueError("an event has no received_at")
+    return received_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,21 +138,23 @@ class StreamStore:
             # The end first: every event up to it is committed, so the read below misses none of them.
             end = await end_of_log(connection)
             upto = min(end, after + _READ_WINDOW)
+            # Read as stored and converted once per distinct value: a publish's events share their time.
+            received_at = type_coerce(events.c.received_at, NullType())
             query = (
-                select(
-                    events.c.seq, events.c.id, events.c.name, events.c.payload, events.c.entity_id, events.c.received_at
-                )
+                select(events.c.seq, events.c.id, events.c.name, events.c.payload, events.c.entity_id, received_at)
                 .where(events.c.name.in_(names), events.c.seq > after, events.c.seq <= upto)
                 .order_by(events.c.seq)
                 .limit(limit)
             )
             rows = (await connection.execute(query)).all()
+            dialect = connection.dialect
         position = rows[-1][0] if len(rows) == limit else upto
         chosen = [row for row in rows if not stream.skips(row[0])]
         ids = new_ids("dlv", len(chosen))
         subscription_id = stream.subscription_id
+        times = {stored: _received_at(stored, dialect) for stored in {row[5] for row in chosen}}
         claimed = [
-            ClaimedDelivery(delivery_id, event_id, subscription_id, name, 0, None, bytes(payload), entity_id, at)
+            ClaimedDelivery(delivery_id, event_id, subscription_id, name, 0, None, bytes(payload), entity_id, times[at])
             for delivery_id, (_seq, event_id, name, payload, entity_id, at) in zip(ids, chosen, strict=True)
         ]
         return StreamRead(claimed, position, position >= end)
