@@ -172,8 +172,8 @@ class Runtime:
             return await deliveries.newest_delivery_id(), await streams.end_of_log()
 
         async def work_due() -> bool:
-            now = utcnow()
-            return await deliveries.any_due(now) or bool(await streams.ready_streams(now))
+            # A stream behind the log counts even while this worker holds it: it is waiting for this news.
+            return await deliveries.any_due(utcnow()) or await streams.any_behind()
 
         return CommitWatcher(self.database.sqlite_file, newest_work, work_due, dispatcher.wake)
 

@@ -155,7 +155,7 @@ class Dispatcher:
                 self._wake.clear()
                 news, self._news = self._news, False
                 full = False
-                if news or self._claim_worthwhile():
+                if (news or self._claim_worthwhile()) and await self._may_find_work():
                     _claimed, full = await self._claim()
                 if not full:
                     # A claim that came back short found all there is: wait for more instead of asking again.
@@ -192,6 +192,14 @@ class Dispatcher:
         await asyncio.wait(waiters, timeout=self.settings.worker_poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+
+    async def _may_find_work(self) -> bool:
+        """Whether a claim is worth the write lock: an idle worker first asks, with a read, whether any row is due.
+
+        Wake-ups come with every publish, and a Kafka subscription's events are streamed, not claimed: on
+        SQLite an empty claim would still take the one write lock that ingest and the streams are waiting for.
+        """
+        return bool(self._queues) or await self._deliveries.any_due(utcnow())
 
     async def _claim(self) -> tuple[int, bool]:
         """Claim what is due; returns how many, and whether the claim came back full (more may be due)."""

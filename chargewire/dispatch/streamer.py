@@ -18,6 +18,7 @@ still recorded: its records were sent.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 # One batch is produced while the one before it waits for its acks: the producer never runs dry.
 _BATCHES_AWAITING_ACKS = 2
+# A stream that has caught up keeps its lease this long for the next events: under steady traffic it is not
+# looked up, leased and handed back again for every publish, with batches of a few records each.
+_CAUGHT_UP_HOLD_S = 1.0
 
 Attempter = Callable[[list[ClaimedDelivery], DeliveryTarget], Coroutine[Any, Any, list[AttemptRecord]]]
 
@@ -65,11 +69,14 @@ class KafkaStreamer:
         self._attempt = attempt
         self._running: dict[str, asyncio.Task[int]] = {}
         self._wake = asyncio.Event()
+        self._news: dict[str, asyncio.Event] = {}  # per running stream: events were published since it looked
         self._stopping = False
 
     def wake(self) -> None:
         """Look for ready streams now instead of at the next poll (after a publish, here or elsewhere)."""
         self._wake.set()
+        for news in self._news.values():
+            news.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stream until `stop` is set, then record the batches already sent and hand the leases back."""
@@ -80,15 +87,16 @@ class KafkaStreamer:
                 await wait_for_any([self._wake, stop], self.settings.worker_poll_interval_s)
         finally:
             self._stopping = True
+            self.wake()  # streams holding on for news stop waiting
             if self._running:
                 await asyncio.wait(list(self._running.values()), timeout=self.settings.kafka_message_timeout_s + 5)
 
     async def run_once(self) -> int:
         """Stream every ready stream until it has caught up; returns how many records were attempted (for tests)."""
-        sent = await asyncio.gather(*await self._start_ready())
+        sent = await asyncio.gather(*await self._start_ready(hold_s=0.0))
         return sum(sent)
 
-    async def _start_ready(self) -> list[asyncio.Task[int]]:
+    async def _start_ready(self, hold_s: float = _CAUGHT_UP_HOLD_S) -> list[asyncio.Task[int]]:
         try:
             ready = await self._streams.ready_streams(utcnow())
         except Exception:
@@ -97,7 +105,7 @@ class KafkaStreamer:
         started = []
         for stream in ready:
             if stream.subscription_id not in self._running:
-                task = asyncio.create_task(self._stream(stream))
+                task = asyncio.create_task(self._stream(stream, hold_s))
                 self._running[stream.subscription_id] = task
                 task.add_done_callback(self._finished)
                 started.append(task)
@@ -108,7 +116,7 @@ class KafkaStreamer:
             if running is task:
                 del self._running[subscription_id]
 
-    async def _stream(self, stream: Stream) -> int:
+    async def _stream(self, stream: Stream, hold_s: float) -> int:
         """Lease one stream and send its backlog; returns how many records were attempted."""
         now = utcnow()
         lease = timedelta(seconds=self.settings.worker_lease_s)
@@ -119,7 +127,7 @@ class KafkaStreamer:
             target = (await self._targets.targets([stream.subscription_id])).get(stream.subscription_id)
             if target is None or target.subscription.via is not Via.KAFKA or not target.subscription.enabled:
                 return 0
-            attempted = await self._send_backlog(stream, target)
+            attempted = await self._send_backlog(stream, target, hold_s)
             # Events published while it ran woke a look that passed it by, as it was running: look again.
             self._wake.set()
             return attempted
@@ -136,40 +144,49 @@ class KafkaStreamer:
             if held:
                 await self._release(stream)
 
-    async def _send_backlog(self, stream: Stream, target: DeliveryTarget) -> int:
-        """Send batches until the stream has caught up, a batch fails or the worker stops.
+    async def _send_backlog(self, stream: Stream, target: DeliveryTarget, hold_s: float) -> int:
+        """Send batches until the stream has caught up and no news came for `hold_s`, a batch fails or the
+        worker stops.
 
         Three stages overlap: a batch is read and produced while the one before awaits its acks and the one
         before that is recorded. Records are written one batch at a time, in log order.
         """
         names = target.subscription.notifications
+        news = self._news[stream.subscription_id] = asyncio.Event()
         batches: deque[_Batch] = deque()
         recording: asyncio.Task[None] | None = None
         position = stream.position
-        reading = True
+        reading, caught_up = True, False
         attempted = 0
         try:
-            while batches or (reading and not self._stopping):
+            while True:
                 if reading and not self._stopping and len(batches) < _BATCHES_AWAITING_ACKS:
+                    news.clear()  # what is published from here on, this read may miss: it will be news
                     read = await self._streams.read(stream, names, position, self.settings.kafka_stream_batch_size)
                     chosen = _matching(read.deliveries, target.subscription.filter)
                     if read.position > position:
                         sending = asyncio.create_task(self._attempt(chosen, target)) if chosen else None
                         batches.append(_Batch(position, read.position, chosen, sending))
                         position = read.position
-                    reading = not (read.at_end and not chosen)
-                    continue
-                batch = batches.popleft()
-                records = await batch.sending if batch.sending is not None else []
-                attempted += len(records)
-                if any(record.status is not DeliveryStatus.DELIVERED for record in records):
-                    reading = False  # the failed records are pending rows now: they go first
-                if recording is not None:
-                    await recording
-                recording = asyncio.create_task(self._record(stream, batch, records))
+                    caught_up = read.at_end and not chosen
+                    reading = not caught_up
+                elif batches:
+                    batch = batches.popleft()
+                    records = await batch.sending if batch.sending is not None else []
+                    attempted += len(records)
+                    if any(record.status is not DeliveryStatus.DELIVERED for record in records):
+                        reading = caught_up = False  # the failed records are pending rows now: they go first
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self._record(stream, batch, records))
+                elif caught_up and not self._stopping and await _set_within(news, hold_s):
+                    reading, caught_up = True, False
+                else:
+                    break
             if recording is not None:
                 await recording
         finally:
+            del self._news[stream.subscription_id]
             for batch in batches:
                 if batch.sending is not None:
                     batch.sending.cancel()
@@ -190,6 +207,15 @@ class KafkaStreamer:
             await self._streams.release(stream.subscription_id, self.worker_id)
         except Exception:
             logger.exception("could not hand back the lease of Kafka stream %s; it runs out", stream.subscription_id)
+
+
+async def _set_within(event: asyncio.Event, timeout_s: float) -> bool:
+    """Whether `event` is set within `timeout_s`."""
+    if timeout_s <= 0:
+        return event.is_set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout_s)
+    return event.is_set()
 
 
 def _matching(deliveries: list[ClaimedDelivery], payload_filter: dict[str, Any] | None) -> list[ClaimedDelivery]:

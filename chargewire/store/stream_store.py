@@ -118,6 +118,17 @@ class StreamStore:
             ready = [row for row in rows if await _has_events(connection, row.subscription_id, row.position, end)]
             return [Stream(row[0], row[1], await _pauses(connection, row[0])) for row in ready]
 
+    async def any_behind(self) -> bool:
+        """Whether an enabled Kafka subscription's stream is behind the end of the log, leased or not (a read)."""
+        async with self._database.reading() as connection:
+            end = await end_of_log(connection)
+            behind = (
+                select(kafka_streams.c.subscription_id)
+                .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
+                .where(subscriptions.c.enabled.is_(True), kafka_streams.c.position < end)
+            )
+            return bool((await connection.execute(select(behind.exists()))).scalar())
+
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
         """Take the stream for `worker_id` if it is free and still where `stream` says."""
         statement = (

@@ -175,3 +175,38 @@ async def test_a_payload_filter_applies_to_what_the_stream_reads(
     records = await asyncio.to_thread(consume_topic, kafka_broker, topic, 5)
     assert {key for key, _value in records} == {b"7001"}
     assert (await runtime.delivery_store.count_by_status(utcnow()))["due"] == 0
+
+
+async def test_under_steady_publishing_a_worker_keeps_its_stream_and_claims_no_rows(
+    runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker
+) -> None:
+    topic = f"steady-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    await _subscribe(runtime, owner, kafka_broker, topic)
+    calls = {"lease": 0, "claim": 0}
+    lease, claim = runtime.stream_store.lease, runtime.delivery_store.claim_due_deliveries
+
+    async def counted_lease(*args: object) -> bool:
+        calls["lease"] += 1
+        return await lease(*args)  # type: ignore[arg-type]
+
+    async def counted_claim(*args: object) -> object:
+        calls["claim"] += 1
+        return await claim(*args)  # type: ignore[arg-type]
+
+    runtime.stream_store.lease = counted_lease  # type: ignore[method-assign]
+    runtime.delivery_store.claim_due_deliveries = counted_claim  # type: ignore[method-assign,assignment]
+    async with _running(runtime.dispatcher()):
+        for published in range(20, 101, 20):
+            await runtime.publisher.publish(_meter_events(sessions=2, per_session=10, first_value=published))
+
+            async def caught_up(expected: int = published) -> bool:
+                return (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == expected
+
+            await _until(caught_up)
+            await asyncio.sleep(0.2)  # nothing new meanwhile: the stream has caught up
+        records = await asyncio.to_thread(consume_topic, kafka_broker, topic, 100)
+
+    assert len(records) == 100
+    assert calls["lease"] == 1  # caught up between publishes, it held on for the next ones
+    assert calls["claim"] == 0  # no row was due, so the worker never took the write lock to claim
