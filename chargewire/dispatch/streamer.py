@@ -151,8 +151,8 @@ class KafkaStreamer:
         Three stages overlap: a batch is read and produced while the one before awaits its acks and the one
         before that is recorded. Records are written one batch at a time, in log order.
         """
-        names = target.subscription.notifications
-        news = self._news[stream.subscription_id] = asyncio.Event()
+        subscription_id = stream.subscription_id
+        news = self._news[subscription_id] = asyncio.Event()
         batches: deque[_Batch] = deque()
         recording: asyncio.Task[None] | None = None
         position = stream.position
@@ -162,7 +162,13 @@ class KafkaStreamer:
             while True:
                 if reading and not self._stopping and len(batches) < _BATCHES_AWAITING_ACKS:
                     news.clear()  # what is published from here on, this read may miss: it will be news
+                    # Each batch takes the subscription as it is now (a PUT shows within the targets' cache time).
+                    target = (await self._targets.targets([subscription_id])).get(subscription_id) or target
+                    names = target.subscription.notifications
                     read = await self._streams.read(stream, names, position, self.settings.kafka_stream_batch_size)
+                    if read.stopped:
+                        reading = caught_up = False
+                        continue
                     chosen = _matching(read.deliveries, target.subscription.filter)
                     if read.position > position:
                         sending = asyncio.create_task(self._attempt(chosen, target)) if chosen else None
@@ -186,7 +192,7 @@ class KafkaStreamer:
             if recording is not None:
                 await recording
         finally:
-            del self._news[stream.subscription_id]
+            del self._news[subscription_id]
             for batch in batches:
                 if batch.sending is not None:
                     batch.sending.cancel()

@@ -75,6 +75,7 @@ class StreamRead:
     deliveries: list[ClaimedDelivery]
     position: int
     at_end: bool
+    stopped: bool = False  # the subscription was disabled, deleted or moved off Kafka: stream no further
 
 
 PayloadCheck = Callable[[bytes], bool]
@@ -144,10 +145,21 @@ class StreamStore:
             return bool((await connection.execute(statement)).rowcount)
 
     async def read(self, stream: Stream, names: Sequence[str], after: int, limit: int) -> StreamRead:
-        """Up to `limit` events of these names past `after`, in log order, and how far the read got."""
+        """Up to `limit` events of these names past `after`, in log order, and how far the read got.
+
+        Whether the subscription is still an enabled Kafka one, and which stretches it skips, are read in the
+        same transaction: a stream that runs for a long time sees a disable or a pause at its next batch.
+        """
         async with self._database.reading() as connection:
             # The end first: every event up to it is committed, so the read below misses none of them.
             end = await end_of_log(connection)
+            state = select(subscriptions.c.enabled, subscriptions.c.via).where(
+                subscriptions.c.id == stream.subscription_id
+            )
+            current = (await connection.execute(state)).first()
+            if current is None or not current.enabled or current.via != Via.KAFKA.value:
+                return StreamRead([], after, at_end=True, stopped=True)
+            stream = Stream(stream.subscription_id, after, await _pauses(connection, stream.subscription_id))
             upto = min(end, after + _READ_WINDOW)
             # Read as stored and converted once per distinct value: a publish's events share their time.
             received_at = type_coerce(events.c.received_at, NullType())

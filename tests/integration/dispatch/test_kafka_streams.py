@@ -210,3 +210,35 @@ async def test_under_steady_publishing_a_worker_keeps_its_stream_and_claims_no_r
     assert len(records) == 100
     assert calls["lease"] == 1  # caught up between publishes, it held on for the next ones
     assert calls["claim"] == 0  # no row was due, so the worker never took the write lock to claim
+
+
+async def test_a_running_stream_stops_at_a_disable_and_skips_what_was_published_meanwhile(
+    runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker
+) -> None:
+    topic = f"paused-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    created = await _subscribe(runtime, owner, kafka_broker, topic)
+    subscription_id = created.subscription.id
+
+    async def delivered(expected: int) -> None:
+        async def reached() -> bool:
+            return (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == expected
+
+        await _until(reached)
+
+    async with _running(runtime.dispatcher()):
+        await runtime.publisher.publish(_meter_events(sessions=2, per_session=10))
+        await delivered(20)
+        # The stream has caught up and holds its lease for news: the disable must still stop it.
+        await runtime.subscriptions.set_enabled(OPERATOR, subscription_id, False)
+        await runtime.publisher.publish(_meter_events(sessions=2, per_session=10, first_value=100))
+        await asyncio.sleep(1.5)
+        assert (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == 20
+        await runtime.subscriptions.set_enabled(OPERATOR, subscription_id, True)
+        await runtime.publisher.publish(_meter_events(sessions=2, per_session=10, first_value=200))
+        await delivered(40)
+        records = await asyncio.to_thread(consume_topic, kafka_broker, topic, 40)
+
+    values = {orjson.loads(value)["meterValues"][0]["value"] for _key, value in records}
+    assert len(records) == 40
+    assert values == set(range(10)) | set(range(200, 210))  # nothing published while it was disabled

@@ -238,3 +238,28 @@ async def test_publishing_waits_for_an_earlier_transaction_that_took_event_numbe
 
     assert await runtime.stream_store.end_of_log() == held_seq + 1
     assert await _streamed_charge_points(runtime, subscription_id) == ["1200"]
+
+
+async def test_a_read_tells_a_running_stream_to_stop_once_its_subscription_is_disabled(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1300, 2))
+    stream = (await _ready(runtime))[subscription_id]
+
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    assert read.stopped
+    assert read.deliveries == []
+
+
+async def test_a_read_skips_a_pause_that_began_after_the_stream_was_looked_up(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1400, 1))
+    stream = (await _ready(runtime))[subscription_id]  # no pauses yet
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+    await runtime.publisher.publish(_boots(1500, 1))
+    await runtime.subscription_store.set_enabled(subscription_id, True, utcnow())
+
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+
+    assert [delivery.entity_id for delivery in read.deliveries] == ["1400"]
