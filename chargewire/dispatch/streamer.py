@@ -196,6 +196,9 @@ class KafkaStreamer:
             for batch in batches:
                 if batch.sending is not None:
                     batch.sending.cancel()
+            if recording is not None:
+                # A batch already sent is still recorded, before the lease is handed back.
+                await _settled(recording)
         return attempted
 
     async def _record(self, stream: Stream, batch: _Batch, records: list[AttemptRecord]) -> None:
@@ -213,6 +216,13 @@ class KafkaStreamer:
             await self._streams.release(stream.subscription_id, self.worker_id)
         except Exception:
             logger.exception("could not hand back the lease of Kafka stream %s; it runs out", stream.subscription_id)
+
+
+async def _settled(task: asyncio.Task[None]) -> None:
+    """Wait for `task` to end, whatever its outcome: the caller is failing for a reason of its own already."""
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved, so that it is not reported as never retrieved
 
 
 async def _set_within(event: asyncio.Event, timeout_s: float) -> bool:
