@@ -52,12 +52,14 @@ async def delivered(runtime: Runtime, receiver: Receiver) -> tuple[str, str]:
     stop = asyncio.Event()
     worker = asyncio.create_task(runtime.dispatcher().run(stop))
     pending = DeliveryFilter(status=DeliveryStatus.PENDING)
-    for _ in range(300):
-        if not (await runtime.deliveries.list_page(OPERATOR, pending, None, 1)).deliveries:
+    for _ in range(600):
+        still_pending = (await runtime.deliveries.list_page(OPERATOR, pending, None, 1)).deliveries
+        if not still_pending:
             break
         await asyncio.sleep(0.05)
     stop.set()
     await worker
+    assert not still_pending, f"still pending after 30 s: {still_pending}"
     return ids[0], ids[1]
 
 
