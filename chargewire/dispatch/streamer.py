@@ -32,7 +32,7 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.dispatch.wakeups import wait_for_any
-from chargewire.models import DeliveryStatus, Via
+from chargewire.models import DeliveryStatus
 from chargewire.services.payload_filter import matches
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
 from chargewire.store.stream_store import LeaseLost, Stream, StreamStore
@@ -124,10 +124,7 @@ class KafkaStreamer:
             return 0  # another worker was quicker
         held = True
         try:
-            target = (await self._targets.targets([stream.subscription_id])).get(stream.subscription_id)
-            if target is None or target.subscription.via is not Via.KAFKA or not target.subscription.enabled:
-                return 0
-            attempted = await self._send_backlog(stream, target, hold_s)
+            attempted = await self._send_backlog(stream, hold_s)
             # Events published while it ran woke a look that passed it by, as it was running: look again.
             self._wake.set()
             return attempted
@@ -144,7 +141,7 @@ class KafkaStreamer:
             if held:
                 await self._release(stream)
 
-    async def _send_backlog(self, stream: Stream, target: DeliveryTarget, hold_s: float) -> int:
+    async def _send_backlog(self, stream: Stream, hold_s: float) -> int:
         """Send batches until the stream has caught up and no news came for `hold_s`, a batch fails or the
         worker stops.
 
@@ -162,8 +159,12 @@ class KafkaStreamer:
             while True:
                 if reading and not self._stopping and len(batches) < _BATCHES_AWAITING_ACKS:
                     news.clear()  # what is published from here on, this read may miss: it will be news
-                    # Each batch takes the subscription as it is now (a PUT shows within the targets' cache time).
-                    target = (await self._targets.targets([subscription_id])).get(subscription_id) or target
+                    # Each batch takes the subscription as it is now (a PUT shows within the targets' cache time);
+                    # the read checks in the database that it is still an enabled Kafka subscription.
+                    target = (await self._targets.targets([subscription_id])).get(subscription_id)
+                    if target is None:  # deleted
+                        reading = caught_up = False
+                        continue
                     names = target.subscription.notifications
                     read = await self._streams.read(stream, names, position, self.settings.kafka_stream_batch_size)
                     if read.stopped:

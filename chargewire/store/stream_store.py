@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, delete, exists, insert, or_, select, type_coerce, update
+from sqlalchemy import Dialect, Select, delete, insert, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
@@ -97,37 +97,34 @@ class StreamStore:
             return await end_of_log(connection)
 
     async def ready_streams(self, now: datetime) -> list[Stream]:
-        """Streams with events past their position, free to lease, and no pending rows to drain first (a read)."""
+        """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
+
+        Their pauses are left out: each read of a stream loads them as they are then.
+        """
         async with self._database.reading() as connection:
             end = await end_of_log(connection)
             pending = select(deliveries.c.id).where(
                 deliveries.c.subscription_id == kafka_streams.c.subscription_id,
                 deliveries.c.status == DeliveryStatus.PENDING.value,
             )
-            query = (
-                select(kafka_streams.c.subscription_id, kafka_streams.c.position)
-                .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
-                .where(
-                    subscriptions.c.enabled.is_(True),
-                    subscriptions.c.via == Via.KAFKA.value,
-                    kafka_streams.c.position < end,
-                    or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
-                    ~pending.exists(),
-                )
+            names = select(subscription_events.c.event_name).where(
+                subscription_events.c.subscription_id == kafka_streams.c.subscription_id
+            )
+            unread = select(events.c.id).where(
+                events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= end
+            )
+            query = _behind(end).where(
+                or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
+                ~pending.exists(),
+                unread.exists(),
             )
             rows = (await connection.execute(query)).all()
-            ready = [row for row in rows if await _has_events(connection, row.subscription_id, row.position, end)]
-            return [Stream(row[0], row[1], await _pauses(connection, row[0])) for row in ready]
+        return [Stream(subscription_id, position) for subscription_id, position in rows]
 
     async def any_behind(self) -> bool:
         """Whether an enabled Kafka subscription's stream is behind the end of the log, leased or not (a read)."""
         async with self._database.reading() as connection:
-            end = await end_of_log(connection)
-            behind = (
-                select(kafka_streams.c.subscription_id)
-                .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
-                .where(subscriptions.c.enabled.is_(True), kafka_streams.c.position < end)
-            )
+            behind = _behind(await end_of_log(connection))
             return bool((await connection.execute(select(behind.exists()))).scalar())
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
@@ -301,10 +298,17 @@ def _keep_all(_payload: bytes) -> bool:
     return True
 
 
-async def _has_events(connection: AsyncConnection, subscription_id: str, after: int, end: int) -> bool:
-    names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
-    query = select(exists().where(events.c.name.in_(names), events.c.seq > after, events.c.seq <= end))
-    return bool((await connection.execute(query)).scalar())
+def _behind(end: int) -> Select[str, int]:
+    """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
+    return (
+        select(kafka_streams.c.subscription_id, kafka_streams.c.position)
+        .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
+        .where(
+            subscriptions.c.enabled.is_(True),
+            subscriptions.c.via == Via.KAFKA.value,
+            kafka_streams.c.position < end,
+        )
+    )
 
 
 async def _pauses(connection: AsyncConnection, subscription_id: str) -> tuple[tuple[int, int | None], ...]:

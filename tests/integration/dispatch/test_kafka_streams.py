@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import orjson
 import pytest
@@ -54,12 +54,21 @@ async def _subscribe(runtime: Runtime, owner: CreatedToken, broker: KafkaBroker,
     return await runtime.subscriptions.create(owner.token, body)
 
 
-async def _until(condition: object, timeout_s: float = 60) -> None:
-    """Wait until `condition()` (an async callable) is true."""
+async def _until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 60) -> None:
+    """Wait until `condition()` is true."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():  # type: ignore[operator]
+    while not await condition():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.1)
+
+
+async def _until_delivered(runtime: Runtime, count: int) -> None:
+    """Wait until the delivery log holds `count` delivered deliveries."""
+
+    async def reached() -> bool:
+        return (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == count
+
+    await _until(reached)
 
 
 @contextlib.asynccontextmanager
@@ -147,11 +156,7 @@ async def test_two_workers_send_each_streamed_event_once(
         for first_value in range(0, 1000, 100):
             await runtime.publisher.publish(_meter_events(sessions=2, per_session=100, first_value=first_value))
         records = await asyncio.to_thread(consume_topic, kafka_broker, topic, 2000)
-
-        async def all_delivered() -> bool:
-            return (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == 2000
-
-        await _until(all_delivered)
+        await _until_delivered(runtime, 2000)
 
     assert len(records) == 2000  # none twice
     assert all(values == sorted(values) for values in _values_per_session(records).values())
@@ -199,11 +204,7 @@ async def test_under_steady_publishing_a_worker_keeps_its_stream_and_claims_no_r
     async with _running(runtime.dispatcher()):
         for published in range(20, 101, 20):
             await runtime.publisher.publish(_meter_events(sessions=2, per_session=10, first_value=published))
-
-            async def caught_up(expected: int = published) -> bool:
-                return (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == expected
-
-            await _until(caught_up)
+            await _until_delivered(runtime, published)
             await asyncio.sleep(0.2)  # nothing new meanwhile: the stream has caught up
         records = await asyncio.to_thread(consume_topic, kafka_broker, topic, 100)
 
@@ -220,15 +221,9 @@ async def test_a_running_stream_stops_at_a_disable_and_skips_what_was_published_
     created = await _subscribe(runtime, owner, kafka_broker, topic)
     subscription_id = created.subscription.id
 
-    async def delivered(expected: int) -> None:
-        async def reached() -> bool:
-            return (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == expected
-
-        await _until(reached)
-
     async with _running(runtime.dispatcher()):
         await runtime.publisher.publish(_meter_events(sessions=2, per_session=10))
-        await delivered(20)
+        await _until_delivered(runtime, 20)
         # The stream has caught up and holds its lease for news: the disable must still stop it.
         await runtime.subscriptions.set_enabled(OPERATOR, subscription_id, False)
         await runtime.publisher.publish(_meter_events(sessions=2, per_session=10, first_value=100))
@@ -236,7 +231,7 @@ async def test_a_running_stream_stops_at_a_disable_and_skips_what_was_published_
         assert (await runtime.delivery_store.count_by_status(utcnow()))["delivered"] == 20
         await runtime.subscriptions.set_enabled(OPERATOR, subscription_id, True)
         await runtime.publisher.publish(_meter_events(sessions=2, per_session=10, first_value=200))
-        await delivered(40)
+        await _until_delivered(runtime, 40)
         records = await asyncio.to_thread(consume_topic, kafka_broker, topic, 40)
 
     values = {orjson.loads(value)["meterValues"][0]["value"] for _key, value in records}
