@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chargewire.api.auth import require_scope, runtime_of
+from chargewire.api.times import as_utc
 from chargewire.models import ApiToken, Attempt, Delivery, DeliveryStatus, Scope
 from chargewire.services.subscriptions import Caller
 from chargewire.store.delivery_store import DeliveryFilter
@@ -75,8 +76,8 @@ async def list_deliveries(
         status=status,
         event_name=notification,
         event_id=event,
-        since=since,
-        until=until,
+        since=as_utc(since, "since"),
+        until=as_utc(until, "until"),
     )
     page = await runtime_of(request).deliveries.list_page(Caller.of(token), where, cursor, per_page)
     return JSONResponse(

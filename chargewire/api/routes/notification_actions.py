@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,7 +17,7 @@ from chargewire.api.routes.notifications_v2 import (
     Message,
     document_event_names,
 )
-from chargewire.errors import ValidationFailed
+from chargewire.api.times import as_utc
 from chargewire.services.subscriptions import Caller
 
 router = APIRouter(prefix="/public-api/actions/notifications/v1.0", tags=["notifications v2.0"])
@@ -49,15 +49,6 @@ class ResendAccepted(BaseModel):
     data: ResendQueued
 
 
-def _utc(value: datetime | None, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValidationFailed({field: ["The time is out of range."]}) from exc
-
-
 @router.post(
     "/{notification}/resend",
     status_code=202,
@@ -71,7 +62,7 @@ async def resend_failed(notification: str, body: ResendIn, request: Request, tok
         Caller.of(token),
         notification,
         body.notifications,
-        _utc(body.startTime, "startTime"),
-        _utc(body.endTime, "endTime"),
+        as_utc(body.startTime, "startTime"),
+        as_utc(body.endTime, "endTime"),
     )
     return JSONResponse({"data": {"queued": queued}}, status_code=202)

@@ -164,7 +164,13 @@ async def test_notifications_api_names_the_body_for_a_json_syntax_error(
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("event=%00", "event"), ("subscription=x%00", "subscription"), ("notification=NoSuchEvent", "notification")],
+    [
+        ("event=%00", "event"),
+        ("subscription=x%00", "subscription"),
+        ("notification=NoSuchEvent", "notification"),
+        ("since=0001-01-01T00:00:00%2B01:00", "since"),  # before the first moment UTC can hold
+        ("until=9999-12-31T23:59:59-01:00", "until"),
+    ],
 )
 async def test_delivery_log_refuses_filters_that_cannot_match(
     api: httpx.AsyncClient, token_factory: TokenFactory, query: str, field: str
@@ -172,6 +178,15 @@ async def test_delivery_log_refuses_filters_that_cannot_match(
     response = await api.get(f"/api/v1/deliveries?{query}", headers=bearer(await token_factory("admin")))
     assert response.status_code == 422
     assert field in response.json()["errors"]
+
+
+async def test_delivery_log_takes_a_time_without_offset_as_utc(
+    api: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    response = await api.get(
+        "/api/v1/deliveries?since=2026-01-01T00:00:00", headers=bearer(await token_factory("admin"))
+    )
+    assert response.status_code == 200
 
 
 async def test_operational_events_cannot_be_published_from_outside(
