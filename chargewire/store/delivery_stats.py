@@ -1,7 +1,8 @@
 """Read-only figures about deliveries for the back office: subscription health and the recent delivery window.
 
 Recent attempts are found by primary key: attempt ids are time-ordered (`chargewire.ids`), so the smallest id
-possible at a moment bounds the window without an index on `started_at`.
+possible at a moment bounds the window without an index on `started_at`. A streamed Kafka batch that
+delivered is one `attempt_batches` row (its id an attempt id) standing for one delivered attempt per record.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, select
+from sqlalchemy import ColumnElement, Float, Select, Table, and_, case, cast, func, select
 
 from chargewire.models import DeliveryStatus
 from chargewire.store.database import Database
-from chargewire.store.tables import attempts, deliveries, subscriptions
+from chargewire.store.tables import attempt_batches, attempts, deliveries, subscriptions
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
@@ -76,7 +77,7 @@ def first_id_at(prefix: str, moment: datetime) -> str:
 
 
 class DeliveryStats:
-    """Aggregates over `deliveries` and `attempts`; never writes."""
+    """Aggregates over `deliveries`, `attempts` and `attempt_batches`; never writes."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -115,30 +116,58 @@ class DeliveryStats:
         ]
 
     async def attempts_by_minute(self, since: datetime) -> list[OutcomeCount]:
-        """Attempts started since `since`, counted per minute and outcome."""
-        minute, _ = _minute_and_latency(self._database.is_sqlite)
+        """Attempts started since `since`, counted per minute and outcome (a streamed batch's, per record)."""
+        minute, _ = _minute_and_latency(self._database.is_sqlite, attempts)
         query = (
             select(minute.label("minute"), attempts.c.outcome, func.count().label("total"))
-            .where(*_window(since))
+            .where(*_window(attempts, since))
             .group_by(minute, attempts.c.outcome)
         )
+        batch_minute, _ = _minute_and_latency(self._database.is_sqlite, attempt_batches)
+        batched = (
+            select(batch_minute.label("minute"), func.sum(attempt_batches.c.records).label("total"))
+            .where(*_window(attempt_batches, since))
+            .group_by(batch_minute)
+        )
         async with self._database.reading() as connection:
-            rows = (await connection.execute(query)).all()
-        return [OutcomeCount(_parse_minute(row.minute), row.outcome, row.total) for row in rows]
+            counts = {(row.minute, row.outcome): row.total for row in (await connection.execute(query)).all()}
+            for row in (await connection.execute(batched)).all():
+                counts[row.minute, "delivered"] = counts.get((row.minute, "delivered"), 0) + int(row.total)
+        return [OutcomeCount(_parse_minute(minute), outcome, total) for (minute, outcome), total in counts.items()]
 
     async def latency_by_minute(self, since: datetime, bounds: Sequence[float]) -> list[LatencyBucket]:
         """Delivered attempts since `since` per minute, in histogram buckets of publish-to-delivery seconds."""
-        minute, latency = _minute_and_latency(self._database.is_sqlite)
-        bucket = case(*((latency <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
-        query = (
+        counts: dict[tuple[str, int], int] = {}
+        async with self._database.reading() as connection:
+            for query in (self._attempt_latency(since, bounds), self._batch_latency(since, bounds)):
+                for row in (await connection.execute(query)).all():
+                    counts[row.minute, int(row.bucket)] = counts.get((row.minute, int(row.bucket)), 0) + row.total
+        return [LatencyBucket(_parse_minute(minute), bucket, total) for (minute, bucket), total in counts.items()]
+
+    def _attempt_latency(self, since: datetime, bounds: Sequence[float]) -> Select[Any]:
+        minute, latency = _minute_and_latency(self._database.is_sqlite, attempts)
+        bucket = _bucket(latency, bounds)
+        return (
             select(minute.label("minute"), bucket.label("bucket"), func.count().label("total"))
             .join_from(attempts, deliveries, deliveries.c.id == attempts.c.delivery_id)
-            .where(*_window(since), attempts.c.outcome == "delivered")
+            .where(*_window(attempts, since), attempts.c.outcome == "delivered")
             .group_by(minute, bucket)
         )
-        async with self._database.reading() as connection:
-            rows = (await connection.execute(query)).all()
-        return [LatencyBucket(_parse_minute(row.minute), int(row.bucket), row.total) for row in rows]
+
+    def _batch_latency(self, since: datetime, bounds: Sequence[float]) -> Select[Any]:
+        """As `_attempt_latency`, for the records of streamed batches: each is a primary-key range of deliveries."""
+        minute, latency = _minute_and_latency(self._database.is_sqlite, attempt_batches)
+        bucket = _bucket(latency, bounds)
+        batch_deliveries = and_(
+            deliveries.c.id.between(attempt_batches.c.first_delivery_id, attempt_batches.c.last_delivery_id),
+            deliveries.c.attempt_batch_id == attempt_batches.c.id,
+        )
+        return (
+            select(minute.label("minute"), bucket.label("bucket"), func.count().label("total"))
+            .join_from(attempt_batches, deliveries, batch_deliveries)
+            .where(*_window(attempt_batches, since))
+            .group_by(minute, bucket)
+        )
 
     async def failures_by_subscription(self, since: datetime, limit: int) -> list[FailureCount]:
         """The subscriptions with the most failed attempts since `since`."""
@@ -146,7 +175,7 @@ class DeliveryStats:
         query = (
             select(deliveries.c.subscription_id, failures, func.max(attempts.c.started_at).label("last_failure_at"))
             .join_from(attempts, deliveries, deliveries.c.id == attempts.c.delivery_id)
-            .where(*_window(since), attempts.c.outcome != "delivered")
+            .where(*_window(attempts, since), attempts.c.outcome != "delivered")
             .group_by(deliveries.c.subscription_id)
             .order_by(failures.desc(), deliveries.c.subscription_id)
             .limit(limit)
@@ -156,20 +185,28 @@ class DeliveryStats:
         return [FailureCount(row.subscription_id, row.failures, _moment(row.last_failure_at) or since) for row in rows]
 
 
-def _window(since: datetime) -> tuple[ColumnElement[bool], ...]:
-    return attempts.c.id >= first_id_at("att", since), attempts.c.started_at >= since
+def _window(table: Table, since: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Attempts (or attempt batches, whose ids are attempt ids) started since `since`, by primary key."""
+    return table.c.id >= first_id_at("att", since), table.c.started_at >= since
 
 
-def _minute_and_latency(is_sqlite: bool) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+def _bucket(latency: ColumnElement[Any], bounds: Sequence[float]) -> ColumnElement[int]:
+    return case(*((latency <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
+
+
+def _minute_and_latency(is_sqlite: bool, table: Table) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     """Marked dialect difference: an attempt's minute as 'YYYY-MM-DD HH:MM' text, and seconds from the
-    delivery's creation (the publish) to the end of the attempt. SQLite keeps datetimes as ISO text."""
-    finished_s = cast(attempts.c.duration_ms, Float) / 1000.0
+    delivery's creation (the publish) to the end of the attempt. SQLite keeps datetimes as ISO text.
+
+    `table` is `attempts` or `attempt_batches`: both have the attempt's started_at and duration_ms."""
+    started_at = table.c.started_at
+    finished_s = cast(table.c.duration_ms, Float) / 1000.0
     if is_sqlite:
-        minute = func.strftime(_MINUTE_FORMAT, attempts.c.started_at)
-        elapsed = (func.julianday(attempts.c.started_at) - func.julianday(deliveries.c.created_at)) * 86400.0
+        minute = func.strftime(_MINUTE_FORMAT, started_at)
+        elapsed = (func.julianday(started_at) - func.julianday(deliveries.c.created_at)) * 86400.0
         return minute, elapsed + finished_s
-    minute = func.to_char(func.date_trunc("minute", attempts.c.started_at), "YYYY-MM-DD HH24:MI")
-    elapsed = func.extract("epoch", attempts.c.started_at - deliveries.c.created_at)
+    minute = func.to_char(func.date_trunc("minute", started_at), "YYYY-MM-DD HH24:MI")
+    elapsed = func.extract("epoch", started_at - deliveries.c.created_at)
     return minute, elapsed + finished_s
 
 

@@ -27,7 +27,7 @@ from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import stream_backlog
-from chargewire.store.tables import attempts, deliveries, events, subscriptions
+from chargewire.store.tables import attempt_batches, attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
@@ -238,11 +238,14 @@ class DeliveryStore:
         return (_to_delivery(row._mapping), row.token_id) if row else None
 
     async def list_attempts(self, delivery_id: str) -> list[Attempt]:
-        """Every attempt of a delivery, first to last."""
+        """Every attempt of a delivery, first to last; a streamed batch's attempt comes first, when it delivered."""
         query = select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.number, attempts.c.id)
+        batch = select(attempt_batches).join(deliveries, deliveries.c.attempt_batch_id == attempt_batches.c.id)
         async with self._database.reading() as connection:
             rows = (await connection.execute(query)).all()
-        return [_to_attempt(row._mapping) for row in rows]
+            batched = (await connection.execute(batch.where(deliveries.c.id == delivery_id))).first()
+        listed = [_to_attempt(row._mapping) for row in rows]
+        return [_batch_attempt(delivery_id, batched._mapping), *listed] if batched else listed
 
     async def schedule_now(self, delivery_id: str, now: datetime) -> bool:
         """Attempt a delivery now: a delivered or failed one gets exactly one more attempt.
@@ -358,6 +361,20 @@ def _to_attempt(mapping: RowMapping) -> Attempt:
         request_headers=mapping["request_headers"] or {},
         response_headers=mapping["response_headers"],
         response_body=mapping["response_body"],
+    )
+
+
+def _batch_attempt(delivery_id: str, batch: RowMapping) -> Attempt:
+    """A delivery's share of its streamed batch's attempt: the headers all records shared, and its own ack."""
+    return Attempt(
+        id=batch["id"],
+        delivery_id=delivery_id,
+        number=1,
+        started_at=batch["started_at"],
+        duration_ms=batch["duration_ms"],
+        outcome="delivered",
+        request_headers=batch["request_headers"],
+        response_headers=batch["response_headers"].get(delivery_id),
     )
 
 

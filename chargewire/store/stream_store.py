@@ -1,8 +1,9 @@
 """Kafka streams: each Kafka subscription's position in the event log, its lease, and its pauses.
 
 A stream's first attempts are read from the log instead of from delivery rows (decision 0002). Only what
-was attempted is written: one delivery row and one attempt row per record, with the position moved past
-the batch, in one transaction that checks the lease is still the worker's. Records that failed become
+was attempted is written, in one transaction that checks the lease is still the worker's and moves the
+position past the batch: one delivery row per record, and for the records the batch delivered one
+`attempt_batches` row for all of their first attempts (decision 0003). Records that failed become
 pending rows, which the row queue retries as it retries every delivery; while a subscription has any, its
 stream waits, so that one entity's events never overtake each other.
 
@@ -31,6 +32,7 @@ from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.tables import (
     UtcDateTime,
+    attempt_batches,
     deliveries,
     events,
     kafka_streams,
@@ -42,6 +44,7 @@ from chargewire.store.tables import (
 # Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
 # limit applies, so an unbounded read of a long backlog would sort all of it.
 _READ_WINDOW = 50_000
+_STREAMED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS, "attempt_batch_id")
 
 
 _STORED_TIME = UtcDateTime()
@@ -194,6 +197,8 @@ class StreamStore:
         """
         start, end = moves
         records = [record for _delivery, record in attempted]
+        delivered = [(delivery, record) for delivery, record in attempted if record.status is DeliveryStatus.DELIVERED]
+        others = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
         async with self._database.transaction() as connection:
             # The subscription's row first, as every statement that changes a subscription and its stream
             # locks them in that order: a PUT or a delete meanwhile waits, or is waited for, but never deadlocks.
@@ -216,8 +221,11 @@ class StreamStore:
                 )
             )
             if attempted:
-                await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, _delivery_rows(connection, attempted))
-                await insert_attempts(connection, records)
+                batch_id = await _insert_attempt_batch(connection, stream.subscription_id, delivered)
+                rows = _delivery_rows(connection, attempted, batch_id)
+                await insert_rows(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, rows)
+                if others:
+                    await insert_attempts(connection, others)
                 await record_health(connection, records)
 
     async def release(self, subscription_id: str, worker_id: str) -> None:
@@ -333,8 +341,45 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
     await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
 
 
+async def _insert_attempt_batch(
+    connection: AsyncConnection, subscription_id: str, delivered: Sequence[tuple[ClaimedDelivery, AttemptRecord]]
+) -> str | None:
+    """One `attempt_batches` row for the first attempts of the records a batch delivered; returns its id.
+
+    The records were produced in one call: they share its start and duration, and the batch takes the id of
+    its first record's attempt. It keeps the request headers every record carried alike, and each record's
+    response headers by delivery id.
+    """
+    if not delivered:
+        return None
+    first = delivered[0][1].attempt
+    shared = dict(first.request_headers)
+    for _delivery, record in delivered:
+        headers = record.attempt.request_headers
+        # The second record drops the per-record headers: the rest compare only what is still shared.
+        for name in [name for name, value in shared.items() if headers.get(name) != value]:
+            del shared[name]
+    delivery_ids = [record.attempt.delivery_id for _delivery, record in delivered]
+    await connection.execute(
+        insert(attempt_batches).values(
+            id=first.id,
+            subscription_id=subscription_id,
+            started_at=first.started_at,
+            duration_ms=first.duration_ms,
+            records=len(delivered),
+            first_delivery_id=min(delivery_ids),
+            last_delivery_id=max(delivery_ids),
+            request_headers=shared,
+            response_headers={
+                record.attempt.delivery_id: record.attempt.response_headers or {} for _delivery, record in delivered
+            },
+        )
+    )
+    return first.id
+
+
 def _delivery_rows(
-    connection: AsyncConnection, attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]]
+    connection: AsyncConnection, attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]], batch_id: str | None
 ) -> list[tuple[Any, ...]]:
     stored_time = stored_value(connection, deliveries.c.created_at)
     times: dict[datetime | None, Any] = {}
@@ -354,6 +399,7 @@ def _delivery_rows(
             record.last_error[:1000] if record.last_error else None,
             times[delivery.received_at],
             times[record.attempt.started_at],
+            batch_id if record.status is DeliveryStatus.DELIVERED else None,
         )
         for delivery, record in attempted
     ]

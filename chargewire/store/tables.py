@@ -138,6 +138,9 @@ deliveries = Table(
     Column("last_error", String(1000)),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The streamed batch whose one attempt delivered it first (`attempt_batches`); no attempts row is written
+    # for that attempt. Not a foreign key: written with the batch in one transaction, deleted with it by cascade.
+    Column("attempt_batch_id", String(40)),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_log", "subscription_id", "status", "created_at"),
 )
@@ -157,6 +160,24 @@ attempts = Table(
     Column("request_headers", JSON, nullable=False),
     Column("response_headers", JSON),
     Column("response_body", Text),
+)
+
+# One row per streamed Kafka batch that delivered: the first attempt of each of its records (decision 0003).
+# Its deliveries are a contiguous id range, [first_delivery_id, last_delivery_id], each marked with the batch.
+attempt_batches = Table(
+    "attempt_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("subscription_id", String(40), ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("first_delivery_id", String(40), nullable=False),
+    Column("last_delivery_id", String(40), nullable=False),
+    # The request headers every record of the batch carried alike; the others differ per record.
+    Column("request_headers", JSON, nullable=False),
+    # Delivery id -> that record's response headers (its partition and offset).
+    Column("response_headers", JSON, nullable=False),
 )
 
 # One per Kafka subscription: how far into the event log its first attempts have gone, and who is streaming it.

@@ -8,9 +8,12 @@ against a real one in tests/integration/dispatch/test_kafka_streams.py.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from alembic import command
+from sqlalchemy import Connection, select
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
@@ -18,10 +21,13 @@ from chargewire.ids import new_id
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
+from chargewire.store import migrate
+from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryFilter
 from chargewire.store.event_log import number_events
 from chargewire.store.event_store import EventStore
 from chargewire.store.stream_store import LeaseLost, Stream
+from chargewire.store.tables import attempts
 
 BOOT = load_event_types()["BootNotification"].example
 WORKER = "wrk_one"
@@ -63,6 +69,7 @@ async def _lease(runtime: Runtime, stream: Stream, worker: str = WORKER) -> bool
 
 
 def _delivered(delivery: ClaimedDelivery) -> AttemptRecord:
+    """A delivered attempt of a Kafka record, whose offset is its charge point id."""
     attempt = Attempt(
         id=new_id("att"),
         delivery_id=delivery.id,
@@ -70,10 +77,23 @@ def _delivered(delivery: ClaimedDelivery) -> AttemptRecord:
         started_at=utcnow(),
         duration_ms=3.0,
         outcome="delivered",
-        request_headers={"kafka-key": delivery.entity_id or delivery.id},
-        response_headers={"kafka-partition": "0", "kafka-offset": "7"},
+        request_headers={"kafka-topic": "boots", "kafka-key": delivery.entity_id or delivery.id},
+        response_headers={"kafka-partition": "0", "kafka-offset": delivery.entity_id or ""},
     )
     return AttemptRecord(attempt, delivery.subscription_id, WORKER, DeliveryStatus.DELIVERED, None, None)
+
+
+def _refused(delivery: ClaimedDelivery) -> AttemptRecord:
+    """An attempt of a Kafka record that timed out, to be retried in a minute."""
+    attempt = replace(
+        _delivered(delivery).attempt,
+        outcome="retry",
+        error_class="timeout",
+        error_message="no ack",
+        response_headers=None,
+    )
+    retry_at = utcnow() + timedelta(minutes=1)
+    return AttemptRecord(attempt, delivery.subscription_id, WORKER, DeliveryStatus.PENDING, retry_at, "no ack")
 
 
 async def _deliver_rows(runtime: Runtime) -> None:
@@ -202,9 +222,64 @@ async def test_a_batch_is_recorded_only_by_the_worker_that_holds_the_lease(runti
     rows = await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10)
     assert sorted((row.status, row.attempt_count) for row in rows) == [(DeliveryStatus.DELIVERED, 1)] * 3
     [attempt] = await runtime.delivery_store.list_attempts(rows[0].id)
-    assert attempt.response_headers == {"kafka-partition": "0", "kafka-offset": "7"}
+    assert attempt.outcome == "delivered"
     assert await _ready(runtime) == {}  # caught up, and the lease was handed back
     assert (await runtime.delivery_store.count_by_status(utcnow()))["due"] == 0
+
+
+async def test_a_batch_logs_one_attempt_for_the_records_it_delivered_and_its_failures_keep_their_own(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1200, 4))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    *sent, refused = read.deliveries
+    attempted = [(delivery, _delivered(delivery)) for delivery in sent] + [(refused, _refused(refused))]
+
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+
+    shares = [await runtime.delivery_store.list_attempts(delivery.id) for delivery in sent]
+    assert len({attempt.id for [attempt] in shares}) == 1  # one attempt, shared by the batch's records
+    for delivery, [attempt] in zip(sent, shares, strict=True):
+        assert (attempt.delivery_id, attempt.number, attempt.outcome) == (delivery.id, 1, "delivered")
+        assert attempt.request_headers == {"kafka-topic": "boots"}  # the key differs per record: not kept
+        assert attempt.response_headers == {"kafka-partition": "0", "kafka-offset": delivery.entity_id}
+    [retry] = await runtime.delivery_store.list_attempts(refused.id)
+    assert (retry.outcome, retry.error_class, retry.request_headers["kafka-key"]) == ("retry", "timeout", "1203")
+
+    stats = DeliveryStats(runtime.database)
+    since = utcnow() - timedelta(minutes=1)
+    outcomes = {count.outcome: count.count for count in await stats.attempts_by_minute(since)}
+    assert outcomes == {"delivered": 3, "retry": 1}
+    assert sum(bucket.count for bucket in await stats.latency_by_minute(since, [60.0])) == 3
+
+
+async def test_downgrading_below_attempt_batches_gives_each_batched_delivery_its_attempt_row(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1300, 3))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    attempted = [(delivery, _delivered(delivery)) for delivery in read.deliveries]
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+
+    async with runtime.database.transaction() as connection:
+        await connection.run_sync(_migrate_to, "0004")
+        rows = (await connection.execute(select(attempts.c.delivery_id, attempts.c.outcome))).all()
+        await connection.run_sync(_migrate_to, "head")
+
+    assert sorted(rows) == sorted((delivery.id, "delivered") for delivery in read.deliveries)
+
+
+def _migrate_to(connection: Connection, revision: str) -> None:
+    config = migrate.alembic_config()
+    config.attributes["connection"] = connection
+    if revision == "head":
+        command.upgrade(config, revision)
+    else:
+        command.downgrade(config, revision)
 
 
 async def test_a_lease_that_ran_out_can_be_taken_by_another_worker_and_the_first_records_nothing(
