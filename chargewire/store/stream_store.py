@@ -131,7 +131,11 @@ class StreamStore:
             return bool((await connection.execute(select(behind.exists()))).scalar())
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
-        """Take the stream for `worker_id` if it is free and still where `stream` says."""
+        """Take the stream for `worker_id` if it is free and still where `stream` says.
+
+        Pauses the stream has passed are dropped here, once per lease rather than with every batch: until
+        then they only cover events behind its position, which it never reads again.
+        """
         statement = (
             update(kafka_streams)
             .where(
@@ -141,8 +145,14 @@ class StreamStore:
             )
             .values(lease_owner=worker_id, lease_until=until)
         )
+        passed = delete(stream_pauses).where(
+            stream_pauses.c.subscription_id == stream.subscription_id, stream_pauses.c.to_seq <= stream.position
+        )
         async with self._database.transaction() as connection:
-            return bool((await connection.execute(statement)).rowcount)
+            if not (await connection.execute(statement)).rowcount:
+                return False
+            await connection.execute(passed)
+            return True
 
     async def read(self, stream: Stream, names: Sequence[str], after: int, limit: int) -> StreamRead:
         """Up to `limit` events of these names past `after`, in log order, and how far the read got.
@@ -200,10 +210,12 @@ class StreamStore:
         delivered = [(delivery, record) for delivery, record in attempted if record.status is DeliveryStatus.DELIVERED]
         others = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
         async with self._database.transaction() as connection:
-            # The subscription's row first, as every statement that changes a subscription and its stream
-            # locks them in that order: a PUT or a delete meanwhile waits, or is waited for, but never deadlocks.
-            subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
-            await connection.execute(subscription.with_for_update(read=True, key_share=True))
+            if not self._database.is_sqlite:
+                # The subscription's row first, as every statement that changes a subscription and its stream
+                # locks them in that order: a PUT or a delete meanwhile waits, or is waited for, but never
+                # deadlocks. (SQLite has no row locks: its one writer at a time is the order.)
+                subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
+                await connection.execute(subscription.with_for_update(read=True, key_share=True))
             moved = await connection.execute(
                 update(kafka_streams)
                 .where(
@@ -215,11 +227,6 @@ class StreamStore:
             )
             if not moved.rowcount:
                 raise LeaseLost(stream.subscription_id)
-            await connection.execute(
-                delete(stream_pauses).where(
-                    stream_pauses.c.subscription_id == stream.subscription_id, stream_pauses.c.to_seq <= end
-                )
-            )
             if attempted:
                 batch_id = await _insert_attempt_batch(connection, stream.subscription_id, delivered)
                 rows = _delivery_rows(connection, attempted, batch_id)

@@ -27,7 +27,7 @@ from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, Deli
 from chargewire.store.event_log import number_events
 from chargewire.store.event_store import EventStore
 from chargewire.store.stream_store import LeaseLost, Stream
-from chargewire.store.tables import attempts
+from chargewire.store.tables import attempts, stream_pauses
 
 BOOT = load_event_types()["BootNotification"].example
 WORKER = "wrk_one"
@@ -155,6 +155,29 @@ async def test_events_published_while_a_subscription_is_disabled_are_skipped_and
 
     assert await _streamed_charge_points(runtime, subscription_id) == ["400", "401", "600"]
     assert (await runtime.delivery_store.count_by_status(utcnow()))["due"] == 3
+
+
+async def test_a_pause_the_stream_has_passed_is_dropped_at_its_next_lease(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+    await runtime.publisher.publish(_boots(650, 2))  # skipped
+    await runtime.subscription_store.set_enabled(subscription_id, True, utcnow())
+    await runtime.publisher.publish(_boots(660, 1))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    attempted = [(delivery, _delivered(delivery)) for delivery in read.deliveries]
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+    assert await _pause_count(runtime) == 1  # passed, and kept until the stream is leased again
+
+    assert await _lease(runtime, Stream(subscription_id, read.position))
+
+    assert await _pause_count(runtime) == 0
+
+
+async def _pause_count(runtime: Runtime) -> int:
+    async with runtime.database.reading() as connection:
+        return len((await connection.execute(select(stream_pauses.c.from_seq))).all())
 
 
 async def test_disabling_and_enabling_with_nothing_published_between_skips_nothing(runtime: Runtime) -> None:
