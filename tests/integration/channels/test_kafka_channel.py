@@ -559,6 +559,20 @@ async def test_a_batch_is_written_in_order_with_one_result_per_message(
         assert result.request_headers["webhook-id"] == message.delivery_id
 
 
+async def test_batches_sent_one_after_the_other_are_written_in_that_order(
+    broker: KafkaBroker, book: SecretsBook, channel: KafkaChannel
+) -> None:
+    topic = await asyncio.to_thread(topic_factory, broker, "batches", 1)
+    subscription = subscription_factory(broker, book, topic)
+    messages = [message_factory(subscription, entity_id="cp-1", sequence=n) for n in range(1500)]
+    batches = [messages[:600], messages[600:1200], messages[1200:]]
+
+    await asyncio.gather(*(channel.send_batch(batch) for batch in batches))
+
+    records = await asyncio.to_thread(consume_all, broker, topic)
+    assert [headers_of(record)["webhook-id"] for record in records] == [m.delivery_id for m in messages]
+
+
 async def test_a_record_refused_in_a_batch_fails_alone(
     broker: KafkaBroker, book: SecretsBook, channel: KafkaChannel
 ) -> None:
