@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ARRAY, Column, Dialect, Insert, Table, bindparam, func, insert, select
@@ -22,11 +22,22 @@ async def insert_rows(
     SQLite's executemany steps one prepared statement in C. Going through the connection keeps the
     transaction it began.
     """
+    if connection.dialect.name == "postgresql":
+        await insert_columns(connection, table, columns, tuple(zip(*rows, strict=True)))
+    else:
+        await connection.exec_driver_sql(_insert_sql(table, columns, connection.dialect, as_arrays=False), rows)
+
+
+async def insert_columns(
+    connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
+) -> None:
+    """`insert_rows` for values held one sequence per column (the rows are built only where SQLite needs them)."""
     dialect = connection.dialect
     if dialect.name == "postgresql":
-        arrays = tuple(list(values) for values in zip(*rows, strict=True))
+        arrays = tuple(column if isinstance(column, list) else list(column) for column in values)
         await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
     else:
+        rows = list(zip(*values, strict=True))
         await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=False), rows)
 
 

@@ -16,7 +16,7 @@ from chargewire.ids import new_id, new_ids
 from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_store import DeliveryStore
-from chargewire.store.event_store import EventStore, NewDelivery, Subscriber
+from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
 from chargewire.store.tables import deliveries, events
 
 BOOT = load_event_types()["BootNotification"].example
@@ -30,6 +30,12 @@ def _events(count: int) -> list[Event]:
         Event(id=event_id, name="BootNotification", payload=orjson.dumps(BOOT), entity_id="1042", received_at=at)
         for event_id, at in zip(new_ids("evt", count), times, strict=True)
     ]
+
+
+def _batches(written: list[Event]) -> list[NewEvents]:
+    """The events as the publishes that made them: one batch per received_at, in order."""
+    times = list(dict.fromkeys(event.received_at for event in written))
+    return [NewEvents.of([event for event in written if event.received_at == at]) for at in times]
 
 
 def _to_every(subscription_id: str, new_events: list[Event]) -> list[NewDelivery]:
@@ -51,7 +57,7 @@ async def subscription_id(runtime: Runtime) -> str:
 async def test_stored_events_read_back_with_their_exact_bytes_and_times(runtime: Runtime) -> None:
     store = EventStore(runtime.database)
     written = _events(3)
-    assert await store.insert_events_with_deliveries(written, lambda _subscribers: []) == 0
+    assert await store.insert_events_with_deliveries(_batches(written), lambda _subscribers: []) == 0
     assert await store.get_events([event.id for event in written]) == written
 
 
@@ -66,7 +72,7 @@ async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
         seen.extend(subscribers)
         return _to_every(subscription_id, written)
 
-    assert await store.insert_events_with_deliveries(written, fan_out) == 2
+    assert await store.insert_events_with_deliveries(_batches(written), fan_out) == 2
     assert [subscriber.subscription_id for subscriber in seen] == [subscription_id]
     async with runtime.database.reading() as connection:
         rows = (await connection.execute(select(deliveries).order_by(deliveries.c.id))).all()
@@ -86,6 +92,8 @@ async def test_a_failing_delivery_row_leaves_no_event_behind(runtime: Runtime) -
     store = EventStore(runtime.database)
     written = _events(3)
     with pytest.raises(IntegrityError):
-        await store.insert_events_with_deliveries(written, lambda _subscribers: _to_every("sub_missing", written))
+        await store.insert_events_with_deliveries(
+            _batches(written), lambda _subscribers: _to_every("sub_missing", written)
+        )
     assert await _row_count(runtime, events) == 0
     assert await _row_count(runtime, deliveries) == 0
