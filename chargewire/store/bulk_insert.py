@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ARRAY, Column, Dialect, Insert, Table, bindparam, func, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -22,23 +24,37 @@ async def insert_rows(
     SQLite's executemany steps one prepared statement in C. Going through the connection keeps the
     transaction it began.
     """
-    if connection.dialect.name == "postgresql":
-        await insert_columns(connection, table, columns, tuple(zip(*rows, strict=True)))
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        arrays = tuple(list(values) for values in zip(*rows, strict=True))
+        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
     else:
-        await connection.exec_driver_sql(_insert_sql(table, columns, connection.dialect, as_arrays=False), rows)
+        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=False), rows)
 
 
 async def insert_columns(
     connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
 ) -> None:
-    """`insert_rows` for values held one sequence per column (the rows are built only where SQLite needs them)."""
-    dialect = connection.dialect
-    if dialect.name == "postgresql":
-        arrays = tuple(column if isinstance(column, list) else list(column) for column in values)
-        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
-    else:
-        rows = list(zip(*values, strict=True))
-        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=False), rows)
+    """Marked dialect difference: insert rows held one sequence per column, for a table no row can violate.
+
+    PostgreSQL takes them by binary COPY. asyncpg checks every element of an array parameter against
+    abstract base classes, which made `insert_rows`' arrays cost the API about 3 µs of CPU per ingested
+    event; COPY encodes each value as it comes, and its server spends less per row too. COPY goes around
+    SQLAlchemy's cursor, so it is only for a table whose rows break no constraint a caller handles (fresh
+    primary keys, no foreign keys): a failure there is the database's, raised as SQLAlchemy's DBAPIError.
+    It runs in the transaction the statements before it began. SQLite gets `insert_rows`' executemany.
+    """
+    if connection.dialect.name != "postgresql":
+        await insert_rows(connection, table, columns, list(zip(*values, strict=True)))
+        return
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError(f"COPY into {table.name} outside a transaction: run a statement of it first")
+    try:
+        await driver.copy_records_to_table(table.name, records=zip(*values, strict=True), columns=columns)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DBAPIError(f"COPY {table.name}", None, error) from error
 
 
 def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Dialect, *, as_arrays: bool) -> str:
