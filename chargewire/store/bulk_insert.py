@@ -38,7 +38,7 @@ async def insert_columns(
     """Marked dialect difference: insert rows held one sequence per column, for a table no row can violate.
 
     PostgreSQL takes them by binary COPY. asyncpg checks every element of an array parameter against
-    abstract base classes, which made `insert_rows`' arrays cost the API about 3 µs of CPU per ingested
+    abstract base classes, which made `insert_rows`' arrays cost the API 3-4 µs of CPU per ingested
     event; COPY encodes each value as it comes, and its server spends less per row too. COPY goes around
     SQLAlchemy's cursor, so it is only for a table whose rows break no constraint a caller handles (fresh
     primary keys, no foreign keys): a failure there is the database's, raised as SQLAlchemy's DBAPIError.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import orjson
 import pytest
 from sqlalchemy import Table, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
@@ -97,3 +98,14 @@ async def test_a_failing_delivery_row_leaves_no_event_behind(runtime: Runtime) -
         )
     assert await _row_count(runtime, events) == 0
     assert await _row_count(runtime, deliveries) == 0
+
+
+async def test_an_event_that_cannot_be_stored_raises_a_database_error_and_leaves_nothing(runtime: Runtime) -> None:
+    store = EventStore(runtime.database)
+    written = _events(3)
+    await store.insert_events_with_deliveries(_batches(written), lambda _subscribers: [])
+    # A fresh event, then one whose id is taken: the batch is refused whole.
+    clashing = NewEvents.of([replace(written[0], id=new_id("evt")), written[0]])
+    with pytest.raises(DBAPIError):
+        await store.insert_events_with_deliveries([clashing], lambda _subscribers: [])
+    assert await _row_count(runtime, events) == 3
