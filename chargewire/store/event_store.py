@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Event, Via
-from chargewire.store.bulk_insert import insert_columns, insert_rows, stored_value
+from chargewire.store.bulk_insert import insert_columns, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import number_events
 from chargewire.store.tables import deliveries, events, subscription_events, subscriptions
@@ -116,7 +116,8 @@ class EventStore:
             await insert_columns(connection, events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))
             if new_deliveries:
                 now = stored_time(batches[0].received_at)
-                await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, _delivery_rows(new_deliveries, now))
+                delivery_columns = _delivery_columns(new_deliveries, now)
+                await insert_columns(connection, deliveries, NEW_DELIVERY_COLUMNS, delivery_columns)
         return len(new_deliveries)
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
@@ -178,9 +179,18 @@ def _event_columns(
     )
 
 
-def _delivery_rows(new_deliveries: Sequence[NewDelivery], now: Any) -> list[tuple[Any, ...]]:
-    pending = DeliveryStatus.PENDING.value
-    return [
-        (delivery.id, delivery.event_id, delivery.subscription_id, delivery.event_name, pending, 0, now, None, now, now)
-        for delivery in new_deliveries
-    ]
+def _delivery_columns(new_deliveries: Sequence[NewDelivery], now: Any) -> tuple[Sequence[Any], ...]:
+    """The values of `NEW_DELIVERY_COLUMNS`, one sequence each."""
+    count = len(new_deliveries)
+    return (
+        [delivery.id for delivery in new_deliveries],
+        [delivery.event_id for delivery in new_deliveries],
+        [delivery.subscription_id for delivery in new_deliveries],
+        [delivery.event_name for delivery in new_deliveries],
+        [DeliveryStatus.PENDING.value] * count,
+        [0] * count,
+        [now] * count,
+        [None] * count,
+        [now] * count,
+        [now] * count,
+    )
