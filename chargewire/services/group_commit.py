@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargewire.ids import new_ids
-from chargewire.models import Event
 from chargewire.services.payload_filter import matches
-from chargewire.store.event_store import EventStore, FanOut, NewDelivery, Subscriber
+from chargewire.store.event_store import EventStore, FanOut, NewDelivery, NewEvents, Subscriber
 
 # Bounds one transaction's size; a bigger backlog is written in several.
 MAX_EVENTS_PER_COMMIT = 5000
@@ -26,7 +25,7 @@ MAX_EVENTS_PER_COMMIT = 5000
 class PendingBatch:
     """One publish's validated events and, in the same order, their parsed payloads (filters read those)."""
 
-    events: Sequence[Event]
+    events: NewEvents
     payloads: Sequence[dict[str, Any]]
 
 
@@ -52,8 +51,7 @@ class GroupCommitter:
             group = self._take_group()
             batches = [batch for batch, _ in group]
             try:
-                events = [event for batch in batches for event in batch.events]
-                await self._store.insert_events_with_deliveries(events, _fan_out(batches))
+                await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
             except Exception as error:
                 for _, future in group:
                     if not future.done():
@@ -80,20 +78,23 @@ def _fan_out(batches: Sequence[PendingBatch]) -> FanOut:
         by_name: dict[str, list[Subscriber]] = {}
         for subscriber in subscribers:
             by_name.setdefault(subscriber.event_name, []).append(subscriber)
-        # Two parallel lists rather than a tuple per delivery: fewer objects for the garbage collector to track.
-        matched_events: list[Event] = []
+        # Parallel lists rather than a tuple per delivery: fewer objects for the garbage collector to track.
+        matched_events: list[str] = []
+        matched_names: list[str] = []
         matched_subscriptions: list[str] = []
         for batch in batches:
-            for event, payload in zip(batch.events, batch.payloads, strict=True):
-                for subscriber in by_name.get(event.name, ()):
+            events = batch.events
+            for event_id, name, payload in zip(events.ids, events.names, batch.payloads, strict=True):
+                for subscriber in by_name.get(name, ()):
                     if matches(subscriber.filter, payload):
-                        matched_events.append(event)
+                        matched_events.append(event_id)
+                        matched_names.append(name)
                         matched_subscriptions.append(subscriber.subscription_id)
         delivery_ids = new_ids("dlv", len(matched_events))
         return [
-            NewDelivery(delivery_id, event.id, subscription_id, event.name)
-            for delivery_id, event, subscription_id in zip(
-                delivery_ids, matched_events, matched_subscriptions, strict=True
+            NewDelivery(delivery_id, event_id, subscription_id, name)
+            for delivery_id, event_id, subscription_id, name in zip(
+                delivery_ids, matched_events, matched_subscriptions, matched_names, strict=True
             )
         ]
 

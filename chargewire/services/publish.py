@@ -14,7 +14,7 @@ from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
 from chargewire.services.group_commit import GroupCommitter, PendingBatch
-from chargewire.store.event_store import EventStore
+from chargewire.store.event_store import EventStore, NewEvents
 
 
 class Publisher:
@@ -38,12 +38,14 @@ class Publisher:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
         event_types = _validate_all(payloads, operational)
         valid = cast(Sequence[dict[str, Any]], payloads)
-        received_at = utcnow()
         event_ids = new_ids("evt", len(valid))
-        events = [
-            _new_event(event_id, payload, event_type, received_at)
-            for event_id, payload, event_type in zip(event_ids, valid, event_types, strict=True)
-        ]
+        events = NewEvents(
+            ids=event_ids,
+            names=[event_type.name for event_type in event_types],
+            payloads=[orjson.dumps(payload) for payload in valid],
+            entity_ids=[event_type.entity_id(payload) for event_type, payload in zip(event_types, valid, strict=True)],
+            received_at=utcnow(),
+        )
         await self._committer.write(PendingBatch(events, valid))
         self._notify()
         return event_ids

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ARRAY, Column, Dialect, Insert, Table, bindparam, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -28,6 +30,34 @@ async def insert_rows(
         await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
     else:
         await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=False), rows)
+
+
+async def insert_columns(
+    connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
+) -> None:
+    """Marked dialect difference: insert rows held one sequence per column.
+
+    PostgreSQL takes them by binary COPY. asyncpg checks every element of an array parameter against
+    abstract base classes, which made `insert_rows`' arrays cost the API 3-4 µs of CPU per ingested
+    event; COPY encodes each value as it comes, and its server spends less per row too. COPY goes around
+    SQLAlchemy's cursor, so its errors are translated here as that cursor would: a broken constraint as
+    IntegrityError, anything else as DBAPIError. It runs in the transaction the statements before it
+    began. SQLite gets `insert_rows`' executemany.
+    """
+    if connection.dialect.name != "postgresql":
+        await insert_rows(connection, table, columns, list(zip(*values, strict=True)))
+        return
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError(f"COPY into {table.name} outside a transaction: run a statement of it first")
+    statement = f"COPY {table.name}"
+    try:
+        await driver.copy_records_to_table(table.name, records=zip(*values, strict=True), columns=columns)
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise IntegrityError(statement, None, error) from error
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DBAPIError(statement, None, error) from error
 
 
 def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Dialect, *, as_arrays: bool) -> str:

@@ -7,17 +7,22 @@ Either way, a committed end N means every event numbered up to N is committed an
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, not_, or_, select, update
+from sqlalchemy import BigInteger, and_, bindparam, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.store.tables import event_sequence, events, kafka_streams, stream_pauses, subscription_events
 
+# Built once, as it runs in every publishing transaction.
+_TAKE_NUMBERS = (
+    update(event_sequence)
+    .values(last_seq=event_sequence.c.last_seq + bindparam("count", type_=BigInteger))
+    .returning(event_sequence.c.last_seq)
+)
+
 
 async def number_events(connection: AsyncConnection, count: int) -> int:
     """Take `count` event numbers for this transaction; returns the first. Holds the numbering until commit."""
-    result = await connection.execute(
-        update(event_sequence).values(last_seq=event_sequence.c.last_seq + count).returning(event_sequence.c.last_seq)
-    )
+    result = await connection.execute(_TAKE_NUMBERS, {"count": count})
     return int(result.scalar_one()) - count + 1
 
 

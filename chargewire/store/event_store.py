@@ -7,16 +7,49 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Event, Via
-from chargewire.store.bulk_insert import insert_rows, stored_value
+from chargewire.store.bulk_insert import insert_columns, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import number_events
 from chargewire.store.tables import deliveries, events, subscription_events, subscriptions
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvents:
+    """Accepted events of one publish, to store: one list per column, and the time they share.
+
+    A batch of a thousand events makes no object per event here; an `Event` each cost more to build than
+    its payload took to serialise.
+    """
+
+    ids: Sequence[str]
+    names: Sequence[str]
+    payloads: Sequence[bytes]
+    entity_ids: Sequence[str | None]
+    received_at: datetime
+
+    @classmethod
+    def of(cls, events: Sequence[Event]) -> NewEvents:
+        """The events as columns; they must share their `received_at`."""
+        if len({event.received_at for event in events}) != 1:
+            raise ValueError("NewEvents holds events of one publish, which share their received_at")
+        return cls(
+            ids=[event.id for event in events],
+            names=[event.name for event in events],
+            payloads=[event.payload for event in events],
+            entity_ids=[event.entity_id for event in events],
+            received_at=events[0].received_at,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,30 +96,34 @@ class EventStore:
         self._database = database
 
     async def insert_events_with_deliveries(
-        self, new_events: Sequence[Event], fan_out: FanOut, *, streamed: bool = True
+        self, batches: Sequence[NewEvents], fan_out: FanOut, *, streamed: bool = True
     ) -> int:
         """Store events and the deliveries `fan_out` makes from their subscribers; returns the delivery count.
 
         The subscribers are read inside the same transaction, so an event accepted here is never missing a
-        delivery for a subscription that existed when it was stored. `streamed` events are numbered into the
-        log that Kafka streams read; the others (test sends) reach only the deliveries `fan_out` makes.
+        delivery for a subscription that existed when it was stored. `streamed` events are numbered, in the
+        order given, into the log that Kafka streams read; the others (test sends) reach only the deliveries
+        `fan_out` makes.
         """
+        count = sum(len(batch) for batch in batches)
         async with self._database.transaction() as connection:
-            first_seq = await number_events(connection, len(new_events)) if streamed else None
-            subscribers = await _enabled_subscribers(connection, {event.name for event in new_events})
+            first_seq = await number_events(connection, count) if streamed else None
+            names = set(chain.from_iterable(batch.names for batch in batches))
+            subscribers = await _enabled_subscribers(connection, names)
             new_deliveries = list(fan_out(subscribers))
             # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
             stored_time = stored_value(connection, events.c.received_at)
-            await insert_rows(connection, events, _EVENT_COLUMNS, _event_rows(new_events, stored_time, first_seq))
+            await insert_columns(connection, events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))
             if new_deliveries:
-                now = stored_time(new_events[0].received_at)
-                await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, _delivery_rows(new_deliveries, now))
+                now = stored_time(batches[0].received_at)
+                delivery_columns = _delivery_columns(new_deliveries, now)
+                await insert_columns(connection, deliveries, NEW_DELIVERY_COLUMNS, delivery_columns)
         return len(new_deliveries)
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
         """Store an event with a delivery to one subscription only (a test send), whatever its filters say."""
         await self.insert_events_with_deliveries(
-            [event],
+            [NewEvents.of([event])],
             lambda _subscribers: [NewDelivery(delivery_id, event.id, subscription_id, event.name)],
             streamed=False,
         )
@@ -108,35 +145,52 @@ class EventStore:
         return [by_id[event_id] for event_id in event_ids if event_id in by_id]
 
 
-async def _enabled_subscribers(connection: AsyncConnection, names: set[str]) -> list[Subscriber]:
-    query = (
-        select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.filter)
-        .join(subscriptions, subscriptions.c.id == subscription_events.c.subscription_id)
-        .where(
-            subscription_events.c.event_name.in_(names),
-            subscriptions.c.enabled.is_(True),
-            subscriptions.c.via != Via.KAFKA.value,
-        )
+# Built once: constructing this join anew cost more than running it, twice over, on every ingest commit.
+_ENABLED_SUBSCRIBERS = (
+    select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.filter)
+    .join(subscriptions, subscriptions.c.id == subscription_events.c.subscription_id)
+    .where(
+        subscription_events.c.event_name.in_(bindparam("names", expanding=True)),
+        subscriptions.c.enabled.is_(True),
+        subscriptions.c.via != Via.KAFKA.value,
     )
-    rows = (await connection.execute(query)).all()
+)
+
+
+async def _enabled_subscribers(connection: AsyncConnection, names: set[str]) -> list[Subscriber]:
+    rows = (await connection.execute(_ENABLED_SUBSCRIBERS, {"names": list(names)})).all()
     return [Subscriber(row.subscription_id, row.event_name, row.filter) for row in rows]
 
 
-def _event_rows(
-    new_events: Sequence[Event], stored_time: Callable[[Any], Any], first_seq: int | None
-) -> list[tuple[Any, ...]]:
-    # The events of one publish share their received_at: convert each distinct value once.
-    received = {at: stored_time(at) for at in {event.received_at for event in new_events}}
-    seqs = range(first_seq, first_seq + len(new_events)) if first_seq is not None else [None] * len(new_events)
-    return [
-        (event.id, event.name, event.payload, event.entity_id, received[event.received_at], seq)
-        for event, seq in zip(new_events, seqs, strict=True)
-    ]
+def _event_columns(
+    batches: Sequence[NewEvents], stored_time: Callable[[Any], Any], first_seq: int | None
+) -> tuple[Sequence[Any], ...]:
+    """The values of `_EVENT_COLUMNS`, one sequence each, numbered from `first_seq` in order."""
+    count = sum(len(batch) for batch in batches)
+    seqs: Sequence[int | None] = range(first_seq, first_seq + count) if first_seq is not None else [None] * count
+    return (
+        list(chain.from_iterable(batch.ids for batch in batches)),
+        list(chain.from_iterable(batch.names for batch in batches)),
+        list(chain.from_iterable(batch.payloads for batch in batches)),
+        list(chain.from_iterable(batch.entity_ids for batch in batches)),
+        # The events of one publish share their received_at: each batch's is converted once.
+        list(chain.from_iterable(repeat(stored_time(batch.received_at), len(batch)) for batch in batches)),
+        seqs,
+    )
 
 
-def _delivery_rows(new_deliveries: Sequence[NewDelivery], now: Any) -> list[tuple[Any, ...]]:
-    pending = DeliveryStatus.PENDING.value
-    return [
-        (delivery.id, delivery.event_id, delivery.subscription_id, delivery.event_name, pending, 0, now, None, now, now)
-        for delivery in new_deliveries
-    ]
+def _delivery_columns(new_deliveries: Sequence[NewDelivery], now: Any) -> tuple[Sequence[Any], ...]:
+    """The values of `NEW_DELIVERY_COLUMNS`, one sequence each."""
+    count = len(new_deliveries)
+    return (
+        [delivery.id for delivery in new_deliveries],
+        [delivery.event_id for delivery in new_deliveries],
+        [delivery.subscription_id for delivery in new_deliveries],
+        [delivery.event_name for delivery in new_deliveries],
+        [DeliveryStatus.PENDING.value] * count,
+        [0] * count,
+        [now] * count,
+        [None] * count,
+        [now] * count,
+        [now] * count,
+    )

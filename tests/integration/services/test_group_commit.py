@@ -8,10 +8,9 @@ from collections.abc import Sequence
 import pytest
 
 from chargewire.catalog import load_event_types
-from chargewire.models import Event
 from chargewire.runtime import Runtime
 from chargewire.services.publish import Publisher
-from chargewire.store.event_store import EventStore, FanOut
+from chargewire.store.event_store import EventStore, FanOut, NewEvents
 
 BOOT = load_event_types()["BootNotification"].example
 
@@ -21,15 +20,15 @@ class CountingStore(EventStore):
 
     transactions = 0
 
-    async def insert_events_with_deliveries(self, new_events: Sequence[Event], fan_out: FanOut) -> int:
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut) -> int:
         self.transactions += 1
-        return await super().insert_events_with_deliveries(new_events, fan_out)
+        return await super().insert_events_with_deliveries(batches, fan_out)
 
 
 class FailingStore(EventStore):
     """A store whose database refuses every write."""
 
-    async def insert_events_with_deliveries(self, new_events: Sequence[Event], fan_out: FanOut) -> int:
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut) -> int:
         raise ConnectionError("database went away")
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import orjson
 import pytest
 from sqlalchemy import Table, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
@@ -16,7 +17,7 @@ from chargewire.ids import new_id, new_ids
 from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_store import DeliveryStore
-from chargewire.store.event_store import EventStore, NewDelivery, Subscriber
+from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
 from chargewire.store.tables import deliveries, events
 
 BOOT = load_event_types()["BootNotification"].example
@@ -30,6 +31,12 @@ def _events(count: int) -> list[Event]:
         Event(id=event_id, name="BootNotification", payload=orjson.dumps(BOOT), entity_id="1042", received_at=at)
         for event_id, at in zip(new_ids("evt", count), times, strict=True)
     ]
+
+
+def _batches(written: list[Event]) -> list[NewEvents]:
+    """The events as the publishes that made them: one batch per received_at, in order."""
+    times = list(dict.fromkeys(event.received_at for event in written))
+    return [NewEvents.of([event for event in written if event.received_at == at]) for at in times]
 
 
 def _to_every(subscription_id: str, new_events: list[Event]) -> list[NewDelivery]:
@@ -51,7 +58,7 @@ async def subscription_id(runtime: Runtime) -> str:
 async def test_stored_events_read_back_with_their_exact_bytes_and_times(runtime: Runtime) -> None:
     store = EventStore(runtime.database)
     written = _events(3)
-    assert await store.insert_events_with_deliveries(written, lambda _subscribers: []) == 0
+    assert await store.insert_events_with_deliveries(_batches(written), lambda _subscribers: []) == 0
     assert await store.get_events([event.id for event in written]) == written
 
 
@@ -66,7 +73,7 @@ async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
         seen.extend(subscribers)
         return _to_every(subscription_id, written)
 
-    assert await store.insert_events_with_deliveries(written, fan_out) == 2
+    assert await store.insert_events_with_deliveries(_batches(written), fan_out) == 2
     assert [subscriber.subscription_id for subscriber in seen] == [subscription_id]
     async with runtime.database.reading() as connection:
         rows = (await connection.execute(select(deliveries).order_by(deliveries.c.id))).all()
@@ -86,6 +93,19 @@ async def test_a_failing_delivery_row_leaves_no_event_behind(runtime: Runtime) -
     store = EventStore(runtime.database)
     written = _events(3)
     with pytest.raises(IntegrityError):
-        await store.insert_events_with_deliveries(written, lambda _subscribers: _to_every("sub_missing", written))
+        await store.insert_events_with_deliveries(
+            _batches(written), lambda _subscribers: _to_every("sub_missing", written)
+        )
     assert await _row_count(runtime, events) == 0
     assert await _row_count(runtime, deliveries) == 0
+
+
+async def test_an_event_that_cannot_be_stored_raises_a_database_error_and_leaves_nothing(runtime: Runtime) -> None:
+    store = EventStore(runtime.database)
+    written = _events(3)
+    await store.insert_events_with_deliveries(_batches(written), lambda _subscribers: [])
+    # A fresh event, then one whose id is taken: the batch is refused whole.
+    clashing = NewEvents.of([replace(written[0], id=new_id("evt")), written[0]])
+    with pytest.raises(DBAPIError):
+        await store.insert_events_with_deliveries([clashing], lambda _subscribers: [])
+    assert await _row_count(runtime, events) == 3
