@@ -25,7 +25,7 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.bulk_insert import insert_rows, stored_value
+from chargewire.store.bulk_insert import insert_columns, insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, insert_attempts, record_health
 from chargewire.store.event_log import end_of_log
@@ -229,8 +229,8 @@ class StreamStore:
                 raise LeaseLost(stream.subscription_id)
             if attempted:
                 batch_id = await _insert_attempt_batch(connection, stream.subscription_id, delivered)
-                rows = _delivery_rows(connection, attempted, batch_id)
-                await insert_rows(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, rows)
+                columns = _delivery_columns(connection, attempted, batch_id)
+                await insert_columns(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, columns)
                 if others:
                     await insert_attempts(connection, others)
                 await record_health(connection, records)
@@ -385,28 +385,29 @@ async def _insert_attempt_batch(
     return first.id
 
 
-def _delivery_rows(
+def _delivery_columns(
     connection: AsyncConnection, attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]], batch_id: str | None
-) -> list[tuple[Any, ...]]:
+) -> tuple[list[Any], ...]:
+    """The deliveries' rows, one list per column of `_STREAMED_DELIVERY_COLUMNS`, as `insert_columns` takes them."""
     stored_time = stored_value(connection, deliveries.c.created_at)
     times: dict[datetime | None, Any] = {}
     for delivery, record in attempted:
         for at in (delivery.received_at, record.attempt.started_at, record.next_attempt_at):
             if at not in times:
                 times[at] = None if at is None else stored_time(at)
-    return [
-        (
-            record.attempt.delivery_id,
-            delivery.event_id,
-            delivery.subscription_id,
-            delivery.event_name,
-            record.status.value,
-            1,
-            times[record.next_attempt_at],
-            record.last_error[:1000] if record.last_error else None,
-            times[delivery.received_at],
-            times[record.attempt.started_at],
-            batch_id if record.status is DeliveryStatus.DELIVERED else None,
-        )
-        for delivery, record in attempted
-    ]
+    claimed = [delivery for delivery, _record in attempted]
+    records = [record for _delivery, record in attempted]
+    delivered = DeliveryStatus.DELIVERED
+    return (
+        [record.attempt.delivery_id for record in records],
+        [delivery.event_id for delivery in claimed],
+        [delivery.subscription_id for delivery in claimed],
+        [delivery.event_name for delivery in claimed],
+        [record.status.value for record in records],
+        [1] * len(records),
+        [times[record.next_attempt_at] for record in records],
+        [record.last_error[:1000] if record.last_error else None for record in records],
+        [times[delivery.received_at] for delivery in claimed],
+        [times[record.attempt.started_at] for record in records],
+        [batch_id if record.status is delivered else None for record in records],
+    )
