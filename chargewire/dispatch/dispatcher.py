@@ -265,7 +265,9 @@ class Dispatcher:
         """Attempt deliveries of one subscription (several only through a batch channel) and queue the records."""
         subscription_id = batch[0].subscription_id
         try:
-            self._pending_records.extend(await self.attempt(batch, target))
+            records = await self.attempt(batch, target)
+            # Only now: a flush during the attempt swaps the list, and the one taken before it is being written.
+            self._pending_records.extend(records)
             self._records_waiting.set()
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.

@@ -139,6 +139,21 @@ async def test_slow_receiver_does_not_hold_up_a_healthy_one(
     assert len(slow_done_before_fast) <= runtime.settings.worker_max_in_flight_per_subscription
 
 
+async def test_an_attempt_that_ends_after_others_were_recorded_is_recorded_too(
+    runtime: Runtime, receiver: Receiver, subscribe: Subscribe, dispatcher: Dispatcher
+) -> None:
+    slow = await subscribe(receiver.on("/slow", always(200, delay_s=0.5)), "HardwareStatusNotification")
+    await subscribe(receiver.on("/fast", always(200)), "NetworkStatusNotification")
+    [slow_event] = await runtime.publisher.publish([EXAMPLES["HardwareStatusNotification"]])
+    # Recorded while the slow attempt is still out: the records written then must not take its place.
+    await runtime.publisher.publish([EXAMPLES["NetworkStatusNotification"]] * 5)
+
+    slow_delivery = await _delivery_of(runtime, slow_event, slow.subscription.id)
+    await _wait_for_status(runtime, slow_delivery, DeliveryStatus.DELIVERED, timeout_s=10)
+    [attempt] = (await runtime.deliveries.get(OPERATOR, slow_delivery)).attempts
+    assert attempt.outcome == "delivered"
+
+
 async def test_filter_decides_which_events_a_subscription_receives(
     runtime: Runtime, receiver: Receiver, subscribe: Subscribe, dispatcher: Dispatcher
 ) -> None:
