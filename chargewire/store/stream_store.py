@@ -207,7 +207,7 @@ class StreamStore:
         """
         start, end = moves
         records = [record for _delivery, record in attempted]
-        delivered = [(delivery, record) for delivery, record in attempted if record.status is DeliveryStatus.DELIVERED]
+        delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         others = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
         async with self._database.transaction() as connection:
             if not self._database.is_sqlite:
@@ -349,7 +349,7 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
 
 
 async def _insert_attempt_batch(
-    connection: AsyncConnection, subscription_id: str, delivered: Sequence[tuple[ClaimedDelivery, AttemptRecord]]
+    connection: AsyncConnection, subscription_id: str, delivered: Sequence[AttemptRecord]
 ) -> str | None:
     """One `attempt_batches` row for the first attempts of the records a batch delivered; returns its id.
 
@@ -359,14 +359,14 @@ async def _insert_attempt_batch(
     """
     if not delivered:
         return None
-    first = delivered[0][1].attempt
+    first = delivered[0].attempt
     shared = dict(first.request_headers)
-    for _delivery, record in delivered:
+    for record in delivered:
         headers = record.attempt.request_headers
         # The second record drops the per-record headers: the rest compare only what is still shared.
         for name in [name for name, value in shared.items() if headers.get(name) != value]:
             del shared[name]
-    delivery_ids = [record.attempt.delivery_id for _delivery, record in delivered]
+    delivery_ids = [record.attempt.delivery_id for record in delivered]
     await connection.execute(
         insert(attempt_batches).values(
             id=first.id,
@@ -378,7 +378,7 @@ async def _insert_attempt_batch(
             last_delivery_id=max(delivery_ids),
             request_headers=shared,
             response_headers={
-                record.attempt.delivery_id: record.attempt.response_headers or {} for _delivery, record in delivered
+                record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered
             },
         )
     )
