@@ -199,9 +199,17 @@ def error_class(result: AttemptResult) -> str | None:
     return None if result.error is None else result.error.error_class
 
 
-def native_thread_count() -> int:
-    """Threads of this process that Python does not know about: librdkafka's."""
-    return len(os.listdir("/proc/self/task")) - threading.active_count()
+def librdkafka_thread_count() -> int:
+    """Threads of this process that librdkafka started: it names them all `rdk:...`."""
+    return sum(thread_name(task).startswith("rdk:") for task in os.listdir("/proc/self/task"))
+
+
+def thread_name(task: str) -> str:
+    """The kernel's name of one thread of this process; empty when it ended meanwhile."""
+    try:
+        return Path("/proc/self/task", task, "comm").read_text()
+    except FileNotFoundError:
+        return ""
 
 
 @pytest.mark.parametrize(("scenario", "mechanism"), SCENARIOS)
@@ -472,7 +480,7 @@ async def test_wrong_credentials_do_not_hold_up_another_subscription(
 
 async def test_producers_are_shared_per_cluster_and_closed_on_aclose(broker: KafkaBroker, book: SecretsBook) -> None:
     topic = await asyncio.to_thread(topic_factory, broker, "shared")
-    threads_before = native_thread_count()
+    threads_before = librdkafka_thread_count()
     channel = KafkaChannel(book, allow_networks=LOOPBACK)
     first = subscription_factory(broker, book, topic, "SASL_PLAINTEXT", "PLAIN")
     second = subscription_factory(broker, book, topic, "SASL_PLAINTEXT", "PLAIN")
@@ -483,12 +491,12 @@ async def test_producers_are_shared_per_cluster_and_closed_on_aclose(broker: Kaf
     assert {error_class(result) for result in results} == {None}
     assert sorted(cluster.compression_codec for cluster in channel.producers.clusters) == ["gzip", "lz4"]
     assert channel.producers.live_count == 2
-    assert native_thread_count() > threads_before
+    assert librdkafka_thread_count() > threads_before
     assert [t.name for t in threading.enumerate()].count("chargewire-kafka-poll") == 2
     await channel.aclose()
     assert channel.producers.live_count == 0
     assert "chargewire-kafka-poll" not in [t.name for t in threading.enumerate()]
-    assert native_thread_count() <= threads_before
+    assert librdkafka_thread_count() <= threads_before
 
 
 async def test_an_idle_producer_is_closed_and_reopened_on_demand(broker: KafkaBroker, book: SecretsBook) -> None:
