@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import asyncpg
@@ -20,16 +22,19 @@ async def insert_rows(
     processing was a quarter of ingest's CPU. The statements are still SQLAlchemy Core, compiled once per
     dialect; the rows carry values as the driver takes them: datetimes and JSON through `stored_value`,
     payload bytes as they are (both drivers bind `bytes` as a blob). PostgreSQL gets one array per column,
-    unnested by a single INSERT, because an executemany costs its server a bind and execute per row;
-    SQLite's executemany steps one prepared statement in C. Going through the connection keeps the
+    unnested by a single INSERT, because an executemany costs its server a bind and execute per row.
+    SQLite gets multi-row VALUES statements (`_sqlite_chunks`). Going through the connection keeps the
     transaction it began.
     """
     dialect = connection.dialect
     if dialect.name == "postgresql":
         arrays = tuple(list(values) for values in zip(*rows, strict=True))
         await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
-    else:
-        await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=False), rows)
+        return
+    single_row = _insert_sql(table, columns, dialect, as_arrays=False)
+    for start, count in _sqlite_chunks(len(rows), len(columns)):
+        values = list(chain.from_iterable(rows[start : start + count]))
+        await connection.exec_driver_sql(_multi_row_sql(single_row, count), tuple(values))
 
 
 async def insert_columns(
@@ -42,7 +47,7 @@ async def insert_columns(
     event; COPY encodes each value as it comes, and its server spends less per row too. COPY goes around
     SQLAlchemy's cursor, so its errors are translated here as that cursor would: a broken constraint as
     IntegrityError, anything else as DBAPIError. It runs in the transaction the statements before it
-    began. SQLite gets `insert_rows`' executemany.
+    began. SQLite gets `insert_rows`' multi-row statements.
     """
     if connection.dialect.name != "postgresql":
         await insert_rows(connection, table, columns, list(zip(*values, strict=True)))
@@ -58,6 +63,29 @@ async def insert_columns(
         raise IntegrityError(statement, None, error) from error
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise DBAPIError(statement, None, error) from error
+
+
+def _sqlite_chunks(count: int, width: int) -> Iterator[tuple[int, int]]:
+    """(start, rows) of the multi-row INSERTs that write `count` rows of `width` values into SQLite.
+
+    Why not executemany: it releases the GIL around every row's step and must take it back after each, and
+    while the event loop's thread is busy each take waits for the interpreter's switch interval (5 ms). A
+    batch of 2,000 delivery rows took seconds that way in a busy worker, and tens of milliseconds as a few
+    statements. The row counts are powers of two, so that a table has a dozen distinct statements at most
+    in the driver's statement cache, each within SQLite's limit on bound values.
+    """
+    largest = 1 << ((_SQLITE_MAX_VARIABLES // width).bit_length() - 1)
+    start = 0
+    while start < count:
+        rows = min(largest, 1 << ((count - start).bit_length() - 1))
+        yield start, rows
+        start += rows
+
+
+def _multi_row_sql(single_row: str, rows: int) -> str:
+    """`single_row`'s INSERT with its VALUES tuple repeated for `rows` rows."""
+    head, values = single_row.rsplit(" VALUES ", 1)
+    return f"{head} VALUES {', '.join([values] * rows)}"
 
 
 def _insert_sql(table: Table, columns: tuple[str, ...], dialect: Dialect, *, as_arrays: bool) -> str:
@@ -80,6 +108,8 @@ def _insert_statement(table: Table, columns: tuple[str, ...], as_arrays: bool) -
     return insert(table).from_select(columns, select(*[unnested.c[name] for name in columns]))
 
 
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
+_SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _compiled_inserts: dict[tuple[str, tuple[str, ...], str, bool], str] = {}
 
 

@@ -62,6 +62,22 @@ async def test_stored_events_read_back_with_their_exact_bytes_and_times(runtime:
     assert await store.get_events([event.id for event in written]) == written
 
 
+async def test_a_publish_larger_than_one_statement_binds_stores_every_event_and_delivery(
+    runtime: Runtime, subscription_id: str
+) -> None:
+    # 5,001 rows take several multi-row statements of different sizes on SQLite; PostgreSQL copies them.
+    store = EventStore(runtime.database)
+    written = _events(5_001)
+    count = await store.insert_events_with_deliveries(
+        _batches(written), lambda _subscribers: _to_every(subscription_id, written)
+    )
+    assert count == 5_001
+    assert await store.get_events([event.id for event in written]) == written
+    async with runtime.database.reading() as connection:
+        rows = (await connection.execute(select(deliveries.c.event_id).order_by(deliveries.c.event_id))).all()
+    assert [row.event_id for row in rows] == sorted(event.id for event in written)
+
+
 async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
     runtime: Runtime, subscription_id: str
 ) -> None:
