@@ -30,18 +30,22 @@ USER_AGENT = f"chargewire/{__version__}"
 
 def x_signature(body: bytes, token: str) -> str:
     """The `X-Signature` value: lowercase hex HMAC-SHA256 of `body` keyed with the token text."""
-    return hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    signer = _keyed(token.encode()).copy()
+    signer.update(body)
+    return signer.hexdigest()
 
 
 def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
     """The Standard Webhooks `webhook-signature` value: one `v1,<base64>` entry per secret, space-separated."""
     if not secrets:
         raise ValueError("at least one signing secret is needed")
-    signed = f"{msg_id}.{timestamp}.".encode() + body
+    prefix = f"{msg_id}.{timestamp}.".encode()
     entries = []
     for secret in secrets:
-        digest = hmac.new(_secret_key(secret), signed, hashlib.sha256).digest()
-        entries.append("v1," + base64.b64encode(digest).decode())
+        signer = _keyed(_secret_key(secret)).copy()
+        signer.update(prefix)
+        signer.update(body)
+        entries.append("v1," + base64.b64encode(signer.digest()).decode())
     return " ".join(entries)
 
 
@@ -84,6 +88,13 @@ def webhook_headers(message: OutboundMessage, now: datetime, user_agent: str = U
 def _stamps(now: datetime) -> tuple[str, int]:
     """Both forms of an attempt's time; cached because a batch of records shares one."""
     return x_timestamp(now), int(now.timestamp())
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 with `key` already taken in: a copy of it signs without setting the key up again,
+    which was a third of signing a 1 KB payload."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 @functools.lru_cache(maxsize=1024)
