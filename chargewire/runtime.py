@@ -156,7 +156,7 @@ class Runtime:
             on_failing=self.health.disable_failing,
             streams=self.stream_store,
         )
-        dispatcher.add_listener(self.metrics.observe_attempt)
+        dispatcher.add_listener(self.metrics.observe_attempts)
         self.wakeups.connect(dispatcher.wake)
         return dispatcher
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 from collections import deque
+from collections.abc import Sequence
 
 from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
@@ -21,10 +22,14 @@ class LatencyWindow:
     def __init__(self) -> None:
         self._seconds: deque[float] = deque(maxlen=_WINDOW)
 
-    def observe(self, delivery: ClaimedDelivery, _result: AttemptResult, record: AttemptRecord) -> None:
-        """Note the latency of a delivered attempt."""
-        if record.status is DeliveryStatus.DELIVERED:
-            self._seconds.append((utcnow() - delivery.received_at).total_seconds())
+    def observe(
+        self, deliveries: Sequence[ClaimedDelivery], _results: Sequence[AttemptResult], records: Sequence[AttemptRecord]
+    ) -> None:
+        """Note the latencies of the delivered attempts of one dispatch."""
+        now = utcnow()
+        for delivery, record in zip(deliveries, records, strict=True):
+            if record.status is DeliveryStatus.DELIVERED:
+                self._seconds.append((now - delivery.received_at).total_seconds())
 
     def percentiles_ms(self) -> tuple[float, float] | None:
         """(p50, p99) in milliseconds, or None before anything was delivered."""

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import cast
@@ -55,7 +55,8 @@ _FLUSH_BATCH = 200
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
 _EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
 
-AttemptListener = Callable[[ClaimedDelivery, AttemptResult, AttemptRecord], None]
+# Called once per dispatch with its deliveries, their results and their records, in the same order.
+AttemptListener = Callable[[Sequence[ClaimedDelivery], Sequence[AttemptResult], Sequence[AttemptRecord]], None]
 FailingCheck = Callable[[datetime], Awaitable[object]]
 
 
@@ -287,12 +288,13 @@ class Dispatcher:
         """Attempt deliveries of one subscription; the records of their outcomes, for the caller to write."""
         results = await self._attempt(batch, target)
         attempt_ids = new_ids("att", len(batch))
-        records = []
-        for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True):
-            record = self._record_for(delivery, result, target, attempt_id)
-            records.append(record)
-            for listener in self._listeners:
-                listener(delivery, result, record)
+        record_for = self._record_for
+        records = [
+            record_for(delivery, result, target, attempt_id)
+            for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True)
+        ]
+        for listener in self._listeners:
+            listener(batch, results, records)
         return records
 
     async def _attempt(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> list[AttemptResult]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -41,16 +42,32 @@ class DeliveryMetrics(Collector):
             registry=self.registry,
         )
 
-    def observe_attempt(self, delivery: ClaimedDelivery, result: AttemptResult, record: AttemptRecord) -> None:
-        """Count one attempt (a dispatcher listener)."""
-        outcome = record.attempt.outcome
-        self._attempts[outcome] = self._attempts.get(outcome, 0) + 1
-        durations = self._durations.get(outcome)
-        if durations is None:
-            durations = self._durations[outcome] = _Histogram()
-        durations.observe(result.duration_ms / 1000)
-        if record.status is DeliveryStatus.DELIVERED:
-            self._publish_to_delivery.observe((utcnow() - delivery.received_at).total_seconds())
+    def observe_attempts(
+        self, deliveries: Sequence[ClaimedDelivery], results: Sequence[AttemptResult], records: Sequence[AttemptRecord]
+    ) -> None:
+        """Count the attempts of one dispatch (a dispatcher listener).
+
+        A Kafka batch's records share their duration and, per publish, their received_at: each distinct value
+        is observed once with its count.
+        """
+        now = utcnow()
+        outcomes = Counter(
+            (record.attempt.outcome, result.duration_ms) for result, record in zip(results, records, strict=True)
+        )
+        for (outcome, duration_ms), count in outcomes.items():
+            self._attempts[outcome] = self._attempts.get(outcome, 0) + count
+            durations = self._durations.get(outcome)
+            if durations is None:
+                durations = self._durations[outcome] = _Histogram()
+            durations.observe(duration_ms / 1000, count)
+        delivered = DeliveryStatus.DELIVERED
+        received = Counter(
+            delivery.received_at
+            for delivery, record in zip(deliveries, records, strict=True)
+            if record.status is delivered
+        )
+        for received_at, count in received.items():
+            self._publish_to_delivery.observe((now - received_at).total_seconds(), count)
 
     def collect(self) -> Iterator[Metric]:
         """The attempts by outcome, their durations, and publish-to-delivery latency."""
@@ -91,10 +108,10 @@ class _Histogram:
         self.counts = [0] * (len(_LATENCY_BUCKETS_S) + 1)  # the last one is +Inf
         self.total = 0.0
 
-    def observe(self, value: float) -> None:
-        """Count `value` in the first bucket whose bound it does not exceed."""
-        self.counts[bisect_left(_LATENCY_BUCKETS_S, value)] += 1
-        self.total += value
+    def observe(self, value: float, count: int = 1) -> None:
+        """Count `value` (`count` times) in the first bucket whose bound it does not exceed."""
+        self.counts[bisect_left(_LATENCY_BUCKETS_S, value)] += count
+        self.total += value * count
 
     def cumulative(self) -> list[tuple[str, float]]:
         """(upper bound, observations at or below it) per bucket, as the exposition format wants them."""

@@ -21,7 +21,7 @@ def _attempt(metrics: DeliveryMetrics, outcome: str, duration_ms: float, age_s: 
     result: Any = SimpleNamespace(duration_ms=duration_ms)
     status = DeliveryStatus.DELIVERED if delivered else DeliveryStatus.PENDING
     record: Any = SimpleNamespace(attempt=SimpleNamespace(outcome=outcome), status=status)
-    metrics.observe_attempt(delivery, result, record)
+    metrics.observe_attempts([delivery], [result], [record])
 
 
 def _samples(metrics: DeliveryMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
