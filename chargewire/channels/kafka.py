@@ -295,13 +295,13 @@ def _prepare(message: OutboundMessage, topic: str, now: datetime) -> tuple[Recor
     """The record for a message, or why it cannot be sent, with the headers its attempt log shows."""
     key = message.entity_id or message.delivery_id
     try:
-        headers = {"notification": message.event_name, **message_headers(message, now)}
+        signed = message_headers(message, now)
     except ValueError as exc:
         error = PermanentDeliveryError(f"The message could not be signed: {exc}.", error_class="signing")
         return error, {}
     # librdkafka encodes str header values as UTF-8 itself.
-    record = Record(key.encode(), message.payload, list(headers.items()))
-    return record, {**headers, "kafka-topic": topic, "kafka-key": key}
+    record = Record(key.encode(), message.payload, [("notification", message.event_name), *signed.items()])
+    return record, {"notification": message.event_name, **signed, "kafka-topic": topic, "kafka-key": key}
 
 
 def _result(
