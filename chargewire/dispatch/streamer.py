@@ -4,10 +4,10 @@ A Kafka subscription gets no delivery row at publish (decision 0002). Its stream
 numbered event log; a stream is ready when events of its names lie past that position, no other worker
 holds its lease, and none of its deliveries is pending. A worker leases a ready stream and sends batches of
 `kafka_stream_batch_size` records through the Kafka channel, with up to `_BATCHES_AWAITING_ACKS` waiting for
-their acks: the next batch is produced while the last one's acks come in, and while the one before is
-recorded. Each batch is recorded, delivery and attempt rows with the position moved past it, in one
-transaction that checks the lease is still this worker's; a worker that dies leaves the lease to run out,
-and the next one sends the batch again (at least once, as the row queue).
+their acks: the next batch is read and produced while the last ones' acks come in and while acknowledged
+ones are recorded. Each batch is recorded, delivery and attempt rows with the position moved past it, in one
+transaction that checks the lease is still this worker's, after the batch before it; a worker that dies
+leaves the lease to run out, and the next one sends the batch again (at least once, as the row queue).
 
 A batch with failures ends the run. Its failed records are pending rows now, retried on the row queue's
 schedule with its breaker, resend and disabling; the stream waits until they are done, so one entity's
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 # One batch is produced while the one before it waits for its acks: the producer never runs dry.
 _BATCHES_AWAITING_ACKS = 2
+# Batches acknowledged and waiting to be recorded, in log order, before the stream stops reading for them.
+_RECORDINGS_PENDING = 2
 # A stream that has caught up keeps its lease this long for the next events: under steady traffic it is not
 # looked up, leased and handed back again for every publish, with batches of a few records each.
 _CAUGHT_UP_HOLD_S = 1.0
@@ -145,18 +147,21 @@ class KafkaStreamer:
         """Send batches until the stream has caught up and no news came for `hold_s`, a batch fails or the
         worker stops.
 
-        Three stages overlap: a batch is read and produced while the one before awaits its acks and the one
-        before that is recorded. Records are written one batch at a time, in log order.
+        Three stages overlap: a batch is read and produced while the ones before await their acks and are
+        recorded. Recording never holds up the next read: each batch's recording waits for the one before
+        it (the log order), in a task of its own, and at most `_RECORDINGS_PENDING` wait at a time.
         """
         subscription_id = stream.subscription_id
         news = self._news[subscription_id] = asyncio.Event()
         batches: deque[_Batch] = deque()
-        recording: asyncio.Task[None] | None = None
+        recordings: deque[asyncio.Task[None]] = deque()
         position = stream.position
         reading, caught_up = True, False
         attempted = 0
         try:
             while True:
+                while recordings and recordings[0].done():
+                    recordings.popleft().result()  # a recording that failed ends the run here
                 if reading and not self._stopping and len(batches) < _BATCHES_AWAITING_ACKS:
                     news.clear()  # what is published from here on, this read may miss: it will be news
                     # Each batch takes the subscription as it is now (a PUT shows within the targets' cache time);
@@ -183,27 +188,32 @@ class KafkaStreamer:
                     attempted += len(records)
                     if any(record.status is not DeliveryStatus.DELIVERED for record in records):
                         reading = caught_up = False  # the failed records are pending rows now: they go first
-                    if recording is not None:
-                        await recording
-                    recording = asyncio.create_task(self._record(stream, batch, records))
+                    if len(recordings) >= _RECORDINGS_PENDING:
+                        await recordings.popleft()
+                    previous = recordings[-1] if recordings else None
+                    recordings.append(asyncio.create_task(self._record_in_turn(previous, stream, batch, records)))
                 elif caught_up and not self._stopping and await _set_within(news, hold_s):
                     reading, caught_up = True, False
                 else:
                     break
-            if recording is not None:
-                await recording
+            while recordings:
+                await recordings.popleft()
         finally:
             del self._news[subscription_id]
             for batch in batches:
                 if batch.sending is not None:
                     batch.sending.cancel()
-            if recording is not None:
-                # A batch already sent is still recorded, before the lease is handed back.
+            # A batch already sent is still recorded, before the lease is handed back.
+            for recording in recordings:
                 await _settled(recording)
         return attempted
 
-    async def _record(self, stream: Stream, batch: _Batch, records: list[AttemptRecord]) -> None:
-        """Write a batch's outcomes and move the stream past it, renewing the lease."""
+    async def _record_in_turn(
+        self, previous: asyncio.Task[None] | None, stream: Stream, batch: _Batch, records: list[AttemptRecord]
+    ) -> None:
+        """Record a batch once the batch before it is recorded; if that one failed, fail the same way."""
+        if previous is not None:
+            await previous
         await self._streams.record_batch(
             stream,
             self.worker_id,
