@@ -31,10 +31,17 @@ async def insert_rows(
         arrays = tuple(list(values) for values in zip(*rows, strict=True))
         await connection.exec_driver_sql(_insert_sql(table, columns, dialect, as_arrays=True), arrays)
         return
+    for sql, values in sqlite_inserts(table, columns, rows, dialect):
+        await connection.exec_driver_sql(sql, values)
+
+
+def sqlite_inserts(
+    table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]], dialect: Dialect
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The multi-row INSERTs that write `rows` into SQLite: (SQL, its values in one flat tuple) each."""
     single_row = _insert_sql(table, columns, dialect, as_arrays=False)
     for start, count in _sqlite_chunks(len(rows), len(columns)):
-        values = list(chain.from_iterable(rows[start : start + count]))
-        await connection.exec_driver_sql(_multi_row_sql(single_row, count), tuple(values))
+        yield _multi_row_sql(single_row, count), tuple(chain.from_iterable(rows[start : start + count]))
 
 
 async def insert_columns(

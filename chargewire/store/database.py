@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,16 +179,46 @@ def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
     return Database(engine, checkpointer, Path(path) if on_disk and path is not None else None)
 
 
+async def commit_statements(driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]) -> bool:
+    """Run (sql, parameters, must change rows) steps in the transaction begun on a SQLite driver connection,
+    then commit, in one trip to its thread; False, rolled back, if a step that must change rows changed none."""
+    if not isinstance(driver_connection, _OneTripConnection):
+        raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
+    begin, driver_connection.pending_begin = driver_connection.pending_begin, None
+    try:
+        committed: bool = await driver_connection.run(_commit_steps, begin, steps)
+    except BaseException:
+        if begin is not None and not driver_connection.in_transaction:
+            driver_connection.pending_begin = begin  # BEGIN itself failed: nothing was sent
+        raise
+    return committed
+
+
+def _commit_steps(
+    connection: sqlite3.Connection, begin: str | None, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
+) -> bool:
+    """In the driver's thread: BEGIN if due, run the steps, and commit (or roll back at a step that changed nothing)."""
+    cursor = connection.cursor()
+    try:
+        _begin(cursor, begin)
+        for sql, parameters, must_change_rows in steps:
+            cursor.execute(sql, parameters)
+            if must_change_rows and cursor.rowcount == 0:
+                connection.rollback()
+                return False
+        connection.commit()
+        return True
+    finally:
+        cursor.close()
+
+
 def _run_statement(
     connection: sqlite3.Connection, begin: str | None, many: bool, sql: str, parameters: Any
 ) -> tuple[Any, list[Any], int, Any]:
     """In the driver's thread: BEGIN if due, run one statement, fetch its rows, close the cursor."""
     cursor = connection.cursor()
     try:
-        if begin == _BEGIN_WRITE:
-            _begin_write(cursor)
-        elif begin is not None:
-            cursor.execute(begin)
+        _begin(cursor, begin)
         if many:
             cursor.executemany(sql, parameters)
         else:
@@ -197,6 +227,13 @@ def _run_statement(
         return cursor.description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _begin(cursor: sqlite3.Cursor, begin: str | None) -> None:
+    if begin == _BEGIN_WRITE:
+        _begin_write(cursor)
+    elif begin is not None:
+        cursor.execute(begin)
 
 
 def _begin_write(cursor: sqlite3.Cursor) -> None:
@@ -295,8 +332,9 @@ class _OneTripConnection(aiosqlite.Connection):
         return await self._execute(function, self._conn, *args)  # type: ignore[no-untyped-call]
 
     async def commit(self) -> None:
-        # A transaction that ran no statement never sent its BEGIN: nothing to commit, no trip to make.
-        if self.pending_begin is not None:
+        # A transaction that ran no statement never sent its BEGIN, and one committed in its last trip
+        # (`commit_statements`) has ended: nothing to commit, no trip to make.
+        if self.pending_begin is not None or not self.in_transaction:
             self.pending_begin = None
             return
         await super().commit()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     RowMapping,
     Select,
     String,
+    Update,
     any_,
     bindparam,
     case,
@@ -31,7 +32,7 @@ from chargewire.store.tables import attempt_batches, attempts, deliveries, event
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
-_ATTEMPT_COLUMNS = (
+ATTEMPT_COLUMNS = (
     "id",
     "delivery_id",
     "number",
@@ -285,27 +286,34 @@ class DeliveryStore:
 
 async def insert_attempts(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
     """Append the attempts of these records to the attempt log."""
-    await insert_rows(connection, attempts, _ATTEMPT_COLUMNS, _attempt_rows(connection, records))
+    await insert_rows(connection, attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
 
 
 async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
     """A subscription with any success among `records` is healthy again; one with only failures is failing
     since the last attempt's start, unless it already was."""
+    for statement in health_updates(records, connection.dialect.name == "sqlite"):
+        await connection.execute(statement)
+
+
+def health_updates(records: Sequence[AttemptRecord], is_sqlite: bool) -> list[Update]:
+    """The statements of `record_health`, each binding its subscription ids as one value."""
     succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
     failing = {record.subscription_id for record in records} - succeeded
-    now = records[-1].attempt.started_at
+    statements = []
     if succeeded:
-        await connection.execute(
+        statements.append(
             update(subscriptions)
-            .where(subscriptions.c.id.in_(succeeded), subscriptions.c.failing_since.is_not(None))
+            .where(_one_of(subscriptions.c.id, succeeded, is_sqlite), subscriptions.c.failing_since.is_not(None))
             .values(failing_since=None)
         )
     if failing:
-        await connection.execute(
+        statements.append(
             update(subscriptions)
-            .where(subscriptions.c.id.in_(failing), subscriptions.c.failing_since.is_(None))
-            .values(failing_since=now)
+            .where(_one_of(subscriptions.c.id, failing, is_sqlite), subscriptions.c.failing_since.is_(None))
+            .values(failing_since=records[-1].attempt.started_at)
         )
+    return statements
 
 
 _DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")
@@ -514,8 +522,8 @@ def _one_of(column: ColumnElement[str], ids: Collection[str], is_sqlite: bool) -
     return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
 
 
-def _attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """The attempts as `insert_rows` takes them, in `_ATTEMPT_COLUMNS` order."""
+def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
+    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order."""
     stored_time = stored_value(connection, attempts.c.started_at)
     stored_json = stored_value(connection, attempts.c.request_headers)
     # A batch's attempts share their start time: convert each distinct one once.

@@ -18,21 +18,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Select, delete, insert, or_, select, type_coerce, update
+from sqlalchemy import Dialect, Insert, Select, Update, delete, insert, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.bulk_insert import insert_columns, insert_rows, stored_value
+from chargewire.store.bulk_insert import insert_columns, insert_rows, sqlite_inserts, stored_value
 from chargewire.store.database import Database
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, insert_attempts, record_health
+from chargewire.store.delivery_store import (
+    ATTEMPT_COLUMNS,
+    AttemptRecord,
+    ClaimedDelivery,
+    attempt_rows,
+    health_updates,
+    insert_attempts,
+    record_health,
+)
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
+from chargewire.store.one_trip import DriverStatement, commit_in_one_trip, driver_statement
 from chargewire.store.tables import (
     UtcDateTime,
     attempt_batches,
+    attempts,
     deliveries,
     events,
     kafka_streams,
@@ -203,37 +213,44 @@ class StreamStore:
         """Write a batch's deliveries and attempts and move the stream from `moves[0]` to `moves[1]`.
 
         `lease_until` None hands the lease back. Raises LeaseLost, writing nothing, when the stream is no
-        longer this worker's or no longer at `moves[0]`.
+        longer this worker's or no longer at `moves[0]`. On SQLite the whole transaction is one trip to the
+        driver's thread (`one_trip`), so the write lock is held for the writing alone.
         """
         start, end = moves
         records = [record for _delivery, record in attempted]
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         others = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
-        async with self._database.transaction() as connection:
-            if not self._database.is_sqlite:
-                # The subscription's row first, as every statement that changes a subscription and its stream
-                # locks them in that order: a PUT or a delete meanwhile waits, or is waited for, but never
-                # deadlocks. (SQLite has no row locks: its one writer at a time is the order.)
-                subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
-                await connection.execute(subscription.with_for_update(read=True, key_share=True))
-            moved = await connection.execute(
-                update(kafka_streams)
-                .where(
-                    kafka_streams.c.subscription_id == stream.subscription_id,
-                    kafka_streams.c.lease_owner == worker_id,
-                    kafka_streams.c.position == start,
-                )
-                .values(position=end, lease_owner=worker_id if lease_until else None, lease_until=lease_until)
+        moved = (
+            update(kafka_streams)
+            .where(
+                kafka_streams.c.subscription_id == stream.subscription_id,
+                kafka_streams.c.lease_owner == worker_id,
+                kafka_streams.c.position == start,
             )
-            if not moved.rowcount:
+            .values(position=end, lease_owner=worker_id if lease_until else None, lease_until=lease_until)
+        )
+        batch_id, batch = _attempt_batch(stream.subscription_id, delivered)
+        async with self._database.transaction() as connection:
+            columns = _delivery_columns(connection, attempted, batch_id)
+            if self._database.is_sqlite:
+                statements = _sqlite_statements(connection, moved, batch, columns, records)
+                if not await commit_in_one_trip(connection, statements):
+                    raise LeaseLost(stream.subscription_id)
+                return
+            # The subscription's row first, as every statement that changes a subscription and its stream locks
+            # them in that order: a PUT or a delete meanwhile waits, or is waited for, but never deadlocks.
+            subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
+            await connection.execute(subscription.with_for_update(read=True, key_share=True))
+            if not (await connection.execute(moved)).rowcount:
                 raise LeaseLost(stream.subscription_id)
-            if attempted:
-                batch_id = await _insert_attempt_batch(connection, stream.subscription_id, delivered)
-                columns = _delivery_columns(connection, attempted, batch_id)
-                await insert_columns(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, columns)
-                if others:
-                    await insert_attempts(connection, others)
-                await record_health(connection, records)
+            if not attempted:
+                return
+            if batch is not None:
+                await connection.execute(batch)
+            await insert_columns(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, columns)
+            if others:
+                await insert_attempts(connection, others)
+            await record_health(connection, records)
 
     async def release(self, subscription_id: str, worker_id: str) -> None:
         """Hand a stream's lease back without moving it."""
@@ -348,17 +365,15 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
     await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
 
 
-async def _insert_attempt_batch(
-    connection: AsyncConnection, subscription_id: str, delivered: Sequence[AttemptRecord]
-) -> str | None:
-    """One `attempt_batches` row for the first attempts of the records a batch delivered; returns its id.
+def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> tuple[str | None, Insert | None]:
+    """The id and the `attempt_batches` row of the first attempts of the records a batch delivered, if any.
 
     The records were produced in one call: they share its start and duration, and the batch takes the id of
     its first record's attempt. It keeps the request headers every record carried alike, and each record's
     response headers by delivery id.
     """
     if not delivered:
-        return None
+        return None, None
     first = delivered[0].attempt
     shared = dict(first.request_headers)
     for record in delivered:
@@ -367,22 +382,40 @@ async def _insert_attempt_batch(
         for name in [name for name, value in shared.items() if headers.get(name) != value]:
             del shared[name]
     delivery_ids = [record.attempt.delivery_id for record in delivered]
-    await connection.execute(
-        insert(attempt_batches).values(
-            id=first.id,
-            subscription_id=subscription_id,
-            started_at=first.started_at,
-            duration_ms=first.duration_ms,
-            records=len(delivered),
-            first_delivery_id=min(delivery_ids),
-            last_delivery_id=max(delivery_ids),
-            request_headers=shared,
-            response_headers={
-                record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered
-            },
-        )
+    row = insert(attempt_batches).values(
+        id=first.id,
+        subscription_id=subscription_id,
+        started_at=first.started_at,
+        duration_ms=first.duration_ms,
+        records=len(delivered),
+        first_delivery_id=min(delivery_ids),
+        last_delivery_id=max(delivery_ids),
+        request_headers=shared,
+        response_headers={record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered},
     )
-    return first.id
+    return first.id, row
+
+
+def _sqlite_statements(
+    connection: AsyncConnection,
+    moved: Update,
+    batch: Insert | None,
+    columns: tuple[list[Any], ...],
+    records: Sequence[AttemptRecord],
+) -> list[DriverStatement]:
+    """A recorded batch's statements as one trip runs them: first the move, which must find the lease."""
+    dialect = connection.dialect
+    failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
+    inserts = [
+        *sqlite_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
+        *sqlite_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
+    ]
+    return [
+        driver_statement(moved, dialect, must_change_rows=True),
+        *([] if batch is None else [driver_statement(batch, dialect)]),
+        *(DriverStatement(sql, values) for sql, values in inserts),
+        *(driver_statement(statement, dialect) for statement in health_updates(records, is_sqlite=True)),
+    ]
 
 
 def _delivery_columns(

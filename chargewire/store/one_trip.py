@@ -1,0 +1,55 @@
+"""Marked dialect difference: a SQLite write transaction's statements, sent to the driver's thread in one trip.
+
+SQLite's one write lock is held from BEGIN IMMEDIATE to COMMIT, and each statement is a trip to the driver's
+thread that waits for a turn of the event loop to come back. A Kafka stream's recording made ten such trips
+under the lock; in a busy worker each waited for the loop, and the API's publishes queued behind the lock
+for the whole time. Statements compiled here run back to back in the driver's thread and commit there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import UpdateBase
+
+from chargewire.store.database import commit_statements
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """SQL as the driver runs it, with its parameters as the driver takes them."""
+
+    sql: str
+    parameters: tuple[Any, ...]
+    # When it changes no row, the transaction is rolled back and the statements after it are not run.
+    must_change_rows: bool = False
+
+
+def driver_statement(statement: UpdateBase, dialect: Dialect, *, must_change_rows: bool = False) -> DriverStatement:
+    """`statement` compiled for `dialect`'s driver, its values converted by their column types (times, JSON)."""
+    compiled = statement.compile(dialect=dialect)
+    values = compiled.construct_params()
+    parameters = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if bind.expanding:
+            raise ValueError(f"{name}: a statement sent in one trip binds each value once (no expanding IN)")
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        value = values[name]
+        parameters.append(value if processor is None else processor(value))
+    return DriverStatement(compiled.string, tuple(parameters), must_change_rows)
+
+
+async def commit_in_one_trip(connection: AsyncConnection, statements: Sequence[DriverStatement]) -> bool:
+    """Run `statements` in the SQLite transaction `connection` began, and commit it, in one trip.
+
+    Returns False, having rolled back, when a statement that must change rows changed none. Nothing may run
+    on `connection` afterwards: its transaction has ended.
+    """
+    raw = await connection.get_raw_connection()
+    steps = [(statement.sql, statement.parameters, statement.must_change_rows) for statement in statements]
+    return await commit_statements(raw.driver_connection, steps)
