@@ -149,10 +149,15 @@ def kcat_rate(broker: KafkaBroker, topic: str, count: int, workdir: Path) -> dic
     }
 
 
-async def publish_all(base_url: str, token: str, payloads: list[dict[str, Any]]) -> None:
-    """Publish `payloads` to the API in batches of `PUBLISH_BATCH` over `PUBLISH_CONNECTIONS` connections."""
+def request_bodies(payloads: list[dict[str, Any]]) -> list[bytes]:
+    """The publish requests' bodies, `PUBLISH_BATCH` events each: encoded before a clock starts, as a client's
+    own work (0.2 s of CPU for 100,000 events) is not chargewire's."""
+    return [orjson.dumps(payloads[i : i + PUBLISH_BATCH]) for i in range(0, len(payloads), PUBLISH_BATCH)]
+
+
+async def publish_all(base_url: str, token: str, bodies: list[bytes]) -> None:
+    """Publish the request `bodies` to the API over `PUBLISH_CONNECTIONS` connections."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    bodies = [orjson.dumps(payloads[i : i + PUBLISH_BATCH]) for i in range(0, len(payloads), PUBLISH_BATCH)]
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -243,6 +248,7 @@ def run_measure(
     broker.create_topic(topic, partitions=PARTITIONS)
     counter = TopicCounter(broker, topic)
     events = len(payloads)
+    bodies = request_bodies(payloads)
     with tempfile.TemporaryDirectory() as tmp, backend_database(backend, Path(tmp)) as url:
         workdir = Path(tmp)
         serve_args = ("--no-worker",) if workers else ()
@@ -260,7 +266,7 @@ def run_measure(
             created.raise_for_status()
             env = {**os.environ, **server_env(url, workdir, WORKER_SETTINGS)}
             if drain and workers:
-                asyncio.run(publish_all(base_url, token, payloads))
+                asyncio.run(publish_all(base_url, token, bodies))
             processes = start_workers(workers, env, workdir)
             wait_until_delivering(workdir, workers)
             groups = {"api": [api_pid], "workers": [p.pid for p in processes], "broker": [broker.pid or 0]}
@@ -268,7 +274,7 @@ def run_measure(
                 cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
                 started = time.perf_counter()
                 if not drain:
-                    asyncio.run(publish_all(base_url, token, payloads))
+                    asyncio.run(publish_all(base_url, token, bodies))
                 published = time.perf_counter()
                 first, last = wait_for_records(counter, events)
                 cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()

@@ -40,7 +40,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
-from bench.kafka import PARTITIONS, TopicCounter, one_kb_payloads, publish_all, wait_for_records
+from bench.kafka import PARTITIONS, TopicCounter, one_kb_payloads, publish_all, request_bodies, wait_for_records
 from chargewire.channels.base import OutboundMessage
 from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import KafkaProducers
@@ -221,7 +221,7 @@ def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], variant: Varian
             groups = {"api": [api_pid], "streamer": [streamer.pid], "broker": [broker.pid or 0]}
             cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
             started = time.perf_counter()
-            asyncio.run(publish_all(base_url, token, payloads))
+            asyncio.run(publish_all(base_url, token, request_bodies(payloads)))
             _first, last = wait_for_records(counter, events)
             cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
             streamer.wait(60)
