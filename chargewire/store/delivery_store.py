@@ -155,13 +155,8 @@ class DeliveryStore:
 
     async def any_due(self, now: datetime) -> bool:
         """Whether any delivery is due now (a read: asks without taking the write lock)."""
-        query = select(
-            select(deliveries.c.id)
-            .where(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.next_attempt_at <= now)
-            .exists()
-        )
         async with self._database.reading() as connection:
-            return bool((await connection.execute(query)).scalar())
+            return bool((await connection.execute(_ANY_DUE, {"now": now})).scalar())
 
     async def newest_delivery_id(self) -> str | None:
         """The id of the newest delivery (ids grow with time): it changes when anything is published."""
@@ -316,6 +311,15 @@ def health_updates(records: Sequence[AttemptRecord], is_sqlite: bool) -> list[Up
     return statements
 
 
+# Built once: an idle worker asks it with every publish.
+_ANY_DUE = select(
+    select(deliveries.c.id)
+    .where(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at <= bindparam("now", type_=deliveries.c.next_attempt_at.type),
+    )
+    .exists()
+)
 _DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")
 
 

@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Insert, Select, Update, delete, insert, or_, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
@@ -44,6 +57,7 @@ from chargewire.store.tables import (
     attempt_batches,
     attempts,
     deliveries,
+    event_sequence,
     events,
     kafka_streams,
     stream_pauses,
@@ -115,23 +129,7 @@ class StreamStore:
         Their pauses are left out: each read of a stream loads them as they are then.
         """
         async with self._database.reading() as connection:
-            end = await end_of_log(connection)
-            pending = select(deliveries.c.id).where(
-                deliveries.c.subscription_id == kafka_streams.c.subscription_id,
-                deliveries.c.status == DeliveryStatus.PENDING.value,
-            )
-            names = select(subscription_events.c.event_name).where(
-                subscription_events.c.subscription_id == kafka_streams.c.subscription_id
-            )
-            unread = select(events.c.id).where(
-                events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= end
-            )
-            query = _behind(end).where(
-                or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
-                ~pending.exists(),
-                unread.exists(),
-            )
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(_READY_STREAMS, {"now": now})).all()
         return [Stream(subscription_id, position) for subscription_id, position in rows]
 
     async def any_behind(self) -> bool:
@@ -330,7 +328,28 @@ def _keep_all(_payload: bytes) -> bool:
     return True
 
 
-def _behind(end: int) -> Select[str, int]:
+def _ready_streams() -> Select[str, int]:
+    """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
+    end = select(event_sequence.c.last_seq).scalar_subquery()
+    pending = select(deliveries.c.id).where(
+        deliveries.c.subscription_id == kafka_streams.c.subscription_id,
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+    )
+    names = select(subscription_events.c.event_name).where(
+        subscription_events.c.subscription_id == kafka_streams.c.subscription_id
+    )
+    unread = select(events.c.id).where(
+        events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= end
+    )
+    now = bindparam("now", type_=kafka_streams.c.lease_until.type)
+    return _behind(end).where(
+        or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
+        ~pending.exists(),
+        unread.exists(),
+    )
+
+
+def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
     """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
     return (
         select(kafka_streams.c.subscription_id, kafka_streams.c.position)
@@ -341,6 +360,9 @@ def _behind(end: int) -> Select[str, int]:
             kafka_streams.c.position < end,
         )
     )
+
+
+_READY_STREAMS = _ready_streams()
 
 
 async def _pauses(connection: AsyncConnection, subscription_id: str) -> tuple[tuple[int, int | None], ...]:
