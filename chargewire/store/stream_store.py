@@ -190,7 +190,7 @@ class StreamStore:
             rows = (await connection.execute(query)).all()
             dialect = connection.dialect
         position = rows[-1][0] if len(rows) == limit else upto
-        chosen = [row for row in rows if not stream.skips(row[0])]
+        chosen = [row for row in rows if not stream.skips(row[0])] if stream.pauses else rows
         ids = new_ids("dlv", len(chosen))
         subscription_id = stream.subscription_id
         times = {stored: _received_at(stored, dialect) for stored in {row[5] for row in chosen}}
