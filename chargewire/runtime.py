@@ -166,16 +166,13 @@ class Runtime:
             return WakeListener(self.database.engine, dispatcher.wake)
         if self.database.sqlite_file is None:
             return None
-        deliveries, streams = self.delivery_store, self.stream_store
-
-        async def newest_work() -> tuple[str | None, int]:
-            return await deliveries.newest_delivery_id(), await streams.end_of_log()
+        streams = self.stream_store
 
         async def work_due() -> bool:
             # A stream behind the log counts even while this worker holds it: it is waiting for this news.
-            return await deliveries.any_due(utcnow()) or await streams.any_behind()
+            return await streams.work_due(utcnow())
 
-        return CommitWatcher(self.database.sqlite_file, newest_work, work_due, dispatcher.wake)
+        return CommitWatcher(self.database.sqlite_file, streams.newest_work, work_due, dispatcher.wake)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other."""

@@ -158,12 +158,6 @@ class DeliveryStore:
         async with self._database.reading() as connection:
             return bool((await connection.execute(_ANY_DUE, {"now": now})).scalar())
 
-    async def newest_delivery_id(self) -> str | None:
-        """The id of the newest delivery (ids grow with time): it changes when anything is published."""
-        async with self._database.reading() as connection:
-            newest: str | None = (await connection.execute(select(func.max(deliveries.c.id)))).scalar()
-        return newest
-
     async def release_leases(self, worker_id: str, delivery_ids: Sequence[str], now: datetime) -> None:
         """Hand leased deliveries back without an attempt, due now (used when a worker stops)."""
         if not delivery_ids:
@@ -311,8 +305,8 @@ def health_updates(records: Sequence[AttemptRecord], is_sqlite: bool) -> list[Up
     return statements
 
 
-# Built once: an idle worker asks it with every publish.
-_ANY_DUE = select(
+# Built once: an idle worker asks it with every publish. `now` is bound.
+DUE_DELIVERY_EXISTS = (
     select(deliveries.c.id)
     .where(
         deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -320,6 +314,7 @@ _ANY_DUE = select(
     )
     .exists()
 )
+_ANY_DUE = select(DUE_DELIVERY_EXISTS)
 _DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Update,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -42,6 +43,7 @@ from chargewire.store.bulk_insert import insert_columns, insert_rows, sqlite_ins
 from chargewire.store.database import Database
 from chargewire.store.delivery_store import (
     ATTEMPT_COLUMNS,
+    DUE_DELIVERY_EXISTS,
     AttemptRecord,
     ClaimedDelivery,
     attempt_rows,
@@ -72,6 +74,7 @@ _STREAMED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS, "attempt_batch_id")
 
 
 _STORED_TIME = UtcDateTime()
+_END_OF_LOG = select(event_sequence.c.last_seq).scalar_subquery()
 
 
 def _received_at(stored: Any, dialect: Dialect) -> datetime:
@@ -118,10 +121,17 @@ class StreamStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def end_of_log(self) -> int:
-        """The number of the last committed published event."""
+    async def newest_work(self) -> tuple[str | None, int]:
+        """The newest delivery's id and the end of the log, in one read: one of them moves with every publish."""
         async with self._database.reading() as connection:
-            return await end_of_log(connection)
+            newest, end = (await connection.execute(_NEWEST_WORK)).one()
+        return newest, int(end)
+
+    async def work_due(self, now: datetime) -> bool:
+        """Whether a delivery is due or an enabled Kafka subscription's stream is behind the log, leased or not
+        (one read)."""
+        async with self._database.reading() as connection:
+            return bool((await connection.execute(_WORK_DUE, {"now": now})).scalar())
 
     async def ready_streams(self, now: datetime) -> list[Stream]:
         """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
@@ -131,12 +141,6 @@ class StreamStore:
         async with self._database.reading() as connection:
             rows = (await connection.execute(_READY_STREAMS, {"now": now})).all()
         return [Stream(subscription_id, position) for subscription_id, position in rows]
-
-    async def any_behind(self) -> bool:
-        """Whether an enabled Kafka subscription's stream is behind the end of the log, leased or not (a read)."""
-        async with self._database.reading() as connection:
-            behind = _behind(await end_of_log(connection))
-            return bool((await connection.execute(select(behind.exists()))).scalar())
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
         """Take the stream for `worker_id` if it is free and still where `stream` says.
@@ -330,7 +334,7 @@ def _keep_all(_payload: bytes) -> bool:
 
 def _ready_streams() -> Select[str, int]:
     """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
-    end = select(event_sequence.c.last_seq).scalar_subquery()
+    end = _END_OF_LOG
     pending = select(deliveries.c.id).where(
         deliveries.c.subscription_id == kafka_streams.c.subscription_id,
         deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -363,6 +367,9 @@ def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
 
 
 _READY_STREAMS = _ready_streams()
+# The SQLite commit watcher asks these after every commit of another connection.
+_NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
+_WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).exists()))
 
 
 async def _pauses(connection: AsyncConnection, subscription_id: str) -> tuple[tuple[int, int | None], ...]:

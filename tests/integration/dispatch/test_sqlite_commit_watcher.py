@@ -43,8 +43,8 @@ async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
     assert other_runtime.database.sqlite_file is not None
     watcher = CommitWatcher(
         other_runtime.database.sqlite_file,
-        other_runtime.delivery_store.newest_delivery_id,
-        lambda: other_runtime.delivery_store.any_due(utcnow()),
+        other_runtime.stream_store.newest_work,
+        lambda: other_runtime.stream_store.work_due(utcnow()),
         lambda: woken.put_nowait(None),
     )
     stop = asyncio.Event()
