@@ -76,9 +76,8 @@ def _sqlite_chunks(count: int, width: int) -> Iterator[tuple[int, int]]:
     """(start, rows) of the multi-row INSERTs that write `count` rows of `width` values into SQLite.
 
     Why not executemany: it releases the GIL around every row's step and must take it back after each, and
-    while the event loop's thread is busy each take waits for the interpreter's switch interval (5 ms). A
-    batch of 2,000 delivery rows took seconds that way in a busy worker, and tens of milliseconds as a few
-    statements. The row counts are powers of two, so that a table has a dozen distinct statements at most
+    while another thread runs Python each take can wait up to the interpreter's switch interval (5 ms). With a
+    second thread busy, 2,000 delivery rows took seconds that way, and tens of milliseconds as a few statements. The row counts are powers of two, so that a table has a dozen distinct statements at most
     in the driver's statement cache, each within SQLite's limit on bound values.
     """
     largest = 1 << ((_SQLITE_MAX_VARIABLES // width).bit_length() - 1)

@@ -334,7 +334,6 @@ def _keep_all(_payload: bytes) -> bool:
 
 def _ready_streams() -> Select[str, int]:
     """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
-    end = _END_OF_LOG
     pending = select(deliveries.c.id).where(
         deliveries.c.subscription_id == kafka_streams.c.subscription_id,
         deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -343,10 +342,10 @@ def _ready_streams() -> Select[str, int]:
         subscription_events.c.subscription_id == kafka_streams.c.subscription_id
     )
     unread = select(events.c.id).where(
-        events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= end
+        events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= _END_OF_LOG
     )
     now = bindparam("now", type_=kafka_streams.c.lease_until.type)
-    return _behind(end).where(
+    return _behind(_END_OF_LOG).where(
         or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
         ~pending.exists(),
         unread.exists(),
