@@ -77,8 +77,9 @@ def _sqlite_chunks(count: int, width: int) -> Iterator[tuple[int, int]]:
 
     Why not executemany: it releases the GIL around every row's step and must take it back after each, and
     while another thread runs Python each take can wait up to the interpreter's switch interval (5 ms). With a
-    second thread busy, 2,000 delivery rows took seconds that way, and tens of milliseconds as a few statements. The row counts are powers of two, so that a table has a dozen distinct statements at most
-    in the driver's statement cache, each within SQLite's limit on bound values.
+    second thread busy, 2,000 delivery rows took seconds that way, and tens of milliseconds as a few statements.
+    The row counts are powers of two, so that a table has a dozen distinct statements at most in the driver's
+    statement cache, each within SQLite's limit on bound values.
     """
     largest = 1 << ((_SQLITE_MAX_VARIABLES // width).bit_length() - 1)
     start = 0
