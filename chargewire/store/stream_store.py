@@ -235,7 +235,7 @@ class StreamStore:
         async with self._database.transaction() as connection:
             columns = _delivery_columns(connection, attempted, batch_id)
             if self._database.is_sqlite:
-                statements = _sqlite_statements(connection, moved, batch, columns, records)
+                statements = _sqlite_statements(connection, moved, batch, columns, records, others)
                 if not await commit_in_one_trip(connection, statements):
                     raise LeaseLost(stream.subscription_id)
                 return
@@ -430,10 +430,10 @@ def _sqlite_statements(
     batch: Insert | None,
     columns: tuple[list[Any], ...],
     records: Sequence[AttemptRecord],
+    failed: Sequence[AttemptRecord],
 ) -> list[DriverStatement]:
     """A recorded batch's statements as one trip runs them: first the move, which must find the lease."""
     dialect = connection.dialect
-    failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
     inserts = [
         *sqlite_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
         *sqlite_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
