@@ -258,7 +258,7 @@ class _ClusterProducer:
     """One librdkafka producer, the thread that polls it, and the state the event loop keeps about it.
 
     Everything but the poll thread's own fields is read and written on the event loop only: the thread
-    passes callbacks over with `call_soon_threadsafe`, one batch per poll.
+    passes its reports over with `call_soon_threadsafe`, one list per poll.
     """
 
     def __init__(
@@ -277,7 +277,7 @@ class _ClusterProducer:
         self.closed: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._on_retire = on_retire
-        self._reports: list[Callable[[], None]] = []  # poll thread only
+        self._reports: list[_Report] = []  # poll thread only
         self._stop = threading.Event()
         self._flush_timeout_s = 0.0
         # Held by a metadata request in a worker thread, so the poll thread never frees the handle under it.
@@ -360,16 +360,17 @@ class _ClusterProducer:
             self._call_in_loop(self._finish_close)
 
     def _delivered(self, batch: _Batch, index: int, error: KafkaError | None, message: Message) -> None:
+        # A plain tuple: this runs once per record, holding the GIL the event loop is waiting for.
         ack = None if error is not None else RecordAck(message.partition() or 0, message.offset() or 0)
-        self._reports.append(functools.partial(self._settle, batch, index, error, ack))
+        self._reports.append((batch, index, error, ack))
 
     def _error_reported(self, error: KafkaError) -> None:
-        self._reports.append(functools.partial(self._note_error, error))
+        self._reports.append(error)
 
     def _hand_over(self) -> None:
         if self._reports:
             reports, self._reports = self._reports, []
-            self._call_in_loop(functools.partial(_run_all, reports))
+            self._call_in_loop(functools.partial(self._take_reports, reports))
 
     def _call_in_loop(self, callback: Callable[[], None]) -> None:
         # The loop may be gone when a producer is abandoned without aclose; its results then have no reader.
@@ -377,6 +378,14 @@ class _ClusterProducer:
             self._loop.call_soon_threadsafe(callback)
 
     # --- event loop ----------------------------------------------------------------------------------------
+
+    def _take_reports(self, reports: list[_Report]) -> None:
+        """Apply one poll's reports in the order librdkafka made them: connection errors and records' outcomes."""
+        for report in reports:
+            if isinstance(report, KafkaError):
+                self._note_error(report)
+            else:
+                self._settle(*report)
 
     def _settle(self, batch: _Batch, index: int, error: KafkaError | None, ack: RecordAck | None) -> None:
         if error is None and ack is not None:
@@ -461,6 +470,11 @@ class _Batch:
             self.future.set_result(cast(list[RecordOutcome], self.outcomes))
 
 
+# What the poll thread hands the event loop: a record's outcome (its batch, its index there, librdkafka's error
+# or the broker's ack), or an error librdkafka reported about the connection.
+_Report = tuple[_Batch, int, KafkaError | None, RecordAck | None] | KafkaError
+
+
 def metadata_waits(total_s: float) -> list[float]:
     """How long each metadata request of `advertised_brokers` waits: doubling from 0.25 s, `total_s` in all."""
     waits: list[float] = []
@@ -481,8 +495,3 @@ def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) ->
     future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
     future.set_result(outcomes)
     return future
-
-
-def _run_all(callbacks: list[Callable[[], None]]) -> None:
-    for callback in callbacks:
-        callback()
