@@ -296,6 +296,28 @@ async def test_downgrading_below_attempt_batches_gives_each_batched_delivery_its
     assert sorted(rows) == sorted((delivery.id, "delivered") for delivery in read.deliveries)
 
 
+async def test_dropping_and_restoring_the_event_check_of_deliveries_keeps_every_attempt_row(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1350, 3))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    attempted = [(delivery, _refused(delivery)) for delivery in read.deliveries]
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+    logged = select(attempts.c.delivery_id, attempts.c.outcome, attempts.c.error_message)
+
+    async with runtime.database.transaction() as connection:
+        before = sorted((await connection.execute(logged)).all())
+        await connection.run_sync(_migrate_to, "0005")  # SQLite rebuilds the deliveries table both ways
+        restored = sorted((await connection.execute(logged)).all())
+        await connection.run_sync(_migrate_to, "head")
+        after = sorted((await connection.execute(logged)).all())
+
+    assert before == sorted((delivery.id, "retry", "no ack") for delivery in read.deliveries)
+    assert restored == before
+    assert after == before
+
+
 def _migrate_to(connection: Connection, revision: str) -> None:
     config = migrate.alembic_config()
     config.attributes["connection"] = connection
