@@ -281,28 +281,31 @@ async def insert_attempts(connection: AsyncConnection, records: Sequence[Attempt
 async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
     """A subscription with any success among `records` is healthy again; one with only failures is failing
     since the last attempt's start, unless it already was."""
-    for statement in health_updates(records, connection.dialect.name == "sqlite"):
-        await connection.execute(statement)
+    for statement, parameters in health_updates(records, connection.dialect.name == "sqlite"):
+        await connection.execute(statement, parameters)
 
 
-def health_updates(records: Sequence[AttemptRecord], is_sqlite: bool) -> list[Update]:
-    """The statements of `record_health`, each binding its subscription ids as one value."""
+def health_updates(records: Sequence[AttemptRecord], is_sqlite: bool) -> list[tuple[Update, dict[str, Any]]]:
+    """The statements of `record_health` with their parameters; the statements are built once per dialect."""
     succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
     failing = {record.subscription_id for record in records} - succeeded
-    statements = []
+    healthy_again, failing_since = _HEALTH_UPDATES[is_sqlite]
+    updates: list[tuple[Update, dict[str, Any]]] = []
     if succeeded:
-        statements.append(
-            update(subscriptions)
-            .where(_one_of(subscriptions.c.id, succeeded, is_sqlite), subscriptions.c.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
+        updates.append((healthy_again, {"ids": _ids_value(succeeded, is_sqlite)}))
     if failing:
-        statements.append(
-            update(subscriptions)
-            .where(_one_of(subscriptions.c.id, failing, is_sqlite), subscriptions.c.failing_since.is_(None))
-            .values(failing_since=records[-1].attempt.started_at)
-        )
-    return statements
+        since = records[-1].attempt.started_at
+        updates.append((failing_since, {"ids": _ids_value(failing, is_sqlite), "since": since}))
+    return updates
+
+
+def _health_updates(is_sqlite: bool) -> tuple[Update, Update]:
+    """(clear failing_since of the subscriptions `ids`, set it to `since` where unset), with `ids` bound."""
+    ids = _one_of(subscriptions.c.id, None, is_sqlite)
+    failing = subscriptions.c.failing_since
+    healthy_again = update(subscriptions).where(ids, failing.is_not(None)).values(failing_since=None)
+    since = bindparam("since", type_=failing.type)
+    return healthy_again, update(subscriptions).where(ids, failing.is_(None)).values(failing_since=since)
 
 
 # Built once: an idle worker asks it with every publish. `now` is bound.
@@ -508,17 +511,28 @@ async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptReco
     )
 
 
-def _one_of(column: ColumnElement[str], ids: Collection[str], is_sqlite: bool) -> ColumnElement[bool]:
-    """Marked dialect difference: `column IN ids`, with the ids bound as one value.
+def _one_of(column: ColumnElement[str], ids: Collection[str] | None, is_sqlite: bool) -> ColumnElement[bool]:
+    """Marked dialect difference: `column IN ids`, with the ids bound as one value (`ids` None: bound later,
+    as `_ids_value` makes it).
 
     `in_()` binds one parameter per id and renders the statement anew for every length: for the thousand ids
     of a claim that cost more than running the statement. SQLite reads a JSON array with `json_each`,
     PostgreSQL takes an array.
     """
+    value = None if ids is None else _ids_value(ids, is_sqlite)
     if is_sqlite:
-        listed = func.json_each(bindparam("ids", orjson.dumps(list(ids)).decode(), type_=String)).table_valued("value")
+        listed = func.json_each(bindparam("ids", value, type_=String)).table_valued("value")
         return column.in_(select(listed.c.value))
-    return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    return column == any_(bindparam("ids", value, type_=ARRAY(String)))
+
+
+def _ids_value(ids: Collection[str], is_sqlite: bool) -> str | list[str]:
+    """The value `_one_of` binds for `ids`: a JSON array on SQLite, an array on PostgreSQL."""
+    return orjson.dumps(list(ids)).decode() if is_sqlite else list(ids)
+
+
+# Keyed by is_sqlite: a worker records health with every batch, and compiling them anew was a cost of each.
+_HEALTH_UPDATES = {is_sqlite: _health_updates(is_sqlite) for is_sqlite in (True, False)}
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:

@@ -8,12 +8,14 @@ for the whole time. Statements compiled here run back to back in the driver's th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import UpdateBase
 
 from chargewire.store.database import commit_statements
@@ -29,19 +31,35 @@ class DriverStatement:
     must_change_rows: bool = False
 
 
-def driver_statement(statement: UpdateBase, dialect: Dialect, *, must_change_rows: bool = False) -> DriverStatement:
-    """`statement` compiled for `dialect`'s driver, its values converted by their column types (times, JSON)."""
-    compiled = statement.compile(dialect=dialect)
-    values = compiled.construct_params()
-    parameters = []
+def driver_statement(
+    statement: UpdateBase,
+    dialect: Dialect,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    must_change_rows: bool = False,
+) -> DriverStatement:
+    """`statement` compiled for `dialect`'s driver with `parameters` (over the values it holds), converted by
+    their column types (times, JSON).
+
+    The compiled form is kept per statement object, so a statement built once and given its values here
+    is compiled once: compiling the few statements of a recorded batch took a millisecond of each.
+    """
+    compiled = _compiled(statement, dialect)
+    values = compiled.construct_params(parameters) or {}
+    converted = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
         if bind.expanding:
             raise ValueError(f"{name}: a statement sent in one trip binds each value once (no expanding IN)")
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         value = values[name]
-        parameters.append(value if processor is None else processor(value))
-    return DriverStatement(compiled.string, tuple(parameters), must_change_rows)
+        converted.append(value if processor is None else processor(value))
+    return DriverStatement(compiled.string, tuple(converted), must_change_rows)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(statement: UpdateBase, dialect: Dialect) -> SQLCompiler:
+    return statement.compile(dialect=dialect)
 
 
 async def commit_in_one_trip(connection: AsyncConnection, statements: Sequence[DriverStatement]) -> bool:

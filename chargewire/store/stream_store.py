@@ -21,9 +21,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Dialect,
-    Insert,
     Select,
-    Update,
     bindparam,
     delete,
     func,
@@ -222,16 +220,16 @@ class StreamStore:
         records = [record for _delivery, record in attempted]
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         others = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
-        moved = (
-            update(kafka_streams)
-            .where(
-                kafka_streams.c.subscription_id == stream.subscription_id,
-                kafka_streams.c.lease_owner == worker_id,
-                kafka_streams.c.position == start,
-            )
-            .values(position=end, lease_owner=worker_id if lease_until else None, lease_until=lease_until)
-        )
-        batch_id, batch = _attempt_batch(stream.subscription_id, delivered)
+        moved = {
+            "stream": stream.subscription_id,
+            "worker": worker_id,
+            "start": start,
+            "end": end,
+            "owner_after": worker_id if lease_until else None,
+            "lease_until_after": lease_until,
+        }
+        batch = _attempt_batch(stream.subscription_id, delivered)
+        batch_id = None if batch is None else batch["id"]
         async with self._database.transaction() as connection:
             columns = _delivery_columns(connection, attempted, batch_id)
             if self._database.is_sqlite:
@@ -243,12 +241,12 @@ class StreamStore:
             # them in that order: a PUT or a delete meanwhile waits, or is waited for, but never deadlocks.
             subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
             await connection.execute(subscription.with_for_update(read=True, key_share=True))
-            if not (await connection.execute(moved)).rowcount:
+            if not (await connection.execute(_MOVE_STREAM, moved)).rowcount:
                 raise LeaseLost(stream.subscription_id)
             if not attempted:
                 return
             if batch is not None:
-                await connection.execute(batch)
+                await connection.execute(_INSERT_ATTEMPT_BATCH, batch)
             await insert_columns(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, columns)
             if others:
                 await insert_attempts(connection, others)
@@ -366,6 +364,22 @@ def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
 
 
 _READY_STREAMS = _ready_streams()
+# Built once, so that SQLite's one trip compiles them once (`driver_statement`): a worker records a batch with them
+# every few milliseconds. The move must find the stream still at `start` and leased by `worker`.
+_MOVE_STREAM = (
+    update(kafka_streams)
+    .where(
+        kafka_streams.c.subscription_id == bindparam("stream"),
+        kafka_streams.c.lease_owner == bindparam("worker"),
+        kafka_streams.c.position == bindparam("start"),
+    )
+    .values(
+        position=bindparam("end"),
+        lease_owner=bindparam("owner_after"),
+        lease_until=bindparam("lease_until_after", type_=kafka_streams.c.lease_until.type),
+    )
+)
+_INSERT_ATTEMPT_BATCH = insert(attempt_batches)
 # The SQLite commit watcher asks these after every commit of another connection.
 _NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
 _WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).exists()))
@@ -393,15 +407,15 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
     await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
 
 
-def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> tuple[str | None, Insert | None]:
-    """The id and the `attempt_batches` row of the first attempts of the records a batch delivered, if any.
+def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> dict[str, Any] | None:
+    """The `attempt_batches` row of the first attempts of the records a batch delivered, if any.
 
     The records were produced in one call: they share its start and duration, and the batch takes the id of
     its first record's attempt. It keeps the request headers every record carried alike, and each record's
     response headers by delivery id.
     """
     if not delivered:
-        return None, None
+        return None
     first = delivered[0].attempt
     shared = dict(first.request_headers)
     for record in delivered:
@@ -412,24 +426,23 @@ def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> 
         for name in [name for name, value in shared.items() if headers.get(name) != value]:
             del shared[name]
     delivery_ids = [record.attempt.delivery_id for record in delivered]
-    row = insert(attempt_batches).values(
-        id=first.id,
-        subscription_id=subscription_id,
-        started_at=first.started_at,
-        duration_ms=first.duration_ms,
-        records=len(delivered),
-        first_delivery_id=min(delivery_ids),
-        last_delivery_id=max(delivery_ids),
-        request_headers=shared,
-        response_headers={record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered},
-    )
-    return first.id, row
+    return {
+        "id": first.id,
+        "subscription_id": subscription_id,
+        "started_at": first.started_at,
+        "duration_ms": first.duration_ms,
+        "records": len(delivered),
+        "first_delivery_id": min(delivery_ids),
+        "last_delivery_id": max(delivery_ids),
+        "request_headers": shared,
+        "response_headers": {record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered},
+    }
 
 
 def _sqlite_statements(
     connection: AsyncConnection,
-    moved: Update,
-    batch: Insert | None,
+    moved: dict[str, Any],
+    batch: dict[str, Any] | None,
     columns: tuple[list[Any], ...],
     records: Sequence[AttemptRecord],
     failed: Sequence[AttemptRecord],
@@ -440,11 +453,12 @@ def _sqlite_statements(
         *sqlite_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
         *sqlite_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
     ]
+    health = health_updates(records, is_sqlite=True)
     return [
-        driver_statement(moved, dialect, must_change_rows=True),
-        *([] if batch is None else [driver_statement(batch, dialect)]),
+        driver_statement(_MOVE_STREAM, dialect, moved, must_change_rows=True),
+        *([] if batch is None else [driver_statement(_INSERT_ATTEMPT_BATCH, dialect, batch)]),
         *(DriverStatement(sql, values) for sql, values in inserts),
-        *(driver_statement(statement, dialect) for statement in health_updates(records, is_sqlite=True)),
+        *(driver_statement(statement, dialect, parameters) for statement, parameters in health),
     ]
 
 
