@@ -41,8 +41,11 @@ logger = logging.getLogger(__name__)
 
 # One batch is produced while the one before it waits for its acks: the producer never runs dry.
 _BATCHES_AWAITING_ACKS = 2
-# Batches acknowledged and waiting to be recorded, in log order, before the stream stops reading for them.
-_RECORDINGS_PENDING = 2
+# Batches acknowledged and waiting to be recorded, in log order, before the stream stops reading for them. On
+# SQLite a recording waits for the write lock while the API ingests (in one end-to-end benchmark run, 53
+# recordings waited 0.94 s in all): with 2 the stream stopped producing for those waits, with 6 it goes on
+# (at most 6 batches of 2,000 records held, about 18 MB of 1 KB events).
+_RECORDINGS_PENDING = 6
 # A stream that has caught up keeps its lease this long for the next events: under steady traffic it is not
 # looked up, leased and handed back again for every publish, with batches of a few records each.
 _CAUGHT_UP_HOLD_S = 1.0
