@@ -110,7 +110,7 @@ async def test_reading_goes_on_while_an_earlier_batch_is_still_being_recorded() 
     log.recording_open.clear()
     running = asyncio.create_task(_streamer(log).run_once())
 
-    # Two batches await their acks and two wait to be recorded: the fourth read does not wait for the first.
+    # Batches await their acks and others wait to be recorded: the fourth read does not wait for the first.
     async with asyncio.timeout(5):
         await log.fourth_read.wait()
     assert log.recorded == []
