@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     worker_poll_interval_s: float = Field(default=0.2, gt=0)
     # A Kafka producer batches many records per round trip, so a Kafka subscription may have far more in flight.
     kafka_max_in_flight_per_subscription: int = Field(default=1000, ge=1)
-    # Records per batch of a Kafka stream (new events, read from the log); two batches may await their acks.
+    # Records per batch of a Kafka stream (new events, read from the log); three batches may await their acks.
     kafka_stream_batch_size: int = Field(default=2000, ge=1)
     kafka_message_timeout_s: float = Field(default=10.0, gt=0)
     kafka_connect_timeout_s: float = Field(default=5.0, gt=0)
