@@ -8,6 +8,7 @@ against a real one in tests/integration/dispatch/test_kafka_streams.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -280,30 +281,18 @@ async def test_a_batch_logs_one_attempt_for_the_records_it_delivered_and_its_fai
 
 
 async def test_downgrading_below_attempt_batches_gives_each_batched_delivery_its_attempt_row(runtime: Runtime) -> None:
-    subscription_id = await _subscribe(runtime)
-    await runtime.publisher.publish(_boots(1300, 3))
-    stream = (await _ready(runtime))[subscription_id]
-    assert await _lease(runtime, stream)
-    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
-    attempted = [(delivery, _delivered(delivery)) for delivery in read.deliveries]
-    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+    streamed = await _stream_one_batch(runtime, _boots(1300, 3), _delivered)
 
     async with runtime.database.transaction() as connection:
         await connection.run_sync(_migrate_to, "0004")
         rows = (await connection.execute(select(attempts.c.delivery_id, attempts.c.outcome))).all()
         await connection.run_sync(_migrate_to, "head")
 
-    assert sorted(rows) == sorted((delivery.id, "delivered") for delivery in read.deliveries)
+    assert sorted(rows) == sorted((delivery.id, "delivered") for delivery in streamed)
 
 
 async def test_dropping_and_restoring_the_event_check_of_deliveries_keeps_every_attempt_row(runtime: Runtime) -> None:
-    subscription_id = await _subscribe(runtime)
-    await runtime.publisher.publish(_boots(1350, 3))
-    stream = (await _ready(runtime))[subscription_id]
-    assert await _lease(runtime, stream)
-    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
-    attempted = [(delivery, _refused(delivery)) for delivery in read.deliveries]
-    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+    streamed = await _stream_one_batch(runtime, _boots(1350, 3), _refused)
     logged = select(attempts.c.delivery_id, attempts.c.outcome, attempts.c.error_message)
 
     async with runtime.database.transaction() as connection:
@@ -313,9 +302,23 @@ async def test_dropping_and_restoring_the_event_check_of_deliveries_keeps_every_
         await connection.run_sync(_migrate_to, "head")
         after = sorted((await connection.execute(logged)).all())
 
-    assert before == sorted((delivery.id, "retry", "no ack") for delivery in read.deliveries)
+    assert before == sorted((delivery.id, "retry", "no ack") for delivery in streamed)
     assert restored == before
     assert after == before
+
+
+async def _stream_one_batch(
+    runtime: Runtime, payloads: list[dict[str, object]], outcome: Callable[[ClaimedDelivery], AttemptRecord]
+) -> list[ClaimedDelivery]:
+    """Publish `payloads` to a new Kafka subscription and record them as one streamed batch with `outcome`."""
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(payloads)
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    attempted = [(delivery, outcome(delivery)) for delivery in read.deliveries]
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+    return read.deliveries
 
 
 def _migrate_to(connection: Connection, revision: str) -> None:
