@@ -1,4 +1,5 @@
-"""Shared fixtures: settings and a runtime on each storage backend, tokens, an in-process API client."""
+"""Shared fixtures: real PostgreSQL and Kafka, settings and a runtime on each storage backend, tokens, an in-process
+API client."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from chargewire.api import create_app
 from chargewire.config import Settings
+from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import PostgresCluster, throwaway_cluster
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
@@ -36,6 +38,13 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
         asyncio.run(migrate_template())
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """One real single-node Kafka broker for the run (fails loudly when java or the jars are missing)."""
+    with KafkaBroker() as running:
+        yield running
 
 
 @pytest.fixture(params=BACKENDS)

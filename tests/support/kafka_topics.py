@@ -6,7 +6,8 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import OffsetSpec
 
 from chargewire.channels.base import AttemptResult, OutboundMessage
 from chargewire.channels.kafka import KafkaChannel
@@ -31,6 +32,14 @@ def consume_topic(broker: KafkaBroker, topic: str, distinct: int, timeout_s: flo
     finally:
         consumer.close()
     return records
+
+
+def records_in_topic(broker: KafkaBroker, topic: str, partitions: int) -> int:
+    """How many records the broker holds in the topic (the sum of its partitions' high watermarks)."""
+    latest = {TopicPartition(topic, partition): OffsetSpec.latest() for partition in range(partitions)}
+    admin = broker.admin()  # held until the answers are in: a client that is collected never completes them
+    answers = admin.list_offsets(latest, request_timeout=10)
+    return sum(answer.result(timeout=15).offset for answer in answers.values())
 
 
 async def deliver_once(runtime: Runtime) -> tuple[int, list[int]]:
