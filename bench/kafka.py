@@ -14,7 +14,12 @@ records shaped like chargewire's, as a broker in service is (`warm_up`). Two mea
 
 Beside it, librdkafka's own producer (`kcat -P`, acks=all, idempotent, gzip) sends the same records to the
 same broker.
-Usage: python -m bench.kafka [--events 100000] [--workers 0,1,2] [--backends sqlite,postgresql] [--quick]
+
+Each measure runs `--rounds` times (3 by default; the rounds take every setup in turn), and the round with the
+median rate is reported with every round's rate beside it.
+
+Usage: python -m bench.kafka [--events 100000] [--workers 0,1,2] [--backends sqlite,postgresql] [--rounds 3]
+[--quick]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +250,7 @@ def run_measure(
 
     `workers` 0 means the worker inside `chargewire serve`, which has no drain measure: it starts with the API.
     """
-    topic = f"bench-{backend}-{workers}w-{'drain' if drain else 'e2e'}"
+    topic = f"bench-{backend}-{workers}w-{'drain' if drain else 'e2e'}-{uuid.uuid4().hex[:8]}"  # fresh each round
     broker.create_topic(topic, partitions=PARTITIONS)
     counter = TopicCounter(broker, topic)
     events = len(payloads)
@@ -299,16 +305,23 @@ def run_measure(
     return result
 
 
-def run_backend(backend: str, broker: KafkaBroker, events: int, worker_counts: list[int]) -> dict[str, Any]:
-    """Both measures with each worker count on one backend."""
-    payloads = one_kb_payloads(events)
-    results: dict[str, Any] = {}
-    for workers in worker_counts:
-        measures = {"end_to_end": run_measure(backend, broker, payloads, workers, drain=False)}
-        if workers:
-            measures["drain"] = run_measure(backend, broker, payloads, workers, drain=True)
-        results[f"{workers}_worker{'s' if workers > 1 else ''}" if workers else "serve"] = measures
-    return results
+def run_round(backend: str, workers: int, broker: KafkaBroker, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """One round of a setup on one backend: end to end, and the drain when the workers are processes of their own."""
+    measures = {"end_to_end": run_measure(backend, broker, payloads, workers, drain=False)}
+    if workers:
+        measures["drain"] = run_measure(backend, broker, payloads, workers, drain=True)
+    return measures
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate, and every round's rate beside it (an odd count has one median round)."""
+    ordered = sorted(rounds, key=lambda measure: measure["events_per_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "events_per_s_rounds": [measure["events_per_s"] for measure in rounds]}
+
+
+def setup_name(workers: int) -> str:
+    """`serve` for the worker inside the API process, else `<n>_worker(s)`."""
+    return f"{workers}_worker{'s' if workers > 1 else ''}" if workers else "serve"
 
 
 def main() -> None:
@@ -319,6 +332,7 @@ def main() -> None:
         "--workers", default="0,1,2", help="worker processes to measure, comma-separated; 0 = the worker in serve"
     )
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every measure; the median is reported")
     parser.add_argument("--quick", action="store_true", help="10,000 events, for a smoke check")
     args = parser.parse_args()
     events = 10_000 if args.quick else args.events
@@ -330,7 +344,16 @@ def main() -> None:
         warm_up(broker, "bench-warm-up")
         broker.create_topic("bench-kcat", partitions=PARTITIONS)
         reference = kcat_rate(broker, "bench-kcat", events, Path(tmp))
-        results = {backend: run_backend(backend, broker, events, worker_counts) for backend in args.backends.split(",")}
+        payloads = one_kb_payloads(events)
+        setups = [(backend, workers) for backend in args.backends.split(",") for workers in worker_counts]
+        # Rounds go over every setup in turn, so that a slow phase of the machine touches them all alike.
+        rounds = [{setup: run_round(*setup, broker, payloads) for setup in setups} for _ in range(args.rounds)]
+    results: dict[str, dict[str, Any]] = {}
+    for backend, workers in setups:
+        kinds = rounds[0][(backend, workers)]
+        results.setdefault(backend, {})[setup_name(workers)] = {
+            kind: median_round([each[(backend, workers)][kind] for each in rounds]) for kind in kinds
+        }
     write_result(
         "kafka",
         {
@@ -338,6 +361,7 @@ def main() -> None:
             "partitions": PARTITIONS,
             "compression": "gzip",
             "events": events,
+            "rounds": args.rounds,
             "kcat": reference,
             "results": results,
         },
