@@ -169,8 +169,7 @@ class Runtime:
         streams = self.stream_store
 
         async def work_due() -> bool:
-            # A stream behind the log counts even while this worker holds it: it is waiting for this news.
-            return await streams.work_due(utcnow())
+            return await streams.work_due(utcnow(), dispatcher.worker_id)
 
         return CommitWatcher(self.database.sqlite_file, streams.newest_work, work_due, dispatcher.wake)
 

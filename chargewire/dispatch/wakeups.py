@@ -10,9 +10,10 @@ milliseconds on a connection of its own (a memory read, no lock), and when some 
 since, wakes its dispatcher if the newest work changed (new deliveries or new events were published) and
 some is still due (no other worker took it yet). The first question filters out the worker's own commits
 (leases, outcomes), which woke a claim each while a backlog was due; the second, wakes that would only race
-another worker to rows it already leased. A Kafka stream's own records are new deliveries and do wake its
-worker while the stream is behind: that worker is streaming anyway, and the wake costs it a read. A resend or
-retry made in another process reuses existing rows and is picked up by the poll.
+another worker to rows it already leased, or look up a Kafka stream another worker holds. A Kafka stream's own
+records are new deliveries and do wake its worker while the stream is behind: that worker is streaming anyway,
+and the wake costs it a read. A resend or retry made in another process reuses existing rows and is picked up
+by the poll.
 
 The poll (`worker_poll_interval_s`) stays the fallback: a notification lost to a dropped connection, a failed
 send or a worker that was not listening yet delays a delivery by at most one poll interval and never loses it.

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Dialect,
     Select,
@@ -125,11 +126,15 @@ class StreamStore:
             newest, end = (await connection.execute(_NEWEST_WORK)).one()
         return newest, int(end)
 
-    async def work_due(self, now: datetime) -> bool:
-        """Whether a delivery is due or an enabled Kafka subscription's stream is behind the log, leased or not
-        (one read)."""
+    async def work_due(self, now: datetime, worker_id: str) -> bool:
+        """Whether a delivery is due, or an enabled Kafka subscription's stream is behind the log and either free
+        to lease or held by `worker_id` (one read).
+
+        A stream another worker holds is that worker's to send: counting it would wake every other worker after
+        each commit to look it up in vain. Its holder still counts it, as it waits for this news.
+        """
         async with self._database.reading() as connection:
-            return bool((await connection.execute(_WORK_DUE, {"now": now})).scalar())
+            return bool((await connection.execute(_WORK_DUE, {"now": now, "worker": worker_id})).scalar())
 
     async def ready_streams(self, now: datetime) -> list[Stream]:
         """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
@@ -151,7 +156,7 @@ class StreamStore:
             .where(
                 kafka_streams.c.subscription_id == stream.subscription_id,
                 kafka_streams.c.position == stream.position,
-                or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
+                _free_to_lease(now),
             )
             .values(lease_owner=worker_id, lease_until=until)
         )
@@ -342,12 +347,12 @@ def _ready_streams() -> Select[str, int]:
     unread = select(events.c.id).where(
         events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= _END_OF_LOG
     )
-    now = bindparam("now", type_=kafka_streams.c.lease_until.type)
-    return _behind(_END_OF_LOG).where(
-        or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now),
-        ~pending.exists(),
-        unread.exists(),
-    )
+    return _behind(_END_OF_LOG).where(_free_to_lease(_NOW), ~pending.exists(), unread.exists())
+
+
+def _free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """The stream has no lease, or its lease has run out by `now`."""
+    return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
 
 
 def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
@@ -363,6 +368,7 @@ def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
     )
 
 
+_NOW = bindparam("now", type_=kafka_streams.c.lease_until.type)
 _READY_STREAMS = _ready_streams()
 # Built once, so that SQLite's one trip compiles them once (`driver_statement`): a worker records a batch with them
 # every few milliseconds. The move must find the stream still at `start` and leased by `worker`.
@@ -382,7 +388,8 @@ _MOVE_STREAM = (
 _INSERT_ATTEMPT_BATCH = insert(attempt_batches)
 # The SQLite commit watcher asks these after every commit of another connection.
 _NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
-_WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).exists()))
+_STREAM_FOR_WORKER = or_(_free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))
+_WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists()))
 
 
 async def _pauses(connection: AsyncConnection, subscription_id: str) -> tuple[tuple[int, int | None], ...]:

@@ -44,7 +44,7 @@ async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
     watcher = CommitWatcher(
         other_runtime.database.sqlite_file,
         other_runtime.stream_store.newest_work,
-        lambda: other_runtime.stream_store.work_due(utcnow()),
+        lambda: other_runtime.stream_store.work_due(utcnow(), "wrk_other"),
         lambda: woken.put_nowait(None),
     )
     stop = asyncio.Event()

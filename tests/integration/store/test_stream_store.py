@@ -347,6 +347,22 @@ async def test_a_lease_that_ran_out_can_be_taken_by_another_worker_and_the_first
         await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
 
 
+async def test_a_stream_behind_the_log_is_work_for_its_holder_and_for_no_other_worker_until_its_lease_runs_out(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1200, 2))
+    stream = (await _ready(runtime))[subscription_id]
+    store = runtime.stream_store
+    assert await store.work_due(utcnow(), "wrk_two")  # free to lease: work for anyone
+
+    assert await _lease(runtime, stream)
+
+    assert await store.work_due(utcnow(), WORKER)
+    assert not await store.work_due(utcnow(), "wrk_two")
+    assert await store.work_due(utcnow() + timedelta(minutes=2), "wrk_two")
+
+
 async def test_publishing_waits_for_an_earlier_transaction_that_took_event_numbers_to_commit(
     runtime: Runtime,
 ) -> None:
