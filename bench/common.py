@@ -108,6 +108,20 @@ def cpu_share(
     return shares
 
 
+def peak_rss_mb(groups: dict[str, list[int]]) -> dict[str, float]:
+    """Each group's peak resident memory in MiB: the sum of its processes' high-water marks (Linux `VmHWM`)."""
+    peaks = {}
+    for name, pids in groups.items():
+        kib = 0
+        for pid in pids:
+            for process in process_tree(pid):
+                with contextlib.suppress(OSError):
+                    status = Path(f"/proc/{process.pid}/status").read_text()
+                    kib += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+        peaks[name] = round(kib / 1024, 1)
+    return peaks
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (all processes, ours and anyone else's)."""
     times = psutil.cpu_times()

@@ -16,7 +16,8 @@ Beside it, librdkafka's own producer (`kcat -P`, acks=all, idempotent, gzip) sen
 same broker.
 
 Each measure runs `--rounds` times (3 by default; the rounds take every setup in turn), and the round with the
-median rate is reported with every round's rate beside it.
+median rate is reported with every round's rate beside it. Beside each rate: the CPU per event of the API, the
+workers, the broker and the whole machine, and the peak resident memory of the API and the workers.
 
 Usage: python -m bench.kafka [--events 100000] [--workers 0,1,2] [--backends sqlite,postgresql] [--rounds 3]
 [--quick]
@@ -48,6 +49,7 @@ from bench.common import (
     cpu_seconds,
     cpu_share,
     machine_busy_seconds,
+    peak_rss_mb,
     server_env,
     write_result,
 )
@@ -284,6 +286,7 @@ def run_measure(
                 published = time.perf_counter()
                 first, last = wait_for_records(counter, events)
                 cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
+                peaks = peak_rss_mb({"api": [api_pid], "workers": groups["workers"]})
                 pending, failed = settled(base_url)
             finally:
                 stop_workers(processes)
@@ -299,6 +302,8 @@ def run_measure(
         "failed": failed,
         # From the workers' start (drain) or the first publish to the last record: CPU per event by process.
         "cpu_us_per_event": {name: round(share * (last - started) / events * 1e6) for name, share in cores.items()},
+        # Each process's high-water mark since it started; `serve` holds the worker too when there is none.
+        "peak_rss_mb": peaks,
     }
     if not drain:
         result["publish_s"] = round(published - started, 2)
