@@ -40,8 +40,7 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
-from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Producer
 
 from bench.common import (
     backend_database,
@@ -55,6 +54,7 @@ from bench.common import (
 )
 from chargewire.catalog import load_event_types
 from chargewire.devtools.kafka_broker import KafkaBroker
+from tests.support.kafka_topics import TopicCounter
 from tests.support.processes import CHARGEWIRE
 
 PARTITIONS = 6
@@ -87,24 +87,6 @@ def one_kb_payloads(count: int) -> list[dict[str, Any]]:
     reading = base["meterValues"][0]
     readings = [{**reading, "value": float(i)} for i in range(7)]
     return [{**base, "sessionId": 700_000 + i % 500, "meterValues": readings} for i in range(count)]
-
-
-class TopicCounter:
-    """Counts a topic's acknowledged records: the sum of its partitions' high watermarks, in one request.
-
-    One admin client for the whole measure, and one ListOffsets request for all partitions per count: a
-    consumer's `get_watermark_offsets` asks once per partition, and polling that every 20 ms cost the broker
-    0.4 of this machine's 2 cores (measured idle, with nothing produced), which chargewire then lacked.
-    """
-
-    def __init__(self, broker: KafkaBroker, topic: str) -> None:
-        self._admin = AdminClient(broker.client_config("PLAINTEXT"))
-        self._latest = {TopicPartition(topic, partition): OffsetSpec.latest() for partition in range(PARTITIONS)}
-
-    def count(self) -> int:
-        """Records the broker holds in the topic now."""
-        answers = self._admin.list_offsets(self._latest, request_timeout=10)
-        return sum(answer.result().offset for answer in answers.values())
 
 
 def warm_up(broker: KafkaBroker, topic: str, count: int = WARM_UP_RECORDS) -> None:
@@ -254,7 +236,7 @@ def run_measure(
     """
     topic = f"bench-{backend}-{workers}w-{'drain' if drain else 'e2e'}-{uuid.uuid4().hex[:8]}"  # fresh each round
     broker.create_topic(topic, partitions=PARTITIONS)
-    counter = TopicCounter(broker, topic)
+    counter = TopicCounter(broker, topic, PARTITIONS)
     events = len(payloads)
     bodies = request_bodies(payloads)
     with tempfile.TemporaryDirectory() as tmp, backend_database(backend, Path(tmp)) as url:

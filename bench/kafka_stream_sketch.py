@@ -40,7 +40,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
-from bench.kafka import PARTITIONS, TopicCounter, one_kb_payloads, publish_all, request_bodies, wait_for_records
+from bench.kafka import PARTITIONS, one_kb_payloads, publish_all, request_bodies, wait_for_records
 from chargewire.channels.base import OutboundMessage
 from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import KafkaProducers
@@ -48,6 +48,7 @@ from chargewire.channels.signing import message_headers
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.models import KafkaTarget, Subscription, Via
 from chargewire.security.tokens import new_signing_secret
+from tests.support.kafka_topics import TopicCounter
 
 BATCH = 5000
 NAMES = ("SessionMeterValuesNotification",)
@@ -204,7 +205,7 @@ def measure(broker: KafkaBroker, payloads: list[dict[str, Any]], variant: Varian
     log, depth = variant
     topic = f"sketch-{log}-{depth}-{round_}"
     broker.create_topic(topic, partitions=PARTITIONS)
-    counter = TopicCounter(broker, topic)
+    counter = TopicCounter(broker, topic, PARTITIONS)
     events = len(payloads)
     with (
         tempfile.TemporaryDirectory() as tmp,

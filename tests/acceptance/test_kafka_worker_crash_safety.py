@@ -4,10 +4,8 @@ reaches the topic in order per key, and the delivery log shows each one delivere
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -18,8 +16,8 @@ import httpx
 from chargewire.catalog import load_event_types
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import free_port
-from tests.support.kafka_topics import consume_topic, records_in_topic
-from tests.support.processes import CHARGEWIRE, cli, running_server
+from tests.support.kafka_topics import TopicCounter, consume_topic
+from tests.support.processes import cli, running_server, start_worker
 
 KILLS = 5
 LEASE_S = 2
@@ -65,12 +63,6 @@ class SteadyPublisher(threading.Thread):
         assert self.failure is None, f"a publish failed: {self.failure}"
 
 
-def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [CHARGEWIRE, "worker"], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
 def _subscribe_kafka(api: httpx.Client, broker: KafkaBroker, topic: str) -> str:
     body = {
         "via": "kafka",
@@ -109,25 +101,26 @@ def test_every_event_reaches_the_topic_in_order_per_key_although_the_worker_is_k
     token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
     port = free_port()
     rng = random.Random(7)
+    in_topic = TopicCounter(kafka_broker, topic, PARTITIONS)
     with running_server(env, port, "--no-worker"):
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
         subscription_id = _subscribe_kafka(api, kafka_broker, topic)
         publisher = SteadyPublisher(api)
         publisher.start()
         for _ in range(KILLS):
-            before = records_in_topic(kafka_broker, topic, PARTITIONS)
-            worker = _worker(env)
+            before = in_topic.count()
+            worker = start_worker(env)
             # Kill it mid-stream: once it is producing (after start-up and the dead one's lease), at a random moment.
             deadline = time.monotonic() + 60
-            while records_in_topic(kafka_broker, topic, PARTITIONS) == before and time.monotonic() < deadline:
+            while in_topic.count() == before and time.monotonic() < deadline:
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.3))
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
         publisher.stop()
-        kills_done_at = records_in_topic(kafka_broker, topic, PARTITIONS)
+        kills_done_at = in_topic.count()
         published = len(publisher.event_ids)
-        last = _worker(env)
+        last = start_worker(env)
         try:
             records = consume_topic(kafka_broker, topic, distinct=published, timeout_s=180)
             deadline = time.monotonic() + 60

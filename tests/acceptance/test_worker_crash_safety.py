@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
 import time
 
 import httpx
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import CHARGEWIRE, cli, running_server, subscribe_webhook
+from tests.support.processes import cli, running_server, start_worker, subscribe_webhook
 from tests.support.threaded_receiver import receiver_in_thread
 
 EVENTS = 3000
@@ -21,12 +19,6 @@ BATCH = 250
 KILLS = 6
 LEASE_S = 2
 MAX_IN_FLIGHT = 64
-
-
-def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [CHARGEWIRE, "worker"], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
 
 
 def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: dict[str, str]) -> None:
@@ -50,7 +42,7 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
 
         for _ in range(KILLS):
             before = len(receiver.on_path("/crash"))
-            worker = _worker(env)
+            worker = start_worker(env)
             # Kill it mid-run: once it is delivering (start-up time varies with load), at a random moment.
             deadline = time.monotonic() + 60
             while len(receiver.on_path("/crash")) == before and time.monotonic() < deadline:
@@ -59,7 +51,7 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
         kills_done_at = len(receiver.on_path("/crash"))
-        last = _worker(env)
+        last = start_worker(env)
         try:
             deadline = time.monotonic() + 180
             while len({r.headers["webhook-id"] for r in receiver.on_path("/crash")}) < EVENTS:

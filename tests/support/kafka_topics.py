@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from chargewire.channels.base import AttemptResult, OutboundMessage
 from chargewire.channels.kafka import KafkaChannel
@@ -34,12 +34,23 @@ def consume_topic(broker: KafkaBroker, topic: str, distinct: int, timeout_s: flo
     return records
 
 
-def records_in_topic(broker: KafkaBroker, topic: str, partitions: int) -> int:
-    """How many records the broker holds in the topic (the sum of its partitions' high watermarks)."""
-    latest = {TopicPartition(topic, partition): OffsetSpec.latest() for partition in range(partitions)}
-    admin = broker.admin()  # held until the answers are in: a client that is collected never completes them
-    answers = admin.list_offsets(latest, request_timeout=10)
-    return sum(answer.result(timeout=15).offset for answer in answers.values())
+class TopicCounter:
+    """Counts a topic's acknowledged records: the sum of its partitions' high watermarks, in one request.
+
+    One admin client for all counts (a client that is collected never completes its answers), and one
+    ListOffsets request for all partitions per count: a consumer's `get_watermark_offsets` asks once per
+    partition, and polling that every 20 ms cost the broker 0.4 of a 2-core machine (measured idle, with
+    nothing produced).
+    """
+
+    def __init__(self, broker: KafkaBroker, topic: str, partitions: int) -> None:
+        self._admin = AdminClient(broker.client_config("PLAINTEXT"))
+        self._latest = {TopicPartition(topic, partition): OffsetSpec.latest() for partition in range(partitions)}
+
+    def count(self) -> int:
+        """Records the broker holds in the topic now."""
+        answers = self._admin.list_offsets(self._latest, request_timeout=10)
+        return sum(answer.result(timeout=15).offset for answer in answers.values())
 
 
 async def deliver_once(runtime: Runtime) -> tuple[int, list[int]]:

@@ -63,6 +63,13 @@ def running_server(env: Mapping[str, str], port: int, *extra: str) -> Iterator[s
             stop_process(process, timeout_s=15)
 
 
+def start_worker(env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """A `chargewire worker` process with these settings, its output discarded (for tests that kill it)."""
+    return subprocess.Popen(
+        [CHARGEWIRE, "worker"], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
     """Ask a process to stop (SIGTERM); kill it if it has not exited within `timeout_s`."""
     if process.poll() is None:
