@@ -4,651 +4,679 @@ package chargewire
 
 // BootNotification is the payload of BootNotification.
 type BootNotification struct {
-	Notification *string `json:"notification,omitempty"`
-	ChargePointId *int64 `json:"chargePointId,omitempty"`
-	Timestamp *string `json:"timestamp,omitempty"`
+	Notification     *string                           `json:"notification,omitempty"`
+	ChargePointId    *int64                            `json:"chargePointId,omitempty"`
+	Timestamp        *string                           `json:"timestamp,omitempty"`
 	BootNotification *BootNotificationBootNotification `json:"bootNotification,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*BootNotification) EventName() string { return "BootNotification" }
+func (*BootNotification) EventName() string {
+	return "BootNotification"
+}
 
 // BootNotificationBootNotification is part of a payload.
 type BootNotificationBootNotification struct {
-	Model *string `json:"model,omitempty"`
-	Vendor *string `json:"vendor,omitempty"`
-	ChargeBoxSerialNumber *string `json:"charge_box_serial_number,omitempty"`
+	Model                   *string `json:"model,omitempty"`
+	Vendor                  *string `json:"vendor,omitempty"`
+	ChargeBoxSerialNumber   *string `json:"charge_box_serial_number,omitempty"`
 	ChargePointSerialNumber *string `json:"charge_point_serial_number,omitempty"`
-	FirmwareVersion *string `json:"firmware_version,omitempty"`
-	Iccid *string `json:"iccid,omitempty"`
-	Imsi *string `json:"imsi,omitempty"`
-	MeterSerialNumber *string `json:"meter_serial_number,omitempty"`
-	MeterType *string `json:"meter_type,omitempty"`
-	Reason *string `json:"reason,omitempty"`
+	FirmwareVersion         *string `json:"firmware_version,omitempty"`
+	Iccid                   *string `json:"iccid,omitempty"`
+	Imsi                    *string `json:"imsi,omitempty"`
+	MeterSerialNumber       *string `json:"meter_serial_number,omitempty"`
+	MeterType               *string `json:"meter_type,omitempty"`
+	Reason                  *string `json:"reason,omitempty"`
 }
 
 // ChargePointChangedNotification is the payload of ChargePointChangedNotification.
 type ChargePointChangedNotification struct {
-	Notification string `json:"notification"`
-	ChargePoint ChargePointChangedNotificationChargePoint `json:"chargePoint"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification  string                                    `json:"notification"`
+	ChargePoint   ChargePointChangedNotificationChargePoint `json:"chargePoint"`
+	Action        string                                    `json:"action"`
+	LastUpdatedAt string                                    `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*ChargePointChangedNotification) EventName() string { return "ChargePointChangedNotification" }
+func (*ChargePointChangedNotification) EventName() string {
+	return "ChargePointChangedNotification"
+}
 
 // ChargePointChangedNotificationChargePoint is part of a payload.
 type ChargePointChangedNotificationChargePoint struct {
-	Id int64 `json:"id"`
-	ChargingProfile *ChargePointChangedNotificationChargePointChargingProfile `json:"chargingProfile,omitempty"`
-	Evses []ChargePointChangedNotificationChargePointEvsesItem `json:"evses"`
-	LastBootNotification *ChargePointChangedNotificationChargePointLastBootNotification `json:"lastBootNotification,omitempty"`
-	ShowToPublicWithNotice *bool `json:"showToPublicWithNotice,omitempty"`
-	Notice *string `json:"notice,omitempty"`
-	CurrentSecurityProfile *int64 `json:"currentSecurityProfile,omitempty"`
-	HardwareEnabledSecurityProfile *int64 `json:"hardwareEnabledSecurityProfile,omitempty"`
-	DesiredSecurityProfileStatus *string `json:"desiredSecurityProfileStatus,omitempty"`
-	RoamingOperatorId *int64 `json:"roamingOperatorId,omitempty"`
-	AutoFaultRecovery *bool `json:"autoFaultRecovery,omitempty"`
-	ExternalId *string `json:"externalId,omitempty"`
-	DisplayTariffsAndCosts *bool `json:"displayTariffsAndCosts,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
-	CreatedAt *string `json:"createdAt,omitempty"`
-	FirstConnection *string `json:"firstConnection,omitempty"`
-	OwnerUserId *int64 `json:"ownerUserId,omitempty"`
-	VendorErrorCode *string `json:"vendorErrorCode,omitempty"`
-	Tags []string `json:"tags,omitempty"`
-	UptimeTrackingEnabled *bool `json:"uptimeTrackingEnabled,omitempty"`
-	UptimeTrackingActivatedAt *string `json:"uptimeTrackingActivatedAt,omitempty"`
-	Name *string `json:"name,omitempty"`
-	NetworkId *string `json:"networkId,omitempty"`
-	NetworkProtocol string `json:"networkProtocol"`
-	NetworkPassword *string `json:"networkPassword,omitempty"`
-	NetworkIp *string `json:"networkIp,omitempty"`
-	NetworkPort *string `json:"networkPort,omitempty"`
-	Status *string `json:"status,omitempty"`
-	PlugAndCharge *bool `json:"plugAndCharge,omitempty"`
-	LocationId *int64 `json:"locationId,omitempty"`
-	Pin *string `json:"pin,omitempty"`
-	AccessType string `json:"accessType"`
-	DesiredSecurityProfile *int64 `json:"desiredSecurityProfile,omitempty"`
-	OwnerPartnerId *int64 `json:"ownerPartnerId,omitempty"`
-	OwnerPartnerContractId *int64 `json:"ownerPartnerContractId,omitempty"`
-	PartnerCorporateBillingAsDefault *bool `json:"partnerCorporateBillingAsDefault,omitempty"`
-	PartnerAccessType *string `json:"partnerAccessType,omitempty"`
-	Capabilities []string `json:"capabilities,omitempty"`
-	ManagedByOperator *bool `json:"managedByOperator,omitempty"`
-	NetworkStatus string `json:"networkStatus"`
-	HardwareStatus *string `json:"hardwareStatus,omitempty"`
+	Id                               int64                                                          `json:"id"`
+	ChargingProfile                  *ChargePointChangedNotificationChargePointChargingProfile      `json:"chargingProfile,omitempty"`
+	Evses                            []ChargePointChangedNotificationChargePointEvsesItem           `json:"evses"`
+	LastBootNotification             *ChargePointChangedNotificationChargePointLastBootNotification `json:"lastBootNotification,omitempty"`
+	ShowToPublicWithNotice           *bool                                                          `json:"showToPublicWithNotice,omitempty"`
+	Notice                           *string                                                        `json:"notice,omitempty"`
+	CurrentSecurityProfile           *int64                                                         `json:"currentSecurityProfile,omitempty"`
+	HardwareEnabledSecurityProfile   *int64                                                         `json:"hardwareEnabledSecurityProfile,omitempty"`
+	DesiredSecurityProfileStatus     *string                                                        `json:"desiredSecurityProfileStatus,omitempty"`
+	RoamingOperatorId                *int64                                                         `json:"roamingOperatorId,omitempty"`
+	AutoFaultRecovery                *bool                                                          `json:"autoFaultRecovery,omitempty"`
+	ExternalId                       *string                                                        `json:"externalId,omitempty"`
+	DisplayTariffsAndCosts           *bool                                                          `json:"displayTariffsAndCosts,omitempty"`
+	LastUpdatedAt                    *string                                                        `json:"lastUpdatedAt,omitempty"`
+	CreatedAt                        *string                                                        `json:"createdAt,omitempty"`
+	FirstConnection                  *string                                                        `json:"firstConnection,omitempty"`
+	OwnerUserId                      *int64                                                         `json:"ownerUserId,omitempty"`
+	VendorErrorCode                  *string                                                        `json:"vendorErrorCode,omitempty"`
+	Tags                             []string                                                       `json:"tags,omitempty"`
+	UptimeTrackingEnabled            *bool                                                          `json:"uptimeTrackingEnabled,omitempty"`
+	UptimeTrackingActivatedAt        *string                                                        `json:"uptimeTrackingActivatedAt,omitempty"`
+	Name                             *string                                                        `json:"name,omitempty"`
+	NetworkId                        *string                                                        `json:"networkId,omitempty"`
+	NetworkProtocol                  string                                                         `json:"networkProtocol"`
+	NetworkPassword                  *string                                                        `json:"networkPassword,omitempty"`
+	NetworkIp                        *string                                                        `json:"networkIp,omitempty"`
+	NetworkPort                      *string                                                        `json:"networkPort,omitempty"`
+	Status                           *string                                                        `json:"status,omitempty"`
+	PlugAndCharge                    *bool                                                          `json:"plugAndCharge,omitempty"`
+	LocationId                       *int64                                                         `json:"locationId,omitempty"`
+	Pin                              *string                                                        `json:"pin,omitempty"`
+	AccessType                       string                                                         `json:"accessType"`
+	DesiredSecurityProfile           *int64                                                         `json:"desiredSecurityProfile,omitempty"`
+	OwnerPartnerId                   *int64                                                         `json:"ownerPartnerId,omitempty"`
+	OwnerPartnerContractId           *int64                                                         `json:"ownerPartnerContractId,omitempty"`
+	PartnerCorporateBillingAsDefault *bool                                                          `json:"partnerCorporateBillingAsDefault,omitempty"`
+	PartnerAccessType                *string                                                        `json:"partnerAccessType,omitempty"`
+	Capabilities                     []string                                                       `json:"capabilities,omitempty"`
+	ManagedByOperator                *bool                                                          `json:"managedByOperator,omitempty"`
+	NetworkStatus                    string                                                         `json:"networkStatus"`
+	HardwareStatus                   *string                                                        `json:"hardwareStatus,omitempty"`
 }
 
 // ChargePointChangedNotificationChargePointChargingProfile is part of a payload.
 type ChargePointChangedNotificationChargePointChargingProfile struct {
-	Id *int64 `json:"id,omitempty"`
-	MinChargingRate *float64 `json:"min_charging_rate,omitempty"`
-	SchedulePeriods []ChargePointChangedNotificationChargePointChargingProfileSchedulePeriodsItem `json:"schedule_periods,omitempty"`
-	ScheduleStart *string `json:"schedule_start,omitempty"`
-	ChargingRateUnit *string `json:"charging_rate_unit,omitempty"`
-	StackLevel *int64 `json:"stack_level,omitempty"`
-	ChargingProfileKind *string `json:"charging_profile_kind,omitempty"`
-	RecurrencyKind *string `json:"recurrency_kind,omitempty"`
-	ChargingCompleteAt *string `json:"charging_complete_at,omitempty"`
-	Purpose *string `json:"purpose,omitempty"`
-	ValidTo *string `json:"valid_to,omitempty"`
-	ValidFrom *string `json:"valid_from,omitempty"`
-	Duration *int64 `json:"duration,omitempty"`
+	Id                  *int64                                                                        `json:"id,omitempty"`
+	MinChargingRate     *float64                                                                      `json:"min_charging_rate,omitempty"`
+	SchedulePeriods     []ChargePointChangedNotificationChargePointChargingProfileSchedulePeriodsItem `json:"schedule_periods,omitempty"`
+	ScheduleStart       *string                                                                       `json:"schedule_start,omitempty"`
+	ChargingRateUnit    *string                                                                       `json:"charging_rate_unit,omitempty"`
+	StackLevel          *int64                                                                        `json:"stack_level,omitempty"`
+	ChargingProfileKind *string                                                                       `json:"charging_profile_kind,omitempty"`
+	RecurrencyKind      *string                                                                       `json:"recurrency_kind,omitempty"`
+	ChargingCompleteAt  *string                                                                       `json:"charging_complete_at,omitempty"`
+	Purpose             *string                                                                       `json:"purpose,omitempty"`
+	ValidTo             *string                                                                       `json:"valid_to,omitempty"`
+	ValidFrom           *string                                                                       `json:"valid_from,omitempty"`
+	Duration            *int64                                                                        `json:"duration,omitempty"`
 }
 
 // ChargePointChangedNotificationChargePointChargingProfileSchedulePeriodsItem is part of a payload.
 type ChargePointChangedNotificationChargePointChargingProfileSchedulePeriodsItem struct {
-	StartPeriod *int64 `json:"startPeriod,omitempty"`
-	Limit *float64 `json:"limit,omitempty"`
-	NumberPhases *int64 `json:"numberPhases,omitempty"`
+	StartPeriod  *int64   `json:"startPeriod,omitempty"`
+	Limit        *float64 `json:"limit,omitempty"`
+	NumberPhases *int64   `json:"numberPhases,omitempty"`
 }
 
 // ChargePointChangedNotificationChargePointEvsesItem is part of a payload.
 type ChargePointChangedNotificationChargePointEvsesItem struct {
 	HardwareStatus *string `json:"hardwareStatus,omitempty"`
-	Id *int64 `json:"id,omitempty"`
+	Id             *int64  `json:"id,omitempty"`
 }
 
 // ChargePointChangedNotificationChargePointLastBootNotification is part of a payload.
 type ChargePointChangedNotificationChargePointLastBootNotification struct {
-	Model *string `json:"model,omitempty"`
-	Vendor *string `json:"vendor,omitempty"`
-	ChargeBoxSerialNumber *string `json:"charge_box_serial_number,omitempty"`
+	Model                   *string `json:"model,omitempty"`
+	Vendor                  *string `json:"vendor,omitempty"`
+	ChargeBoxSerialNumber   *string `json:"charge_box_serial_number,omitempty"`
 	ChargePointSerialNumber *string `json:"charge_point_serial_number,omitempty"`
-	FirmwareVersion *string `json:"firmware_version,omitempty"`
-	Iccid *string `json:"iccid,omitempty"`
-	Imsi *string `json:"imsi,omitempty"`
-	MeterSerialNumber *string `json:"meter_serial_number,omitempty"`
-	MeterType *string `json:"meter_type,omitempty"`
-	Reason *string `json:"reason,omitempty"`
+	FirmwareVersion         *string `json:"firmware_version,omitempty"`
+	Iccid                   *string `json:"iccid,omitempty"`
+	Imsi                    *string `json:"imsi,omitempty"`
+	MeterSerialNumber       *string `json:"meter_serial_number,omitempty"`
+	MeterType               *string `json:"meter_type,omitempty"`
+	Reason                  *string `json:"reason,omitempty"`
 }
 
 // ChargePointSyncConfigurationNotification is the payload of ChargePointSyncConfigurationNotification.
 type ChargePointSyncConfigurationNotification struct {
-	Notification *string `json:"notification,omitempty"`
-	ChargePointId int64 `json:"chargePointId"`
-	RequestId *int64 `json:"requestId,omitempty"`
+	Notification  *string                                                     `json:"notification,omitempty"`
+	ChargePointId int64                                                       `json:"chargePointId"`
+	RequestId     *int64                                                      `json:"requestId,omitempty"`
 	Configuration []ChargePointSyncConfigurationNotificationConfigurationItem `json:"configuration,omitempty"`
-	Error *string `json:"error,omitempty"`
+	Error         *string                                                     `json:"error,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*ChargePointSyncConfigurationNotification) EventName() string { return "ChargePointSyncConfigurationNotification" }
+func (*ChargePointSyncConfigurationNotification) EventName() string {
+	return "ChargePointSyncConfigurationNotification"
+}
 
 // ChargePointSyncConfigurationNotificationConfigurationItem is part of a payload.
 type ChargePointSyncConfigurationNotificationConfigurationItem struct {
-	Key any `json:"key,omitempty"`
-	Value *string `json:"value,omitempty"`
-	Readonly *bool `json:"readonly,omitempty"`
-	Required *bool `json:"required,omitempty"`
-	Timestamp *string `json:"timestamp,omitempty"`
+	Key           any     `json:"key,omitempty"`
+	Value         *string `json:"value,omitempty"`
+	Readonly      *bool   `json:"readonly,omitempty"`
+	Required      *bool   `json:"required,omitempty"`
+	Timestamp     *string `json:"timestamp,omitempty"`
 	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
 }
 
 // CircuitConsumptionNotification is the payload of CircuitConsumptionNotification.
 type CircuitConsumptionNotification struct {
-	Notification *string `json:"notification,omitempty"`
-	CircuitId *int64 `json:"circuitId,omitempty"`
-	MaxCurrent *float64 `json:"maxCurrent,omitempty"`
-	MinChargePointCurrent *float64 `json:"minChargePointCurrent,omitempty"`
-	CurrentConsumption []CircuitConsumptionNotificationCurrentConsumptionItem `json:"currentConsumption,omitempty"`
+	Notification          *string                                                `json:"notification,omitempty"`
+	CircuitId             *int64                                                 `json:"circuitId,omitempty"`
+	MaxCurrent            *float64                                               `json:"maxCurrent,omitempty"`
+	MinChargePointCurrent *float64                                               `json:"minChargePointCurrent,omitempty"`
+	CurrentConsumption    []CircuitConsumptionNotificationCurrentConsumptionItem `json:"currentConsumption,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*CircuitConsumptionNotification) EventName() string { return "CircuitConsumptionNotification" }
+func (*CircuitConsumptionNotification) EventName() string {
+	return "CircuitConsumptionNotification"
+}
 
 // CircuitConsumptionNotificationCurrentConsumptionItem is part of a payload.
 type CircuitConsumptionNotificationCurrentConsumptionItem struct {
-	Phase string `json:"phase"`
-	Consumption *float64 `json:"consumption,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
+	Phase         string   `json:"phase"`
+	Consumption   *float64 `json:"consumption,omitempty"`
+	LastUpdatedAt *string  `json:"lastUpdatedAt,omitempty"`
 }
 
 // CircuitChangedEvent is the payload of circuit.changed.
 type CircuitChangedEvent struct {
-	Notification string `json:"notification"`
-	CircuitId int64 `json:"circuitId"`
-	Action string `json:"action"`
+	Notification  string `json:"notification"`
+	CircuitId     int64  `json:"circuitId"`
+	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*CircuitChangedEvent) EventName() string { return "circuit.changed" }
+func (*CircuitChangedEvent) EventName() string {
+	return "circuit.changed"
+}
 
 // DiagnosticsStatusNotification is the payload of DiagnosticsStatusNotification.
 type DiagnosticsStatusNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	RequestId int64 `json:"requestId"`
-	Status string `json:"status"`
+	Notification  string `json:"notification"`
+	ChargePointId int64  `json:"chargePointId"`
+	RequestId     int64  `json:"requestId"`
+	Status        string `json:"status"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*DiagnosticsStatusNotification) EventName() string { return "DiagnosticsStatusNotification" }
+func (*DiagnosticsStatusNotification) EventName() string {
+	return "DiagnosticsStatusNotification"
+}
 
 // HardwareStatusNotification is the payload of HardwareStatusNotification.
 type HardwareStatusNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	EvseId *int64 `json:"evseId,omitempty"`
-	Timestamp string `json:"timestamp"`
-	HardwareStatus *string `json:"hardwareStatus,omitempty"`
-	ErrorCode *string `json:"errorCode,omitempty"`
-	Info *string `json:"info,omitempty"`
-	VendorId *string `json:"vendorId,omitempty"`
+	Notification    string  `json:"notification"`
+	ChargePointId   int64   `json:"chargePointId"`
+	EvseId          *int64  `json:"evseId,omitempty"`
+	Timestamp       string  `json:"timestamp"`
+	HardwareStatus  *string `json:"hardwareStatus,omitempty"`
+	ErrorCode       *string `json:"errorCode,omitempty"`
+	Info            *string `json:"info,omitempty"`
+	VendorId        *string `json:"vendorId,omitempty"`
 	VendorErrorCode *string `json:"vendorErrorCode,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*HardwareStatusNotification) EventName() string { return "HardwareStatusNotification" }
+func (*HardwareStatusNotification) EventName() string {
+	return "HardwareStatusNotification"
+}
 
 // LocationChangedNotification is the payload of LocationChangedNotification.
 type LocationChangedNotification struct {
-	Notification string `json:"notification"`
-	Location LocationChangedNotificationLocation `json:"location"`
-	Action *string `json:"action,omitempty"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification  string                              `json:"notification"`
+	Location      LocationChangedNotificationLocation `json:"location"`
+	Action        *string                             `json:"action,omitempty"`
+	LastUpdatedAt string                              `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*LocationChangedNotification) EventName() string { return "LocationChangedNotification" }
+func (*LocationChangedNotification) EventName() string {
+	return "LocationChangedNotification"
+}
 
 // LocationChangedNotificationLocation is part of a payload.
 type LocationChangedNotificationLocation struct {
-	Id *int64 `json:"id,omitempty"`
-	PublicChargePoints *int64 `json:"public_charge_points,omitempty"`
-	PublicChargePointsIds []int64 `json:"public_charge_points_ids,omitempty"`
-	Name any `json:"name,omitempty"`
-	Status *string `json:"status,omitempty"`
-	Description any `json:"description,omitempty"`
-	DetailedDescription any `json:"detailed_description,omitempty"`
-	AdditionalDescription any `json:"additional_description,omitempty"`
-	Geoposition *LocationChangedNotificationLocationGeoposition `json:"geoposition,omitempty"`
-	Address any `json:"address,omitempty"`
-	PostCode *string `json:"post_code,omitempty"`
-	Region any `json:"region,omitempty"`
-	City *string `json:"city,omitempty"`
-	Country *string `json:"country,omitempty"`
-	ExternalId *string `json:"external_id,omitempty"`
-	Timezone *string `json:"timezone,omitempty"`
-	LocationImage *LocationChangedNotificationLocationLocationImage `json:"location_image,omitempty"`
-	Images []LocationChangedNotificationLocationImagesItem `json:"images,omitempty"`
-	WorkingHours *LocationChangedNotificationLocationWorkingHours `json:"working_hours,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
+	Id                    *int64                                            `json:"id,omitempty"`
+	PublicChargePoints    *int64                                            `json:"public_charge_points,omitempty"`
+	PublicChargePointsIds []int64                                           `json:"public_charge_points_ids,omitempty"`
+	Name                  any                                               `json:"name,omitempty"`
+	Status                *string                                           `json:"status,omitempty"`
+	Description           any                                               `json:"description,omitempty"`
+	DetailedDescription   any                                               `json:"detailed_description,omitempty"`
+	AdditionalDescription any                                               `json:"additional_description,omitempty"`
+	Geoposition           *LocationChangedNotificationLocationGeoposition   `json:"geoposition,omitempty"`
+	Address               any                                               `json:"address,omitempty"`
+	PostCode              *string                                           `json:"post_code,omitempty"`
+	Region                any                                               `json:"region,omitempty"`
+	City                  *string                                           `json:"city,omitempty"`
+	Country               *string                                           `json:"country,omitempty"`
+	ExternalId            *string                                           `json:"external_id,omitempty"`
+	Timezone              *string                                           `json:"timezone,omitempty"`
+	LocationImage         *LocationChangedNotificationLocationLocationImage `json:"location_image,omitempty"`
+	Images                []LocationChangedNotificationLocationImagesItem   `json:"images,omitempty"`
+	WorkingHours          *LocationChangedNotificationLocationWorkingHours  `json:"working_hours,omitempty"`
+	LastUpdatedAt         *string                                           `json:"lastUpdatedAt,omitempty"`
 }
 
 // LocationChangedNotificationLocationGeoposition is part of a payload.
 type LocationChangedNotificationLocationGeoposition struct {
-	Latitude float64 `json:"latitude"`
+	Latitude  float64 `json:"latitude"`
 	Longitude float64 `json:"longitude"`
 }
 
 // LocationChangedNotificationLocationLocationImage is part of a payload.
 type LocationChangedNotificationLocationLocationImage struct {
-	Original string `json:"original"`
+	Original  string  `json:"original"`
 	Thumbnail *string `json:"thumbnail,omitempty"`
-	MimeType string `json:"mimeType"`
+	MimeType  string  `json:"mimeType"`
 }
 
 // LocationChangedNotificationLocationImagesItem is part of a payload.
 type LocationChangedNotificationLocationImagesItem struct {
-	Original string `json:"original"`
+	Original  string  `json:"original"`
 	Thumbnail *string `json:"thumbnail,omitempty"`
-	MimeType string `json:"mimeType"`
+	MimeType  string  `json:"mimeType"`
 }
 
 // LocationChangedNotificationLocationWorkingHours is part of a payload.
 type LocationChangedNotificationLocationWorkingHours struct {
-	IsAlwaysOpen bool `json:"is_always_open"`
-	StopSessionOutsideWorkingHours *bool `json:"stop_session_outside_working_hours,omitempty"`
-	Hours *LocationChangedNotificationLocationWorkingHoursHours `json:"hours,omitempty"`
-	AlwaysOpenForUserGroupIds []float64 `json:"always_open_for_user_group_ids,omitempty"`
+	IsAlwaysOpen                   bool                                                  `json:"is_always_open"`
+	StopSessionOutsideWorkingHours *bool                                                 `json:"stop_session_outside_working_hours,omitempty"`
+	Hours                          *LocationChangedNotificationLocationWorkingHoursHours `json:"hours,omitempty"`
+	AlwaysOpenForUserGroupIds      []float64                                             `json:"always_open_for_user_group_ids,omitempty"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHours is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHours struct {
-	Monday []LocationChangedNotificationLocationWorkingHoursHoursMondayItem `json:"monday,omitempty"`
-	Tuesday []LocationChangedNotificationLocationWorkingHoursHoursTuesdayItem `json:"tuesday,omitempty"`
+	Monday    []LocationChangedNotificationLocationWorkingHoursHoursMondayItem    `json:"monday,omitempty"`
+	Tuesday   []LocationChangedNotificationLocationWorkingHoursHoursTuesdayItem   `json:"tuesday,omitempty"`
 	Wednesday []LocationChangedNotificationLocationWorkingHoursHoursWednesdayItem `json:"wednesday,omitempty"`
-	Thursday []LocationChangedNotificationLocationWorkingHoursHoursThursdayItem `json:"thursday,omitempty"`
-	Friday []LocationChangedNotificationLocationWorkingHoursHoursFridayItem `json:"friday,omitempty"`
-	Saturday []LocationChangedNotificationLocationWorkingHoursHoursSaturdayItem `json:"saturday,omitempty"`
-	Sunday []LocationChangedNotificationLocationWorkingHoursHoursSundayItem `json:"sunday,omitempty"`
+	Thursday  []LocationChangedNotificationLocationWorkingHoursHoursThursdayItem  `json:"thursday,omitempty"`
+	Friday    []LocationChangedNotificationLocationWorkingHoursHoursFridayItem    `json:"friday,omitempty"`
+	Saturday  []LocationChangedNotificationLocationWorkingHoursHoursSaturdayItem  `json:"saturday,omitempty"`
+	Sunday    []LocationChangedNotificationLocationWorkingHoursHoursSundayItem    `json:"sunday,omitempty"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursMondayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursMondayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursTuesdayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursTuesdayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursWednesdayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursWednesdayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursThursdayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursThursdayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursFridayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursFridayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursSaturdayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursSaturdayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // LocationChangedNotificationLocationWorkingHoursHoursSundayItem is part of a payload.
 type LocationChangedNotificationLocationWorkingHoursHoursSundayItem struct {
 	Start string `json:"start"`
-	End string `json:"end"`
+	End   string `json:"end"`
 }
 
 // NetworkStatusNotification is the payload of NetworkStatusNotification.
 type NetworkStatusNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	Timestamp string `json:"timestamp"`
+	Notification  string `json:"notification"`
+	ChargePointId int64  `json:"chargePointId"`
+	Timestamp     string `json:"timestamp"`
 	NetworkStatus string `json:"networkStatus"`
 }
 
 // EventName is the notification name of this payload.
-func (*NetworkStatusNotification) EventName() string { return "NetworkStatusNotification" }
+func (*NetworkStatusNotification) EventName() string {
+	return "NetworkStatusNotification"
+}
 
 // SecurityEventNotification is the payload of SecurityEventNotification.
 type SecurityEventNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	Type string `json:"type"`
-	Timestamp string `json:"timestamp"`
-	TechInfo *string `json:"techInfo,omitempty"`
-	Critical bool `json:"critical"`
+	Notification  string  `json:"notification"`
+	ChargePointId int64   `json:"chargePointId"`
+	Type          string  `json:"type"`
+	Timestamp     string  `json:"timestamp"`
+	TechInfo      *string `json:"techInfo,omitempty"`
+	Critical      bool    `json:"critical"`
 }
 
 // EventName is the notification name of this payload.
-func (*SecurityEventNotification) EventName() string { return "SecurityEventNotification" }
+func (*SecurityEventNotification) EventName() string {
+	return "SecurityEventNotification"
+}
 
 // SessionMeterValuesNotification is the payload of SessionMeterValuesNotification.
 type SessionMeterValuesNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	EvseId int64 `json:"evseId"`
-	SessionId int64 `json:"sessionId"`
-	ExternalSessionId *string `json:"externalSessionId,omitempty"`
-	MeterValues []SessionMeterValuesNotificationMeterValuesItem `json:"meterValues,omitempty"`
+	Notification      string                                          `json:"notification"`
+	ChargePointId     int64                                           `json:"chargePointId"`
+	EvseId            int64                                           `json:"evseId"`
+	SessionId         int64                                           `json:"sessionId"`
+	ExternalSessionId *string                                         `json:"externalSessionId,omitempty"`
+	MeterValues       []SessionMeterValuesNotificationMeterValuesItem `json:"meterValues,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*SessionMeterValuesNotification) EventName() string { return "SessionMeterValuesNotification" }
+func (*SessionMeterValuesNotification) EventName() string {
+	return "SessionMeterValuesNotification"
+}
 
 // SessionMeterValuesNotificationMeterValuesItem is part of a payload.
 type SessionMeterValuesNotificationMeterValuesItem struct {
-	Timestamp *string `json:"timestamp,omitempty"`
-	Measurand *string `json:"measurand,omitempty"`
-	Value *float64 `json:"value,omitempty"`
-	Unit *string `json:"unit,omitempty"`
+	Timestamp *string  `json:"timestamp,omitempty"`
+	Measurand *string  `json:"measurand,omitempty"`
+	Value     *float64 `json:"value,omitempty"`
+	Unit      *string  `json:"unit,omitempty"`
 }
 
 // SessionStartStopNotification is the payload of SessionStartStopNotification.
 type SessionStartStopNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	EvseId int64 `json:"evseId"`
-	Action *string `json:"action,omitempty"`
-	SessionId int64 `json:"sessionId"`
-	IdTag *string `json:"idTag,omitempty"`
-	StartedAtTimestamp string `json:"startedAtTimestamp"`
-	StoppedAtTimestamp *string `json:"stoppedAtTimestamp,omitempty"`
-	EnergyConsumed *float64 `json:"energyConsumed,omitempty"`
-	Reason *string `json:"reason,omitempty"`
-	UserId *int64 `json:"userId,omitempty"`
-	ExternalSessionId *string `json:"externalSessionId,omitempty"`
-	MeterStart int64 `json:"meterStart"`
-	MeterStop int64 `json:"meterStop"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
-	ExternalAppData any `json:"externalAppData,omitempty"`
+	Notification       string   `json:"notification"`
+	ChargePointId      int64    `json:"chargePointId"`
+	EvseId             int64    `json:"evseId"`
+	Action             *string  `json:"action,omitempty"`
+	SessionId          int64    `json:"sessionId"`
+	IdTag              *string  `json:"idTag,omitempty"`
+	StartedAtTimestamp string   `json:"startedAtTimestamp"`
+	StoppedAtTimestamp *string  `json:"stoppedAtTimestamp,omitempty"`
+	EnergyConsumed     *float64 `json:"energyConsumed,omitempty"`
+	Reason             *string  `json:"reason,omitempty"`
+	UserId             *int64   `json:"userId,omitempty"`
+	ExternalSessionId  *string  `json:"externalSessionId,omitempty"`
+	MeterStart         int64    `json:"meterStart"`
+	MeterStop          int64    `json:"meterStop"`
+	LastUpdatedAt      string   `json:"lastUpdatedAt"`
+	ExternalAppData    any      `json:"externalAppData,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*SessionStartStopNotification) EventName() string { return "SessionStartStopNotification" }
+func (*SessionStartStopNotification) EventName() string {
+	return "SessionStartStopNotification"
+}
 
 // SessionUpdateNotification is the payload of SessionUpdateNotification.
 type SessionUpdateNotification struct {
-	Notification string `json:"notification"`
-	Session SessionUpdateNotificationSession `json:"session"`
+	Notification string                           `json:"notification"`
+	Session      SessionUpdateNotificationSession `json:"session"`
 }
 
 // EventName is the notification name of this payload.
-func (*SessionUpdateNotification) EventName() string { return "SessionUpdateNotification" }
+func (*SessionUpdateNotification) EventName() string {
+	return "SessionUpdateNotification"
+}
 
 // SessionUpdateNotificationSession is part of a payload.
 type SessionUpdateNotificationSession struct {
-	Id string `json:"id"`
-	ChargePointId int64 `json:"chargePointId"`
-	EvseId int64 `json:"evseId"`
-	ConnectorId *int64 `json:"connectorId,omitempty"`
-	Status string `json:"status"`
-	Reason *string `json:"reason,omitempty"`
-	UserId *int64 `json:"userId,omitempty"`
-	BookingId *int64 `json:"bookingId,omitempty"`
-	StartedAt string `json:"startedAt"`
-	StoppedAt *string `json:"stoppedAt,omitempty"`
-	Energy float64 `json:"energy"`
-	PowerKw *float64 `json:"powerKw,omitempty"`
-	SocPercent *float64 `json:"socPercent,omitempty"`
-	Amount *float64 `json:"amount,omitempty"`
-	TotalAmount *SessionUpdateNotificationSessionTotalAmount `json:"totalAmount,omitempty"`
-	Tax *SessionUpdateNotificationSessionTax `json:"tax,omitempty"`
-	Currency *string `json:"currency,omitempty"`
-	PaymentType *string `json:"paymentType,omitempty"`
-	PaymentMethodId *string `json:"paymentMethodId,omitempty"`
-	TerminalId *int64 `json:"terminalId,omitempty"`
-	NonBillableEnergy *float64 `json:"nonBillableEnergy,omitempty"`
-	PaymentStatus *string `json:"paymentStatus,omitempty"`
-	AuthorizationId *int64 `json:"authorizationId,omitempty"`
-	IdTag *string `json:"idTag,omitempty"`
-	IdTagLabel *string `json:"idTagLabel,omitempty"`
-	ExtendingSessionId *int64 `json:"extendingSessionId,omitempty"`
-	OriginalSessionId *int64 `json:"originalSessionId,omitempty"`
-	ExtendedBySessionId *int64 `json:"extendedBySessionId,omitempty"`
-	ReimbursementEligibility *bool `json:"reimbursementEligibility,omitempty"`
-	ExternalSessionId *string `json:"externalSessionId,omitempty"`
-	Authorization *SessionUpdateNotificationSessionAuthorization `json:"authorization,omitempty"`
-	ChargingPeriods []SessionUpdateNotificationSessionChargingPeriodsItem `json:"chargingPeriods,omitempty"`
-	PriceBreakdown []SessionUpdateNotificationSessionPriceBreakdownItem `json:"priceBreakdown,omitempty"`
-	TariffSnapshotId *int64 `json:"tariffSnapshotId,omitempty"`
-	ElectricityCost *float64 `json:"electricityCost,omitempty"`
-	EvsePhysicalReference *string `json:"evsePhysicalReference,omitempty"`
-	PaymentStatusUpdatedAt *string `json:"paymentStatusUpdatedAt,omitempty"`
-	ChargePointOperatorRoamingId *string `json:"chargePointOperatorRoamingId,omitempty"`
-	Roaming *SessionUpdateNotificationSessionRoaming `json:"roaming,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
-	RandomisedDelay *int64 `json:"randomisedDelay,omitempty"`
-	ReceiptId *int64 `json:"receiptId,omitempty"`
-	ExternalAppData any `json:"externalAppData,omitempty"`
+	Id                            string                                                              `json:"id"`
+	ChargePointId                 int64                                                               `json:"chargePointId"`
+	EvseId                        int64                                                               `json:"evseId"`
+	ConnectorId                   *int64                                                              `json:"connectorId,omitempty"`
+	Status                        string                                                              `json:"status"`
+	Reason                        *string                                                             `json:"reason,omitempty"`
+	UserId                        *int64                                                              `json:"userId,omitempty"`
+	BookingId                     *int64                                                              `json:"bookingId,omitempty"`
+	StartedAt                     string                                                              `json:"startedAt"`
+	StoppedAt                     *string                                                             `json:"stoppedAt,omitempty"`
+	Energy                        float64                                                             `json:"energy"`
+	PowerKw                       *float64                                                            `json:"powerKw,omitempty"`
+	SocPercent                    *float64                                                            `json:"socPercent,omitempty"`
+	Amount                        *float64                                                            `json:"amount,omitempty"`
+	TotalAmount                   *SessionUpdateNotificationSessionTotalAmount                        `json:"totalAmount,omitempty"`
+	Tax                           *SessionUpdateNotificationSessionTax                                `json:"tax,omitempty"`
+	Currency                      *string                                                             `json:"currency,omitempty"`
+	PaymentType                   *string                                                             `json:"paymentType,omitempty"`
+	PaymentMethodId               *string                                                             `json:"paymentMethodId,omitempty"`
+	TerminalId                    *int64                                                              `json:"terminalId,omitempty"`
+	NonBillableEnergy             *float64                                                            `json:"nonBillableEnergy,omitempty"`
+	PaymentStatus                 *string                                                             `json:"paymentStatus,omitempty"`
+	AuthorizationId               *int64                                                              `json:"authorizationId,omitempty"`
+	IdTag                         *string                                                             `json:"idTag,omitempty"`
+	IdTagLabel                    *string                                                             `json:"idTagLabel,omitempty"`
+	ExtendingSessionId            *int64                                                              `json:"extendingSessionId,omitempty"`
+	OriginalSessionId             *int64                                                              `json:"originalSessionId,omitempty"`
+	ExtendedBySessionId           *int64                                                              `json:"extendedBySessionId,omitempty"`
+	ReimbursementEligibility      *bool                                                               `json:"reimbursementEligibility,omitempty"`
+	ExternalSessionId             *string                                                             `json:"externalSessionId,omitempty"`
+	Authorization                 *SessionUpdateNotificationSessionAuthorization                      `json:"authorization,omitempty"`
+	ChargingPeriods               []SessionUpdateNotificationSessionChargingPeriodsItem               `json:"chargingPeriods,omitempty"`
+	PriceBreakdown                []SessionUpdateNotificationSessionPriceBreakdownItem                `json:"priceBreakdown,omitempty"`
+	TariffSnapshotId              *int64                                                              `json:"tariffSnapshotId,omitempty"`
+	ElectricityCost               *float64                                                            `json:"electricityCost,omitempty"`
+	EvsePhysicalReference         *string                                                             `json:"evsePhysicalReference,omitempty"`
+	PaymentStatusUpdatedAt        *string                                                             `json:"paymentStatusUpdatedAt,omitempty"`
+	ChargePointOperatorRoamingId  *string                                                             `json:"chargePointOperatorRoamingId,omitempty"`
+	Roaming                       *SessionUpdateNotificationSessionRoaming                            `json:"roaming,omitempty"`
+	LastUpdatedAt                 *string                                                             `json:"lastUpdatedAt,omitempty"`
+	RandomisedDelay               *int64                                                              `json:"randomisedDelay,omitempty"`
+	ReceiptId                     *int64                                                              `json:"receiptId,omitempty"`
+	ExternalAppData               any                                                                 `json:"externalAppData,omitempty"`
 	ClockAlignedEnergyConsumption []SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItem `json:"clockAlignedEnergyConsumption,omitempty"`
-	EnergyConsumption SessionUpdateNotificationSessionEnergyConsumption `json:"energyConsumption"`
-	EstimatedSavings *float64 `json:"estimatedSavings,omitempty"`
-	BillingStatus *string `json:"billingStatus,omitempty"`
-	Power *SessionUpdateNotificationSessionPower `json:"power,omitempty"`
+	EnergyConsumption             SessionUpdateNotificationSessionEnergyConsumption                   `json:"energyConsumption"`
+	EstimatedSavings              *float64                                                            `json:"estimatedSavings,omitempty"`
+	BillingStatus                 *string                                                             `json:"billingStatus,omitempty"`
+	Power                         *SessionUpdateNotificationSessionPower                              `json:"power,omitempty"`
 }
 
 // SessionUpdateNotificationSessionTotalAmount is part of a payload.
 type SessionUpdateNotificationSessionTotalAmount struct {
-	WithTax float64 `json:"withTax"`
+	WithTax    float64  `json:"withTax"`
 	WithoutTax *float64 `json:"withoutTax,omitempty"`
 }
 
 // SessionUpdateNotificationSessionTax is part of a payload.
 type SessionUpdateNotificationSessionTax struct {
-	TaxId *int64 `json:"taxId,omitempty"`
+	TaxId         *int64   `json:"taxId,omitempty"`
 	TaxPercentage *float64 `json:"taxPercentage,omitempty"`
 }
 
 // SessionUpdateNotificationSessionAuthorization is part of a payload.
 type SessionUpdateNotificationSessionAuthorization struct {
-	Id int64 `json:"id"`
-	Method string `json:"method"`
-	Source string `json:"source"`
-	CreatedAt string `json:"createdAt"`
-	Status string `json:"status"`
-	RejectionReason *string `json:"rejectionReason,omitempty"`
-	UserId *int64 `json:"userId,omitempty"`
-	RfidTagUid *string `json:"rfidTagUid,omitempty"`
-	Roaming *SessionUpdateNotificationSessionAuthorizationRoaming `json:"roaming,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
+	Id              int64                                                 `json:"id"`
+	Method          string                                                `json:"method"`
+	Source          string                                                `json:"source"`
+	CreatedAt       string                                                `json:"createdAt"`
+	Status          string                                                `json:"status"`
+	RejectionReason *string                                               `json:"rejectionReason,omitempty"`
+	UserId          *int64                                                `json:"userId,omitempty"`
+	RfidTagUid      *string                                               `json:"rfidTagUid,omitempty"`
+	Roaming         *SessionUpdateNotificationSessionAuthorizationRoaming `json:"roaming,omitempty"`
+	LastUpdatedAt   *string                                               `json:"lastUpdatedAt,omitempty"`
 }
 
 // SessionUpdateNotificationSessionAuthorizationRoaming is part of a payload.
 type SessionUpdateNotificationSessionAuthorizationRoaming struct {
-	PlatformId *int64 `json:"platformId,omitempty"`
-	PlatformRoleId *int64 `json:"platformRoleId,omitempty"`
-	PlatformRole *string `json:"platformRole,omitempty"`
-	Reference *string `json:"reference,omitempty"`
-	Client *string `json:"client,omitempty"`
+	PlatformId     *int64  `json:"platformId,omitempty"`
+	PlatformRoleId *int64  `json:"platformRoleId,omitempty"`
+	PlatformRole   *string `json:"platformRole,omitempty"`
+	Reference      *string `json:"reference,omitempty"`
+	Client         *string `json:"client,omitempty"`
 }
 
 // SessionUpdateNotificationSessionChargingPeriodsItem is part of a payload.
 type SessionUpdateNotificationSessionChargingPeriodsItem struct {
-	Id int64 `json:"id"`
-	Energy int64 `json:"energy"`
-	StartedAt string `json:"startedAt"`
-	StoppedAt *string `json:"stoppedAt,omitempty"`
-	State string `json:"state"`
-	ChargingState *string `json:"chargingState,omitempty"`
-	PricingDetails *SessionUpdateNotificationSessionChargingPeriodsItemPricingDetails `json:"pricingDetails,omitempty"`
-	Amount *float64 `json:"amount,omitempty"`
+	Id             int64                                                                   `json:"id"`
+	Energy         int64                                                                   `json:"energy"`
+	StartedAt      string                                                                  `json:"startedAt"`
+	StoppedAt      *string                                                                 `json:"stoppedAt,omitempty"`
+	State          string                                                                  `json:"state"`
+	ChargingState  *string                                                                 `json:"chargingState,omitempty"`
+	PricingDetails *SessionUpdateNotificationSessionChargingPeriodsItemPricingDetails      `json:"pricingDetails,omitempty"`
+	Amount         *float64                                                                `json:"amount,omitempty"`
 	PriceBreakdown []SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItem `json:"priceBreakdown,omitempty"`
 }
 
 // SessionUpdateNotificationSessionChargingPeriodsItemPricingDetails is part of a payload.
 type SessionUpdateNotificationSessionChargingPeriodsItemPricingDetails struct {
-	ChargingType *string `json:"chargingType,omitempty"`
-	DayPeriod *string `json:"dayPeriod,omitempty"`
-	PricingMethod *string `json:"pricingMethod,omitempty"`
-	Price *float64 `json:"price,omitempty"`
-	Markup *float64 `json:"markup,omitempty"`
-	InitialEnergyPrice *float64 `json:"initialEnergyPrice,omitempty"`
+	ChargingType         *string  `json:"chargingType,omitempty"`
+	DayPeriod            *string  `json:"dayPeriod,omitempty"`
+	PricingMethod        *string  `json:"pricingMethod,omitempty"`
+	Price                *float64 `json:"price,omitempty"`
+	Markup               *float64 `json:"markup,omitempty"`
+	InitialEnergyPrice   *float64 `json:"initialEnergyPrice,omitempty"`
 	InitialDurationPrice *float64 `json:"initialDurationPrice,omitempty"`
-	StartHour *string `json:"startHour,omitempty"`
-	EndHour *string `json:"endHour,omitempty"`
-	Day *string `json:"day,omitempty"`
+	StartHour            *string  `json:"startHour,omitempty"`
+	EndHour              *string  `json:"endHour,omitempty"`
+	Day                  *string  `json:"day,omitempty"`
 }
 
 // SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItem is part of a payload.
 type SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItem struct {
-	Type string `json:"type"`
-	Currency string `json:"currency"`
-	Unit string `json:"unit"`
-	PricePerUnit SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPricePerUnit `json:"pricePerUnit"`
-	Quantity float64 `json:"quantity"`
-	Price SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPrice `json:"price"`
-	TaxPercentage *float64 `json:"taxPercentage,omitempty"`
+	Type          string                                                                            `json:"type"`
+	Currency      string                                                                            `json:"currency"`
+	Unit          string                                                                            `json:"unit"`
+	PricePerUnit  SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPricePerUnit `json:"pricePerUnit"`
+	Quantity      float64                                                                           `json:"quantity"`
+	Price         SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPrice        `json:"price"`
+	TaxPercentage *float64                                                                          `json:"taxPercentage,omitempty"`
 }
 
 // SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPricePerUnit is part of a payload.
 type SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPricePerUnit struct {
-	WithTax float64 `json:"withTax"`
+	WithTax    float64  `json:"withTax"`
 	WithoutTax *float64 `json:"withoutTax,omitempty"`
 }
 
 // SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPrice is part of a payload.
 type SessionUpdateNotificationSessionChargingPeriodsItemPriceBreakdownItemPrice struct {
-	WithTax float64 `json:"withTax"`
+	WithTax    float64  `json:"withTax"`
 	WithoutTax *float64 `json:"withoutTax,omitempty"`
 }
 
 // SessionUpdateNotificationSessionPriceBreakdownItem is part of a payload.
 type SessionUpdateNotificationSessionPriceBreakdownItem struct {
-	Type string `json:"type"`
-	Currency string `json:"currency"`
-	Unit string `json:"unit"`
-	PricePerUnit SessionUpdateNotificationSessionPriceBreakdownItemPricePerUnit `json:"pricePerUnit"`
-	Quantity float64 `json:"quantity"`
-	Price SessionUpdateNotificationSessionPriceBreakdownItemPrice `json:"price"`
-	TaxPercentage *float64 `json:"taxPercentage,omitempty"`
-	TotalPrice float64 `json:"totalPrice"`
-	UnitPrice float64 `json:"unitPrice"`
+	Type          string                                                         `json:"type"`
+	Currency      string                                                         `json:"currency"`
+	Unit          string                                                         `json:"unit"`
+	PricePerUnit  SessionUpdateNotificationSessionPriceBreakdownItemPricePerUnit `json:"pricePerUnit"`
+	Quantity      float64                                                        `json:"quantity"`
+	Price         SessionUpdateNotificationSessionPriceBreakdownItemPrice        `json:"price"`
+	TaxPercentage *float64                                                       `json:"taxPercentage,omitempty"`
+	TotalPrice    float64                                                        `json:"totalPrice"`
+	UnitPrice     float64                                                        `json:"unitPrice"`
 }
 
 // SessionUpdateNotificationSessionPriceBreakdownItemPricePerUnit is part of a payload.
 type SessionUpdateNotificationSessionPriceBreakdownItemPricePerUnit struct {
-	WithTax float64 `json:"withTax"`
+	WithTax    float64  `json:"withTax"`
 	WithoutTax *float64 `json:"withoutTax,omitempty"`
 }
 
 // SessionUpdateNotificationSessionPriceBreakdownItemPrice is part of a payload.
 type SessionUpdateNotificationSessionPriceBreakdownItemPrice struct {
-	WithTax float64 `json:"withTax"`
+	WithTax    float64  `json:"withTax"`
 	WithoutTax *float64 `json:"withoutTax,omitempty"`
 }
 
 // SessionUpdateNotificationSessionRoaming is part of a payload.
 type SessionUpdateNotificationSessionRoaming struct {
-	CdrIds []int64 `json:"cdrIds,omitempty"`
-	SessionId *string `json:"sessionId,omitempty"`
-	RoamingOperatorCpoId *int64 `json:"roamingOperatorCpoId,omitempty"`
-	CpoLastUpdatedAt *string `json:"cpoLastUpdatedAt,omitempty"`
+	CdrIds               []int64 `json:"cdrIds,omitempty"`
+	SessionId            *string `json:"sessionId,omitempty"`
+	RoamingOperatorCpoId *int64  `json:"roamingOperatorCpoId,omitempty"`
+	CpoLastUpdatedAt     *string `json:"cpoLastUpdatedAt,omitempty"`
 }
 
 // SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItem is part of a payload.
 type SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItem struct {
-	Start string `json:"start"`
-	End string `json:"end"`
-	EnergyConsumed int64 `json:"energyConsumed"`
+	Start             string                                                                             `json:"start"`
+	End               string                                                                             `json:"end"`
+	EnergyConsumed    int64                                                                              `json:"energyConsumed"`
 	EnergyConsumption SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemEnergyConsumption `json:"energyConsumption"`
-	TotalCost *SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemTotalCost `json:"totalCost,omitempty"`
+	TotalCost         *SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemTotalCost        `json:"totalCost,omitempty"`
 }
 
 // SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemEnergyConsumption is part of a payload.
 type SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemEnergyConsumption struct {
-	Total float64 `json:"total"`
+	Total float64  `json:"total"`
 	Local *float64 `json:"local,omitempty"`
-	Grid float64 `json:"grid"`
+	Grid  float64  `json:"grid"`
 }
 
 // SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemTotalCost is part of a payload.
 type SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItemTotalCost struct {
-	WithTax float64 `json:"withTax"`
+	WithTax    float64  `json:"withTax"`
 	WithoutTax *float64 `json:"withoutTax,omitempty"`
 }
 
 // SessionUpdateNotificationSessionEnergyConsumption is part of a payload.
 type SessionUpdateNotificationSessionEnergyConsumption struct {
-	Total float64 `json:"total"`
+	Total float64  `json:"total"`
 	Local *float64 `json:"local,omitempty"`
-	Grid float64 `json:"grid"`
+	Grid  float64  `json:"grid"`
 }
 
 // SessionUpdateNotificationSessionPower is part of a payload.
 type SessionUpdateNotificationSessionPower struct {
-	Latest *float64 `json:"latest,omitempty"`
-	Peak *float64 `json:"peak,omitempty"`
+	Latest  *float64 `json:"latest,omitempty"`
+	Peak    *float64 `json:"peak,omitempty"`
 	Average *float64 `json:"average,omitempty"`
 }
 
 // UserChangedNotification is the payload of UserChangedNotification.
 type UserChangedNotification struct {
-	Notification string `json:"notification"`
-	User UserChangedNotificationUser `json:"user"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification  string                      `json:"notification"`
+	User          UserChangedNotificationUser `json:"user"`
+	Action        string                      `json:"action"`
+	LastUpdatedAt string                      `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*UserChangedNotification) EventName() string { return "UserChangedNotification" }
+func (*UserChangedNotification) EventName() string {
+	return "UserChangedNotification"
+}
 
 // UserChangedNotificationUser is part of a payload.
 type UserChangedNotificationUser struct {
-	Id *string `json:"id,omitempty"`
-	Email *string `json:"email,omitempty"`
-	EmailVerified *string `json:"emailVerified,omitempty"`
-	RequirePasswordReset *bool `json:"requirePasswordReset,omitempty"`
-	FirstName *string `json:"firstName,omitempty"`
-	MiddleName *string `json:"middleName,omitempty"`
-	LastName *string `json:"lastName,omitempty"`
-	Phone *string `json:"phone,omitempty"`
-	Country *string `json:"country,omitempty"`
-	State *string `json:"state,omitempty"`
-	City *string `json:"city,omitempty"`
-	PostCode *string `json:"postCode,omitempty"`
-	Address *string `json:"address,omitempty"`
-	VehicleNo *string `json:"vehicleNo,omitempty"`
-	PersonalId *string `json:"personalId,omitempty"`
-	Locale *string `json:"locale,omitempty"`
-	Balance *float64 `json:"balance,omitempty"`
-	Status *string `json:"status,omitempty"`
-	UserGroupIds []int64 `json:"userGroupIds,omitempty"`
-	ExternalId *string `json:"externalId,omitempty"`
-	SubscriptionId *int64 `json:"subscriptionId,omitempty"`
-	Options *UserChangedNotificationUserOptions `json:"options,omitempty"`
-	Password *string `json:"password,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
-	CreatedAt *string `json:"createdAt,omitempty"`
-	CreatedBy *string `json:"createdBy,omitempty"`
-	ReceiveNewsAndPromotions *bool `json:"receiveNewsAndPromotions,omitempty"`
-	PartnerInvites []UserChangedNotificationUserPartnerInvitesItem `json:"partnerInvites,omitempty"`
-	BankDetails *UserChangedNotificationUserBankDetails `json:"bankDetails,omitempty"`
-	ExternalAppData any `json:"externalAppData,omitempty"`
+	Id                       *string                                         `json:"id,omitempty"`
+	Email                    *string                                         `json:"email,omitempty"`
+	EmailVerified            *string                                         `json:"emailVerified,omitempty"`
+	RequirePasswordReset     *bool                                           `json:"requirePasswordReset,omitempty"`
+	FirstName                *string                                         `json:"firstName,omitempty"`
+	MiddleName               *string                                         `json:"middleName,omitempty"`
+	LastName                 *string                                         `json:"lastName,omitempty"`
+	Phone                    *string                                         `json:"phone,omitempty"`
+	Country                  *string                                         `json:"country,omitempty"`
+	State                    *string                                         `json:"state,omitempty"`
+	City                     *string                                         `json:"city,omitempty"`
+	PostCode                 *string                                         `json:"postCode,omitempty"`
+	Address                  *string                                         `json:"address,omitempty"`
+	VehicleNo                *string                                         `json:"vehicleNo,omitempty"`
+	PersonalId               *string                                         `json:"personalId,omitempty"`
+	Locale                   *string                                         `json:"locale,omitempty"`
+	Balance                  *float64                                        `json:"balance,omitempty"`
+	Status                   *string                                         `json:"status,omitempty"`
+	UserGroupIds             []int64                                         `json:"userGroupIds,omitempty"`
+	ExternalId               *string                                         `json:"externalId,omitempty"`
+	SubscriptionId           *int64                                          `json:"subscriptionId,omitempty"`
+	Options                  *UserChangedNotificationUserOptions             `json:"options,omitempty"`
+	Password                 *string                                         `json:"password,omitempty"`
+	LastUpdatedAt            *string                                         `json:"lastUpdatedAt,omitempty"`
+	CreatedAt                *string                                         `json:"createdAt,omitempty"`
+	CreatedBy                *string                                         `json:"createdBy,omitempty"`
+	ReceiveNewsAndPromotions *bool                                           `json:"receiveNewsAndPromotions,omitempty"`
+	PartnerInvites           []UserChangedNotificationUserPartnerInvitesItem `json:"partnerInvites,omitempty"`
+	BankDetails              *UserChangedNotificationUserBankDetails         `json:"bankDetails,omitempty"`
+	ExternalAppData          any                                             `json:"externalAppData,omitempty"`
 }
 
 // UserChangedNotificationUserOptions is part of a payload.
@@ -658,89 +686,97 @@ type UserChangedNotificationUserOptions struct {
 
 // UserChangedNotificationUserPartnerInvitesItem is part of a payload.
 type UserChangedNotificationUserPartnerInvitesItem struct {
-	Id int64 `json:"id"`
-	PartnerId int64 `json:"partnerId"`
-	SendViaEmail *bool `json:"sendViaEmail,omitempty"`
-	Email *string `json:"email,omitempty"`
-	Language *string `json:"language,omitempty"`
-	AcceptUrl *string `json:"acceptUrl,omitempty"`
-	Options *UserChangedNotificationUserPartnerInvitesItemOptions `json:"options,omitempty"`
-	Status string `json:"status"`
-	CreatedAt string `json:"createdAt"`
-	AcceptedAt *string `json:"acceptedAt,omitempty"`
-	UserId *int64 `json:"userId,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
+	Id            int64                                                 `json:"id"`
+	PartnerId     int64                                                 `json:"partnerId"`
+	SendViaEmail  *bool                                                 `json:"sendViaEmail,omitempty"`
+	Email         *string                                               `json:"email,omitempty"`
+	Language      *string                                               `json:"language,omitempty"`
+	AcceptUrl     *string                                               `json:"acceptUrl,omitempty"`
+	Options       *UserChangedNotificationUserPartnerInvitesItemOptions `json:"options,omitempty"`
+	Status        string                                                `json:"status"`
+	CreatedAt     string                                                `json:"createdAt"`
+	AcceptedAt    *string                                               `json:"acceptedAt,omitempty"`
+	UserId        *int64                                                `json:"userId,omitempty"`
+	LastUpdatedAt *string                                               `json:"lastUpdatedAt,omitempty"`
 }
 
 // UserChangedNotificationUserPartnerInvitesItemOptions is part of a payload.
 type UserChangedNotificationUserPartnerInvitesItemOptions struct {
-	AllowCorporateAccountBilling *bool `json:"allowCorporateAccountBilling,omitempty"`
+	AllowCorporateAccountBilling                      *bool `json:"allowCorporateAccountBilling,omitempty"`
 	LimitCorporateAccountBillingToPartnerChargePoints *bool `json:"limitCorporateAccountBillingToPartnerChargePoints,omitempty"`
-	AllowAccessToPrivateChargePoints *bool `json:"allowAccessToPrivateChargePoints,omitempty"`
+	AllowAccessToPrivateChargePoints                  *bool `json:"allowAccessToPrivateChargePoints,omitempty"`
 }
 
 // UserChangedNotificationUserBankDetails is part of a payload.
 type UserChangedNotificationUserBankDetails struct {
-	BankIban *string `json:"bankIban,omitempty"`
-	BankName *string `json:"bankName,omitempty"`
-	BankAddress *string `json:"bankAddress,omitempty"`
-	BankCode *string `json:"bankCode,omitempty"`
+	BankIban          *string `json:"bankIban,omitempty"`
+	BankName          *string `json:"bankName,omitempty"`
+	BankAddress       *string `json:"bankAddress,omitempty"`
+	BankCode          *string `json:"bankCode,omitempty"`
 	BankAccountNumber *string `json:"bankAccountNumber,omitempty"`
-	BankAccountType *string `json:"bankAccountType,omitempty"`
+	BankAccountType   *string `json:"bankAccountType,omitempty"`
 }
 
 // UserInvoiceDetailsChangedEvent is the payload of user.invoiceDetails.changed.
 type UserInvoiceDetailsChangedEvent struct {
-	Notification string `json:"notification"`
-	UserId int64 `json:"userId"`
-	Action string `json:"action"`
+	Notification  string `json:"notification"`
+	UserId        int64  `json:"userId"`
+	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*UserInvoiceDetailsChangedEvent) EventName() string { return "user.invoiceDetails.changed" }
+func (*UserInvoiceDetailsChangedEvent) EventName() string {
+	return "user.invoiceDetails.changed"
+}
 
 // PartnerChangedEvent is the payload of partner.changed.
 type PartnerChangedEvent struct {
-	Notification string `json:"notification"`
-	PartnerId int64 `json:"partnerId"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
-	ExternalId *string `json:"externalId,omitempty"`
-	CompanyName *string `json:"companyName,omitempty"`
-	BusinessName *string `json:"businessName,omitempty"`
-	RegNo *string `json:"regNo,omitempty"`
-	VatNo *string `json:"vatNo,omitempty"`
-	Country *string `json:"country,omitempty"`
+	Notification  string  `json:"notification"`
+	PartnerId     int64   `json:"partnerId"`
+	Action        string  `json:"action"`
+	LastUpdatedAt string  `json:"lastUpdatedAt"`
+	ExternalId    *string `json:"externalId,omitempty"`
+	CompanyName   *string `json:"companyName,omitempty"`
+	BusinessName  *string `json:"businessName,omitempty"`
+	RegNo         *string `json:"regNo,omitempty"`
+	VatNo         *string `json:"vatNo,omitempty"`
+	Country       *string `json:"country,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*PartnerChangedEvent) EventName() string { return "partner.changed" }
+func (*PartnerChangedEvent) EventName() string {
+	return "partner.changed"
+}
 
 // AuthorizationChangedEvent is the payload of authorization.changed.
 type AuthorizationChangedEvent struct {
-	Notification string `json:"notification"`
-	AuthorizationId int64 `json:"authorizationId"`
-	Action string `json:"action"`
-	ChargePointId *int64 `json:"chargePointId,omitempty"`
-	IdTag *string `json:"idTag,omitempty"`
-	Status string `json:"status"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification    string  `json:"notification"`
+	AuthorizationId int64   `json:"authorizationId"`
+	Action          string  `json:"action"`
+	ChargePointId   *int64  `json:"chargePointId,omitempty"`
+	IdTag           *string `json:"idTag,omitempty"`
+	Status          string  `json:"status"`
+	LastUpdatedAt   string  `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*AuthorizationChangedEvent) EventName() string { return "authorization.changed" }
+func (*AuthorizationChangedEvent) EventName() string {
+	return "authorization.changed"
+}
 
 // SubOperatorChangedNotification is the payload of SubOperatorChangedNotification.
 type SubOperatorChangedNotification struct {
-	Notification string `json:"notification"`
-	SubOperator SubOperatorChangedNotificationSubOperator `json:"subOperator"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification  string                                    `json:"notification"`
+	SubOperator   SubOperatorChangedNotificationSubOperator `json:"subOperator"`
+	Action        string                                    `json:"action"`
+	LastUpdatedAt string                                    `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*SubOperatorChangedNotification) EventName() string { return "SubOperatorChangedNotification" }
+func (*SubOperatorChangedNotification) EventName() string {
+	return "SubOperatorChangedNotification"
+}
 
 // SubOperatorChangedNotificationSubOperator is part of a payload.
 type SubOperatorChangedNotificationSubOperator struct {
@@ -749,152 +785,154 @@ type SubOperatorChangedNotificationSubOperator struct {
 
 // TariffChangedNotification is the payload of TariffChangedNotification.
 type TariffChangedNotification struct {
-	Notification string `json:"notification"`
-	Tariff TariffChangedNotificationTariff `json:"tariff"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification  string                          `json:"notification"`
+	Tariff        TariffChangedNotificationTariff `json:"tariff"`
+	Action        string                          `json:"action"`
+	LastUpdatedAt string                          `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*TariffChangedNotification) EventName() string { return "TariffChangedNotification" }
+func (*TariffChangedNotification) EventName() string {
+	return "TariffChangedNotification"
+}
 
 // TariffChangedNotificationTariff is part of a payload.
 type TariffChangedNotificationTariff struct {
-	Id int64 `json:"id"`
-	Name string `json:"name"`
-	Type string `json:"type"`
-	Description any `json:"description,omitempty"`
-	AdditionalInformation any `json:"additionalInformation,omitempty"`
-	LearnMoreUrl any `json:"learnMoreUrl,omitempty"`
-	DayTariffStart *string `json:"dayTariffStart,omitempty"`
-	NightTariffStart *string `json:"nightTariffStart,omitempty"`
-	Pricing *TariffChangedNotificationTariffPricing `json:"pricing,omitempty"`
-	Currency *string `json:"currency,omitempty"`
-	StopSession *TariffChangedNotificationTariffStopSession `json:"stopSession,omitempty"`
-	Restrictions *TariffChangedNotificationTariffRestrictions `json:"restrictions,omitempty"`
-	Partner *TariffChangedNotificationTariffPartner `json:"partner,omitempty"`
-	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
-	Display *TariffChangedNotificationTariffDisplay `json:"display,omitempty"`
-	IntegrationId *int64 `json:"integrationId,omitempty"`
-	ExternalId *string `json:"externalId,omitempty"`
+	Id                    int64                                        `json:"id"`
+	Name                  string                                       `json:"name"`
+	Type                  string                                       `json:"type"`
+	Description           any                                          `json:"description,omitempty"`
+	AdditionalInformation any                                          `json:"additionalInformation,omitempty"`
+	LearnMoreUrl          any                                          `json:"learnMoreUrl,omitempty"`
+	DayTariffStart        *string                                      `json:"dayTariffStart,omitempty"`
+	NightTariffStart      *string                                      `json:"nightTariffStart,omitempty"`
+	Pricing               *TariffChangedNotificationTariffPricing      `json:"pricing,omitempty"`
+	Currency              *string                                      `json:"currency,omitempty"`
+	StopSession           *TariffChangedNotificationTariffStopSession  `json:"stopSession,omitempty"`
+	Restrictions          *TariffChangedNotificationTariffRestrictions `json:"restrictions,omitempty"`
+	Partner               *TariffChangedNotificationTariffPartner      `json:"partner,omitempty"`
+	LastUpdatedAt         *string                                      `json:"lastUpdatedAt,omitempty"`
+	Display               *TariffChangedNotificationTariffDisplay      `json:"display,omitempty"`
+	IntegrationId         *int64                                       `json:"integrationId,omitempty"`
+	ExternalId            *string                                      `json:"externalId,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricing is part of a payload.
 type TariffChangedNotificationTariffPricing struct {
-	PricePerSession *float64 `json:"pricePerSession,omitempty"`
-	ConnectionFee *float64 `json:"connectionFee,omitempty"`
-	PricePerKwh *float64 `json:"pricePerKwh,omitempty"`
-	DayPricePerKwh *float64 `json:"dayPricePerKwh,omitempty"`
-	NightPricePerKwh *float64 `json:"nightPricePerKwh,omitempty"`
-	PricePeriodInMinutes *int64 `json:"pricePeriodInMinutes,omitempty"`
-	PricePerPeriod *float64 `json:"pricePerPeriod,omitempty"`
-	DurationFeeLimit *float64 `json:"durationFeeLimit,omitempty"`
-	DayPricePerPeriod *float64 `json:"dayPricePerPeriod,omitempty"`
-	NightPricePerPeriod *float64 `json:"nightPricePerPeriod,omitempty"`
-	DayIdleFeePerMinute *float64 `json:"dayIdleFeePerMinute,omitempty"`
-	NightIdleFeePerMinute *float64 `json:"nightIdleFeePerMinute,omitempty"`
-	IdleFeePerMinute *float64 `json:"idleFeePerMinute,omitempty"`
-	IdleFeeGracePeriodMinutes *float64 `json:"idleFeeGracePeriodMinutes,omitempty"`
-	IdlePricingPeriodInMinutes *float64 `json:"idlePricingPeriodInMinutes,omitempty"`
-	IdleFeePeriodStart *string `json:"idleFeePeriodStart,omitempty"`
-	IdleFeePeriodEnd *string `json:"idleFeePeriodEnd,omitempty"`
-	IdleFeeLimit *float64 `json:"idleFeeLimit,omitempty"`
-	ConnectionFeeMinimumSessionDuration *int64 `json:"connectionFeeMinimumSessionDuration,omitempty"`
-	ConnectionFeeMinimumSessionEnergy *float64 `json:"connectionFeeMinimumSessionEnergy,omitempty"`
-	DurationFeeGracePeriod *int64 `json:"durationFeeGracePeriod,omitempty"`
-	MinPrice *float64 `json:"minPrice,omitempty"`
-	PreAuthorizeAmount *float64 `json:"preAuthorizeAmount,omitempty"`
-	TaxID *int64 `json:"taxID,omitempty"`
-	ChargePointElectricityRate *bool `json:"chargePointElectricityRate,omitempty"`
-	FallbackElectricityRateId *int64 `json:"fallbackElectricityRateId,omitempty"`
-	MarkupPercentagePerKwh *float64 `json:"markupPercentagePerKwh,omitempty"`
-	MarkupFixedFeePerKwh *float64 `json:"markupFixedFeePerKwh,omitempty"`
-	FlexibleMarkUpAsFixedPerKwh *TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwh `json:"flexibleMarkUpAsFixedPerKwh,omitempty"`
-	MultiPricePerKwh []TariffChangedNotificationTariffPricingMultiPricePerKwhItem `json:"multiPricePerKwh,omitempty"`
-	MultiPricePerDuration []TariffChangedNotificationTariffPricingMultiPricePerDurationItem `json:"multiPricePerDuration,omitempty"`
-	MultiIdleFee []TariffChangedNotificationTariffPricingMultiIdleFeeItem `json:"multiIdleFee,omitempty"`
-	RegularUsePeriod *float64 `json:"regularUsePeriod,omitempty"`
-	AveragePowerLevels []TariffChangedNotificationTariffPricingAveragePowerLevelsItem `json:"averagePowerLevels,omitempty"`
-	PeakPowerLevels []TariffChangedNotificationTariffPricingPeakPowerLevelsItem `json:"peakPowerLevels,omitempty"`
-	TimePeriods []TariffChangedNotificationTariffPricingTimePeriodsItem `json:"timePeriods,omitempty"`
-	PricePeriods *TariffChangedNotificationTariffPricingPricePeriods `json:"pricePeriods,omitempty"`
-	DaysWhenApplied []TariffChangedNotificationTariffPricingDaysWhenAppliedItem `json:"daysWhenApplied,omitempty"`
-	ThresholdPriceForEnergy *float64 `json:"thresholdPriceForEnergy,omitempty"`
-	PriceForEnergyWhenOptimized *float64 `json:"priceForEnergyWhenOptimized,omitempty"`
-	OptimisedLabel *string `json:"optimisedLabel,omitempty"`
-	DurationFeeFrom *string `json:"durationFeeFrom,omitempty"`
-	DurationFeeTo *string `json:"durationFeeTo,omitempty"`
-	SubsidyIntegrationId *int64 `json:"subsidyIntegrationId,omitempty"`
-	LockPriceOnSessionStart *bool `json:"lockPriceOnSessionStart,omitempty"`
-	LockEnergyPriceOnSessionStart *bool `json:"lockEnergyPriceOnSessionStart,omitempty"`
-	LockDurationPriceOnSessionStart *bool `json:"lockDurationPriceOnSessionStart,omitempty"`
-	LockIdlePriceOnSessionStart *bool `json:"lockIdlePriceOnSessionStart,omitempty"`
-	StateOfChargeIdleThreshold *int64 `json:"stateOfChargeIdleThreshold,omitempty"`
-	AveragePowerIdleThreshold *float64 `json:"averagePowerIdleThreshold,omitempty"`
+	PricePerSession                     *float64                                                           `json:"pricePerSession,omitempty"`
+	ConnectionFee                       *float64                                                           `json:"connectionFee,omitempty"`
+	PricePerKwh                         *float64                                                           `json:"pricePerKwh,omitempty"`
+	DayPricePerKwh                      *float64                                                           `json:"dayPricePerKwh,omitempty"`
+	NightPricePerKwh                    *float64                                                           `json:"nightPricePerKwh,omitempty"`
+	PricePeriodInMinutes                *int64                                                             `json:"pricePeriodInMinutes,omitempty"`
+	PricePerPeriod                      *float64                                                           `json:"pricePerPeriod,omitempty"`
+	DurationFeeLimit                    *float64                                                           `json:"durationFeeLimit,omitempty"`
+	DayPricePerPeriod                   *float64                                                           `json:"dayPricePerPeriod,omitempty"`
+	NightPricePerPeriod                 *float64                                                           `json:"nightPricePerPeriod,omitempty"`
+	DayIdleFeePerMinute                 *float64                                                           `json:"dayIdleFeePerMinute,omitempty"`
+	NightIdleFeePerMinute               *float64                                                           `json:"nightIdleFeePerMinute,omitempty"`
+	IdleFeePerMinute                    *float64                                                           `json:"idleFeePerMinute,omitempty"`
+	IdleFeeGracePeriodMinutes           *float64                                                           `json:"idleFeeGracePeriodMinutes,omitempty"`
+	IdlePricingPeriodInMinutes          *float64                                                           `json:"idlePricingPeriodInMinutes,omitempty"`
+	IdleFeePeriodStart                  *string                                                            `json:"idleFeePeriodStart,omitempty"`
+	IdleFeePeriodEnd                    *string                                                            `json:"idleFeePeriodEnd,omitempty"`
+	IdleFeeLimit                        *float64                                                           `json:"idleFeeLimit,omitempty"`
+	ConnectionFeeMinimumSessionDuration *int64                                                             `json:"connectionFeeMinimumSessionDuration,omitempty"`
+	ConnectionFeeMinimumSessionEnergy   *float64                                                           `json:"connectionFeeMinimumSessionEnergy,omitempty"`
+	DurationFeeGracePeriod              *int64                                                             `json:"durationFeeGracePeriod,omitempty"`
+	MinPrice                            *float64                                                           `json:"minPrice,omitempty"`
+	PreAuthorizeAmount                  *float64                                                           `json:"preAuthorizeAmount,omitempty"`
+	TaxID                               *int64                                                             `json:"taxID,omitempty"`
+	ChargePointElectricityRate          *bool                                                              `json:"chargePointElectricityRate,omitempty"`
+	FallbackElectricityRateId           *int64                                                             `json:"fallbackElectricityRateId,omitempty"`
+	MarkupPercentagePerKwh              *float64                                                           `json:"markupPercentagePerKwh,omitempty"`
+	MarkupFixedFeePerKwh                *float64                                                           `json:"markupFixedFeePerKwh,omitempty"`
+	FlexibleMarkUpAsFixedPerKwh         *TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwh `json:"flexibleMarkUpAsFixedPerKwh,omitempty"`
+	MultiPricePerKwh                    []TariffChangedNotificationTariffPricingMultiPricePerKwhItem       `json:"multiPricePerKwh,omitempty"`
+	MultiPricePerDuration               []TariffChangedNotificationTariffPricingMultiPricePerDurationItem  `json:"multiPricePerDuration,omitempty"`
+	MultiIdleFee                        []TariffChangedNotificationTariffPricingMultiIdleFeeItem           `json:"multiIdleFee,omitempty"`
+	RegularUsePeriod                    *float64                                                           `json:"regularUsePeriod,omitempty"`
+	AveragePowerLevels                  []TariffChangedNotificationTariffPricingAveragePowerLevelsItem     `json:"averagePowerLevels,omitempty"`
+	PeakPowerLevels                     []TariffChangedNotificationTariffPricingPeakPowerLevelsItem        `json:"peakPowerLevels,omitempty"`
+	TimePeriods                         []TariffChangedNotificationTariffPricingTimePeriodsItem            `json:"timePeriods,omitempty"`
+	PricePeriods                        *TariffChangedNotificationTariffPricingPricePeriods                `json:"pricePeriods,omitempty"`
+	DaysWhenApplied                     []TariffChangedNotificationTariffPricingDaysWhenAppliedItem        `json:"daysWhenApplied,omitempty"`
+	ThresholdPriceForEnergy             *float64                                                           `json:"thresholdPriceForEnergy,omitempty"`
+	PriceForEnergyWhenOptimized         *float64                                                           `json:"priceForEnergyWhenOptimized,omitempty"`
+	OptimisedLabel                      *string                                                            `json:"optimisedLabel,omitempty"`
+	DurationFeeFrom                     *string                                                            `json:"durationFeeFrom,omitempty"`
+	DurationFeeTo                       *string                                                            `json:"durationFeeTo,omitempty"`
+	SubsidyIntegrationId                *int64                                                             `json:"subsidyIntegrationId,omitempty"`
+	LockPriceOnSessionStart             *bool                                                              `json:"lockPriceOnSessionStart,omitempty"`
+	LockEnergyPriceOnSessionStart       *bool                                                              `json:"lockEnergyPriceOnSessionStart,omitempty"`
+	LockDurationPriceOnSessionStart     *bool                                                              `json:"lockDurationPriceOnSessionStart,omitempty"`
+	LockIdlePriceOnSessionStart         *bool                                                              `json:"lockIdlePriceOnSessionStart,omitempty"`
+	StateOfChargeIdleThreshold          *int64                                                             `json:"stateOfChargeIdleThreshold,omitempty"`
+	AveragePowerIdleThreshold           *float64                                                           `json:"averagePowerIdleThreshold,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwh is part of a payload.
 type TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwh struct {
-	DefaultPrice *float64 `json:"defaultPrice,omitempty"`
+	DefaultPrice    *float64                                                                               `json:"defaultPrice,omitempty"`
 	IntervalPricing []TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwhIntervalPricingItem `json:"intervalPricing,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwhIntervalPricingItem is part of a payload.
 type TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwhIntervalPricingItem struct {
-	StartsAt string `json:"startsAt"`
-	EndsAt string `json:"endsAt"`
-	Price float64 `json:"price"`
+	StartsAt string  `json:"startsAt"`
+	EndsAt   string  `json:"endsAt"`
+	Price    float64 `json:"price"`
 }
 
 // TariffChangedNotificationTariffPricingMultiPricePerKwhItem is part of a payload.
 type TariffChangedNotificationTariffPricingMultiPricePerKwhItem struct {
-	FirstKwh float64 `json:"firstKwh"`
-	LastKwh *float64 `json:"lastKwh,omitempty"`
+	FirstKwh  float64  `json:"firstKwh"`
+	LastKwh   *float64 `json:"lastKwh,omitempty"`
 	FeePerKwh *float64 `json:"feePerKwh,omitempty"`
-	FlatFee *float64 `json:"flatFee,omitempty"`
+	FlatFee   *float64 `json:"flatFee,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingMultiPricePerDurationItem is part of a payload.
 type TariffChangedNotificationTariffPricingMultiPricePerDurationItem struct {
-	FirstUnit int64 `json:"firstUnit"`
-	LastUnit *int64 `json:"lastUnit,omitempty"`
+	FirstUnit  int64    `json:"firstUnit"`
+	LastUnit   *int64   `json:"lastUnit,omitempty"`
 	FeePerUnit *float64 `json:"feePerUnit,omitempty"`
-	FlatFee *float64 `json:"flatFee,omitempty"`
+	FlatFee    *float64 `json:"flatFee,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingMultiIdleFeeItem is part of a payload.
 type TariffChangedNotificationTariffPricingMultiIdleFeeItem struct {
-	FirstUnit int64 `json:"firstUnit"`
-	LastUnit *int64 `json:"lastUnit,omitempty"`
+	FirstUnit  int64    `json:"firstUnit"`
+	LastUnit   *int64   `json:"lastUnit,omitempty"`
 	FeePerUnit *float64 `json:"feePerUnit,omitempty"`
-	FlatFee *float64 `json:"flatFee,omitempty"`
+	FlatFee    *float64 `json:"flatFee,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingAveragePowerLevelsItem is part of a payload.
 type TariffChangedNotificationTariffPricingAveragePowerLevelsItem struct {
 	AveragePowerUpToKw float64 `json:"averagePowerUpToKw"`
-	PricePerMinute float64 `json:"pricePerMinute"`
+	PricePerMinute     float64 `json:"pricePerMinute"`
 }
 
 // TariffChangedNotificationTariffPricingPeakPowerLevelsItem is part of a payload.
 type TariffChangedNotificationTariffPricingPeakPowerLevelsItem struct {
-	PeakPowerUpToKw float64 `json:"peakPowerUpToKw"`
+	PeakPowerUpToKw       float64 `json:"peakPowerUpToKw"`
 	RegularPricePerMinute float64 `json:"regularPricePerMinute"`
-	ExcessUsePricePerMin float64 `json:"excessUsePricePerMin"`
+	ExcessUsePricePerMin  float64 `json:"excessUsePricePerMin"`
 }
 
 // TariffChangedNotificationTariffPricingTimePeriodsItem is part of a payload.
 type TariffChangedNotificationTariffPricingTimePeriodsItem struct {
 	StartTime string `json:"startTime"`
-	EndTime string `json:"endTime"`
+	EndTime   string `json:"endTime"`
 }
 
 // TariffChangedNotificationTariffPricingPricePeriods is part of a payload.
 type TariffChangedNotificationTariffPricingPricePeriods struct {
 	ConnectionFeePeriods *TariffChangedNotificationTariffPricingPricePeriodsConnectionFeePeriods `json:"connectionFeePeriods,omitempty"`
-	EnergyFeePeriods *TariffChangedNotificationTariffPricingPricePeriodsEnergyFeePeriods `json:"energyFeePeriods,omitempty"`
-	DurationFeePeriods *TariffChangedNotificationTariffPricingPricePeriodsDurationFeePeriods `json:"durationFeePeriods,omitempty"`
-	IdleFeePeriods *TariffChangedNotificationTariffPricingPricePeriodsIdleFeePeriods `json:"idleFeePeriods,omitempty"`
+	EnergyFeePeriods     *TariffChangedNotificationTariffPricingPricePeriodsEnergyFeePeriods     `json:"energyFeePeriods,omitempty"`
+	DurationFeePeriods   *TariffChangedNotificationTariffPricingPricePeriodsDurationFeePeriods   `json:"durationFeePeriods,omitempty"`
+	IdleFeePeriods       *TariffChangedNotificationTariffPricingPricePeriodsIdleFeePeriods       `json:"idleFeePeriods,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingPricePeriodsConnectionFeePeriods is part of a payload.
@@ -919,23 +957,23 @@ type TariffChangedNotificationTariffPricingPricePeriodsIdleFeePeriods struct {
 
 // TariffChangedNotificationTariffPricingDaysWhenAppliedItem is part of a payload.
 type TariffChangedNotificationTariffPricingDaysWhenAppliedItem struct {
-	Name *string `json:"name,omitempty"`
-	SpecialDates []string `json:"specialDates,omitempty"`
-	IdleFeeGracePeriodMinutes *float64 `json:"idleFeeGracePeriodMinutes,omitempty"`
-	IdlePricingPeriodInMinutes *float64 `json:"idlePricingPeriodInMinutes,omitempty"`
-	ConnectionFeeMinimumSessionDuration *int64 `json:"connectionFeeMinimumSessionDuration,omitempty"`
-	ConnectionFeeMinimumSessionEnergy *float64 `json:"connectionFeeMinimumSessionEnergy,omitempty"`
-	DurationFeeGracePeriod *int64 `json:"durationFeeGracePeriod,omitempty"`
-	PricePeriodInMinutes *int64 `json:"pricePeriodInMinutes,omitempty"`
-	PricePeriods *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriods `json:"pricePeriods,omitempty"`
+	Name                                *string                                                                `json:"name,omitempty"`
+	SpecialDates                        []string                                                               `json:"specialDates,omitempty"`
+	IdleFeeGracePeriodMinutes           *float64                                                               `json:"idleFeeGracePeriodMinutes,omitempty"`
+	IdlePricingPeriodInMinutes          *float64                                                               `json:"idlePricingPeriodInMinutes,omitempty"`
+	ConnectionFeeMinimumSessionDuration *int64                                                                 `json:"connectionFeeMinimumSessionDuration,omitempty"`
+	ConnectionFeeMinimumSessionEnergy   *float64                                                               `json:"connectionFeeMinimumSessionEnergy,omitempty"`
+	DurationFeeGracePeriod              *int64                                                                 `json:"durationFeeGracePeriod,omitempty"`
+	PricePeriodInMinutes                *int64                                                                 `json:"pricePeriodInMinutes,omitempty"`
+	PricePeriods                        *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriods `json:"pricePeriods,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriods is part of a payload.
 type TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriods struct {
 	ConnectionFeePeriods *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsConnectionFeePeriods `json:"connectionFeePeriods,omitempty"`
-	EnergyFeePeriods *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsEnergyFeePeriods `json:"energyFeePeriods,omitempty"`
-	DurationFeePeriods *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsDurationFeePeriods `json:"durationFeePeriods,omitempty"`
-	IdleFeePeriods *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsIdleFeePeriods `json:"idleFeePeriods,omitempty"`
+	EnergyFeePeriods     *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsEnergyFeePeriods     `json:"energyFeePeriods,omitempty"`
+	DurationFeePeriods   *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsDurationFeePeriods   `json:"durationFeePeriods,omitempty"`
+	IdleFeePeriods       *TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsIdleFeePeriods       `json:"idleFeePeriods,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsConnectionFeePeriods is part of a payload.
@@ -960,24 +998,24 @@ type TariffChangedNotificationTariffPricingDaysWhenAppliedItemPricePeriodsIdleFe
 
 // TariffChangedNotificationTariffStopSession is part of a payload.
 type TariffChangedNotificationTariffStopSession struct {
-	TimeLimitMinutes *float64 `json:"timeLimitMinutes,omitempty"`
+	TimeLimitMinutes         *float64 `json:"timeLimitMinutes,omitempty"`
 	StopWhenEnergyExceedsKwh *float64 `json:"stopWhenEnergyExceedsKwh,omitempty"`
 }
 
 // TariffChangedNotificationTariffRestrictions is part of a payload.
 type TariffChangedNotificationTariffRestrictions struct {
-	ApplyToUsersOfChargePointOwner *bool `json:"applyToUsersOfChargePointOwner,omitempty"`
-	ApplyToUsersOfChargePointPartner *bool `json:"applyToUsersOfChargePointPartner,omitempty"`
-	ApplyToUsersOfAllRoamingEmsps *bool `json:"applyToUsersOfAllRoamingEmsps,omitempty"`
-	ApplyToAdHocUsers *bool `json:"applyToAdHocUsers,omitempty"`
-	AdHocPreAuthorizeAmount *float64 `json:"adHocPreAuthorizeAmount,omitempty"`
-	AdHocStopWhenPreAuthorizedAmountFallsBelow *float64 `json:"adHocStopWhenPreAuthorizedAmountFallsBelow,omitempty"`
-	ApplyToUsersOfPartners []float64 `json:"applyToUsersOfPartners,omitempty"`
-	ApplyToUsersWithGroups []string `json:"applyToUsersWithGroups,omitempty"`
-	ApplyToUserGroupIds []float64 `json:"applyToUserGroupIds,omitempty"`
-	ApplyToUsersWithSubscriptions []float64 `json:"applyToUsersWithSubscriptions,omitempty"`
-	StartDate *string `json:"startDate,omitempty"`
-	EndDate *string `json:"endDate,omitempty"`
+	ApplyToUsersOfChargePointOwner             *bool     `json:"applyToUsersOfChargePointOwner,omitempty"`
+	ApplyToUsersOfChargePointPartner           *bool     `json:"applyToUsersOfChargePointPartner,omitempty"`
+	ApplyToUsersOfAllRoamingEmsps              *bool     `json:"applyToUsersOfAllRoamingEmsps,omitempty"`
+	ApplyToAdHocUsers                          *bool     `json:"applyToAdHocUsers,omitempty"`
+	AdHocPreAuthorizeAmount                    *float64  `json:"adHocPreAuthorizeAmount,omitempty"`
+	AdHocStopWhenPreAuthorizedAmountFallsBelow *float64  `json:"adHocStopWhenPreAuthorizedAmountFallsBelow,omitempty"`
+	ApplyToUsersOfPartners                     []float64 `json:"applyToUsersOfPartners,omitempty"`
+	ApplyToUsersWithGroups                     []string  `json:"applyToUsersWithGroups,omitempty"`
+	ApplyToUserGroupIds                        []float64 `json:"applyToUserGroupIds,omitempty"`
+	ApplyToUsersWithSubscriptions              []float64 `json:"applyToUsersWithSubscriptions,omitempty"`
+	StartDate                                  *string   `json:"startDate,omitempty"`
+	EndDate                                    *string   `json:"endDate,omitempty"`
 }
 
 // TariffChangedNotificationTariffPartner is part of a payload.
@@ -987,229 +1025,261 @@ type TariffChangedNotificationTariffPartner struct {
 
 // TariffChangedNotificationTariffDisplay is part of a payload.
 type TariffChangedNotificationTariffDisplay struct {
-	DefaultPriceInformation *string `json:"defaultPriceInformation,omitempty"`
+	DefaultPriceInformation        *string `json:"defaultPriceInformation,omitempty"`
 	DefaultPriceInformationOffline *string `json:"defaultPriceInformationOffline,omitempty"`
-	PriceInformation *string `json:"priceInformation,omitempty"`
-	TotalCostInformation *string `json:"totalCostInformation,omitempty"`
+	PriceInformation               *string `json:"priceInformation,omitempty"`
+	TotalCostInformation           *string `json:"totalCostInformation,omitempty"`
 }
 
 // ReservationChangedEvent is the payload of reservation.changed.
 type ReservationChangedEvent struct {
-	Notification string `json:"notification"`
-	ReservationId int64 `json:"reservationId"`
-	Status string `json:"status"`
+	Notification  string `json:"notification"`
+	ReservationId int64  `json:"reservationId"`
+	Status        string `json:"status"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*ReservationChangedEvent) EventName() string { return "reservation.changed" }
+func (*ReservationChangedEvent) EventName() string {
+	return "reservation.changed"
+}
 
 // UserPaymentMethodChangedEvent is the payload of user.paymentMethod.changed.
 type UserPaymentMethodChangedEvent struct {
-	Notification string `json:"notification"`
+	Notification    string `json:"notification"`
 	PaymentMethodId string `json:"paymentMethodId"`
-	UserId int64 `json:"userId"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	UserId          int64  `json:"userId"`
+	Action          string `json:"action"`
+	LastUpdatedAt   string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*UserPaymentMethodChangedEvent) EventName() string { return "user.paymentMethod.changed" }
+func (*UserPaymentMethodChangedEvent) EventName() string {
+	return "user.paymentMethod.changed"
+}
 
 // PartnerInviteChangedEvent is the payload of partnerInvite.changed.
 type PartnerInviteChangedEvent struct {
-	Notification string `json:"notification"`
-	PartnerInviteId int64 `json:"partnerInviteId"`
-	UserId *int64 `json:"userId,omitempty"`
-	Email *string `json:"email,omitempty"`
-	Action string `json:"action"`
-	AllowCorporateAccountBilling *bool `json:"allowCorporateAccountBilling,omitempty"`
-	LimitCorporateAccountBillingToPartnerChargePoints *bool `json:"limitCorporateAccountBillingToPartnerChargePoints,omitempty"`
-	AllowAccessToPrivateChargePoints *bool `json:"allowAccessToPrivateChargePoints,omitempty"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification                                      string  `json:"notification"`
+	PartnerInviteId                                   int64   `json:"partnerInviteId"`
+	UserId                                            *int64  `json:"userId,omitempty"`
+	Email                                             *string `json:"email,omitempty"`
+	Action                                            string  `json:"action"`
+	AllowCorporateAccountBilling                      *bool   `json:"allowCorporateAccountBilling,omitempty"`
+	LimitCorporateAccountBillingToPartnerChargePoints *bool   `json:"limitCorporateAccountBillingToPartnerChargePoints,omitempty"`
+	AllowAccessToPrivateChargePoints                  *bool   `json:"allowAccessToPrivateChargePoints,omitempty"`
+	LastUpdatedAt                                     string  `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*PartnerInviteChangedEvent) EventName() string { return "partnerInvite.changed" }
+func (*PartnerInviteChangedEvent) EventName() string {
+	return "partnerInvite.changed"
+}
 
 // UserSubscriptionChangedLegacyEvent is the payload of user.subscriptionChanged.
 type UserSubscriptionChangedLegacyEvent struct {
-	Notification string `json:"notification"`
-	UserId int64 `json:"userId"`
-	PlanId int64 `json:"planId"`
-	Status string `json:"status"`
-	EndDate string `json:"endDate"`
+	Notification  string `json:"notification"`
+	UserId        int64  `json:"userId"`
+	PlanId        int64  `json:"planId"`
+	Status        string `json:"status"`
+	EndDate       string `json:"endDate"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*UserSubscriptionChangedLegacyEvent) EventName() string { return "user.subscriptionChanged" }
+func (*UserSubscriptionChangedLegacyEvent) EventName() string {
+	return "user.subscriptionChanged"
+}
 
 // IdTagChangedEvent is the payload of idTag.changed.
 type IdTagChangedEvent struct {
-	Notification string `json:"notification"`
-	IdTagsId int64 `json:"idTagsId"`
-	Action string `json:"action"`
+	Notification  string  `json:"notification"`
+	IdTagsId      int64   `json:"idTagsId"`
+	Action        string  `json:"action"`
 	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*IdTagChangedEvent) EventName() string { return "idTag.changed" }
+func (*IdTagChangedEvent) EventName() string {
+	return "idTag.changed"
+}
 
 // RoamingPlatformChangedEvent is the payload of roamingPlatform.changed.
 type RoamingPlatformChangedEvent struct {
-	Notification string `json:"notification"`
-	RoamingPlatformId int64 `json:"roamingPlatformId"`
-	Action string `json:"action"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification      string `json:"notification"`
+	RoamingPlatformId int64  `json:"roamingPlatformId"`
+	Action            string `json:"action"`
+	LastUpdatedAt     string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*RoamingPlatformChangedEvent) EventName() string { return "roamingPlatform.changed" }
+func (*RoamingPlatformChangedEvent) EventName() string {
+	return "roamingPlatform.changed"
+}
 
 // UserBalanceChangedEvent is the payload of userBalance.changed.
 type UserBalanceChangedEvent struct {
-	Notification string `json:"notification"`
-	Debit float64 `json:"debit"`
-	Credit float64 `json:"credit"`
+	Notification   string  `json:"notification"`
+	Debit          float64 `json:"debit"`
+	Credit         float64 `json:"credit"`
 	UpdatedBalance float64 `json:"updatedBalance"`
-	UserId int64 `json:"userId"`
-	Currency string `json:"currency"`
-	Type string `json:"type"`
-	TransactionId *int64 `json:"transactionId,omitempty"`
-	Timestamp string `json:"timestamp"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	UserId         int64   `json:"userId"`
+	Currency       string  `json:"currency"`
+	Type           string  `json:"type"`
+	TransactionId  *int64  `json:"transactionId,omitempty"`
+	Timestamp      string  `json:"timestamp"`
+	LastUpdatedAt  string  `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*UserBalanceChangedEvent) EventName() string { return "userBalance.changed" }
+func (*UserBalanceChangedEvent) EventName() string {
+	return "userBalance.changed"
+}
 
 // TransactionChangedEvent is the payload of transaction.changed.
 type TransactionChangedEvent struct {
-	Notification string `json:"notification"`
-	TransactionId int64 `json:"transactionId"`
-	Action string `json:"action"`
+	Notification  string  `json:"notification"`
+	TransactionId int64   `json:"transactionId"`
+	Action        string  `json:"action"`
 	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*TransactionChangedEvent) EventName() string { return "transaction.changed" }
+func (*TransactionChangedEvent) EventName() string {
+	return "transaction.changed"
+}
 
 // SettlementReportCreatedEvent is the payload of settlementReport.created.
 type SettlementReportCreatedEvent struct {
-	Notification string `json:"notification"`
-	Id int64 `json:"id"`
-	ReportUid string `json:"reportUid"`
-	PartnerId int64 `json:"partnerId"`
-	IssueDate string `json:"issueDate"`
-	Period string `json:"period"`
-	TotalKwhDeliveredAsCPO float64 `json:"totalKwhDeliveredAsCPO"`
-	TotalKwhDeliveredAsEmsp float64 `json:"totalKwhDeliveredAsEmsp"`
-	TotalRevenueCollectedCurrentPeriod float64 `json:"totalRevenueCollectedCurrentPeriod"`
+	Notification                         string   `json:"notification"`
+	Id                                   int64    `json:"id"`
+	ReportUid                            string   `json:"reportUid"`
+	PartnerId                            int64    `json:"partnerId"`
+	IssueDate                            string   `json:"issueDate"`
+	Period                               string   `json:"period"`
+	TotalKwhDeliveredAsCPO               float64  `json:"totalKwhDeliveredAsCPO"`
+	TotalKwhDeliveredAsEmsp              float64  `json:"totalKwhDeliveredAsEmsp"`
+	TotalRevenueCollectedCurrentPeriod   float64  `json:"totalRevenueCollectedCurrentPeriod"`
 	TotalRevenueCollectedPreviousPeriods *float64 `json:"totalRevenueCollectedPreviousPeriods,omitempty"`
-	TotalCollectedBalanceCurrentPeriod float64 `json:"totalCollectedBalanceCurrentPeriod"`
+	TotalCollectedBalanceCurrentPeriod   float64  `json:"totalCollectedBalanceCurrentPeriod"`
 	TotalCollectedBalancePreviousPeriods *float64 `json:"totalCollectedBalancePreviousPeriods,omitempty"`
-	TotalRevenue float64 `json:"totalRevenue"`
-	TotalExpenses float64 `json:"totalExpenses"`
-	TotalAmount float64 `json:"totalAmount"`
-	Currency string `json:"currency"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	TotalRevenue                         float64  `json:"totalRevenue"`
+	TotalExpenses                        float64  `json:"totalExpenses"`
+	TotalAmount                          float64  `json:"totalAmount"`
+	Currency                             string   `json:"currency"`
+	LastUpdatedAt                        string   `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*SettlementReportCreatedEvent) EventName() string { return "settlementReport.created" }
+func (*SettlementReportCreatedEvent) EventName() string {
+	return "settlementReport.created"
+}
 
 // ChargePointDataTransferReceivedEvent is the payload of chargePoint.dataTransferReceived.
 type ChargePointDataTransferReceivedEvent struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	VendorId string `json:"vendorId"`
-	MessageId *string `json:"messageId,omitempty"`
-	Data *string `json:"data,omitempty"`
+	Notification  string  `json:"notification"`
+	ChargePointId int64   `json:"chargePointId"`
+	VendorId      string  `json:"vendorId"`
+	MessageId     *string `json:"messageId,omitempty"`
+	Data          *string `json:"data,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*ChargePointDataTransferReceivedEvent) EventName() string { return "chargePoint.dataTransferReceived" }
+func (*ChargePointDataTransferReceivedEvent) EventName() string {
+	return "chargePoint.dataTransferReceived"
+}
 
 // CdrReceivedEvent is the payload of cdr.received.
 type CdrReceivedEvent struct {
 	Notification string `json:"notification"`
-	Id string `json:"id"`
-	CreatedAt string `json:"createdAt"`
+	Id           string `json:"id"`
+	CreatedAt    string `json:"createdAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*CdrReceivedEvent) EventName() string { return "cdr.received" }
+func (*CdrReceivedEvent) EventName() string {
+	return "cdr.received"
+}
 
 // AuthorizationNotification is the payload of AuthorizationNotification.
 type AuthorizationNotification struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	AuthorizationId int64 `json:"authorizationId"`
-	IdTag string `json:"idTag"`
-	Status string `json:"status"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	Notification    string `json:"notification"`
+	ChargePointId   int64  `json:"chargePointId"`
+	AuthorizationId int64  `json:"authorizationId"`
+	IdTag           string `json:"idTag"`
+	Status          string `json:"status"`
+	LastUpdatedAt   string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*AuthorizationNotification) EventName() string { return "AuthorizationNotification" }
+func (*AuthorizationNotification) EventName() string {
+	return "AuthorizationNotification"
+}
 
 // ChargePointChangedEvent is the payload of chargePoint.changed.
 type ChargePointChangedEvent struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	Action string `json:"action"`
+	Notification  string `json:"notification"`
+	ChargePointId int64  `json:"chargePointId"`
+	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*ChargePointChangedEvent) EventName() string { return "chargePoint.changed" }
+func (*ChargePointChangedEvent) EventName() string {
+	return "chargePoint.changed"
+}
 
 // EvseChangedEvent is the payload of evse.changed.
 type EvseChangedEvent struct {
-	Notification string `json:"notification"`
-	EvseId int64 `json:"evseId"`
-	Action string `json:"action"`
+	Notification  string `json:"notification"`
+	EvseId        int64  `json:"evseId"`
+	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*EvseChangedEvent) EventName() string { return "evse.changed" }
+func (*EvseChangedEvent) EventName() string {
+	return "evse.changed"
+}
 
 // SessionStartStopNotificationEvent is the payload of session.start.stop.notification.
 type SessionStartStopNotificationEvent struct {
-	Notification string `json:"notification"`
-	SessionId int64 `json:"sessionId"`
-	UserId *int64 `json:"userId,omitempty"`
-	ChargePointId int64 `json:"chargePointId"`
-	EvseId int64 `json:"evseId"`
-	Action string `json:"action"`
-	IdTag *string `json:"idTag,omitempty"`
-	ExternalSessionId *string `json:"externalSessionId,omitempty"`
-	StartedAtTimestamp string `json:"startedAtTimestamp"`
-	MeterStart int64 `json:"meterStart"`
-	MeterStop int64 `json:"meterStop"`
-	StartedAtTimestampLocal *string `json:"startedAtTimestampLocal,omitempty"`
-	StoppedAtTimestamp *string `json:"stoppedAtTimestamp,omitempty"`
-	StoppedAtTimestampLocal *string `json:"stoppedAtTimestampLocal,omitempty"`
-	EnergyConsumed *float64 `json:"energyConsumed,omitempty"`
-	Reason *string `json:"reason,omitempty"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
-	ExternalAppData any `json:"externalAppData,omitempty"`
+	Notification            string   `json:"notification"`
+	SessionId               int64    `json:"sessionId"`
+	UserId                  *int64   `json:"userId,omitempty"`
+	ChargePointId           int64    `json:"chargePointId"`
+	EvseId                  int64    `json:"evseId"`
+	Action                  string   `json:"action"`
+	IdTag                   *string  `json:"idTag,omitempty"`
+	ExternalSessionId       *string  `json:"externalSessionId,omitempty"`
+	StartedAtTimestamp      string   `json:"startedAtTimestamp"`
+	MeterStart              int64    `json:"meterStart"`
+	MeterStop               int64    `json:"meterStop"`
+	StartedAtTimestampLocal *string  `json:"startedAtTimestampLocal,omitempty"`
+	StoppedAtTimestamp      *string  `json:"stoppedAtTimestamp,omitempty"`
+	StoppedAtTimestampLocal *string  `json:"stoppedAtTimestampLocal,omitempty"`
+	EnergyConsumed          *float64 `json:"energyConsumed,omitempty"`
+	Reason                  *string  `json:"reason,omitempty"`
+	LastUpdatedAt           string   `json:"lastUpdatedAt"`
+	ExternalAppData         any      `json:"externalAppData,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*SessionStartStopNotificationEvent) EventName() string { return "session.start.stop.notification" }
+func (*SessionStartStopNotificationEvent) EventName() string {
+	return "session.start.stop.notification"
+}
 
 // PartnerChangedNotification is the payload of PartnerChangedNotification.
 type PartnerChangedNotification struct {
-	Notification string `json:"notification"`
-	User PartnerChangedNotificationUser `json:"user"`
-	Action string `json:"action"`
+	Notification string                         `json:"notification"`
+	User         PartnerChangedNotificationUser `json:"user"`
+	Action       string                         `json:"action"`
 }
 
 // EventName is the notification name of this payload.
-func (*PartnerChangedNotification) EventName() string { return "PartnerChangedNotification" }
+func (*PartnerChangedNotification) EventName() string {
+	return "PartnerChangedNotification"
+}
 
 // PartnerChangedNotificationUser is part of a payload.
 type PartnerChangedNotificationUser struct {
@@ -1218,84 +1288,92 @@ type PartnerChangedNotificationUser struct {
 
 // ParkingSpaceOccupancyStatusChangedEvent is the payload of parkingSpace.occupancyStatus.changed.
 type ParkingSpaceOccupancyStatusChangedEvent struct {
-	Notification string `json:"notification"`
-	ParkingSpaceId int64 `json:"parkingSpaceId"`
+	Notification    string `json:"notification"`
+	ParkingSpaceId  int64  `json:"parkingSpaceId"`
 	OccupancyStatus string `json:"occupancyStatus"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
+	LastUpdatedAt   string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*ParkingSpaceOccupancyStatusChangedEvent) EventName() string { return "parkingSpace.occupancyStatus.changed" }
+func (*ParkingSpaceOccupancyStatusChangedEvent) EventName() string {
+	return "parkingSpace.occupancyStatus.changed"
+}
 
 // UserSubscriptionChangedEvent is the payload of user.subscription.changed.
 type UserSubscriptionChangedEvent struct {
-	Notification string `json:"notification"`
-	UserId int64 `json:"userId"`
-	PlanId int64 `json:"planId"`
-	Status string `json:"status"`
-	EndsAt string `json:"endsAt"`
+	Notification  string `json:"notification"`
+	UserId        int64  `json:"userId"`
+	PlanId        int64  `json:"planId"`
+	Status        string `json:"status"`
+	EndsAt        string `json:"endsAt"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*UserSubscriptionChangedEvent) EventName() string { return "user.subscription.changed" }
+func (*UserSubscriptionChangedEvent) EventName() string {
+	return "user.subscription.changed"
+}
 
 // ChargingProfileAppliedEvent is the payload of chargingProfile.applied.
 type ChargingProfileAppliedEvent struct {
-	Notification string `json:"notification"`
-	ChargePointId int64 `json:"chargePointId"`
-	EvseId *int64 `json:"evseId,omitempty"`
-	SessionId *int64 `json:"sessionId,omitempty"`
+	Notification    string                                     `json:"notification"`
+	ChargePointId   int64                                      `json:"chargePointId"`
+	EvseId          *int64                                     `json:"evseId,omitempty"`
+	SessionId       *int64                                     `json:"sessionId,omitempty"`
 	ChargingProfile ChargingProfileAppliedEventChargingProfile `json:"chargingProfile"`
-	AppliedAt string `json:"appliedAt"`
+	AppliedAt       string                                     `json:"appliedAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*ChargingProfileAppliedEvent) EventName() string { return "chargingProfile.applied" }
+func (*ChargingProfileAppliedEvent) EventName() string {
+	return "chargingProfile.applied"
+}
 
 // ChargingProfileAppliedEventChargingProfile is part of a payload.
 type ChargingProfileAppliedEventChargingProfile struct {
-	Id *int64 `json:"id,omitempty"`
-	MinChargingRate *float64 `json:"minChargingRate,omitempty"`
-	SchedulePeriods []ChargingProfileAppliedEventChargingProfileSchedulePeriodsItem `json:"schedulePeriods,omitempty"`
-	ScheduleStart *string `json:"scheduleStart,omitempty"`
-	ChargingRateUnit *string `json:"chargingRateUnit,omitempty"`
-	StackLevel *int64 `json:"stackLevel,omitempty"`
-	ChargingProfileKind *string `json:"chargingProfileKind,omitempty"`
-	RecurrencyKind *string `json:"recurrencyKind,omitempty"`
-	ChargingCompleteAt *string `json:"chargingCompleteAt,omitempty"`
-	Purpose *string `json:"purpose,omitempty"`
-	ValidTo *string `json:"validTo,omitempty"`
-	ValidFrom *string `json:"validFrom,omitempty"`
-	Duration *int64 `json:"duration,omitempty"`
+	Id                  *int64                                                          `json:"id,omitempty"`
+	MinChargingRate     *float64                                                        `json:"minChargingRate,omitempty"`
+	SchedulePeriods     []ChargingProfileAppliedEventChargingProfileSchedulePeriodsItem `json:"schedulePeriods,omitempty"`
+	ScheduleStart       *string                                                         `json:"scheduleStart,omitempty"`
+	ChargingRateUnit    *string                                                         `json:"chargingRateUnit,omitempty"`
+	StackLevel          *int64                                                          `json:"stackLevel,omitempty"`
+	ChargingProfileKind *string                                                         `json:"chargingProfileKind,omitempty"`
+	RecurrencyKind      *string                                                         `json:"recurrencyKind,omitempty"`
+	ChargingCompleteAt  *string                                                         `json:"chargingCompleteAt,omitempty"`
+	Purpose             *string                                                         `json:"purpose,omitempty"`
+	ValidTo             *string                                                         `json:"validTo,omitempty"`
+	ValidFrom           *string                                                         `json:"validFrom,omitempty"`
+	Duration            *int64                                                          `json:"duration,omitempty"`
 }
 
 // ChargingProfileAppliedEventChargingProfileSchedulePeriodsItem is part of a payload.
 type ChargingProfileAppliedEventChargingProfileSchedulePeriodsItem struct {
-	StartPeriod *int64 `json:"startPeriod,omitempty"`
-	Limit *float64 `json:"limit,omitempty"`
-	NumberPhases *int64 `json:"numberPhases,omitempty"`
+	StartPeriod  *int64   `json:"startPeriod,omitempty"`
+	Limit        *float64 `json:"limit,omitempty"`
+	NumberPhases *int64   `json:"numberPhases,omitempty"`
 }
 
 // InstallerJobChangedEvent is the payload of installerJob.changed.
 type InstallerJobChangedEvent struct {
-	Notification string `json:"notification"`
-	Action string `json:"action"`
-	Id int64 `json:"id"`
-	Status string `json:"status"`
-	InstallationAndMaintenanceCompanyId int64 `json:"installationAndMaintenanceCompanyId"`
-	LocationId *int64 `json:"locationId,omitempty"`
-	InstallerAdminId *int64 `json:"installerAdminId,omitempty"`
-	Pin *string `json:"pin,omitempty"`
-	Description string `json:"description"`
-	OutcomeDetails *string `json:"outcomeDetails,omitempty"`
-	CreatedAt string `json:"createdAt"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
-	ChargePoints []InstallerJobChangedEventChargePointsItem `json:"chargePoints,omitempty"`
+	Notification                        string                                     `json:"notification"`
+	Action                              string                                     `json:"action"`
+	Id                                  int64                                      `json:"id"`
+	Status                              string                                     `json:"status"`
+	InstallationAndMaintenanceCompanyId int64                                      `json:"installationAndMaintenanceCompanyId"`
+	LocationId                          *int64                                     `json:"locationId,omitempty"`
+	InstallerAdminId                    *int64                                     `json:"installerAdminId,omitempty"`
+	Pin                                 *string                                    `json:"pin,omitempty"`
+	Description                         string                                     `json:"description"`
+	OutcomeDetails                      *string                                    `json:"outcomeDetails,omitempty"`
+	CreatedAt                           string                                     `json:"createdAt"`
+	LastUpdatedAt                       string                                     `json:"lastUpdatedAt"`
+	ChargePoints                        []InstallerJobChangedEventChargePointsItem `json:"chargePoints,omitempty"`
 }
 
 // EventName is the notification name of this payload.
-func (*InstallerJobChangedEvent) EventName() string { return "installerJob.changed" }
+func (*InstallerJobChangedEvent) EventName() string {
+	return "installerJob.changed"
+}
 
 // InstallerJobChangedEventChargePointsItem is part of a payload.
 type InstallerJobChangedEventChargePointsItem struct {
@@ -1304,58 +1382,60 @@ type InstallerJobChangedEventChargePointsItem struct {
 
 // SubscriptionDisabledEvent is the payload of subscription.disabled.
 type SubscriptionDisabledEvent struct {
-	Notification string `json:"notification"`
-	SubscriptionId string `json:"subscriptionId"`
-	Via string `json:"via"`
-	Target *string `json:"target,omitempty"`
-	Reason string `json:"reason"`
-	FailingSince string `json:"failingSince"`
-	DisabledAt string `json:"disabledAt"`
+	Notification   string  `json:"notification"`
+	SubscriptionId string  `json:"subscriptionId"`
+	Via            string  `json:"via"`
+	Target         *string `json:"target,omitempty"`
+	Reason         string  `json:"reason"`
+	FailingSince   string  `json:"failingSince"`
+	DisabledAt     string  `json:"disabledAt"`
 }
 
 // EventName is the notification name of this payload.
-func (*SubscriptionDisabledEvent) EventName() string { return "subscription.disabled" }
+func (*SubscriptionDisabledEvent) EventName() string {
+	return "subscription.disabled"
+}
 
 // eventTypes makes an empty payload for each notification name.
 var eventTypes = map[string]func() Event{
-	"BootNotification": func() Event { return new(BootNotification) },
-	"ChargePointChangedNotification": func() Event { return new(ChargePointChangedNotification) },
+	"BootNotification":                         func() Event { return new(BootNotification) },
+	"ChargePointChangedNotification":           func() Event { return new(ChargePointChangedNotification) },
 	"ChargePointSyncConfigurationNotification": func() Event { return new(ChargePointSyncConfigurationNotification) },
-	"CircuitConsumptionNotification": func() Event { return new(CircuitConsumptionNotification) },
-	"circuit.changed": func() Event { return new(CircuitChangedEvent) },
-	"DiagnosticsStatusNotification": func() Event { return new(DiagnosticsStatusNotification) },
-	"HardwareStatusNotification": func() Event { return new(HardwareStatusNotification) },
-	"LocationChangedNotification": func() Event { return new(LocationChangedNotification) },
-	"NetworkStatusNotification": func() Event { return new(NetworkStatusNotification) },
-	"SecurityEventNotification": func() Event { return new(SecurityEventNotification) },
-	"SessionMeterValuesNotification": func() Event { return new(SessionMeterValuesNotification) },
-	"SessionStartStopNotification": func() Event { return new(SessionStartStopNotification) },
-	"SessionUpdateNotification": func() Event { return new(SessionUpdateNotification) },
-	"UserChangedNotification": func() Event { return new(UserChangedNotification) },
-	"user.invoiceDetails.changed": func() Event { return new(UserInvoiceDetailsChangedEvent) },
-	"partner.changed": func() Event { return new(PartnerChangedEvent) },
-	"authorization.changed": func() Event { return new(AuthorizationChangedEvent) },
-	"SubOperatorChangedNotification": func() Event { return new(SubOperatorChangedNotification) },
-	"TariffChangedNotification": func() Event { return new(TariffChangedNotification) },
-	"reservation.changed": func() Event { return new(ReservationChangedEvent) },
-	"user.paymentMethod.changed": func() Event { return new(UserPaymentMethodChangedEvent) },
-	"partnerInvite.changed": func() Event { return new(PartnerInviteChangedEvent) },
-	"user.subscriptionChanged": func() Event { return new(UserSubscriptionChangedLegacyEvent) },
-	"idTag.changed": func() Event { return new(IdTagChangedEvent) },
-	"roamingPlatform.changed": func() Event { return new(RoamingPlatformChangedEvent) },
-	"userBalance.changed": func() Event { return new(UserBalanceChangedEvent) },
-	"transaction.changed": func() Event { return new(TransactionChangedEvent) },
-	"settlementReport.created": func() Event { return new(SettlementReportCreatedEvent) },
-	"chargePoint.dataTransferReceived": func() Event { return new(ChargePointDataTransferReceivedEvent) },
-	"cdr.received": func() Event { return new(CdrReceivedEvent) },
-	"AuthorizationNotification": func() Event { return new(AuthorizationNotification) },
-	"chargePoint.changed": func() Event { return new(ChargePointChangedEvent) },
-	"evse.changed": func() Event { return new(EvseChangedEvent) },
-	"session.start.stop.notification": func() Event { return new(SessionStartStopNotificationEvent) },
-	"PartnerChangedNotification": func() Event { return new(PartnerChangedNotification) },
-	"parkingSpace.occupancyStatus.changed": func() Event { return new(ParkingSpaceOccupancyStatusChangedEvent) },
-	"user.subscription.changed": func() Event { return new(UserSubscriptionChangedEvent) },
-	"chargingProfile.applied": func() Event { return new(ChargingProfileAppliedEvent) },
-	"installerJob.changed": func() Event { return new(InstallerJobChangedEvent) },
-	"subscription.disabled": func() Event { return new(SubscriptionDisabledEvent) },
+	"CircuitConsumptionNotification":           func() Event { return new(CircuitConsumptionNotification) },
+	"circuit.changed":                          func() Event { return new(CircuitChangedEvent) },
+	"DiagnosticsStatusNotification":            func() Event { return new(DiagnosticsStatusNotification) },
+	"HardwareStatusNotification":               func() Event { return new(HardwareStatusNotification) },
+	"LocationChangedNotification":              func() Event { return new(LocationChangedNotification) },
+	"NetworkStatusNotification":                func() Event { return new(NetworkStatusNotification) },
+	"SecurityEventNotification":                func() Event { return new(SecurityEventNotification) },
+	"SessionMeterValuesNotification":           func() Event { return new(SessionMeterValuesNotification) },
+	"SessionStartStopNotification":             func() Event { return new(SessionStartStopNotification) },
+	"SessionUpdateNotification":                func() Event { return new(SessionUpdateNotification) },
+	"UserChangedNotification":                  func() Event { return new(UserChangedNotification) },
+	"user.invoiceDetails.changed":              func() Event { return new(UserInvoiceDetailsChangedEvent) },
+	"partner.changed":                          func() Event { return new(PartnerChangedEvent) },
+	"authorization.changed":                    func() Event { return new(AuthorizationChangedEvent) },
+	"SubOperatorChangedNotification":           func() Event { return new(SubOperatorChangedNotification) },
+	"TariffChangedNotification":                func() Event { return new(TariffChangedNotification) },
+	"reservation.changed":                      func() Event { return new(ReservationChangedEvent) },
+	"user.paymentMethod.changed":               func() Event { return new(UserPaymentMethodChangedEvent) },
+	"partnerInvite.changed":                    func() Event { return new(PartnerInviteChangedEvent) },
+	"user.subscriptionChanged":                 func() Event { return new(UserSubscriptionChangedLegacyEvent) },
+	"idTag.changed":                            func() Event { return new(IdTagChangedEvent) },
+	"roamingPlatform.changed":                  func() Event { return new(RoamingPlatformChangedEvent) },
+	"userBalance.changed":                      func() Event { return new(UserBalanceChangedEvent) },
+	"transaction.changed":                      func() Event { return new(TransactionChangedEvent) },
+	"settlementReport.created":                 func() Event { return new(SettlementReportCreatedEvent) },
+	"chargePoint.dataTransferReceived":         func() Event { return new(ChargePointDataTransferReceivedEvent) },
+	"cdr.received":                             func() Event { return new(CdrReceivedEvent) },
+	"AuthorizationNotification":                func() Event { return new(AuthorizationNotification) },
+	"chargePoint.changed":                      func() Event { return new(ChargePointChangedEvent) },
+	"evse.changed":                             func() Event { return new(EvseChangedEvent) },
+	"session.start.stop.notification":          func() Event { return new(SessionStartStopNotificationEvent) },
+	"PartnerChangedNotification":               func() Event { return new(PartnerChangedNotification) },
+	"parkingSpace.occupancyStatus.changed":     func() Event { return new(ParkingSpaceOccupancyStatusChangedEvent) },
+	"user.subscription.changed":                func() Event { return new(UserSubscriptionChangedEvent) },
+	"chargingProfile.applied":                  func() Event { return new(ChargingProfileAppliedEvent) },
+	"installerJob.changed":                     func() Event { return new(InstallerJobChangedEvent) },
+	"subscription.disabled":                    func() Event { return new(SubscriptionDisabledEvent) },
 }

@@ -16,25 +16,31 @@ def emit(catalog: Catalog) -> str:
         if struct.event is not None:
             lines += [
                 "// EventName is the notification name of this payload.",
-                f'func (*{struct.name}) EventName() string {{ return "{struct.event}" }}',
+                f"func (*{struct.name}) EventName() string {{",
+                f'\treturn "{struct.event}"',
+                "}",
                 "",
             ]
     lines += [
         "// eventTypes makes an empty payload for each notification name.",
         "var eventTypes = map[string]func() Event{",
     ]
-    lines += [f'\t"{s.event}": func() Event {{ return new({s.name}) }},' for s in catalog.events]
+    keys = [f'"{s.event}":' for s in catalog.events]
+    lines += [
+        f"\t{k}{_pad(k, keys)} func() Event {{ return new({s.name}) }},"
+        for k, s in zip(keys, catalog.events, strict=True)
+    ]
     lines += ["}", ""]
     return "\n".join(lines)
 
 
 def _struct(struct: Struct) -> str:
-    names: set[str] = set()
-    rows = []
-    for field in struct.fields:
-        name = _field_name(field.json_name, names)
-        omit = ",omitempty" if field.optional else ""
-        rows.append(f'\t{name} {_field_type(field)} `json:"{field.json_name}{omit}"`')
+    taken: set[str] = set()
+    names = [unique(pascal(f.json_name) or "Field", taken) for f in struct.fields]
+    types = [_field_type(f) for f in struct.fields]
+    tags = [f'`json:"{f.json_name}{",omitempty" if f.optional else ""}"`' for f in struct.fields]
+    # gofmt's alignment: each column as wide as its widest cell.
+    rows = [f"\t{n}{_pad(n, names)} {t}{_pad(t, types)} {tag}" for n, t, tag in zip(names, types, tags, strict=True)]
     doc = (
         f"// {struct.name} is the payload of {struct.event}."
         if struct.event
@@ -43,8 +49,8 @@ def _struct(struct: Struct) -> str:
     return doc + f"\ntype {struct.name} struct {{\n" + "\n".join(rows) + "\n}"
 
 
-def _field_name(json_name: str, taken: set[str]) -> str:
-    return unique(pascal(json_name) or "Field", taken)
+def _pad(cell: str, column: list[str]) -> str:
+    return " " * (max(map(len, column)) - len(cell))
 
 
 def _field_type(field: Field) -> str:
