@@ -4,7 +4,7 @@ Standard library only: importing it loads nothing of the service (FastAPI, SQLAl
 The FastAPI integration lives in `chargewire.receiver.fastapi` and is imported only when asked for.
 """
 
-from chargewire.receiver.event import Event, MalformedEvent, UnknownEvent, parse_event
+from chargewire.receiver.event import Event, MalformedEvent, UnknownEvent, event_name, parse_event
 from chargewire.receiver.events import EVENT_TYPES, KnownEvent
 from chargewire.receiver.verifier import Verifier
 from chargewire.receiver.verify import (
@@ -26,6 +26,7 @@ __all__ = [
     "Reason",
     "UnknownEvent",
     "Verifier",
+    "event_name",
     "parse_event",
     "verify_notification",
     "verify_webhook_signature",

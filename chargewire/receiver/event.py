@@ -34,6 +34,11 @@ class UnknownEvent:
 Event = KnownEvent | UnknownEvent
 
 
+def event_name(event: Event) -> str:
+    """The notification name of a parsed event, known or not."""
+    return event.notification if isinstance(event, UnknownEvent) else event["notification"]
+
+
 def parse_event(body: bytes | str) -> Event:
     """The typed payload of `body`, or an `UnknownEvent` for a name outside the catalog."""
     try:
