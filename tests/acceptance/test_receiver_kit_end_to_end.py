@@ -17,9 +17,8 @@ import pytest
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
 from chargewire.devtools.receiver_kit.model import event_struct_name
-from tests.conftest import TEST_SECRET_KEY
-from tests.support.processes import cli, running_server, stop_process
-from tests.support.receiver_kit import LANGUAGES, build_receiver
+from tests.support.processes import running_server, stop_process
+from tests.support.receiver_kit import LANGUAGES, build_receiver, prepared_service
 
 # Operational events are chargewire's own and cannot be published; every other catalog event is.
 PUBLISHABLE = {name: t.example for name, t in load_event_types().items() if not t.operational}
@@ -51,15 +50,7 @@ def _records(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_receiver_in_each_language_verifies_and_parses_every_catalog_example(language: str, tmp_path: Path) -> None:
     command = build_receiver(language, tmp_path)
-    env = {
-        "CHARGEWIRE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}",
-        "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
-        "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
-        "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
-        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
-    }
-    cli(env, "db", "upgrade")
-    token = json.loads(cli(env, "tokens", "create", "--name", "kit", "--scope", "admin", "--json").stdout)["token"]
+    env, token = prepared_service(tmp_path)
     port, receiver_port = free_port(), free_port()
     records = tmp_path / "records.jsonl"
     headers = {"Authorization": f"Bearer {token}"}

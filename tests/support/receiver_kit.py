@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import TEST_SECRET_KEY
+from tests.support.processes import cli
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
 LANGUAGES = ("python", "typescript", "go", "java")
@@ -52,3 +56,17 @@ def build_receiver(language: str, workdir: Path) -> list[str]:
         )
         return ["java", "-cp", classpath, "io.chargewire.receiver.examples.ReceiverExample"]
     raise ValueError(f"no example receiver for {language}")
+
+
+def prepared_service(tmp_path: Path) -> tuple[dict[str, str], str]:
+    """Settings for a `chargewire serve` on a fresh SQLite file that may deliver to loopback, and an admin token."""
+    env = {
+        "CHARGEWIRE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}",
+        "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
+        "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
+        "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    cli(env, "db", "upgrade")
+    token = json.loads(cli(env, "tokens", "create", "--name", "kit", "--scope", "admin", "--json").stdout)["token"]
+    return env, str(token)
