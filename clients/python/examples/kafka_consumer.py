@@ -14,6 +14,10 @@ from confluent_kafka import Consumer, Message
 
 from chargewire.receiver import InvalidSignature, UnknownEvent, Verifier, event_name
 
+# A consumer may read a record long after it was produced (lag, a replay from the start of the topic), so the
+# webhook's 5-minute window would refuse good records; the topic's retention bounds the age instead.
+RECORD_TOLERANCE_S = 7 * 24 * 3600
+
 
 def record_headers(message: Message) -> dict[str, str]:
     """The record's headers as text (Kafka gives bytes; a repeated header keeps its last value)."""
@@ -27,6 +31,7 @@ def main() -> None:
     verifier = Verifier(
         signing_secrets=os.environ.get("CHARGEWIRE_SIGNING_SECRETS", "").split(),
         api_token=os.environ.get("CHARGEWIRE_API_TOKEN") or None,
+        tolerance_s=RECORD_TOLERANCE_S,
     )
     consumer = Consumer(
         {

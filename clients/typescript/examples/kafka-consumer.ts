@@ -11,6 +11,9 @@ import { UnknownEvent, Verifier, WebhookVerificationError } from "../src/index.j
 const verifier = new Verifier({
   signingSecrets: (process.env.CHARGEWIRE_SIGNING_SECRETS ?? "").split(/\s+/).filter(Boolean),
   apiToken: process.env.CHARGEWIRE_API_TOKEN || undefined,
+  // A consumer may read a record long after it was produced (lag, a replay from the start of the topic), so the
+  // webhook's 5-minute window would refuse good records; the topic's retention bounds the age instead.
+  toleranceS: 7 * 24 * 3600,
 });
 
 /** kafkajs gives header values as Buffers (or arrays of them); the verifier wants text. */

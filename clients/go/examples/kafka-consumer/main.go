@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"strings"
+	"time"
 
 	chargewire "github.com/chargewire/chargewire/clients/go"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,6 +29,9 @@ func main() {
 	verifier := &chargewire.Verifier{
 		Secrets:  strings.Fields(os.Getenv("CHARGEWIRE_SIGNING_SECRETS")),
 		APIToken: os.Getenv("CHARGEWIRE_API_TOKEN"),
+		// A consumer may read a record long after it was produced (lag, a replay from the start of the topic),
+		// so the webhook's 5-minute window would refuse good records; the topic's retention bounds the age.
+		Tolerance: 7 * 24 * time.Hour,
 	}
 	client, err := kgo.NewClient(
 		kgo.SeedBrokers(strings.Split(getenv("KAFKA_BROKERS", "localhost:9092"), ",")...),

@@ -6,6 +6,7 @@ import io.chargewire.receiver.UnknownEvent;
 import io.chargewire.receiver.Verifier;
 import io.chargewire.receiver.WebhookVerificationException;
 import java.nio.charset.StandardCharsets;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -41,7 +42,10 @@ public final class KafkaConsumerExample {
   public static void main(String[] args) {
     List<String> secrets = Arrays.stream(System.getenv().getOrDefault("CHARGEWIRE_SIGNING_SECRETS", "").split("\\s+"))
         .filter(s -> !s.isEmpty()).toList();
-    Verifier verifier = new Verifier(secrets, System.getenv("CHARGEWIRE_API_TOKEN"));
+    // A consumer may read a record long after it was produced (lag, a replay from the start of the topic), so the
+    // webhook's 5-minute window would refuse good records; the topic's retention bounds the age instead.
+    Verifier verifier =
+        new Verifier(secrets, System.getenv("CHARGEWIRE_API_TOKEN"), Duration.ofDays(7), Clock.systemUTC());
     Properties config = new Properties();
     config.put("bootstrap.servers", System.getenv().getOrDefault("KAFKA_BROKERS", "localhost:9092"));
     config.put("group.id", System.getenv().getOrDefault("KAFKA_GROUP", "chargewire-receiver"));
