@@ -32,8 +32,10 @@ pytest: install test-services
 test: lint typecheck receiver-kit-check test-clients pytest
 
 # The receiver kit (clients/): each language's own toolchain, dependencies from its registry, cached in the
-# default user caches (~/.npm, ~/go/pkg/mod, ~/.m2). The Python client's tests run under `pytest` too.
-test-clients: test-client-python test-client-typescript test-client-go test-client-java
+# default user caches (~/.npm, ~/go/pkg/mod, ~/.m2). `pytest` runs the Python client's tests and the
+# end-to-end test of all four (tests/acceptance/test_receiver_kit_end_to_end.py); test-client-python runs
+# the Python client's alone.
+test-clients: test-client-typescript test-client-go test-client-java
 
 receiver-kit-check: install
 	scripts/generate-receiver-kit --check
