@@ -1,82 +1,92 @@
 package io.chargewire.receiver.examples;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.sun.net.httpserver.HttpServer;
 import io.chargewire.receiver.ChargewireEvent;
+import io.chargewire.receiver.ChargewireWebhookFilter;
 import io.chargewire.receiver.Events;
-import io.chargewire.receiver.MalformedEventException;
 import io.chargewire.receiver.Verifier;
-import io.chargewire.receiver.WebhookVerificationException;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
+import org.eclipse.jetty.ee10.servlet.FilterHolder;
+import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
+import org.eclipse.jetty.ee10.servlet.ServletHolder;
+import org.eclipse.jetty.server.Server;
 
 /**
- * An example webhook receiver on the JDK's own HTTP server, recording every verified event as one JSON line
- * (the receiver kit's end-to-end test reads them). In a servlet container or Spring Boot, register
- * {@link io.chargewire.receiver.ChargewireWebhookFilter} instead of calling the verifier by hand.
+ * An example webhook receiver: {@link ChargewireWebhookFilter} in front of a servlet, in an embedded Jetty
+ * (the same filter registers in any Servlet 6 container or Spring Boot 3). It records every verified event as
+ * one JSON line (the receiver kit's end-to-end test reads them).
  *
  * <pre>CHARGEWIRE_SIGNING_SECRETS=whsec_... CHARGEWIRE_API_TOKEN=cw_... PORT=3000 java ... ReceiverExample</pre>
  */
 public final class ReceiverExample {
-  private static final ObjectMapper JSON = new ObjectMapper();
-
   private ReceiverExample() {}
 
-  public static void main(String[] args) throws IOException {
+  /** The servlet behind the filter: only verified, parsed events reach it. */
+  static final class HooksServlet extends HttpServlet {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final String recordFile;
+
+    HooksServlet(String recordFile) {
+      this.recordFile = recordFile;
+    }
+
+    @Override
+    protected void doPost(HttpServletRequest request, HttpServletResponse response) throws IOException {
+      ChargewireEvent event = (ChargewireEvent) request.getAttribute(ChargewireWebhookFilter.EVENT_ATTRIBUTE);
+      if (event instanceof Events.SessionStartStopNotification session) {
+        System.out.println("session " + session.sessionId() + " stopped at meter " + session.meterStop());
+      }
+      record(event, request.getHeader("webhook-id"));
+      response.setStatus(204); // answer fast; slow work belongs in a queue after this
+    }
+
+    private synchronized void record(ChargewireEvent event, String webhookId) throws IOException {
+      if (recordFile == null) {
+        return;
+      }
+      Map<String, String> line = Map.of(
+          "notification", event.notification(), "type", event.getClass().getSimpleName(), "webhookId", webhookId);
+      Files.writeString(Path.of(recordFile), JSON.writeValueAsString(line) + "\n", StandardCharsets.UTF_8,
+          StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+    }
+  }
+
+  /** Answers 200 once the server runs. */
+  static final class HealthServlet extends HttpServlet {
+    @Override
+    protected void doGet(HttpServletRequest request, HttpServletResponse response) {
+      response.setStatus(200);
+    }
+  }
+
+  public static void main(String[] args) throws Exception {
     String secrets = System.getenv().getOrDefault("CHARGEWIRE_SIGNING_SECRETS", "");
     List<String> secretList = Arrays.stream(secrets.trim().split("\\s+")).filter(s -> !s.isEmpty()).toList();
     Verifier verifier = new Verifier(secretList, System.getenv("CHARGEWIRE_API_TOKEN"));
-    String recordFile = System.getenv("RECEIVER_RECORD_FILE");
     int port = Integer.parseInt(System.getenv().getOrDefault("PORT", "3000"));
-    HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 0);
-    server.createContext("/health", exchange -> {
-      exchange.sendResponseHeaders(200, -1);
-      exchange.close();
-    });
-    server.createContext("/hooks", exchange -> {
-      byte[] body;
-      try (InputStream input = exchange.getRequestBody()) {
-        body = input.readAllBytes();
-      }
-      int status;
-      try {
-        ChargewireEvent event = verifier.verifyEvent(
-            body, name -> Optional.ofNullable(exchange.getRequestHeaders().getFirst(name)));
-        if (event instanceof Events.SessionStartStopNotification session) {
-          System.out.println("session " + session.sessionId() + " stopped at meter " + session.meterStop());
-        }
-        record(recordFile, event, exchange.getRequestHeaders().getFirst("webhook-id"));
-        status = 204; // answer fast; slow work belongs in a queue after this
-      } catch (WebhookVerificationException refused) {
-        status = 401;
-      } catch (MalformedEventException malformed) {
-        status = 400;
-      }
-      exchange.sendResponseHeaders(status, -1);
-      exchange.close();
-    });
+
+    ServletContextHandler context = new ServletContextHandler();
+    context.addFilter(
+        new FilterHolder(new ChargewireWebhookFilter(verifier)), "/hooks", EnumSet.of(DispatcherType.REQUEST));
+    context.addServlet(new ServletHolder(new HooksServlet(System.getenv("RECEIVER_RECORD_FILE"))), "/hooks");
+    context.addServlet(new ServletHolder(new HealthServlet()), "/health");
+    Server server = new Server(new InetSocketAddress("127.0.0.1", port));
+    server.setHandler(context);
     server.start();
     System.out.println("listening on http://127.0.0.1:" + port + "/hooks");
+    server.join();
   }
-
-  private static synchronized void record(String recordFile, ChargewireEvent event, String webhookId)
-      throws IOException {
-    if (recordFile == null) {
-      return;
-    }
-    Map<String, String> line = Map.of(
-        "notification", event.notification(), "type", event.getClass().getSimpleName(), "webhookId", webhookId);
-    Files.writeString(Path.of(recordFile), JSON.writeValueAsString(line) + "\n", StandardCharsets.UTF_8,
-        StandardOpenOption.CREATE, StandardOpenOption.APPEND);
-  }
-
 }
