@@ -6,6 +6,7 @@ The FastAPI integration lives in `chargewire.receiver.fastapi` and is imported o
 
 from chargewire.receiver.event import Event, MalformedEvent, UnknownEvent, event_name, parse_event
 from chargewire.receiver.events import EVENT_TYPES, KnownEvent
+from chargewire.receiver.kafka import record_headers
 from chargewire.receiver.verifier import Verifier
 from chargewire.receiver.verify import (
     DEFAULT_TOLERANCE_S,
@@ -28,6 +29,7 @@ __all__ = [
     "Verifier",
     "event_name",
     "parse_event",
+    "record_headers",
     "verify_notification",
     "verify_webhook_signature",
     "verify_x_signature",

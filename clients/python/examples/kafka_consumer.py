@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import os
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer
 
-from chargewire.receiver import InvalidSignature, UnknownEvent, Verifier, event_name
+from chargewire.receiver import InvalidSignature, UnknownEvent, Verifier, event_name, record_headers
 
 # A consumer may read a record long after it was produced (lag, a replay from the start of the topic), so the
 # webhook's 5-minute window would refuse good records; the topic's retention bounds the age instead.
 RECORD_TOLERANCE_S = 7 * 24 * 3600
-
-
-def record_headers(message: Message) -> dict[str, str]:
-    """The record's headers as text (Kafka gives bytes; a repeated header keeps its last value)."""
-    headers = message.headers() or []
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return {name: value.decode() if isinstance(value, bytes) else value or "" for name, value in pairs}
 
 
 def main() -> None:
@@ -47,7 +40,7 @@ def main() -> None:
             if message is None or message.error():
                 continue
             try:
-                event = verifier.verify_event(message.value() or b"", record_headers(message))
+                event = verifier.verify_event(message.value() or b"", record_headers(message.headers()))
             except InvalidSignature as refused:
                 # Not from chargewire, or changed on the way: log it, never act on it.
                 print(f"refused record at offset {message.offset()}: {refused.reason}")
