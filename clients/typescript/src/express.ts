@@ -12,6 +12,7 @@ export const MAX_BODY_BYTES = 5 * 1024 * 1024;
 async function rawBody(req: Request): Promise<Buffer> {
   // express.raw() may have read it already.
   if (Buffer.isBuffer(req.body)) return req.body;
+  if (req.readableEnded) throw new Error("the body was already read: mount chargewireWebhook before express.json()");
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {

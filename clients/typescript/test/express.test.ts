@@ -32,3 +32,24 @@ test("the Express middleware hands the verified event on and refuses a tampered 
     server.close();
   }
 });
+
+test("the Express middleware says so when a JSON parser read the body first", async () => {
+  const failures: string[] = [];
+  const app = express();
+  app.use(express.json({ type: "*/*" }));
+  app.post("/hooks", chargewireWebhook(new Verifier({ signingSecrets: ["whsec_AAAA"] })), (_req, res) => res.end());
+  app.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    failures.push(error.message);
+    res.status(500).end();
+  });
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    const answer = await fetch(url, { method: "POST", body: '{"notification":"x"}' });
+    assert.equal(answer.status, 500);
+    assert.match(failures[0], /before express\.json\(\)/);
+  } finally {
+    server.close();
+  }
+});
