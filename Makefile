@@ -51,7 +51,7 @@ test-client-go:
 	cd clients/go/examples/kafka-consumer && go mod download && go vet ./...
 
 test-client-java:
-	cd clients/java && bash -o pipefail -c "mvn -B -ntp -Dstyle.color=never test | grep -E 'Tests run:|BUILD|ERROR|FAIL'"
+	cd clients/java && bash -o pipefail -c "mvn -B -ntp -Dstyle.color=never test | sed 's/\x1b\[[0-9;]*m//g' | grep -E 'Tests run:|BUILD|ERROR|FAIL'"
 
 screenshots: install test-services
 	CHARGEWIRE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/integration/backoffice -q
