@@ -11,7 +11,7 @@ func TestKnownNameParsesIntoItsStruct(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, ok := event.(*NetworkStatusNotification)
-	if !ok || status.ChargePointId != 1042 || status.EventName() != "NetworkStatusNotification" {
+	if !ok || status.ChargePointID != 1042 || status.EventName() != "NetworkStatusNotification" {
 		t.Fatalf("got %#v", event)
 	}
 }

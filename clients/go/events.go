@@ -5,7 +5,7 @@ package chargewire
 // BootNotification is the payload of BootNotification.
 type BootNotification struct {
 	Notification     *string                           `json:"notification,omitempty"`
-	ChargePointId    *int64                            `json:"chargePointId,omitempty"`
+	ChargePointID    *int64                            `json:"chargePointId,omitempty"`
 	Timestamp        *string                           `json:"timestamp,omitempty"`
 	BootNotification *BootNotificationBootNotification `json:"bootNotification,omitempty"`
 }
@@ -44,7 +44,7 @@ func (*ChargePointChangedNotification) EventName() string {
 
 // ChargePointChangedNotificationChargePoint is part of a payload.
 type ChargePointChangedNotificationChargePoint struct {
-	Id                               int64                                                          `json:"id"`
+	ID                               int64                                                          `json:"id"`
 	ChargingProfile                  *ChargePointChangedNotificationChargePointChargingProfile      `json:"chargingProfile,omitempty"`
 	Evses                            []ChargePointChangedNotificationChargePointEvsesItem           `json:"evses"`
 	LastBootNotification             *ChargePointChangedNotificationChargePointLastBootNotification `json:"lastBootNotification,omitempty"`
@@ -53,32 +53,32 @@ type ChargePointChangedNotificationChargePoint struct {
 	CurrentSecurityProfile           *int64                                                         `json:"currentSecurityProfile,omitempty"`
 	HardwareEnabledSecurityProfile   *int64                                                         `json:"hardwareEnabledSecurityProfile,omitempty"`
 	DesiredSecurityProfileStatus     *string                                                        `json:"desiredSecurityProfileStatus,omitempty"`
-	RoamingOperatorId                *int64                                                         `json:"roamingOperatorId,omitempty"`
+	RoamingOperatorID                *int64                                                         `json:"roamingOperatorId,omitempty"`
 	AutoFaultRecovery                *bool                                                          `json:"autoFaultRecovery,omitempty"`
-	ExternalId                       *string                                                        `json:"externalId,omitempty"`
+	ExternalID                       *string                                                        `json:"externalId,omitempty"`
 	DisplayTariffsAndCosts           *bool                                                          `json:"displayTariffsAndCosts,omitempty"`
 	LastUpdatedAt                    *string                                                        `json:"lastUpdatedAt,omitempty"`
 	CreatedAt                        *string                                                        `json:"createdAt,omitempty"`
 	FirstConnection                  *string                                                        `json:"firstConnection,omitempty"`
-	OwnerUserId                      *int64                                                         `json:"ownerUserId,omitempty"`
+	OwnerUserID                      *int64                                                         `json:"ownerUserId,omitempty"`
 	VendorErrorCode                  *string                                                        `json:"vendorErrorCode,omitempty"`
 	Tags                             []string                                                       `json:"tags,omitempty"`
 	UptimeTrackingEnabled            *bool                                                          `json:"uptimeTrackingEnabled,omitempty"`
 	UptimeTrackingActivatedAt        *string                                                        `json:"uptimeTrackingActivatedAt,omitempty"`
 	Name                             *string                                                        `json:"name,omitempty"`
-	NetworkId                        *string                                                        `json:"networkId,omitempty"`
+	NetworkID                        *string                                                        `json:"networkId,omitempty"`
 	NetworkProtocol                  string                                                         `json:"networkProtocol"`
 	NetworkPassword                  *string                                                        `json:"networkPassword,omitempty"`
-	NetworkIp                        *string                                                        `json:"networkIp,omitempty"`
+	NetworkIP                        *string                                                        `json:"networkIp,omitempty"`
 	NetworkPort                      *string                                                        `json:"networkPort,omitempty"`
 	Status                           *string                                                        `json:"status,omitempty"`
 	PlugAndCharge                    *bool                                                          `json:"plugAndCharge,omitempty"`
-	LocationId                       *int64                                                         `json:"locationId,omitempty"`
+	LocationID                       *int64                                                         `json:"locationId,omitempty"`
 	Pin                              *string                                                        `json:"pin,omitempty"`
 	AccessType                       string                                                         `json:"accessType"`
 	DesiredSecurityProfile           *int64                                                         `json:"desiredSecurityProfile,omitempty"`
-	OwnerPartnerId                   *int64                                                         `json:"ownerPartnerId,omitempty"`
-	OwnerPartnerContractId           *int64                                                         `json:"ownerPartnerContractId,omitempty"`
+	OwnerPartnerID                   *int64                                                         `json:"ownerPartnerId,omitempty"`
+	OwnerPartnerContractID           *int64                                                         `json:"ownerPartnerContractId,omitempty"`
 	PartnerCorporateBillingAsDefault *bool                                                          `json:"partnerCorporateBillingAsDefault,omitempty"`
 	PartnerAccessType                *string                                                        `json:"partnerAccessType,omitempty"`
 	Capabilities                     []string                                                       `json:"capabilities,omitempty"`
@@ -89,7 +89,7 @@ type ChargePointChangedNotificationChargePoint struct {
 
 // ChargePointChangedNotificationChargePointChargingProfile is part of a payload.
 type ChargePointChangedNotificationChargePointChargingProfile struct {
-	Id                  *int64                                                                        `json:"id,omitempty"`
+	ID                  *int64                                                                        `json:"id,omitempty"`
 	MinChargingRate     *float64                                                                      `json:"min_charging_rate,omitempty"`
 	SchedulePeriods     []ChargePointChangedNotificationChargePointChargingProfileSchedulePeriodsItem `json:"schedule_periods,omitempty"`
 	ScheduleStart       *string                                                                       `json:"schedule_start,omitempty"`
@@ -114,7 +114,7 @@ type ChargePointChangedNotificationChargePointChargingProfileSchedulePeriodsItem
 // ChargePointChangedNotificationChargePointEvsesItem is part of a payload.
 type ChargePointChangedNotificationChargePointEvsesItem struct {
 	HardwareStatus *string `json:"hardwareStatus,omitempty"`
-	Id             *int64  `json:"id,omitempty"`
+	ID             *int64  `json:"id,omitempty"`
 }
 
 // ChargePointChangedNotificationChargePointLastBootNotification is part of a payload.
@@ -134,8 +134,8 @@ type ChargePointChangedNotificationChargePointLastBootNotification struct {
 // ChargePointSyncConfigurationNotification is the payload of ChargePointSyncConfigurationNotification.
 type ChargePointSyncConfigurationNotification struct {
 	Notification  *string                                                     `json:"notification,omitempty"`
-	ChargePointId int64                                                       `json:"chargePointId"`
-	RequestId     *int64                                                      `json:"requestId,omitempty"`
+	ChargePointID int64                                                       `json:"chargePointId"`
+	RequestID     *int64                                                      `json:"requestId,omitempty"`
 	Configuration []ChargePointSyncConfigurationNotificationConfigurationItem `json:"configuration,omitempty"`
 	Error         *string                                                     `json:"error,omitempty"`
 }
@@ -158,7 +158,7 @@ type ChargePointSyncConfigurationNotificationConfigurationItem struct {
 // CircuitConsumptionNotification is the payload of CircuitConsumptionNotification.
 type CircuitConsumptionNotification struct {
 	Notification          *string                                                `json:"notification,omitempty"`
-	CircuitId             *int64                                                 `json:"circuitId,omitempty"`
+	CircuitID             *int64                                                 `json:"circuitId,omitempty"`
 	MaxCurrent            *float64                                               `json:"maxCurrent,omitempty"`
 	MinChargePointCurrent *float64                                               `json:"minChargePointCurrent,omitempty"`
 	CurrentConsumption    []CircuitConsumptionNotificationCurrentConsumptionItem `json:"currentConsumption,omitempty"`
@@ -179,7 +179,7 @@ type CircuitConsumptionNotificationCurrentConsumptionItem struct {
 // CircuitChangedEvent is the payload of circuit.changed.
 type CircuitChangedEvent struct {
 	Notification  string `json:"notification"`
-	CircuitId     int64  `json:"circuitId"`
+	CircuitID     int64  `json:"circuitId"`
 	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
@@ -192,8 +192,8 @@ func (*CircuitChangedEvent) EventName() string {
 // DiagnosticsStatusNotification is the payload of DiagnosticsStatusNotification.
 type DiagnosticsStatusNotification struct {
 	Notification  string `json:"notification"`
-	ChargePointId int64  `json:"chargePointId"`
-	RequestId     int64  `json:"requestId"`
+	ChargePointID int64  `json:"chargePointId"`
+	RequestID     int64  `json:"requestId"`
 	Status        string `json:"status"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
@@ -206,13 +206,13 @@ func (*DiagnosticsStatusNotification) EventName() string {
 // HardwareStatusNotification is the payload of HardwareStatusNotification.
 type HardwareStatusNotification struct {
 	Notification    string  `json:"notification"`
-	ChargePointId   int64   `json:"chargePointId"`
-	EvseId          *int64  `json:"evseId,omitempty"`
+	ChargePointID   int64   `json:"chargePointId"`
+	EvseID          *int64  `json:"evseId,omitempty"`
 	Timestamp       string  `json:"timestamp"`
 	HardwareStatus  *string `json:"hardwareStatus,omitempty"`
 	ErrorCode       *string `json:"errorCode,omitempty"`
 	Info            *string `json:"info,omitempty"`
-	VendorId        *string `json:"vendorId,omitempty"`
+	VendorID        *string `json:"vendorId,omitempty"`
 	VendorErrorCode *string `json:"vendorErrorCode,omitempty"`
 }
 
@@ -236,7 +236,7 @@ func (*LocationChangedNotification) EventName() string {
 
 // LocationChangedNotificationLocation is part of a payload.
 type LocationChangedNotificationLocation struct {
-	Id                    *int64                                            `json:"id,omitempty"`
+	ID                    *int64                                            `json:"id,omitempty"`
 	PublicChargePoints    *int64                                            `json:"public_charge_points,omitempty"`
 	PublicChargePointsIds []int64                                           `json:"public_charge_points_ids,omitempty"`
 	Name                  any                                               `json:"name,omitempty"`
@@ -250,7 +250,7 @@ type LocationChangedNotificationLocation struct {
 	Region                any                                               `json:"region,omitempty"`
 	City                  *string                                           `json:"city,omitempty"`
 	Country               *string                                           `json:"country,omitempty"`
-	ExternalId            *string                                           `json:"external_id,omitempty"`
+	ExternalID            *string                                           `json:"external_id,omitempty"`
 	Timezone              *string                                           `json:"timezone,omitempty"`
 	LocationImage         *LocationChangedNotificationLocationLocationImage `json:"location_image,omitempty"`
 	Images                []LocationChangedNotificationLocationImagesItem   `json:"images,omitempty"`
@@ -342,7 +342,7 @@ type LocationChangedNotificationLocationWorkingHoursHoursSundayItem struct {
 // NetworkStatusNotification is the payload of NetworkStatusNotification.
 type NetworkStatusNotification struct {
 	Notification  string `json:"notification"`
-	ChargePointId int64  `json:"chargePointId"`
+	ChargePointID int64  `json:"chargePointId"`
 	Timestamp     string `json:"timestamp"`
 	NetworkStatus string `json:"networkStatus"`
 }
@@ -355,7 +355,7 @@ func (*NetworkStatusNotification) EventName() string {
 // SecurityEventNotification is the payload of SecurityEventNotification.
 type SecurityEventNotification struct {
 	Notification  string  `json:"notification"`
-	ChargePointId int64   `json:"chargePointId"`
+	ChargePointID int64   `json:"chargePointId"`
 	Type          string  `json:"type"`
 	Timestamp     string  `json:"timestamp"`
 	TechInfo      *string `json:"techInfo,omitempty"`
@@ -370,10 +370,10 @@ func (*SecurityEventNotification) EventName() string {
 // SessionMeterValuesNotification is the payload of SessionMeterValuesNotification.
 type SessionMeterValuesNotification struct {
 	Notification      string                                          `json:"notification"`
-	ChargePointId     int64                                           `json:"chargePointId"`
-	EvseId            int64                                           `json:"evseId"`
-	SessionId         int64                                           `json:"sessionId"`
-	ExternalSessionId *string                                         `json:"externalSessionId,omitempty"`
+	ChargePointID     int64                                           `json:"chargePointId"`
+	EvseID            int64                                           `json:"evseId"`
+	SessionID         int64                                           `json:"sessionId"`
+	ExternalSessionID *string                                         `json:"externalSessionId,omitempty"`
 	MeterValues       []SessionMeterValuesNotificationMeterValuesItem `json:"meterValues,omitempty"`
 }
 
@@ -393,17 +393,17 @@ type SessionMeterValuesNotificationMeterValuesItem struct {
 // SessionStartStopNotification is the payload of SessionStartStopNotification.
 type SessionStartStopNotification struct {
 	Notification       string   `json:"notification"`
-	ChargePointId      int64    `json:"chargePointId"`
-	EvseId             int64    `json:"evseId"`
+	ChargePointID      int64    `json:"chargePointId"`
+	EvseID             int64    `json:"evseId"`
 	Action             *string  `json:"action,omitempty"`
-	SessionId          int64    `json:"sessionId"`
-	IdTag              *string  `json:"idTag,omitempty"`
+	SessionID          int64    `json:"sessionId"`
+	IDTag              *string  `json:"idTag,omitempty"`
 	StartedAtTimestamp string   `json:"startedAtTimestamp"`
 	StoppedAtTimestamp *string  `json:"stoppedAtTimestamp,omitempty"`
 	EnergyConsumed     *float64 `json:"energyConsumed,omitempty"`
 	Reason             *string  `json:"reason,omitempty"`
-	UserId             *int64   `json:"userId,omitempty"`
-	ExternalSessionId  *string  `json:"externalSessionId,omitempty"`
+	UserID             *int64   `json:"userId,omitempty"`
+	ExternalSessionID  *string  `json:"externalSessionId,omitempty"`
 	MeterStart         int64    `json:"meterStart"`
 	MeterStop          int64    `json:"meterStop"`
 	LastUpdatedAt      string   `json:"lastUpdatedAt"`
@@ -428,14 +428,14 @@ func (*SessionUpdateNotification) EventName() string {
 
 // SessionUpdateNotificationSession is part of a payload.
 type SessionUpdateNotificationSession struct {
-	Id                            string                                                              `json:"id"`
-	ChargePointId                 int64                                                               `json:"chargePointId"`
-	EvseId                        int64                                                               `json:"evseId"`
-	ConnectorId                   *int64                                                              `json:"connectorId,omitempty"`
+	ID                            string                                                              `json:"id"`
+	ChargePointID                 int64                                                               `json:"chargePointId"`
+	EvseID                        int64                                                               `json:"evseId"`
+	ConnectorID                   *int64                                                              `json:"connectorId,omitempty"`
 	Status                        string                                                              `json:"status"`
 	Reason                        *string                                                             `json:"reason,omitempty"`
-	UserId                        *int64                                                              `json:"userId,omitempty"`
-	BookingId                     *int64                                                              `json:"bookingId,omitempty"`
+	UserID                        *int64                                                              `json:"userId,omitempty"`
+	BookingID                     *int64                                                              `json:"bookingId,omitempty"`
 	StartedAt                     string                                                              `json:"startedAt"`
 	StoppedAt                     *string                                                             `json:"stoppedAt,omitempty"`
 	Energy                        float64                                                             `json:"energy"`
@@ -446,30 +446,30 @@ type SessionUpdateNotificationSession struct {
 	Tax                           *SessionUpdateNotificationSessionTax                                `json:"tax,omitempty"`
 	Currency                      *string                                                             `json:"currency,omitempty"`
 	PaymentType                   *string                                                             `json:"paymentType,omitempty"`
-	PaymentMethodId               *string                                                             `json:"paymentMethodId,omitempty"`
-	TerminalId                    *int64                                                              `json:"terminalId,omitempty"`
+	PaymentMethodID               *string                                                             `json:"paymentMethodId,omitempty"`
+	TerminalID                    *int64                                                              `json:"terminalId,omitempty"`
 	NonBillableEnergy             *float64                                                            `json:"nonBillableEnergy,omitempty"`
 	PaymentStatus                 *string                                                             `json:"paymentStatus,omitempty"`
-	AuthorizationId               *int64                                                              `json:"authorizationId,omitempty"`
-	IdTag                         *string                                                             `json:"idTag,omitempty"`
-	IdTagLabel                    *string                                                             `json:"idTagLabel,omitempty"`
-	ExtendingSessionId            *int64                                                              `json:"extendingSessionId,omitempty"`
-	OriginalSessionId             *int64                                                              `json:"originalSessionId,omitempty"`
-	ExtendedBySessionId           *int64                                                              `json:"extendedBySessionId,omitempty"`
+	AuthorizationID               *int64                                                              `json:"authorizationId,omitempty"`
+	IDTag                         *string                                                             `json:"idTag,omitempty"`
+	IDTagLabel                    *string                                                             `json:"idTagLabel,omitempty"`
+	ExtendingSessionID            *int64                                                              `json:"extendingSessionId,omitempty"`
+	OriginalSessionID             *int64                                                              `json:"originalSessionId,omitempty"`
+	ExtendedBySessionID           *int64                                                              `json:"extendedBySessionId,omitempty"`
 	ReimbursementEligibility      *bool                                                               `json:"reimbursementEligibility,omitempty"`
-	ExternalSessionId             *string                                                             `json:"externalSessionId,omitempty"`
+	ExternalSessionID             *string                                                             `json:"externalSessionId,omitempty"`
 	Authorization                 *SessionUpdateNotificationSessionAuthorization                      `json:"authorization,omitempty"`
 	ChargingPeriods               []SessionUpdateNotificationSessionChargingPeriodsItem               `json:"chargingPeriods,omitempty"`
 	PriceBreakdown                []SessionUpdateNotificationSessionPriceBreakdownItem                `json:"priceBreakdown,omitempty"`
-	TariffSnapshotId              *int64                                                              `json:"tariffSnapshotId,omitempty"`
+	TariffSnapshotID              *int64                                                              `json:"tariffSnapshotId,omitempty"`
 	ElectricityCost               *float64                                                            `json:"electricityCost,omitempty"`
 	EvsePhysicalReference         *string                                                             `json:"evsePhysicalReference,omitempty"`
 	PaymentStatusUpdatedAt        *string                                                             `json:"paymentStatusUpdatedAt,omitempty"`
-	ChargePointOperatorRoamingId  *string                                                             `json:"chargePointOperatorRoamingId,omitempty"`
+	ChargePointOperatorRoamingID  *string                                                             `json:"chargePointOperatorRoamingId,omitempty"`
 	Roaming                       *SessionUpdateNotificationSessionRoaming                            `json:"roaming,omitempty"`
 	LastUpdatedAt                 *string                                                             `json:"lastUpdatedAt,omitempty"`
 	RandomisedDelay               *int64                                                              `json:"randomisedDelay,omitempty"`
-	ReceiptId                     *int64                                                              `json:"receiptId,omitempty"`
+	ReceiptID                     *int64                                                              `json:"receiptId,omitempty"`
 	ExternalAppData               any                                                                 `json:"externalAppData,omitempty"`
 	ClockAlignedEnergyConsumption []SessionUpdateNotificationSessionClockAlignedEnergyConsumptionItem `json:"clockAlignedEnergyConsumption,omitempty"`
 	EnergyConsumption             SessionUpdateNotificationSessionEnergyConsumption                   `json:"energyConsumption"`
@@ -486,28 +486,28 @@ type SessionUpdateNotificationSessionTotalAmount struct {
 
 // SessionUpdateNotificationSessionTax is part of a payload.
 type SessionUpdateNotificationSessionTax struct {
-	TaxId         *int64   `json:"taxId,omitempty"`
+	TaxID         *int64   `json:"taxId,omitempty"`
 	TaxPercentage *float64 `json:"taxPercentage,omitempty"`
 }
 
 // SessionUpdateNotificationSessionAuthorization is part of a payload.
 type SessionUpdateNotificationSessionAuthorization struct {
-	Id              int64                                                 `json:"id"`
+	ID              int64                                                 `json:"id"`
 	Method          string                                                `json:"method"`
 	Source          string                                                `json:"source"`
 	CreatedAt       string                                                `json:"createdAt"`
 	Status          string                                                `json:"status"`
 	RejectionReason *string                                               `json:"rejectionReason,omitempty"`
-	UserId          *int64                                                `json:"userId,omitempty"`
-	RfidTagUid      *string                                               `json:"rfidTagUid,omitempty"`
+	UserID          *int64                                                `json:"userId,omitempty"`
+	RfidTagUID      *string                                               `json:"rfidTagUid,omitempty"`
 	Roaming         *SessionUpdateNotificationSessionAuthorizationRoaming `json:"roaming,omitempty"`
 	LastUpdatedAt   *string                                               `json:"lastUpdatedAt,omitempty"`
 }
 
 // SessionUpdateNotificationSessionAuthorizationRoaming is part of a payload.
 type SessionUpdateNotificationSessionAuthorizationRoaming struct {
-	PlatformId     *int64  `json:"platformId,omitempty"`
-	PlatformRoleId *int64  `json:"platformRoleId,omitempty"`
+	PlatformID     *int64  `json:"platformId,omitempty"`
+	PlatformRoleID *int64  `json:"platformRoleId,omitempty"`
 	PlatformRole   *string `json:"platformRole,omitempty"`
 	Reference      *string `json:"reference,omitempty"`
 	Client         *string `json:"client,omitempty"`
@@ -515,7 +515,7 @@ type SessionUpdateNotificationSessionAuthorizationRoaming struct {
 
 // SessionUpdateNotificationSessionChargingPeriodsItem is part of a payload.
 type SessionUpdateNotificationSessionChargingPeriodsItem struct {
-	Id             int64                                                                   `json:"id"`
+	ID             int64                                                                   `json:"id"`
 	Energy         int64                                                                   `json:"energy"`
 	StartedAt      string                                                                  `json:"startedAt"`
 	StoppedAt      *string                                                                 `json:"stoppedAt,omitempty"`
@@ -591,8 +591,8 @@ type SessionUpdateNotificationSessionPriceBreakdownItemPrice struct {
 // SessionUpdateNotificationSessionRoaming is part of a payload.
 type SessionUpdateNotificationSessionRoaming struct {
 	CdrIds               []int64 `json:"cdrIds,omitempty"`
-	SessionId            *string `json:"sessionId,omitempty"`
-	RoamingOperatorCpoId *int64  `json:"roamingOperatorCpoId,omitempty"`
+	SessionID            *string `json:"sessionId,omitempty"`
+	RoamingOperatorCpoID *int64  `json:"roamingOperatorCpoId,omitempty"`
 	CpoLastUpdatedAt     *string `json:"cpoLastUpdatedAt,omitempty"`
 }
 
@@ -647,7 +647,7 @@ func (*UserChangedNotification) EventName() string {
 
 // UserChangedNotificationUser is part of a payload.
 type UserChangedNotificationUser struct {
-	Id                       *string                                         `json:"id,omitempty"`
+	ID                       *string                                         `json:"id,omitempty"`
 	Email                    *string                                         `json:"email,omitempty"`
 	EmailVerified            *string                                         `json:"emailVerified,omitempty"`
 	RequirePasswordReset     *bool                                           `json:"requirePasswordReset,omitempty"`
@@ -661,13 +661,13 @@ type UserChangedNotificationUser struct {
 	PostCode                 *string                                         `json:"postCode,omitempty"`
 	Address                  *string                                         `json:"address,omitempty"`
 	VehicleNo                *string                                         `json:"vehicleNo,omitempty"`
-	PersonalId               *string                                         `json:"personalId,omitempty"`
+	PersonalID               *string                                         `json:"personalId,omitempty"`
 	Locale                   *string                                         `json:"locale,omitempty"`
 	Balance                  *float64                                        `json:"balance,omitempty"`
 	Status                   *string                                         `json:"status,omitempty"`
 	UserGroupIds             []int64                                         `json:"userGroupIds,omitempty"`
-	ExternalId               *string                                         `json:"externalId,omitempty"`
-	SubscriptionId           *int64                                          `json:"subscriptionId,omitempty"`
+	ExternalID               *string                                         `json:"externalId,omitempty"`
+	SubscriptionID           *int64                                          `json:"subscriptionId,omitempty"`
 	Options                  *UserChangedNotificationUserOptions             `json:"options,omitempty"`
 	Password                 *string                                         `json:"password,omitempty"`
 	LastUpdatedAt            *string                                         `json:"lastUpdatedAt,omitempty"`
@@ -686,17 +686,17 @@ type UserChangedNotificationUserOptions struct {
 
 // UserChangedNotificationUserPartnerInvitesItem is part of a payload.
 type UserChangedNotificationUserPartnerInvitesItem struct {
-	Id            int64                                                 `json:"id"`
-	PartnerId     int64                                                 `json:"partnerId"`
+	ID            int64                                                 `json:"id"`
+	PartnerID     int64                                                 `json:"partnerId"`
 	SendViaEmail  *bool                                                 `json:"sendViaEmail,omitempty"`
 	Email         *string                                               `json:"email,omitempty"`
 	Language      *string                                               `json:"language,omitempty"`
-	AcceptUrl     *string                                               `json:"acceptUrl,omitempty"`
+	AcceptURL     *string                                               `json:"acceptUrl,omitempty"`
 	Options       *UserChangedNotificationUserPartnerInvitesItemOptions `json:"options,omitempty"`
 	Status        string                                                `json:"status"`
 	CreatedAt     string                                                `json:"createdAt"`
 	AcceptedAt    *string                                               `json:"acceptedAt,omitempty"`
-	UserId        *int64                                                `json:"userId,omitempty"`
+	UserID        *int64                                                `json:"userId,omitempty"`
 	LastUpdatedAt *string                                               `json:"lastUpdatedAt,omitempty"`
 }
 
@@ -720,7 +720,7 @@ type UserChangedNotificationUserBankDetails struct {
 // UserInvoiceDetailsChangedEvent is the payload of user.invoiceDetails.changed.
 type UserInvoiceDetailsChangedEvent struct {
 	Notification  string `json:"notification"`
-	UserId        int64  `json:"userId"`
+	UserID        int64  `json:"userId"`
 	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
@@ -733,10 +733,10 @@ func (*UserInvoiceDetailsChangedEvent) EventName() string {
 // PartnerChangedEvent is the payload of partner.changed.
 type PartnerChangedEvent struct {
 	Notification  string  `json:"notification"`
-	PartnerId     int64   `json:"partnerId"`
+	PartnerID     int64   `json:"partnerId"`
 	Action        string  `json:"action"`
 	LastUpdatedAt string  `json:"lastUpdatedAt"`
-	ExternalId    *string `json:"externalId,omitempty"`
+	ExternalID    *string `json:"externalId,omitempty"`
 	CompanyName   *string `json:"companyName,omitempty"`
 	BusinessName  *string `json:"businessName,omitempty"`
 	RegNo         *string `json:"regNo,omitempty"`
@@ -752,10 +752,10 @@ func (*PartnerChangedEvent) EventName() string {
 // AuthorizationChangedEvent is the payload of authorization.changed.
 type AuthorizationChangedEvent struct {
 	Notification    string  `json:"notification"`
-	AuthorizationId int64   `json:"authorizationId"`
+	AuthorizationID int64   `json:"authorizationId"`
 	Action          string  `json:"action"`
-	ChargePointId   *int64  `json:"chargePointId,omitempty"`
-	IdTag           *string `json:"idTag,omitempty"`
+	ChargePointID   *int64  `json:"chargePointId,omitempty"`
+	IDTag           *string `json:"idTag,omitempty"`
 	Status          string  `json:"status"`
 	LastUpdatedAt   string  `json:"lastUpdatedAt"`
 }
@@ -780,7 +780,7 @@ func (*SubOperatorChangedNotification) EventName() string {
 
 // SubOperatorChangedNotificationSubOperator is part of a payload.
 type SubOperatorChangedNotificationSubOperator struct {
-	Id *int64 `json:"id,omitempty"`
+	ID *int64 `json:"id,omitempty"`
 }
 
 // TariffChangedNotification is the payload of TariffChangedNotification.
@@ -798,12 +798,12 @@ func (*TariffChangedNotification) EventName() string {
 
 // TariffChangedNotificationTariff is part of a payload.
 type TariffChangedNotificationTariff struct {
-	Id                    int64                                        `json:"id"`
+	ID                    int64                                        `json:"id"`
 	Name                  string                                       `json:"name"`
 	Type                  string                                       `json:"type"`
 	Description           any                                          `json:"description,omitempty"`
 	AdditionalInformation any                                          `json:"additionalInformation,omitempty"`
-	LearnMoreUrl          any                                          `json:"learnMoreUrl,omitempty"`
+	LearnMoreURL          any                                          `json:"learnMoreUrl,omitempty"`
 	DayTariffStart        *string                                      `json:"dayTariffStart,omitempty"`
 	NightTariffStart      *string                                      `json:"nightTariffStart,omitempty"`
 	Pricing               *TariffChangedNotificationTariffPricing      `json:"pricing,omitempty"`
@@ -813,8 +813,8 @@ type TariffChangedNotificationTariff struct {
 	Partner               *TariffChangedNotificationTariffPartner      `json:"partner,omitempty"`
 	LastUpdatedAt         *string                                      `json:"lastUpdatedAt,omitempty"`
 	Display               *TariffChangedNotificationTariffDisplay      `json:"display,omitempty"`
-	IntegrationId         *int64                                       `json:"integrationId,omitempty"`
-	ExternalId            *string                                      `json:"externalId,omitempty"`
+	IntegrationID         *int64                                       `json:"integrationId,omitempty"`
+	ExternalID            *string                                      `json:"externalId,omitempty"`
 }
 
 // TariffChangedNotificationTariffPricing is part of a payload.
@@ -844,7 +844,7 @@ type TariffChangedNotificationTariffPricing struct {
 	PreAuthorizeAmount                  *float64                                                           `json:"preAuthorizeAmount,omitempty"`
 	TaxID                               *int64                                                             `json:"taxID,omitempty"`
 	ChargePointElectricityRate          *bool                                                              `json:"chargePointElectricityRate,omitempty"`
-	FallbackElectricityRateId           *int64                                                             `json:"fallbackElectricityRateId,omitempty"`
+	FallbackElectricityRateID           *int64                                                             `json:"fallbackElectricityRateId,omitempty"`
 	MarkupPercentagePerKwh              *float64                                                           `json:"markupPercentagePerKwh,omitempty"`
 	MarkupFixedFeePerKwh                *float64                                                           `json:"markupFixedFeePerKwh,omitempty"`
 	FlexibleMarkUpAsFixedPerKwh         *TariffChangedNotificationTariffPricingFlexibleMarkUpAsFixedPerKwh `json:"flexibleMarkUpAsFixedPerKwh,omitempty"`
@@ -862,7 +862,7 @@ type TariffChangedNotificationTariffPricing struct {
 	OptimisedLabel                      *string                                                            `json:"optimisedLabel,omitempty"`
 	DurationFeeFrom                     *string                                                            `json:"durationFeeFrom,omitempty"`
 	DurationFeeTo                       *string                                                            `json:"durationFeeTo,omitempty"`
-	SubsidyIntegrationId                *int64                                                             `json:"subsidyIntegrationId,omitempty"`
+	SubsidyIntegrationID                *int64                                                             `json:"subsidyIntegrationId,omitempty"`
 	LockPriceOnSessionStart             *bool                                                              `json:"lockPriceOnSessionStart,omitempty"`
 	LockEnergyPriceOnSessionStart       *bool                                                              `json:"lockEnergyPriceOnSessionStart,omitempty"`
 	LockDurationPriceOnSessionStart     *bool                                                              `json:"lockDurationPriceOnSessionStart,omitempty"`
@@ -1020,7 +1020,7 @@ type TariffChangedNotificationTariffRestrictions struct {
 
 // TariffChangedNotificationTariffPartner is part of a payload.
 type TariffChangedNotificationTariffPartner struct {
-	Id *int64 `json:"id,omitempty"`
+	ID *int64 `json:"id,omitempty"`
 }
 
 // TariffChangedNotificationTariffDisplay is part of a payload.
@@ -1034,7 +1034,7 @@ type TariffChangedNotificationTariffDisplay struct {
 // ReservationChangedEvent is the payload of reservation.changed.
 type ReservationChangedEvent struct {
 	Notification  string `json:"notification"`
-	ReservationId int64  `json:"reservationId"`
+	ReservationID int64  `json:"reservationId"`
 	Status        string `json:"status"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
@@ -1047,8 +1047,8 @@ func (*ReservationChangedEvent) EventName() string {
 // UserPaymentMethodChangedEvent is the payload of user.paymentMethod.changed.
 type UserPaymentMethodChangedEvent struct {
 	Notification    string `json:"notification"`
-	PaymentMethodId string `json:"paymentMethodId"`
-	UserId          int64  `json:"userId"`
+	PaymentMethodID string `json:"paymentMethodId"`
+	UserID          int64  `json:"userId"`
 	Action          string `json:"action"`
 	LastUpdatedAt   string `json:"lastUpdatedAt"`
 }
@@ -1061,8 +1061,8 @@ func (*UserPaymentMethodChangedEvent) EventName() string {
 // PartnerInviteChangedEvent is the payload of partnerInvite.changed.
 type PartnerInviteChangedEvent struct {
 	Notification                                      string  `json:"notification"`
-	PartnerInviteId                                   int64   `json:"partnerInviteId"`
-	UserId                                            *int64  `json:"userId,omitempty"`
+	PartnerInviteID                                   int64   `json:"partnerInviteId"`
+	UserID                                            *int64  `json:"userId,omitempty"`
 	Email                                             *string `json:"email,omitempty"`
 	Action                                            string  `json:"action"`
 	AllowCorporateAccountBilling                      *bool   `json:"allowCorporateAccountBilling,omitempty"`
@@ -1079,8 +1079,8 @@ func (*PartnerInviteChangedEvent) EventName() string {
 // UserSubscriptionChangedLegacyEvent is the payload of user.subscriptionChanged.
 type UserSubscriptionChangedLegacyEvent struct {
 	Notification  string `json:"notification"`
-	UserId        int64  `json:"userId"`
-	PlanId        int64  `json:"planId"`
+	UserID        int64  `json:"userId"`
+	PlanID        int64  `json:"planId"`
 	Status        string `json:"status"`
 	EndDate       string `json:"endDate"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
@@ -1094,7 +1094,7 @@ func (*UserSubscriptionChangedLegacyEvent) EventName() string {
 // IdTagChangedEvent is the payload of idTag.changed.
 type IdTagChangedEvent struct {
 	Notification  string  `json:"notification"`
-	IdTagsId      int64   `json:"idTagsId"`
+	IDTagsID      int64   `json:"idTagsId"`
 	Action        string  `json:"action"`
 	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
 }
@@ -1107,7 +1107,7 @@ func (*IdTagChangedEvent) EventName() string {
 // RoamingPlatformChangedEvent is the payload of roamingPlatform.changed.
 type RoamingPlatformChangedEvent struct {
 	Notification      string `json:"notification"`
-	RoamingPlatformId int64  `json:"roamingPlatformId"`
+	RoamingPlatformID int64  `json:"roamingPlatformId"`
 	Action            string `json:"action"`
 	LastUpdatedAt     string `json:"lastUpdatedAt"`
 }
@@ -1123,10 +1123,10 @@ type UserBalanceChangedEvent struct {
 	Debit          float64 `json:"debit"`
 	Credit         float64 `json:"credit"`
 	UpdatedBalance float64 `json:"updatedBalance"`
-	UserId         int64   `json:"userId"`
+	UserID         int64   `json:"userId"`
 	Currency       string  `json:"currency"`
 	Type           string  `json:"type"`
-	TransactionId  *int64  `json:"transactionId,omitempty"`
+	TransactionID  *int64  `json:"transactionId,omitempty"`
 	Timestamp      string  `json:"timestamp"`
 	LastUpdatedAt  string  `json:"lastUpdatedAt"`
 }
@@ -1139,7 +1139,7 @@ func (*UserBalanceChangedEvent) EventName() string {
 // TransactionChangedEvent is the payload of transaction.changed.
 type TransactionChangedEvent struct {
 	Notification  string  `json:"notification"`
-	TransactionId int64   `json:"transactionId"`
+	TransactionID int64   `json:"transactionId"`
 	Action        string  `json:"action"`
 	LastUpdatedAt *string `json:"lastUpdatedAt,omitempty"`
 }
@@ -1152,9 +1152,9 @@ func (*TransactionChangedEvent) EventName() string {
 // SettlementReportCreatedEvent is the payload of settlementReport.created.
 type SettlementReportCreatedEvent struct {
 	Notification                         string   `json:"notification"`
-	Id                                   int64    `json:"id"`
-	ReportUid                            string   `json:"reportUid"`
-	PartnerId                            int64    `json:"partnerId"`
+	ID                                   int64    `json:"id"`
+	ReportUID                            string   `json:"reportUid"`
+	PartnerID                            int64    `json:"partnerId"`
 	IssueDate                            string   `json:"issueDate"`
 	Period                               string   `json:"period"`
 	TotalKwhDeliveredAsCPO               float64  `json:"totalKwhDeliveredAsCPO"`
@@ -1178,9 +1178,9 @@ func (*SettlementReportCreatedEvent) EventName() string {
 // ChargePointDataTransferReceivedEvent is the payload of chargePoint.dataTransferReceived.
 type ChargePointDataTransferReceivedEvent struct {
 	Notification  string  `json:"notification"`
-	ChargePointId int64   `json:"chargePointId"`
-	VendorId      string  `json:"vendorId"`
-	MessageId     *string `json:"messageId,omitempty"`
+	ChargePointID int64   `json:"chargePointId"`
+	VendorID      string  `json:"vendorId"`
+	MessageID     *string `json:"messageId,omitempty"`
 	Data          *string `json:"data,omitempty"`
 }
 
@@ -1192,7 +1192,7 @@ func (*ChargePointDataTransferReceivedEvent) EventName() string {
 // CdrReceivedEvent is the payload of cdr.received.
 type CdrReceivedEvent struct {
 	Notification string `json:"notification"`
-	Id           string `json:"id"`
+	ID           string `json:"id"`
 	CreatedAt    string `json:"createdAt"`
 }
 
@@ -1204,9 +1204,9 @@ func (*CdrReceivedEvent) EventName() string {
 // AuthorizationNotification is the payload of AuthorizationNotification.
 type AuthorizationNotification struct {
 	Notification    string `json:"notification"`
-	ChargePointId   int64  `json:"chargePointId"`
-	AuthorizationId int64  `json:"authorizationId"`
-	IdTag           string `json:"idTag"`
+	ChargePointID   int64  `json:"chargePointId"`
+	AuthorizationID int64  `json:"authorizationId"`
+	IDTag           string `json:"idTag"`
 	Status          string `json:"status"`
 	LastUpdatedAt   string `json:"lastUpdatedAt"`
 }
@@ -1219,7 +1219,7 @@ func (*AuthorizationNotification) EventName() string {
 // ChargePointChangedEvent is the payload of chargePoint.changed.
 type ChargePointChangedEvent struct {
 	Notification  string `json:"notification"`
-	ChargePointId int64  `json:"chargePointId"`
+	ChargePointID int64  `json:"chargePointId"`
 	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
@@ -1232,7 +1232,7 @@ func (*ChargePointChangedEvent) EventName() string {
 // EvseChangedEvent is the payload of evse.changed.
 type EvseChangedEvent struct {
 	Notification  string `json:"notification"`
-	EvseId        int64  `json:"evseId"`
+	EvseID        int64  `json:"evseId"`
 	Action        string `json:"action"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
 }
@@ -1245,13 +1245,13 @@ func (*EvseChangedEvent) EventName() string {
 // SessionStartStopNotificationEvent is the payload of session.start.stop.notification.
 type SessionStartStopNotificationEvent struct {
 	Notification            string   `json:"notification"`
-	SessionId               int64    `json:"sessionId"`
-	UserId                  *int64   `json:"userId,omitempty"`
-	ChargePointId           int64    `json:"chargePointId"`
-	EvseId                  int64    `json:"evseId"`
+	SessionID               int64    `json:"sessionId"`
+	UserID                  *int64   `json:"userId,omitempty"`
+	ChargePointID           int64    `json:"chargePointId"`
+	EvseID                  int64    `json:"evseId"`
 	Action                  string   `json:"action"`
-	IdTag                   *string  `json:"idTag,omitempty"`
-	ExternalSessionId       *string  `json:"externalSessionId,omitempty"`
+	IDTag                   *string  `json:"idTag,omitempty"`
+	ExternalSessionID       *string  `json:"externalSessionId,omitempty"`
 	StartedAtTimestamp      string   `json:"startedAtTimestamp"`
 	MeterStart              int64    `json:"meterStart"`
 	MeterStop               int64    `json:"meterStop"`
@@ -1283,13 +1283,13 @@ func (*PartnerChangedNotification) EventName() string {
 
 // PartnerChangedNotificationUser is part of a payload.
 type PartnerChangedNotificationUser struct {
-	Id *string `json:"id,omitempty"`
+	ID *string `json:"id,omitempty"`
 }
 
 // ParkingSpaceOccupancyStatusChangedEvent is the payload of parkingSpace.occupancyStatus.changed.
 type ParkingSpaceOccupancyStatusChangedEvent struct {
 	Notification    string `json:"notification"`
-	ParkingSpaceId  int64  `json:"parkingSpaceId"`
+	ParkingSpaceID  int64  `json:"parkingSpaceId"`
 	OccupancyStatus string `json:"occupancyStatus"`
 	LastUpdatedAt   string `json:"lastUpdatedAt"`
 }
@@ -1302,8 +1302,8 @@ func (*ParkingSpaceOccupancyStatusChangedEvent) EventName() string {
 // UserSubscriptionChangedEvent is the payload of user.subscription.changed.
 type UserSubscriptionChangedEvent struct {
 	Notification  string `json:"notification"`
-	UserId        int64  `json:"userId"`
-	PlanId        int64  `json:"planId"`
+	UserID        int64  `json:"userId"`
+	PlanID        int64  `json:"planId"`
 	Status        string `json:"status"`
 	EndsAt        string `json:"endsAt"`
 	LastUpdatedAt string `json:"lastUpdatedAt"`
@@ -1317,9 +1317,9 @@ func (*UserSubscriptionChangedEvent) EventName() string {
 // ChargingProfileAppliedEvent is the payload of chargingProfile.applied.
 type ChargingProfileAppliedEvent struct {
 	Notification    string                                     `json:"notification"`
-	ChargePointId   int64                                      `json:"chargePointId"`
-	EvseId          *int64                                     `json:"evseId,omitempty"`
-	SessionId       *int64                                     `json:"sessionId,omitempty"`
+	ChargePointID   int64                                      `json:"chargePointId"`
+	EvseID          *int64                                     `json:"evseId,omitempty"`
+	SessionID       *int64                                     `json:"sessionId,omitempty"`
 	ChargingProfile ChargingProfileAppliedEventChargingProfile `json:"chargingProfile"`
 	AppliedAt       string                                     `json:"appliedAt"`
 }
@@ -1331,7 +1331,7 @@ func (*ChargingProfileAppliedEvent) EventName() string {
 
 // ChargingProfileAppliedEventChargingProfile is part of a payload.
 type ChargingProfileAppliedEventChargingProfile struct {
-	Id                  *int64                                                          `json:"id,omitempty"`
+	ID                  *int64                                                          `json:"id,omitempty"`
 	MinChargingRate     *float64                                                        `json:"minChargingRate,omitempty"`
 	SchedulePeriods     []ChargingProfileAppliedEventChargingProfileSchedulePeriodsItem `json:"schedulePeriods,omitempty"`
 	ScheduleStart       *string                                                         `json:"scheduleStart,omitempty"`
@@ -1357,11 +1357,11 @@ type ChargingProfileAppliedEventChargingProfileSchedulePeriodsItem struct {
 type InstallerJobChangedEvent struct {
 	Notification                        string                                     `json:"notification"`
 	Action                              string                                     `json:"action"`
-	Id                                  int64                                      `json:"id"`
+	ID                                  int64                                      `json:"id"`
 	Status                              string                                     `json:"status"`
-	InstallationAndMaintenanceCompanyId int64                                      `json:"installationAndMaintenanceCompanyId"`
-	LocationId                          *int64                                     `json:"locationId,omitempty"`
-	InstallerAdminId                    *int64                                     `json:"installerAdminId,omitempty"`
+	InstallationAndMaintenanceCompanyID int64                                      `json:"installationAndMaintenanceCompanyId"`
+	LocationID                          *int64                                     `json:"locationId,omitempty"`
+	InstallerAdminID                    *int64                                     `json:"installerAdminId,omitempty"`
 	Pin                                 *string                                    `json:"pin,omitempty"`
 	Description                         string                                     `json:"description"`
 	OutcomeDetails                      *string                                    `json:"outcomeDetails,omitempty"`
@@ -1377,13 +1377,13 @@ func (*InstallerJobChangedEvent) EventName() string {
 
 // InstallerJobChangedEventChargePointsItem is part of a payload.
 type InstallerJobChangedEventChargePointsItem struct {
-	Id *int64 `json:"id,omitempty"`
+	ID *int64 `json:"id,omitempty"`
 }
 
 // SubscriptionDisabledEvent is the payload of subscription.disabled.
 type SubscriptionDisabledEvent struct {
 	Notification   string  `json:"notification"`
-	SubscriptionId string  `json:"subscriptionId"`
+	SubscriptionID string  `json:"subscriptionId"`
 	Via            string  `json:"via"`
 	Target         *string `json:"target,omitempty"`
 	Reason         string  `json:"reason"`

@@ -28,7 +28,7 @@ func main() {
 		// The type switch is where an integration does its work; here every event is only recorded.
 		typeName := strings.TrimPrefix(fmt.Sprintf("%T", event), "*chargewire.")
 		if session, ok := event.(*chargewire.SessionStartStopNotification); ok {
-			log.Printf("session %d stopped at meter %v", session.SessionId, session.MeterStop)
+			log.Printf("session %d stopped at meter %v", session.SessionID, session.MeterStop)
 		}
 		record(map[string]any{"notification": event.EventName(), "type": typeName, "webhookId": r.Header.Get("webhook-id")})
 		// Answer fast; slow work belongs in a queue after this 204.
