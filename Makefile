@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services screenshots bench-ingest bench-webhook bench-kafka bench-kafka-stream-sketch bench-delivery-rows clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-kafka-stream-sketch bench-delivery-rows clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,29 @@ typecheck: install
 pytest: install test-services
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint typecheck receiver-kit-check test-clients pytest
+
+# The receiver kit (clients/): each language's own toolchain, dependencies from its registry, cached in the
+# default user caches (~/.npm, ~/go/pkg/mod, ~/.m2). `pytest` runs the Python client's tests and the
+# end-to-end test of all four (tests/acceptance/test_receiver_kit_end_to_end.py); test-client-python runs
+# the Python client's alone.
+test-clients: test-client-typescript test-client-go test-client-java
+
+receiver-kit-check: install
+	scripts/generate-receiver-kit --check
+
+test-client-python: install
+	$(BIN)/pytest -q tests/unit/receiver tests/integration/receiver
+
+test-client-typescript:
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && bash -o pipefail -c 'npm test 2>&1 | tail -n 9'
+
+test-client-go:
+	cd clients/go && go mod download && go vet ./... && go test -count=1 ./...
+	cd clients/go/examples/kafka-consumer && go mod download && go vet ./...
+
+test-client-java:
+	cd clients/java && bash -o pipefail -c "mvn -B -ntp -Dstyle.color=never test | sed 's/\x1b\[[0-9;]*m//g' | grep -E 'Tests run:|BUILD|ERROR|FAIL'"
 
 screenshots: install test-services
 	CHARGEWIRE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/integration/backoffice -q

@@ -6,6 +6,7 @@ import typer
 
 from chargewire.cli import db, dev, events, subscriptions, tokens, users
 from chargewire.cli.demo import demo
+from chargewire.cli.listen import listen
 from chargewire.cli.serve import serve, worker
 
 app = typer.Typer(
@@ -22,5 +23,6 @@ app.add_typer(dev.app, name="dev")
 app.command()(serve)
 app.command()(worker)
 app.command()(demo)
+app.command()(listen)
 
 __all__ = ["app"]

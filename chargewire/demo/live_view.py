@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
+from chargewire.demo.sample_receiver import ReceiverStats
 from chargewire.models import DeliveryStatus
-from chargewire.receiver import ReceiverStats
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
 
 _WINDOW = 2000

@@ -19,8 +19,8 @@ from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.demo.live_view import LatencyWindow, Screen, render
+from chargewire.demo.sample_receiver import SampleReceiver
 from chargewire.models import ApiToken
-from chargewire.receiver import SampleReceiver
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.sources import ChargingNetwork

@@ -29,6 +29,7 @@ COMMANDS = [
     ["tokens", "revoke"],
     ["worker"],
     ["demo"],
+    ["listen"],
     ["dev"],
     ["dev", "kafka"],
 ]

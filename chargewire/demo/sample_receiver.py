@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from chargewire.receiver.verify import InvalidSignature, verify_notification
+from chargewire.receiver import InvalidSignature, verify_notification
 
 
 @dataclass

@@ -1,0 +1,3 @@
+module github.com/chargewire/chargewire/clients/go
+
+go 1.22
