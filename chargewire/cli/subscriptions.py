@@ -39,6 +39,8 @@ def _subscription_json(subscription: Subscription) -> dict[str, Any]:
             "securityProtocol": kafka.security_protocol,
             "saslMechanism": kafka.sasl_mechanism,
             "saslUsername": kafka.sasl_username,
+            "caCertificate": kafka.ca_certificate,
+            "clientCertificate": kafka.client_certificate,
         }
         if kafka
         else None,
@@ -47,6 +49,7 @@ def _subscription_json(subscription: Subscription) -> dict[str, Any]:
         "enabled": subscription.enabled,
         "description": subscription.description,
         "filter": subscription.filter,
+        "retrySchedule": list(subscription.retry_schedule_s) if subscription.retry_schedule_s else None,
         "createdAt": subscription.created_at.isoformat(),
         "updatedAt": subscription.updated_at.isoformat(),
     }
