@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from chargewire.backoffice.session import SCOPE_KEY, Session
+from chargewire.clock import utcnow
+from chargewire.services.overview import health_state
 
 PREFIX = "/backoffice"
 
@@ -86,6 +88,7 @@ def _environment() -> Environment:
         when=when, ago=ago, iso=iso, pretty_json=pretty_json, pretty_body=pretty_body, field_id=field_id
     )
     environment.globals["prefix"] = PREFIX
+    environment.globals["health_state"] = lambda health: health_state(health, utcnow())
     return environment
 
 

@@ -142,18 +142,21 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
             uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
         )
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(server.serve()), asyncio.create_task(dispatcher.run(stop))]
+        tasks = [
+            asyncio.create_task(server.serve()),
+            asyncio.create_task(dispatcher.run(stop)),
+            asyncio.create_task(runtime.overview.sample_queue(stop)),
+        ]
         while not server.started:
             if tasks[0].done():
                 raise SystemExit(f"could not listen on {options.host}:{options.port}; is something else there?")
             await asyncio.sleep(0.05)
         print(_banner(options, created.text, settings, operator_password), flush=True)
         published = [0]
-        tasks.append(
-            asyncio.create_task(
-                _publish_forever(f"http://{options.host}:{options.port}", created.text, options, published)
-            )
+        publisher = asyncio.create_task(
+            _publish_forever(f"http://{options.host}:{options.port}", created.text, options, published)
         )
+        tasks.append(publisher)
         screen = Screen()
         try:
             while not tasks[0].done():
@@ -163,7 +166,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
         finally:
             stop.set()
             server.should_exit = True
-            tasks[2].cancel()
+            publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.gather(*tasks, return_exceptions=True)
             await receiver.aclose()
