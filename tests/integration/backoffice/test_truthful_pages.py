@@ -135,6 +135,12 @@ def test_event_descriptions_in_the_checklist_are_shown_whole(page: Page, backoff
             .filter(element => element.scrollHeight > element.clientHeight + 1).length"""
     )
     assert cut == 0
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('.event-option')]
+            .filter(element => element.scrollWidth > element.clientWidth + 1)
+            .map(element => element.textContent.trim())"""
+    )
+    assert overflowing == []
 
 
 def test_the_form_reports_a_blocked_url_together_with_the_other_errors(page: Page, backoffice: Backoffice) -> None:
