@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 from chargewire.channels.kafka import KafkaChannel
@@ -23,6 +20,7 @@ from chargewire.dispatch.wakeups import CommitWatcher, WakeListener, WakeNotifie
 from chargewire.errors import ConfigurationError
 from chargewire.models import Via
 from chargewire.security import SecretBox
+from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
 from chargewire.services.deliveries import DeliveryService
 from chargewire.services.overview import OverviewService
 from chargewire.services.publish import Publisher
@@ -42,27 +40,6 @@ from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore
 
 logger = logging.getLogger(__name__)
-
-_DEMO_KEY_FILE = "secret.key"
-
-
-def resolve_secret_key(settings: Settings) -> str:
-    """The configured secret key; in demo mode one is made once and kept in the data folder."""
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    if not settings.demo_mode:
-        raise ConfigurationError(
-            "CHARGEWIRE_SECRET_KEY is not set. It encrypts stored tokens and secrets: set it to 32 or more random "
-            "characters, for example the output of `openssl rand -base64 32`."
-        )
-    key_file = Path(settings.data_dir) / _DEMO_KEY_FILE
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-        logger.warning("demo mode: made a secret key in %s", key_file)
-    return key_file.read_text().strip()
 
 
 @dataclass
@@ -90,12 +67,15 @@ class Runtime:
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
         """Connect and wire the services; migrates the embedded SQLite default when asked."""
-        box = SecretBox(resolve_secret_key(settings))
+        key = resolve_secret_key(settings)
+        box = SecretBox(key.value)
         database = create_database(settings.effective_database_url)
+        tokens = TokenService(TokenStore(database), box)
         try:
             if migrate_embedded and settings.uses_embedded_database:
                 await migrate.upgrade(database)
             await _require_current_schema(database)
+            await _require_matching_key(tokens, key, settings)
         except BaseException:
             await database.aclose()
             raise
@@ -116,7 +96,7 @@ class Runtime:
             settings=settings,
             database=database,
             box=box,
-            tokens=TokenService(TokenStore(database), box),
+            tokens=tokens,
             publisher=publisher,
             subscriptions=subscriptions,
             resends=ResendService(
@@ -200,6 +180,12 @@ class Runtime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+async def _require_matching_key(tokens: TokenService, key: SecretKey, settings: Settings) -> None:
+    """Refuse a key that differs from the one the stored secrets were written with, before writing any."""
+    if not await tokens.decrypts_stored_tokens():
+        raise ConfigurationError(key_mismatch_message(key, key_file_path(settings)))
 
 
 async def _require_current_schema(database: Database) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chargewire import __version__
+from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
 from chargewire.api.rate_limit import RateLimitMiddleware
 from chargewire.api.routes import (
@@ -28,9 +29,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="chargewire",
         version=__version__,
         summary="Notifications for EV-charging back offices: signed webhooks and Kafka records.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(events.router)
     app.include_router(event_types.router)
     app.include_router(notifications_v2.router)

@@ -32,7 +32,8 @@ def require_scope(scope: Scope) -> Callable[[Request], Awaitable[ApiToken]]:
     async def dependency(request: Request) -> ApiToken:
         token = await runtime_of(request).tokens.authenticate(bearer_text(request))
         if not token.allows(scope):
-            raise PermissionDenied()
+            # The contract's sentence first, so clients that match it still do; then what would be allowed.
+            raise PermissionDenied(f"{PermissionDenied.__doc__} It needs a token with the {scope} scope.")
         request.state.token = token
         return token
 

@@ -19,7 +19,8 @@ from chargewire.backoffice.routes import catalog, deliveries, overview, sign_in,
 from chargewire.backoffice.routes import tokens as token_pages
 from chargewire.backoffice.session import SessionMiddleware, SessionSigner
 from chargewire.errors import ChargewireError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from chargewire.runtime import Runtime, resolve_secret_key
+from chargewire.runtime import Runtime
+from chargewire.security.key_file import resolve_secret_key
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def create_backoffice(runtime: Runtime) -> FastAPI:
     static = resources.files("chargewire.backoffice") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _install_error_pages(app)
-    signer = SessionSigner(resolve_secret_key(runtime.settings))
+    signer = SessionSigner(resolve_secret_key(runtime.settings).value)
     app.add_middleware(SessionMiddleware, signer=signer, path=PREFIX)
     return app
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from chargewire.backoffice.session import SCOPE_KEY, Session
+from chargewire.clock import utcnow
+from chargewire.services.overview import health_state
 
 PREFIX = "/backoffice"
 
@@ -69,6 +73,14 @@ def pretty_body(text: str | bytes | None) -> str:
         return raw
 
 
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=\.)")
+
+
+def word_breaks(name: str) -> Markup:
+    """An identifier with line-break opportunities between its words (`ChargePoint<wbr>Changed`), never inside one."""
+    return Markup("<wbr>").join(escape(part) for part in _WORD_START.split(name))
+
+
 def field_id(name: str) -> str:
     """The HTML id of a form field named like an API field (`kafka.brokers` -> `f-kafka-brokers`)."""
     return "f-" + name.replace(".", "-").replace("_", "-")
@@ -83,9 +95,16 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters.update(
-        when=when, ago=ago, iso=iso, pretty_json=pretty_json, pretty_body=pretty_body, field_id=field_id
+        when=when,
+        ago=ago,
+        iso=iso,
+        pretty_json=pretty_json,
+        pretty_body=pretty_body,
+        field_id=field_id,
+        word_breaks=word_breaks,
     )
     environment.globals["prefix"] = PREFIX
+    environment.globals["health_state"] = lambda health: health_state(health, utcnow())
     return environment
 
 

@@ -1,8 +1,8 @@
 """The event catalog: every event type with its schema, example and description, and validation."""
 
 from chargewire.catalog.event_type import EventType, load_event_types
+from chargewire.catalog.suggestions import closest_event_names
 from chargewire.catalog.validation import (
-    closest_event_names,
     event_type_of,
     field_path,
     validate,

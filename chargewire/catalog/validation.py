@@ -8,7 +8,6 @@ by either: the original platform sends some dates as "YYYY-MM-DD hh:mm:ss" under
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from functools import cache
 from typing import Any
@@ -18,6 +17,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError
 
 from chargewire.catalog.event_type import EventType, load_event_types
+from chargewire.catalog.suggestions import closest_event_names
 from chargewire.errors import UnknownEventType, ValidationFailed
 
 NOTIFICATION_FIELD = "notification"
@@ -34,7 +34,7 @@ def _compiled(name: str) -> jsonschema_rs.Draft7Validator:
 
 
 def field_path(error: ValidationError) -> str:
-    """The dotted path of the field an error is about: `meterValues[0].measurand`."""
+    """The dotted path of the field an error is about: `meterValues.0.measurand`, as the API's other errors."""
     path = list(error.absolute_path)
     instance: Any = error.instance
     if error.validator == "required" and isinstance(error.validator_value, list):
@@ -46,10 +46,7 @@ def field_path(error: ValidationError) -> str:
 
 
 def _dotted(path: list[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(payload)"
+    return ".".join(str(part) for part in path) or "(payload)"
 
 
 def _describe(error: ValidationError) -> str:
@@ -81,14 +78,6 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
-
-def closest_event_names(name: str, limit: int = 3) -> list[str]:
-    """Known event names that look most like `name`, best first."""
-    names = list(load_event_types())
-    by_lower = {known.lower(): known for known in names}
-    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=limit, cutoff=0.5)
-    return [by_lower[match] for match in matches]
 
 
 def event_type_of(payload: object) -> EventType:

@@ -25,10 +25,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return uvloop.run(coroutine)
     except ValidationFailed as failure:
-        typer.echo(f"error: {failure.message}", err=True)
-        for field, messages in failure.errors.items():
-            for message in messages:
-                typer.echo(f"  {field}: {message}", err=True)
+        # Each field's message is the error itself: the summary would repeat the first of them.
+        lines = [f"{field}: {message}" for field, messages in failure.errors.items() for message in messages]
+        for line in lines or [failure.message]:
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1) from None
     except ChargewireError as error:
         typer.echo(f"error: {error.message}", err=True)

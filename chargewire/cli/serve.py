@@ -50,10 +50,12 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
         _freeze_startup_objects()
         stop = asyncio.Event()
         worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop)) if with_worker else None
+        sampler = asyncio.create_task(runtime.overview.sample_queue(stop))
         try:
             await server.serve()
         finally:
             stop.set()
+            await sampler
             if worker is not None:
                 await worker
 

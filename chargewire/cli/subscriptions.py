@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from chargewire.cli.common import print_json, print_table, with_runtime
+from chargewire.errors import ValidationFailed
 from chargewire.models import Subscription, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR, CreatedSubscription
@@ -36,6 +39,8 @@ def _subscription_json(subscription: Subscription) -> dict[str, Any]:
             "securityProtocol": kafka.security_protocol,
             "saslMechanism": kafka.sasl_mechanism,
             "saslUsername": kafka.sasl_username,
+            "caCertificate": kafka.ca_certificate,
+            "clientCertificate": kafka.client_certificate,
         }
         if kafka
         else None,
@@ -44,6 +49,7 @@ def _subscription_json(subscription: Subscription) -> dict[str, Any]:
         "enabled": subscription.enabled,
         "description": subscription.description,
         "filter": subscription.filter,
+        "retrySchedule": list(subscription.retry_schedule_s) if subscription.retry_schedule_s else None,
         "createdAt": subscription.created_at.isoformat(),
         "updatedAt": subscription.updated_at.isoformat(),
     }
@@ -101,9 +107,39 @@ def show(
         typer.echo(f"{key + ':':15} {value if value is not None else '-'}")
 
 
+def _read_file(path: Path | None, option: str) -> str | None:
+    """The text of a PEM file named by `option`, or None when not given."""
+    if path is None:
+        return None
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValidationFailed({option: [f"Cannot read {path}: {exc.strerror}."]}) from exc
+
+
+def _json_option(text: str | None, option: str) -> Any:
+    """A JSON value given on the command line, or None when not given."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValidationFailed({option: [f"Not valid JSON: {exc}."]}) from exc
+
+
+def _retry_schedule(text: str | None) -> list[float] | None:
+    """Comma-separated delays in seconds, as CHARGEWIRE_RETRY_SCHEDULE_S takes them."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValidationFailed({"--retry-schedule": ["Give delays in seconds, separated by commas."]}) from exc
+
+
 @app.command()
 def create(
-    token_id: Annotated[str, typer.Option("--token-id", help="The token that owns it; its text keys X-Signature")],
+    token_id: Annotated[str, typer.Option("--token-id", help="The owner token (with notifications:manage or admin)")],
     event: Annotated[list[str], typer.Option("--event", help="An event name; repeat for several")],
     via: Annotated[ViaChoice, typer.Option(help="webhook or kafka")] = ViaChoice.WEBHOOK,
     url: Annotated[str | None, typer.Option(help="Webhook callback URL")] = None,
@@ -115,30 +151,53 @@ def create(
     sasl_password: Annotated[
         str | None, typer.Option(envvar="CHARGEWIRE_SASL_PASSWORD", help="SASL password (or the env variable)")
     ] = None,
+    ca_certificate: Annotated[
+        Path | None, typer.Option(help="PEM file: the CA that signed the brokers' certificates")
+    ] = None,
+    client_certificate: Annotated[Path | None, typer.Option(help="PEM file: client certificate (mutual TLS)")] = None,
+    client_key: Annotated[Path | None, typer.Option(help="PEM file: the client certificate's unencrypted key")] = None,
     compression_codec: Annotated[str, typer.Option(help="none, gzip, snappy or lz4")] = "gzip",
+    filter_json: Annotated[
+        str | None, typer.Option("--filter", help='JSON, as the API\'s filter: \'{"chargePointId": {"$in": [1, 2]}}\'')
+    ] = None,
+    retry_schedule: Annotated[
+        str | None, typer.Option(help="Delays in seconds before each attempt, comma-separated: 0,5,300")
+    ] = None,
+    enabled: Annotated[
+        bool, typer.Option("--enabled/--disabled", help="Deliver from now on, or create it paused")
+    ] = True,
     description: Annotated[str | None, typer.Option(help="A note for operators")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON with the signing secret")] = False,
 ) -> None:
-    """Create a subscription; its signing secret is printed now and never again."""
-    body: dict[str, Any] = {"via": via.value, "notifications": event}
-    if via is ViaChoice.WEBHOOK:
-        body["webhook"] = {"callbackUrl": url}
-    else:
-        body["kafka"] = {
-            "topic": topic,
-            "brokers": broker or [],
-            "securityProtocol": security_protocol,
-            "saslMechanism": sasl_mechanism,
-            "saslUsername": sasl_username,
-            "saslPassword": sasl_password,
-            "compressionCodec": compression_codec,
+    """Create a subscription, as POST /public-api/notifications/v2.0 does; the signing secret is printed once."""
+
+    def body() -> dict[str, Any]:
+        document: dict[str, Any] = {"via": via.value, "notifications": event, "enabled": enabled}
+        if via is ViaChoice.WEBHOOK:
+            document["webhook"] = {"callbackUrl": url}
+        else:
+            document["kafka"] = {
+                "topic": topic,
+                "brokers": broker or [],
+                "securityProtocol": security_protocol,
+                "saslMechanism": sasl_mechanism,
+                "saslUsername": sasl_username,
+                "saslPassword": sasl_password,
+                "compressionCodec": compression_codec,
+                "caCertificate": _read_file(ca_certificate, "--ca-certificate"),
+                "clientCertificate": _read_file(client_certificate, "--client-certificate"),
+                "clientKey": _read_file(client_key, "--client-key"),
+            }
+        optional = {
+            "description": description,
+            "filter": _json_option(filter_json, "--filter"),
+            "retrySchedule": _retry_schedule(retry_schedule),
         }
-    if description is not None:
-        body["description"] = description
+        return document | {name: value for name, value in optional.items() if value is not None}
 
     async def action(runtime: Runtime) -> CreatedSubscription:
         owner = await runtime.tokens.get(token_id)
-        return await runtime.subscriptions.create(owner, body)
+        return await runtime.subscriptions.create(owner, body())
 
     created = with_runtime(action)
     if as_json:

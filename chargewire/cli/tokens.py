@@ -30,6 +30,7 @@ def create(
     name: Annotated[str, typer.Option(help="What the token is for")],
     scope: Annotated[list[str], typer.Option(help=f"Repeat for several: {', '.join(s.value for s in Scope)}")],
     as_json: Annotated[bool, typer.Option("--json", help="Print {id, token, scopes} as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the token's text, for scripts")] = False,
 ) -> None:
     """Create a token. Its text is printed now and never again."""
 
@@ -38,6 +39,9 @@ def create(
 
     created = with_runtime(action)
     scopes = [str(s) for s in created.token.scopes]
+    if quiet:
+        typer.echo(created.text)
+        return
     if as_json:
         print_json({"id": created.token.id, "token": created.text, "scopes": scopes})
         return

@@ -20,15 +20,17 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.demo.live_view import LatencyWindow, Screen, render
 from chargewire.demo.sample_receiver import SampleReceiver
-from chargewire.models import ApiToken
+from chargewire.models import ApiToken, Scope
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
+from chargewire.services.tokens import CreatedToken
 from chargewire.sources import ChargingNetwork
 
 logger = logging.getLogger(__name__)
 
 DEMO_DESCRIPTION = "chargewire demo receiver"
 DEMO_OPERATOR = "demo@chargewire.local"
+DEMO_NAME = "demo"
 _LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
@@ -71,7 +73,7 @@ async def _subscribe_receiver(runtime: Runtime, owner: ApiToken, receiver: Sampl
 
 
 async def _publish_forever(base_url: str, token: str, options: DemoOptions, counter: list[int]) -> None:
-    stream = ChargingNetwork(options.charge_points).events(utcnow())
+    stream = ChargingNetwork(options.charge_points).live_events(utcnow)
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(base_url, headers=headers) as session:
         while True:
@@ -82,6 +84,14 @@ async def _publish_forever(base_url: str, token: str, options: DemoOptions, coun
                 else:
                     counter[0] += len(batch)
             await asyncio.sleep(1)
+
+
+async def demo_token(runtime: Runtime) -> CreatedToken:
+    """This run's admin token; earlier runs' are revoked, as their text was printed to a terminal."""
+    for earlier in await runtime.tokens.list():
+        if earlier.name == DEMO_NAME:
+            await runtime.tokens.revoke(earlier.id)
+    return await runtime.tokens.create(DEMO_NAME, [Scope.ADMIN])
 
 
 async def _demo_operator(runtime: Runtime) -> str:
@@ -118,7 +128,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
     """Run until cancelled (Ctrl-C)."""
     settings = demo_settings(settings)
     async with await Runtime.open(settings) as runtime:
-        created = await runtime.tokens.create("demo", ["admin"])
+        created = await demo_token(runtime)
         operator_password = await _demo_operator(runtime)
         receiver = SampleReceiver(failure_rate=options.failure_rate)
         await receiver.start()
@@ -132,18 +142,21 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
             uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
         )
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(server.serve()), asyncio.create_task(dispatcher.run(stop))]
+        tasks = [
+            asyncio.create_task(server.serve()),
+            asyncio.create_task(dispatcher.run(stop)),
+            asyncio.create_task(runtime.overview.sample_queue(stop)),
+        ]
         while not server.started:
             if tasks[0].done():
                 raise SystemExit(f"could not listen on {options.host}:{options.port}; is something else there?")
             await asyncio.sleep(0.05)
         print(_banner(options, created.text, settings, operator_password), flush=True)
         published = [0]
-        tasks.append(
-            asyncio.create_task(
-                _publish_forever(f"http://{options.host}:{options.port}", created.text, options, published)
-            )
+        publisher = asyncio.create_task(
+            _publish_forever(f"http://{options.host}:{options.port}", created.text, options, published)
         )
+        tasks.append(publisher)
         screen = Screen()
         try:
             while not tasks[0].done():
@@ -153,7 +166,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
         finally:
             stop.set()
             server.should_exit = True
-            tasks[2].cancel()
+            publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.gather(*tasks, return_exceptions=True)
             await receiver.aclose()

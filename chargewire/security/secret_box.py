@@ -24,6 +24,14 @@ class SecretBox:
         """The ciphertext of `plaintext`."""
         return self._fernet.encrypt(plaintext.encode())
 
+    def can_decrypt(self, ciphertext: bytes) -> bool:
+        """True when this box's key is the one that encrypted `ciphertext`."""
+        try:
+            self._fernet.decrypt(ciphertext)
+        except InvalidToken:
+            return False
+        return True
+
     def decrypt(self, ciphertext: bytes) -> str:
         """The plaintext, or a ConfigurationError when the key does not match the one that encrypted it."""
         try:

@@ -7,6 +7,9 @@ grouped rows however many deliveries there were.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -20,9 +23,13 @@ from chargewire.services.subscriptions import OPERATOR, SubscriptionService
 from chargewire.store.delivery_stats import DeliveryStats, LatencyBucket, OutcomeCount, SubscriptionHealth
 from chargewire.store.delivery_store import DeliveryStore
 
+logger = logging.getLogger(__name__)
+
 LATENCY_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 OUTCOMES = ("delivered", "retry", "failed")
 HEALTH_WINDOW = timedelta(hours=24)
+# Retries with nothing delivered for this long mean the receiver is down, not that a request was refused.
+HEALTH_STALE = timedelta(minutes=5)
 _CACHE_S = 2.0
 _QUEUE_SAMPLE_EVERY_S = 5.0
 _QUEUE_SAMPLES = 360
@@ -70,6 +77,22 @@ class Overview:
     failing: list[FailingSubscription]
 
 
+def health_state(health: SubscriptionHealth | None, now: datetime) -> str:
+    """`failing`, `healthy` or `idle`, from how deliveries went most recently, not from any failure at all.
+
+    A receiver that refused some requests which later succeeded is healthy. It is failing when its latest
+    final outcome is a failure, or when deliveries are retrying and none was delivered for HEALTH_STALE.
+    """
+    if health is None or (health.last_delivered_at is None and health.last_failed_at is None):
+        return "failing" if health is not None and health.retrying_recently else "idle"
+    delivered = health.last_delivered_at
+    if delivered is None or (health.last_failed_at is not None and health.last_failed_at > delivered):
+        return "failing"
+    if health.retrying_recently and now - delivered > HEALTH_STALE:
+        return "failing"
+    return "healthy"
+
+
 def percentile(bounds: Sequence[float], counts: Sequence[int], quantile: float) -> float | None:
     """The `quantile` of a histogram (counts per bucket `<= bounds[i]`, plus one overflow bucket).
 
@@ -104,7 +127,7 @@ class OverviewService:
         self._deliveries = deliveries
         self._subscriptions = subscriptions
         self.window_minutes = window_minutes
-        # Queue depth has no history in the database; this process samples it while someone is looking.
+        # Queue depth has no history in the database: `serve` samples it from start (sample_queue).
         self._queue_history: deque[QueueSample] = deque(maxlen=_QUEUE_SAMPLES)
         self._cached: tuple[float, Overview] | None = None
 
@@ -131,10 +154,7 @@ class OverviewService:
         overall = [0] * (len(LATENCY_BOUNDS_S) + 1)
         for row in buckets:
             overall[row.bucket] += row.count
-        queue = QueueSample(now, await self._deliveries.count_by_status(now))
-        last = self._queue_history[-1] if self._queue_history else None
-        if last is None or (now - last.at).total_seconds() >= _QUEUE_SAMPLE_EVERY_S:
-            self._queue_history.append(queue)
+        queue = await self._sample_queue(now)
         return Overview(
             generated_at=now,
             window_minutes=self.window_minutes,
@@ -145,6 +165,24 @@ class OverviewService:
             queue_history=list(self._queue_history),
             failing=await self._failing(first_minute),
         )
+
+    async def sample_queue(self, stop: asyncio.Event) -> None:
+        """Sample the queue depth every few seconds until `stop`, so the chart has a history when first opened."""
+        while not stop.is_set():
+            try:
+                await self._sample_queue(utcnow())
+            except Exception:  # a database hiccup costs one sample, never the sampler
+                logger.exception("could not sample the queue depth for the overview")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _QUEUE_SAMPLE_EVERY_S)
+
+    async def _sample_queue(self, now: datetime) -> QueueSample:
+        """The queue depth now, kept in the history when the last sample is old enough."""
+        queue = QueueSample(now, await self._deliveries.count_by_status(now))
+        last = self._queue_history[-1] if self._queue_history else None
+        if last is None or (now - last.at).total_seconds() >= _QUEUE_SAMPLE_EVERY_S:
+            self._queue_history.append(queue)
+        return queue
 
     async def _failing(self, since: datetime) -> list[FailingSubscription]:
         failing = []

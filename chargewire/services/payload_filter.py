@@ -45,7 +45,7 @@ def _check_node(spec: object, where: str, errors: dict[str, list[str]], depth: i
                 errors.setdefault(path, []).append(f"{key} takes a non-empty list of filters.")
                 continue
             for index, item in enumerate(value):
-                _check_node(item, f"{path}[{index}]", errors, depth + 1)
+                _check_node(item, f"{path}.{index}", errors, depth + 1)
         elif key.startswith("$"):
             allowed = ", ".join(COMBINATORS)
             errors.setdefault(path, []).append(f"Unknown combinator {key!r}; allowed at this level: {allowed}.")

@@ -29,7 +29,7 @@ class Publisher:
     async def publish(self, payloads: Sequence[object], *, operational: bool = False) -> list[str]:
         """Validate every payload and store them durably; returns the new event ids in order.
 
-        Raises ValidationFailed with fields keyed `[index].path` when any payload is invalid; then nothing
+        Raises ValidationFailed with fields keyed `index.path` when any payload is invalid; then nothing
         is stored.
         """
         if not payloads:
@@ -79,21 +79,21 @@ def _new_event(event_id: str, payload: dict[str, Any], event_type: EventType, re
 
 
 def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[EventType]:
-    """The event type of each payload, in order; ValidationFailed naming `[index].field` if any is invalid."""
+    """The event type of each payload, in order; ValidationFailed naming `index.field` if any is invalid."""
     event_types: list[EventType] = []
     errors: dict[str, list[str]] = {}
     for index, payload in enumerate(payloads):
         try:
             event_type = validated_event_type(payload)
             if event_type.operational and not operational:
-                errors[f"[{index}].notification"] = [
+                errors[f"{index}.notification"] = [
                     f"{event_type.name!r} is sent by chargewire itself and cannot be published."
                 ]
                 continue
             event_types.append(event_type)
         except ValidationFailed as failure:
             for field, messages in failure.errors.items():
-                errors[f"[{index}].{field}"] = messages
+                errors[f"{index}.{field}"] = messages
     if errors:
         raise ValidationFailed(errors)
     return event_types

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-from chargewire.channels.address_guard import BlockedAddress, check_callback_url, check_host
+from chargewire.channels.address_guard import BlockedAddress, check_host
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.ids import has_prefix, new_id
-from chargewire.models import ApiToken, KafkaSecrets, SigningSecret, Subscription, Via, split_broker
+from chargewire.models import ApiToken, KafkaSecrets, Scope, SigningSecret, Subscription, Via, split_broker
 from chargewire.security import new_signing_secret
 from chargewire.services.payload_filter import matches
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
@@ -33,6 +35,7 @@ from chargewire.store.subscription_store import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 MAX_PER_PAGE = 100
+_ALLOW_NETWORKS_HINT = "The operator can admit chosen networks with CHARGEWIRE_DELIVERY_ALLOW_NETWORKS (CIDRs)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +99,10 @@ class SubscriptionService:
         """Subscribe on behalf of `owner` (whose token will sign deliveries); returns the new signing secret."""
         if owner.revoked_at is not None:
             raise ValidationFailed({"token_id": [f"Token {owner.id} is revoked."]})
-        spec = parse_subscription(body)
-        await self._check_callback(spec)
-        await self._check_brokers(spec)
+        if not owner.allows(Scope.NOTIFICATIONS_MANAGE):
+            lacks = f"Token {owner.id} lacks the {Scope.NOTIFICATIONS_MANAGE} scope that owning a subscription needs."
+            raise ValidationFailed({"token_id": [lacks]})
+        spec = await self.validate(body)
         now = utcnow()
         subscription = Subscription(
             id=new_id("sub"),
@@ -166,9 +170,7 @@ class SubscriptionService:
         """Overwrite a subscription with a full body (PUT); optional extensions not sent keep their values."""
         current = await self.get(caller, subscription_id, via)
         stored = await self._store.kafka_secrets(subscription_id) if current.via is Via.KAFKA else None
-        spec = parse_subscription(body, stored)
-        await self._check_callback(spec)
-        await self._check_brokers(spec)
+        spec = await self.validate(body, stored)
         updated = replace(
             current,
             via=spec.via,
@@ -217,26 +219,53 @@ class SubscriptionService:
         """The SASL password and client key of a Kafka subscription, for the channel that produces to it."""
         return await self._store.kafka_secrets(subscription_id) or KafkaSecrets()
 
-    async def _check_callback(self, spec: SubscriptionSpec) -> None:
-        if spec.callback_url is not None:
-            check = check_callback_url(spec.callback_url, self._allow_networks)
-            await _refuse_blocked(check, "webhook.callbackUrl", "The callback url host is not a valid name.")
+    async def validate(self, body: Mapping[str, Any], stored: KafkaSecrets | None = None) -> SubscriptionSpec:
+        """Parse a v2.0 body and check its targets against the address guard, reporting every error at once."""
+        try:
+            spec = parse_subscription(body, stored)
+        except ValidationFailed as failure:
+            errors = failure.errors
+            for where, messages in (await self._blocked_targets(body)).items():
+                errors.setdefault(where, messages)
+            raise ValidationFailed(errors) from failure
+        blocked = await self._blocked_targets(body)
+        if blocked:
+            raise ValidationFailed(blocked)
+        return spec
 
-    async def _check_brokers(self, spec: SubscriptionSpec) -> None:
-        for index, broker in enumerate(spec.kafka.brokers if spec.kafka else ()):
-            host, _port = split_broker(broker)
-            check = check_host(host, self._allow_networks)
-            await _refuse_blocked(check, f"kafka.brokers.{index}", "The broker host is not a valid name.")
+    async def _blocked_targets(self, body: Mapping[str, Any]) -> dict[str, list[str]]:
+        """The webhook URL's or Kafka brokers' errors from the address guard, by field."""
+        errors: dict[str, list[str]] = {}
+        for where, host in _target_hosts(body):
+            try:
+                await check_host(host, self._allow_networks)
+            except BlockedAddress as blocked:
+                errors[where] = [f"{blocked.message} {_ALLOW_NETWORKS_HINT}"]
+            except ValueError:  # a host name IDNA cannot encode (an empty or over-long label)
+                errors[where] = ["The host is not a valid name."]
+        return errors
 
 
-async def _refuse_blocked(check: Awaitable[None], where: str, invalid_name: str) -> None:
-    """Await an address guard check, turning its refusal into a 422 on the field `where`."""
+def _target_hosts(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, host) of each target a body names, as far as it can be read; the parser judges the rest."""
+    webhook, kafka = body.get("webhook"), body.get("kafka")
+    if body.get("via") == Via.WEBHOOK and isinstance(webhook, Mapping):
+        url = webhook.get("callbackUrl")
+        host = _url_host(url) if isinstance(url, str) else None
+        return [("webhook.callbackUrl", host)] if host else []
+    brokers = kafka.get("brokers") if body.get("via") == Via.KAFKA and isinstance(kafka, Mapping) else None
+    hosts: list[tuple[str, str]] = []
+    for index, broker in enumerate(brokers if isinstance(brokers, list) else []):
+        with contextlib.suppress(ValueError):
+            hosts.append((f"kafka.brokers.{index}", split_broker(broker)[0]))
+    return hosts
+
+
+def _url_host(url: str) -> str | None:
     try:
-        await check
-    except BlockedAddress as blocked:
-        raise ValidationFailed({where: [blocked.message]}) from blocked
-    except ValueError as exc:  # a host name IDNA cannot encode (an empty or over-long label)
-        raise ValidationFailed({where: [invalid_name]}) from exc
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _payload_check(subscription: Subscription) -> PayloadCheck:

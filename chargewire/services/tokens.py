@@ -81,6 +81,11 @@ class TokenService:
             raise NotFound(f"No active token {token_id}.")
         self._cache.clear()
 
+    async def decrypts_stored_tokens(self) -> bool:
+        """True when the key decrypts the newest stored token (or none is stored yet)."""
+        ciphertext = await self._store.newest_encrypted_token()
+        return ciphertext is None or self._box.can_decrypt(ciphertext)
+
     async def reveal(self, token_id: str) -> str:
         """The text of a token, decrypted to key `X-Signature`; never shown to a user."""
         ciphertext = await self._store.encrypted_token(token_id)

@@ -8,7 +8,7 @@ The payloads follow the catalog's schemas (a test validates thousands of them).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -161,7 +161,7 @@ class SimulatedChargePoint:
         yield self._start_stop(session, "stop", now)
         yield self._status(session.evse_id, "finishing", now)
         yield self._update(session, "finished", now)
-        yield self._status(session.evse_id, "available", now + timedelta(seconds=30))
+        yield self._status(session.evse_id, "available", now)
 
     def _start_stop(self, session: _Session, action: str, now: datetime) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -223,9 +223,21 @@ class ChargingNetwork:
         self._session_ids = iter(range(500_000, 10**9))
 
     def events(self, start: datetime, interval: timedelta = timedelta(seconds=60)) -> Iterator[dict[str, Any]]:
-        """An endless stream of payloads, one meter interval after another."""
+        """An endless stream of payloads in simulated time, one meter interval after another."""
         now = start
         while True:
-            for point in self.points:
-                yield from point.tick(now, self._session_ids)
+            yield from self._round(now)
             now += interval
+
+    def live_events(self, clock: Callable[[], datetime]) -> Iterator[dict[str, Any]]:
+        """An endless stream of payloads stamped with `clock`'s time when each round of meter intervals begins.
+
+        For a live demo: simulated time would run a minute per round, an hour ahead of the wall clock after
+        a minute of publishing.
+        """
+        while True:
+            yield from self._round(clock())
+
+    def _round(self, now: datetime) -> Iterator[dict[str, Any]]:
+        for point in self.points:
+            yield from point.tick(now, self._session_ids)

@@ -82,6 +82,13 @@ class TokenStore:
             value = (await connection.execute(query)).scalar_one_or_none()
         return bytes(value) if value is not None else None
 
+    async def newest_encrypted_token(self) -> bytes | None:
+        """The ciphertext of the newest token, revoked or not: a sample of what the secret key must decrypt."""
+        query = select(api_tokens.c.token_encrypted).order_by(api_tokens.c.id.desc()).limit(1)
+        async with self._database.reading() as connection:
+            value = (await connection.execute(query)).scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
     async def revoke_token(self, token_id: str, at: datetime) -> bool:
         """Mark a token revoked; False when there is no such active token."""
         statement = (

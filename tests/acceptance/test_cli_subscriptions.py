@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from chargewire.devtools.certificates import generate_tls_files
 from tests.support.processes import cli
 
 
@@ -62,3 +65,57 @@ def test_create_with_a_bad_url_fails_naming_the_field(cli_env: dict[str, str]) -
     result = cli(cli_env, *arguments, check=False)
     assert result.returncode == 1
     assert "webhook.callbackUrl" in result.stderr
+
+
+def _created(cli_env: dict[str, str], *arguments: str, scope: str = "admin") -> dict[str, Any]:
+    """Create an owner token with `scope`, then a subscription with `arguments`; its JSON."""
+    token = json.loads(cli(cli_env, "tokens", "create", "--name", "ops", "--scope", scope, "--json").stdout)
+    created = cli(cli_env, "subscriptions", "create", "--token-id", token["id"], *arguments, "--json")
+    return dict(json.loads(created.stdout))
+
+
+def test_create_refuses_an_owner_token_without_notifications_manage(cli_env: dict[str, str]) -> None:
+    cli(cli_env, "db", "upgrade")
+    token = json.loads(cli(cli_env, "tokens", "create", "--name", "csms", "--scope", "events:publish", "--json").stdout)
+    arguments = ["--url", "https://hooks.example.com/x", "--event", "BootNotification"]
+    result = cli(cli_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
+    assert result.returncode == 1
+    assert "lacks the notifications:manage scope" in result.stderr
+    assert json.loads(cli(cli_env, "subscriptions", "list", "--json").stdout) == []
+
+
+def test_create_takes_filter_retry_schedule_and_disabled_as_the_api_does(cli_env: dict[str, str]) -> None:
+    cli(cli_env, "db", "upgrade")
+    created = _created(
+        cli_env, "--url", "https://hooks.example.com/x", "--event", "SessionUpdateNotification",
+        "--filter", '{"chargePointId": {"$in": [1042, 1043]}}', "--retry-schedule", "0,5,300", "--disabled",
+        scope="notifications:manage",
+    )  # fmt: skip
+    shown = json.loads(cli(cli_env, "subscriptions", "show", created["id"], "--json").stdout)
+    assert shown["filter"] == {"chargePointId": {"$in": [1042, 1043]}}
+    assert shown["retrySchedule"] == [0, 5, 300]
+    assert shown["enabled"] is False
+
+
+def test_create_reads_kafka_tls_material_from_files(cli_env: dict[str, str], tmp_path: Path) -> None:
+    cli(cli_env, "db", "upgrade")
+    tls = generate_tls_files(tmp_path / "tls")
+    created = _created(
+        {**cli_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}, "--via", "kafka", "--topic", "events",
+        "--broker", "127.0.0.1:9093", "--security-protocol", "SSL", "--ca-certificate", str(tls.ca_pem),
+        "--client-certificate", str(tls.client_cert_pem), "--client-key", str(tls.client_key_pem),
+        "--event", "evse.changed",
+    )  # fmt: skip
+    assert created["kafka"]["caCertificate"] == tls.ca_pem.read_text()
+    assert created["kafka"]["clientCertificate"] == tls.client_cert_pem.read_text()
+    assert "PRIVATE KEY" not in json.dumps(created)
+
+
+def test_a_loopback_url_is_refused_once_naming_the_setting_that_admits_it(cli_env: dict[str, str]) -> None:
+    cli(cli_env, "db", "upgrade")
+    token = json.loads(cli(cli_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+    arguments = ["--url", "http://127.0.0.1:9/hook", "--event", "BootNotification"]
+    result = cli(cli_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
+    assert result.returncode == 1
+    assert "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS" in result.stderr
+    assert result.stderr.count("blocked address") == 1

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chargewire.api.auth import require_scope, runtime_of
+from chargewire.api.cursor_pages import cursor_page_links
 from chargewire.api.times import as_utc
 from chargewire.models import ApiToken, Attempt, Delivery, DeliveryStatus, Scope
 from chargewire.services.subscriptions import Caller
@@ -83,7 +84,8 @@ async def list_deliveries(
     return JSONResponse(
         {
             "data": [delivery_json(delivery) for delivery in page.deliveries],
-            "meta": {"per_page": per_page, "next_cursor": page.next_cursor},
+            # The log pages forward only (newest first): there is no cursor back.
+            **cursor_page_links(request, per_page, page.next_cursor, None),
         }
     )
 

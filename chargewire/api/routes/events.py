@@ -41,7 +41,9 @@ _EXAMPLE_BODY: dict[str, Any] = {
         401: {"description": "Token missing or invalid"},
         403: {"description": "The token lacks the events:publish scope"},
         413: {"description": "The body is over the size limit"},
-        422: {"description": "A payload failed validation; `errors` maps `[index].field` to messages"},
+        422: {
+            "description": "A payload failed validation; `errors` maps `index.field.path` (`0.timestamp`) to messages"
+        },
     },
     # The body is read by hand (size limit while streaming, exact bytes); this documents it.
     openapi_extra={
@@ -68,6 +70,10 @@ async def publish_events(
     """Validate and durably store events; each is delivered to every matching subscription.
 
     The answer comes after the events and their deliveries are committed. A batch is all or nothing.
+
+    Types, required fields and allowed values are checked; string formats are not: a `date-time` field
+    takes any string (`"yesterday"` too) and is delivered as sent, because the original platform sends some
+    dates as `"YYYY-MM-DD hh:mm:ss"` under that format. Send ISO 8601 in UTC.
     """
     runtime = runtime_of(request)
     body = await read_json_body(request, runtime.settings.ingest_max_body_bytes)

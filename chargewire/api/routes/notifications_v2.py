@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chargewire.api.auth import require_scope, runtime_of
+from chargewire.api.cursor_pages import cursor_page_links
 from chargewire.catalog import load_event_types
 from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription, Via
 from chargewire.services.subscription_spec import (
@@ -204,18 +205,9 @@ def subscription_data(subscription: Subscription) -> dict[str, Any]:
 
 
 def _cursor_list(request: Request, page: CursorPage) -> dict[str, Any]:
-    def link(cursor: str | None) -> str | None:
-        return str(request.url.include_query_params(cursor=cursor)) if cursor else None
-
     return {
         "data": [subscription_data(item) for item in page.items],
-        "links": {"first": None, "last": None, "prev": link(page.prev_cursor), "next": link(page.next_cursor)},
-        "meta": {
-            "path": str(request.url.replace(query="")).rstrip("?"),
-            "per_page": page.per_page,
-            "next_cursor": page.next_cursor,
-            "prev_cursor": page.prev_cursor,
-        },
+        **cursor_page_links(request, page.per_page, page.next_cursor, page.prev_cursor),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -65,6 +66,10 @@ async def log_page(
     if subscription and "subscription" not in errors:
         chosen = await runtime.subscriptions.get(OPERATOR, subscription)
     subscriptions = (await runtime.subscriptions.list_page(OPERATOR, 100)).items
+    named = {item.id: item for item in subscriptions}
+    for subscription_id in {delivery.subscription_id for delivery in deliveries} - set(named):
+        with contextlib.suppress(NotFound):  # deleted since: the row keeps its id
+            named[subscription_id] = await runtime.subscriptions.get(OPERATOR, subscription_id)
     return render(
         request,
         "deliveries/log.html",
@@ -75,6 +80,7 @@ async def log_page(
         errors=errors,
         chosen=chosen,
         subscriptions=subscriptions,
+        named=named,
         statuses=[status.value for status in DeliveryStatus],
         event_names=list(load_event_types()),
     )

@@ -28,7 +28,6 @@ from chargewire.services.subscription_spec import (
     COMPRESSION_CODECS,
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,
-    parse_subscription,
 )
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_store import DeliveryFilter
@@ -75,7 +74,7 @@ async def create(request: Request, _: Operator, form: CheckedForm) -> Response:
     body, errors = body_from_form(submitted)
     owner = await _owner(request, first(submitted, "token_id"), errors)
     if owner is None or errors:
-        errors = _with_spec_errors(body, errors)
+        errors = await _with_spec_errors(request, body, errors)
         return await form_page(request, None, submitted_values(submitted), errors, 422)
     try:
         created = await runtime.subscriptions.create(owner, body)
@@ -109,7 +108,9 @@ async def save(request: Request, _: Operator, subscription_id: str, form: Checke
     values = submitted_values(submitted) | {"token_id": subscription.token_id}
     if errors:
         stored = await runtime.subscriptions.kafka_secrets(subscription_id) if subscription.via is Via.KAFKA else None
-        return await form_page(request, subscription, values, _with_spec_errors(body, errors, stored), 422)
+        return await form_page(
+            request, subscription, values, await _with_spec_errors(request, body, errors, stored), 422
+        )
     try:
         await runtime.subscriptions.replace(OPERATOR, subscription_id, body)
     except ValidationFailed as failure:
@@ -188,11 +189,13 @@ async def _owner(request: Request, token_id: str, errors: dict[str, list[str]]) 
     return token
 
 
-def _with_spec_errors(body: dict[str, Any], errors: dict[str, list[str]], stored: Any = None) -> dict[str, list[str]]:
-    """The form's own errors plus what the API's validation says about the rest of the body."""
+async def _with_spec_errors(
+    request: Request, body: dict[str, Any], errors: dict[str, list[str]], stored: Any = None
+) -> dict[str, list[str]]:
+    """The form's own errors plus what the API's validation (address guard included) says about the body."""
     merged = dict(errors)
     try:
-        parse_subscription(body, stored)
+        await runtime_of(request).subscriptions.validate(body, stored)
     except ValidationFailed as failure:
         for key, messages in failure.errors.items():
             merged.setdefault(key, []).extend(messages)

@@ -141,14 +141,16 @@
     }
     failing.forEach(function (item) {
       var row = document.createElement("tr");
-      var first = cell(row, "", "Subscription", "break");
+      var first = cell(row, "", "Subscription", "");
       var link = document.createElement("a");
       link.href = prefix + "/subscriptions/" + encodeURIComponent(item.id);
-      link.className = "mono";
+      link.className = "mono clip";
+      link.title = item.id;
       link.textContent = item.id;
       first.appendChild(link);
       var target = document.createElement("div");
-      target.className = "small muted";
+      target.className = "small muted clip";
+      target.title = item.target;
       target.textContent = item.target;
       first.appendChild(target);
       cell(row, String(item.failures), "Failed attempts", "num");

@@ -60,7 +60,7 @@ async def test_invalid_item_rejects_the_whole_batch_naming_index_and_field(
     response = await api.post("/api/v1/events", json=[EXAMPLES["BootNotification"], bad], headers=publisher)
     assert response.status_code == 422
     body = response.json()
-    assert list(body["errors"]) == ["[1].sessionId"]
+    assert list(body["errors"]) == ["1.sessionId"]
     assert body["message"]
     assert await _stored_count(runtime) == 0
 
@@ -70,7 +70,7 @@ async def test_unknown_event_name_is_rejected_with_suggestions(
 ) -> None:
     response = await api.post("/api/v1/events", json={"notification": "SessionUpdateNotif"}, headers=publisher)
     assert response.status_code == 422
-    assert "SessionUpdateNotification" in response.json()["errors"]["[0].notification"][0]
+    assert "SessionUpdateNotification" in response.json()["errors"]["0.notification"][0]
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,9 @@ async def test_token_without_publish_scope_is_forbidden(api: httpx.AsyncClient, 
     headers = bearer(await token_factory("notifications:manage"))
     response = await api.post("/api/v1/events", json=EXAMPLES["BootNotification"], headers=headers)
     assert response.status_code == 403
-    assert response.json() == {"message": "This action is unauthorized."}
+    assert response.json() == {
+        "message": "This action is unauthorized. It needs a token with the events:publish scope."
+    }
 
 
 async def test_revoked_token_is_refused(api: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -195,4 +197,4 @@ async def test_operational_events_cannot_be_published_from_outside(
     example = load_event_types()["subscription.disabled"].example
     response = await api.post("/api/v1/events", json=example, headers=publisher)
     assert response.status_code == 422
-    assert "sent by chargewire itself" in response.json()["errors"]["[0].notification"][0]
+    assert "sent by chargewire itself" in response.json()["errors"]["0.notification"][0]

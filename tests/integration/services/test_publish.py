@@ -70,7 +70,7 @@ async def test_an_invalid_payload_stores_nothing_of_its_batch(runtime: Runtime) 
     await _subscribe(runtime, "BootNotification")
     with pytest.raises(ValidationFailed) as failure:
         await runtime.publisher.publish([BOOT, {**BOOT, "chargePointId": "not a number"}])
-    assert list(failure.value.errors) == ["[1].chargePointId"]
+    assert list(failure.value.errors) == ["1.chargePointId"]
     async with runtime.database.reading() as connection:
         assert (await connection.execute(select(events.c.id))).all() == []
         assert (await connection.execute(select(deliveries.c.id))).all() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chargewire.backoffice.rendering import ago, field_id, pretty_body
+from chargewire.backoffice.rendering import ago, field_id, pretty_body, word_breaks
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -27,3 +27,11 @@ def test_json_bodies_are_indented_and_others_shown_as_they_came() -> None:
     assert pretty_body(b'{"a":1}') == '{\n  "a": 1\n}'
     assert pretty_body("ok") == "ok"
     assert pretty_body(None) == ""
+
+
+def test_word_breaks_lets_an_event_name_wrap_between_words_only() -> None:
+    assert str(word_breaks("ChargePointSyncConfigurationNotification")) == (
+        "Charge<wbr>Point<wbr>Sync<wbr>Configuration<wbr>Notification"
+    )
+    assert str(word_breaks("user.subscription.changed")) == "user.<wbr>subscription.<wbr>changed"
+    assert str(word_breaks("<b>")) == "&lt;b&gt;"

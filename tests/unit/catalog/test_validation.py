@@ -60,10 +60,7 @@ def _set(payload: dict[str, Any], path: list[str | int], new_value: Any) -> None
 
 
 def _path_text(path: list[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
+    return ".".join(str(part) for part in path)
 
 
 def _rejected_fields(payload: dict[str, Any]) -> dict[str, list[str]]:
@@ -134,7 +131,7 @@ def test_unknown_enum_value_is_named(event_type: EventType) -> None:
 def test_nested_errors_name_the_path_with_indexes() -> None:
     payload = copy.deepcopy(load_event_types()["SessionMeterValuesNotification"].example)
     payload["meterValues"][0]["value"] = "lots"
-    assert list(_rejected_fields(payload)) == ["meterValues[0].value"]
+    assert list(_rejected_fields(payload)) == ["meterValues.0.value"]
 
 
 def test_unknown_event_name_suggests_the_closest_known_names() -> None:
@@ -169,7 +166,7 @@ def test_nullable_fields_accept_null() -> None:
 def test_a_value_json_cannot_hold_is_named_by_the_detailed_validator() -> None:
     payload = copy.deepcopy(load_event_types()["SessionMeterValuesNotification"].example)
     payload["meterValues"][0]["value"] = datetime.now(UTC)
-    assert list(_rejected_fields(payload)) == ["meterValues[0].value"]
+    assert list(_rejected_fields(payload)) == ["meterValues.0.value"]
 
 
 class _RefusingValidator:
@@ -185,4 +182,4 @@ class _RefusingValidator:
 def test_what_the_fast_validator_refuses_is_never_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(validation, "_compiled", lambda _name: _RefusingValidator())
     payload = copy.deepcopy(load_event_types()["SessionMeterValuesNotification"].example)
-    assert _rejected_fields(payload) == {"meterValues[0].value": ["Weird number."]}
+    assert _rejected_fields(payload) == {"meterValues.0.value": ["Weird number."]}

@@ -54,7 +54,7 @@ def test_filter_matches_payload(spec: dict[str, Any] | None, expected: bool) -> 
         ({"evseId": {"$gt": [1]}}, "filter.evseId.$gt"),
         ({"$not": {"evseId": 1}}, "filter.$not"),
         ({"$or": []}, "filter.$or"),
-        ({"$or": [{"a": {"$bad": 1}}]}, "filter.$or[0].a.$bad"),
+        ({"$or": [{"a": {"$bad": 1}}]}, "filter.$or.0.a.$bad"),
         ({"evseId": {}}, "filter.evseId"),
         ("chargePointId == 1", "filter"),
     ],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -50,3 +52,9 @@ def test_the_same_seed_gives_the_same_stream() -> None:
     first = list(itertools.islice(ChargingNetwork(5, seed=3).events(START), 200))
     second = list(itertools.islice(ChargingNetwork(5, seed=3).events(START), 200))
     assert first == second
+
+
+def test_live_events_carry_the_clocks_time_not_a_simulated_time_running_ahead() -> None:
+    stream = ChargingNetwork(charge_points=25).live_events(lambda: START)
+    stamps = set(re.findall(r'"(\d{4}-\d\d-\d\dT[^"]+Z)"', json.dumps(list(itertools.islice(stream, 3000)))))
+    assert stamps == {START.isoformat(timespec="microseconds").replace("+00:00", "Z")}

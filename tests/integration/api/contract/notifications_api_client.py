@@ -61,7 +61,7 @@ def check_error(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     _require(isinstance(body, dict) and isinstance(body.get("message"), str), "error without message", response)
     if response.status_code == 403:
-        _require(body["message"] == UNAUTHORIZED_MESSAGE, "403 message", response)
+        _require(body["message"].startswith(UNAUTHORIZED_MESSAGE), "403 message", response)
     if response.status_code == 422:
         errors = body.get("errors")
         _require(isinstance(errors, dict) and bool(errors), "422 without errors", response)

@@ -208,6 +208,7 @@ async def test_token_without_notifications_scope_is_403_unauthorized(publisher: 
         response = await publisher.call(method, V2, body)
         assert response.status_code == 403
         check_error(response)
+        assert "notifications:manage scope" in response.json()["message"]
 
 
 async def test_every_response_carries_rate_limit_headers_and_the_excess_is_429(limited: NotificationsClient) -> None:
