@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -17,13 +16,16 @@ from chargewire.channels.webhook import WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.dispatch.heartbeat import Heartbeat
 from chargewire.dispatch.metrics import DeliveryMetrics
+from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import CommitWatcher, WakeListener, WakeNotifier, WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.services.deliveries import DeliveryService
+from chargewire.services.health import HealthService
 from chargewire.services.overview import OverviewService
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
@@ -40,6 +42,7 @@ from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore
+from chargewire.store.worker_store import WorkerStore
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,13 @@ class Runtime:
     overview: OverviewService
     wakeups: WakeSignal
     notifier: WakeNotifier | None
+    worker_store: WorkerStore
+    # The supervisor of this process's delivery worker, while `deliver` runs.
+    supervisor: Supervisor | None = None
+    health_checks: HealthService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health_checks = HealthService(self.database, self.worker_store, self.loop_states)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
@@ -132,6 +142,7 @@ class Runtime:
             overview=OverviewService(DeliveryStats(database), delivery_store, subscriptions),
             wakeups=wakeups,
             notifier=notifier,
+            worker_store=WorkerStore(database),
         )
 
     def dispatcher(self) -> Dispatcher:
@@ -174,21 +185,32 @@ class Runtime:
         return CommitWatcher(self.database.sqlite_file, streams.newest_work, work_due, dispatcher.wake)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """Run `dispatcher` until `stop` is set, woken by this process and by every other."""
+        """Run `dispatcher` until `stop` is set, woken by this process and by every other, with a heartbeat.
+
+        Every loop runs under one supervisor (`dispatch.supervisor`): outages are retried until they clear, and
+        a fault that cannot clear stops them all and raises TaskFailed once in-flight work is finished.
+        """
+        supervisor = self.supervisor = Supervisor(stop)
+        self.metrics.watch(supervisor)
         listener = self.wake_listener(dispatcher)
-        if listener is None:
-            await dispatcher.run(stop)
-            return
-        listening = asyncio.create_task(listener.run(stop))
+        if listener is not None:
+            supervisor.start("wake-listener", listener.run)
+        heartbeat = Heartbeat(self.worker_store, dispatcher.worker_id, supervisor)
+        supervisor.start("heartbeat", heartbeat.run)
         try:
-            await dispatcher.run(stop)
+            await dispatcher.run(stop, supervisor)
         finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            await heartbeat.last_beat()
+
+    def loop_states(self) -> dict[str, str] | None:
+        """Each loop of this process's worker and its state; None when this process runs no worker."""
+        if self.supervisor is None:
+            return None
+        return {status.name: status.state.value for status in self.supervisor.statuses()}
 
     async def aclose(self) -> None:
         """Send the last wake-up, then release connections."""
+        await self.tokens.flush_touches()
         if self.notifier is not None:
             await self.notifier.aclose()
         await self.database.aclose()

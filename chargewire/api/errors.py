@@ -14,12 +14,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chargewire.errors import (
     ChargewireError,
     Conflict,
+    DatabaseUnavailable,
     NotFound,
     PermissionDenied,
     RateLimited,
     Unauthenticated,
     ValidationFailed,
 )
+from chargewire.store.outage import OutageNotice, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,10 @@ _STATUS_BY_ERROR: tuple[tuple[type[ChargewireError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (RateLimited, 429),
+    (DatabaseUnavailable, 503),
 )
+# What a client told "the database is unavailable" should wait before trying again.
+RETRY_AFTER_S = 2
 
 
 class BadRequest(ChargewireError):
@@ -53,6 +58,8 @@ def error_response(error: ChargewireError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(error, ValidationFailed):
         body["errors"] = error.errors
+    if isinstance(error, DatabaseUnavailable):
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     if isinstance(error, RateLimited):
         headers = {
             "X-RateLimit-Limit": str(error.limit),
@@ -86,6 +93,8 @@ def _request_validation_failed(error: RequestValidationError) -> ValidationFaile
 def install_error_handlers(app: FastAPI) -> None:
     """Map chargewire errors, request validation, HTTP errors and anything unexpected to JSON responses."""
 
+    outages = OutageNotice("API")
+
     async def on_chargewire_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ChargewireError)
         return error_response(exc)
@@ -99,6 +108,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):
+            # An outage, not a bug: noted now and then, without the traceback every request would repeat.
+            outages.met(exc)
+            return error_response(DatabaseUnavailable())
         logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"message": "Server Error"}, status_code=500)
 
