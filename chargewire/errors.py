@@ -79,6 +79,8 @@ class RateLimited(ChargewireError):
 class DatabaseUnavailable(ChargewireError):
     """The database is unavailable right now; try again shortly."""
 
+    retry_after_s = 2  # what a client told so should wait before trying again
+
 
 class TaskFailed(ChargewireError):
     """A long-running task failed in a way that retrying cannot clear."""

@@ -116,6 +116,7 @@ class Runtime:
         delivery_store = DeliveryStore(database)
         event_store = EventStore(database)
         publisher = Publisher(event_store, settings.ingest_max_batch)
+        worker_store = WorkerStore(database)
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
         # SQLite has one process (`serve`), so its in-process wake is all it needs.
@@ -139,10 +140,12 @@ class Runtime:
             metrics=DeliveryMetrics(),
             health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
-            overview=OverviewService(DeliveryStats(database), delivery_store, subscriptions),
+            overview=OverviewService(
+                DeliveryStats(database), delivery_store, subscriptions, HealthService(database, worker_store)
+            ),
             wakeups=wakeups,
             notifier=notifier,
-            worker_store=WorkerStore(database),
+            worker_store=worker_store,
         )
 
     def dispatcher(self) -> Dispatcher:

@@ -34,8 +34,6 @@ _STATUS_BY_ERROR: tuple[tuple[type[ChargewireError], int], ...] = (
     (RateLimited, 429),
     (DatabaseUnavailable, 503),
 )
-# What a client told "the database is unavailable" should wait before trying again.
-RETRY_AFTER_S = 2
 
 
 class BadRequest(ChargewireError):
@@ -59,7 +57,7 @@ def error_response(error: ChargewireError) -> JSONResponse:
     if isinstance(error, ValidationFailed):
         body["errors"] = error.errors
     if isinstance(error, DatabaseUnavailable):
-        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        headers = {"Retry-After": str(error.retry_after_s)}
     if isinstance(error, RateLimited):
         headers = {
             "X-RateLimit-Limit": str(error.limit),

@@ -74,7 +74,7 @@ class Workers:
 class HealthService:
     """Answers readiness and describes the workers."""
 
-    def __init__(self, database: Database, workers: WorkerStore, loop_states: LoopStates) -> None:
+    def __init__(self, database: Database, workers: WorkerStore, loop_states: LoopStates = lambda: None) -> None:
         self._database = database
         self._workers = workers
         self._loop_states = loop_states
