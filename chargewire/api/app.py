@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chargewire import __version__
-from chargewire.api.deadline import RequestDeadlineMiddleware
 from chargewire.api.errors import install_error_handlers
+from chargewire.api.outage import DatabaseOutageMiddleware
 from chargewire.api.rate_limit import RateLimitMiddleware
 from chargewire.api.routes import (
     deliveries,
@@ -44,5 +44,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))
     app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
-    app.add_middleware(RequestDeadlineMiddleware)  # outermost: it bounds everything inside
+    app.add_middleware(DatabaseOutageMiddleware)  # outermost: it bounds everything inside
     return app

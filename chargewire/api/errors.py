@@ -21,7 +21,6 @@ from chargewire.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from chargewire.store.outage import OutageNotice, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +90,6 @@ def _request_validation_failed(error: RequestValidationError) -> ValidationFaile
 def install_error_handlers(app: FastAPI) -> None:
     """Map chargewire errors, request validation, HTTP errors and anything unexpected to JSON responses."""
 
-    outages = OutageNotice("API")
-
     async def on_chargewire_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ChargewireError)
         return error_response(exc)
@@ -106,10 +103,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_unavailable(exc):
-            # An outage, not a bug: noted now and then, without the traceback every request would repeat.
-            outages.met(exc)
-            return error_response(DatabaseUnavailable())
         logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"message": "Server Error"}, status_code=500)
 

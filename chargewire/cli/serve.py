@@ -101,7 +101,11 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
         if with_worker:
             parts.append(asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop), name="worker"))
         try:
-            await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+            ended, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                logger.error(
+                    "the %s stopped by itself; stopping the rest", ", ".join(sorted(p.get_name() for p in ended))
+                )
             stop_all()
             await asyncio.wait(parts)
             for part in parts:

@@ -1,4 +1,7 @@
-"""A deadline for every request: one the database holds up is answered 503 with `Retry-After` in time, never a hang.
+"""Database outages as answers: 503 with `Retry-After`, in time, never a hang, a 500 or a dropped connection.
+
+A request that fails because the database is unavailable (`store.outage.is_unavailable`) is answered 503 here,
+before Starlette's last-resort handler would answer 500 and re-raise (which made uvicorn close the connection).
 
 The database's own waits are bounded (`store.database.DATABASE_WAIT_S`), but on SQLite writers queue in the
 process for the one write lock, each waiting up to that long while another process holds it. A request that
@@ -16,19 +19,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chargewire.api.errors import error_response
 from chargewire.errors import DatabaseUnavailable
+from chargewire.store.outage import OutageNotice, is_unavailable
 
 logger = logging.getLogger(__name__)
 
 REQUEST_DEADLINE_S = 4.5
 
 
-class RequestDeadlineMiddleware:
-    """Answers 503 to a request that has not started its response within `deadline_s`."""
+class DatabaseOutageMiddleware:
+    """Answers 503 to a request that met a database outage, or has not started its response within `deadline_s`."""
 
     def __init__(self, app: ASGIApp, deadline_s: float = REQUEST_DEADLINE_S) -> None:
         self.app = app
         self.deadline_s = deadline_s
         self._abandoned: set[asyncio.Future[None]] = set()
+        self._outages = OutageNotice("API")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +51,14 @@ class RequestDeadlineMiddleware:
         handling = asyncio.ensure_future(self.app(scope, receive, guarded_send))
         done, _ = await asyncio.wait([handling], timeout=self.deadline_s)
         if done or started:
-            await handling
+            try:
+                await handling
+            except Exception as error:
+                if not is_unavailable(error):
+                    raise
+                self._outages.met(error)
+                if not started:
+                    await error_response(DatabaseUnavailable())(scope, receive, send)
             return
         answered = True
         self._abandon(handling)
