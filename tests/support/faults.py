@@ -28,21 +28,19 @@ connection.close()
 @contextlib.contextmanager
 def sqlite_write_locked(path: Path) -> Iterator[None]:
     """Hold the write lock of the SQLite file at `path` from another process (BEGIN EXCLUSIVE) during the block."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_WRITE_LOCK, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdin is not None
-    assert holder.stdout is not None
-    try:
-        answer = holder.stdout.readline().strip()
-        if answer != "locked":
-            raise AssertionError(f"the lock holder did not take the lock (said {answer!r})")
-        yield
-    finally:
-        with contextlib.suppress(BrokenPipeError):
-            holder.stdin.write("\n")
-            holder.stdin.close()
-        holder.wait(30)
+    command = [sys.executable, "-c", _HOLD_WRITE_LOCK, str(path)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        try:
+            answer = holder.stdout.readline().strip()
+            if answer != "locked":
+                raise AssertionError(f"the lock holder did not take the lock (said {answer!r})")
+            yield
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                holder.stdin.write("\n")
+                holder.stdin.flush()
 
 
 @contextlib.contextmanager
