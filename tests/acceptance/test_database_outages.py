@@ -4,6 +4,7 @@ resumes by itself afterwards, and a stop signal ends them cleanly during and aft
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -156,4 +157,46 @@ def test_serve_exits_zero_on_a_stop_signal_while_postgresql_is_down(
     finally:
         if server.poll() is None:
             server.kill()
+    assert code == 0, log.read_text()[-3000:]
+
+
+def _signed_in(env: dict[str, str], port: int) -> httpx.Client:
+    """A browser-like client signed in to the back office as a new operator."""
+    cli(env, "users", "create", "--email", "ops@example.com", "--password", "a long enough password")
+    base = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base, timeout=30, headers={"Origin": base})
+    form = client.get("/backoffice/sign-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None
+    signed_in = client.post(
+        "/backoffice/sign-in",
+        data={"csrf_token": csrf.group(1), "email": "ops@example.com", "password": "a long enough password"},
+    )
+    assert signed_in.status_code in (200, 303), signed_in.text
+    return client
+
+
+def test_the_back_office_and_metrics_show_a_postgresql_outage_as_such(
+    env: dict[str, str], cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_logged(env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", server, log)
+        browser = _signed_in(env, port)
+        assert "Workers" in browser.get("/backoffice/overview").text
+        with postgres_down(cluster):
+            page = browser.get("/backoffice/overview")
+            figures = browser.get("/backoffice/api/overview")
+            metrics = browser.get("/metrics")
+        browser.close()
+    finally:
+        code = signal_and_wait(server, signal.SIGTERM)
+    assert page.status_code == 503
+    assert "Database unavailable" in page.text
+    assert page.headers["Retry-After"]
+    assert figures.status_code == 503
+    assert metrics.status_code == 200
+    assert "chargewire_database_up 0.0" in metrics.text
     assert code == 0, log.read_text()[-3000:]
