@@ -51,3 +51,29 @@ def postgres_down(cluster: PostgresCluster) -> Iterator[None]:
         yield
     finally:
         cluster.start()
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size_mb: int) -> Iterator[Path]:
+    """A tmpfs of `size_mb` MiB mounted at `path` (which it makes) for the block; needs root."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def disk_full(folder: Path) -> Iterator[None]:
+    """Fill the filesystem holding `folder` to the last byte for the block, then free the space."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as handle:  # unbuffered: closing it has nothing left to write
+        for size in (65536, 1):  # big writes, then the last bytes one by one
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"\0" * size)
+    try:
+        yield
+    finally:
+        filler.unlink()
