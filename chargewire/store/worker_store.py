@@ -85,11 +85,6 @@ class WorkerStore:
             rows = (await connection.execute(query)).all()
         return [_to_heartbeat(row._mapping) for row in rows]
 
-    async def forget_stopped_before(self, before: datetime) -> None:
-        """Delete the heartbeats of workers that stopped, or went silent, before `before`."""
-        async with self._database.transaction() as connection:
-            await connection.execute(delete(worker_heartbeats).where(worker_heartbeats.c.heartbeat_at < before))
-
     async def oldest_due_at(self, now: datetime) -> datetime | None:
         """When the longest-waiting delivery row that is due now fell due; None when none is due."""
         query = select(func.min(deliveries.c.next_attempt_at)).where(
