@@ -9,6 +9,8 @@ ChargewireError
 ├── PermissionDenied            token lacks the scope or does not own the record
 ├── Conflict                    the action is not allowed in the record's current state
 ├── RateLimited                 too many requests for this token
+├── DatabaseUnavailable         the database is locked, down or full for now: answered 503, retried by workers
+├── TaskFailed                  a long-running task failed in a way retrying cannot clear; the process ends
 └── DeliveryError               one attempt to deliver failed
     ├── RetryableDeliveryError  worth trying again: timeout, connection, 5xx, 429, broker down
     └── PermanentDeliveryError  will fail the same way again: 4xx, blocked address, rejected record
@@ -72,6 +74,16 @@ class RateLimited(ChargewireError):
         self.limit = limit
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+class DatabaseUnavailable(ChargewireError):
+    """The database is unavailable right now; try again shortly."""
+
+    retry_after_s = 2  # what a client told so should wait before trying again
+
+
+class TaskFailed(ChargewireError):
+    """A long-running task failed in a way that retrying cannot clear."""
 
 
 class DeliveryError(ChargewireError):

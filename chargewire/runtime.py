@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from chargewire.channels.kafka import KafkaChannel
@@ -14,7 +13,9 @@ from chargewire.channels.webhook import WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.dispatch.heartbeat import Heartbeat
 from chargewire.dispatch.metrics import DeliveryMetrics
+from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import CommitWatcher, WakeListener, WakeNotifier, WakeSignal
 from chargewire.errors import ConfigurationError
@@ -22,6 +23,7 @@ from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
 from chargewire.services.deliveries import DeliveryService
+from chargewire.services.health import HealthService
 from chargewire.services.overview import OverviewService
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
@@ -38,6 +40,7 @@ from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore
+from chargewire.store.worker_store import WorkerStore
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,13 @@ class Runtime:
     overview: OverviewService
     wakeups: WakeSignal
     notifier: WakeNotifier | None
+    worker_store: WorkerStore
+    # The supervisor of this process's delivery worker, while `deliver` runs.
+    supervisor: Supervisor | None = None
+    health_checks: HealthService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health_checks = HealthService(self.database, self.worker_store, self.loop_states)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
@@ -86,6 +96,7 @@ class Runtime:
         delivery_store = DeliveryStore(database)
         event_store = EventStore(database)
         publisher = Publisher(event_store, settings.ingest_max_batch)
+        worker_store = WorkerStore(database)
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
         # SQLite has one process (`serve`), so its in-process wake is all it needs.
@@ -109,9 +120,12 @@ class Runtime:
             metrics=DeliveryMetrics(),
             health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
-            overview=OverviewService(DeliveryStats(database), delivery_store, subscriptions),
+            overview=OverviewService(
+                DeliveryStats(database), delivery_store, subscriptions, HealthService(database, worker_store)
+            ),
             wakeups=wakeups,
             notifier=notifier,
+            worker_store=worker_store,
         )
 
     def dispatcher(self) -> Dispatcher:
@@ -154,21 +168,32 @@ class Runtime:
         return CommitWatcher(self.database.sqlite_file, streams.newest_work, work_due, dispatcher.wake)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-        """Run `dispatcher` until `stop` is set, woken by this process and by every other."""
+        """Run `dispatcher` until `stop` is set, woken by this process and by every other, with a heartbeat.
+
+        Every loop runs under one supervisor (`dispatch.supervisor`): outages are retried until they clear, and
+        a fault that cannot clear stops them all and raises TaskFailed once in-flight work is finished.
+        """
+        supervisor = self.supervisor = Supervisor(stop)
+        self.metrics.watch(supervisor)
         listener = self.wake_listener(dispatcher)
-        if listener is None:
-            await dispatcher.run(stop)
-            return
-        listening = asyncio.create_task(listener.run(stop))
+        if listener is not None:
+            supervisor.start("wake-listener", listener.run)
+        heartbeat = Heartbeat(self.worker_store, dispatcher.worker_id, supervisor)
+        supervisor.start("heartbeat", heartbeat.run)
         try:
-            await dispatcher.run(stop)
+            await dispatcher.run(stop, supervisor)
         finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            await heartbeat.last_beat()
+
+    def loop_states(self) -> dict[str, str] | None:
+        """Each loop of this process's worker and its state; None when this process runs no worker."""
+        if self.supervisor is None:
+            return None
+        return {status.name: status.state.value for status in self.supervisor.statuses()}
 
     async def aclose(self) -> None:
         """Send the last wake-up, then release connections."""
+        await self.tokens.flush_touches()
         if self.notifier is not None:
             await self.notifier.aclose()
         await self.database.aclose()

@@ -7,11 +7,13 @@ from fastapi import FastAPI
 from chargewire import __version__
 from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
+from chargewire.api.outage import DatabaseOutageMiddleware
 from chargewire.api.rate_limit import RateLimitMiddleware
 from chargewire.api.routes import (
     deliveries,
     event_types,
     events,
+    health,
     metrics,
     notification_actions,
     notifications_v1,
@@ -43,6 +45,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(subscription_secrets.router)
     app.include_router(deliveries.router)
     app.include_router(metrics.router)
+    app.include_router(health.router)
     app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))
     app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
+    app.add_middleware(DatabaseOutageMiddleware)  # outermost: it bounds everything inside
     return app

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chargewire.errors import (
     ChargewireError,
     Conflict,
+    DatabaseUnavailable,
     NotFound,
     PermissionDenied,
     RateLimited,
@@ -30,6 +31,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[ChargewireError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (RateLimited, 429),
+    (DatabaseUnavailable, 503),
 )
 
 
@@ -53,6 +55,8 @@ def error_response(error: ChargewireError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(error, ValidationFailed):
         body["errors"] = error.errors
+    if isinstance(error, DatabaseUnavailable):
+        headers = {"Retry-After": str(error.retry_after_s)}
     if isinstance(error, RateLimited):
         headers = {
             "X-RateLimit-Limit": str(error.limit),

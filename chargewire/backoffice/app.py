@@ -18,9 +18,17 @@ from chargewire.backoffice.rendering import PREFIX, render
 from chargewire.backoffice.routes import catalog, deliveries, overview, sign_in, subscription_actions, subscriptions
 from chargewire.backoffice.routes import tokens as token_pages
 from chargewire.backoffice.session import SessionMiddleware, SessionSigner
-from chargewire.errors import ChargewireError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from chargewire.errors import (
+    ChargewireError,
+    Conflict,
+    DatabaseUnavailable,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from chargewire.runtime import Runtime
 from chargewire.security.key_file import resolve_secret_key
+from chargewire.store.outage import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +87,30 @@ def _install_error_pages(app: FastAPI) -> None:
         return render(request, "error.html", 400, title="Bad request", message=f"These values are not valid: {names}.")
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if is_unavailable(exc):
+            return _database_unavailable(request)
         logger.exception("back office: unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return render(request, "error.html", 500, title="Something went wrong", message="Server Error")
 
+    app.add_exception_handler(DatabaseUnavailable, lambda request, _exc: _database_unavailable(request))
     app.add_exception_handler(SignInRequired, on_sign_in_required)
     app.add_exception_handler(CsrfRejected, on_csrf_rejected)
     app.add_exception_handler(ChargewireError, on_chargewire_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_bad_request)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _database_unavailable(request: Request) -> Response:
+    """A page (or, for the page scripts, JSON) saying the database is unavailable: an outage, not a bug."""
+    headers = {"Retry-After": str(DatabaseUnavailable.retry_after_s)}
+    if request.url.path.startswith(f"{PREFIX}/api/"):
+        return JSONResponse({"message": DatabaseUnavailable().message}, status_code=503, headers=headers)
+    message = "The database cannot be reached right now, so this page cannot be shown. Delivery resumes by itself "
+    message += "once it is back; reload this page in a few seconds."
+    response = render(request, "error.html", 503, title="Database unavailable", message=message)
+    response.headers.update(headers)
+    return response
 
 
 _TITLES = {

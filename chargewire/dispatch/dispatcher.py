@@ -21,7 +21,6 @@ failures come back here as rows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -37,11 +36,14 @@ from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.retry_policy import next_attempt_delay
 from chargewire.dispatch.streamer import KafkaStreamer
+from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
+from chargewire.dispatch.wakeups import wait_for_any
 from chargewire.errors import PermanentDeliveryError
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
+from chargewire.store.outage import is_unavailable
 from chargewire.store.stream_store import StreamStore
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ _BUFFER_WAVES = 4
 _FLUSH_BATCH = 200
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
 _EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
+# A worker that stops records what finished; through an outage it tries this long, from this first pause.
+_EXIT_FLUSH_S = 5.0
+_EXIT_FLUSH_FIRST_DELAY_S = 0.1
 
 # Called once per dispatch with its deliveries, their results and their records, in the same order.
 AttemptListener = Callable[[Sequence[ClaimedDelivery], Sequence[AttemptResult], Sequence[AttemptRecord]], None]
@@ -105,7 +110,6 @@ class Dispatcher:
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
-        self._next_failing_check = 0.0
         self._limits = {
             Via.WEBHOOK: settings.worker_max_in_flight_per_subscription,
             Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
@@ -146,33 +150,59 @@ class Dispatcher:
         if self._streamer is not None:
             self._streamer.wake()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set, then finish what is in flight and hand back the rest."""
-        flusher = asyncio.create_task(self._flush_loop(stop))
-        streaming = asyncio.create_task(self._streamer.run(stop)) if self._streamer is not None else None
+    def loops(self) -> dict[str, Loop]:
+        """The long-running loops of this worker, by name, for a supervisor to run until `stop` is set."""
+        loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._flush_loop}
+        if self._streamer is not None:
+            loops["stream"] = self._streamer.run
+        check = self._on_failing
+        if check is not None:
+            loops["disable-check"] = lambda stop: self._disable_loop(check, stop)
+        return loops
+
+    async def run(self, stop: asyncio.Event, supervisor: Supervisor | None = None) -> None:
+        """Deliver until `stop` is set, then finish what is in flight and hand back the rest.
+
+        Raises TaskFailed, after that same finish, when a loop failed in a way retrying cannot clear.
+        """
+        supervisor = supervisor or Supervisor(stop)
+        for name, loop in self.loops().items():
+            supervisor.start(name, loop)
         try:
-            while not stop.is_set():
-                # Cleared before the claim, so a wake that arrives while it runs is not lost.
-                self._wake.clear()
-                news, self._news = self._news, False
-                full = False
+            await supervisor.wait()
+        finally:
+            await self.finish()
+
+    async def finish(self) -> None:
+        """Let in-flight attempts end (bounded), hand back what waits, record what finished, close the channels."""
+        await self._shutdown()
+        await self._flush_at_exit()
+        await self.aclose()
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            # Cleared before the claim, so a wake that arrives while it runs is not lost.
+            self._wake.clear()
+            news, self._news = self._news, False
+            full = False
+            try:
                 if (news or self._claim_worthwhile()) and await self._may_find_work():
                     _claimed, full = await self._claim()
-                if not full:
-                    # A claim that came back short found all there is: wait for more instead of asking again.
-                    await self._sleep(stop)
-        finally:
-            if streaming is not None:
-                if not stop.is_set():
-                    streaming.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await streaming
-            await self._shutdown()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
-            await self._flush()
-            await self.aclose()
+            except Exception:
+                self._news = True  # whatever was announced is still to be found once the claim works again
+                raise
+            mark_healthy()
+            if not full:
+                # A claim that came back short found all there is: wait for more instead of asking again.
+                await self._sleep(stop)
+
+    async def _disable_loop(self, check: FailingCheck, stop: asyncio.Event) -> None:
+        """Let the owner disable subscriptions that kept failing, every `disable_check_interval_s`."""
+        while not stop.is_set():
+            await wait_for_any([stop], self.settings.disable_check_interval_s)
+            if not stop.is_set():
+                await check(utcnow())
+                mark_healthy()
 
     async def aclose(self) -> None:
         """Close the channels' clients (run() does this when it ends)."""
@@ -223,8 +253,13 @@ class Dispatcher:
         )
         if not claimed:
             return 0, False
+        try:
+            targets = await self._targets.targets({delivery.subscription_id for delivery in claimed})
+        except Exception:
+            # Their leases run out and another claim takes them again.
+            logger.warning("looking up the subscriptions of %d claimed deliveries failed", len(claimed))
+            raise
         self._held += len(claimed)
-        targets = await self._targets.targets({delivery.subscription_id for delivery in claimed})
         for delivery in claimed:
             target = targets.get(delivery.subscription_id)
             limit = self._limits[target.subscription.via] if target else 1
@@ -366,52 +401,75 @@ class Dispatcher:
         return AttemptRecord(attempt, delivery.subscription_id, self.worker_id, status, retry_at, result.error.message)
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
-        while True:
-            await self._records_waiting.wait()
+        while not stop.is_set():
+            await wait_for_any([self._records_waiting, stop], self.settings.worker_poll_interval_s)
+            if not self._records_waiting.is_set():
+                continue
             if len(self._pending_records) < _FLUSH_BATCH and not stop.is_set():
                 await asyncio.sleep(_FLUSH_INTERVAL_S)
             await self._flush_once()
+            mark_healthy()
 
     async def _flush(self) -> None:
-        """Record everything pending (at shutdown and in run_once)."""
+        """Record everything pending (in run_once)."""
         while self._pending_records:
             await self._flush_once()
 
+    async def _flush_at_exit(self) -> None:
+        """Record what finished before stopping; through a short outage, retried for `_EXIT_FLUSH_S` at most."""
+        deadline = time.monotonic() + _EXIT_FLUSH_S
+        delay_s = _EXIT_FLUSH_FIRST_DELAY_S
+        while self._pending_records:
+            try:
+                await self._flush_once()
+            except Exception as error:
+                if time.monotonic() + delay_s >= deadline:
+                    logger.error(
+                        "could not record %d attempts before stopping (%s); their leases run out and they are sent "
+                        "again",
+                        len(self._pending_records),
+                        error,
+                    )
+                    return
+                await asyncio.sleep(delay_s)
+                delay_s *= 2
+
     async def _flush_once(self) -> None:
-        """Record what is pending in one transaction; records that arrive meanwhile wait for the next one."""
+        """Record what is pending in one transaction; records that arrive meanwhile wait for the next one.
+
+        When the database is unavailable the records are kept, first in line, and the error raised: the
+        supervisor retries after a backoff, and a lease that ran out meanwhile only keeps the delivery from
+        being updated twice (`record_attempts` checks it). Any other error drops them to their leases.
+        """
         self._records_waiting.clear()
         batch, self._pending_records = self._pending_records, []
-        if batch:
-            try:
-                await self._deliveries.record_attempts(batch)
-            except Exception:
-                logger.exception(
-                    "could not record %d attempts; their leases will run out and they are retried", len(batch)
-                )
-            self._held -= len(batch)
-            if self._room_awaited:
-                # A claim, perhaps one made while this flush ran, found the worker full: this made room.
-                self._room_awaited = False
-                self._wake.set()
+        if not batch:
+            return
+        try:
+            await self._deliveries.record_attempts(batch)
+        except Exception as error:
+            if is_unavailable(error):
+                self._pending_records[:0] = batch
+                self._records_waiting.set()
+                raise
+            logger.exception("could not record %d attempts; their leases will run out and they are retried", len(batch))
+        self._held -= len(batch)
+        if self._room_awaited:
+            # A claim, perhaps one made while this flush ran, found the worker full: this made room.
+            self._room_awaited = False
+            self._wake.set()
         if self._pending_records:
             self._records_waiting.set()
-        await self._check_failing()
-
-    async def _check_failing(self) -> None:
-        """Let the owner disable subscriptions that kept failing; at most every `disable_check_interval_s`."""
-        if self._on_failing is None or time.monotonic() < self._next_failing_check:
-            return
-        self._next_failing_check = time.monotonic() + self.settings.disable_check_interval_s
-        try:
-            await self._on_failing(utcnow())
-        except Exception:
-            logger.exception("checking for subscriptions to disable failed; trying again later")
 
     async def _shutdown(self) -> None:
+        """Stop starting attempts, wait for those in flight (bounded), and hand back the leases of the rest."""
         waiting = [delivery.id for queue in self._queues.values() for delivery in queue.waiting]
         for queue in self._queues.values():
             queue.waiting.clear()
         self._held -= len(waiting)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.settings.webhook_timeout_s + 5)
-        await self._deliveries.release_leases(self.worker_id, waiting, utcnow())
+        try:
+            await self._deliveries.release_leases(self.worker_id, waiting, utcnow())
+        except Exception as error:
+            logger.warning("could not hand back %d leases (%s); they run out instead", len(waiting), error)

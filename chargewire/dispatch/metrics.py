@@ -8,12 +8,13 @@ from collections.abc import Iterator, Sequence
 from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
+from chargewire.dispatch.supervisor import Supervisor, TaskState
 from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
 
@@ -34,6 +35,7 @@ class DeliveryMetrics(Collector):
         self._attempts: dict[str, int] = {}
         self._durations: dict[str, _Histogram] = {}
         self._publish_to_delivery = _Histogram()
+        self._supervisor: Supervisor | None = None
         self.registry.register(self)
         self.queue_depth = Gauge(
             "chargewire_delivery_queue_depth",
@@ -41,6 +43,10 @@ class DeliveryMetrics(Collector):
             ["state"],
             registry=self.registry,
         )
+
+    def watch(self, supervisor: Supervisor) -> None:
+        """Show the faults and states of this supervisor's loops (this process's worker)."""
+        self._supervisor = supervisor
 
     def observe_attempts(
         self, deliveries: Sequence[ClaimedDelivery], results: Sequence[AttemptResult], records: Sequence[AttemptRecord]
@@ -90,6 +96,8 @@ class DeliveryMetrics(Collector):
         )
         latency.add_metric([], self._publish_to_delivery.cumulative(), self._publish_to_delivery.total)
         yield from (attempts, durations, latency)
+        if self._supervisor is not None:
+            yield from _supervision(self._supervisor)
 
     async def render(self, deliveries: DeliveryStore) -> bytes:
         """The text exposition, with the queue depth read from the database now."""
@@ -97,6 +105,25 @@ class DeliveryMetrics(Collector):
         for state in ("due", "scheduled", "failed"):
             self.queue_depth.labels(state).set(counts[state])
         return generate_latest(self.registry)
+
+
+def _supervision(supervisor: Supervisor) -> Iterator[Metric]:
+    faults = CounterMetricFamily(
+        "chargewire_task_faults",
+        "Faults of this process's long-running loops (claim, flush, stream, ...), by loop and error class.",
+        labels=["task", "error_class"],
+    )
+    for (task, error_class), count in sorted(supervisor.faults.items()):
+        faults.add_metric([task, error_class], count)
+    states = GaugeMetricFamily(
+        "chargewire_task_state",
+        "1 for the state each of this process's loops is in, 0 for the others.",
+        labels=["task", "state"],
+    )
+    for status in supervisor.statuses():
+        for state in TaskState:
+            states.add_metric([status.name, state.value], 1.0 if status.state is state else 0.0)
+    yield from (faults, states)
 
 
 class _Histogram:

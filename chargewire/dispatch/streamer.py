@@ -30,11 +30,13 @@ import orjson
 
 from chargewire.clock import utcnow
 from chargewire.config import Settings
+from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.dispatch.wakeups import wait_for_any
 from chargewire.models import DeliveryStatus
 from chargewire.services.payload_filter import matches
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
+from chargewire.store.outage import is_unavailable
 from chargewire.store.stream_store import LeaseLost, Stream, StreamStore
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class KafkaStreamer:
         self._wake = asyncio.Event()
         self._news: dict[str, asyncio.Event] = {}  # per running stream: events were published since it looked
         self._stopping = False
+        self._outage: Exception | None = None  # met by a stream, raised by run()
 
     def wake(self) -> None:
         """Look for ready streams now instead of at the next poll (after a publish, here or elsewhere)."""
@@ -86,12 +89,21 @@ class KafkaStreamer:
             news.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Stream until `stop` is set, then record the batches already sent and hand the leases back."""
+        """Stream until `stop` is set, then record the batches already sent and hand the leases back.
+
+        An outage met by the look for ready streams or by a stream is raised here, for the supervisor to
+        retry after a backoff; the streams it interrupted are sent again from their positions.
+        """
+        self._stopping = False
+        self._outage = None
         try:
             while not stop.is_set():
                 self._wake.clear()
                 await self._start_ready()
+                mark_healthy()
                 await wait_for_any([self._wake, stop], self.settings.worker_poll_interval_s)
+                if self._outage is not None:
+                    raise self._outage
         finally:
             self._stopping = True
             self.wake()  # streams holding on for news stop waiting
@@ -104,11 +116,7 @@ class KafkaStreamer:
         return sum(sent)
 
     async def _start_ready(self, hold_s: float = _CAUGHT_UP_HOLD_S) -> list[asyncio.Task[int]]:
-        try:
-            ready = await self._streams.ready_streams(utcnow())
-        except Exception:
-            logger.exception("looking for Kafka streams to send failed; trying again at the next poll")
-            return []
+        ready = await self._streams.ready_streams(utcnow())
         started = []
         for stream in ready:
             if stream.subscription_id not in self._running:
@@ -141,8 +149,12 @@ class KafkaStreamer:
                 "the lease of Kafka stream %s ran out; another worker sends its batch again", stream.subscription_id
             )
             return 0
-        except Exception:
-            logger.exception("Kafka stream %s failed; it is sent again from its position", stream.subscription_id)
+        except Exception as error:
+            if is_unavailable(error):
+                self._outage = error  # the supervisor logs it, once per outage
+                self._wake.set()
+            else:
+                logger.exception("Kafka stream %s failed; it is sent again from its position", stream.subscription_id)
             return 0
         finally:
             if held:
@@ -230,8 +242,10 @@ class KafkaStreamer:
     async def _release(self, stream: Stream) -> None:
         try:
             await self._streams.release(stream.subscription_id, self.worker_id)
-        except Exception:
-            logger.exception("could not hand back the lease of Kafka stream %s; it runs out", stream.subscription_id)
+        except Exception as error:
+            if not is_unavailable(error):
+                logger.exception("could not hand back the lease of Kafka stream %s", stream.subscription_id)
+            logger.warning("the lease of Kafka stream %s was not handed back; it runs out", stream.subscription_id)
 
 
 async def _settled(task: asyncio.Task[None]) -> None:

@@ -43,6 +43,8 @@ import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chargewire.store.outage import is_unavailable
+
 logger = logging.getLogger(__name__)
 
 WAKE_CHANNEL = "chargewire_deliveries_due"
@@ -189,11 +191,10 @@ class WakeListener:
                     failures = 0
                     await self._wait_until_lost(connection, lost, stop)
                     reason = "the connection closed"
-            except _CONNECTION_ERRORS as error:
+            except Exception as error:
+                if not (isinstance(error, _CONNECTION_ERRORS) or is_unavailable(error)):
+                    logger.exception("the wake-up listener failed")
                 reason = str(error) or type(error).__name__
-            except Exception:
-                logger.exception("the wake-up listener failed")
-                reason = "an unexpected error"
             if stop.is_set():
                 return
             delay = reconnect_delay_s(failures, self._first_retry_s, self._max_retry_s)

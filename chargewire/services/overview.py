@@ -1,4 +1,4 @@
-"""The back office's view of delivery: per-minute outcomes and latency, queue depth, failing subscriptions.
+"""The back office's view of delivery: per-minute outcomes and latency, queue depth, failing subscriptions, workers.
 
 Figures come from the database, so they cover every worker process, not only this one. Latency percentiles
 are estimated from histogram buckets counted in SQL (as Prometheus does), which keeps each poll to a few
@@ -13,15 +13,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound
 from chargewire.models import Subscription
+from chargewire.services.health import HealthService, WorkerView
 from chargewire.services.subscriptions import OPERATOR, SubscriptionService
 from chargewire.store.delivery_stats import DeliveryStats, LatencyBucket, OutcomeCount, SubscriptionHealth
 from chargewire.store.delivery_store import DeliveryStore
+from chargewire.store.outage import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,10 @@ class Overview:
     queue: QueueSample
     queue_history: list[QueueSample]
     failing: list[FailingSubscription]
+    workers: list[WorkerView]
+    oldest_due_age_s: float | None
+    # Set when the database could not be read: the figures are the last ones read, or none.
+    database_error: str | None = None
 
 
 def health_state(health: SubscriptionHealth | None, now: datetime) -> str:
@@ -121,9 +127,11 @@ class OverviewService:
         stats: DeliveryStats,
         deliveries: DeliveryStore,
         subscriptions: SubscriptionService,
+        health: HealthService,
         window_minutes: int = 30,
     ) -> None:
         self._stats = stats
+        self._health = health
         self._deliveries = deliveries
         self._subscriptions = subscriptions
         self.window_minutes = window_minutes
@@ -137,16 +145,32 @@ class OverviewService:
         return {row.subscription_id: row for row in rows}
 
     async def snapshot(self) -> Overview:
-        """The overview now; polled by every open overview page, so it is reused for a couple of seconds."""
+        """The overview now; polled by every open overview page, so it is reused for a couple of seconds.
+
+        While the database is unavailable it says so, with the last figures read (or none).
+        """
         now_s = time.monotonic()
         if self._cached is not None and now_s - self._cached[0] < _CACHE_S:
             return self._cached[1]
-        overview = await self._build()
+        try:
+            overview = await self._build()
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            return self._unavailable(f"{type(error).__name__}: {error}")
         self._cached = (now_s, overview)
         return overview
 
+    def _unavailable(self, reason: str) -> Overview:
+        now = utcnow()
+        if self._cached is not None:
+            return replace(self._cached[1], database_error=reason)
+        empty = QueueSample(now, {"due": 0, "scheduled": 0, "failed": 0, "delivered": 0})
+        return Overview(now, self.window_minutes, [], None, None, empty, [], [], [], None, database_error=reason)
+
     async def _build(self) -> Overview:
         now = utcnow()
+        workers = await self._health.workers()
         first_minute = now.replace(second=0, microsecond=0) - timedelta(minutes=self.window_minutes - 1)
         counts = await self._stats.attempts_by_minute(first_minute)
         buckets = await self._stats.latency_by_minute(first_minute, LATENCY_BOUNDS_S)
@@ -164,6 +188,8 @@ class OverviewService:
             queue=queue,
             queue_history=list(self._queue_history),
             failing=await self._failing(first_minute),
+            workers=workers.workers,
+            oldest_due_age_s=workers.oldest_due_age_s,
         )
 
     async def sample_queue(self, stop: asyncio.Event) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound, Unauthenticated, ValidationFailed
@@ -13,8 +16,11 @@ from chargewire.models import ApiToken, Scope
 from chargewire.security import SecretBox, new_api_token, token_hash
 from chargewire.store.token_store import TokenStore
 
+logger = logging.getLogger(__name__)
+
 _CACHE_TTL_S = 5.0
 _TOUCH_INTERVAL_S = 60.0
+_TOUCH_FLUSH_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,7 @@ class TokenService:
         self._box = box
         # Authentication runs on every request; a short cache keeps it off the database.
         self._cache: dict[str, tuple[float, ApiToken]] = {}
+        self._touching: dict[str, asyncio.Task[None]] = {}  # last-used writes under way, by token id
 
     async def create(self, name: str, scopes: Iterable[str]) -> CreatedToken:
         """Make a token with these scopes; its text is in the result and nowhere else in plain form."""
@@ -59,10 +66,30 @@ class TokenService:
             raise Unauthenticated()
         if token.last_used_at is None or (utcnow() - token.last_used_at).total_seconds() > _TOUCH_INTERVAL_S:
             at = utcnow()
-            await self._store.touch_token(token.id, at)
+            self._touch_later(token.id, at)
             token = replace(token, last_used_at=at)
         self._cache[key] = (now, token)
         return token
+
+    def _touch_later(self, token_id: str, at: datetime) -> None:
+        """Record the token's use off the request's path: a read must not wait for, or fail with, this write."""
+        if token_id in self._touching:
+            return
+        task = asyncio.get_running_loop().create_task(self._touch(token_id, at))
+        self._touching[token_id] = task
+        task.add_done_callback(lambda _task: self._touching.pop(token_id, None))
+
+    async def _touch(self, token_id: str, at: datetime) -> None:
+        try:
+            await self._store.touch_token(token_id, at)
+        except Exception as error:
+            # Best effort: last_used_at is a hint for operators, written again at the next use.
+            logger.warning("could not record when token %s was last used: %s", token_id, error)
+
+    async def flush_touches(self) -> None:
+        """Wait for the last-used writes under way (at shutdown, and for tests), a few seconds at most."""
+        if self._touching:
+            await asyncio.wait(list(self._touching.values()), timeout=_TOUCH_FLUSH_TIMEOUT_S)
 
     async def list(self, include_revoked: bool = False) -> Sequence[ApiToken]:
         """Every token (not their text)."""

@@ -26,14 +26,24 @@ from typing import Any
 import aiosqlite
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chargewire.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-_SQLITE_BUSY_TIMEOUT_S = 30
+# How long any one wait on the database may last, so that nothing hangs while it is locked, down or unreachable:
+# SQLite's busy timeout (another process holds the write lock), PostgreSQL's connect timeout. The API answers
+# 503 within its request deadline (a little longer), and the workers' supervisor retries.
+DATABASE_WAIT_S = 3.0
+_SQLITE_BUSY_TIMEOUT_S = DATABASE_WAIT_S
+# A PostgreSQL statement that has not answered in this long is abandoned (the server hangs, or the network
+# dropped without a reset); generous, as a claim over a large backlog may take seconds.
+_POSTGRES_COMMAND_TIMEOUT_S = 30.0
+# Waiting for a connection of the pool (all in use).
+_POOL_TIMEOUT_S = 10.0
+_BUSY_TIMEOUT_MS = int(_SQLITE_BUSY_TIMEOUT_S * 1000)
 _WRITE_OPTION = "chargewire_write"
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 # Asking again for SQLite's write lock while another process holds it: from 0.5 ms, doubling to 4 ms.
@@ -125,11 +135,23 @@ def create_database(url: str, *, echo: bool = False) -> Database:
     if backend == "sqlite":
         return _sqlite_database(parsed.render_as_string(hide_password=False), parsed.database, echo)
     if backend == "postgresql":
-        engine = create_async_engine(
-            parsed, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON_CODEC
-        )
-        return Database(engine)
+        return _postgres_database(parsed, echo)
     raise ConfigurationError(f"CHARGEWIRE_DATABASE_URL: unsupported database {backend!r}; use sqlite or postgresql")
+
+
+def _postgres_database(url: URL, echo: bool) -> Database:
+    """Marked dialect difference: PostgreSQL through asyncpg, every wait on the server bounded."""
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=_POOL_TIMEOUT_S,
+        connect_args={"timeout": DATABASE_WAIT_S, "command_timeout": _POSTGRES_COMMAND_TIMEOUT_S},
+        **_JSON_CODEC,
+    )
+    return Database(engine)
 
 
 def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
@@ -158,7 +180,7 @@ def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
         # WAL with synchronous=NORMAL survives a killed process; only a power loss can undo the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         if on_disk:
             # The checkpointer's thread does this; inside a commit it would hold every other writer up.
             cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -257,7 +279,7 @@ def _begin_write(cursor: sqlite3.Cursor) -> None:
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, _WRITE_RETRY_MAX_S)
     finally:
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 class _OneTripCursor:

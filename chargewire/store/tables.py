@@ -212,3 +212,18 @@ users = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_login_at", UtcDateTime),
 )
+
+# One row per worker process (`serve`'s in-process worker too), rewritten every couple of seconds while it runs.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", String(40), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime, nullable=True),
+    Column("tasks", JSON, nullable=False),  # {loop name: state}
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", UtcDateTime, nullable=True),
+)

@@ -86,3 +86,20 @@ def subscribe_webhook(api: httpx.Client, callback_url: str, event: str) -> None:
     body = {"via": "webhook", "notifications": [event], "webhook": {"callbackUrl": callback_url}}
     created = api.post("/public-api/notifications/v2.0", json=body)
     assert created.status_code == 201, created.text
+
+
+def start_logged(env: Mapping[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`chargewire ARGS` with its output (stdout and stderr) written to `log`, for tests that read it afterwards."""
+    with log.open("ab") as output:
+        return subprocess.Popen([CHARGEWIRE, *args], env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
+
+
+def signal_and_wait(process: subprocess.Popen[bytes], signum: int, timeout_s: float = 60) -> int:
+    """Send `signum` and return the exit code; fails (after a SIGKILL) if the process outlives `timeout_s`."""
+    process.send_signal(signum)
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"the process did not exit within {timeout_s} s of signal {signum}") from None

@@ -1,4 +1,4 @@
-"""The overview: deliveries per minute by outcome, latency, queue depth and failing subscriptions, live.
+"""The overview: deliveries per minute by outcome, latency, queue depth, failing subscriptions and workers, live.
 
 The page draws its charts from `/backoffice/api/overview`, which it polls every few seconds.
 """
@@ -44,6 +44,20 @@ def overview_json(overview: Overview) -> dict[str, Any]:
             }
             for item in overview.failing
         ],
+        "workers": [
+            {
+                "id": worker.heartbeat.worker_id,
+                "where": f"{worker.heartbeat.host} (pid {worker.heartbeat.pid})",
+                "state": worker.state,
+                "ageSeconds": round(worker.age_s, 1),
+                "tasks": dict(worker.heartbeat.tasks),
+                "lastError": worker.heartbeat.last_error,
+                "lastErrorAt": iso(worker.heartbeat.last_error_at) if worker.heartbeat.last_error_at else None,
+            }
+            for worker in overview.workers
+        ],
+        "oldestDueSeconds": overview.oldest_due_age_s,
+        "databaseError": overview.database_error,
     }
 
 

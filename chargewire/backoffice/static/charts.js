@@ -159,6 +159,53 @@
     });
   }
 
+  function showDatabaseError(reason) {
+    var banner = document.querySelector("[data-database-error]");
+    if (!banner) return;
+    banner.hidden = !reason;
+    var detail = banner.querySelector("[data-database-reason]");
+    if (detail) detail.textContent = reason || "";
+  }
+
+  function drawWorkers(root, workers) {
+    var body = root.querySelector("[data-workers]");
+    if (!body) return;
+    body.textContent = "";
+    if (!workers.length) {
+      var empty = document.createElement("tr");
+      cell(empty, "No worker has sent a heartbeat in the last hour.", "Worker", "muted").colSpan = 4;
+      body.appendChild(empty);
+      return;
+    }
+    workers.forEach(function (worker) {
+      var row = document.createElement("tr");
+      var first = cell(row, "", "Worker", "break");
+      var id = document.createElement("span");
+      id.className = "mono";
+      id.textContent = worker.id;
+      first.appendChild(id);
+      var where = document.createElement("div");
+      where.className = "small muted";
+      where.textContent = worker.where;
+      first.appendChild(where);
+      var state = cell(row, "", "State");
+      var badge = document.createElement("span");
+      badge.className = "badge badge-" + worker.state;
+      badge.textContent = worker.state;
+      state.appendChild(badge);
+      Object.keys(worker.tasks).forEach(function (name) {
+        if (worker.tasks[name] === "running") return;
+        var task = document.createElement("div");
+        task.className = "small";
+        task.textContent = name + ": " + worker.tasks[name];
+        state.appendChild(task);
+      });
+      cell(row, Math.round(worker.ageSeconds) + " s ago", "Last heartbeat", "num");
+      cell(row, worker.lastError || "none", "Last error", worker.lastError ? "break small" : "muted");
+      body.appendChild(row);
+    });
+  }
+
   function render(root, data) {
     var minutes = data.minutes;
     var last = minutes.length ? minutes[minutes.length - 1] : { delivered: 0, retry: 0, failed: 0 };
@@ -181,6 +228,9 @@
     ], function (v) { return String(Math.round(v)); });
     var prefix = root.getAttribute("data-source").replace(/\/api\/overview$/, "");
     drawFailing(root, data.failing, prefix);
+    drawWorkers(root, data.workers);
+    setFigure(root, "oldestDue", data.oldestDueSeconds === null ? "\u2014" : data.oldestDueSeconds.toFixed(1) + " s");
+    showDatabaseError(data.databaseError);
     root.setAttribute("data-updated", data.generatedAt);
     var status = document.querySelector("[data-live-status]");
     if (status) status.textContent = "Updated " + data.generatedAt.replace("T", " ").replace(/\.\d+Z$/, " UTC");
@@ -194,6 +244,7 @@
       fetch(source, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
           if (response.status === 401) { window.location.reload(); throw new Error("signed out"); }
+          if (response.status === 503) { showDatabaseError("The server answered 503."); throw new Error("unavailable"); }
           return response.json();
         })
         .then(function (data) { latest = data; render(root, data); })

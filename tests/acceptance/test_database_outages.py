@@ -1,0 +1,202 @@
+"""`serve` and `chargewire worker` ride out a PostgreSQL crash and restart: the API answers 503 meanwhile, delivery
+resumes by itself afterwards, and a stop signal ends them cleanly during and after the outage."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
+from tests.conftest import TEST_SECRET_KEY
+from tests.support.faults import postgres_down
+from tests.support.processes import cli, signal_and_wait, start_logged, subscribe_webhook, wait_until_serving
+from tests.support.receiver import Receiver
+from tests.support.threaded_receiver import receiver_in_thread
+
+EXAMPLE = load_event_types()["HardwareStatusNotification"].example
+_databases = iter(range(1_000_000))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of this module's own: its tests stop and start it."""
+    with throwaway_cluster() as running:
+        yield running
+
+
+@pytest.fixture
+def env(cluster: PostgresCluster, tmp_path: Path) -> dict[str, str]:
+    """Settings for the processes under test: a fresh migrated database on the module's cluster."""
+    variables = {
+        "CHARGEWIRE_DATABASE_URL": cluster.create_database(f"outage_{next(_databases)}"),
+        "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
+        "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
+        "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+        "CHARGEWIRE_WORKER_LEASE_S": "3",
+    }
+    cli(variables, "db", "upgrade")
+    return variables
+
+
+def _api(env: dict[str, str], port: int) -> httpx.Client:
+    created = cli(env, "tokens", "create", "--name", "outage", "--scope", "admin", "--json")
+    token = json.loads(created.stdout)["token"]
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _publish(api: httpx.Client, first: int, count: int) -> None:
+    """Publish `count` events; right after a restart the first tries may still meet the outage (503)."""
+    batch = [{**EXAMPLE, "chargePointId": first + i} for i in range(count)]
+    deadline = time.monotonic() + 60
+    while (response := api.post("/api/v1/events", json=batch)).status_code == 503:
+        assert time.monotonic() < deadline, "the API still answers 503 a minute after the database came back"
+        time.sleep(0.5)
+    assert response.status_code == 202, response.text
+
+
+def _wait_for_points(receiver: Receiver, path: str, expected: set[int], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not expected <= {json.loads(request.body)["chargePointId"] for request in receiver.on_path(path)}:
+        assert time.monotonic() < deadline, "not every event was delivered"
+        time.sleep(0.2)
+
+
+def test_serve_answers_503_during_a_postgresql_restart_and_then_delivers_new_events(
+    env: dict[str, str], cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with receiver_in_thread() as receiver:
+        server = start_logged(env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}", server, log)
+            api = _api(env, port)
+            subscribe_webhook(api, receiver.url("/outage"), "HardwareStatusNotification")
+            _publish(api, 0, 5)
+            _wait_for_points(receiver, "/outage", set(range(5)))
+
+            with postgres_down(cluster):
+                refused = api.post("/api/v1/events", json=[EXAMPLE], timeout=10)
+                listed = api.get("/public-api/notifications/v2.0", timeout=10)
+                ready = api.get("/readyz", timeout=10)
+                alive = api.get("/healthz", timeout=10)
+                time.sleep(2)  # long enough for every loop of the worker to meet the outage
+
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["Retry-After"]
+            assert listed.status_code == 503
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"]["ok"] is False
+            assert alive.status_code == 200
+
+            _publish(api, 100, 50)
+            _wait_for_points(receiver, "/outage", set(range(100, 150)))
+            assert api.get("/readyz").status_code == 200
+            api.close()
+        finally:
+            code = signal_and_wait(server, signal.SIGTERM)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert "retrying with backoff until it clears" in output
+    assert "recovered after" in output
+
+
+def test_worker_rides_out_a_postgresql_restart_and_stops_cleanly_on_sigint(
+    env: dict[str, str], cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    serve_log, worker_log = tmp_path / "serve.log", tmp_path / "worker.log"
+    with receiver_in_thread() as receiver:
+        server = start_logged(env, serve_log, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker")
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}", server, serve_log)
+            api = _api(env, port)
+            subscribe_webhook(api, receiver.url("/worker"), "HardwareStatusNotification")
+            worker = start_logged(env, worker_log, "worker")
+            _publish(api, 0, 5)
+            _wait_for_points(receiver, "/worker", set(range(5)))
+
+            with postgres_down(cluster):
+                time.sleep(3)
+            assert worker.poll() is None, worker_log.read_text()[-3000:]
+
+            _publish(api, 100, 50)
+            _wait_for_points(receiver, "/worker", set(range(100, 150)))
+            api.close()
+            worker_code = signal_and_wait(worker, signal.SIGINT)
+        finally:
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+            signal_and_wait(server, signal.SIGTERM)
+    assert worker_code == 0, worker_log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_exits_zero_on_a_stop_signal_while_postgresql_is_down(
+    env: dict[str, str], cluster: PostgresCluster, tmp_path: Path, signum: int
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_logged(env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", server, log)
+        with postgres_down(cluster):
+            time.sleep(2)  # every loop meets the outage
+            code = signal_and_wait(server, signum)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert code == 0, log.read_text()[-3000:]
+
+
+def _signed_in(env: dict[str, str], port: int) -> httpx.Client:
+    """A browser-like client signed in to the back office as a new operator."""
+    cli(env, "users", "create", "--email", "ops@example.com", "--password", "a long enough password")
+    base = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=base, timeout=30, headers={"Origin": base})
+    form = client.get("/backoffice/sign-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf is not None
+    signed_in = client.post(
+        "/backoffice/sign-in",
+        data={"csrf_token": csrf.group(1), "email": "ops@example.com", "password": "a long enough password"},
+    )
+    assert signed_in.status_code in (200, 303), signed_in.text
+    return client
+
+
+def test_the_back_office_and_metrics_show_a_postgresql_outage_as_such(
+    env: dict[str, str], cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_logged(env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", server, log)
+        browser = _signed_in(env, port)
+        assert "Workers" in browser.get("/backoffice/overview").text
+        with postgres_down(cluster):
+            page = browser.get("/backoffice/overview")
+            figures = browser.get("/backoffice/api/overview")
+            metrics = browser.get("/metrics")
+        browser.close()
+    finally:
+        code = signal_and_wait(server, signal.SIGTERM)
+    assert page.status_code == 503
+    assert "Database unavailable" in page.text
+    assert page.headers["Retry-After"]
+    assert figures.status_code == 503
+    assert metrics.status_code == 200
+    assert "chargewire_database_up 0.0" in metrics.text
+    assert code == 0, log.read_text()[-3000:]
