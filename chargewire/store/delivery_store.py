@@ -25,6 +25,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
+from chargewire.store.attempt_text import (
+    MAX_ERROR_CLASS_CHARS,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_LAST_ERROR_CHARS,
+    MAX_RESPONSE_BODY_CHARS,
+    storable_headers,
+    storable_optional,
+)
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import stream_backlog
@@ -503,7 +511,7 @@ async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptReco
                 "b_worker": record.worker_id,
                 "b_status": record.status.value,
                 "b_next": record.next_attempt_at,
-                "b_error": record.last_error[:1000] if record.last_error else None,
+                "b_error": storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
                 "b_now": record.attempt.started_at,
             }
             for record in records
@@ -536,7 +544,7 @@ _HEALTH_UPDATES = {is_sqlite: _health_updates(is_sqlite) for is_sqlite in (True,
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order."""
+    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
     stored_time = stored_value(connection, attempts.c.started_at)
     stored_json = stored_value(connection, attempts.c.request_headers)
     # A batch's attempts share their start time: convert each distinct one once.
@@ -550,11 +558,11 @@ def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) 
             attempt.duration_ms,
             attempt.outcome,
             attempt.status_code,
-            attempt.error_class,
-            attempt.error_message,
+            storable_optional(attempt.error_class, MAX_ERROR_CLASS_CHARS),
+            storable_optional(attempt.error_message, MAX_ERROR_MESSAGE_CHARS),
             stored_json(attempt.request_headers),
-            None if attempt.response_headers is None else stored_json(attempt.response_headers),
-            attempt.response_body,
+            None if attempt.response_headers is None else stored_json(storable_headers(attempt.response_headers)),
+            storable_optional(attempt.response_body, MAX_RESPONSE_BODY_CHARS),
         )
         for attempt in (record.attempt for record in records)
     ]

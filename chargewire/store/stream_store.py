@@ -38,6 +38,7 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
+from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
 from chargewire.store.bulk_insert import insert_columns, insert_rows, sqlite_inserts, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_store import (
@@ -490,7 +491,7 @@ def _delivery_columns(
         [record.status.value for record in records],
         [1] * len(records),
         [times[record.next_attempt_at] for record in records],
-        [record.last_error[:1000] if record.last_error else None for record in records],
+        [storable_optional(record.last_error, MAX_LAST_ERROR_CHARS) for record in records],
         [times[delivery.received_at] for delivery in claimed],
         [times[record.attempt.started_at] for record in records],
         [batch_id if record.status is delivered else None for record in records],
