@@ -60,7 +60,7 @@ from chargewire.channels.kafka_producers import (
 )
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
-from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, SecretUndecryptable
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 
 logger = logging.getLogger(__name__)
@@ -275,6 +275,8 @@ def _translate(exc: Exception) -> DeliveryError:
     """The delivery error for whatever the attempt raised: librdkafka's errors are mapped here and only here."""
     if isinstance(exc, DeliveryError):
         return exc
+    if isinstance(exc, SecretUndecryptable):
+        return exc.as_delivery_error()
     if isinstance(exc, ProduceFailed):
         return delivery_error(exc.error, exc.cause)
     if isinstance(exc, TimeoutError):

@@ -1,0 +1,67 @@
+"""A subscription whose configuration cannot be used fails its own deliveries, visibly; the others are delivered."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from pydantic import SecretStr
+
+from chargewire.catalog import load_event_types
+from chargewire.config import Settings
+from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.runtime import Runtime
+from chargewire.services.subscriptions import CreatedSubscription
+from tests.conftest import bearer
+from tests.integration.dispatch.conftest import Subscribe
+from tests.support.receiver import Receiver, always
+
+BOOT = load_event_types()["BootNotification"].example
+EVENTS = 3
+
+
+async def _subscribed_under_another_key(settings: Settings, body: dict[str, object]) -> CreatedSubscription:
+    """A subscription written as a CLI run with a different CHARGEWIRE_SECRET_KEY writes it."""
+    other = settings.model_copy(update={"secret_key": SecretStr("another-secret-key-9876543210-zyxwvutsrqponm")})
+    async with await Runtime.open(other) as elsewhere:
+        owner = await elsewhere.tokens.create("cli", ["notifications:manage"])
+        return await elsewhere.subscriptions.create(owner.token, body)
+
+
+async def _attempt_log(api: httpx.AsyncClient, token: str, subscription_id: str) -> list[dict[str, object]]:
+    """Every attempt of the subscription's deliveries, read through the API once each delivery has one."""
+    while True:
+        listed = await api.get("/api/v1/deliveries", params={"subscription": subscription_id}, headers=bearer(token))
+        deliveries = listed.json()["data"]
+        if len(deliveries) == EVENTS and all(delivery["attempts"] >= 1 for delivery in deliveries):
+            break
+        await asyncio.sleep(0.05)
+    log = []
+    for delivery in deliveries:
+        detail = await api.get(f"/api/v1/deliveries/{delivery['id']}", headers=bearer(token))
+        log.extend(detail.json()["data"]["attemptLog"])
+    return log
+
+
+async def test_undecryptable_secrets_fail_only_their_own_subscriptions_deliveries(
+    settings: Settings,
+    runtime: Runtime,
+    receiver: Receiver,
+    subscribe: Subscribe,
+    dispatcher: Dispatcher,
+    api: httpx.AsyncClient,
+) -> None:
+    body = {"via": "webhook", "notifications": ["BootNotification"]}
+    broken = await _subscribed_under_another_key(
+        settings, body | {"webhook": {"callbackUrl": receiver.on("/broken", always(200))}}
+    )
+    await subscribe(receiver.on("/healthy", always(200)), "BootNotification")
+    admin = (await runtime.tokens.create("admin", ["admin"])).text
+
+    await runtime.publisher.publish([BOOT] * EVENTS)
+
+    await receiver.wait_for(EVENTS, "/healthy")
+    log = await asyncio.wait_for(_attempt_log(api, admin, broken.subscription.id), 20)
+    assert {attempt["errorClass"] for attempt in log} == {"secret_undecryptable"}
+    assert all("CHARGEWIRE_SECRET_KEY" in str(attempt["errorMessage"]) for attempt in log)
+    assert receiver.on_path("/broken") == []
