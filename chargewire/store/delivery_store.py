@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +30,14 @@ from chargewire.store.attempt_text import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_LAST_ERROR_CHARS,
     MAX_RESPONSE_BODY_CHARS,
+    bare_attempt,
     storable_headers,
     storable_optional,
 )
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import stream_backlog
+from chargewire.store.refusals import write_apart
 from chargewire.store.tables import attempt_batches, attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
@@ -96,6 +98,21 @@ class AttemptRecord:
     last_error: str | None
 
 
+def bare_record(record: AttemptRecord) -> AttemptRecord:
+    """`record` with its attempt stripped of everything from outside (`attempt_text.bare_attempt`)."""
+    return replace(record, attempt=bare_attempt(record.attempt))
+
+
+def unrecordable_record(record: AttemptRecord) -> AttemptRecord:
+    """`record` as a failed delivery, when not even its bare attempt is taken: kept for resend, not sent again."""
+    attempt = replace(bare_attempt(record.attempt), outcome="failed", error_class="unrecordable")
+    return replace(record, attempt=attempt, status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=UNRECORDABLE)
+
+
+UNRECORDABLE = "The database refused this attempt's record; the delivery is failed so that it is not sent forever."
+RECORD_FALLBACKS = (bare_record, unrecordable_record)
+
+
 class DeliveryStore:
     """Reads and writes the `deliveries` and `attempts` tables."""
 
@@ -149,9 +166,13 @@ class DeliveryStore:
         A delivery is only updated while the lease is still this worker's; an attempt that ran past its lease
         is still logged, and the delivery stays with whoever holds it now. A subscription with any success in
         the batch is healthy again; one with only failures is failing since now, unless it already was.
+        Records the database refuses are written apart from the rest (`refusals`), in `RECORD_FALLBACKS`' forms;
+        an error that is not a refusal is raised unchanged.
         """
-        if not records:
-            return
+        if records:
+            await write_apart(records, self._record_together, RECORD_FALLBACKS, "an attempt's record")
+
+    async def _record_together(self, records: Sequence[AttemptRecord]) -> None:
         async with self._database.transaction() as connection:
             await insert_attempts(connection, records)
             await record_health(connection, records)

@@ -13,6 +13,7 @@ means every event up to N is readable: a stream never passes an event that commi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,7 @@ from chargewire.store.delivery_store import (
     AttemptRecord,
     ClaimedDelivery,
     attempt_rows,
+    bare_record,
     health_updates,
     insert_attempts,
     record_health,
@@ -54,6 +56,7 @@ from chargewire.store.delivery_store import (
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.refusals import write_whole
 from chargewire.store.tables import (
     UtcDateTime,
     attempt_batches,
@@ -221,7 +224,21 @@ class StreamStore:
         `lease_until` None hands the lease back. Raises LeaseLost, writing nothing, when the stream is no
         longer this worker's or no longer at `moves[0]`. On SQLite the whole transaction is one trip to the
         driver's thread (`one_trip`), so the write lock is held for the writing alone.
+
+        The batch moves the stream once, so it is not split when the database refuses a row (`refusals`): it
+        is written again with every attempt bare (`bare_record`), rather than sent again and again.
         """
+        write = functools.partial(self._write_batch, stream, worker_id, moves, lease_until)
+        await write_whole(attempted, write, _bare_pair, f"a batch of Kafka stream {stream.subscription_id}")
+
+    async def _write_batch(
+        self,
+        stream: Stream,
+        worker_id: str,
+        moves: tuple[int, int],
+        lease_until: datetime | None,
+        attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]],
+    ) -> None:
         start, end = moves
         records = [record for _delivery, record in attempted]
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
@@ -413,6 +430,10 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
     # A pause during which nothing was published skips nothing.
     await connection.execute(delete(stream_pauses).where(*is_open, stream_pauses.c.from_seq >= at))
     await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
+
+
+def _bare_pair(pair: tuple[ClaimedDelivery, AttemptRecord]) -> tuple[ClaimedDelivery, AttemptRecord]:
+    return pair[0], bare_record(pair[1])
 
 
 def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> dict[str, Any] | None:
