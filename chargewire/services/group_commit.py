@@ -2,8 +2,9 @@
 
 The first writer starts a flush; writers that arrive while it commits wait for the next one, which takes
 them all. Under load, many single-event requests become one transaction; alone, a request is written at
-once. Each event is validated before it joins a group, so a group fails together only for a database
-error, and then every writer in it gets that error.
+once. Each event is validated before it joins a group (its entity id too, against the column), so a group
+fails together only for a database error, and then every writer in it gets that error. Should the database
+still refuse a row of the group, its writers are written one by one, and only the one whose row it was fails.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from chargewire.ids import new_ids
 from chargewire.services.payload_filter import matches
 from chargewire.store.event_store import EventStore, FanOut, NewDelivery, NewEvents, Subscriber
+from chargewire.store.refusals import refused
 
 # Bounds one transaction's size; a bigger backlog is written in several.
 MAX_EVENTS_PER_COMMIT = 5000
@@ -49,10 +51,14 @@ class GroupCommitter:
     async def _flush_all(self) -> None:
         while self._waiting:
             group = self._take_group()
-            batches = [batch for batch, _ in group]
             try:
-                await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
+                await self._insert(group)
             except Exception as error:
+                if len(group) > 1 and refused(error):
+                    # A row the database refused belongs to one writer: each is written alone, so only it fails.
+                    for member in group:
+                        await self._write_alone(member)
+                    continue
                 for _, future in group:
                     if not future.done():
                         future.set_exception(error)
@@ -60,6 +66,21 @@ class GroupCommitter:
                 for _, future in group:
                     if not future.done():
                         future.set_result(None)
+
+    async def _insert(self, group: Sequence[tuple[PendingBatch, asyncio.Future[None]]]) -> None:
+        batches = [batch for batch, _ in group]
+        await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
+
+    async def _write_alone(self, member: tuple[PendingBatch, asyncio.Future[None]]) -> None:
+        future = member[1]
+        try:
+            await self._insert([member])
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+        else:
+            if not future.done():
+                future.set_result(None)
 
     def _take_group(self) -> list[tuple[PendingBatch, asyncio.Future[None]]]:
         group: list[tuple[PendingBatch, asyncio.Future[None]]] = []
