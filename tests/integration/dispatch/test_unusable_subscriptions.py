@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
 from chargewire.catalog import load_event_types
 from chargewire.config import Settings
+from chargewire.devtools.certificates import generate_tls_files
+from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import CreatedSubscription
+from chargewire.services.tokens import CreatedToken
 from tests.conftest import bearer
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always
@@ -65,3 +71,39 @@ async def test_undecryptable_secrets_fail_only_their_own_subscriptions_deliverie
     assert {attempt["errorClass"] for attempt in log} == {"secret_undecryptable"}
     assert all("CHARGEWIRE_SECRET_KEY" in str(attempt["errorMessage"]) for attempt in log)
     assert receiver.on_path("/broken") == []
+
+
+async def test_a_kafka_config_librdkafka_refuses_fails_only_its_own_deliveries(
+    tmp_path: Path,
+    runtime: Runtime,
+    kafka_broker: KafkaBroker,
+    receiver: Receiver,
+    subscribe: Subscribe,
+    owner: CreatedToken,
+    dispatcher: Dispatcher,
+    api: httpx.AsyncClient,
+) -> None:
+    tls = generate_tls_files(tmp_path / "tls")
+    another_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    kafka = {
+        "topic": "refused-config",
+        "brokers": [kafka_broker.bootstrap("SSL")],
+        "securityProtocol": "SSL",
+        "caCertificate": tls.ca_pem.read_text(),
+        # A certificate with a key that is not its own: each parses, librdkafka refuses the pair.
+        "clientCertificate": tls.client_cert_pem.read_text(),
+        "clientKey": another_key.decode(),
+    }
+    body = {"via": "kafka", "notifications": ["BootNotification"], "kafka": kafka}
+    refused = await runtime.subscriptions.create(owner.token, body)
+    await subscribe(receiver.on("/healthy", always(200)), "BootNotification")
+    admin = (await runtime.tokens.create("admin", ["admin"])).text
+
+    await runtime.publisher.publish([BOOT] * EVENTS)
+
+    await receiver.wait_for(EVENTS, "/healthy")
+    log = await asyncio.wait_for(_attempt_log(api, admin, refused.subscription.id), 60)
+    assert {attempt["errorClass"] for attempt in log} == {"kafka_config_rejected"}
+    assert all("ssl.key.pem" in str(attempt["errorMessage"]) for attempt in log)
