@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from chargewire.services.subscriptions import CreatedSubscription
 from chargewire.services.tokens import CreatedToken
 from tests.conftest import bearer
 from tests.integration.dispatch.conftest import Subscribe
+from tests.support.kafka_topics import consume_topic
 from tests.support.receiver import Receiver, always
 
 BOOT = load_event_types()["BootNotification"].example
@@ -107,3 +109,29 @@ async def test_a_kafka_config_librdkafka_refuses_fails_only_its_own_deliveries(
     log = await asyncio.wait_for(_attempt_log(api, admin, refused.subscription.id), 60)
     assert {attempt["errorClass"] for attempt in log} == {"kafka_config_rejected"}
     assert all("ssl.key.pem" in str(attempt["errorMessage"]) for attempt in log)
+
+
+async def test_a_kafka_stream_whose_secrets_do_not_decrypt_fails_alone_beside_a_healthy_stream(
+    settings: Settings,
+    runtime: Runtime,
+    kafka_broker: KafkaBroker,
+    owner: CreatedToken,
+    dispatcher: Dispatcher,
+    api: httpx.AsyncClient,
+) -> None:
+    def body(topic: str) -> dict[str, object]:
+        kafka = {"topic": topic, "brokers": [kafka_broker.bootstrap("PLAINTEXT")]}
+        return {"via": "kafka", "notifications": ["BootNotification"], "kafka": kafka}
+
+    healthy_topic = f"healthy-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(healthy_topic, partitions=1)
+    broken = await _subscribed_under_another_key(settings, body(f"broken-{uuid.uuid4().hex[:8]}"))
+    await runtime.subscriptions.create(owner.token, body(healthy_topic))
+    admin = (await runtime.tokens.create("admin", ["admin"])).text
+
+    await runtime.publisher.publish([{**BOOT, "chargePointId": 7000 + index} for index in range(EVENTS)])
+
+    records = await asyncio.to_thread(consume_topic, kafka_broker, healthy_topic, EVENTS)
+    assert len({value for _key, value in records}) == EVENTS
+    log = await asyncio.wait_for(_attempt_log(api, admin, broken.subscription.id), 60)
+    assert {attempt["errorClass"] for attempt in log} == {"secret_undecryptable"}
