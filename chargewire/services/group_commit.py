@@ -31,12 +31,16 @@ class PendingBatch:
     payloads: Sequence[dict[str, Any]]
 
 
+# A writer waiting in a group: its events, and the future its publish awaits.
+_Writer = tuple[PendingBatch, asyncio.Future[None]]
+
+
 class GroupCommitter:
     """Writes events with their deliveries, grouping writers that arrive together into one transaction."""
 
     def __init__(self, store: EventStore) -> None:
         self._store = store
-        self._waiting: list[tuple[PendingBatch, asyncio.Future[None]]] = []
+        self._waiting: list[_Writer] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, batch: PendingBatch) -> None:
@@ -51,45 +55,42 @@ class GroupCommitter:
     async def _flush_all(self) -> None:
         while self._waiting:
             group = self._take_group()
-            try:
-                await self._insert(group)
-            except Exception as error:
-                if len(group) > 1 and refused(error):
-                    # A row the database refused belongs to one writer: each is written alone, so only it fails.
-                    for member in group:
-                        await self._write_alone(member)
-                    continue
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(error)
+            error = await self._insert(group)
+            if error is not None and len(group) > 1 and refused(error):
+                # A row the database refused belongs to one writer: each is written alone, so only it fails.
+                for member in group:
+                    _settle([member], await self._insert([member]))
             else:
-                for _, future in group:
-                    if not future.done():
-                        future.set_result(None)
+                _settle(group, error)
 
-    async def _insert(self, group: Sequence[tuple[PendingBatch, asyncio.Future[None]]]) -> None:
+    async def _insert(self, group: Sequence[_Writer]) -> Exception | None:
+        """Write the writers' events and deliveries in one transaction; the error if it failed."""
         batches = [batch for batch, _ in group]
-        await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
-
-    async def _write_alone(self, member: tuple[PendingBatch, asyncio.Future[None]]) -> None:
-        future = member[1]
         try:
-            await self._insert([member])
+            await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
         except Exception as error:
-            if not future.done():
-                future.set_exception(error)
-        else:
-            if not future.done():
-                future.set_result(None)
+            return error
+        return None
 
-    def _take_group(self) -> list[tuple[PendingBatch, asyncio.Future[None]]]:
-        group: list[tuple[PendingBatch, asyncio.Future[None]]] = []
+    def _take_group(self) -> list[_Writer]:
+        group: list[_Writer] = []
         size = 0
         while self._waiting and (not group or size + len(self._waiting[0][0].events) <= MAX_EVENTS_PER_COMMIT):
             item = self._waiting.pop(0)
             group.append(item)
             size += len(item[0].events)
         return group
+
+
+def _settle(group: Sequence[_Writer], error: Exception | None) -> None:
+    """Answer each writer still waiting: stored, or the error."""
+    for _, future in group:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _fan_out(batches: Sequence[PendingBatch]) -> FanOut:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -53,8 +52,8 @@ class Publisher:
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""
-        [event_type], _entity_ids = _validate_all([payload])
-        event = _new_event(new_id("evt"), payload, event_type, utcnow())
+        [event_type], [entity_id] = _validate_all([payload])
+        event = Event(new_id("evt"), event_type.name, orjson.dumps(payload), entity_id, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
         self._notify()
@@ -67,16 +66,6 @@ class Publisher:
     def _notify(self) -> None:
         for callback in self._listeners:
             callback()
-
-
-def _new_event(event_id: str, payload: dict[str, Any], event_type: EventType, received_at: datetime) -> Event:
-    return Event(
-        id=event_id,
-        name=event_type.name,
-        payload=orjson.dumps(payload),
-        entity_id=event_type.entity_id(payload),
-        received_at=received_at,
-    )
 
 
 def _validate_all(payloads: Sequence[object], operational: bool = False) -> tuple[list[EventType], list[str | None]]:

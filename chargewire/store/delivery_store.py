@@ -105,8 +105,14 @@ def bare_record(record: AttemptRecord) -> AttemptRecord:
 
 def unrecordable_record(record: AttemptRecord) -> AttemptRecord:
     """`record` as a failed delivery, when not even its bare attempt is taken: kept for resend, not sent again."""
-    attempt = replace(bare_attempt(record.attempt), outcome="failed", error_class="unrecordable")
+    attempt = replace(
+        bare_attempt(record.attempt), outcome="failed", error_class="unrecordable", error_message=UNRECORDABLE
+    )
     return replace(record, attempt=attempt, status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=UNRECORDABLE)
+
+
+def _attempt_of(record: AttemptRecord) -> str:
+    return f"attempt {record.attempt.number} of delivery {record.attempt.delivery_id}"
 
 
 UNRECORDABLE = "The database refused this attempt's record; the delivery is failed so that it is not sent forever."
@@ -170,7 +176,7 @@ class DeliveryStore:
         an error that is not a refusal is raised unchanged.
         """
         if records:
-            await write_apart(records, self._record_together, RECORD_FALLBACKS, "an attempt's record")
+            await write_apart(records, self._record_together, RECORD_FALLBACKS, _attempt_of)
 
     async def _record_together(self, records: Sequence[AttemptRecord]) -> None:
         async with self._database.transaction() as connection:

@@ -42,12 +42,12 @@ async def write_apart(
     items: Sequence[Item],
     write: Callable[[Sequence[Item]], Awaitable[None]],
     fallbacks: Sequence[Callable[[Item], Item]],
-    what: str,
+    name: Callable[[Item], str],
 ) -> None:
     """Write `items` with `write` in one call; when the database refuses them, write around the refused ones.
 
     `fallbacks` are the forms a refused item is tried in, in order (fewer of its own values each time);
-    `what` names the items in the log.
+    `name` says which item a refusal was of, for the log.
     """
     try:
         await write(items)
@@ -58,8 +58,8 @@ async def write_apart(
         last = error
     if len(items) > 1:
         middle = len(items) // 2
-        await write_apart(items[:middle], write, fallbacks, what)
-        await write_apart(items[middle:], write, fallbacks, what)
+        await write_apart(items[:middle], write, fallbacks, name)
+        await write_apart(items[middle:], write, fallbacks, name)
         return
     for fallback in fallbacks:
         try:
@@ -69,9 +69,9 @@ async def write_apart(
                 raise
             last = error
         else:
-            logger.warning("the database refused %s; written without its details: %s", what, last)
+            logger.warning("the database refused %s; written without its details: %s", name(items[0]), last)
             return
-    logger.error("the database refused %s in every form; given up", what, exc_info=last)
+    logger.error("the database refused %s in every form; given up", name(items[0]), exc_info=last)
 
 
 async def write_whole(

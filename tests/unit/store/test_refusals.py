@@ -56,13 +56,13 @@ class _Table:
 
 async def test_write_apart_writes_every_item_but_the_refused_one_which_gets_its_fallback_form() -> None:
     table = _Table({"c"}, DataError("INSERT", None, Exception("NUL")))
-    await write_apart(list("abcdefgh"), table.write, [str.upper], "a letter")
+    await write_apart(list("abcdefgh"), table.write, [str.upper], repr)
     assert sorted(table.rows) == ["C", "a", "b", "d", "e", "f", "g", "h"]
 
 
 async def test_write_apart_gives_up_an_item_no_form_gets_in_and_writes_the_rest() -> None:
     table = _Table({"c", "C"}, IntegrityError("INSERT", None, Exception("gone")))
-    await write_apart(list("abcd"), table.write, [str.upper], "a letter")
+    await write_apart(list("abcd"), table.write, [str.upper], repr)
     assert sorted(table.rows) == ["a", "b", "d"]
 
 
@@ -70,6 +70,6 @@ async def test_write_apart_raises_an_unreachable_database_unchanged_after_one_tr
     locked = OperationalError("INSERT", None, Exception("database is locked"))
     table = _Table({"a", "b"}, locked)
     with pytest.raises(OperationalError) as raised:
-        await write_apart(["a", "b"], table.write, [str.upper], "a letter")
+        await write_apart(["a", "b"], table.write, [str.upper], repr)
     assert raised.value is locked
     assert table.writes == 1
