@@ -51,10 +51,28 @@ def storable_text(text: str, limit: int) -> str:
 
 def storable_headers(headers: dict[str, str]) -> dict[str, str]:
     """The first `MAX_RESPONSE_HEADERS` headers, each name and value made storable and cut to its limit."""
+    if _plain(headers):
+        return headers
     kept = list(headers.items())[:MAX_RESPONSE_HEADERS]
     return {
         storable_text(name, MAX_HEADER_NAME_CHARS): storable_text(value, MAX_HEADER_VALUE_CHARS) for name, value in kept
     }
+
+
+def _plain(headers: dict[str, str]) -> bool:
+    """Whether `headers` are storable as they are: checked in a few passes in C, as nearly all answers are."""
+    names = "".join(headers)
+    values = "".join(headers.values())
+    return (
+        len(headers) <= MAX_RESPONSE_HEADERS
+        and names.isascii()
+        and values.isascii()
+        and "\x00" not in names
+        and "\x00" not in values
+        # All names within one name's limit, all values within one value's: then each is (the usual answer).
+        and len(names) <= MAX_HEADER_NAME_CHARS
+        and len(values) <= MAX_HEADER_VALUE_CHARS
+    )
 
 
 def storable_optional(text: str | None, limit: int) -> str | None:
