@@ -2,6 +2,7 @@
 
 ChargewireError
 ├── ConfigurationError          settings missing or inconsistent; the service refuses to start
+│   └── SecretUndecryptable     a stored secret does not decrypt under CHARGEWIRE_SECRET_KEY
 ├── ValidationFailed            input rejected; carries {field path: [messages]}
 │   └── UnknownEventType        a `notification` name not in the catalog
 ├── NotFound                    no such record (or not visible to the caller)
@@ -37,6 +38,18 @@ class ChargewireError(Exception):
 
 class ConfigurationError(ChargewireError):
     """The configuration is incomplete or inconsistent."""
+
+
+class SecretUndecryptable(ConfigurationError):
+    """CHARGEWIRE_SECRET_KEY does not decrypt the stored secrets: it differs from the key they were written with."""
+
+    def as_delivery_error(self) -> RetryableDeliveryError:
+        """The error a delivery fails with when its subscription's secrets do not decrypt (`secret_undecryptable`).
+
+        Retryable: the operator fixes it by running the service with the right key, and the next retry delivers.
+        """
+        message = f"The subscription's stored secrets cannot be used: {self.message}"
+        return RetryableDeliveryError(message, error_class="secret_undecryptable")
 
 
 class ValidationFailed(ChargewireError):

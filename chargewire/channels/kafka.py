@@ -8,25 +8,30 @@ stay in order on one partition. Its headers are those of a webhook minus the HTT
 
 Failures come back as typed errors in the `AttemptResult`, never raised:
 
-| error_class         | raised as | when                                                                          |
-|---------------------|-----------|-------------------------------------------------------------------------------|
-| `authentication`    | retryable | the brokers refused the SASL credentials (ends the attempt as soon as reported) |
-| `authorization`     | retryable | ACLs deny writing to the topic or the cluster                                 |
-| `unknown_topic`     | retryable | the cluster has no such topic (after `topic_wait_s`, 2 s by default)          |
-| `unreachable`       | retryable | no broker answered: connection refused, name not resolved, connect timeout    |
-| `tls`               | retryable | TLS handshake failed: broker certificate not trusted, client certificate refused |
-| `timeout`           | retryable | no acknowledgement within `message_timeout_s` and no connection error to blame |
-| `kafka`             | retryable | any other librdkafka or broker error                                          |
-| `message_too_large` | permanent | the record exceeds the producer's or the broker's size limit                  |
-| `invalid_target`    | permanent | no topic or brokers; librdkafka rejects the settings (bad PEM, codec, no password) |
-| `blocked_address`   | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address     |
-| `signing`           | permanent | a signing secret that is not `whsec_` + base64                                |
-| `internal`          | retryable | a bug in chargewire, or the secrets could not be read; logged with its traceback |
+| error_class             | raised as | when                                                                        |
+|-------------------------|-----------|-----------------------------------------------------------------------------|
+| `authentication`        | retryable | the brokers refused the SASL credentials (ends the attempt when reported)   |
+| `authorization`         | retryable | ACLs deny writing to the topic or the cluster                               |
+| `unknown_topic`         | retryable | the cluster has no such topic (after `topic_wait_s`, 2 s by default)        |
+| `unreachable`           | retryable | no broker answered: connection refused, name not resolved, connect timeout  |
+| `tls`                   | retryable | TLS handshake failed: broker certificate not trusted, client one refused    |
+| `timeout`               | retryable | no acknowledgement within `message_timeout_s`, no connection error to blame |
+| `kafka`                 | retryable | any other librdkafka or broker error                                        |
+| `message_too_large`     | permanent | the record exceeds the producer's or the broker's size limit                |
+| `kafka_config_rejected` | permanent | librdkafka refuses the subscription's settings when its producer is made    |
+|                         |           | (a client key that is not its certificate's, a PEM it cannot read)          |
+| `invalid_target`        | permanent | no topic or brokers; librdkafka rejects a record's settings                 |
+| `secret_undecryptable`  | retryable | its SASL password or client key do not decrypt under this secret key        |
+| `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address   |
+| `signing`               | permanent | a signing secret that is not `whsec_` + base64                              |
+| `internal`              | retryable | a bug in chargewire; logged with its traceback                              |
 
 Why authentication and unknown topics are retryable: the operator fixes them on the cluster (creates the
 topic, the user or its ACL) without touching the subscription, and the next scheduled attempt then succeeds;
 a subscription that keeps failing is disabled after `disable_after_failing_s` like a dead webhook. A record
-too large is refused the same way every time, so it is permanent. Every failure ends within seconds: see
+too large is refused the same way every time, so it is permanent; so are settings librdkafka refuses, until
+the subscription is edited (its failed deliveries are kept for resend; the refusal is logged once per cluster
+configuration). Every failure ends within seconds: see
 `kafka_producers` for how connection errors cut an attempt short.
 
 The address guard (`address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
@@ -52,6 +57,7 @@ from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve
 from chargewire.channels.base import AttemptResult, OutboundMessage
 from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import (
+    ClusterRefused,
     KafkaProducers,
     ProduceFailed,
     Record,
@@ -60,7 +66,7 @@ from chargewire.channels.kafka_producers import (
 )
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
-from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, SecretUndecryptable
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 
 logger = logging.getLogger(__name__)
@@ -275,6 +281,11 @@ def _translate(exc: Exception) -> DeliveryError:
     """The delivery error for whatever the attempt raised: librdkafka's errors are mapped here and only here."""
     if isinstance(exc, DeliveryError):
         return exc
+    if isinstance(exc, SecretUndecryptable):
+        return exc.as_delivery_error()
+    if isinstance(exc, ClusterRefused):
+        message = f"librdkafka refused the subscription's Kafka settings: {exc.error.str()}."
+        return PermanentDeliveryError(message, error_class="kafka_config_rejected")
     if isinstance(exc, ProduceFailed):
         return delivery_error(exc.error, exc.cause)
     if isinstance(exc, TimeoutError):

@@ -79,6 +79,10 @@ class ProduceFailed(Exception):
         self.cause = cause
 
 
+class ClusterRefused(ProduceFailed):
+    """librdkafka refused a cluster configuration's settings: no producer could be made for it."""
+
+
 RecordOutcome = RecordAck | ProduceFailed
 
 
@@ -140,6 +144,7 @@ class KafkaProducers:
         self._gzip_level = gzip_level
         self._producers: dict[ClusterConfig, _ClusterProducer] = {}
         self._live: set[_ClusterProducer] = set()  # in the pool, or retired and still closing
+        self._refused: set[ClusterConfig] = set()  # configurations librdkafka refused, already logged
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
@@ -227,7 +232,13 @@ class KafkaProducers:
         try:
             producer = _ClusterProducer(cluster, self.settings_for(cluster), loop, self._retired)
         except KafkaException as exc:
-            raise ProduceFailed(exc.args[0]) from exc
+            error: KafkaError = exc.args[0]
+            if cluster not in self._refused:
+                # Once per configuration: every attempt of its subscriptions is refused the same way.
+                self._refused.add(cluster)
+                logger.error("librdkafka refused the settings of Kafka cluster %s: %s", cluster.label, error.str())
+            raise ClusterRefused(error) from exc
+        self._refused.discard(cluster)
         self._producers[cluster] = producer
         self._live.add(producer)
         producer.closed.add_done_callback(lambda _: self._live.discard(producer))

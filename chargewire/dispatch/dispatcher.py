@@ -336,6 +336,8 @@ class Dispatcher:
         if target is None:
             gone = PermanentDeliveryError("The subscription no longer exists.", error_class="gone")
             return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
+        if target.unusable is not None:
+            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=target.unusable) for _delivery in batch]
         messages = [self._message(delivery, target) for delivery in batch]
         channel = self._channels[target.subscription.via]
         if target.subscription.via in self._batching:

@@ -1,26 +1,46 @@
-"""What the dispatcher needs to know about a subscription to send to it, and where it gets that from."""
+"""What the dispatcher needs to know about a subscription to send to it, and where it gets that from.
+
+A subscription whose configuration cannot be used is still a target: an `unusable` one, whose deliveries fail
+with that error, each recorded as an attempt, while every other subscription is delivered as usual.
+
+| error_class            | raised as | when                                                                  |
+|------------------------|-----------|-----------------------------------------------------------------------|
+| `secret_undecryptable` | retryable | its token, signing or Kafka secrets do not decrypt under this         |
+|                        |           | CHARGEWIRE_SECRET_KEY (written under another one, e.g. by a CLI run   |
+|                        |           | with a different key)                                                 |
+
+Retryable on the normal schedule: the operator fixes it by starting the service with the right key, and the
+next retry then delivers; a schedule run out leaves the deliveries failed and kept for resend. It is logged
+once per subscription, when first seen, not with every delivery.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from chargewire.clock import utcnow
-from chargewire.models import Subscription
+from chargewire.errors import DeliveryError, SecretUndecryptable
+from chargewire.models import Subscription, Via
 from chargewire.security import SecretBox
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryTarget:
-    """A subscription with the decrypted keys that sign what is sent to it."""
+    """A subscription with the decrypted keys that sign what is sent to it, or why it cannot be sent to."""
 
     subscription: Subscription
     token_text: str
     signing_secrets: tuple[str, ...]
+    # Set when the subscription's configuration cannot be used: each of its deliveries fails with it.
+    unusable: DeliveryError | None = None
 
 
 class TargetSource(Protocol):
@@ -46,6 +66,7 @@ class StoredTargets:
         self._box = box
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, DeliveryTarget]] = {}
+        self._reported: set[str] = set()  # unusable subscriptions already logged
 
     async def targets(self, subscription_ids: Collection[str]) -> Mapping[str, DeliveryTarget]:
         """The targets of these subscriptions; deleted ones are left out."""
@@ -71,9 +92,29 @@ class StoredTargets:
         token_ciphertext = await self._tokens.encrypted_token(subscription.token_id)
         if token_ciphertext is None:
             return None
-        secrets = await self._subscriptions.signing_secrets(subscription_id, utcnow())
+        try:
+            target = await self._decrypted(subscription, token_ciphertext)
+        except SecretUndecryptable as exc:
+            return self._unusable(subscription, exc)
+        self._reported.discard(subscription_id)
+        return target
+
+    async def _decrypted(self, subscription: Subscription, token_ciphertext: bytes) -> DeliveryTarget:
+        secrets = await self._subscriptions.signing_secrets(subscription.id, utcnow())
+        if subscription.via is Via.KAFKA:
+            # Read here, though the Kafka channel reads them itself, so that keys that do not decrypt show
+            # as this subscription's own error like the others.
+            await self._subscriptions.kafka_secrets(subscription.id)
         return DeliveryTarget(
             subscription=subscription,
             token_text=self._box.decrypt(token_ciphertext),
             signing_secrets=tuple(secret.secret for secret in secrets),
         )
+
+    def _unusable(self, subscription: Subscription, exc: SecretUndecryptable) -> DeliveryTarget:
+        """A target whose deliveries fail with `secret_undecryptable`; logged once per subscription."""
+        if subscription.id not in self._reported:
+            self._reported.add(subscription.id)
+            logger.error("subscription %s cannot be delivered to: %s", subscription.id, exc.message)
+        unusable = exc.as_delivery_error()
+        return DeliveryTarget(subscription=subscription, token_text="", signing_secrets=(), unusable=unusable)

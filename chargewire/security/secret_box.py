@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from chargewire.errors import ConfigurationError
+from chargewire.errors import SecretUndecryptable
 
 _KEY_CONTEXT = b"chargewire secret box v1"
 
@@ -33,11 +33,8 @@ class SecretBox:
         return True
 
     def decrypt(self, ciphertext: bytes) -> str:
-        """The plaintext, or a ConfigurationError when the key does not match the one that encrypted it."""
+        """The plaintext, or SecretUndecryptable when the key does not match the one that encrypted it."""
         try:
             return self._fernet.decrypt(ciphertext).decode()
         except InvalidToken as exc:
-            raise ConfigurationError(
-                "CHARGEWIRE_SECRET_KEY does not decrypt the stored secrets: it differs from the key they were "
-                "written with"
-            ) from exc
+            raise SecretUndecryptable() from exc

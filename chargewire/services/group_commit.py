@@ -2,8 +2,9 @@
 
 The first writer starts a flush; writers that arrive while it commits wait for the next one, which takes
 them all. Under load, many single-event requests become one transaction; alone, a request is written at
-once. Each event is validated before it joins a group, so a group fails together only for a database
-error, and then every writer in it gets that error.
+once. Each event is validated before it joins a group (its entity id too, against the column), so a group
+fails together only for a database error, and then every writer in it gets that error. Should the database
+still refuse a row of the group, its writers are written one by one, and only the one whose row it was fails.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from chargewire.ids import new_ids
 from chargewire.services.payload_filter import matches
 from chargewire.store.event_store import EventStore, FanOut, NewDelivery, NewEvents, Subscriber
+from chargewire.store.refusals import refused
 
 # Bounds one transaction's size; a bigger backlog is written in several.
 MAX_EVENTS_PER_COMMIT = 5000
@@ -29,12 +31,16 @@ class PendingBatch:
     payloads: Sequence[dict[str, Any]]
 
 
+# A writer waiting in a group: its events, and the future its publish awaits.
+_Writer = tuple[PendingBatch, asyncio.Future[None]]
+
+
 class GroupCommitter:
     """Writes events with their deliveries, grouping writers that arrive together into one transaction."""
 
     def __init__(self, store: EventStore) -> None:
         self._store = store
-        self._waiting: list[tuple[PendingBatch, asyncio.Future[None]]] = []
+        self._waiting: list[_Writer] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, batch: PendingBatch) -> None:
@@ -49,26 +55,42 @@ class GroupCommitter:
     async def _flush_all(self) -> None:
         while self._waiting:
             group = self._take_group()
-            batches = [batch for batch, _ in group]
-            try:
-                await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
-            except Exception as error:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(error)
+            error = await self._insert(group)
+            if error is not None and len(group) > 1 and refused(error):
+                # A row the database refused belongs to one writer: each is written alone, so only it fails.
+                for member in group:
+                    _settle([member], await self._insert([member]))
             else:
-                for _, future in group:
-                    if not future.done():
-                        future.set_result(None)
+                _settle(group, error)
 
-    def _take_group(self) -> list[tuple[PendingBatch, asyncio.Future[None]]]:
-        group: list[tuple[PendingBatch, asyncio.Future[None]]] = []
+    async def _insert(self, group: Sequence[_Writer]) -> Exception | None:
+        """Write the writers' events and deliveries in one transaction; the error if it failed."""
+        batches = [batch for batch, _ in group]
+        try:
+            await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
+        except Exception as error:
+            return error
+        return None
+
+    def _take_group(self) -> list[_Writer]:
+        group: list[_Writer] = []
         size = 0
         while self._waiting and (not group or size + len(self._waiting[0][0].events) <= MAX_EVENTS_PER_COMMIT):
             item = self._waiting.pop(0)
             group.append(item)
             size += len(item[0].events)
         return group
+
+
+def _settle(group: Sequence[_Writer], error: Exception | None) -> None:
+    """Answer each writer still waiting: stored, or the error."""
+    for _, future in group:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _fan_out(batches: Sequence[PendingBatch]) -> FanOut:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -14,7 +13,8 @@ from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
 from chargewire.services.group_commit import GroupCommitter, PendingBatch
-from chargewire.store.event_store import EventStore, NewEvents
+from chargewire.services.storable import storable
+from chargewire.store.event_store import ENTITY_ID_MAX_CHARS, EventStore, NewEvents
 
 
 class Publisher:
@@ -36,14 +36,14 @@ class Publisher:
             raise ValidationFailed({"(body)": ["At least one event is required."]})
         if len(payloads) > self.max_batch:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
-        event_types = _validate_all(payloads, operational)
+        event_types, entity_ids = _validate_all(payloads, operational)
         valid = cast(Sequence[dict[str, Any]], payloads)
         event_ids = new_ids("evt", len(valid))
         events = NewEvents(
             ids=event_ids,
             names=[event_type.name for event_type in event_types],
             payloads=[orjson.dumps(payload) for payload in valid],
-            entity_ids=[event_type.entity_id(payload) for event_type, payload in zip(event_types, valid, strict=True)],
+            entity_ids=entity_ids,
             received_at=utcnow(),
         )
         await self._committer.write(PendingBatch(events, valid))
@@ -52,8 +52,8 @@ class Publisher:
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""
-        [event_type] = _validate_all([payload])
-        event = _new_event(new_id("evt"), payload, event_type, utcnow())
+        [event_type], [entity_id] = _validate_all([payload])
+        event = Event(new_id("evt"), event_type.name, orjson.dumps(payload), entity_id, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
         self._notify()
@@ -68,32 +68,46 @@ class Publisher:
             callback()
 
 
-def _new_event(event_id: str, payload: dict[str, Any], event_type: EventType, received_at: datetime) -> Event:
-    return Event(
-        id=event_id,
-        name=event_type.name,
-        payload=orjson.dumps(payload),
-        entity_id=event_type.entity_id(payload),
-        received_at=received_at,
-    )
+def _validate_all(payloads: Sequence[object], operational: bool = False) -> tuple[list[EventType], list[str | None]]:
+    """The event type and entity id of each payload, in order; ValidationFailed naming `index.field` if any is
+    invalid.
 
-
-def _validate_all(payloads: Sequence[object], operational: bool = False) -> list[EventType]:
-    """The event type of each payload, in order; ValidationFailed naming `index.field` if any is invalid."""
+    An entity id must also fit the column that holds it (`ENTITY_ID_MAX_CHARS`, no NUL, valid UTF-8), so that
+    both databases give the same answer, before the transaction: PostgreSQL would refuse it there and fail the
+    publishes sharing its group commit.
+    """
     event_types: list[EventType] = []
+    entity_ids: list[str | None] = []
     errors: dict[str, list[str]] = {}
     for index, payload in enumerate(payloads):
         try:
             event_type = validated_event_type(payload)
-            if event_type.operational and not operational:
-                errors[f"{index}.notification"] = [
-                    f"{event_type.name!r} is sent by chargewire itself and cannot be published."
-                ]
-                continue
-            event_types.append(event_type)
         except ValidationFailed as failure:
             for field, messages in failure.errors.items():
                 errors[f"{index}.{field}"] = messages
+            continue
+        if event_type.operational and not operational:
+            errors[f"{index}.notification"] = [
+                f"{event_type.name!r} is sent by chargewire itself and cannot be published."
+            ]
+            continue
+        entity_id = event_type.entity_id(cast(dict[str, Any], payload))
+        problem = _entity_id_problem(entity_id)
+        if problem is not None:
+            errors[f"{index}.{'.'.join(event_type.entity_path or ())}"] = [problem]
+        event_types.append(event_type)
+        entity_ids.append(entity_id)
     if errors:
         raise ValidationFailed(errors)
-    return event_types
+    return event_types, entity_ids
+
+
+def _entity_id_problem(entity_id: str | None) -> str | None:
+    """What keeps an entity id from being stored alike on both databases, or None."""
+    if entity_id is None:
+        return None
+    if len(entity_id) > ENTITY_ID_MAX_CHARS:
+        return f"This field identifies the event's entity, and may be at most {ENTITY_ID_MAX_CHARS} characters."
+    if not storable(entity_id):
+        return "This field identifies the event's entity, and must be text without NUL characters."
+    return None

@@ -8,7 +8,6 @@ Checks that need I/O (the callback address guard) happen in the service, not her
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from chargewire.catalog import closest_event_names, load_event_types
 from chargewire.errors import ValidationFailed
 from chargewire.models import KafkaSecrets, KafkaTarget, Via, split_broker
 from chargewire.services.payload_filter import check_filter
+from chargewire.services.storable import storable
 
 MAX_CALLBACK_URL_LENGTH = 500
 MAX_DESCRIPTION_LENGTH = 1000
@@ -231,26 +231,6 @@ def _optional_text(value: Mapping[str, Any], name: str, errors: _Errors) -> str 
         errors.add(f"kafka.{name}", f"The {name} field must be a string without NUL characters.")
         return None
     return text
-
-
-def storable(value: object) -> bool:
-    """True when every string in a JSON value can be stored as UTF-8 text (no NUL, no lone surrogate) and
-    every number is finite: PostgreSQL refuses the rest, and that must be a 422, not a 500."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return False
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(storable(item) for item in value)
-    if isinstance(value, dict):
-        return all(storable(key) and storable(item) for key, item in value.items())
-    return True
 
 
 def _check_tls(protocol: str, ca: str | None, certificate: str | None, key: str | None, errors: _Errors) -> None:

@@ -14,7 +14,8 @@ from chargewire.errors import NotFound, Unauthenticated, ValidationFailed
 from chargewire.ids import new_id
 from chargewire.models import ApiToken, Scope
 from chargewire.security import SecretBox, new_api_token, token_hash
-from chargewire.store.token_store import TokenStore
+from chargewire.services.storable import storable
+from chargewire.store.token_store import TOKEN_NAME_MAX_CHARS, TokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class TokenService:
         parsed = _parse_scopes(scopes)
         if not name.strip():
             raise ValidationFailed({"name": ["The name field is required."]})
+        if len(name.strip()) > TOKEN_NAME_MAX_CHARS or not storable(name):
+            message = f"The name must be text of at most {TOKEN_NAME_MAX_CHARS} characters, without NUL characters."
+            raise ValidationFailed({"name": [message]})
         token = ApiToken(id=new_id("tok"), name=name.strip(), scopes=parsed, created_at=utcnow())
         text = new_api_token()
         await self._store.insert_token(token, token_hash(text), self._box.encrypt(text))

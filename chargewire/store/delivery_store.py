@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +25,19 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
+from chargewire.store.attempt_text import (
+    MAX_ERROR_CLASS_CHARS,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_LAST_ERROR_CHARS,
+    MAX_RESPONSE_BODY_CHARS,
+    bare_attempt,
+    storable_headers,
+    storable_optional,
+)
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import stream_backlog
+from chargewire.store.refusals import write_apart
 from chargewire.store.tables import attempt_batches, attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
@@ -88,6 +98,27 @@ class AttemptRecord:
     last_error: str | None
 
 
+def bare_record(record: AttemptRecord) -> AttemptRecord:
+    """`record` with its attempt stripped of everything from outside (`attempt_text.bare_attempt`)."""
+    return replace(record, attempt=bare_attempt(record.attempt))
+
+
+def unrecordable_record(record: AttemptRecord) -> AttemptRecord:
+    """`record` as a failed delivery, when not even its bare attempt is taken: kept for resend, not sent again."""
+    attempt = replace(
+        bare_attempt(record.attempt), outcome="failed", error_class="unrecordable", error_message=UNRECORDABLE
+    )
+    return replace(record, attempt=attempt, status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=UNRECORDABLE)
+
+
+def _attempt_of(record: AttemptRecord) -> str:
+    return f"attempt {record.attempt.number} of delivery {record.attempt.delivery_id}"
+
+
+UNRECORDABLE = "The database refused this attempt's record; the delivery is failed so that it is not sent forever."
+RECORD_FALLBACKS = (bare_record, unrecordable_record)
+
+
 class DeliveryStore:
     """Reads and writes the `deliveries` and `attempts` tables."""
 
@@ -141,9 +172,13 @@ class DeliveryStore:
         A delivery is only updated while the lease is still this worker's; an attempt that ran past its lease
         is still logged, and the delivery stays with whoever holds it now. A subscription with any success in
         the batch is healthy again; one with only failures is failing since now, unless it already was.
+        Records the database refuses are written apart from the rest (`refusals`), in `RECORD_FALLBACKS`' forms;
+        an error that is not a refusal is raised unchanged.
         """
-        if not records:
-            return
+        if records:
+            await write_apart(records, self._record_together, RECORD_FALLBACKS, _attempt_of)
+
+    async def _record_together(self, records: Sequence[AttemptRecord]) -> None:
         async with self._database.transaction() as connection:
             await insert_attempts(connection, records)
             await record_health(connection, records)
@@ -503,7 +538,7 @@ async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptReco
                 "b_worker": record.worker_id,
                 "b_status": record.status.value,
                 "b_next": record.next_attempt_at,
-                "b_error": record.last_error[:1000] if record.last_error else None,
+                "b_error": storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
                 "b_now": record.attempt.started_at,
             }
             for record in records
@@ -536,7 +571,7 @@ _HEALTH_UPDATES = {is_sqlite: _health_updates(is_sqlite) for is_sqlite in (True,
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order."""
+    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
     stored_time = stored_value(connection, attempts.c.started_at)
     stored_json = stored_value(connection, attempts.c.request_headers)
     # A batch's attempts share their start time: convert each distinct one once.
@@ -550,11 +585,11 @@ def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) 
             attempt.duration_ms,
             attempt.outcome,
             attempt.status_code,
-            attempt.error_class,
-            attempt.error_message,
+            storable_optional(attempt.error_class, MAX_ERROR_CLASS_CHARS),
+            storable_optional(attempt.error_message, MAX_ERROR_MESSAGE_CHARS),
             stored_json(attempt.request_headers),
-            None if attempt.response_headers is None else stored_json(attempt.response_headers),
-            attempt.response_body,
+            None if attempt.response_headers is None else stored_json(storable_headers(attempt.response_headers)),
+            storable_optional(attempt.response_body, MAX_RESPONSE_BODY_CHARS),
         )
         for attempt in (record.attempt for record in records)
     ]

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, repeat
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Event, Via
@@ -73,6 +73,8 @@ class NewDelivery:
 
 FanOut = Callable[[Sequence[Subscriber]], Iterable[NewDelivery]]
 
+# The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
+ENTITY_ID_MAX_CHARS: int = cast(String, events.c.entity_id.type).length or 0
 _EVENT_COLUMNS = ("id", "name", "payload", "entity_id", "received_at", "seq")
 # The columns of a new delivery row, for the bulk inserts here and in `stream_store`.
 NEW_DELIVERY_COLUMNS = (

@@ -13,6 +13,7 @@ means every event up to N is readable: a stream never passes an event that commi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
+from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
 from chargewire.store.bulk_insert import insert_columns, insert_rows, sqlite_inserts, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_store import (
@@ -46,6 +48,7 @@ from chargewire.store.delivery_store import (
     AttemptRecord,
     ClaimedDelivery,
     attempt_rows,
+    bare_record,
     health_updates,
     insert_attempts,
     record_health,
@@ -53,6 +56,7 @@ from chargewire.store.delivery_store import (
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.refusals import write_whole
 from chargewire.store.tables import (
     UtcDateTime,
     attempt_batches,
@@ -220,7 +224,21 @@ class StreamStore:
         `lease_until` None hands the lease back. Raises LeaseLost, writing nothing, when the stream is no
         longer this worker's or no longer at `moves[0]`. On SQLite the whole transaction is one trip to the
         driver's thread (`one_trip`), so the write lock is held for the writing alone.
+
+        The batch moves the stream once, so it is not split when the database refuses a row (`refusals`): it
+        is written again with every attempt bare (`bare_record`), rather than sent again and again.
         """
+        write = functools.partial(self._write_batch, stream, worker_id, moves, lease_until)
+        await write_whole(attempted, write, _bare_pair, f"a batch of Kafka stream {stream.subscription_id}")
+
+    async def _write_batch(
+        self,
+        stream: Stream,
+        worker_id: str,
+        moves: tuple[int, int],
+        lease_until: datetime | None,
+        attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]],
+    ) -> None:
         start, end = moves
         records = [record for _delivery, record in attempted]
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
@@ -414,6 +432,10 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
     await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
 
 
+def _bare_pair(pair: tuple[ClaimedDelivery, AttemptRecord]) -> tuple[ClaimedDelivery, AttemptRecord]:
+    return pair[0], bare_record(pair[1])
+
+
 def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> dict[str, Any] | None:
     """The `attempt_batches` row of the first attempts of the records a batch delivered, if any.
 
@@ -490,7 +512,7 @@ def _delivery_columns(
         [record.status.value for record in records],
         [1] * len(records),
         [times[record.next_attempt_at] for record in records],
-        [record.last_error[:1000] if record.last_error else None for record in records],
+        [storable_optional(record.last_error, MAX_LAST_ERROR_CHARS) for record in records],
         [times[delivery.received_at] for delivery in claimed],
         [times[record.attempt.started_at] for record in records],
         [batch_id if record.status is delivered else None for record in records],

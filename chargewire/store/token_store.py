@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import RowMapping, String, insert, select, update
 
 from chargewire.models import ApiToken, Scope
 from chargewire.store.database import Database
 from chargewire.store.tables import api_tokens
+
+# The width of `api_tokens.name`: longer names are refused before the transaction, on both databases.
+TOKEN_NAME_MAX_CHARS: int = cast(String, api_tokens.c.name.type).length or 0
 
 
 def _to_token(mapping: RowMapping) -> ApiToken:

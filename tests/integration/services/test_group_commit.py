@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import cast
 
+import orjson
 import pytest
 
 from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.ids import new_id
 from chargewire.runtime import Runtime
+from chargewire.services.group_commit import GroupCommitter, PendingBatch
 from chargewire.services.publish import Publisher
 from chargewire.store.event_store import EventStore, FanOut, NewEvents
+from chargewire.store.refusals import refused
 
 BOOT = load_event_types()["BootNotification"].example
 
@@ -64,3 +70,28 @@ async def test_a_writer_that_gives_up_does_not_abort_the_others(runtime: Runtime
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError)
     assert all(isinstance(result, list) for result in results[1:])
+
+
+def _pending(entity_id: str) -> PendingBatch:
+    events = NewEvents(
+        ids=[new_id("evt")],
+        names=["BootNotification"],
+        payloads=[orjson.dumps(BOOT)],
+        entity_ids=[entity_id],
+        received_at=utcnow(),
+    )
+    return PendingBatch(events, [BOOT])
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_row_the_database_refuses_fails_only_its_own_writer_in_the_group(runtime: Runtime) -> None:
+    committer = GroupCommitter(EventStore(runtime.database))
+    # Past publish's checks, as a caller of the committer could: PostgreSQL refuses the 300-character id.
+    batches = [_pending("x" * 300 if index == 3 else f"cp-{index}") for index in range(10)]
+
+    results = await asyncio.gather(*(committer.write(batch) for batch in batches), return_exceptions=True)
+
+    assert [index for index, result in enumerate(results) if result is not None] == [3]
+    assert refused(cast(BaseException, results[3]))
+    stored = await EventStore(runtime.database).get_events([batch.events.ids[0] for batch in batches])
+    assert len(stored) == 9

@@ -402,3 +402,22 @@ async def test_a_read_skips_a_pause_that_began_after_the_stream_was_looked_up(ru
     read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
 
     assert [delivery.entity_id for delivery in read.deliveries] == ["1400"]
+
+
+async def test_a_batch_the_database_refuses_is_recorded_bare_and_the_stream_moves_past_it(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1300, 3))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    *sent, failed = read.deliveries
+    unencodable = _refused(failed)
+    unencodable.attempt = replace(unencodable.attempt, request_headers={"kafka-key": "\udcff"})
+    attempted = [(delivery, _delivered(delivery)) for delivery in sent] + [(failed, unencodable)]
+
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+
+    [retry] = await runtime.delivery_store.list_attempts(failed.id)
+    assert (retry.outcome, retry.error_class, retry.request_headers) == ("retry", "timeout", {})
+    assert all([await runtime.delivery_store.list_attempts(delivery.id) for delivery in sent])
+    assert subscription_id not in await _ready(runtime)
