@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from chargewire.api import create_app
+from chargewire.cli import ocpp
 from chargewire.cli.common import run
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
@@ -50,10 +51,13 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
         _freeze_startup_objects()
         stop = asyncio.Event()
         worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop)) if with_worker else None
+        ocpp_tap = ocpp.tap_task(runtime, stop)  # the OCPP tap, when configured (docs/ocpp-tap.md)
         try:
             await server.serve()
         finally:
             stop.set()
+            if ocpp_tap is not None:
+                await ocpp_tap
             if worker is not None:
                 await worker
 

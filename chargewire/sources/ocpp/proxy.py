@@ -1,0 +1,274 @@
+"""The transparent OCPP-J proxy: each charge point's WebSocket relayed to the CSMS, frame by frame.
+
+A charge point connects to `<prefix>/<identity>`, where the prefix is the upstream URL's path. The tap opens
+`<upstream>/<identity>` first, offering the charge point's subprotocols in its order and its `Authorization`
+and `User-Agent` headers, and answers the charge point only then: with the subprotocol the CSMS chose, or
+with the CSMS's refusal (502 when it cannot be reached). Each direction is one loop that sends every message
+on as received (the same text, in order) before it looks at it, so observing never delays, drops or
+changes a frame. Pings are answered by each side's own connection. When one side closes, the other is
+closed with the same code; a charge point that connects again with the same identity replaces (closes)
+its previous connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from chargewire.sources.ocpp.correlation import Direction
+from chargewire.sources.ocpp.frames import Malformed, parse_frame
+from chargewire.sources.ocpp.metrics import TapMetrics
+from chargewire.sources.ocpp.pipeline import Change, EventPipeline, Link, Observation
+
+logger = logging.getLogger(__name__)
+
+_FORWARDED_HEADERS = ("Authorization", "User-Agent")
+_REPLACED = (1000, "replaced by a new connection of the same charge point")
+# Codes a close frame may carry (RFC 6455 7.4); the others only describe what happened locally.
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+_SWEEP_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """Where to listen and forward, and the limits of each connection."""
+
+    upstream: str
+    max_frame_bytes: int
+    open_timeout_s: float
+    ping_interval_s: float | None
+    missed_heartbeats: int
+    server_ssl: ssl.SSLContext | None = None
+    upstream_ssl: ssl.SSLContext | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The path under which charge points connect: the upstream URL's, ending in `/`."""
+        path = urlsplit(self.upstream).path
+        return path if path.endswith("/") else f"{path}/"
+
+
+@dataclass(eq=False, slots=True)
+class _Pair:
+    link: Link
+    charge_point: ServerConnection
+    upstream: ClientConnection
+
+
+class OcppProxy:
+    """Relays charge points to the CSMS and reports what passes to the event pipeline."""
+
+    def __init__(
+        self, settings: ProxySettings, pipeline: EventPipeline, metrics: TapMetrics, render_metrics: Callable[[], bytes]
+    ) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._render_metrics = render_metrics
+        self._opening: dict[ServerConnection, tuple[str, ClientConnection]] = {}
+        self._pairs: dict[str, _Pair] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def serve(self, host: str, port: int) -> Server:
+        """Start listening; the caller closes the returned server."""
+        settings = self._settings
+        server = await serve(
+            self._relay,
+            host,
+            port,
+            process_request=self._open_upstream,
+            process_response=self._release_unused,
+            select_subprotocol=self._upstream_subprotocol,
+            ssl=settings.server_ssl,
+            max_size=settings.max_frame_bytes,
+            compression=None,
+            ping_interval=settings.ping_interval_s,
+            ping_timeout=settings.ping_interval_s,
+            open_timeout=settings.open_timeout_s * 2,
+            server_header=None,
+        )
+        self._background.add(asyncio.create_task(self._sweep_silent()))
+        return server
+
+    async def aclose(self) -> None:
+        """Stop the background sweep."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _open_upstream(self, connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path == "/metrics":
+            response = connection.respond(200, self._render_metrics().decode())
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        segment = path.removeprefix(self._settings.prefix)
+        if segment == path or not segment or "/" in segment:
+            return connection.respond(404, f"Charge points connect to {self._settings.prefix}<identity>.\n")
+        try:
+            upstream = await self._connect(request, segment, query)
+        except InvalidStatus as refusal:
+            logger.info("CSMS refused charge point %s with %s", unquote(segment), refusal.response.status_code)
+            return connection.respond(refusal.response.status_code, "The CSMS refused the connection.\n")
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
+            logger.warning("CSMS not reachable for charge point %s: %s", unquote(segment), error)
+            return connection.respond(502, "The CSMS cannot be reached.\n")
+        self._opening[connection] = (unquote(segment), upstream)
+        return None
+
+    async def _connect(self, request: Request, segment: str, query: str) -> ClientConnection:
+        settings = self._settings
+        offered = [
+            Subprotocol(name.strip())
+            for header in request.headers.get_all("Sec-WebSocket-Protocol")
+            for name in header.split(",")
+            if name.strip()
+        ]
+        headers = [(name, request.headers[name]) for name in _FORWARDED_HEADERS if name in request.headers]
+        url = settings.upstream.rstrip("/") + "/" + segment + (f"?{query}" if query else "")
+        return await connect(
+            url,
+            subprotocols=offered or None,
+            additional_headers=headers,
+            user_agent_header=None,
+            compression=None,
+            proxy=None,
+            open_timeout=settings.open_timeout_s,
+            ping_interval=settings.ping_interval_s,
+            ping_timeout=settings.ping_interval_s,
+            max_size=settings.max_frame_bytes,
+            ssl=settings.upstream_ssl if url.startswith("wss:") else None,
+        )
+
+    def _upstream_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        opening = self._opening.get(connection)
+        chosen = opening[1].subprotocol if opening is not None else None
+        return chosen if chosen in offered else None
+
+    async def _release_unused(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """Close the upstream of a handshake that did not succeed (the charge point's request was refused)."""
+        if response.status_code != 101:
+            opening = self._opening.pop(connection, None)
+            if opening is not None:
+                await opening[1].close()
+            return
+        # The handshake may still fail (the charge point hung up): then no relay takes the upstream.
+        asyncio.get_running_loop().call_later(self._settings.open_timeout_s * 2, self._abandon, connection)
+
+    def _abandon(self, connection: ServerConnection) -> None:
+        opening = self._opening.pop(connection, None)
+        if opening is not None:
+            self._spawn(opening[1].close())
+
+    async def _relay(self, charge_point: ServerConnection) -> None:
+        identity, upstream = self._opening.pop(charge_point)
+        pair = _Pair(Link(identity, upstream.subprotocol), charge_point, upstream)
+        pair.link.last_frame_at = asyncio.get_running_loop().time()
+        previous = self._pairs.get(identity)
+        self._pairs[identity] = pair
+        if previous is not None:
+            self._spawn(previous.charge_point.close(*_REPLACED))
+        self._metrics.connections += 1
+        self._pipeline.offer(Observation(pair.link, change=Change.CONNECTED))
+        try:
+            await self._relay_both_ways(pair)
+        finally:
+            self._metrics.connections -= 1
+            if self._pairs.get(identity) is pair:
+                del self._pairs[identity]
+                self._pipeline.offer(Observation(pair.link, change=Change.DISCONNECTED))
+
+    async def _relay_both_ways(self, pair: _Pair) -> None:
+        up = asyncio.create_task(self._pump(pair.link, pair.charge_point, pair.upstream, Direction.FROM_CHARGE_POINT))
+        down = asyncio.create_task(self._pump(pair.link, pair.upstream, pair.charge_point, Direction.FROM_CSMS))
+        try:
+            done, _ = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            first = up if up in done else down
+            closed = first.result()
+            if closed is None:  # its target was gone first: the other loop reads that side's close
+                first = down if first is up else up
+                closed = await first
+            if closed is not None:
+                await (pair.upstream if first is up else pair.charge_point).close(*closed)
+            await asyncio.gather(up, down)
+        finally:
+            for task in (up, down):
+                task.cancel()
+            await pair.upstream.close()
+
+    async def _pump(
+        self,
+        link: Link,
+        source: ServerConnection | ClientConnection,
+        target: ServerConnection | ClientConnection,
+        sender: Direction,
+    ) -> tuple[int, str] | None:
+        """Send on every message from `source`; returns the close code and reason when `source` closed."""
+        while True:
+            try:
+                message = await source.recv()
+            except ConnectionClosed as closed:
+                frame = closed.rcvd or closed.sent
+                code = frame.code if frame is not None else 1006
+                return (code if code in _SENDABLE_CODES or 3000 <= code < 5000 else _stand_in(code)), (
+                    frame.reason if frame is not None else ""
+                )
+            try:
+                await target.send(message)
+            except ConnectionClosed:
+                return None
+            if isinstance(message, str):
+                self._observe(link, sender, message)
+
+    def _observe(self, link: Link, sender: Direction, text: str) -> None:
+        self._metrics.forwarded(sender)
+        if sender is Direction.FROM_CHARGE_POINT:
+            link.last_frame_at = asyncio.get_running_loop().time()
+            if link.silent:
+                link.silent = False
+                self._pipeline.offer(Observation(link, change=Change.HEARD_AGAIN))
+        frame = parse_frame(text)
+        if isinstance(frame, Malformed):
+            self._metrics.reject(link.identity, frame.reason)
+            return
+        exchange = link.correlator.observe(sender, frame)
+        if exchange is not None:
+            self._pipeline.offer(Observation(link, exchange))
+
+    async def _sweep_silent(self) -> None:
+        """Mark charge points that missed heartbeats (no frame for that many intervals) temporarily unavailable."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL_S)
+            now = loop.time()
+            for pair in list(self._pairs.values()):
+                link = pair.link
+                interval = link.heartbeat_interval_s
+                if (
+                    interval
+                    and not link.silent
+                    and now - link.last_frame_at > interval * self._settings.missed_heartbeats
+                ):
+                    link.silent = True
+                    self._pipeline.offer(Observation(link, change=Change.SILENT))
+
+    def _spawn(self, closing: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(closing)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _stand_in(code: int) -> int:
+    """A code to send for one that only describes what happened: no code given (1005) or a lost connection."""
+    return 1000 if code == 1005 else 1001
