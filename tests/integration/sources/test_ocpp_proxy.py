@@ -29,7 +29,8 @@ FIELD_FRAMES = [
     "not json at all",
     '[2,"6"]',
     '{"an": "object"}',
-    '[2,"7","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2025-01-01T00:00:00Z","sampledValue":[{"value":"12.0"}]}]}]   ',
+    '[2,"7","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2025-01-01T00:00:00Z",'
+    '"sampledValue":[{"value":"12.0"}]}]}]   ',
 ]
 
 
@@ -184,7 +185,8 @@ async def test_charge_points_connect_over_tls_when_a_certificate_is_configured(
     key, certificate, _ = pkcs12.load_key_and_certificates(
         files.server_keystore.read_bytes(), files.keystore_password.encode()
     )
-    assert key is not None and certificate is not None
+    assert key is not None
+    assert certificate is not None
     (tmp_path / "tap.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "tap.key").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
