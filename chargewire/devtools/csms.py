@@ -2,7 +2,7 @@
 
 It records every text frame it receives (per identity, in order) and the handshake headers, answers OCPP
 1.6 and 2.0.1 calls with plausible results (`Accepted`, increasing transaction ids), answers actions it
-does not know with a CALLERROR `NotImplemented`, and can send raw frames to a charge point. Options make it
+does not know (or is told to fail) with a CALLERROR `NotImplemented`, and can send raw frames to a charge point. Options make it
 require a basic-auth header or refuse identities, as a real CSMS may.
 """
 
@@ -40,6 +40,7 @@ class DevCsms:
     required_authorization: str | None = None
     refused: set[str] = field(default_factory=set)
     id_tag_status: str = "Accepted"
+    failing_actions: set[str] = field(default_factory=set)
     received: list[tuple[str, str]] = field(default_factory=list)
     handshakes: list[Request] = field(default_factory=list)
     connections: dict[str, ServerConnection] = field(default_factory=dict)
@@ -102,7 +103,7 @@ class DevCsms:
         if not isinstance(message, list) or len(message) != 4 or message[0] != 2:
             return None
         unique_id, action, payload = message[1], message[2], message[3]
-        result = self._result(version, action, payload)
+        result = None if action in self.failing_actions else self._result(version, action, payload)
         if result is None:
             return orjson.dumps([4, unique_id, "NotImplemented", f"{action} is not supported", {}]).decode()
         return orjson.dumps([3, unique_id, result]).decode()

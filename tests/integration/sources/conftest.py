@@ -35,12 +35,29 @@ async def csms() -> AsyncIterator[tuple[DevCsms, int]]:
 
 
 @pytest.fixture
-async def start_tap(runtime: Runtime, tmp_path: Path) -> AsyncIterator[TapStarter]:
+def tap_metrics() -> CollectorRegistry:
+    """The registry the test's taps count into."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def running_taps() -> list[tuple[asyncio.Event, asyncio.Task[None]]]:
+    """The taps a test started: stop them early with `await stop_taps(running_taps)`."""
+    return []
+
+
+@pytest.fixture
+async def start_tap(
+    runtime: Runtime,
+    tmp_path: Path,
+    tap_metrics: CollectorRegistry,
+    running_taps: list[tuple[asyncio.Event, asyncio.Task[None]]],
+) -> AsyncIterator[TapStarter]:
     """Starts taps in this process; `await start_tap(upstream, **settings)` returns the URL prefix to connect to.
 
-    Each tap is stopped (as on SIGTERM) when the test ends, or earlier with `stop_taps`.
+    Every tap is stopped (as on SIGTERM) when the test ends.
     """
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    running = running_taps
 
     async def start(upstream: str, **overrides: object) -> str:
         port = free_port()
@@ -53,7 +70,7 @@ async def start_tap(runtime: Runtime, tmp_path: Path) -> AsyncIterator[TapStarte
             }
         )
         stop = asyncio.Event()
-        task = asyncio.create_task(run_tap(settings, runtime.publisher, stop, CollectorRegistry()))
+        task = asyncio.create_task(run_tap(settings, runtime.publisher, stop, tap_metrics))
         running.append((stop, task))
         scheme = "wss" if overrides.get("ocpp_tls_cert_file") else "ws"
         await _wait_listening(port, task)
