@@ -2,8 +2,8 @@
 
 It records every text frame it receives (per identity, in order) and the handshake headers, answers OCPP
 1.6 and 2.0.1 calls with plausible results (`Accepted`, increasing transaction ids), answers actions it
-does not know (or is told to fail) with a CALLERROR `NotImplemented`, and can send raw frames to a charge point. Options make it
-require a basic-auth header or refuse identities, as a real CSMS may.
+does not know (or is told to fail) with a CALLERROR `NotImplemented`, and can send raw frames to a charge
+point. Options make it require a basic-auth header or refuse identities, as a real CSMS may.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class DevCsms:
     refused: set[str] = field(default_factory=set)
     id_tag_status: str = "Accepted"
     failing_actions: set[str] = field(default_factory=set)
+    heartbeat_interval_s: int = 300
     received: list[tuple[str, str]] = field(default_factory=list)
     handshakes: list[Request] = field(default_factory=list)
     connections: dict[str, ServerConnection] = field(default_factory=dict)
@@ -111,7 +112,7 @@ class DevCsms:
     def _result(self, version: str, action: str, payload: Any) -> dict[str, Any] | None:
         id_tag_info = {"status": self.id_tag_status}
         results: dict[str, dict[str, Any]] = {
-            "BootNotification": {"currentTime": _now(), "interval": 300, "status": "Accepted"},
+            "BootNotification": {"currentTime": _now(), "interval": self.heartbeat_interval_s, "status": "Accepted"},
             "Heartbeat": {"currentTime": _now()},
             "StatusNotification": {},
             "MeterValues": {},

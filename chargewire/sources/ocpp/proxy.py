@@ -37,7 +37,7 @@ _FORWARDED_HEADERS = ("Authorization", "User-Agent")
 _REPLACED = (1000, "replaced by a new connection of the same charge point")
 # Codes a close frame may carry (RFC 6455 7.4); the others only describe what happened locally.
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
-_SWEEP_INTERVAL_S = 5.0
+_SWEEP_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -432,3 +432,30 @@ async def test_tap_restarted_mid_session_publishes_the_right_meter_values_and_st
     assert meter_values == {**meter_values, "sessionId": start["sessionId"], "evseId": start["evseId"]}
     assert len(boots) == 1
     await again.aclose()
+
+
+async def test_network_status_follows_missed_heartbeats_and_a_long_absence(
+    runtime: Runtime, start_tap: TapStarter
+) -> None:
+    dev_csms = DevCsms(heartbeat_interval_s=1)
+    async with await dev_csms.start() as server:
+        tap = await start_tap(
+            f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocpp/",
+            ocpp_missed_heartbeats=1,
+            ocpp_long_term_unavailable_s=0.5,
+        )
+        charge_point = await ChargePoint.connect(f"{tap}CP16-NET")
+        await boot_16(charge_point)
+        await events_named(runtime, "NetworkStatusNotification", 2)
+        await charge_point.call("Heartbeat", {})
+        await charge_point.aclose()
+
+        statuses = await events_named(runtime, "NetworkStatusNotification", 5)
+
+    assert [status["networkStatus"] for status in statuses] == [
+        "available",
+        "temporarily unavailable",
+        "available",
+        "temporarily unavailable",
+        "long-term unavailable",
+    ]
