@@ -171,7 +171,10 @@ class EventPipeline:
 
     async def _exchanged(self, link: Link, exchange: Exchange) -> list[Payload]:
         handler = _HANDLERS.get(link.version or "", {}).get(exchange.direction, {}).get(exchange.call.action)
-        if handler is None or exchange.result is None or link.charge_point_id is None:
+        if link.charge_point_id is None:
+            return []
+        self._registry.heard_from(link.charge_point_id)
+        if handler is None or exchange.result is None:
             return []
         call, result = exchange.call, exchange.result
         version = link.version or ""

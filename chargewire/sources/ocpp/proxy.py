@@ -32,6 +32,9 @@ from chargewire.sources.ocpp.metrics import TapMetrics
 from chargewire.sources.ocpp.pipeline import Change, EventPipeline, Link, Observation
 
 logger = logging.getLogger(__name__)
+# websockets logs every connection opened and closed at INFO: thousands a minute in a reconnect storm.
+_connection_logger = logging.getLogger(f"{__name__}.connections")
+_connection_logger.setLevel(logging.WARNING)
 
 _FORWARDED_HEADERS = ("Authorization", "User-Agent")
 _REPLACED = (1000, "replaced by a new connection of the same charge point")
@@ -97,6 +100,7 @@ class OcppProxy:
             ping_timeout=settings.ping_interval_s,
             open_timeout=settings.open_timeout_s * 2,
             server_header=None,
+            logger=_connection_logger,
         )
         self._background.add(asyncio.create_task(self._sweep_silent()))
         return server
@@ -149,6 +153,7 @@ class OcppProxy:
             ping_timeout=settings.ping_interval_s,
             max_size=settings.max_frame_bytes,
             ssl=settings.upstream_ssl if url.startswith("wss:") else None,
+            logger=_connection_logger,
         )
 
     def _upstream_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:

@@ -5,7 +5,8 @@ the catalog's payloads want integers: `chargePointId`, `evseId`, `sessionId`. Th
 once and keeps them, with each open session's start (its connector, id tag, start time and meter start), so
 a tap restarted in the middle of a session still publishes the right stop. It lives in a SQLite file of its
 own (`ocpp_state_file`): the tap's bookkeeping, not the service's schema. Reads come from memory after the
-first; writes happen on connect, disconnect, a new connector and a session's start and stop only.
+first; writes happen on connect, disconnect, a new connector and a session's start and stop, and the times of
+the last messages are written together every few seconds.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ INSERT INTO ocpp_counters (charge_point_id, name, value) VALUES (?, ?, 1)
 ON CONFLICT (charge_point_id, name) DO UPDATE SET value = value + 1 RETURNING value
 """
 _SELECT_COUNTER = "SELECT value FROM ocpp_counters WHERE charge_point_id = ? AND name = ?"
+_RECORD_LAST_MESSAGE = "UPDATE ocpp_charge_points SET last_message_at = ? WHERE id = ?"
 _LIST_CHARGE_POINTS = """
 SELECT identity, id, version, connected, changed_at, last_message_at FROM ocpp_charge_points ORDER BY identity
 """
@@ -118,6 +120,7 @@ class Registry:
         self._charge_points: dict[str, int] = {}
         self._evses: dict[tuple[int, int], int] = {}
         self._sessions: dict[tuple[int, str], Session] = {}
+        self._last_messages: dict[int, str] = {}
 
     @classmethod
     async def open(cls, path: Path) -> Registry:
@@ -144,6 +147,18 @@ class Registry:
         """Record that a charge point's connection closed."""
         moment = now()
         await self._db.execute(_MARK_DISCONNECTED, (moment, moment, charge_point_id))
+        await self._db.commit()
+
+    def heard_from(self, charge_point_id: int) -> None:
+        """Note that a charge point's exchange completed now; written by the next `flush`."""
+        self._last_messages[charge_point_id] = now()
+
+    async def flush(self) -> None:
+        """Write the times of the last messages noted since the previous flush, in one statement."""
+        if not self._last_messages:
+            return
+        noted, self._last_messages = self._last_messages, {}
+        await self._db.executemany(_RECORD_LAST_MESSAGE, [(moment, key) for key, moment in noted.items()])
         await self._db.commit()
 
     async def evse_id(self, charge_point_id: int, connector: int) -> int:

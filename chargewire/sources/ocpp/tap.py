@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # How long a stopping tap waits for its queued events to be published before it gives them up.
 _DRAIN_TIMEOUT_S = 10.0
+# How often the registry writes when each charge point was last heard from.
+_LAST_MESSAGE_FLUSH_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event,
         long_term_unavailable_s=settings.ocpp_long_term_unavailable_s,
     )
     publishing = asyncio.create_task(pipeline.run())
+    flushing = asyncio.create_task(_flush_regularly(identities))
     proxy = OcppProxy(proxy_config, pipeline, metrics, lambda: generate_latest(registry))
     try:
         server = await proxy.serve(address.host, address.port)
@@ -92,8 +95,19 @@ async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event,
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(publishing), _DRAIN_TIMEOUT_S)
     finally:
-        publishing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await publishing
+        for task in (publishing, flushing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         registry.unregister(metrics)
+        await identities.flush()
         await identities.aclose()
+
+
+async def _flush_regularly(identities: Registry) -> None:
+    while True:
+        await asyncio.sleep(_LAST_MESSAGE_FLUSH_S)
+        try:
+            await identities.flush()
+        except Exception:
+            logger.exception("OCPP tap: could not write the charge points' last messages; trying again")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from chargewire.catalog import validate
 from chargewire.devtools.csms import DevCsms
 from chargewire.runtime import Runtime
+from chargewire.sources.ocpp import Registry
 from tests.integration.sources.conftest import TapStarter, stop_taps
 from tests.support.ocpp import ChargePoint, eventually, published
 
@@ -459,3 +461,33 @@ async def test_network_status_follows_missed_heartbeats_and_a_long_absence(
         "temporarily unavailable",
         "long-term unavailable",
     ]
+
+
+async def test_charge_points_are_listed_with_their_ids_version_state_and_last_message(
+    runtime: Runtime,
+    csms: tuple[DevCsms, int],
+    start_tap: TapStarter,
+    running_taps: list[tuple[asyncio.Event, asyncio.Task[None]]],
+    tmp_path: Path,
+) -> None:
+    _, port = csms
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
+    first = await ChargePoint.connect(f"{tap}CP-LIST-A")
+    second = await ChargePoint.connect(f"{tap}CP-LIST-B", subprotocols=("ocpp2.0.1",))
+    await boot_16(first)
+    [boot] = await events_named(runtime, "BootNotification", 1)
+    await second.aclose()
+    await events_named(runtime, "NetworkStatusNotification", 3)
+    await stop_taps(running_taps)
+
+    registry = await Registry.open(tmp_path / "ocpp-tap.db")
+    try:
+        listed = {record.identity: record for record in await registry.charge_points()}
+    finally:
+        await registry.aclose()
+
+    assert listed["CP-LIST-A"].charge_point_id == boot["chargePointId"]
+    assert listed["CP-LIST-A"].version == "ocpp1.6"
+    assert listed["CP-LIST-A"].last_message_at is not None
+    assert listed["CP-LIST-B"].version == "ocpp2.0.1"
+    assert not listed["CP-LIST-B"].connected
