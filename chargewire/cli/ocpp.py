@@ -11,7 +11,7 @@ import typer
 from chargewire.cli.common import configure_logging, print_table, run
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
-from chargewire.sources.ocpp import Registry, run_tap
+from chargewire.sources.ocpp import list_charge_points, run_tap, state_file
 
 app = typer.Typer(help="The OCPP tap: notifications from live charge point traffic.", no_args_is_help=True)
 
@@ -52,27 +52,18 @@ def serve(
 @app.command("charge-points")
 def charge_points() -> None:
     """List the identities the tap has seen: their ids, OCPP version, connection state and last message."""
-    settings = Settings()
-
-    async def listing() -> None:
-        registry = await Registry.open(settings.ocpp_state_file or settings.data_dir / "ocpp-tap.db")
-        try:
-            records = await registry.charge_points()
-        finally:
-            await registry.aclose()
-        print_table(
-            ["IDENTITY", "ID", "VERSION", "STATE", "SINCE", "LAST MESSAGE"],
+    records = run(list_charge_points(state_file(Settings())))
+    print_table(
+        ["IDENTITY", "ID", "VERSION", "STATE", "SINCE", "LAST MESSAGE"],
+        [
             [
-                [
-                    record.identity,
-                    str(record.charge_point_id),
-                    record.version or "-",
-                    "connected" if record.connected else "disconnected",
-                    record.changed_at,
-                    record.last_message_at or "-",
-                ]
-                for record in records
-            ],
-        )
-
-    run(listing())
+                record.identity,
+                str(record.charge_point_id),
+                record.version or "-",
+                "connected" if record.connected else "disconnected",
+                record.changed_at.isoformat(),
+                record.last_message_at.isoformat() if record.last_message_at else "-",
+            ]
+            for record in records
+        ],
+    )

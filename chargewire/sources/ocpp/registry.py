@@ -12,6 +12,7 @@ the last messages are written together every few seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import aiosqlite
@@ -108,8 +109,8 @@ class ChargePointRecord:
     charge_point_id: int
     version: str | None
     connected: bool
-    changed_at: str
-    last_message_at: str | None
+    changed_at: datetime
+    last_message_at: datetime | None
 
 
 class Registry:
@@ -231,4 +232,25 @@ class Registry:
     async def charge_points(self) -> list[ChargePointRecord]:
         """Every identity the tap has seen, with its id, version and connection state."""
         rows = await self._db.execute_fetchall(_LIST_CHARGE_POINTS)
-        return [ChargePointRecord(row[0], int(row[1]), row[2], bool(row[3]), row[4], row[5]) for row in rows]
+        return [
+            ChargePointRecord(
+                row[0],
+                int(row[1]),
+                row[2],
+                bool(row[3]),
+                datetime.fromisoformat(row[4]),
+                datetime.fromisoformat(row[5]) if row[5] else None,
+            )
+            for row in rows
+        ]
+
+
+async def list_charge_points(path: Path) -> list[ChargePointRecord]:
+    """Every identity in the registry file at `path` (none when the tap never ran there)."""
+    if not path.exists():  # noqa: ASYNC240 - one stat of a local file
+        return []
+    registry = await Registry.open(path)
+    try:
+        return await registry.charge_points()
+    finally:
+        await registry.aclose()

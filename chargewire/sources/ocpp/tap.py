@@ -7,6 +7,7 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -42,6 +43,11 @@ class TapAddress:
         return cls(host.strip("[]"), int(port))
 
 
+def state_file(settings: Settings) -> Path:
+    """Where the tap keeps its identity registry."""
+    return settings.ocpp_state_file or settings.data_dir / "ocpp-tap.db"
+
+
 def proxy_settings(settings: Settings) -> ProxySettings:
     """The proxy's settings from the service's: upstream, limits and TLS."""
     if not settings.ocpp_upstream.startswith(("ws://", "wss://")):
@@ -70,7 +76,7 @@ async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event,
     """
     address = TapAddress.parse(settings.ocpp_listen)
     proxy_config = proxy_settings(settings)
-    identities = await Registry.open(settings.ocpp_state_file or settings.data_dir / "ocpp-tap.db")
+    identities = await Registry.open(state_file(settings))
     metrics = TapMetrics()
     registry.register(metrics)
     pipeline = EventPipeline(
