@@ -84,7 +84,11 @@ async def test_events_the_tap_published_survive_a_sigkill_of_the_tap(
         stored = await published(database)
     finally:
         await database.aclose()
+    listed = cli(cli_env, "ocpp", "charge-points").stdout.splitlines()
+
     assert len(stored) >= counted
+    assert listed[0].split()[:4] == ["IDENTITY", "ID", "VERSION", "STATE"]
+    assert sorted(line.split()[0] for line in listed[1:]) == [f"CP-{n}" for n in range(CHARGE_POINTS)]
 
 
 async def _wait_published(metrics_url: str, minimum: int) -> int:

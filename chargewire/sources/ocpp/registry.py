@@ -61,6 +61,7 @@ ON CONFLICT (identity) DO UPDATE SET version = excluded.version, connected = 1, 
     last_message_at = excluded.last_message_at
 RETURNING id
 """
+_MARK_ALL_DISCONNECTED = "UPDATE ocpp_charge_points SET connected = 0 WHERE connected = 1"
 _MARK_DISCONNECTED = "UPDATE ocpp_charge_points SET connected = 0, changed_at = ?, last_message_at = ? WHERE id = ?"
 _INSERT_EVSE = """
 INSERT INTO ocpp_evses (charge_point_id, connector) VALUES (?, ?)
@@ -134,6 +135,11 @@ class Registry:
     async def aclose(self) -> None:
         """Close the file."""
         await self._db.close()
+
+    async def starting(self) -> None:
+        """Mark every charge point disconnected: a tap that starts holds no connections yet (after a crash, say)."""
+        await self._db.execute(_MARK_ALL_DISCONNECTED)
+        await self._db.commit()
 
     async def connected(self, identity: str, version: str | None) -> int:
         """Record that `identity` connected speaking `version`; returns its `chargePointId`."""

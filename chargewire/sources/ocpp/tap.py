@@ -77,6 +77,7 @@ async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event,
     address = TapAddress.parse(settings.ocpp_listen)
     proxy_config = proxy_settings(settings)
     identities = await Registry.open(state_file(settings))
+    await identities.starting()
     metrics = TapMetrics()
     registry.register(metrics)
     pipeline = EventPipeline(
