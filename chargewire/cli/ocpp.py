@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import list_charge_points, run_tap, state_file
 
+logger = logging.getLogger(__name__)
 app = typer.Typer(help="The OCPP tap: notifications from live charge point traffic.", no_args_is_help=True)
 
 
@@ -31,7 +33,15 @@ def tap_task(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None] | None
     settings = runtime.settings
     if not (settings.ocpp_listen and settings.ocpp_upstream):
         return None
-    return asyncio.create_task(run_tap(settings, runtime.publisher, stop, runtime.metrics.registry))
+    task = asyncio.create_task(run_tap(settings, runtime.publisher, stop, runtime.metrics.registry))
+    task.add_done_callback(_report_failure)
+    return task
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    # Said at once: `serve` only awaits the task when it stops, and the API goes on without the tap.
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the OCPP tap stopped", exc_info=task.exception())
 
 
 @app.command()
