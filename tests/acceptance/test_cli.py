@@ -31,6 +31,10 @@ COMMANDS = [
     ["demo"],
     ["dev"],
     ["dev", "kafka"],
+    ["dev", "csms"],
+    ["ocpp"],
+    ["ocpp", "serve"],
+    ["ocpp", "charge-points"],
 ]
 
 
