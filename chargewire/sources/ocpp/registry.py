@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS ocpp_sessions (
     started_at TEXT NOT NULL,
     meter_start INTEGER NOT NULL,
     stopped INTEGER NOT NULL DEFAULT 0,
+    same_as INTEGER,
     UNIQUE (charge_point_id, transaction_key)
 );
 CREATE TABLE IF NOT EXISTS ocpp_counters (
@@ -71,9 +72,18 @@ _INSERT_SESSION = """
 INSERT INTO ocpp_sessions (charge_point_id, evse_id, transaction_key, id_tag, started_at, meter_start)
 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (charge_point_id, transaction_key) DO NOTHING RETURNING id
 """
+_INSERT_REPEATED_START = """
+INSERT INTO ocpp_sessions (charge_point_id, evse_id, transaction_key, id_tag, started_at, meter_start, same_as)
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_point_id, transaction_key) DO NOTHING
+"""
+_FIND_SAME_START = """
+SELECT transaction_key FROM ocpp_sessions WHERE charge_point_id = ? AND evse_id = ? AND started_at = ?
+    AND meter_start = ? AND stopped = 0 AND same_as IS NULL
+"""
 _SELECT_SESSION = """
-SELECT id, evse_id, id_tag, started_at, meter_start, stopped FROM ocpp_sessions
-WHERE charge_point_id = ? AND transaction_key = ?
+SELECT started.id, started.evse_id, started.id_tag, started.started_at, started.meter_start, started.stopped
+FROM ocpp_sessions AS named JOIN ocpp_sessions AS started ON started.id = COALESCE(named.same_as, named.id)
+WHERE named.charge_point_id = ? AND named.transaction_key = ?
 """
 _MARK_STOPPED = "UPDATE ocpp_sessions SET stopped = 1 WHERE id = ? AND stopped = 0"
 _NEXT_COUNTER = """
@@ -187,12 +197,24 @@ class Registry:
         started_at: str,
         meter_start: int,
     ) -> Session | None:
-        """Record a new transaction; None when it was already recorded (a repeated start)."""
-        rows = list(
-            await self._db.execute_fetchall(
-                _INSERT_SESSION, (charge_point_id, evse_id, transaction_key, id_tag, started_at, meter_start)
-            )
+        """Record a new transaction; None when it was already recorded (a repeated start).
+
+        A start with a new transaction id but the same EVSE, time and meter start as an open session is that
+        session started again (a charge point retrying a start whose answer it lost gets a new id from the
+        CSMS): its id becomes another name of the same session.
+        """
+        values = (charge_point_id, evse_id, transaction_key, id_tag, started_at, meter_start)
+        same = list(
+            await self._db.execute_fetchall(_FIND_SAME_START, (charge_point_id, evse_id, started_at, meter_start))
         )
+        if same:
+            original = await self.session(charge_point_id, str(same[0][0]))
+            if original is not None:
+                await self._db.execute(_INSERT_REPEATED_START, (*values, original.id))
+                await self._db.commit()
+                self._sessions[(charge_point_id, transaction_key)] = original
+                return None
+        rows = list(await self._db.execute_fetchall(_INSERT_SESSION, values))
         await self._db.commit()
         if not rows:
             return None

@@ -238,12 +238,14 @@ async def test_ocpp16_rejected_tag_callerror_and_invalid_calls_publish_no_busine
     await charge_point.aclose()
 
 
-async def test_repeated_start_and_stop_frames_publish_one_start_and_one_stop(
+async def test_repeated_start_and_stop_publish_one_start_and_one_stop_even_with_a_new_transaction_id(
     runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
     _, port = csms
     tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
     charge_point = await ChargePoint.connect(f"{tap}CP16-D")
+    await start_16(charge_point)
+    # The same start again (its answer lost on the way, say): the CSMS gives it a new transaction id.
     transaction_id = await start_16(charge_point)
     stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": T2}
     await charge_point.call("StopTransaction", stop)
@@ -261,6 +263,8 @@ async def test_repeated_start_and_stop_frames_publish_one_start_and_one_stop(
         "stop",
     ]
     assert sessions[1]["reason"] == "local"
+    assert sessions[1]["sessionId"] == sessions[0]["sessionId"]
+    assert sessions[1]["energyConsumed"] == 1000
 
 
 async def test_ocpp201_transaction_publishes_start_meter_values_status_and_stop_from_its_readings(
