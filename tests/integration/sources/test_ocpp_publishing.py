@@ -57,7 +57,7 @@ async def test_forwarding_goes_on_and_events_wait_bounded_while_the_database_is_
     dropped = await eventually(
         lambda: metrics.get_sample_value("chargewire_ocpp_events_dropped_total", {"reason": "queue full"})
     )
-    failures = metrics.get_sample_value("chargewire_ocpp_publish_failures_total")
+    failures = await eventually(lambda: metrics.get_sample_value("chargewire_ocpp_publish_failures_total"))
     publisher.down = False
     await eventually(lambda: publisher.published)
     await charge_point.aclose()
