@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,8 +49,8 @@ class DevCsms:
     record: bool = True
     _transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Server:
-        """Listen; port 0 picks a free one (see the server's sockets)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> Server:
+        """Listen (with TLS when given a context); port 0 picks a free one (see the server's sockets)."""
         return await serve(
             self._serve,
             host,
@@ -59,6 +60,7 @@ class DevCsms:
             compression=None,
             ping_interval=None,
             max_size=None,
+            ssl=tls,
         )
 
     def frames_from(self, identity: str) -> list[str]:

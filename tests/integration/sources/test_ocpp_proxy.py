@@ -177,26 +177,50 @@ async def test_tap_answers_pings_and_serves_its_metrics(csms: tuple[DevCsms, int
     await charge_point.aclose()
 
 
-async def test_charge_points_connect_over_tls_when_a_certificate_is_configured(
-    csms: tuple[DevCsms, int], start_tap: TapStarter, tmp_path: Path
-) -> None:
-    _, port = csms
+def pem_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A certificate for localhost and 127.0.0.1, its key, and the CA that signed it, as PEM files."""
     files = generate_tls_files(tmp_path / "tls")
     key, certificate, _ = pkcs12.load_key_and_certificates(
         files.server_keystore.read_bytes(), files.keystore_password.encode()
     )
     assert key is not None
     assert certificate is not None
-    (tmp_path / "tap.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "tap.key").write_bytes(
+    (tmp_path / "server.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.key").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    tap = await start_tap(
-        f"ws://127.0.0.1:{port}/ocpp/", ocpp_tls_cert_file=tmp_path / "tap.pem", ocpp_tls_key_file=tmp_path / "tap.key"
-    )
+    return tmp_path / "server.pem", tmp_path / "server.key", files.ca_pem
 
-    charge_point = await ChargePoint.connect(f"{tap}CP-TLS", ssl=ssl.create_default_context(cafile=str(files.ca_pem)))
+
+async def test_charge_points_connect_over_tls_when_a_certificate_is_configured(
+    csms: tuple[DevCsms, int], start_tap: TapStarter, tmp_path: Path
+) -> None:
+    _, port = csms
+    certificate, key, ca = pem_files(tmp_path)
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/", ocpp_tls_cert_file=certificate, ocpp_tls_key_file=key)
+
+    charge_point = await ChargePoint.connect(f"{tap}CP-TLS", ssl=ssl.create_default_context(cafile=str(ca)))
 
     assert tap.startswith("wss://")
     assert (await charge_point.call("Heartbeat", {}))[0] == 3
     await charge_point.aclose()
+
+
+async def test_tap_reaches_a_wss_csms_it_verifies_with_the_configured_ca(start_tap: TapStarter, tmp_path: Path) -> None:
+    certificate, key, ca = pem_files(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate, key)
+    dev_csms = DevCsms()
+    async with await dev_csms.start(tls=server_tls) as server:
+        upstream = f"wss://localhost:{server.sockets[0].getsockname()[1]}/ocpp/"
+        trusting = await start_tap(upstream, ocpp_upstream_ca_file=ca)
+        untrusting = await start_tap(upstream)
+
+        charge_point = await ChargePoint.connect(f"{trusting}CP-WSS")
+        with pytest.raises(InvalidStatus) as refused:
+            await ChargePoint.connect(f"{untrusting}CP-WSS-2")
+
+        assert (await charge_point.call("Heartbeat", {}))[0] == 3
+        assert dev_csms.frames_from("CP-WSS") == ['[2,"m-1","Heartbeat",{}]']
+        assert refused.value.response.status_code == 502
+        await charge_point.aclose()
