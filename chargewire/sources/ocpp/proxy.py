@@ -234,7 +234,12 @@ class OcppProxy:
             except ConnectionClosed:
                 return None
             if isinstance(message, str):
-                self._observe(link, sender, message)
+                try:
+                    self._observe(link, sender, message)
+                except Exception:
+                    # The frame is forwarded already; reading it must never end the relay.
+                    logger.exception("OCPP tap: could not read a frame of charge point %s", link.identity)
+                    self._metrics.reject(link.identity, "unreadable frame")
 
     def _observe(self, link: Link, sender: Direction, text: str) -> None:
         self._metrics.forwarded(sender)

@@ -25,6 +25,7 @@ CSMS = Direction.FROM_CSMS
         ('[2,"a","Heartbeat"]', Malformed("call without action")),
         ('[2,"a","Heartbeat",[]]', Malformed("payload not an object")),
         ('["2","a","Heartbeat",{}]', Malformed("unknown message type")),
+        ("[" * 5000 + "]" * 5000, Malformed("not json")),
     ],
 )
 def test_parse_frame_reads_calls_answers_and_names_what_is_not_a_frame(text: str, expected: object) -> None:
