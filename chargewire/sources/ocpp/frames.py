@@ -67,8 +67,8 @@ class Malformed:
 Frame = Call | CallResult | CallError | Other | Malformed
 
 
-def parse_frame(text: str) -> Frame:
-    """The frame `text` holds, or Malformed with the reason it is not one."""
+def parse_frame(text: str | bytes) -> Frame:
+    """The frame a text message (as str or its UTF-8 bytes) holds, or Malformed with the reason it is not one."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

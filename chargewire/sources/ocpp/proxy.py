@@ -3,9 +3,9 @@
 A charge point connects to `<prefix>/<identity>`, where the prefix is the upstream URL's path. The tap opens
 `<upstream>/<identity>` first, offering the charge point's subprotocols in its order and its `Authorization`
 and `User-Agent` headers, and answers the charge point only then: with the subprotocol the CSMS chose, or
-with the CSMS's refusal (502 when it cannot be reached). Each direction is one loop that sends every message
-on as received (the same text, in order) before it looks at it, so observing never delays, drops or
-changes a frame. Pings are answered by each side's own connection. When one side closes, the other is
+with the CSMS's refusal (502 when it cannot be reached). Each data frame is sent on as it is parsed (same
+opcode, payload and FIN bit, in order; see `relay`) before the tap reads it, so observing never delays,
+drops or changes a frame. Pings are answered by each side's own connection. When one side closes, the other is
 closed with the same code; a charge point that connects again with the same identity replaces (closes)
 its previous connection.
 """
@@ -17,12 +17,14 @@ import logging
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
+from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -30,6 +32,7 @@ from chargewire.sources.ocpp.correlation import Direction
 from chargewire.sources.ocpp.frames import Malformed, parse_frame
 from chargewire.sources.ocpp.metrics import TapMetrics
 from chargewire.sources.ocpp.pipeline import Change, EventPipeline, Link, Observation
+from chargewire.sources.ocpp.relay import RelayClientConnection, RelayServerConnection, send_frame
 
 logger = logging.getLogger(__name__)
 # websockets logs every connection opened and closed at INFO: thousands a minute in a reconnect storm.
@@ -65,8 +68,8 @@ class ProxySettings:
 @dataclass(eq=False, slots=True)
 class _Pair:
     link: Link
-    charge_point: ServerConnection
-    upstream: ClientConnection
+    charge_point: RelayServerConnection
+    upstream: RelayClientConnection
 
 
 class OcppProxy:
@@ -79,7 +82,7 @@ class OcppProxy:
         self._pipeline = pipeline
         self._metrics = metrics
         self._render_metrics = render_metrics
-        self._opening: dict[ServerConnection, tuple[str, ClientConnection]] = {}
+        self._opening: dict[ServerConnection, tuple[str, RelayClientConnection]] = {}
         self._pairs: dict[str, _Pair] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -101,6 +104,7 @@ class OcppProxy:
             open_timeout=settings.open_timeout_s * 2,
             server_header=None,
             logger=_connection_logger,
+            create_connection=RelayServerConnection,
         )
         self._background.add(asyncio.create_task(self._sweep_silent()))
         return server
@@ -131,7 +135,7 @@ class OcppProxy:
         self._opening[connection] = (unquote(segment), upstream)
         return None
 
-    async def _connect(self, request: Request, segment: str, query: str) -> ClientConnection:
+    async def _connect(self, request: Request, segment: str, query: str) -> RelayClientConnection:
         settings = self._settings
         offered = [
             Subprotocol(name.strip())
@@ -141,7 +145,7 @@ class OcppProxy:
         ]
         headers = [(name, request.headers[name]) for name in _FORWARDED_HEADERS if name in request.headers]
         url = settings.upstream.rstrip("/") + "/" + segment + (f"?{query}" if query else "")
-        return await connect(
+        upstream = await connect(
             url,
             subprotocols=offered or None,
             additional_headers=headers,
@@ -154,7 +158,9 @@ class OcppProxy:
             max_size=settings.max_frame_bytes,
             ssl=settings.upstream_ssl if url.startswith("wss:") else None,
             logger=_connection_logger,
+            create_connection=RelayClientConnection,
         )
+        return cast(RelayClientConnection, upstream)  # what create_connection made
 
     def _upstream_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         opening = self._opening.get(connection)
@@ -176,8 +182,9 @@ class OcppProxy:
         if opening is not None:
             self._spawn(opening[1].close())
 
-    async def _relay(self, charge_point: ServerConnection) -> None:
-        identity, upstream = self._opening.pop(charge_point)
+    async def _relay(self, connection: ServerConnection) -> None:
+        identity, upstream = self._opening.pop(connection)
+        charge_point = cast(RelayServerConnection, connection)
         pair = _Pair(Link(identity, upstream.subprotocol), charge_point, upstream)
         pair.link.last_frame_at = asyncio.get_running_loop().time()
         previous = self._pairs.get(identity)
@@ -195,53 +202,38 @@ class OcppProxy:
                 self._pipeline.offer(Observation(pair.link, change=Change.DISCONNECTED))
 
     async def _relay_both_ways(self, pair: _Pair) -> None:
-        up = asyncio.create_task(self._pump(pair.link, pair.charge_point, pair.upstream, Direction.FROM_CHARGE_POINT))
-        down = asyncio.create_task(self._pump(pair.link, pair.upstream, pair.charge_point, Direction.FROM_CSMS))
+        charge_point, upstream = pair.charge_point, pair.upstream
+        charge_point.peer, upstream.peer = upstream, charge_point
+        to_csms = _OneWay(self, pair.link, upstream, Direction.FROM_CHARGE_POINT)
+        to_charge_point = _OneWay(self, pair.link, charge_point, Direction.FROM_CSMS)
+        # What each side sent while the handshakes went on, then everything as it comes.
+        for source, forward in ((upstream, to_charge_point), (charge_point, to_csms)):
+            early, source.early = source.early, []
+            for frame in early:
+                forward(frame)
+            source.forward = forward
+        closing = {
+            asyncio.create_task(charge_point.wait_closed()): (charge_point, upstream),
+            asyncio.create_task(upstream.wait_closed()): (upstream, charge_point),
+        }
         try:
-            done, _ = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-            first = up if up in done else down
-            closed = first.result()
-            if closed is None:  # its target was gone first: the other loop reads that side's close
-                first = down if first is up else up
-                closed = await first
-            if closed is not None:
-                await (pair.upstream if first is up else pair.charge_point).close(*closed)
-            await asyncio.gather(up, down)
+            done, _ = await asyncio.wait(closing, return_when=asyncio.FIRST_COMPLETED)
+            closed, other = closing[next(iter(done))]
+            await other.close(*_close_of(closed))
         finally:
-            for task in (up, down):
+            for task in closing:
                 task.cancel()
-            await pair.upstream.close()
+            await upstream.close()
 
-    async def _pump(
-        self,
-        link: Link,
-        source: ServerConnection | ClientConnection,
-        target: ServerConnection | ClientConnection,
-        sender: Direction,
-    ) -> tuple[int, str] | None:
-        """Send on every message from `source`; returns the close code and reason when `source` closed."""
-        while True:
-            try:
-                message = await source.recv()
-            except ConnectionClosed as closed:
-                frame = closed.rcvd or closed.sent
-                code = frame.code if frame is not None else 1006
-                return (code if code in _SENDABLE_CODES or 3000 <= code < 5000 else _stand_in(code)), (
-                    frame.reason if frame is not None else ""
-                )
-            try:
-                await target.send(message)
-            except ConnectionClosed:
-                return None
-            if isinstance(message, str):
-                try:
-                    self._observe(link, sender, message)
-                except Exception:
-                    # The frame is forwarded already; reading it must never end the relay.
-                    logger.exception("OCPP tap: could not read a frame of charge point %s", link.identity)
-                    self._metrics.reject(link.identity, "unreadable frame")
+    def read(self, link: Link, sender: Direction, text: bytes) -> None:
+        """Observe one text message that was forwarded; a failure to read it never ends the relay."""
+        try:
+            self._observe(link, sender, text)
+        except Exception:
+            logger.exception("OCPP tap: could not read a frame of charge point %s", link.identity)
+            self._metrics.reject(link.identity, "unreadable frame")
 
-    def _observe(self, link: Link, sender: Direction, text: str) -> None:
+    def _observe(self, link: Link, sender: Direction, text: bytes) -> None:
         self._metrics.forwarded(sender)
         if sender is Direction.FROM_CHARGE_POINT:
             link.last_frame_at = asyncio.get_running_loop().time()
@@ -277,6 +269,45 @@ class OcppProxy:
         task = asyncio.create_task(closing)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+class _OneWay:
+    """One direction of a relay: sends each data frame on, and reads each whole text message it forwarded."""
+
+    __slots__ = ("_link", "_parts", "_proxy", "_sender", "_target")
+
+    def __init__(self, proxy: OcppProxy, link: Link, target: Connection, sender: Direction) -> None:
+        self._proxy = proxy
+        self._link = link
+        self._target = target
+        self._sender = sender
+        self._parts: list[bytes] | None = None
+
+    def __call__(self, frame: Frame) -> None:
+        if not send_frame(self._target, frame):
+            return  # the other side is closing: its close ends the relay
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT:
+            if frame.fin:
+                self._proxy.read(self._link, self._sender, bytes(frame.data))
+            else:
+                self._parts = [bytes(frame.data)]
+        elif opcode is Opcode.CONT and self._parts is not None:
+            self._parts.append(bytes(frame.data))
+            if frame.fin:
+                text, self._parts = b"".join(self._parts), None
+                self._proxy.read(self._link, self._sender, text)
+        else:
+            self._parts = None
+
+
+def _close_of(connection: Connection) -> tuple[int, str]:
+    """The code and reason to close the other side with: those this side closed with."""
+    frame = connection.protocol.close_rcvd or connection.protocol.close_sent
+    if frame is None:
+        return _stand_in(1006), ""
+    code = frame.code if frame.code in _SENDABLE_CODES or 3000 <= frame.code < 5000 else _stand_in(frame.code)
+    return code, frame.reason
 
 
 def _stand_in(code: int) -> int:

@@ -495,3 +495,23 @@ async def test_charge_points_are_listed_with_their_ids_version_state_and_last_me
     assert listed["CP-LIST-A"].last_message_at is not None
     assert listed["CP-LIST-B"].version == "ocpp2.0.1"
     assert not listed["CP-LIST-B"].connected
+
+
+async def test_fragmented_message_is_relayed_whole_and_read_for_events(
+    runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
+) -> None:
+    dev_csms, port = csms
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
+    charge_point = await ChargePoint.connect(f"{tap}CP16-FRAG")
+    text = orjson.dumps(
+        [2, "f-1", "BootNotification", {"chargePointVendor": "Fragmented", "chargePointModel": "F1"}]
+    ).decode()
+
+    await charge_point.connection.send([text[:10], text[10:25], text[25:]])
+    answer = orjson.loads(await charge_point.receive())
+
+    [boot] = await events_named(runtime, "BootNotification", 1)
+    assert dev_csms.frames_from("CP16-FRAG") == [text]
+    assert answer[:2] == [3, "f-1"]
+    assert boot["bootNotification"]["vendor"] == "Fragmented"
+    await charge_point.aclose()
