@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -224,3 +225,39 @@ async def test_tap_reaches_a_wss_csms_it_verifies_with_the_configured_ca(start_t
         assert dev_csms.frames_from("CP-WSS") == ['[2,"m-1","Heartbeat",{}]']
         assert refused.value.response.status_code == 502
         await charge_point.aclose()
+
+
+async def test_slow_csms_makes_the_tap_stop_reading_the_charge_point_and_nothing_is_lost(
+    csms: tuple[DevCsms, int], start_tap: TapStarter
+) -> None:
+    dev_csms, port = csms
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
+    charge_point = await ChargePoint.connect(f"{tap}CP-SLOW")
+    upstream = await eventually(lambda: dev_csms.connections.get("CP-SLOW"))
+    upstream.transport.pause_reading()
+    frames = [f'[2,"{number}","DataTransfer",{{"vendorId":"v","data":"{"x" * 60_000}"}}]' for number in range(300)]
+
+    # Written without waiting for the socket to drain: what the tap does not read piles up at the charge point.
+    sender = charge_point.connection
+    for frame in frames:
+        sender.protocol.send_text(frame.encode())
+        sender.send_data()
+    backlog = await settled(sender.transport.get_write_buffer_size)
+    upstream.transport.resume_reading()
+    await eventually(lambda: len(dev_csms.frames_from("CP-SLOW")) == len(frames), timeout_s=60)
+
+    assert backlog > 4_000_000
+    assert dev_csms.frames_from("CP-SLOW") == frames
+    await charge_point.aclose()
+
+
+async def settled(measure: Callable[[], int]) -> int:
+    """`measure()` once it has stopped changing (the same in two readings a quarter second apart)."""
+    previous = -1
+    for _ in range(240):
+        current = measure()
+        if current == previous:
+            return current
+        previous = current
+        await asyncio.sleep(0.25)
+    raise AssertionError("the value kept changing for a minute")
