@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from chargewire.devtools.csms import DevCsms
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import run_tap
+from tests.support.ocpp import ChargePoint
 
 TapStarter = Callable[..., Awaitable[str]]
 
@@ -78,6 +79,19 @@ async def start_tap(
 
     yield start
     await stop_taps(running)
+
+
+async def through_tap(
+    csms: tuple[DevCsms, int],
+    start_tap: TapStarter,
+    identity: str,
+    subprotocols: tuple[str, ...] = ("ocpp1.6",),
+    **settings: object,
+) -> tuple[DevCsms, ChargePoint, str]:
+    """A tap in front of the dev CSMS, a charge point connected through it as `identity`, and the tap's URL."""
+    dev_csms, port = csms
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/", **settings)
+    return dev_csms, await ChargePoint.connect(f"{tap}{identity}", subprotocols=subprotocols), tap
 
 
 async def stop_taps(running: list[tuple[asyncio.Event, asyncio.Task[None]]]) -> None:

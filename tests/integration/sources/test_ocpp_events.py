@@ -13,7 +13,7 @@ from chargewire.catalog import validate
 from chargewire.devtools.csms import DevCsms
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import Registry
-from tests.integration.sources.conftest import TapStarter, stop_taps
+from tests.integration.sources.conftest import TapStarter, stop_taps, through_tap
 from tests.support.ocpp import ChargePoint, eventually, published
 
 T0 = "2025-03-01T10:00:00Z"
@@ -41,15 +41,6 @@ def by_notification(events: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return grouped
 
 
-async def through_tap(
-    csms: tuple[DevCsms, int], start_tap: TapStarter, identity: str, subprotocols: tuple[str, ...] = ("ocpp1.6",)
-) -> tuple[DevCsms, ChargePoint]:
-    """A tap in front of the dev CSMS, and a charge point connected through it as `identity`."""
-    dev_csms, port = csms
-    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
-    return dev_csms, await ChargePoint.connect(f"{tap}{identity}", subprotocols=subprotocols)
-
-
 async def boot_16(charge_point: ChargePoint) -> None:
     await charge_point.call(
         "BootNotification",
@@ -67,7 +58,7 @@ async def start_16(charge_point: ChargePoint, connector: int = 1, meter_start: i
 async def test_ocpp16_session_publishes_boot_status_start_meter_values_and_stop(
     runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    _, charge_point = await through_tap(csms, start_tap, "CP16-A")
+    _, charge_point, _ = await through_tap(csms, start_tap, "CP16-A")
     await boot_16(charge_point)
     await charge_point.call(
         "StatusNotification",
@@ -175,7 +166,7 @@ async def test_ocpp16_session_publishes_boot_status_start_meter_values_and_stop(
 async def test_ocpp16_notifications_publish_security_diagnostics_data_transfer_and_configuration(
     runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, charge_point = await through_tap(csms, start_tap, "CP16-B")
+    dev_csms, charge_point, _ = await through_tap(csms, start_tap, "CP16-B")
     await charge_point.call(
         "SecurityEventNotification", {"type": "TamperDetectionActivated", "timestamp": T0, "techInfo": "lid open"}
     )
@@ -246,7 +237,7 @@ async def test_ocpp16_rejected_tag_callerror_and_invalid_calls_publish_no_busine
 async def test_repeated_start_and_stop_publish_one_start_and_one_stop_even_with_a_new_transaction_id(
     runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    _, charge_point = await through_tap(csms, start_tap, "CP16-D")
+    _, charge_point, _ = await through_tap(csms, start_tap, "CP16-D")
     await start_16(charge_point)
     # The same start again (its answer lost on the way, say): the CSMS gives it a new transaction id.
     transaction_id = await start_16(charge_point)
@@ -273,7 +264,7 @@ async def test_repeated_start_and_stop_publish_one_start_and_one_stop_even_with_
 async def test_ocpp201_transaction_publishes_start_meter_values_status_and_stop_from_its_readings(
     runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    _, charge_point = await through_tap(csms, start_tap, "CS201-A", subprotocols=("ocpp2.0.1",))
+    _, charge_point, _ = await through_tap(csms, start_tap, "CS201-A", subprotocols=("ocpp2.0.1",))
     await charge_point.call(
         "BootNotification",
         {
@@ -501,7 +492,7 @@ async def test_charge_points_are_listed_with_their_ids_version_state_and_last_me
 async def test_fragmented_message_is_relayed_whole_and_read_for_events(
     runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, charge_point = await through_tap(csms, start_tap, "CP16-FRAG")
+    dev_csms, charge_point, _ = await through_tap(csms, start_tap, "CP16-FRAG")
     text = orjson.dumps(
         [2, "f-1", "BootNotification", {"chargePointVendor": "Fragmented", "chargePointModel": "F1"}]
     ).decode()

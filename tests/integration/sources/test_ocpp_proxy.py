@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chargewire.devtools.certificates import generate_tls_files
 from chargewire.devtools.csms import DevCsms
-from tests.integration.sources.conftest import TapStarter, free_port
+from tests.integration.sources.conftest import TapStarter, free_port, through_tap
 from tests.support.ocpp import ChargePoint, eventually
 
 # Frames as a charge point in the field may send them: odd spacing and key order, non-ASCII text, escapes,
@@ -38,9 +38,7 @@ FIELD_FRAMES = [
 async def test_frames_reach_the_csms_and_the_charge_point_byte_identical_in_order(
     csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, port = csms
-    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
-    charge_point = await ChargePoint.connect(f"{tap}CP-RAW")
+    dev_csms, charge_point, _ = await through_tap(csms, start_tap, "CP-RAW")
     for frame in FIELD_FRAMES:
         await charge_point.send(frame)
     answered = [frame for frame in FIELD_FRAMES if frame.startswith("[2,") or frame.startswith("[2, ")]
@@ -109,9 +107,7 @@ async def test_charge_point_is_refused_when_the_csms_is_down_or_refuses_it(
 async def test_charge_point_reconnecting_with_its_identity_replaces_its_old_connection(
     csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, port = csms
-    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
-    first = await ChargePoint.connect(f"{tap}CP-TWICE")
+    dev_csms, first, tap = await through_tap(csms, start_tap, "CP-TWICE")
     first_upstream = await eventually(lambda: dev_csms.connections.get("CP-TWICE"))
     second = await ChargePoint.connect(f"{tap}CP-TWICE")
 
@@ -126,9 +122,7 @@ async def test_charge_point_reconnecting_with_its_identity_replaces_its_old_conn
 async def test_oversized_frame_closes_the_charge_point_and_the_csms_with_1009(
     csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, port = csms
-    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/", ocpp_max_frame_bytes=2048)
-    charge_point = await ChargePoint.connect(f"{tap}CP-BIG")
+    dev_csms, charge_point, tap = await through_tap(csms, start_tap, "CP-BIG", ocpp_max_frame_bytes=2048)
     upstream = await eventually(lambda: dev_csms.connections.get("CP-BIG"))
     other = await ChargePoint.connect(f"{tap}CP-OTHER")
 
@@ -145,9 +139,7 @@ async def test_oversized_frame_closes_the_charge_point_and_the_csms_with_1009(
 async def test_csms_closing_closes_the_charge_point_with_the_same_code(
     csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, port = csms
-    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
-    charge_point = await ChargePoint.connect(f"{tap}CP-CLOSED")
+    dev_csms, charge_point, _ = await through_tap(csms, start_tap, "CP-CLOSED")
     upstream = await eventually(lambda: dev_csms.connections.get("CP-CLOSED"))
 
     await upstream.close(4001, "deregistered")
@@ -230,9 +222,7 @@ async def test_tap_reaches_a_wss_csms_it_verifies_with_the_configured_ca(start_t
 async def test_slow_csms_makes_the_tap_stop_reading_the_charge_point_and_nothing_is_lost(
     csms: tuple[DevCsms, int], start_tap: TapStarter
 ) -> None:
-    dev_csms, port = csms
-    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
-    charge_point = await ChargePoint.connect(f"{tap}CP-SLOW")
+    dev_csms, charge_point, _ = await through_tap(csms, start_tap, "CP-SLOW")
     upstream = await eventually(lambda: dev_csms.connections.get("CP-SLOW"))
     upstream.transport.pause_reading()
     frames = [f'[2,"{number}","DataTransfer",{{"vendorId":"v","data":"{"x" * 60_000}"}}]' for number in range(300)]
