@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-kafka-stream-sketch bench-delivery-rows clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-kafka-stream-sketch bench-delivery-rows bench-ocpp clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ bench-webhook: install test-services
 bench-kafka: install test-services
 	command -v kcat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
 	$(BIN)/python -m bench.kafka
+
+bench-ocpp: install
+	$(BIN)/python -m bench.ocpp
 
 # A design measure for docs/decisions/0004-deliveries-without-event-foreign-key.md, not a feature's benchmark.
 bench-delivery-rows: install test-services

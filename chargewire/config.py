@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     # default, 6, doubles the producer's CPU per record for output about 15 % smaller.
     kafka_gzip_level: int = Field(default=1, ge=1, le=9)
 
+    # The OCPP tap (docs/ocpp-tap.md): `serve` starts it when both are set; `chargewire ocpp serve` always.
+    ocpp_listen: str = Field(default="", description="HOST:PORT where charge points connect to the tap")
+    ocpp_upstream: str = Field(default="", description="The CSMS's ws:// or wss:// URL; its path is the tap's too")
+    ocpp_tls_cert_file: Path | None = Field(default=None, description="Certificate chain for wss:// charge points")
+    ocpp_tls_key_file: Path | None = None
+    ocpp_upstream_ca_file: Path | None = Field(default=None, description="CA bundle to verify a wss:// CSMS with")
+    ocpp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    ocpp_open_timeout_s: float = Field(default=10.0, gt=0)
+    # Each side's own keep-alive pings (0 turns them off); pings are never relayed.
+    ocpp_ping_interval_s: float = Field(default=60.0, ge=0)
+    ocpp_missed_heartbeats: int = Field(default=3, ge=1)
+    ocpp_long_term_unavailable_s: float = Field(default=3600.0, gt=0)
+    # Completed exchanges waiting for the database; beyond this, new ones are dropped and counted.
+    ocpp_max_waiting: int = Field(default=100_000, ge=1)
+    ocpp_state_file: Path | None = Field(default=None, description="The tap's identity registry; data_dir/ocpp-tap.db")
+
     @field_validator("delivery_allow_networks", mode="before")
     @classmethod
     def _parse_networks(cls, value: object) -> object:

@@ -15,7 +15,15 @@ from starlette.staticfiles import StaticFiles
 
 from chargewire.backoffice.guards import CsrfRejected, SignInRequired
 from chargewire.backoffice.rendering import PREFIX, render
-from chargewire.backoffice.routes import catalog, deliveries, overview, sign_in, subscription_actions, subscriptions
+from chargewire.backoffice.routes import (
+    catalog,
+    charge_points,
+    deliveries,
+    overview,
+    sign_in,
+    subscription_actions,
+    subscriptions,
+)
 from chargewire.backoffice.routes import tokens as token_pages
 from chargewire.backoffice.session import SessionMiddleware, SessionSigner
 from chargewire.errors import (
@@ -44,7 +52,16 @@ def create_backoffice(runtime: Runtime) -> FastAPI:
     """The Notifications section's pages on an open runtime, to mount at PREFIX."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = runtime
-    for module in (sign_in, overview, subscriptions, subscription_actions, deliveries, token_pages, catalog):
+    for module in (
+        sign_in,
+        overview,
+        subscriptions,
+        subscription_actions,
+        deliveries,
+        token_pages,
+        catalog,
+        charge_points,
+    ):
         app.include_router(module.router)
     static = resources.files("chargewire.backoffice") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from chargewire.cli import db, dev, events, subscriptions, tokens, users
+from chargewire.cli import db, dev, events, ocpp, subscriptions, tokens, users
 from chargewire.cli.demo import demo
 from chargewire.cli.listen import listen
 from chargewire.cli.serve import serve, worker
@@ -20,6 +20,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(users.app, name="users")
 app.add_typer(dev.app, name="dev")
+app.add_typer(ocpp.app, name="ocpp")
 app.command()(serve)
 app.command()(worker)
 app.command()(demo)

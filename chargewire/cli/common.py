@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -15,6 +16,11 @@ from chargewire.errors import ChargewireError, ValidationFailed
 from chargewire.runtime import Runtime
 
 T = TypeVar("T")
+
+
+def configure_logging() -> None:
+    """Log INFO and above to standard error with times, for the long-running commands."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

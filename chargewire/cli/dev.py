@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from chargewire.cli.common import configure_logging, run
 from chargewire.devtools import kafka_broker
+from chargewire.devtools.csms import run_dev_csms
 
 app = typer.Typer(help="Local development tools.", no_args_is_help=True)
 
@@ -13,3 +17,13 @@ app = typer.Typer(help="Local development tools.", no_args_is_help=True)
 def kafka() -> None:
     """Start a real single-node Kafka broker (jars from Maven Central); print its addresses and credentials."""
     kafka_broker.main()
+
+
+@app.command()
+def csms(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 9000,
+) -> None:
+    """Run a small CSMS that accepts every charge point and answers every call (to try the OCPP tap)."""
+    configure_logging()
+    run(run_dev_csms(host, port))

@@ -14,6 +14,7 @@ import typer
 import uvicorn
 
 from chargewire.api import create_app
+from chargewire.cli import ocpp
 from chargewire.cli.common import run
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
@@ -73,8 +74,9 @@ def _on_stop_signals(stop: Callable[[], None]) -> Callable[[], None]:
 async def serve_until_stopped(settings: Settings, host: str, port: int, with_worker: bool) -> None:
     """Open the runtime and serve the API (and deliver, unless told not to) until SIGINT or SIGTERM.
 
-    The first of the two to end ends the other: a worker that failed for good stops the API at once, and the
-    process ends non-zero with the reason (TaskFailed), so whatever runs it starts it again.
+    The first of its parts (API, worker, OCPP tap) to end ends the others: a worker that failed for good stops
+    the API at once, and the process ends non-zero with the reason (TaskFailed), so whatever runs it starts it
+    again.
     """
     async with await Runtime.open(settings) as runtime:
         config = uvicorn.Config(
@@ -101,6 +103,9 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
         parts = [asyncio.create_task(server.serve(), name="api")]
         if with_worker:
             parts.append(asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop), name="worker"))
+        ocpp_tap = ocpp.tap_task(runtime, stop)  # the OCPP tap, when configured (docs/ocpp-tap.md)
+        if ocpp_tap is not None:
+            parts.append(ocpp_tap)
         try:
             ended, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
             if not stop.is_set():

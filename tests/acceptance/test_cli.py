@@ -32,6 +32,10 @@ COMMANDS = [
     ["listen"],
     ["dev"],
     ["dev", "kafka"],
+    ["dev", "csms"],
+    ["ocpp"],
+    ["ocpp", "serve"],
+    ["ocpp", "charge-points"],
 ]
 
 

@@ -111,6 +111,8 @@ def backoffice(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         "CHARGEWIRE_RETRY_SCHEDULE_S": "0,1,1",
         "CHARGEWIRE_RETRY_JITTER": "0",
         "CHARGEWIRE_WORKER_POLL_INTERVAL_S": "0.1",
+        # A test module may add settings of its own (the OCPP tap's, for one).
+        **getattr(request.module, "SERVER_SETTINGS", {}),
     }
     cli(env, "db", "upgrade")
     cli(env, "users", "create", "--email", OPERATOR_EMAIL, "--password", OPERATOR_PASSWORD)

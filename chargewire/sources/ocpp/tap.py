@@ -1,0 +1,120 @@
+"""The OCPP tap as one unit: the identity registry, the event pipeline and the proxy, run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from chargewire.config import Settings
+from chargewire.errors import ConfigurationError
+from chargewire.services.publish import Publisher
+from chargewire.sources.ocpp.metrics import TapMetrics
+from chargewire.sources.ocpp.pipeline import EventPipeline
+from chargewire.sources.ocpp.proxy import OcppProxy, ProxySettings
+from chargewire.sources.ocpp.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+# How long a stopping tap waits for its queued events to be published before it gives them up.
+_DRAIN_TIMEOUT_S = 10.0
+# How often the registry writes when each charge point was last heard from.
+_LAST_MESSAGE_FLUSH_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TapAddress:
+    """Where the tap listens."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> TapAddress:
+        """`HOST:PORT` (IPv6 hosts in brackets)."""
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"The OCPP tap's listen address must be HOST:PORT, not {text!r}.")
+        return cls(host.strip("[]"), int(port))
+
+
+def state_file(settings: Settings) -> Path:
+    """Where the tap keeps its identity registry."""
+    return settings.ocpp_state_file or settings.data_dir / "ocpp-tap.db"
+
+
+def proxy_settings(settings: Settings) -> ProxySettings:
+    """The proxy's settings from the service's: upstream, limits and TLS."""
+    if not settings.ocpp_upstream.startswith(("ws://", "wss://")):
+        raise ConfigurationError("CHARGEWIRE_OCPP_UPSTREAM must be the CSMS's ws:// or wss:// URL.")
+    server_ssl = None
+    if settings.ocpp_tls_cert_file is not None:
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ssl.load_cert_chain(settings.ocpp_tls_cert_file, settings.ocpp_tls_key_file)
+    upstream_ssl = ssl.create_default_context(cafile=settings.ocpp_upstream_ca_file)
+    return ProxySettings(
+        upstream=settings.ocpp_upstream,
+        max_frame_bytes=settings.ocpp_max_frame_bytes,
+        open_timeout_s=settings.ocpp_open_timeout_s,
+        ping_interval_s=settings.ocpp_ping_interval_s or None,
+        missed_heartbeats=settings.ocpp_missed_heartbeats,
+        server_ssl=server_ssl,
+        upstream_ssl=upstream_ssl,
+    )
+
+
+async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event, registry: CollectorRegistry) -> None:
+    """Listen at `ocpp_listen`, relay to `ocpp_upstream` and publish what passes, until `stop` is set.
+
+    The tap's metrics go into `registry` (the API's, when `serve` runs the tap) and are also served at
+    `/metrics` on the tap's own port.
+    """
+    address = TapAddress.parse(settings.ocpp_listen)
+    proxy_config = proxy_settings(settings)
+    identities = await Registry.open(state_file(settings))
+    await identities.starting()
+    metrics = TapMetrics()
+    registry.register(metrics)
+    pipeline = EventPipeline(
+        identities,
+        publisher.publish,
+        metrics,
+        max_waiting=settings.ocpp_max_waiting,
+        max_batch=publisher.max_batch,
+        long_term_unavailable_s=settings.ocpp_long_term_unavailable_s,
+    )
+    publishing = asyncio.create_task(pipeline.run())
+    flushing = asyncio.create_task(_flush_regularly(identities))
+    proxy = OcppProxy(proxy_config, pipeline, metrics, lambda: generate_latest(registry))
+    try:
+        server = await proxy.serve(address.host, address.port)
+        logger.info("OCPP tap listening on %s:%s, relaying to %s", address.host, address.port, settings.ocpp_upstream)
+        await stop.wait()
+        server.close(close_connections=True)
+        await server.wait_closed()
+        await proxy.aclose()
+        await pipeline.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(publishing), _DRAIN_TIMEOUT_S)
+    finally:
+        for task in (publishing, flushing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        registry.unregister(metrics)
+        await identities.flush()
+        await identities.aclose()
+
+
+async def _flush_regularly(identities: Registry) -> None:
+    while True:
+        await asyncio.sleep(_LAST_MESSAGE_FLUSH_S)
+        try:
+            await identities.flush()
+        except Exception:
+            logger.exception("OCPP tap: could not write the charge points' last messages; trying again")
