@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from chargewire import __version__
 from chargewire.api.errors import install_error_handlers
-from chargewire.api.rate_limit import RateLimitMiddleware
+from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
+from chargewire.api.request_guard import RequestGuardMiddleware
 from chargewire.api.routes import (
     deliveries,
     event_types,
@@ -40,5 +41,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(deliveries.router)
     app.include_router(metrics.router)
     app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))
-    app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
+    settings = runtime.settings
+    # Added last, so it runs first: a flood is counted before its bodies are read or its tokens looked up.
+    app.add_middleware(RequestGuardMiddleware, settings=settings, tokens=runtime.tokens)
+    budgets = Budgets(
+        settings.api_rate_limit_per_minute,
+        settings.ingest_rate_limit_per_minute,
+        settings.outgoing_rate_limit_per_minute,
+    )
+    app.add_middleware(RateLimitMiddleware, budgets=budgets)
     return app

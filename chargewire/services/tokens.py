@@ -14,6 +14,8 @@ from chargewire.security import SecretBox, new_api_token, token_hash
 from chargewire.store.token_store import TokenStore
 
 _CACHE_TTL_S = 5.0
+# The width of `api_tokens.name`: PostgreSQL refuses longer text, so it is refused here first, by name.
+MAX_NAME_LENGTH = 200
 _TOUCH_INTERVAL_S = 60.0
 
 
@@ -39,6 +41,8 @@ class TokenService:
         parsed = _parse_scopes(scopes)
         if not name.strip():
             raise ValidationFailed({"name": ["The name field is required."]})
+        if len(name.strip()) > MAX_NAME_LENGTH:
+            raise ValidationFailed({"name": [f"The name may have at most {MAX_NAME_LENGTH} characters."]})
         token = ApiToken(id=new_id("tok"), name=name.strip(), scopes=parsed, created_at=utcnow())
         text = new_api_token()
         await self._store.insert_token(token, token_hash(text), self._box.encrypt(text))

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chargewire.api.auth import require_scope, runtime_of
+from chargewire.api.links import page_link
 from chargewire.catalog import load_event_types
 from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription, Via
 from chargewire.services.subscription_spec import (
@@ -150,7 +151,7 @@ class CreatedEnvelope(BaseModel):
 
 
 class Links(BaseModel):
-    """Full URLs of the neighbouring pages (cursor pages have no first or last)."""
+    """URLs of the neighbouring pages, under the public base URL or else relative (cursor pages: no first, last)."""
 
     first: str | None
     last: str | None
@@ -205,13 +206,13 @@ def subscription_data(subscription: Subscription) -> dict[str, Any]:
 
 def _cursor_list(request: Request, page: CursorPage) -> dict[str, Any]:
     def link(cursor: str | None) -> str | None:
-        return str(request.url.include_query_params(cursor=cursor)) if cursor else None
+        return page_link(request, cursor=cursor) if cursor else None
 
     return {
         "data": [subscription_data(item) for item in page.items],
         "links": {"first": None, "last": None, "prev": link(page.prev_cursor), "next": link(page.next_cursor)},
         "meta": {
-            "path": str(request.url.replace(query="")).rstrip("?"),
+            "path": page_link(request),
             "per_page": page.per_page,
             "next_cursor": page.next_cursor,
             "prev_cursor": page.prev_cursor,

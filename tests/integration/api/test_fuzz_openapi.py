@@ -73,7 +73,8 @@ class FuzzTarget:
 @pytest.fixture
 def target(settings: Settings) -> Iterator[FuzzTarget]:
     # Fuzzing sends far more than a minute's allowance of requests; the limiter has its own tests.
-    opened = FuzzTarget(settings.model_copy(update={"api_rate_limit_per_minute": 10**9}))
+    unlimited = {"api_rate_limit_per_minute": 10**9, "outgoing_rate_limit_per_minute": 10**9}
+    opened = FuzzTarget(settings.model_copy(update=unlimited))
     try:
         yield opened
     finally:
