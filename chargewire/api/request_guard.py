@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,11 +66,9 @@ class RequestGuardMiddleware:
             if len(body) > limit:
                 raise body_too_large(limit)
             more = bool(message.get("more_body"))
-        if body:
-            try:
-                parse_json(bytes(body), self._settings.api_max_json_depth)
-            except BadRequest:
-                pass  # not JSON at all: the route names that in its own shape (a 422 on `(body)`)
+        # A body that is not JSON at all is left to the route, which names it in its own shape (422 on `(body)`).
+        with contextlib.suppress(BadRequest):
+            parse_json(bytes(body), self._settings.api_max_json_depth)
         return _replaying(bytes(body), receive)
 
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from chargewire.api import create_app
 from chargewire.config import Settings
 from chargewire.errors import ValidationFailed
 from chargewire.runtime import Runtime
 from tests.conftest import TokenFactory, bearer
+from tests.integration.api.conftest import api_with
 
 V2 = "/public-api/notifications/v2.0"
 V1 = "/public-api/notifications/v1.0"
@@ -45,11 +45,8 @@ async def test_pagination_links_never_carry_the_requests_host_header(
 
 @pytest.fixture
 async def based_api(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    update = {"public_base_url": "https://chargewire.example.com/"}
-    async with await Runtime.open(settings.model_copy(update=update)) as opened:
-        transport = httpx.ASGITransport(app=create_app(opened))
-        async with httpx.AsyncClient(transport=transport, base_url="http://chargewire.test") as client:
-            yield client
+    async with api_with(settings, public_base_url="https://chargewire.example.com/") as client:
+        yield client
 
 
 async def test_pagination_links_start_with_the_configured_public_base_url(

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from chargewire.api import create_app
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from tests.conftest import TokenFactory, bearer
+from tests.integration.api.conftest import api_with
 
 API_BUDGET = 20
 OUTGOING_BUDGET = 3
@@ -19,11 +19,10 @@ OUTGOING_BUDGET = 3
 @pytest.fixture
 async def limited_api(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """The API with small budgets: 20 requests a minute, 3 of them outgoing actions."""
-    update = {"api_rate_limit_per_minute": API_BUDGET, "outgoing_rate_limit_per_minute": OUTGOING_BUDGET}
-    async with await Runtime.open(settings.model_copy(update=update)) as opened:
-        transport = httpx.ASGITransport(app=create_app(opened))
-        async with httpx.AsyncClient(transport=transport, base_url="http://chargewire.test") as client:
-            yield client
+    async with api_with(
+        settings, api_rate_limit_per_minute=API_BUDGET, outgoing_rate_limit_per_minute=OUTGOING_BUDGET
+    ) as client:
+        yield client
 
 
 async def test_delivery_log_is_429_with_retry_after_once_a_tokens_budget_is_spent(

@@ -14,6 +14,7 @@ from chargewire.catalog import load_event_types
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from tests.conftest import TokenFactory, bearer
+from tests.integration.api.conftest import api_with
 
 V2 = "/public-api/notifications/v2.0"
 SMALL_LIMIT = 4096
@@ -36,10 +37,8 @@ def _nested(depth: int) -> str:
 @pytest.fixture
 async def small_api(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """The API with a body limit of 4 KiB on every route but ingest."""
-    async with await Runtime.open(settings.model_copy(update={"api_max_body_bytes": SMALL_LIMIT})) as opened:
-        transport = httpx.ASGITransport(app=create_app(opened))
-        async with httpx.AsyncClient(transport=transport, base_url="http://chargewire.test") as client:
-            yield client
+    async with api_with(settings, api_max_body_bytes=SMALL_LIMIT) as client:
+        yield client
 
 
 async def test_body_over_the_limit_is_413_from_its_declared_length_on_a_subscription_route(
