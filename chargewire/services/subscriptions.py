@@ -25,7 +25,7 @@ from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.ids import has_prefix, new_id
 from chargewire.models import ApiToken, KafkaSecrets, SigningSecret, Subscription, Via, split_broker
 from chargewire.security import new_signing_secret
-from chargewire.services.payload_filter import matches
+from chargewire.services.payload_filter import FilterLimits, compile_filter
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
 from chargewire.store.stream_store import PayloadCheck
 from chargewire.store.subscription_store import SubscriptionStore
@@ -87,16 +87,18 @@ class SubscriptionService:
         store: SubscriptionStore,
         allow_networks: Sequence[IPv4Network | IPv6Network],
         rotation_overlap_s: float,
+        filter_limits: FilterLimits | None = None,
     ) -> None:
         self._store = store
         self._allow_networks = list(allow_networks)
         self._rotation_overlap_s = rotation_overlap_s
+        self._filter_limits = filter_limits or FilterLimits()
 
     async def create(self, owner: ApiToken, body: Mapping[str, Any], api_version: int = 2) -> CreatedSubscription:
         """Subscribe on behalf of `owner` (whose token will sign deliveries); returns the new signing secret."""
         if owner.revoked_at is not None:
             raise ValidationFailed({"token_id": [f"Token {owner.id} is revoked."]})
-        spec = parse_subscription(body)
+        spec = self._parse(body)
         await self._check_callback(spec)
         await self._check_brokers(spec)
         now = utcnow()
@@ -166,7 +168,7 @@ class SubscriptionService:
         """Overwrite a subscription with a full body (PUT); optional extensions not sent keep their values."""
         current = await self.get(caller, subscription_id, via)
         stored = await self._store.kafka_secrets(subscription_id) if current.via is Via.KAFKA else None
-        spec = parse_subscription(body, stored)
+        spec = self._parse(body, stored)
         await self._check_callback(spec)
         await self._check_brokers(spec)
         updated = replace(
@@ -217,6 +219,11 @@ class SubscriptionService:
         """The SASL password and client key of a Kafka subscription, for the channel that produces to it."""
         return await self._store.kafka_secrets(subscription_id) or KafkaSecrets()
 
+    def _parse(self, body: Mapping[str, Any], stored: KafkaSecrets | None = None) -> SubscriptionSpec:
+        spec = parse_subscription(body, stored)
+        self._filter_limits.check(spec.extensions.get("filter"))
+        return spec
+
     async def _check_callback(self, spec: SubscriptionSpec) -> None:
         if spec.callback_url is not None:
             check = check_callback_url(spec.callback_url, self._allow_networks)
@@ -241,7 +248,8 @@ async def _refuse_blocked(check: Awaitable[None], where: str, invalid_name: str)
 
 def _payload_check(subscription: Subscription) -> PayloadCheck:
     """Whether a stored payload passes the subscription's filter."""
-    return lambda payload: matches(subscription.filter, orjson.loads(payload))
+    wanted = compile_filter(subscription.filter)
+    return lambda payload: wanted(orjson.loads(payload))
 
 
 def _encode_cursor(subscription_id: str, forward: bool) -> str:
