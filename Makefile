@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services screenshots bench-ingest bench-webhook bench-kafka bench-kafka-stream-sketch bench-delivery-rows clean
+.PHONY: install demo test lint typecheck pytest test-services screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-webhook: install test-services
 bench-kafka: install test-services
 	command -v kcat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
 	$(BIN)/python -m bench.kafka
+
+bench-filter-latency: install test-services
+	$(BIN)/python -m bench.filter_latency
 
 # A design measure for docs/decisions/0004-deliveries-without-event-foreign-key.md, not a feature's benchmark.
 bench-delivery-rows: install test-services

@@ -128,13 +128,13 @@ def machine_busy_seconds() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
-def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Save a result as JSON under bench/results/, stamped with date, machine and command."""
+def write_result(name: str, result: dict[str, Any], module: str | None = None) -> Path:
+    """Save a result as JSON under bench/results/, stamped with date, machine and command (`bench.<module>`)."""
     RESULTS_DIR.mkdir(exist_ok=True)
     stamped = {
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, "-m", f"bench.{name}", *sys.argv[1:]]),
+        "command": " ".join([Path(sys.executable).name, "-m", f"bench.{module or name}", *sys.argv[1:]]),
         "git_commit": _git_commit(),
         "machine": machine(),
         **result,
