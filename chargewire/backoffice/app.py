@@ -20,6 +20,8 @@ from chargewire.backoffice.routes import tokens as token_pages
 from chargewire.backoffice.session import SessionMiddleware, SessionSigner
 from chargewire.errors import ChargewireError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from chargewire.runtime import Runtime, resolve_secret_key
+from chargewire.services.backoffice_sessions import BackofficeSessions
+from chargewire.services.sign_in_throttle import SignInThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ def create_backoffice(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _install_error_pages(app)
     signer = SessionSigner(resolve_secret_key(runtime.settings))
+    app.state.signer = signer
+    app.state.sessions = BackofficeSessions.on(runtime.database, signer.max_age_s)
+    app.state.sign_in_throttle = SignInThrottle()
     app.add_middleware(SessionMiddleware, signer=signer, path=PREFIX)
     return app
 
