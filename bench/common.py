@@ -59,6 +59,9 @@ def server_env(database_url: str, workdir: Path, overrides: Mapping[str, str] | 
         "CHARGEWIRE_CONFIG": str(workdir / "absent.toml"),
         "CHARGEWIRE_INGEST_MAX_BATCH": "1000",
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+        # A benchmark is one client driving far past any budget a deployment would set.
+        "CHARGEWIRE_API_RATE_LIMIT_PER_MINUTE": "100000000",
+        "CHARGEWIRE_INGEST_RATE_LIMIT_PER_MINUTE": "100000000",
         **(overrides or {}),
     }
 
