@@ -155,6 +155,8 @@ class KafkaChannel:
                 if verdict is None or verdict[0] <= clock:
                     verdict = await self._check_advertised(cluster, target.topic)
                 if verdict[1] is not None:
+                    # Left open, librdkafka would go on connecting to the brokers it knows, refused or not.
+                    self._producers.discard(cluster)
                     # A fresh error each time: raising the cached one would grow its traceback on every attempt.
                     raise _refusal_like(verdict[1])
                 pending = await self._producers.enqueue(cluster, target.topic, records)
@@ -180,8 +182,14 @@ class KafkaChannel:
 
     async def _cluster_of(self, subscription: Subscription, target: KafkaTarget) -> ClusterConfig:
         # Checked on every attempt, never remembered: a name may point somewhere else by now.
-        for broker in target.brokers:
-            await _check_resolves_allowed(broker, self._allow_networks)
+        try:
+            for broker in target.brokers:
+                await _check_resolves_allowed(broker, self._allow_networks)
+        except BlockedAddress:
+            known = self._clusters.pop(subscription.id, None)
+            if known is not None:  # a name re-pointed since: librdkafka would reconnect to where it points now
+                self._producers.discard(known[1])
+            raise
         cached = self._clusters.get(subscription.id)
         if cached is not None and cached[0] == subscription.updated_at:
             return cached[1]

@@ -239,6 +239,14 @@ class KafkaProducers:
             self._sweeper = loop.create_task(self._sweep_idle())
         return producer
 
+    def discard(self, cluster: ClusterConfig) -> None:
+        """Close `cluster`'s producer now, failing what it has not sent: the guard refused where it connects."""
+        producer = self._producers.get(cluster)
+        if producer is not None:
+            logger.info("Kafka producer for %s closed: the address guard refused the cluster", cluster.label)
+            self._retired(producer)
+            producer.close(0.0)
+
     def _retired(self, producer: _ClusterProducer) -> None:
         if self._producers.get(producer.cluster) is producer:
             del self._producers[producer.cluster]

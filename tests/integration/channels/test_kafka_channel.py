@@ -372,6 +372,8 @@ async def test_a_cluster_advertising_a_blocked_broker_fails_as_blocked_address_a
             *(channel.send_batch([message_factory(s, sequence=n) for n in range(3)]) for s in subscriptions)
         )
         again = await channel.send(message_factory(subscriptions[0]))
+        # Its producer is closed with the refusal, so librdkafka makes no more connections to that cluster.
+        assert channel.producers.clusters == ()
     finally:
         await channel.aclose()
 
