@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-kafka-stream-sketch bench-delivery-rows bench-ocpp clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ bench-kafka: install test-services
 
 bench-ocpp: install
 	$(BIN)/python -m bench.ocpp
+
+bench-filter-latency: install test-services
+	$(BIN)/python -m bench.filter_latency
 
 # A design measure for docs/decisions/0004-deliveries-without-event-foreign-key.md, not a feature's benchmark.
 bench-delivery-rows: install test-services

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Budgets of their own: ingest is the CSMS's stream (far above the API's budget), and the actions that make
+    # chargewire send requests elsewhere (test send, retry, resend, secret rotation) are kept far below it.
+    ingest_rate_limit_per_minute: int = Field(default=600_000, ge=1)
+    outgoing_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Every route's body, checked before it is parsed (ingest has `ingest_max_body_bytes`), and what JSON may hold.
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_max_json_depth: int = Field(default=32, ge=2, le=254)
+    filter_max_bytes: int = Field(default=256 * 1024, ge=256)
+    filter_max_values: int = Field(default=10_000, ge=1)
+    # The scheme and host of links the API writes (pagination); empty means links relative to the host.
+    public_base_url: str = Field(default="", description="Like https://chargewire.example.com; never from Host")
+    metrics_public: bool = Field(default=False, description="Serve /metrics without a token (metrics:read)")
     resend_cooldown_s: float = Field(default=15 * 60, ge=0)
     secret_rotation_overlap_s: float = Field(default=24 * 3600, ge=0)
 

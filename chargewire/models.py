@@ -18,6 +18,7 @@ class Scope(StrEnum):
 
     EVENTS_PUBLISH = "events:publish"
     NOTIFICATIONS_MANAGE = "notifications:manage"
+    METRICS_READ = "metrics:read"
     ADMIN = "admin"
 
 

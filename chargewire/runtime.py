@@ -25,6 +25,7 @@ from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_
 from chargewire.services.deliveries import DeliveryService
 from chargewire.services.health import HealthService
 from chargewire.services.overview import OverviewService
+from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
 from chargewire.services.subscription_health import SubscriptionHealth
@@ -91,7 +92,10 @@ class Runtime:
             raise
         subscription_store = SubscriptionStore(database, box)
         subscriptions = SubscriptionService(
-            subscription_store, settings.delivery_allow_networks, settings.secret_rotation_overlap_s
+            subscription_store,
+            settings.delivery_allow_networks,
+            settings.secret_rotation_overlap_s,
+            FilterLimits(settings.filter_max_bytes, settings.filter_max_values),
         )
         delivery_store = DeliveryStore(database)
         event_store = EventStore(database)

@@ -8,7 +8,8 @@ from chargewire import __version__
 from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
 from chargewire.api.outage import DatabaseOutageMiddleware
-from chargewire.api.rate_limit import RateLimitMiddleware
+from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
+from chargewire.api.request_guard import RequestGuardMiddleware
 from chargewire.api.routes import (
     deliveries,
     event_types,
@@ -47,6 +48,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))
-    app.add_middleware(RateLimitMiddleware, limit_per_minute=runtime.settings.api_rate_limit_per_minute)
+    settings = runtime.settings
+    # Added last, so it runs first: a flood is counted before its bodies are read or its tokens looked up.
+    app.add_middleware(RequestGuardMiddleware, settings=settings, tokens=runtime.tokens)
+    budgets = Budgets(
+        settings.api_rate_limit_per_minute,
+        settings.ingest_rate_limit_per_minute,
+        settings.outgoing_rate_limit_per_minute,
+    )
+    app.add_middleware(RateLimitMiddleware, budgets=budgets)
     app.add_middleware(DatabaseOutageMiddleware)  # outermost: it bounds everything inside
     return app

@@ -1,26 +1,88 @@
-"""Reading a JSON request body with a size limit, with clear errors for bad input."""
+"""Reading JSON request bodies with limits: size (while reading), nesting depth and 64-bit integers.
+
+orjson writes at most 254 levels of nesting and reads integers beyond 64 bits as floats, silently; both are
+refused here, by field, before anything is stored.
+"""
 
 from __future__ import annotations
+
+import json
+import re
 
 import orjson
 from fastapi import Request
 
 from chargewire.api.errors import BadRequest
+from chargewire.errors import ValidationFailed
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Any integer beyond 64 bits has 19 digits or more; the exact parse runs only for bodies with such a run.
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
-async def read_json_body(request: Request, max_bytes: int) -> object:
+async def read_json_body(request: Request, max_bytes: int, max_depth: int) -> object:
     """The parsed JSON body; 413 past `max_bytes` (checked while reading), 400 for anything unreadable."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise BadRequest(f"The request body is larger than the limit of {max_bytes} bytes.", status_code=413)
+        raise body_too_large(max_bytes)
     chunks = bytearray()
     async for chunk in request.stream():
         chunks.extend(chunk)
         if len(chunks) > max_bytes:
-            raise BadRequest(f"The request body is larger than the limit of {max_bytes} bytes.", status_code=413)
+            raise body_too_large(max_bytes)
     if not chunks:
         raise BadRequest("The request body is empty; send a JSON event or a JSON array of events.")
+    return parse_json(bytes(chunks), max_depth)
+
+
+def body_too_large(max_bytes: int) -> BadRequest:
+    """The 413 for a body over its limit."""
+    return BadRequest(f"The request body is larger than the limit of {max_bytes} bytes.", status_code=413)
+
+
+def parse_json(raw: bytes, max_depth: int) -> object:
+    """The JSON document in `raw`; 400 when it is not JSON, 422 naming the field nested too deep or too large."""
     try:
-        return orjson.loads(chunks)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):
+            raise _too_deep("(body)", max_depth) from exc
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
+    # Counting brackets is cheap; only a body with more containers than the limit can nest past it.
+    if raw.count(b"[") + raw.count(b"{") > max_depth:
+        _check_depth(document, [], max_depth, max_depth)
+    if _LONG_DIGITS.search(raw):
+        _check_integers(json.loads(raw), [])
+    return document
+
+
+def _too_deep(field: str, max_depth: int) -> ValidationFailed:
+    return ValidationFailed({field: [f"JSON may nest at most {max_depth} levels."]})
+
+
+def _children(node: object) -> list[tuple[str, object]]:
+    if isinstance(node, dict):
+        return [(str(key), value) for key, value in node.items()]
+    if isinstance(node, list):
+        return [(str(index), value) for index, value in enumerate(node)]
+    return []
+
+
+def _field(path: list[str]) -> str:
+    return ".".join(path) or "(body)"
+
+
+def _check_depth(node: object, path: list[str], levels_left: int, max_depth: int) -> None:
+    if not isinstance(node, dict | list):
+        return
+    if levels_left == 0:
+        raise _too_deep(_field(path), max_depth)
+    for key, child in _children(node):
+        _check_depth(child, [*path, key], levels_left - 1, max_depth)
+
+
+def _check_integers(node: object, path: list[str]) -> None:
+    if isinstance(node, int) and not isinstance(node, bool) and not _INT64_MIN <= node <= _INT64_MAX:
+        raise ValidationFailed({_field(path): ["Integers must fit in 64 bits (-2^63 to 2^63-1)."]})
+    for key, child in _children(node):
+        _check_integers(child, [*path, key])

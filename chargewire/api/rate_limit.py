@@ -1,14 +1,22 @@
-"""Per-token rate limiting of the public API: a fixed window of one minute per token, as Laravel's throttle.
+"""Per-token rate limiting of the API: a fixed window of one minute per token, as Laravel's throttle.
 
-A token's window opens at its first request and lasts 60 s; within it the token may make
-`api_rate_limit_per_minute` requests. Every response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`;
-a request over the limit gets `429 {"message": "Too Many Attempts."}` with `Retry-After` (seconds until the
-window closes). Counters live in the process: with several API processes each counts on its own.
+A token's window opens at its first request and lasts 60 s; within it the token may make a budget of requests:
+
+| requests                                                        | budget (setting)                  |
+|-----------------------------------------------------------------|-----------------------------------|
+| test send, retry, resend, secret rotation (chargewire sends)     | `outgoing_rate_limit_per_minute`  |
+| `POST /api/v1/events` (ingest)                                  | `ingest_rate_limit_per_minute`    |
+| every other route under `/api/`, `/public-api/`, and `/metrics` | `api_rate_limit_per_minute`       |
+
+Every response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a request over the limit gets
+`429 {"message": "Too Many Attempts."}` with `Retry-After` (seconds until the window closes). Requests without
+a token count per client address. Counters live in the process: with several API processes each counts on its own.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +31,13 @@ from chargewire.errors import RateLimited
 from chargewire.security import token_hash
 
 WINDOW_S = 60.0
-LIMITED_PREFIX = "/public-api/"
+LIMITED_PREFIXES = ("/api/", "/public-api/", "/metrics")
+INGEST_PATH = "/api/v1/events"
+# The routes whose every call makes chargewire send a request to a subscriber's server.
+_OUTGOING = re.compile(
+    r"/api/v1/subscriptions/[^/]+/(test|rotate-secret)|/api/v1/deliveries/[^/]+/retry"
+    r"|/public-api/actions/notifications/v1\.0/[^/]+/resend"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +80,30 @@ class RateLimiter:
         self._last_sweep = now
 
 
-class RateLimitMiddleware:
-    """ASGI middleware applying a RateLimiter to the `/public-api/` routes, keyed by bearer token."""
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Requests per token and minute, by kind of route."""
 
-    def __init__(self, app: ASGIApp, limit_per_minute: int) -> None:
+    api: int
+    ingest: int
+    outgoing: int
+
+
+class RateLimitMiddleware:
+    """ASGI middleware applying a RateLimiter per kind of route to the API, keyed by bearer token."""
+
+    def __init__(self, app: ASGIApp, budgets: Budgets) -> None:
         self.app = app
-        self.limiter = RateLimiter(limit_per_minute)
+        self.api = RateLimiter(budgets.api)
+        self.ingest = RateLimiter(budgets.ingest)
+        self.outgoing = RateLimiter(budgets.outgoing)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(LIMITED_PREFIX):
+        limiter = self._limiter_for(scope)
+        if limiter is None:
             await self.app(scope, receive, send)
             return
-        decision = self.limiter.hit(_key(scope))
+        decision = limiter.hit(_key(scope))
         if not decision.allowed:
             response = error_response(RateLimited(decision.limit, decision.retry_after_s))
             await response(scope, receive, send)
@@ -91,6 +117,16 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _limiter_for(self, scope: Scope) -> RateLimiter | None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith(LIMITED_PREFIXES):
+            return None
+        if scope["method"] == "POST" and path == INGEST_PATH:
+            return self.ingest
+        if scope["method"] == "POST" and _OUTGOING.fullmatch(path):
+            return self.outgoing
+        return self.api
 
 
 def _key(scope: Scope) -> str:

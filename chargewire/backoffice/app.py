@@ -36,6 +36,8 @@ from chargewire.errors import (
 )
 from chargewire.runtime import Runtime
 from chargewire.security.key_file import resolve_secret_key
+from chargewire.services.backoffice_sessions import BackofficeSessions
+from chargewire.services.sign_in_throttle import SignInThrottle
 from chargewire.store.outage import is_unavailable
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ def create_backoffice(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _install_error_pages(app)
     signer = SessionSigner(resolve_secret_key(runtime.settings).value)
+    app.state.signer = signer
+    app.state.sessions = BackofficeSessions.on(runtime.database, signer.max_age_s)
+    app.state.sign_in_throttle = SignInThrottle()
     app.add_middleware(SessionMiddleware, signer=signer, path=PREFIX)
     return app
 

@@ -11,6 +11,7 @@ from chargewire.backoffice.csrf import FIELD_NAME, csrf_matches, same_origin
 from chargewire.backoffice.rendering import session_of
 from chargewire.errors import NotFound
 from chargewire.runtime import Runtime
+from chargewire.services.backoffice_sessions import BackofficeSessions
 from chargewire.store.user_store import User
 
 
@@ -32,6 +33,10 @@ async def current_user(request: Request) -> User:
     """The signed-in operator; SignInRequired sends the browser to the sign-in page."""
     session = session_of(request)
     if session.user_id is None:
+        raise SignInRequired()
+    sessions: BackofficeSessions = request.app.state.sessions
+    if not await sessions.is_live(session.session_id, session.user_id):  # signed out, here or in a copy
+        session.sign_out()
         raise SignInRequired()
     try:
         user = await runtime_of(request).users.get(session.user_id)

@@ -1,5 +1,8 @@
 """Back-office sessions in a signed cookie: who is signed in, the CSRF token, and one-shot messages.
 
+A signed-in cookie also names a server-side session (`services.backoffice_sessions`), which signing out
+deletes: the signature proves the cookie is ours, the session row that it has not been ended since.
+
 The cookie is `base64url(JSON) "." base64url(HMAC-SHA256)` under a key derived with HKDF from the service's
 secret key, so it can be read by the browser's owner but not changed; nothing secret is put in it. A session
 lasts `max_age_s` from sign-in. The cookie is HttpOnly, SameSite=Lax, limited to the back office's path, and
@@ -39,6 +42,7 @@ class Session:
     """One browser's session; `modified` tells the middleware to send the cookie again."""
 
     user_id: str | None = None
+    session_id: str | None = None
     csrf: str = ""
     issued_at: float = field(default_factory=time.time)
     flashes: list[tuple[str, str]] = field(default_factory=list)
@@ -52,9 +56,10 @@ class Session:
             self.modified = True
         return self.csrf
 
-    def sign_in(self, user_id: str) -> None:
+    def sign_in(self, user_id: str, session_id: str) -> None:
         """Start a signed-in session; the CSRF token changes so one planted before sign-in is useless."""
         self.user_id = user_id
+        self.session_id = session_id
         self.csrf = new_csrf_token()
         self.issued_at = time.time()
         self.modified = True
@@ -62,6 +67,7 @@ class Session:
     def sign_out(self) -> None:
         """Forget the user and the token."""
         self.user_id = None
+        self.session_id = None
         self.csrf = new_csrf_token()
         self.flashes = []
         self.modified = True
@@ -80,18 +86,21 @@ class Session:
 
     def to_data(self) -> dict[str, Any]:
         """The cookie's content."""
-        return {"u": self.user_id, "c": self.csrf, "t": self.issued_at, "f": self.flashes}
+        return {"u": self.user_id, "s": self.session_id, "c": self.csrf, "t": self.issued_at, "f": self.flashes}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Session | None:
         """A session from a cookie's content, or None when it is not in the expected shape."""
         user_id, csrf, issued_at, flashes = data.get("u"), data.get("c"), data.get("t"), data.get("f")
+        session_id = data.get("s")
         if not (user_id is None or isinstance(user_id, str)) or not isinstance(csrf, str):
+            return None
+        if not (session_id is None or isinstance(session_id, str)):
             return None
         if not isinstance(issued_at, int | float) or not isinstance(flashes, list):
             return None
         pairs = [(str(item[0]), str(item[1])) for item in flashes if isinstance(item, list) and len(item) == 2]
-        return cls(user_id=user_id, csrf=csrf, issued_at=float(issued_at), flashes=pairs)
+        return cls(user_id=user_id, session_id=session_id, csrf=csrf, issued_at=float(issued_at), flashes=pairs)
 
 
 class SessionSigner:
@@ -125,6 +134,14 @@ class SessionSigner:
         if age > self.max_age_s or age < -_CLOCK_SKEW_S:
             return None
         return session
+
+    def known_client_mark(self, account: str) -> str:
+        """The cookie value a browser keeps once it signed in to `account` (sign-in throttling trusts it more)."""
+        return self._sign(f"known client:{account}")
+
+    def is_known_client(self, mark: str | None, account: str) -> bool:
+        """True when `mark` is this account's known-client cookie value."""
+        return mark is not None and hmac.compare_digest(mark.encode(), self.known_client_mark(account).encode())
 
     def _sign(self, payload: str) -> str:
         return _b64encode(hmac.new(self._key, payload.encode(), sha256).digest())

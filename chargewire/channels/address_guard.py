@@ -140,7 +140,18 @@ async def resolve_allowed(
     for info_family, _type, _proto, _canonname, sockaddr in infos:
         # sockaddr[0] of a scoped IPv6 address carries "%zone", which ip_address() accepts.
         address = ipaddress.ip_address(sockaddr[0])
-        check_address(address, allowed)
+        try:
+            check_address(address, allowed)
+        except BlockedAddress as blocked:
+            if ip_literal(host) is not None:
+                raise  # an address the caller gave itself: naming it and its range reveals nothing
+            # What a name resolves to is not for the subscriber to learn (an internal name map, a port-scan
+            # oracle): the address and its kind of range stay on the error, for logs, and out of its message.
+            raise BlockedAddress(
+                f"{host} resolves to a blocked address (one that is not public).",
+                address=blocked.address,
+                reason=blocked.reason,
+            ) from blocked
         entry = ResolvedAddress(socket.AddressFamily(info_family), address, int(sockaddr[1]))
         if entry not in resolved:
             resolved.append(entry)

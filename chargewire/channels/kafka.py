@@ -35,18 +35,24 @@ configuration). Every failure ends within seconds: see
 `kafka_producers` for how connection errors cut an attempt short.
 
 The address guard (`address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
-bootstrap brokers are resolved and checked whenever its cluster settings are built. The brokers the cluster
-advertises in its metadata (those records go to) are asked for with the cluster's producer before its first
-record, and again once that verdict is `_ADVERTISED_RECHECK_S` old, as metadata can change; one of them on a
-blocked address fails every message of the attempt as `blocked_address`, and nothing is produced. Metadata
-that does not come within the connect timeout leaves the attempt to produce as before, so that librdkafka's
-error (unreachable, authentication, tls) says what is wrong; the next attempt asks again.
+bootstrap brokers are resolved and checked on every attempt. The brokers the cluster advertises in its
+metadata (those records go to) are asked for with the cluster's producer before its first record, and again
+once that verdict is `_ADVERTISED_RECHECK_S` old, as metadata can change; one of them on a blocked address
+fails every message of the attempt as `blocked_address`, and nothing is produced. The guard fails closed: a
+broker name that does not resolve, or metadata that does not come within the connect timeout, fails the
+attempt (explained by the producer's connection error when it has one) and nothing is produced.
+
+What the guard cannot see: librdkafka resolves names itself when it connects, and confluent-kafka does not
+expose librdkafka's `resolve_cb` or `connect_cb` to Python (setting them is refused), so a name re-pointed
+between the check and librdkafka's own lookup is not caught until the next attempt's check. Error texts never
+carry the address librdkafka connected to, nor whether a port refused or timed out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -94,7 +100,8 @@ _RESOLVE_TIMEOUT_S = 5.0
 _ADVERTISED_RECHECK_S = 120.0
 # perf_counter() time until which the verdict holds, and the refusal, if any.
 _Verdict = tuple[float, BlockedAddress | None]
-_UNCHECKED: _Verdict = (0.0, None)
+# librdkafka names the address it connected to ("ipv4#10.0.0.5:9092"): not for the subscriber to learn.
+_RESOLVED_ADDRESS = re.compile(r"\bipv[46]#\S+")
 _TLS_WORDS = ("ssl routines", "ssl handshake", "certificate", "tls alert")
 
 
@@ -154,6 +161,8 @@ class KafkaChannel:
                 if verdict is None or verdict[0] <= clock:
                     verdict = await self._check_advertised(cluster, target.topic)
                 if verdict[1] is not None:
+                    # Left open, librdkafka would go on connecting to the brokers it knows, refused or not.
+                    self._producers.discard(cluster)
                     # A fresh error each time: raising the cached one would grow its traceback on every attempt.
                     raise _refusal_like(verdict[1])
                 pending = await self._producers.enqueue(cluster, target.topic, records)
@@ -178,16 +187,20 @@ class KafkaChannel:
         self._advertised.clear()
 
     async def _cluster_of(self, subscription: Subscription, target: KafkaTarget) -> ClusterConfig:
+        # Checked on every attempt, never remembered: a name may point somewhere else by now.
+        try:
+            for broker in target.brokers:
+                await _check_resolves_allowed(broker, self._allow_networks)
+        except BlockedAddress:
+            known = self._clusters.pop(subscription.id, None)
+            if known is not None:  # a name re-pointed since: librdkafka would reconnect to where it points now
+                self._producers.discard(known[1])
+            raise
         cached = self._clusters.get(subscription.id)
         if cached is not None and cached[0] == subscription.updated_at:
             return cached[1]
-        all_resolved = True
-        for broker in target.brokers:
-            all_resolved &= await _check_broker(broker, self._allow_networks)
         cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
-        if all_resolved:
-            # A broker that did not resolve is checked again on the next attempt, not trusted from now on.
-            self._clusters[subscription.id] = (subscription.updated_at, cluster)
+        self._clusters[subscription.id] = (subscription.updated_at, cluster)
         return cluster
 
     async def _check_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
@@ -201,45 +214,44 @@ class KafkaChannel:
         return await asyncio.shield(check)
 
     async def _judge_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
+        # Fails closed: no metadata (ProduceFailed) or an advertised name that does not resolve (here) raises,
+        # and the attempt produces nothing; the next attempt asks again.
         advertised = await self._producers.advertised_brokers(cluster, topic)
-        if advertised is None:
-            return _UNCHECKED  # produce as usual: librdkafka then says why the cluster did not answer
         try:
-            resolved = await asyncio.gather(
-                *(_check_advertised_broker(broker, self._allow_networks) for broker in advertised)
-            )
+            await asyncio.gather(*(_check_advertised_broker(broker, self._allow_networks) for broker in advertised))
         except BlockedAddress as refusal:
-            logger.warning("Kafka cluster %s refused: %s", cluster.label, refusal.message)
+            logger.warning("Kafka cluster %s refused: %s (%s)", cluster.label, refusal.message, refusal.address)
             verdict: _Verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, refusal)
         else:
-            if not all(resolved):
-                return _UNCHECKED  # an advertised name that did not resolve is checked again next time
             verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, None)
         self._advertised[cluster] = verdict
         return verdict
 
 
-async def _check_broker(broker: str, allow: tuple[IPNetwork, ...]) -> bool:
-    """Raise `BlockedAddress` when `broker` is, or resolves to, a blocked address; False if it did not resolve."""
+async def _check_resolves_allowed(broker: str, allow: tuple[IPNetwork, ...]) -> None:
+    """Raise `BlockedAddress` when `broker` is, or resolves to, a blocked address, and fail closed otherwise.
+
+    A name that does not resolve (or that IDNA cannot encode: UnicodeError is a ValueError) could resolve to
+    anything when librdkafka asks a moment later, so nothing is produced: `unreachable`, checked again on the
+    next attempt.
+    """
     try:
         host, port = split_broker(broker)
         async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
             await resolve_allowed(host, port, allow)
-    except (OSError, ValueError, TimeoutError):
-        # A name that does not resolve (or that IDNA cannot encode: UnicodeError is a ValueError) reaches
-        # nothing: librdkafka reports it as unreachable with its own, clearer message.
-        return False
-    return True
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise RetryableDeliveryError(
+            f"The broker {broker} did not resolve; nothing was produced.", error_class="unreachable"
+        ) from exc
 
 
-async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) -> bool:
-    """As `_check_broker`, for a broker named by the cluster's metadata: the refusal says which one."""
+async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) -> None:
+    """As `_check_resolves_allowed`, for a broker named by the cluster's metadata: the refusal says which one."""
     try:
-        return await _check_broker(broker, allow)
+        await _check_resolves_allowed(broker, allow)
     except BlockedAddress as exc:
         raise BlockedAddress(
-            f"The cluster advertises a broker at a blocked address, {broker} ({exc.address}: {exc.reason}); "
-            "nothing was produced.",
+            f"The cluster advertises a broker at a blocked address, {broker}; nothing was produced.",
             address=exc.address,
             reason=exc.reason,
         ) from exc
@@ -255,7 +267,7 @@ def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> Delive
     code = error.code()
     if code in _UNEXPLAINED and cause is not None:
         return delivery_error(cause)
-    text = error.str()
+    text = _RESOLVED_ADDRESS.sub("(address)", error.str())
     if code in _TOO_LARGE:
         return PermanentDeliveryError(
             f"The record is too large for the cluster: {text}.", error_class="message_too_large"
@@ -269,7 +281,8 @@ def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> Delive
     if code == KafkaError._SSL or (code == KafkaError._TRANSPORT and any(w in text.lower() for w in _TLS_WORDS)):
         return RetryableDeliveryError(f"TLS failed: {text}.", error_class="tls")
     if code in _UNREACHABLE:
-        return RetryableDeliveryError(f"No broker could be reached: {text}.", error_class="unreachable")
+        # Fixed text: whether a port refused or stayed silent is a port scan's answer, whatever the address.
+        return RetryableDeliveryError("No broker could be reached.", error_class="unreachable")
     if code in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._QUEUE_FULL):
         return RetryableDeliveryError(f"The brokers did not acknowledge in time: {text}.", error_class="timeout")
     if code in _INVALID_SETTINGS:

@@ -42,6 +42,8 @@ _POLL_INTERVAL_S = 0.1
 _QUEUE_FULL_WAIT_S = 0.01
 _SWEEP_INTERVAL_MAX_S = 30.0
 _METADATA_FIRST_WAIT_S = 0.25
+# What an unanswered metadata request fails with; the producer's connection error, when it has one, says why.
+_NO_METADATA = KafkaError(KafkaError._TIMED_OUT, "the cluster sent no metadata within the connect timeout")
 _RETIRING_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._ALL_BROKERS_DOWN})
 # How telling a connection error is: a later, vaguer report ("1/1 brokers are down") never hides the reason.
 _CAUSE_RANK = {
@@ -182,28 +184,29 @@ class KafkaProducers:
                 return PendingAcks(parts)
             await asyncio.sleep(_QUEUE_FULL_WAIT_S)
 
-    async def advertised_brokers(self, cluster: ClusterConfig, topic: str) -> tuple[str, ...] | None:
-        """The "host:port" of every broker `cluster`'s metadata names, asked with its producer; None without an answer.
+    async def advertised_brokers(self, cluster: ClusterConfig, topic: str) -> tuple[str, ...]:
+        """The "host:port" of every broker `cluster`'s metadata names, asked with its producer.
 
         librdkafka connects sparsely: asking a bootstrap broker connects to none of the brokers it names. This
         gives up after `connect_timeout_s`, or once the producer retires (bad credentials, TLS, all brokers
-        down), so that a caller producing anyway gets librdkafka's own error about as soon as without asking.
-        Raises `ProduceFailed` when librdkafka refuses the cluster's settings, as `enqueue` would.
+        down), raising `ProduceFailed` explained by the producer's connection error when it has one: without
+        an answer nothing may be produced, as the brokers records would go to are unchecked. Raises
+        `ProduceFailed` too when librdkafka refuses the cluster's settings, as `enqueue` would.
         """
         producer = self._producer_for(cluster, asyncio.get_running_loop())
         for wait_s in metadata_waits(self._connect_timeout_s):
             if producer.retired or producer.closing:
-                return None
+                break
             # Used, so the idle sweep does not close it under the request.
             producer.last_used = time.monotonic()
             request = asyncio.ensure_future(asyncio.to_thread(producer.advertised_brokers, topic, wait_s))
             await asyncio.wait((request, producer.retirement), return_when=asyncio.FIRST_COMPLETED)
             if not request.done():
-                return None  # retired: the request ends within `wait_s` by itself, and answers nobody
+                break  # retired: the request ends within `wait_s` by itself, and answers nobody
             brokers = request.result()
             if brokers is not None:
                 return brokers
-        return None
+        raise ProduceFailed(_NO_METADATA, producer.cause)
 
     async def aclose(self) -> None:
         """Flush every producer (waiting up to `message_timeout_s`), close them and stop their threads."""
@@ -246,6 +249,14 @@ class KafkaProducers:
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep_idle())
         return producer
+
+    def discard(self, cluster: ClusterConfig) -> None:
+        """Close `cluster`'s producer now, failing what it has not sent: the guard refused where it connects."""
+        producer = self._producers.get(cluster)
+        if producer is not None:
+            logger.info("Kafka producer for %s closed: the address guard refused the cluster", cluster.label)
+            self._retired(producer)
+            producer.close(0.0)
 
     def _retired(self, producer: _ClusterProducer) -> None:
         if self._producers.get(producer.cluster) is producer:

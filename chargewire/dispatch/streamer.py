@@ -34,7 +34,8 @@ from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.dispatch.wakeups import wait_for_any
 from chargewire.models import DeliveryStatus
-from chargewire.services.payload_filter import matches
+from chargewire.services.filter_cache import FilterCache
+from chargewire.services.payload_filter import Predicate
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
 from chargewire.store.outage import is_unavailable
 from chargewire.store.stream_store import LeaseLost, Stream, StreamStore
@@ -75,6 +76,7 @@ class KafkaStreamer:
         self.worker_id = worker_id
         self._streams = streams
         self._targets = targets
+        self._filters = FilterCache()
         self._attempt = attempt
         self._running: dict[str, asyncio.Task[int]] = {}
         self._wake = asyncio.Event()
@@ -192,7 +194,9 @@ class KafkaStreamer:
                     if read.stopped:
                         reading = caught_up = False
                         continue
-                    chosen = _matching(read.deliveries, target.subscription.filter)
+                    subscription = target.subscription
+                    wanted = self._filters.predicate(subscription.id, subscription.updated_at, subscription.filter)
+                    chosen = _matching(read.deliveries, wanted if subscription.filter else None)
                     if read.position > position:
                         sending = asyncio.create_task(self._attempt(chosen, target)) if chosen else None
                         batches.append(_Batch(position, read.position, chosen, sending))
@@ -264,7 +268,7 @@ async def _set_within(event: asyncio.Event, timeout_s: float) -> bool:
     return event.is_set()
 
 
-def _matching(deliveries: list[ClaimedDelivery], payload_filter: dict[str, Any] | None) -> list[ClaimedDelivery]:
-    if payload_filter is None:
+def _matching(deliveries: list[ClaimedDelivery], wanted: Predicate | None) -> list[ClaimedDelivery]:
+    if wanted is None:
         return deliveries
-    return [delivery for delivery in deliveries if matches(payload_filter, orjson.loads(delivery.payload))]
+    return [delivery for delivery in deliveries if wanted(orjson.loads(delivery.payload))]

@@ -10,13 +10,14 @@ still refuse a row of the group, its writers are written one by one, and only th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chargewire.ids import new_ids
-from chargewire.services.payload_filter import matches
-from chargewire.store.event_store import EventStore, FanOut, NewDelivery, NewEvents, Subscriber
+from chargewire.services.filter_cache import FilterCache
+from chargewire.services.payload_filter import Predicate
+from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
 from chargewire.store.refusals import refused
 
 # Bounds one transaction's size; a bigger backlog is written in several.
@@ -42,6 +43,7 @@ class GroupCommitter:
         self._store = store
         self._waiting: list[_Writer] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._filters = FilterCache()
 
     async def write(self, batch: PendingBatch) -> None:
         """Store these events durably (returns after their commit)."""
@@ -67,7 +69,9 @@ class GroupCommitter:
         """Write the writers' events and deliveries in one transaction; the error if it failed."""
         batches = [batch for batch, _ in group]
         try:
-            await self._store.insert_events_with_deliveries([batch.events for batch in batches], _fan_out(batches))
+            await self._store.insert_events_with_deliveries(
+                [batch.events for batch in batches], _FanOut(batches, self._filters)
+            )
         except Exception as error:
             return error
         return None
@@ -93,25 +97,38 @@ def _settle(group: Sequence[_Writer], error: Exception | None) -> None:
             future.set_exception(error)
 
 
-def _fan_out(batches: Sequence[PendingBatch]) -> FanOut:
-    """One delivery per (event, enabled subscriber whose filter matches the payload)."""
+class _FanOut:
+    """One delivery per (event, enabled subscriber whose filter matches the payload), with filters compiled once."""
 
-    def deliveries(subscribers: Sequence[Subscriber]) -> list[NewDelivery]:
-        by_name: dict[str, list[Subscriber]] = {}
+    def __init__(self, batches: Sequence[PendingBatch], filters: FilterCache) -> None:
+        self._batches = batches
+        self._filters = filters
+
+    def filters_wanted(self, subscribers: Sequence[Subscriber]) -> Collection[str]:
+        """The subscribers whose filter was not compiled at their current version."""
+        return {s.subscription_id for s in subscribers if self._filters.get(s.subscription_id, s.version) is None}
+
+    def deliveries(
+        self, subscribers: Sequence[Subscriber], filters: Mapping[str, dict[str, Any] | None]
+    ) -> list[NewDelivery]:
+        """The deliveries of every batch's events, in order."""
+        by_name: dict[str, list[tuple[str, Predicate]]] = {}
         for subscriber in subscribers:
-            by_name.setdefault(subscriber.event_name, []).append(subscriber)
+            sid, version = subscriber.subscription_id, subscriber.version
+            predicate = self._filters.get(sid, version) or self._filters.put(sid, version, filters.get(sid))
+            by_name.setdefault(subscriber.event_name, []).append((sid, predicate))
         # Parallel lists rather than a tuple per delivery: fewer objects for the garbage collector to track.
         matched_events: list[str] = []
         matched_names: list[str] = []
         matched_subscriptions: list[str] = []
-        for batch in batches:
+        for batch in self._batches:
             events = batch.events
             for event_id, name, payload in zip(events.ids, events.names, batch.payloads, strict=True):
-                for subscriber in by_name.get(name, ()):
-                    if matches(subscriber.filter, payload):
+                for subscription_id, predicate in by_name.get(name, ()):
+                    if predicate(payload):
                         matched_events.append(event_id)
                         matched_names.append(name)
-                        matched_subscriptions.append(subscriber.subscription_id)
+                        matched_subscriptions.append(subscription_id)
         delivery_ids = new_ids("dlv", len(matched_events))
         return [
             NewDelivery(delivery_id, event_id, subscription_id, name)
@@ -119,5 +136,3 @@ def _fan_out(batches: Sequence[PendingBatch]) -> FanOut:
                 delivery_ids, matched_events, matched_subscriptions, matched_names, strict=True
             )
         ]
-
-    return deliveries

@@ -9,18 +9,62 @@ is a literal (equality) or an object of operators, or a combinator:
 Field operators: `$eq`, `$in`, `$nin`, `$exists`, `$gt`, `$lt`. Combinators: `$and`, `$or` (lists of
 filters). All keys of one object must hold (an implicit `$and`). A comparison with a missing field, or
 with values of different kinds, does not match.
+
+A filter is compiled once (`compile_filter`) into a predicate: `$in` and `$nin` become set lookups, so a
+subscription's filter costs the same per event whether it lists ten values or ten thousand. `FilterLimits`
+bounds what one subscription may store (size and values per list), so one tenant cannot make every publish slow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from chargewire.errors import ValidationFailed
+
+Predicate = Callable[[dict[str, Any]], bool]
 
 FIELD_OPERATORS = ("$eq", "$in", "$nin", "$exists", "$gt", "$lt")
 COMBINATORS = ("$and", "$or")
 _MAX_DEPTH = 8
 _MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class FilterLimits:
+    """How large one subscription's filter may be: its JSON size, and the values of one `$in` or `$nin`."""
+
+    max_bytes: int = 256 * 1024
+    max_values: int = 10_000
+
+    def check(self, spec: dict[str, Any] | None, field: str = "filter") -> None:
+        """Raise ValidationFailed naming the field when `spec` is over a limit."""
+        if spec is None:
+            return
+        size = len(orjson.dumps(spec))
+        if size > self.max_bytes:
+            raise ValidationFailed({field: [f"A filter may take at most {self.max_bytes} bytes as JSON; got {size}."]})
+        errors: dict[str, list[str]] = {}
+        self._check_lists(spec, field, errors)
+        if errors:
+            raise ValidationFailed(errors)
+
+    def _check_lists(self, node: object, where: str, errors: dict[str, list[str]]) -> None:
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                self._check_lists(item, f"{where}[{index}]", errors)
+            return
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            path = f"{where}.{key}"
+            if key in ("$in", "$nin") and isinstance(value, list) and len(value) > self.max_values:
+                errors.setdefault(path, []).append(f"{key} takes at most {self.max_values} values; got {len(value)}.")
+            else:
+                self._check_lists(value, path, errors)
 
 
 def check_filter(spec: object, field: str = "filter") -> None:
@@ -70,46 +114,90 @@ def _check_operators(spec: dict[str, Any], where: str, errors: dict[str, list[st
 
 
 def matches(spec: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
-    """True when the payload satisfies the filter (always, for no filter)."""
+    """True when the payload satisfies the filter (always, for no filter); compiles it each call."""
+    return compile_filter(spec)(payload)
+
+
+def compile_filter(spec: dict[str, Any] | None) -> Predicate:
+    """The filter as a predicate on payloads (true for every payload when there is no filter)."""
     if not spec:
-        return True
-    return all(_matches_entry(key, value, payload) for key, value in spec.items())
+        return _always
+    tests = [_compile_entry(key, value) for key, value in spec.items()]
+    return tests[0] if len(tests) == 1 else _all_of(tests)
 
 
-def _matches_entry(key: str, condition: Any, payload: dict[str, Any]) -> bool:
+def _always(_: dict[str, Any]) -> bool:
+    return True
+
+
+def _all_of(tests: list[Predicate]) -> Predicate:
+    return lambda payload: all(test(payload) for test in tests)
+
+
+def _compile_entry(key: str, condition: Any) -> Predicate:
     if key == "$and":
-        return all(matches(item, payload) for item in condition)
+        return _all_of([compile_filter(item) for item in condition])
     if key == "$or":
-        return any(matches(item, payload) for item in condition)
-    actual = _lookup(payload, key)
-    if isinstance(condition, dict):
-        return all(_apply(operator, operand, actual) for operator, operand in condition.items())
-    return _equal(actual, condition)
+        options = [compile_filter(item) for item in condition]
+        return lambda payload: any(option(payload) for option in options)
+    path = tuple(key.split("."))
+    if not isinstance(condition, dict):
+        return lambda payload: _equal(_lookup(payload, path), condition)
+    checks = [_compile_operator(operator, operand) for operator, operand in condition.items()]
+    if len(checks) == 1:
+        [check] = checks
+        return lambda payload: check(_lookup(payload, path))
+    return lambda payload: _all_hold(checks, _lookup(payload, path))
 
 
-def _lookup(payload: dict[str, Any], path: str) -> Any:
+def _all_hold(checks: list[Callable[[Any], bool]], actual: Any) -> bool:
+    return all(check(actual) for check in checks)
+
+
+def _lookup(payload: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = payload
-    for part in path.split("."):
+    for part in path:
         if not isinstance(node, dict) or part not in node:
             return _MISSING
         node = node[part]
     return node
 
 
-def _apply(operator: str, operand: Any, actual: Any) -> bool:
+def _compile_operator(operator: str, operand: Any) -> Callable[[Any], bool]:
     if operator == "$exists":
-        return (actual is not _MISSING) is bool(operand)
-    if actual is _MISSING:
-        return operator == "$nin"
+        return lambda actual: (actual is not _MISSING) is bool(operand)
+    if operator in ("$in", "$nin"):
+        member = _membership(operand)
+        if operator == "$in":
+            return lambda actual: actual is not _MISSING and member(actual)
+        return lambda actual: actual is _MISSING or not member(actual)
     if operator == "$eq":
-        return _equal(actual, operand)
-    if operator == "$in":
-        return any(_equal(actual, item) for item in operand)
-    if operator == "$nin":
-        return not any(_equal(actual, item) for item in operand)
-    if not _comparable(actual, operand):
-        return False
-    return bool(actual > operand) if operator == "$gt" else bool(actual < operand)
+        return lambda actual: actual is not _MISSING and _equal(actual, operand)
+    if operator == "$gt":
+        return lambda actual: _comparable(actual, operand) and bool(actual > operand)
+    return lambda actual: _comparable(actual, operand) and bool(actual < operand)
+
+
+def _membership(values: list[Any]) -> Callable[[Any], bool]:
+    """Whether a value equals one of `values` (as `_equal` says): a set lookup, a scan only for lists and objects."""
+    keys = {_key(value) for value in values if not isinstance(value, list | dict)}
+    containers = [value for value in values if isinstance(value, list | dict)]
+
+    def member(actual: Any) -> bool:
+        if isinstance(actual, list | dict):
+            return any(_equal(actual, value) for value in containers)
+        return _key(actual) in keys
+
+    return member
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """A hashable key under which values are equal exactly when `_equal` says so (true is not 1; 1 is 1.0)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    return (type(value).__name__, value)
 
 
 def _equal(actual: Any, expected: Any) -> bool:

@@ -27,7 +27,7 @@ from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.ids import has_prefix, new_id
 from chargewire.models import ApiToken, KafkaSecrets, Scope, SigningSecret, Subscription, Via, split_broker
 from chargewire.security import new_signing_secret
-from chargewire.services.payload_filter import matches
+from chargewire.services.payload_filter import FilterLimits, compile_filter
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
 from chargewire.store.stream_store import PayloadCheck
 from chargewire.store.subscription_store import SubscriptionStore
@@ -90,10 +90,12 @@ class SubscriptionService:
         store: SubscriptionStore,
         allow_networks: Sequence[IPv4Network | IPv6Network],
         rotation_overlap_s: float,
+        filter_limits: FilterLimits | None = None,
     ) -> None:
         self._store = store
         self._allow_networks = list(allow_networks)
         self._rotation_overlap_s = rotation_overlap_s
+        self._filter_limits = filter_limits or FilterLimits()
 
     async def create(self, owner: ApiToken, body: Mapping[str, Any], api_version: int = 2) -> CreatedSubscription:
         """Subscribe on behalf of `owner` (whose token will sign deliveries); returns the new signing secret."""
@@ -223,6 +225,7 @@ class SubscriptionService:
         """Parse a v2.0 body and check its targets against the address guard, reporting every error at once."""
         try:
             spec = parse_subscription(body, stored)
+            self._filter_limits.check(spec.extensions.get("filter"))
         except ValidationFailed as failure:
             errors = failure.errors
             for where, messages in (await self._blocked_targets(body)).items():
@@ -270,7 +273,8 @@ def _url_host(url: str) -> str | None:
 
 def _payload_check(subscription: Subscription) -> PayloadCheck:
     """Whether a stored payload passes the subscription's filter."""
-    return lambda payload: matches(subscription.filter, orjson.loads(payload))
+    wanted = compile_filter(subscription.filter)
+    return lambda payload: wanted(orjson.loads(payload))
 
 
 def _encode_cursor(subscription_id: str, forward: bool) -> str:

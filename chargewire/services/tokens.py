@@ -15,12 +15,14 @@ from chargewire.ids import new_id
 from chargewire.models import ApiToken, Scope
 from chargewire.security import SecretBox, new_api_token, token_hash
 from chargewire.services.storable import storable
+from chargewire.store.outage import is_unavailable
 from chargewire.store.token_store import TOKEN_NAME_MAX_CHARS, TokenStore
 
 logger = logging.getLogger(__name__)
 
 _CACHE_TTL_S = 5.0
 _TOUCH_INTERVAL_S = 60.0
+_STALE_ON_OUTAGE_S = 300.0
 _TOUCH_FLUSH_TIMEOUT_S = 3.0
 
 
@@ -64,7 +66,14 @@ class TokenService:
         cached = self._cache.get(key)
         if cached and now - cached[0] < _CACHE_TTL_S:
             return cached[1]
-        token = await self._store.find_active_by_hash(key)
+        try:
+            token = await self._store.find_active_by_hash(key)
+        except Exception as error:
+            # During an outage a token seen in the last minutes still opens what needs no database (/metrics):
+            # revoking needs the database too, so only a revocation from just before the outage can be missed.
+            if cached and now - cached[0] < _STALE_ON_OUTAGE_S and is_unavailable(error):
+                return cached[1]
+            raise
         if token is None:
             self._cache.pop(key, None)
             raise Unauthenticated()

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 MAX_EMAIL_LENGTH = 254
+MAX_CONCURRENT_PASSWORD_CHECKS = 2
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 WRONG_CREDENTIALS = "The email or password is not right."
 
@@ -37,6 +38,9 @@ class UserService:
         # Verified against when the email is unknown, so a wrong email costs as long as a wrong password;
         # made on first use, as every process opens this service and most never authenticate.
         self._decoy_hash: str | None = None
+        # Each Argon2id check takes 64 MiB for its moment: a flood of sign-ins waits here instead of taking
+        # 64 MiB per request at once.
+        self._checks = asyncio.Semaphore(MAX_CONCURRENT_PASSWORD_CHECKS)
 
     async def create(self, email: str, password: str) -> User:
         """Add an operator; ValidationFailed naming `email` or `password` when either is not acceptable."""
@@ -79,7 +83,8 @@ class UserService:
             self._decoy_hash = await asyncio.to_thread(self._hasher.hash, "chargewire decoy password")
         password_hash = found[1] if found else str(self._decoy_hash)
         try:
-            await asyncio.to_thread(self._hasher.verify, password_hash, password)
+            async with self._checks:
+                await asyncio.to_thread(self._hasher.verify, password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
             raise Unauthenticated(WRONG_CREDENTIALS) from exc
         if found is None:

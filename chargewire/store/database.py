@@ -160,6 +160,10 @@ def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
     if on_disk:
         assert path is not None
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Every event and stored secret is in this file: its owner's alone. SQLite gives its -wal and -shm files
+        # the database file's mode, so they follow.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     connect = functools.partial(
         sqlite3.connect, path or ":memory:", timeout=_SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
     )

@@ -5,11 +5,11 @@ Kafka subscriptions get no rows at publish: their streams read the numbered log 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, repeat
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -54,11 +54,11 @@ class NewEvents:
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    """The part of a subscription that fan-out needs."""
+    """The part of a subscription that fan-out needs; `version` (its `updated_at`) changes with its filter."""
 
     subscription_id: str
     event_name: str
-    filter: dict[str, Any] | None
+    version: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,32 @@ class NewDelivery:
     event_name: str
 
 
-FanOut = Callable[[Sequence[Subscriber]], Iterable[NewDelivery]]
+class FanOut(Protocol):
+    """Makes the deliveries of a publish from the subscribers read in its transaction."""
+
+    def filters_wanted(self, subscribers: Sequence[Subscriber]) -> Collection[str]:
+        """The subscriptions whose filters it needs read (those it has not compiled at their version)."""
+
+    def deliveries(
+        self, subscribers: Sequence[Subscriber], filters: Mapping[str, dict[str, Any] | None]
+    ) -> Iterable[NewDelivery]:
+        """The deliveries to write, given the filters it asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ToOneSubscription:
+    """A test send's fan-out: one delivery, whatever the subscribers and filters."""
+
+    delivery: NewDelivery
+
+    def filters_wanted(self, subscribers: Sequence[Subscriber]) -> Collection[str]:
+        return ()
+
+    def deliveries(
+        self, subscribers: Sequence[Subscriber], filters: Mapping[str, dict[str, Any] | None]
+    ) -> Iterable[NewDelivery]:
+        return [self.delivery]
+
 
 # The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
 ENTITY_ID_MAX_CHARS: int = cast(String, events.c.entity_id.type).length or 0
@@ -112,7 +137,11 @@ class EventStore:
             first_seq = await number_events(connection, count) if streamed else None
             names = set(chain.from_iterable(batch.names for batch in batches))
             subscribers = await _enabled_subscribers(connection, names)
-            new_deliveries = list(fan_out(subscribers))
+            # Filters are read only when their subscription changed since the fan-out last compiled them: a large
+            # filter is then parsed once per version, not on every publish.
+            wanted = fan_out.filters_wanted(subscribers)
+            filters = await _filters_of(connection, wanted) if wanted else {}
+            new_deliveries = list(fan_out.deliveries(subscribers, filters))
             # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
             stored_time = stored_value(connection, events.c.received_at)
             await insert_columns(connection, events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))
@@ -126,7 +155,7 @@ class EventStore:
         """Store an event with a delivery to one subscription only (a test send), whatever its filters say."""
         await self.insert_events_with_deliveries(
             [NewEvents.of([event])],
-            lambda _subscribers: [NewDelivery(delivery_id, event.id, subscription_id, event.name)],
+            _ToOneSubscription(NewDelivery(delivery_id, event.id, subscription_id, event.name)),
             streamed=False,
         )
 
@@ -149,7 +178,7 @@ class EventStore:
 
 # Built once: constructing this join anew cost more than running it, twice over, on every ingest commit.
 _ENABLED_SUBSCRIBERS = (
-    select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.filter)
+    select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.updated_at)
     .join(subscriptions, subscriptions.c.id == subscription_events.c.subscription_id)
     .where(
         subscription_events.c.event_name.in_(bindparam("names", expanding=True)),
@@ -161,7 +190,14 @@ _ENABLED_SUBSCRIBERS = (
 
 async def _enabled_subscribers(connection: AsyncConnection, names: set[str]) -> list[Subscriber]:
     rows = (await connection.execute(_ENABLED_SUBSCRIBERS, {"names": list(names)})).all()
-    return [Subscriber(row.subscription_id, row.event_name, row.filter) for row in rows]
+    return [Subscriber(row.subscription_id, row.event_name, row.updated_at) for row in rows]
+
+
+async def _filters_of(
+    connection: AsyncConnection, subscription_ids: Collection[str]
+) -> dict[str, dict[str, Any] | None]:
+    statement = select(subscriptions.c.id, subscriptions.c.filter).where(subscriptions.c.id.in_(subscription_ids))
+    return {row.id: row.filter for row in (await connection.execute(statement)).all()}
 
 
 def _event_columns(

@@ -227,3 +227,14 @@ worker_heartbeats = Table(
     Column("last_error", Text, nullable=True),
     Column("last_error_at", UtcDateTime, nullable=True),
 )
+
+# A signed-in back-office session: only the hash of its id is kept, so reading this table signs no one in.
+backoffice_sessions = Table(
+    "backoffice_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("client", String(100), nullable=False),
+    Column("user_agent", String(300), nullable=False),
+)

@@ -17,4 +17,6 @@ def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
         "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
         "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
         "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
+        # These tests poll the API far more than a client would; the budgets have tests of their own.
+        "CHARGEWIRE_API_RATE_LIMIT_PER_MINUTE": "1000000",
     }

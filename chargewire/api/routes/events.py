@@ -76,7 +76,7 @@ async def publish_events(
     dates as `"YYYY-MM-DD hh:mm:ss"` under that format. Send ISO 8601 in UTC.
     """
     runtime = runtime_of(request)
-    body = await read_json_body(request, runtime.settings.ingest_max_body_bytes)
+    body = await read_json_body(request, runtime.settings.ingest_max_body_bytes, runtime.settings.api_max_json_depth)
     payloads = body if isinstance(body, list) else [body]
     event_ids = await runtime.publisher.publish(payloads)
     # orjson: the standard encoder takes ~0.2 us an id, some 20 times as long, with batches of 1,000 ids.

@@ -14,7 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from chargewire.api.auth import runtime_of
+from chargewire.api.auth import bearer_text, runtime_of
+from chargewire.errors import PermissionDenied
+from chargewire.models import Scope
 from chargewire.services.health import Workers
 from chargewire.store.outage import is_unavailable
 
@@ -28,6 +30,11 @@ async def metrics(request: Request) -> Response:
     """Deliveries by outcome, attempt duration, publish-to-delivery latency, queue depth, loop faults and states,
     workers by state and the age of the oldest due delivery."""
     runtime = runtime_of(request)
+    if not runtime.settings.metrics_public:
+        # Queue depths and failure counts describe every tenant's traffic: not for anyone who can reach the port.
+        token = await runtime.tokens.authenticate(bearer_text(request))
+        if not token.allows(Scope.METRICS_READ):
+            raise PermissionDenied()
     workers: Workers | None = None
     try:
         delivery = await runtime.metrics.render(runtime.delivery_store)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chargewire.api.auth import runtime_of
+from chargewire.api.links import page_link
 from chargewire.api.routes.notifications_v2 import ERROR_RESPONSES, NOT_FOUND, Links, ManageToken, document_event_names
 from chargewire.errors import ValidationFailed
 from chargewire.models import Subscription, Via
@@ -108,7 +109,7 @@ def _numbered_list(request: Request, page: NumberedPage) -> dict[str, Any]:
     last_page = max(1, math.ceil(page.total / page.per_page))
 
     def url(number: int) -> str:
-        return str(request.url.include_query_params(page=number))
+        return page_link(request, page=number)
 
     count = len(page.items)
     first_index = (page.page - 1) * page.per_page + 1
@@ -133,7 +134,7 @@ def _numbered_list(request: Request, page: NumberedPage) -> dict[str, Any]:
             "from": first_index if count else None,
             "last_page": last_page,
             "links": links,
-            "path": str(request.url.replace(query="")).rstrip("?"),
+            "path": page_link(request),
             "per_page": page.per_page,
             "to": first_index + count - 1 if count else None,
             "total": page.total,

@@ -151,7 +151,7 @@ class CreatedEnvelope(BaseModel):
 
 
 class Links(BaseModel):
-    """Full URLs of the neighbouring pages (cursor pages have no first or last)."""
+    """URLs of the neighbouring pages, under the public base URL or else relative (cursor pages: no first, last)."""
 
     first: str | None
     last: str | None

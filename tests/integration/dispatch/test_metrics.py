@@ -9,6 +9,7 @@ import httpx
 from chargewire.catalog import load_event_types
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
+from tests.conftest import TokenFactory, bearer
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always
 
@@ -32,8 +33,14 @@ async def _metrics_once_recorded(api: httpx.AsyncClient, failed: int) -> str:
 
 
 async def test_metrics_count_deliveries_and_show_the_queue(
-    runtime: Runtime, receiver: Receiver, subscribe: Subscribe, dispatcher: Dispatcher, api: httpx.AsyncClient
+    runtime: Runtime,
+    receiver: Receiver,
+    subscribe: Subscribe,
+    dispatcher: Dispatcher,
+    api: httpx.AsyncClient,
+    token_factory: TokenFactory,
 ) -> None:
+    api.headers.update(bearer(await token_factory("metrics:read")))
     await subscribe(receiver.on("/ok", always(202)), "BootNotification")
     await subscribe(receiver.on("/no", always(410)), "BootNotification")
     await runtime.publisher.publish([load_event_types()["BootNotification"].example] * 3)

@@ -12,6 +12,7 @@ import pytest
 
 from chargewire.backoffice.session import COOKIE_NAME, Session, SessionSigner
 from chargewire.clock import utcnow
+from chargewire.services.backoffice_sessions import BackofficeSessions
 from chargewire.runtime import Runtime
 from chargewire.security.key_file import resolve_secret_key
 from chargewire.services.health import STALE_AFTER_S
@@ -22,9 +23,11 @@ from chargewire.store.worker_store import WorkerHeartbeat
 async def operator_cookies(runtime: Runtime) -> dict[str, str]:
     """A signed-in back-office session, as the browser's cookie header."""
     user = await runtime.users.create("operator@example.com", "a long enough password")
+    signer = SessionSigner(resolve_secret_key(runtime.settings).value)
+    session_id = await BackofficeSessions.on(runtime.database, signer.max_age_s).start(user.id, "127.0.0.1", "pytest")
     session = Session()
-    session.sign_in(user.id)
-    return {"Cookie": f"{COOKIE_NAME}={SessionSigner(resolve_secret_key(runtime.settings).value).dumps(session)}"}
+    session.sign_in(user.id, session_id)
+    return {"Cookie": f"{COOKIE_NAME}={signer.dumps(session)}"}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from chargewire.store import migrate
 from chargewire.store.database import Database, WalCheckpointer, create_database
 
 _ROW_BYTES = 4096
@@ -185,3 +186,17 @@ def test_commits_survive_a_killed_process(database_path: Path) -> None:
             await database.aclose()
 
     assert asyncio.run(count_after_restart()) == 50
+
+
+async def test_the_embedded_database_and_its_wal_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "chargewire.db"
+    database = create_database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await migrate.upgrade(database)
+        async with database.reading() as connection:
+            await connection.execute(text("SELECT 1"))
+        modes = {file.name: file.stat().st_mode & 0o777 for file in path.parent.iterdir()}
+    finally:
+        await database.aclose()
+    assert modes["chargewire.db"] == 0o600
+    assert modes["chargewire.db-wal"] == 0o600

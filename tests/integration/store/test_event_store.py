@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -39,6 +40,23 @@ def _batches(written: list[Event]) -> list[NewEvents]:
     return [NewEvents.of([event for event in written if event.received_at == at]) for at in times]
 
 
+@dataclass
+class _Given:
+    """A fan-out that makes the deliveries given, and keeps the subscribers it was shown."""
+
+    made: list[NewDelivery]
+    seen: list[Subscriber] = field(default_factory=list)
+
+    def filters_wanted(self, subscribers: Sequence[Subscriber]) -> Collection[str]:
+        return ()
+
+    def deliveries(
+        self, subscribers: Sequence[Subscriber], filters: Mapping[str, dict[str, Any] | None]
+    ) -> list[NewDelivery]:
+        self.seen.extend(subscribers)
+        return self.made
+
+
 def _to_every(subscription_id: str, new_events: list[Event]) -> list[NewDelivery]:
     return [NewDelivery(new_id("dlv"), event.id, subscription_id, event.name) for event in new_events]
 
@@ -58,7 +76,7 @@ async def subscription_id(runtime: Runtime) -> str:
 async def test_stored_events_read_back_with_their_exact_bytes_and_times(runtime: Runtime) -> None:
     store = EventStore(runtime.database)
     written = _events(3)
-    assert await store.insert_events_with_deliveries(_batches(written), lambda _subscribers: []) == 0
+    assert await store.insert_events_with_deliveries(_batches(written), _Given([])) == 0
     assert await store.get_events([event.id for event in written]) == written
 
 
@@ -68,9 +86,7 @@ async def test_a_publish_larger_than_one_statement_binds_stores_every_event_and_
     # 5,001 rows take several multi-row statements of different sizes on SQLite; PostgreSQL copies them.
     store = EventStore(runtime.database)
     written = _events(5_001)
-    count = await store.insert_events_with_deliveries(
-        _batches(written), lambda _subscribers: _to_every(subscription_id, written)
-    )
+    count = await store.insert_events_with_deliveries(_batches(written), _Given(_to_every(subscription_id, written)))
     assert count == 5_001
     assert await store.get_events([event.id for event in written]) == written
     async with runtime.database.reading() as connection:
@@ -83,14 +99,9 @@ async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
 ) -> None:
     store = EventStore(runtime.database)
     written = _events(2)
-    seen: list[Subscriber] = []
-
-    def fan_out(subscribers: Sequence[Subscriber]) -> list[NewDelivery]:
-        seen.extend(subscribers)
-        return _to_every(subscription_id, written)
-
+    fan_out = _Given(_to_every(subscription_id, written))
     assert await store.insert_events_with_deliveries(_batches(written), fan_out) == 2
-    assert [subscriber.subscription_id for subscriber in seen] == [subscription_id]
+    assert [subscriber.subscription_id for subscriber in fan_out.seen] == [subscription_id]
     async with runtime.database.reading() as connection:
         rows = (await connection.execute(select(deliveries).order_by(deliveries.c.id))).all()
     assert [(row.event_id, row.status, row.attempt_count) for row in rows] == [
@@ -109,9 +120,7 @@ async def test_a_failing_delivery_row_leaves_no_event_behind(runtime: Runtime) -
     store = EventStore(runtime.database)
     written = _events(3)
     with pytest.raises(IntegrityError):
-        await store.insert_events_with_deliveries(
-            _batches(written), lambda _subscribers: _to_every("sub_missing", written)
-        )
+        await store.insert_events_with_deliveries(_batches(written), _Given(_to_every("sub_missing", written)))
     assert await _row_count(runtime, events) == 0
     assert await _row_count(runtime, deliveries) == 0
 
@@ -119,9 +128,9 @@ async def test_a_failing_delivery_row_leaves_no_event_behind(runtime: Runtime) -
 async def test_an_event_that_cannot_be_stored_raises_a_database_error_and_leaves_nothing(runtime: Runtime) -> None:
     store = EventStore(runtime.database)
     written = _events(3)
-    await store.insert_events_with_deliveries(_batches(written), lambda _subscribers: [])
+    await store.insert_events_with_deliveries(_batches(written), _Given([]))
     # A fresh event, then one whose id is taken: the batch is refused whole.
     clashing = NewEvents.of([replace(written[0], id=new_id("evt")), written[0]])
     with pytest.raises(DBAPIError):
-        await store.insert_events_with_deliveries([clashing], lambda _subscribers: [])
+        await store.insert_events_with_deliveries([clashing], _Given([]))
     assert await _row_count(runtime, events) == 3

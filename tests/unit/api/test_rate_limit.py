@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from chargewire.api.rate_limit import RateLimiter
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.manual_clock import ManualClock
 
 
 def test_rate_limiter_allows_the_limit_then_refuses_until_the_window_closes() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = RateLimiter(3, clock)
     decisions = [limiter.hit("token") for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
@@ -30,14 +21,14 @@ def test_rate_limiter_allows_the_limit_then_refuses_until_the_window_closes() ->
 
 
 def test_rate_limiter_counts_each_key_on_its_own() -> None:
-    limiter = RateLimiter(1, FakeClock())
+    limiter = RateLimiter(1, ManualClock())
     assert limiter.hit("a").allowed
     assert not limiter.hit("a").allowed
     assert limiter.hit("b").allowed
 
 
 def test_rate_limiter_forgets_closed_windows() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = RateLimiter(5, clock)
     for key in range(100):
         limiter.hit(str(key))

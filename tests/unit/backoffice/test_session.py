@@ -19,7 +19,7 @@ class Clock:
 
 def _signed_in(clock: Clock) -> Session:
     session = Session(issued_at=clock.now)
-    session.sign_in("usr_01M86FPY88D4WYTJB3MEWT2ZAV")
+    session.sign_in("usr_01M86FPY88D4WYTJB3MEWT2ZAV", "session-id")
     session.issued_at = clock.now
     session.flash("ok", "Subscription saved.")
     return session
@@ -77,7 +77,7 @@ def test_garbage_cookies_are_refused_without_errors() -> None:
 def test_signing_in_replaces_the_csrf_token() -> None:
     session = Session()
     before = session.csrf_token
-    session.sign_in("usr_01M86FPY88D4WYTJB3MEWT2ZAV")
+    session.sign_in("usr_01M86FPY88D4WYTJB3MEWT2ZAV", "session-id")
     assert session.csrf_token != before
 
 
@@ -97,7 +97,7 @@ def test_flashes_are_shown_once() -> None:
 
 def test_signing_out_forgets_the_user_and_the_token() -> None:
     session = Session()
-    session.sign_in("usr_01M86FPY88D4WYTJB3MEWT2ZAV")
+    session.sign_in("usr_01M86FPY88D4WYTJB3MEWT2ZAV", "session-id")
     token = session.csrf_token
     session.sign_out()
     assert session.user_id is None

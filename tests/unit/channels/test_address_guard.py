@@ -249,3 +249,10 @@ async def test_host_that_is_a_public_ip_literal_is_accepted(host: str) -> None:
 
 async def test_host_that_is_an_allowed_ip_literal_is_accepted() -> None:
     await check_host("[::1]", networks("::1/128"))
+
+
+async def test_a_name_that_resolves_to_a_blocked_address_is_refused_without_saying_what_it_resolves_to() -> None:
+    with pytest.raises(BlockedAddress) as raised:
+        await check_host("localhost")
+    assert raised.value.message == "localhost resolves to a blocked address (one that is not public)."
+    assert raised.value.address in ("127.0.0.1", "::1")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chargewire.errors import ValidationFailed
-from chargewire.services.payload_filter import check_filter, matches
+from chargewire.services.payload_filter import FilterLimits, check_filter, compile_filter, matches
 
 PAYLOAD: dict[str, Any] = {
     "notification": "SessionUpdateNotification",
@@ -67,3 +67,32 @@ def test_invalid_filter_is_refused_naming_the_path(spec: object, field: str) -> 
 
 def test_valid_filter_passes_the_check() -> None:
     check_filter({"$or": [{"chargePointId": {"$in": [1, 2]}}, {"session.energy": {"$gt": 10, "$lt": 20}}]})
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"flag": {"$in": [1, 2]}}, False),
+        ({"flag": {"$in": [True]}}, True),
+        ({"chargePointId": {"$in": [True, 7]}}, False),
+        ({"chargePointId": {"$in": [101.0]}}, True),
+        ({"session": {"$in": [{"id": "s-9", "energy": 1200.5, "status": "active"}]}}, True),
+        ({"session.id": {"$nin": [["s-9"], "s-8"]}}, True),
+        ({"session.id": {"$in": [None, "s-9"]}}, True),
+    ],
+)
+def test_compiled_in_and_nin_keep_json_equality_when_values_are_a_set(spec: dict[str, Any], expected: bool) -> None:
+    assert compile_filter(spec)(PAYLOAD) is expected
+
+
+def test_filter_limits_name_the_list_with_too_many_values() -> None:
+    spec = {"$or": [{"chargePointId": {"$in": list(range(11))}}]}
+    with pytest.raises(ValidationFailed) as refused:
+        FilterLimits(max_values=10).check(spec)
+    assert refused.value.errors == {"filter.$or[0].chargePointId.$in": ["$in takes at most 10 values; got 11."]}
+
+
+def test_filter_limits_refuse_a_filter_over_its_size_naming_the_filter() -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        FilterLimits(max_bytes=256).check({"chargePointId": {"$in": ["x" * 40] * 8}})
+    assert list(refused.value.errors) == ["filter"]

@@ -98,7 +98,7 @@ async def test_list_follows_next_links_across_more_than_100_subscriptions_withou
     assert [len(page["data"]) for page in default_pages] == [100, 5]
     assert default_pages[0]["meta"]["per_page"] == 100
     assert default_pages[0]["meta"]["path"].endswith(V2)
-    assert default_pages[0]["links"]["next"].startswith("http")
+    assert default_pages[0]["links"]["next"].startswith(V2 + "?")
     assert default_pages[-1]["links"]["next"] is None
     assert default_pages[-1]["meta"]["next_cursor"] is None
     assert default_pages[0]["meta"]["prev_cursor"] is None

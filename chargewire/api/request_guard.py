@@ -1,0 +1,113 @@
+"""What every request body meets before any route sees it: a size limit, the token first, then JSON limits.
+
+- The size is checked from `Content-Length` before anything is read, and counted while the body streams in
+  (a chunked body declares none): past the limit the answer is `413 {"message": ...}`.
+- On the API (`/api/`, `/public-api/`) a body is read only for a valid token: `401` before the first byte.
+- JSON bodies of API routes parsed by FastAPI are read here in full (within the limit), checked for nesting
+  depth and 64-bit integers (`422` naming the field), and handed on unchanged. Ingest reads and checks its
+  own body while streaming (`api.body`), so it is only counted here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chargewire.api.auth import bearer_text
+from chargewire.api.body import body_too_large, parse_json
+from chargewire.api.errors import BadRequest, error_response
+from chargewire.config import Settings
+from chargewire.errors import ChargewireError
+from chargewire.services.tokens import TokenService
+
+API_PREFIXES = ("/api/", "/public-api/")
+INGEST_PATH = "/api/v1/events"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RequestGuardMiddleware:
+    """ASGI middleware applying the body limits and the token-before-body rule to every HTTP request."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, tokens: TokenService) -> None:
+        self.app = app
+        self._settings = settings
+        self._tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path = str(scope["path"])
+        limit = self._settings.ingest_max_body_bytes if path == INGEST_PATH else self._settings.api_max_body_bytes
+        request = Request(scope)
+        try:
+            _check_declared_size(request, limit)
+            if path.startswith(API_PREFIXES):
+                await self._tokens.authenticate(bearer_text(request))
+                if path != INGEST_PATH and _is_json(request):
+                    receive = await self._checked_json(receive, limit)
+        except ChargewireError as error:
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, _counting(receive, limit), send)
+
+    async def _checked_json(self, receive: Receive, limit: int) -> Receive:
+        """Read the whole body (within `limit`), check it, and return a receive that hands it on."""
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            body.extend(message.get("body", b""))
+            if len(body) > limit:
+                raise body_too_large(limit)
+            more = bool(message.get("more_body"))
+        # A body that is not JSON at all is left to the route, which names it in its own shape (422 on `(body)`).
+        with contextlib.suppress(BadRequest):
+            parse_json(bytes(body), self._settings.api_max_json_depth)
+        return _replaying(bytes(body), receive)
+
+
+def _check_declared_size(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise body_too_large(limit)
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives `body` once, then passes on to the real one (for the disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    """A receive that stops a body growing past `limit` while it streams in."""
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            # An HTTPException, so that FastAPI passes it on as it is instead of calling the body unreadable.
+            raise HTTPException(413, body_too_large(limit).message)
+        return message
+
+    return counted
