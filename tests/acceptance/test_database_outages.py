@@ -186,10 +186,13 @@ def test_the_back_office_and_metrics_show_a_postgresql_outage_as_such(
         wait_until_serving(f"http://127.0.0.1:{port}", server, log)
         browser = _signed_in(env, port)
         assert "Workers" in browser.get("/backoffice/overview").text
+        scraper_token = cli(env, "tokens", "create", "--name", "scraper", "--scope", "metrics:read", "-q").stdout
+        scraper = {"Authorization": f"Bearer {scraper_token.strip()}"}
+        assert browser.get("/metrics", headers=scraper).status_code == 200
         with postgres_down(cluster):
             page = browser.get("/backoffice/overview")
             figures = browser.get("/backoffice/api/overview")
-            metrics = browser.get("/metrics")
+            metrics = browser.get("/metrics", headers=scraper)
         browser.close()
     finally:
         code = signal_and_wait(server, signal.SIGTERM)

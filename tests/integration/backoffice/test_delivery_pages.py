@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
 import time
 from typing import Any
@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from chargewire.catalog import load_event_types
 from tests.conftest import bearer
 from tests.integration.backoffice.conftest import Backoffice, shoot, sign_in
-from tests.support.processes import cli
+from tests.support.foreign_secrets import encrypt_under_another_key
 from tests.support.receiver import Reply, always, in_turn
 
 
@@ -143,26 +143,11 @@ def test_overview_charts_update_live_as_deliveries_happen(page: Page, backoffice
 def test_a_subscription_written_under_another_secret_key_shows_its_own_error_class(
     page: Page, backoffice: Backoffice
 ) -> None:
-    elsewhere = {**backoffice.env, "CHARGEWIRE_SECRET_KEY": "another-secret-key-9876543210-zyxwvutsrqponm"}
-    owner = json.loads(
-        cli(
-            elsewhere, "tokens", "create", "--name", "cli-elsewhere", "--scope", "notifications:manage", "--json"
-        ).stdout
+    subscription_id = _subscribe(backoffice, "/hooks/elsewhere", "written under another key")
+    env = backoffice.env
+    asyncio.run(
+        encrypt_under_another_key(env["CHARGEWIRE_DATABASE_URL"], env["CHARGEWIRE_SECRET_KEY"], subscription_id)
     )
-    url = backoffice.receiver.on("/hooks/elsewhere", always(202))
-    created = cli(
-        elsewhere,
-        "subscriptions",
-        "create",
-        "--token-id",
-        owner["id"],
-        "--event",
-        "BootNotification",
-        "--url",
-        url,
-        "--json",
-    )
-    subscription_id = json.loads(created.stdout)["id"]
     _publish(backoffice, 1)
     _wait_until(lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 1, "failure")
     [delivery] = _deliveries(backoffice, subscription=subscription_id)

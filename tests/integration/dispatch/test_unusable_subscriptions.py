@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import SecretStr
 
 from chargewire.catalog import load_event_types
 from chargewire.config import Settings
@@ -19,8 +18,9 @@ from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import CreatedSubscription
 from chargewire.services.tokens import CreatedToken
-from tests.conftest import bearer
+from tests.conftest import TEST_SECRET_KEY, bearer
 from tests.integration.dispatch.conftest import Subscribe
+from tests.support.foreign_secrets import encrypt_under_another_key
 from tests.support.kafka_topics import consume_topic
 from tests.support.receiver import Receiver, always
 
@@ -28,12 +28,14 @@ BOOT = load_event_types()["BootNotification"].example
 EVENTS = 3
 
 
-async def _subscribed_under_another_key(settings: Settings, body: dict[str, object]) -> CreatedSubscription:
-    """A subscription written as a CLI run with a different CHARGEWIRE_SECRET_KEY writes it."""
-    other = settings.model_copy(update={"secret_key": SecretStr("another-secret-key-9876543210-zyxwvutsrqponm")})
-    async with await Runtime.open(other) as elsewhere:
-        owner = await elsewhere.tokens.create("cli", ["notifications:manage"])
-        return await elsewhere.subscriptions.create(owner.token, body)
+async def _subscribed_under_another_key(
+    settings: Settings, runtime: Runtime, body: dict[str, object]
+) -> CreatedSubscription:
+    """A subscription whose stored secrets were encrypted under another CHARGEWIRE_SECRET_KEY."""
+    owner = await runtime.tokens.create("elsewhere", ["notifications:manage"])
+    created = await runtime.subscriptions.create(owner.token, body)
+    await encrypt_under_another_key(settings.effective_database_url, TEST_SECRET_KEY, created.subscription.id)
+    return created
 
 
 async def _attempt_log(api: httpx.AsyncClient, token: str, subscription_id: str) -> list[dict[str, object]]:
@@ -61,7 +63,7 @@ async def test_undecryptable_secrets_fail_only_their_own_subscriptions_deliverie
 ) -> None:
     body = {"via": "webhook", "notifications": ["BootNotification"]}
     broken = await _subscribed_under_another_key(
-        settings, body | {"webhook": {"callbackUrl": receiver.on("/broken", always(200))}}
+        settings, runtime, body | {"webhook": {"callbackUrl": receiver.on("/broken", always(200))}}
     )
     await subscribe(receiver.on("/healthy", always(200)), "BootNotification")
     admin = (await runtime.tokens.create("admin", ["admin"])).text
@@ -125,7 +127,7 @@ async def test_a_kafka_stream_whose_secrets_do_not_decrypt_fails_alone_beside_a_
 
     healthy_topic = f"healthy-{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topic(healthy_topic, partitions=1)
-    broken = await _subscribed_under_another_key(settings, body(f"broken-{uuid.uuid4().hex[:8]}"))
+    broken = await _subscribed_under_another_key(settings, runtime, body(f"broken-{uuid.uuid4().hex[:8]}"))
     await runtime.subscriptions.create(owner.token, body(healthy_topic))
     admin = (await runtime.tokens.create("admin", ["admin"])).text
 

@@ -12,11 +12,12 @@ import pytest
 
 from chargewire.backoffice.session import COOKIE_NAME, Session, SessionSigner
 from chargewire.clock import utcnow
-from chargewire.services.backoffice_sessions import BackofficeSessions
 from chargewire.runtime import Runtime
 from chargewire.security.key_file import resolve_secret_key
+from chargewire.services.backoffice_sessions import BackofficeSessions
 from chargewire.services.health import STALE_AFTER_S
 from chargewire.store.worker_store import WorkerHeartbeat
+from tests.conftest import TokenFactory, bearer
 
 
 @pytest.fixture
@@ -50,13 +51,17 @@ async def _worker(runtime: Runtime) -> WorkerHeartbeat:
 
 
 async def test_a_running_worker_stores_its_heartbeat_and_shows_as_alive_in_metrics_and_the_overview(
-    runtime: Runtime, api: httpx.AsyncClient, delivering: asyncio.Event, operator_cookies: dict[str, str]
+    runtime: Runtime,
+    api: httpx.AsyncClient,
+    delivering: asyncio.Event,
+    operator_cookies: dict[str, str],
+    token_factory: TokenFactory,
 ) -> None:
     heartbeat = await _worker(runtime)
     assert heartbeat.stopped_at is None
     assert set(heartbeat.tasks.values()) == {"running"}
 
-    metrics = (await api.get("/metrics")).text
+    metrics = (await api.get("/metrics", headers=bearer(await token_factory("metrics:read")))).text
     assert 'chargewire_workers{state="alive"} 1.0' in metrics
     assert 'chargewire_task_state{state="running",task="claim"} 1.0' in metrics
     assert "chargewire_oldest_due_delivery_age_seconds 0.0" in metrics
@@ -71,7 +76,7 @@ async def test_a_running_worker_stores_its_heartbeat_and_shows_as_alive_in_metri
 
 
 async def test_a_stopped_worker_says_so_and_a_silent_one_shows_as_stale(
-    runtime: Runtime, api: httpx.AsyncClient, delivering: asyncio.Event
+    runtime: Runtime, api: httpx.AsyncClient, delivering: asyncio.Event, token_factory: TokenFactory
 ) -> None:
     running = await _worker(runtime)
     silent_at = utcnow() - timedelta(seconds=STALE_AFTER_S + 5)
@@ -85,6 +90,6 @@ async def test_a_stopped_worker_says_so_and_a_silent_one_shows_as_stale(
             break
         await asyncio.sleep(0.05)
     assert states == {running.worker_id: "stopped", "wrk_silent": "stale"}
-    metrics = (await api.get("/metrics")).text
+    metrics = (await api.get("/metrics", headers=bearer(await token_factory("metrics:read")))).text
     assert 'chargewire_workers{state="stale"} 1.0' in metrics
     assert 'chargewire_workers{state="stopped"} 1.0' in metrics
