@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chargewire.api.auth import require_scope, runtime_of
-from chargewire.api.cursor_pages import cursor_page_links
+from chargewire.api.links import cursor_page_links
 from chargewire.api.times import as_utc
 from chargewire.models import ApiToken, Attempt, Delivery, DeliveryStatus, Scope
 from chargewire.services.subscriptions import Caller

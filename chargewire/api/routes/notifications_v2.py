@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chargewire.api.auth import require_scope, runtime_of
-from chargewire.api.cursor_pages import cursor_page_links
+from chargewire.api.links import cursor_page_links
 from chargewire.catalog import load_event_types
 from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription, Via
 from chargewire.services.subscription_spec import (
