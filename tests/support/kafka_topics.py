@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
 from chargewire.channels.kafka import KafkaChannel
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.models import Via
@@ -61,9 +61,9 @@ async def deliver_once(runtime: Runtime) -> tuple[int, list[int]]:
     sizes: list[int] = []
     send_batch = channel.send_batch
 
-    async def counting(messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
+    async def counting(messages: Sequence[OutboundMessage], fence: OrderFence | None = None) -> list[AttemptResult]:
         sizes.append(len(messages))
-        return await send_batch(messages)
+        return await send_batch(messages, fence)
 
     channel.send_batch = counting  # type: ignore[method-assign]
     try:

@@ -1,0 +1,157 @@
+"""One entity's Kafka records keep their publishing order across broker faults (issue 24): publishing goes on
+while a burst of events is accepted just before the broker is killed for longer than the message timeout, or
+frozen, and every key's first arrivals in the topic follow publishing order, with every event present."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+
+import orjson
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.config import Settings
+from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.runtime import Runtime
+from chargewire.services.tokens import CreatedToken
+from tests.support.kafka_topics import consume_topic
+
+pytestmark = pytest.mark.timeout(300)
+
+METER = load_event_types()["SessionMeterValuesNotification"].example
+KEYS = 40
+BURST = 1000
+STEADY_BATCH = 33  # about 330 events/s
+STEADY_EVERY_S = 0.1
+IN_FLIGHT_S = 0.5
+MESSAGE_TIMEOUT_S = 2.0
+OUTAGE_S = MESSAGE_TIMEOUT_S + 1.0
+# Longer than the outage and the restart, so the failed records' jittered retry times straddle the recovery.
+RETRY_S = 8.0
+PARTITIONS = 6
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A short message timeout, so an outage outlasts it; retries every few seconds, with the default jitter."""
+    return settings.model_copy(
+        update={
+            "kafka_message_timeout_s": MESSAGE_TIMEOUT_S,
+            "kafka_connect_timeout_s": 1.0,
+            "kafka_stream_batch_size": 200,
+            "retry_schedule_s": [0.0, *[RETRY_S] * 20],
+            "retry_jitter": 0.2,
+            "worker_poll_interval_s": 0.05,
+        }
+    )
+
+
+class Publisher:
+    """Publishes meter values over `KEYS` sessions; each event's `evseId` is its place in publishing order."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.published = 0
+
+    async def publish(self, count: int) -> None:
+        events = [{**METER, "sessionId": n % KEYS, "evseId": n} for n in range(self.published, self.published + count)]
+        self.published += count
+        await self._runtime.publisher.publish(events)
+
+    async def steadily(self) -> None:
+        while True:
+            await self.publish(STEADY_BATCH)
+            await asyncio.sleep(STEADY_EVERY_S)
+
+
+@contextlib.asynccontextmanager
+async def _dispatching(runtime: Runtime) -> AsyncIterator[None]:
+    """A dispatcher delivering for the length of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.dispatcher().run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def _kill_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
+    pid = _frozen(broker)  # first frozen, so that what was in flight stays unanswered until the kill
+    await asyncio.sleep(IN_FLIGHT_S)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(OUTAGE_S)
+    await asyncio.to_thread(broker.start)
+
+
+async def _freeze_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
+    pid = _frozen(broker)
+    try:
+        await asyncio.sleep(OUTAGE_S)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _frozen(broker: KafkaBroker) -> int:
+    """Stop the broker's process where it stands (SIGSTOP): connections stay open and nothing is answered."""
+    pid = broker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+FAULTS = {"killed": _kill_for_longer_than_the_message_timeout, "frozen": _freeze_for_longer_than_the_message_timeout}
+
+
+def _overtaken(records: Sequence[tuple[bytes, bytes]]) -> dict[str, int]:
+    """Per key that broke publishing order, how many of its first arrivals came after a later-published event."""
+    places: dict[bytes, list[int]] = defaultdict(list)
+    for key, value in records:
+        places[key].append(orjson.loads(value)["evseId"])
+    overtaken: dict[str, int] = {}
+    for key, seen in places.items():
+        late, newest = 0, -1
+        for place in dict.fromkeys(seen):
+            late += place < newest
+            newest = max(newest, place)
+        if late:
+            overtaken[key.decode()] = late
+    return overtaken
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_under_a_burst(
+    runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker, fault: str
+) -> None:
+    topic = f"order-{fault}-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=PARTITIONS)
+    body = {
+        "via": "kafka",
+        "notifications": ["SessionMeterValuesNotification"],
+        "kafka": {"topic": topic, "brokers": [kafka_broker.bootstrap("PLAINTEXT")]},
+    }
+    await runtime.subscriptions.create(owner.token, body)
+    publisher = Publisher(runtime)
+    async with _dispatching(runtime):
+        publishing = asyncio.create_task(publisher.steadily())
+        await asyncio.sleep(1.0)
+        await publisher.publish(BURST)
+        await asyncio.sleep(0.05)  # the burst is being produced when the fault strikes
+        await FAULTS[fault](kafka_broker)
+        await asyncio.sleep(1.0)
+        await publisher.publish(BURST)  # and one while the failed records wait for their retries
+        await asyncio.sleep(1.0)
+        publishing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publishing
+        published = publisher.published
+        records = await asyncio.to_thread(consume_topic, kafka_broker, topic, published, 120)
+
+    assert sorted({orjson.loads(value)["evseId"] for _key, value in records}) == list(range(published))
+    assert _overtaken(records) == {}
