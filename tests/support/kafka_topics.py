@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
+import httpx
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -14,6 +15,18 @@ from chargewire.channels.kafka import KafkaChannel
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.models import Via
 from chargewire.runtime import Runtime
+
+
+def subscribe_kafka(api: httpx.Client, broker: KafkaBroker, topic: str) -> str:
+    """Subscribe `topic` on the broker's PLAINTEXT listener to meter values, through the API; returns its id."""
+    body = {
+        "via": "kafka",
+        "notifications": ["SessionMeterValuesNotification"],
+        "kafka": {"topic": topic, "brokers": [broker.bootstrap("PLAINTEXT")]},
+    }
+    created = api.post("/public-api/notifications/v2.0", json=body)
+    assert created.status_code == 201, created.text
+    return str(created.json()["data"]["id"])
 
 
 def consume_topic(broker: KafkaBroker, topic: str, distinct: int, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:

@@ -6,35 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 
-from chargewire.catalog import load_event_types
 from chargewire.config import Settings
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.runtime import Runtime
 from chargewire.services.tokens import CreatedToken
+from tests.support.broker_faults import (
+    BURST,
+    FAULTS,
+    MESSAGE_TIMEOUT_S,
+    PARTITIONS,
+    RETRY_S,
+    STEADY_BATCH,
+    STEADY_EVERY_S,
+    meter_values,
+    overtaken,
+)
 from tests.support.kafka_topics import consume_topic
 
 pytestmark = pytest.mark.timeout(300)
-
-METER = load_event_types()["SessionMeterValuesNotification"].example
-KEYS = 40
-BURST = 1000
-STEADY_BATCH = 33  # about 330 events/s
-STEADY_EVERY_S = 0.1
-IN_FLIGHT_S = 0.5
-MESSAGE_TIMEOUT_S = 2.0
-OUTAGE_S = MESSAGE_TIMEOUT_S + 1.0
-# Longer than the outage and the restart, so the failed records' jittered retry times straddle the recovery.
-RETRY_S = 8.0
-PARTITIONS = 6
 
 
 @pytest.fixture
@@ -53,14 +48,14 @@ def settings(settings: Settings) -> Settings:
 
 
 class Publisher:
-    """Publishes meter values over `KEYS` sessions; each event's `evseId` is its place in publishing order."""
+    """Publishes meter values in the runtime, steadily and in bursts."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self.published = 0
 
     async def publish(self, count: int) -> None:
-        events = [{**METER, "sessionId": n % KEYS, "evseId": n} for n in range(self.published, self.published + count)]
+        events = meter_values(self.published, count)
         self.published += count
         await self._runtime.publisher.publish(events)
 
@@ -82,49 +77,6 @@ async def _dispatching(runtime: Runtime) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 60)
 
 
-async def _kill_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
-    pid = _frozen(broker)  # first frozen, so that what was in flight stays unanswered until the kill
-    await asyncio.sleep(IN_FLIGHT_S)
-    os.kill(pid, signal.SIGKILL)
-    await asyncio.sleep(OUTAGE_S)
-    await asyncio.to_thread(broker.start)
-
-
-async def _freeze_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
-    pid = _frozen(broker)
-    try:
-        await asyncio.sleep(OUTAGE_S)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def _frozen(broker: KafkaBroker) -> int:
-    """Stop the broker's process where it stands (SIGSTOP): connections stay open and nothing is answered."""
-    pid = broker.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    return pid
-
-
-FAULTS = {"killed": _kill_for_longer_than_the_message_timeout, "frozen": _freeze_for_longer_than_the_message_timeout}
-
-
-def _overtaken(records: Sequence[tuple[bytes, bytes]]) -> dict[str, int]:
-    """Per key that broke publishing order, how many of its first arrivals came after a later-published event."""
-    places: dict[bytes, list[int]] = defaultdict(list)
-    for key, value in records:
-        places[key].append(orjson.loads(value)["evseId"])
-    overtaken: dict[str, int] = {}
-    for key, seen in places.items():
-        late, newest = 0, -1
-        for place in dict.fromkeys(seen):
-            late += place < newest
-            newest = max(newest, place)
-        if late:
-            overtaken[key.decode()] = late
-    return overtaken
-
-
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_under_a_burst(
     runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker, fault: str
@@ -143,7 +95,7 @@ async def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_b
         await asyncio.sleep(1.0)
         await publisher.publish(BURST)
         await asyncio.sleep(0.05)  # the burst is being produced when the fault strikes
-        await FAULTS[fault](kafka_broker)
+        await asyncio.to_thread(FAULTS[fault], kafka_broker)
         await asyncio.sleep(1.0)
         await publisher.publish(BURST)  # and one while the failed records wait for their retries
         await asyncio.sleep(1.0)
@@ -154,4 +106,4 @@ async def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_b
         records = await asyncio.to_thread(consume_topic, kafka_broker, topic, published, 120)
 
     assert sorted({orjson.loads(value)["evseId"] for _key, value in records}) == list(range(published))
-    assert _overtaken(records) == {}
+    assert overtaken(records) == {}
