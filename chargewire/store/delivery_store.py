@@ -324,7 +324,6 @@ DUE_DELIVERY_EXISTS = (
     .exists()
 )
 _ANY_DUE = select(DUE_DELIVERY_EXISTS)
-
 _DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")
 
 
