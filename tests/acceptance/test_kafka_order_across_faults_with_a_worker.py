@@ -1,6 +1,6 @@
-"""With `serve --no-worker` and a `chargewire worker` process, one entity's Kafka records keep their publishing
-order across broker faults (issue 24): the layout where the API and the worker are separate processes that
-hear of each other's commits through the database."""
+"""With `serve --no-worker` and two `chargewire worker` processes, one entity's Kafka records keep their
+publishing order across broker faults (issue 24): the layout where the API and the workers are separate
+processes that hear of each other's commits through the database, and share the stream and its retries."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Publisher(threading.Thread):
 
 
 @pytest.mark.parametrize("fault", list(faults.FAULTS))
-def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_with_a_worker_process(
+def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_with_worker_processes(
     cli_env: dict[str, str], kafka_broker: KafkaBroker, fault: str
 ) -> None:
     env = {
@@ -70,7 +70,7 @@ def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_
     with running_server(env, port, "--no-worker"):
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
         subscribe_kafka(api, kafka_broker, topic)
-        worker = start_worker(env)
+        workers = [start_worker(env), start_worker(env)]
         try:
             publisher = Publisher(api)
             publisher.start()
@@ -84,7 +84,8 @@ def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_
             publisher.stop()
             records = consume_topic(kafka_broker, topic, distinct=publisher.published, timeout_s=120)
         finally:
-            stop_process(worker)
+            for worker in workers:
+                stop_process(worker)
             api.close()
 
     assert sorted({json.loads(value)["evseId"] for _key, value in records}) == list(range(publisher.published))
