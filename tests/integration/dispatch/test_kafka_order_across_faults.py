@@ -1,6 +1,7 @@
-"""One entity's Kafka records keep their publishing order across broker faults (issue 24): publishing goes on
-while a burst of events is accepted just before the broker is killed for longer than the message timeout, or
-frozen, and every key's first arrivals in the topic follow publishing order, with every event present."""
+"""One entity's Kafka records keep their publishing order across broker faults (issue 24), with the worker in the
+API's process: publishing goes on while a burst of events is accepted just before the broker is killed for
+longer than the message timeout, frozen, or cut off, and every key's first arrivals in the topic follow
+publishing order, with every event present."""
 
 from __future__ import annotations
 
