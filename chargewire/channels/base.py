@@ -67,10 +67,28 @@ class Channel(Protocol):
         ...
 
 
+class OrderFence:
+    """Keeps batches sent one after the other in order: once a message of one fails, the later ones go unsent.
+
+    A sender that keeps several batches in flight (a Kafka stream) hands each the same fence: a batch handed
+    over after an earlier one failed would otherwise reach the receiver before that one's retry.
+    """
+
+    __slots__ = ("broken",)
+
+    def __init__(self) -> None:
+        self.broken = False
+
+
 @runtime_checkable
 class BatchChannel(Channel, Protocol):
     """A channel that sends a subscription's messages together, in order."""
 
-    async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
-        """Attempt every message (all of one subscription); one result per message, in order; never raises."""
+    async def send_batch(
+        self, messages: Sequence[OutboundMessage], fence: OrderFence | None = None
+    ) -> list[AttemptResult]:
+        """Attempt every message (all of one subscription); one result per message, in order; never raises.
+
+        With a `fence`: refuse the messages, unsent, if it is broken, and break it if any of them fails.
+        """
         ...

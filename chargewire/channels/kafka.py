@@ -25,6 +25,7 @@ Failures come back as typed errors in the `AttemptResult`, never raised:
 | `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address   |
 | `signing`               | permanent | a signing secret that is not `whsec_` + base64                              |
 | `internal`              | retryable | a bug in chargewire; logged with its traceback                              |
+| `held_back`             | retryable | not produced: an earlier record of the same stream run failed (`OrderFence`)|
 
 Why authentication and unknown topics are retryable: the operator fixes them on the cluster (creates the
 topic, the user or its ACL) without touching the subscription, and the next scheduled attempt then succeeds;
@@ -60,11 +61,12 @@ from datetime import datetime
 from confluent_kafka import KafkaError
 
 from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve_allowed
-from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
 from chargewire.channels.kafka_clusters import ClusterConfig
 from chargewire.channels.kafka_producers import (
     ClusterRefused,
     KafkaProducers,
+    PendingAcks,
     ProduceFailed,
     Record,
     RecordAck,
@@ -133,6 +135,8 @@ class KafkaChannel:
         self._advertised: dict[ClusterConfig, _Verdict] = {}
         self._advertised_checks: dict[ClusterConfig, asyncio.Task[_Verdict]] = {}
         self._order = _FifoLocks()
+        # Per subscription, the records it handed over last, until they are answered (see `_wait_for_stranded`).
+        self._last_handed: dict[str, PendingAcks] = {}
 
     @property
     def producers(self) -> KafkaProducers:
@@ -144,8 +148,14 @@ class KafkaChannel:
         (result,) = await self.send_batch([message])
         return result
 
-    async def send_batch(self, messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
-        """Produce messages of one subscription in order and wait for every ack; one result per message."""
+    async def send_batch(
+        self, messages: Sequence[OutboundMessage], fence: OrderFence | None = None
+    ) -> list[AttemptResult]:
+        """Produce messages of one subscription in order and wait for every ack; one result per message.
+
+        With a broken `fence`, nothing is produced and every message fails as `held_back`; a failed record
+        breaks it.
+        """
         started_at = utcnow()
         clock = time.perf_counter()
         subscription = messages[0].subscription
@@ -165,11 +175,25 @@ class KafkaChannel:
                     self._producers.discard(cluster)
                     # A fresh error each time: raising the cached one would grow its traceback on every attempt.
                     raise _refusal_like(verdict[1])
+                await self._wait_for_stranded(subscription.id)
+                if fence is not None and fence.broken:
+                    raise RetryableDeliveryError(
+                        "Not produced: an earlier record of this subscription failed, and this one goes after it.",
+                        error_class="held_back",
+                    )
                 pending = await self._producers.enqueue(cluster, target.topic, records)
+                self._last_handed[subscription.id] = pending
             # No timer of our own: librdkafka answers every record by `message_timeout_s`, and the pool fails
             # whatever is left if a producer closes.
-            acks = iter(await pending.outcomes())
+            outcomes = await pending.outcomes()
+            if self._last_handed.get(subscription.id) is pending:
+                del self._last_handed[subscription.id]
+            if fence is not None and not all(isinstance(outcome, RecordAck) for outcome in outcomes):
+                fence.broken = True
+            acks = iter(outcomes)
         except Exception as exc:
+            if fence is not None:
+                fence.broken = True
             error = _translate(exc)
             if error.error_class == "internal":
                 logger.exception("Kafka delivery of %d records failed inside chargewire", len(messages))
@@ -179,6 +203,16 @@ class KafkaChannel:
             _result(record if isinstance(record, DeliveryError) else next(acks), shown, started_at, duration_ms)
             for record, shown in prepared
         ]
+
+    async def _wait_for_stranded(self, subscription_id: str) -> None:
+        """Wait until the subscription's last records are answered, if they wait on a producer that retired.
+
+        Its successor would produce the next ones at once, and they could land before the retired one's
+        records, which may still be acknowledged, or fail and be retried after them.
+        """
+        last = self._last_handed.get(subscription_id)
+        if last is not None and last.stranded:
+            await last.outcomes()
 
     async def aclose(self) -> None:
         """Flush and close every producer."""

@@ -91,8 +91,14 @@ RecordOutcome = RecordAck | ProduceFailed
 class PendingAcks:
     """The acknowledgements of records handed to librdkafka together, in the order they were given."""
 
-    def __init__(self, parts: list[asyncio.Future[list[RecordOutcome]]]) -> None:
+    def __init__(self, parts: list[asyncio.Future[list[RecordOutcome]]], producers: Sequence[_ClusterProducer]) -> None:
         self._parts = parts
+        self._producers = producers
+
+    @property
+    def stranded(self) -> bool:
+        """Some records are unanswered on a producer that retired: records given to its successor may overtake them."""
+        return any(producer.retired for producer in self._producers) and not all(part.done() for part in self._parts)
 
     async def outcomes(self) -> list[RecordOutcome]:
         """Wait until every record is answered; one outcome per record, in order."""
@@ -170,18 +176,20 @@ class KafkaProducers:
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.message_timeout_s
         parts: list[asyncio.Future[list[RecordOutcome]]] = []
+        producers: list[_ClusterProducer] = []
         start = 0
         while True:
             producer = self._producer_for(cluster, loop)
+            producers.append(producer)
             acks, start = producer.produce(topic, records, start)
             parts.append(acks)
             if start == len(records):
-                return PendingAcks(parts)
+                return PendingAcks(parts, producers)
             # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
             if time.monotonic() >= deadline:
                 full = ProduceFailed(KafkaError(KafkaError._QUEUE_FULL), producer.cause)
                 parts.append(_answered([full] * (len(records) - start), loop))
-                return PendingAcks(parts)
+                return PendingAcks(parts, producers)
             await asyncio.sleep(_QUEUE_FULL_WAIT_S)
 
     async def advertised_brokers(self, cluster: ClusterConfig, topic: str) -> tuple[str, ...]:
@@ -415,6 +423,10 @@ class _ClusterProducer:
             batch.settle(index, ack)
         else:
             batch.settle(index, ProduceFailed(error or KafkaError(KafkaError._FAIL), self.cause))
+            if error is not None and error.code() == KafkaError._MSG_TIMED_OUT and not self.retired:
+                # The idempotent producer goes on after a timed-out record: what is queued behind it for the same
+                # partition could land before its retry. Retired, its queue fails too, and goes after it (issue 24).
+                self._retire(error)
         if batch.answered:
             self._pending.discard(batch)
         if self.retired and self.idle:

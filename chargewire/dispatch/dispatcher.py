@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import cast
 
-from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OutboundMessage
+from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OrderFence, OutboundMessage
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
@@ -300,17 +300,23 @@ class Dispatcher:
     async def _deliver(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> None:
         """Attempt deliveries of one subscription (several only through a batch channel) and queue the records."""
         subscription_id = batch[0].subscription_id
+        failed = False
         try:
             records = await self.attempt(batch, target)
             # Only now: a flush during the attempt swaps the list, and the one taken before it is being written.
             self._pending_records.extend(records)
             self._records_waiting.set()
+            failed = any(record.status is not DeliveryStatus.DELIVERED for record in records)
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
             logger.exception("deliveries %s.. (%d) crashed in the dispatcher", batch[0].id, len(batch))
         finally:
             queue = self._queues[subscription_id]
             queue.in_flight -= len(batch)
+            if failed and target is not None and target.subscription.via is Via.KAFKA:
+                # Kafka keeps one entity's records in order: what was published after a failed record waits
+                # for its retry (claims take a Kafka subscription's pending rows in publishing order).
+                self._defer_waiting(subscription_id)
             if target is not None:
                 self._start_ready(subscription_id, {subscription_id: target})
             if not queue.waiting:
@@ -319,9 +325,14 @@ class Dispatcher:
                 if queue.in_flight == 0:
                     self._queues.pop(subscription_id, None)
 
-    async def attempt(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> list[AttemptRecord]:
-        """Attempt deliveries of one subscription; the records of their outcomes, for the caller to write."""
-        results = await self._attempt(batch, target)
+    async def attempt(
+        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None = None
+    ) -> list[AttemptRecord]:
+        """Attempt deliveries of one subscription; the records of their outcomes, for the caller to write.
+
+        `fence` keeps batches in flight together in order (`OrderFence`); only batch channels take one.
+        """
+        results = await self._attempt(batch, target, fence)
         attempt_ids = new_ids("att", len(batch))
         record_for = self._record_for
         records = [
@@ -332,7 +343,9 @@ class Dispatcher:
             listener(batch, results, records)
         return records
 
-    async def _attempt(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> list[AttemptResult]:
+    async def _attempt(
+        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None
+    ) -> list[AttemptResult]:
         if target is None:
             gone = PermanentDeliveryError("The subscription no longer exists.", error_class="gone")
             return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
@@ -341,7 +354,7 @@ class Dispatcher:
         messages = [self._message(delivery, target) for delivery in batch]
         channel = self._channels[target.subscription.via]
         if target.subscription.via in self._batching:
-            return await cast(BatchChannel, channel).send_batch(messages)
+            return await cast(BatchChannel, channel).send_batch(messages, fence)
         return [await channel.send(message) for message in messages]
 
     def _message(self, delivery: ClaimedDelivery, target: DeliveryTarget) -> OutboundMessage:

@@ -10,9 +10,11 @@ transaction that checks the lease is still this worker's, after the batch before
 leaves the lease to run out, and the next one sends the batch again (at least once, as the row queue).
 
 A batch with failures ends the run. Its failed records are pending rows now, retried on the row queue's
-schedule with its breaker, resend and disabling; the stream waits until they are done, so one entity's
-events do not overtake each other across an outage. (A batch already produced behind the failed one is
-still recorded: its records were sent.)
+schedule with its breaker, resend and disabling, in publishing order; the stream waits until they are done.
+The run's batches share an `OrderFence`: a batch not yet handed to librdkafka when a record failed is
+refused unsent and becomes rows behind the failed ones, so one entity's events do not overtake each other
+across an outage (decision 0005). A batch already produced behind the failed one is still recorded as it
+came out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from chargewire.channels.base import OrderFence
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.supervisor import mark_healthy
@@ -55,7 +58,7 @@ _RECORDINGS_PENDING = 6
 # looked up, leased and handed back again for every publish, with batches of a few records each.
 _CAUGHT_UP_HOLD_S = 1.0
 
-Attempter = Callable[[list[ClaimedDelivery], DeliveryTarget], Coroutine[Any, Any, list[AttemptRecord]]]
+Attempter = Callable[[list[ClaimedDelivery], DeliveryTarget, OrderFence], Coroutine[Any, Any, list[AttemptRecord]]]
 
 
 @dataclass
@@ -175,12 +178,17 @@ class KafkaStreamer:
         batches: deque[_Batch] = deque()
         recordings: deque[asyncio.Task[None]] = deque()
         position = stream.position
+        # Shared by the run's batches: once a record fails, the batches behind it go unsent, and so nothing
+        # published after it reaches the topic before its retry (issue 24).
+        fence = OrderFence()
         reading, caught_up = True, False
         attempted = 0
         try:
             while True:
                 while recordings and recordings[0].done():
                     recordings.popleft().result()  # a recording that failed ends the run here
+                if fence.broken:
+                    reading = caught_up = False  # a batch in flight failed: read nothing more
                 if reading and not self._stopping and len(batches) < _BATCHES_AWAITING_ACKS:
                     news.clear()  # what is published from here on, this read may miss: it will be news
                     # Each batch takes the subscription as it is now (a PUT shows within the targets' cache time);
@@ -198,7 +206,7 @@ class KafkaStreamer:
                     wanted = self._filters.predicate(subscription.id, subscription.updated_at, subscription.filter)
                     chosen = _matching(read.deliveries, wanted if subscription.filter else None)
                     if read.position > position:
-                        sending = asyncio.create_task(self._attempt(chosen, target)) if chosen else None
+                        sending = asyncio.create_task(self._attempt(chosen, target, fence)) if chosen else None
                         batches.append(_Batch(position, read.position, chosen, sending))
                         position = read.position
                     caught_up = read.at_end and not chosen

@@ -143,11 +143,17 @@ class DeliveryStore:
         scan = _due_scan(is_sqlite, now, excluded_subscriptions)
         async with self._database.transaction() as connection:
             chosen = await _pick_due(connection, scan, limit, per_subscription)
+            chosen = await _in_publishing_order(connection, is_sqlite, now, chosen)
             if not chosen:
                 return []
             statement = (
                 update(deliveries)
-                .where(_one_of(deliveries.c.id, chosen, is_sqlite))
+                # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan.
+                .where(
+                    _one_of(deliveries.c.id, [id_ for id_, _sub, _via in chosen], is_sqlite),
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
+                    deliveries.c.next_attempt_at <= now,
+                )
                 .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
                 .returning(
                     deliveries.c.id,
@@ -450,15 +456,15 @@ def _due_scan(is_sqlite: bool, now: datetime, excluded: Collection[str]) -> Sele
 
 async def _pick_due(
     connection: AsyncConnection, scan: Select[str, str, str], limit: int, per_subscription: Mapping[Via, int]
-) -> list[str]:
-    """Up to `limit` ids from `scan`, in its order, at most `per_subscription[via]` of any one subscription.
+) -> list[tuple[str, str, str]]:
+    """Up to `limit` rows from `scan`, in its order, at most `per_subscription[via]` of any one subscription.
 
     The first look reads `limit` rows; a wider one follows only when a subscription reached its cap among
     them, so that a full subscription does not hide the others' work behind it. Capping here rather than
     with a window function in SQL costs a tenth: on SQLite the ranked query took 10 µs per claimed row.
     """
     caps = {via.value: cap for via, cap in per_subscription.items()}
-    chosen: list[str] = []
+    chosen: list[tuple[str, str, str]] = []
     for window in (limit, limit * _SCAN_FACTOR):
         rows = (await connection.execute(scan.limit(window))).all()
         chosen, capped = _within_caps(rows, limit, caps, min(caps.values()))
@@ -469,10 +475,10 @@ async def _pick_due(
 
 def _within_caps(
     rows: Sequence[tuple[str, str, str]], limit: int, caps: Mapping[str, int], default_cap: int
-) -> tuple[list[str], bool]:
-    """The first `limit` row ids that keep each subscription within its via's cap; and whether any was left out."""
+) -> tuple[list[tuple[str, str, str]], bool]:
+    """The first `limit` rows that keep each subscription within its via's cap; and whether any was left out."""
     taken: dict[str, int] = {}
-    chosen: list[str] = []
+    chosen: list[tuple[str, str, str]] = []
     capped = False
     for id_, subscription_id, via in rows:
         count = taken.get(subscription_id, 0)
@@ -480,10 +486,48 @@ def _within_caps(
             capped = True
             continue
         taken[subscription_id] = count + 1
-        chosen.append(id_)
+        chosen.append((id_, subscription_id, via))
         if len(chosen) == limit:
             break
     return chosen, capped
+
+
+async def _in_publishing_order(
+    connection: AsyncConnection, is_sqlite: bool, now: datetime, chosen: list[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """`chosen` with each Kafka subscription's rows replaced by as many of its oldest pending rows, up to the
+    first one that is not due: one entity's records are retried in publishing order (issue 24).
+
+    Each failed record has its own jittered retry time, so due order is not publishing order, and a row
+    leased to a worker is not due either: nothing published after a row that waits goes before it. A Kafka
+    subscription has few pending rows (its stream waits while it has any), so reading all of them is cheap.
+    Marked dialect difference: on PostgreSQL a row another worker is claiming (locked) ends the prefix too.
+    """
+    wanted: dict[str, int] = {}
+    for _id, subscription_id, via in chosen:
+        if via == Via.KAFKA.value:
+            wanted[subscription_id] = wanted.get(subscription_id, 0) + 1
+    if not wanted:
+        return chosen
+    pending = (
+        select(deliveries.c.subscription_id, deliveries.c.id, (deliveries.c.next_attempt_at <= now).label("due"))
+        .where(deliveries.c.subscription_id.in_(list(wanted)), deliveries.c.status == DeliveryStatus.PENDING.value)
+        .order_by(deliveries.c.subscription_id, deliveries.c.id)
+    )
+    rows = (await connection.execute(pending)).all()
+    free: set[str] | None = None
+    if not is_sqlite:
+        locking = pending.with_only_columns(deliveries.c.id).with_for_update(skip_locked=True, of=deliveries)
+        free = set((await connection.execute(locking)).scalars().all())
+    heads: list[tuple[str, str, str]] = []
+    blocked: set[str] = set()
+    for subscription_id, id_, due in rows:
+        if subscription_id in blocked or not due or (free is not None and id_ not in free):
+            blocked.add(subscription_id)
+        elif wanted[subscription_id] > 0:
+            wanted[subscription_id] -= 1
+            heads.append((id_, subscription_id, Via.KAFKA.value))
+    return [row for row in chosen if row[2] != Via.KAFKA.value] + heads
 
 
 async def _event_payloads(

@@ -16,8 +16,8 @@ import httpx
 from chargewire.catalog import load_event_types
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import free_port
-from tests.support.kafka_topics import TopicCounter, consume_topic
-from tests.support.processes import cli, running_server, start_worker
+from tests.support.kafka_topics import TopicCounter, consume_topic, subscribe_kafka
+from tests.support.processes import migrated_with_admin_token, running_server, start_worker
 
 KILLS = 5
 LEASE_S = 2
@@ -63,17 +63,6 @@ class SteadyPublisher(threading.Thread):
         assert self.failure is None, f"a publish failed: {self.failure}"
 
 
-def _subscribe_kafka(api: httpx.Client, broker: KafkaBroker, topic: str) -> str:
-    body = {
-        "via": "kafka",
-        "notifications": ["SessionMeterValuesNotification"],
-        "kafka": {"topic": topic, "brokers": [broker.bootstrap("PLAINTEXT")]},
-    }
-    created = api.post("/public-api/notifications/v2.0", json=body)
-    assert created.status_code == 201, created.text
-    return str(created.json()["data"]["id"])
-
-
 def _delivery_log(api: httpx.Client, subscription_id: str) -> list[dict[str, str]]:
     """Every delivery of the subscription, page by page."""
     deliveries: list[dict[str, str]] = []
@@ -97,14 +86,13 @@ def test_every_event_reaches_the_topic_in_order_per_key_although_the_worker_is_k
     }
     topic = f"crash-{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topic(topic, partitions=PARTITIONS)
-    cli(env, "db", "upgrade")
-    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    token = migrated_with_admin_token(env, "crash")
     port = free_port()
     rng = random.Random(7)
     in_topic = TopicCounter(kafka_broker, topic, PARTITIONS)
     with running_server(env, port, "--no-worker"):
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
-        subscription_id = _subscribe_kafka(api, kafka_broker, topic)
+        subscription_id = subscribe_kafka(api, kafka_broker, topic)
         publisher = SteadyPublisher(api)
         publisher.start()
         for _ in range(KILLS):

@@ -6,14 +6,27 @@ import time
 import uuid
 from collections.abc import Sequence
 
+import httpx
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
 from chargewire.channels.kafka import KafkaChannel
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.models import Via
 from chargewire.runtime import Runtime
+
+
+def subscribe_kafka(api: httpx.Client, broker: KafkaBroker, topic: str) -> str:
+    """Subscribe `topic` on the broker's PLAINTEXT listener to meter values, through the API; returns its id."""
+    body = {
+        "via": "kafka",
+        "notifications": ["SessionMeterValuesNotification"],
+        "kafka": {"topic": topic, "brokers": [broker.bootstrap("PLAINTEXT")]},
+    }
+    created = api.post("/public-api/notifications/v2.0", json=body)
+    assert created.status_code == 201, created.text
+    return str(created.json()["data"]["id"])
 
 
 def consume_topic(broker: KafkaBroker, topic: str, distinct: int, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:
@@ -61,9 +74,9 @@ async def deliver_once(runtime: Runtime) -> tuple[int, list[int]]:
     sizes: list[int] = []
     send_batch = channel.send_batch
 
-    async def counting(messages: Sequence[OutboundMessage]) -> list[AttemptResult]:
+    async def counting(messages: Sequence[OutboundMessage], fence: OrderFence | None = None) -> list[AttemptResult]:
         sizes.append(len(messages))
-        return await send_batch(messages)
+        return await send_batch(messages, fence)
 
     channel.send_batch = counting  # type: ignore[method-assign]
     try:

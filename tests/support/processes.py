@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,12 @@ def running_server(env: Mapping[str, str], port: int, *extra: str) -> Iterator[s
             yield process
         finally:
             stop_process(process, timeout_s=15)
+
+
+def migrated_with_admin_token(env: Mapping[str, str], name: str) -> str:
+    """Upgrade the database `env` names and create an admin token there; returns the token's text."""
+    cli(env, "db", "upgrade")
+    return str(json.loads(cli(env, "tokens", "create", "--name", name, "--scope", "admin", "--json").stdout)["token"])
 
 
 def start_worker(env: Mapping[str, str]) -> subprocess.Popen[bytes]:

@@ -1,6 +1,7 @@
 """Claiming due deliveries on both backends: due order, the cap per subscription, and what is never claimed.
 
-The subscriptions are webhooks: a Kafka subscription's new events are streamed from the log, not claimed.
+The subscriptions are webhooks, but for a Kafka subscription's failed records: its new events are streamed from
+the log, not claimed.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
-from chargewire.models import Via
+from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_store import ClaimedDelivery
+from chargewire.store.tables import deliveries, subscriptions
 
 BOOT = load_event_types()["BootNotification"].example
 CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
@@ -87,3 +90,39 @@ async def test_excluded_and_disabled_subscriptions_have_nothing_claimed(
 
     assert {delivery.subscription_id for delivery in claimed} == {open_one}
     assert len(claimed) == 2
+
+
+async def _ordered_rows(runtime: Runtime, boots: list[dict[str, object]], waiting: int, later_due: int) -> str:
+    """A Kafka subscription with a pending row per boot, as failed records leave them: the row at `waiting`
+    waits for its retry, and the rows from `later_due` on fell due before the ones ahead of them."""
+    subscription_id = await _subscribe(runtime, Via.WEBHOOK, "ordered")
+    await runtime.publisher.publish(boots)
+    now = utcnow()
+    async with runtime.database.transaction() as connection:
+        await connection.execute(
+            update(subscriptions).where(subscriptions.c.id == subscription_id).values(via=Via.KAFKA.value)
+        )
+        rows = (await connection.execute(select(deliveries.c.id).order_by(deliveries.c.id))).scalars().all()
+        for place, delivery_id in enumerate(rows):
+            due_at = now + timedelta(minutes=5) if place == waiting else now - timedelta(seconds=place >= later_due)
+            await connection.execute(
+                update(deliveries).where(deliveries.c.id == delivery_id).values(next_attempt_at=due_at)
+            )
+    return subscription_id
+
+
+async def test_a_kafka_subscriptions_rows_are_claimed_in_publishing_order_up_to_the_first_that_waits(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _ordered_rows(runtime, boots, waiting=6, later_due=3)  # rows 3-5 and 7-9 fell due first
+
+    first = await _claim(runtime, 2)
+    while_first_in_flight = await _claim(runtime, 100)
+    async with runtime.database.transaction() as connection:
+        sent = deliveries.c.id.in_([delivery.id for delivery in first])
+        await connection.execute(update(deliveries).where(sent).values(status=DeliveryStatus.DELIVERED.value))
+    rest = await _claim(runtime, 100)
+
+    assert [delivery.entity_id for delivery in first] == ["5000", "5001"]
+    assert while_first_in_flight == []  # leased rows hold back what was published after them
+    assert [delivery.entity_id for delivery in rest] == ["5002", "5003", "5004", "5005"]  # row 6 holds 7-9 back

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
+from chargewire.channels.base import OrderFence
 from chargewire.config import Settings
 from chargewire.dispatch.streamer import KafkaStreamer
 from chargewire.dispatch.targets import DeliveryTarget
@@ -68,7 +69,7 @@ def _delivery(seq: int) -> ClaimedDelivery:
     return ClaimedDelivery(f"dlv_{seq}", f"evt_{seq}", SUBSCRIPTION.id, "BootNotification", 0, None, b"{}", None, NOW)
 
 
-async def _delivered(batch: list[ClaimedDelivery], _target: DeliveryTarget) -> list[AttemptRecord]:
+async def _delivered(batch: list[ClaimedDelivery], _target: DeliveryTarget, _fence: OrderFence) -> list[AttemptRecord]:
     # The first batch is acknowledged last: acks may come in any order.
     await asyncio.sleep(0.02 if batch[0].id == "dlv_1" else 0)
     return [
