@@ -24,10 +24,13 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     profile = LONG if arguments.profile == "long" else SHORT
     results: list[StoreResult] = []
-    with KafkaBroker() as broker, tempfile.TemporaryDirectory(prefix="chargewire-chaos-") as folder:
+    # Kept after the run: the processes' logs say why a broken invariant broke.
+    folder = Path(tempfile.mkdtemp(prefix="chargewire-chaos-"))
+    with KafkaBroker() as broker:
         for store in arguments.stores.split(","):
-            results.append(run_store(store, profile, broker, Path(folder) / store))
+            results.append(run_store(store, profile, broker, folder / store))
             print(table(results[-1]), flush=True)
+            print(f"process logs: {folder / store / 'logs'}", flush=True)
     write_json(arguments.json, results, " ".join(["python -m tests.chaos", *sys.argv[1:]]))
     print(f"result written to {arguments.json}")
     return 1 if any(result.violations for result in results) else 0

@@ -95,7 +95,7 @@ class SqliteLock:
         """End the locker; its lock goes with it."""
         if self._locker is not None:
             self._locker.kill()
-            self._locker.wait(10)
+            self._locker.communicate(timeout=10)
 
 
 @dataclass

@@ -28,9 +28,11 @@ from tests.support.processes import CHARGEWIRE, cli, wait_until_serving
 SECRET_KEY = "chaos-secret-key-0123456789-abcdefghijklmnop"
 STOP_TIMEOUT_S = 20.0
 # Short enough that a run drains within a minute of its last fault: a killed worker's claims come back after
-# 3 s, a delivery is tried 4 times over about 7 s, and a hung receiver costs 2 s per attempt.
+# 15 s, a delivery is tried 4 times over about 7 s, and a hung receiver costs 2 s per attempt. The lease is
+# longer than a claimed batch can take against a hung receiver (16 at a time, 2 s each): a shorter one lets a
+# second worker claim what the first is still sending, and the run would count those duplicates as faults.
 TUNING = {
-    "CHARGEWIRE_WORKER_LEASE_S": "3",
+    "CHARGEWIRE_WORKER_LEASE_S": "15",
     "CHARGEWIRE_RETRY_SCHEDULE_S": "1,2,4",
     "CHARGEWIRE_WEBHOOK_TIMEOUT_S": "2",
     "CHARGEWIRE_WEBHOOK_CONNECT_TIMEOUT_S": "1",
