@@ -27,6 +27,7 @@ from tests.support.processes import CHARGEWIRE, cli, wait_until_serving
 
 SECRET_KEY = "chaos-secret-key-0123456789-abcdefghijklmnop"
 STOP_TIMEOUT_S = 20.0
+WORKER_START_TIMEOUT_S = 60.0
 # Short enough that a run drains within a minute of its last fault: a killed worker's claims come back after
 # 15 s, a delivery is tried 4 times over about 7 s, and a hung receiver costs 2 s per attempt. The lease is
 # longer than a claimed batch can take against a hung receiver (16 at a time, 2 s each): a shorter one lets a
@@ -86,10 +87,22 @@ class Stack:
         return process
 
     def start_workers(self) -> None:
-        """Start `worker_count` new `chargewire worker` processes."""
-        for _ in range(self.worker_count):
-            self._spawned += 1
-            self.spawn(f"worker-{self._spawned}", "worker")
+        """Start `worker_count` new `chargewire worker` processes; returns once each one is delivering."""
+        names = [f"worker-{self._spawned + number}" for number in range(1, self.worker_count + 1)]
+        self._spawned += self.worker_count
+        for name in names:
+            self.spawn(name, "worker")
+        for name in names:
+            self._wait_until_delivering(name)
+
+    def _wait_until_delivering(self, name: str) -> None:
+        """Wait for the worker's "worker ... delivering" line: starting one takes seconds on a busy machine, and
+        a fault that strikes before then would test its start-up, not its delivery loop."""
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while " delivering" not in self.log_tail(name, size=100_000):
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start delivering: {self.log_tail(name)}")
+            time.sleep(0.1)
 
     def kill_workers(self) -> None:
         """SIGKILL every worker process (not `serve`) and forget them."""
