@@ -9,7 +9,8 @@ API answers every publish with 202, or 503 while its database is out.
 
 Events and duplicates are counted in the phase they happened in: a phase runs from a fault's injection to the
 next one's. Recovery is the time from a fault's clearing to the first successful receipt, on a subscription
-the fault reached, of an event published after the clearing.
+the fault reached, of an event published after the clearing; "resumed" the same for any event, backlog
+included.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class PhaseFigures:
     lost: int = 0
     duplicates: int = 0
     recovery_s: float | None = None
+    resumed_s: float | None = None
     publish_answers: dict[str, int] = field(default_factory=dict)
     slowest_publish_s: float = 0.0
     died: list[str] = field(default_factory=list)
@@ -93,6 +95,7 @@ def check(evidence: Evidence, phases: list[Phase]) -> tuple[list[PhaseFigures], 
         watched = [receipt for receipt in successes if receipt.path == RECOVERY_WATCH[phase.affects]]
         recovery = _recovery(phase, watched, published_at)
         figures[phase.name].recovery_s = recovery
+        figures[phase.name].resumed_s = _recovery(phase, watched, None)
         if phase.cleared is not None and recovery is None:
             violations.append(f"{phase.name}: no event published after the fault cleared was delivered")
     return list(figures.values()), violations
@@ -171,11 +174,17 @@ def _count_exits(evidence: Evidence, phases: list[Phase], figures: dict[str, Pha
     return violations
 
 
-def _recovery(phase: Phase, watched: Iterable[Receipt], published_at: dict[str, float]) -> float | None:
+def _recovery(phase: Phase, watched: Iterable[Receipt], published_at: dict[str, float] | None) -> float | None:
+    """Seconds from the clearing to the first success of an event published after it (of any event when
+    `published_at` is None: how soon sending resumed at all, backlog included)."""
     if phase.cleared is None:
         return None
     cleared = phase.cleared
-    after = [r.at for r in watched if published_at.get(r.delivery_id, 0.0) >= cleared and r.at >= cleared]
+    after = [
+        receipt.at
+        for receipt in watched
+        if receipt.at >= cleared and (published_at is None or published_at.get(receipt.delivery_id, 0.0) >= cleared)
+    ]
     return round(min(after) - cleared, 2) if after else None
 
 

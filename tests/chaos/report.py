@@ -13,8 +13,8 @@ from bench.common import machine
 from tests.chaos.invariants import RECOVERY_TARGET_S, PhaseFigures
 
 _HEADER = (
-    "| fault | accepted | deliveries | delivered | failed | unaccounted | duplicates | recovery s | publish answers |"
-    " died |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    "| fault | accepted | deliveries | delivered | failed | unaccounted | duplicates | resumed s | recovery s |"
+    " publish answers | died |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 )
 
 
@@ -52,6 +52,7 @@ def _row(figure: PhaseFigures) -> str:
         figure.failed,
         unaccounted,
         figure.duplicates,
+        _recovery(figure.resumed_s, figure.fault),
         _recovery(figure.recovery_s, figure.fault),
         f"{answers} (slowest {figure.slowest_publish_s} s)",
         ", ".join(figure.died) or "-",
