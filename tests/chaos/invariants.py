@@ -75,6 +75,7 @@ class PhaseFigures:
     duplicates: int = 0
     recovery_s: float | None = None
     resumed_s: float | None = None
+    quiet_s: float | None = None  # from the clearing to the next fault: a longer recovery ran into that one
     publish_answers: dict[str, int] = field(default_factory=dict)
     slowest_publish_s: float = 0.0
     died: list[str] = field(default_factory=list)
@@ -96,6 +97,8 @@ def check(evidence: Evidence, phases: list[Phase]) -> tuple[list[PhaseFigures], 
         recovery = _recovery(phase, watched, published_at)
         figures[phase.name].recovery_s = recovery
         figures[phase.name].resumed_s = _recovery(phase, watched, None)
+        if phase.cleared is not None and phase.end != float("inf"):
+            figures[phase.name].quiet_s = round(phase.end - phase.cleared, 1)
         if phase.cleared is not None and recovery is None:
             violations.append(f"{phase.name}: no event published after the fault cleared was delivered")
     return list(figures.values()), violations

@@ -52,17 +52,19 @@ def _row(figure: PhaseFigures) -> str:
         figure.failed,
         unaccounted,
         figure.duplicates,
-        _recovery(figure.resumed_s, figure.fault),
-        _recovery(figure.recovery_s, figure.fault),
+        _recovery(figure.resumed_s, figure),
+        _recovery(figure.recovery_s, figure),
         f"{answers} (slowest {figure.slowest_publish_s} s)",
         ", ".join(figure.died) or "-",
     ]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 
-def _recovery(seconds: float | None, fault: str) -> str:
+def _recovery(seconds: float | None, figure: PhaseFigures) -> str:
     if seconds is None:
-        return "-" if fault.startswith("baseline") else "never"
+        return "-" if figure.fault.startswith("baseline") else "never"
+    if figure.quiet_s is not None and seconds > figure.quiet_s:
+        return f"{seconds:.1f} (over target; the next fault struck first)"
     return f"{seconds:.1f}" + (" (over target)" if seconds > RECOVERY_TARGET_S else "")
 
 
