@@ -4,8 +4,9 @@ Every accepted event (answered 202) has a delivery row for every matching subscr
 ends delivered (and received) or visibly failed (status `failed` with its error); none is still pending after
 the retry schedule, none holds a lease. A delivery reaches its receiver more than once only where a fault cut
 a worker off after it sent and before it recorded (a kill, a database or broker outage), and then no more
-than what that worker had in flight. No process dies by itself; every process stops cleanly when asked. The
-API answers every publish with 202, or 503 while its database is out.
+than what that worker had in flight (such a duplicate is owed to that fault until its lease has run out,
+whichever phase it arrives in). No process dies by itself; every process stops cleanly when asked. The API
+answers every publish with 202, or 503 while its database is out.
 
 Events and duplicates are counted in the phase they happened in: a phase runs from a fault's injection to the
 next one's. Recovery is the time from a fault's clearing to the first successful receipt, on a subscription
@@ -20,13 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tests.chaos.faults import Affects
-from tests.chaos.processes import Exit
+from tests.chaos.processes import TUNING, Exit
 from tests.chaos.publisher import Publish
 from tests.chaos.receivers import Receipt
 from tests.chaos.records import DeliveryRow
 
 ACCEPTABLE_PUBLISH_ANSWERS = frozenset({202, 503})
 RECOVERY_TARGET_S = 10.0
+# How long after a fault cleared the claims it cut off can still be re-sent: the lease, and a margin.
+_RESEND_S = float(TUNING["CHARGEWIRE_WORKER_LEASE_S"]) + 5.0
 # Where each kind of fault shows its recovery: the label of a subscription.
 RECOVERY_WATCH = {Affects.ALL: "steady", Affects.FAULTY_WEBHOOK: "faulty", Affects.KAFKA: "kafka"}
 
@@ -140,7 +143,7 @@ def _count_duplicates(successes: list[Receipt], phases: list[Phase], figures: di
     seen: set[str] = set()
     for receipt in sorted(successes, key=lambda receipt: receipt.at):
         if receipt.delivery_id in seen:
-            figures[_phase_of(phases, receipt.at).name].duplicates += 1
+            figures[_cause_of(phases, receipt.at).name].duplicates += 1
         seen.add(receipt.delivery_id)
     return [
         f"{phase.name}: {figures[phase.name].duplicates} duplicates, more than the {phase.duplicate_budget} "
@@ -189,6 +192,17 @@ def _recovery(phase: Phase, watched: Iterable[Receipt], published_at: dict[str, 
         if receipt.at >= cleared and (published_at is None or published_at.get(receipt.delivery_id, 0.0) >= cleared)
     ]
     return round(min(after) - cleared, 2) if after else None
+
+
+def _cause_of(phases: list[Phase], at: float) -> Phase:
+    """The phase a duplicate arriving at `at` is owed to: the last fault that cut workers off, while its
+    claims may still come back (a lease after it cleared, and a margin), or else the phase holding `at`."""
+    cutting = [
+        phase
+        for phase in phases
+        if phase.duplicate_budget and phase.cleared is not None and phase.start <= at <= phase.cleared + _RESEND_S
+    ]
+    return cutting[-1] if cutting else _phase_of(phases, at)
 
 
 def _phase_of(phases: list[Phase], at: float) -> Phase:
