@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-delivery-rows: install test-services
 # A design measure for docs/decisions/0002-kafka-streamed-delivery.md, not a feature's benchmark.
 bench-kafka-stream-sketch: install test-services
 	$(BIN)/python -m bench.kafka_stream_sketch
+
+# The long chaos run (each fault 10 s, both stores; root, for its tmpfs): tables printed, JSON in docs/reliability/.
+chaos: install test-services
+	$(BIN)/python -m tests.chaos --profile long --json docs/reliability/chaos.json
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
