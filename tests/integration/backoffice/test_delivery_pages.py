@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -145,9 +146,12 @@ def test_a_subscription_written_under_another_secret_key_shows_its_own_error_cla
 ) -> None:
     subscription_id = _subscribe(backoffice, "/hooks/elsewhere", "written under another key")
     env = backoffice.env
-    asyncio.run(
-        encrypt_under_another_key(env["CHARGEWIRE_DATABASE_URL"], env["CHARGEWIRE_SECRET_KEY"], subscription_id)
-    )
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as thread:
+        rewrite = encrypt_under_another_key(
+            env["CHARGEWIRE_DATABASE_URL"], env["CHARGEWIRE_SECRET_KEY"], subscription_id
+        )
+        thread.submit(asyncio.run, rewrite).result()
     _publish(backoffice, 1)
     _wait_until(lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 1, "failure")
     [delivery] = _deliveries(backoffice, subscription=subscription_id)
