@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp chaos clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp chaos test-long clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ typecheck: install
 
 pytest: install test-services
 	$(BIN)/pytest
+
+# Long scenarios that `make test` leaves to this target (the other broker faults with worker processes).
+test-long: install test-services
+	$(BIN)/pytest -m long
 
 test: lint typecheck receiver-kit-check test-clients pytest
 
