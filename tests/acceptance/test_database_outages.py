@@ -71,6 +71,14 @@ def _wait_for_points(receiver: Receiver, path: str, expected: set[int], timeout_
         time.sleep(0.2)
 
 
+def _wait_until_ready(api: httpx.Client, timeout_s: float = 20) -> None:
+    """Wait for /readyz to answer 200: each loop reports healthy once its backoff (at most 5 s) has run out."""
+    deadline = time.monotonic() + timeout_s
+    while (ready := api.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(0.2)
+
+
 def test_serve_answers_503_during_a_postgresql_restart_and_then_delivers_new_events(
     env: dict[str, str], cluster: PostgresCluster, tmp_path: Path
 ) -> None:
@@ -101,7 +109,7 @@ def test_serve_answers_503_during_a_postgresql_restart_and_then_delivers_new_eve
 
             _publish(api, 100, 50)
             _wait_for_points(receiver, "/outage", set(range(100, 150)))
-            assert api.get("/readyz").status_code == 200
+            _wait_until_ready(api)
             api.close()
         finally:
             code = signal_and_wait(server, signal.SIGTERM)
