@@ -88,29 +88,28 @@ def test_serve_answers_503_during_a_postgresql_restart_and_then_delivers_new_eve
         server = start_logged(env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
         try:
             wait_until_serving(f"http://127.0.0.1:{port}", server, log)
-            api = _api(env, port)
-            subscribe_webhook(api, receiver.url("/outage"), "HardwareStatusNotification")
-            _publish(api, 0, 5)
-            _wait_for_points(receiver, "/outage", set(range(5)))
+            with _api(env, port) as api:
+                subscribe_webhook(api, receiver.url("/outage"), "HardwareStatusNotification")
+                _publish(api, 0, 5)
+                _wait_for_points(receiver, "/outage", set(range(5)))
 
-            with postgres_down(cluster):
-                refused = api.post("/api/v1/events", json=[EXAMPLE], timeout=10)
-                listed = api.get("/public-api/notifications/v2.0", timeout=10)
-                ready = api.get("/readyz", timeout=10)
-                alive = api.get("/healthz", timeout=10)
-                time.sleep(2)  # long enough for every loop of the worker to meet the outage
+                with postgres_down(cluster):
+                    refused = api.post("/api/v1/events", json=[EXAMPLE], timeout=10)
+                    listed = api.get("/public-api/notifications/v2.0", timeout=10)
+                    ready = api.get("/readyz", timeout=10)
+                    alive = api.get("/healthz", timeout=10)
+                    time.sleep(2)  # long enough for every loop of the worker to meet the outage
 
-            assert refused.status_code == 503, refused.text
-            assert refused.headers["Retry-After"]
-            assert listed.status_code == 503
-            assert ready.status_code == 503
-            assert ready.json()["checks"]["database"]["ok"] is False
-            assert alive.status_code == 200
+                assert refused.status_code == 503, refused.text
+                assert refused.headers["Retry-After"]
+                assert listed.status_code == 503
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["database"]["ok"] is False
+                assert alive.status_code == 200
 
-            _publish(api, 100, 50)
-            _wait_for_points(receiver, "/outage", set(range(100, 150)))
-            _wait_until_ready(api)
-            api.close()
+                _publish(api, 100, 50)
+                _wait_for_points(receiver, "/outage", set(range(100, 150)))
+                _wait_until_ready(api)
         finally:
             code = signal_and_wait(server, signal.SIGTERM)
     output = log.read_text()
