@@ -1,0 +1,161 @@
+"""Simulated charge points (the `ocpp` package) through a real tap to the dev CSMS: the events they cause."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from chargewire.catalog import validate
+from chargewire.devtools.csms import DevCsms
+from chargewire.runtime import Runtime
+from chargewire.sources.ocpp.simulator import Behaviour, Fleet, FleetOptions
+from tests.integration.sources.conftest import TapStarter, stop_taps
+from tests.support.ocpp import eventually, published
+
+# Every step happens every 50 ms, with an hour of charging in each; every idle connector starts a session.
+BUSY = Behaviour(
+    meter_interval_s=0.05,
+    speedup=3600,
+    connectors=1,
+    start_chance=1.0,
+    stop_chance=0.3,
+    fault_chance=0.0,
+    security_event_chance=0.3,
+    data_transfer_chance=0.3,
+    disconnect_chance=0.0,
+    reconnect_delay_s=0.05,
+)
+
+
+@contextlib.asynccontextmanager
+async def running(fleet: Fleet) -> AsyncIterator[asyncio.Event]:
+    """The fleet running in the background until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(fleet.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await task
+
+
+async def simulate_through_tap(
+    runtime: Runtime,
+    csms: tuple[DevCsms, int],
+    start_tap: TapStarter,
+    running_taps: list[Any],
+    behaviour: Behaviour,
+    until: Callable[[Fleet], bool],
+) -> tuple[Fleet, list[dict[str, Any]]]:
+    """Run one 1.6 and one 2.0.1 charge point through a tap until `until(fleet)`; the events published, checked."""
+    _, port = csms
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
+    fleet = Fleet(FleetOptions(url=tap, charge_points=2, versions=("1.6", "2.0.1"), behaviour=behaviour))
+    async with running(fleet):
+        await eventually(lambda: until(fleet), timeout_s=30)
+    await stop_taps(running_taps)
+    events = await published(runtime.database)
+    for payload in events:
+        validate(payload)
+    return fleet, events
+
+
+def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["notification"] == name]
+
+
+def boots_by_version(events: list[dict[str, Any]]) -> dict[str, int]:
+    """The chargePointId of each version's charge point (2.0.1 boots carry a reason, 1.6 ones do not)."""
+    return {
+        "2.0.1" if boot["bootNotification"]["reason"] else "1.6": boot["chargePointId"]
+        for boot in named(events, "BootNotification")
+    }
+
+
+def sessions_of(events: list[dict[str, Any]], charge_point_id: int) -> dict[int, dict[str, dict[str, Any]]]:
+    """Each session's start and stop events of one charge point, by sessionId."""
+    sessions: dict[int, dict[str, dict[str, Any]]] = {}
+    for event in named(events, "SessionStartStopNotification"):
+        if event["chargePointId"] == charge_point_id:
+            sessions.setdefault(event["sessionId"], {})[event["action"]] = event
+    return sessions
+
+
+async def test_simulated_charge_points_of_both_versions_cause_every_session_event_through_the_tap(
+    runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter, running_taps: list[Any]
+) -> None:
+    fleet, events = await simulate_through_tap(
+        runtime, csms, start_tap, running_taps, BUSY, lambda fleet: fleet.tally.sessions_stopped >= 6
+    )
+
+    assert {
+        "BootNotification",
+        "NetworkStatusNotification",
+        "HardwareStatusNotification",
+        "authorization.changed",
+        "SessionStartStopNotification",
+        "SessionMeterValuesNotification",
+        "SessionUpdateNotification",
+        "SecurityEventNotification",
+        "chargePoint.dataTransferReceived",
+    } <= {event["notification"] for event in events}
+    ids = boots_by_version(events)
+    assert set(ids) == {"1.6", "2.0.1"}
+    assert fleet.tally.refused_calls == 0
+    for version, charge_point_id in ids.items():
+        finished = [pair for pair in sessions_of(events, charge_point_id).values() if "stop" in pair]
+        assert finished, f"no {version} session stopped"
+        for pair in finished:
+            start, stop = pair["start"], pair["stop"]
+            assert stop["meterStart"] == start["meterStart"]
+            assert stop["energyConsumed"] == stop["meterStop"] - stop["meterStart"] > 0
+            assert stop["reason"] in {"local", "evdisconnected", "remote"}
+    simulated_ids = [event["externalSessionId"] for event in named(events, "SessionStartStopNotification")]
+    assert any(str(session).startswith("SIM-0002-") for session in simulated_ids), "2.0.1 ids are the station's"
+
+
+async def test_simulated_meter_values_arrive_in_wh_with_the_payloads_measurand_names(
+    runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter, running_taps: list[Any]
+) -> None:
+    _, events = await simulate_through_tap(
+        runtime, csms, start_tap, running_taps, BUSY, lambda fleet: fleet.tally.sessions_stopped >= 2
+    )
+
+    ids = boots_by_version(events)
+    for charge_point_id in ids.values():
+        meters = [m for m in named(events, "SessionMeterValuesNotification") if m["chargePointId"] == charge_point_id]
+        assert meters
+        samples = {sample["measurand"]: sample for meter in meters for sample in meter["meterValues"]}
+        assert samples["Energy Active Import Register"]["unit"] == "Wh"
+        assert samples["Energy Active Import Register"]["value"] > 10_000
+        assert samples["State Of Charge"]["unit"] == "Percent"
+        assert samples["Current Import"]["unit"] == "A"
+
+
+async def test_a_simulated_charge_point_that_drops_its_connection_reconnects_without_booting_and_goes_on_charging(
+    runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter, running_taps: list[Any]
+) -> None:
+    dropping = Behaviour(
+        meter_interval_s=0.05, speedup=60, connectors=1, start_chance=1.0, stop_chance=0.0, disconnect_chance=0.5,
+        fault_chance=0.0, security_event_chance=0.0, data_transfer_chance=0.0, reconnect_delay_s=0.05,
+    )  # fmt: skip
+    fleet, events = await simulate_through_tap(
+        runtime, csms, start_tap, running_taps, dropping, lambda fleet: fleet.tally.connections >= 8
+    )
+
+    dev_csms, _ = csms
+    for identity in ("SIM-0001", "SIM-0002"):
+        actions = [orjson.loads(frame)[2] for frame in dev_csms.frames_from(identity)]
+        assert actions.count("BootNotification") == 1
+    assert len(named(events, "BootNotification")) == 2
+    network = [event["networkStatus"] for event in named(events, "NetworkStatusNotification")]
+    assert "temporarily unavailable" in network
+    for charge_point_id in boots_by_version(events).values():
+        [session_id] = sessions_of(events, charge_point_id)
+        meters = [m for m in named(events, "SessionMeterValuesNotification") if m["chargePointId"] == charge_point_id]
+        assert {meter["sessionId"] for meter in meters} == {session_id}
+    assert fleet.tally.sessions_started == 2
