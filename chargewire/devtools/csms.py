@@ -47,7 +47,11 @@ class DevCsms:
     handshakes: list[Request] = field(default_factory=list)
     connections: dict[str, ServerConnection] = field(default_factory=dict)
     record: bool = True
-    _transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # A real CSMS never gives a transaction id twice; one started again can begin above its last run's ids.
+    first_transaction_id: int = 1
+
+    def __post_init__(self) -> None:
+        self._transaction_ids = itertools.count(self.first_transaction_id)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> Server:
         """Listen (with TLS when given a context); port 0 picks a free one (see the server's sockets)."""

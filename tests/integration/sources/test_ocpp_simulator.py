@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -114,8 +115,11 @@ async def test_simulated_charge_points_of_both_versions_cause_every_session_even
             assert stop["meterStart"] == start["meterStart"]
             assert stop["energyConsumed"] == stop["meterStop"] - stop["meterStart"] > 0
             assert stop["reason"] in {"local", "evdisconnected", "remote"}
-    simulated_ids = [event["externalSessionId"] for event in named(events, "SessionStartStopNotification")]
-    assert any(str(session).startswith("SIM-0002-") for session in simulated_ids), "2.0.1 ids are the station's"
+    external_ids = {
+        event["chargePointId"]: event["externalSessionId"] for event in named(events, "SessionStartStopNotification")
+    }
+    assert uuid.UUID(external_ids[ids["2.0.1"]]), "a 2.0.1 session is named by the station's transaction id"
+    assert int(external_ids[ids["1.6"]]) > 0, "a 1.6 session is named by the CSMS's transaction id"
 
 
 async def test_simulated_meter_values_arrive_in_wh_with_the_payloads_measurand_names(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,6 @@ class Ocpp201(VersionCalls):
     def __init__(self, identity: str, rng: random.Random) -> None:
         super().__init__(identity, rng)
         self.transactions: dict[int, _Transaction] = {}
-        self._transaction_numbers = itertools.count(1)
 
     async def boot(self) -> float | None:
         """BootNotification; the heartbeat interval when accepted."""
@@ -79,7 +79,8 @@ class Ocpp201(VersionCalls):
 
     async def start(self, connector: int, id_tag: str, reading: Reading) -> bool:
         """TransactionEvent Started, with the Transaction.Begin reading."""
-        transaction = _Transaction(f"{self.identity}-{next(self._transaction_numbers)}", id_tag)
+        # A UUID, as many stations use: unique across runs, so a tap that keeps its registry never sees one again.
+        transaction = _Transaction(str(uuid.uuid4()), id_tag)
         self.transactions[connector] = transaction
         result = await self._transaction_event(
             connector, "Started", "Authorized", reading, "Transaction.Begin", id_token=_id_token(id_tag)
