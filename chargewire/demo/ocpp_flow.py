@@ -62,7 +62,13 @@ def tap_url(settings: Settings) -> str:
 
 def demo_fleet(settings: Settings, options: OcppFlowOptions) -> Fleet:
     """The demo's simulated charge points, both OCPP versions, connecting to the tap."""
-    behaviour = Behaviour(meter_interval_s=options.meter_interval_s, speedup=_SPEEDUP)
+    # Security events and data transfers a few times a minute, so that a first look sees them too.
+    behaviour = Behaviour(
+        meter_interval_s=options.meter_interval_s,
+        speedup=_SPEEDUP,
+        security_event_chance=0.01,
+        data_transfer_chance=0.02,
+    )
     return Fleet(
         FleetOptions(
             url=tap_url(settings),
