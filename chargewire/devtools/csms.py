@@ -140,6 +140,7 @@ class DevCsms:
                 "Authorize": {"idTokenInfo": id_tag_info},
                 "TransactionEvent": {"idTokenInfo": id_tag_info} if has_token else {},
                 "NotifyEvent": {},
+                "ReservationStatusUpdate": {},
             }
         return results.get(action)
 
