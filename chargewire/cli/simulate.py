@@ -47,7 +47,11 @@ def simulate(
     heartbeat_interval: Annotated[
         float | None, typer.Option(help="Seconds between heartbeats (default: what the CSMS's boot answer says)")
     ] = None,
+    connectors: Annotated[int, typer.Option(help="Connectors (EVSEs) per charge point")] = 2,
     identity_prefix: Annotated[str, typer.Option(help="Identities are this prefix and a number")] = "SIM-",
+    password: Annotated[
+        str | None, typer.Option(help="Basic auth password (user: each identity), for security profiles 1 and 2")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice, for a run that repeats")] = 7,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C)")] = None,
 ) -> None:
@@ -60,6 +64,7 @@ def simulate(
         charge_points=charge_points,
         versions=tuple(version.strip() for version in versions.split(",") if version.strip()),
         identity_prefix=identity_prefix,
+        password=password,
         seed=seed,
         behaviour=behaviour,
     )

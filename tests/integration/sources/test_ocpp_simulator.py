@@ -163,3 +163,24 @@ async def test_a_simulated_charge_point_that_drops_its_connection_reconnects_wit
         meters = [m for m in named(events, "SessionMeterValuesNotification") if m["chargePointId"] == charge_point_id]
         assert {meter["sessionId"] for meter in meters} == {session_id}
     assert fleet.tally.sessions_started == 2
+
+
+async def test_simulated_charge_points_connect_straight_to_a_csms_with_basic_auth_and_a_wrong_password_is_refused() -> (
+    None
+):
+    dev_csms = DevCsms(required_authorization="Basic U0lNLTAwMDE6c2VjcmV0")  # SIM-0001:secret
+    async with await dev_csms.start() as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocpp/"
+        right = Fleet(FleetOptions(url=url, charge_points=1, versions=("2.0.1",), password="secret", behaviour=BUSY))
+        async with running(right):
+            await eventually(lambda: right.tally.sessions_started >= 1)
+        wrong = Fleet(FleetOptions(url=url, charge_points=1, versions=("2.0.1",), password="guess", behaviour=BUSY))
+        async with running(wrong):
+            await eventually(lambda: wrong.tally.refused_connections >= 2)
+
+    assert right.tally.connections == 1
+    assert right.tally.refused_connections == 0
+    assert wrong.tally.connections == 0
+    actions = [orjson.loads(frame)[2] for frame in dev_csms.frames_from("SIM-0001")]
+    assert actions[:2] == ["BootNotification", "StatusNotification"]
+    assert "TransactionEvent" in actions

@@ -25,6 +25,8 @@ class FleetOptions:
     charge_points: int = 10
     versions: Sequence[str] = ("1.6", "2.0.1")
     identity_prefix: str = "SIM-"
+    # Sent as basic auth with each identity as the user name (security profiles 1 and 2), when given.
+    password: str | None = None
     seed: int = 7
     behaviour: Behaviour = field(default_factory=Behaviour)
 
@@ -32,6 +34,8 @@ class FleetOptions:
         unknown = [version for version in self.versions if version not in DIALECTS]
         if unknown or not self.versions:
             raise ConfigurationError(f"OCPP versions must be among {', '.join(DIALECTS)}, not {unknown}.")
+        if self.behaviour.connectors < 1:
+            raise ConfigurationError("A simulated charge point needs at least one connector.")
         if not self.url.startswith(("ws://", "wss://")):
             raise ConfigurationError(f"The charge points connect to a ws:// or wss:// URL, not {self.url!r}.")
 
@@ -50,7 +54,7 @@ class Fleet:
         rng = random.Random(options.seed * 1_000_003 + index)
         identity = f"{options.identity_prefix}{index + 1:04d}"
         dialect = DIALECTS[options.versions[index % len(options.versions)]](identity, rng)
-        return Station(f"{base}{identity}", dialect, options.behaviour, rng, self.tally)
+        return Station(f"{base}{identity}", dialect, options.behaviour, rng, self.tally, options.password)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every charge point until `stop` is set, then close their connections."""

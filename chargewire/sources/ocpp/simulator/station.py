@@ -7,6 +7,7 @@ again, as real charge points do, and goes on with the transactions it had runnin
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -62,7 +63,15 @@ class _Disconnect(ChargewireError):
 class Station:
     """A simulated charge point that speaks `dialect` to the CSMS (or the tap) at `url`."""
 
-    def __init__(self, url: str, dialect: Dialect, behaviour: Behaviour, rng: random.Random, tally: Tally) -> None:
+    def __init__(
+        self,
+        url: str,
+        dialect: Dialect,
+        behaviour: Behaviour,
+        rng: random.Random,
+        tally: Tally,
+        password: str | None = None,
+    ) -> None:
         self.url = url
         self.dialect = dialect
         self.behaviour = behaviour
@@ -71,6 +80,7 @@ class Station:
         self.connectors = [Connector(number, rng.uniform(1e5, 5e6)) for number in range(1, behaviour.connectors + 1)]
         self.booted = False
         self._heartbeat_interval_s = behaviour.heartbeat_interval_s or 300.0
+        self._headers = {"Authorization": basic_authorization(self.url, password)} if password else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Live until `stop` is set, reconnecting after each lost connection."""
@@ -79,18 +89,23 @@ class Station:
             try:
                 await self._connection_life(stop)
             except _CONNECTION_LOST as lost:
-                self.tally.refused_connections += isinstance(lost, InvalidHandshake | OSError)
                 logger.debug("%s: connection lost: %r", self.url, lost)
             await _sleep_unless(stop, self.behaviour.reconnect_delay_s)
 
     async def _connection_life(self, stop: asyncio.Event) -> None:
-        async with connect(
-            self.url,
-            subprotocols=[Subprotocol(self.dialect.subprotocol)],
-            compression=None,
-            proxy=None,
-            open_timeout=_OPEN_TIMEOUT_S,
-        ) as connection:
+        try:
+            connection = await connect(
+                self.url,
+                subprotocols=[Subprotocol(self.dialect.subprotocol)],
+                additional_headers=self._headers,
+                compression=None,
+                proxy=None,
+                open_timeout=_OPEN_TIMEOUT_S,
+            )
+        except _CONNECTION_LOST:
+            self.tally.refused_connections += 1
+            raise
+        async with connection:
             self.tally.connections += 1
             self.tally.connected += 1
             try:
@@ -206,6 +221,12 @@ class Station:
         except CallRefused:
             self.tally.refused_calls += 1
             return None
+
+
+def basic_authorization(url: str, password: str) -> str:
+    """OCPP security profile 1 and 2: HTTP basic auth with the identity (the URL's last segment) as user name."""
+    identity = url.rstrip("/").rsplit("/", 1)[-1]
+    return "Basic " + base64.b64encode(f"{identity}:{password}".encode()).decode()
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
