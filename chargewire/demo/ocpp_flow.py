@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 
 from websockets.asyncio.server import Server
 
 from chargewire.config import Settings
-from chargewire.devtools.csms import DevCsms
+from chargewire.devtools.csms import DevCsms, first_id_from_clock
 from chargewire.devtools.postgres import free_port
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import TapAddress, run_tap
@@ -38,8 +37,8 @@ class OcppFlowOptions:
 
 async def start_dev_csms() -> Server:
     """The dev CSMS on a free loopback port (see the server's sockets)."""
-    # Transaction ids from the clock in ms: a demo started again never gives an id the tap's kept registry saw.
-    csms = DevCsms(record=False, first_transaction_id=int(time.time() * 1000))
+    # Transaction ids from the clock: a demo started again never gives an id the tap's kept registry saw.
+    csms = DevCsms(record=False, first_transaction_id=first_id_from_clock())
     return await csms.start("127.0.0.1", 0)
 
 
