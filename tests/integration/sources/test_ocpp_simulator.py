@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 from chargewire.catalog import validate
 from chargewire.devtools.csms import DevCsms
@@ -30,6 +32,20 @@ BUSY = Behaviour(
     disconnect_chance=0.0,
     reconnect_delay_s=0.05,
 )
+
+
+# What a minimal 1.6 CSMS answers, by action.
+CSMS_ANSWERS: dict[str, dict[str, Any]] = {
+    "BootNotification": {"currentTime": "2026-12-05T10:00:00Z", "interval": 300, "status": "Accepted"},
+    "StatusNotification": {},
+    "Authorize": {"idTagInfo": {"status": "Accepted"}},
+    "StartTransaction": {"idTagInfo": {"status": "Accepted"}, "transactionId": 41},
+    "MeterValues": {},
+    "StopTransaction": {},
+    "SecurityEventNotification": {},
+    "DataTransfer": {"status": "Accepted"},
+    "Heartbeat": {"currentTime": "2026-12-05T10:00:00Z"},
+}
 
 
 @contextlib.asynccontextmanager
@@ -184,3 +200,25 @@ async def test_simulated_charge_points_connect_straight_to_a_csms_with_basic_aut
     actions = [orjson.loads(frame)[2] for frame in dev_csms.frames_from("SIM-0001")]
     assert actions[:2] == ["BootNotification", "StatusNotification"]
     assert "TransactionEvent" in actions
+
+
+async def test_a_simulated_charge_point_whose_connection_drops_in_a_start_reconnects_idle_and_charges_later() -> None:
+    drops: list[str] = []
+
+    async def csms_that_drops_the_first_start(connection: ServerConnection) -> None:
+        async for message in connection:
+            unique_id, action = orjson.loads(message)[1:3]
+            if action == "StartTransaction" and not drops:
+                drops.append(unique_id)
+                await connection.close()
+                return
+            await connection.send(orjson.dumps([3, unique_id, CSMS_ANSWERS[action]]).decode())
+
+    async with serve(csms_that_drops_the_first_start, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp1.6")]) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ocpp/"
+        fleet = Fleet(FleetOptions(url=url, charge_points=1, versions=("1.6",), behaviour=BUSY))
+        async with running(fleet):
+            await eventually(lambda: fleet.tally.sessions_stopped >= 1)
+
+    assert drops
+    assert fleet.tally.connections >= 2

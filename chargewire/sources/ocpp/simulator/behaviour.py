@@ -82,8 +82,7 @@ class Connector:
     session_start_wh: float = 0.0
 
     def begin(self, rng: random.Random) -> None:
-        """A car plugs in: a new id tag, a starting state of charge and a charging power."""
-        self.charging = True
+        """A car plugs in: a new id tag, a starting state of charge and a charging power (charging once started)."""
         self.id_tag = rng.choice(ID_TAGS)
         self.soc_percent = rng.uniform(10, 50)
         self.power_w = rng.choice((7_400.0, 11_000.0, 22_000.0))

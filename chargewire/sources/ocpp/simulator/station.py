@@ -180,16 +180,16 @@ class Station:
         return self.behaviour.meter_interval_s * self.behaviour.speedup
 
     async def _start(self, connector: Connector) -> None:
+        # The connector charges only once the CSMS accepted the start: a connection lost before leaves it idle.
         connector.begin(self.rng)
         number = connector.number
         if not await self._call(self.dialect.authorize(connector.id_tag)):
-            connector.charging = False
             return
         await self._call(self.dialect.status(number, "Preparing", iso(utcnow())))
         if not await self._call(self.dialect.start(number, connector.id_tag, connector.reading(utcnow()))):
-            connector.charging = False
             await self._call(self.dialect.status(number, "Available", iso(utcnow())))
             return
+        connector.charging = True
         self.tally.sessions_started += 1
         await self._call(self.dialect.status(number, "Charging", iso(utcnow())))
 

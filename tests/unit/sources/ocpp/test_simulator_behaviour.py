@@ -32,6 +32,7 @@ ALWAYS = with_chances(1.0)
 def charging_connector(rng: random.Random) -> Connector:
     connector = Connector(1, meter_wh=1_000.0)
     connector.begin(rng)
+    connector.charging = True
     return connector
 
 
