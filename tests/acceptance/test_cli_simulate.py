@@ -76,3 +76,9 @@ def test_simulate_connects_both_versions_through_a_tap_process_whose_events_vali
     assert "sessions started" in simulated.stderr
     charge_points = cli(cli_env, "ocpp", "charge-points").stdout
     assert all(f"SIM-000{n}" in charge_points for n in range(1, 5))
+
+
+def test_simulate_refuses_an_unknown_ocpp_version_naming_it() -> None:
+    result = cli({}, "simulate", "--url=ws://127.0.0.1:9/ocpp/", "--versions=1.6,1.5", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: OCPP versions must be among 1.6, 2.0.1, not ['1.5'].")

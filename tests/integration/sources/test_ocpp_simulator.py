@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -79,6 +80,11 @@ async def simulate_through_tap(
     for payload in events:
         validate(payload)
     return fleet, events
+
+
+def answered(dev_csms: DevCsms, identity: str, unique_id: str) -> bool:
+    """Whether the CSMS has received the answer to its call `unique_id` from `identity`."""
+    return any(orjson.loads(frame)[1] == unique_id for frame in dev_csms.frames_from(identity))
 
 
 def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -222,3 +228,38 @@ async def test_a_simulated_charge_point_whose_connection_drops_in_a_start_reconn
 
     assert drops
     assert fleet.tally.connections >= 2
+
+
+async def test_simulated_charge_points_answer_the_csmss_configuration_and_reservation_calls_through_the_tap(
+    runtime: Runtime, csms: tuple[DevCsms, int], start_tap: TapStarter, running_taps: list[Any]
+) -> None:
+    dev_csms, port = csms
+    tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
+    quiet = Behaviour(meter_interval_s=0.05, start_chance=0.0, fault_chance=0.0, security_event_chance=0.0,
+                      data_transfer_chance=0.0, disconnect_chance=0.0)  # fmt: skip
+    fleet = Fleet(FleetOptions(url=tap, charge_points=2, versions=("1.6", "2.0.1"), behaviour=quiet))
+    calls = [
+        ("SIM-0001", "GetConfiguration", {"key": ["HeartbeatInterval", "Colour"]}),
+        ("SIM-0001", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}),
+        ("SIM-0001", "GetConfiguration", {}),
+        ("SIM-0001", "ReserveNow", {"connectorId": 1, "expiryDate": "2026-12-05T11:00:00Z", "idTag": "T",
+                                    "reservationId": 31}),
+        ("SIM-0001", "CancelReservation", {"reservationId": 31}),
+        ("SIM-0002", "ReserveNow", {"id": 32, "expiryDateTime": "2026-12-05T11:00:00Z",
+                                    "idToken": {"idToken": "T", "type": "ISO14443"}}),
+    ]  # fmt: skip
+    async with running(fleet):
+        await eventually(lambda: {"SIM-0001", "SIM-0002"} <= set(dev_csms.connections) and fleet.tally.calls >= 4)
+        for number, (identity, action, payload) in enumerate(calls):
+            await dev_csms.send(identity, orjson.dumps([2, f"csms-{number}", action, payload]).decode())
+            await eventually(partial(answered, dev_csms, identity, f"csms-{number}"))
+    await stop_taps(running_taps)
+
+    answers = [orjson.loads(frame) for identity in ("SIM-0001", "SIM-0002") for frame in dev_csms.frames_from(identity)]
+    assert all(answer[0] == 3 for answer in answers if str(answer[1]).startswith("csms-"))
+    events = await published(runtime.database)
+    configurations = [event["configuration"] for event in named(events, "ChargePointSyncConfigurationNotification")]
+    assert configurations[0] == [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+    assert {"key": "HeartbeatInterval", "readonly": False, "value": "60"} in configurations[1]
+    reservations = [(event["reservationId"], event["status"]) for event in named(events, "reservation.changed")]
+    assert reservations == [(31, "active"), (31, "canceled"), (32, "active")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ocpp.exceptions import OCPPError
@@ -70,9 +70,10 @@ class VersionCalls:
     whose shape is the same in 1.6 and 2.0.1 (Heartbeat, SecurityEventNotification, DataTransfer)."""
 
     subprotocol: str
-    # The version's `ocpp` ChargePoint class and its `call` module.
+    # The version's `ocpp` ChargePoint class, its `call` and its `call_result` modules.
     point_class: Any
     calls: Any
+    results: Any
 
     def __init__(self, identity: str, rng: random.Random) -> None:
         self.identity = identity
@@ -82,8 +83,21 @@ class VersionCalls:
     def attach(self, connection: ClientConnection) -> Coroutine[Any, Any, None]:
         """Speak over `connection`; returns its reading loop."""
         self._point = self.point_class(self.identity, connection, RESPONSE_TIMEOUT_S, FRAME_LOGGER)
+        for action, answer in self.answers().items():
+            # An entry as the package's @on decorator makes it; the package checks calls and answers as usual.
+            self._point.route_map[action] = {"_on_action": answer}
         reading: Coroutine[Any, Any, None] = self._point.start()
         return reading
+
+    def answers(self) -> dict[str, Callable[..., Any]]:
+        """Answers to calls from the CSMS, by action; the `ocpp` package answers others with NotImplemented.
+
+        Reservations are accepted (the simulated charge point then starts its sessions as before).
+        """
+        return {
+            "ReserveNow": lambda **_: self.results.ReserveNow(status="Accepted"),
+            "CancelReservation": lambda **_: self.results.CancelReservation(status="Accepted"),
+        }
 
     async def _call(self, payload: Any) -> Any:
         return await send_call(self._point, payload)

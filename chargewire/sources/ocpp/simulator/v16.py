@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
-from ocpp.v16 import ChargePoint, call
+from ocpp.v16 import ChargePoint, call, call_result
 
 from chargewire.sources.ocpp.simulator.behaviour import MEASURANDS, Reading
 from chargewire.sources.ocpp.simulator.dialect import VersionCalls
@@ -26,11 +27,36 @@ class Ocpp16(VersionCalls):
 
     point_class = ChargePoint
     calls = call
+    results = call_result
     subprotocol = "ocpp1.6"
 
     def __init__(self, identity: str, rng: random.Random) -> None:
         super().__init__(identity, rng)
         self.transactions: dict[int, int] = {}
+        self.configuration = {"HeartbeatInterval": "300", "MeterValuesSampledData": "Energy.Active.Import.Register"}
+
+    def answers(self) -> dict[str, Callable[..., Any]]:
+        """Reservations, and GetConfiguration and ChangeConfiguration over a few keys (kept, not acted on)."""
+        return super().answers() | {
+            "GetConfiguration": self._get_configuration,
+            "ChangeConfiguration": self._change_configuration,
+        }
+
+    def _get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+        asked = key or list(self.configuration)
+        known = [
+            {"key": name, "readonly": False, "value": self.configuration[name]}
+            for name in asked
+            if name in self.configuration
+        ]
+        unknown = [name for name in asked if name not in self.configuration]
+        return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
+
+    def _change_configuration(self, key: str, value: str, **_: Any) -> Any:
+        if key not in self.configuration:
+            return call_result.ChangeConfiguration(status="NotSupported")
+        self.configuration[key] = value
+        return call_result.ChangeConfiguration(status="Accepted")
 
     async def boot(self) -> float | None:
         """BootNotification; the heartbeat interval when accepted."""

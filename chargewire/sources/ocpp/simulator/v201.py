@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocpp.v201 import ChargePoint, call
+from ocpp.v201 import ChargePoint, call, call_result
 
 from chargewire.sources.ocpp.simulator.behaviour import MEASURANDS, Reading
 from chargewire.sources.ocpp.simulator.dialect import VersionCalls
@@ -42,6 +42,7 @@ class Ocpp201(VersionCalls):
 
     point_class = ChargePoint
     calls = call
+    results = call_result
     subprotocol = "ocpp2.0.1"
 
     def __init__(self, identity: str, rng: random.Random) -> None:
