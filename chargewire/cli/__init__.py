@@ -8,6 +8,7 @@ from chargewire.cli import db, dev, events, ocpp, subscriptions, tokens, users
 from chargewire.cli.demo import demo
 from chargewire.cli.listen import listen
 from chargewire.cli.serve import serve, worker
+from chargewire.cli.simulate import simulate
 
 app = typer.Typer(
     help="chargewire: notifications for EV-charging back offices, as signed webhooks and Kafka records.",
@@ -25,5 +26,6 @@ app.command()(serve)
 app.command()(worker)
 app.command()(demo)
 app.command()(listen)
+app.command()(simulate)
 
 __all__ = ["app"]

@@ -6,6 +6,7 @@ import statistics
 import sys
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
@@ -39,13 +40,25 @@ class LatencyWindow:
         return cuts[49] * 1000, cuts[98] * 1000
 
 
-def render(published: int, counts: dict[str, int], latency: LatencyWindow, receiver: ReceiverStats) -> str:
-    """The table as text."""
+@dataclass(frozen=True)
+class Published:
+    """Events published so far by each source."""
+
+    api: int
+    tap: int | None = None
+
+
+def render(
+    published: Published, counts: dict[str, int], latency: LatencyWindow, receiver: ReceiverStats, ocpp: str | None
+) -> str:
+    """The table as text; `ocpp` says what the simulated OCPP charge points have done."""
     percentiles = latency.percentiles_ms()
     latency_text = f"p50 {percentiles[0]:7.1f} ms   p99 {percentiles[1]:7.1f} ms" if percentiles else "-"
     return "\n".join(
         [
-            f"published  {published:>9}",
+            *([f"OCPP       {ocpp}"] if ocpp else []),
+            f"published  {published.api:>9}   through the API"
+            + (f"   {published.tap} by the OCPP tap" if published.tap is not None else ""),
             f"delivered  {counts.get('delivered', 0):>9}   latency {latency_text}",
             f"retrying   {counts.get('scheduled', 0) + counts.get('due', 0):>9}",
             f"failed     {counts.get('failed', 0):>9}",

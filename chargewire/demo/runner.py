@@ -1,5 +1,6 @@
 """`make demo`: the service on the embedded SQLite default, a sample receiver subscribed to every event, and
-simulated charge points publishing through the ingest API, with a live table of deliveries."""
+two sources of events: simulated OCPP charge points connected through the tap to a dev CSMS, and a simulated
+charging network publishing through the ingest API; with a live table of deliveries."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import ipaddress
 import itertools
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import uvicorn
@@ -18,7 +19,8 @@ from chargewire.api import create_app
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.config import Settings
-from chargewire.demo.live_view import LatencyWindow, Screen, render
+from chargewire.demo.live_view import LatencyWindow, Published, Screen, render
+from chargewire.demo.ocpp_flow import OcppFlowOptions, demo_fleet, run_ocpp_flow, start_dev_csms, tap_url, with_tap
 from chargewire.demo.sample_receiver import SampleReceiver
 from chargewire.models import ApiToken, Scope
 from chargewire.runtime import Runtime
@@ -43,6 +45,7 @@ class DemoOptions:
     charge_points: int = 25
     events_per_second: int = 50
     failure_rate: float = 0.05
+    ocpp: OcppFlowOptions = field(default_factory=OcppFlowOptions)
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -112,61 +115,91 @@ def _banner(options: DemoOptions, token: str, settings: Settings, operator_passw
         if operator_password
         else ""
     )
+    tap = (
+        f"  OCPP tap     {tap_url(settings)}<identity>, in front of a dev CSMS at {settings.ocpp_upstream}\n"
+        f"               charge points: {base}/backoffice/charge-points or `chargewire ocpp charge-points`\n"
+        if settings.ocpp_listen
+        else ""
+    )
     return (
         f"\nchargewire demo on {settings.effective_database_url}\n\n"
         f"{back_office}"
         f"  API docs     {base}/docs\n"
         f"  metrics      {base}/metrics\n"
-        f"  API token    {token}   (admin; made for this run)\n\n"
+        f"  API token    {token}   (admin; made for this run)\n"
+        f"{tap}\n"
         f"  try: curl -H 'Authorization: Bearer {token}' {base}/api/v1/deliveries?per_page=5\n\n"
-        f"Publishing {options.events_per_second} events/s from {options.charge_points} simulated charge points to a "
-        f"sample receiver that verifies every signature. Ctrl-C stops.\n"
+        f"{options.ocpp.charge_points} simulated OCPP charge points (1.6 and 2.0.1) talk to the dev CSMS through the "
+        f"tap, which publishes the events their traffic shows; {options.events_per_second} events/s from "
+        f"{options.charge_points} more simulated charge points are published through the API. A sample receiver "
+        f"verifies every signature. Ctrl-C stops.\n"
     )
 
 
 async def run_demo(settings: Settings, options: DemoOptions) -> None:
     """Run until cancelled (Ctrl-C)."""
     settings = demo_settings(settings)
-    async with await Runtime.open(settings) as runtime:
-        created = await demo_token(runtime)
-        operator_password = await _demo_operator(runtime)
-        receiver = SampleReceiver(failure_rate=options.failure_rate)
-        await receiver.start()
-        receiver.api_token = created.text
-        await _subscribe_receiver(runtime, created.token, receiver)
-        latency = LatencyWindow()
-        dispatcher = runtime.dispatcher()
-        dispatcher.add_listener(latency.observe)
-        app = create_app(runtime)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", lifespan="off")
-        )
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(server.serve()),
-            asyncio.create_task(dispatcher.run(stop)),
-            asyncio.create_task(runtime.overview.sample_queue(stop)),
-        ]
-        while not server.started:
-            if tasks[0].done():
-                raise SystemExit(f"could not listen on {options.host}:{options.port}; is something else there?")
-            await asyncio.sleep(0.05)
-        print(_banner(options, created.text, settings, operator_password), flush=True)
-        published = [0]
-        publisher = asyncio.create_task(
-            _publish_forever(f"http://{options.host}:{options.port}", created.text, options, published)
-        )
-        tasks.append(publisher)
-        screen = Screen()
-        try:
-            while not tasks[0].done():
-                counts = await runtime.delivery_store.count_by_status(utcnow())
-                screen.show(render(published[0], counts, latency, receiver.stats))
-                await asyncio.sleep(2)
-        finally:
-            stop.set()
-            server.should_exit = True
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(*tasks, return_exceptions=True)
-            await receiver.aclose()
+    async with contextlib.AsyncExitStack() as stack:
+        if options.ocpp.charge_points:
+            settings = with_tap(settings, await stack.enter_async_context(await start_dev_csms()))
+        await _run(await stack.enter_async_context(await Runtime.open(settings)), options)
+
+
+async def _run(runtime: Runtime, options: DemoOptions) -> None:
+    created = await demo_token(runtime)
+    operator_password = await _demo_operator(runtime)
+    receiver = SampleReceiver(failure_rate=options.failure_rate)
+    await receiver.start()
+    receiver.api_token = created.text
+    await _subscribe_receiver(runtime, created.token, receiver)
+    latency = LatencyWindow()
+    dispatcher = runtime.dispatcher()
+    dispatcher.add_listener(latency.observe)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime), host=options.host, port=options.port, log_level="warning", lifespan="off")
+    )
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(server.serve()),
+        asyncio.create_task(dispatcher.run(stop)),
+        asyncio.create_task(runtime.overview.sample_queue(stop)),
+    ]
+    while not server.started:
+        if tasks[0].done():
+            raise SystemExit(f"could not listen on {options.host}:{options.port}; is something else there?")
+        await asyncio.sleep(0.05)
+    print(_banner(options, created.text, runtime.settings, operator_password), flush=True)
+    fleet = demo_fleet(runtime.settings, options.ocpp) if runtime.settings.ocpp_listen else None
+    if fleet is not None:
+        tasks.append(asyncio.create_task(run_ocpp_flow(runtime, fleet, stop)))
+    published = [0]
+    publisher = asyncio.create_task(
+        _publish_forever(f"http://{options.host}:{options.port}", created.text, options, published)
+    )
+    screen = Screen()
+    try:
+        while not any(task.done() for task in tasks):
+            counts = await runtime.delivery_store.count_by_status(utcnow())
+            sources = Published(published[0], _tap_published(runtime) if fleet else None)
+            screen.show(render(sources, counts, latency, receiver.stats, fleet.summary() if fleet else None))
+            await asyncio.sleep(2)
+        _raise_failure(tasks)
+    finally:
+        stop.set()
+        server.should_exit = True
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.gather(publisher, *tasks, return_exceptions=True)
+        await receiver.aclose()
+
+
+def _tap_published(runtime: Runtime) -> int:
+    """Events the tap has published, from its counter in the runtime's metrics."""
+    return int(runtime.metrics.registry.get_sample_value("chargewire_ocpp_events_published_total") or 0)
+
+
+def _raise_failure(tasks: list[asyncio.Task[None]]) -> None:
+    """Stop the demo with the error of a part that ended by itself."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise SystemExit(f"the demo stopped: {task.exception()!r}")

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,16 @@ from websockets.typing import Subprotocol
 logger = logging.getLogger(__name__)
 
 DEFAULT_SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
+
+
+# Seconds since 2025 times 10: above any id an earlier run gave unless it started 10 transactions a second,
+# and within the 32-bit integers many 1.6 charge points keep transaction ids in (until 2031).
+_ID_EPOCH_S = 1_735_689_600
+
+
+def first_id_from_clock() -> int:
+    """A first transaction id for a CSMS started again, above the ids its earlier runs gave."""
+    return (int(time.time()) - _ID_EPOCH_S) * 10
 
 
 def _now() -> str:
@@ -47,7 +58,11 @@ class DevCsms:
     handshakes: list[Request] = field(default_factory=list)
     connections: dict[str, ServerConnection] = field(default_factory=dict)
     record: bool = True
-    _transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # A real CSMS never gives a transaction id twice; one started again can begin above its last run's ids.
+    first_transaction_id: int = 1
+
+    def __post_init__(self) -> None:
+        self._transaction_ids = itertools.count(self.first_transaction_id)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> Server:
         """Listen (with TLS when given a context); port 0 picks a free one (see the server's sockets)."""
@@ -136,13 +151,18 @@ class DevCsms:
                 "Authorize": {"idTokenInfo": id_tag_info},
                 "TransactionEvent": {"idTokenInfo": id_tag_info} if has_token else {},
                 "NotifyEvent": {},
+                "ReservationStatusUpdate": {},
             }
         return results.get(action)
 
 
 async def run_dev_csms(host: str, port: int) -> None:
-    """Run a dev CSMS until cancelled, without recording frames (it may run for long)."""
-    csms = DevCsms(record=False)
+    """Run a dev CSMS until cancelled, without recording frames (it may run for long).
+
+    Its transaction ids start from the clock, so a tap that kept its registry from an earlier run never takes a
+    new transaction for one it saw stop.
+    """
+    csms = DevCsms(record=False, first_transaction_id=first_id_from_clock())
     server = await csms.start(host, port)
     logger.info("dev CSMS listening on ws://%s:%s/ocpp/<identity>", host, port)
     async with server:

@@ -30,6 +30,7 @@ COMMANDS = [
     ["worker"],
     ["demo"],
     ["listen"],
+    ["simulate"],
     ["dev"],
     ["dev", "kafka"],
     ["dev", "csms"],

@@ -2,7 +2,7 @@
 
 An exchange produces events only when the call and its result are valid against their OCPP schemas and
 the CSMS answered with a CALLRESULT; each version's module maps the actions it knows. Payloads that both
-versions build the same way (sessions, authorizations, security events) are made here.
+versions build the same way (sessions, authorizations, security events, reservations) are made here.
 """
 
 from __future__ import annotations
@@ -101,6 +101,31 @@ def data_transfer(context: Context, call: Payload) -> list[Payload]:
         data = call["data"]
         payload["data"] = data if isinstance(data, str) else orjson.dumps(data).decode()
     return [payload]
+
+
+def reservation_changed(reservation_id: int, status: str) -> Payload:
+    """`reservation.changed`: the CSMS's reservation id (OCPP gives no other), in the catalog's status words."""
+    return {
+        "notification": "reservation.changed",
+        "reservationId": reservation_id,
+        "status": status,
+        "lastUpdatedAt": now(),
+    }
+
+
+def reservation_answered(call: Payload, result: Payload, id_field: str, status: str) -> list[Payload]:
+    """The reservation in `call[id_field]` is now `status`, if the charge point accepted the CSMS's call."""
+    return [reservation_changed(call[id_field], status)] if result["status"] == "Accepted" else []
+
+
+async def cancel_reservation(context: Context, call: Payload, result: Payload) -> list[Payload]:
+    """CancelReservation (the same in 1.6 and 2.0.1): `canceled` once the charge point accepted."""
+    return reservation_answered(call, result, "reservationId", "canceled")
+
+
+def reservation_used(call: Payload) -> list[Payload]:
+    """A transaction started on a reservation (`reservationId` in its start) makes that reservation `done`."""
+    return [reservation_changed(call["reservationId"], "done")] if "reservationId" in call else []
 
 
 def session_start_stop(context: Context, session: Session, stop: Payload | None = None) -> Payload:

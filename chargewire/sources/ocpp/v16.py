@@ -10,14 +10,17 @@ from chargewire.sources.ocpp.derivation import (
     Payload,
     authorization_changed,
     boot_notification,
+    cancel_reservation,
     data_transfer,
+    reservation_answered,
+    reservation_used,
     security_event,
     session_meter_values,
     session_start_stop,
     session_update,
     stopped,
 )
-from chargewire.sources.ocpp.mapping import diagnostics_status, hardware_status, meter_value, now, timestamp
+from chargewire.sources.ocpp.mapping import diagnostics_status, hardware_status, meter_value, now, timestamp, verdict
 
 DIAGNOSTICS = "diagnostics"
 
@@ -97,6 +100,8 @@ async def _start(context: Context, call: Payload, result: Payload) -> list[Paylo
     )
     if session is not None:
         events += [session_start_stop(context, session), session_update(context, session)]
+        if verdict(result["idTagInfo"]["status"]) == "accepted":
+            events += reservation_used(call)
     return events
 
 
@@ -153,6 +158,11 @@ async def _get_configuration(context: Context, call: Payload, result: Payload) -
     ]
 
 
+async def _reserve_now(context: Context, call: Payload, result: Payload) -> list[Payload]:
+    # 1.6 does not say when a reservation expires unused: its expiryDate passing is not published.
+    return reservation_answered(call, result, "reservationId", "active")
+
+
 CHARGE_POINT_CALLS: dict[str, Handler] = {
     "BootNotification": _boot,
     "StatusNotification": _status,
@@ -167,4 +177,6 @@ CHARGE_POINT_CALLS: dict[str, Handler] = {
 CSMS_CALLS: dict[str, Handler] = {
     "GetDiagnostics": _get_diagnostics,
     "GetConfiguration": _get_configuration,
+    "ReserveNow": _reserve_now,
+    "CancelReservation": cancel_reservation,
 }

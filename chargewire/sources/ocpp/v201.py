@@ -14,7 +14,11 @@ from chargewire.sources.ocpp.derivation import (
     Payload,
     authorization_changed,
     boot_notification,
+    cancel_reservation,
     data_transfer,
+    reservation_answered,
+    reservation_changed,
+    reservation_used,
     security_event,
     session_meter_values,
     session_start_stop,
@@ -49,12 +53,15 @@ async def _boot(context: Context, call: Payload, result: Payload) -> list[Payloa
     return boot_notification(context, boot, result)
 
 
-async def _hardware_status(context: Context, evse: int, status: str, moment: object) -> list[Payload]:
+async def _hardware_status(
+    context: Context, evse: int, status: str, moment: object, error: Payload | None = None
+) -> list[Payload]:
     payload: Payload = {
         "notification": "HardwareStatusNotification",
         "chargePointId": context.charge_point_id,
         "timestamp": timestamp(moment),
         "hardwareStatus": hardware_status(status),
+        **(error or {}),
     }
     if evse > 0:
         payload["evseId"] = await context.registry.evse_id(context.charge_point_id, evse)
@@ -113,6 +120,7 @@ async def _transaction_event(context: Context, call: Payload, result: Payload) -
         started = await _started(context, call, transaction_key, id_tag)
         if started is not None:
             events += [session_start_stop(context, started), session_update(context, started)]
+            events += reservation_used(call)
     if "chargingState" in info and "evse" in call:
         events += await _hardware_status(context, call["evse"]["id"], info["chargingState"], call["timestamp"])
     session = await context.registry.session(context.charge_point_id, transaction_key)
@@ -126,6 +134,42 @@ async def _transaction_event(context: Context, call: Payload, result: Payload) -
         stop = {"meterStop": meter_stop, "timestamp": call["timestamp"], "reason": info.get("stoppedReason")}
         events += await stopped(context, session, stop)
     return events
+
+
+# NotifyEvent's error fields, and the HardwareStatusNotification fields they fill.
+_ERROR_FIELDS = (("techCode", "errorCode"), ("techInfo", "info"))
+
+
+def _reported_status(event: Payload) -> str | None:
+    """The connector status a NotifyEvent entry reports: its AvailabilityState, or Faulted for a raised Problem."""
+    variable, value = event["variable"]["name"], event["actualValue"]
+    if variable == "AvailabilityState" and hardware_status(value) is not None:
+        return str(value)
+    if variable == "Problem" and value.lower() == "true" and not event.get("cleared", False):
+        return "Faulted"
+    return None
+
+
+async def _notify_event(context: Context, call: Payload, result: Payload) -> list[Payload]:
+    """HardwareStatusNotification for each entry that reports a status; `techCode` and `techInfo` are its error."""
+    events: list[Payload] = []
+    for event in call["eventData"]:
+        status = _reported_status(event)
+        if status is None:
+            continue
+        error = {name: event[field] for field, name in _ERROR_FIELDS if field in event}
+        evse = event["component"].get("evse", {}).get("id", 0)
+        events += await _hardware_status(context, evse, status, event["timestamp"], error)
+    return events
+
+
+async def _reserve_now(context: Context, call: Payload, result: Payload) -> list[Payload]:
+    return reservation_answered(call, result, "id", "active")
+
+
+async def _reservation_status_update(context: Context, call: Payload, result: Payload) -> list[Payload]:
+    status = "expired" if call["reservationUpdateStatus"] == "Expired" else "canceled"
+    return [reservation_changed(call["reservationId"], status)]
 
 
 async def _authorize(context: Context, call: Payload, result: Payload) -> list[Payload]:
@@ -160,5 +204,10 @@ CHARGE_POINT_CALLS: dict[str, Handler] = {
     "DataTransfer": _data_transfer,
     "SecurityEventNotification": _security_event,
     "LogStatusNotification": _log_status,
+    "NotifyEvent": _notify_event,
+    "ReservationStatusUpdate": _reservation_status_update,
 }
-CSMS_CALLS: dict[str, Handler] = {}
+CSMS_CALLS: dict[str, Handler] = {
+    "ReserveNow": _reserve_now,
+    "CancelReservation": cancel_reservation,
+}
