@@ -98,7 +98,9 @@ class Dispatcher:
         self._targets = targets
         self._channels = channels
         self._rng = rng or random.Random()
-        self._breakers = CircuitBreakers()
+        self._breakers = CircuitBreakers(
+            jitter=settings.retry_jitter, retry_after_cap_s=settings.retry_after_cap_s, rng=self._rng
+        )
         self._queues: dict[str, _SubscriptionQueue] = {}
         self._held = 0  # claimed and not yet recorded
         self._room_awaited = False  # a claim found no room under worker_max_in_flight; a flush makes some
@@ -404,7 +406,7 @@ class Dispatcher:
             attempt_limit=delivery.attempt_limit,
         )
         retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
-        self._breakers.record_failure(delivery.subscription_id, retry_at)
+        self._breakers.record_failure(delivery.subscription_id, result.error, schedule, utcnow())
         failed = retry_at is None
         attempt = replace(
             attempt,

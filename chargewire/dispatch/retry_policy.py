@@ -12,6 +12,12 @@ delivery gets `len(schedule)` attempts in all. After attempt n fails with `error
 Retry-After (sent with 429 and 503) therefore never shortens the schedule and never stretches it past the
 cap; the 60 s floor gives a receiver that is slow or shedding load room to recover. The policy reads the
 error's type and `error_class`, never its message.
+
+An open circuit breaker (`breaker.py`) has its own, shorter clock, `probe_delay`: after k of its probes failed
+it waits `schedule[1 + k]` (the last step repeated), at most MAX_PROBE_INTERVAL_S, jittered, and at least what
+Retry-After asks (up to the cap). The 60 s floor does not apply: a probe is one request at a time, and the
+events published meanwhile, due at once, should reach a receiver within seconds of it healing, not a minute
+after its last timeout.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ DEFAULT_RETRY_AFTER_CAP_S = 24 * 3600.0
 SLOW_DOWN_FLOOR_S = 60.0
 # error_class values after which the receiver gets at least SLOW_DOWN_FLOOR_S.
 SLOW_DOWN_ERROR_CLASSES = frozenset({"timeout", "throttled"})
+
+# An open breaker probes at least this often, whatever the schedule's later steps (hours, by default) say.
+MAX_PROBE_INTERVAL_S = 60.0
 
 _rng = random.Random()
 
@@ -58,10 +67,31 @@ def next_attempt_delay(
     limit = len(schedule) if attempt_limit is None else min(len(schedule), attempt_limit)
     if attempt_number >= limit:
         return None
-    scheduled = max(0.0, schedule[attempt_number])
-    delay = scheduled * (1 + (rng or _rng).uniform(-jitter, jitter))
-    if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
-        delay = max(delay, min(error.retry_after_s, retry_after_cap_s))
+    delay = _honouring_retry_after(_jittered(schedule[attempt_number], jitter, rng), error, retry_after_cap_s)
     if error.error_class in SLOW_DOWN_ERROR_CLASSES:
         delay = max(delay, SLOW_DOWN_FLOOR_S)
+    return delay
+
+
+def probe_delay(
+    failed_probes: int,
+    schedule: Sequence[float],
+    jitter: float,
+    error: DeliveryError,
+    rng: random.Random | None = None,
+    retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
+) -> float:
+    """Seconds an open circuit breaker waits before its next probe, once `failed_probes` probes have failed."""
+    steps = schedule[1:] or schedule or (0.0,)
+    scheduled = min(steps[min(failed_probes, len(steps) - 1)], MAX_PROBE_INTERVAL_S)
+    return _honouring_retry_after(_jittered(scheduled, jitter, rng), error, retry_after_cap_s)
+
+
+def _jittered(scheduled: float, jitter: float, rng: random.Random | None) -> float:
+    return max(0.0, scheduled) * (1 + (rng or _rng).uniform(-jitter, jitter))
+
+
+def _honouring_retry_after(delay: float, error: DeliveryError, retry_after_cap_s: float) -> float:
+    if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
+        return max(delay, min(error.retry_after_s, retry_after_cap_s))
     return delay
