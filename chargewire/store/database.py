@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chargewire.errors import ConfigurationError
+from chargewire.store.dialects import dialect_named
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Database:
         # The file of an on-disk SQLite database, which other processes may write too; None otherwise.
         self.sqlite_file = sqlite_file
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.dialect = dialect_named(engine.dialect.name)
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
         self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})

@@ -1,0 +1,29 @@
+"""What the store asks of a database: every way SQLite and PostgreSQL differ, behind one protocol.
+
+A `StoreDialect` is chosen once, when the database is created (`store.database.create_database`), and the
+store asks it instead of asking which database it got. `dialects.sqlite` and `dialects.postgresql` each hold
+one database's side of every difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement
+
+# `StoreDialect.minute_text`'s form, as strftime and strptime write it.
+MINUTE_FORMAT = "%Y-%m-%d %H:%M"
+
+
+class StoreDialect(Protocol):
+    """One database's side of every SQLite/PostgreSQL difference the store has."""
+
+    name: str
+
+    def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
+        """`moment`'s minute as 'YYYY-MM-DD HH:MM' text."""
+        ...
+
+    def seconds_between(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Seconds from `earlier` to `later`, as a number."""
+        ...
