@@ -53,6 +53,7 @@ from chargewire.store.delivery_store import (
     insert_attempts,
     record_health,
 )
+from chargewire.store.dialects import dialect_of
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.one_trip import DriverStatement, commit_in_one_trip, driver_statement
@@ -482,7 +483,7 @@ def _sqlite_statements(
         *sqlite_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
         *sqlite_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
     ]
-    health = health_updates(records, is_sqlite=True)
+    health = health_updates(records, dialect_of(connection))
     return [
         driver_statement(_MOVE_STREAM, dialect, moved, must_change_rows=True),
         *([] if batch is None else [driver_statement(_INSERT_ATTEMPT_BATCH, dialect, batch)]),

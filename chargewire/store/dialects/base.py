@@ -7,6 +7,7 @@ one database's side of every difference.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement
@@ -20,10 +21,26 @@ class StoreDialect(Protocol):
 
     name: str
 
+    # Hashable, so that statements built from a dialect can be cached per dialect.
+    def __hash__(self) -> int: ...
+
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
         """`moment`'s minute as 'YYYY-MM-DD HH:MM' text."""
         ...
 
     def seconds_between(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[Any]:
         """Seconds from `earlier` to `later`, as a number."""
+        ...
+
+    def one_of(self, column: ColumnElement[str], ids: Collection[str] | None) -> ColumnElement[bool]:
+        """`column IN ids`, with the ids bound as one parameter named `ids` (`ids` None: bound later, to
+        what `ids_value` makes of them).
+
+        `in_()` binds one parameter per id and renders the statement anew for every length: for the thousand
+        ids of a claim that cost more than running the statement.
+        """
+        ...
+
+    def ids_value(self, ids: Collection[str]) -> Any:
+        """The value `one_of` binds for `ids`."""
         ...

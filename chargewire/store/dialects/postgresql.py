@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, func
 
 from chargewire.store.dialects.base import StoreDialect
 
@@ -21,6 +22,15 @@ class PostgreSQLDialect:
     def seconds_between(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[Any]:
         """Seconds from `earlier` to `later`: the interval's epoch."""
         return func.extract("epoch", later - earlier)
+
+    def one_of(self, column: ColumnElement[str], ids: Collection[str] | None) -> ColumnElement[bool]:
+        """`column = ANY(ids)`, the ids bound as one array."""
+        value = None if ids is None else self.ids_value(ids)
+        return column == any_(bindparam("ids", value, type_=ARRAY(String)))
+
+    def ids_value(self, ids: Collection[str]) -> list[str]:
+        """`ids` as a list, which asyncpg binds as an array."""
+        return list(ids)
 
 
 POSTGRESQL: StoreDialect = PostgreSQLDialect()

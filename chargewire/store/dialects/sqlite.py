@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+import orjson
+from sqlalchemy import ColumnElement, String, bindparam, func, select
 
 from chargewire.store.dialects.base import MINUTE_FORMAT, StoreDialect
 
@@ -23,6 +25,16 @@ class SQLiteDialect:
     def seconds_between(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[Any]:
         """Seconds from `earlier` to `later`, through Julian day numbers."""
         return (func.julianday(later) - func.julianday(earlier)) * _SECONDS_PER_DAY
+
+    def one_of(self, column: ColumnElement[str], ids: Collection[str] | None) -> ColumnElement[bool]:
+        """`column IN ids`, the ids bound as one JSON array that `json_each` reads."""
+        value = None if ids is None else self.ids_value(ids)
+        listed = func.json_each(bindparam("ids", value, type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+
+    def ids_value(self, ids: Collection[str]) -> str:
+        """`ids` as JSON array text."""
+        return orjson.dumps(list(ids)).decode()
 
 
 SQLITE: StoreDialect = SQLiteDialect()
