@@ -137,12 +137,11 @@ class DeliveryStore:
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
         """
-        is_sqlite = self._database.is_sqlite
         dialect = self._database.dialect
-        scan = _due_scan(is_sqlite, now, excluded_subscriptions)
+        scan = _due_scan(dialect, now, excluded_subscriptions)
         async with self._database.transaction() as connection:
             chosen = await _pick_due(connection, scan, limit, per_subscription)
-            chosen = await _in_publishing_order(connection, is_sqlite, now, chosen)
+            chosen = await _in_publishing_order(connection, dialect, now, chosen)
             if not chosen:
                 return []
             statement = (
@@ -430,12 +429,9 @@ def _batch_attempt(delivery_id: str, batch: RowMapping) -> Attempt:
     )
 
 
-def _due_scan(is_sqlite: bool, now: datetime, excluded: Collection[str]) -> Select[str, str, str]:
-    """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit.
-
-    Marked dialect difference: PostgreSQL workers skip rows another worker is claiming (SKIP LOCKED);
-    SQLite has one writer at a time, so its claim needs no row locks.
-    """
+def _due_scan(dialect: StoreDialect, now: datetime, excluded: Collection[str]) -> Select[str, str, str]:
+    """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit; rows another
+    worker is claiming are skipped (`StoreDialect.skip_locked`)."""
     # Joined to subscriptions: a disabled one's deliveries wait, still pending, until it is enabled again.
     scan = (
         select(deliveries.c.id, deliveries.c.subscription_id, subscriptions.c.via)
@@ -449,10 +445,7 @@ def _due_scan(is_sqlite: bool, now: datetime, excluded: Collection[str]) -> Sele
     if excluded:
         scan = scan.where(deliveries.c.subscription_id.not_in(list(excluded)))
     # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
-    scan = scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-    if not is_sqlite:
-        scan = scan.with_for_update(skip_locked=True, of=deliveries)
-    return scan
+    return dialect.skip_locked(scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id), deliveries)
 
 
 async def _pick_due(
@@ -494,7 +487,7 @@ def _within_caps(
 
 
 async def _in_publishing_order(
-    connection: AsyncConnection, is_sqlite: bool, now: datetime, chosen: list[tuple[str, str, str]]
+    connection: AsyncConnection, dialect: StoreDialect, now: datetime, chosen: list[tuple[str, str, str]]
 ) -> list[tuple[str, str, str]]:
     """`chosen` with each Kafka subscription's rows replaced by as many of its oldest pending rows, up to the
     first one that is not due: one entity's records are retried in publishing order (issue 24).
@@ -502,7 +495,7 @@ async def _in_publishing_order(
     Each failed record has its own jittered retry time, so due order is not publishing order, and a row
     leased to a worker is not due either: nothing published after a row that waits goes before it. A Kafka
     subscription has few pending rows (its stream waits while it has any), so reading all of them is cheap.
-    Marked dialect difference: on PostgreSQL a row another worker is claiming (locked) ends the prefix too.
+    A row another worker is claiming (locked, `StoreDialect.unlocked`) ends the prefix too.
     """
     wanted: dict[str, int] = {}
     for _id, subscription_id, via in chosen:
@@ -516,10 +509,7 @@ async def _in_publishing_order(
         .order_by(deliveries.c.subscription_id, deliveries.c.id)
     )
     rows = (await connection.execute(pending)).all()
-    free: set[str] | None = None
-    if not is_sqlite:
-        locking = pending.with_only_columns(deliveries.c.id).with_for_update(skip_locked=True, of=deliveries)
-        free = set((await connection.execute(locking)).scalars().all())
+    free = await dialect.unlocked(connection, pending.with_only_columns(deliveries.c.id), deliveries)
     heads: list[tuple[str, str, str]] = []
     blocked: set[str] = set()
     for subscription_id, id_, due in rows:

@@ -8,12 +8,15 @@ one database's side of every difference.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Select, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
 class StoreDialect(Protocol):
@@ -43,4 +46,13 @@ class StoreDialect(Protocol):
 
     def ids_value(self, ids: Collection[str]) -> Any:
         """The value `one_of` binds for `ids`."""
+        ...
+
+    def skip_locked(self, query: SelectT, of: Table) -> SelectT:
+        """`query`, locking the rows of `of` it reads and passing over those another worker has locked."""
+        ...
+
+    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str] | None:
+        """What `query` reads of rows of `of` that no other worker has locked, locking them; None where no
+        other worker can hold a row lock."""
         ...

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, func
+from sqlalchemy import ARRAY, ColumnElement, Select, String, Table, any_, bindparam, func
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.store.dialects.base import StoreDialect
+from chargewire.store.dialects.base import SelectT, StoreDialect
 
 
 class PostgreSQLDialect:
@@ -31,6 +32,14 @@ class PostgreSQLDialect:
     def ids_value(self, ids: Collection[str]) -> list[str]:
         """`ids` as a list, which asyncpg binds as an array."""
         return list(ids)
+
+    def skip_locked(self, query: SelectT, of: Table) -> SelectT:
+        """`query ... FOR UPDATE OF of SKIP LOCKED`: workers pass over the rows another worker is claiming."""
+        return query.with_for_update(skip_locked=True, of=of)
+
+    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str]:
+        """What `query` reads of rows of `of` no other worker has locked (SKIP LOCKED), locking them."""
+        return set((await connection.execute(self.skip_locked(query, of))).scalars().all())
 
 
 POSTGRESQL: StoreDialect = PostgreSQLDialect()

@@ -6,9 +6,10 @@ from collections.abc import Collection
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, String, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, String, Table, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.store.dialects.base import MINUTE_FORMAT, StoreDialect
+from chargewire.store.dialects.base import MINUTE_FORMAT, SelectT, StoreDialect
 
 _SECONDS_PER_DAY = 86400.0
 
@@ -35,6 +36,14 @@ class SQLiteDialect:
     def ids_value(self, ids: Collection[str]) -> str:
         """`ids` as JSON array text."""
         return orjson.dumps(list(ids)).decode()
+
+    def skip_locked(self, query: SelectT, of: Table) -> SelectT:
+        """`query` unchanged: SQLite has one writer at a time, so a claim needs no row locks."""
+        return query
+
+    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str] | None:
+        """None: no other writer runs while this one holds the write lock."""
+        return None
 
 
 SQLITE: StoreDialect = SQLiteDialect()
