@@ -40,7 +40,7 @@ from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
-from chargewire.store.bulk_insert import insert_columns, insert_rows, sqlite_inserts, stored_value
+from chargewire.store.bulk_insert import insert_columns, insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_store import (
     ATTEMPT_COLUMNS,
@@ -54,6 +54,7 @@ from chargewire.store.delivery_store import (
     record_health,
 )
 from chargewire.store.dialects import dialect_of
+from chargewire.store.dialects.sqlite import multi_row_inserts
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.one_trip import DriverStatement, commit_in_one_trip, driver_statement
@@ -480,8 +481,8 @@ def _sqlite_statements(
     """A recorded batch's statements as one trip runs them: first the move, which must find the lease."""
     dialect = connection.dialect
     inserts = [
-        *sqlite_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
-        *sqlite_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
+        *multi_row_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
+        *multi_row_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
     ]
     health = health_updates(records, dialect_of(connection))
     return [

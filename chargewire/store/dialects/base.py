@@ -7,7 +7,7 @@ one database's side of every difference.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table
@@ -55,4 +55,16 @@ class StoreDialect(Protocol):
     async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str] | None:
         """What `query` reads of rows of `of` that no other worker has locked, locking them; None where no
         other worker can hold a row lock."""
+        ...
+
+    async def insert_rows(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert `rows` (values of `columns`, as the driver takes them) in as few calls as the database allows."""
+        ...
+
+    async def insert_columns(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
+    ) -> None:
+        """Insert rows held one sequence per column, in the transaction a statement on `connection` began."""
         ...

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Select, String, Table, any_, bindparam, func
+import asyncpg
+from sqlalchemy import ARRAY, ColumnElement, Insert, Select, String, Table, any_, bindparam, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.store.dialects.base import SelectT, StoreDialect
+from chargewire.store.dialects.compiled_insert import insert_sql
 
 
 class PostgreSQLDialect:
@@ -40,6 +43,44 @@ class PostgreSQLDialect:
     async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str]:
         """What `query` reads of rows of `of` no other worker has locked (SKIP LOCKED), locking them."""
         return set((await connection.execute(self.skip_locked(query, of))).scalars().all())
+
+    async def insert_rows(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert `rows` as one array per column, unnested by a single INSERT: an executemany costs the server
+        a bind and execute per row."""
+        arrays = tuple(list(values) for values in zip(*rows, strict=True))
+        await connection.exec_driver_sql(insert_sql(table, columns, connection.dialect, _unnested_insert), arrays)
+
+    async def insert_columns(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
+    ) -> None:
+        """Insert rows held one sequence per column by binary COPY.
+
+        asyncpg checks every element of an array parameter against abstract base classes, which made
+        `insert_rows`' arrays cost the API 3-4 µs of CPU per ingested event; COPY encodes each value as it
+        comes, and its server spends less per row too. COPY goes around SQLAlchemy's cursor, so its errors are
+        translated here as that cursor would: a broken constraint as IntegrityError, anything else as
+        DBAPIError. It runs in the transaction the statements before it began.
+        """
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is None or not driver.is_in_transaction():
+            raise RuntimeError(f"COPY into {table.name} outside a transaction: run a statement of it first")
+        statement = f"COPY {table.name}"
+        try:
+            await driver.copy_records_to_table(table.name, records=zip(*values, strict=True), columns=columns)
+        except asyncpg.IntegrityConstraintViolationError as error:
+            raise IntegrityError(statement, None, error) from error
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise DBAPIError(statement, None, error) from error
+
+
+def _unnested_insert(table: Table, columns: tuple[str, ...]) -> Insert:
+    """`INSERT INTO table (columns) SELECT * FROM unnest(...)`, with one array parameter per column."""
+    arrays = func.unnest(*[bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns])
+    unnested = arrays.table_valued(*columns).render_derived()
+    return insert(table).from_select(columns, select(*[unnested.c[name] for name in columns]))
 
 
 POSTGRESQL: StoreDialect = PostgreSQLDialect()
