@@ -11,7 +11,10 @@ from collections.abc import Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.store.dialects.engine import OpenedEngine
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
@@ -26,6 +29,10 @@ class StoreDialect(Protocol):
 
     # Hashable, so that statements built from a dialect can be cached per dialect.
     def __hash__(self) -> int: ...
+
+    def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
+        """An engine for the database at `url`, through this dialect's async driver, every wait bounded."""
+        ...
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
         """`moment`'s minute as 'YYYY-MM-DD HH:MM' text."""

@@ -7,17 +7,41 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import ARRAY, ColumnElement, Insert, Select, String, Table, any_, bindparam, func, insert, select
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from chargewire.store.dialects.base import SelectT, StoreDialect
 from chargewire.store.dialects.compiled_insert import insert_sql
+from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+
+# A statement that has not answered in this long is abandoned (the server hangs, or the network dropped
+# without a reset); generous, as a claim over a large backlog may take seconds.
+_COMMAND_TIMEOUT_S = 30.0
+# Waiting for a connection of the pool (all in use).
+_POOL_TIMEOUT_S = 10.0
 
 
 class PostgreSQLDialect:
     """The store's PostgreSQL dialect."""
 
     name = "postgresql"
+
+    def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
+        """PostgreSQL through asyncpg, every wait on the server bounded."""
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+asyncpg")
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_timeout=_POOL_TIMEOUT_S,
+            connect_args={"timeout": DATABASE_WAIT_S, "command_timeout": _COMMAND_TIMEOUT_S},
+            **JSON_CODEC,
+        )
+        return OpenedEngine(engine)
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
         """`moment`'s minute as 'YYYY-MM-DD HH:MM' text."""
