@@ -1,4 +1,4 @@
-"""The connection to the database, with its rules for writing: one writer at a time on SQLite.
+"""The connection to the database: write transactions, reads, and closing.
 
 How each database is connected to, and every other way they differ, is its dialect's (`store.dialects`).
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -15,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects import StoreDialect, dialect_named
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
-from chargewire.store.dialects.sqlite_engine import WRITE_OPTION
 
 
 class Database:
-    """An async engine plus the rules for writing to it: one writer at a time on SQLite."""
+    """An async engine with its dialect, which sets the rules for writing to it (one writer at a time on SQLite)."""
 
     def __init__(
         self,
@@ -34,33 +34,11 @@ class Database:
         # The file of an on-disk SQLite database, which other processes may write too; None otherwise.
         self.sqlite_file = sqlite_file
         self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
-        self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._write_transaction = dialect.write_transactions(engine)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A write transaction, committed when the block ends without an error."""
-        if self._sqlite_write_lock is None:
-            async with self.engine.begin() as connection:
-                yield connection
-            return
-        lock = self._sqlite_write_lock
-        await lock.acquire()
-        held = True
-        try:
-            async with self._write_engine.connect() as connection:
-                try:
-                    async with connection.begin():
-                        yield connection
-                finally:
-                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
-                    # thread that the next writer need not wait for.
-                    lock.release()
-                    held = False
-        finally:
-            if held:
-                lock.release()
+        return self._write_transaction()
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:

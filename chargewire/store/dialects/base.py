@@ -7,18 +7,21 @@ one database's side of every difference.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects.engine import OpenedEngine
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 
+# Begins a write transaction, committed when its block ends without an error.
+WriteTransactions = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
 
@@ -32,6 +35,10 @@ class StoreDialect(Protocol):
 
     def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
         """An engine for the database at `url`, through this dialect's async driver, every wait bounded."""
+        ...
+
+    def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
+        """How `engine`'s write transactions begin: at once, or each waiting for the one writer before it."""
         ...
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:

@@ -9,9 +9,9 @@ import asyncpg
 from sqlalchemy import ARRAY, ColumnElement, Insert, Select, String, Table, any_, bindparam, func, insert, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from chargewire.store.dialects.base import SelectT, StoreDialect
+from chargewire.store.dialects.base import SelectT, StoreDialect, WriteTransactions
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 
@@ -42,6 +42,10 @@ class PostgreSQLDialect:
             **JSON_CODEC,
         )
         return OpenedEngine(engine)
+
+    def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
+        """`engine.begin`: writers run side by side, and row locks keep them apart."""
+        return engine.begin
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
         """`moment`'s minute as 'YYYY-MM-DD HH:MM' text."""

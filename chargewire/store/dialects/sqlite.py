@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Dialect, Insert, Select, String, Table, bindparam, func, insert, select
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chargewire.store.dialects.base import MINUTE_FORMAT, SelectT, StoreDialect
+from chargewire.store.dialects.base import MINUTE_FORMAT, SelectT, StoreDialect, WriteTransactions
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.sqlite_engine import open_sqlite_engine
+from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
 
 _SECONDS_PER_DAY = 86400.0
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
@@ -32,6 +32,10 @@ class SQLiteDialect:
         if url.drivername == "sqlite":
             url = url.set(drivername="sqlite+aiosqlite")
         return open_sqlite_engine(url.render_as_string(hide_password=False), url.database, echo)
+
+    def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
+        """One writer at a time, each holding SQLite's write lock from its BEGIN (`SerialWriter`)."""
+        return SerialWriter(engine).transaction
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
         """`moment`'s minute as 'YYYY-MM-DD HH:MM' text (SQLite keeps datetimes as ISO text)."""

@@ -10,24 +10,25 @@ connections never do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 _BUSY_TIMEOUT_MS = int(DATABASE_WAIT_S * 1000)
-WRITE_OPTION = "chargewire_write"
+_WRITE_OPTION = "chargewire_write"
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 # Asking again for SQLite's write lock while another process holds it: from 0.5 ms, doubling to 4 ms.
 _WRITE_RETRY_FIRST_S = 0.0005
@@ -75,7 +76,7 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A writer that begins IMMEDIATE holds the lock from the start, so it never fails to upgrade later.
-        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
         # Sent with the first statement, in the same trip to the driver's thread.
         driver_connection = connection.connection.driver_connection
         driver_connection.pending_begin = _BEGIN_WRITE if immediate else "BEGIN"
@@ -84,6 +85,35 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
     if checkpointer is not None:
         checkpointer.start()
     return OpenedEngine(engine, checkpointer, Path(path) if on_disk and path is not None else None)
+
+
+class SerialWriter:
+    """Write transactions on a SQLite engine, one at a time, each holding the write lock from its BEGIN."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
+        self._lock = asyncio.Lock()
+        self._engine = engine.execution_options(**{_WRITE_OPTION: True})
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, begun IMMEDIATE once the writers before it are done."""
+        lock = self._lock
+        await lock.acquire()
+        held = True
+        try:
+            async with self._engine.connect() as connection:
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:
+                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
+                    # thread that the next writer need not wait for.
+                    lock.release()
+                    held = False
+        finally:
+            if held:
+                lock.release()
 
 
 async def commit_statements(driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]) -> bool:
