@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects.engine import OpenedEngine
+from chargewire.store.dialects.writes import GuardedWrites
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
@@ -81,4 +82,9 @@ class StoreDialect(Protocol):
         self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
     ) -> None:
         """Insert rows held one sequence per column, in the transaction a statement on `connection` began."""
+        ...
+
+    async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
+        """Run `writes` in the transaction `connection` began; False, having written nothing, when the guard
+        changed no row. Nothing may run on `connection` afterwards: the transaction may have ended."""
         ...

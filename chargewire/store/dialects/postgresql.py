@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from chargewire.store.dialects.base import SelectT, StoreDialect, WriteTransactions
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
 
 # A statement that has not answered in this long is abandoned (the server hangs, or the network dropped
 # without a reset); generous, as a claim over a large backlog may take seconds.
@@ -102,6 +103,22 @@ class PostgreSQLDialect:
             raise IntegrityError(statement, None, error) from error
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise DBAPIError(statement, None, error) from error
+
+    async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
+        """Lock, run the guard, then each write, statement by statement."""
+        for lock in writes.locks:
+            await connection.execute(lock)
+        if not (await connection.execute(writes.guard.statement, writes.guard.parameters)).rowcount:
+            return False
+        for write in writes.writes:
+            if isinstance(write, Statement):
+                await connection.execute(write.statement, write.parameters)
+            elif isinstance(write, ColumnInsert):
+                if write.values and write.values[0]:
+                    await self.insert_columns(connection, write.table, write.columns, write.values)
+            elif isinstance(write, RowInsert) and write.rows:
+                await self.insert_rows(connection, write.table, write.columns, list(write.rows))
+        return True
 
 
 def _unnested_insert(table: Table, columns: tuple[str, ...]) -> Insert:

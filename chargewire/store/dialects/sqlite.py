@@ -16,6 +16,8 @@ from chargewire.store.dialects.base import MINUTE_FORMAT, SelectT, StoreDialect,
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
+from chargewire.store.dialects.sqlite_one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
 
 _SECONDS_PER_DAY = 86400.0
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
@@ -75,6 +77,24 @@ class SQLiteDialect:
     ) -> None:
         """Insert rows held one sequence per column, as `insert_rows` does."""
         await self.insert_rows(connection, table, columns, list(zip(*values, strict=True)))
+
+    async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
+        """Run the guard and the writes and commit, all in one trip to the driver's thread (`sqlite_one_trip`),
+        so the write lock is held for the writing alone. No row locks: the one writer holds the whole file."""
+        dialect = connection.dialect
+        guard = driver_statement(writes.guard.statement, dialect, writes.guard.parameters, must_change_rows=True)
+        statements = [guard, *(step for write in writes.writes for step in _driver_statements(write, dialect))]
+        return await commit_in_one_trip(connection, statements)
+
+
+def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:
+    """`write` as the statements one trip runs."""
+    if isinstance(write, Statement):
+        return [driver_statement(write.statement, dialect, write.parameters)]
+    rows = list(zip(*write.values, strict=True)) if isinstance(write, ColumnInsert) else write.rows
+    return [
+        DriverStatement(sql, values) for sql, values in multi_row_inserts(write.table, write.columns, rows, dialect)
+    ]
 
 
 def multi_row_inserts(
