@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.errors import ConfigurationError
-from chargewire.store.dialects.base import StoreDialect
+from chargewire.store.dialects.base import StoreDialect, WakeHooks, WakeSender, WakeWatcher
 from chargewire.store.dialects.postgresql import POSTGRESQL
 from chargewire.store.dialects.sqlite import SQLITE
 
-__all__ = ["StoreDialect", "dialect_named", "dialect_of"]
+__all__ = ["StoreDialect", "WakeHooks", "WakeSender", "WakeWatcher", "dialect_named", "dialect_of"]
 
 _BY_NAME = {dialect.name: dialect for dialect in (SQLITE, POSTGRESQL)}
 

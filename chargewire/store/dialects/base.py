@@ -7,9 +7,11 @@ one database's side of every difference.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, Table
 from sqlalchemy.engine import URL
@@ -18,12 +20,49 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.writes import GuardedWrites
 
+if TYPE_CHECKING:
+    from chargewire.store.database import Database
+
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 
 # Begins a write transaction, committed when its block ends without an error.
 WriteTransactions = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+@dataclass(frozen=True, slots=True)
+class WakeHooks:
+    """What a wake listener calls: `wake` wakes the dispatcher; `newest` reads the newest work committed
+    (deliveries, events) and `due_now` whether the worker has any due, for a listener that watches commits."""
+
+    wake: Callable[[], None]
+    newest: Callable[[], Awaitable[object]]
+    due_now: Callable[[], Awaitable[bool]]
+
+
+class WakeSender(Protocol):
+    """Tells other processes' workers, after commits, that deliveries may be due."""
+
+    def request(self) -> None:
+        """Ask for a wake-up soon (call it after a commit); returns at once."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every request made so far has been sent (or given up on)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Send what was asked for (a bounded wait), then release the connection."""
+        ...
+
+
+class WakeWatcher(Protocol):
+    """Wakes this process's dispatcher when another process makes deliveries due."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until `stop` is set."""
+        ...
 
 
 class StoreDialect(Protocol):
@@ -87,4 +126,12 @@ class StoreDialect(Protocol):
     async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
         """Run `writes` in the transaction `connection` began; False, having written nothing, when the guard
         changed no row. Nothing may run on `connection` afterwards: the transaction may have ended."""
+        ...
+
+    def wake_notifier(self, engine: AsyncEngine) -> WakeSender | None:
+        """What tells other processes after a commit; None where they find out for themselves."""
+        ...
+
+    def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeWatcher | None:
+        """What wakes the dispatcher when another process makes deliveries due; None where no other process can."""
         ...

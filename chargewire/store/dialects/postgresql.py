@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import ARRAY, ColumnElement, Insert, Select, String, Table, any_, bindparam, func, insert, select
@@ -11,10 +11,19 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from chargewire.store.dialects.base import SelectT, StoreDialect, WriteTransactions
+from chargewire.store.dialects.base import (
+    SelectT,
+    StoreDialect,
+    WakeHooks,
+    WriteTransactions,
+)
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+from chargewire.store.dialects.postgresql_wakeups import WakeListener, WakeNotifier
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
+
+if TYPE_CHECKING:
+    from chargewire.store.database import Database
 
 # A statement that has not answered in this long is abandoned (the server hangs, or the network dropped
 # without a reset); generous, as a claim over a large backlog may take seconds.
@@ -119,6 +128,14 @@ class PostgreSQLDialect:
             elif isinstance(write, RowInsert) and write.rows:
                 await self.insert_rows(connection, write.table, write.columns, list(write.rows))
         return True
+
+    def wake_notifier(self, engine: AsyncEngine) -> WakeNotifier:
+        """A NOTIFY on the wake-up channel after commits, coalesced (`postgresql_wakeups`)."""
+        return WakeNotifier(engine)
+
+    def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeListener:
+        """A LISTEN on the wake-up channel; told when, it needs no look at the work."""
+        return WakeListener(database.engine, hooks.wake)
 
 
 def _unnested_insert(table: Table, columns: tuple[str, ...]) -> Insert:

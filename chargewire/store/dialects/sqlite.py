@@ -5,19 +5,29 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import ColumnElement, Dialect, Insert, Select, String, Table, bindparam, func, insert, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chargewire.store.dialects.base import MINUTE_FORMAT, SelectT, StoreDialect, WriteTransactions
+from chargewire.store.dialects.base import (
+    MINUTE_FORMAT,
+    SelectT,
+    StoreDialect,
+    WakeHooks,
+    WriteTransactions,
+)
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
 from chargewire.store.dialects.sqlite_one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
+
+if TYPE_CHECKING:
+    from chargewire.store.database import Database
 
 _SECONDS_PER_DAY = 86400.0
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
@@ -85,6 +95,16 @@ class SQLiteDialect:
         guard = driver_statement(writes.guard.statement, dialect, writes.guard.parameters, must_change_rows=True)
         statements = [guard, *(step for write in writes.writes for step in _driver_statements(write, dialect))]
         return await commit_in_one_trip(connection, statements)
+
+    def wake_notifier(self, engine: AsyncEngine) -> None:
+        """None: SQLite has no NOTIFY; other processes' workers watch the file's commits (`wake_listener`)."""
+        return
+
+    def wake_listener(self, database: Database, hooks: WakeHooks) -> CommitWatcher | None:
+        """A watch on the file's commits (`sqlite_wakeups`); None in memory, where no other process can write."""
+        if database.sqlite_file is None:
+            return None
+        return CommitWatcher(database.sqlite_file, hooks.newest, hooks.due_now, hooks.wake)
 
 
 def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:
