@@ -33,7 +33,6 @@ class Database:
         self.checkpointer = checkpointer
         # The file of an on-disk SQLite database, which other processes may write too; None otherwise.
         self.sqlite_file = sqlite_file
-        self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_transaction = dialect.write_transactions(engine)
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
