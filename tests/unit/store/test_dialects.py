@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from chargewire.errors import ConfigurationError
 from chargewire.store.dialects import dialect_named
@@ -12,7 +13,7 @@ from chargewire.store.dialects.postgresql import POSTGRESQL
 from chargewire.store.dialects.sqlite import SQLITE
 from chargewire.store.tables import deliveries
 
-COMPILERS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
+COMPILERS = {"sqlite": sqlite.dialect(), "postgresql": PGDialect()}
 
 
 def test_each_backend_name_chooses_its_own_dialect() -> None:
