@@ -78,8 +78,8 @@ class SQLiteDialect:
     async def insert_rows(
         self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> None:
-        """Insert `rows` by multi-row VALUES statements (`multi_row_inserts`)."""
-        for sql, values in multi_row_inserts(table, columns, rows, connection.dialect):
+        """Insert `rows` by multi-row VALUES statements (`_multi_row_inserts`)."""
+        for sql, values in _multi_row_inserts(table, columns, rows, connection.dialect):
             await connection.exec_driver_sql(sql, values)
 
     async def insert_columns(
@@ -113,11 +113,11 @@ def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:
         return [driver_statement(write.statement, dialect, write.parameters)]
     rows = list(zip(*write.values, strict=True)) if isinstance(write, ColumnInsert) else write.rows
     return [
-        DriverStatement(sql, values) for sql, values in multi_row_inserts(write.table, write.columns, rows, dialect)
+        DriverStatement(sql, values) for sql, values in _multi_row_inserts(write.table, write.columns, rows, dialect)
     ]
 
 
-def multi_row_inserts(
+def _multi_row_inserts(
     table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]], dialect: Dialect
 ) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """The multi-row INSERTs that write `rows` into SQLite: (SQL, its values in one flat tuple) each."""
