@@ -17,7 +17,7 @@ from chargewire.dispatch.heartbeat import Heartbeat
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
-from chargewire.dispatch.wakeups import CommitWatcher, WakeListener, WakeNotifier, WakeSignal
+from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.models import Via
 from chargewire.security import SecretBox
@@ -36,6 +36,7 @@ from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
+from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
 from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
@@ -66,7 +67,7 @@ class Runtime:
     users: UserService
     overview: OverviewService
     wakeups: WakeSignal
-    notifier: WakeNotifier | None
+    notifier: WakeSender | None
     worker_store: WorkerStore
     # The supervisor of this process's delivery worker, while `deliver` runs.
     supervisor: Supervisor | None = None
@@ -103,8 +104,7 @@ class Runtime:
         worker_store = WorkerStore(database)
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
-        # SQLite has one process (`serve`), so its in-process wake is all it needs.
-        notifier = None if database.is_sqlite else WakeNotifier(database.engine)
+        notifier = database.dialect.wake_notifier(database.engine)
         if notifier is not None:
             wakeups.connect(notifier.request)
         return cls(
@@ -158,18 +158,16 @@ class Runtime:
         self.wakeups.connect(dispatcher.wake)
         return dispatcher
 
-    def wake_listener(self, dispatcher: Dispatcher) -> WakeListener | CommitWatcher | None:
+    def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
-        if not self.database.is_sqlite:
-            return WakeListener(self.database.engine, dispatcher.wake)
-        if self.database.sqlite_file is None:
-            return None
         streams = self.stream_store
 
         async def work_due() -> bool:
             return await streams.work_due(utcnow(), dispatcher.worker_id)
 
-        return CommitWatcher(self.database.sqlite_file, streams.newest_work, work_due, dispatcher.wake)
+        return self.database.dialect.wake_listener(
+            self.database, WakeHooks(dispatcher.wake, streams.newest_work, work_due)
+        )
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other, with a heartbeat.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from chargewire import __version__
 from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
 from chargewire.api.outage import DatabaseOutageMiddleware
@@ -24,6 +23,7 @@ from chargewire.api.routes import (
 from chargewire.backoffice import PREFIX as BACKOFFICE_PREFIX
 from chargewire.backoffice import create_backoffice
 from chargewire.runtime import Runtime
+from chargewire.version import __version__
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -3,7 +3,7 @@
 A request that fails because the database is unavailable (`store.outage.is_unavailable`) is answered 503 here,
 before Starlette's last-resort handler would answer 500 and re-raise (which made uvicorn close the connection).
 
-The database's own waits are bounded (`store.database.DATABASE_WAIT_S`), but on SQLite writers queue in the
+The database's own waits are bounded (`store.dialects.engine.DATABASE_WAIT_S`), but on SQLite writers queue in the
 process for the one write lock, each waiting up to that long while another process holds it. A request that
 has not started its response by the deadline gets the 503 now; its handler is cancelled and left to unwind
 in the background (a SQLite statement waiting in its thread cannot be interrupted), and whatever it sends

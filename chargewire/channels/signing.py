@@ -21,9 +21,9 @@ import hmac
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from chargewire import __version__
 from chargewire.channels.base import OutboundMessage
 from chargewire.security.tokens import SIGNING_SECRET_PREFIX
+from chargewire.version import __version__
 
 USER_AGENT = f"chargewire/{__version__}"
 

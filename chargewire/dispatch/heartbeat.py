@@ -15,8 +15,8 @@ from datetime import datetime
 
 from chargewire.clock import utcnow
 from chargewire.dispatch.supervisor import Supervisor, TaskStatus, mark_healthy
-from chargewire.dispatch.wakeups import wait_for_any
 from chargewire.store.worker_store import WorkerHeartbeat, WorkerStore
+from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)
 

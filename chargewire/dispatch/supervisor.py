@@ -27,9 +27,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from chargewire.clock import utcnow
-from chargewire.dispatch.wakeups import wait_for_any
 from chargewire.errors import ConfigurationError, TaskFailed
 from chargewire.store.outage import is_unavailable
+from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)
 

@@ -1,115 +1,43 @@
-"""The connection to SQLite or PostgreSQL, with each dialect difference in one marked place.
+"""The connection to the database: write transactions, reads, and closing.
 
-SQLite's tail latency comes from how long the one writer holds the write lock, and two things stretched
-that: every trip to aiosqlite's thread waits for a turn of a busy event loop (and for the GIL), and
-SQLAlchemy's aiosqlite adapter made four trips per statement; and a WAL auto-checkpoint ran inside the
-commit that crossed ~1,000 pages, copying and fsyncing the database file while every writer waited. So
-statements go in one trip each (`_OneTripConnection`), BEGIN rides along with the first statement, the lock
-is handed on before the connection goes back to the pool, and a background thread checkpoints
-(`WalCheckpointer`) while the pooled connections never do.
+How each database is connected to, and every other way they differ, is its dialect's (`store.dialects`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import logging
-import os
-import sqlite3
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
-import orjson
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chargewire.errors import ConfigurationError
-
-logger = logging.getLogger(__name__)
-
-# How long any one wait on the database may last, so that nothing hangs while it is locked, down or unreachable:
-# SQLite's busy timeout (another process holds the write lock), PostgreSQL's connect timeout. The API answers
-# 503 within its request deadline (a little longer), and the workers' supervisor retries.
-DATABASE_WAIT_S = 3.0
-_SQLITE_BUSY_TIMEOUT_S = DATABASE_WAIT_S
-# A PostgreSQL statement that has not answered in this long is abandoned (the server hangs, or the network
-# dropped without a reset); generous, as a claim over a large backlog may take seconds.
-_POSTGRES_COMMAND_TIMEOUT_S = 30.0
-# Waiting for a connection of the pool (all in use).
-_POOL_TIMEOUT_S = 10.0
-_BUSY_TIMEOUT_MS = int(_SQLITE_BUSY_TIMEOUT_S * 1000)
-_WRITE_OPTION = "chargewire_write"
-_BEGIN_WRITE = "BEGIN IMMEDIATE"
-# Asking again for SQLite's write lock while another process holds it: from 0.5 ms, doubling to 4 ms.
-_WRITE_RETRY_FIRST_S = 0.0005
-_WRITE_RETRY_MAX_S = 0.004
-_PENDING_BEGIN = "chargewire_pending_begin"
-
-# How often the checkpointer copies the WAL back: SQLite's own auto-checkpoint (1,000 pages) came about three
-# times a second at 500 events/s.
-_CHECKPOINT_INTERVAL_S = 0.25
-# Past this size (readers kept a PASSIVE checkpoint from reaching the end) or this age, TRUNCATE puts the file
-# back to zero bytes; it waits for writers at most _TRUNCATE_BUSY_TIMEOUT_MS and gives up rather than stall them.
-_TRUNCATE_WAL_BYTES = 64 * 2**20
-_TRUNCATE_INTERVAL_S = 60.0
-_TRUNCATE_BUSY_TIMEOUT_MS = 20
-# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
-_JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-# JSON columns (attempt headers above all) go through orjson: the standard library's encoder cost more per
-# attempt than the rest of the row.
-_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+from chargewire.store.dialects import StoreDialect, dialect_named
+from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 
 class Database:
-    """An async engine plus the rules for writing to it: one writer at a time on SQLite."""
+    """An async engine with its dialect, which sets the rules for writing to it (one writer at a time on SQLite)."""
 
     def __init__(
-        self, engine: AsyncEngine, checkpointer: WalCheckpointer | None = None, sqlite_file: Path | None = None
+        self,
+        engine: AsyncEngine,
+        dialect: StoreDialect,
+        checkpointer: WalCheckpointer | None = None,
+        sqlite_file: Path | None = None,
     ) -> None:
         self.engine = engine
+        self.dialect = dialect
         self.checkpointer = checkpointer
         # The file of an on-disk SQLite database, which other processes may write too; None otherwise.
         self.sqlite_file = sqlite_file
-        self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
-        self._sqlite_write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._write_transaction = dialect.write_transactions(engine)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A write transaction, committed when the block ends without an error."""
-        if self._sqlite_write_lock is None:
-            async with self.engine.begin() as connection:
-                yield connection
-            return
-        lock = self._sqlite_write_lock
-        await lock.acquire()
-        held = True
-        try:
-            async with self._write_engine.connect() as connection:
-                try:
-                    async with connection.begin():
-                        yield connection
-                finally:
-                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
-                    # thread that the next writer need not wait for.
-                    lock.release()
-                    held = False
-        finally:
-            if held:
-                lock.release()
+        return self._write_transaction()
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
@@ -125,317 +53,8 @@ class Database:
 
 
 def create_database(url: str, *, echo: bool = False) -> Database:
-    """Connect to the database at `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
+    """Connect to the database at `url` (sqlite+aiosqlite or postgresql+asyncpg), choosing its dialect."""
     parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "postgresql" and parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    elif backend == "sqlite" and parsed.drivername == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    if backend == "sqlite":
-        return _sqlite_database(parsed.render_as_string(hide_password=False), parsed.database, echo)
-    if backend == "postgresql":
-        return _postgres_database(parsed, echo)
-    raise ConfigurationError(f"CHARGEWIRE_DATABASE_URL: unsupported database {backend!r}; use sqlite or postgresql")
-
-
-def _postgres_database(url: URL, echo: bool) -> Database:
-    """Marked dialect difference: PostgreSQL through asyncpg, every wait on the server bounded."""
-    engine = create_async_engine(
-        url,
-        echo=echo,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
-        pool_timeout=_POOL_TIMEOUT_S,
-        connect_args={"timeout": DATABASE_WAIT_S, "command_timeout": _POSTGRES_COMMAND_TIMEOUT_S},
-        **_JSON_CODEC,
-    )
-    return Database(engine)
-
-
-def _sqlite_database(url: str, path: str | None, echo: bool) -> Database:
-    """Marked dialect difference: SQLite in WAL mode, one trip per statement, checkpoints in the background."""
-    on_disk = bool(path) and path != ":memory:"
-    if on_disk:
-        assert path is not None
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Every event and stored secret is in this file: its owner's alone. SQLite gives its -wal and -shm files
-        # the database file's mode, so they follow.
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    connect = functools.partial(
-        sqlite3.connect, path or ":memory:", timeout=_SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
-    )
-
-    async def one_trip_connection() -> _OneTripConnection:
-        connection = _OneTripConnection(connect, iter_chunk_size=64)
-        await connection  # starts its thread and connects there
-        return connection
-
-    engine = create_async_engine(url, echo=echo, async_creator=one_trip_connection, **_JSON_CODEC)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the driver's implicit one.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # WAL with synchronous=NORMAL survives a killed process; only a power loss can undo the last commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        if on_disk:
-            # The checkpointer's thread does this; inside a commit it would hold every other writer up.
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            cursor.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT_BYTES}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # A writer that begins IMMEDIATE holds the lock from the start, so it never fails to upgrade later.
-        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
-        # Sent with the first statement, in the same trip to the driver's thread.
-        driver_connection = connection.connection.driver_connection
-        driver_connection.pending_begin = _BEGIN_WRITE if immediate else "BEGIN"
-
-    checkpointer = WalCheckpointer(Path(path)) if on_disk and path is not None else None
-    if checkpointer is not None:
-        checkpointer.start()
-    return Database(engine, checkpointer, Path(path) if on_disk and path is not None else None)
-
-
-async def commit_statements(driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]) -> bool:
-    """Run (sql, parameters, must change rows) steps in the transaction begun on a SQLite driver connection,
-    then commit, in one trip to its thread; False, rolled back, if a step that must change rows changed none."""
-    if not isinstance(driver_connection, _OneTripConnection):
-        raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
-    begin, driver_connection.pending_begin = driver_connection.pending_begin, None
-    try:
-        committed: bool = await driver_connection.run(_commit_steps, begin, steps)
-    except BaseException:
-        if begin is not None and not driver_connection.in_transaction:
-            driver_connection.pending_begin = begin  # BEGIN itself failed: nothing was sent
-        raise
-    return committed
-
-
-def _commit_steps(
-    connection: sqlite3.Connection, begin: str | None, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
-) -> bool:
-    """In the driver's thread: BEGIN if due, run the steps, and commit (or roll back at a step that changed nothing)."""
-    cursor = connection.cursor()
-    try:
-        _begin(cursor, begin)
-        for sql, parameters, must_change_rows in steps:
-            cursor.execute(sql, parameters)
-            if must_change_rows and cursor.rowcount == 0:
-                connection.rollback()
-                return False
-        connection.commit()
-        return True
-    finally:
-        cursor.close()
-
-
-def _run_statement(
-    connection: sqlite3.Connection, begin: str | None, many: bool, sql: str, parameters: Any
-) -> tuple[Any, list[Any], int, Any]:
-    """In the driver's thread: BEGIN if due, run one statement, fetch its rows, close the cursor."""
-    cursor = connection.cursor()
-    try:
-        _begin(cursor, begin)
-        if many:
-            cursor.executemany(sql, parameters)
-        else:
-            cursor.execute(sql, parameters)
-        rows = cursor.fetchall() if cursor.description else []
-        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
-    finally:
-        cursor.close()
-
-
-def _begin(cursor: sqlite3.Cursor, begin: str | None) -> None:
-    if begin == _BEGIN_WRITE:
-        _begin_write(cursor)
-    elif begin is not None:
-        cursor.execute(begin)
-
-
-def _begin_write(cursor: sqlite3.Cursor) -> None:
-    """Take the write lock, asking again every few milliseconds while another process holds it.
-
-    SQLite's own busy handler sleeps in growing steps (up to 100 ms each) and so comes back long after a
-    short transaction of another process has ended: with an API and four worker processes on one file, those
-    sleeps were the latency's tail. Only this BEGIN retries itself; every other statement keeps the busy timeout.
-    """
-    cursor.execute("PRAGMA busy_timeout=0")
-    try:
-        deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
-        pause_s = _WRITE_RETRY_FIRST_S
-        while True:
-            try:
-                cursor.execute(_BEGIN_WRITE)
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause_s)
-            pause_s = min(pause_s * 2, _WRITE_RETRY_MAX_S)
-    finally:
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-
-
-class _OneTripCursor:
-    """An aiosqlite-style cursor that executes, fetches and closes in one trip to the connection's thread.
-
-    aiosqlite makes a trip to create a cursor, one to execute, one to fetch and one to close; each waits for
-    a turn of the event loop, and on SQLite the write lock is held across all of them. Rows are fetched
-    eagerly, which SQLAlchemy's adapter does anyway for every cursor that is not server-side.
-    """
-
-    def __init__(self, connection: _OneTripConnection) -> None:
-        self._connection = connection
-        self._rows: list[Any] = []
-        self.description: Any = None
-        self.rowcount = -1
-        self.lastrowid: Any = None
-        self.arraysize = 1
-
-    async def __aenter__(self) -> _OneTripCursor:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._rows = []
-
-    async def execute(self, sql: str, parameters: Any = None) -> _OneTripCursor:
-        return await self._run(False, sql, () if parameters is None else parameters)
-
-    async def executemany(self, sql: str, parameters: Any) -> _OneTripCursor:
-        return await self._run(True, sql, parameters)
-
-    async def _run(self, many: bool, sql: str, parameters: Any) -> _OneTripCursor:
-        begin, self._connection.pending_begin = self._connection.pending_begin, None
-        try:
-            result = await self._connection.run(_run_statement, begin, many, sql, parameters)
-        except BaseException:
-            if begin is not None and not self._connection.in_transaction:
-                self._connection.pending_begin = begin  # BEGIN itself failed: the next statement tries again
-            raise
-        self.description, self._rows, self.rowcount, self.lastrowid = result
-        return self
-
-    async def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        size = size or self.arraysize
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        return rows
-
-    async def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    async def close(self) -> None:
-        self._rows = []
-
-
-class _OneTripConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose cursors make one trip per statement, and which sends BEGIN with the next one."""
-
-    pending_begin: str | None = None
-
-    def cursor(self) -> _OneTripCursor:  # type: ignore[override]
-        return _OneTripCursor(self)
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._conn.in_transaction
-
-    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Call `function(sqlite3_connection, *args)` in the connection's thread."""
-        return await self._execute(function, self._conn, *args)  # type: ignore[no-untyped-call]
-
-    async def commit(self) -> None:
-        # A transaction that ran no statement never sent its BEGIN, and one committed in its last trip
-        # (`commit_statements`) has ended: nothing to commit, no trip to make.
-        if self.pending_begin is not None or not self.in_transaction:
-            self.pending_begin = None
-            return
-        await super().commit()
-
-    async def rollback(self) -> None:
-        # The pool rolls back every connection it takes back; after a commit there is nothing to undo. Reading
-        # the flag here is safe: a connection is only ever used by the one task that checked it out.
-        if self.pending_begin is not None or not self.in_transaction:
-            self.pending_begin = None
-            return
-        await super().rollback()
-
-
-class WalCheckpointer:
-    """Checkpoints one SQLite file's WAL from a thread of its own, so no committing writer ever does.
-
-    PASSIVE four times a second: it copies what no reader still needs and waits for nobody. Now and then, or
-    when readers kept it from finishing and the WAL grew, TRUNCATE empties the file; it gives way after a few
-    milliseconds if writers are busy, and tries again later.
-    """
-
-    def __init__(self, path: Path, *, truncate_interval_s: float = _TRUNCATE_INTERVAL_S) -> None:
-        self._path = path
-        self._truncate_interval_s = truncate_interval_s
-        self._wal = path.with_name(path.name + "-wal")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"wal-checkpointer:{path.name}", daemon=True)
-        self.checkpoints = 0
-        self.truncations = 0
-
-    def start(self) -> None:
-        """Start checkpointing in the background."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop and wait for the thread (blocking: call it from a worker thread in async code)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        connection = sqlite3.connect(self._path, timeout=_SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            last_truncate = time.monotonic()
-            while not self._stop.wait(_CHECKPOINT_INTERVAL_S):
-                size = self._wal_size()
-                if size == 0:
-                    continue
-                self._checkpoint(connection, "PASSIVE")
-                now = time.monotonic()
-                if size >= _TRUNCATE_WAL_BYTES or now - last_truncate >= self._truncate_interval_s:
-                    if self._checkpoint(connection, "TRUNCATE", _TRUNCATE_BUSY_TIMEOUT_MS):
-                        self.truncations += 1
-                    last_truncate = now
-        finally:
-            connection.close()
-
-    def _checkpoint(self, connection: sqlite3.Connection, mode: str, busy_timeout_ms: int = 0) -> bool:
-        """Run one checkpoint; True when it completed (nothing left in the WAL for it to copy)."""
-        try:
-            connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            busy, _log_frames, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        except sqlite3.Error as error:
-            # Another process's checkpoint or a long writer: the next round catches up.
-            logger.debug("WAL checkpoint (%s) of %s did not run: %s", mode, self._path, error)
-            return False
-        self.checkpoints += 1
-        return bool(busy == 0)
-
-    def _wal_size(self) -> int:
-        try:
-            return os.stat(self._wal).st_size
-        except FileNotFoundError:
-            return 0
+    dialect = dialect_named(parsed.get_backend_name())
+    opened = dialect.open_engine(parsed, echo)
+    return Database(opened.engine, dialect, opened.checkpointer, opened.sqlite_file)

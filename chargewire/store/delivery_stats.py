@@ -16,12 +16,13 @@ from sqlalchemy import ColumnElement, Float, Select, Table, and_, case, cast, fu
 
 from chargewire.models import DeliveryStatus
 from chargewire.store.database import Database
+from chargewire.store.dialects import StoreDialect
+from chargewire.store.dialects.base import MINUTE_FORMAT
 from chargewire.store.tables import attempt_batches, attempts, deliveries, subscriptions
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
 _RANDOM_BITS = 80
-_MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +118,13 @@ class DeliveryStats:
 
     async def attempts_by_minute(self, since: datetime) -> list[OutcomeCount]:
         """Attempts started since `since`, counted per minute and outcome (a streamed batch's, per record)."""
-        minute, _ = _minute_and_latency(self._database.is_sqlite, attempts)
+        minute, _ = _minute_and_latency(self._database.dialect, attempts)
         query = (
             select(minute.label("minute"), attempts.c.outcome, func.count().label("total"))
             .where(*_window(attempts, since))
             .group_by(minute, attempts.c.outcome)
         )
-        batch_minute, _ = _minute_and_latency(self._database.is_sqlite, attempt_batches)
+        batch_minute, _ = _minute_and_latency(self._database.dialect, attempt_batches)
         batched = (
             select(batch_minute.label("minute"), func.sum(attempt_batches.c.records).label("total"))
             .where(*_window(attempt_batches, since))
@@ -145,7 +146,7 @@ class DeliveryStats:
         return [LatencyBucket(_parse_minute(minute), bucket, total) for (minute, bucket), total in counts.items()]
 
     def _attempt_latency(self, since: datetime, bounds: Sequence[float]) -> Select[Any]:
-        minute, latency = _minute_and_latency(self._database.is_sqlite, attempts)
+        minute, latency = _minute_and_latency(self._database.dialect, attempts)
         bucket = _bucket(latency, bounds)
         return (
             select(minute.label("minute"), bucket.label("bucket"), func.count().label("total"))
@@ -156,7 +157,7 @@ class DeliveryStats:
 
     def _batch_latency(self, since: datetime, bounds: Sequence[float]) -> Select[Any]:
         """As `_attempt_latency`, for the records of streamed batches: each is a primary-key range of deliveries."""
-        minute, latency = _minute_and_latency(self._database.is_sqlite, attempt_batches)
+        minute, latency = _minute_and_latency(self._database.dialect, attempt_batches)
         bucket = _bucket(latency, bounds)
         batch_deliveries = and_(
             deliveries.c.id.between(attempt_batches.c.first_delivery_id, attempt_batches.c.last_delivery_id),
@@ -194,24 +195,18 @@ def _bucket(latency: ColumnElement[Any], bounds: Sequence[float]) -> ColumnEleme
     return case(*((latency <= bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
 
 
-def _minute_and_latency(is_sqlite: bool, table: Table) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """Marked dialect difference: an attempt's minute as 'YYYY-MM-DD HH:MM' text, and seconds from the
-    delivery's creation (the publish) to the end of the attempt. SQLite keeps datetimes as ISO text.
+def _minute_and_latency(dialect: StoreDialect, table: Table) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """An attempt's minute as 'YYYY-MM-DD HH:MM' text, and seconds from the delivery's creation (the publish)
+    to the end of the attempt.
 
     `table` is `attempts` or `attempt_batches`: both have the attempt's started_at and duration_ms."""
     started_at = table.c.started_at
     finished_s = cast(table.c.duration_ms, Float) / 1000.0
-    if is_sqlite:
-        minute = func.strftime(_MINUTE_FORMAT, started_at)
-        elapsed = (func.julianday(started_at) - func.julianday(deliveries.c.created_at)) * 86400.0
-        return minute, elapsed + finished_s
-    minute = func.to_char(func.date_trunc("minute", started_at), "YYYY-MM-DD HH24:MI")
-    elapsed = func.extract("epoch", started_at - deliveries.c.created_at)
-    return minute, elapsed + finished_s
+    return dialect.minute_text(started_at), dialect.seconds_between(started_at, deliveries.c.created_at) + finished_s
 
 
 def _parse_minute(text: str) -> datetime:
-    return datetime.strptime(text, _MINUTE_FORMAT).replace(tzinfo=UTC)
+    return datetime.strptime(text, MINUTE_FORMAT).replace(tzinfo=UTC)
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     RowMapping,
     Select,
-    String,
     Update,
-    any_,
     bindparam,
     case,
     func,
@@ -36,6 +33,7 @@ from chargewire.store.attempt_text import (
 )
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
+from chargewire.store.dialects import StoreDialect, dialect_of
 from chargewire.store.event_log import stream_backlog
 from chargewire.store.refusals import write_apart
 from chargewire.store.tables import attempt_batches, attempts, deliveries, events, subscriptions
@@ -139,18 +137,18 @@ class DeliveryStore:
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
         """
-        is_sqlite = self._database.is_sqlite
-        scan = _due_scan(is_sqlite, now, excluded_subscriptions)
+        dialect = self._database.dialect
+        scan = _due_scan(dialect, now, excluded_subscriptions)
         async with self._database.transaction() as connection:
             chosen = await _pick_due(connection, scan, limit, per_subscription)
-            chosen = await _in_publishing_order(connection, is_sqlite, now, chosen)
+            chosen = await _in_publishing_order(connection, dialect, now, chosen)
             if not chosen:
                 return []
             statement = (
                 update(deliveries)
                 # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan.
                 .where(
-                    _one_of(deliveries.c.id, [id_ for id_, _sub, _via in chosen], is_sqlite),
+                    dialect.one_of(deliveries.c.id, [id_ for id_, _sub, _via in chosen]),
                     deliveries.c.status == DeliveryStatus.PENDING.value,
                     deliveries.c.next_attempt_at <= now,
                 )
@@ -166,7 +164,7 @@ class DeliveryStore:
             )
             # Plain tuples, sorted by id (publish order): a thousand rows are read with no per-field lookups.
             claimed = sorted(tuple(row) for row in (await connection.execute(statement)).all())
-            payloads = await _event_payloads(connection, is_sqlite, {row[1] for row in claimed})
+            payloads = await _event_payloads(connection, dialect, {row[1] for row in claimed})
         return [
             ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, *payloads[event_id])
             for id_, event_id, subscription_id, name, count, limit in claimed
@@ -189,7 +187,7 @@ class DeliveryStore:
             await insert_attempts(connection, records)
             await record_health(connection, records)
             delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
-            await _mark_delivered(connection, self._database.is_sqlite, delivered)
+            await _mark_delivered(connection, self._database.dialect, delivered)
             await _reschedule(
                 connection, [record for record in records if record.status is not DeliveryStatus.DELIVERED]
             )
@@ -322,27 +320,29 @@ async def insert_attempts(connection: AsyncConnection, records: Sequence[Attempt
 async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
     """A subscription with any success among `records` is healthy again; one with only failures is failing
     since the last attempt's start, unless it already was."""
-    for statement, parameters in health_updates(records, connection.dialect.name == "sqlite"):
+    for statement, parameters in health_updates(records, dialect_of(connection)):
         await connection.execute(statement, parameters)
 
 
-def health_updates(records: Sequence[AttemptRecord], is_sqlite: bool) -> list[tuple[Update, dict[str, Any]]]:
+def health_updates(records: Sequence[AttemptRecord], dialect: StoreDialect) -> list[tuple[Update, dict[str, Any]]]:
     """The statements of `record_health` with their parameters; the statements are built once per dialect."""
     succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
     failing = {record.subscription_id for record in records} - succeeded
-    healthy_again, failing_since = _HEALTH_UPDATES[is_sqlite]
+    healthy_again, failing_since = _health_updates(dialect)
     updates: list[tuple[Update, dict[str, Any]]] = []
     if succeeded:
-        updates.append((healthy_again, {"ids": _ids_value(succeeded, is_sqlite)}))
+        updates.append((healthy_again, {"ids": dialect.ids_value(succeeded)}))
     if failing:
         since = records[-1].attempt.started_at
-        updates.append((failing_since, {"ids": _ids_value(failing, is_sqlite), "since": since}))
+        updates.append((failing_since, {"ids": dialect.ids_value(failing), "since": since}))
     return updates
 
 
-def _health_updates(is_sqlite: bool) -> tuple[Update, Update]:
+# Built once per dialect: a worker records health with every batch, and compiling them anew was a cost of each.
+@functools.cache
+def _health_updates(dialect: StoreDialect) -> tuple[Update, Update]:
     """(clear failing_since of the subscriptions `ids`, set it to `since` where unset), with `ids` bound."""
-    ids = _one_of(subscriptions.c.id, None, is_sqlite)
+    ids = dialect.one_of(subscriptions.c.id, None)
     failing = subscriptions.c.failing_since
     healthy_again = update(subscriptions).where(ids, failing.is_not(None)).values(failing_since=None)
     since = bindparam("since", type_=failing.type)
@@ -429,12 +429,9 @@ def _batch_attempt(delivery_id: str, batch: RowMapping) -> Attempt:
     )
 
 
-def _due_scan(is_sqlite: bool, now: datetime, excluded: Collection[str]) -> Select[str, str, str]:
-    """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit.
-
-    Marked dialect difference: PostgreSQL workers skip rows another worker is claiming (SKIP LOCKED);
-    SQLite has one writer at a time, so its claim needs no row locks.
-    """
+def _due_scan(dialect: StoreDialect, now: datetime, excluded: Collection[str]) -> Select[str, str, str]:
+    """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit; rows another
+    worker is claiming are skipped (`StoreDialect.skip_locked`)."""
     # Joined to subscriptions: a disabled one's deliveries wait, still pending, until it is enabled again.
     scan = (
         select(deliveries.c.id, deliveries.c.subscription_id, subscriptions.c.via)
@@ -448,10 +445,7 @@ def _due_scan(is_sqlite: bool, now: datetime, excluded: Collection[str]) -> Sele
     if excluded:
         scan = scan.where(deliveries.c.subscription_id.not_in(list(excluded)))
     # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
-    scan = scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-    if not is_sqlite:
-        scan = scan.with_for_update(skip_locked=True, of=deliveries)
-    return scan
+    return dialect.skip_locked(scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id), deliveries)
 
 
 async def _pick_due(
@@ -493,7 +487,7 @@ def _within_caps(
 
 
 async def _in_publishing_order(
-    connection: AsyncConnection, is_sqlite: bool, now: datetime, chosen: list[tuple[str, str, str]]
+    connection: AsyncConnection, dialect: StoreDialect, now: datetime, chosen: list[tuple[str, str, str]]
 ) -> list[tuple[str, str, str]]:
     """`chosen` with each Kafka subscription's rows replaced by as many of its oldest pending rows, up to the
     first one that is not due: one entity's records are retried in publishing order (issue 24).
@@ -501,7 +495,7 @@ async def _in_publishing_order(
     Each failed record has its own jittered retry time, so due order is not publishing order, and a row
     leased to a worker is not due either: nothing published after a row that waits goes before it. A Kafka
     subscription has few pending rows (its stream waits while it has any), so reading all of them is cheap.
-    Marked dialect difference: on PostgreSQL a row another worker is claiming (locked) ends the prefix too.
+    A row another worker is claiming (locked, `StoreDialect.unlocked`) ends the prefix too.
     """
     wanted: dict[str, int] = {}
     for _id, subscription_id, via in chosen:
@@ -515,10 +509,7 @@ async def _in_publishing_order(
         .order_by(deliveries.c.subscription_id, deliveries.c.id)
     )
     rows = (await connection.execute(pending)).all()
-    free: set[str] | None = None
-    if not is_sqlite:
-        locking = pending.with_only_columns(deliveries.c.id).with_for_update(skip_locked=True, of=deliveries)
-        free = set((await connection.execute(locking)).scalars().all())
+    free = await dialect.unlocked(connection, pending.with_only_columns(deliveries.c.id), deliveries)
     heads: list[tuple[str, str, str]] = []
     blocked: set[str] = set()
     for subscription_id, id_, due in rows:
@@ -531,16 +522,16 @@ async def _in_publishing_order(
 
 
 async def _event_payloads(
-    connection: AsyncConnection, is_sqlite: bool, event_ids: Collection[str]
+    connection: AsyncConnection, dialect: StoreDialect, event_ids: Collection[str]
 ) -> dict[str, tuple[bytes, str | None, datetime]]:
     query = select(events.c.id, events.c.payload, events.c.entity_id, events.c.received_at).where(
-        _one_of(events.c.id, event_ids, is_sqlite)
+        dialect.one_of(events.c.id, event_ids)
     )
     rows = (await connection.execute(query)).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
 
 
-async def _mark_delivered(connection: AsyncConnection, is_sqlite: bool, records: Sequence[AttemptRecord]) -> None:
+async def _mark_delivered(connection: AsyncConnection, dialect: StoreDialect, records: Sequence[AttemptRecord]) -> None:
     """Successes, the common case, need no per-row values: one statement per worker."""
     by_worker: dict[str, list[str]] = {}
     for record in records:
@@ -549,7 +540,7 @@ async def _mark_delivered(connection: AsyncConnection, is_sqlite: bool, records:
     for worker_id, ids in by_worker.items():
         await connection.execute(
             update(deliveries)
-            .where(_one_of(deliveries.c.id, ids, is_sqlite), deliveries.c.lease_owner == worker_id)
+            .where(dialect.one_of(deliveries.c.id, ids), deliveries.c.lease_owner == worker_id)
             .values(
                 status=DeliveryStatus.DELIVERED.value,
                 attempt_count=deliveries.c.attempt_count + 1,
@@ -588,30 +579,6 @@ async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptReco
             for record in records
         ],
     )
-
-
-def _one_of(column: ColumnElement[str], ids: Collection[str] | None, is_sqlite: bool) -> ColumnElement[bool]:
-    """Marked dialect difference: `column IN ids`, with the ids bound as one value (`ids` None: bound later,
-    as `_ids_value` makes it).
-
-    `in_()` binds one parameter per id and renders the statement anew for every length: for the thousand ids
-    of a claim that cost more than running the statement. SQLite reads a JSON array with `json_each`,
-    PostgreSQL takes an array.
-    """
-    value = None if ids is None else _ids_value(ids, is_sqlite)
-    if is_sqlite:
-        listed = func.json_each(bindparam("ids", value, type_=String)).table_valued("value")
-        return column.in_(select(listed.c.value))
-    return column == any_(bindparam("ids", value, type_=ARRAY(String)))
-
-
-def _ids_value(ids: Collection[str], is_sqlite: bool) -> str | list[str]:
-    """The value `_one_of` binds for `ids`: a JSON array on SQLite, an array on PostgreSQL."""
-    return orjson.dumps(list(ids)).decode() if is_sqlite else list(ids)
-
-
-# Keyed by is_sqlite: a worker records health with every batch, and compiling them anew was a cost of each.
-_HEALTH_UPDATES = {is_sqlite: _health_updates(is_sqlite) for is_sqlite in (True, False)}
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:

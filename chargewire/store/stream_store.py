@@ -40,7 +40,7 @@ from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
-from chargewire.store.bulk_insert import insert_columns, insert_rows, sqlite_inserts, stored_value
+from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_store import (
     ATTEMPT_COLUMNS,
@@ -50,12 +50,10 @@ from chargewire.store.delivery_store import (
     attempt_rows,
     bare_record,
     health_updates,
-    insert_attempts,
-    record_health,
 )
+from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
-from chargewire.store.one_trip import DriverStatement, commit_in_one_trip, driver_statement
 from chargewire.store.refusals import write_whole
 from chargewire.store.tables import (
     UtcDateTime,
@@ -222,8 +220,8 @@ class StreamStore:
         """Write a batch's deliveries and attempts and move the stream from `moves[0]` to `moves[1]`.
 
         `lease_until` None hands the lease back. Raises LeaseLost, writing nothing, when the stream is no
-        longer this worker's or no longer at `moves[0]`. On SQLite the whole transaction is one trip to the
-        driver's thread (`one_trip`), so the write lock is held for the writing alone.
+        longer this worker's or no longer at `moves[0]`. How the writes travel is the dialect's
+        (`StoreDialect.write_guarded`): on SQLite the whole transaction is one trip to the driver's thread.
 
         The batch moves the stream once, so it is not split when the database refuses a row (`refusals`): it
         is written again with every attempt bare (`bare_record`), rather than sent again and again.
@@ -255,25 +253,22 @@ class StreamStore:
         batch_id = None if batch is None else batch["id"]
         async with self._database.transaction() as connection:
             columns = _delivery_columns(connection, attempted, batch_id)
-            if self._database.is_sqlite:
-                statements = _sqlite_statements(connection, moved, batch, columns, records, others)
-                if not await commit_in_one_trip(connection, statements):
-                    raise LeaseLost(stream.subscription_id)
-                return
-            # The subscription's row first, as every statement that changes a subscription and its stream locks
-            # them in that order: a PUT or a delete meanwhile waits, or is waited for, but never deadlocks.
             subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
-            await connection.execute(subscription.with_for_update(read=True, key_share=True))
-            if not (await connection.execute(_MOVE_STREAM, moved)).rowcount:
+            writes = GuardedWrites(
+                # The subscription's row first, as every statement that changes a subscription and its stream
+                # locks them in that order: a PUT or a delete meanwhile waits, or is waited for, but never
+                # deadlocks.
+                locks=[subscription.with_for_update(read=True, key_share=True)],
+                guard=Statement(_MOVE_STREAM, moved),
+                writes=[
+                    *([] if batch is None else [Statement(_INSERT_ATTEMPT_BATCH, batch)]),
+                    ColumnInsert(deliveries, _STREAMED_DELIVERY_COLUMNS, columns),
+                    RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, others)),
+                    *(Statement(*health) for health in health_updates(records, self._database.dialect)),
+                ],
+            )
+            if not await self._database.dialect.write_guarded(connection, writes):
                 raise LeaseLost(stream.subscription_id)
-            if not attempted:
-                return
-            if batch is not None:
-                await connection.execute(_INSERT_ATTEMPT_BATCH, batch)
-            await insert_columns(connection, deliveries, _STREAMED_DELIVERY_COLUMNS, columns)
-            if others:
-                await insert_attempts(connection, others)
-            await record_health(connection, records)
 
     async def release(self, subscription_id: str, worker_id: str) -> None:
         """Hand a stream's lease back without moving it."""
@@ -466,29 +461,6 @@ def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> 
         "request_headers": shared,
         "response_headers": {record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered},
     }
-
-
-def _sqlite_statements(
-    connection: AsyncConnection,
-    moved: dict[str, Any],
-    batch: dict[str, Any] | None,
-    columns: tuple[list[Any], ...],
-    records: Sequence[AttemptRecord],
-    failed: Sequence[AttemptRecord],
-) -> list[DriverStatement]:
-    """A recorded batch's statements as one trip runs them: first the move, which must find the lease."""
-    dialect = connection.dialect
-    inserts = [
-        *sqlite_inserts(deliveries, _STREAMED_DELIVERY_COLUMNS, list(zip(*columns, strict=True)), dialect),
-        *sqlite_inserts(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, failed), dialect),
-    ]
-    health = health_updates(records, is_sqlite=True)
-    return [
-        driver_statement(_MOVE_STREAM, dialect, moved, must_change_rows=True),
-        *([] if batch is None else [driver_statement(_INSERT_ATTEMPT_BATCH, dialect, batch)]),
-        *(DriverStatement(sql, values) for sql, values in inserts),
-        *(driver_statement(statement, dialect, parameters) for statement, parameters in health),
-    ]
 
 
 def _delivery_columns(

@@ -16,11 +16,11 @@ from sqlalchemy.engine import make_url
 
 from chargewire.catalog import load_event_types
 from chargewire.config import Settings
-from chargewire.dispatch.wakeups import LISTENER_NAME, WAKE_CHANNEL, WakeListener
 from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.dialects.postgresql_wakeups import LISTENER_NAME, WAKE_CHANNEL, WakeListener
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always
 
@@ -165,7 +165,7 @@ async def test_a_terminated_listener_connects_again_wakes_once_and_keeps_listeni
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     listener, wakes = listening
-    caplog.set_level(logging.INFO, logger="chargewire.dispatch.wakeups")
+    caplog.set_level(logging.INFO, logger="chargewire.store.dialects.postgresql_wakeups")
     killer = await _asyncpg_connect(settings)
     try:
         terminated = await killer.fetchval(

@@ -13,8 +13,8 @@ import pytest
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.config import Settings
-from chargewire.dispatch.wakeups import CommitWatcher
 from chargewire.runtime import Runtime
+from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from tests.integration.dispatch.conftest import Subscribe
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -12,7 +12,7 @@ import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.runtime import Runtime
-from chargewire.store.database import DATABASE_WAIT_S
+from chargewire.store.dialects.engine import DATABASE_WAIT_S
 from tests.conftest import TokenFactory, bearer
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.faults import sqlite_write_locked

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from chargewire.store import migrate
-from chargewire.store.database import Database, WalCheckpointer, create_database
+from chargewire.store.database import Database, create_database
+from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 _ROW_BYTES = 4096
 

@@ -12,7 +12,6 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from chargewire import __version__
 from chargewire.channels.base import OutboundMessage
 from chargewire.channels.signing import (
     message_headers,
@@ -23,6 +22,7 @@ from chargewire.channels.signing import (
 )
 from chargewire.clock import utcnow
 from chargewire.security import new_signing_secret
+from chargewire.version import __version__
 from tests.support.factories import outbound_message_factory
 
 BODY = '{"notification":"session.started","session":{"id":"s-1","note":"Ünïcødé ⚡"}}'.encode()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from chargewire.dispatch.wakeups import Coalescer, WakeSignal, reconnect_delay_s
+from chargewire.dispatch.wakeups import WakeSignal
+from chargewire.store.dialects.postgresql_wakeups import Coalescer
+from chargewire.waiting import reconnect_delay_s
 
 
 class HeldSend:

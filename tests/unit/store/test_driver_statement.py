@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import sqlite
 
-from chargewire.store.one_trip import driver_statement
+from chargewire.store.dialects.sqlite_one_trip import driver_statement
 from chargewire.store.tables import kafka_streams, subscriptions
 
 DIALECT = sqlite.dialect()

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import UpdateBase
 
-from chargewire.store.database import commit_statements
+from chargewire.store.dialects.sqlite_engine import commit_statements
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,137 @@
+"""What the store asks of a database: every way SQLite and PostgreSQL differ, behind one protocol.
+
+A `StoreDialect` is chosen once, when the database is created (`store.database.create_database`), and the
+store asks it instead of asking which database it got. `dialects.sqlite` and `dialects.postgresql` each hold
+one database's side of every difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Select, Table
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chargewire.store.dialects.engine import OpenedEngine
+from chargewire.store.dialects.writes import GuardedWrites
+
+if TYPE_CHECKING:
+    from chargewire.store.database import Database
+
+# `StoreDialect.minute_text`'s form, as strftime and strptime write it.
+MINUTE_FORMAT = "%Y-%m-%d %H:%M"
+
+# Begins a write transaction, committed when its block ends without an error.
+WriteTransactions = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+@dataclass(frozen=True, slots=True)
+class WakeHooks:
+    """What a wake listener calls: `wake` wakes the dispatcher; `newest` reads the newest work committed
+    (deliveries, events) and `due_now` whether the worker has any due, for a listener that watches commits."""
+
+    wake: Callable[[], None]
+    newest: Callable[[], Awaitable[object]]
+    due_now: Callable[[], Awaitable[bool]]
+
+
+class WakeSender(Protocol):
+    """Tells other processes' workers, after commits, that deliveries may be due."""
+
+    def request(self) -> None:
+        """Ask for a wake-up soon (call it after a commit); returns at once."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every request made so far has been sent (or given up on)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Send what was asked for (a bounded wait), then release the connection."""
+        ...
+
+
+class WakeWatcher(Protocol):
+    """Wakes this process's dispatcher when another process makes deliveries due."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until `stop` is set."""
+        ...
+
+
+class StoreDialect(Protocol):
+    """One database's side of every SQLite/PostgreSQL difference the store has."""
+
+    name: str
+
+    # Hashable, so that statements built from a dialect can be cached per dialect.
+    def __hash__(self) -> int: ...
+
+    def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
+        """An engine for the database at `url`, through this dialect's async driver, every wait bounded."""
+        ...
+
+    def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
+        """How `engine`'s write transactions begin: at once, or each waiting for the one writer before it."""
+        ...
+
+    def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
+        """`moment`'s minute as 'YYYY-MM-DD HH:MM' text."""
+        ...
+
+    def seconds_between(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Seconds from `earlier` to `later`, as a number."""
+        ...
+
+    def one_of(self, column: ColumnElement[str], ids: Collection[str] | None) -> ColumnElement[bool]:
+        """`column IN ids`, with the ids bound as one parameter named `ids` (`ids` None: bound later, to
+        what `ids_value` makes of them).
+
+        `in_()` binds one parameter per id and renders the statement anew for every length: for the thousand
+        ids of a claim that cost more than running the statement.
+        """
+        ...
+
+    def ids_value(self, ids: Collection[str]) -> Any:
+        """The value `one_of` binds for `ids`."""
+        ...
+
+    def skip_locked(self, query: SelectT, of: Table) -> SelectT:
+        """`query`, locking the rows of `of` it reads and passing over those another worker has locked."""
+        ...
+
+    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str] | None:
+        """What `query` reads of rows of `of` that no other worker has locked, locking them; None where no
+        other worker can hold a row lock."""
+        ...
+
+    async def insert_rows(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert `rows` (values of `columns`, as the driver takes them) in as few calls as the database allows."""
+        ...
+
+    async def insert_columns(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
+    ) -> None:
+        """Insert rows held one sequence per column, in the transaction a statement on `connection` began."""
+        ...
+
+    async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
+        """Run `writes` in the transaction `connection` began; False, having written nothing, when the guard
+        changed no row. Nothing may run on `connection` afterwards: the transaction may have ended."""
+        ...
+
+    def wake_notifier(self, engine: AsyncEngine) -> WakeSender | None:
+        """What tells other processes after a commit; None where they find out for themselves."""
+        ...
+
+    def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeWatcher | None:
+        """What wakes the dispatcher when another process makes deliveries due; None where no other process can."""
+        ...

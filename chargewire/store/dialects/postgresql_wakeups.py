@@ -1,0 +1,233 @@
+"""PostgreSQL's wake-ups across processes: NOTIFY after commits, and a LISTEN in every worker process.
+
+The process's `WakeSignal` (`dispatch.wakeups`) asks a `WakeNotifier` to send `NOTIFY chargewire_deliveries_due`,
+and every worker process runs a `WakeListener` that LISTENs on that channel and wakes its dispatcher. A
+notification carries no payload and only means "claim now".
+
+Coalescing: the notifier has at most one NOTIFY in flight. Requests made while it is being sent produce exactly
+one more NOTIFY afterwards, so a burst of publishes costs one or two round trips, and the last NOTIFY always
+leaves after the last commit that asked for it; otherwise a worker could claim too early and sleep past it.
+
+Connections: the notifier and the listener each use one dedicated connection, taken from the engine's pool and
+then detached from it (`AsyncEngine.raw_connection()`, `detach()`), and used through its asyncpg driver
+connection. It is thus made with exactly the engine's URL and connect arguments (no second copy of the URL
+translation), it no longer counts against the pool's size, and no query of the pool can ever land on the
+connection that holds the LISTEN. They show in `pg_stat_activity` as NOTIFIER_NAME and LISTENER_NAME.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chargewire.store.outage import is_unavailable
+from chargewire.waiting import reconnect_delay_s, wait_for_any
+
+logger = logging.getLogger(__name__)
+
+WAKE_CHANNEL = "chargewire_deliveries_due"
+# Their application_name in pg_stat_activity.
+NOTIFIER_NAME = "chargewire wake-up notifier"
+LISTENER_NAME = "chargewire wake-up listener"
+
+_NOTIFY = f"NOTIFY {WAKE_CHANNEL}"
+_CHECK_ALIVE = "SELECT 1"
+
+# Errors of a lost or refused connection; anything else is a bug and is logged with its traceback.
+_CONNECTION_ERRORS = (OSError, TimeoutError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_CLOSE_TIMEOUT_S = 5.0
+_FLUSH_TIMEOUT_S = 10.0
+
+Waiter = Callable[[], None]
+
+
+class Coalescer:
+    """Runs `send` at most once at a time; any requests made while it runs cause exactly one more run after it."""
+
+    def __init__(self, send: Callable[[], Awaitable[None]]) -> None:
+        self._send = send
+        self._wanted = False
+        self._runner: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        """Ask for a run of `send` that starts after this call; returns at once."""
+        self._wanted = True
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._run_while_wanted())
+
+    async def flush(self) -> None:
+        """Wait until every run asked for so far has finished."""
+        while self._runner is not None and not self._runner.done():
+            await asyncio.shield(self._runner)
+
+    async def aclose(self, timeout_s: float) -> None:
+        """Finish what was asked for, waiting at most `timeout_s`; cancel the rest."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout_s)
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def _run_while_wanted(self) -> None:
+        while self._wanted:
+            # Cleared before the run: a request that arrives during it makes one more run afterwards.
+            self._wanted = False
+            await self._send()
+
+
+class WakeNotifier:
+    """Sends NOTIFY on the wake-up channel after commits, coalesced: one in flight, at most one more queued."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sends = Coalescer(self._send)
+        self._connection: Any = None
+        self._closed = False
+
+    def request(self) -> None:
+        """Ask for a NOTIFY soon (call it after a commit); returns at once, and many requests cost one NOTIFY."""
+        if not self._closed:
+            self._sends.request()
+
+    async def flush(self) -> None:
+        """Wait until every request made so far has been answered by a NOTIFY (or given up on)."""
+        await self._sends.flush()
+
+    async def aclose(self) -> None:
+        """Send what was asked for (a bounded wait), then close the connection."""
+        self._closed = True
+        await self._sends.aclose(_FLUSH_TIMEOUT_S)
+        await self._disconnect()
+
+    async def _send(self) -> None:
+        # A kept connection may have died since the last send (server restart, idle timeout); a fresh one
+        # gets one more try before this wake is left to the poll.
+        for attempt in range(2):
+            try:
+                if self._connection is None:
+                    self._connection = await _open_dedicated(self._engine, NOTIFIER_NAME)
+                await self._connection.execute(_NOTIFY)
+                return
+            except _CONNECTION_ERRORS as error:
+                await self._disconnect()
+                if attempt == 1:
+                    logger.warning("could not send a wake-up (%s); workers find the work at their next poll", error)
+            except Exception:
+                await self._disconnect()
+                logger.exception("sending a wake-up failed; workers find the work at their next poll")
+                return
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await _close_quietly(connection)
+
+
+class WakeListener:
+    """LISTENs on the wake-up channel and calls `on_wake` for every notification, reconnecting when it drops."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_wake: Waiter,
+        *,
+        first_retry_s: float = 0.5,
+        max_retry_s: float = 30.0,
+        check_alive_every_s: float = 15.0,
+    ) -> None:
+        self._engine = engine
+        self._on_wake = on_wake
+        self._first_retry_s = first_retry_s
+        self._max_retry_s = max_retry_s
+        self._check_alive_every_s = check_alive_every_s
+        self.connections = 0  # how many times it has started listening (1 + reconnects)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until `stop` is set; a lost connection is logged and made again with growing delays."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with self._listening() as (connection, lost):
+                    self._started_listening()
+                    failures = 0
+                    await self._wait_until_lost(connection, lost, stop)
+                    reason = "the connection closed"
+            except Exception as error:
+                if not (isinstance(error, _CONNECTION_ERRORS) or is_unavailable(error)):
+                    logger.exception("the wake-up listener failed")
+                reason = str(error) or type(error).__name__
+            if stop.is_set():
+                return
+            delay = reconnect_delay_s(failures, self._first_retry_s, self._max_retry_s)
+            failures += 1
+            logger.warning(
+                "wake-up listener not connected (%s); connecting again in %.1f s, polling meanwhile",
+                reason,
+                delay,
+            )
+            await wait_for_any([stop], delay)
+
+    def _started_listening(self) -> None:
+        self.connections += 1
+        if self.connections == 1:
+            logger.info("listening for wake-ups on %s", WAKE_CHANNEL)
+        else:
+            logger.info("wake-up listener connected again; listening on %s", WAKE_CHANNEL)
+        # Notifications sent while nobody listened (before the first LISTEN, or while reconnecting) are lost:
+        # one wake now finds whatever they announced.
+        self._on_wake()
+
+    @contextlib.asynccontextmanager
+    async def _listening(self) -> AsyncIterator[tuple[Any, asyncio.Event]]:
+        connection = await _open_dedicated(self._engine, LISTENER_NAME)
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(WAKE_CHANNEL, self._on_notification)
+            yield connection, lost
+        finally:
+            await _close_quietly(connection)
+
+    def _on_notification(self, _connection: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self._on_wake()
+
+    async def _wait_until_lost(self, connection: Any, lost: asyncio.Event, stop: asyncio.Event) -> None:
+        while not (stop.is_set() or lost.is_set()):
+            await wait_for_any([stop, lost], self._check_alive_every_s)
+            if not (stop.is_set() or lost.is_set()):
+                # A connection cut without a FIN (a failed-over server, a dropped route) looks idle, not closed.
+                await asyncio.wait_for(connection.fetchval(_CHECK_ALIVE), self._check_alive_every_s)
+
+
+async def _open_dedicated(engine: AsyncEngine, application_name: str) -> Any:
+    """An asyncpg connection taken from the engine's pool and detached from it: ours alone, and ours to close."""
+    proxy = await engine.raw_connection()
+    # Read before detaching, which unlinks the pool's record that knows the driver connection.
+    connection: Any = proxy.driver_connection
+    # Once detached the pool forgets it (and may open another in its place). SQLAlchemy's wrapper has no
+    # finalizer, so only the asyncpg connection inside it needs keeping.
+    proxy.detach()
+    try:
+        await connection.execute(f"SET application_name = '{application_name}'")
+    except BaseException:
+        await _close_quietly(connection)
+        raise
+    return connection
+
+
+async def _close_quietly(connection: Any) -> None:
+    if connection.is_closed():
+        return
+    try:
+        await connection.close(timeout=_CLOSE_TIMEOUT_S)
+    except Exception as error:
+        # close() has aborted the connection by now; there is nothing else to release.
+        logger.debug("closing a wake-up connection failed: %s", error)

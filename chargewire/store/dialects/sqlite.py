@@ -1,0 +1,156 @@
+"""SQLite's side of every dialect difference: datetimes kept as ISO text, one writer at a time."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import ColumnElement, Dialect, Insert, Select, String, Table, bindparam, func, insert, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chargewire.store.dialects.base import (
+    MINUTE_FORMAT,
+    SelectT,
+    StoreDialect,
+    WakeHooks,
+    WriteTransactions,
+)
+from chargewire.store.dialects.compiled_insert import insert_sql
+from chargewire.store.dialects.engine import OpenedEngine
+from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
+from chargewire.store.dialects.sqlite_one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
+from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
+
+if TYPE_CHECKING:
+    from chargewire.store.database import Database
+
+_SECONDS_PER_DAY = 86400.0
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
+_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+class SQLiteDialect:
+    """The store's SQLite dialect."""
+
+    name = "sqlite"
+
+    def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
+        """SQLite through aiosqlite, in WAL mode, one trip per statement (`sqlite_engine`)."""
+        if url.drivername == "sqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
+        return open_sqlite_engine(url.render_as_string(hide_password=False), url.database, echo)
+
+    def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
+        """One writer at a time, each holding SQLite's write lock from its BEGIN (`SerialWriter`)."""
+        return SerialWriter(engine).transaction
+
+    def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
+        """`moment`'s minute as 'YYYY-MM-DD HH:MM' text (SQLite keeps datetimes as ISO text)."""
+        return func.strftime(MINUTE_FORMAT, moment)
+
+    def seconds_between(self, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Seconds from `earlier` to `later`, through Julian day numbers."""
+        return (func.julianday(later) - func.julianday(earlier)) * _SECONDS_PER_DAY
+
+    def one_of(self, column: ColumnElement[str], ids: Collection[str] | None) -> ColumnElement[bool]:
+        """`column IN ids`, the ids bound as one JSON array that `json_each` reads."""
+        value = None if ids is None else self.ids_value(ids)
+        listed = func.json_each(bindparam("ids", value, type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+
+    def ids_value(self, ids: Collection[str]) -> str:
+        """`ids` as JSON array text."""
+        return orjson.dumps(list(ids)).decode()
+
+    def skip_locked(self, query: SelectT, of: Table) -> SelectT:
+        """`query` unchanged: SQLite has one writer at a time, so a claim needs no row locks."""
+        return query
+
+    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str] | None:
+        """None: no other writer runs while this one holds the write lock."""
+        return None
+
+    async def insert_rows(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert `rows` by multi-row VALUES statements (`_multi_row_inserts`)."""
+        for sql, values in _multi_row_inserts(table, columns, rows, connection.dialect):
+            await connection.exec_driver_sql(sql, values)
+
+    async def insert_columns(
+        self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], values: tuple[Sequence[Any], ...]
+    ) -> None:
+        """Insert rows held one sequence per column, as `insert_rows` does."""
+        await self.insert_rows(connection, table, columns, list(zip(*values, strict=True)))
+
+    async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
+        """Run the guard and the writes and commit, all in one trip to the driver's thread (`sqlite_one_trip`),
+        so the write lock is held for the writing alone. No row locks: the one writer holds the whole file."""
+        dialect = connection.dialect
+        guard = driver_statement(writes.guard.statement, dialect, writes.guard.parameters, must_change_rows=True)
+        statements = [guard, *(step for write in writes.writes for step in _driver_statements(write, dialect))]
+        return await commit_in_one_trip(connection, statements)
+
+    def wake_notifier(self, engine: AsyncEngine) -> None:
+        """None: SQLite has no NOTIFY; other processes' workers watch the file's commits (`wake_listener`)."""
+        return
+
+    def wake_listener(self, database: Database, hooks: WakeHooks) -> CommitWatcher | None:
+        """A watch on the file's commits (`sqlite_wakeups`); None in memory, where no other process can write."""
+        if database.sqlite_file is None:
+            return None
+        return CommitWatcher(database.sqlite_file, hooks.newest, hooks.due_now, hooks.wake)
+
+
+def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:
+    """`write` as the statements one trip runs."""
+    if isinstance(write, Statement):
+        return [driver_statement(write.statement, dialect, write.parameters)]
+    rows = list(zip(*write.values, strict=True)) if isinstance(write, ColumnInsert) else write.rows
+    return [
+        DriverStatement(sql, values) for sql, values in _multi_row_inserts(write.table, write.columns, rows, dialect)
+    ]
+
+
+def _multi_row_inserts(
+    table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]], dialect: Dialect
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The multi-row INSERTs that write `rows` into SQLite: (SQL, its values in one flat tuple) each."""
+    single_row = insert_sql(table, columns, dialect, _single_row_insert)
+    for start, count in _chunks(len(rows), len(columns)):
+        yield _multi_row_sql(single_row, count), tuple(chain.from_iterable(rows[start : start + count]))
+
+
+def _single_row_insert(table: Table, _columns: tuple[str, ...]) -> Insert:
+    return insert(table)
+
+
+def _chunks(count: int, width: int) -> Iterator[tuple[int, int]]:
+    """(start, rows) of the multi-row INSERTs that write `count` rows of `width` values into SQLite.
+
+    Why not executemany: it releases the GIL around every row's step and must take it back after each, and
+    while another thread runs Python each take can wait up to the interpreter's switch interval (5 ms). With a
+    second thread busy, 2,000 delivery rows took seconds that way, and tens of milliseconds as a few statements.
+    The row counts are powers of two, so that a table has a dozen distinct statements at most in the driver's
+    statement cache, each within SQLite's limit on bound values.
+    """
+    largest = 1 << ((_MAX_VARIABLES // width).bit_length() - 1)
+    start = 0
+    while start < count:
+        rows = min(largest, 1 << ((count - start).bit_length() - 1))
+        yield start, rows
+        start += rows
+
+
+def _multi_row_sql(single_row: str, rows: int) -> str:
+    """`single_row`'s INSERT with its VALUES tuple repeated for `rows` rows."""
+    head, values = single_row.rsplit(" VALUES ", 1)
+    return f"{head} VALUES {', '.join([values] * rows)}"
+
+
+SQLITE: StoreDialect = SQLiteDialect()

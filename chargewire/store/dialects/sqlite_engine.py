@@ -1,0 +1,285 @@
+"""The SQLite engine: WAL mode, one trip to the driver's thread per statement, checkpoints in the background.
+
+SQLite's tail latency comes from how long the one writer holds the write lock, and two things stretched
+that: every trip to aiosqlite's thread waits for a turn of a busy event loop (and for the GIL), and
+SQLAlchemy's aiosqlite adapter made four trips per statement; and a WAL auto-checkpoint ran inside the
+commit that crossed ~1,000 pages. So statements go in one trip each (`_OneTripConnection`), BEGIN rides along
+with the first statement, and a background thread checkpoints (`WalCheckpointer`) while the pooled
+connections never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
+
+_BUSY_TIMEOUT_MS = int(DATABASE_WAIT_S * 1000)
+_WRITE_OPTION = "chargewire_write"
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+# Asking again for SQLite's write lock while another process holds it: from 0.5 ms, doubling to 4 ms.
+_WRITE_RETRY_FIRST_S = 0.0005
+_WRITE_RETRY_MAX_S = 0.004
+
+# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
+_JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20
+
+
+def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
+    """SQLite at `path` in WAL mode, one trip per statement, checkpoints in the background (on disk)."""
+    on_disk = bool(path) and path != ":memory:"
+    if on_disk:
+        assert path is not None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Every event and stored secret is in this file: its owner's alone. SQLite gives its -wal and -shm files
+        # the database file's mode, so they follow.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    connect = functools.partial(sqlite3.connect, path or ":memory:", timeout=DATABASE_WAIT_S, check_same_thread=False)
+
+    async def one_trip_connection() -> _OneTripConnection:
+        connection = _OneTripConnection(connect, iter_chunk_size=64)
+        await connection  # starts its thread and connects there
+        return connection
+
+    engine = create_async_engine(url, echo=echo, async_creator=one_trip_connection, **JSON_CODEC)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the driver's implicit one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL survives a killed process; only a power loss can undo the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if on_disk:
+            # The checkpointer's thread does this; inside a commit it would hold every other writer up.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT_BYTES}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A writer that begins IMMEDIATE holds the lock from the start, so it never fails to upgrade later.
+        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+        # Sent with the first statement, in the same trip to the driver's thread.
+        driver_connection = connection.connection.driver_connection
+        driver_connection.pending_begin = _BEGIN_WRITE if immediate else "BEGIN"
+
+    checkpointer = WalCheckpointer(Path(path)) if on_disk and path is not None else None
+    if checkpointer is not None:
+        checkpointer.start()
+    return OpenedEngine(engine, checkpointer, Path(path) if on_disk and path is not None else None)
+
+
+class SerialWriter:
+    """Write transactions on a SQLite engine, one at a time, each holding the write lock from its BEGIN."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
+        self._lock = asyncio.Lock()
+        self._engine = engine.execution_options(**{_WRITE_OPTION: True})
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, begun IMMEDIATE once the writers before it are done."""
+        lock = self._lock
+        await lock.acquire()
+        held = True
+        try:
+            async with self._engine.connect() as connection:
+                try:
+                    async with connection.begin():
+                        yield connection
+                finally:
+                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
+                    # thread that the next writer need not wait for.
+                    lock.release()
+                    held = False
+        finally:
+            if held:
+                lock.release()
+
+
+async def commit_statements(driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]) -> bool:
+    """Run (sql, parameters, must change rows) steps in the transaction begun on a SQLite driver connection,
+    then commit, in one trip to its thread; False, rolled back, if a step that must change rows changed none."""
+    if not isinstance(driver_connection, _OneTripConnection):
+        raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
+    begin, driver_connection.pending_begin = driver_connection.pending_begin, None
+    try:
+        committed: bool = await driver_connection.run(_commit_steps, begin, steps)
+    except BaseException:
+        if begin is not None and not driver_connection.in_transaction:
+            driver_connection.pending_begin = begin  # BEGIN itself failed: nothing was sent
+        raise
+    return committed
+
+
+def _commit_steps(
+    connection: sqlite3.Connection, begin: str | None, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
+) -> bool:
+    """In the driver's thread: BEGIN if due, run the steps, and commit (or roll back at a step that changed nothing)."""
+    cursor = connection.cursor()
+    try:
+        _begin(cursor, begin)
+        for sql, parameters, must_change_rows in steps:
+            cursor.execute(sql, parameters)
+            if must_change_rows and cursor.rowcount == 0:
+                connection.rollback()
+                return False
+        connection.commit()
+        return True
+    finally:
+        cursor.close()
+
+
+def _run_statement(
+    connection: sqlite3.Connection, begin: str | None, many: bool, sql: str, parameters: Any
+) -> tuple[Any, list[Any], int, Any]:
+    """In the driver's thread: BEGIN if due, run one statement, fetch its rows, close the cursor."""
+    cursor = connection.cursor()
+    try:
+        _begin(cursor, begin)
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+def _begin(cursor: sqlite3.Cursor, begin: str | None) -> None:
+    if begin == _BEGIN_WRITE:
+        _begin_write(cursor)
+    elif begin is not None:
+        cursor.execute(begin)
+
+
+def _begin_write(cursor: sqlite3.Cursor) -> None:
+    """Take the write lock, asking again every few milliseconds while another process holds it.
+
+    SQLite's own busy handler sleeps in growing steps (up to 100 ms each) and so comes back long after a
+    short transaction of another process has ended: with an API and four worker processes on one file, those
+    sleeps were the latency's tail. Only this BEGIN retries itself; every other statement keeps the busy timeout.
+    """
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + DATABASE_WAIT_S
+        pause_s = _WRITE_RETRY_FIRST_S
+        while True:
+            try:
+                cursor.execute(_BEGIN_WRITE)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, _WRITE_RETRY_MAX_S)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+
+
+class _OneTripCursor:
+    """An aiosqlite-style cursor that executes, fetches and closes in one trip to the connection's thread.
+
+    aiosqlite makes a trip to create a cursor, one to execute, one to fetch and one to close; each waits for
+    a turn of the event loop, and on SQLite the write lock is held across all of them. Rows are fetched
+    eagerly, which SQLAlchemy's adapter does anyway for every cursor that is not server-side.
+    """
+
+    def __init__(self, connection: _OneTripConnection) -> None:
+        self._connection = connection
+        self._rows: list[Any] = []
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: Any = None
+        self.arraysize = 1
+
+    async def __aenter__(self) -> _OneTripCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._rows = []
+
+    async def execute(self, sql: str, parameters: Any = None) -> _OneTripCursor:
+        return await self._run(False, sql, () if parameters is None else parameters)
+
+    async def executemany(self, sql: str, parameters: Any) -> _OneTripCursor:
+        return await self._run(True, sql, parameters)
+
+    async def _run(self, many: bool, sql: str, parameters: Any) -> _OneTripCursor:
+        begin, self._connection.pending_begin = self._connection.pending_begin, None
+        try:
+            result = await self._connection.run(_run_statement, begin, many, sql, parameters)
+        except BaseException:
+            if begin is not None and not self._connection.in_transaction:
+                self._connection.pending_begin = begin  # BEGIN itself failed: the next statement tries again
+            raise
+        self.description, self._rows, self.rowcount, self.lastrowid = result
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = size or self.arraysize
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    async def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class _OneTripConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose cursors make one trip per statement, and which sends BEGIN with the next one."""
+
+    pending_begin: str | None = None
+
+    def cursor(self) -> _OneTripCursor:  # type: ignore[override]
+        return _OneTripCursor(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call `function(sqlite3_connection, *args)` in the connection's thread."""
+        return await self._execute(function, self._conn, *args)  # type: ignore[no-untyped-call]
+
+    async def commit(self) -> None:
+        # A transaction that ran no statement never sent its BEGIN, and one committed in its last trip
+        # (`commit_statements`) has ended: nothing to commit, no trip to make.
+        if self.pending_begin is not None or not self.in_transaction:
+            self.pending_begin = None
+            return
+        await super().commit()
+
+    async def rollback(self) -> None:
+        # The pool rolls back every connection it takes back; after a commit there is nothing to undo. Reading
+        # the flag here is safe: a connection is only ever used by the one task that checked it out.
+        if self.pending_begin is not None or not self.in_transaction:
+            self.pending_begin = None
+            return
+        await super().rollback()
