@@ -1,9 +1,11 @@
 """A failed Kafka record is not tried again before its message timeout has passed, whatever the retry schedule says
 (decision 0005): with several workers, a record still in flight in another worker must not land after the retry.
-Webhooks keep their schedule."""
+Webhooks keep their schedule; a starting worker says which retries the floor raises."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import timedelta
 
@@ -84,3 +86,16 @@ async def test_a_failed_webhooks_retry_keeps_the_schedule_below_the_kafka_messag
     # Recorded before `after`: due no later than the schedule's 0.3 s after it.
     assert delivery.next_attempt_at is not None
     assert delivery.next_attempt_at <= after + timedelta(seconds=FAST_RETRIES[1])
+
+
+async def test_a_starting_worker_says_once_which_retries_of_the_schedule_the_kafka_floor_raises(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    stop.set()
+    with caplog.at_level(logging.INFO, logger="chargewire.runtime"):
+        await runtime.deliver(runtime.dispatcher(), stop)
+
+    [notice] = [record.getMessage() for record in caplog.records if "retry" in record.getMessage()]
+    assert "at least 4 s" in notice
+    assert "not the 0.3, 0.3, 0.3 s of the retry schedule" in notice
