@@ -1,10 +1,11 @@
 """A second Kafka broker that joins a `KafkaBroker`'s cluster, so that tests can fail one partition alone.
 
 The node is a broker only (its controller is the `KafkaBroker`'s), with a PLAINTEXT listener for clients and
-the cluster's BROKER listener for replication. A topic whose partition lives on it alone
-(`create_topic_on`) loses that partition when the node stops or freezes, while the cluster goes on serving
-the others: killed, the partition goes leaderless once the controller fences the node (its session runs out,
-`broker.session.timeout.ms`, 9 s by default); frozen for less than that, its leader stops answering.
+the cluster's BROKER listener for replication. A topic made with `create_topic_on` has one partition led by
+this node, the others by node 1. Alone on this node, that partition fails while the cluster goes on serving the
+others: killed, the node's partition goes leaderless once the controller fences it (its session runs out,
+`broker.session.timeout.ms`, 9 s by default); frozen for less than that, its leader stops answering. With a
+follower on node 1, a restart moves the partition's lead there and, with `lead_again`, back.
 """
 
 from __future__ import annotations
