@@ -15,6 +15,7 @@ from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.heartbeat import Heartbeat
 from chargewire.dispatch.metrics import DeliveryMetrics
+from chargewire.dispatch.retry_policy import KAFKA_RETRY_MARGIN_S, delays_below, kafka_retry_floor_s
 from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import WakeSignal
@@ -175,6 +176,7 @@ class Runtime:
         Every loop runs under one supervisor (`dispatch.supervisor`): outages are retried until they clear, and
         a fault that cannot clear stops them all and raises TaskFailed once in-flight work is finished.
         """
+        _log_kafka_retry_floor(self.settings)
         supervisor = self.supervisor = Supervisor(stop)
         self.metrics.watch(supervisor)
         listener = self.wake_listener(dispatcher)
@@ -207,6 +209,21 @@ class Runtime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _log_kafka_retry_floor(settings: Settings) -> None:
+    """Say once, as the worker starts, which retries of the schedule Kafka records wait longer for, and why."""
+    floor_s = kafka_retry_floor_s(settings.kafka_message_timeout_s)
+    raised = delays_below(settings.retry_schedule_s, floor_s)
+    if raised:
+        logger.info(
+            "Kafka records wait at least %g s before a retry (CHARGEWIRE_KAFKA_MESSAGE_TIMEOUT_S plus %g s), not the "
+            "%s s of the retry schedule: a record still in flight in another worker could otherwise land after the "
+            "retry of an earlier one of its entity (decision 0005)",
+            floor_s,
+            KAFKA_RETRY_MARGIN_S,
+            ", ".join(f"{delay:g}" for delay in raised),
+        )
 
 
 async def _require_matching_key(tokens: TokenService, key: SecretKey, settings: Settings) -> None:

@@ -57,7 +57,27 @@ _INTERNAL_LISTENERS = ("BROKER", "CONTROLLER")
 # themselves. Two listeners because Kafka gives each its own port.
 _REDIRECT_LISTENERS = {"REDIRECT": ("127.0.0.1", "REDIRECTED"), "REDIRECTED": ("127.0.0.2", "REDIRECTED")}
 REDIRECTED_HOST = _REDIRECT_LISTENERS["REDIRECTED"][0]
-_HEAP = ("-Xms256m", "-Xmx512m")
+HEAP = ("-Xms256m", "-Xmx512m")
+# One replica of everything, internal topics included (any node may create them), and few threads.
+SMALL_NODE_SETTINGS = {
+    "auto.create.topics.enable": "false",
+    "num.partitions": "1",
+    "default.replication.factor": "1",
+    "min.insync.replicas": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "num.network.threads": "2",
+    "num.io.threads": "2",
+    "num.recovery.threads.per.data.dir": "1",
+    "background.threads": "2",
+    "log.cleaner.threads": "1",
+}
+FORMAT_HEAP = ("-Xmx256m",)
 ClientConfig = dict[str, str | int | float | bool]
 _running: set[KafkaBroker] = set()  # started and not yet stopped, for the atexit hook
 
@@ -216,17 +236,11 @@ class KafkaBroker:
             self.jars_dir = ensure_kafka_jars()
         self.config_path.write_text(self._server_properties())
         if not (self.data_dir / "meta.properties").exists():
-            self._format_storage(java)
+            self._format_storage(java_command(java, self.jars_dir, self.log_level, FORMAT_HEAP))
         started = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [*self._java_command(java, _HEAP), "kafka.Kafka", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # Its own session: Ctrl-C in a terminal reaches us, and we stop the broker in order.
-                start_new_session=True,
-            )
+        self._process = start_node(
+            java_command(java, self.jars_dir, self.log_level, HEAP), self.config_path, self.log_path
+        )
         _running.add(self)
         try:
             self._wait_until_ready()
@@ -239,16 +253,8 @@ class KafkaBroker:
         """Stop the broker process (SIGTERM, then SIGKILL after `stop_timeout_s`); data and ports are kept."""
         process, self._process = self._process, None
         _running.discard(self)
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                logger.warning("Kafka broker ignored SIGTERM for %ss; killing it", self.stop_timeout_s)
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_node(process, self.stop_timeout_s)
 
     def close(self) -> None:
         """Stop the broker and remove its folder (data, configuration, certificates, log)."""
@@ -291,37 +297,12 @@ class KafkaBroker:
 
     # --- internals -----------------------------------------------------------------------------------------
 
-    def _java_command(self, java: str, heap: tuple[str, ...]) -> list[str]:
-        return [
-            java,
-            *heap,
-            "-Djava.awt.headless=true",
-            f"-Dorg.slf4j.simpleLogger.defaultLogLevel={self.log_level}",
-            "-Dorg.slf4j.simpleLogger.showDateTime=true",
-            "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
-            "-cp",
-            f"{self.jars_dir}/*",
-        ]
-
-    def _format_storage(self, java: str) -> None:
+    def _format_storage(self, java: list[str]) -> None:
         scram = []
         for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
             username, password = self.credentials[mechanism]
             scram += ["--add-scram", f"{mechanism}=[name={username},password={password}]"]
-        command = [
-            *self._java_command(java, ("-Xmx256m",)),
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            _cluster_id(),
-            "-c",
-            str(self.config_path),
-            *scram,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr)[-3000:]
-            raise KafkaBrokerError(f"kafka.tools.StorageTool format failed ({result.returncode}):\n{output}")
+        format_storage(java, _cluster_id(), self.config_path, scram)
 
     def _server_properties(self) -> str:
         listeners = {"BROKER": "PLAINTEXT", "CONTROLLER": "PLAINTEXT", **PROTOCOLS}
@@ -351,22 +332,7 @@ class KafkaBroker:
             ),
             "listener.security.protocol.map": ",".join(f"{name}:{kind}" for name, kind in listeners.items()),
             "log.dirs": str(self.data_dir),
-            "auto.create.topics.enable": "false",
-            "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "num.recovery.threads.per.data.dir": "1",
-            "background.threads": "2",
-            "log.cleaner.threads": "1",
+            **SMALL_NODE_SETTINGS,
             "ssl.keystore.type": "PKCS12",
             "ssl.keystore.location": str(self.tls.server_keystore),
             "ssl.keystore.password": self.tls.keystore_password,
@@ -384,7 +350,7 @@ class KafkaBroker:
             properties[f"listener.name.{listener}.sasl.enabled.mechanisms"] = ",".join(MECHANISMS)
             for mechanism, config in jaas.items():
                 properties[f"listener.name.{listener}.{mechanism}.sasl.jaas.config"] = config
-        return "".join(f"{key}={_escape(value)}\n" for key, value in properties.items())
+        return "".join(f"{key}={escape(value)}\n" for key, value in properties.items())
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -429,7 +395,58 @@ class KafkaBroker:
             return "(no broker log)"
 
 
-def _escape(value: str) -> str:
+def java_command(java: str, jars_dir: Path, log_level: str, heap: tuple[str, ...]) -> list[str]:
+    """The start of a command that runs a class from the Kafka jars, logging at `log_level` to stderr."""
+    return [
+        java,
+        *heap,
+        "-Djava.awt.headless=true",
+        f"-Dorg.slf4j.simpleLogger.defaultLogLevel={log_level}",
+        "-Dorg.slf4j.simpleLogger.showDateTime=true",
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
+        "-cp",
+        f"{jars_dir}/*",
+    ]
+
+
+def start_node(java: list[str], config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a Kafka node on `config_path`, appending its output to `log_path` (`java` from `java_command`)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [*java, "kafka.Kafka", str(config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own session: Ctrl-C in a terminal reaches us, and we stop the node in order.
+            start_new_session=True,
+        )
+
+
+def stop_node(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Stop a Kafka node: SIGTERM (a controlled shutdown), then SIGKILL after `timeout_s`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGCONT)  # a node a test froze could not shut down
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        logger.warning("Kafka node ignored SIGTERM for %ss; killing it", timeout_s)
+        process.kill()
+        process.wait()
+
+
+def format_storage(java: list[str], cluster_id: str, config_path: Path, extra: list[str]) -> None:
+    """Format a node's log folder for the cluster `cluster_id` (`java` from `java_command`)."""
+    command = [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config_path), *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr)[-3000:]
+        raise KafkaBrokerError(f"kafka.tools.StorageTool format failed ({result.returncode}):\n{output}")
+
+
+def escape(value: str) -> str:
+    """A value as a Java properties file reads it back."""
     # Java properties files treat backslashes as escapes.
     return value.replace("\\", "\\\\")
 

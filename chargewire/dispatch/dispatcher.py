@@ -34,7 +34,7 @@ from chargewire.channels.base import AttemptResult, BatchChannel, Channel, Order
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
-from chargewire.dispatch.retry_policy import next_attempt_delay
+from chargewire.dispatch.retry_policy import kafka_retry_floor_s, next_attempt_delay
 from chargewire.dispatch.streamer import KafkaStreamer
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
@@ -117,6 +117,7 @@ class Dispatcher:
             Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
         }
         self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
+        self._retry_floors_s = {Via.KAFKA: kafka_retry_floor_s(settings.kafka_message_timeout_s)}
         self._streamer = (
             KafkaStreamer(settings, streams, targets, self.attempt, self.worker_id)
             if streams is not None and Via.KAFKA in self._batching
@@ -404,6 +405,7 @@ class Dispatcher:
             rng=self._rng,
             retry_after_cap_s=self.settings.retry_after_cap_s,
             attempt_limit=delivery.attempt_limit,
+            min_delay_s=self._retry_floors_s.get(target.subscription.via, 0.0) if target is not None else 0.0,
         )
         retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
         self._breakers.record_failure(delivery.subscription_id, result.error, schedule, utcnow())

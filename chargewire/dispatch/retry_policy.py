@@ -8,6 +8,7 @@ delivery gets `len(schedule)` attempts in all. After attempt n fails with `error
     scheduled = schedule[n] x (1 + u),  u uniform in [-jitter, +jitter]
     delay     = max(scheduled, min(retry_after, retry_after_cap_s))   when the error carries Retry-After
     delay     = max(delay, 60 s)                                        after a timeout or throttling (429)
+    delay     = max(delay, min_delay_s)                                 always (Kafka: `kafka_retry_floor_s`)
 
 Retry-After (sent with 429 and 503) therefore never shortens the schedule and never stretches it past the
 cap; the 60 s floor gives a receiver that is slow or shedding load room to recover. The policy reads the
@@ -18,6 +19,12 @@ it waits `schedule[1 + k]` (the last step repeated), at most MAX_PROBE_INTERVAL_
 Retry-After asks (up to the cap). The 60 s floor does not apply: a probe is one request at a time, and the
 events published meanwhile, due at once, should reach a receiver within seconds of it healing, not a minute
 after its last timeout.
+
+A failed Kafka record waits at least its message timeout plus `KAFKA_RETRY_MARGIN_S` (decision 0005). Its
+retry may be claimed by another worker, which cannot see the records of the same subscription still in
+flight in the failing worker's librdkafka queue; librdkafka answers each of those by its message timeout, so
+once the retry is due they have landed or failed, and none can land after it. The margin covers the way of
+librdkafka's reports to the event loop (polled every 100 ms) and clock differences between workers' hosts.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ DEFAULT_RETRY_AFTER_CAP_S = 24 * 3600.0
 SLOW_DOWN_FLOOR_S = 60.0
 # error_class values after which the receiver gets at least SLOW_DOWN_FLOOR_S.
 SLOW_DOWN_ERROR_CLASSES = frozenset({"timeout", "throttled"})
+KAFKA_RETRY_MARGIN_S = 1.0
 
 # An open breaker probes at least this often, whatever the schedule's later steps (hours, by default) say.
 MAX_PROBE_INTERVAL_S = 60.0
@@ -46,6 +54,7 @@ def next_attempt_delay(
     rng: random.Random | None = None,
     retry_after_cap_s: float = DEFAULT_RETRY_AFTER_CAP_S,
     attempt_limit: int | None = None,
+    min_delay_s: float = 0.0,
 ) -> float | None:
     """Seconds to wait before the next attempt after attempt `attempt_number` (1-based), or None for no more.
 
@@ -57,6 +66,7 @@ def next_attempt_delay(
         rng: randomness for the jitter (seed one in tests).
         retry_after_cap_s: the longest wait a Retry-After header can ask for.
         attempt_limit: attempts allowed in all when lower than the schedule's (set by a resend).
+        min_delay_s: the shortest wait, whatever the schedule says (`kafka_retry_floor_s` for Kafka records).
     """
     if attempt_number < 1:
         raise ValueError("attempt_number starts at 1")
@@ -70,7 +80,7 @@ def next_attempt_delay(
     delay = _honouring_retry_after(_jittered(schedule[attempt_number], jitter, rng), error, retry_after_cap_s)
     if error.error_class in SLOW_DOWN_ERROR_CLASSES:
         delay = max(delay, SLOW_DOWN_FLOOR_S)
-    return delay
+    return max(delay, min_delay_s)
 
 
 def probe_delay(
@@ -95,3 +105,13 @@ def _honouring_retry_after(delay: float, error: DeliveryError, retry_after_cap_s
     if isinstance(error, RetryableDeliveryError) and error.retry_after_s is not None:
         return max(delay, min(error.retry_after_s, retry_after_cap_s))
     return delay
+
+
+def kafka_retry_floor_s(message_timeout_s: float) -> float:
+    """The shortest wait before a failed Kafka record is tried again: the message timeout plus a margin."""
+    return message_timeout_s + KAFKA_RETRY_MARGIN_S
+
+
+def delays_below(schedule: Sequence[float], floor_s: float) -> list[float]:
+    """The retry delays of `schedule` (its first entry is the first attempt) that a floor of `floor_s` raises."""
+    return [delay for delay in schedule[1:] if delay < floor_s]

@@ -29,7 +29,8 @@ SECRET_KEY = "chaos-secret-key-0123456789-abcdefghijklmnop"
 STOP_TIMEOUT_S = 20.0
 WORKER_START_TIMEOUT_S = 60.0
 # Short enough that a run drains within a minute of its last fault: a killed worker's claims come back after
-# 15 s, a delivery is tried 4 times over about 7 s, and a hung receiver costs 2 s per attempt. The lease is
+# 15 s, a delivery is tried 4 times over about 7 s (a Kafka record's retries wait at least the 3 s message
+# timeout plus 1 s), and a hung receiver costs 2 s per attempt. The lease is
 # longer than a claimed batch can take against a hung receiver (16 at a time, 2 s each): a shorter one lets a
 # second worker claim what the first is still sending, and the run would count those duplicates as faults.
 TUNING = {

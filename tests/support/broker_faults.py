@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import orjson
 
@@ -41,7 +42,7 @@ def meter_values(first: int, count: int) -> list[dict[str, object]]:
 
 def kill_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
     """SIGKILL the broker (frozen first, with what is in flight), and start it again after `OUTAGE_S`."""
-    pid = _frozen(broker)
+    pid = freeze(broker)
     time.sleep(IN_FLIGHT_S)
     os.kill(pid, signal.SIGKILL)
     time.sleep(OUTAGE_S)
@@ -50,7 +51,7 @@ def kill_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
 
 def freeze_for_longer_than_the_message_timeout(broker: KafkaBroker) -> None:
     """SIGSTOP the broker for `OUTAGE_S`: connections stay open and nothing is answered."""
-    pid = _frozen(broker)
+    pid = freeze(broker)
     try:
         time.sleep(OUTAGE_S)
     finally:
@@ -73,8 +74,18 @@ FAULTS: dict[str, Callable[[KafkaBroker], None]] = {
 }
 
 
-def _frozen(broker: KafkaBroker) -> int:
-    pid = broker.pid
+class Node(Protocol):
+    """A Kafka node process: a `KafkaBroker` or a `JoinedBroker`."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its process id while it runs."""
+        ...
+
+
+def freeze(node: Node) -> int:
+    """Freeze the node (SIGSTOP): what is in flight to it stays unanswered. Returns its process id."""
+    pid = node.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     return pid

@@ -33,8 +33,12 @@ RETRIES = [0.0, 1.0, 1.0, 2.0, 4.0, 8.0, 16.0]
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Small stream batches, so that a few hundred events make several; retries that outlast a missing topic."""
-    return settings.model_copy(update={"kafka_stream_batch_size": 150, "retry_schedule_s": RETRIES})
+    """Small stream batches, so that a few hundred events make several; retries that outlast a missing topic.
+
+    A 3 s message timeout (past the 2 s an unknown topic is awaited) keeps Kafka retries 4 s apart at least.
+    """
+    update = {"kafka_stream_batch_size": 150, "retry_schedule_s": RETRIES, "kafka_message_timeout_s": 3.0}
+    return settings.model_copy(update=update)
 
 
 def _meter_events(sessions: int, per_session: int, first_value: int = 0) -> list[dict[str, object]]:

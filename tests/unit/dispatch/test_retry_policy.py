@@ -1,4 +1,4 @@
-"""The retry policy: schedule, jitter, Retry-After, back-off floors, limits."""
+"""The retry policy: schedule, jitter, Retry-After, back-off floors (the Kafka one too), limits."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import random
 
 import pytest
 
-from chargewire.config import DEFAULT_RETRY_SCHEDULE_S
-from chargewire.dispatch.retry_policy import SLOW_DOWN_FLOOR_S, next_attempt_delay
+from chargewire.config import DEFAULT_RETRY_SCHEDULE_S, Settings
+from chargewire.dispatch.retry_policy import (
+    KAFKA_RETRY_MARGIN_S,
+    SLOW_DOWN_FLOOR_S,
+    delays_below,
+    kafka_retry_floor_s,
+    next_attempt_delay,
+)
 from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 
 SCHEDULE = DEFAULT_RETRY_SCHEDULE_S
@@ -146,6 +152,46 @@ def test_retry_policy_with_a_custom_schedule() -> None:
 
 def test_retry_policy_with_a_single_attempt_schedule_never_retries() -> None:
     assert next_attempt_delay(1, [0.0], 0.0, server_error()) is None
+
+
+def test_retry_policy_waits_at_least_the_floor_whatever_the_jitter_when_the_schedule_is_shorter() -> None:
+    rng = random.Random(5)
+
+    delays = {next_attempt_delay(1, SCHEDULE, 0.2, server_error(), rng=rng, min_delay_s=11.0) for _ in range(200)}
+
+    assert delays == {11.0}
+
+
+def test_retry_policy_floor_leaves_longer_delays_alone() -> None:
+    assert next_attempt_delay(2, SCHEDULE, 0.0, server_error(), min_delay_s=11.0) == 300.0
+    assert next_attempt_delay(1, SCHEDULE, 0.0, timeout(), min_delay_s=11.0) == SLOW_DOWN_FLOOR_S
+
+
+def test_retry_policy_floor_never_adds_an_attempt() -> None:
+    gone = PermanentDeliveryError("The record is too large.", error_class="message_too_large")
+
+    assert next_attempt_delay(1, SCHEDULE, 0.0, gone, min_delay_s=11.0) is None
+    assert next_attempt_delay(len(SCHEDULE), SCHEDULE, 0.0, server_error(), min_delay_s=11.0) is None
+    assert next_attempt_delay(4, SCHEDULE, 0.0, server_error(), attempt_limit=4, min_delay_s=11.0) is None
+
+
+def test_kafka_retry_floor_outlasts_the_message_timeout_by_the_margin() -> None:
+    assert kafka_retry_floor_s(2.0) == 2.0 + KAFKA_RETRY_MARGIN_S
+    assert KAFKA_RETRY_MARGIN_S > 0
+
+
+def test_kafka_retry_floor_raises_the_default_first_retry_above_the_default_message_timeout() -> None:
+    message_timeout_s = Settings.model_fields["kafka_message_timeout_s"].default
+    floor_s = kafka_retry_floor_s(message_timeout_s)
+    first_retry = next_attempt_delay(1, SCHEDULE, 0.2, server_error(), min_delay_s=floor_s)
+
+    assert delays_below(SCHEDULE, floor_s) == [5.0]
+    assert first_retry is not None
+    assert first_retry > message_timeout_s
+
+
+def test_delays_below_leaves_out_the_first_attempt() -> None:
+    assert delays_below([0.0, 20.0, 1.0], 10.0) == [1.0]
 
 
 @pytest.mark.parametrize(("attempt", "jitter"), [(0, 0.2), (1, -0.1), (1, 1.0)])
