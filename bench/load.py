@@ -19,7 +19,9 @@ Per rate and publishing style:
 
 The machine's load average before each measure is recorded: it is shared with other work.
 Usage: python -m bench.load [--seconds 20] [--rates 50,200,800,2000] [--backends sqlite,postgresql]
-       [--modes serve,worker] [--publishing single,batch10] [--no-save]
+       [--modes serve,worker] [--publishing single,batch10] [--no-save] [--profile DIR]
+With --profile DIR, py-spy samples chargewire's processes during each measure (collapsed stacks in DIR, read
+with `python -m bench.profile_summary`); such a run's figures include py-spy's cost, so they are not saved.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,7 +48,7 @@ from bench.load_report import markdown_table, write_plot
 from bench.paced import PacedRun, latency_tag, percentiles, publish_paced, wait_for
 from bench.processes import Backend, RssSampler, open_backend, running_workers
 from bench.receiver import Receiver, running_receiver
-from tests.support.processes import subscribe_webhook
+from tests.support.processes import stop_process, subscribe_webhook
 
 EVENT_NAME = "SessionMeterValuesNotification"
 RATES = (50, 200, 800, 2000)
@@ -53,6 +57,7 @@ PUBLISHING = {"single": 1, "batch10": 10}  # style -> events per request
 WARM_UP_RATE, WARM_UP_S = 100, 2
 DRAIN_TIMEOUT_S = 60
 TEMPLATE = one_kb_payloads(1)[0]
+PY_SPY = Path(sys.executable).with_name("py-spy")
 
 
 def event_payload(sequence: int) -> dict[str, Any]:
@@ -107,18 +112,54 @@ def _publish(stack: Stack, rate: int, seconds: float, batch: int, first: int) ->
         return runner.run(coroutine)
 
 
+@contextmanager
+def profiled(pids: list[int], seconds: float, prefix: Path | None) -> Iterator[None]:
+    """Sample each process with py-spy (collapsed stacks, `<prefix>-<pid>.txt`) for `seconds`; nothing if no prefix.
+
+    `--nonblocking` reads the stacks without pausing the process, so the figures move as little as possible.
+    """
+    if prefix is None:
+        yield
+        return
+    command = [str(PY_SPY), "record", "--format", "raw", "--nolineno", "--nonblocking", "--duration"]
+    spies = [
+        subprocess.Popen(
+            [*command, str(round(seconds)), "--pid", str(pid), "--output", f"{prefix}-{pid}.txt"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop_process(spy)
+
+
 def _arrived(receiver: Receiver, count: int) -> bool:
     return int(receiver.stats()["tagged"]) >= count
 
 
-def measure(stack: Stack, rate: int, seconds: float, batch: int, sequence: Sequence) -> dict[str, Any]:
-    """Publish `rate` events/s for `seconds`, `batch` per request, and wait for every event at the receiver."""
+def measure(
+    stack: Stack, rate: int, seconds: float, batch: int, sequence: Sequence, profile: Path | None = None
+) -> dict[str, Any]:
+    """Publish `rate` events/s for `seconds`, `batch` per request, and wait for every event at the receiver.
+
+    With `profile`, chargewire's processes are sampled by py-spy while the events are published.
+    """
     receiver = stack.receiver
     receiver.reset()
     load = os.getloadavg()[0]
     cpu_before = {name: tree_cpu_s(pids) for name, pids in stack.groups.items()}
     busy_before, started = machine_busy_seconds(), time.monotonic()
-    with RssSampler({name: pids for name, pids in stack.groups.items() if pids}) as rss:
+    with (
+        RssSampler({name: pids for name, pids in stack.groups.items() if pids}) as rss,
+        profiled(stack.groups["chargewire"], seconds, profile),
+    ):
         run = _publish(stack, rate, seconds, batch, sequence.take(round(rate * seconds) + batch))
         expected = set(run.published)
         complete = wait_for(lambda: _arrived(receiver, len(expected)), DRAIN_TIMEOUT_S, 0.1)
@@ -168,7 +209,8 @@ def run_mode(backend: Backend, receiver: Receiver, mode: str, options: argparse.
             for style in options.publishing:
                 label = f"{backend.name} {mode} {style} {rate}/s"
                 print(f"-- {label}", file=sys.stderr, flush=True)
-                result = measure(stack, rate, options.seconds, PUBLISHING[style], sequence)
+                profile = options.profile / label.replace(" ", "-").replace("/", "") if options.profile else None
+                result = measure(stack, rate, options.seconds, PUBLISHING[style], sequence, profile)
                 print(f"   {orjson.dumps(result).decode()}", file=sys.stderr, flush=True)
                 results[style][str(rate)] = result
     return results
@@ -182,7 +224,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--modes", default=",".join(MODES), help="serve (API with its worker), worker (API + 1)")
     parser.add_argument("--publishing", default=",".join(PUBLISHING), help="single, batch10")
     parser.add_argument("--no-save", action="store_true", help="print the results; leave bench/results alone")
+    parser.add_argument(
+        "--profile", type=Path, help="a folder for py-spy profiles of each measure (bench.profile_summary)"
+    )
     options = parser.parse_args()
+    if options.profile:
+        options.profile.mkdir(parents=True, exist_ok=True)
     options.rates = [int(rate) for rate in options.rates.split(",")]
     options.backends = options.backends.split(",")
     options.modes = options.modes.split(",")
@@ -208,7 +255,7 @@ def main() -> None:
         "load_average_after": round(os.getloadavg()[0], 2),
         "results": results,
     }
-    if not options.no_save:
+    if not (options.no_save or options.profile):
         write_result("load", summary)
         write_plot(results)
     print(markdown_table(results))
