@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp chaos test-long clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp chaos test-long clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ bench-ingest: install test-services
 
 bench-webhook: install test-services
 	$(BIN)/python -m bench.webhook
+
+# CPU per event and latency at fixed rates (50 to 2,000 events/s); e.g. ARGS="--seconds 5 --rates 200 --backends sqlite".
+bench-load: install test-services
+	$(BIN)/python -m bench.load $(ARGS)
 
 bench-kafka: install test-services
 	command -v kcat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat

@@ -111,6 +111,34 @@ def cpu_share(
     return shares
 
 
+# /proc/<pid>/stat counts CPU time in clock ticks (USER_HZ).
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks_from_stat(stat: str) -> int:
+    """utime + stime + cutime + cstime of a `/proc/<pid>/stat` line: the process's CPU and its waited-for children's.
+
+    The command name (field 2) is in parentheses and may hold spaces and parentheses itself, so the fields are
+    counted from the last `)`: the state (field 3) comes first, utime is field 14.
+    """
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return sum(int(fields[number - 3]) for number in (14, 15, 16, 17))
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds so far of these processes and all their descendants, exited children included.
+
+    A child that exits between two readings moves its time into its parent's cutime/cstime when it is waited
+    for, so the difference of two readings counts it once (PostgreSQL backends come and go this way).
+    """
+    ticks = 0
+    for pid in pids:
+        for process in process_tree(pid):
+            with contextlib.suppress(OSError):
+                ticks += cpu_ticks_from_stat(Path(f"/proc/{process.pid}/stat").read_text())
+    return ticks / CLOCK_TICKS_PER_S
+
+
 def peak_rss_mb(groups: dict[str, list[int]]) -> dict[str, float]:
     """Each group's peak resident memory in MiB: the sum of its processes' high-water marks (Linux `VmHWM`)."""
     peaks = {}

@@ -1,8 +1,9 @@
 """Webhook delivery: sustained deliveries/s, publish-to-receipt latency, peak RSS with a million pending.
 
 Everything runs as real processes on this machine: `chargewire serve` (bench.common.bench_server),
-`chargewire worker` processes, a lean HTTP receiver in its own process (raw asyncio protocol on uvloop,
-answering 202 to every POST, counting requests and webhook-ids), and `wrk`. On SQLite and on PostgreSQL:
+`chargewire worker` processes, a lean HTTP receiver in its own process (`bench.receiver`: a raw asyncio
+protocol on uvloop answering 202 to every POST, counting requests and webhook-ids), and `wrk`. On SQLite and
+on PostgreSQL:
 
 1. sustained: N events of 1 KB (`chargePoint.dataTransferReceived`, padded `data`) are stored while no worker
    runs (API with --no-worker); then 1 or 4 `chargewire worker` processes start. The rate is counted at the
@@ -27,40 +28,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 import psutil
 
-from bench.common import (
-    bench_server,
-    cpu_seconds,
-    cpu_share,
-    machine_busy_seconds,
-    process_tree,
-    server_env,
-    write_result,
-)
-from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
-from tests.support.processes import CHARGEWIRE, stop_process
+from bench.common import bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
+from bench.paced import latency_tag, percentiles, publish_all, publish_paced, wait_for
+from bench.processes import Backend, RssSampler, open_backend, running_workers
+from bench.receiver import Receiver, running_receiver
 
-REPO = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = Path(__file__).with_name("wrk-post.lua")
 EVENT_NAME = "chargePoint.dataTransferReceived"
 PAYLOAD_BYTES = 1024
@@ -86,269 +74,6 @@ FULL = Sizes(30_000, 500, 20, 1_000_000, 30, 10)
 QUICK = Sizes(3_000, 500, 5, 20_000, 5, 3)
 
 # --------------------------------------------------------------------------------------------------------
-# The receiver: its own process, a raw asyncio protocol (HTTP/1.1 keep-alive, Content-Length bodies).
-
-_ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
-_MESSAGE_ID = b'"messageId":"'
-
-
-class _Counts:
-    """What the receiver saw since the last reset."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.webhook_ids: set[bytes] = set()
-        self.arrivals: dict[bytes, float] = {}
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "unique": len(self.webhook_ids),
-            "first": self.first,
-            "last": self.last,
-            "now": time.monotonic(),
-        }
-
-
-class _ReceiverProtocol(asyncio.Protocol):
-    def __init__(self, state: list[_Counts]) -> None:
-        self._state = state
-        self._buffer = bytearray()
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport does not subclass it
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(buffer[:end]).lower()
-            length = int(_header(head, b"\r\ncontent-length:") or 0)
-            total = end + 4 + length
-            if len(buffer) < total:
-                return
-            body = bytes(buffer[end + 4 : total])
-            del buffer[:total]
-            assert self._transport is not None
-            self._transport.write(self._answer(head, body))
-
-    def _answer(self, head: bytes, body: bytes) -> bytes:
-        counts = self._state[0]
-        if head.startswith(b"get /_stats"):
-            return _json_answer(counts.stats())
-        if head.startswith(b"get /_arrivals"):
-            return _json_answer({key.decode(): at for key, at in counts.arrivals.items()})
-        if head.startswith(b"post /_reset"):
-            self._state[0] = _Counts()
-            return _json_answer({})
-        now = time.monotonic()
-        counts.requests += 1
-        if not counts.first:
-            counts.first = now
-        counts.last = now
-        webhook_id = _header(head, b"\r\nwebhook-id:")
-        if webhook_id:
-            counts.webhook_ids.add(webhook_id)
-        at = body.find(_MESSAGE_ID)
-        if at >= 0 and body.startswith(b"lat-", at + len(_MESSAGE_ID)):
-            start = at + len(_MESSAGE_ID)
-            counts.arrivals.setdefault(body[start : body.find(b'"', start)], now)
-        return _ACCEPTED
-
-
-def _header(head: bytes, name: bytes) -> bytes | None:
-    at = head.find(name)
-    if at < 0:
-        return None
-    start = at + len(name)
-    end = head.find(b"\r\n", start)
-    return head[start : end if end >= 0 else len(head)].strip()
-
-
-def _json_answer(data: object) -> bytes:
-    body = orjson.dumps(data)
-    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def serve_receiver(port: int) -> None:
-    """Run the receiver on 127.0.0.1:`port` until SIGTERM (the body of `python -m bench.webhook --receiver`)."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        state = [_Counts()]
-        server = await loop.create_server(lambda: _ReceiverProtocol(state), "127.0.0.1", port, backlog=1024)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        async with server:
-            await stop.wait()
-
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(main())
-
-
-class Receiver:
-    """The bench's handle on a receiver process: its URL, pid, counters."""
-
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
-        self.port = port
-        self.process = process
-        self.base = f"http://127.0.0.1:{port}"
-        self._control = httpx.Client(base_url=self.base, timeout=30)
-
-    def url(self, path: str = "/hook") -> str:
-        return self.base + path
-
-    def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = self._control.get("/_stats").json()
-        return data
-
-    def arrivals(self) -> dict[str, float]:
-        data: dict[str, float] = self._control.get("/_arrivals").json()
-        return data
-
-    def reset(self) -> None:
-        self._control.post("/_reset")
-
-    def close(self) -> None:
-        self._control.close()
-
-
-@contextlib.contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    """A receiver process on a free port, stopped when the block ends."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.webhook", "--receiver", str(port)], cwd=REPO)
-    receiver = Receiver(port, process)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                receiver.stats()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield receiver
-    finally:
-        receiver.close()
-        stop_process(process)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Databases, workers, processes.
-
-
-class Backend:
-    """Fresh databases on one backend; for PostgreSQL one throwaway cluster serves every phase."""
-
-    def __init__(self, name: str, root: Path, cluster: PostgresCluster | None) -> None:
-        self.name = name
-        self.root = root
-        self.cluster = cluster
-
-    def fresh(self, phase: str) -> tuple[str, Path]:
-        """A new empty database for `phase`, and a folder for its processes' files."""
-        workdir = self.root / phase
-        workdir.mkdir(parents=True)
-        if self.cluster is None:
-            return f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir
-        return self.cluster.create_database(phase.replace("-", "_")), workdir
-
-    def database_pids(self) -> list[int]:
-        """The PostgreSQL postmaster (its backends are its children); none for SQLite, which runs in-process."""
-        if self.cluster is None:
-            return []
-        with contextlib.suppress(OSError, ValueError):
-            return [int((self.cluster.data_dir / "postmaster.pid").read_text().split()[0])]
-        return []
-
-
-@contextlib.contextmanager
-def open_backend(name: str) -> Iterator[Backend]:
-    root = Path(tempfile.mkdtemp(prefix=f"chargewire-bench-webhook-{name}-"))
-    try:
-        if name == "sqlite":
-            yield Backend(name, root, None)
-        else:
-            with throwaway_cluster() as cluster:
-                yield Backend(name, root, cluster)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def running_workers(
-    count: int, database_url: str, workdir: Path, settings: dict[str, str] | None = None
-) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes, logging to files in `workdir`; stopped with SIGTERM when the block ends."""
-    env = {**os.environ, **server_env(database_url, workdir, settings)}
-    logs: list[TextIO] = []
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for number in range(count):
-            log: TextIO = (workdir / f"worker-{number}.log").open("w")
-            logs.append(log)
-            processes.append(subprocess.Popen([CHARGEWIRE, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT))
-        yield processes
-    finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            stop_process(process)
-        for log in logs:
-            log.close()
-
-
-@dataclass
-class RssSampler:
-    """Samples the RSS of process groups (children included) in a thread; keeps each group's peak."""
-
-    groups: dict[str, list[int]]
-    interval_s: float = 0.2
-    peaks: dict[str, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> RssSampler:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name, pids in list(self.groups.items()):
-                rss = 0
-                for pid in pids:
-                    for process in process_tree(pid):
-                        with contextlib.suppress(psutil.Error):
-                            rss += process.memory_info().rss
-                self.peaks[name] = max(self.peaks.get(name, 0), rss)
-            self._stop.wait(self.interval_s)
-
-    def peaks_mb(self) -> dict[str, float]:
-        return {name: round(peak / 2**20, 1) for name, peak in self.peaks.items()}
-
-
-# --------------------------------------------------------------------------------------------------------
 # Load: subscriptions and events.
 
 
@@ -370,6 +95,10 @@ def _payload(sequence: int, tag: str, padding: str) -> dict[str, Any]:
 PADDING = _padding()
 
 
+def _latency_payload(sequence: int) -> dict[str, Any]:
+    return {**_payload(sequence, "lat", PADDING), "messageId": latency_tag(sequence)}
+
+
 def subscribe(base_url: str, token: str, callback_url: str) -> None:
     response = httpx.post(
         f"{base_url}/public-api/notifications/v2.0",
@@ -385,83 +114,6 @@ def batches(events: int, size: int, tag: str) -> Iterator[bytes]:
     """Bodies of `size` events each, numbered from 0, until `events` are made."""
     for start in range(0, events, size):
         yield orjson.dumps([_payload(n, tag, PADDING) for n in range(start, min(events, start + size))])
-
-
-def _headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-
-async def publish_all(base_url: str, token: str, bodies: Iterator[bytes], connections: int) -> None:
-    """POST every body to /api/v1/events over `connections` keep-alive connections."""
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-
-        async def pump() -> None:
-            for body in bodies:
-                async with session.post(f"{base_url}/api/v1/events", data=body, headers=_headers(token)) as response:
-                    await response.read()
-                    if response.status != 202:
-                        raise RuntimeError(f"ingest answered {response.status}")
-
-        await asyncio.gather(*(pump() for _ in range(connections)))
-
-
-@dataclass
-class PacedRun:
-    published: dict[str, float]  # messageId -> scheduled publish time (monotonic)
-    ingest_ms: list[float]  # scheduled publish -> 202 answer, per POST
-    lag_ms: list[float]  # how late the pacer sent each POST
-
-
-async def publish_paced(base_url: str, token: str, rate: int, seconds: float, batch: int) -> PacedRun:
-    """Publish `rate` events/s for `seconds`, `batch` per POST on a fixed clock, never waiting for answers."""
-    interval = batch / rate
-    ticks = round(seconds * rate / batch)
-    run = PacedRun({}, [], [])
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
-
-        async def post(body: bytes, at: float) -> None:
-            async with session.post(f"{base_url}/api/v1/events", data=body, headers=_headers(token)) as response:
-                await response.read()
-                if response.status != 202:
-                    raise RuntimeError(f"ingest answered {response.status}")
-            run.ingest_ms.append((time.monotonic() - at) * 1000)
-
-        tasks: list[asyncio.Task[None]] = []
-        start = time.monotonic() + 0.2
-        for tick in range(ticks):
-            at = start + tick * interval
-            delay = at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            run.lag_ms.append((time.monotonic() - at) * 1000)
-            payloads = [_payload(tick * batch + k, "lat", PADDING) for k in range(batch)]
-            for payload in payloads:
-                run.published[payload["messageId"]] = at
-            tasks.append(asyncio.create_task(post(orjson.dumps(payloads), at)))
-        await asyncio.gather(*tasks)
-    return run
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": round(ordered[-1], 1)}
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval_s)
-    return condition()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -508,7 +160,7 @@ def measure_sustained(backend: Backend, receiver: Receiver, case: SustainedCase,
         load = os.getloadavg()[0]
         spawned = time.monotonic()
         with running_workers(case.workers, url, workdir, dict(case.settings)) as processes:
-            if not _wait_for(lambda: _workers_ready(workdir, case.workers), 60):
+            if not wait_for(lambda: _workers_ready(workdir, case.workers), 60):
                 raise RuntimeError(f"the workers did not start within 60 s; see {workdir}/worker-*.log")
             groups = {
                 "workers": [p.pid for p in processes],
@@ -518,7 +170,7 @@ def measure_sustained(backend: Backend, receiver: Receiver, case: SustainedCase,
             }
             cpu_before, busy_before = cpu_seconds(groups), machine_busy_seconds()
             ready_at, ready_count = time.monotonic(), receiver.stats()["unique"]
-            complete = _wait_for(lambda: receiver.stats()["unique"] >= events, max(180, events / 50), 0.1)
+            complete = wait_for(lambda: receiver.stats()["unique"] >= events, max(180, events / 50), 0.1)
             cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
             cpu_window = time.monotonic() - ready_at
         stats = receiver.stats()  # after the workers stopped: late duplicates are counted too
@@ -563,7 +215,7 @@ def measure_latency(backend: Backend, receiver: Receiver, mode: str, sizes: Size
         receiver.reset()
         warmup = 100
         asyncio.run(publish_all(base_url, token, batches(warmup, LATENCY_BATCH, "warm"), connections=1))
-        if not _wait_for(lambda: receiver.stats()["requests"] >= warmup, 60):
+        if not wait_for(lambda: receiver.stats()["requests"] >= warmup, 60):
             raise RuntimeError(f"warm-up events did not arrive; see {workdir}")
         receiver.reset()
         load = os.getloadavg()[0]
@@ -576,11 +228,13 @@ def measure_latency(backend: Backend, receiver: Receiver, mode: str, sizes: Size
         me = psutil.Process()  # the load generator: this process alone (the servers are its children)
         cpu_before, busy_before, cpu_from = cpu_seconds(groups), machine_busy_seconds(), time.monotonic()
         own_before = sum(me.cpu_times()[:2])
-        run = asyncio.run(publish_paced(base_url, token, sizes.latency_rate, sizes.latency_s, LATENCY_BATCH))
+        run = asyncio.run(
+            publish_paced(base_url, token, sizes.latency_rate, sizes.latency_s, LATENCY_BATCH, _latency_payload)
+        )
         cpu_after, busy_after, cpu_window = cpu_seconds(groups), machine_busy_seconds(), time.monotonic() - cpu_from
         own_after = sum(me.cpu_times()[:2])
         expected = len(run.published)
-        _wait_for(lambda: receiver.stats()["unique"] >= expected, 60, 0.2)
+        wait_for(lambda: receiver.stats()["unique"] >= expected, 60, 0.2)
         arrivals = receiver.arrivals()
         stats = receiver.stats()
     cores = cpu_share(cpu_before, cpu_after, cpu_window)
@@ -740,11 +394,7 @@ def main() -> None:
         help="latency configurations: serve (API and worker in one process), 1 or 4 worker processes",
     )
     parser.add_argument("--no-save", action="store_true", help="print the results; leave bench/results alone")
-    parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.receiver:
-        serve_receiver(args.receiver)
-        return
     sizes = QUICK if args.quick else FULL
     phases = set(args.phases.split(","))
     latency_modes = tuple(args.latency_modes.split(","))

@@ -138,6 +138,11 @@ class StreamStore:
         async with self._database.reading() as connection:
             return bool((await connection.execute(_WORK_DUE, {"now": now, "worker": worker_id})).scalar())
 
+    async def any_streams(self) -> bool:
+        """Whether any Kafka subscription has a stream, enabled or not (one read)."""
+        async with self._database.reading() as connection:
+            return bool((await connection.execute(_ANY_STREAM)).scalar())
+
     async def ready_streams(self, now: datetime) -> list[Stream]:
         """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
 
@@ -399,6 +404,7 @@ _MOVE_STREAM = (
     )
 )
 _INSERT_ATTEMPT_BATCH = insert(attempt_batches)
+_ANY_STREAM = select(select(kafka_streams.c.subscription_id).exists())
 # The SQLite commit watcher asks these after every commit of another connection.
 _NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
 _STREAM_FOR_WORKER = or_(_free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))

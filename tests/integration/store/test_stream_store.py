@@ -421,3 +421,14 @@ async def test_a_batch_the_database_refuses_is_recorded_bare_and_the_stream_move
     assert (retry.outcome, retry.error_class, retry.request_headers) == ("retry", "timeout", {})
     assert all([await runtime.delivery_store.list_attempts(delivery.id) for delivery in sent])
     assert subscription_id not in await _ready(runtime)
+
+
+async def test_any_streams_is_false_with_webhook_subscriptions_only_and_true_once_a_kafka_one_exists(
+    runtime: Runtime,
+) -> None:
+    await _subscribe(runtime, Via.WEBHOOK)
+    assert not await runtime.stream_store.any_streams()
+
+    await _subscribe(runtime)
+
+    assert await runtime.stream_store.any_streams()

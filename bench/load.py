@@ -1,0 +1,265 @@
+"""Cost and latency at the rates operators run: CPU per event and publish-to-receipt latency, 50 to 2,000 events/s.
+
+The saturation benchmarks (`bench.ingest`, `bench.webhook`) amortise per-event costs into batches; this one
+offers fixed rates the way a back office does. Everything runs as real processes on this machine:
+`chargewire serve` (the "serve" row) or `serve --no-worker` beside one `chargewire worker` (the "worker" row),
+on SQLite and on a throwaway PostgreSQL cluster; one webhook subscription to a receiver in its own process
+(`bench.receiver`); and this process as an open-loop publisher (`bench.paced.publish_paced`): at each rate,
+~1 KB SessionMeterValuesNotification events are sent on a fixed clock for the set seconds, one event per request
+("single") and then ten per request ("batch10"), never waiting for answers.
+
+Per rate and publishing style:
+- latency: the receiver's arrival time minus the event's *scheduled* send time (one monotonic clock), so a
+  publisher or server that falls behind shows up in the figure; p50/p99/max;
+- CPU ms per event: CPU time (user + system, `/proc/<pid>/stat`, descendants and waited-for children included)
+  from the first send until the last event arrived, divided by the events; for chargewire's processes and for
+  PostgreSQL's (the postmaster and its backends);
+- peak RSS of each group (sampled every 0.2 s), events lost (sent, accepted, never received) and duplicates
+  (requests whose webhook-id came before, and events received twice).
+
+The machine's load average before each measure is recorded: it is shared with other work.
+Usage: python -m bench.load [--seconds 20] [--rates 50,200,800,2000] [--backends sqlite,postgresql]
+       [--modes serve,worker] [--publishing single,batch10] [--no-save] [--profile DIR]
+With --profile DIR, py-spy samples chargewire's processes during each measure (collapsed stacks in DIR, read
+with `python -m bench.profile_summary`); such a run's figures include py-spy's cost, so they are not saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvloop
+
+from bench.common import bench_server, machine_busy_seconds, tree_cpu_s, write_result
+from bench.kafka import one_kb_payloads
+from bench.load_report import markdown_table, write_plot
+from bench.paced import PacedRun, latency_tag, percentiles, publish_paced, wait_for
+from bench.processes import Backend, RssSampler, open_backend, running_workers
+from bench.receiver import Receiver, running_receiver
+from tests.support.processes import stop_process, subscribe_webhook
+
+EVENT_NAME = "SessionMeterValuesNotification"
+RATES = (50, 200, 800, 2000)
+MODES = {"serve": 0, "worker": 1}  # mode -> `chargewire worker` processes beside the API (0: `serve` delivers)
+PUBLISHING = {"single": 1, "batch10": 10}  # style -> events per request
+WARM_UP_RATE, WARM_UP_S = 100, 2
+DRAIN_TIMEOUT_S = 60
+TEMPLATE = one_kb_payloads(1)[0]
+PY_SPY = Path(sys.executable).with_name("py-spy")
+
+
+def event_payload(sequence: int) -> dict[str, Any]:
+    """Meter values of about 1 KB; `externalSessionId` carries the latency tag the receiver times."""
+    return {**TEMPLATE, "sessionId": 700_000 + sequence % 500, "externalSessionId": latency_tag(sequence)}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The running processes of one configuration, and where to reach them."""
+
+    backend: Backend
+    receiver: Receiver
+    base_url: str
+    token: str
+    groups: dict[str, list[int]]
+
+
+@contextmanager
+def running_stack(backend: Backend, receiver: Receiver, mode: str) -> Iterator[Stack]:
+    """A fresh database, the API (with or without its own worker), the mode's workers, one subscription."""
+    url, workdir = backend.fresh(f"load-{mode}")
+    serve_args = ("--no-worker",) if MODES[mode] else ()
+    with (
+        bench_server(url, workdir, *serve_args) as (base_url, token, api_pid),
+        running_workers(MODES[mode], url, workdir) as workers,
+    ):
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+            subscribe_webhook(api, receiver.url(), EVENT_NAME)
+        groups = {
+            "chargewire": [api_pid, *(worker.pid for worker in workers)],
+            "postgresql": backend.database_pids(),
+            "receiver": [receiver.process.pid],
+        }
+        yield Stack(backend, receiver, base_url, token, groups)
+
+
+class Sequence:
+    """Event numbers handed out in blocks, so that a late arrival from one measure never counts in the next."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> int:
+        first, self.next = self.next, self.next + count
+        return first
+
+
+def _publish(stack: Stack, rate: int, seconds: float, batch: int, first: int) -> PacedRun:
+    coroutine = publish_paced(stack.base_url, stack.token, rate, seconds, batch, event_payload, first)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+@contextmanager
+def profiled(pids: list[int], seconds: float, prefix: Path | None) -> Iterator[None]:
+    """Sample each process with py-spy (collapsed stacks, `<prefix>-<pid>.txt`) for `seconds`; nothing if no prefix.
+
+    `--nonblocking` reads the stacks without pausing the process, so the figures move as little as possible.
+    """
+    if prefix is None:
+        yield
+        return
+    command = [str(PY_SPY), "record", "--format", "raw", "--nolineno", "--nonblocking", "--duration"]
+    spies = [
+        subprocess.Popen(
+            [*command, str(round(seconds)), "--pid", str(pid), "--output", f"{prefix}-{pid}.txt"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop_process(spy)
+
+
+def _arrived(receiver: Receiver, count: int) -> bool:
+    return int(receiver.stats()["tagged"]) >= count
+
+
+def measure(
+    stack: Stack, rate: int, seconds: float, batch: int, sequence: Sequence, profile: Path | None = None
+) -> dict[str, Any]:
+    """Publish `rate` events/s for `seconds`, `batch` per request, and wait for every event at the receiver.
+
+    With `profile`, chargewire's processes are sampled by py-spy while the events are published.
+    """
+    receiver = stack.receiver
+    receiver.reset()
+    load = os.getloadavg()[0]
+    cpu_before = {name: tree_cpu_s(pids) for name, pids in stack.groups.items()}
+    busy_before, started = machine_busy_seconds(), time.monotonic()
+    with (
+        RssSampler({name: pids for name, pids in stack.groups.items() if pids}) as rss,
+        profiled(stack.groups["chargewire"], seconds, profile),
+    ):
+        run = _publish(stack, rate, seconds, batch, sequence.take(round(rate * seconds) + batch))
+        expected = set(run.published)
+        complete = wait_for(lambda: _arrived(receiver, len(expected)), DRAIN_TIMEOUT_S, 0.1)
+    arrivals, stats = receiver.arrivals(), receiver.stats()
+    window = max(arrivals.values(), default=time.monotonic()) - started if complete else time.monotonic() - started
+    cpu_after = {name: tree_cpu_s(pids) for name, pids in stack.groups.items()}
+    events = len(expected)
+    latencies = [(arrivals[tag] - at) * 1000 for tag, at in run.published.items() if tag in arrivals]
+    return {
+        "offered_events_per_s": rate,
+        "events_per_request": batch,
+        "seconds": seconds,
+        "events": events,
+        "rejected": run.rejected,
+        "received": len(latencies),
+        "lost": events - len(latencies),
+        "duplicates": stats["requests"] - stats["unique"] + stats["repeated_tags"],
+        "latency_ms": percentiles(latencies),
+        "ingest_answer_ms": percentiles(run.ingest_ms),
+        "publisher_lag_ms": percentiles(run.lag_ms),
+        "cpu_ms_per_event": {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(events, 1), 3) for name in cpu_after
+        },
+        "cores_used": {name: round((cpu_after[name] - cpu_before[name]) / window, 2) for name in cpu_after}
+        | {"whole_machine": round((machine_busy_seconds() - busy_before) / window, 2)},
+        "window_s": round(window, 2),
+        "peak_rss_mb": rss.peaks_mb(),
+        "load_average_before": round(load, 2),
+    }
+
+
+def _warm_up(stack: Stack, sequence: Sequence) -> None:
+    """Publish a little and wait for it, so start-up costs (imports, connections, caches) stay out of the figures."""
+    stack.receiver.reset()
+    run = _publish(stack, WARM_UP_RATE, WARM_UP_S, 1, sequence.take(WARM_UP_RATE * WARM_UP_S))
+    if not wait_for(lambda: _arrived(stack.receiver, len(run.published)), DRAIN_TIMEOUT_S, 0.1):
+        raise RuntimeError("the warm-up events did not arrive")
+
+
+def run_mode(backend: Backend, receiver: Receiver, mode: str, options: argparse.Namespace) -> dict[str, Any]:
+    """Every rate and publishing style on one fresh configuration, lowest rate first."""
+    results: dict[str, Any] = {style: {} for style in options.publishing}
+    sequence = Sequence()
+    with running_stack(backend, receiver, mode) as stack:
+        _warm_up(stack, sequence)
+        for rate in options.rates:
+            for style in options.publishing:
+                label = f"{backend.name} {mode} {style} {rate}/s"
+                print(f"-- {label}", file=sys.stderr, flush=True)
+                profile = options.profile / label.replace(" ", "-").replace("/", "") if options.profile else None
+                result = measure(stack, rate, options.seconds, PUBLISHING[style], sequence, profile)
+                print(f"   {orjson.dumps(result).decode()}", file=sys.stderr, flush=True)
+                results[style][str(rate)] = result
+    return results
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20, help="how long each rate is offered")
+    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="events/s, comma-separated")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--modes", default=",".join(MODES), help="serve (API with its worker), worker (API + 1)")
+    parser.add_argument("--publishing", default=",".join(PUBLISHING), help="single, batch10")
+    parser.add_argument("--no-save", action="store_true", help="print the results; leave bench/results alone")
+    parser.add_argument(
+        "--profile", type=Path, help="a folder for py-spy profiles of each measure (bench.profile_summary)"
+    )
+    options = parser.parse_args()
+    if options.profile:
+        options.profile.mkdir(parents=True, exist_ok=True)
+    options.rates = [int(rate) for rate in options.rates.split(",")]
+    options.backends = options.backends.split(",")
+    options.modes = options.modes.split(",")
+    options.publishing = options.publishing.split(",")
+    for name, allowed in (("modes", MODES), ("publishing", PUBLISHING), ("backends", ("sqlite", "postgresql"))):
+        unknown = set(getattr(options, name)) - set(allowed)
+        if unknown:
+            parser.error(f"--{name}: unknown {', '.join(sorted(unknown))}")
+    return options
+
+
+def main() -> None:
+    """Run every configuration and write bench/results/load.json and bench/results/load.svg."""
+    options = _parse_args()
+    results: dict[str, Any] = {}
+    for name in options.backends:
+        with open_backend(name) as backend, running_receiver() as receiver:
+            results[name] = {mode: run_mode(backend, receiver, mode, options) for mode in options.modes}
+    summary = {
+        "payload_bytes": len(orjson.dumps(event_payload(12345))),
+        "event": EVENT_NAME,
+        "subscriptions": 1,
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "results": results,
+    }
+    if not (options.no_save or options.profile):
+        write_result("load", summary)
+        write_plot(results)
+    print(markdown_table(results))
+
+
+if __name__ == "__main__":
+    main()

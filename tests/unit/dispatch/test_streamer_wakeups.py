@@ -1,0 +1,62 @@
+"""When a publish wakes the Kafka streamer: only while a Kafka subscription has a stream to look for."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from chargewire.config import Settings
+from chargewire.dispatch.streamer import KafkaStreamer
+from chargewire.store.stream_store import Stream
+
+# Long enough that no timed look comes while a test runs: every look after the first is a woken one.
+POLL_INTERVAL_S = 3600.0
+PUBLISHES = 20
+
+
+class Streams:
+    """A stream store with no ready stream, counting its looks; `exist` says whether any stream exists."""
+
+    def __init__(self, exist: bool) -> None:
+        self.exist = exist
+        self.looks = 0
+        self.looked = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def ready_streams(self, _now: datetime) -> list[Stream]:
+        self.looks += 1
+        self.looked.set()
+        return []
+
+    async def any_streams(self) -> bool:
+        self.asked.set()
+        return self.exist
+
+
+async def _publishes_seen(streams: Streams) -> int:
+    """The looks made by a running streamer while `PUBLISHES` publishes wake it, one after another."""
+    settings = Settings(database_url="sqlite+aiosqlite:///:memory:", worker_poll_interval_s=POLL_INTERVAL_S)
+    streamer = KafkaStreamer(settings, streams, None, None, "wrk")  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(streamer.run(stop))
+    async with asyncio.timeout(10):
+        await streams.asked.wait()
+        before = streams.looks
+        for _ in range(PUBLISHES):
+            streams.looked.clear()
+            streamer.wake()
+            if streams.exist:
+                await streams.looked.wait()
+            else:
+                await asyncio.sleep(0.001)
+        stop.set()
+        await running
+    return streams.looks - before
+
+
+async def test_streamer_does_not_look_after_each_publish_when_no_kafka_subscription_has_a_stream() -> None:
+    assert await _publishes_seen(Streams(exist=False)) <= 1  # the look that stop wakes
+
+
+async def test_streamer_looks_after_each_publish_when_a_kafka_subscription_has_a_stream() -> None:
+    assert await _publishes_seen(Streams(exist=True)) >= PUBLISHES
