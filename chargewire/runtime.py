@@ -13,6 +13,7 @@ from chargewire.channels.webhook import WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.dispatch.expiry import Expirer, retention_policy
 from chargewire.dispatch.heartbeat import Heartbeat
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.supervisor import Supervisor
@@ -37,6 +38,7 @@ from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.event_store import EventStore
+from chargewire.store.retention import RetentionStore
 from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
@@ -68,6 +70,7 @@ class Runtime:
     wakeups: WakeSignal
     notifier: WakeNotifier | None
     worker_store: WorkerStore
+    retention: RetentionStore
     # The supervisor of this process's delivery worker, while `deliver` runs.
     supervisor: Supervisor | None = None
     health_checks: HealthService = field(init=False)
@@ -130,6 +133,7 @@ class Runtime:
             wakeups=wakeups,
             notifier=notifier,
             worker_store=worker_store,
+            retention=RetentionStore(database),
         )
 
     def dispatcher(self) -> Dispatcher:
@@ -184,10 +188,20 @@ class Runtime:
             supervisor.start("wake-listener", listener.run)
         heartbeat = Heartbeat(self.worker_store, dispatcher.worker_id, supervisor)
         supervisor.start("heartbeat", heartbeat.run)
+        supervisor.start("expiry", self.expirer(dispatcher.worker_id).run)
         try:
             await dispatcher.run(stop, supervisor)
         finally:
             await heartbeat.last_beat()
+
+    def expirer(self, owner: str) -> Expirer:
+        """The expiry loop of this runtime's settings, which expires while `owner` holds the expiry lease."""
+        return Expirer(
+            self.retention,
+            retention_policy(self.settings),
+            owner,
+            interval_s=self.settings.retention_interval_s,
+        )
 
     def loop_states(self) -> dict[str, str] | None:
         """Each loop of this process's worker and its state; None when this process runs no worker."""

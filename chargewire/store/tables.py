@@ -238,3 +238,18 @@ backoffice_sessions = Table(
     Column("client", String(100), nullable=False),
     Column("user_agent", String(300), nullable=False),
 )
+
+# One row (id 1): which process holds the expiry lease (only one expires at a time, docs/retention.md), and what
+# the last expiry run did: when, the rows it removed per table, its error, and the tables' sizes it measured.
+expiry_runs = Table(
+    "expiry_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("lease_owner", String(40)),
+    Column("lease_until", UtcDateTime),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("removed", JSON),  # {table: rows}
+    Column("error", Text),
+    Column("tables", JSON),  # [{table, partition, bytes, rows, oldest}]
+)
