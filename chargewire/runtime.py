@@ -29,6 +29,7 @@ from chargewire.services.overview import OverviewService
 from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
+from chargewire.services.storage import StorageService
 from chargewire.services.subscription_health import SubscriptionHealth
 from chargewire.services.subscriptions import SubscriptionService
 from chargewire.services.tokens import TokenService
@@ -71,6 +72,7 @@ class Runtime:
     notifier: WakeNotifier | None
     worker_store: WorkerStore
     retention: RetentionStore
+    storage: StorageService
     # The supervisor of this process's delivery worker, while `deliver` runs.
     supervisor: Supervisor | None = None
     health_checks: HealthService = field(init=False)
@@ -108,6 +110,7 @@ class Runtime:
         publisher.on_published(wakeups.fire)
         # SQLite has one process (`serve`), so its in-process wake is all it needs.
         notifier = None if database.is_sqlite else WakeNotifier(database.engine)
+        retention = RetentionStore(database)
         if notifier is not None:
             wakeups.connect(notifier.request)
         return cls(
@@ -128,12 +131,17 @@ class Runtime:
             health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
             overview=OverviewService(
-                DeliveryStats(database), delivery_store, subscriptions, HealthService(database, worker_store)
+                DeliveryStats(database),
+                delivery_store,
+                subscriptions,
+                HealthService(database, worker_store),
+                storage=StorageService(retention),
             ),
             wakeups=wakeups,
             notifier=notifier,
             worker_store=worker_store,
-            retention=RetentionStore(database),
+            retention=retention,
+            storage=StorageService(retention),
         )
 
     def dispatcher(self) -> Dispatcher:
