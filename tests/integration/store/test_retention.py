@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
@@ -18,7 +19,8 @@ from chargewire.dispatch.expiry import Expirer
 from chargewire.ids import new_id
 from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
-from chargewire.store.retention import RetentionPolicy
+from chargewire.store.retention import RetentionPolicy, RetentionStore
+from chargewire.store.retention_dialects import TableSize, Upkeep
 from chargewire.store.tables import attempts, deliveries, events, kafka_streams, stream_pauses
 
 BOOT = load_event_types()["BootNotification"].example
@@ -272,3 +274,28 @@ async def _pragma(runtime: Runtime, name: str) -> int:
     assert runtime.database.sqlite_file is not None
     with contextlib.closing(sqlite3.connect(runtime.database.sqlite_file)) as connection:
         return int(connection.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+class _BrokenUpkeep:
+    """Measures like the real one, but giving space back fails."""
+
+    def __init__(self, real: Upkeep) -> None:
+        self._real = real
+
+    async def table_sizes(self, connection: AsyncConnection) -> list[TableSize]:
+        return await self._real.table_sizes(connection)
+
+    async def reclaim(self) -> int:
+        raise RuntimeError("disk says no")
+
+
+async def test_an_expiry_run_that_fails_is_recorded_with_its_error_and_raised_for_the_supervisor(
+    runtime: Runtime,
+) -> None:
+    store = RetentionStore(runtime.database, _BrokenUpkeep(runtime.retention.upkeep))
+    expirer = Expirer(store, POLICY, "wrk_a", interval_s=60)
+
+    with pytest.raises(RuntimeError, match="disk says no"):
+        await expirer.run_once()
+
+    assert (await runtime.retention.last_run()).error == "RuntimeError: disk says no"
