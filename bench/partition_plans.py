@@ -1,0 +1,187 @@
+"""A design measure, not a feature: which of chargewire's queries would prune partitions on PostgreSQL.
+
+Issue 22 asks for the history tables (events, deliveries, attempts) to be partitioned by time, with every
+query that reads them still pruning. Before anyone builds it (docs/retention.md, "What remains"), this
+converts a throwaway database the way the planned migration would: each table renamed and attached, behind a
+`CHECK`, as the historic partition of a parent partitioned by id range (ids are time-ordered, so an id range
+is a time range: `chargewire.ids.first_id_at`), plus one partition per day for 40 days back and 3 ahead and a
+default partition. The foreign key attempts -> deliveries is dropped (it stops partitions from being dropped).
+
+Then the real services run their real queries on it with `auto_explain` logging every plan, and this prints,
+for each query that reads a history table, how many of the table's partitions the plan visits (of 46).
+
+Usage: python -m bench.partition_plans [--plans FILE]   (FILE: where to write the plans themselves)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bench.common import BENCH_SECRET_KEY
+from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.config import Settings
+from chargewire.devtools.postgres import PostgresCluster, throwaway_cluster
+from chargewire.dispatch.expiry import retention_policy
+from chargewire.ids import first_id_at
+from chargewire.models import Via
+from chargewire.runtime import Runtime
+from chargewire.store import migrate
+from chargewire.store.database import create_database
+from chargewire.store.delivery_store import DeliveryFilter
+
+BOOT = load_event_types()["BootNotification"].example
+DAYS_BACK, DAYS_AHEAD = 40, 3
+# Table -> (id prefix, its secondary indexes, as created on the parent).
+HISTORY = {
+    "events": ("evt", {"ix_events_name_seq": "(name, seq)"}),
+    "deliveries": (
+        "dlv",
+        {
+            "ix_deliveries_event_id": "(event_id)",
+            "ix_deliveries_due": "(status, next_attempt_at)",
+            "ix_deliveries_log": "(subscription_id, status, created_at)",
+        },
+    ),
+    "attempts": ("att", {"ix_attempts_delivery_id": "(delivery_id)"}),
+}
+_PLAN = re.compile(r"\n(?=\S[^\n]*LOG:  duration: )")
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def conversion(today: datetime) -> list[str]:
+    """The statements that turn the three tables into id-range partitioned ones, as the migration would."""
+    first_day = today - timedelta(days=DAYS_BACK)
+    statements = ["ALTER TABLE attempts DROP CONSTRAINT fk_attempts_delivery_id_deliveries"]
+    for table, (prefix, indexes) in HISTORY.items():
+        boundary = first_id_at(prefix, _ms(first_day))
+        statements += [
+            f"ALTER TABLE {table} RENAME TO {table}_history",
+            f"ALTER TABLE {table}_history RENAME CONSTRAINT pk_{table} TO pk_{table}_history",
+            *(f"ALTER INDEX {index} RENAME TO {index}_history" for index in indexes),
+            f"CREATE TABLE {table} (LIKE {table}_history INCLUDING DEFAULTS) PARTITION BY RANGE (id)",
+            f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY (id)",
+            f"ALTER TABLE {table}_history ADD CONSTRAINT {table}_history_range CHECK (id < '{boundary}') NOT VALID",
+            f"ALTER TABLE {table}_history VALIDATE CONSTRAINT {table}_history_range",
+            f"ALTER TABLE {table} ATTACH PARTITION {table}_history FOR VALUES FROM (MINVALUE) TO ('{boundary}')",
+            f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT",
+        ]
+        for offset in range(DAYS_BACK + DAYS_AHEAD + 1):
+            day = first_day + timedelta(days=offset)
+            start, end = first_id_at(prefix, _ms(day)), first_id_at(prefix, _ms(day + timedelta(days=1)))
+            statements.append(
+                f"CREATE TABLE {table}_p{day:%Y%m%d} PARTITION OF {table} FOR VALUES FROM ('{start}') TO ('{end}')"
+            )
+        statements += [f"CREATE INDEX {index} ON {table} {columns}" for index, columns in indexes.items()]
+    statements.append(
+        "ALTER TABLE deliveries ADD CONSTRAINT fk_deliveries_subscription_id_subscriptions "
+        "FOREIGN KEY (subscription_id) REFERENCES subscriptions (id) ON DELETE CASCADE"
+    )
+    return statements
+
+
+async def _prepare(url: str, settings: Settings) -> str:
+    """Migrate, convert, fill with a webhook and a Kafka subscription's traffic; turn auto_explain on."""
+    database = create_database(url)
+    await migrate.upgrade(database)
+    async with database.transaction() as connection:
+        for statement in conversion(utcnow().replace(hour=0, minute=0, second=0, microsecond=0)):
+            await connection.execute(text(statement))
+    await database.aclose()
+    async with await Runtime.open(settings) as runtime:
+        owner = await runtime.tokens.create("owner", ["notifications:manage"])
+        webhook = {
+            "via": "webhook",
+            "notifications": ["BootNotification"],
+            "webhook": {"callbackUrl": "http://127.0.0.1:9/"},
+        }
+        kafka = {
+            "via": "kafka",
+            "notifications": ["BootNotification"],
+            "kafka": {"topic": "t", "brokers": ["127.0.0.1:9"]},
+        }
+        subscription_id = (await runtime.subscriptions.create(owner.token, webhook)).subscription.id
+        await runtime.subscriptions.create(owner.token, kafka)
+        for _ in range(5):
+            await runtime.publisher.publish([{**BOOT, "chargePointId": index} for index in range(200)])
+        async with runtime.database.transaction() as connection:
+            await connection.execute(text("ANALYZE"))
+            name = url.rsplit("/", 1)[-1]
+            for setting in ("log_min_duration = 0", "log_nested_statements = on"):
+                await connection.execute(text(f"ALTER DATABASE {name} SET auto_explain.{setting}"))
+            await connection.execute(text(f"ALTER DATABASE {name} SET session_preload_libraries = 'auto_explain'"))
+    return subscription_id
+
+
+async def _run_queries(settings: Settings, subscription_id: str) -> None:
+    """The reads of the delivery loop, the log, the overview, Kafka streams and expiry, once each."""
+    async with await Runtime.open(settings) as runtime:
+        now = utcnow()
+        store = runtime.delivery_store
+        caps = {Via.WEBHOOK: 50, Via.KAFKA: 50}
+        claimed = await store.claim_due_deliveries("wrk_plans", now, now + timedelta(minutes=1), 100, caps, ())
+        await store.list_deliveries(DeliveryFilter(subscription_id=subscription_id), None, 50)
+        await store.list_attempts(claimed[0].id)
+        await store.count_by_status(now)
+        for stream in await runtime.stream_store.ready_streams(now):
+            await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 100)
+        await runtime.overview.snapshot()
+        await runtime.retention.expire(now + timedelta(days=31), retention_policy(settings))
+
+
+def summarize(log: str) -> list[tuple[str, dict[str, int]]]:
+    """Each distinct query on a history table, with how many partitions of each table its plan visits."""
+    seen: dict[str, dict[str, int]] = {}
+    for entry in _PLAN.split(log):
+        if "plan:" not in entry or "Query Text:" not in entry:
+            continue
+        query = " ".join(entry.split("Query Text:", 1)[1].split("\n\t")[0:3]).strip()
+        visited: dict[str, set[str]] = {}
+        for table, partition in re.findall(r" on (events|deliveries|attempts)_(p\d{8}|history|default)\b", entry):
+            visited.setdefault(table, set()).add(partition)
+        if visited:
+            seen.setdefault(query[:150], {table: len(parts) for table, parts in sorted(visited.items())})
+    return list(seen.items())
+
+
+def measure(cluster: PostgresCluster, plans: Path | None) -> None:
+    """Convert, run, and print the partitions each query visits."""
+    url = cluster.create_database("plans")
+    settings = Settings(
+        database_url=url,
+        data_dir=cluster.data_dir,
+        secret_key=BENCH_SECRET_KEY,
+        delivery_allow_networks=["127.0.0.0/8"],
+    )
+    subscription_id = asyncio.run(_prepare(url, settings))
+    asyncio.run(_run_queries(settings, subscription_id))
+    log = (cluster.data_dir / "server.log").read_text()
+    if plans is not None:
+        plans.write_text(log)
+    total = DAYS_BACK + DAYS_AHEAD + 3
+    print(f"partitions per table: {total}")
+    for query, visited in summarize(log):
+        shown = ", ".join(f"{table} {count}" for table, count in visited.items())
+        print(f"{shown:<32} {query}")
+
+
+def main() -> None:
+    """Parse the arguments and measure on a throwaway cluster."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--plans", type=Path, help="write the server log with every plan here")
+    arguments = parser.parse_args()
+    with throwaway_cluster() as cluster:
+        measure(cluster, arguments.plans)
+
+
+if __name__ == "__main__":
+    main()
