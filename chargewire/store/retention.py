@@ -5,8 +5,9 @@ What may go (docs/retention.md), each rule kept by the statement that removes th
 - A delivery, when it is delivered and was created before the delivered cutoff, or failed and created before
   the failed (resend) cutoff. The status is checked again by the DELETE itself, so a delivery requeued since
   it was picked (resend, manual retry) stays. A pending delivery, due or waiting for a retry, never goes.
-- Its attempts go with it (`ON DELETE CASCADE`); a Kafka batch's `attempt_batches` row once none of the
-  deliveries it delivered is left.
+- Its attempts go with it, in the same transaction; attempts whose delivery is gone already (its
+  subscription was deleted, which takes its deliveries by cascade) once they are older than the delivered
+  cutoff. A Kafka batch's `attempt_batches` row goes once none of the deliveries it delivered is left.
 - An event, when it was received before the delivered cutoff, no delivery row refers to it any more (so a
   pending delivery, or a failed one kept for resend, keeps its event), and no Kafka stream has still to read
   it: past the stream's position and not inside one of its pauses.
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.ids import first_id_at
@@ -124,6 +125,10 @@ class RetentionStore:
                 while more:
                     more = await self._expire_deliveries(subscription_id, status, before, policy.batch_size, removed)
                     await asyncio.sleep(0)  # a turn for the event loop (and SQLite's write lock) between batches
+        delivery_gone = and_(
+            attempts.c.started_at < delivered_before, ~exists().where(deliveries.c.id == attempts.c.delivery_id)
+        )
+        await self._sweep(attempts, "att", delivered_before, policy.batch_size, removed, delivery_gone)
         batch_gone = ~exists().where(
             deliveries.c.id.between(attempt_batches.c.first_delivery_id, attempt_batches.c.last_delivery_id),
             deliveries.c.attempt_batch_id == attempt_batches.c.id,
@@ -156,11 +161,13 @@ class RetentionStore:
             ids = list((await connection.scalars(picked)).all())
             if not ids:
                 return False
-            counted = select(func.count()).select_from(attempts).where(attempts.c.delivery_id.in_(ids))
-            removed["attempts"] += int((await connection.execute(counted)).scalar_one())
-            # The status again: a resend may have made one pending since it was picked; it stays.
+            # The status again: a resend may have made one pending since it was picked; it stays, with its attempts.
             gone = delete(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.status == status.value)
-            removed["deliveries"] += (await connection.execute(gone)).rowcount
+            deleted = list((await connection.scalars(gone.returning(deliveries.c.id))).all())
+            removed["deliveries"] += len(deleted)
+            if deleted:
+                their_attempts = delete(attempts).where(attempts.c.delivery_id.in_(deleted))
+                removed["attempts"] += (await connection.execute(their_attempts)).rowcount
         return len(ids) == limit
 
     async def _sweep(

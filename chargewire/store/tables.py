@@ -151,7 +151,11 @@ attempts = Table(
     "attempts",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("delivery_id", String(40), ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+    # A delivery id, not a foreign key (migration 0009): the check cost PostgreSQL a lookup and a row lock per
+    # attempt written, and it would stop a partition of deliveries from being dropped while attempts in another
+    # partition refer to it. Expiry removes attempts with their delivery, and those left by a deleted
+    # subscription's deliveries once they are past the delivered retention (store/retention.py).
+    Column("delivery_id", String(40), nullable=False, index=True),
     Column("number", Integer, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("duration_ms", Float, nullable=False),

@@ -196,6 +196,17 @@ async def test_events_inside_a_kafka_streams_pause_are_not_kept_for_it(runtime: 
     assert kept == [event_ids[0], event_ids[1], event_ids[4], event_ids[5]]
 
 
+async def test_attempts_left_by_a_deleted_subscription_are_removed_once_past_the_delivered_retention(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await _publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
+    await runtime.subscription_store.delete_subscription(subscription_id)  # its deliveries go by cascade
+
+    assert (await _expire_at(runtime, timedelta(days=29)))["attempts"] == 0
+    assert (await _expire_at(runtime, DELIVERED_EXPIRED))["attempts"] == 3
+
+
 async def test_only_one_process_holds_the_expiry_lease_until_it_runs_out(runtime: Runtime) -> None:
     now = utcnow()
     until = now + timedelta(minutes=15)
