@@ -1,15 +1,11 @@
-"""A design measure, not a feature: which of chargewire's queries would prune partitions on PostgreSQL.
+"""Which of chargewire's queries prune partitions on PostgreSQL, whose history tables are partitioned by day.
 
-Issue 22 asks for the history tables (events, deliveries, attempts) to be partitioned by time, with every
-query that reads them still pruning. Before anyone builds it (docs/retention.md, "What remains"), this
-converts a throwaway database the way the planned migration would: each table renamed and attached, behind a
-`CHECK`, as the historic partition of a parent partitioned by id range (ids are time-ordered, so an id range
-is a time range: `chargewire.ids.first_id_at`), plus one partition per day for 40 days back and 3 ahead and a
-default partition (migration 0009 has dropped the foreign key attempts -> deliveries, which would stop
-partitions from being dropped).
-
-Then the real services run their real queries on it with `auto_explain` logging every plan, and this prints,
-for each query that reads a history table, how many of the table's partitions the plan visits (of 46).
+Migration 0009 partitions events, deliveries and attempts by range of id (`store/partitions.py`), one partition
+per day. This gives a throwaway database a month of them: the (empty) historic partition is dropped and the
+days from 29 back to today are made (a month inside the retention), beside the week ahead the migration made
+and the default one. Then the real services run their real queries on it with `auto_explain` logging every
+plan, and this prints, for each query that reads a history table, how many of the table's partitions its plan
+names.
 
 Usage: python -m bench.partition_plans [--plans FILE]   (FILE: where to write the plans themselves)
 """
@@ -30,72 +26,34 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.devtools.postgres import PostgresCluster, throwaway_cluster
 from chargewire.dispatch.expiry import retention_policy
-from chargewire.ids import first_id_at
 from chargewire.models import Via
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.partitions import DAYS_AHEAD, PARTITIONED, day_partition
 
 BOOT = load_event_types()["BootNotification"].example
-DAYS_BACK, DAYS_AHEAD = 40, 3
-# Table -> (id prefix, its secondary indexes, as created on the parent).
-HISTORY = {
-    "events": ("evt", {"ix_events_name_seq": "(name, seq)"}),
-    "deliveries": (
-        "dlv",
-        {
-            "ix_deliveries_event_id": "(event_id)",
-            "ix_deliveries_due": "(status, next_attempt_at)",
-            "ix_deliveries_log": "(subscription_id, status, created_at)",
-        },
-    ),
-    "attempts": ("att", {"ix_attempts_delivery_id": "(delivery_id)"}),
-}
+DAYS_BACK = 29  # a month inside the 30-day retention: the run expires none of them
 _PLAN = re.compile(r"\n(?=\S[^\n]*LOG:  duration: )")
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def conversion(today: datetime) -> list[str]:
-    """The statements that turn the three tables into id-range partitioned ones, as the migration would."""
-    first_day = today - timedelta(days=DAYS_BACK)
-    statements: list[str] = []
-    for table, (prefix, indexes) in HISTORY.items():
-        boundary = first_id_at(prefix, _ms(first_day))
-        statements += [
-            f"ALTER TABLE {table} RENAME TO {table}_history",
-            f"ALTER TABLE {table}_history RENAME CONSTRAINT pk_{table} TO pk_{table}_history",
-            *(f"ALTER INDEX {index} RENAME TO {index}_history" for index in indexes),
-            f"CREATE TABLE {table} (LIKE {table}_history INCLUDING DEFAULTS) PARTITION BY RANGE (id)",
-            f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY (id)",
-            f"ALTER TABLE {table}_history ADD CONSTRAINT {table}_history_range CHECK (id < '{boundary}') NOT VALID",
-            f"ALTER TABLE {table}_history VALIDATE CONSTRAINT {table}_history_range",
-            f"ALTER TABLE {table} ATTACH PARTITION {table}_history FOR VALUES FROM (MINVALUE) TO ('{boundary}')",
-            f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT",
-        ]
-        for offset in range(DAYS_BACK + DAYS_AHEAD + 1):
-            day = first_day + timedelta(days=offset)
-            start, end = first_id_at(prefix, _ms(day)), first_id_at(prefix, _ms(day + timedelta(days=1)))
-            statements.append(
-                f"CREATE TABLE {table}_p{day:%Y%m%d} PARTITION OF {table} FOR VALUES FROM ('{start}') TO ('{end}')"
-            )
-        statements += [f"CREATE INDEX {index} ON {table} {columns}" for index, columns in indexes.items()]
-    statements.append(
-        "ALTER TABLE deliveries ADD CONSTRAINT fk_deliveries_subscription_id_subscriptions "
-        "FOREIGN KEY (subscription_id) REFERENCES subscriptions (id) ON DELETE CASCADE"
-    )
+def past_days(today: datetime) -> list[str]:
+    """Statements that replace the empty historic partitions with one partition per day, DAYS_BACK days back."""
+    statements = []
+    for table in PARTITIONED:
+        statements += [f"ALTER TABLE {table} DETACH PARTITION {table}_history", f"DROP TABLE {table}_history"]
+        statements += [day_partition(table, today - timedelta(days=offset)) for offset in range(DAYS_BACK + 1)]
     return statements
 
 
 async def _prepare(url: str, settings: Settings) -> str:
-    """Migrate, convert, fill with a webhook and a Kafka subscription's traffic; turn auto_explain on."""
+    """Migrate, make the past days' partitions, fill with a webhook and a Kafka subscription's traffic; turn
+    auto_explain on."""
     database = create_database(url)
     await migrate.upgrade(database)
     async with database.transaction() as connection:
-        for statement in conversion(utcnow().replace(hour=0, minute=0, second=0, microsecond=0)):
+        for statement in past_days(utcnow()):
             await connection.execute(text(statement))
     await database.aclose()
     async with await Runtime.open(settings) as runtime:
@@ -136,7 +94,7 @@ async def _run_queries(settings: Settings, subscription_id: str) -> None:
         for stream in await runtime.stream_store.ready_streams(now):
             await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 100)
         await runtime.overview.snapshot()
-        await runtime.retention.expire(now + timedelta(days=31), retention_policy(settings))
+        await runtime.retention.expire(now, retention_policy(settings))  # the row path; no partition is old enough
 
 
 def summarize(log: str) -> list[tuple[str, dict[str, int]]]:
@@ -168,7 +126,7 @@ def measure(cluster: PostgresCluster, plans: Path | None) -> None:
     log = (cluster.data_dir / "server.log").read_text()
     if plans is not None:
         plans.write_text(log)
-    total = DAYS_BACK + DAYS_AHEAD + 3
+    total = DAYS_BACK + 1 + DAYS_AHEAD + 1
     print(f"partitions per table: {total}")
     for query, visited in summarize(log):
         shown = ", ".join(f"{table} {count}" for table, count in visited.items())

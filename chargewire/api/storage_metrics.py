@@ -41,11 +41,13 @@ class StorageCollector(Collector):
             "When the oldest row of each history table (events, deliveries, attempts) was made.",
             labels=["table"],
         )
+        dated: set[str] = set()
         for size in run.tables:
             sizes.add_metric([size.table, size.partition], size.bytes)
             if size.rows is not None:
                 rows.add_metric([size.table, size.partition], size.rows)
-            if size.oldest is not None and size.table == size.partition:
+            if size.oldest is not None and size.table not in dated:  # one per table, however many partitions
+                dated.add(size.table)
                 oldest.add_metric([size.table], size.oldest.timestamp())
         yield from (sizes, rows, oldest)
         yield from _last_run(run, run.finished_at, run.finished_at - run.started_at)

@@ -12,24 +12,26 @@ What may go (docs/retention.md), each rule kept by the statement that removes th
   pending delivery, or a failed one kept for resend, keeps its event), and no Kafka stream has still to read
   it: past the stream's position and not inside one of its pauses.
 
-Each transaction removes at most `batch_size` rows, and the event loop gets a turn between them: on SQLite the
-write lock is held for a few milliseconds at a time, and publishes go in between.
+On PostgreSQL whole expired partitions are dropped first (`store/partitions.py`), the rows they must keep
+copied back. Then each transaction removes at most `batch_size` rows, and the event loop gets a turn between
+them: on SQLite the write lock is held for a few milliseconds at a time, and publishes go in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, false, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.ids import first_id_at
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.database import Database
+from chargewire.store.expiry_rules import Stretch, attempt_orphaned, event_unused, needed_stretches
+from chargewire.store.partitions import Cutoffs
 from chargewire.store.retention_dialects import TableSize, Upkeep, upkeep_for
 from chargewire.store.tables import (
     attempt_batches,
@@ -45,8 +47,6 @@ from chargewire.store.tables import (
 _RUN_ROW = 1
 # The tables whose rows expire, each with the column that says how old a row is.
 HISTORY_TABLES = {"events": "received_at", "deliveries": "created_at", "attempts": "started_at"}
-# A stretch of event numbers (after, upto] a stream has still to read; upto None: to the end of the log.
-Stretch = tuple[int, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,22 +67,6 @@ class ExpiryRun:
     removed: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     tables: list[TableSize] = field(default_factory=list)
-
-
-def needed_stretches(position: int, pauses: Sequence[tuple[int, int | None]]) -> list[Stretch]:
-    """The event numbers a stream at `position` has still to read: past it, less its pauses ((from, to])."""
-    stretches: list[Stretch] = []
-    start = position
-    for paused_from, paused_to in sorted(pauses):
-        if paused_to is not None and paused_to <= start:
-            continue
-        if paused_from > start:
-            stretches.append((start, paused_from))
-        if paused_to is None:
-            return stretches
-        start = max(start, paused_to)
-    stretches.append((start, None))
-    return stretches
 
 
 class RetentionStore:
@@ -116,6 +100,8 @@ class RetentionStore:
         async with self._database.reading() as connection:
             subscription_ids = list((await connection.scalars(select(subscriptions.c.id))).all())
             stretches = await _stream_stretches(connection)
+        # Whole partitions first, where the database has them: the row deletes below then find little.
+        await self.upkeep.drop_partitions(now, Cutoffs(delivered_before, failed_before, stretches), removed)
         for subscription_id in subscription_ids:
             for status, before in (
                 (DeliveryStatus.DELIVERED, delivered_before),
@@ -125,21 +111,15 @@ class RetentionStore:
                 while more:
                     more = await self._expire_deliveries(subscription_id, status, before, policy.batch_size, removed)
                     await asyncio.sleep(0)  # a turn for the event loop (and SQLite's write lock) between batches
-        delivery_gone = and_(
-            attempts.c.started_at < delivered_before, ~exists().where(deliveries.c.id == attempts.c.delivery_id)
-        )
-        await self._sweep(attempts, "att", delivered_before, policy.batch_size, removed, delivery_gone)
+        orphaned = attempt_orphaned(attempts, delivered_before)
+        await self._sweep(attempts, "att", delivered_before, policy.batch_size, removed, orphaned)
         batch_gone = ~exists().where(
             deliveries.c.id.between(attempt_batches.c.first_delivery_id, attempt_batches.c.last_delivery_id),
             deliveries.c.attempt_batch_id == attempt_batches.c.id,
         )
         await self._sweep(attempt_batches, "att", delivered_before, policy.batch_size, removed, batch_gone)
-        event_unused = and_(
-            events.c.received_at < delivered_before,
-            ~exists().where(deliveries.c.event_id == events.c.id),
-            ~_read_by_streams(stretches),
-        )
-        await self._sweep(events, "evt", delivered_before, policy.batch_size, removed, event_unused)
+        unused = event_unused(events, delivered_before, stretches)
+        await self._sweep(events, "evt", delivered_before, policy.batch_size, removed, unused)
         return {table: removed[table] for table in ("events", "deliveries", "attempts", "attempt_batches")}
 
     async def _expire_deliveries(
@@ -261,18 +241,6 @@ async def _stream_stretches(connection: AsyncConnection) -> list[Stretch]:
         for subscription_id, position in streams
         for stretch in needed_stretches(position, pauses.get(subscription_id, []))
     ]
-
-
-def _read_by_streams(stretches: Sequence[Stretch]) -> ColumnElement[bool]:
-    """Whether an event lies in a stretch a stream has still to read (never, for an unnumbered test send)."""
-    if not stretches:
-        return false()
-    return or_(
-        *(
-            events.c.seq > after if upto is None else and_(events.c.seq > after, events.c.seq <= upto)
-            for after, upto in stretches
-        )
-    )
 
 
 async def _oldest(connection: AsyncConnection, table_name: str) -> datetime | None:

@@ -4,7 +4,8 @@ Chosen once per database (`upkeep_for`); nothing else in retention asks which da
 two classes move onto the dialect objects of `store/dialects/`.
 
 - PostgreSQL: sizes from the catalog (`pg_total_relation_size`, row estimates from `reltuples`), partitions
-  named by `pg_inherits`; space of removed rows is reused by autovacuum, so nothing is given back here.
+  named by `pg_inherits`. The history tables are partitioned by day (`store/partitions.py`): expired
+  partitions are dropped whole; the space of rows removed one by one is reused by autovacuum.
 - SQLite: sizes and row counts from the `dbstat` table, which reads every page (about a second per GB): it runs
   only after an expiry run and for `chargewire db stats`, never per scrape. Removed rows' pages go on the
   freelist and are reused, so the file stops growing; `PRAGMA incremental_vacuum` then gives them back to the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.store.database import DATABASE_WAIT_S, Database
+from chargewire.store.partitions import Cutoffs, Partitions
 from chargewire.store.tables import metadata
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ class Upkeep(Protocol):
         """Give the space of removed rows back to the file system where the database does not; bytes given."""
         ...
 
+    async def drop_partitions(self, now: datetime, cutoffs: Cutoffs, removed: Counter[str]) -> None:
+        """Create the partitions the coming days need and drop the expired ones whole (where tables have them)."""
+        ...
+
 
 _POSTGRES_SIZES = text(
     """
@@ -67,17 +74,27 @@ _POSTGRES_SIZES = text(
     FROM pg_class child
     LEFT JOIN pg_inherits link ON link.inhrelid = child.oid
     LEFT JOIN pg_class parent ON parent.oid = link.inhparent
-    WHERE child.relkind IN ('r', 'p') AND child.relnamespace = current_schema()::regnamespace
+    WHERE child.relkind = 'r' AND child.relnamespace = current_schema()::regnamespace
     ORDER BY 1, 2
     """
 )
 
 
 class PostgresUpkeep:
-    """Marked dialect difference: PostgreSQL measures from its catalog and reclaims nothing itself."""
+    """Marked dialect difference: PostgreSQL measures from its catalog, and keeps its history tables partitioned
+    by day (`store/partitions.py`), dropping expired partitions whole."""
+
+    def __init__(self, database: Database) -> None:
+        self._partitions = Partitions(database)
+
+    async def drop_partitions(self, now: datetime, cutoffs: Cutoffs, removed: Counter[str]) -> None:
+        """Create the coming days' partitions, then drop the expired ones, their rows that must stay kept."""
+        await self._partitions.prepare(now)
+        await self._partitions.drop_expired(cutoffs, removed)
 
     async def table_sizes(self, connection: AsyncConnection) -> list[TableSize]:
-        """Sizes of every chargewire table and partition (reltuples is -1 before the first ANALYZE)."""
+        """Sizes of every chargewire table, a partitioned one as its partitions (the parent holds no rows itself);
+        reltuples is -1 before the first ANALYZE."""
         rows = (await connection.execute(_POSTGRES_SIZES)).all()
         return [
             TableSize(table, partition, int(size), None if estimate < 0 else int(estimate))
@@ -114,6 +131,9 @@ class SqliteUpkeep:
             for table, size, count in rows
             if table in metadata.tables
         ]
+
+    async def drop_partitions(self, now: datetime, cutoffs: Cutoffs, removed: Counter[str]) -> None:
+        """Nothing: SQLite has no partitions, its rows are removed one batch at a time."""
 
     async def reclaim(self) -> int:
         """Shrink the file by the pages expiry freed, converting a small file to incremental vacuum first."""
@@ -164,4 +184,4 @@ def upkeep_for(database: Database) -> Upkeep:
     """The retention upkeep of this database's dialect."""
     if database.is_sqlite:
         return SqliteUpkeep(database.sqlite_file)
-    return PostgresUpkeep()
+    return PostgresUpkeep(database)

@@ -79,6 +79,8 @@ events = Table(
     # Commit order of published events (test sends have none): Kafka streams read the log past a position.
     Column("seq", BigInteger),
     Index("ix_events_name_seq", "name", "seq"),
+    # On PostgreSQL, by day, as ranges of the time-ordered ids (store/partitions.py, migration 0009).
+    postgresql_partition_by="RANGE (id)",
 )
 
 # One row: the last `events.seq` handed out. Ingest takes numbers with an UPDATE of it, whose row lock (on
@@ -145,6 +147,7 @@ deliveries = Table(
     Column("attempt_batch_id", String(40)),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_log", "subscription_id", "status", "created_at"),
+    postgresql_partition_by="RANGE (id)",
 )
 
 attempts = Table(
@@ -166,6 +169,7 @@ attempts = Table(
     Column("request_headers", JSON, nullable=False),
     Column("response_headers", JSON),
     Column("response_body", Text),
+    postgresql_partition_by="RANGE (id)",
 )
 
 # One row per streamed Kafka batch that delivered: the first attempt of each of its records (decision 0003).

@@ -36,9 +36,12 @@ async def test_metrics_show_table_sizes_and_what_the_last_expiry_run_removed(
     lines = response.text.splitlines()
     assert 'chargewire_expiry_last_run_removed_rows{table="events"} 2.0' in lines
     assert "chargewire_expiry_last_run_failed 0.0" in lines
-    sizes = [line for line in lines if line.startswith('chargewire_table_bytes{partition="events",table="events"}')]
-    assert len(sizes) == 1
-    assert float(sizes[0].split()[-1]) > 0
+    events_bytes = [
+        float(line.split()[-1])
+        for line in lines
+        if line.startswith("chargewire_table_bytes{") and 'table="events"' in line
+    ]
+    assert sum(events_bytes) > 0  # on PostgreSQL, over its partitions
 
 
 async def test_the_overview_shows_the_last_expiry_run_and_each_tables_size(runtime: Runtime) -> None:

@@ -7,30 +7,26 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.dispatch.expiry import Expirer
-from chargewire.ids import new_id
 from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
+from chargewire.store.partitions import Cutoffs
 from chargewire.store.retention import RetentionPolicy, RetentionStore
 from chargewire.store.retention_dialects import TableSize, Upkeep
 from chargewire.store.tables import attempts, deliveries, events, kafka_streams, stream_pauses
+from tests.support.history import boots, count_in, publish_with_outcome
 
-BOOT = load_event_types()["BootNotification"].example
 POLICY = RetentionPolicy(delivered=timedelta(days=30), failed=timedelta(days=90), batch_size=2)
 DELIVERED_EXPIRED = timedelta(days=31)
 FAILED_EXPIRED = timedelta(days=91)
-
-
-def _boots(count: int) -> list[dict[str, object]]:
-    return [{**BOOT, "chargePointId": 7000 + index} for index in range(count)]
 
 
 async def _subscribe(runtime: Runtime, via: Via = Via.WEBHOOK) -> str:
@@ -43,37 +39,6 @@ async def _subscribe(runtime: Runtime, via: Via = Via.WEBHOOK) -> str:
     return (await runtime.subscriptions.create(owner.token, body)).subscription.id
 
 
-async def _publish_with_outcome(runtime: Runtime, count: int, status: DeliveryStatus, **values: object) -> list[str]:
-    """Publish `count` events to the webhook subscriptions, each delivery ending in `status` after one attempt."""
-    event_ids = await runtime.publisher.publish(_boots(count))
-    async with runtime.database.transaction() as connection:
-        chosen = deliveries.c.event_id.in_(event_ids)
-        await connection.execute(
-            update(deliveries).where(chosen).values(status=status.value, attempt_count=1, **values)
-        )
-        delivery_ids = (await connection.scalars(select(deliveries.c.id).where(chosen))).all()
-        await connection.execute(insert(attempts), [_attempt(delivery_id) for delivery_id in delivery_ids])
-    return event_ids
-
-
-def _attempt(delivery_id: str) -> dict[str, object]:
-    return {
-        "id": new_id("att"),
-        "delivery_id": delivery_id,
-        "number": 1,
-        "started_at": utcnow(),
-        "duration_ms": 2.0,
-        "outcome": "delivered",
-        "request_headers": {},
-    }
-
-
-async def _count(runtime: Runtime, table_column: object, ids: list[str]) -> int:
-    async with runtime.database.reading() as connection:
-        query = select(func.count()).where(table_column.in_(ids))  # type: ignore[attr-defined]
-        return int((await connection.execute(query)).scalar_one())
-
-
 async def _expire_at(runtime: Runtime, later: timedelta) -> dict[str, int]:
     return await runtime.retention.expire(utcnow() + later, POLICY)
 
@@ -82,44 +47,44 @@ async def test_delivered_history_older_than_its_retention_is_removed_with_attemp
     runtime: Runtime,
 ) -> None:
     await _subscribe(runtime)
-    event_ids = await _publish_with_outcome(runtime, 5, DeliveryStatus.DELIVERED)
+    event_ids = await publish_with_outcome(runtime, 5, DeliveryStatus.DELIVERED)
 
     removed = await _expire_at(runtime, DELIVERED_EXPIRED)
 
     assert removed == {"events": 5, "deliveries": 5, "attempts": 5, "attempt_batches": 0}
-    assert await _count(runtime, events.c.id, event_ids) == 0
-    assert await _count(runtime, deliveries.c.event_id, event_ids) == 0
+    assert await count_in(runtime, events.c.id, event_ids) == 0
+    assert await count_in(runtime, deliveries.c.event_id, event_ids) == 0
 
 
 async def test_delivered_history_inside_its_retention_is_kept(runtime: Runtime) -> None:
     await _subscribe(runtime)
-    event_ids = await _publish_with_outcome(runtime, 3, DeliveryStatus.DELIVERED)
+    event_ids = await publish_with_outcome(runtime, 3, DeliveryStatus.DELIVERED)
 
     removed = await _expire_at(runtime, timedelta(days=29))
 
     assert sum(removed.values()) == 0
-    assert await _count(runtime, deliveries.c.event_id, event_ids) == 3
+    assert await count_in(runtime, deliveries.c.event_id, event_ids) == 3
 
 
 async def test_a_pending_delivery_and_its_event_are_never_removed_however_old(runtime: Runtime) -> None:
     await _subscribe(runtime)
-    due = await runtime.publisher.publish(_boots(3))  # pending, due now, never attempted
+    due = await runtime.publisher.publish(boots(3))  # pending, due now, never attempted
 
     await _expire_at(runtime, timedelta(days=400))
 
-    assert await _count(runtime, deliveries.c.event_id, due) == 3
-    assert await _count(runtime, events.c.id, due) == 3
+    assert await count_in(runtime, deliveries.c.event_id, due) == 3
+    assert await count_in(runtime, events.c.id, due) == 3
 
 
 async def test_a_retrying_delivery_keeps_its_attempts_and_event_however_old(runtime: Runtime) -> None:
     await _subscribe(runtime)
     retry_at = utcnow() + timedelta(hours=5)
-    retrying = await _publish_with_outcome(runtime, 3, DeliveryStatus.PENDING, next_attempt_at=retry_at)
+    retrying = await publish_with_outcome(runtime, 3, DeliveryStatus.PENDING, next_attempt_at=retry_at)
 
     await _expire_at(runtime, timedelta(days=400))
 
-    assert await _count(runtime, deliveries.c.event_id, retrying) == 3
-    assert await _count(runtime, events.c.id, retrying) == 3
+    assert await count_in(runtime, deliveries.c.event_id, retrying) == 3
+    assert await count_in(runtime, events.c.id, retrying) == 3
     async with runtime.database.reading() as connection:
         kept = select(func.count()).select_from(attempts)
         assert (await connection.execute(kept)).scalar_one() == 3
@@ -129,32 +94,32 @@ async def test_a_failed_delivery_inside_the_resend_window_keeps_its_event_past_t
     runtime: Runtime,
 ) -> None:
     subscription_id = await _subscribe(runtime)
-    failed = await _publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
+    failed = await publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
 
     removed = await _expire_at(runtime, DELIVERED_EXPIRED)
 
     assert sum(removed.values()) == 0
-    assert await _count(runtime, deliveries.c.event_id, failed) == 3
-    assert await _count(runtime, events.c.id, failed) == 3
+    assert await count_in(runtime, deliveries.c.event_id, failed) == 3
+    assert await count_in(runtime, events.c.id, failed) == 3
     resent = await runtime.delivery_store.requeue_failed(subscription_id, ["BootNotification"], None, None, utcnow())
     assert resent == 3  # still resendable
 
 
 async def test_a_failed_delivery_past_the_resend_window_is_removed_with_its_event(runtime: Runtime) -> None:
     await _subscribe(runtime)
-    failed = await _publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
+    failed = await publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
 
     removed = await _expire_at(runtime, FAILED_EXPIRED)
 
     assert removed["deliveries"] == 3
-    assert await _count(runtime, events.c.id, failed) == 0
+    assert await count_in(runtime, events.c.id, failed) == 0
 
 
 async def test_an_event_with_one_delivery_delivered_and_one_failed_stays_while_the_failed_one_is_kept(
     runtime: Runtime,
 ) -> None:
     delivered_to, _failed_to = await _subscribe(runtime), await _subscribe(runtime)
-    event_ids = await _publish_with_outcome(runtime, 2, DeliveryStatus.FAILED)
+    event_ids = await publish_with_outcome(runtime, 2, DeliveryStatus.FAILED)
     async with runtime.database.transaction() as connection:
         await connection.execute(
             update(deliveries).where(deliveries.c.subscription_id == delivered_to).values(status="delivered")
@@ -163,26 +128,26 @@ async def test_an_event_with_one_delivery_delivered_and_one_failed_stays_while_t
     removed = await _expire_at(runtime, DELIVERED_EXPIRED)
 
     assert removed["deliveries"] == 2
-    assert await _count(runtime, events.c.id, event_ids) == 2
+    assert await count_in(runtime, events.c.id, event_ids) == 2
 
 
 async def test_an_event_a_kafka_stream_has_still_to_read_is_kept_and_one_behind_it_is_removed(
     runtime: Runtime,
 ) -> None:
     subscription_id = await _subscribe(runtime, Via.KAFKA)
-    event_ids = await runtime.publisher.publish(_boots(6))
+    event_ids = await runtime.publisher.publish(boots(6))
     seqs = await _seqs(runtime, event_ids)
     await _move_stream(runtime, subscription_id, seqs[2])  # read the first three, not the last three
 
     removed = await _expire_at(runtime, DELIVERED_EXPIRED)
 
     assert removed["events"] == 3
-    assert await _count(runtime, events.c.id, event_ids[3:]) == 3
+    assert await count_in(runtime, events.c.id, event_ids[3:]) == 3
 
 
 async def test_events_inside_a_kafka_streams_pause_are_not_kept_for_it(runtime: Runtime) -> None:
     subscription_id = await _subscribe(runtime, Via.KAFKA)
-    event_ids = await runtime.publisher.publish(_boots(6))
+    event_ids = await runtime.publisher.publish(boots(6))
     seqs = await _seqs(runtime, event_ids)
     await _move_stream(runtime, subscription_id, seqs[0] - 1)  # has read none of them
     async with runtime.database.transaction() as connection:  # disabled over the middle two
@@ -192,7 +157,7 @@ async def test_events_inside_a_kafka_streams_pause_are_not_kept_for_it(runtime: 
 
     await _expire_at(runtime, DELIVERED_EXPIRED)
 
-    kept = [event_id for event_id in event_ids if await _count(runtime, events.c.id, [event_id])]
+    kept = [event_id for event_id in event_ids if await count_in(runtime, events.c.id, [event_id])]
     assert kept == [event_ids[0], event_ids[1], event_ids[4], event_ids[5]]
 
 
@@ -200,7 +165,7 @@ async def test_attempts_left_by_a_deleted_subscription_are_removed_once_past_the
     runtime: Runtime,
 ) -> None:
     subscription_id = await _subscribe(runtime)
-    await _publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
+    await publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
     await runtime.subscription_store.delete_subscription(subscription_id)  # its deliveries go by cascade
 
     assert (await _expire_at(runtime, timedelta(days=29)))["attempts"] == 0
@@ -221,8 +186,8 @@ async def test_an_expiry_run_records_what_it_removed_and_the_sizes_and_oldest_ro
     runtime: Runtime,
 ) -> None:
     await _subscribe(runtime)
-    await _publish_with_outcome(runtime, 4, DeliveryStatus.DELIVERED)
-    kept = await _publish_with_outcome(runtime, 1, DeliveryStatus.FAILED)
+    await publish_with_outcome(runtime, 4, DeliveryStatus.DELIVERED)
+    kept = await publish_with_outcome(runtime, 1, DeliveryStatus.FAILED)
     later = utcnow() + DELIVERED_EXPIRED
     expirer = Expirer(runtime.retention, POLICY, "wrk_a", interval_s=60, clock=lambda: later)
 
@@ -269,7 +234,7 @@ async def test_sqlite_gives_the_pages_expiry_freed_back_so_the_file_shrinks(runt
     assert await _pragma(runtime, "auto_vacuum") == 2
     await _subscribe(runtime)
     for _ in range(5):
-        await _publish_with_outcome(runtime, 200, DeliveryStatus.DELIVERED)
+        await publish_with_outcome(runtime, 200, DeliveryStatus.DELIVERED)
     await _expire_at(runtime, DELIVERED_EXPIRED)
     pages_before = await _pragma(runtime, "page_count")
     assert await _pragma(runtime, "freelist_count") > 0
@@ -295,6 +260,9 @@ class _BrokenUpkeep:
 
     async def table_sizes(self, connection: AsyncConnection) -> list[TableSize]:
         return await self._real.table_sizes(connection)
+
+    async def drop_partitions(self, now: datetime, cutoffs: Cutoffs, removed: Counter[str]) -> None:
+        await self._real.drop_partitions(now, cutoffs, removed)
 
     async def reclaim(self) -> int:
         raise RuntimeError("disk says no")

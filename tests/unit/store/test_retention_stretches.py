@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chargewire.store.retention import needed_stretches
+from chargewire.store.expiry_rules import needed_stretches
 
 
 def test_a_stream_without_pauses_needs_everything_past_its_position() -> None:
