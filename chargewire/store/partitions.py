@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, TableClause, column, func, insert, select, table, text
+from sqlalchemy import ColumnElement, Table, TableClause, column, func, insert, select, table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 DAYS_AHEAD = 7
 # Table -> the prefix of its ids. Deliveries go first: which attempts and events stay depends on them.
 PARTITIONED = {"deliveries": "dlv", "attempts": "att", "events": "evt"}
+_PARENTS = {"deliveries": deliveries, "attempts": attempts, "events": events}
 PARTITION_NAME = re.compile(r"^(events|deliveries|attempts)_(p\d{8}|history|default)$")
 _LOCK_TIMEOUT = "SET LOCAL lock_timeout = '2s'"
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -64,13 +65,18 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def day_partition_name(table_name: str, day: datetime) -> str:
+    """The name of `table_name`'s partition for the UTC day that `day` falls in."""
+    return f"{table_name}_p{day.astimezone(UTC):%Y%m%d}"
+
+
 def day_partition(table_name: str, day: datetime) -> str:
     """The statement that creates `table_name`'s partition for the UTC day that `day` falls in."""
     start = day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     prefix = PARTITIONED[table_name]
     lower, upper = first_id_at(prefix, _ms(start)), first_id_at(prefix, _ms(start + timedelta(days=1)))
     return (
-        f"CREATE TABLE IF NOT EXISTS {table_name}_p{start:%Y%m%d} PARTITION OF {table_name} "
+        f"CREATE TABLE IF NOT EXISTS {day_partition_name(table_name, start)} PARTITION OF {table_name} "
         f"FOR VALUES FROM ('{lower}') TO ('{upper}')"
     )
 
@@ -110,9 +116,8 @@ class Cutoffs:
     stretches: Sequence[Stretch]
 
 
-def _rows(name: str) -> TableClause:
-    """A history table's partition, with the parent's columns and types."""
-    parent = {"events": events, "deliveries": deliveries, "attempts": attempts}[name.rsplit("_", 1)[0]]
+def _partition(parent: Table, name: str) -> TableClause:
+    """A partition of `parent`, with its columns and their types."""
     return table(name, *(column(each.name, each.type) for each in parent.columns))
 
 
@@ -138,10 +143,13 @@ class Partitions:
         self._database = database
 
     async def prepare(self, now: datetime) -> None:
-        """Make sure today's partitions and those of the next DAYS_AHEAD days exist."""
+        """Make sure today's partitions and those of the next DAYS_AHEAD days exist (creating one locks its
+        parent, so only the missing ones are created)."""
         for parent in PARTITIONED:
-            for offset in range(DAYS_AHEAD + 1):
-                await self._try(parent, [day_partition(parent, now + timedelta(days=offset))])
+            existing = {name for name, _bound in await self._partitions(parent)}
+            for day in (now + timedelta(days=offset) for offset in range(DAYS_AHEAD + 1)):
+                if day_partition_name(parent, day) not in existing:
+                    await self._try(parent, [day_partition(parent, day)])
 
     async def drop_expired(self, cutoffs: Cutoffs, removed: Counter[str]) -> None:
         """Drop every partition older than the delivered cutoff, its rows that must stay copied back first."""
@@ -152,22 +160,26 @@ class Partitions:
 
     async def _expired(self, parent: str, upto: str) -> list[str]:
         """The partitions of `parent` whose every id sorts before `upto`, oldest first."""
-        async with self._database.reading() as connection:
-            rows = (await connection.execute(_PARTITIONS, {"parent": parent})).all()
         expired = []
-        for name, bound in rows:
-            upper = _UPPER_BOUND.search(bound or "")
+        for name, bound in await self._partitions(parent):
+            upper = _UPPER_BOUND.search(bound)
             if upper is not None and upper.group(1) <= upto:
                 expired.append(name)
         return sorted(expired)
 
+    async def _partitions(self, parent: str) -> list[tuple[str, str]]:
+        """Each partition of `parent` with its bounds as PostgreSQL writes them."""
+        async with self._database.reading() as connection:
+            rows = (await connection.execute(_PARTITIONS, {"parent": parent})).all()
+        return [(str(name), str(bound or "")) for name, bound in rows]
+
     async def _drop(self, parent: str, name: str, cutoffs: Cutoffs, removed: Counter[str]) -> None:
         """Detach `name`, copy its rows that must stay back into `parent` (the default partition), drop it."""
-        partition = _rows(name)
+        parent_table = _PARENTS[parent]
+        partition = _partition(parent_table, name)
         async with self._database.reading() as connection:
             # Nothing is written into a past day's range, so this count, taken before the lock, stays right.
             rows = int((await connection.execute(select(func.count()).select_from(partition))).scalar_one())
-        parent_table = {"events": events, "deliveries": deliveries, "attempts": attempts}[parent]
         names = [each.name for each in parent_table.columns]
         kept = insert(parent_table).from_select(names, select(partition).where(_kept(partition, parent, cutoffs)))
 
