@@ -36,7 +36,7 @@ def event_unused(table: TableClause, delivered_before: datetime, stretches: Sequ
     return and_(
         table.c.received_at < delivered_before,
         ~exists().where(deliveries.c.event_id == table.c.id),
-        ~_read_by_streams(table, stretches),
+        ~read_by_streams(table, stretches),
     )
 
 
@@ -56,7 +56,7 @@ def needed_stretches(position: int, pauses: Sequence[tuple[int, int | None]]) ->
     return stretches
 
 
-def _read_by_streams(table: TableClause, stretches: Sequence[Stretch]) -> ColumnElement[bool]:
+def read_by_streams(table: TableClause, stretches: Sequence[Stretch]) -> ColumnElement[bool]:
     """Whether an event lies in a stretch a stream has still to read (never, for an unnumbered test send)."""
     if not stretches:
         return false()

@@ -25,14 +25,33 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, TableClause, column, func, insert, select, table, text
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    Table,
+    TableClause,
+    and_,
+    any_,
+    bindparam,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.ids import first_id_at
+from chargewire.models import DeliveryStatus
 from chargewire.store.database import Database
-from chargewire.store.expiry_rules import Stretch, attempt_orphaned, delivery_expired, event_unused
+from chargewire.store.expiry_rules import Stretch, read_by_streams
 from chargewire.store.tables import attempts, deliveries, events
 
 logger = logging.getLogger(__name__)
@@ -49,6 +68,7 @@ _CHECK_VIOLATION = "23514"  # the default partition already holds rows of the da
 _OVERLAP = "42P17"  # the historic partition covers the day (the day migration 0009 ran)
 # One step of work on a connection that holds the DDL's locks; returns the rows it copied.
 _Step = Callable[[AsyncConnection], Awaitable[int]]
+_LOWER_BOUND = re.compile(r"FROM \('([^']+)'\)")
 _UPPER_BOUND = re.compile(r"TO \('([^']+)'\)")
 _PARTITIONS = text(
     """
@@ -121,15 +141,6 @@ def _partition(parent: Table, name: str) -> TableClause:
     return table(name, *(column(each.name, each.type) for each in parent.columns))
 
 
-def _kept(partition: TableClause, parent: str, cutoffs: Cutoffs) -> ColumnElement[bool]:
-    """The rows of a partition that must stay."""
-    if parent == "deliveries":
-        return ~delivery_expired(partition, cutoffs.delivered_before, cutoffs.failed_before)
-    if parent == "attempts":
-        return ~attempt_orphaned(partition, cutoffs.delivered_before)
-    return ~event_unused(partition, cutoffs.delivered_before, cutoffs.stretches)
-
-
 def _sqlstate(error: DBAPIError) -> str | None:
     """PostgreSQL's error code, as the driver adapter gives it."""
     code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
@@ -155,16 +166,16 @@ class Partitions:
         """Drop every partition older than the delivered cutoff, its rows that must stay copied back first."""
         for parent, prefix in PARTITIONED.items():
             upto = first_id_at(prefix, _ms(cutoffs.delivered_before))
-            for name in await self._expired(parent, upto):
-                await self._drop(parent, name, cutoffs, removed)
+            for name, bound in await self._expired(parent, upto):
+                await self._drop(parent, name, bound, cutoffs, removed)
 
-    async def _expired(self, parent: str, upto: str) -> list[str]:
-        """The partitions of `parent` whose every id sorts before `upto`, oldest first."""
+    async def _expired(self, parent: str, upto: str) -> list[tuple[str, str]]:
+        """The partitions of `parent` (name, bounds) whose every id sorts before `upto`, oldest first."""
         expired = []
         for name, bound in await self._partitions(parent):
             upper = _UPPER_BOUND.search(bound)
             if upper is not None and upper.group(1) <= upto:
-                expired.append(name)
+                expired.append((name, bound))
         return sorted(expired)
 
     async def _partitions(self, parent: str) -> list[tuple[str, str]]:
@@ -173,19 +184,23 @@ class Partitions:
             rows = (await connection.execute(_PARTITIONS, {"parent": parent})).all()
         return [(str(name), str(bound or "")) for name, bound in rows]
 
-    async def _drop(self, parent: str, name: str, cutoffs: Cutoffs, removed: Counter[str]) -> None:
+    async def _drop(self, parent: str, name: str, bound: str, cutoffs: Cutoffs, removed: Counter[str]) -> None:
         """Detach `name`, copy its rows that must stay back into `parent` (the default partition), drop it."""
         parent_table = _PARENTS[parent]
         partition = _partition(parent_table, name)
         async with self._database.reading() as connection:
             # Nothing is written into a past day's range, so this count, taken before the lock, stays right.
             rows = int((await connection.execute(select(func.count()).select_from(partition))).scalar_one())
+        kept = await self._survivors(parent, partition, bound, cutoffs)
         names = [each.name for each in parent_table.columns]
-        kept = insert(parent_table).from_select(names, select(partition).where(_kept(partition, parent, cutoffs)))
 
         async def detach_copy_drop(connection: AsyncConnection) -> int:
             await connection.execute(text(f"ALTER TABLE {parent} DETACH PARTITION {name}"))
-            copied = (await connection.execute(kept)).rowcount
+            copied = (
+                0
+                if kept is None
+                else (await connection.execute(insert(parent_table).from_select(names, kept))).rowcount
+            )
             await connection.execute(text(f"DROP TABLE {name}"))
             return int(copied)
 
@@ -193,6 +208,60 @@ class Partitions:
         if copied is not None:
             removed[parent] += rows - copied
             logger.info("dropped partition %s: %d rows, %d kept", name, rows, copied)
+
+    async def _survivors(
+        self, parent: str, partition: TableClause, bound: str, cutoffs: Cutoffs
+    ) -> Select[tuple[Any, ...]] | CompoundSelect[tuple[Any, ...]] | None:
+        """The rows of an expired partition that must stay (item 4), found by index while the parent is locked.
+
+        The rules are those of `expiry_rules`, written for a whole day that lies before the delivered cutoff:
+        - deliveries: pending, or failed inside the resend window; an index scan of the partition's (status,
+          next_attempt_at) index, never a scan of the day. A delivered one never stays: its id, made with its
+          created_at, lies before the cutoff.
+        - attempts: those whose delivery still exists. Deliveries made before the cutoff are, once their
+          partitions are dropped, only the few that stay (in the default partition); attempts of later ones
+          (another host's clock behind) stay unchecked.
+        - events: chosen before the lock, with a scan of the partition that blocks nobody, as the events that
+          must stay can only become fewer: streams only move forward, and no delivery is made for an old
+          event but by a stream that still needs it.
+        """
+        if parent == "deliveries":
+            return select(partition).where(
+                or_(
+                    partition.c.status == DeliveryStatus.PENDING.value,
+                    and_(
+                        partition.c.status == DeliveryStatus.FAILED.value,
+                        partition.c.created_at >= cutoffs.failed_before,
+                    ),
+                )
+            )
+        if parent == "attempts":
+            upto = first_id_at(PARTITIONED["deliveries"], _ms(cutoffs.delivered_before))
+            older = select(deliveries.c.id).where(deliveries.c.id < upto).subquery()
+            of_kept = select(partition).join(older, partition.c.delivery_id == older.c.id)
+            return of_kept.union_all(select(partition).where(partition.c.delivery_id >= upto))
+        needed = await self._needed_events(partition, bound, cutoffs)
+        if not needed:
+            return None
+        return select(partition).where(partition.c.id == any_(bindparam("needed", needed, type_=ARRAY(String))))
+
+    async def _needed_events(self, partition: TableClause, bound: str, cutoffs: Cutoffs) -> list[str]:
+        """The ids of an expired events partition's events that a delivery or a Kafka stream still needs."""
+        lower, upper = _LOWER_BOUND.search(bound), _UPPER_BOUND.search(bound)
+        referenced = select(deliveries.c.event_id)
+        if lower is not None:
+            referenced = referenced.where(deliveries.c.event_id >= lower.group(1))
+        if upper is not None:
+            referenced = referenced.where(deliveries.c.event_id < upper.group(1))
+        needed = select(partition.c.id).where(
+            or_(
+                partition.c.received_at >= cutoffs.delivered_before,
+                partition.c.id.in_(referenced),
+                read_by_streams(partition, cutoffs.stretches),
+            )
+        )
+        async with self._database.reading() as connection:
+            return [str(event_id) for event_id in (await connection.scalars(needed)).all()]
 
     async def _try(self, parent: str, statements: list[str], then: _Step | None = None) -> int | None:
         """Run DDL on `parent` under a lock timeout; None when it gave way to a lock, or the default partition's
