@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp chaos test-long clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop chaos test-long clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ bench-kafka: install test-services
 
 bench-ocpp: install
 	$(BIN)/python -m bench.ocpp
+
+bench-partition-plans: install test-services
+	$(BIN)/python -m bench.partition_plans
+
+bench-partition-drop: install test-services
+	$(BIN)/python -m bench.partition_drop
 
 bench-filter-latency: install test-services
 	$(BIN)/python -m bench.filter_latency

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 MIN_SECRET_KEY_LENGTH = 32
 DEFAULT_RETRY_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+_DAY_S = 24 * 3600
 
 
 def default_data_dir() -> Path:
@@ -115,6 +116,23 @@ class Settings(BaseSettings):
     ocpp_max_waiting: int = Field(default=100_000, ge=1)
     ocpp_state_file: Path | None = Field(default=None, description="The tap's identity registry; data_dir/ocpp-tap.db")
 
+    # Retention (docs/retention.md): delivered history (events, deliveries, attempts) and failed deliveries, kept
+    # for resend, are removed once older than these; never a pending delivery or an event a stream still needs.
+    retention_delivered_days: float = Field(default=30.0, gt=0)
+    retention_failed_days: float = Field(default=90.0, gt=0)
+    # How often one process (whichever holds the expiry lease) looks for expired rows, and how many rows one
+    # of its short transactions removes: small, so publishes never wait long behind it on SQLite.
+    retention_interval_s: float = Field(default=300.0, gt=0)
+    retention_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        """Refuse retention periods shorter than what retries, resend and auto-disable rely on."""
+        problem = retention_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     @field_validator("delivery_allow_networks", mode="before")
     @classmethod
     def _parse_networks(cls, value: object) -> object:
@@ -156,3 +174,31 @@ class Settings(BaseSettings):
     def uses_embedded_database(self) -> bool:
         """True when running on the default SQLite file."""
         return not self.database_url
+
+
+def retry_span_s(settings: Settings) -> float:
+    """The longest a delivery can spend in retries: the whole schedule, every delay at its most jittered."""
+    return sum(settings.retry_schedule_s) * (1 + settings.retry_jitter)
+
+
+def retention_problem(settings: Settings) -> str | None:
+    """Why the retention settings cannot work with the others, naming the setting to change; None when they can.
+
+    Delivered history must outlive the retry schedule, so a delivery's attempts are all visible together. A
+    subscription is disabled after failing for `disable_after_failing_s`, and resent once it is fixed: its
+    failed deliveries from the whole failing stretch (and their retries) must still be there.
+    """
+    delivered_s = settings.retention_delivered_days * _DAY_S
+    failed_s = settings.retention_failed_days * _DAY_S
+    needs = {
+        "CHARGEWIRE_RETENTION_DELIVERED_DAYS": (delivered_s, retry_span_s(settings), "the retry schedule's span"),
+        "CHARGEWIRE_RETENTION_FAILED_DAYS": (
+            failed_s,
+            max(delivered_s, settings.disable_after_failing_s + retry_span_s(settings)),
+            "CHARGEWIRE_RETENTION_DELIVERED_DAYS, and auto-disable's failing period plus the retry schedule's span",
+        ),
+    }
+    for name, (kept_s, minimum_s, reason) in needs.items():
+        if kept_s < minimum_s:
+            return f"{name} is {kept_s / _DAY_S:g} days; it must be at least {minimum_s / _DAY_S:.2f} days ({reason})"
+    return None

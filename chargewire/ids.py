@@ -44,6 +44,11 @@ def new_ids(prefix: str, count: int, now_ms: int | None = None) -> list[str]:
     return made
 
 
+def first_id_at(prefix: str, at_ms: int) -> str:
+    """The smallest possible id of `prefix` made at `at_ms`: every id made earlier sorts before it."""
+    return f"{prefix}_{_encode(at_ms << _RANDOM_BITS, _BODY_PAIRS)}"
+
+
 def _reserve(count: int, now_ms: int | None) -> int:
     """The first of `count` consecutive values that no id of this process has used yet."""
     global _last_value

@@ -13,6 +13,7 @@ from chargewire.channels.webhook import WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.dispatch.expiry import Expirer, retention_policy
 from chargewire.dispatch.heartbeat import Heartbeat
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.retry_policy import KAFKA_RETRY_MARGIN_S, delays_below, kafka_retry_floor_s
@@ -29,6 +30,7 @@ from chargewire.services.overview import OverviewService
 from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
+from chargewire.services.storage import StorageService
 from chargewire.services.subscription_health import SubscriptionHealth
 from chargewire.services.subscriptions import SubscriptionService
 from chargewire.services.tokens import TokenService
@@ -39,6 +41,7 @@ from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
+from chargewire.store.retention import RetentionStore
 from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
@@ -70,6 +73,8 @@ class Runtime:
     wakeups: WakeSignal
     notifier: WakeSender | None
     worker_store: WorkerStore
+    retention: RetentionStore
+    storage: StorageService
     # The supervisor of this process's delivery worker, while `deliver` runs.
     supervisor: Supervisor | None = None
     health_checks: HealthService = field(init=False)
@@ -106,6 +111,7 @@ class Runtime:
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
         notifier = database.dialect.wake_notifier(database.engine)
+        retention = RetentionStore(database)
         if notifier is not None:
             wakeups.connect(notifier.request)
         return cls(
@@ -126,11 +132,17 @@ class Runtime:
             health=SubscriptionHealth(subscription_store, publisher, settings.disable_after_failing_s),
             users=UserService(UserStore(database)),
             overview=OverviewService(
-                DeliveryStats(database), delivery_store, subscriptions, HealthService(database, worker_store)
+                DeliveryStats(database),
+                delivery_store,
+                subscriptions,
+                HealthService(database, worker_store),
+                storage=StorageService(retention),
             ),
             wakeups=wakeups,
             notifier=notifier,
             worker_store=worker_store,
+            retention=retention,
+            storage=StorageService(retention),
         )
 
     def dispatcher(self) -> Dispatcher:
@@ -184,10 +196,20 @@ class Runtime:
             supervisor.start("wake-listener", listener.run)
         heartbeat = Heartbeat(self.worker_store, dispatcher.worker_id, supervisor)
         supervisor.start("heartbeat", heartbeat.run)
+        supervisor.start("expiry", self.expirer(dispatcher.worker_id).run)
         try:
             await dispatcher.run(stop, supervisor)
         finally:
             await heartbeat.last_beat()
+
+    def expirer(self, owner: str) -> Expirer:
+        """The expiry loop of this runtime's settings, which expires while `owner` holds the expiry lease."""
+        return Expirer(
+            self.retention,
+            retention_policy(self.settings),
+            owner,
+            interval_s=self.settings.retention_interval_s,
+        )
 
     def loop_states(self) -> dict[str, str] | None:
         """Each loop of this process's worker and its state; None when this process runs no worker."""

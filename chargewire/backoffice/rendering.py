@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -111,6 +111,11 @@ def _environment() -> Environment:
 _ENVIRONMENT = _environment()
 
 
+def page_template(name: str) -> Template:
+    """A page template, with the filters and globals every page uses."""
+    return _ENVIRONMENT.get_template(name)
+
+
 def session_of(request: Request) -> Session:
     """The session the middleware loaded for this request."""
     session: Session | None = request.scope.get(SCOPE_KEY)
@@ -122,7 +127,7 @@ def session_of(request: Request) -> Session:
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A page: the template with the signed-in user, CSRF token, waiting messages and navigation."""
     session = session_of(request)
-    page = _ENVIRONMENT.get_template(template).render(
+    page = page_template(template).render(
         request=request,
         user=getattr(request.state, "user", None),
         csrf_token=session.csrf_token,

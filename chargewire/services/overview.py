@@ -20,10 +20,12 @@ from chargewire.clock import utcnow
 from chargewire.errors import NotFound
 from chargewire.models import Subscription
 from chargewire.services.health import HealthService, WorkerView
+from chargewire.services.storage import StorageService
 from chargewire.services.subscriptions import OPERATOR, SubscriptionService
 from chargewire.store.delivery_stats import DeliveryStats, LatencyBucket, OutcomeCount, SubscriptionHealth
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.outage import is_unavailable
+from chargewire.store.retention import ExpiryRun
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Overview:
     failing: list[FailingSubscription]
     workers: list[WorkerView]
     oldest_due_age_s: float | None
+    # The last expiry run and the table sizes it measured (none before the first, or without a storage service).
+    storage: ExpiryRun | None = None
     # Set when the database could not be read: the figures are the last ones read, or none.
     database_error: str | None = None
 
@@ -129,8 +133,11 @@ class OverviewService:
         subscriptions: SubscriptionService,
         health: HealthService,
         window_minutes: int = 30,
+        *,
+        storage: StorageService | None = None,
     ) -> None:
         self._stats = stats
+        self._storage = storage
         self._health = health
         self._deliveries = deliveries
         self._subscriptions = subscriptions
@@ -190,6 +197,7 @@ class OverviewService:
             failing=await self._failing(first_minute),
             workers=workers.workers,
             oldest_due_age_s=workers.oldest_due_age_s,
+            storage=None if self._storage is None else await self._storage.last_run(),
         )
 
     async def sample_queue(self, stop: asyncio.Event) -> None:

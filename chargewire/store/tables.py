@@ -79,6 +79,8 @@ events = Table(
     # Commit order of published events (test sends have none): Kafka streams read the log past a position.
     Column("seq", BigInteger),
     Index("ix_events_name_seq", "name", "seq"),
+    # On PostgreSQL, by day, as ranges of the time-ordered ids (store/partitions.py, migration 0009).
+    postgresql_partition_by="RANGE (id)",
 )
 
 # One row: the last `events.seq` handed out. Ingest takes numbers with an UPDATE of it, whose row lock (on
@@ -145,13 +147,18 @@ deliveries = Table(
     Column("attempt_batch_id", String(40)),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_log", "subscription_id", "status", "created_at"),
+    postgresql_partition_by="RANGE (id)",
 )
 
 attempts = Table(
     "attempts",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("delivery_id", String(40), ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+    # A delivery id, not a foreign key (migration 0009): the check cost PostgreSQL a lookup and a row lock per
+    # attempt written, and it would stop a partition of deliveries from being dropped while attempts in another
+    # partition refer to it. Expiry removes attempts with their delivery, and those left by a deleted
+    # subscription's deliveries once they are past the delivered retention (store/retention.py).
+    Column("delivery_id", String(40), nullable=False, index=True),
     Column("number", Integer, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("duration_ms", Float, nullable=False),
@@ -162,6 +169,7 @@ attempts = Table(
     Column("request_headers", JSON, nullable=False),
     Column("response_headers", JSON),
     Column("response_body", Text),
+    postgresql_partition_by="RANGE (id)",
 )
 
 # One row per streamed Kafka batch that delivered: the first attempt of each of its records (decision 0003).
@@ -237,4 +245,19 @@ backoffice_sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("client", String(100), nullable=False),
     Column("user_agent", String(300), nullable=False),
+)
+
+# One row (id 1): which process holds the expiry lease (only one expires at a time, docs/retention.md), and what
+# the last expiry run did: when, the rows it removed per table, its error, and the tables' sizes it measured.
+expiry_runs = Table(
+    "expiry_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("lease_owner", String(40)),
+    Column("lease_until", UtcDateTime),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("removed", JSON),  # {table: rows}
+    Column("error", Text),
+    Column("tables", JSON),  # [{table, partition, bytes, rows, oldest}]
 )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from chargewire.catalog import load_event_types
+from chargewire.store.database import create_database
+from chargewire.store.retention import ExpiryRun, RetentionStore
 from tests.support.processes import CHARGEWIRE, cli
 
 COMMANDS = [
@@ -19,6 +23,7 @@ COMMANDS = [
     ["db"],
     ["db", "upgrade"],
     ["db", "current"],
+    ["db", "stats"],
     ["events"],
     ["events", "list"],
     ["events", "validate"],
@@ -61,6 +66,28 @@ def test_token_lifecycle_create_list_revoke(cli_env: dict[str, str]) -> None:
     assert created["token"] not in json.dumps(listed)
     cli(cli_env, "tokens", "revoke", created["id"])
     assert json.loads(cli(cli_env, "tokens", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_db_stats_prints_every_history_table_and_the_last_expiry_run(cli_env: dict[str, str]) -> None:
+    cli(cli_env, "db", "upgrade")
+    assert "last expiry run: none yet" in cli(cli_env, "db", "stats").stdout
+    started = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+    run = ExpiryRun(started, started + timedelta(seconds=2), {"events": 12, "deliveries": 24}, None, [])
+
+    async def record() -> None:
+        database = create_database(cli_env["CHARGEWIRE_DATABASE_URL"])
+        try:
+            await RetentionStore(database).record_run(run)
+        finally:
+            await database.aclose()
+
+    asyncio.run(record())
+    printed = cli(cli_env, "db", "stats").stdout
+
+    tables = {line.split()[0] for line in printed.splitlines()[1:] if line.strip() and not line.startswith("last")}
+    assert {"events", "deliveries", "attempts", "attempt_batches"} <= tables
+    assert "last expiry run: 2026-12-05T03:00:00+00:00 (2.0 s), removed 12 events, 24 deliveries; ok" in printed
 
 
 def test_unknown_scope_is_refused_naming_it(cli_env: dict[str, str]) -> None:

@@ -15,9 +15,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from chargewire.api.auth import bearer_text, runtime_of
+from chargewire.api.storage_metrics import StorageCollector
 from chargewire.errors import PermissionDenied
 from chargewire.models import Scope
 from chargewire.services.health import Workers
+from chargewire.services.storage import ExpiryRun
 from chargewire.store.outage import is_unavailable
 
 router = APIRouter(tags=["operations"])
@@ -28,7 +30,7 @@ _WORKER_STATES = ("alive", "stale", "stopped")
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Deliveries by outcome, attempt duration, publish-to-delivery latency, queue depth, loop faults and states,
-    workers by state and the age of the oldest due delivery."""
+    workers by state, the age of the oldest due delivery, table sizes and the last expiry run."""
     runtime = runtime_of(request)
     if not runtime.settings.metrics_public:
         # Queue depths and failure counts describe every tenant's traffic: not for anyone who can reach the port.
@@ -36,15 +38,18 @@ async def metrics(request: Request) -> Response:
         if not token.allows(Scope.METRICS_READ):
             raise PermissionDenied()
     workers: Workers | None = None
+    storage: ExpiryRun | None = None
     try:
         delivery = await runtime.metrics.render(runtime.delivery_store)
         workers = await runtime.health_checks.workers()
+        storage = await runtime.storage.last_run()
     except Exception as error:
         if not is_unavailable(error):
             raise
         delivery = generate_latest(runtime.metrics.registry)  # the queue depth as last read
     registry = CollectorRegistry()
     registry.register(_WorkerCollector(workers))
+    registry.register(StorageCollector(storage))
     return Response(delivery + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -14,6 +14,7 @@ from chargewire.backoffice.guards import Operator, runtime_of
 from chargewire.backoffice.rendering import SECURITY_HEADERS, iso, render
 from chargewire.models import Subscription
 from chargewire.services.overview import Overview
+from chargewire.services.storage import ExpiryRun
 
 router = APIRouter()
 POLL_INTERVAL_S = 5
@@ -57,7 +58,27 @@ def overview_json(overview: Overview) -> dict[str, Any]:
             for worker in overview.workers
         ],
         "oldestDueSeconds": overview.oldest_due_age_s,
+        "storage": None if overview.storage is None else _storage_json(overview.storage),
         "databaseError": overview.database_error,
+    }
+
+
+def _storage_json(run: ExpiryRun) -> dict[str, Any]:
+    return {
+        "lastRunAt": iso(run.started_at) if run.started_at else None,
+        "finishedAt": iso(run.finished_at) if run.finished_at else None,
+        "removed": run.removed,
+        "error": run.error,
+        "tables": [
+            {
+                "table": size.table,
+                "partition": size.partition,
+                "bytes": size.bytes,
+                "rows": size.rows,
+                "oldest": iso(size.oldest) if size.oldest else None,
+            }
+            for size in run.tables
+        ],
     }
 
 
