@@ -1,6 +1,6 @@
 """Which of chargewire's queries prune partitions on PostgreSQL, whose history tables are partitioned by day.
 
-Migration 0009 partitions events, deliveries and attempts by range of id (`store/partitions.py`), one partition
+Migration 0009 partitions events, deliveries and attempts by range of id (`postgresql_partitions`), one partition
 per day. This gives a throwaway database a month of them: the (empty) historic partition is dropped and the
 days from 29 back to today are made (a month inside the retention), beside the week ahead the migration made
 and the default one. Then the real services run their real queries on it with `auto_explain` logging every
@@ -31,7 +31,7 @@ from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.store.delivery_store import DeliveryFilter
-from chargewire.store.partitions import DAYS_AHEAD, PARTITIONED, day_partition
+from chargewire.store.dialects.postgresql_partitions import DAYS_AHEAD, PARTITIONED, day_partition
 
 BOOT = load_event_types()["BootNotification"].example
 DAYS_BACK = 29  # a month inside the 30-day retention: the run expires none of them

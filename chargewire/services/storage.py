@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from chargewire.store.dialects.upkeep import TableSize
 from chargewire.store.retention import ExpiryRun, RetentionStore
-from chargewire.store.retention_dialects import TableSize
 
 __all__ = ["ExpiryRun", "StorageReport", "StorageService", "TableSize"]
 

@@ -1,12 +1,13 @@
 """The rules of expiry as SQL conditions, over a history table or one of its partitions (docs/retention.md).
 
 Each takes the table it judges, so the same rule serves the row deletes (`store/retention.py`) and, on
-PostgreSQL, the choice of the rows a partition must keep before it is dropped (`store/partitions.py`).
+PostgreSQL, the choice of the rows a partition must keep before it is dropped (`postgresql_partitions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, TableClause, and_, exists, false, or_
@@ -66,3 +67,12 @@ def read_by_streams(table: TableClause, stretches: Sequence[Stretch]) -> ColumnE
             for after, upto in stretches
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """What expiry keeps, as of one run: the two cutoffs and the stretches Kafka streams have still to read."""
+
+    delivered_before: datetime
+    failed_before: datetime
+    stretches: Sequence[Stretch]

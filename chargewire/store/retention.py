@@ -12,7 +12,7 @@ What may go (docs/retention.md), each rule kept by the statement that removes th
   pending delivery, or a failed one kept for resend, keeps its event), and no Kafka stream has still to read
   it: past the stream's position and not inside one of its pauses.
 
-On PostgreSQL whole expired partitions are dropped first (`store/partitions.py`), the rows they must keep
+On PostgreSQL whole expired partitions are dropped first (`postgresql_partitions`), the rows they must keep
 copied back. Then each transaction removes at most `batch_size` rows, and the event loop gets a turn between
 them: on SQLite the write lock is held for a few milliseconds at a time, and publishes go in between.
 """
@@ -30,9 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.ids import first_id_at
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.database import Database
-from chargewire.store.expiry_rules import Stretch, attempt_orphaned, event_unused, needed_stretches
-from chargewire.store.partitions import Cutoffs
-from chargewire.store.retention_dialects import TableSize, Upkeep, upkeep_for
+from chargewire.store.dialects.upkeep import TableSize, Upkeep
+from chargewire.store.expiry_rules import Cutoffs, Stretch, attempt_orphaned, event_unused, needed_stretches
 from chargewire.store.tables import (
     attempt_batches,
     attempts,
@@ -74,7 +73,7 @@ class RetentionStore:
 
     def __init__(self, database: Database, upkeep: Upkeep | None = None) -> None:
         self._database = database
-        self.upkeep = upkeep or upkeep_for(database)
+        self.upkeep = upkeep or database.dialect.upkeep(database)
 
     async def take_lease(self, owner: str, now: datetime, until: datetime) -> bool:
         """Make `owner` the one process that expires until `until`, if no other holds the lease now."""

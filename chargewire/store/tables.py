@@ -79,7 +79,7 @@ events = Table(
     # Commit order of published events (test sends have none): Kafka streams read the log past a position.
     Column("seq", BigInteger),
     Index("ix_events_name_seq", "name", "seq"),
-    # On PostgreSQL, by day, as ranges of the time-ordered ids (store/partitions.py, migration 0009).
+    # On PostgreSQL, by day, as ranges of the time-ordered ids (dialects/postgresql_partitions, migration 0009).
     postgresql_partition_by="RANGE (id)",
 )
 

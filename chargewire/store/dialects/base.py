@@ -22,6 +22,7 @@ from chargewire.store.dialects.writes import GuardedWrites
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
+    from chargewire.store.dialects.upkeep import Upkeep
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
@@ -134,4 +135,8 @@ class StoreDialect(Protocol):
 
     def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeWatcher | None:
         """What wakes the dispatcher when another process makes deliveries due; None where no other process can."""
+        ...
+
+    def upkeep(self, database: Database) -> Upkeep:
+        """Retention's work on this database: measuring its tables, dropping partitions, giving space back."""
         ...

@@ -19,6 +19,7 @@ from chargewire.store.dialects.base import (
 )
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+from chargewire.store.dialects.postgresql_upkeep import PostgresUpkeep
 from chargewire.store.dialects.postgresql_wakeups import WakeListener, WakeNotifier
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
 
@@ -136,6 +137,10 @@ class PostgreSQLDialect:
     def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeListener:
         """A LISTEN on the wake-up channel; told when, it needs no look at the work."""
         return WakeListener(database.engine, hooks.wake)
+
+    def upkeep(self, database: Database) -> PostgresUpkeep:
+        """Sizes from the catalog, and history tables in day partitions dropped whole (`postgresql_upkeep`)."""
+        return PostgresUpkeep(database)
 
 
 def _unnested_insert(table: Table, columns: tuple[str, ...]) -> Insert:

@@ -23,6 +23,7 @@ from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
 from chargewire.store.dialects.sqlite_one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.dialects.sqlite_upkeep import SqliteUpkeep
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
 
@@ -105,6 +106,10 @@ class SQLiteDialect:
         if database.sqlite_file is None:
             return None
         return CommitWatcher(database.sqlite_file, hooks.newest, hooks.due_now, hooks.wake)
+
+    def upkeep(self, database: Database) -> SqliteUpkeep:
+        """Sizes from dbstat, and the file shrunk by incremental vacuum (`sqlite_upkeep`)."""
+        return SqliteUpkeep(database.sqlite_file)
 
 
 def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
-from chargewire.store.partitions import PARTITION_NAME
+from chargewire.store.dialects.postgresql_partitions import PARTITION_NAME
 from chargewire.store.tables import metadata
 
 

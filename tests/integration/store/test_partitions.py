@@ -17,7 +17,7 @@ from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
-from chargewire.store.partitions import DAYS_AHEAD, PARTITIONED
+from chargewire.store.dialects.postgresql_partitions import DAYS_AHEAD, PARTITIONED
 from chargewire.store.retention import RetentionPolicy
 from chargewire.store.tables import api_tokens, attempts, deliveries, events, subscriptions
 from tests.support.history import count_in, publish_with_outcome

@@ -18,9 +18,9 @@ from chargewire.clock import utcnow
 from chargewire.dispatch.expiry import Expirer
 from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
-from chargewire.store.partitions import Cutoffs
+from chargewire.store.dialects.upkeep import TableSize, Upkeep
+from chargewire.store.expiry_rules import Cutoffs
 from chargewire.store.retention import RetentionPolicy, RetentionStore
-from chargewire.store.retention_dialects import TableSize, Upkeep
 from chargewire.store.tables import attempts, deliveries, events, kafka_streams, stream_pauses
 from tests.support.history import boots, count_in, publish_with_outcome
 

@@ -4,7 +4,7 @@
 deliveries -> events went in 0006: PostgreSQL looked up and locked the delivery row for every attempt written,
 and a partition of deliveries cannot be dropped while an attempt in another partition refers to it. On
 PostgreSQL, events, deliveries and attempts become partitioned by day, by range of id; their rows so far are
-kept, as the historic partition (`store/partitions.py`, docs/retention.md).
+kept, as the historic partition (`store/dialects/postgresql_partitions.py`, docs/retention.md).
 
 What it locks: everything runs in one transaction, so the renamed tables stay locked (ACCESS EXCLUSIVE) to the
 end, which the scans that check the old rows against the historic range dominate: about 1.5 s per GB of the
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import chargewire.store.tables
-from chargewire.store import partitions
+from chargewire.store.dialects import postgresql_partitions as partitions
 
 revision = "0009"
 down_revision = "0008"

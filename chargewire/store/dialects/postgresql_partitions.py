@@ -22,10 +22,9 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CompoundSelect,
@@ -50,9 +49,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.ids import first_id_at
 from chargewire.models import DeliveryStatus
-from chargewire.store.database import Database
-from chargewire.store.expiry_rules import Stretch, read_by_streams
+from chargewire.store.expiry_rules import Cutoffs, read_by_streams
 from chargewire.store.tables import attempts, deliveries, events
+
+if TYPE_CHECKING:
+    from chargewire.store.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -125,15 +126,6 @@ def conversion(table_name: str, indexes: dict[str, str], today: datetime) -> lis
         f"CREATE TABLE {table_name}_default PARTITION OF {table_name} DEFAULT",
         *(day_partition(table_name, tomorrow + timedelta(days=offset)) for offset in range(DAYS_AHEAD)),
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class Cutoffs:
-    """What expiry keeps, as of one run: the two cutoffs and the stretches Kafka streams have still to read."""
-
-    delivered_before: datetime
-    failed_before: datetime
-    stretches: Sequence[Stretch]
 
 
 def _partition(parent: Table, name: str) -> TableClause:
