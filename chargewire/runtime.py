@@ -14,6 +14,7 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.heartbeat import Heartbeat
+from chargewire.dispatch.idempotency_sweep import IdempotencySweep
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
@@ -24,6 +25,7 @@ from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
 from chargewire.services.deliveries import DeliveryService
 from chargewire.services.health import HealthService
+from chargewire.services.idempotency import IdempotentPublisher
 from chargewire.services.overview import OverviewService
 from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
@@ -37,6 +39,7 @@ from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.event_store import EventStore
+from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
@@ -55,6 +58,8 @@ class Runtime:
     box: SecretBox
     tokens: TokenService
     publisher: Publisher
+    idempotent: IdempotentPublisher
+    idempotency_store: IdempotencyStore
     subscriptions: SubscriptionService
     resends: ResendService
     deliveries: DeliveryService
@@ -101,6 +106,7 @@ class Runtime:
         event_store = EventStore(database)
         publisher = Publisher(event_store, settings.ingest_max_batch)
         worker_store = WorkerStore(database)
+        idempotency_store = IdempotencyStore(database)
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
         # SQLite has one process (`serve`), so its in-process wake is all it needs.
@@ -113,6 +119,8 @@ class Runtime:
             box=box,
             tokens=tokens,
             publisher=publisher,
+            idempotent=IdempotentPublisher(publisher, idempotency_store),
+            idempotency_store=idempotency_store,
             subscriptions=subscriptions,
             resends=ResendService(
                 subscriptions, subscription_store, delivery_store, settings.resend_cooldown_s, on_due=wakeups.fire
@@ -184,6 +192,8 @@ class Runtime:
             supervisor.start("wake-listener", listener.run)
         heartbeat = Heartbeat(self.worker_store, dispatcher.worker_id, supervisor)
         supervisor.start("heartbeat", heartbeat.run)
+        sweep = IdempotencySweep(self.idempotency_store, self.settings.idempotency_retention_s)
+        supervisor.start("idempotency-sweep", sweep.run)
         try:
             await dispatcher.run(stop, supervisor)
         finally:

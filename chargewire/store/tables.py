@@ -238,3 +238,15 @@ backoffice_sessions = Table(
     Column("client", String(100), nullable=False),
     Column("user_agent", String(300), nullable=False),
 )
+
+# A publish's `Idempotency-Key`, stored in the transaction of its events: a repeat of the key by the same token
+# answers these event ids instead of publishing again. Kept at least `idempotency_retention_s`, then swept.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # SHA-256 of the published payloads, in hex
+    Column("event_ids", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, index=True),
+)
