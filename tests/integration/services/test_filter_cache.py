@@ -13,7 +13,6 @@ from chargewire.runtime import Runtime
 from chargewire.services.publish import Publisher
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.event_store import EventStore, FanOut, NewDelivery, NewEvents, Subscriber
-from chargewire.store.idempotency_store import IdempotentPublish
 from tests.integration.services.test_publish import _delivered_events, _subscribe
 
 STATUS = load_event_types()["HardwareStatusNotification"].example
@@ -42,17 +41,8 @@ class SpyingStore(EventStore):
 
     asked: list[set[str]]
 
-    async def insert_events_with_deliveries(
-        self,
-        batches: Sequence[NewEvents],
-        fan_out: FanOut,
-        *,
-        streamed: bool = True,
-        claims: Sequence[IdempotentPublish] = (),
-    ) -> int:
-        return await super().insert_events_with_deliveries(
-            batches, _Spy(fan_out, self.asked), streamed=streamed, claims=claims
-        )
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
+        return await super().insert_events_with_deliveries(batches, _Spy(fan_out, self.asked), **options)
 
 
 async def test_a_filter_is_read_once_per_subscription_version_and_again_after_a_change(runtime: Runtime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -29,29 +29,15 @@ class CountingStore(EventStore):
 
     transactions = 0
 
-    async def insert_events_with_deliveries(
-        self,
-        batches: Sequence[NewEvents],
-        fan_out: FanOut,
-        *,
-        streamed: bool = True,
-        claims: Sequence[IdempotentPublish] = (),
-    ) -> int:
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
         self.transactions += 1
-        return await super().insert_events_with_deliveries(batches, fan_out, streamed=streamed, claims=claims)
+        return await super().insert_events_with_deliveries(batches, fan_out, **options)
 
 
 class FailingStore(EventStore):
     """A store whose database refuses every write."""
 
-    async def insert_events_with_deliveries(
-        self,
-        batches: Sequence[NewEvents],
-        fan_out: FanOut,
-        *,
-        streamed: bool = True,
-        claims: Sequence[IdempotentPublish] = (),
-    ) -> int:
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
         raise ConnectionError("database went away")
 
 
