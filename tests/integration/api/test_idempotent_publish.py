@@ -19,9 +19,10 @@ from chargewire.config import Settings
 from chargewire.dispatch.idempotency_sweep import IdempotencySweep
 from chargewire.runtime import Runtime
 from chargewire.services.idempotency import HEADER
-from chargewire.store.tables import deliveries, event_sequence, events
+from chargewire.store.tables import deliveries, event_sequence, events, idempotency_keys
 from tests.conftest import TokenFactory, bearer
 from tests.integration.api.conftest import api_with
+from tests.support.ocpp import eventually
 
 HARDWARE = load_event_types()["HardwareStatusNotification"].example
 BOOT = load_event_types()["BootNotification"].example
@@ -200,3 +201,25 @@ async def test_a_key_past_its_retention_is_swept_and_can_publish_again(
     assert again.status_code == 202
     assert again.json() != first.json()
     assert await _count(runtime, deliveries) == 2
+
+
+async def test_a_running_worker_sweeps_keys_past_their_retention(
+    api: httpx.AsyncClient, publisher: dict[str, str], runtime: Runtime, settings: Settings
+) -> None:
+    await api.post("/api/v1/events", json=HARDWARE, headers=_keyed(publisher, str(uuid.uuid4())))
+    stored = await _count(runtime, idempotency_keys)
+    async with await Runtime.open(settings.model_copy(update={"idempotency_retention_s": 1e-6})) as worker:
+        stop = asyncio.Event()
+        delivering = asyncio.create_task(worker.deliver(worker.dispatcher(), stop))
+        try:
+            # The sweep runs as the worker starts.
+            swept = await eventually(lambda: _emptied(runtime), timeout_s=30)
+        finally:
+            stop.set()
+            await delivering
+
+    assert (stored, swept) == (1, True)
+
+
+async def _emptied(runtime: Runtime) -> bool:
+    return await _count(runtime, idempotency_keys) == 0
