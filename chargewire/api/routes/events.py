@@ -41,11 +41,11 @@ _EXAMPLE_BODY: dict[str, Any] = {
         400: {"description": "The body is not JSON"},
         401: {"description": "Token missing or invalid"},
         403: {"description": "The token lacks the events:publish scope"},
-        413: {"description": "The body is over the size limit"},
         409: {
             "description": "Rare: another publish stored this `Idempotency-Key` at the same moment, and its record"
             " was already swept; retry with the same key"
         },
+        413: {"description": "The body is over the size limit"},
         422: {
             "description": "A payload failed validation; `errors` maps `index.field.path` (`0.timestamp`) to messages."
             " Or the `Idempotency-Key` is invalid, or was used before with a different body: `errors` names it"
