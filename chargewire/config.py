@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     ingest_max_batch: int = Field(default=1000, ge=1)
     ingest_max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    idempotency_retention_s: float = Field(
+        default=24 * 3600, gt=0, description="How long at least a publish's Idempotency-Key is kept and honoured"
+    )
 
     api_rate_limit_per_minute: int = Field(default=600, ge=1)
     # Budgets of their own: ingest is the CSMS's stream (far above the API's budget), and the actions that make

@@ -9,6 +9,7 @@ ChargewireError
 ├── Unauthenticated             token missing, unknown or revoked
 ├── PermissionDenied            token lacks the scope or does not own the record
 ├── Conflict                    the action is not allowed in the record's current state
+│   └── IdempotencyKeyTaken     another publish stored this Idempotency-Key first (read its result instead)
 ├── RateLimited                 too many requests for this token
 ├── DatabaseUnavailable         the database is locked, down or full for now: answered 503, retried by workers
 ├── TaskFailed                  a long-running task failed in a way retrying cannot clear; the process ends
@@ -78,6 +79,10 @@ class PermissionDenied(ChargewireError):
 
 class Conflict(ChargewireError):
     """The request conflicts with the current state of the resource."""
+
+
+class IdempotencyKeyTaken(Conflict):
+    """Another request with this Idempotency-Key was stored first."""
 
 
 class RateLimited(ChargewireError):

@@ -13,15 +13,29 @@ _default_runtime: Runtime | None = None
 _default_lock = asyncio.Lock()
 
 
-async def publish(payload: dict[str, Any] | Sequence[dict[str, Any]], *, runtime: Runtime | None = None) -> list[str]:
+# The scope of keys given to `publish`: a token id starts `tok_`, so these never meet the API's keys.
+PYTHON_KEY_SCOPE = "python"
+
+
+async def publish(
+    payload: dict[str, Any] | Sequence[dict[str, Any]],
+    *,
+    runtime: Runtime | None = None,
+    idempotency_key: str | None = None,
+) -> list[str]:
     """Validate and durably store one event payload or a batch; returns the event ids.
 
-    Without `runtime`, a runtime is opened from the environment on first use and kept for later calls
-    (close it with `aclose_default_runtime()`).
+    With `idempotency_key`, a repeat of the same payloads with the same key (after a `DatabaseUnavailable`,
+    say) returns the first call's event ids and stores nothing again, as the API's `Idempotency-Key` header
+    does; other payloads with the key raise ValidationFailed. Without `runtime`, a runtime is opened from the
+    environment on first use and kept for later calls (close it with `aclose_default_runtime()`).
     """
     payloads = [payload] if isinstance(payload, dict) else list(payload)
     target = runtime or await _default()
-    return await target.publisher.publish(payloads)
+    if idempotency_key is None:
+        return await target.publisher.publish(payloads)
+    result = await target.idempotent.publish(payloads, PYTHON_KEY_SCOPE, idempotency_key)
+    return result.event_ids
 
 
 async def _default() -> Runtime:

@@ -15,6 +15,7 @@ from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.expiry import Expirer, retention_policy
 from chargewire.dispatch.heartbeat import Heartbeat
+from chargewire.dispatch.idempotency_sweep import IdempotencySweep
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.retry_policy import KAFKA_RETRY_MARGIN_S, delays_below, kafka_retry_floor_s
 from chargewire.dispatch.supervisor import Supervisor
@@ -26,6 +27,7 @@ from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
 from chargewire.services.deliveries import DeliveryService
 from chargewire.services.health import HealthService
+from chargewire.services.idempotency import IdempotentPublisher
 from chargewire.services.overview import OverviewService
 from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
@@ -41,6 +43,7 @@ from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
+from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.retention import RetentionStore
 from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
@@ -60,6 +63,8 @@ class Runtime:
     box: SecretBox
     tokens: TokenService
     publisher: Publisher
+    idempotent: IdempotentPublisher
+    idempotency_store: IdempotencyStore
     subscriptions: SubscriptionService
     resends: ResendService
     deliveries: DeliveryService
@@ -108,6 +113,7 @@ class Runtime:
         event_store = EventStore(database)
         publisher = Publisher(event_store, settings.ingest_max_batch)
         worker_store = WorkerStore(database)
+        idempotency_store = IdempotencyStore(database)
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
         notifier = database.dialect.wake_notifier(database.engine)
@@ -120,6 +126,8 @@ class Runtime:
             box=box,
             tokens=tokens,
             publisher=publisher,
+            idempotent=IdempotentPublisher(publisher, idempotency_store),
+            idempotency_store=idempotency_store,
             subscriptions=subscriptions,
             resends=ResendService(
                 subscriptions, subscription_store, delivery_store, settings.resend_cooldown_s, on_due=wakeups.fire
@@ -197,6 +205,8 @@ class Runtime:
         heartbeat = Heartbeat(self.worker_store, dispatcher.worker_id, supervisor)
         supervisor.start("heartbeat", heartbeat.run)
         supervisor.start("expiry", self.expirer(dispatcher.worker_id).run)
+        sweep = IdempotencySweep(self.idempotency_store, self.settings.idempotency_retention_s)
+        supervisor.start("idempotency-sweep", sweep.run)
         try:
             await dispatcher.run(stop, supervisor)
         finally:

@@ -4,7 +4,8 @@ The first writer starts a flush; writers that arrive while it commits wait for t
 them all. Under load, many single-event requests become one transaction; alone, a request is written at
 once. Each event is validated before it joins a group (its entity id too, against the column), so a group
 fails together only for a database error, and then every writer in it gets that error. Should the database
-still refuse a row of the group, its writers are written one by one, and only the one whose row it was fails.
+still refuse a row of the group, or another process have stored one of its idempotency keys first, its writers
+are written one by one, and only the one whose row or key it was fails.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chargewire.errors import IdempotencyKeyTaken
 from chargewire.ids import new_ids
 from chargewire.services.filter_cache import FilterCache
 from chargewire.services.payload_filter import Predicate
 from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
+from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
 
 # Bounds one transaction's size; a bigger backlog is written in several.
@@ -26,10 +29,12 @@ MAX_EVENTS_PER_COMMIT = 5000
 
 @dataclass(frozen=True, slots=True)
 class PendingBatch:
-    """One publish's validated events and, in the same order, their parsed payloads (filters read those)."""
+    """One publish's validated events and, in the same order, their parsed payloads (filters read those); and
+    the idempotency key to store with them, if it was sent with one."""
 
     events: NewEvents
     payloads: Sequence[dict[str, Any]]
+    claim: IdempotentPublish | None = None
 
 
 # A writer waiting in a group: its events, and the future its publish awaits.
@@ -58,8 +63,9 @@ class GroupCommitter:
         while self._waiting:
             group = self._take_group()
             error = await self._insert(group)
-            if error is not None and len(group) > 1 and refused(error):
-                # A row the database refused belongs to one writer: each is written alone, so only it fails.
+            if error is not None and len(group) > 1 and (refused(error) or isinstance(error, IdempotencyKeyTaken)):
+                # A row the database refused, or a key taken, belongs to one writer: each is written alone, so
+                # only it fails.
                 for member in group:
                     _settle([member], await self._insert([member]))
             else:
@@ -70,7 +76,9 @@ class GroupCommitter:
         batches = [batch for batch, _ in group]
         try:
             await self._store.insert_events_with_deliveries(
-                [batch.events for batch in batches], _FanOut(batches, self._filters)
+                [batch.events for batch in batches],
+                _FanOut(batches, self._filters),
+                claims=[batch.claim for batch in batches if batch.claim is not None],
             )
         except Exception as error:
             return error

@@ -32,23 +32,33 @@ class Publisher:
         Raises ValidationFailed with fields keyed `index.path` when any payload is invalid; then nothing
         is stored.
         """
+        return await self.write(self.prepare(payloads, operational=operational))
+
+    def prepare(self, payloads: Sequence[object], *, operational: bool = False) -> PendingBatch:
+        """Validate every payload and give them ids, ready to `write`; ValidationFailed as `publish` says."""
         if not payloads:
             raise ValidationFailed({"(body)": ["At least one event is required."]})
         if len(payloads) > self.max_batch:
             raise ValidationFailed({"(body)": [f"A batch holds at most {self.max_batch} events; got {len(payloads)}."]})
         event_types, entity_ids = _validate_all(payloads, operational)
         valid = cast(Sequence[dict[str, Any]], payloads)
-        event_ids = new_ids("evt", len(valid))
         events = NewEvents(
-            ids=event_ids,
+            ids=new_ids("evt", len(valid)),
             names=[event_type.name for event_type in event_types],
             payloads=[orjson.dumps(payload) for payload in valid],
             entity_ids=entity_ids,
             received_at=utcnow(),
         )
-        await self._committer.write(PendingBatch(events, valid))
+        return PendingBatch(events, valid)
+
+    async def write(self, batch: PendingBatch) -> list[str]:
+        """Store a prepared batch durably (with its idempotency key, if it has one); returns its event ids.
+
+        IdempotencyKeyTaken when another publish stored the batch's key first; then nothing is stored.
+        """
+        await self._committer.write(batch)
         self._notify()
-        return event_ids
+        return list(batch.events.ids)
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
         """Store a validated event for one subscription only (a test send); returns (event id, delivery id)."""

@@ -18,6 +18,7 @@ from chargewire.models import DeliveryStatus, Event, Via
 from chargewire.store.bulk_insert import insert_columns, stored_value
 from chargewire.store.database import Database
 from chargewire.store.event_log import number_events
+from chargewire.store.idempotency_store import IdempotentPublish, claim_keys
 from chargewire.store.tables import deliveries, events, subscription_events, subscriptions
 
 
@@ -123,17 +124,25 @@ class EventStore:
         self._database = database
 
     async def insert_events_with_deliveries(
-        self, batches: Sequence[NewEvents], fan_out: FanOut, *, streamed: bool = True
+        self,
+        batches: Sequence[NewEvents],
+        fan_out: FanOut,
+        *,
+        streamed: bool = True,
+        claims: Sequence[IdempotentPublish] = (),
     ) -> int:
         """Store events and the deliveries `fan_out` makes from their subscribers; returns the delivery count.
 
         The subscribers are read inside the same transaction, so an event accepted here is never missing a
         delivery for a subscription that existed when it was stored. `streamed` events are numbered, in the
         order given, into the log that Kafka streams read; the others (test sends) reach only the deliveries
-        `fan_out` makes.
+        `fan_out` makes. The idempotency keys in `claims` are stored first, in the same transaction; when one is
+        taken already, IdempotencyKeyTaken is raised and nothing is stored.
         """
         count = sum(len(batch) for batch in batches)
         async with self._database.transaction() as connection:
+            if claims:
+                await claim_keys(connection, claims, batches[0].received_at)
             first_seq = await number_events(connection, count) if streamed else None
             names = set(chain.from_iterable(batch.names for batch in batches))
             subscribers = await _enabled_subscribers(connection, names)

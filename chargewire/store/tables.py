@@ -261,3 +261,15 @@ expiry_runs = Table(
     Column("error", Text),
     Column("tables", JSON),  # [{table, partition, bytes, rows, oldest}]
 )
+
+# A publish's `Idempotency-Key`, stored in the transaction of its events: a repeat of the key by the same token
+# answers these event ids instead of publishing again. Kept at least `idempotency_retention_s`, then swept.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # SHA-256 of the published payloads, in hex
+    Column("event_ids", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False, index=True),
+)

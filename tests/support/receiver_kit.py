@@ -58,10 +58,11 @@ def build_receiver(language: str, workdir: Path) -> list[str]:
     raise ValueError(f"no example receiver for {language}")
 
 
-def prepared_service(tmp_path: Path) -> tuple[dict[str, str], str]:
-    """Settings for a `chargewire serve` on a fresh SQLite file that may deliver to loopback, and an admin token."""
+def prepared_service(tmp_path: Path, database_url: str | None = None) -> tuple[dict[str, str], str]:
+    """Settings for a `chargewire serve` that may deliver to loopback, and an admin token; on `database_url`
+    (migrated here), or a fresh SQLite file."""
     env = {
-        "CHARGEWIRE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}",
+        "CHARGEWIRE_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}",
         "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
         "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
         "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),

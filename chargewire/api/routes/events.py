@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from chargewire.api.auth import require_scope, runtime_of
 from chargewire.api.body import read_json_body
 from chargewire.models import ApiToken, Scope
+from chargewire.services.idempotency import HEADER, KEY_MAX_CHARS
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -40,9 +41,18 @@ _EXAMPLE_BODY: dict[str, Any] = {
         400: {"description": "The body is not JSON"},
         401: {"description": "Token missing or invalid"},
         403: {"description": "The token lacks the events:publish scope"},
+        409: {
+            "description": "Rare: another publish stored this `Idempotency-Key` at the same moment, and its record"
+            " was already swept; retry with the same key"
+        },
         413: {"description": "The body is over the size limit"},
         422: {
-            "description": "A payload failed validation; `errors` maps `index.field.path` (`0.timestamp`) to messages"
+            "description": "A payload failed validation; `errors` maps `index.field.path` (`0.timestamp`) to messages."
+            " Or the `Idempotency-Key` is invalid, or was used before with a different body: `errors` names it"
+        },
+        503: {
+            "description": "The database is unavailable; retry after `Retry-After` seconds, with the same"
+            " `Idempotency-Key`, so that a publish stored after all is not stored twice"
         },
     },
     # The body is read by hand (size limit while streaming, exact bytes); this documents it.
@@ -65,11 +75,24 @@ _EXAMPLE_BODY: dict[str, Any] = {
 )
 async def publish_events(
     request: Request,
-    _token: Annotated[ApiToken, Depends(require_scope(Scope.EVENTS_PUBLISH))],
+    token: Annotated[ApiToken, Depends(require_scope(Scope.EVENTS_PUBLISH))],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description=f"Optional; 1 to {KEY_MAX_CHARS} visible ASCII characters (a UUID will do), unique per"
+            " publish. A repeat by the same token with the same body, within the retention (24 h by default),"
+            " answers the first publish's event ids and publishes nothing; with another body it answers 422.",
+        ),
+    ] = None,
 ) -> Response:
     """Validate and durably store events; each is delivered to every matching subscription.
 
     The answer comes after the events and their deliveries are committed. A batch is all or nothing.
+
+    Send an `Idempotency-Key` to retry safely: a publish answered 503 (or never answered) may still have been
+    stored, and its retry with the same key and body answers the stored event ids instead of publishing again,
+    with `Idempotent-Replayed: true`.
 
     Types, required fields and allowed values are checked; string formats are not: a `date-time` field
     takes any string (`"yesterday"` too) and is delivered as sent, because the original platform sends some
@@ -78,6 +101,12 @@ async def publish_events(
     runtime = runtime_of(request)
     body = await read_json_body(request, runtime.settings.ingest_max_body_bytes, runtime.settings.api_max_json_depth)
     payloads = body if isinstance(body, list) else [body]
-    event_ids = await runtime.publisher.publish(payloads)
+    headers: dict[str, str] = {}
+    if idempotency_key is None:
+        event_ids = await runtime.publisher.publish(payloads)
+    else:
+        result = await runtime.idempotent.publish(payloads, token.id, idempotency_key)
+        event_ids = result.event_ids
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     # orjson: the standard encoder takes ~0.2 us an id, some 20 times as long, with batches of 1,000 ids.
-    return Response(orjson.dumps({"data": event_ids}), status_code=202, media_type="application/json")
+    return Response(orjson.dumps({"data": event_ids}), status_code=202, media_type="application/json", headers=headers)

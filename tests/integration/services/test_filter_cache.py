@@ -41,10 +41,8 @@ class SpyingStore(EventStore):
 
     asked: list[set[str]]
 
-    async def insert_events_with_deliveries(
-        self, batches: Sequence[NewEvents], fan_out: FanOut, *, streamed: bool = True
-    ) -> int:
-        return await super().insert_events_with_deliveries(batches, _Spy(fan_out, self.asked), streamed=streamed)
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
+        return await super().insert_events_with_deliveries(batches, _Spy(fan_out, self.asked), **options)
 
 
 async def test_a_filter_is_read_once_per_subscription_version_and_again_after_a_change(runtime: Runtime) -> None:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import replace
+from typing import Any, cast
 
 import orjson
 import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
+from chargewire.errors import IdempotencyKeyTaken
 from chargewire.ids import new_id
 from chargewire.runtime import Runtime
 from chargewire.services.group_commit import GroupCommitter, PendingBatch
 from chargewire.services.publish import Publisher
 from chargewire.store.event_store import EventStore, FanOut, NewEvents
+from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
 
 BOOT = load_event_types()["BootNotification"].example
@@ -26,15 +29,15 @@ class CountingStore(EventStore):
 
     transactions = 0
 
-    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut) -> int:
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
         self.transactions += 1
-        return await super().insert_events_with_deliveries(batches, fan_out)
+        return await super().insert_events_with_deliveries(batches, fan_out, **options)
 
 
 class FailingStore(EventStore):
     """A store whose database refuses every write."""
 
-    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut) -> int:
+    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
         raise ConnectionError("database went away")
 
 
@@ -93,5 +96,24 @@ async def test_a_row_the_database_refuses_fails_only_its_own_writer_in_the_group
 
     assert [index for index, result in enumerate(results) if result is not None] == [3]
     assert refused(cast(BaseException, results[3]))
+    stored = await EventStore(runtime.database).get_events([batch.events.ids[0] for batch in batches])
+    assert len(stored) == 9
+
+
+async def test_a_writer_whose_idempotency_key_is_taken_fails_alone_and_the_rest_of_its_group_is_stored(
+    runtime: Runtime,
+) -> None:
+    committer = GroupCommitter(EventStore(runtime.database))
+    first = _pending("cp-first")
+    await committer.write(replace(first, claim=IdempotentPublish("tok_1", "key", "hash", first.events.ids)))
+    # As another process would, having looked the key up before it was stored.
+    batches = [_pending(f"cp-{index}") for index in range(10)]
+    batches[3] = replace(batches[3], claim=IdempotentPublish("tok_1", "key", "hash", batches[3].events.ids))
+    batches[5] = replace(batches[5], claim=IdempotentPublish("tok_2", "key", "hash", batches[5].events.ids))
+
+    results = await asyncio.gather(*(committer.write(batch) for batch in batches), return_exceptions=True)
+
+    assert [index for index, result in enumerate(results) if result is not None] == [3]
+    assert isinstance(results[3], IdempotencyKeyTaken)
     stored = await EventStore(runtime.database).get_events([batch.events.ids[0] for batch in batches])
     assert len(stored) == 9
