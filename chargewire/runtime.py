@@ -22,6 +22,7 @@ from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
+from chargewire.filters import FilterLimits
 from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
@@ -29,7 +30,6 @@ from chargewire.services.deliveries import DeliveryService
 from chargewire.services.health import HealthService
 from chargewire.services.idempotency import IdempotentPublisher
 from chargewire.services.overview import OverviewService
-from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
 from chargewire.services.storage import StorageService
