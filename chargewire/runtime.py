@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from chargewire.channels.kafka import KafkaChannel
-from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.webhook import WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
@@ -23,6 +21,8 @@ from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.filters import FilterLimits
+from chargewire.kafka.channel import KafkaChannel
+from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key

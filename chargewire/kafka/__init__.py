@@ -1,0 +1,6 @@
+"""The Kafka path: how a Kafka subscription's events become records on its topic.
+
+- `channel`: the Kafka channel, one record per attempt, and the errors it reports.
+- `producers`: the pool of librdkafka producers, one per cluster configuration.
+- `clusters`: a cluster configuration, the key of that pool.
+"""
