@@ -23,6 +23,7 @@ from chargewire.errors import ConfigurationError
 from chargewire.filters import FilterLimits
 from chargewire.kafka.channel import KafkaChannel
 from chargewire.kafka.producers import KafkaProducers
+from chargewire.kafka.stream_store import StreamStore
 from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
@@ -45,7 +46,6 @@ from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
 from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.retention import RetentionStore
-from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore

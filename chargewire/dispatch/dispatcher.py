@@ -40,10 +40,10 @@ from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.errors import PermanentDeliveryError
 from chargewire.ids import new_id, new_ids
+from chargewire.kafka.stream_store import StreamStore
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
 from chargewire.store.outage import is_unavailable
-from chargewire.store.stream_store import StreamStore
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)

@@ -36,10 +36,10 @@ from chargewire.config import Settings
 from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.filters import FilterCache, Predicate
+from chargewire.kafka.stream_store import LeaseLost, Stream, StreamStore
 from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
 from chargewire.store.outage import is_unavailable
-from chargewire.store.stream_store import LeaseLost, Stream, StreamStore
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)

@@ -3,4 +3,5 @@
 - `channel`: the Kafka channel, one record per attempt, and the errors it reports.
 - `producers`: the pool of librdkafka producers, one per cluster configuration.
 - `clusters`: a cluster configuration, the key of that pool.
+- `stream_store`: every write to `kafka_streams` and `stream_pauses`, the reads of a stream, and its recorded batches.
 """
