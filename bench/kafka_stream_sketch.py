@@ -42,10 +42,10 @@ from confluent_kafka import KafkaError, Message, Producer
 from bench.common import backend_database, bench_server, cpu_seconds, cpu_share, machine_busy_seconds, write_result
 from bench.kafka import PARTITIONS, one_kb_payloads, publish_all, request_bodies, wait_for_records
 from chargewire.channels.base import OutboundMessage
-from chargewire.channels.kafka_clusters import ClusterConfig
-from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.signing import message_headers
 from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.kafka.clusters import ClusterConfig
+from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import KafkaTarget, Subscription, Via
 from chargewire.security.tokens import new_signing_secret
 from tests.support.kafka_topics import TopicCounter

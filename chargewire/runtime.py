@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from chargewire.channels.kafka import KafkaChannel
-from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.webhook import WebhookChannel
 from chargewire.clock import utcnow
 from chargewire.config import Settings
@@ -22,6 +20,10 @@ from chargewire.dispatch.supervisor import Supervisor
 from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
+from chargewire.filters import FilterLimits
+from chargewire.kafka.channel import KafkaChannel
+from chargewire.kafka.producers import KafkaProducers
+from chargewire.kafka.stream_store import StreamStore
 from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
@@ -29,7 +31,6 @@ from chargewire.services.deliveries import DeliveryService
 from chargewire.services.health import HealthService
 from chargewire.services.idempotency import IdempotentPublisher
 from chargewire.services.overview import OverviewService
-from chargewire.services.payload_filter import FilterLimits
 from chargewire.services.publish import Publisher
 from chargewire.services.resend import ResendService
 from chargewire.services.storage import StorageService
@@ -45,7 +46,6 @@ from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
 from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.retention import RetentionStore
-from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore

@@ -1,4 +1,7 @@
-"""Channels: how a message leaves chargewire (webhooks, Kafka records), and the signing and guard they share."""
+"""Channels: how a message leaves chargewire as a webhook, and the signing, guard and protocol every channel shares.
+
+The Kafka channel lives with the rest of the Kafka path, in `chargewire.kafka`.
+"""
 
 from chargewire.channels.address_guard import (
     BlockedAddress,
@@ -10,8 +13,6 @@ from chargewire.channels.address_guard import (
     resolve_allowed,
 )
 from chargewire.channels.base import AttemptResult, Channel, OutboundMessage
-from chargewire.channels.kafka import KafkaChannel
-from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.signing import (
     USER_AGENT,
     message_headers,
@@ -27,8 +28,6 @@ __all__ = [
     "AttemptResult",
     "BlockedAddress",
     "Channel",
-    "KafkaChannel",
-    "KafkaProducers",
     "OutboundMessage",
     "ResolvedAddress",
     "WebhookChannel",

@@ -20,7 +20,7 @@ plugged into the HTTP client as its resolver, so the addresses actually connecte
 re-pointed after the first check (DNS rebinding) is still refused. librdkafka resolves and connects on its
 own, so the Kafka channel checks beforehand both the subscription's bootstrap brokers (each time it builds the
 subscription's cluster settings) and the brokers the cluster advertises in its metadata, which records are
-produced to (before the first record, then every few minutes: see `chargewire.channels.kafka`).
+produced to (before the first record, then every few minutes: see `chargewire.kafka.channel`).
 """
 
 from __future__ import annotations

@@ -35,15 +35,15 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.retry_policy import kafka_retry_floor_s, next_attempt_delay
-from chargewire.dispatch.streamer import KafkaStreamer
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.errors import PermanentDeliveryError
 from chargewire.ids import new_id, new_ids
+from chargewire.kafka.stream_store import StreamStore
+from chargewire.kafka.streamer import KafkaStreamer
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
 from chargewire.store.outage import is_unavailable
-from chargewire.store.stream_store import StreamStore
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargewire.errors import IdempotencyKeyTaken
+from chargewire.filters import FilterCache, Predicate
 from chargewire.ids import new_ids
-from chargewire.services.filter_cache import FilterCache
-from chargewire.services.payload_filter import Predicate
 from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused

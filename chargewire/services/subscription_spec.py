@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from chargewire.catalog import closest_event_names, load_event_types
 from chargewire.errors import ValidationFailed
+from chargewire.filters import check_filter
 from chargewire.models import KafkaSecrets, KafkaTarget, Via, split_broker
-from chargewire.services.payload_filter import check_filter
 from chargewire.services.storable import storable
 
 MAX_CALLBACK_URL_LENGTH = 500

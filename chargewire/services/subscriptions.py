@@ -24,12 +24,12 @@ import orjson
 from chargewire.channels.address_guard import BlockedAddress, check_host
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
+from chargewire.filters import FilterLimits, compile_filter
 from chargewire.ids import has_prefix, new_id
+from chargewire.kafka.stream_store import PayloadCheck
 from chargewire.models import ApiToken, KafkaSecrets, Scope, SigningSecret, Subscription, Via, split_broker
 from chargewire.security import new_signing_secret
-from chargewire.services.payload_filter import FilterLimits, compile_filter
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
-from chargewire.store.stream_store import PayloadCheck
 from chargewire.store.subscription_store import SubscriptionStore
 
 logger = logging.getLogger(__name__)

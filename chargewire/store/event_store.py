@@ -1,6 +1,6 @@
 """Events and their fan-out: the event rows, numbered, and one delivery row per webhook subscriber, in one transaction.
 
-Kafka subscriptions get no rows at publish: their streams read the numbered log (`stream_store`).
+Kafka subscriptions get no rows at publish: their streams read the numbered log (`kafka.stream_store`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class _ToOneSubscription:
 # The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
 ENTITY_ID_MAX_CHARS: int = cast(String, events.c.entity_id.type).length or 0
 _EVENT_COLUMNS = ("id", "name", "payload", "entity_id", "received_at", "seq")
-# The columns of a new delivery row, for the bulk inserts here and in `stream_store`.
+# The columns of a new delivery row, for the bulk inserts here and in `kafka.stream_store`.
 NEW_DELIVERY_COLUMNS = (
     "id",
     "event_id",

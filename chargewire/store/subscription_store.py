@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chargewire.kafka.stream_store import PayloadCheck, follow_subscription
 from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via
 from chargewire.security import SecretBox
 from chargewire.store.database import Database
-from chargewire.store.stream_store import PayloadCheck, follow_subscription
 from chargewire.store.tables import subscription_events, subscriptions
 
 # Every column but the two ciphertexts: reads of records never touch secrets.

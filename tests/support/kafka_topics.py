@@ -11,8 +11,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
-from chargewire.channels.kafka import KafkaChannel
 from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.kafka.channel import KafkaChannel
 from chargewire.models import Via
 from chargewire.runtime import Runtime
 

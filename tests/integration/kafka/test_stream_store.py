@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.ids import new_id
+from chargewire.kafka.stream_store import LeaseLost, Stream
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
@@ -27,7 +28,6 @@ from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryFilter
 from chargewire.store.event_log import number_events
 from chargewire.store.event_store import EventStore
-from chargewire.store.stream_store import LeaseLost, Stream
 from chargewire.store.tables import attempts, stream_pauses
 
 BOOT = load_event_types()["BootNotification"].example

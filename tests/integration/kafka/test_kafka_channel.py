@@ -25,12 +25,12 @@ from standardwebhooks.webhooks import Webhook
 
 from chargewire.channels.address_guard import IPNetwork
 from chargewire.channels.base import AttemptResult, OutboundMessage
-from chargewire.channels.kafka import KafkaChannel
-from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.devtools.certificates import generate_tls_files
 from chargewire.devtools.kafka_broker import MECHANISMS, PROTOCOLS, KafkaBroker, pick_ports
 from chargewire.errors import PermanentDeliveryError, RetryableDeliveryError
 from chargewire.ids import new_id
+from chargewire.kafka.channel import KafkaChannel
+from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, Via
 
 pytestmark = pytest.mark.timeout(240)

@@ -35,12 +35,11 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
+from chargewire.filters import FilterCache, Predicate
+from chargewire.kafka.stream_store import LeaseLost, Stream, StreamStore
 from chargewire.models import DeliveryStatus
-from chargewire.services.filter_cache import FilterCache
-from chargewire.services.payload_filter import Predicate
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
 from chargewire.store.outage import is_unavailable
-from chargewire.store.stream_store import LeaseLost, Stream, StreamStore
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 from chargewire.channels.base import OrderFence
 from chargewire.config import Settings
-from chargewire.dispatch.streamer import KafkaStreamer
 from chargewire.dispatch.targets import DeliveryTarget
+from chargewire.kafka.stream_store import LeaseLost, Stream, StreamRead
+from chargewire.kafka.streamer import KafkaStreamer
 from chargewire.models import Attempt, DeliveryStatus, KafkaTarget, Subscription, Via
 from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
-from chargewire.store.stream_store import LeaseLost, Stream, StreamRead
 
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 SUBSCRIPTION = Subscription(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chargewire.errors import ValidationFailed
-from chargewire.services.payload_filter import FilterLimits, check_filter, compile_filter, matches
+from chargewire.filters.language import FilterLimits, check_filter, compile_filter, matches
 
 PAYLOAD: dict[str, Any] = {
     "notification": "SessionUpdateNotification",

@@ -33,9 +33,9 @@ a subscription that keeps failing is disabled after `disable_after_failing_s` li
 too large is refused the same way every time, so it is permanent; so are settings librdkafka refuses, until
 the subscription is edited (its failed deliveries are kept for resend; the refusal is logged once per cluster
 configuration). Every failure ends within seconds: see
-`kafka_producers` for how connection errors cut an attempt short.
+`producers` for how connection errors cut an attempt short.
 
-The address guard (`address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
+The address guard (`channels.address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
 bootstrap brokers are resolved and checked on every attempt. The brokers the cluster advertises in its
 metadata (those records go to) are asked for with the cluster's producer before its first record, and again
 once that verdict is `_ADVERTISED_RECHECK_S` old, as metadata can change; one of them on a blocked address
@@ -62,8 +62,11 @@ from confluent_kafka import KafkaError
 
 from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve_allowed
 from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
-from chargewire.channels.kafka_clusters import ClusterConfig
-from chargewire.channels.kafka_producers import (
+from chargewire.channels.signing import message_headers
+from chargewire.clock import utcnow
+from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, SecretUndecryptable
+from chargewire.kafka.clusters import ClusterConfig
+from chargewire.kafka.producers import (
     ClusterRefused,
     KafkaProducers,
     PendingAcks,
@@ -72,9 +75,6 @@ from chargewire.channels.kafka_producers import (
     RecordAck,
     RecordOutcome,
 )
-from chargewire.channels.signing import message_headers
-from chargewire.clock import utcnow
-from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, SecretUndecryptable
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What makes two Kafka subscriptions' producers interchangeable, and the librdkafka settings it maps to.
 
-A `ClusterConfig` is the key of the producer pool (`kafka_producers`): brokers, security protocol, SASL
+A `ClusterConfig` is the key of the producer pool (`producers`): brokers, security protocol, SASL
 mechanism and credentials, TLS certificates and compression. Subscriptions whose targets reduce to the same
 configuration share one producer.
 """

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from chargewire.services.payload_filter import Predicate, compile_filter
+from chargewire.filters.language import Predicate, compile_filter
 
 # Far above any deployment's subscription count; past it the cache starts again rather than grow without end
 # (a deleted subscription's entry is otherwise never asked for again).

@@ -1,7 +1,7 @@
 """The librdkafka settings a cluster's producer is opened with."""
 
-from chargewire.channels.kafka_clusters import ClusterConfig
-from chargewire.channels.kafka_producers import KafkaProducers
+from chargewire.kafka.clusters import ClusterConfig
+from chargewire.kafka.producers import KafkaProducers
 
 
 def test_gzip_clusters_compress_at_the_configured_zlib_level() -> None:

@@ -32,7 +32,7 @@ from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from chargewire.channels.kafka_clusters import ClientSettings, ClusterConfig
+from chargewire.kafka.clusters import ClientSettings, ClusterConfig
 
 logger = logging.getLogger(__name__)
 

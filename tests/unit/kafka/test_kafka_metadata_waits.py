@@ -2,7 +2,7 @@
 
 import pytest
 
-from chargewire.channels.kafka_producers import metadata_waits
+from chargewire.kafka.producers import metadata_waits
 
 
 def test_metadata_requests_wait_longer_each_time_and_the_connect_timeout_in_all() -> None:
