@@ -10,7 +10,6 @@ from types import TracebackType
 from chargewire.channels.kafka import KafkaChannel
 from chargewire.channels.kafka_producers import KafkaProducers
 from chargewire.channels.webhook import WebhookChannel
-from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.heartbeat import Heartbeat
@@ -37,7 +36,7 @@ from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
-from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
+from chargewire.store.dialects import WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
 from chargewire.store.stream_store import StreamStore
 from chargewire.store.subscription_store import SubscriptionStore
@@ -161,14 +160,8 @@ class Runtime:
 
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
-        streams = self.stream_store
-
-        async def work_due() -> bool:
-            return await streams.work_due(utcnow(), dispatcher.worker_id)
-
-        return self.database.dialect.wake_listener(
-            self.database, WakeHooks(dispatcher.wake, streams.newest_work, work_due)
-        )
+        hooks = self.stream_store.wake_hooks(dispatcher.wake, dispatcher.worker_id)
+        return self.database.dialect.wake_listener(self.database, hooks)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other, with a heartbeat.
