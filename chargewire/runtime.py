@@ -155,6 +155,7 @@ class Runtime:
             streams=self.stream_store,
         )
         dispatcher.add_listener(self.metrics.observe_attempts)
+        self.publisher.on_rows_made(dispatcher.rows_made)
         self.wakeups.connect(dispatcher.wake)
         return dispatcher
 
