@@ -70,7 +70,7 @@ class _SubscriptionQueue:
     limit: int
     in_flight: int = 0
     waiting: deque[ClaimedDelivery] = field(default_factory=deque)
-    # The last claim may have left some of its due rows behind: it took its cap, or left it out as saturated.
+    # The last claim may have left some of its due rows behind: it took its cap, or left it out (saturated, breaker).
     left_behind: bool = False
 
     @property
@@ -255,7 +255,8 @@ class Dispatcher:
         saturated = {sub for sub, queue in self._queues.items() if queue.saturated}
         if saturated:
             self._last_exclusive_claim = time.monotonic()
-        for subscription_id in saturated:
+        excluded = saturated | self._breakers.blocked(now)
+        for subscription_id in excluded & self._queues.keys():
             self._queues[subscription_id].left_behind = True
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
@@ -263,7 +264,7 @@ class Dispatcher:
             now + timedelta(seconds=self.settings.worker_lease_s),
             asked,
             {via: _BUFFER_WAVES * limit for via, limit in self._limits.items()},
-            saturated | self._breakers.blocked(now),
+            excluded,
         )
         if not claimed:
             return 0, False
