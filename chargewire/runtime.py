@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from chargewire.channels.webhook import WebhookChannel
-from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.expiry import Expirer, retention_policy
@@ -42,7 +41,7 @@ from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
-from chargewire.store.dialects import WakeHooks, WakeSender, WakeWatcher
+from chargewire.store.dialects import WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
 from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.retention import RetentionStore
@@ -176,19 +175,14 @@ class Runtime:
             streams=self.stream_store,
         )
         dispatcher.add_listener(self.metrics.observe_attempts)
+        self.publisher.on_rows_made(dispatcher.rows_made)
         self.wakeups.connect(dispatcher.wake)
         return dispatcher
 
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
-        streams = self.stream_store
-
-        async def work_due() -> bool:
-            return await streams.work_due(utcnow(), dispatcher.worker_id)
-
-        return self.database.dialect.wake_listener(
-            self.database, WakeHooks(dispatcher.wake, streams.newest_work, work_due)
-        )
+        hooks = self.stream_store.wake_hooks(dispatcher.wake, dispatcher.worker_id)
+        return self.database.dialect.wake_listener(self.database, hooks)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other, with a heartbeat.

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -70,6 +70,8 @@ class _SubscriptionQueue:
     limit: int
     in_flight: int = 0
     waiting: deque[ClaimedDelivery] = field(default_factory=deque)
+    # The last claim may have left some of its due rows behind: it took its cap, or left it out (saturated, breaker).
+    left_behind: bool = False
 
     @property
     def saturated(self) -> bool:
@@ -108,6 +110,7 @@ class Dispatcher:
         self._pending_records: list[AttemptRecord] = []
         self._wake = asyncio.Event()
         self._news = False  # new work was announced since the last claim (wake() was called)
+        self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
         self._last_exclusive_claim = 0.0
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
@@ -153,6 +156,10 @@ class Dispatcher:
         if self._streamer is not None:
             self._streamer.wake()
 
+    def rows_made(self) -> None:
+        """This process just committed new deliveries: the next claim need not first ask whether any is due."""
+        self._rows_made = True
+
     def loops(self) -> dict[str, Loop]:
         """The long-running loops of this worker, by name, for a supervisor to run until `stop` is set."""
         loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._flush_loop}
@@ -187,9 +194,10 @@ class Dispatcher:
             # Cleared before the claim, so a wake that arrives while it runs is not lost.
             self._wake.clear()
             news, self._news = self._news, False
+            rows_made, self._rows_made = self._rows_made, False
             full = False
             try:
-                if (news or self._claim_worthwhile()) and await self._may_find_work():
+                if (news or self._claim_worthwhile()) and (rows_made or await self._may_find_work()):
                     _claimed, full = await self._claim()
             except Exception:
                 self._news = True  # whatever was announced is still to be found once the claim works again
@@ -232,6 +240,7 @@ class Dispatcher:
 
         Wake-ups come with every publish, and a Kafka subscription's events are streamed, not claimed: on
         SQLite an empty claim would still take the one write lock that ingest and the streams are waiting for.
+        A publish of this process that made deliveries says so (`rows_made`), and its claim skips this read.
         """
         return bool(self._queues) or await self._deliveries.any_due(utcnow())
 
@@ -246,13 +255,16 @@ class Dispatcher:
         saturated = {sub for sub, queue in self._queues.items() if queue.saturated}
         if saturated:
             self._last_exclusive_claim = time.monotonic()
+        excluded = saturated | self._breakers.blocked(now)
+        for subscription_id in excluded & self._queues.keys():
+            self._queues[subscription_id].left_behind = True
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
             now,
             now + timedelta(seconds=self.settings.worker_lease_s),
             asked,
             {via: _BUFFER_WAVES * limit for via, limit in self._limits.items()},
-            saturated | self._breakers.blocked(now),
+            excluded,
         )
         if not claimed:
             return 0, False
@@ -267,7 +279,10 @@ class Dispatcher:
             target = targets.get(delivery.subscription_id)
             limit = self._limits[target.subscription.via] if target else 1
             self._queues.setdefault(delivery.subscription_id, _SubscriptionQueue(limit)).waiting.append(delivery)
-        for subscription_id in {delivery.subscription_id for delivery in claimed}:
+        taken = Counter(delivery.subscription_id for delivery in claimed)
+        for subscription_id, count in taken.items():
+            queue = self._queues[subscription_id]
+            queue.left_behind = count >= _BUFFER_WAVES * queue.limit
             self._start_ready(subscription_id, targets)
         return len(claimed), len(claimed) == asked
 
@@ -323,8 +338,9 @@ class Dispatcher:
             if target is not None:
                 self._start_ready(subscription_id, {subscription_id: target})
             if not queue.waiting:
-                # Its buffer ran dry: claim more now rather than at the next poll.
-                self._wake.set()
+                if queue.left_behind:
+                    # Its buffer ran dry and due rows may be left: claim more now rather than at the next poll.
+                    self._wake.set()
                 if queue.in_flight == 0:
                     self._queues.pop(subscription_id, None)
 

@@ -51,6 +51,7 @@ from chargewire.store.delivery_store import (
     bare_record,
     health_updates,
 )
+from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
@@ -137,6 +138,10 @@ class StreamStore:
         """
         async with self._database.reading() as connection:
             return bool((await connection.execute(_WORK_DUE, {"now": now, "worker": worker_id})).scalar())
+
+    def wake_hooks(self, wake: Callable[[], None], worker_id: str) -> WakeHooks:
+        """What a commit watcher asks on a connection of its own: `newest_work` and `work_due` of `worker_id`."""
+        return WakeHooks(wake, _NEWEST_WORK, _WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
 
     async def any_streams(self) -> bool:
         """Whether any Kafka subscription has a stream, enabled or not (one read)."""

@@ -36,8 +36,8 @@ class PendingBatch:
     claim: IdempotentPublish | None = None
 
 
-# A writer waiting in a group: its events, and the future its publish awaits.
-_Writer = tuple[PendingBatch, asyncio.Future[None]]
+# A writer waiting in a group: its events, and the future its publish awaits (the deliveries its commit made).
+_Writer = tuple[PendingBatch, asyncio.Future[int]]
 
 
 class GroupCommitter:
@@ -49,39 +49,43 @@ class GroupCommitter:
         self._flusher: asyncio.Task[None] | None = None
         self._filters = FilterCache()
 
-    async def write(self, batch: PendingBatch) -> None:
-        """Store these events durably (returns after their commit)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def write(self, batch: PendingBatch) -> int:
+        """Store these events durably; returns after their commit, with how many deliveries that commit made
+        (its whole group's: more than zero means some are due)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
         if self._flusher is None or self._flusher.done():
             # A task of its own: a writer that gives up (a client disconnecting) never aborts the others' commit.
             self._flusher = asyncio.create_task(self._flush_all())
-        await future
+        return await future
 
     async def _flush_all(self) -> None:
         while self._waiting:
             group = self._take_group()
-            error = await self._insert(group)
-            if error is not None and len(group) > 1 and (refused(error) or isinstance(error, IdempotencyKeyTaken)):
+            outcome = await self._insert(group)
+            if (
+                isinstance(outcome, Exception)
+                and len(group) > 1
+                and (refused(outcome) or isinstance(outcome, IdempotencyKeyTaken))
+            ):
                 # A row the database refused, or a key taken, belongs to one writer: each is written alone, so
                 # only it fails.
                 for member in group:
                     _settle([member], await self._insert([member]))
             else:
-                _settle(group, error)
+                _settle(group, outcome)
 
-    async def _insert(self, group: Sequence[_Writer]) -> Exception | None:
-        """Write the writers' events and deliveries in one transaction; the error if it failed."""
+    async def _insert(self, group: Sequence[_Writer]) -> Exception | int:
+        """Write the writers' events and deliveries in one transaction; how many deliveries, or the error."""
         batches = [batch for batch, _ in group]
         try:
-            await self._store.insert_events_with_deliveries(
+            return await self._store.insert_events_with_deliveries(
                 [batch.events for batch in batches],
                 _FanOut(batches, self._filters),
                 claims=[batch.claim for batch in batches if batch.claim is not None],
             )
         except Exception as error:
             return error
-        return None
 
     def _take_group(self) -> list[_Writer]:
         group: list[_Writer] = []
@@ -93,15 +97,15 @@ class GroupCommitter:
         return group
 
 
-def _settle(group: Sequence[_Writer], error: Exception | None) -> None:
-    """Answer each writer still waiting: stored, or the error."""
+def _settle(group: Sequence[_Writer], outcome: Exception | int) -> None:
+    """Answer each writer still waiting: stored (with the deliveries made), or the error."""
     for _, future in group:
         if future.done():
             continue
-        if error is None:
-            future.set_result(None)
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
         else:
-            future.set_exception(error)
+            future.set_result(outcome)
 
 
 class _FanOut:

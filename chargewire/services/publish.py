@@ -25,6 +25,7 @@ class Publisher:
         self._committer = GroupCommitter(store)
         self.max_batch = max_batch
         self._listeners: list[Callable[[], None]] = []
+        self._row_listeners: list[Callable[[], None]] = []
 
     async def publish(self, payloads: Sequence[object], *, operational: bool = False) -> list[str]:
         """Validate every payload and store them durably; returns the new event ids in order.
@@ -56,8 +57,8 @@ class Publisher:
 
         IdempotencyKeyTaken when another publish stored the batch's key first; then nothing is stored.
         """
-        await self._committer.write(batch)
-        self._notify()
+        made = await self._committer.write(batch)
+        self._notify(rows_made=made > 0)
         return list(batch.events.ids)
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -66,15 +67,19 @@ class Publisher:
         event = Event(new_id("evt"), event_type.name, orjson.dumps(payload), entity_id, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
-        self._notify()
+        self._notify(rows_made=True)
         return event.id, delivery_id
 
     def on_published(self, callback: Callable[[], None]) -> None:
         """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll)."""
         self._listeners.append(callback)
 
-    def _notify(self) -> None:
-        for callback in self._listeners:
+    def on_rows_made(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after a publish that made deliveries, just before the `on_published` callbacks."""
+        self._row_listeners.append(callback)
+
+    def _notify(self, *, rows_made: bool) -> None:
+        for callback in (*self._row_listeners, *self._listeners) if rows_made else self._listeners:
             callback()
 
 

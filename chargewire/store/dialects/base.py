@@ -8,7 +8,7 @@ one database's side of every difference.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -34,12 +34,14 @@ SelectT = TypeVar("SelectT", bound=Select[Any])
 
 @dataclass(frozen=True, slots=True)
 class WakeHooks:
-    """What a wake listener calls: `wake` wakes the dispatcher; `newest` reads the newest work committed
-    (deliveries, events) and `due_now` whether the worker has any due, for a listener that watches commits."""
+    """What a wake listener uses: `wake` wakes the dispatcher; a listener that watches commits asks `newest` (the
+    newest work committed: deliveries, events) and `due` (whether the worker has any due) with the parameters
+    `due_parameters()` gives at the time of asking."""
 
     wake: Callable[[], None]
-    newest: Callable[[], Awaitable[object]]
-    due_now: Callable[[], Awaitable[bool]]
+    newest: Select[Any]
+    due: Select[Any]
+    due_parameters: Callable[[], Mapping[str, Any]]
 
 
 class WakeSender(Protocol):

@@ -105,7 +105,7 @@ class SQLiteDialect:
         """A watch on the file's commits (`sqlite_wakeups`); None in memory, where no other process can write."""
         if database.sqlite_file is None:
             return None
-        return CommitWatcher(database.sqlite_file, hooks.newest, hooks.due_now, hooks.wake)
+        return CommitWatcher(database.sqlite_file, database.engine.dialect, hooks)
 
     def upkeep(self, database: Database) -> SqliteUpkeep:
         """Sizes from dbstat, and the file shrunk by incremental vacuum (`sqlite_upkeep`)."""

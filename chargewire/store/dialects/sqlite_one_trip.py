@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import UpdateBase
@@ -32,7 +32,7 @@ class DriverStatement:
 
 
 def driver_statement(
-    statement: UpdateBase,
+    statement: UpdateBase | Select[Any],
     dialect: Dialect,
     parameters: Mapping[str, Any] | None = None,
     *,
@@ -58,7 +58,7 @@ def driver_statement(
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(statement: UpdateBase, dialect: Dialect) -> SQLCompiler:
+def _compiled(statement: UpdateBase | Select[Any], dialect: Dialect) -> SQLCompiler:
     return statement.compile(dialect=dialect)
 
 

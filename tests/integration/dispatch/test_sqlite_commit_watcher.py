@@ -6,12 +6,12 @@ Each test's runtimes poll every 30 s, so a wake within seconds came from the wat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from sqlalchemy import event
 
 from chargewire.catalog import load_event_types
-from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
@@ -41,12 +41,8 @@ async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
     """The other runtime's commit watcher, each wake put on a queue."""
     woken: asyncio.Queue[None] = asyncio.Queue()
     assert other_runtime.database.sqlite_file is not None
-    watcher = CommitWatcher(
-        other_runtime.database.sqlite_file,
-        other_runtime.stream_store.newest_work,
-        lambda: other_runtime.stream_store.work_due(utcnow(), "wrk_other"),
-        lambda: woken.put_nowait(None),
-    )
+    hooks = other_runtime.stream_store.wake_hooks(lambda: woken.put_nowait(None), "wrk_other")
+    watcher = CommitWatcher(other_runtime.database.sqlite_file, other_runtime.database.engine.dialect, hooks)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     yield woken
@@ -76,3 +72,23 @@ async def test_commits_that_publish_no_delivery_wake_no_one(
     await asyncio.sleep(0.5)  # a hundred watcher rounds
 
     assert wakes.empty()
+
+
+async def test_the_watcher_asks_nothing_through_the_pooled_engine_when_it_wakes_the_worker(
+    runtime: Runtime, other_runtime: Runtime, subscribe: Subscribe, wakes: asyncio.Queue[None]
+) -> None:
+    await subscribe("https://receiver.example/hook", "HardwareStatusNotification")
+    statements: list[str] = []
+    event.listen(other_runtime.database.engine.sync_engine, "before_cursor_execute", _logger(statements))
+
+    await runtime.publisher.publish([HARDWARE])
+    await asyncio.wait_for(wakes.get(), WITHIN_S)
+
+    assert statements == []  # its reads run on its own connection, in its own thread: no loop or pool work
+
+
+def _logger(statements: list[str]) -> Callable[..., None]:
+    def log(_connection: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    return log
