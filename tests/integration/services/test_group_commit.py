@@ -113,7 +113,7 @@ async def test_a_writer_whose_idempotency_key_is_taken_fails_alone_and_the_rest_
 
     results = await asyncio.gather(*(committer.write(batch) for batch in batches), return_exceptions=True)
 
-    assert [index for index, result in enumerate(results) if result is not None] == [3]
+    assert [index for index, result in enumerate(results) if isinstance(result, BaseException)] == [3]
     assert isinstance(results[3], IdempotencyKeyTaken)
     stored = await EventStore(runtime.database).get_events([batch.events.ids[0] for batch in batches])
     assert len(stored) == 9
