@@ -27,7 +27,10 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update=ORDER_SETTINGS)
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+# make test runs the killed broker; the frozen broker and the cut connection run in make test-long.
+@pytest.mark.parametrize(
+    "fault", [fault if fault == "killed" else pytest.param(fault, marks=pytest.mark.long) for fault in FAULTS]
+)
 async def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_under_a_burst(
     runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker, fault: str
 ) -> None:
