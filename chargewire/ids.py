@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
+
+from chargewire import clock
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
@@ -52,7 +53,7 @@ def first_id_at(prefix: str, at_ms: int) -> str:
 def _reserve(count: int, now_ms: int | None) -> int:
     """The first of `count` consecutive values that no id of this process has used yet."""
     global _last_value
-    millis = int(time.time() * 1000) if now_ms is None else now_ms
+    millis = clock.now_ms() if now_ms is None else now_ms
     with _lock:
         value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
         if value <= _last_value:
