@@ -71,6 +71,7 @@ def _day(day: int, size_mib: int, publish_eps: float) -> dict[str, Any]:
         "publish_eps": publish_eps,
         "delivery_ps": publish_eps / 2,
         "expiry_s": 1.0,
+        "expire_s": 0.5,
         "removed": {"events": 10, "deliveries": 20, "attempts": 21},
         "rows": {"events": 100, "deliveries": 200, "attempts": 210},
     }
@@ -88,4 +89,4 @@ def test_the_markdown_table_shows_chosen_days_and_the_last_with_the_rows_removed
     table = markdown_table({"sqlite": {"days": [_day(day, day, 100.0) for day in range(1, 34)]}})
     rows = [line for line in table.splitlines() if line.startswith("| sqlite")]
     assert [row.split("|")[2].strip() for row in rows] == ["1", "2", "5", "10", "20", "29", "30", "31", "32", "33"]
-    assert rows[-1].endswith("| 51 |")
+    assert rows[-1].endswith("| 1.00 (0.50) | 51 |")
