@@ -50,6 +50,15 @@ def first_id_at(prefix: str, at_ms: int) -> str:
     return f"{prefix}_{_encode(at_ms << _RANDOM_BITS, _BODY_PAIRS)}"
 
 
+def made_at_ms(identifier: str) -> int:
+    """When an id was made, in milliseconds since the epoch (the clock of the process that made it)."""
+    body = identifier.partition("_")[2]
+    value = 0
+    for character in body[: _BODY_LENGTH - _RANDOM_BITS // 5]:
+        value = value << 5 | _ALPHABET.index(character)
+    return value
+
+
 def _reserve(count: int, now_ms: int | None) -> int:
     """The first of `count` consecutive values that no id of this process has used yet."""
     global _last_value
