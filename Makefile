@@ -83,7 +83,7 @@ bench-partition-plans: install test-services
 bench-partition-drop: install test-services
 	$(BIN)/python -m bench.partition_drop
 
-# 45 simulated days of 1 % of 10,000 charge points' traffic on each store, 30-day retention: ~10 minutes.
+# 45 simulated days of 0.5 % of 10,000 charge points' traffic on each store, 30-day retention: ~15 minutes a store.
 # E.g. ARGS="--days 35 --backends sqlite"; `python -m bench.retention_report` redraws from the JSON.
 bench-retention: install test-services
 	$(BIN)/python -m bench.retention $(ARGS)
