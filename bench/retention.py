@@ -255,7 +255,7 @@ def _line(day: Day) -> str:
 
 def run_backend(backend: str, scale: float, days: int) -> dict[str, Any]:
     """One store's replay on a fresh database, with the machine's load before and after (it is shared)."""
-    load_before = os.getloadavg()
+    load_before, commit = os.getloadavg(), git_commit()  # the commit the replay runs, whatever is committed later
     began = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="chargewire-retention-") as work,
@@ -263,7 +263,7 @@ def run_backend(backend: str, scale: float, days: int) -> dict[str, Any]:
     ):
         measured = asyncio.run(replay(url, Path(work), scale, days))
     return {
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - began, 1),
         "load_before": [round(value, 2) for value in load_before],
