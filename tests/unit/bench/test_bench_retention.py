@@ -82,6 +82,7 @@ def test_steady_figures_compare_day_one_with_the_days_after_the_retention_and_me
     figures = steady_figures(days)
     assert figures["publish_eps_day1"] == 1000.0
     assert figures["publish_eps_steady"] == 900.0
+    assert (figures["publish_eps_best_early"], figures["publish_eps_best_steady"]) == (1000.0, 900.0)
     assert figures["growth_steady"] == 1.0
 
 
