@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop chaos test-long clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ bench-partition-plans: install test-services
 
 bench-partition-drop: install test-services
 	$(BIN)/python -m bench.partition_drop
+
+# 45 simulated days of 0.5 % of 10,000 charge points' traffic on each store, 30-day retention: ~15 minutes a store.
+# E.g. ARGS="--days 35 --backends sqlite"; `python -m bench.retention_report` redraws from the JSON.
+bench-retention: install test-services
+	$(BIN)/python -m bench.retention $(ARGS)
 
 bench-filter-latency: install test-services
 	$(BIN)/python -m bench.filter_latency

@@ -166,7 +166,7 @@ def write_result(name: str, result: dict[str, Any], module: str | None = None) -
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, "-m", f"bench.{module or name}", *sys.argv[1:]]),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": machine(),
         **result,
     }
@@ -176,7 +176,8 @@ def write_result(name: str, result: dict[str, Any], module: str | None = None) -
     return path
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The short hash of the checked-out commit ("unknown" outside a git checkout)."""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True

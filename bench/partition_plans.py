@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,10 +90,13 @@ async def _run_queries(settings: Settings, subscription_id: str) -> None:
         caps = {Via.WEBHOOK: 50, Via.KAFKA: 50}
         claimed = await store.claim_due_deliveries("wrk_plans", now, now + timedelta(minutes=1), 100, caps, ())
         await store.list_deliveries(DeliveryFilter(subscription_id=subscription_id), None, 50)
+        await store.list_deliveries(DeliveryFilter(since=now - timedelta(hours=1), until=now), None, 50)
         await store.list_attempts(claimed[0].id)
         await store.count_by_status(now)
         for stream in await runtime.stream_store.ready_streams(now):
-            await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 100)
+            first = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 100)
+            # A running stream's next read, bounded by the first's last event.
+            await runtime.stream_store.read(stream, ["BootNotification"], first.position, 100)
         await runtime.overview.snapshot()
         await runtime.retention.expire(now, retention_policy(settings))  # the row path; no partition is old enough
 
@@ -103,13 +107,21 @@ def summarize(log: str) -> list[tuple[str, dict[str, int]]]:
     for entry in _PLAN.split(log):
         if "plan:" not in entry or "Query Text:" not in entry:
             continue
-        query = " ".join(entry.split("Query Text:", 1)[1].split("\n\t")[0:3]).strip()
+        first, *rest = entry.split("Query Text:", 1)[1].split("\n\t")
+        # The statement's lines go on while they start with an SQL keyword (upper case); the plan's do not.
+        query = " ".join([first, *itertools.takewhile(lambda line: line.strip().split(" ")[0].isupper(), rest)])
+        query = query.strip()
         visited: dict[str, set[str]] = {}
         for table, partition in re.findall(r" on (events|deliveries|attempts)_(p\d{8}|history|default)\b", entry):
             visited.setdefault(table, set()).add(partition)
         if visited:
-            seen.setdefault(query[:150], {table: len(parts) for table, parts in sorted(visited.items())})
-    return list(seen.items())
+            seen.setdefault(query, {table: len(parts) for table, parts in sorted(visited.items())})
+    return [(_shortened(query), visited) for query, visited in seen.items()]
+
+
+def _shortened(query: str) -> str:
+    """A query's start and end: where they differ, two statements of the same start tell apart by their end."""
+    return query if len(query) <= 200 else f"{query[:120]} … {query[-75:]}"
 
 
 def measure(cluster: PostgresCluster, plans: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""Line charts as plain SVG text, with logarithmic axes: enough for a benchmark's figure, no plotting library."""
+"""Line charts as plain SVG text, logarithmic axes (or a linear x): a benchmark's figure, no plotting library."""
 
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ class Series:
 
 @dataclass(frozen=True)
 class Panel:
-    """One chart: a title, axis labels and lines sharing log-scaled axes."""
+    """One chart: a title, axis labels and lines sharing log-scaled axes (x linear when `linear_x`)."""
 
     title: str
     x_label: str
     y_label: str
     series: tuple[Series, ...]
+    linear_x: bool = False
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -57,6 +58,13 @@ def log_scale(value: float, low: float, high: float, start: float, end: float) -
     return start + share * (end - start)
 
 
+def linear_scale(value: float, low: float, high: float, start: float, end: float) -> float:
+    """Where `value` falls between `start` and `end` on a linear axis running from `low` to `high`."""
+    if high <= low:
+        return (start + end) / 2
+    return start + (value - low) / (high - low) * (end - start)
+
+
 def _label(value: float) -> str:
     return f"{value:g}"
 
@@ -74,6 +82,7 @@ def _panel(panel: Panel, left: float, top: float) -> list[str]:
     y_low, y_high = _bounds([y for _, y in points])
     x0, x1 = left + MARGIN_LEFT, left + PANEL_WIDTH - MARGIN_RIGHT
     y0, y1 = top + PANEL_HEIGHT - MARGIN_BOTTOM, top + MARGIN_TOP
+    x_scale = linear_scale if panel.linear_x else log_scale
     parts = [
         f'<text x="{(x0 + x1) / 2}" y="{top + 18}" text-anchor="middle" font-weight="bold">'
         f"{escape(panel.title)}</text>",
@@ -86,12 +95,14 @@ def _panel(panel: Panel, left: float, top: float) -> list[str]:
         y = log_scale(tick, y_low, y_high, y0, y1)
         parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#ddd"/>')
         parts.append(f'<text x="{x0 - 5}" y="{y + 4:.1f}" text-anchor="end">{_label(tick)}</text>')
-    for x_value in sorted({x for x, _ in points}):
-        x = log_scale(x_value, x_low, x_high, x0, x1)
+    x_values = sorted({x for x, _ in points})
+    # A linear axis of many points (days) labels about ten of them.
+    for x_value in x_values[:: max(1, len(x_values) // 10)] if panel.linear_x else x_values:
+        x = x_scale(x_value, x_low, x_high, x0, x1)
         parts.append(f'<text x="{x:.1f}" y="{y0 + 16}" text-anchor="middle">{_label(x_value)}</text>')
     for series in panel.series:
         coordinates = " ".join(
-            f"{log_scale(x, x_low, x_high, x0, x1):.1f},{log_scale(y, y_low, y_high, y0, y1):.1f}"
+            f"{x_scale(x, x_low, x_high, x0, x1):.1f},{log_scale(y, y_low, y_high, y0, y1):.1f}"
             for x, y in series.points
             if y > 0
         )

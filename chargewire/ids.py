@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
+
+from chargewire import clock
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
@@ -49,10 +50,19 @@ def first_id_at(prefix: str, at_ms: int) -> str:
     return f"{prefix}_{_encode(at_ms << _RANDOM_BITS, _BODY_PAIRS)}"
 
 
+def made_at_ms(identifier: str) -> int:
+    """When an id was made, in milliseconds since the epoch (the clock of the process that made it)."""
+    body = identifier.partition("_")[2]
+    value = 0
+    for character in body[: _BODY_LENGTH - _RANDOM_BITS // 5]:
+        value = value << 5 | _ALPHABET.index(character)
+    return value
+
+
 def _reserve(count: int, now_ms: int | None) -> int:
     """The first of `count` consecutive values that no id of this process has used yet."""
     global _last_value
-    millis = int(time.time() * 1000) if now_ms is None else now_ms
+    millis = clock.now_ms() if now_ms is None else now_ms
     with _lock:
         value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
         if value <= _last_value:

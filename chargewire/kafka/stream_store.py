@@ -55,6 +55,7 @@ from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
 from chargewire.store.event_log import end_of_log
 from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
+from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
 from chargewire.store.tables import (
     UtcDateTime,
@@ -122,6 +123,9 @@ class StreamStore:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        # Per stream, the position its last read here reached, and a lower bound of the ids of the events past
+        # it (`id_bounds`), so that PostgreSQL skips the days the next read cannot need.
+        self._read_from: dict[str, tuple[int, ColumnElement[bool]]] = {}
 
     async def newest_work(self) -> tuple[str | None, int]:
         """The newest delivery's id and the end of the log, in one read: one of them moves with every publish."""
@@ -206,9 +210,15 @@ class StreamStore:
                 .order_by(events.c.seq)
                 .limit(limit)
             )
-            rows = (await connection.execute(query)).all()
+            known = self._read_from.get(stream.subscription_id)
+            made_after = known[1] if known is not None and known[0] == after else None
+            rows = (await connection.execute(query if made_after is None else query.where(made_after))).all()
             dialect = connection.dialect
         position = rows[-1][0] if len(rows) == limit else upto
+        # Events numbered past the last one read were made after it, less the margin.
+        made_after = made_after_id(events.c.id, "evt", rows[-1][1]) if rows else made_after
+        if made_after is not None:
+            self._read_from[stream.subscription_id] = (position, made_after)
         chosen = [row for row in rows if not stream.skips(row[0])] if stream.pauses else rows
         ids = new_ids("dlv", len(chosen))
         subscription_id = stream.subscription_id

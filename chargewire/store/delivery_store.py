@@ -35,6 +35,7 @@ from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.dialects import StoreDialect, dialect_of
 from chargewire.store.event_log import stream_backlog
+from chargewire.store.id_bounds import made_after_id, made_since, made_until
 from chargewire.store.refusals import write_apart
 from chargewire.store.tables import attempt_batches, attempts, deliveries, events, subscriptions
 
@@ -236,12 +237,8 @@ class DeliveryStore:
                 updated_at=now,
             )
         )
-        if since is not None:
-            statement = statement.where(deliveries.c.created_at >= since)
-        if until is not None:
-            statement = statement.where(deliveries.c.created_at <= until)
         async with self._database.transaction() as connection:
-            result = await connection.execute(statement)
+            result = await connection.execute(statement.where(*_created_within(since, until)))
         return int(result.rowcount)
 
     async def list_deliveries(self, where: DeliveryFilter, after_id: str | None, limit: int) -> list[Delivery]:
@@ -268,7 +265,10 @@ class DeliveryStore:
 
     async def list_attempts(self, delivery_id: str) -> list[Attempt]:
         """Every attempt of a delivery, first to last; a streamed batch's attempt comes first, when it delivered."""
-        query = select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.number, attempts.c.id)
+        # Attempts are made after their delivery: PostgreSQL skips the days before it.
+        made_after = made_after_id(attempts.c.id, "att", delivery_id)
+        query = select(attempts).where(attempts.c.delivery_id == delivery_id, made_after)
+        query = query.order_by(attempts.c.number, attempts.c.id)
         batch = select(attempt_batches).join(deliveries, deliveries.c.attempt_batch_id == attempt_batches.c.id)
         async with self._database.reading() as connection:
             rows = (await connection.execute(query)).all()
@@ -375,10 +375,17 @@ def _conditions(where: DeliveryFilter) -> list[ColumnElement[bool]]:
         conditions.append(deliveries.c.event_name == where.event_name)
     if where.event_id is not None:
         conditions.append(deliveries.c.event_id == where.event_id)
-    if where.since is not None:
-        conditions.append(deliveries.c.created_at >= where.since)
-    if where.until is not None:
-        conditions.append(deliveries.c.created_at <= where.until)
+    return conditions + _created_within(where.since, where.until)
+
+
+def _created_within(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """Deliveries created in [since, until], each end also as an id bound: PostgreSQL then skips the days
+    outside (`id_bounds`)."""
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions += [deliveries.c.created_at >= since, made_since(deliveries.c.id, "dlv", since)]
+    if until is not None:
+        conditions += [deliveries.c.created_at <= until, made_until(deliveries.c.id, "dlv", until)]
     return conditions
 
 

@@ -32,6 +32,7 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.store.database import Database
 from chargewire.store.dialects.upkeep import TableSize, Upkeep
 from chargewire.store.expiry_rules import Cutoffs, Stretch, attempt_orphaned, event_unused, needed_stretches
+from chargewire.store.id_bounds import made_until
 from chargewire.store.tables import (
     attempt_batches,
     attempts,
@@ -132,6 +133,7 @@ class RetentionStore:
                 deliveries.c.subscription_id == subscription_id,
                 deliveries.c.status == status.value,
                 deliveries.c.created_at < before,
+                made_until(deliveries.c.id, "dlv", before),  # PostgreSQL skips the days after the cutoff
             )
             .order_by(deliveries.c.created_at)
             .limit(limit)

@@ -9,12 +9,23 @@ from sqlalchemy import func, insert, select, update
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.ids import new_id
-from chargewire.models import DeliveryStatus
+from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.store.tables import attempts, deliveries
 
 BOOT = load_event_types()["BootNotification"].example
 _charge_points = itertools.count(7000)
+
+
+async def subscribe_to_boots(runtime: Runtime, via: Via = Via.WEBHOOK) -> str:
+    """A subscription to boot notifications, by webhook or Kafka (to an address nothing listens on)."""
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    body: dict[str, object] = {"via": via.value, "notifications": ["BootNotification"]}
+    if via is Via.KAFKA:
+        body["kafka"] = {"topic": "boots", "brokers": ["127.0.0.1:9"]}
+    else:
+        body["webhook"] = {"callbackUrl": "http://127.0.0.1:9/boots"}
+    return (await runtime.subscriptions.create(owner.token, body)).subscription.id
 
 
 def boots(count: int) -> list[dict[str, object]]:

@@ -64,3 +64,9 @@ def test_a_batch_that_carries_into_its_upper_characters_stays_in_order(monkeypat
     values = [_value_of(identifier) for identifier in batch]
     assert values == list(range(values[0], values[0] + 10))
     assert batch == sorted(batch)
+
+
+def test_an_ids_making_time_is_read_back_from_it() -> None:
+    assert ids.made_at_ms(ids.first_id_at("att", 1_733_400_000_123)) == 1_733_400_000_123
+    before = int(time.time() * 1000)
+    assert before <= ids.made_at_ms(new_id("dlv")) <= int(time.time() * 1000)

@@ -22,21 +22,11 @@ from chargewire.store.dialects.upkeep import TableSize, Upkeep
 from chargewire.store.expiry_rules import Cutoffs
 from chargewire.store.retention import RetentionPolicy, RetentionStore
 from chargewire.store.tables import attempts, deliveries, events, kafka_streams, stream_pauses
-from tests.support.history import boots, count_in, publish_with_outcome
+from tests.support.history import boots, count_in, publish_with_outcome, subscribe_to_boots
 
 POLICY = RetentionPolicy(delivered=timedelta(days=30), failed=timedelta(days=90), batch_size=2)
 DELIVERED_EXPIRED = timedelta(days=31)
 FAILED_EXPIRED = timedelta(days=91)
-
-
-async def _subscribe(runtime: Runtime, via: Via = Via.WEBHOOK) -> str:
-    owner = await runtime.tokens.create("owner", ["notifications:manage"])
-    body: dict[str, object] = {"via": via.value, "notifications": ["BootNotification"]}
-    if via is Via.KAFKA:
-        body["kafka"] = {"topic": "boots", "brokers": ["127.0.0.1:9"]}
-    else:
-        body["webhook"] = {"callbackUrl": "http://127.0.0.1:9/boots"}
-    return (await runtime.subscriptions.create(owner.token, body)).subscription.id
 
 
 async def _expire_at(runtime: Runtime, later: timedelta) -> dict[str, int]:
@@ -46,7 +36,7 @@ async def _expire_at(runtime: Runtime, later: timedelta) -> dict[str, int]:
 async def test_delivered_history_older_than_its_retention_is_removed_with_attempts_and_events(
     runtime: Runtime,
 ) -> None:
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     event_ids = await publish_with_outcome(runtime, 5, DeliveryStatus.DELIVERED)
 
     removed = await _expire_at(runtime, DELIVERED_EXPIRED)
@@ -57,7 +47,7 @@ async def test_delivered_history_older_than_its_retention_is_removed_with_attemp
 
 
 async def test_delivered_history_inside_its_retention_is_kept(runtime: Runtime) -> None:
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     event_ids = await publish_with_outcome(runtime, 3, DeliveryStatus.DELIVERED)
 
     removed = await _expire_at(runtime, timedelta(days=29))
@@ -67,7 +57,7 @@ async def test_delivered_history_inside_its_retention_is_kept(runtime: Runtime) 
 
 
 async def test_a_pending_delivery_and_its_event_are_never_removed_however_old(runtime: Runtime) -> None:
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     due = await runtime.publisher.publish(boots(3))  # pending, due now, never attempted
 
     await _expire_at(runtime, timedelta(days=400))
@@ -77,7 +67,7 @@ async def test_a_pending_delivery_and_its_event_are_never_removed_however_old(ru
 
 
 async def test_a_retrying_delivery_keeps_its_attempts_and_event_however_old(runtime: Runtime) -> None:
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     retry_at = utcnow() + timedelta(hours=5)
     retrying = await publish_with_outcome(runtime, 3, DeliveryStatus.PENDING, next_attempt_at=retry_at)
 
@@ -93,7 +83,7 @@ async def test_a_retrying_delivery_keeps_its_attempts_and_event_however_old(runt
 async def test_a_failed_delivery_inside_the_resend_window_keeps_its_event_past_the_delivered_retention(
     runtime: Runtime,
 ) -> None:
-    subscription_id = await _subscribe(runtime)
+    subscription_id = await subscribe_to_boots(runtime)
     failed = await publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
 
     removed = await _expire_at(runtime, DELIVERED_EXPIRED)
@@ -106,7 +96,7 @@ async def test_a_failed_delivery_inside_the_resend_window_keeps_its_event_past_t
 
 
 async def test_a_failed_delivery_past_the_resend_window_is_removed_with_its_event(runtime: Runtime) -> None:
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     failed = await publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
 
     removed = await _expire_at(runtime, FAILED_EXPIRED)
@@ -118,7 +108,7 @@ async def test_a_failed_delivery_past_the_resend_window_is_removed_with_its_even
 async def test_an_event_with_one_delivery_delivered_and_one_failed_stays_while_the_failed_one_is_kept(
     runtime: Runtime,
 ) -> None:
-    delivered_to, _failed_to = await _subscribe(runtime), await _subscribe(runtime)
+    delivered_to, _failed_to = await subscribe_to_boots(runtime), await subscribe_to_boots(runtime)
     event_ids = await publish_with_outcome(runtime, 2, DeliveryStatus.FAILED)
     async with runtime.database.transaction() as connection:
         await connection.execute(
@@ -134,7 +124,7 @@ async def test_an_event_with_one_delivery_delivered_and_one_failed_stays_while_t
 async def test_an_event_a_kafka_stream_has_still_to_read_is_kept_and_one_behind_it_is_removed(
     runtime: Runtime,
 ) -> None:
-    subscription_id = await _subscribe(runtime, Via.KAFKA)
+    subscription_id = await subscribe_to_boots(runtime, Via.KAFKA)
     event_ids = await runtime.publisher.publish(boots(6))
     seqs = await _seqs(runtime, event_ids)
     await _move_stream(runtime, subscription_id, seqs[2])  # read the first three, not the last three
@@ -146,7 +136,7 @@ async def test_an_event_a_kafka_stream_has_still_to_read_is_kept_and_one_behind_
 
 
 async def test_events_inside_a_kafka_streams_pause_are_not_kept_for_it(runtime: Runtime) -> None:
-    subscription_id = await _subscribe(runtime, Via.KAFKA)
+    subscription_id = await subscribe_to_boots(runtime, Via.KAFKA)
     event_ids = await runtime.publisher.publish(boots(6))
     seqs = await _seqs(runtime, event_ids)
     await _move_stream(runtime, subscription_id, seqs[0] - 1)  # has read none of them
@@ -164,7 +154,7 @@ async def test_events_inside_a_kafka_streams_pause_are_not_kept_for_it(runtime: 
 async def test_attempts_left_by_a_deleted_subscription_are_removed_once_past_the_delivered_retention(
     runtime: Runtime,
 ) -> None:
-    subscription_id = await _subscribe(runtime)
+    subscription_id = await subscribe_to_boots(runtime)
     await publish_with_outcome(runtime, 3, DeliveryStatus.FAILED)
     await runtime.subscription_store.delete_subscription(subscription_id)  # its deliveries go by cascade
 
@@ -185,7 +175,7 @@ async def test_only_one_process_holds_the_expiry_lease_until_it_runs_out(runtime
 async def test_an_expiry_run_records_what_it_removed_and_the_sizes_and_oldest_rows_it_measured(
     runtime: Runtime,
 ) -> None:
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     await publish_with_outcome(runtime, 4, DeliveryStatus.DELIVERED)
     kept = await publish_with_outcome(runtime, 1, DeliveryStatus.FAILED)
     later = utcnow() + DELIVERED_EXPIRED
@@ -232,7 +222,7 @@ async def _received_at(runtime: Runtime, event_id: str) -> datetime:
 async def test_sqlite_gives_the_pages_expiry_freed_back_so_the_file_shrinks(runtime: Runtime) -> None:
     await runtime.retention.upkeep.reclaim()  # the first run converts the new file to incremental vacuum
     assert await _pragma(runtime, "auto_vacuum") == 2
-    await _subscribe(runtime)
+    await subscribe_to_boots(runtime)
     for _ in range(5):
         await publish_with_outcome(runtime, 200, DeliveryStatus.DELIVERED)
     await _expire_at(runtime, DELIVERED_EXPIRED)

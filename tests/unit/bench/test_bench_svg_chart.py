@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bench.svg_chart import Panel, Series, log_scale, log_ticks, render
+from bench.svg_chart import Panel, Series, linear_scale, log_scale, log_ticks, render
 
 
 def test_log_ticks_are_the_one_two_five_values_within_the_range() -> None:
@@ -32,3 +32,8 @@ def test_render_draws_one_polyline_per_series_and_leaves_out_non_positive_points
     lines = document.findall("{http://www.w3.org/2000/svg}polyline")
     assert [len(line.attrib["points"].split()) for line in lines] == [2, 2]
     assert "stroke-dasharray" in lines[1].attrib
+
+
+def test_linear_scale_places_the_middle_value_halfway() -> None:
+    assert linear_scale(25, 10, 40, 0, 300) == pytest.approx(150)
+    assert linear_scale(7, 7, 7, 0, 100) == 50
