@@ -163,10 +163,13 @@ async def publish_all(base_url: str, token: str, bodies: list[bytes]) -> None:
         await asyncio.gather(*(sender(session) for _ in range(PUBLISH_CONNECTIONS)))
 
 
-async def _pending(base_url: str) -> tuple[int, int]:
-    """(pending, failed) deliveries, read from the queue-depth metric."""
-    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as response:
+async def _pending(base_url: str, token: str) -> tuple[int, int]:
+    """(pending, failed) deliveries, read from the queue-depth metric (which needs a metrics:read token)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics", headers=headers) as response:
         text = await response.text()
+        if response.status != 200:
+            raise RuntimeError(f"/metrics answered {response.status}: {text}")
     depth = {}
     for line in text.splitlines():
         if line.startswith("chargewire_delivery_queue_depth{"):
@@ -217,14 +220,14 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         worker.wait(60)
 
 
-def settled(base_url: str) -> tuple[int, int]:
+def settled(base_url: str, token: str) -> tuple[int, int]:
     """Wait until no delivery is pending; returns (pending, failed) then."""
     for _ in range(600):
-        pending, failed = asyncio.run(_pending(base_url))
+        pending, failed = asyncio.run(_pending(base_url, token))
         if pending == 0:
             return pending, failed
         time.sleep(0.1)
-    return asyncio.run(_pending(base_url))
+    return asyncio.run(_pending(base_url, token))
 
 
 def run_measure(
@@ -269,7 +272,7 @@ def run_measure(
                 first, last = wait_for_records(counter, events)
                 cpu_after, busy_after = cpu_seconds(groups), machine_busy_seconds()
                 peaks = peak_rss_mb({"api": [api_pid], "workers": groups["workers"]})
-                pending, failed = settled(base_url)
+                pending, failed = settled(base_url, token)
             finally:
                 stop_workers(processes)
                 records = counter.count()
