@@ -15,6 +15,8 @@ from enum import StrEnum
 
 from aiohttp import web
 
+from tests.support.receiver import serve_posts_on_loopback
+
 # Longer than the webhook timeout the stack configures, so chargewire gives up first; then a 503, never a success.
 HANG_S = 30.0
 
@@ -74,12 +76,7 @@ class ChaosReceiver:
         """Listen on a free loopback port."""
         # The reset and garbage modes end their requests with an error on purpose: not worth a traceback each.
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-        app = web.Application()
-        app.router.add_route("POST", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        self._runner = await serve_posts_on_loopback(self._handle, handler_cancellation=True, shutdown_timeout=0.5)
         self.port = self._runner.addresses[0][1]
 
     async def aclose(self) -> None:

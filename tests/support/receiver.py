@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -90,15 +91,22 @@ class Receiver:
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
-        app = web.Application()
-        app.router.add_route("POST", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        self._runner = await serve_posts_on_loopback(self._handle)
         self.port = self._runner.addresses[0][1]
 
     async def aclose(self) -> None:
         """Stop listening."""
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def serve_posts_on_loopback(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], **runner_options: Any
+) -> web.AppRunner:
+    """An aiohttp server on a free loopback port that hands every POST, whatever its path, to `handler`."""
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, **runner_options)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
