@@ -8,12 +8,14 @@ import logging
 import signal
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from chargewire.cli.common import configure_logging, run
-from chargewire.sources.ocpp.simulator import Behaviour, Fleet, FleetOptions
+
+if TYPE_CHECKING:
+    from chargewire.sources.ocpp.simulator import FleetOptions
 
 logger = logging.getLogger(__name__)
 _SUMMARY_EVERY_S = 10.0
@@ -21,6 +23,8 @@ _SUMMARY_EVERY_S = 10.0
 
 async def simulate_until_stopped(options: FleetOptions, duration_s: float | None) -> None:
     """Run a fleet until SIGINT, SIGTERM or `duration_s`, logging what it did every 10 s and at the end."""
+    from chargewire.sources.ocpp.simulator import Fleet  # not with the CLI: the ocpp package is slow to import
+
     fleet = Fleet(options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,6 +60,8 @@ def simulate(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C)")] = None,
 ) -> None:
     """Connect simulated charge points that boot, charge, report meter values, fault and reconnect."""
+    from chargewire.sources.ocpp.simulator import Behaviour, FleetOptions  # not with the CLI, as above
+
     configure_logging()
     behaviour = Behaviour(meter_interval_s=meter_interval, speedup=speedup, heartbeat_interval_s=heartbeat_interval)
     options = partial(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import Server
 
@@ -19,7 +20,9 @@ from chargewire.devtools.csms import DevCsms, first_id_from_clock
 from chargewire.devtools.postgres import free_port
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import TapAddress, run_tap
-from chargewire.sources.ocpp.simulator import Behaviour, Fleet, FleetOptions
+
+if TYPE_CHECKING:
+    from chargewire.sources.ocpp.simulator import Fleet
 
 IDENTITY_PREFIX = "DEMO-"
 # Meters run 30 times faster than the clock: a session of a minute or two shows the energy of half an hour.
@@ -61,6 +64,9 @@ def tap_url(settings: Settings) -> str:
 
 def demo_fleet(settings: Settings, options: OcppFlowOptions) -> Fleet:
     """The demo's simulated charge points, both OCPP versions, connecting to the tap."""
+    # Loaded here, not with the CLI: the ocpp package and its schema checks cost every command ~0.1 s to import.
+    from chargewire.sources.ocpp.simulator import Behaviour, Fleet, FleetOptions
+
     # Security events and data transfers a few times a minute, so that a first look sees them too.
     behaviour = Behaviour(
         meter_interval_s=options.meter_interval_s,
