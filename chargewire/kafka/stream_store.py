@@ -42,15 +42,8 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
-from chargewire.store.delivery_store import (
-    ATTEMPT_COLUMNS,
-    DUE_DELIVERY_EXISTS,
-    AttemptRecord,
-    ClaimedDelivery,
-    attempt_rows,
-    bare_record,
-    health_updates,
-)
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
+from chargewire.store.delivery_store import ATTEMPT_COLUMNS, DUE_DELIVERY_EXISTS, attempt_rows, health_updates
 from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
 from chargewire.store.event_log import end_of_log

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,12 +27,12 @@ from chargewire.store.attempt_text import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_LAST_ERROR_CHARS,
     MAX_RESPONSE_BODY_CHARS,
-    bare_attempt,
     storable_headers,
     storable_optional,
 )
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.dialects import StoreDialect, dialect_of
 from chargewire.store.event_log import stream_backlog
 from chargewire.store.id_bounds import made_after_id, made_since, made_until
@@ -57,21 +57,6 @@ ATTEMPT_COLUMNS = (
 )
 
 
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class ClaimedDelivery:
-    """A due delivery leased to one worker, with the event bytes it carries."""
-
-    id: str
-    event_id: str
-    subscription_id: str
-    event_name: str
-    attempt_count: int
-    attempt_limit: int | None
-    payload: bytes
-    entity_id: str | None
-    received_at: datetime
-
-
 @dataclass(frozen=True, slots=True)
 class DeliveryFilter:
     """Which deliveries a log page shows; None means any."""
@@ -85,36 +70,10 @@ class DeliveryFilter:
     until: datetime | None = None
 
 
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class AttemptRecord:
-    """The outcome of one attempt, to be written with the delivery's new state."""
-
-    attempt: Attempt
-    subscription_id: str
-    worker_id: str
-    status: DeliveryStatus
-    next_attempt_at: datetime | None
-    last_error: str | None
-
-
-def bare_record(record: AttemptRecord) -> AttemptRecord:
-    """`record` with its attempt stripped of everything from outside (`attempt_text.bare_attempt`)."""
-    return replace(record, attempt=bare_attempt(record.attempt))
-
-
-def unrecordable_record(record: AttemptRecord) -> AttemptRecord:
-    """`record` as a failed delivery, when not even its bare attempt is taken: kept for resend, not sent again."""
-    attempt = replace(
-        bare_attempt(record.attempt), outcome="failed", error_class="unrecordable", error_message=UNRECORDABLE
-    )
-    return replace(record, attempt=attempt, status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=UNRECORDABLE)
-
-
 def _attempt_of(record: AttemptRecord) -> str:
     return f"attempt {record.attempt.number} of delivery {record.attempt.delivery_id}"
 
 
-UNRECORDABLE = "The database refused this attempt's record; the delivery is failed so that it is not sent forever."
 RECORD_FALLBACKS = (bare_record, unrecordable_record)
 
 
