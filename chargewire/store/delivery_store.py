@@ -25,7 +25,6 @@ from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
 from chargewire.store.attempt_text import (
     MAX_ERROR_CLASS_CHARS,
     MAX_ERROR_MESSAGE_CHARS,
-    MAX_LAST_ERROR_CHARS,
     MAX_RESPONSE_BODY_CHARS,
     storable_headers,
     storable_optional,
@@ -33,6 +32,14 @@ from chargewire.store.attempt_text import (
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
+from chargewire.store.delivery_writes import (
+    claim_due,
+    mark_delivered,
+    release_leases,
+    requeue_failed,
+    reschedule,
+    schedule_now,
+)
 from chargewire.store.dialects import StoreDialect, dialect_of
 from chargewire.store.event_log import stream_backlog
 from chargewire.store.id_bounds import made_after_id, made_since, made_until
@@ -104,26 +111,8 @@ class DeliveryStore:
             chosen = await _in_publishing_order(connection, dialect, now, chosen)
             if not chosen:
                 return []
-            statement = (
-                update(deliveries)
-                # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan.
-                .where(
-                    dialect.one_of(deliveries.c.id, [id_ for id_, _sub, _via in chosen]),
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                    deliveries.c.next_attempt_at <= now,
-                )
-                .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
-                .returning(
-                    deliveries.c.id,
-                    deliveries.c.event_id,
-                    deliveries.c.subscription_id,
-                    deliveries.c.event_name,
-                    deliveries.c.attempt_count,
-                    deliveries.c.attempt_limit,
-                )
-            )
-            # Plain tuples, sorted by id (publish order): a thousand rows are read with no per-field lookups.
-            claimed = sorted(tuple(row) for row in (await connection.execute(statement)).all())
+            chosen_ids = [id_ for id_, _sub, _via in chosen]
+            claimed = await claim_due(connection, dialect, chosen_ids, worker_id, now, lease_until)
             payloads = await _event_payloads(connection, dialect, {row[1] for row in claimed})
         return [
             ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, *payloads[event_id])
@@ -147,10 +136,9 @@ class DeliveryStore:
             await insert_attempts(connection, records)
             await record_health(connection, records)
             delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
-            await _mark_delivered(connection, self._database.dialect, delivered)
-            await _reschedule(
-                connection, [record for record in records if record.status is not DeliveryStatus.DELIVERED]
-            )
+            await mark_delivered(connection, self._database.dialect, delivered)
+            failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
+            await reschedule(connection, failed)
 
     async def any_due(self, now: datetime) -> bool:
         """Whether any delivery is due now (a read: asks without taking the write lock)."""
@@ -161,13 +149,8 @@ class DeliveryStore:
         """Hand leased deliveries back without an attempt, due now (used when a worker stops)."""
         if not delivery_ids:
             return
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(delivery_ids), deliveries.c.lease_owner == worker_id)
-            .values(lease_owner=None, next_attempt_at=now, updated_at=now)
-        )
         async with self._database.transaction() as connection:
-            await connection.execute(statement)
+            await release_leases(connection, worker_id, delivery_ids, now)
 
     async def requeue_failed(
         self,
@@ -181,24 +164,8 @@ class DeliveryStore:
 
         Returns how many were queued. If that attempt fails too, the delivery goes back to failed.
         """
-        statement = (
-            update(deliveries)
-            .where(
-                deliveries.c.subscription_id == subscription_id,
-                deliveries.c.status == DeliveryStatus.FAILED.value,
-                deliveries.c.event_name.in_(event_names),
-            )
-            .values(
-                status=DeliveryStatus.PENDING.value,
-                next_attempt_at=now,
-                attempt_limit=deliveries.c.attempt_count + 1,
-                lease_owner=None,
-                updated_at=now,
-            )
-        )
         async with self._database.transaction() as connection:
-            result = await connection.execute(statement.where(*_created_within(since, until)))
-        return int(result.rowcount)
+            return await requeue_failed(connection, subscription_id, event_names, _created_within(since, until), now)
 
     async def list_deliveries(self, where: DeliveryFilter, after_id: str | None, limit: int) -> list[Delivery]:
         """A page of the delivery log, newest first, starting after the delivery `after_id`."""
@@ -240,18 +207,8 @@ class DeliveryStore:
 
         False when the delivery is in flight with a worker right now.
         """
-        one_more = case(
-            (deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempt_limit),
-            else_=deliveries.c.attempt_count + 1,
-        )
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner.is_(None))
-            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, attempt_limit=one_more, updated_at=now)
-        )
         async with self._database.transaction() as connection:
-            result = await connection.execute(statement)
-        return int(result.rowcount) > 0
+            return await schedule_now(connection, delivery_id, now)
 
     async def count_by_status(self, now: datetime) -> dict[str, int]:
         """Queue depth: deliveries due now (pending rows, and events Kafka streams have yet to read), pending ones
@@ -495,56 +452,6 @@ async def _event_payloads(
     )
     rows = (await connection.execute(query)).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
-
-
-async def _mark_delivered(connection: AsyncConnection, dialect: StoreDialect, records: Sequence[AttemptRecord]) -> None:
-    """Successes, the common case, need no per-row values: one statement per worker."""
-    by_worker: dict[str, list[str]] = {}
-    for record in records:
-        by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
-    now = records[-1].attempt.started_at if records else None
-    for worker_id, ids in by_worker.items():
-        await connection.execute(
-            update(deliveries)
-            .where(dialect.one_of(deliveries.c.id, ids), deliveries.c.lease_owner == worker_id)
-            .values(
-                status=DeliveryStatus.DELIVERED.value,
-                attempt_count=deliveries.c.attempt_count + 1,
-                next_attempt_at=None,
-                last_error=None,
-                lease_owner=None,
-                updated_at=now,
-            )
-        )
-
-
-async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Failed attempts: each delivery gets its own retry time (or fails for good) and last error."""
-    if not records:
-        return
-    await connection.execute(
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
-        .values(
-            status=bindparam("b_status"),
-            attempt_count=deliveries.c.attempt_count + 1,
-            next_attempt_at=bindparam("b_next"),
-            last_error=bindparam("b_error"),
-            lease_owner=None,
-            updated_at=bindparam("b_now"),
-        ),
-        [
-            {
-                "b_id": record.attempt.delivery_id,
-                "b_worker": record.worker_id,
-                "b_status": record.status.value,
-                "b_next": record.next_attempt_at,
-                "b_error": storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
-                "b_now": record.attempt.started_at,
-            }
-            for record in records
-        ],
-    )
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
