@@ -29,7 +29,7 @@ from chargewire.ids import new_ids
 from chargewire.store import migrate
 from chargewire.store.bulk_insert import insert_columns
 from chargewire.store.database import Database, create_database
-from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
+from chargewire.store.delivery_writes import NEW_DELIVERY_COLUMNS
 from chargewire.store.tables import deliveries, events
 
 BATCH = 2000

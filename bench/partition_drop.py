@@ -24,8 +24,8 @@ from chargewire.devtools.postgres import throwaway_cluster
 from chargewire.ids import new_ids
 from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
+from chargewire.store.delivery_writes import NEW_DELIVERY_COLUMNS
 from chargewire.store.dialects.postgresql_partitions import PARTITIONED, day_partition
-from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.retention import RetentionPolicy, RetentionStore
 
 POLICY = RetentionPolicy(timedelta(days=30), timedelta(days=90), 500)

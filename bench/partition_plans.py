@@ -31,7 +31,7 @@ from chargewire.models import Via
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 from chargewire.store.dialects.postgresql_partitions import DAYS_AHEAD, PARTITIONED, day_partition
 
 BOOT = load_event_types()["BootNotification"].example

@@ -50,7 +50,8 @@ from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.retention import RetentionPolicy
 
 EVENTS_PER_S = 40  # the sizing model's steady rate for 10,000 charge points

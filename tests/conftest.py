@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chargewire.api import create_app
 from chargewire.config import Settings
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import PostgresCluster, throwaway_cluster
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
+from chargewire.web import create_app
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 BACKENDS = ("sqlite", "postgresql")

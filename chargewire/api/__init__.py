@@ -1,5 +1,21 @@
-"""The HTTP API."""
+"""The HTTP API: its routes, JSON error mapping, documentation page and request middlewares.
 
-from chargewire.api.app import create_app
+`chargewire.web` assembles them, with the back office, into the application that is served.
+"""
 
-__all__ = ["create_app"]
+from chargewire.api.docs import install_docs
+from chargewire.api.errors import install_error_handlers
+from chargewire.api.outage import DatabaseOutageMiddleware
+from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
+from chargewire.api.request_guard import RequestGuardMiddleware
+from chargewire.api.routes import ROUTERS
+
+__all__ = [
+    "ROUTERS",
+    "Budgets",
+    "DatabaseOutageMiddleware",
+    "RateLimitMiddleware",
+    "RequestGuardMiddleware",
+    "install_docs",
+    "install_error_handlers",
+]

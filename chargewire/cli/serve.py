@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from chargewire.api import create_app
 from chargewire.cli import ocpp
 from chargewire.cli.common import run
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
+from chargewire.web import create_app
 
 logger = logging.getLogger(__name__)
 _YOUNG_COLLECTION_ALLOCATIONS = 100_000

@@ -12,7 +12,7 @@ from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
 from chargewire.demo.sample_receiver import ReceiverStats
 from chargewire.models import DeliveryStatus
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 
 _WINDOW = 2000
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import aiohttp
 import uvicorn
 
-from chargewire.api import create_app
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.config import Settings
@@ -27,6 +26,7 @@ from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.services.tokens import CreatedToken
 from chargewire.sources import ChargingNetwork
+from chargewire.web import create_app
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,8 @@ from chargewire.ids import new_id, new_ids
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.kafka.streamer import KafkaStreamer
 from chargewire.models import Attempt, DeliveryStatus, Via
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import wait_for_any
 

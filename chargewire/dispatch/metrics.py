@@ -16,7 +16,8 @@ from chargewire.channels.base import AttemptResult
 from chargewire.clock import utcnow
 from chargewire.dispatch.supervisor import Supervisor, TaskState
 from chargewire.models import DeliveryStatus
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryStore
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_store import DeliveryStore
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 _BUCKET_LABELS = (*map(floatToGoString, _LATENCY_BUCKETS_S), "+Inf")  # as the exposition format writes them

@@ -39,22 +39,13 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
-from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.database import Database
-from chargewire.store.delivery_store import (
-    ATTEMPT_COLUMNS,
-    DUE_DELIVERY_EXISTS,
-    AttemptRecord,
-    ClaimedDelivery,
-    attempt_rows,
-    bare_record,
-    health_updates,
-)
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
+from chargewire.store.delivery_store import ATTEMPT_COLUMNS, DUE_DELIVERY_EXISTS, attempt_rows, health_updates
+from chargewire.store.delivery_writes import insert_for_stream_backlog, insert_for_stream_batch
 from chargewire.store.dialects.base import WakeHooks
-from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
+from chargewire.store.dialects.writes import GuardedWrites, RowInsert, Statement
 from chargewire.store.event_log import end_of_log
-from chargewire.store.event_store import NEW_DELIVERY_COLUMNS
 from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
 from chargewire.store.tables import (
@@ -73,7 +64,6 @@ from chargewire.store.tables import (
 # Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
 # limit applies, so an unbounded read of a long backlog would sort all of it.
 _READ_WINDOW = 50_000
-_STREAMED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS, "attempt_batch_id")
 
 
 _STORED_TIME = UtcDateTime()
@@ -272,7 +262,6 @@ class StreamStore:
         batch = _attempt_batch(stream.subscription_id, delivered)
         batch_id = None if batch is None else batch["id"]
         async with self._database.transaction() as connection:
-            columns = _delivery_columns(connection, attempted, batch_id)
             subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
             writes = GuardedWrites(
                 # The subscription's row first, as every statement that changes a subscription and its stream
@@ -282,7 +271,7 @@ class StreamStore:
                 guard=Statement(_MOVE_STREAM, moved),
                 writes=[
                     *([] if batch is None else [Statement(_INSERT_ATTEMPT_BATCH, batch)]),
-                    ColumnInsert(deliveries, _STREAMED_DELIVERY_COLUMNS, columns),
+                    insert_for_stream_batch(connection, attempted, batch_id),
                     RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, others)),
                     *(Statement(*health) for health in health_updates(records, self._database.dialect)),
                 ],
@@ -349,19 +338,12 @@ async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, ke
         .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= await end_of_log(connection))
         .order_by(events.c.seq)
     )
-    now = stored_value(connection, deliveries.c.created_at)(utcnow())
-    pending = DeliveryStatus.PENDING.value
-    rows = [
+    unread = [
         (event_id, name)
         for seq, event_id, name, payload in (await connection.execute(backlog)).all()
         if not stream.skips(seq) and keeps(bytes(payload))
     ]
-    if rows:
-        new = [
-            (delivery_id, event_id, subscription_id, name, pending, 0, now, None, now, now)
-            for delivery_id, (event_id, name) in zip(new_ids("dlv", len(rows)), rows, strict=True)
-        ]
-        await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, new)
+    await insert_for_stream_backlog(connection, subscription_id, unread)
 
 
 def _keep_all(_payload: bytes) -> bool:
@@ -482,31 +464,3 @@ def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> 
         "request_headers": shared,
         "response_headers": {record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered},
     }
-
-
-def _delivery_columns(
-    connection: AsyncConnection, attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]], batch_id: str | None
-) -> tuple[list[Any], ...]:
-    """The deliveries' rows, one list per column of `_STREAMED_DELIVERY_COLUMNS`, as `insert_columns` takes them."""
-    stored_time = stored_value(connection, deliveries.c.created_at)
-    times: dict[datetime | None, Any] = {}
-    for delivery, record in attempted:
-        for at in (delivery.received_at, record.attempt.started_at, record.next_attempt_at):
-            if at not in times:
-                times[at] = None if at is None else stored_time(at)
-    claimed = [delivery for delivery, _record in attempted]
-    records = [record for _delivery, record in attempted]
-    delivered = DeliveryStatus.DELIVERED
-    return (
-        [record.attempt.delivery_id for record in records],
-        [delivery.event_id for delivery in claimed],
-        [delivery.subscription_id for delivery in claimed],
-        [delivery.event_name for delivery in claimed],
-        [record.status.value for record in records],
-        [1] * len(records),
-        [times[record.next_attempt_at] for record in records],
-        [storable_optional(record.last_error, MAX_LAST_ERROR_CHARS) for record in records],
-        [times[delivery.received_at] for delivery in claimed],
-        [times[record.attempt.started_at] for record in records],
-        [batch_id if record.status is delivered else None for record in records],
-    )

@@ -38,7 +38,7 @@ from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.filters import FilterCache, Predicate
 from chargewire.kafka.stream_store import LeaseLost, Stream, StreamStore
 from chargewire.models import DeliveryStatus
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import wait_for_any
 

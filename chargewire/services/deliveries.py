@@ -13,7 +13,8 @@ from chargewire.ids import has_prefix
 from chargewire.models import Attempt, Delivery
 from chargewire.services.publish import Publisher
 from chargewire.services.subscriptions import Caller, SubscriptionService
-from chargewire.store.delivery_store import DeliveryFilter, DeliveryStore
+from chargewire.store.delivery_log import DeliveryFilter
+from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.event_store import EventStore
 
 MAX_PER_PAGE = 100

@@ -18,7 +18,8 @@ from typing import Any
 from chargewire.errors import IdempotencyKeyTaken
 from chargewire.filters import FilterCache, Predicate
 from chargewire.ids import new_ids
-from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
+from chargewire.store.delivery_writes import NewDelivery
+from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
 

@@ -1,43 +1,41 @@
-"""Deliveries and their attempts: the queue the dispatcher works through, and the delivery log."""
+"""The delivery queue the dispatcher works through: claims under a lease, attempt records, hand-backs and resend.
+
+Its statements on `deliveries` are `delivery_writes`', run in its transactions; its reads of the log are
+`DeliveryLog`'s. It writes the attempt log and subscriptions' health itself.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    RowMapping,
-    Select,
-    Update,
-    bindparam,
-    case,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Select, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.models import Attempt, Delivery, DeliveryStatus, Via
+from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_text import (
     MAX_ERROR_CLASS_CHARS,
     MAX_ERROR_MESSAGE_CHARS,
-    MAX_LAST_ERROR_CHARS,
     MAX_RESPONSE_BODY_CHARS,
-    bare_attempt,
     storable_headers,
     storable_optional,
 )
 from chargewire.store.bulk_insert import insert_rows, stored_value
-from chargewire.store.database import Database
+from chargewire.store.delivery_log import DeliveryLog, created_within
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
+from chargewire.store.delivery_writes import (
+    claim_due,
+    mark_delivered,
+    release_leases,
+    requeue_failed,
+    reschedule,
+    schedule_now,
+)
 from chargewire.store.dialects import StoreDialect, dialect_of
-from chargewire.store.event_log import stream_backlog
-from chargewire.store.id_bounds import made_after_id, made_since, made_until
 from chargewire.store.refusals import write_apart
-from chargewire.store.tables import attempt_batches, attempts, deliveries, events, subscriptions
+from chargewire.store.tables import attempts, deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
@@ -57,72 +55,16 @@ ATTEMPT_COLUMNS = (
 )
 
 
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class ClaimedDelivery:
-    """A due delivery leased to one worker, with the event bytes it carries."""
-
-    id: str
-    event_id: str
-    subscription_id: str
-    event_name: str
-    attempt_count: int
-    attempt_limit: int | None
-    payload: bytes
-    entity_id: str | None
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFilter:
-    """Which deliveries a log page shows; None means any."""
-
-    subscription_id: str | None = None
-    owner_token_id: str | None = None
-    status: DeliveryStatus | None = None
-    event_name: str | None = None
-    event_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class AttemptRecord:
-    """The outcome of one attempt, to be written with the delivery's new state."""
-
-    attempt: Attempt
-    subscription_id: str
-    worker_id: str
-    status: DeliveryStatus
-    next_attempt_at: datetime | None
-    last_error: str | None
-
-
-def bare_record(record: AttemptRecord) -> AttemptRecord:
-    """`record` with its attempt stripped of everything from outside (`attempt_text.bare_attempt`)."""
-    return replace(record, attempt=bare_attempt(record.attempt))
-
-
-def unrecordable_record(record: AttemptRecord) -> AttemptRecord:
-    """`record` as a failed delivery, when not even its bare attempt is taken: kept for resend, not sent again."""
-    attempt = replace(
-        bare_attempt(record.attempt), outcome="failed", error_class="unrecordable", error_message=UNRECORDABLE
-    )
-    return replace(record, attempt=attempt, status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=UNRECORDABLE)
-
-
 def _attempt_of(record: AttemptRecord) -> str:
     return f"attempt {record.attempt.number} of delivery {record.attempt.delivery_id}"
 
 
-UNRECORDABLE = "The database refused this attempt's record; the delivery is failed so that it is not sent forever."
 RECORD_FALLBACKS = (bare_record, unrecordable_record)
 
 
-class DeliveryStore:
-    """Reads and writes the `deliveries` and `attempts` tables."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
+class DeliveryStore(DeliveryLog):
+    """The queue of deliveries the dispatcher works through (claims, leases, attempt records, resend), over the
+    log's reads; writes the `attempts` table and subscriptions' health, and `deliveries` through its owner."""
 
     async def claim_due_deliveries(
         self,
@@ -145,26 +87,8 @@ class DeliveryStore:
             chosen = await _in_publishing_order(connection, dialect, now, chosen)
             if not chosen:
                 return []
-            statement = (
-                update(deliveries)
-                # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan.
-                .where(
-                    dialect.one_of(deliveries.c.id, [id_ for id_, _sub, _via in chosen]),
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                    deliveries.c.next_attempt_at <= now,
-                )
-                .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
-                .returning(
-                    deliveries.c.id,
-                    deliveries.c.event_id,
-                    deliveries.c.subscription_id,
-                    deliveries.c.event_name,
-                    deliveries.c.attempt_count,
-                    deliveries.c.attempt_limit,
-                )
-            )
-            # Plain tuples, sorted by id (publish order): a thousand rows are read with no per-field lookups.
-            claimed = sorted(tuple(row) for row in (await connection.execute(statement)).all())
+            chosen_ids = [id_ for id_, _sub, _via in chosen]
+            claimed = await claim_due(connection, dialect, chosen_ids, worker_id, now, lease_until)
             payloads = await _event_payloads(connection, dialect, {row[1] for row in claimed})
         return [
             ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, *payloads[event_id])
@@ -188,10 +112,9 @@ class DeliveryStore:
             await insert_attempts(connection, records)
             await record_health(connection, records)
             delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
-            await _mark_delivered(connection, self._database.dialect, delivered)
-            await _reschedule(
-                connection, [record for record in records if record.status is not DeliveryStatus.DELIVERED]
-            )
+            await mark_delivered(connection, self._database.dialect, delivered)
+            failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
+            await reschedule(connection, failed)
 
     async def any_due(self, now: datetime) -> bool:
         """Whether any delivery is due now (a read: asks without taking the write lock)."""
@@ -202,13 +125,8 @@ class DeliveryStore:
         """Hand leased deliveries back without an attempt, due now (used when a worker stops)."""
         if not delivery_ids:
             return
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(delivery_ids), deliveries.c.lease_owner == worker_id)
-            .values(lease_owner=None, next_attempt_at=now, updated_at=now)
-        )
         async with self._database.transaction() as connection:
-            await connection.execute(statement)
+            await release_leases(connection, worker_id, delivery_ids, now)
 
     async def requeue_failed(
         self,
@@ -222,94 +140,16 @@ class DeliveryStore:
 
         Returns how many were queued. If that attempt fails too, the delivery goes back to failed.
         """
-        statement = (
-            update(deliveries)
-            .where(
-                deliveries.c.subscription_id == subscription_id,
-                deliveries.c.status == DeliveryStatus.FAILED.value,
-                deliveries.c.event_name.in_(event_names),
-            )
-            .values(
-                status=DeliveryStatus.PENDING.value,
-                next_attempt_at=now,
-                attempt_limit=deliveries.c.attempt_count + 1,
-                lease_owner=None,
-                updated_at=now,
-            )
-        )
         async with self._database.transaction() as connection:
-            result = await connection.execute(statement.where(*_created_within(since, until)))
-        return int(result.rowcount)
-
-    async def list_deliveries(self, where: DeliveryFilter, after_id: str | None, limit: int) -> list[Delivery]:
-        """A page of the delivery log, newest first, starting after the delivery `after_id`."""
-        query = select(*_DELIVERY_COLUMNS).order_by(deliveries.c.id.desc()).limit(limit)
-        for condition in _conditions(where):
-            query = query.where(condition)
-        if after_id is not None:
-            query = query.where(deliveries.c.id < after_id)
-        async with self._database.reading() as connection:
-            rows = (await connection.execute(query)).all()
-        return [_to_delivery(row._mapping) for row in rows]
-
-    async def get_delivery(self, delivery_id: str) -> tuple[Delivery, str] | None:
-        """A delivery and the id of the token that owns its subscription."""
-        query = (
-            select(*_DELIVERY_COLUMNS, subscriptions.c.token_id)
-            .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
-            .where(deliveries.c.id == delivery_id)
-        )
-        async with self._database.reading() as connection:
-            row = (await connection.execute(query)).first()
-        return (_to_delivery(row._mapping), row.token_id) if row else None
-
-    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
-        """Every attempt of a delivery, first to last; a streamed batch's attempt comes first, when it delivered."""
-        # Attempts are made after their delivery: PostgreSQL skips the days before it.
-        made_after = made_after_id(attempts.c.id, "att", delivery_id)
-        query = select(attempts).where(attempts.c.delivery_id == delivery_id, made_after)
-        query = query.order_by(attempts.c.number, attempts.c.id)
-        batch = select(attempt_batches).join(deliveries, deliveries.c.attempt_batch_id == attempt_batches.c.id)
-        async with self._database.reading() as connection:
-            rows = (await connection.execute(query)).all()
-            batched = (await connection.execute(batch.where(deliveries.c.id == delivery_id))).first()
-        listed = [_to_attempt(row._mapping) for row in rows]
-        return [_batch_attempt(delivery_id, batched._mapping), *listed] if batched else listed
+            return await requeue_failed(connection, subscription_id, event_names, created_within(since, until), now)
 
     async def schedule_now(self, delivery_id: str, now: datetime) -> bool:
         """Attempt a delivery now: a delivered or failed one gets exactly one more attempt.
 
         False when the delivery is in flight with a worker right now.
         """
-        one_more = case(
-            (deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempt_limit),
-            else_=deliveries.c.attempt_count + 1,
-        )
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner.is_(None))
-            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, attempt_limit=one_more, updated_at=now)
-        )
         async with self._database.transaction() as connection:
-            result = await connection.execute(statement)
-        return int(result.rowcount) > 0
-
-    async def count_by_status(self, now: datetime) -> dict[str, int]:
-        """Queue depth: deliveries due now (pending rows, and events Kafka streams have yet to read), pending ones
-        scheduled later, failed and delivered ones."""
-        due = func.sum(case((deliveries.c.next_attempt_at <= now, 1), else_=0))
-        query = select(deliveries.c.status, func.count(), due).group_by(deliveries.c.status)
-        async with self._database.reading() as connection:
-            rows = (await connection.execute(query)).all()
-            streaming = await stream_backlog(connection)
-        counts = {"due": streaming, "scheduled": 0, "failed": 0, "delivered": 0}
-        for status, total, due_count in rows:
-            if status == DeliveryStatus.PENDING.value:
-                counts["due"] += int(due_count or 0)
-                counts["scheduled"] = int(total) - int(due_count or 0)
-            else:
-                counts[status] = int(total)
-        return counts
+            return await schedule_now(connection, delivery_id, now)
 
 
 async def insert_attempts(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
@@ -359,81 +199,6 @@ DUE_DELIVERY_EXISTS = (
     .exists()
 )
 _ANY_DUE = select(DUE_DELIVERY_EXISTS)
-_DELIVERY_COLUMNS = tuple(column for column in deliveries.c if column.name != "lease_owner")
-
-
-def _conditions(where: DeliveryFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if where.subscription_id is not None:
-        conditions.append(deliveries.c.subscription_id == where.subscription_id)
-    if where.owner_token_id is not None:
-        owned = select(subscriptions.c.id).where(subscriptions.c.token_id == where.owner_token_id)
-        conditions.append(deliveries.c.subscription_id.in_(owned))
-    if where.status is not None:
-        conditions.append(deliveries.c.status == where.status.value)
-    if where.event_name is not None:
-        conditions.append(deliveries.c.event_name == where.event_name)
-    if where.event_id is not None:
-        conditions.append(deliveries.c.event_id == where.event_id)
-    return conditions + _created_within(where.since, where.until)
-
-
-def _created_within(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
-    """Deliveries created in [since, until], each end also as an id bound: PostgreSQL then skips the days
-    outside (`id_bounds`)."""
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions += [deliveries.c.created_at >= since, made_since(deliveries.c.id, "dlv", since)]
-    if until is not None:
-        conditions += [deliveries.c.created_at <= until, made_until(deliveries.c.id, "dlv", until)]
-    return conditions
-
-
-def _to_delivery(mapping: RowMapping) -> Delivery:
-    return Delivery(
-        id=mapping["id"],
-        event_id=mapping["event_id"],
-        subscription_id=mapping["subscription_id"],
-        event_name=mapping["event_name"],
-        status=DeliveryStatus(mapping["status"]),
-        attempt_count=mapping["attempt_count"],
-        next_attempt_at=mapping["next_attempt_at"],
-        created_at=mapping["created_at"],
-        updated_at=mapping["updated_at"],
-        attempt_limit=mapping["attempt_limit"],
-        last_error=mapping["last_error"],
-    )
-
-
-def _to_attempt(mapping: RowMapping) -> Attempt:
-    return Attempt(
-        id=mapping["id"],
-        delivery_id=mapping["delivery_id"],
-        number=mapping["number"],
-        started_at=mapping["started_at"],
-        duration_ms=mapping["duration_ms"],
-        outcome=mapping["outcome"],
-        status_code=mapping["status_code"],
-        error_class=mapping["error_class"],
-        error_message=mapping["error_message"],
-        request_headers=mapping["request_headers"] or {},
-        response_headers=mapping["response_headers"],
-        response_body=mapping["response_body"],
-    )
-
-
-def _batch_attempt(delivery_id: str, batch: RowMapping) -> Attempt:
-    """A delivery's share of its streamed batch's attempt: the headers all records shared, and its own ack."""
-    return Attempt(
-        id=batch["id"],
-        delivery_id=delivery_id,
-        number=1,
-        started_at=batch["started_at"],
-        duration_ms=batch["duration_ms"],
-        outcome="delivered",
-        request_headers=batch["request_headers"],
-        response_headers=batch["response_headers"].get(delivery_id),
-    )
 
 
 def _due_scan(dialect: StoreDialect, now: datetime, excluded: Collection[str]) -> Select[str, str, str]:
@@ -536,56 +301,6 @@ async def _event_payloads(
     )
     rows = (await connection.execute(query)).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
-
-
-async def _mark_delivered(connection: AsyncConnection, dialect: StoreDialect, records: Sequence[AttemptRecord]) -> None:
-    """Successes, the common case, need no per-row values: one statement per worker."""
-    by_worker: dict[str, list[str]] = {}
-    for record in records:
-        by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
-    now = records[-1].attempt.started_at if records else None
-    for worker_id, ids in by_worker.items():
-        await connection.execute(
-            update(deliveries)
-            .where(dialect.one_of(deliveries.c.id, ids), deliveries.c.lease_owner == worker_id)
-            .values(
-                status=DeliveryStatus.DELIVERED.value,
-                attempt_count=deliveries.c.attempt_count + 1,
-                next_attempt_at=None,
-                last_error=None,
-                lease_owner=None,
-                updated_at=now,
-            )
-        )
-
-
-async def _reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Failed attempts: each delivery gets its own retry time (or fails for good) and last error."""
-    if not records:
-        return
-    await connection.execute(
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
-        .values(
-            status=bindparam("b_status"),
-            attempt_count=deliveries.c.attempt_count + 1,
-            next_attempt_at=bindparam("b_next"),
-            last_error=bindparam("b_error"),
-            lease_owner=None,
-            updated_at=bindparam("b_now"),
-        ),
-        [
-            {
-                "b_id": record.attempt.delivery_id,
-                "b_worker": record.worker_id,
-                "b_status": record.status.value,
-                "b_next": record.next_attempt_at,
-                "b_error": storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
-                "b_now": record.attempt.started_at,
-            }
-            for record in records
-        ],
-    )
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:

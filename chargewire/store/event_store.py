@@ -14,12 +14,13 @@ from typing import Any, Protocol, cast
 from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.models import DeliveryStatus, Event, Via
+from chargewire.models import Event, Via
 from chargewire.store.bulk_insert import insert_columns, stored_value
 from chargewire.store.database import Database
+from chargewire.store.delivery_writes import NewDelivery, insert_for_published_events
 from chargewire.store.event_log import number_events
 from chargewire.store.idempotency_store import IdempotentPublish, claim_keys
-from chargewire.store.tables import deliveries, events, subscription_events, subscriptions
+from chargewire.store.tables import events, subscription_events, subscriptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +63,6 @@ class Subscriber:
     version: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    """A delivery row to write beside its event."""
-
-    id: str
-    event_id: str
-    subscription_id: str
-    event_name: str
-
-
 class FanOut(Protocol):
     """Makes the deliveries of a publish from the subscribers read in its transaction."""
 
@@ -102,19 +93,6 @@ class _ToOneSubscription:
 # The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
 ENTITY_ID_MAX_CHARS: int = cast(String, events.c.entity_id.type).length or 0
 _EVENT_COLUMNS = ("id", "name", "payload", "entity_id", "received_at", "seq")
-# The columns of a new delivery row, for the bulk inserts here and in `kafka.stream_store`.
-NEW_DELIVERY_COLUMNS = (
-    "id",
-    "event_id",
-    "subscription_id",
-    "event_name",
-    "status",
-    "attempt_count",
-    "next_attempt_at",
-    "last_error",
-    "created_at",
-    "updated_at",
-)
 
 
 class EventStore:
@@ -155,9 +133,7 @@ class EventStore:
             stored_time = stored_value(connection, events.c.received_at)
             await insert_columns(connection, events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))
             if new_deliveries:
-                now = stored_time(batches[0].received_at)
-                delivery_columns = _delivery_columns(new_deliveries, now)
-                await insert_columns(connection, deliveries, NEW_DELIVERY_COLUMNS, delivery_columns)
+                await insert_for_published_events(connection, new_deliveries, stored_time(batches[0].received_at))
         return len(new_deliveries)
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
@@ -223,21 +199,4 @@ def _event_columns(
         # The events of one publish share their received_at: each batch's is converted once.
         list(chain.from_iterable(repeat(stored_time(batch.received_at), len(batch)) for batch in batches)),
         seqs,
-    )
-
-
-def _delivery_columns(new_deliveries: Sequence[NewDelivery], now: Any) -> tuple[Sequence[Any], ...]:
-    """The values of `NEW_DELIVERY_COLUMNS`, one sequence each."""
-    count = len(new_deliveries)
-    return (
-        [delivery.id for delivery in new_deliveries],
-        [delivery.event_id for delivery in new_deliveries],
-        [delivery.subscription_id for delivery in new_deliveries],
-        [delivery.event_name for delivery in new_deliveries],
-        [DeliveryStatus.PENDING.value] * count,
-        [0] * count,
-        [now] * count,
-        [None] * count,
-        [now] * count,
-        [now] * count,
     )

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.ids import first_id_at
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.database import Database
+from chargewire.store.delivery_writes import delete_expired
 from chargewire.store.dialects.upkeep import TableSize, Upkeep
 from chargewire.store.expiry_rules import Cutoffs, Stretch, attempt_orphaned, event_unused, needed_stretches
 from chargewire.store.id_bounds import made_until
@@ -142,9 +143,8 @@ class RetentionStore:
             ids = list((await connection.scalars(picked)).all())
             if not ids:
                 return False
-            # The status again: a resend may have made one pending since it was picked; it stays, with its attempts.
-            gone = delete(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.status == status.value)
-            deleted = list((await connection.scalars(gone.returning(deliveries.c.id))).all())
+            # A resend may have made one pending since it was picked: it stays, with its attempts.
+            deleted = await delete_expired(connection, ids, status)
             removed["deliveries"] += len(deleted)
             if deleted:
                 their_attempts = delete(attempts).where(attempts.c.delivery_id.in_(deleted))

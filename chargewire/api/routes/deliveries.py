@@ -15,7 +15,7 @@ from chargewire.api.links import cursor_page_links
 from chargewire.api.times import as_utc
 from chargewire.models import ApiToken, Attempt, Delivery, DeliveryStatus, Scope
 from chargewire.services.subscriptions import Caller
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 
 router = APIRouter(prefix="/api/v1", tags=["deliveries"])
 Manager = Annotated[ApiToken, Depends(require_scope(Scope.NOTIFICATIONS_MANAGE))]

@@ -15,7 +15,7 @@ from chargewire.catalog import load_event_types
 from chargewire.errors import Conflict, NotFound, ValidationFailed
 from chargewire.models import DeliveryStatus, Subscription
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 
 router = APIRouter()
 PER_PAGE = 50

@@ -30,7 +30,7 @@ from chargewire.services.subscription_spec import (
     SECURITY_PROTOCOLS,
 )
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 
 router = APIRouter()
 PER_PAGE = 50

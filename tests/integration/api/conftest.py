@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from chargewire.api import create_app
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
+from chargewire.web import create_app
 
 
 @contextlib.asynccontextmanager

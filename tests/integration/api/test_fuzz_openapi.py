@@ -28,12 +28,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from chargewire.api import create_app
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store import migrate
 from chargewire.store.database import create_database
+from chargewire.web import create_app
 
 MAX_EXAMPLES = int(os.environ.get("CHARGEWIRE_FUZZ_EXAMPLES", "300"))
 SCOPES = ("admin", "notifications:manage", "events:publish", "metrics:read")

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from chargewire.api import create_app
 from chargewire.catalog import load_event_types
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
+from chargewire.web import create_app
 from tests.conftest import TokenFactory, bearer
 from tests.integration.api.conftest import api_with
 

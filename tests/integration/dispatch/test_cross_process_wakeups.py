@@ -19,7 +19,7 @@ from chargewire.config import Settings
 from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 from chargewire.store.dialects.postgresql_wakeups import LISTENER_NAME, WAKE_CHANNEL, WakeListener
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always

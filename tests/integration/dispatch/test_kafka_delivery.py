@@ -20,7 +20,7 @@ from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR, CreatedSubscription
 from chargewire.services.tokens import CreatedToken
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 from tests.support.kafka_topics import consume_topic, deliver_once
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]

@@ -20,7 +20,7 @@ from chargewire.models import Delivery, DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.services.tokens import CreatedToken
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 from tests.integration.dispatch.conftest import FAST_RETRIES, Subscribe
 from tests.support.kafka_topics import deliver_once
 from tests.support.receiver import Receiver, always

@@ -13,7 +13,7 @@ from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.models import Delivery, DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.raw_receiver import Endless, RawReceiver
 

@@ -18,7 +18,7 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.services.tokens import CreatedToken
-from chargewire.store.delivery_store import DeliveryFilter
+from chargewire.store.delivery_log import DeliveryFilter
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, Reply, always, in_turn
 

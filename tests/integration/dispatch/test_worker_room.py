@@ -12,7 +12,7 @@ from chargewire.catalog import load_event_types
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
-from chargewire.store.delivery_store import AttemptRecord
+from chargewire.store.delivery_records import AttemptRecord
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always
 

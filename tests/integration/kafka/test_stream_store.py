@@ -24,8 +24,9 @@ from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store import migrate
+from chargewire.store.delivery_log import DeliveryFilter
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.delivery_stats import DeliveryStats
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery, DeliveryFilter
 from chargewire.store.event_log import number_events
 from chargewire.store.event_store import EventStore
 from chargewire.store.tables import attempts, stream_pauses

@@ -12,7 +12,8 @@ from chargewire.errors import ValidationFailed
 from chargewire.runtime import Runtime
 from chargewire.services.publish import Publisher
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.event_store import EventStore, FanOut, NewDelivery, NewEvents, Subscriber
+from chargewire.store.delivery_writes import NewDelivery
+from chargewire.store.event_store import EventStore, FanOut, NewEvents, Subscriber
 from tests.integration.services.test_publish import _delivered_events, _subscribe
 
 STATUS = load_event_types()["HardwareStatusNotification"].example

@@ -11,7 +11,7 @@ from chargewire.ids import new_id
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 
 BOOT = load_event_types()["BootNotification"].example
 WORKER = "wrk_test"

@@ -15,7 +15,7 @@ from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
-from chargewire.store.delivery_store import ClaimedDelivery
+from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries, subscriptions
 
 BOOT = load_event_types()["BootNotification"].example

@@ -15,8 +15,8 @@ from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.overview import LATENCY_BOUNDS_S
 from chargewire.services.subscriptions import OPERATOR
+from chargewire.store.delivery_log import DeliveryFilter
 from chargewire.store.delivery_stats import DeliveryStats
-from chargewire.store.delivery_store import DeliveryFilter
 from tests.support.receiver import Receiver, always
 
 EVENTS = 4

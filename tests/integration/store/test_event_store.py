@@ -18,7 +18,8 @@ from chargewire.ids import new_id, new_ids
 from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_store import DeliveryStore
-from chargewire.store.event_store import EventStore, NewDelivery, NewEvents, Subscriber
+from chargewire.store.delivery_writes import NewDelivery
+from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.tables import deliveries, events
 
 BOOT = load_event_types()["BootNotification"].example

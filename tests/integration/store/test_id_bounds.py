@@ -11,7 +11,7 @@ from chargewire.clock import utcnow
 from chargewire.ids import first_id_at, made_at_ms
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
-from chargewire.store.delivery_store import AttemptRecord
+from chargewire.store.delivery_records import AttemptRecord
 from tests.support.history import subscribe_to_boots
 
 BOOT = load_event_types()["BootNotification"].example

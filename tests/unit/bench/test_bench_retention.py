@@ -21,7 +21,7 @@ from bench.retention import (
 from bench.retention_report import markdown_table, steady_figures
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus
-from chargewire.store.delivery_store import ClaimedDelivery
+from chargewire.store.delivery_records import ClaimedDelivery
 
 AT = datetime(2027, 1, 1, tzinfo=UTC)
 

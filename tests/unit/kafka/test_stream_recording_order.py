@@ -13,7 +13,7 @@ from chargewire.dispatch.targets import DeliveryTarget
 from chargewire.kafka.stream_store import LeaseLost, Stream, StreamRead
 from chargewire.kafka.streamer import KafkaStreamer
 from chargewire.models import Attempt, DeliveryStatus, KafkaTarget, Subscription, Via
-from chargewire.store.delivery_store import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 SUBSCRIPTION = Subscription(

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from notifications_api_client import NotificationsClient
 
-from chargewire.api import create_app
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
+from chargewire.web import create_app
 from tests.conftest import TokenFactory
 
 RATE_LIMIT = 5

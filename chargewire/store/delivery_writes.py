@@ -1,0 +1,272 @@
+"""Every write to the `deliveries` table, each statement named for its intent, with the one column list of a new row.
+
+A delivery row is made at publish (one per webhook subscriber), when a Kafka stream records a batch (one per
+record it attempted), and when a Kafka subscription becomes a webhook (its unread backlog). It is leased by a
+claim, moved on by its attempts' records, handed back, queued again by a resend or a manual retry, and
+removed by expiry. Each of those writes is a function here that takes its caller's connection, or, for a
+stream batch, a write its caller adds to its guarded writes: the caller keeps its transaction, so an event
+and its deliveries, or a batch and its stream's move, still commit together (decision 0006).
+`tests/unit/store/test_delivery_writes_owner.py` keeps every such statement in this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, case, delete, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.clock import utcnow
+from chargewire.ids import new_ids
+from chargewire.models import DeliveryStatus
+from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
+from chargewire.store.bulk_insert import insert_columns, insert_rows, stored_value
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.store.dialects import StoreDialect
+from chargewire.store.dialects.writes import ColumnInsert
+from chargewire.store.tables import deliveries
+
+# The columns of a new delivery row, in the order every insert here gives its values.
+NEW_DELIVERY_COLUMNS = (
+    "id",
+    "event_id",
+    "subscription_id",
+    "event_name",
+    "status",
+    "attempt_count",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+# A streamed batch's rows also name the attempt batch that delivered them.
+_STREAMED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS, "attempt_batch_id")
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery row to write beside its event."""
+
+    id: str
+    event_id: str
+    subscription_id: str
+    event_name: str
+
+
+async def insert_for_published_events(
+    connection: AsyncConnection, new_deliveries: Sequence[NewDelivery], stored_now: Any
+) -> None:
+    """Insert the pending deliveries a publish made, due at once; `stored_now` as the driver takes a time."""
+    count = len(new_deliveries)
+    await insert_columns(
+        connection,
+        deliveries,
+        NEW_DELIVERY_COLUMNS,
+        (
+            [delivery.id for delivery in new_deliveries],
+            [delivery.event_id for delivery in new_deliveries],
+            [delivery.subscription_id for delivery in new_deliveries],
+            [delivery.event_name for delivery in new_deliveries],
+            [DeliveryStatus.PENDING.value] * count,
+            [0] * count,
+            [stored_now] * count,
+            [None] * count,
+            [stored_now] * count,
+            [stored_now] * count,
+        ),
+    )
+
+
+async def insert_for_stream_backlog(
+    connection: AsyncConnection, subscription_id: str, unread: Sequence[tuple[str, str]]
+) -> None:
+    """Insert pending deliveries, due now, for the (event id, event name) a stream leaves unread."""
+    if not unread:
+        return
+    now = stored_value(connection, deliveries.c.created_at)(utcnow())
+    pending = DeliveryStatus.PENDING.value
+    new = [
+        (delivery_id, event_id, subscription_id, name, pending, 0, now, None, now, now)
+        for delivery_id, (event_id, name) in zip(new_ids("dlv", len(unread)), unread, strict=True)
+    ]
+    await insert_rows(connection, deliveries, NEW_DELIVERY_COLUMNS, new)
+
+
+def insert_for_stream_batch(
+    connection: AsyncConnection, attempted: Sequence[tuple[ClaimedDelivery, AttemptRecord]], batch_id: str | None
+) -> ColumnInsert:
+    """The insert of a stream batch's rows, one per record attempted, for the batch's guarded writes: those it
+    delivered name `batch_id`, the others are pending retries or failed."""
+    stored_time = stored_value(connection, deliveries.c.created_at)
+    times: dict[datetime | None, Any] = {}
+    for delivery, record in attempted:
+        for at in (delivery.received_at, record.attempt.started_at, record.next_attempt_at):
+            if at not in times:
+                times[at] = None if at is None else stored_time(at)
+    claimed = [delivery for delivery, _record in attempted]
+    records = [record for _delivery, record in attempted]
+    delivered = DeliveryStatus.DELIVERED
+    values = (
+        [record.attempt.delivery_id for record in records],
+        [delivery.event_id for delivery in claimed],
+        [delivery.subscription_id for delivery in claimed],
+        [delivery.event_name for delivery in claimed],
+        [record.status.value for record in records],
+        [1] * len(records),
+        [times[record.next_attempt_at] for record in records],
+        [storable_optional(record.last_error, MAX_LAST_ERROR_CHARS) for record in records],
+        [times[delivery.received_at] for delivery in claimed],
+        [times[record.attempt.started_at] for record in records],
+        [batch_id if record.status is delivered else None for record in records],
+    )
+    return ColumnInsert(deliveries, _STREAMED_DELIVERY_COLUMNS, values)
+
+
+async def claim_due(
+    connection: AsyncConnection,
+    dialect: StoreDialect,
+    delivery_ids: Sequence[str],
+    worker_id: str,
+    now: datetime,
+    lease_until: datetime,
+) -> list[tuple[str, str, str, str, int, int | None]]:
+    """Lease these deliveries to `worker_id` until `lease_until`, those still due; returns the leased rows'
+    (id, event id, subscription id, event name, attempt count, attempt limit), in id order (publish order)."""
+    statement = (
+        update(deliveries)
+        # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan.
+        .where(
+            dialect.one_of(deliveries.c.id, delivery_ids),
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now,
+        )
+        .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
+        .returning(
+            deliveries.c.id,
+            deliveries.c.event_id,
+            deliveries.c.subscription_id,
+            deliveries.c.event_name,
+            deliveries.c.attempt_count,
+            deliveries.c.attempt_limit,
+        )
+    )
+    # Plain tuples: a thousand rows are read with no per-field lookups.
+    return sorted(tuple(row) for row in (await connection.execute(statement)).all())
+
+
+async def release_leases(
+    connection: AsyncConnection, worker_id: str, delivery_ids: Sequence[str], now: datetime
+) -> None:
+    """Hand deliveries leased to `worker_id` back without an attempt, due at `now`."""
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(delivery_ids), deliveries.c.lease_owner == worker_id)
+        .values(lease_owner=None, next_attempt_at=now, updated_at=now)
+    )
+    await connection.execute(statement)
+
+
+async def mark_delivered(connection: AsyncConnection, dialect: StoreDialect, records: Sequence[AttemptRecord]) -> None:
+    """Successes, the common case, need no per-row values: one statement per worker."""
+    by_worker: dict[str, list[str]] = {}
+    for record in records:
+        by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
+    now = records[-1].attempt.started_at if records else None
+    for worker_id, ids in by_worker.items():
+        await connection.execute(
+            update(deliveries)
+            .where(dialect.one_of(deliveries.c.id, ids), deliveries.c.lease_owner == worker_id)
+            .values(
+                status=DeliveryStatus.DELIVERED.value,
+                attempt_count=deliveries.c.attempt_count + 1,
+                next_attempt_at=None,
+                last_error=None,
+                lease_owner=None,
+                updated_at=now,
+            )
+        )
+
+
+async def reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """Failed attempts: each delivery gets its own retry time (or fails for good) and last error."""
+    if not records:
+        return
+    await connection.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
+        .values(
+            status=bindparam("b_status"),
+            attempt_count=deliveries.c.attempt_count + 1,
+            next_attempt_at=bindparam("b_next"),
+            last_error=bindparam("b_error"),
+            lease_owner=None,
+            updated_at=bindparam("b_now"),
+        ),
+        [
+            {
+                "b_id": record.attempt.delivery_id,
+                "b_worker": record.worker_id,
+                "b_status": record.status.value,
+                "b_next": record.next_attempt_at,
+                "b_error": storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
+                "b_now": record.attempt.started_at,
+            }
+            for record in records
+        ],
+    )
+
+
+async def requeue_failed(
+    connection: AsyncConnection,
+    subscription_id: str,
+    event_names: Sequence[str],
+    created_within: Sequence[ColumnElement[bool]],
+    now: datetime,
+) -> int:
+    """Give a subscription's failed deliveries of these events (created within the conditions given) exactly
+    one more attempt, due now; returns how many."""
+    statement = (
+        update(deliveries)
+        .where(
+            deliveries.c.subscription_id == subscription_id,
+            deliveries.c.status == DeliveryStatus.FAILED.value,
+            deliveries.c.event_name.in_(event_names),
+        )
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            next_attempt_at=now,
+            attempt_limit=deliveries.c.attempt_count + 1,
+            lease_owner=None,
+            updated_at=now,
+        )
+    )
+    result = await connection.execute(statement.where(*created_within))
+    return int(result.rowcount)
+
+
+async def schedule_now(connection: AsyncConnection, delivery_id: str, now: datetime) -> bool:
+    """Make a delivery due now, a delivered or failed one with exactly one more attempt; False when it is in
+    flight with a worker."""
+    one_more = case(
+        (deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempt_limit),
+        else_=deliveries.c.attempt_count + 1,
+    )
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.lease_owner.is_(None))
+        .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, attempt_limit=one_more, updated_at=now)
+    )
+    result = await connection.execute(statement)
+    return int(result.rowcount) > 0
+
+
+async def delete_expired(connection: AsyncConnection, delivery_ids: Sequence[str], status: DeliveryStatus) -> list[str]:
+    """Remove these deliveries, those still in `status`; returns the ids removed.
+
+    The status is checked again here: a resend may have made one pending since expiry picked it, and it stays.
+    """
+    gone = delete(deliveries).where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == status.value)
+    return list((await connection.scalars(gone.returning(deliveries.c.id))).all())

@@ -1,0 +1,59 @@
+"""The served application: the API's routes and the back office under one ASGI app, behind the request middlewares.
+
+The API and the back office each bring their own routes and error mapping; this module alone knows both and
+decides the order the middlewares run in, which covers every request to either.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from chargewire.api import (
+    ROUTERS,
+    Budgets,
+    DatabaseOutageMiddleware,
+    RateLimitMiddleware,
+    RequestGuardMiddleware,
+    install_docs,
+    install_error_handlers,
+)
+from chargewire.backoffice import PREFIX as BACKOFFICE_PREFIX
+from chargewire.backoffice import create_backoffice
+from chargewire.runtime import Runtime
+from chargewire.version import __version__
+
+__all__ = ["create_app"]
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """An app serving the ingest, catalog and notifications APIs and the back office on an open runtime."""
+    app = FastAPI(
+        title="chargewire",
+        version=__version__,
+        summary="Notifications for EV-charging back offices: signed webhooks and Kafka records.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    install_docs(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))
+    _install_middlewares(app, runtime)
+    return app
+
+
+def _install_middlewares(app: FastAPI, runtime: Runtime) -> None:
+    """The request guard, rate limits and outage deadline, around the API and the back office alike."""
+    settings = runtime.settings
+    # Starlette runs the middleware added last first: the outage deadline bounds everything inside it, and the
+    # rate limits count a flood before the guard reads its bodies or looks up its tokens.
+    app.add_middleware(RequestGuardMiddleware, settings=settings, tokens=runtime.tokens)
+    budgets = Budgets(
+        settings.api_rate_limit_per_minute,
+        settings.ingest_rate_limit_per_minute,
+        settings.outgoing_rate_limit_per_minute,
+    )
+    app.add_middleware(RateLimitMiddleware, budgets=budgets)
+    app.add_middleware(DatabaseOutageMiddleware)  # outermost: it bounds everything inside
