@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, select, true, update
+from sqlalchemy import Table, and_, bindparam, false, func, insert, select, true, update
 from sqlalchemy.orm import aliased
 
 from chargewire.store.database import Database
@@ -22,6 +22,7 @@ from chargewire.store.tables import ocpp_charge_points, ocpp_counters, ocpp_evse
 _points, _evses, _sessions, _counters = ocpp_charge_points, ocpp_evses, ocpp_sessions, ocpp_counters
 # The tables in the order their rows may be written (each refers only to those before it).
 REGISTRY_TABLES: tuple[Table, ...] = (_points, _evses, _sessions, _counters)
+_GENERATED_IDS = (_points, _evses, _sessions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ class OcppRegistryStore:
                 _sessions.c.evse_id == start.evse_id,
                 _sessions.c.started_at == start.started_at,
                 _sessions.c.meter_start == start.meter_start,
-                _sessions.c.stopped == False,  # noqa: E712 - SQL comparison
+                _sessions.c.stopped == false(),
                 _sessions.c.same_as.is_(None),
             )
             .order_by(_sessions.c.id)
@@ -192,9 +193,7 @@ class OcppRegistryStore:
     async def mark_stopped(self, session_id: int) -> bool:
         """Mark a session stopped; False when it already was (a repeated stop, or another tap's)."""
         statement = (
-            update(_sessions)
-            .where(_sessions.c.id == session_id, _sessions.c.stopped == False)  # noqa: E712 - SQL comparison
-            .values(stopped=True)
+            update(_sessions).where(_sessions.c.id == session_id, _sessions.c.stopped == false()).values(stopped=True)
         )
         async with self._database.transaction() as connection:
             return bool((await connection.execute(statement)).rowcount == 1)
@@ -238,5 +237,5 @@ class OcppRegistryStore:
             for table in REGISTRY_TABLES:
                 if rows.get(table):
                     await connection.execute(insert(table), list(rows[table]))
-            for table in REGISTRY_TABLES[:3]:
+            for table in _GENERATED_IDS:
                 await self._database.dialect.continue_ids(connection, table)
