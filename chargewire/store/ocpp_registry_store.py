@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, false, func, insert, select, true, update
 from sqlalchemy.orm import aliased
 
+from chargewire.errors import ValidationFailed
 from chargewire.store.database import Database
 from chargewire.store.tables import ocpp_charge_points, ocpp_counters, ocpp_evses, ocpp_sessions
 
@@ -23,6 +24,7 @@ _points, _evses, _sessions, _counters = ocpp_charge_points, ocpp_evses, ocpp_ses
 # The tables in the order their rows may be written (each refers only to those before it).
 REGISTRY_TABLES: tuple[Table, ...] = (_points, _evses, _sessions, _counters)
 _GENERATED_IDS = (_points, _evses, _sessions)
+_TAP_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,14 @@ class OcppRegistryStore:
         ).returning(_counters.c.value)
 
     async def record_connected(self, identity: str, version: str | None, tap: str, at: datetime) -> int:
-        """Record that `identity` connected to `tap` speaking `version`; returns its charge point id (new or kept)."""
-        values = {"identity": identity, "version": version, "tap": tap, "changed_at": at, "last_message_at": at}
+        """Record that `identity` connected to `tap` speaking `version`; returns its charge point id (new or kept).
+
+        ValidationFailed, before any write, for an identity or version longer than its column: a charge point
+        names both (its URL's path, the subprotocol), and SQLite would store what PostgreSQL refuses.
+        """
+        values = {"identity": identity, "version": version, "tap": tap[:_TAP_LENGTH], "changed_at": at}
+        _check_lengths(values)
+        values["last_message_at"] = at
         async with self._database.transaction() as connection:
             return int((await connection.execute(self._record_connected, values)).scalar_one())
 
@@ -239,3 +247,14 @@ class OcppRegistryStore:
                     await connection.execute(insert(table), list(rows[table]))
             for table in _GENERATED_IDS:
                 await self._database.dialect.continue_ids(connection, table)
+
+
+def _check_lengths(values: Mapping[str, object]) -> None:
+    """ValidationFailed naming each text value longer than its `ocpp_charge_points` column allows."""
+    errors = {
+        name: [f"longer than {length} characters"]
+        for name, value in values.items()
+        if isinstance(value, str) and (length := getattr(_points.c[name].type, "length", None)) and len(value) > length
+    }
+    if errors:
+        raise ValidationFailed(errors)

@@ -147,6 +147,9 @@ class EventPipeline:
         while True:
             try:
                 return await self._derive_once(observation)
+            except ValidationFailed as rejected:
+                self._metrics.reject(link.identity, f"not recorded: {rejected.message}")
+                return []
             except Exception as error:
                 if not is_unavailable(error):
                     # A mapping that cannot handle a frame fails alone; forwarding and other charge points go on.

@@ -115,8 +115,10 @@ async def run_tap(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         registry.unregister(metrics)
-        with contextlib.suppress(Exception):  # the database may be down as the tap stops: those times are lost
+        try:
             await identities.flush()
+        except Exception as error:  # the database may be down as the tap stops
+            logger.warning("OCPP tap: the charge points' last messages were not written as it stopped: %s", error)
 
 
 async def _flush_regularly(identities: Registry, metrics: TapMetrics) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from chargewire.errors import ValidationFailed
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import Registry, list_charge_points
 from chargewire.store.database import Database, create_database
@@ -141,3 +142,13 @@ async def test_last_message_times_are_written_by_flush_not_when_heard(runtime: R
     assert flushed.last_message_at is not None
     assert connected.last_message_at is not None
     assert flushed.last_message_at > connected.last_message_at
+
+
+async def test_an_identity_longer_than_its_column_is_refused_alike_on_both_stores(runtime: Runtime) -> None:
+    registry = Registry(OcppRegistryStore(runtime.database), "host-a 0.0.0.0:9000")
+
+    with pytest.raises(ValidationFailed) as refused:
+        await registry.connected("CP-" + "X" * 253, "ocpp1.6")
+
+    assert list(refused.value.errors) == ["identity"]
+    assert await list_charge_points(runtime.database) == []
