@@ -63,6 +63,15 @@ class SessionStart:
     meter_start: int
 
 
+@dataclass(frozen=True, slots=True)
+class StartRecorded:
+    """What recording a start did: made a session (`session_id`), repeated an open one (the transaction id it
+    `repeats`), or neither (its transaction id was recorded already)."""
+
+    session_id: int | None = None
+    repeats: str | None = None
+
+
 class OcppRegistryStore:
     """Reads and writes the `ocpp_charge_points`, `ocpp_evses`, `ocpp_sessions` and `ocpp_counters` tables."""
 
@@ -140,30 +149,15 @@ class OcppRegistryStore:
         async with self._database.reading() as connection:
             return int((await connection.execute(found)).scalar_one())
 
-    async def insert_session(self, start: SessionStart, same_as: int | None = None) -> int | None:
-        """Record a transaction's start; its session id, or None when that transaction id was recorded already.
+    async def record_start(self, start: SessionStart) -> StartRecorded:
+        """Record a transaction's start, in one transaction with the look for an open session it repeats.
 
-        `same_as` names the session this start repeats (a charge point that lost the answer to its start and
-        started again under a new transaction id): the new id becomes another name of that session.
+        A start with a new transaction id but the same EVSE, time and meter start as an open session repeats it (a
+        charge point that lost the answer to its start started again and got a new id): the new id is recorded as
+        another name of that session (`same_as`).
         """
-        values = {
-            "charge_point_id": start.charge_point_id,
-            "evse_id": start.evse_id,
-            "transaction_key": start.transaction_key,
-            "id_tag": start.id_tag,
-            "started_at": start.started_at,
-            "meter_start": start.meter_start,
-            "stopped": False,
-            "same_as": same_as,
-        }
-        async with self._database.transaction() as connection:
-            inserted = (await connection.execute(self._insert_session, values)).scalar()
-        return None if inserted is None else int(inserted)
-
-    async def find_open_start(self, start: SessionStart) -> str | None:
-        """The transaction id of an open session with the same EVSE, start time and meter start, if any."""
-        query = (
-            select(_sessions.c.transaction_key)
+        same_start = (
+            select(_sessions.c.id, _sessions.c.transaction_key)
             .where(
                 _sessions.c.charge_point_id == start.charge_point_id,
                 _sessions.c.evse_id == start.evse_id,
@@ -175,8 +169,22 @@ class OcppRegistryStore:
             .order_by(_sessions.c.id)
             .limit(1)
         )
-        async with self._database.reading() as connection:
-            return (await connection.execute(query)).scalar()
+        values = {
+            "charge_point_id": start.charge_point_id,
+            "evse_id": start.evse_id,
+            "transaction_key": start.transaction_key,
+            "id_tag": start.id_tag,
+            "started_at": start.started_at,
+            "meter_start": start.meter_start,
+            "stopped": False,
+        }
+        async with self._database.transaction() as connection:
+            original = (await connection.execute(same_start)).first()
+            values["same_as"] = None if original is None else original.id
+            inserted = (await connection.execute(self._insert_session, values)).scalar()
+        if original is not None:
+            return StartRecorded(repeats=original.transaction_key)
+        return StartRecorded(session_id=None if inserted is None else int(inserted))
 
     async def find_session(self, charge_point_id: int, transaction_key: str) -> StartedSession | None:
         """The session a transaction id names (following `same_as`), open or stopped; None if never recorded."""

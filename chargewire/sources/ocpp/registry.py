@@ -113,17 +113,15 @@ class Registry:
         CSMS): its id becomes another name of the same session.
         """
         start = SessionStart(charge_point_id, evse_id, transaction_key, id_tag, started_at, meter_start)
-        same = await self._store.find_open_start(start)
-        if same is not None:
-            original = await self.session(charge_point_id, same)
+        recorded = await self._store.record_start(start)
+        if recorded.repeats is not None:
+            original = await self.session(charge_point_id, recorded.repeats)
             if original is not None:
-                await self._store.insert_session(start, same_as=original.id)
                 self._sessions[(charge_point_id, transaction_key)] = original
-                return None
-        session_id = await self._store.insert_session(start)
-        if session_id is None:
             return None
-        session = Session(session_id, evse_id, transaction_key, id_tag, started_at, meter_start)
+        if recorded.session_id is None:
+            return None
+        session = Session(recorded.session_id, evse_id, transaction_key, id_tag, started_at, meter_start)
         self._sessions[(charge_point_id, transaction_key)] = session
         return session
 
