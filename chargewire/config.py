@@ -117,7 +117,10 @@ class Settings(BaseSettings):
     ocpp_long_term_unavailable_s: float = Field(default=3600.0, gt=0)
     # Completed exchanges waiting for the database; beyond this, new ones are dropped and counted.
     ocpp_max_waiting: int = Field(default=100_000, ge=1)
-    ocpp_state_file: Path | None = Field(default=None, description="The tap's identity registry; data_dir/ocpp-tap.db")
+    # Deprecated: the registry lives in the database; an older tap's file here is imported once (docs/ocpp-tap.md).
+    ocpp_state_file: Path | None = Field(
+        default=None, description="Deprecated: an older tap's registry file to import; data_dir/ocpp-tap.db"
+    )
 
     # Retention (docs/retention.md): delivered history (events, deliveries, attempts) and failed deliveries, kept
     # for resend, are removed once older than these; never a pending delivery or an event a stream still needs.

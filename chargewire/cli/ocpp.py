@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from chargewire.cli.common import configure_logging, print_table, run
+from chargewire.cli.common import configure_logging, print_table, run, with_runtime
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
-from chargewire.sources.ocpp import list_charge_points, run_tap, state_file
+from chargewire.sources.ocpp import list_charge_points, run_tap
 
 logger = logging.getLogger(__name__)
 app = typer.Typer(help="The OCPP tap: notifications from live charge point traffic.", no_args_is_help=True)
@@ -25,7 +25,7 @@ async def tap_until_stopped(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_tap(settings, runtime.publisher, stop, runtime.metrics.registry)
+        await run_tap(settings, runtime.publisher, runtime.database, stop, runtime.metrics.registry)
 
 
 def tap_task(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None] | None:
@@ -34,7 +34,9 @@ def tap_task(runtime: Runtime, stop: asyncio.Event) -> asyncio.Task[None] | None
     if not (settings.ocpp_listen and settings.ocpp_upstream):
         return None
     # `serve` watches it beside the API and the worker: if it ends by itself, so does the process.
-    return asyncio.create_task(run_tap(settings, runtime.publisher, stop, runtime.metrics.registry), name="ocpp-tap")
+    return asyncio.create_task(
+        run_tap(settings, runtime.publisher, runtime.database, stop, runtime.metrics.registry), name="ocpp-tap"
+    )
 
 
 @app.command()
@@ -54,8 +56,8 @@ def serve(
 
 @app.command("charge-points")
 def charge_points() -> None:
-    """List the identities the tap has seen: their ids, OCPP version, connection state and last message."""
-    records = run(list_charge_points(state_file(Settings())))
+    """List the identities the taps have seen, from the database: ids, OCPP version, connection state, last message."""
+    records = with_runtime(lambda runtime: list_charge_points(runtime.database))
     print_table(
         ["IDENTITY", "ID", "VERSION", "STATE", "SINCE", "LAST MESSAGE"],
         [

@@ -87,7 +87,9 @@ def demo_fleet(settings: Settings, options: OcppFlowOptions) -> Fleet:
 async def run_ocpp_flow(runtime: Runtime, fleet: Fleet, stop: asyncio.Event) -> None:
     """Run the tap and, once it listens, the charge points, until `stop` is set."""
     settings = runtime.settings
-    tap = asyncio.create_task(run_tap(settings, runtime.publisher, stop, runtime.metrics.registry), name="ocpp-tap")
+    tap = asyncio.create_task(
+        run_tap(settings, runtime.publisher, runtime.database, stop, runtime.metrics.registry), name="ocpp-tap"
+    )
     try:
         await _wait_listening(TapAddress.parse(settings.ocpp_listen), tap)
         await fleet.run(stop)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -272,4 +273,59 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),  # SHA-256 of the published payloads, in hex
     Column("event_ids", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False, index=True),
+)
+
+# The OCPP tap's identity registry (sources/ocpp/registry.py, written by store/ocpp_registry_store.py): the integer
+# ids the catalog's payloads carry for OCPP's string identities, connectors and transactions. Ids are never reused
+# (AUTOINCREMENT on SQLite), so an id a subscriber saw always means the same charge point, EVSE or session.
+ocpp_charge_points = Table(
+    "ocpp_charge_points",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("identity", String(255), nullable=False, unique=True),
+    Column("version", String(20)),
+    Column("connected", Boolean, nullable=False),
+    # The tap that holds (or last held) the connection: a tap that starts marks only its own disconnected.
+    Column("tap", String(255)),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("last_message_at", UtcDateTime),
+    sqlite_autoincrement=True,
+)
+
+# One row per (charge point, 1.6 connector or 2.0.1 EVSE).
+ocpp_evses = Table(
+    "ocpp_evses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charge_point_id", Integer, ForeignKey("ocpp_charge_points.id"), nullable=False),
+    Column("connector", Integer, nullable=False),
+    UniqueConstraint("charge_point_id", "connector"),
+    sqlite_autoincrement=True,
+)
+
+# One row per transaction id a charge point used; `same_as` names the session a repeated start (a new transaction
+# id for the same start) belongs to. `started_at` is the charge point's own time as published, kept as that text.
+ocpp_sessions = Table(
+    "ocpp_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charge_point_id", Integer, ForeignKey("ocpp_charge_points.id"), nullable=False),
+    Column("evse_id", Integer, ForeignKey("ocpp_evses.id"), nullable=False),
+    Column("transaction_key", String(100), nullable=False),
+    Column("id_tag", String(255)),
+    Column("started_at", String(40), nullable=False),
+    Column("meter_start", BigInteger, nullable=False),
+    Column("stopped", Boolean, nullable=False),
+    Column("same_as", Integer),
+    UniqueConstraint("charge_point_id", "transaction_key"),
+    sqlite_autoincrement=True,
+)
+
+# Per-charge-point sequences (`authorization`, `diagnostics`); charge point 0 holds the tap-wide ones.
+ocpp_counters = Table(
+    "ocpp_counters",
+    metadata,
+    Column("charge_point_id", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )

@@ -20,6 +20,7 @@ class TapMetrics(Collector):
         self.events_published = 0
         self.events_dropped: dict[str, int] = {}
         self.publish_failures = 0
+        self.registry_failures = 0
         self.connections = 0
         self.queue_depth: Callable[[], int] = lambda: 0
 
@@ -62,6 +63,11 @@ class TapMetrics(Collector):
             "chargewire_ocpp_publish_failures",
             "Publish attempts that failed and were retried.",
             value=self.publish_failures,
+        )
+        yield CounterMetricFamily(
+            "chargewire_ocpp_registry_failures",
+            "Writes to the identity registry that failed (the database unavailable) and were retried.",
+            value=self.registry_failures,
         )
         yield GaugeMetricFamily(
             "chargewire_ocpp_observations_waiting",

@@ -6,7 +6,9 @@ in order, derives the events, checks each against the catalog and publishes them
 for 20 ms) through the durable publish path. While the database is slow or down the queue absorbs
 observations; once it is full new ones are dropped and counted
 (`chargewire_ocpp_events_dropped{reason="queue full"}`), so memory stays bounded and forwarding never waits
-for the database.
+for the database. The identity registry is in the database too: an observation whose registry writes meet an
+outage is derived again, after a backoff, until they succeed (`chargewire_ocpp_registry_failures`), and those
+behind it wait in the queue, in order.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chargewire.sources.ocpp.mapping import now
 from chargewire.sources.ocpp.metrics import TapMetrics
 from chargewire.sources.ocpp.registry import Registry
 from chargewire.sources.ocpp.schemas import OCPP16, OCPP201, is_valid_call, is_valid_result
+from chargewire.store.outage import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -138,16 +141,33 @@ class EventPipeline:
         await self._queue.put(None)
 
     async def _derive(self, observation: Observation) -> list[Payload]:
+        """The events of one observation, retried through database outages; none if its mapping fails."""
         link = observation.link
-        try:
-            if observation.change is not None:
-                return await self._changed(link, observation.change)
-            if observation.exchange is not None:
-                return self._checked(link, await self._exchanged(link, observation.exchange))
-        except Exception:
-            # A mapping that cannot handle a frame fails alone; forwarding and other charge points go on.
-            logger.exception("OCPP tap: could not derive events for charge point %s", link.identity)
-            self._metrics.reject(link.identity, "derivation failed")
+        delay_s = _RETRY_FIRST_S
+        while True:
+            try:
+                return await self._derive_once(observation)
+            except ValidationFailed as rejected:
+                self._metrics.reject(link.identity, f"not recorded: {rejected.message}")
+                return []
+            except Exception as error:
+                if not is_unavailable(error):
+                    # A mapping that cannot handle a frame fails alone; forwarding and other charge points go on.
+                    logger.exception("OCPP tap: could not derive events for charge point %s", link.identity)
+                    self._metrics.reject(link.identity, "derivation failed")
+                    return []
+                if delay_s == _RETRY_FIRST_S:
+                    logger.error("OCPP tap: the registry is unavailable (%s); retrying, forwarding goes on", error)
+                self._metrics.registry_failures += 1
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, _RETRY_MAX_S)
+
+    async def _derive_once(self, observation: Observation) -> list[Payload]:
+        link = observation.link
+        if observation.change is not None:
+            return await self._changed(link, observation.change)
+        if observation.exchange is not None:
+            return self._checked(link, await self._exchanged(link, observation.exchange))
         return []
 
     async def _changed(self, link: Link, change: Change) -> list[Payload]:

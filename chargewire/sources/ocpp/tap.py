@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from chargewire.config import Settings
 from chargewire.errors import ConfigurationError
 from chargewire.services.publish import Publisher
+from chargewire.sources.ocpp.legacy_state import import_legacy_state
 from chargewire.sources.ocpp.metrics import TapMetrics
 from chargewire.sources.ocpp.pipeline import EventPipeline
 from chargewire.sources.ocpp.proxy import OcppProxy, ProxySettings
 from chargewire.sources.ocpp.registry import Registry
+from chargewire.store.database import Database
+from chargewire.store.ocpp_registry_store import OcppRegistryStore
+from chargewire.store.outage import is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +47,9 @@ class TapAddress:
         return cls(host.strip("[]"), int(port))
 
 
-def state_file(settings: Settings) -> Path:
-    """Where the tap keeps its identity registry."""
-    return settings.ocpp_state_file or settings.data_dir / "ocpp-tap.db"
+def tap_name(settings: Settings) -> str:
+    """This tap among those sharing the database: its host and listening address."""
+    return f"{socket.gethostname()} {settings.ocpp_listen}"
 
 
 def proxy_settings(settings: Settings) -> ProxySettings:
@@ -68,15 +72,19 @@ def proxy_settings(settings: Settings) -> ProxySettings:
     )
 
 
-async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event, registry: CollectorRegistry) -> None:
+async def run_tap(
+    settings: Settings, publisher: Publisher, database: Database, stop: asyncio.Event, registry: CollectorRegistry
+) -> None:
     """Listen at `ocpp_listen`, relay to `ocpp_upstream` and publish what passes, until `stop` is set.
 
-    The tap's metrics go into `registry` (the API's, when `serve` runs the tap) and are also served at
-    `/metrics` on the tap's own port.
+    The identity registry lives in `database` (the service's). The tap's metrics go into `registry` (the API's,
+    when `serve` runs the tap) and are also served at `/metrics` on the tap's own port.
     """
     address = TapAddress.parse(settings.ocpp_listen)
     proxy_config = proxy_settings(settings)
-    identities = await Registry.open(state_file(settings))
+    store = OcppRegistryStore(database)
+    await import_legacy_state(settings, store)
+    identities = Registry(store, tap_name(settings))
     await identities.starting()
     metrics = TapMetrics()
     registry.register(metrics)
@@ -89,7 +97,7 @@ async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event,
         long_term_unavailable_s=settings.ocpp_long_term_unavailable_s,
     )
     publishing = asyncio.create_task(pipeline.run())
-    flushing = asyncio.create_task(_flush_regularly(identities))
+    flushing = asyncio.create_task(_flush_regularly(identities, metrics))
     proxy = OcppProxy(proxy_config, pipeline, metrics, lambda: generate_latest(registry))
     try:
         server = await proxy.serve(address.host, address.port)
@@ -107,14 +115,27 @@ async def run_tap(settings: Settings, publisher: Publisher, stop: asyncio.Event,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         registry.unregister(metrics)
-        await identities.flush()
-        await identities.aclose()
+        try:
+            await identities.flush()
+        except Exception as error:  # the database may be down as the tap stops
+            logger.warning("OCPP tap: the charge points' last messages were not written as it stopped: %s", error)
 
 
-async def _flush_regularly(identities: Registry) -> None:
+async def _flush_regularly(identities: Registry, metrics: TapMetrics) -> None:
+    """Write the last messages' times every few seconds; through an outage they wait for the next flush."""
+    failing = False
     while True:
         await asyncio.sleep(_LAST_MESSAGE_FLUSH_S)
         try:
             await identities.flush()
-        except Exception:
-            logger.exception("OCPP tap: could not write the charge points' last messages; trying again")
+        except Exception as error:
+            metrics.registry_failures += 1
+            if not is_unavailable(error):
+                logger.exception("OCPP tap: could not write the charge points' last messages; trying again")
+            elif not failing:
+                logger.error("OCPP tap: the database is unavailable (%s); last messages are written later", error)
+            failing = True
+            continue
+        if failing:
+            logger.warning("OCPP tap: the charge points' last messages are written again")
+        failing = False

@@ -13,10 +13,11 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table
+from sqlalchemy import ColumnElement, Insert, Select, Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chargewire.store.dialects.conflicts import ConflictUpdate
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.writes import GuardedWrites
 
@@ -129,6 +130,15 @@ class StoreDialect(Protocol):
     async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
         """Run `writes` in the transaction `connection` began; False, having written nothing, when the guard
         changed no row. Nothing may run on `connection` afterwards: the transaction may have ended."""
+        ...
+
+    def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:
+        """`INSERT INTO table ... ON CONFLICT (keys)`: DO UPDATE SET what `update` makes of the proposed row
+        (its `excluded` columns), or DO NOTHING when `update` is None. Both databases allow RETURNING after it."""
+        ...
+
+    async def continue_ids(self, connection: AsyncConnection, table: Table) -> None:
+        """Make `table`'s generated ids continue after the largest one, once rows were inserted with given ids."""
         ...
 
     def wake_notifier(self, engine: AsyncEngine) -> WakeSender | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import ARRAY, ColumnElement, Insert, Select, String, Table, any_, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -18,6 +19,7 @@ from chargewire.store.dialects.base import (
     WriteTransactions,
 )
 from chargewire.store.dialects.compiled_insert import insert_sql
+from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.postgresql_upkeep import PostgresUpkeep
 from chargewire.store.dialects.postgresql_wakeups import WakeListener, WakeNotifier
@@ -129,6 +131,16 @@ class PostgreSQLDialect:
             elif isinstance(write, RowInsert) and write.rows:
                 await self.insert_rows(connection, write.table, write.columns, list(write.rows))
         return True
+
+    def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:
+        """PostgreSQL's INSERT ... ON CONFLICT: a conflicting insert waits for the other's commit, then updates or
+        does nothing."""
+        return on_conflict(postgresql_insert(table), keys, update)
+
+    async def continue_ids(self, connection: AsyncConnection, table: Table) -> None:
+        """Move the id column's sequence past the largest id: rows inserted with given ids did not advance it."""
+        largest = select(func.max(table.c.id)).scalar_subquery()
+        await connection.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"), largest)))
 
     def wake_notifier(self, engine: AsyncEngine) -> WakeNotifier:
         """A NOTIFY on the wake-up channel after commits, coalesced (`postgresql_wakeups`)."""

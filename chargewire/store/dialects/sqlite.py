@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import ColumnElement, Dialect, Insert, Select, String, Table, bindparam, func, insert, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +21,7 @@ from chargewire.store.dialects.base import (
     WriteTransactions,
 )
 from chargewire.store.dialects.compiled_insert import insert_sql
+from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
 from chargewire.store.dialects.sqlite_one_trip import DriverStatement, commit_in_one_trip, driver_statement
@@ -96,6 +98,13 @@ class SQLiteDialect:
         guard = driver_statement(writes.guard.statement, dialect, writes.guard.parameters, must_change_rows=True)
         statements = [guard, *(step for write in writes.writes for step in _driver_statements(write, dialect))]
         return await commit_in_one_trip(connection, statements)
+
+    def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:
+        """SQLite's INSERT ... ON CONFLICT (3.24+; RETURNING after it, 3.35+)."""
+        return on_conflict(sqlite_insert(table), keys, update)
+
+    async def continue_ids(self, connection: AsyncConnection, table: Table) -> None:
+        """Nothing: SQLite's AUTOINCREMENT counter follows the largest id inserted, given or generated."""
 
     def wake_notifier(self, engine: AsyncEngine) -> None:
         """None: SQLite has no NOTIFY; other processes' workers watch the file's commits (`wake_listener`)."""

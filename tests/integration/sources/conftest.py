@@ -66,12 +66,11 @@ async def start_tap(
             update={
                 "ocpp_listen": f"127.0.0.1:{port}",
                 "ocpp_upstream": upstream,
-                "ocpp_state_file": tmp_path / "ocpp-tap.db",
                 **overrides,
             }
         )
         stop = asyncio.Event()
-        task = asyncio.create_task(run_tap(settings, runtime.publisher, stop, tap_metrics))
+        task = asyncio.create_task(run_tap(settings, runtime.publisher, runtime.database, stop, tap_metrics))
         running.append((stop, task))
         scheme = "wss" if overrides.get("ocpp_tls_cert_file") else "ws"
         await _wait_listening(port, task)

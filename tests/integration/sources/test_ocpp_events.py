@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from chargewire.catalog import validate
 from chargewire.devtools.csms import DevCsms
 from chargewire.runtime import Runtime
-from chargewire.sources.ocpp import Registry
+from chargewire.sources.ocpp import list_charge_points
 from tests.integration.sources.conftest import TapStarter, stop_taps, through_tap
 from tests.support.ocpp import ChargePoint, eventually, published
 
@@ -464,7 +463,6 @@ async def test_charge_points_are_listed_with_their_ids_version_state_and_last_me
     csms: tuple[DevCsms, int],
     start_tap: TapStarter,
     running_taps: list[tuple[asyncio.Event, asyncio.Task[None]]],
-    tmp_path: Path,
 ) -> None:
     _, port = csms
     tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
@@ -476,11 +474,7 @@ async def test_charge_points_are_listed_with_their_ids_version_state_and_last_me
     await events_named(runtime, "NetworkStatusNotification", 3)
     await stop_taps(running_taps)
 
-    registry = await Registry.open(tmp_path / "ocpp-tap.db")
-    try:
-        listed = {record.identity: record for record in await registry.charge_points()}
-    finally:
-        await registry.aclose()
+    listed = {record.identity: record for record in await list_charge_points(runtime.database)}
 
     assert listed["CP-LIST-A"].charge_point_id == boot["chargePointId"]
     assert listed["CP-LIST-A"].version == "ocpp1.6"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from chargewire.config import Settings
 from chargewire.devtools.csms import DevCsms
+from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import run_tap
-from tests.conftest import TEST_SECRET_KEY
 from tests.integration.sources.conftest import free_port
 from tests.support.ocpp import ChargePoint, eventually
 
@@ -36,21 +34,21 @@ class UnreachablePublisher:
 
 
 async def test_forwarding_goes_on_and_events_wait_bounded_while_the_database_is_down(
-    csms: tuple[DevCsms, int], tmp_path: Path
+    runtime: Runtime, csms: tuple[DevCsms, int]
 ) -> None:
     _, csms_port = csms
     port = free_port()
-    settings = Settings(
-        data_dir=tmp_path,
-        secret_key=TEST_SECRET_KEY,
-        ocpp_listen=f"127.0.0.1:{port}",
-        ocpp_upstream=f"ws://127.0.0.1:{csms_port}/ocpp/",
-        ocpp_max_waiting=5,
+    settings = runtime.settings.model_copy(
+        update={
+            "ocpp_listen": f"127.0.0.1:{port}",
+            "ocpp_upstream": f"ws://127.0.0.1:{csms_port}/ocpp/",
+            "ocpp_max_waiting": 5,
+        }
     )
     publisher = UnreachablePublisher()
     metrics = CollectorRegistry()
     stop = asyncio.Event()
-    tap = asyncio.create_task(run_tap(settings, publisher, stop, metrics))  # type: ignore[arg-type]
+    tap = asyncio.create_task(run_tap(settings, publisher, runtime.database, stop, metrics))  # type: ignore[arg-type]
     charge_point = await eventually(lambda: _connect(f"ws://127.0.0.1:{port}/ocpp/CP-DB"))
 
     answers = [await charge_point.call("StatusNotification", STATUS) for _ in range(30)]
