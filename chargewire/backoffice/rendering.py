@@ -7,16 +7,26 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FunctionLoader,
+    PackageLoader,
+    StrictUndefined,
+    Template,
+    select_autoescape,
+)
 from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from chargewire.backoffice.session import SCOPE_KEY, Session
+from chargewire.channels.registry import channel_names, channel_type
 from chargewire.clock import utcnow
 from chargewire.services.overview import health_state
 
 PREFIX = "/backoffice"
+_CHANNEL_FORM = re.compile(r"channels/(?P<name>[^/]+)\.html")
 
 # Scripts and styles come only from our own static files: an injected <script> would not run.
 SECURITY_HEADERS = {
@@ -28,6 +38,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def channel_form(name: str) -> str | None:
+    """The source of `channels/<via>.html`: that channel's fieldset of the subscription form, from its description."""
+    match = _CHANNEL_FORM.fullmatch(name)
+    if match is None or match["name"] not in channel_names():
+        return None
+    return channel_type(match["name"]).form.template
 
 
 def when(moment: datetime | None) -> str:
@@ -88,7 +106,7 @@ def field_id(name: str) -> str:
 
 def _environment() -> Environment:
     environment = Environment(
-        loader=PackageLoader("chargewire.backoffice", "templates"),
+        loader=ChoiceLoader([PackageLoader("chargewire.backoffice", "templates"), FunctionLoader(channel_form)]),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

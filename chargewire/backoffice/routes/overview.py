@@ -37,7 +37,7 @@ def overview_json(overview: Overview) -> dict[str, Any]:
         "failing": [
             {
                 "id": item.subscription.id,
-                "via": item.subscription.via.value,
+                "via": str(item.subscription.via),
                 "target": _target(item.subscription),
                 "enabled": item.subscription.enabled,
                 "failures": item.failures,
