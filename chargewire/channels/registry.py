@@ -81,25 +81,42 @@ class FormSection:
 
 
 @dataclass(frozen=True, slots=True)
+class PageParts:
+    """How the back office's pages show a channel's target.
+
+    `target` is the Jinja source of the target as one line of a page (given `subscription`), `facts` the
+    source of any extra `<dt>`/`<dd>` rows on a subscription's page; `name` is the target in a few words of
+    plain text (a URL, a topic), where a page names a subscription that has no description.
+    """
+
+    target: str
+    name: Callable[[Subscription], str]
+    facts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelType:
     """Everything chargewire needs to know about one way of delivering, keyed by its `via` name.
 
-    `name` is also the key of the body section that holds the target (`{"via": "kafka", "kafka": {...}}`).
+    `name` is also the key of the body section that holds the target (`{"via": "kafka", "kafka": {...}}`);
+    `title` names the channel in a sentence ("New Kafka subscription"), `label` describes it as a choice.
     `parse` checks that section (`stored` is the secret half kept from the subscription being replaced) and
     files errors under `name.field`; `render` is the section as API responses show it; `target_hosts` lists
     the (field, host) pairs the address guard checks at subscribe time; `client` builds the sender the
     dispatcher hands this channel's deliveries to; `max_in_flight` caps one subscription's attempts at a time;
     `retry_floor_s` is the shortest wait before a retry; `keeps_order` holds back a subscription's later
-    deliveries while an earlier one waits for its retry.
+    deliveries while an earlier one waits for its retry; `form` and `pages` are its part of the back office.
     """
 
     name: str
+    title: str
     label: str
     parse: Callable[[object, Any, FieldErrors], ParsedTarget | None]
     render: Callable[[Subscription], dict[str, Any] | None]
     client: Callable[[ChannelContext], Channel]
     max_in_flight: Callable[[Settings], int]
     form: FormSection
+    pages: PageParts
     target_hosts: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda _section: []
     retry_floor_s: Callable[[Settings], float] = lambda _settings: 0.0
     keeps_order: bool = False

@@ -13,6 +13,7 @@ from chargewire.channels.registry import (
     ChannelType,
     FieldErrors,
     FormSection,
+    PageParts,
     ParsedTarget,
     first_value,
     register_channel,
@@ -88,8 +89,13 @@ def _form_values(subscription: Subscription) -> dict[str, Any]:
     return {"webhook.callbackUrl": subscription.callback_url} if subscription.callback_url is not None else {}
 
 
+def _name(subscription: Subscription) -> str:
+    return subscription.callback_url or ""
+
+
 WEBHOOK = ChannelType(
     name="webhook",
+    title="webhook",
     label="Webhook (signed HTTP POST)",
     parse=parse_webhook,
     render=_render,
@@ -101,6 +107,10 @@ WEBHOOK = ChannelType(
         template=files("chargewire.channels").joinpath("templates/webhook.html").read_text(),
         body=_form_body,
         values=_form_values,
+    ),
+    pages=PageParts(
+        target='<span class="mono clip" title="{{ subscription.callback_url }}">{{ subscription.callback_url }}</span>',
+        name=_name,
     ),
 )
 register_channel(WEBHOOK)

@@ -22,6 +22,7 @@ from chargewire.channels.registry import (
     ChannelType,
     FieldErrors,
     FormSection,
+    PageParts,
     ParsedTarget,
     first_value,
     register_channel,
@@ -212,8 +213,24 @@ def _form_values(subscription: Subscription) -> dict[str, Any]:
     }
 
 
+def _name(subscription: Subscription) -> str:
+    return subscription.kafka.topic if subscription.kafka else ""
+
+
+_PAGE_TARGET = (
+    '<span class="mono">{{ subscription.kafka.topic }}</span> '
+    '<span class="muted">@ {{ subscription.kafka.brokers|join(", ") }}</span>'
+)
+_PAGE_FACTS = (
+    "<dt>Compression</dt><dd>{{ subscription.kafka.compression_codec }}</dd>\n"
+    "<dt>Security</dt><dd>{{ subscription.kafka.security_protocol }}"
+    '{% if subscription.kafka.security_protocol.startswith("SASL") %} · {{ subscription.kafka.sasl_mechanism }}'
+    " as {{ subscription.kafka.sasl_username }}{% endif %}</dd>"
+)
+
 KAFKA = ChannelType(
     name="kafka",
+    title="Kafka",
     label="Kafka (a record on your topic)",
     parse=parse_kafka,
     render=render_kafka,
@@ -252,5 +269,6 @@ KAFKA = ChannelType(
         },
         indexed_labels={"kafka.brokers": "Broker"},
     ),
+    pages=PageParts(target=_PAGE_TARGET, name=_name, facts=_PAGE_FACTS),
 )
 register_channel(KAFKA)

@@ -48,7 +48,7 @@ async def list_page(
     runtime = runtime_of(request)
     page = await runtime.subscriptions.list_page(OPERATOR, PER_PAGE, cursor)
     health = await runtime.overview.health([subscription.id for subscription in page.items])
-    return render(request, "subscriptions/list.html", page=page, health=health)
+    return render(request, "subscriptions/list.html", page=page, health=health, channels=channel_types())
 
 
 @router.get("/subscriptions/new")

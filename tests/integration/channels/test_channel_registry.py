@@ -100,19 +100,37 @@ async def test_a_registered_channel_receives_a_published_event_through_the_dispa
     assert json.loads(message.payload) == HARDWARE
 
 
-async def test_a_registered_channel_brings_its_choice_and_fieldset_to_the_back_office_form(
-    runtime: Runtime, client: httpx.AsyncClient
-) -> None:
+@pytest.fixture
+async def operator_cookies(runtime: Runtime) -> dict[str, str]:
+    """A signed-in back-office session, as the browser's cookie header."""
     user = await runtime.users.create("operator@example.com", "a long enough password")
     signer = SessionSigner(resolve_secret_key(runtime.settings).value)
     session_id = await BackofficeSessions.on(runtime.database, signer.max_age_s).start(user.id, "127.0.0.1", "pytest")
     session = Session()
     session.sign_in(user.id, session_id)
+    return {"Cookie": f"{COOKIE_NAME}={signer.dumps(session)}"}
 
-    page = await client.get(
-        "/backoffice/subscriptions/new?via=memory", headers={"Cookie": f"{COOKIE_NAME}={signer.dumps(session)}"}
-    )
+
+async def test_a_registered_channel_brings_its_choice_and_fieldset_to_the_back_office_form(
+    client: httpx.AsyncClient, operator_cookies: dict[str, str]
+) -> None:
+    page = await client.get("/backoffice/subscriptions/new?via=memory", headers=operator_cookies)
 
     assert page.status_code == 200
     assert 'name="via" value="memory" data-via-choice checked> Memory (kept in this process)' in page.text
     assert 'name="memory.mailbox"' in page.text
+
+
+async def test_a_registered_channel_subscription_shows_its_target_on_the_back_office_pages(
+    client: httpx.AsyncClient, token_factory: TokenFactory, operator_cookies: dict[str, str]
+) -> None:
+    created = await client.post(V2, json=_body(), headers=bearer(await token_factory("admin")))
+    subscription_id = created.json()["data"]["id"]
+
+    listed = await client.get("/backoffice/subscriptions", headers=operator_cookies)
+    shown = await client.get(f"/backoffice/subscriptions/{subscription_id}", headers=operator_cookies)
+
+    assert "New memory subscription" in listed.text
+    assert 'mailbox <span class="mono">fleet</span>' in listed.text
+    assert shown.status_code == 200
+    assert 'mailbox <span class="mono">fleet</span>' in shown.text

@@ -18,6 +18,7 @@ from chargewire.channels.registry import (
     ChannelType,
     FieldErrors,
     FormSection,
+    PageParts,
     ParsedTarget,
     first_value,
     register_channel,
@@ -73,12 +74,17 @@ def _form_body(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     return {"mailbox": first_value(form, "memory.mailbox").strip()}
 
 
+def _mailbox(subscription: Subscription) -> str:
+    return str((subscription.target or {}).get("mailbox", ""))
+
+
 def _form_values(subscription: Subscription) -> dict[str, Any]:
-    return {"memory.mailbox": (subscription.target or {}).get("mailbox", "")}
+    return {"memory.mailbox": _mailbox(subscription)}
 
 
 MEMORY = ChannelType(
     name=NAME,
+    title="memory",
     label="Memory (kept in this process)",
     parse=_parse,
     render=_render,
@@ -90,6 +96,7 @@ MEMORY = ChannelType(
         body=_form_body,
         values=_form_values,
     ),
+    pages=PageParts(target='mailbox <span class="mono">{{ subscription.target.mailbox }}</span>', name=_mailbox),
 )
 
 
