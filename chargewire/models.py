@@ -23,10 +23,18 @@ class Scope(StrEnum):
 
 
 class Via(StrEnum):
-    """How a subscription receives its events."""
+    """The built-in channels a subscription can receive its events through (others register their own names)."""
 
     WEBHOOK = "webhook"
     KAFKA = "kafka"
+
+
+def via_of(name: str) -> str:
+    """A `via` name as the records carry it: the `Via` member for a built-in channel, else the name itself."""
+    try:
+        return Via(name)
+    except ValueError:
+        return name
 
 
 class DeliveryStatus(StrEnum):
@@ -112,7 +120,7 @@ class Subscription:
     """Who wants which events, and where they go."""
 
     id: str
-    via: Via
+    via: str  # a `Via` member for the built-in channels (see `via_of`)
     notifications: tuple[str, ...]
     token_id: str
     api_version: int
@@ -120,6 +128,8 @@ class Subscription:
     updated_at: datetime
     callback_url: str | None = None
     kafka: KafkaTarget | None = None
+    # The target of a channel other than the built-in two, as its JSON document (they have their own fields).
+    target: dict[str, Any] | None = None
     enabled: bool = True
     description: str | None = None
     filter: dict[str, Any] | None = None

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from chargewire.channels.webhook import WebhookChannel
+from chargewire.channels.registry import ChannelContext, channel_types
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.dispatch.expiry import Expirer, retention_policy
@@ -20,10 +20,7 @@ from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.filters import FilterLimits
-from chargewire.kafka.channel import KafkaChannel
-from chargewire.kafka.producers import KafkaProducers
 from chargewire.kafka.stream_store import StreamStore
-from chargewire.models import Via
 from chargewire.security import SecretBox
 from chargewire.security.key_file import SecretKey, key_file_path, key_mismatch_message, resolve_secret_key
 from chargewire.services.deliveries import DeliveryService
@@ -154,23 +151,12 @@ class Runtime:
 
     def dispatcher(self) -> Dispatcher:
         """A delivery loop on this runtime's database, woken by this process's wakeups, counted in its metrics."""
+        context = ChannelContext(self.settings, self.subscription_store.kafka_secrets)
         dispatcher = Dispatcher(
             self.settings,
             self.delivery_store,
             StoredTargets(self.subscription_store, TokenStore(self.database), self.box),
-            {
-                Via.WEBHOOK: WebhookChannel(self.settings),
-                Via.KAFKA: KafkaChannel(
-                    self.subscription_store.kafka_secrets,
-                    producers=KafkaProducers(
-                        message_timeout_s=self.settings.kafka_message_timeout_s,
-                        connect_timeout_s=self.settings.kafka_connect_timeout_s,
-                        linger_ms=self.settings.kafka_linger_ms,
-                        gzip_level=self.settings.kafka_gzip_level,
-                    ),
-                    allow_networks=self.settings.delivery_allow_networks,
-                ),
-            },
+            {channel.name: channel.client(context) for channel in channel_types()},
             on_failing=self.health.disable_failing,
             streams=self.stream_store,
         )

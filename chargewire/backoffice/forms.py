@@ -1,5 +1,6 @@
 """The subscription form: its fields are named as the API's (`webhook.callbackUrl`, `kafka.brokers`), so the
-API's validation errors land next to the field they name.
+API's validation errors land next to the field they name. Each channel brings its own fields and the way they
+become its body section (`chargewire.channels.registry.FormSection`); this module holds the common ones.
 
 `body_from_form` turns a submitted form into the API's request body; `form_values` fills the form from a
 subscription; `errors_by_field` files the API's error keys (`kafka.brokers.0`, `notifications.2`) under the
@@ -13,43 +14,25 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chargewire.models import Subscription, Via
+from chargewire.channels.registry import channel_names, channel_type, channel_types, first_value
+from chargewire.models import Subscription
 
-FIELDS = (
-    "token_id",
-    "via",
-    "notifications",
-    "webhook.callbackUrl",
-    "kafka.topic",
-    "kafka.brokers",
-    "kafka.compressionCodec",
-    "kafka.securityProtocol",
-    "kafka.saslMechanism",
-    "kafka.saslUsername",
-    "kafka.saslPassword",
-    "kafka.caCertificate",
-    "kafka.clientCertificate",
-    "kafka.clientKey",
-    "enabled",
-    "description",
-    "filter",
-    "retrySchedule",
-)
+_COMMON_HEAD = ("token_id", "via", "notifications")
+_COMMON_TAIL = ("enabled", "description", "filter", "retrySchedule")
 FORM_WIDE = "_form"
-_KAFKA_TEXT = ("topic", "saslUsername", "saslPassword", "caCertificate", "clientCertificate", "clientKey")
-_KAFKA_CHOICES = ("compressionCodec", "securityProtocol", "saslMechanism")
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
-# Where an error about a whole object is shown: on its first field.
-_OBJECT_FIELDS = {"webhook": "webhook.callbackUrl", "kafka": "kafka.topic"}
-_INDEXED_LABELS = {"kafka.brokers": "Broker", "retrySchedule": "Delay", "notifications": "Event"}
+_COMMON_INDEXED_LABELS = {"retrySchedule": "Delay", "notifications": "Event"}
 
 FormInput = Mapping[str, Sequence[str]]
 
 
-def first(form: FormInput, name: str) -> str:
-    """The first value submitted for a field, or an empty string."""
-    values = form.get(name, ())
-    return values[0] if values else ""
+first = first_value
+
+
+def form_fields() -> tuple[str, ...]:
+    """Every field of the form, in page order: the owner and `via`, each channel's, then the options."""
+    channel_fields = (name for channel in channel_types() for name in channel.form.fields)
+    return (*_COMMON_HEAD, *channel_fields, *_COMMON_TAIL)
 
 
 def body_from_form(form: FormInput) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -61,13 +44,8 @@ def body_from_form(form: FormInput) -> tuple[dict[str, Any], dict[str, list[str]
     errors: dict[str, list[str]] = {}
     via = first(form, "via")
     body: dict[str, Any] = {"via": via or None, "notifications": list(form.get("notifications", ()))}
-    if via == Via.WEBHOOK.value:
-        body["webhook"] = {"callbackUrl": first(form, "webhook.callbackUrl").strip()}
-    elif via == Via.KAFKA.value:
-        kafka: dict[str, Any] = {name: first(form, f"kafka.{name}").strip() or None for name in _KAFKA_TEXT}
-        kafka.update({name: first(form, f"kafka.{name}") or None for name in _KAFKA_CHOICES})
-        kafka["brokers"] = [part for part in _LIST_SEPARATORS.split(first(form, "kafka.brokers")) if part]
-        body["kafka"] = kafka
+    if via in channel_names():
+        body[via] = channel_type(via).form.body(form)
     body["enabled"] = first(form, "enabled") in ("on", "true", "1")
     body["description"] = first(form, "description").strip() or None
     filter_text = first(form, "filter").strip()
@@ -91,65 +69,46 @@ def body_from_form(form: FormInput) -> tuple[dict[str, Any], dict[str, list[str]
 
 def form_values(subscription: Subscription) -> dict[str, Any]:
     """The form's fields filled from a subscription (secrets are never put back in a page)."""
-    values: dict[str, Any] = dict.fromkeys(FIELDS, "")
+    values: dict[str, Any] = dict.fromkeys(form_fields(), "")
     values.update(
         token_id=subscription.token_id,
-        via=subscription.via.value,
+        via=str(subscription.via),
         notifications=list(subscription.notifications),
         enabled=subscription.enabled,
         description=subscription.description or "",
         filter=json.dumps(subscription.filter, indent=2) if subscription.filter is not None else "",
         retrySchedule=", ".join(f"{delay:g}" for delay in subscription.retry_schedule_s or ()),
     )
-    if subscription.callback_url is not None:
-        values["webhook.callbackUrl"] = subscription.callback_url
-    if subscription.kafka is not None:
-        kafka = subscription.kafka
-        values.update(
-            {
-                "kafka.topic": kafka.topic,
-                "kafka.brokers": "\n".join(kafka.brokers),
-                "kafka.compressionCodec": kafka.compression_codec,
-                "kafka.securityProtocol": kafka.security_protocol,
-                "kafka.saslMechanism": kafka.sasl_mechanism or "PLAIN",
-                "kafka.saslUsername": kafka.sasl_username or "",
-                "kafka.caCertificate": kafka.ca_certificate or "",
-                "kafka.clientCertificate": kafka.client_certificate or "",
-            }
-        )
+    values.update(channel_type(str(subscription.via)).form.values(subscription))
     return values
 
 
 def submitted_values(form: FormInput) -> dict[str, Any]:
     """The form's fields as submitted, to show the form again with its errors (without the secrets)."""
-    values: dict[str, Any] = {name: first(form, name) for name in FIELDS}
+    values: dict[str, Any] = {name: first(form, name) for name in form_fields()}
     values["notifications"] = list(form.get("notifications", ()))
     values["enabled"] = first(form, "enabled") in ("on", "true", "1")
-    values["kafka.saslPassword"] = values["kafka.clientKey"] = ""
+    values.update(dict.fromkeys((name for channel in channel_types() for name in channel.form.secret_fields), ""))
     return values
 
 
 def blank_values(via: str) -> dict[str, Any]:
     """An empty form for a new subscription of one kind."""
-    values: dict[str, Any] = dict.fromkeys(FIELDS, "")
-    values.update(
-        {
-            "via": via if via in (Via.WEBHOOK.value, Via.KAFKA.value) else Via.WEBHOOK.value,
-            "notifications": [],
-            "enabled": True,
-            "kafka.compressionCodec": "gzip",
-            "kafka.securityProtocol": "PLAINTEXT",
-            "kafka.saslMechanism": "PLAIN",
-        }
-    )
+    values: dict[str, Any] = dict.fromkeys(form_fields(), "")
+    names = channel_names()
+    values.update({"via": via if via in names else names[0], "notifications": [], "enabled": True})
+    for channel in channel_types():
+        values.update(channel.form.defaults)
     return values
 
 
-def errors_by_field(errors: Mapping[str, Sequence[str]], fields: Sequence[str] = FIELDS) -> dict[str, list[str]]:
-    """API error keys filed under the form field that shows them; the rest under FORM_WIDE.
+def errors_by_field(errors: Mapping[str, Sequence[str]], fields: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """API error keys filed under the form field that shows them (the subscription form's by default); the rest
+    under FORM_WIDE.
 
     `kafka.brokers.1` goes to `kafka.brokers` as "Broker 2: ..."; `filter.$and.0` to `filter` naming the path.
     """
+    fields = form_fields() if fields is None else fields
     filed: dict[str, list[str]] = {}
     for key, messages in errors.items():
         target, label = _field_of(key, fields)
@@ -163,12 +122,16 @@ def errors_by_field(errors: Mapping[str, Sequence[str]], fields: Sequence[str] =
 def _field_of(key: str, fields: Sequence[str]) -> tuple[str, str]:
     if key in fields:
         return key, ""
-    if key in _OBJECT_FIELDS and _OBJECT_FIELDS[key] in fields:
-        return _OBJECT_FIELDS[key], ""
+    # An error about a channel's whole section (`kafka`) is shown on its first field.
+    if key in channel_names() and channel_type(key).form.fields[0] in fields:
+        return channel_type(key).form.fields[0], ""
+    labels = dict(_COMMON_INDEXED_LABELS)
+    for channel in channel_types():
+        labels.update(channel.form.indexed_labels)
     for name in sorted(fields, key=len, reverse=True):
         if key.startswith(name + "."):
             rest = key[len(name) + 1 :]
-            if rest.isdigit() and name in _INDEXED_LABELS:
-                return name, f"{_INDEXED_LABELS[name]} {int(rest) + 1}"
+            if rest.isdigit() and name in labels:
+                return name, f"{labels[name]} {int(rest) + 1}"
             return name, rest
     return FORM_WIDE, ""

@@ -7,16 +7,27 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FunctionLoader,
+    PackageLoader,
+    StrictUndefined,
+    Template,
+    select_autoescape,
+)
 from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from chargewire.backoffice.session import SCOPE_KEY, Session
+from chargewire.channels.registry import channel_names, channel_type
 from chargewire.clock import utcnow
+from chargewire.models import Subscription
 from chargewire.services.overview import health_state
 
 PREFIX = "/backoffice"
+_CHANNEL_PART = re.compile(r"channels/(?P<name>[^/]+)/(?P<part>form|target|facts)\.html")
 
 # Scripts and styles come only from our own static files: an injected <script> would not run.
 SECURITY_HEADERS = {
@@ -28,6 +39,24 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def channel_part(name: str) -> str | None:
+    """The source of `channels/<via>/{form,target,facts}.html`, from that channel's description.
+
+    `form` is its fieldset of the subscription form; `target` and `facts` show its target on pages.
+    """
+    match = _CHANNEL_PART.fullmatch(name)
+    if match is None or match["name"] not in channel_names():
+        return None
+    channel = channel_type(match["name"])
+    parts = {"form": channel.form.template, "target": channel.pages.target, "facts": channel.pages.facts}
+    return parts[match["part"]]
+
+
+def target_name(subscription: Subscription) -> str:
+    """A subscription's target in a few words (its URL, its topic), from its channel's description."""
+    return channel_type(str(subscription.via)).pages.name(subscription)
 
 
 def when(moment: datetime | None) -> str:
@@ -88,7 +117,7 @@ def field_id(name: str) -> str:
 
 def _environment() -> Environment:
     environment = Environment(
-        loader=PackageLoader("chargewire.backoffice", "templates"),
+        loader=ChoiceLoader([PackageLoader("chargewire.backoffice", "templates"), FunctionLoader(channel_part)]),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -102,6 +131,7 @@ def _environment() -> Environment:
         pretty_body=pretty_body,
         field_id=field_id,
         word_breaks=word_breaks,
+        target_name=target_name,
     )
     environment.globals["prefix"] = PREFIX
     environment.globals["health_state"] = lambda health: health_state(health, utcnow())

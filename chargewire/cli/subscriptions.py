@@ -29,7 +29,7 @@ def _subscription_json(subscription: Subscription) -> dict[str, Any]:
     kafka = subscription.kafka
     return {
         "id": subscription.id,
-        "via": subscription.via.value,
+        "via": str(subscription.via),
         "notifications": list(subscription.notifications),
         "callbackUrl": subscription.callback_url,
         "kafka": {
@@ -83,7 +83,7 @@ def list_subscriptions(as_json: Annotated[bool, typer.Option("--json", help="Pri
     print_table(
         ["ID", "VIA", "ENABLED", "EVENTS", "TARGET", "TOKEN"],
         [
-            [s.id, s.via.value, "yes" if s.enabled else "no", str(len(s.notifications)), _target(s), s.token_id]
+            [s.id, str(s.via), "yes" if s.enabled else "no", str(len(s.notifications)), _target(s), s.token_id]
             for s in subscriptions
         ],
     )

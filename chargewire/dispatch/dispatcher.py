@@ -31,10 +31,11 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OrderFence, OutboundMessage
+from chargewire.channels.registry import channel_type
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
-from chargewire.dispatch.retry_policy import kafka_retry_floor_s, next_attempt_delay
+from chargewire.dispatch.retry_policy import next_attempt_delay
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.errors import PermanentDeliveryError
@@ -88,7 +89,7 @@ class Dispatcher:
         settings: Settings,
         deliveries: DeliveryStore,
         targets: TargetSource,
-        channels: Mapping[Via, Channel],
+        channels: Mapping[str, Channel],
         *,
         worker_id: str | None = None,
         rng: random.Random | None = None,
@@ -116,12 +117,11 @@ class Dispatcher:
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
-        self._limits = {
-            Via.WEBHOOK: settings.worker_max_in_flight_per_subscription,
-            Via.KAFKA: settings.kafka_max_in_flight_per_subscription,
-        }
+        described = [channel_type(via) for via in channels]
+        self._limits = {channel.name: channel.max_in_flight(settings) for channel in described}
         self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
-        self._retry_floors_s = {Via.KAFKA: kafka_retry_floor_s(settings.kafka_message_timeout_s)}
+        self._retry_floors_s = {channel.name: channel.retry_floor_s(settings) for channel in described}
+        self._keeps_order = {channel.name for channel in described if channel.keeps_order}
         self._streamer = (
             KafkaStreamer(settings, streams, targets, self.attempt, self.worker_id)
             if streams is not None and Via.KAFKA in self._batching
@@ -332,9 +332,9 @@ class Dispatcher:
         finally:
             queue = self._queues[subscription_id]
             queue.in_flight -= len(batch)
-            if failed and target is not None and target.subscription.via is Via.KAFKA:
-                # Kafka keeps one entity's records in order: what was published after a failed record waits
-                # for its retry (claims take a Kafka subscription's pending rows in publishing order).
+            if failed and target is not None and target.subscription.via in self._keeps_order:
+                # The channel keeps one entity's records in order (Kafka): what was published after a failed
+                # record waits for its retry (claims take such a subscription's pending rows in publishing order).
                 self._defer_waiting(subscription_id)
             if target is not None:
                 self._start_ready(subscription_id, {subscription_id: target})

@@ -293,8 +293,8 @@ class StreamStore:
 async def follow_subscription(
     connection: AsyncConnection,
     subscription_id: str,
-    was: tuple[Via, bool] | None,
-    becomes: tuple[Via, bool],
+    was: tuple[str, bool] | None,
+    becomes: tuple[str, bool],
     keeps: PayloadCheck | None = None,
 ) -> None:
     """Keep a subscription's stream in step with its (via, enabled), in the transaction that changes them.

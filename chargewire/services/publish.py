@@ -13,7 +13,7 @@ from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
 from chargewire.services.group_commit import GroupCommitter, PendingBatch
-from chargewire.services.storable import storable
+from chargewire.storable import storable
 from chargewire.store.event_store import ENTITY_ID_MAX_CHARS, EventStore, NewEvents
 
 

@@ -41,7 +41,7 @@ class SubscriptionHealth:
         return {
             "notification": DISABLED_EVENT,
             "subscriptionId": subscription.id,
-            "via": subscription.via.value,
+            "via": str(subscription.via),
             "target": target,
             "reason": f"Every delivery failed for {days:g} days; enable the subscription again to resume delivery.",
             "failingSince": x_timestamp(failing_since),

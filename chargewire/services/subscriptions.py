@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -17,17 +16,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from chargewire.channels.address_guard import BlockedAddress, check_host
+from chargewire.channels.registry import channel_names, channel_type
 from chargewire.clock import utcnow
 from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.filters import FilterLimits, compile_filter
 from chargewire.ids import has_prefix, new_id
 from chargewire.kafka.stream_store import PayloadCheck
-from chargewire.models import ApiToken, KafkaSecrets, Scope, SigningSecret, Subscription, Via, split_broker
+from chargewire.models import ApiToken, KafkaSecrets, Scope, SigningSecret, Subscription, Via
 from chargewire.security import new_signing_secret
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription
 from chargewire.store.subscription_store import SubscriptionStore
@@ -35,6 +34,8 @@ from chargewire.store.subscription_store import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 MAX_PER_PAGE = 100
+# Every target field a channel may set: a replace clears those of the channel the subscription leaves.
+_NO_TARGET: dict[str, Any] = {"callback_url": None, "kafka": None, "target": None}
 _ALLOW_NETWORKS_HINT = "The operator can admit chosen networks with CHARGEWIRE_DELIVERY_ALLOW_NETWORKS (CIDRs)."
 
 
@@ -114,12 +115,11 @@ class SubscriptionService:
             api_version=api_version,
             created_at=now,
             updated_at=now,
-            callback_url=spec.callback_url,
-            kafka=spec.kafka,
+            **spec.target,
         )
         subscription = replace(subscription, **spec.extensions)
         secret = new_signing_secret()
-        await self._store.insert_subscription(subscription, spec.kafka_secrets, secret)
+        await self._store.insert_subscription(subscription, spec.secrets, secret)
         logger.info("subscription %s created by token %s (%s)", subscription.id, owner.id, subscription.via)
         return CreatedSubscription(subscription, secret)
 
@@ -171,18 +171,18 @@ class SubscriptionService:
     ) -> Subscription:
         """Overwrite a subscription with a full body (PUT); optional extensions not sent keep their values."""
         current = await self.get(caller, subscription_id, via)
-        stored = await self._store.kafka_secrets(subscription_id) if current.via is Via.KAFKA else None
+        # The secret half of its target, which a body sending null secrets keeps (none for a webhook).
+        stored = await self._store.kafka_secrets(subscription_id)
         spec = await self.validate(body, stored)
         updated = replace(
             current,
             via=spec.via,
             notifications=spec.notifications,
-            callback_url=spec.callback_url,
-            kafka=spec.kafka,
+            **(_NO_TARGET | dict(spec.target)),
             updated_at=utcnow(),
             **spec.extensions,
         )
-        if not await self._store.replace_subscription(updated, spec.kafka_secrets, keeps=_payload_check(updated)):
+        if not await self._store.replace_subscription(updated, spec.secrets, keeps=_payload_check(updated)):
             raise NotFound(f"No subscription {subscription_id}.")
         logger.info("subscription %s replaced", subscription_id)
         return updated
@@ -251,24 +251,9 @@ class SubscriptionService:
 
 def _target_hosts(body: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, host) of each target a body names, as far as it can be read; the parser judges the rest."""
-    webhook, kafka = body.get("webhook"), body.get("kafka")
-    if body.get("via") == Via.WEBHOOK and isinstance(webhook, Mapping):
-        url = webhook.get("callbackUrl")
-        host = _url_host(url) if isinstance(url, str) else None
-        return [("webhook.callbackUrl", host)] if host else []
-    brokers = kafka.get("brokers") if body.get("via") == Via.KAFKA and isinstance(kafka, Mapping) else None
-    hosts: list[tuple[str, str]] = []
-    for index, broker in enumerate(brokers if isinstance(brokers, list) else []):
-        with contextlib.suppress(ValueError):
-            hosts.append((f"kafka.brokers.{index}", split_broker(broker)[0]))
-    return hosts
-
-
-def _url_host(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
+    via = body.get("via")
+    section = body.get(via) if isinstance(via, str) and via in channel_names() else None
+    return channel_type(str(via)).target_hosts(section) if isinstance(section, Mapping) else []
 
 
 def _payload_check(subscription: Subscription) -> PayloadCheck:

@@ -14,7 +14,7 @@ from chargewire.errors import NotFound, Unauthenticated, ValidationFailed
 from chargewire.ids import new_id
 from chargewire.models import ApiToken, Scope
 from chargewire.security import SecretBox, new_api_token, token_hash
-from chargewire.services.storable import storable
+from chargewire.storable import storable
 from chargewire.store.outage import is_unavailable
 from chargewire.store.token_store import TOKEN_NAME_MAX_CHARS, TokenStore
 

@@ -72,7 +72,7 @@ class DeliveryStore(DeliveryLog):
         now: datetime,
         lease_until: datetime,
         limit: int,
-        per_subscription: Mapping[Via, int],
+        per_subscription: Mapping[str, int],
         excluded_subscriptions: Collection[str] = (),
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries, at most `per_subscription[via]` of any one subscription.
@@ -221,7 +221,7 @@ def _due_scan(dialect: StoreDialect, now: datetime, excluded: Collection[str]) -
 
 
 async def _pick_due(
-    connection: AsyncConnection, scan: Select[str, str, str], limit: int, per_subscription: Mapping[Via, int]
+    connection: AsyncConnection, scan: Select[str, str, str], limit: int, per_subscription: Mapping[str, int]
 ) -> list[tuple[str, str, str]]:
     """Up to `limit` rows from `scan`, in its order, at most `per_subscription[via]` of any one subscription.
 
@@ -229,7 +229,7 @@ async def _pick_due(
     them, so that a full subscription does not hide the others' work behind it. Capping here rather than
     with a window function in SQL costs a tenth: on SQLite the ranked query took 10 µs per claimed row.
     """
-    caps = {via.value: cap for via, cap in per_subscription.items()}
+    caps = {str(via): cap for via, cap in per_subscription.items()}
     chosen: list[tuple[str, str, str]] = []
     for window in (limit, limit * _SCAN_FACTOR):
         rows = (await connection.execute(scan.limit(window))).all()

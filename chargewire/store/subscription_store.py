@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.kafka.stream_store import PayloadCheck, follow_subscription
-from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via
+from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via, via_of
 from chargewire.security import SecretBox
 from chargewire.store.database import Database
 from chargewire.store.tables import subscription_events, subscriptions
@@ -33,11 +33,14 @@ _RECORD_COLUMNS = tuple(
 
 
 def _to_subscription(mapping: RowMapping) -> Subscription:
-    kafka = mapping["kafka"]
+    via = via_of(mapping["via"])
+    # The `kafka` JSON column holds the target of every channel without a column of its own (docs/channels.md).
+    target = mapping["kafka"]
+    kafka = target if via is Via.KAFKA else None
     schedule = mapping["retry_schedule"]
     return Subscription(
         id=mapping["id"],
-        via=Via(mapping["via"]),
+        via=via,
         notifications=tuple(mapping["notifications"]),
         token_id=mapping["token_id"],
         api_version=mapping["api_version"],
@@ -45,6 +48,7 @@ def _to_subscription(mapping: RowMapping) -> Subscription:
         updated_at=mapping["updated_at"],
         callback_url=mapping["callback_url"],
         kafka=KafkaTarget(**{**kafka, "brokers": tuple(kafka["brokers"])}) if kafka else None,
+        target=target if not isinstance(via, Via) else None,
         enabled=bool(mapping["enabled"]),
         description=mapping["description"],
         filter=mapping["filter"],
@@ -58,10 +62,10 @@ def _to_subscription(mapping: RowMapping) -> Subscription:
 def _mutable_values(subscription: Subscription) -> dict[str, Any]:
     """The columns a replace may change (not the owner, version, creation time or delivery health)."""
     return {
-        "via": subscription.via.value,
+        "via": str(subscription.via),
         "notifications": list(subscription.notifications),
         "callback_url": subscription.callback_url,
-        "kafka": asdict(subscription.kafka) if subscription.kafka else None,
+        "kafka": asdict(subscription.kafka) if subscription.kafka else subscription.target,
         "enabled": subscription.enabled,
         "description": subscription.description,
         "filter": subscription.filter,
@@ -197,7 +201,7 @@ class SubscriptionStore:
                 .values(enabled=False, disabled_reason="failing continuously", updated_at=now)
             )
             for row in rows:
-                via = Via(row.via)
+                via = via_of(row.via)
                 await follow_subscription(connection, row.id, (via, True), (via, False))
         return [_to_subscription(row._mapping) for row in rows]
 
@@ -291,7 +295,7 @@ def _visible(token_id: str | None, via: Via | None) -> list[ColumnElement[bool]]
     if token_id is not None:
         conditions.append(subscriptions.c.token_id == token_id)
     if via is not None:
-        conditions.append(subscriptions.c.via == via.value)
+        conditions.append(subscriptions.c.via == str(via))
     return conditions
 
 
@@ -299,7 +303,7 @@ def _valid_at(secrets: Sequence[SigningSecret], now: datetime) -> list[SigningSe
     return [s for s in secrets if s.expires_at is None or s.expires_at > now]
 
 
-async def _via_and_enabled(connection: AsyncConnection, subscription_id: str) -> tuple[Via, bool] | None:
+async def _via_and_enabled(connection: AsyncConnection, subscription_id: str) -> tuple[str, bool] | None:
     """A subscription's channel and whether it is enabled, locked for the rest of the transaction.
 
     FOR NO KEY UPDATE, as the UPDATE that follows would take: it leaves the rows that refer to the subscription
@@ -311,7 +315,7 @@ async def _via_and_enabled(connection: AsyncConnection, subscription_id: str) ->
         .with_for_update(key_share=True)
     )
     row = (await connection.execute(query)).first()
-    return (Via(row.via), bool(row.enabled)) if row else None
+    return (via_of(row.via), bool(row.enabled)) if row else None
 
 
 async def _write_event_names(connection: AsyncConnection, subscription_id: str, names: Sequence[str]) -> None:

@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 from chargewire.api.auth import runtime_of
 from chargewire.api.links import page_link
 from chargewire.api.routes.notifications_v2 import ERROR_RESPONSES, NOT_FOUND, Links, ManageToken, document_event_names
+from chargewire.channels.webhook_type import MAX_CALLBACK_URL_LENGTH
 from chargewire.errors import ValidationFailed
 from chargewire.models import Subscription, Via
-from chargewire.services.subscription_spec import MAX_CALLBACK_URL_LENGTH
 from chargewire.services.subscriptions import MAX_PER_PAGE, Caller, NumberedPage
 
 router = APIRouter(prefix="/public-api/notifications/v1.0", tags=["notifications v1.0 (deprecated)"])

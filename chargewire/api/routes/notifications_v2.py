@@ -11,18 +11,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from chargewire.api.auth import require_scope, runtime_of
 from chargewire.api.links import cursor_page_links
 from chargewire.catalog import load_event_types
-from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription, Via
-from chargewire.services.subscription_spec import (
-    MAX_CALLBACK_URL_LENGTH,
-    MAX_DESCRIPTION_LENGTH,
-    MAX_RETRY_STEPS,
-    TOPIC_PATTERN,
-)
+from chargewire.channels.registry import channel_names, channel_type
+from chargewire.channels.webhook_type import MAX_CALLBACK_URL_LENGTH
+from chargewire.kafka.channel_type import TOPIC_PATTERN
+from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription
+from chargewire.services.subscription_spec import MAX_DESCRIPTION_LENGTH, MAX_RETRY_STEPS
 from chargewire.services.subscriptions import MAX_PER_PAGE, Caller, CursorPage
 
 router = APIRouter(prefix="/public-api/notifications/v2.0", tags=["notifications v2.0"])
@@ -59,6 +58,27 @@ def document_event_names(schema: dict[str, Any]) -> None:
     schema["uniqueItems"] = True
 
 
+def check_via(value: object) -> object:
+    """A registered channel's name, or pydantic's error for a value outside a `Literal` of their names."""
+    names = channel_names()
+    if not isinstance(value, str) or value not in names:
+        quoted = [repr(name) for name in names]
+        expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else quoted[0]
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+def document_via(schema: dict[str, Any]) -> None:
+    """Name the registered channels in the schema of `via`, as a `Literal` of their names would."""
+    title = schema.get("title", "Via")
+    schema.clear()
+    schema.update(enum=list(channel_names()), title=title, type="string")
+
+
+# A channel's name: the registered ones, checked and documented when used (a channel may register after import).
+ViaName = Annotated[str, BeforeValidator(check_via), Field(json_schema_extra=document_via)]
+
+
 class WebhookIn(BaseModel):
     """Where a webhook subscription posts its notifications."""
 
@@ -83,7 +103,7 @@ class KafkaIn(BaseModel):
 class SubscriptionIn(BaseModel):
     """The body of POST and PUT. `enabled`, `description`, `filter` and `retrySchedule` are chargewire extensions."""
 
-    via: Literal["webhook", "kafka"]
+    via: ViaName
     notifications: list[str] = Field(min_length=1, json_schema_extra=document_event_names)
     webhook: WebhookIn | None = Field(None, description="Required when via is webhook")
     kafka: KafkaIn | None = Field(None, description="Required when via is kafka")
@@ -122,7 +142,7 @@ class SubscriptionOut(BaseModel):
     """A subscription as the API shows it: `webhook` or `kafka` according to `via`."""
 
     id: str
-    via: Literal["webhook", "kafka"]
+    via: ViaName
     notifications: list[str]
     webhook: WebhookOut | None = None
     kafka: KafkaOut | None = None
@@ -178,24 +198,12 @@ class SubscriptionList(BaseModel):
 
 def subscription_data(subscription: Subscription) -> dict[str, Any]:
     """The v2.0 JSON of a subscription: the contract's fields, then chargewire's added ones."""
-    data: dict[str, Any] = {"id": subscription.id, "via": subscription.via.value}
+    via = str(subscription.via)
+    data: dict[str, Any] = {"id": subscription.id, "via": via}
     data["notifications"] = list(subscription.notifications)
-    if subscription.via is Via.WEBHOOK:
-        data["webhook"] = {"callbackUrl": subscription.callback_url}
-    elif subscription.kafka is not None:
-        kafka = subscription.kafka
-        data["kafka"] = {
-            "topic": kafka.topic,
-            "brokers": list(kafka.brokers),
-            "compressionCodec": kafka.compression_codec,
-            "securityProtocol": kafka.security_protocol,
-            "saslMechanism": kafka.sasl_mechanism,
-            "saslUsername": kafka.sasl_username,
-            "saslPassword": None,
-            "caCertificate": kafka.ca_certificate,
-            "clientCertificate": kafka.client_certificate,
-            "clientKey": None,
-        }
+    target = channel_type(via).render(subscription)
+    if target is not None:
+        data[via] = target
     data["enabled"] = subscription.enabled
     data["description"] = subscription.description
     data["filter"] = subscription.filter
@@ -211,15 +219,22 @@ def _cursor_list(request: Request, page: CursorPage) -> dict[str, Any]:
     }
 
 
-def body_of(model: BaseModel) -> dict[str, Any]:
-    """The fields a client actually sent, so a replace can tell "not sent" from null."""
-    return model.model_dump(exclude_unset=True)
+async def body_of(model: SubscriptionIn, request: Request) -> dict[str, Any]:
+    """The fields a client actually sent, so a replace can tell "not sent" from null.
+
+    A registered channel without a field of its own here gets its section as sent; its description checks it.
+    """
+    body = model.model_dump(exclude_unset=True)
+    if model.via not in SubscriptionIn.model_fields:
+        sent = await request.json()
+        body[model.via] = sent.get(model.via)
+    return body
 
 
 @router.post("", status_code=201, response_model=CreatedEnvelope, responses=ERROR_RESPONSES, summary="Subscribe")
 async def subscribe(body: SubscriptionIn, request: Request, token: ManageToken) -> JSONResponse:
     """Subscribe a webhook or a Kafka topic to events. The response carries the signing secret, once."""
-    created = await runtime_of(request).subscriptions.create(token, body_of(body))
+    created = await runtime_of(request).subscriptions.create(token, await body_of(body, request))
     data = {**subscription_data(created.subscription), "signingSecret": created.signing_secret}
     return JSONResponse({"data": data}, status_code=201)
 
@@ -258,7 +273,9 @@ async def update_subscription(
     notification: str, body: SubscriptionIn, request: Request, token: ManageToken
 ) -> JSONResponse:
     """Replace a subscription with the same body as POST; extensions not sent keep their values."""
-    subscription = await runtime_of(request).subscriptions.replace(Caller.of(token), notification, body_of(body))
+    subscription = await runtime_of(request).subscriptions.replace(
+        Caller.of(token), notification, await body_of(body, request)
+    )
     return JSONResponse({"data": subscription_data(subscription)})
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from chargewire.backoffice.guards import Operator, runtime_of
-from chargewire.backoffice.rendering import SECURITY_HEADERS, iso, render
+from chargewire.backoffice.rendering import SECURITY_HEADERS, iso, render, target_name
 from chargewire.models import Subscription
 from chargewire.services.overview import Overview
 from chargewire.services.storage import ExpiryRun
@@ -37,7 +37,7 @@ def overview_json(overview: Overview) -> dict[str, Any]:
         "failing": [
             {
                 "id": item.subscription.id,
-                "via": item.subscription.via.value,
+                "via": str(item.subscription.via),
                 "target": _target(item.subscription),
                 "enabled": item.subscription.enabled,
                 "failures": item.failures,
@@ -85,7 +85,7 @@ def _storage_json(run: ExpiryRun) -> dict[str, Any]:
 def _target(subscription: Subscription) -> str:
     if subscription.kafka is not None:
         return f"{subscription.kafka.topic} @ {', '.join(subscription.kafka.brokers)}"
-    return str(subscription.callback_url)
+    return target_name(subscription)
 
 
 @router.get("/overview")

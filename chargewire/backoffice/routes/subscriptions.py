@@ -21,14 +21,10 @@ from chargewire.backoffice.forms import (
 from chargewire.backoffice.guards import CheckedForm, Operator, runtime_of
 from chargewire.backoffice.rendering import PREFIX, render, session_of
 from chargewire.backoffice.routes.catalog import event_groups
+from chargewire.channels.registry import channel_types
 from chargewire.errors import NotFound, ValidationFailed
 from chargewire.ids import has_prefix
-from chargewire.models import ApiToken, Scope, Subscription, Via
-from chargewire.services.subscription_spec import (
-    COMPRESSION_CODECS,
-    SASL_MECHANISMS,
-    SECURITY_PROTOCOLS,
-)
+from chargewire.models import ApiToken, Scope, Subscription
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_log import DeliveryFilter
 
@@ -36,11 +32,6 @@ router = APIRouter()
 PER_PAGE = 50
 RECENT_DELIVERIES = 10
 RESEND_FIELDS = ("notifications", "startTime", "endTime")
-CHOICES = {
-    "kafka.compressionCodec": COMPRESSION_CODECS,
-    "kafka.securityProtocol": SECURITY_PROTOCOLS,
-    "kafka.saslMechanism": SASL_MECHANISMS,
-}
 OWNER_HELP = "Choose the API token that owns this subscription: its text keys the X-Signature header."
 
 
@@ -57,7 +48,7 @@ async def list_page(
     runtime = runtime_of(request)
     page = await runtime.subscriptions.list_page(OPERATOR, PER_PAGE, cursor)
     health = await runtime.overview.health([subscription.id for subscription in page.items])
-    return render(request, "subscriptions/list.html", page=page, health=health)
+    return render(request, "subscriptions/list.html", page=page, health=health, channels=channel_types())
 
 
 @router.get("/subscriptions/new")
@@ -107,7 +98,7 @@ async def save(request: Request, _: Operator, subscription_id: str, form: Checke
     body, errors = body_from_form(submitted)
     values = submitted_values(submitted) | {"token_id": subscription.token_id}
     if errors:
-        stored = await runtime.subscriptions.kafka_secrets(subscription_id) if subscription.via is Via.KAFKA else None
+        stored = await runtime.subscriptions.kafka_secrets(subscription_id)
         return await form_page(
             request, subscription, values, await _with_spec_errors(request, body, errors, stored), 422
         )
@@ -140,7 +131,8 @@ async def form_page(
         error_count=sum(len(messages) for messages in filed.values()),
         tokens=tokens,
         groups=event_groups(),
-        choices=CHOICES,
+        channels=channel_types(),
+        choices={name: options for channel in channel_types() for name, options in channel.form.choices.items()},
     )
 
 
