@@ -127,6 +127,7 @@ class KafkaChannel:
         self._secrets_for = secrets_for
         self._producers = producers or KafkaProducers()
         self._allow_networks = tuple(allow_networks)
+        self._producers.allow_networks = self._allow_networks
         # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
         # new password is read on the next attempt without a database round trip on every record.
         self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
@@ -291,9 +292,17 @@ async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) ->
         ) from exc
 
 
-def _refusal_like(refusal: BlockedAddress) -> BlockedAddress:
-    """A new error with the message and address of `refusal`."""
-    return BlockedAddress(refusal.message, address=refusal.address, reason=refusal.reason)
+def _refusal_like(refusal: DeliveryError) -> DeliveryError:
+    """A new error like `refusal` (raising the same one again would grow its traceback on every attempt)."""
+    if isinstance(refusal, BlockedAddress):
+        return BlockedAddress(refusal.message, address=refusal.address, reason=refusal.reason)
+    return type(refusal)(refusal.message, error_class=refusal.error_class)
+
+
+def _is_connection_error(failed: ProduceFailed) -> bool:
+    """Whether a record failed for want of a broker connection, which the connector's failure explains."""
+    codes = {failed.error.code(), *(() if failed.cause is None else (failed.cause.code(),))}
+    return bool(codes & (_UNEXPLAINED | _UNREACHABLE))
 
 
 def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:
@@ -334,6 +343,8 @@ def _translate(exc: Exception) -> DeliveryError:
         message = f"librdkafka refused the subscription's Kafka settings: {exc.error.str()}."
         return PermanentDeliveryError(message, error_class="kafka_config_rejected")
     if isinstance(exc, ProduceFailed):
+        if exc.failure is not None and _is_connection_error(exc):
+            return _refusal_like(exc.failure)
         return delivery_error(exc.error, exc.cause)
     if isinstance(exc, TimeoutError):
         return RetryableDeliveryError("The brokers did not acknowledge in time.", error_class="timeout")

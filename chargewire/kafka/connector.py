@@ -1,0 +1,386 @@
+"""The guarded Kafka connector: librdkafka dials only chargewire's loopback listeners, chargewire dials the brokers.
+
+librdkafka resolves broker names itself when it connects, and confluent-kafka exposes none of its resolve or
+connect hooks, so a name checked by chargewire could point somewhere else by the time librdkafka dials it (DNS
+rebinding). So librdkafka is given no broker address at all. Each producer gets a `BrokerRoute`: one listener on
+127.0.0.1 (an ephemeral port) per broker it may reach, its bootstrap brokers first. When librdkafka connects to
+a listener, the connector resolves that broker's name then and there, checks every address with the address
+guard (`channels.address_guard.resolve_allowed`), and opens the TCP connection to exactly a checked address.
+A name that does not resolve, or resolves to any blocked address, closes librdkafka's connection (to
+librdkafka, a broker that is down) and leaves the reason on the route (`BrokerRoute.failure`) for the channel to
+report; its text names the broker as configured, never what it resolved to.
+
+The brokers a cluster advertises reach librdkafka only in Metadata responses, which the connector rewrites on
+the way (`frames`, `metadata_rewrite`): each advertised host and port becomes 127.0.0.1 and the port of a
+listener opened for it, so those connections are checked the same way. A response it cannot read, and a
+request for brokers it does not relocate, close the connection: fail closed.
+
+TLS (SSL and SASL_SSL clusters) is the connector's too (`broker_tls`): it verifies the broker's certificate and
+name and presents the client certificate, while librdkafka speaks PLAINTEXT (or SASL_PLAINTEXT) to the
+listener; SASL frames pass through unchanged.
+
+All listeners and connections of the process run on one thread with its own event loop, started on first use,
+so proxying never takes the dispatcher's loop. An error in one connection closes that connection alone; the
+loop itself is restarted if it ever dies, and every fault is logged once and counted (`ConnectorCounts`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from chargewire.channels.address_guard import BlockedAddress, IPNetwork, ResolvedAddress, resolve_allowed
+from chargewire.errors import DeliveryError, RetryableDeliveryError
+from chargewire.kafka.frames import RequestWatch, ResponseRewrite
+from chargewire.kafka.metadata_rewrite import UnreadableResponse
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int, tuple[IPNetwork, ...]], Awaitable[list[ResolvedAddress]]]
+
+LOOPBACK = "127.0.0.1"
+_READ_SIZE = 256 * 1024
+_RELEASE_WAIT_S = 1.0
+_LOCAL_ADDRESS = re.compile(r"127\.0\.0\.1:(\d+)")
+
+
+@dataclass
+class ConnectorCounts:
+    """Broker connections the connector opened, and those it refused by reason (read by `/metrics`)."""
+
+    opened: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    faults: int = 0
+
+
+class BrokerRoute:
+    """One producer's listeners: one per broker it may reach, each leading to that broker only, checked on connect."""
+
+    def __init__(
+        self,
+        connector: KafkaConnector,
+        allow: tuple[IPNetwork, ...],
+        tls: ssl.SSLContext | None,
+        connect_timeout_s: float,
+    ) -> None:
+        self.allow = allow
+        self.tls = tls
+        self.connect_timeout_s = connect_timeout_s
+        # Why the last connection to one of its brokers failed, None once one succeeds: the channel's explanation
+        # for a record that failed because no broker could be reached. Written on the connector's thread.
+        self.failure: DeliveryError | None = None
+        self._connector = connector
+        self._lock = threading.Lock()  # listeners open from the producer's side (bootstrap) and the connector's
+        self._ports: dict[tuple[str, int], int] = {}
+        self._brokers: dict[int, str] = {}  # listener port -> the broker behind it, "host:port"
+        self._sockets: list[socket.socket] = []
+        self.closed = False
+
+    def listener_for(self, host: str, port: int, *, advertised: bool = True) -> tuple[str, int]:
+        """The loopback address of the listener leading to `host`:`port`, opened on first use.
+
+        `advertised` says whether the cluster's metadata named the broker, or the subscription did (bootstrap).
+        """
+        key = (host.lower(), port)
+        with self._lock:
+            local_port = self._ports.get(key)
+            if local_port is None:
+                listening = socket.create_server((LOOPBACK, 0))
+                local_port = listening.getsockname()[1]
+                self._ports[key] = local_port
+                self._brokers[local_port] = broker_name(host, port)
+                self._sockets.append(listening)
+                self._connector.serve(self, listening, _Broker(host, port, advertised))
+        return LOOPBACK, local_port
+
+    def local_addresses(self, brokers: tuple[tuple[str, int], ...]) -> list[str]:
+        """The "127.0.0.1:port" librdkafka is to bootstrap from, one per broker."""
+        return [":".join(map(str, self.listener_for(host, port, advertised=False))) for host, port in brokers]
+
+    def broker_behind(self, local_address: str) -> str:
+        """The broker a "127.0.0.1:port" listener leads to (the address itself if it is not one of this route's)."""
+        match = _LOCAL_ADDRESS.fullmatch(local_address)
+        return self._brokers.get(int(match[1]), local_address) if match else local_address
+
+    def unmask(self, text: str) -> str:
+        """`text` with each listener's address replaced by the broker it leads to (for librdkafka's error texts)."""
+        return _LOCAL_ADDRESS.sub(lambda match: self.broker_behind(match[0]), text)
+
+    def close(self) -> None:
+        """Stop listening and close every connection made through this route."""
+        with self._lock:
+            self.closed = True
+            sockets, self._sockets = self._sockets, []
+        self._connector.release(self, sockets)
+
+
+class KafkaConnector:
+    """The thread and event loop that serve every route's listeners and relay their connections."""
+
+    def __init__(self, resolve: Resolver = resolve_allowed) -> None:
+        """Serve routes, resolving and checking broker names with `resolve` (the address guard)."""
+        self.counts = ConnectorCounts()
+        self.open_routes: set[BrokerRoute] = set()  # read from other threads: replaced, never changed in place
+        self._resolve = resolve
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._servers: dict[BrokerRoute, list[asyncio.Server]] = {}
+        self._connections: dict[BrokerRoute, set[asyncio.StreamWriter]] = {}
+        self._logged: set[str] = set()
+
+    def route(self, allow: tuple[IPNetwork, ...], tls: ssl.SSLContext | None, connect_timeout_s: float) -> BrokerRoute:
+        """A new route for one producer."""
+        route = BrokerRoute(self, allow, tls, connect_timeout_s)
+        with self._lock:
+            self.open_routes = {*self.open_routes, route}
+        return route
+
+    def serve(self, route: BrokerRoute, listening: socket.socket, broker: _Broker) -> None:
+        """Accept connections on `listening` (from any thread), relaying each to `broker` once checked."""
+        loop = self._running_loop()
+
+        async def start() -> None:
+            handler = _Relay(self, route, broker)
+            server = await asyncio.start_server(handler.run, sock=listening, limit=_READ_SIZE)
+            if route.closed:
+                server.close()
+            else:
+                self._servers.setdefault(route, []).append(server)
+
+        loop.call_soon_threadsafe(lambda: loop.create_task(start()))
+
+    def release(self, route: BrokerRoute, sockets: list[socket.socket]) -> None:
+        """Close a route's servers and connections (from any thread); its ports refuse connections on return."""
+        with self._lock:
+            self.open_routes = self.open_routes - {route}
+        loop = self._loop
+        closed = threading.Event()
+
+        def close() -> None:
+            for server in self._servers.pop(route, []):
+                server.close()
+            for writer in self._connections.pop(route, set()):
+                writer.close()
+            for listening in sockets:
+                listening.close()
+            closed.set()
+
+        if loop is None or loop.is_closed() or threading.current_thread() is self._thread:
+            close()
+        else:
+            loop.call_soon_threadsafe(close)
+            # A moment at most: the connector's loop never blocks.
+            closed.wait(_RELEASE_WAIT_S)
+
+    def track(self, route: BrokerRoute, writer: asyncio.StreamWriter) -> Callable[[], None]:
+        """Remember a connection of `route` until the returned function is called (connector thread)."""
+        connections = self._connections.setdefault(route, set())
+        connections.add(writer)
+        return lambda: connections.discard(writer)
+
+    async def dial(self, route: BrokerRoute, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Resolve `host` now, check every address, and connect to a checked one (with TLS if the route has it)."""
+        async with asyncio.timeout(route.connect_timeout_s):
+            addresses = await self._resolve(host, port, route.allow)
+            error: OSError = OSError(f"{host} has no address")
+            for address in addresses:
+                try:
+                    return await asyncio.open_connection(
+                        str(address.address),
+                        address.port,
+                        family=address.family,
+                        ssl=route.tls,
+                        server_hostname=host if route.tls is not None else None,
+                        limit=_READ_SIZE,
+                    )
+                except ssl.SSLError:
+                    raise
+                except OSError as exc:
+                    error = exc
+            raise error
+
+    def log_once(self, kind: str, message: str, *args: object) -> None:
+        """Log a kind of fault the first time it happens in this process (the counts show the rest)."""
+        if kind not in self._logged:
+            self._logged.add(kind)
+            logger.warning(message, *args)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                started = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(started,), name="chargewire-kafka-connector", daemon=True
+                )
+                thread.start()
+                started.wait()
+                self._thread = thread
+            assert self._loop is not None  # set by _run before `started`
+            return self._loop
+
+    def _run(self, started: threading.Event) -> None:
+        """The connector's thread: its loop, restarted if it ever dies, until the process ends."""
+        while True:
+            loop = asyncio.new_event_loop()
+            loop.set_exception_handler(self._loop_fault)
+            self._loop = loop
+            started.set()
+            try:
+                loop.run_forever()
+            except Exception:
+                self.counts.faults += 1
+                logger.exception("The Kafka connector's loop died; restarting it (its connections are lost)")
+                self._servers.clear()
+                self._connections.clear()
+            finally:
+                loop.close()
+
+    def _loop_fault(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        self.counts.faults += 1
+        self.log_once("loop", "A fault in the Kafka connector: %s", context.get("message"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Broker:
+    """Where a listener leads: a broker the subscription names (bootstrap) or the cluster advertises."""
+
+    host: str
+    port: int
+    advertised: bool
+
+    @property
+    def refusal(self) -> str:
+        """Why its connections are refused when it is on a blocked address (what it resolves to left out)."""
+        name = broker_name(self.host, self.port)
+        if self.advertised:
+            return f"The cluster advertises a broker at a blocked address, {name}; no connection was made to it."
+        return f"The broker {name} is, or resolves to, a blocked address (one that is not public)."
+
+
+class _Relay:
+    """Relays each connection accepted on one listener to the broker it leads to."""
+
+    def __init__(self, connector: KafkaConnector, route: BrokerRoute, broker: _Broker) -> None:
+        self._connector = connector
+        self._route = route
+        self._target = broker
+        self._broker = broker_name(broker.host, broker.port)
+
+    async def run(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        """Connect to the broker, checked, then pass bytes both ways until either side closes."""
+        untrack = self._connector.track(self._route, client_writer)
+        try:
+            upstream = await self._dial()
+            if upstream is not None:
+                await self._relay(client_reader, client_writer, *upstream)
+        except Exception:
+            self._connector.counts.faults += 1
+            logger.exception("The Kafka connector failed relaying a connection to %s", self._broker)
+        finally:
+            untrack()
+            client_writer.close()
+
+    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        try:
+            upstream = await self._connector.dial(self._route, self._target.host, self._target.port)
+        except BlockedAddress as exc:
+            refusal = BlockedAddress(self._target.refusal, address=exc.address, reason=exc.reason)
+            self._refuse("blocked_address", refusal)
+            logger.warning("Kafka connection to %s refused: %s (%s)", self._broker, exc.address, exc.reason)
+            return None
+        except ssl.SSLError as exc:
+            self._refuse_tls(exc)
+            return None
+        except (OSError, TimeoutError, ValueError):
+            unreachable = RetryableDeliveryError("No broker could be reached.", error_class="unreachable")
+            self._refuse("unreachable", unreachable)
+            return None
+        self._connector.counts.opened += 1
+        self._route.failure = None
+        return upstream
+
+    async def _relay(
+        self,
+        client_reader: asyncio.StreamReader,
+        client_writer: asyncio.StreamWriter,
+        broker_reader: asyncio.StreamReader,
+        broker_writer: asyncio.StreamWriter,
+    ) -> None:
+        watch = RequestWatch()
+        rewrite = ResponseRewrite(watch, self._route.listener_for)
+        untrack = self._connector.track(self._route, broker_writer)
+        requests = asyncio.create_task(_pump(client_reader, broker_writer, _watched(watch)))
+        responses = asyncio.create_task(_pump(broker_reader, client_writer, rewrite.feed))
+        try:
+            done, _pending = await asyncio.wait((requests, responses), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self._note_end(task.exception())
+        finally:
+            for task in (requests, responses):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.gather(requests, responses, return_exceptions=True)
+            untrack()
+            broker_writer.close()
+
+    def _note_end(self, error: BaseException | None) -> None:
+        if isinstance(error, ssl.SSLError):
+            self._refuse_tls(error)  # TLS 1.3: the broker refuses a client certificate after the handshake
+        elif isinstance(error, UnreadableResponse):
+            message = f"The connection to the broker {self._broker} was closed: {error}."
+            self._refuse("unreadable", RetryableDeliveryError(message, error_class="kafka"))
+            self._connector.log_once("unreadable", "Kafka connection to %s closed: %s", self._broker, error)
+
+    def _refuse_tls(self, exc: ssl.SSLError) -> None:
+        reason = getattr(exc, "verify_message", None) or exc.reason or "handshake failed"
+        error = RetryableDeliveryError(f"TLS failed with the broker {self._broker}: {reason}.", error_class="tls")
+        self._refuse("tls", error)
+
+    def _refuse(self, reason: str, error: DeliveryError) -> None:
+        self._connector.counts.refused[reason] += 1
+        self._route.failure = error
+
+
+def _watched(watch: RequestWatch) -> Callable[[bytes], list[bytes]]:
+    def feed(data: bytes) -> list[bytes]:
+        watch.feed(data)  # noted before it is sent: the response cannot come before its request is known
+        return [data]
+
+    return feed
+
+
+_Feed = Callable[[bytes], list[bytes]]
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, feed: _Feed) -> None:
+    """Pass what `reader` gives to `writer`, through `feed`, until `reader` ends."""
+    while data := await reader.read(_READ_SIZE):
+        writer.writelines(feed(data))
+        await writer.drain()
+
+
+def broker_name(host: str, port: int) -> str:
+    """A broker as a subscription writes it: "host:port", an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_shared: KafkaConnector | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_connector() -> KafkaConnector:
+    """The process's connector, made on first use (its thread starts with its first listener)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = KafkaConnector()
+        return _shared

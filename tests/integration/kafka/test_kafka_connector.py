@@ -1,0 +1,170 @@
+"""The guarded connector against a real broker and real sockets: librdkafka reaches only addresses chargewire
+resolved and checked when it connected, whatever a name pointed at when the attempt was checked."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chargewire.channels.address_guard import BlockedAddress, IPNetwork
+from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.kafka.channel import KafkaChannel
+from chargewire.kafka.clusters import ClusterConfig
+from chargewire.kafka.connector import KafkaConnector
+from chargewire.kafka.producers import KafkaProducers, ProduceFailed, Record
+from chargewire.models import KafkaSecrets, KafkaTarget, Via
+from tests.support.factories import outbound_message_factory, subscription_factory
+from tests.support.kafka_topics import TopicCounter
+
+pytestmark = pytest.mark.timeout(120)
+
+MESSAGE_TIMEOUT_S = 10.0
+# Where the pre-check is told `localhost` points: allowed, so only a check at connect time can refuse it.
+CHECKED_ADDRESS = "127.0.0.2"
+ONLY_CHECKED_ADDRESS: list[IPNetwork] = [ipaddress.ip_network(f"{CHECKED_ADDRESS}/32")]
+ONLY_127_0_0_1: list[IPNetwork] = [ipaddress.ip_network("127.0.0.1/32")]
+
+
+class CountingListener:
+    """A TCP port on 127.0.0.1 that accepts connections and counts them: where a rebound name points."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _peer = self._socket.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        """Stop accepting."""
+        self._socket.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def counting_listener() -> Iterator[CountingListener]:
+    """A counting port, closed after the test."""
+    listener = CountingListener()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def rebinding_localhost(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`localhost` resolves to CHECKED_ADDRESS the first time chargewire asks, and to what it really is after.
+
+    librdkafka resolves names in C, out of reach of this patch: before the connector, it dialled the real
+    127.0.0.1 after chargewire's check had seen CHECKED_ADDRESS.
+    """
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "localhost" and not answers:
+            answers.append(CHECKED_ADDRESS)
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (CHECKED_ADDRESS, int(port)))]
+        answers.append("real")
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    return answers
+
+
+async def test_a_broker_name_rebound_to_loopback_after_the_check_gets_no_connection_and_fails_as_blocked_address(
+    counting_listener: CountingListener, rebinding_localhost: list[str]
+) -> None:
+    connector = KafkaConnector()
+    producers = KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S, connector=connector)
+    channel = KafkaChannel(_no_secrets, producers=producers, allow_networks=ONLY_CHECKED_ADDRESS)
+    target = KafkaTarget(topic="rebinding", brokers=(f"localhost:{counting_listener.port}",))
+    subscription = subscription_factory(via=Via.KAFKA, callback_url=None, kafka=target)
+    try:
+        results = [await channel.send(outbound_message_factory(subscription)) for _ in range(2)]
+    finally:
+        await channel.aclose()
+
+    assert rebinding_localhost[0] == CHECKED_ADDRESS  # the pre-check passed on the address it was shown
+    assert counting_listener.accepted == 0
+    assert connector.counts.refused["blocked_address"] >= 1
+    # The first attempt is refused by the connector, which names the broker; the next by the pre-check, which
+    # by then sees where the name points. Neither says what it resolved to, nor how the port answered.
+    assert results[0].error is not None
+    assert f"The broker localhost:{counting_listener.port} is, or resolves to," in results[0].error.message
+    for result in results:
+        assert result.error is not None
+        assert result.error.error_class == "blocked_address", result.error.message
+        assert "127.0.0.1" not in result.error.message
+        assert "refused" not in result.error.message.lower()
+
+
+async def test_records_for_a_broker_advertised_on_a_blocked_address_are_not_sent_to_it(
+    kafka_broker: KafkaBroker,
+) -> None:
+    # No channel, so no check of the advertised brokers before producing: only the connector stands in the way.
+    connector = KafkaConnector()
+    producers = KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S, connector=connector)
+    producers.allow_networks = tuple(ONLY_127_0_0_1)
+    topic = f"connector-advertised-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(kafka_broker.create_topic, topic, 1)
+    counter = TopicCounter(kafka_broker, topic, 1)
+    cluster = ClusterConfig(brokers=(kafka_broker.redirecting_bootstrap(),))
+    try:
+        pending = await producers.enqueue(cluster, topic, [Record(b"key", b"value", []) for _ in range(3)])
+        outcomes = await pending.outcomes()
+    finally:
+        await producers.aclose()
+
+    assert connector.counts.refused["blocked_address"] >= 1
+    for outcome in outcomes:
+        assert isinstance(outcome, ProduceFailed)
+        assert isinstance(outcome.failure, BlockedAddress)
+        assert f"advertises a broker at a blocked address, {kafka_broker.redirected_address()}" in (
+            outcome.failure.message
+        )
+    assert await asyncio.to_thread(counter.count) == 0
+
+
+async def test_a_cluster_closes_its_listeners_when_its_producer_closes(kafka_broker: KafkaBroker) -> None:
+    connector = KafkaConnector()
+    producers = KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S, connector=connector)
+    producers.allow_networks = tuple(ONLY_127_0_0_1)
+    topic = f"connector-close-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(kafka_broker.create_topic, topic, 1)
+    cluster = ClusterConfig(brokers=(kafka_broker.bootstrap("PLAINTEXT"),))
+    pending = await producers.enqueue(cluster, topic, [Record(b"key", b"value", [])])
+    (outcome,) = await pending.outcomes()
+    (route,) = connector.open_routes
+    listener = route.local_addresses((_address(kafka_broker.bootstrap("PLAINTEXT")),))[0]
+
+    await producers.aclose()
+
+    assert not isinstance(outcome, ProduceFailed), outcome
+    assert connector.counts.opened >= 1
+    assert connector.open_routes == set()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(_address(listener), timeout=5).close()
+
+
+def _address(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
+    return host, int(port)
+
+
+async def _no_secrets(subscription_id: str) -> KafkaSecrets | None:
+    return None
