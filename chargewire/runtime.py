@@ -21,6 +21,8 @@ from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.filters import FilterLimits
 from chargewire.kafka.channel import KafkaChannel
+from chargewire.kafka.connector import shared_connector
+from chargewire.kafka.connector_metrics import ConnectorCollector
 from chargewire.kafka.producers import KafkaProducers
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.models import Via
@@ -85,6 +87,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.health_checks = HealthService(self.database, self.worker_store, self.loop_states)
+        self.metrics.registry.register(ConnectorCollector(shared_connector()))
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:

@@ -35,18 +35,20 @@ the subscription is edited (its failed deliveries are kept for resend; the refus
 configuration). Every failure ends within seconds: see
 `producers` for how connection errors cut an attempt short.
 
-The address guard (`channels.address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
-bootstrap brokers are resolved and checked on every attempt. The brokers the cluster advertises in its
-metadata (those records go to) are asked for with the cluster's producer before its first record, and again
-once that verdict is `_ADVERTISED_RECHECK_S` old, as metadata can change; one of them on a blocked address
-fails every message of the attempt as `blocked_address`, and nothing is produced. The guard fails closed: a
-broker name that does not resolve, or metadata that does not come within the connect timeout, fails the
-attempt (explained by the producer's connection error when it has one) and nothing is produced.
+The address guard (`channels.address_guard`) is applied where librdkafka connects: librdkafka dials only the
+loopback listeners of the guarded connector (`connector`), which resolves each broker's name when librdkafka
+connects, checks every address, and connects to exactly a checked one, or closes librdkafka's connection and
+leaves the reason for this channel to report (`blocked_address`, `tls`). The brokers a cluster advertises reach
+librdkafka only rewritten to listeners of their own, so they are checked the same way. A name re-pointed after
+any check (DNS rebinding) gets no connection.
 
-What the guard cannot see: librdkafka resolves names itself when it connects, and confluent-kafka does not
-expose librdkafka's `resolve_cb` or `connect_cb` to Python (setting them is refused), so a name re-pointed
-between the check and librdkafka's own lookup is not caught until the next attempt's check. Error texts never
-carry the address librdkafka connected to, nor whether a port refused or timed out.
+Before producing, the channel checks too, for a clear and early answer: the subscription's bootstrap brokers on
+every attempt, and the brokers the cluster advertises in its metadata before its first record and again once
+that verdict is `_ADVERTISED_RECHECK_S` old; one of them on a blocked address fails every message of the attempt
+as `blocked_address`, and nothing is produced. Every check fails closed: a broker name that does not resolve,
+metadata that does not come within the connect timeout, or a response the connector cannot read, fails the
+attempt, and nothing is produced. Error texts name brokers as the subscription or the cluster wrote them: never
+what a name resolved to, the connector's listeners, or whether a port refused or timed out.
 """
 
 from __future__ import annotations

@@ -133,6 +133,8 @@ class KafkaConnector:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._listening: dict[BrokerRoute, list[tuple[socket.socket, _Broker]]] = {}  # to serve again on a restart
         self._servers: dict[BrokerRoute, list[asyncio.Server]] = {}
         self._connections: dict[BrokerRoute, set[asyncio.StreamWriter]] = {}
         self._logged: set[str] = set()
@@ -146,7 +148,14 @@ class KafkaConnector:
 
     def serve(self, route: BrokerRoute, listening: socket.socket, broker: _Broker) -> None:
         """Accept connections on `listening` (from any thread), relaying each to `broker` once checked."""
-        loop = self._running_loop()
+        with self._lock:
+            self._listening.setdefault(route, []).append((listening, broker))
+        self._start(self._running_loop(), route, listening, broker)
+
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, route: BrokerRoute, listening: socket.socket, broker: _Broker
+    ) -> None:
+        """Serve `listening` on `loop`; until then, the kernel queues librdkafka's connections."""
 
         async def start() -> None:
             handler = _Relay(self, route, broker)
@@ -162,6 +171,7 @@ class KafkaConnector:
         """Close a route's servers and connections (from any thread); its ports refuse connections on return."""
         with self._lock:
             self.open_routes = self.open_routes - {route}
+            self._listening.pop(route, None)
         loop = self._loop
         closed = threading.Event()
 
@@ -216,26 +226,29 @@ class KafkaConnector:
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._loop is None:
-                started = threading.Event()
-                thread = threading.Thread(
-                    target=self._run, args=(started,), name="chargewire-kafka-connector", daemon=True
-                )
-                thread.start()
-                started.wait()
-                self._thread = thread
-            assert self._loop is not None  # set by _run before `started`
-            return self._loop
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="chargewire-kafka-connector", daemon=True)
+                self._thread.start()
+        self._started.wait()
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the Kafka connector's loop did not start")
+        return loop
 
-    def _run(self, started: threading.Event) -> None:
-        """The connector's thread: its loop, restarted if it ever dies, until the process ends."""
+    def _run(self) -> None:
+        """The connector's thread: its loop, restarted with every open listener if it ever dies."""
         while True:
             loop = asyncio.new_event_loop()
             loop.set_exception_handler(self._loop_fault)
-            self._loop = loop
-            started.set()
+            with self._lock:
+                self._loop = loop
+                listening = [(route, *entry) for route, entries in self._listening.items() for entry in entries]
+            for route, sock, broker in listening:
+                self._start(loop, route, sock, broker)
+            self._started.set()
             try:
                 loop.run_forever()
+                return
             except Exception:
                 self.counts.faults += 1
                 logger.exception("The Kafka connector's loop died; restarting it (its connections are lost)")

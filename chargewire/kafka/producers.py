@@ -267,7 +267,7 @@ class KafkaProducers:
         try:
             route = self.connector.route(self.allow_networks, _tls_context(cluster), self._connect_timeout_s)
             try:
-                producer = _ClusterProducer(cluster, self._settings_through(route, cluster), route, loop, self._retired)
+                producer = _ClusterProducer(cluster, self.settings_through(route, cluster), route, loop, self._retired)
             except BaseException:
                 route.close()
                 raise
@@ -287,7 +287,7 @@ class KafkaProducers:
             self._sweeper = loop.create_task(self._sweep_idle())
         return producer
 
-    def _settings_through(self, route: BrokerRoute, cluster: ClusterConfig) -> ClientSettings:
+    def settings_through(self, route: BrokerRoute, cluster: ClusterConfig) -> ClientSettings:
         """The settings of `cluster`'s producer with every broker behind `route`, which does the TLS too."""
         settings = {name: value for name, value in self.settings_for(cluster).items() if not name.startswith("ssl.")}
         brokers = tuple(split_broker(broker) for broker in cluster.brokers)

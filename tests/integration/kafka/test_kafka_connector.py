@@ -161,6 +161,32 @@ async def test_a_cluster_closes_its_listeners_when_its_producer_closes(kafka_bro
         socket.create_connection(_address(listener), timeout=5).close()
 
 
+def test_librdkafka_is_given_only_loopback_listeners_and_no_tls_of_its_own() -> None:
+    connector = KafkaConnector()
+    producers = KafkaProducers(connector=connector)
+    cluster = ClusterConfig(
+        brokers=("broker-1.example.com:9093", "broker-2.example.com:9093"),
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="user",
+        sasl_password="secret",
+        client_key="-----BEGIN PRIVATE KEY-----",
+    )
+    route = connector.route((), None, 5.0)
+    try:
+        settings = producers.settings_through(route, cluster)
+    finally:
+        route.close()
+
+    listeners = str(settings["bootstrap.servers"]).split(",")
+    assert len(listeners) == 2
+    assert all(listener.startswith("127.0.0.1:") for listener in listeners)
+    assert [route.broker_behind(listener) for listener in listeners] == list(cluster.brokers)
+    assert settings["security.protocol"] == "SASL_PLAINTEXT"
+    assert settings["sasl.password"] == "secret"
+    assert not [name for name in settings if name.startswith("ssl.")]
+
+
 def _address(host_port: str) -> tuple[str, int]:
     host, _, port = host_port.rpartition(":")
     return host, int(port)
