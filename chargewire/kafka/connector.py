@@ -91,6 +91,8 @@ class BrokerRoute:
         """
         key = (host.lower(), port)
         with self._lock:
+            if self.closed:
+                raise ConnectionAbortedError("the producer of this route has closed")
             local_port = self._ports.get(key)
             if local_port is None:
                 listening = socket.create_server((LOOPBACK, 0))
