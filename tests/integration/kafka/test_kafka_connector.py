@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import struct
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -159,6 +160,57 @@ async def test_a_cluster_closes_its_listeners_when_its_producer_closes(kafka_bro
     assert connector.open_routes == set()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(_address(listener), timeout=5).close()
+
+
+class UnreadableBroker:
+    """A fake broker on loopback: a sound ApiVersions answer, then Metadata responses cut off inside the brokers."""
+
+    # (api key, min version, max version): Produce, Metadata up to a flexible version, InitProducerId.
+    APIS = ((0, 3, 9), (3, 0, 12), (22, 0, 4))
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer requests until the client goes."""
+        try:
+            while True:
+                (size,) = struct.unpack(">i", await reader.readexactly(4))
+                api_key, _version, correlation_id = struct.unpack(">hhi", (await reader.readexactly(size))[:8])
+                body = struct.pack(">i", correlation_id) + self._answer(api_key)
+                writer.write(struct.pack(">i", len(body)) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    def _answer(self, api_key: int) -> bytes:
+        if api_key == 18:  # ApiVersions v3: error, compact array of (key, min, max, tags), throttle, tags
+            apis = b"".join(struct.pack(">hhh", *api) + b"\x00" for api in self.APIS)
+            return struct.pack(">hb", 0, len(self.APIS) + 1) + apis + struct.pack(">i", 0) + b"\x00"
+        # Metadata v12: header tags, throttle, then one broker promised and a node id only.
+        return b"\x00" + struct.pack(">i", 0) + b"\x02" + struct.pack(">i", 1)
+
+
+@pytest.fixture
+async def unreadable_broker() -> AsyncIterator[str]:
+    """The "127.0.0.1:port" of a fake broker whose Metadata responses cannot be read."""
+    server = await asyncio.start_server(UnreadableBroker().serve, "127.0.0.1", 0)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+
+
+async def test_a_metadata_response_the_connector_cannot_read_closes_the_connection_and_fails_closed(
+    unreadable_broker: str,
+) -> None:
+    connector = KafkaConnector()
+    producers = KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S, connect_timeout_s=3.0, connector=connector)
+    producers.allow_networks = tuple(ONLY_127_0_0_1)
+    try:
+        with pytest.raises(ProduceFailed) as failed:
+            await producers.advertised_brokers(ClusterConfig(brokers=(unreadable_broker,)), "anything")
+    finally:
+        await producers.aclose()
+
+    assert connector.counts.refused["unreadable"] >= 1
+    assert failed.value.failure is not None
+    assert failed.value.failure.message.startswith(f"The connection to the broker {unreadable_broker} was closed")
 
 
 def test_librdkafka_is_given_only_loopback_listeners_and_no_tls_of_its_own() -> None:
