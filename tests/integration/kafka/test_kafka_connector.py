@@ -20,7 +20,7 @@ from chargewire.kafka.channel import KafkaChannel
 from chargewire.kafka.clusters import ClusterConfig
 from chargewire.kafka.connector import KafkaConnector
 from chargewire.kafka.producers import KafkaProducers, ProduceFailed, Record
-from chargewire.models import KafkaSecrets, KafkaTarget, Via
+from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, Via
 from tests.support.factories import outbound_message_factory, subscription_factory
 from tests.support.kafka_topics import TopicCounter
 
@@ -31,6 +31,7 @@ MESSAGE_TIMEOUT_S = 10.0
 CHECKED_ADDRESS = "127.0.0.2"
 ONLY_CHECKED_ADDRESS: list[IPNetwork] = [ipaddress.ip_network(f"{CHECKED_ADDRESS}/32")]
 ONLY_127_0_0_1: list[IPNetwork] = [ipaddress.ip_network("127.0.0.1/32")]
+LOOPBACK: list[IPNetwork] = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
 
 class CountingListener:
@@ -160,6 +161,46 @@ async def test_a_cluster_closes_its_listeners_when_its_producer_closes(kafka_bro
     assert connector.open_routes == set()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(_address(listener), timeout=5).close()
+
+
+@pytest.fixture
+def name_outside_the_certificate(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A name that resolves to 127.0.0.1, where the test broker is, but that its certificate does not name."""
+    real = socket.getaddrinfo
+    name = "broker.test"
+
+    def resolving(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real("127.0.0.1" if host == name else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolving)
+    return name
+
+
+async def test_a_tls_broker_is_verified_against_its_name_as_configured(
+    kafka_broker: KafkaBroker, name_outside_the_certificate: str
+) -> None:
+    producers = KafkaProducers(message_timeout_s=MESSAGE_TIMEOUT_S, connector=KafkaConnector())
+    channel = KafkaChannel(_no_secrets, producers=producers, allow_networks=LOOPBACK)
+    topic = f"connector-tls-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(kafka_broker.create_topic, topic, 1)
+    port = kafka_broker.bootstrap("SSL").rpartition(":")[2]
+    ca = kafka_broker.tls.ca_pem.read_text()
+
+    def subscription(host: str) -> Subscription:
+        target = KafkaTarget(topic=topic, brokers=(f"{host}:{port}",), security_protocol="SSL", ca_certificate=ca)
+        return subscription_factory(id=f"sub_{host}", via=Via.KAFKA, callback_url=None, kafka=target)
+
+    try:
+        named = await channel.send(outbound_message_factory(subscription("localhost")))
+        mismatched = await channel.send(outbound_message_factory(subscription(name_outside_the_certificate)))
+    finally:
+        await channel.aclose()
+
+    assert named.error is None, named.error
+    assert mismatched.error is not None
+    assert mismatched.error.error_class == "tls", mismatched.error.message
+    assert f"TLS failed with the broker {name_outside_the_certificate}:{port}" in mismatched.error.message
+    assert "127.0.0.1" not in mismatched.error.message
 
 
 class UnreadableBroker:

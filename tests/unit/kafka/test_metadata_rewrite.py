@@ -120,3 +120,15 @@ def test_only_the_response_to_a_metadata_request_is_rewritten_however_the_bytes_
 def test_a_request_for_brokers_the_connector_does_not_relocate_is_refused(api_key: int) -> None:
     with pytest.raises(UnreadableResponse):
         RequestWatch().feed(request(api_key, 4, 1))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 12, 13, 4096])
+def test_metadata_requests_are_noted_wherever_the_reads_cut_the_stream(chunk: int) -> None:
+    watch = RequestWatch()
+    raw_sasl_token = frame(b"\x00user")  # shorter than a request header: passed over
+    stream = request(0, 9, 41, b"x" * 5000) + raw_sasl_token + request(3, 12, 42) + request(3, 13, 43)
+
+    for offset in range(0, len(stream), chunk):
+        watch.feed(stream[offset : offset + chunk])
+
+    assert watch.metadata_versions == {42: 12, 43: 13}
