@@ -138,6 +138,7 @@ class KafkaConnector:
         self._started = threading.Event()
         self._listening: dict[BrokerRoute, list[tuple[socket.socket, _Broker]]] = {}  # to serve again on a restart
         self._servers: dict[BrokerRoute, list[asyncio.Server]] = {}
+        self._unserved: set[socket.socket] = set()  # listening, waiting for their server (connector thread)
         self._connections: dict[BrokerRoute, set[asyncio.StreamWriter]] = {}
         self._logged: set[str] = set()
 
@@ -160,14 +161,21 @@ class KafkaConnector:
         """Serve `listening` on `loop`; until then, the kernel queues librdkafka's connections."""
 
         async def start() -> None:
-            handler = _Relay(self, route, broker)
-            server = await asyncio.start_server(handler.run, sock=listening, limit=_READ_SIZE)
+            if listening not in self._unserved:
+                return  # its route closed first, and the socket with it
+            # From here the server owns the socket: a route closing meanwhile is seen below.
+            self._unserved.discard(listening)
+            server = await asyncio.start_server(_Relay(self, route, broker).run, sock=listening, limit=_READ_SIZE)
             if route.closed:
                 server.close()
             else:
                 self._servers.setdefault(route, []).append(server)
 
-        loop.call_soon_threadsafe(lambda: loop.create_task(start()))
+        def schedule() -> None:
+            self._unserved.add(listening)
+            loop.create_task(start())
+
+        loop.call_soon_threadsafe(schedule)
 
     def release(self, route: BrokerRoute, sockets: list[socket.socket]) -> None:
         """Close a route's servers and connections (from any thread); its ports refuse connections on return."""
@@ -175,6 +183,7 @@ class KafkaConnector:
             self.open_routes = self.open_routes - {route}
             self._listening.pop(route, None)
         loop = self._loop
+        unserved_by_any_loop = loop is None or loop.is_closed()
         closed = threading.Event()
 
         def close() -> None:
@@ -183,10 +192,12 @@ class KafkaConnector:
             for writer in self._connections.pop(route, set()):
                 writer.close()
             for listening in sockets:
-                listening.close()
+                if unserved_by_any_loop or listening in self._unserved:
+                    self._unserved.discard(listening)
+                    listening.close()
             closed.set()
 
-        if loop is None or loop.is_closed() or threading.current_thread() is self._thread:
+        if loop is None or unserved_by_any_loop or threading.current_thread() is self._thread:
             close()
         else:
             loop.call_soon_threadsafe(close)
