@@ -16,13 +16,14 @@ Failures come back as typed errors in the `AttemptResult`, never raised:
 | `unreachable`           | retryable | no broker answered: connection refused, name not resolved, connect timeout  |
 | `tls`                   | retryable | TLS handshake failed: broker certificate not trusted, client one refused    |
 | `timeout`               | retryable | no acknowledgement within `message_timeout_s`, no connection error to blame |
-| `kafka`                 | retryable | any other librdkafka or broker error                                        |
+| `kafka`                 | retryable | any other librdkafka or broker error; a response the connector cannot read  |
 | `message_too_large`     | permanent | the record exceeds the producer's or the broker's size limit                |
 | `kafka_config_rejected` | permanent | librdkafka refuses the subscription's settings when its producer is made    |
 |                         |           | (a client key that is not its certificate's, a PEM it cannot read)          |
 | `invalid_target`        | permanent | no topic or brokers; librdkafka rejects a record's settings                 |
 | `secret_undecryptable`  | retryable | its SASL password or client key do not decrypt under this secret key        |
-| `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address   |
+| `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address,  |
+|                         |           | before the attempt or when librdkafka connects (`connector`)                |
 | `signing`               | permanent | a signing secret that is not `whsec_` + base64                              |
 | `internal`              | retryable | a bug in chargewire; logged with its traceback                              |
 | `held_back`             | retryable | not produced: an earlier record of the same stream run failed (`OrderFence`)|

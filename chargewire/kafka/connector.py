@@ -231,11 +231,11 @@ class KafkaConnector:
                     error = exc
             raise error
 
-    def log_once(self, kind: str, message: str, *args: object) -> None:
-        """Log a kind of fault the first time it happens in this process (the counts show the rest)."""
+    def log_once(self, kind: str, message: str, *args: object, error: BaseException | None = None) -> None:
+        """Log a kind of fault the first time it happens here, with `error`'s traceback (the counts show the rest)."""
         if kind not in self._logged:
             self._logged.add(kind)
-            logger.warning(message, *args)
+            logger.warning(message, *args, exc_info=error)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -272,7 +272,9 @@ class KafkaConnector:
 
     def _loop_fault(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
         self.counts.faults += 1
-        self.log_once("loop", "A fault in the Kafka connector: %s", context.get("message"))
+        error = context.get("exception")
+        fault = error if isinstance(error, BaseException) else None
+        self.log_once("loop", "A fault in the Kafka connector: %s", context.get("message"), error=fault)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +310,11 @@ class _Relay:
             upstream = await self._dial()
             if upstream is not None:
                 await self._relay(client_reader, client_writer, *upstream)
-        except Exception:
+        except Exception as fault:
             self._connector.counts.faults += 1
-            logger.exception("The Kafka connector failed relaying a connection to %s", self._broker)
+            self._connector.log_once(
+                "relay", "The Kafka connector failed relaying a connection to %s", self._broker, error=fault
+            )
         finally:
             untrack()
             client_writer.close()

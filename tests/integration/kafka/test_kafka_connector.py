@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chargewire.channels.address_guard import BlockedAddress, IPNetwork
+from chargewire.channels.address_guard import BlockedAddress, IPNetwork, ResolvedAddress, resolve_allowed
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.kafka.channel import KafkaChannel
 from chargewire.kafka.clusters import ClusterConfig
@@ -252,6 +252,61 @@ async def test_a_metadata_response_the_connector_cannot_read_closes_the_connecti
     assert connector.counts.refused["unreadable"] >= 1
     assert failed.value.failure is not None
     assert failed.value.failure.message.startswith(f"The connection to the broker {unreadable_broker} was closed")
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A peer that sends back what it gets."""
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def test_a_fault_in_one_connection_closes_it_alone_is_counted_and_the_next_connection_is_relayed() -> None:
+    calls: list[str] = []
+
+    async def failing_once(host: str, port: int, allow: tuple[IPNetwork, ...]) -> list[ResolvedAddress]:
+        calls.append(host)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the resolver")
+        return await resolve_allowed(host, port, allow)
+
+    connector = KafkaConnector(resolve=failing_once)
+    peer = await asyncio.start_server(echo, "127.0.0.1", 0)
+    route = connector.route(tuple(ONLY_127_0_0_1), None, 5.0)
+    (listener,) = route.local_addresses((("127.0.0.1", peer.sockets[0].getsockname()[1]),))
+    produce_request = request_frame(api_key=0, correlation_id=7)
+    try:
+        first = await asyncio.open_connection(*_address(listener))
+        first[1].write(produce_request)
+        closed_first = await read_until_closed(first[0])
+        second = await asyncio.open_connection(*_address(listener))
+        second[1].write(produce_request)
+        echoed = await second[0].readexactly(len(produce_request))
+        second[1].close()
+        first[1].close()
+    finally:
+        route.close()
+        peer.close()
+
+    assert closed_first == b""
+    assert echoed == produce_request
+    assert connector.counts.faults == 1
+    assert connector.counts.opened == 1
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What a connection gives until it is closed; a reset (the closer had unread bytes) closes it too."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
+
+
+def request_frame(api_key: int, correlation_id: int) -> bytes:
+    """A Kafka request frame with a header and a few bytes of body."""
+    body = struct.pack(">hhi", api_key, 9, correlation_id) + b"records"
+    return struct.pack(">i", len(body)) + body
 
 
 def test_librdkafka_is_given_only_loopback_listeners_and_no_tls_of_its_own() -> None:
