@@ -18,7 +18,7 @@ Failures come back as typed errors in the `AttemptResult`, never raised:
 | `timeout`               | retryable | no acknowledgement within `message_timeout_s`, no connection error to blame |
 | `kafka`                 | retryable | any other librdkafka or broker error; a response the connector cannot read  |
 | `message_too_large`     | permanent | the record exceeds the producer's or the broker's size limit                |
-| `kafka_config_rejected` | permanent | librdkafka refuses the subscription's settings when its producer is made    |
+| `kafka_config_rejected` | permanent | librdkafka or the connector's TLS refuses the settings as the producer opens|
 |                         |           | (a client key that is not its certificate's, a PEM it cannot read)          |
 | `invalid_target`        | permanent | no topic or brokers; librdkafka rejects a record's settings                 |
 | `secret_undecryptable`  | retryable | its SASL password or client key do not decrypt under this secret key        |
@@ -343,7 +343,7 @@ def _translate(exc: Exception) -> DeliveryError:
     if isinstance(exc, SecretUndecryptable):
         return exc.as_delivery_error()
     if isinstance(exc, ClusterRefused):
-        message = f"librdkafka refused the subscription's Kafka settings: {exc.error.str()}."
+        message = f"The subscription's Kafka settings were refused: {exc.error.str()}."
         return PermanentDeliveryError(message, error_class="kafka_config_rejected")
     if isinstance(exc, ProduceFailed):
         if exc.failure is not None and _is_connection_error(exc):

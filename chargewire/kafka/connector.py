@@ -11,9 +11,10 @@ librdkafka, a broker that is down) and leaves the reason on the route (`BrokerRo
 report; its text names the broker as configured, never what it resolved to.
 
 The brokers a cluster advertises reach librdkafka only in Metadata responses, which the connector rewrites on
-the way (`frames`, `metadata_rewrite`): each advertised host and port becomes 127.0.0.1 and the port of a
-listener opened for it, so those connections are checked the same way. A response it cannot read, and a
-request for brokers it does not relocate, close the connection: fail closed.
+the way (`relay` relays each connection, through `frames` and `metadata_rewrite`): each advertised host and
+port becomes 127.0.0.1 and the port of a listener opened for it, so those connections are checked the same
+way. A response it cannot read, and a request for brokers it does not relocate, close the connection: fail
+closed.
 
 TLS (SSL and SASL_SSL clusters) is the connector's too (`broker_tls`): it verifies the broker's certificate and
 name and presents the client certificate, while librdkafka speaks PLAINTEXT (or SASL_PLAINTEXT) to the
@@ -27,7 +28,6 @@ loop itself is restarted if it ever dies, and every fault is logged once and cou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import socket
@@ -37,17 +37,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chargewire.channels.address_guard import BlockedAddress, IPNetwork, ResolvedAddress, resolve_allowed
-from chargewire.errors import DeliveryError, RetryableDeliveryError
-from chargewire.kafka.frames import RequestWatch, ResponseRewrite
-from chargewire.kafka.metadata_rewrite import UnreadableResponse
+from chargewire.channels.address_guard import IPNetwork, ResolvedAddress, resolve_allowed
+from chargewire.errors import DeliveryError
+from chargewire.kafka.relay import READ_SIZE, BrokerTarget, Relay, broker_name
 
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int, tuple[IPNetwork, ...]], Awaitable[list[ResolvedAddress]]]
 
 LOOPBACK = "127.0.0.1"
-_READ_SIZE = 256 * 1024
 _RELEASE_WAIT_S = 1.0
 _LOCAL_ADDRESS = re.compile(r"127\.0\.0\.1:(\d+)")
 
@@ -74,9 +72,9 @@ class BrokerRoute:
         self.allow = allow
         self.tls = tls
         self.connect_timeout_s = connect_timeout_s
-        # Why the last connection to one of its brokers failed, None once one succeeds: the channel's explanation
-        # for a record that failed because no broker could be reached. Written on the connector's thread.
-        self.failure: DeliveryError | None = None
+        # Broker -> why the last connection to it failed, until one succeeds: the channel's explanation for a
+        # record that failed because no broker could be reached. Written on the connector's thread only.
+        self._failures: dict[str, DeliveryError] = {}
         self._connector = connector
         self._lock = threading.Lock()  # listeners open from the producer's side (bootstrap) and the connector's
         self._ports: dict[tuple[str, int], int] = {}
@@ -100,12 +98,27 @@ class BrokerRoute:
                 self._ports[key] = local_port
                 self._brokers[local_port] = broker_name(host, port)
                 self._sockets.append(listening)
-                self._connector.serve(self, listening, _Broker(host, port, advertised))
+                self._connector.serve(self, listening, BrokerTarget(host, port, advertised))
         return LOOPBACK, local_port
 
     def local_addresses(self, brokers: tuple[tuple[str, int], ...]) -> list[str]:
         """The "127.0.0.1:port" librdkafka is to bootstrap from, one per broker."""
         return [":".join(map(str, self.listener_for(host, port, advertised=False))) for host, port in brokers]
+
+    @property
+    def failure(self) -> DeliveryError | None:
+        """Why the connector last failed to connect to one of its brokers, if it has not connected since."""
+        failures = list(self._failures.values())  # a copy: the connector's thread may change the dict meanwhile
+        return failures[-1] if failures else None
+
+    def note_connected(self, broker: str) -> None:
+        """Forget why `broker` could not be reached: it was just now."""
+        self._failures.pop(broker, None)
+
+    def note_failure(self, broker: str, error: DeliveryError) -> None:
+        """Remember why `broker` could not be reached, as the most recent failure."""
+        self._failures.pop(broker, None)
+        self._failures[broker] = error
 
     def broker_behind(self, local_address: str) -> str:
         """The broker a "127.0.0.1:port" listener leads to (the address itself if it is not one of this route's)."""
@@ -136,7 +149,7 @@ class KafkaConnector:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
-        self._listening: dict[BrokerRoute, list[tuple[socket.socket, _Broker]]] = {}  # to serve again on a restart
+        self._listening: dict[BrokerRoute, list[tuple[socket.socket, BrokerTarget]]] = {}  # to serve again on a restart
         self._servers: dict[BrokerRoute, list[asyncio.Server]] = {}
         self._unserved: set[socket.socket] = set()  # listening, waiting for their server (connector thread)
         self._connections: dict[BrokerRoute, set[asyncio.StreamWriter]] = {}
@@ -149,14 +162,14 @@ class KafkaConnector:
             self.open_routes = {*self.open_routes, route}
         return route
 
-    def serve(self, route: BrokerRoute, listening: socket.socket, broker: _Broker) -> None:
+    def serve(self, route: BrokerRoute, listening: socket.socket, broker: BrokerTarget) -> None:
         """Accept connections on `listening` (from any thread), relaying each to `broker` once checked."""
         with self._lock:
             self._listening.setdefault(route, []).append((listening, broker))
         self._start(self._running_loop(), route, listening, broker)
 
     def _start(
-        self, loop: asyncio.AbstractEventLoop, route: BrokerRoute, listening: socket.socket, broker: _Broker
+        self, loop: asyncio.AbstractEventLoop, route: BrokerRoute, listening: socket.socket, broker: BrokerTarget
     ) -> None:
         """Serve `listening` on `loop`; until then, the kernel queues librdkafka's connections."""
 
@@ -165,7 +178,7 @@ class KafkaConnector:
                 return  # its route closed first, and the socket with it
             # From here the server owns the socket: a route closing meanwhile is seen below.
             self._unserved.discard(listening)
-            server = await asyncio.start_server(_Relay(self, route, broker).run, sock=listening, limit=_READ_SIZE)
+            server = await asyncio.start_server(Relay(self, route, broker).run, sock=listening, limit=READ_SIZE)
             if route.closed:
                 server.close()
             else:
@@ -223,7 +236,7 @@ class KafkaConnector:
                         family=address.family,
                         ssl=route.tls,
                         server_hostname=host if route.tls is not None else None,
-                        limit=_READ_SIZE,
+                        limit=READ_SIZE,
                     )
                 except ssl.SSLError:
                     raise
@@ -275,132 +288,6 @@ class KafkaConnector:
         error = context.get("exception")
         fault = error if isinstance(error, BaseException) else None
         self.log_once("loop", "A fault in the Kafka connector: %s", context.get("message"), error=fault)
-
-
-@dataclass(frozen=True, slots=True)
-class _Broker:
-    """Where a listener leads: a broker the subscription names (bootstrap) or the cluster advertises."""
-
-    host: str
-    port: int
-    advertised: bool
-
-    @property
-    def refusal(self) -> str:
-        """Why its connections are refused when it is on a blocked address (what it resolves to left out)."""
-        name = broker_name(self.host, self.port)
-        if self.advertised:
-            return f"The cluster advertises a broker at a blocked address, {name}; no connection was made to it."
-        return f"The broker {name} is, or resolves to, a blocked address (one that is not public)."
-
-
-class _Relay:
-    """Relays each connection accepted on one listener to the broker it leads to."""
-
-    def __init__(self, connector: KafkaConnector, route: BrokerRoute, broker: _Broker) -> None:
-        self._connector = connector
-        self._route = route
-        self._target = broker
-        self._broker = broker_name(broker.host, broker.port)
-
-    async def run(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        """Connect to the broker, checked, then pass bytes both ways until either side closes."""
-        untrack = self._connector.track(self._route, client_writer)
-        try:
-            upstream = await self._dial()
-            if upstream is not None:
-                await self._relay(client_reader, client_writer, *upstream)
-        except Exception as fault:
-            self._connector.counts.faults += 1
-            self._connector.log_once(
-                "relay", "The Kafka connector failed relaying a connection to %s", self._broker, error=fault
-            )
-        finally:
-            untrack()
-            client_writer.close()
-
-    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        try:
-            upstream = await self._connector.dial(self._route, self._target.host, self._target.port)
-        except BlockedAddress as exc:
-            refusal = BlockedAddress(self._target.refusal, address=exc.address, reason=exc.reason)
-            self._refuse("blocked_address", refusal)
-            logger.warning("Kafka connection to %s refused: %s (%s)", self._broker, exc.address, exc.reason)
-            return None
-        except ssl.SSLError as exc:
-            self._refuse_tls(exc)
-            return None
-        except (OSError, TimeoutError, ValueError):
-            unreachable = RetryableDeliveryError("No broker could be reached.", error_class="unreachable")
-            self._refuse("unreachable", unreachable)
-            return None
-        self._connector.counts.opened += 1
-        self._route.failure = None
-        return upstream
-
-    async def _relay(
-        self,
-        client_reader: asyncio.StreamReader,
-        client_writer: asyncio.StreamWriter,
-        broker_reader: asyncio.StreamReader,
-        broker_writer: asyncio.StreamWriter,
-    ) -> None:
-        watch = RequestWatch()
-        rewrite = ResponseRewrite(watch, self._route.listener_for)
-        untrack = self._connector.track(self._route, broker_writer)
-        requests = asyncio.create_task(_pump(client_reader, broker_writer, _watched(watch)))
-        responses = asyncio.create_task(_pump(broker_reader, client_writer, rewrite.feed))
-        try:
-            done, _pending = await asyncio.wait((requests, responses), return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                self._note_end(task.exception())
-        finally:
-            for task in (requests, responses):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.gather(requests, responses, return_exceptions=True)
-            untrack()
-            broker_writer.close()
-
-    def _note_end(self, error: BaseException | None) -> None:
-        if isinstance(error, ssl.SSLError):
-            self._refuse_tls(error)  # TLS 1.3: the broker refuses a client certificate after the handshake
-        elif isinstance(error, UnreadableResponse):
-            message = f"The connection to the broker {self._broker} was closed: {error}."
-            self._refuse("unreadable", RetryableDeliveryError(message, error_class="kafka"))
-            self._connector.log_once("unreadable", "Kafka connection to %s closed: %s", self._broker, error)
-
-    def _refuse_tls(self, exc: ssl.SSLError) -> None:
-        reason = getattr(exc, "verify_message", None) or exc.reason or "handshake failed"
-        error = RetryableDeliveryError(f"TLS failed with the broker {self._broker}: {reason}.", error_class="tls")
-        self._refuse("tls", error)
-
-    def _refuse(self, reason: str, error: DeliveryError) -> None:
-        self._connector.counts.refused[reason] += 1
-        self._route.failure = error
-
-
-def _watched(watch: RequestWatch) -> Callable[[bytes], list[bytes]]:
-    def feed(data: bytes) -> list[bytes]:
-        watch.feed(data)  # noted before it is sent: the response cannot come before its request is known
-        return [data]
-
-    return feed
-
-
-_Feed = Callable[[bytes], list[bytes]]
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, feed: _Feed) -> None:
-    """Pass what `reader` gives to `writer`, through `feed`, until `reader` ends."""
-    while data := await reader.read(_READ_SIZE):
-        writer.writelines(feed(data))
-        await writer.drain()
-
-
-def broker_name(host: str, port: int) -> str:
-    """A broker as a subscription writes it: "host:port", an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 _shared: KafkaConnector | None = None
