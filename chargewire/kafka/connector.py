@@ -151,7 +151,9 @@ class KafkaConnector:
         self._started = threading.Event()
         self._listening: dict[BrokerRoute, list[tuple[socket.socket, BrokerTarget]]] = {}  # to serve again on a restart
         self._servers: dict[BrokerRoute, list[asyncio.Server]] = {}
-        self._unserved: set[socket.socket] = set()  # listening, waiting for their server (connector thread)
+        # Listening sockets given to the loop, and those still waiting for their server (connector thread only).
+        self._scheduled: set[socket.socket] = set()
+        self._unserved: set[socket.socket] = set()
         self._connections: dict[BrokerRoute, set[asyncio.StreamWriter]] = {}
         self._logged: set[str] = set()
 
@@ -185,8 +187,11 @@ class KafkaConnector:
                 self._servers.setdefault(route, []).append(server)
 
         def schedule() -> None:
-            self._unserved.add(listening)
-            loop.create_task(start())
+            # Once per loop: a listener registered as the loop starts is offered twice, by `serve` and by `_run`.
+            if listening not in self._scheduled:
+                self._scheduled.add(listening)
+                self._unserved.add(listening)
+                loop.create_task(start())
 
         loop.call_soon_threadsafe(schedule)
 
@@ -205,6 +210,7 @@ class KafkaConnector:
             for writer in self._connections.pop(route, set()):
                 writer.close()
             for listening in sockets:
+                self._scheduled.discard(listening)
                 if unserved_by_any_loop or listening in self._unserved:
                     self._unserved.discard(listening)
                     listening.close()
@@ -280,6 +286,8 @@ class KafkaConnector:
                 logger.exception("The Kafka connector's loop died; restarting it (its connections are lost)")
                 self._servers.clear()
                 self._connections.clear()
+                self._scheduled.clear()
+                self._unserved.clear()
             finally:
                 loop.close()
 

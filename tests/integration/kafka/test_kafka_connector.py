@@ -254,12 +254,22 @@ async def test_a_metadata_response_the_connector_cannot_read_closes_the_connecti
     assert failed.value.failure.message.startswith(f"The connection to the broker {unreadable_broker} was closed")
 
 
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A peer that sends back what it gets."""
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
+class Echo:
+    """A peer that sends back what it gets, and counts the connections it is still serving."""
+
+    def __init__(self) -> None:
+        self.serving = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Echo until the other side closes."""
+        self.serving += 1
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            self.serving -= 1
+            writer.close()
 
 
 async def test_a_fault_in_one_connection_closes_it_alone_is_counted_and_the_next_connection_is_relayed() -> None:
@@ -272,7 +282,8 @@ async def test_a_fault_in_one_connection_closes_it_alone_is_counted_and_the_next
         return await resolve_allowed(host, port, allow)
 
     connector = KafkaConnector(resolve=failing_once)
-    peer = await asyncio.start_server(echo, "127.0.0.1", 0)
+    echo = Echo()
+    peer = await asyncio.start_server(echo.serve, "127.0.0.1", 0)
     route = connector.route(tuple(ONLY_127_0_0_1), None, 5.0)
     (listener,) = route.local_addresses((("127.0.0.1", peer.sockets[0].getsockname()[1]),))
     produce_request = request_frame(api_key=0, correlation_id=7)
@@ -288,6 +299,10 @@ async def test_a_fault_in_one_connection_closes_it_alone_is_counted_and_the_next
     finally:
         route.close()
         peer.close()
+    for _ in range(100):  # the relay closes its side once the client has: let the peer's handler end
+        if not echo.serving:
+            break
+        await asyncio.sleep(0.05)
 
     assert closed_first == b""
     assert echoed == produce_request
