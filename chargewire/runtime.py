@@ -82,6 +82,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.health_checks = HealthService(self.database, self.worker_store, self.loop_states)
+        for channel in channel_types():
+            for collector in channel.collectors():
+                self.metrics.registry.register(collector)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate_embedded: bool = True) -> Runtime:

@@ -17,10 +17,10 @@ Blocked (IANA special-purpose registries, plus cloud metadata services):
 The check runs twice: when a subscription is created (`check_callback_url` and, for each broker,
 `check_host`: advisory, so a typo is caught early) and at delivery (`resolve_allowed`). For webhooks it is
 plugged into the HTTP client as its resolver, so the addresses actually connected to are checked and a name
-re-pointed after the first check (DNS rebinding) is still refused. librdkafka resolves and connects on its
-own, so the Kafka channel checks beforehand both the subscription's bootstrap brokers (each time it builds the
-subscription's cluster settings) and the brokers the cluster advertises in its metadata, which records are
-produced to (before the first record, then every few minutes: see `chargewire.kafka.channel`).
+re-pointed after the first check (DNS rebinding) is still refused. For Kafka, librdkafka only dials the
+loopback listeners of `chargewire.kafka.connector`, which calls `resolve_allowed` on every broker connection
+and connects to exactly an address it returned; the Kafka channel also checks the bootstrap and advertised
+brokers before producing, for an early answer (see `chargewire.kafka.channel`).
 """
 
 from __future__ import annotations

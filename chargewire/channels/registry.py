@@ -18,6 +18,8 @@ from chargewire.errors import ChargewireError, ValidationFailed
 from chargewire.models import Subscription
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
     from chargewire.channels.base import Channel
     from chargewire.config import Settings
 
@@ -105,7 +107,8 @@ class ChannelType:
     the (field, host) pairs the address guard checks at subscribe time; `client` builds the sender the
     dispatcher hands this channel's deliveries to; `max_in_flight` caps one subscription's attempts at a time;
     `retry_floor_s` is the shortest wait before a retry; `keeps_order` holds back a subscription's later
-    deliveries while an earlier one waits for its retry; `form` and `pages` are its part of the back office.
+    deliveries while an earlier one waits for its retry; `form` and `pages` are its part of the back office;
+    `collectors` are the channel's own figures for `/metrics`.
     """
 
     name: str
@@ -120,6 +123,7 @@ class ChannelType:
     target_hosts: Callable[[Mapping[str, Any]], list[tuple[str, str]]] = lambda _section: []
     retry_floor_s: Callable[[Settings], float] = lambda _settings: 0.0
     keeps_order: bool = False
+    collectors: Callable[[], Sequence[Collector]] = lambda: ()
 
 
 _registered: dict[str, ChannelType] = {}

@@ -16,13 +16,14 @@ Failures come back as typed errors in the `AttemptResult`, never raised:
 | `unreachable`           | retryable | no broker answered: connection refused, name not resolved, connect timeout  |
 | `tls`                   | retryable | TLS handshake failed: broker certificate not trusted, client one refused    |
 | `timeout`               | retryable | no acknowledgement within `message_timeout_s`, no connection error to blame |
-| `kafka`                 | retryable | any other librdkafka or broker error                                        |
+| `kafka`                 | retryable | any other librdkafka or broker error; a response the connector cannot read  |
 | `message_too_large`     | permanent | the record exceeds the producer's or the broker's size limit                |
-| `kafka_config_rejected` | permanent | librdkafka refuses the subscription's settings when its producer is made    |
+| `kafka_config_rejected` | permanent | librdkafka or the connector's TLS refuses the settings as the producer opens|
 |                         |           | (a client key that is not its certificate's, a PEM it cannot read)          |
 | `invalid_target`        | permanent | no topic or brokers; librdkafka rejects a record's settings                 |
 | `secret_undecryptable`  | retryable | its SASL password or client key do not decrypt under this secret key        |
-| `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address   |
+| `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address,  |
+|                         |           | before the attempt or when librdkafka connects (`connector`)                |
 | `signing`               | permanent | a signing secret that is not `whsec_` + base64                              |
 | `internal`              | retryable | a bug in chargewire; logged with its traceback                              |
 | `held_back`             | retryable | not produced: an earlier record of the same stream run failed (`OrderFence`)|
@@ -35,18 +36,20 @@ the subscription is edited (its failed deliveries are kept for resend; the refus
 configuration). Every failure ends within seconds: see
 `producers` for how connection errors cut an attempt short.
 
-The address guard (`channels.address_guard`) covers both kinds of broker librdkafka connects to. The subscription's
-bootstrap brokers are resolved and checked on every attempt. The brokers the cluster advertises in its
-metadata (those records go to) are asked for with the cluster's producer before its first record, and again
-once that verdict is `_ADVERTISED_RECHECK_S` old, as metadata can change; one of them on a blocked address
-fails every message of the attempt as `blocked_address`, and nothing is produced. The guard fails closed: a
-broker name that does not resolve, or metadata that does not come within the connect timeout, fails the
-attempt (explained by the producer's connection error when it has one) and nothing is produced.
+The address guard (`channels.address_guard`) is applied where librdkafka connects: librdkafka dials only the
+loopback listeners of the guarded connector (`connector`), which resolves each broker's name when librdkafka
+connects, checks every address, and connects to exactly a checked one, or closes librdkafka's connection and
+leaves the reason for this channel to report (`blocked_address`, `tls`). The brokers a cluster advertises reach
+librdkafka only rewritten to listeners of their own, so they are checked the same way. A name re-pointed after
+any check (DNS rebinding) gets no connection.
 
-What the guard cannot see: librdkafka resolves names itself when it connects, and confluent-kafka does not
-expose librdkafka's `resolve_cb` or `connect_cb` to Python (setting them is refused), so a name re-pointed
-between the check and librdkafka's own lookup is not caught until the next attempt's check. Error texts never
-carry the address librdkafka connected to, nor whether a port refused or timed out.
+Before producing, the channel checks too, for a clear and early answer: the subscription's bootstrap brokers on
+every attempt, and the brokers the cluster advertises in its metadata before its first record and again once
+that verdict is `_ADVERTISED_RECHECK_S` old; one of them on a blocked address fails every message of the attempt
+as `blocked_address`, and nothing is produced. Every check fails closed: a broker name that does not resolve,
+metadata that does not come within the connect timeout, or a response the connector cannot read, fails the
+attempt, and nothing is produced. Error texts name brokers as the subscription or the cluster wrote them: never
+what a name resolved to, the connector's listeners, or whether a port refused or timed out.
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ class KafkaChannel:
         self._secrets_for = secrets_for
         self._producers = producers or KafkaProducers()
         self._allow_networks = tuple(allow_networks)
+        self._producers.allow_networks = self._allow_networks
         # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
         # new password is read on the next attempt without a database round trip on every record.
         self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
@@ -291,9 +295,17 @@ async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) ->
         ) from exc
 
 
-def _refusal_like(refusal: BlockedAddress) -> BlockedAddress:
-    """A new error with the message and address of `refusal`."""
-    return BlockedAddress(refusal.message, address=refusal.address, reason=refusal.reason)
+def _refusal_like(refusal: DeliveryError) -> DeliveryError:
+    """A new error like `refusal` (raising the same one again would grow its traceback on every attempt)."""
+    if isinstance(refusal, BlockedAddress):
+        return BlockedAddress(refusal.message, address=refusal.address, reason=refusal.reason)
+    return type(refusal)(refusal.message, error_class=refusal.error_class)
+
+
+def _is_connection_error(failed: ProduceFailed) -> bool:
+    """Whether a record failed for want of a broker connection, which the connector's failure explains."""
+    codes = {failed.error.code(), *(() if failed.cause is None else (failed.cause.code(),))}
+    return bool(codes & (_UNEXPLAINED | _UNREACHABLE))
 
 
 def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:
@@ -331,9 +343,11 @@ def _translate(exc: Exception) -> DeliveryError:
     if isinstance(exc, SecretUndecryptable):
         return exc.as_delivery_error()
     if isinstance(exc, ClusterRefused):
-        message = f"librdkafka refused the subscription's Kafka settings: {exc.error.str()}."
+        message = f"The subscription's Kafka settings were refused: {exc.error.str()}."
         return PermanentDeliveryError(message, error_class="kafka_config_rejected")
     if isinstance(exc, ProduceFailed):
+        if exc.failure is not None and _is_connection_error(exc):
+            return _refusal_like(exc.failure)
         return delivery_error(exc.error, exc.cause)
     if isinstance(exc, TimeoutError):
         return RetryableDeliveryError("The brokers did not acknowledge in time.", error_class="timeout")

@@ -15,6 +15,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from prometheus_client.registry import Collector
 
 from chargewire.channels.base import Channel
 from chargewire.channels.registry import (
@@ -30,6 +31,8 @@ from chargewire.channels.registry import (
 from chargewire.config import Settings
 from chargewire.dispatch.retry_policy import kafka_retry_floor_s
 from chargewire.kafka.channel import KafkaChannel
+from chargewire.kafka.connector import shared_connector
+from chargewire.kafka.connector_metrics import ConnectorCollector
 from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 from chargewire.storable import storable
@@ -186,6 +189,11 @@ def _max_in_flight(settings: Settings) -> int:
     return settings.kafka_max_in_flight_per_subscription
 
 
+def _collectors() -> list[Collector]:
+    # One connector serves every Kafka producer of the process, so its figures are the process's.
+    return [ConnectorCollector(shared_connector())]
+
+
 def _retry_floor_s(settings: Settings) -> float:
     return kafka_retry_floor_s(settings.kafka_message_timeout_s)
 
@@ -240,6 +248,7 @@ KAFKA = ChannelType(
     retry_floor_s=_retry_floor_s,
     # Kafka keeps one entity's records in order: what was published after a failed record waits for its retry.
     keeps_order=True,
+    collectors=_collectors,
     form=FormSection(
         fields=(
             "kafka.topic",

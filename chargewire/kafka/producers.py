@@ -13,6 +13,12 @@ queued (never sent) records are purged and fail with that error as their `cause`
 producer, and the old one closes once the records already on the wire are acknowledged or time out. Only
 unsent records are purged, so a record is never reported failed and then written anyway.
 
+librdkafka reaches the brokers only through the guarded connector (`connector`): each producer is opened with
+its own `BrokerRoute`, its bootstrap brokers replaced by the route's loopback listeners and its TLS left to the
+connector, and the route closes with the producer. A record that fails because no broker could be reached
+carries the route's explanation (`ProduceFailed.failure`: a blocked address, a TLS failure), and librdkafka's
+error texts name the brokers as configured, not the listeners.
+
 `advertised_brokers` asks a cluster's producer which brokers its metadata names, for the address guard to check
 before records go to them. The request blocks, so it runs in a worker thread, in growing steps (no thread is
 held longer than one), and the event loop stops waiting for it as soon as the producer retires.
@@ -24,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +39,12 @@ from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from chargewire.channels.address_guard import IPNetwork
+from chargewire.errors import DeliveryError
+from chargewire.kafka.broker_tls import ClientKeyRefused, broker_context
 from chargewire.kafka.clusters import ClientSettings, ClusterConfig
+from chargewire.kafka.connector import BrokerRoute, KafkaConnector, shared_connector
+from chargewire.models import split_broker
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +85,19 @@ class Record:
 
 
 class ProduceFailed(Exception):
-    """librdkafka did not deliver a record; `cause` is the connection error behind a purge or timeout, if any."""
+    """librdkafka did not deliver a record; `cause` is the connection error behind a purge or timeout, if any.
 
-    def __init__(self, error: KafkaError, cause: KafkaError | None = None) -> None:
+    `failure` is why the connector last failed to connect to one of the cluster's brokers (a blocked address,
+    TLS), if it did: librdkafka itself only sees a broker that closed the connection.
+    """
+
+    def __init__(
+        self, error: KafkaError, cause: KafkaError | None = None, failure: DeliveryError | None = None
+    ) -> None:
         super().__init__(error.str())
         self.error = error
         self.cause = cause
+        self.failure = failure
 
 
 class ClusterRefused(ProduceFailed):
@@ -120,6 +139,7 @@ class KafkaProducers:
         linger_ms: float = 5.0,
         gzip_level: int = 1,
         extra_settings: Mapping[str, str | int | float | bool] | None = None,
+        connector: KafkaConnector | None = None,
     ) -> None:
         """Set the limits that bound one attempt.
 
@@ -131,7 +151,11 @@ class KafkaProducers:
             linger_ms: how long librdkafka waits to fill a batch before sending it.
             gzip_level: the zlib level of gzip-compressed clusters (1 fastest, 9 smallest).
             extra_settings: librdkafka settings laid over the defaults (e.g. `linger.ms` for benchmarks).
+            connector: what librdkafka reaches the brokers through; by default the process's shared one.
         """
+        self.connector = connector or shared_connector()
+        # Non-public networks brokers may resolve into; the channel sets the operator's allow-list.
+        self.allow_networks: tuple[IPNetwork, ...] = ()
         self.message_timeout_s = message_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._idle_close_s = idle_close_s
@@ -187,7 +211,7 @@ class KafkaProducers:
                 return PendingAcks(parts, producers)
             # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
             if time.monotonic() >= deadline:
-                full = ProduceFailed(KafkaError(KafkaError._QUEUE_FULL), producer.cause)
+                full = producer.failed(KafkaError(KafkaError._QUEUE_FULL))
                 parts.append(_answered([full] * (len(records) - start), loop))
                 return PendingAcks(parts, producers)
             await asyncio.sleep(_QUEUE_FULL_WAIT_S)
@@ -214,7 +238,7 @@ class KafkaProducers:
             brokers = request.result()
             if brokers is not None:
                 return brokers
-        raise ProduceFailed(_NO_METADATA, producer.cause)
+        raise producer.failed(_NO_METADATA)
 
     async def aclose(self) -> None:
         """Flush every producer (waiting up to `message_timeout_s`), close them and stop their threads."""
@@ -241,7 +265,12 @@ class KafkaProducers:
         if existing is not None:
             return existing
         try:
-            producer = _ClusterProducer(cluster, self.settings_for(cluster), loop, self._retired)
+            route = self.connector.route(self.allow_networks, _tls_context(cluster), self._connect_timeout_s)
+            try:
+                producer = _ClusterProducer(cluster, self.settings_through(route, cluster), route, loop, self._retired)
+            except BaseException:
+                route.close()
+                raise
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if cluster not in self._refused:
@@ -257,6 +286,15 @@ class KafkaProducers:
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep_idle())
         return producer
+
+    def settings_through(self, route: BrokerRoute, cluster: ClusterConfig) -> ClientSettings:
+        """The settings of `cluster`'s producer with every broker behind `route`, which does the TLS too."""
+        settings = {name: value for name, value in self.settings_for(cluster).items() if not name.startswith("ssl.")}
+        brokers = tuple(split_broker(broker) for broker in cluster.brokers)
+        settings["bootstrap.servers"] = ",".join(route.local_addresses(brokers))
+        settings["security.protocol"] = "SASL_PLAINTEXT" if cluster.sasl_mechanism else "PLAINTEXT"
+        settings["broker.address.family"] = "v4"  # the listeners are on 127.0.0.1
+        return settings
 
     def discard(self, cluster: ClusterConfig) -> None:
         """Close `cluster`'s producer now, failing what it has not sent: the guard refused where it connects."""
@@ -295,10 +333,12 @@ class _ClusterProducer:
         self,
         cluster: ClusterConfig,
         settings: ClientSettings,
+        route: BrokerRoute,
         loop: asyncio.AbstractEventLoop,
         on_retire: Callable[[_ClusterProducer], None],
     ) -> None:
         self.cluster = cluster
+        self.route = route
         self._pending: set[_Batch] = set()
         self.last_used = time.monotonic()
         self.cause: KafkaError | None = None
@@ -331,7 +371,7 @@ class _ClusterProducer:
                 try:
                     produce(topic, value=record.value, key=record.key, headers=record.headers, on_delivery=on_delivery)
                 except KafkaException as exc:
-                    batch.settle(index - start, ProduceFailed(exc.args[0], self.cause))
+                    batch.settle(index - start, self.failed(exc.args[0]))
             index = len(records)
         except BufferError:
             batch.truncate(index - start)
@@ -349,7 +389,11 @@ class _ClusterProducer:
                 metadata = self._producer.list_topics(topic, timeout=timeout_s)
             except KafkaException:
                 return None
-        return tuple(_broker_address(broker.host, broker.port) for broker in metadata.brokers.values())
+        return tuple(self.route.broker_behind(f"{broker.host}:{broker.port}") for broker in metadata.brokers.values())
+
+    def failed(self, error: KafkaError) -> ProduceFailed:
+        """The failure of a record that librdkafka answered with `error`, explained as well as is known now."""
+        return ProduceFailed(error, self.cause, self.route.failure)
 
     @property
     def closing(self) -> bool:
@@ -413,7 +457,7 @@ class _ClusterProducer:
         """Apply one poll's reports in the order librdkafka made them: connection errors and records' outcomes."""
         for report in reports:
             if isinstance(report, KafkaError):
-                self._note_error(report)
+                self._note_error(self._named(report))
             else:
                 self._settle(*report)
 
@@ -422,7 +466,7 @@ class _ClusterProducer:
             self.cause = None
             batch.settle(index, ack)
         else:
-            batch.settle(index, ProduceFailed(error or KafkaError(KafkaError._FAIL), self.cause))
+            batch.settle(index, self.failed(self._named(error or KafkaError(KafkaError._FAIL))))
             if error is not None and error.code() == KafkaError._MSG_TIMED_OUT and not self.retired:
                 # The idempotent producer goes on after a timed-out record: what is queued behind it for the same
                 # partition could land before its retry. Retired, its queue fails too, and goes after it (issue 24).
@@ -431,6 +475,14 @@ class _ClusterProducer:
             self._pending.discard(batch)
         if self.retired and self.idle:
             self.close(0.0)
+
+    def _named(self, error: KafkaError) -> KafkaError:
+        """`error` with the brokers named as configured, not as the loopback listeners librdkafka dialled."""
+        text = error.str()
+        unmasked = self.route.unmask(text)
+        if unmasked == text:
+            return error
+        return KafkaError(error.code(), unmasked, fatal=error.fatal(), retriable=error.retriable())
 
     def _note_error(self, error: KafkaError) -> None:
         code = error.code()
@@ -456,7 +508,8 @@ class _ClusterProducer:
         # Every record gets an answer, even if the poll thread died: nobody awaits a future forever.
         pending, self._pending = self._pending, set()
         for batch in pending:
-            batch.fail_unanswered(ProduceFailed(KafkaError(KafkaError._DESTROY, "the producer closed"), self.cause))
+            batch.fail_unanswered(self.failed(KafkaError(KafkaError._DESTROY, "the producer closed")))
+        self.route.close()
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -520,9 +573,17 @@ def metadata_waits(total_s: float) -> list[float]:
     return [wait for wait in waits if wait > 0]
 
 
-def _broker_address(host: str, port: int) -> str:
-    # An IPv6 address in brackets, as a subscription's brokers are written.
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _tls_context(cluster: ClusterConfig) -> ssl.SSLContext | None:
+    """The connector's TLS context for `cluster`, None without TLS; a client key that cannot be used is refused."""
+    if not cluster.security_protocol.endswith("SSL"):
+        return None
+    try:
+        return broker_context(cluster.ca_certificate, cluster.client_certificate, cluster.client_key)
+    except ClientKeyRefused as exc:
+        # As librdkafka refused it, naming the setting: the subscription must be edited.
+        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, f"ssl.key.pem: {exc}")) from exc
+    except (ssl.SSLError, ValueError) as exc:
+        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, f"ssl.ca.pem: the CA cannot be read ({exc})")) from exc
 
 
 def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[RecordOutcome]]:
