@@ -7,7 +7,6 @@ refused here, by field, before anything is stored.
 from __future__ import annotations
 
 import json
-import re
 
 import orjson
 from fastapi import Request
@@ -16,8 +15,12 @@ from chargewire.api.errors import BadRequest
 from chargewire.errors import ValidationFailed
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-# Any integer beyond 64 bits has 19 digits or more; the exact parse runs only for bodies with such a run.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# Any integer beyond 64 bits has 19 digits or more; the exact parse runs only for bodies with such a run. Found by
+# mapping every digit to 0 and searching for 19 zeros: two C passes, some ten times as fast as a regex `\d{19}`,
+# which tries a match at every digit of a batch.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+_CONTAINERS = (dict, list)
 
 
 async def read_json_body(request: Request, max_bytes: int, max_depth: int) -> object:
@@ -49,11 +52,30 @@ def parse_json(raw: bytes, max_depth: int) -> object:
             raise _too_deep("(body)", max_depth) from exc
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
     # Counting brackets is cheap; only a body with more containers than the limit can nest past it.
-    if raw.count(b"[") + raw.count(b"{") > max_depth:
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _nests_deeper_than(document, max_depth):
         _check_depth(document, [], max_depth, max_depth)
-    if _LONG_DIGITS.search(raw):
+    if _LONG_RUN in raw.translate(_DIGITS_AS_ZERO):
         _check_integers(json.loads(raw), [])
     return document
+
+
+def _nests_deeper_than(document: object, max_depth: int) -> bool:
+    """Whether `document` holds containers more than `max_depth` levels deep.
+
+    Level by level, looking only at containers and building no paths: a batch of events has many more containers
+    than the limit, and the walk that names the field (`_check_depth`) cost as much as parsing the body.
+    """
+    level = [document] if isinstance(document, _CONTAINERS) else []
+    for _ in range(max_depth):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, _CONTAINERS)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _too_deep(field: str, max_depth: int) -> ValidationFailed:
