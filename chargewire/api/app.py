@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
+from chargewire.api.openapi_links import install_links
 from chargewire.api.outage import DatabaseOutageMiddleware
 from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
 from chargewire.api.request_guard import RequestGuardMiddleware
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     install_docs(app)
+    install_links(app)
     app.include_router(events.router)
     app.include_router(event_types.router)
     app.include_router(notifications_v2.router)
