@@ -66,6 +66,7 @@ def test_fuzzed_requests_never_get_a_5xx_and_every_422_names_its_fields(
         check_answer(case, response)
 
     send()
+    print(f"\n{part}, {scope}: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}")
     if scope != "admin":
         return  # most of what a narrower token sends is refused (403) before validation
     # The run must have reached past authentication and validation, or it tested little.
