@@ -35,13 +35,14 @@ test-long: install test-services
 
 # A long fuzzing run of the API with every token scope on both stores (docs/tenant-limits.md, "Fuzzing"): stateless
 # requests (FUZZ_EXAMPLES with the admin token, a fifth with the others) and stateful chains (FUZZ_SCENARIOS of
-# up to FUZZ_STEPS calls); it prints the steps and statuses each scope reached.
+# up to FUZZ_STEPS calls); it prints the steps and statuses each scope reached. A test may take more than the
+# suite's 300 s timeout here.
 FUZZ_EXAMPLES ?= 3000
 FUZZ_SCENARIOS ?= 150
 FUZZ_STEPS ?= 20
 fuzz: install test-services
 	CHARGEWIRE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHARGEWIRE_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) CHARGEWIRE_FUZZ_STEPS=$(FUZZ_STEPS) \
-		$(BIN)/pytest -s -q -p no:cacheprovider tests/integration/api/test_fuzz_openapi.py tests/integration/api/test_fuzz_stateful.py
+		$(BIN)/pytest -s -q -p no:cacheprovider --timeout=3600 tests/integration/api/test_fuzz_openapi.py tests/integration/api/test_fuzz_stateful.py
 
 test: lint typecheck receiver-kit-check test-clients pytest
 
