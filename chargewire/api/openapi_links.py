@@ -7,7 +7,8 @@ API's flow from them, and the stateful fuzzer (`tests/integration/api/test_fuzz_
 to chain calls: create, then rotate twice, delete, then update the deleted one.
 
 Links name their target by `operationId`, looked up in the generated document by method and path, so a
-renamed handler cannot leave a link pointing nowhere: a link whose operation is missing fails at start-up.
+renamed handler cannot leave a link pointing nowhere: a link whose operation is missing fails when the document
+is built (`tests/integration/api/test_openapi_links.py` builds it).
 """
 
 from __future__ import annotations
