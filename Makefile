@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ pytest: install test-services
 # Long scenarios that `make test` leaves to this target (the other broker faults with worker processes).
 test-long: install test-services
 	$(BIN)/pytest -m long
+
+# A long fuzzing run of the API with every token scope on both stores (docs/tenant-limits.md, "Fuzzing"): stateless
+# requests (FUZZ_EXAMPLES with the admin token, a fifth with the others) and stateful chains (FUZZ_SCENARIOS of
+# up to FUZZ_STEPS calls); it prints the steps and statuses each scope reached. A test may take more than the
+# suite's 300 s timeout here.
+FUZZ_EXAMPLES ?= 3000
+FUZZ_SCENARIOS ?= 150
+FUZZ_STEPS ?= 20
+fuzz: install test-services
+	CHARGEWIRE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHARGEWIRE_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) CHARGEWIRE_FUZZ_STEPS=$(FUZZ_STEPS) \
+		$(BIN)/pytest -s -q -p no:cacheprovider --timeout=3600 tests/integration/api/test_fuzz_openapi.py tests/integration/api/test_fuzz_stateful.py
 
 test: lint typecheck receiver-kit-check test-clients pytest
 

@@ -16,6 +16,7 @@ from chargewire.api import (
     RequestGuardMiddleware,
     install_docs,
     install_error_handlers,
+    install_links,
 )
 from chargewire.backoffice import PREFIX as BACKOFFICE_PREFIX
 from chargewire.backoffice import create_backoffice
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     install_docs(app)
+    install_links(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount(BACKOFFICE_PREFIX, create_backoffice(runtime))

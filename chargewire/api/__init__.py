@@ -5,6 +5,7 @@
 
 from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
+from chargewire.api.openapi_links import install_links
 from chargewire.api.outage import DatabaseOutageMiddleware
 from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
 from chargewire.api.request_guard import RequestGuardMiddleware
@@ -18,4 +19,5 @@ __all__ = [
     "RequestGuardMiddleware",
     "install_docs",
     "install_error_handlers",
+    "install_links",
 ]

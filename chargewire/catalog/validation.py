@@ -8,7 +8,7 @@ by either: the original platform sends some dates as "YYYY-MM-DD hh:mm:ss" under
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from functools import cache
 from typing import Any
 
@@ -33,15 +33,18 @@ def _compiled(name: str) -> jsonschema_rs.Draft7Validator:
     return jsonschema_rs.Draft7Validator(load_event_types()[name].schema, validate_formats=False)
 
 
-def field_path(error: ValidationError) -> str:
-    """The dotted path of the field an error is about: `meterValues.0.measurand`, as the API's other errors."""
+def field_path(error: ValidationError, nth_missing: int = 0) -> str:
+    """The dotted path of the field an error is about: `meterValues.0.measurand`, as the API's other errors.
+
+    jsonschema reports each missing field as its own error on the parent, in the order of `required`, without
+    naming it: the parent's `nth_missing` required error is about its `nth_missing` missing field.
+    """
     path = list(error.absolute_path)
     instance: Any = error.instance
     if error.validator == "required" and isinstance(error.validator_value, list):
-        # jsonschema reports a missing field on its parent; name the field itself.
         missing = [field for field in error.validator_value if field not in (instance or {})]
         if missing:
-            path.append(missing[0])
+            path.append(missing[min(nth_missing, len(missing) - 1)])
     return _dotted(path)
 
 
@@ -125,8 +128,14 @@ def validated_event_type(payload: object) -> EventType:
 
 def _detailed_errors(name: str, payload: object) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = defaultdict(list)
+    missing_named: Counter[tuple[str | int, ...]] = Counter()
+    # A stable sort: each parent's required errors keep the order of its `required` list.
     for error in sorted(_validator(name).iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]):
-        errors[field_path(error)].append(_describe(error))
+        nth_missing = 0
+        if error.validator == "required":
+            nth_missing = missing_named[tuple(error.absolute_path)]
+            missing_named[tuple(error.absolute_path)] += 1
+        errors[field_path(error, nth_missing)].append(_describe(error))
     return errors
 
 

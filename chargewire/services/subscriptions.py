@@ -7,6 +7,7 @@ creating token is recorded because its text keys the `X-Signature` header of eve
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 MAX_PER_PAGE = 100
 # Every target field a channel may set: a replace clears those of the channel the subscription leaves.
 _NO_TARGET: dict[str, Any] = {"callback_url": None, "kafka": None, "target": None}
+# Name lookups at subscribe time: a name not resolved by then is accepted (each delivery checks it again). Well
+# inside the API's 4.5 s request deadline, which otherwise answers a stalled resolver with 503.
+HOST_CHECK_BUDGET_S = 2.0
 _ALLOW_NETWORKS_HINT = "The operator can admit chosen networks with CHARGEWIRE_DELIVERY_ALLOW_NETWORKS (CIDRs)."
 
 
@@ -238,15 +242,20 @@ class SubscriptionService:
 
     async def _blocked_targets(self, body: Mapping[str, Any]) -> dict[str, list[str]]:
         """The webhook URL's or Kafka brokers' errors from the address guard, by field."""
-        errors: dict[str, list[str]] = {}
-        for where, host in _target_hosts(body):
-            try:
-                await check_host(host, self._allow_networks)
-            except BlockedAddress as blocked:
-                errors[where] = [f"{blocked.message} {_ALLOW_NETWORKS_HINT}"]
-            except ValueError:  # a host name IDNA cannot encode (an empty or over-long label)
-                errors[where] = ["The host is not a valid name."]
-        return errors
+        targets = _target_hosts(body)
+        # All at once, each within the budget: one after another, stalled lookups would add up past the deadline.
+        found = await asyncio.gather(*(self._host_errors(host) for _, host in targets))
+        return {where: errors for (where, _), errors in zip(targets, found, strict=True) if errors}
+
+    async def _host_errors(self, host: str) -> list[str]:
+        """What the address guard finds wrong with one host, if anything."""
+        try:
+            await check_host(host, self._allow_networks, resolve_timeout_s=HOST_CHECK_BUDGET_S)
+        except BlockedAddress as blocked:
+            return [f"{blocked.message} {_ALLOW_NETWORKS_HINT}"]
+        except ValueError:  # a host name IDNA cannot encode (an empty or over-long label)
+            return ["The host is not a valid name."]
+        return []
 
 
 def _target_hosts(body: Mapping[str, Any]) -> list[tuple[str, str]]:

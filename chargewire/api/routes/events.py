@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from chargewire.api.auth import require_scope, runtime_of
 from chargewire.api.body import read_json_body
+from chargewire.catalog import load_event_types
 from chargewire.models import ApiToken, Scope
 from chargewire.services.idempotency import HEADER, KEY_MAX_CHARS
 
@@ -23,13 +24,8 @@ class Accepted(BaseModel):
     data: list[str]
 
 
-_EXAMPLE_BODY: dict[str, Any] = {
-    "notification": "HardwareStatusNotification",
-    "chargePointId": 1042,
-    "evseId": 1,
-    "status": "charging",
-    "errorCode": "noError",
-}
+# The catalog's own example, so the documented body is always one the catalog accepts.
+_EXAMPLE_BODY: dict[str, Any] = load_event_types()["HardwareStatusNotification"].example
 
 
 @router.post(

@@ -149,6 +149,13 @@ async def test_event_types_list_every_event_with_schema_and_example(api: httpx.A
     assert boot["schema"]["properties"]["notification"]["enum"] == ["BootNotification"]
 
 
+async def test_the_documented_publish_example_is_accepted(api: httpx.AsyncClient, publisher: dict[str, str]) -> None:
+    document = (await api.get("/openapi.json")).json()
+    example = document["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    response = await api.post("/api/v1/events", json=example, headers=publisher)
+    assert response.status_code == 202, response.text
+
+
 async def test_openapi_documentation_is_served(api: httpx.AsyncClient) -> None:
     assert (await api.get("/docs")).status_code == 200
     paths = (await api.get("/openapi.json")).json()["paths"]

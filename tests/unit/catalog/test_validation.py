@@ -102,6 +102,15 @@ def test_missing_required_field_is_named(event_type: EventType) -> None:
     assert _rejected_fields(payload) == {required[0]: ["This field is required."]}
 
 
+@pytest.mark.parametrize(
+    "event_type", [t for t in EVENT_TYPES if len(t.schema.get("required", [])) > 2], ids=lambda t: t.name
+)
+def test_each_of_several_missing_required_fields_is_named_once(event_type: EventType) -> None:
+    required = [field for field in event_type.schema["required"] if field != "notification"]
+    payload = {key: value for key, value in event_type.example.items() if key not in required}
+    assert _rejected_fields(payload) == {field: ["This field is required."] for field in required}
+
+
 @pytest.mark.parametrize("event_type", EVENT_TYPES, ids=NAMES)
 def test_wrong_type_is_named(event_type: EventType) -> None:
     properties = _properties(event_type.schema)
