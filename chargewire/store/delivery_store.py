@@ -1,7 +1,7 @@
 """The delivery queue the dispatcher works through: claims under a lease, attempt records, hand-backs and resend.
 
-Its statements on `deliveries` are `delivery_writes`', run in its transactions; its reads of the log are
-`DeliveryLog`'s. It writes the attempt log and subscriptions' health itself.
+Its statements on `deliveries` are `delivery_writes`', and on the attempt log `attempt_writes`', run in its
+transactions; its reads of the log are `DeliveryLog`'s. It writes subscriptions' health itself.
 """
 
 from __future__ import annotations
@@ -15,14 +15,7 @@ from sqlalchemy import Select, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.attempt_text import (
-    MAX_ERROR_CLASS_CHARS,
-    MAX_ERROR_MESSAGE_CHARS,
-    MAX_RESPONSE_BODY_CHARS,
-    storable_headers,
-    storable_optional,
-)
-from chargewire.store.bulk_insert import insert_rows, stored_value
+from chargewire.store.attempt_writes import insert_for_records
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.delivery_writes import (
@@ -35,24 +28,10 @@ from chargewire.store.delivery_writes import (
 )
 from chargewire.store.dialects import StoreDialect, dialect_of
 from chargewire.store.refusals import write_apart
-from chargewire.store.tables import attempts, deliveries, events, subscriptions
+from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
-ATTEMPT_COLUMNS = (
-    "id",
-    "delivery_id",
-    "number",
-    "started_at",
-    "duration_ms",
-    "outcome",
-    "status_code",
-    "error_class",
-    "error_message",
-    "request_headers",
-    "response_headers",
-    "response_body",
-)
 
 
 def _attempt_of(record: AttemptRecord) -> str:
@@ -64,7 +43,7 @@ RECORD_FALLBACKS = (bare_record, unrecordable_record)
 
 class DeliveryStore(DeliveryLog):
     """The queue of deliveries the dispatcher works through (claims, leases, attempt records, resend), over the
-    log's reads; writes the `attempts` table and subscriptions' health, and `deliveries` through its owner."""
+    log's reads; writes subscriptions' health, and `deliveries` and `attempts` through their owners."""
 
     async def claim_due_deliveries(
         self,
@@ -109,7 +88,7 @@ class DeliveryStore(DeliveryLog):
 
     async def _record_together(self, records: Sequence[AttemptRecord]) -> None:
         async with self._database.transaction() as connection:
-            await insert_attempts(connection, records)
+            await insert_for_records(connection, records)
             await record_health(connection, records)
             delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
             await mark_delivered(connection, self._database.dialect, delivered)
@@ -150,11 +129,6 @@ class DeliveryStore(DeliveryLog):
         """
         async with self._database.transaction() as connection:
             return await schedule_now(connection, delivery_id, now)
-
-
-async def insert_attempts(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Append the attempts of these records to the attempt log."""
-    await insert_rows(connection, attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
 
 
 async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
@@ -301,28 +275,3 @@ async def _event_payloads(
     )
     rows = (await connection.execute(query)).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
-
-
-def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
-    stored_time = stored_value(connection, attempts.c.started_at)
-    stored_json = stored_value(connection, attempts.c.request_headers)
-    # A batch's attempts share their start time: convert each distinct one once.
-    times = {at: stored_time(at) for at in {record.attempt.started_at for record in records}}
-    return [
-        (
-            attempt.id,
-            attempt.delivery_id,
-            attempt.number,
-            times[attempt.started_at],
-            attempt.duration_ms,
-            attempt.outcome,
-            attempt.status_code,
-            storable_optional(attempt.error_class, MAX_ERROR_CLASS_CHARS),
-            storable_optional(attempt.error_message, MAX_ERROR_MESSAGE_CHARS),
-            stored_json(attempt.request_headers),
-            None if attempt.response_headers is None else stored_json(storable_headers(attempt.response_headers)),
-            storable_optional(attempt.response_body, MAX_RESPONSE_BODY_CHARS),
-        )
-        for attempt in (record.attempt for record in records)
-    ]

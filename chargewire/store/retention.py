@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.ids import first_id_at
 from chargewire.models import DeliveryStatus, Via
+from chargewire.store.attempt_writes import delete_for_deliveries
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import delete_expired
 from chargewire.store.dialects.upkeep import TableSize, Upkeep
@@ -147,8 +148,7 @@ class RetentionStore:
             deleted = await delete_expired(connection, ids, status)
             removed["deliveries"] += len(deleted)
             if deleted:
-                their_attempts = delete(attempts).where(attempts.c.delivery_id.in_(deleted))
-                removed["attempts"] += (await connection.execute(their_attempts)).rowcount
+                removed["attempts"] += await delete_for_deliveries(connection, deleted)
         return len(ids) == limit
 
     async def _sweep(
