@@ -3,17 +3,18 @@
 A worker's attempts are appended with their deliveries' new state; a Kafka stream's batch writes one
 `attempt_batches` row for the first attempts of the records it delivered and an attempts row for each record
 that failed, as writes its caller adds to the batch's guarded writes, so they commit with the stream's move
-(decision 0003). Expiry removes a delivery's attempts with it. Each function takes its caller's connection,
-so the caller keeps its transaction. `tests/unit/store/test_table_write_owners.py` keeps every such statement
-in this module.
+(decision 0003). Expiry removes a delivery's attempts with it, attempts whose delivery is gone, and batches
+none of whose deliveries is left. Each function takes its caller's connection, so the caller keeps its
+transaction. `tests/unit/store/test_table_write_owners.py` keeps every such statement in this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, exists, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.store.attempt_text import (
@@ -26,7 +27,8 @@ from chargewire.store.attempt_text import (
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.dialects.writes import RowInsert, Statement
-from chargewire.store.tables import attempt_batches, attempts
+from chargewire.store.expiry_rules import attempt_orphaned
+from chargewire.store.tables import attempt_batches, attempts, deliveries
 
 ATTEMPT_COLUMNS = (
     "id",
@@ -44,6 +46,11 @@ ATTEMPT_COLUMNS = (
 )
 # Built once: a worker records a batch with it every few milliseconds.
 _INSERT_ATTEMPT_BATCH = insert(attempt_batches)
+# A batch is spent once none of the deliveries it delivered is left.
+_BATCH_SPENT = ~exists().where(
+    deliveries.c.id.between(attempt_batches.c.first_delivery_id, attempt_batches.c.last_delivery_id),
+    deliveries.c.attempt_batch_id == attempt_batches.c.id,
+)
 
 
 async def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
@@ -65,6 +72,18 @@ async def delete_for_deliveries(connection: AsyncConnection, delivery_ids: Seque
     """Remove the attempts of these (expired) deliveries; returns how many."""
     their_attempts = delete(attempts).where(attempts.c.delivery_id.in_(delivery_ids))
     return int((await connection.execute(their_attempts)).rowcount)
+
+
+async def delete_orphaned(connection: AsyncConnection, attempt_ids: Sequence[str], before: datetime) -> int:
+    """Remove the attempts among these whose delivery is gone, made before `before`; returns how many."""
+    orphaned = delete(attempts).where(attempts.c.id.in_(attempt_ids), attempt_orphaned(attempts, before))
+    return int((await connection.execute(orphaned)).rowcount)
+
+
+async def delete_spent_batches(connection: AsyncConnection, batch_ids: Sequence[str]) -> int:
+    """Remove the batches among these none of whose deliveries is left; returns how many."""
+    spent = delete(attempt_batches).where(attempt_batches.c.id.in_(batch_ids), _BATCH_SPENT)
+    return int((await connection.execute(spent)).rowcount)
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
