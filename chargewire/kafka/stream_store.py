@@ -42,13 +42,14 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_stream_failures
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
-from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS, health_updates
+from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
 from chargewire.store.delivery_writes import insert_for_stream_backlog, insert_for_stream_batch
 from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import GuardedWrites, Statement
 from chargewire.store.event_log import end_of_log
 from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
+from chargewire.store.subscription_health_writes import health_updates
 from chargewire.store.tables import (
     UtcDateTime,
     deliveries,
@@ -108,7 +109,7 @@ class LeaseLost(Exception):
 
 
 class StreamStore:
-    """Reads and writes `kafka_streams` and `stream_pauses`, and the rows a stream's batches leave."""
+    """Reads and writes `kafka_streams` and `stream_pauses`, and records batches through the other tables' owners."""
 
     def __init__(self, database: Database) -> None:
         self._database = database

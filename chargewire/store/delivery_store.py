@@ -1,17 +1,15 @@
 """The delivery queue the dispatcher works through: claims under a lease, attempt records, hand-backs and resend.
 
-Its statements on `deliveries` are `delivery_writes`', and on the attempt log `attempt_writes`', run in its
-transactions; its reads of the log are `DeliveryLog`'s. It writes subscriptions' health itself.
+Its statements on `deliveries` are `delivery_writes`', on the attempt log `attempt_writes`' and on subscriptions'
+health `subscription_health_writes`', run in its transactions; its reads of the log are `DeliveryLog`'s.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, select, update
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Via
@@ -26,8 +24,9 @@ from chargewire.store.delivery_writes import (
     reschedule,
     schedule_now,
 )
-from chargewire.store.dialects import StoreDialect, dialect_of
+from chargewire.store.dialects import StoreDialect
 from chargewire.store.refusals import write_apart
+from chargewire.store.subscription_health_writes import record_health
 from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
@@ -43,7 +42,7 @@ RECORD_FALLBACKS = (bare_record, unrecordable_record)
 
 class DeliveryStore(DeliveryLog):
     """The queue of deliveries the dispatcher works through (claims, leases, attempt records, resend), over the
-    log's reads; writes subscriptions' health, and `deliveries` and `attempts` through their owners."""
+    log's reads; writes deliveries, attempts and subscriptions' health through their owners."""
 
     async def claim_due_deliveries(
         self,
@@ -129,38 +128,6 @@ class DeliveryStore(DeliveryLog):
         """
         async with self._database.transaction() as connection:
             return await schedule_now(connection, delivery_id, now)
-
-
-async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """A subscription with any success among `records` is healthy again; one with only failures is failing
-    since the last attempt's start, unless it already was."""
-    for statement, parameters in health_updates(records, dialect_of(connection)):
-        await connection.execute(statement, parameters)
-
-
-def health_updates(records: Sequence[AttemptRecord], dialect: StoreDialect) -> list[tuple[Update, dict[str, Any]]]:
-    """The statements of `record_health` with their parameters; the statements are built once per dialect."""
-    succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
-    failing = {record.subscription_id for record in records} - succeeded
-    healthy_again, failing_since = _health_updates(dialect)
-    updates: list[tuple[Update, dict[str, Any]]] = []
-    if succeeded:
-        updates.append((healthy_again, {"ids": dialect.ids_value(succeeded)}))
-    if failing:
-        since = records[-1].attempt.started_at
-        updates.append((failing_since, {"ids": dialect.ids_value(failing), "since": since}))
-    return updates
-
-
-# Built once per dialect: a worker records health with every batch, and compiling them anew was a cost of each.
-@functools.cache
-def _health_updates(dialect: StoreDialect) -> tuple[Update, Update]:
-    """(clear failing_since of the subscriptions `ids`, set it to `since` where unset), with `ids` bound."""
-    ids = dialect.one_of(subscriptions.c.id, None)
-    failing = subscriptions.c.failing_since
-    healthy_again = update(subscriptions).where(ids, failing.is_not(None)).values(failing_since=None)
-    since = bindparam("since", type_=failing.type)
-    return healthy_again, update(subscriptions).where(ids, failing.is_(None)).values(failing_since=since)
 
 
 # Built once: an idle worker asks it with every publish. `now` is bound.
