@@ -20,8 +20,8 @@
 6. The batch is recorded. `StreamStore.record_batch` writes, in one transaction that first moves the stream
    past the batch and finds it still leased to this worker: one `attempt_batches` row for the records that
    were delivered, one delivery row per record, an attempts row for each record that failed, and the
-   subscription's health (the delivery rows as `store.delivery_writes` builds them, the attempts and health
-   with `store.delivery_store`'s statements). A lease that ran
+   subscription's health (the delivery rows as `store.delivery_writes` builds them, the batch and attempts
+   rows as `store.attempt_writes` does, the health as `store.subscription_health_writes` does). A lease that ran
    out (`LeaseLost`) writes nothing: the next worker sends the batch again.
 7. Failures are retried as rows. A failed record is a pending delivery now; the dispatcher's claim path
    retries it through the same `KafkaChannel`, and the stream waits until its subscription has none.

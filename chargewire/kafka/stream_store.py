@@ -39,19 +39,19 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
+from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_stream_failures
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
-from chargewire.store.delivery_store import ATTEMPT_COLUMNS, DUE_DELIVERY_EXISTS, attempt_rows, health_updates
+from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
 from chargewire.store.delivery_writes import insert_for_stream_backlog, insert_for_stream_batch
 from chargewire.store.dialects.base import WakeHooks
-from chargewire.store.dialects.writes import GuardedWrites, RowInsert, Statement
+from chargewire.store.dialects.writes import GuardedWrites, Statement
 from chargewire.store.event_log import end_of_log
 from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
+from chargewire.store.subscription_health_writes import health_updates
 from chargewire.store.tables import (
     UtcDateTime,
-    attempt_batches,
-    attempts,
     deliveries,
     event_sequence,
     events,
@@ -109,7 +109,7 @@ class LeaseLost(Exception):
 
 
 class StreamStore:
-    """Reads and writes `kafka_streams` and `stream_pauses`, and the rows a stream's batches leave."""
+    """Reads and writes `kafka_streams` and `stream_pauses`, and records batches through the other tables' owners."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -259,7 +259,7 @@ class StreamStore:
             "owner_after": worker_id if lease_until else None,
             "lease_until_after": lease_until,
         }
-        batch = _attempt_batch(stream.subscription_id, delivered)
+        batch = attempt_batch_row(stream.subscription_id, delivered)
         batch_id = None if batch is None else batch["id"]
         async with self._database.transaction() as connection:
             subscription = select(subscriptions.c.id).where(subscriptions.c.id == stream.subscription_id)
@@ -270,9 +270,9 @@ class StreamStore:
                 locks=[subscription.with_for_update(read=True, key_share=True)],
                 guard=Statement(_MOVE_STREAM, moved),
                 writes=[
-                    *([] if batch is None else [Statement(_INSERT_ATTEMPT_BATCH, batch)]),
+                    *([] if batch is None else [insert_attempt_batch(batch)]),
                     insert_for_stream_batch(connection, attempted, batch_id),
-                    RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, others)),
+                    insert_for_stream_failures(connection, others),
                     *(Statement(*health) for health in health_updates(records, self._database.dialect)),
                 ],
             )
@@ -400,7 +400,6 @@ _MOVE_STREAM = (
         lease_until=bindparam("lease_until_after", type_=kafka_streams.c.lease_until.type),
     )
 )
-_INSERT_ATTEMPT_BATCH = insert(attempt_batches)
 _ANY_STREAM = select(select(kafka_streams.c.subscription_id).exists())
 # The SQLite commit watcher asks these after every commit of another connection.
 _NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
@@ -432,35 +431,3 @@ async def _close_pause(connection: AsyncConnection, subscription_id: str, at: in
 
 def _bare_pair(pair: tuple[ClaimedDelivery, AttemptRecord]) -> tuple[ClaimedDelivery, AttemptRecord]:
     return pair[0], bare_record(pair[1])
-
-
-def _attempt_batch(subscription_id: str, delivered: Sequence[AttemptRecord]) -> dict[str, Any] | None:
-    """The `attempt_batches` row of the first attempts of the records a batch delivered, if any.
-
-    The records were produced in one call: they share its start and duration, and the batch takes the id of
-    its first record's attempt. It keeps the request headers every record carried alike, and each record's
-    response headers by delivery id.
-    """
-    if not delivered:
-        return None
-    first = delivered[0].attempt
-    shared = dict(first.request_headers)
-    for record in delivered:
-        headers = record.attempt.request_headers
-        if shared.items() <= headers.items():
-            continue  # the usual case after the second record: one comparison in C, no list
-        # The second record drops the per-record headers: the rest compare only what is still shared.
-        for name in [name for name, value in shared.items() if headers.get(name) != value]:
-            del shared[name]
-    delivery_ids = [record.attempt.delivery_id for record in delivered]
-    return {
-        "id": first.id,
-        "subscription_id": subscription_id,
-        "started_at": first.started_at,
-        "duration_ms": first.duration_ms,
-        "records": len(delivered),
-        "first_delivery_id": min(delivery_ids),
-        "last_delivery_id": max(delivery_ids),
-        "request_headers": shared,
-        "response_headers": {record.attempt.delivery_id: record.attempt.response_headers or {} for record in delivered},
-    }

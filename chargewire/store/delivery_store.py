@@ -1,28 +1,19 @@
 """The delivery queue the dispatcher works through: claims under a lease, attempt records, hand-backs and resend.
 
-Its statements on `deliveries` are `delivery_writes`', run in its transactions; its reads of the log are
-`DeliveryLog`'s. It writes the attempt log and subscriptions' health itself.
+Its statements on `deliveries` are `delivery_writes`', on the attempt log `attempt_writes`' and on subscriptions'
+health `subscription_health_writes`', run in its transactions; its reads of the log are `DeliveryLog`'s.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, select, update
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.attempt_text import (
-    MAX_ERROR_CLASS_CHARS,
-    MAX_ERROR_MESSAGE_CHARS,
-    MAX_RESPONSE_BODY_CHARS,
-    storable_headers,
-    storable_optional,
-)
-from chargewire.store.bulk_insert import insert_rows, stored_value
+from chargewire.store.attempt_writes import insert_for_records
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.delivery_writes import (
@@ -33,26 +24,13 @@ from chargewire.store.delivery_writes import (
     reschedule,
     schedule_now,
 )
-from chargewire.store.dialects import StoreDialect, dialect_of
+from chargewire.store.dialects import StoreDialect
 from chargewire.store.refusals import write_apart
-from chargewire.store.tables import attempts, deliveries, events, subscriptions
+from chargewire.store.subscription_health_writes import record_health
+from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
-ATTEMPT_COLUMNS = (
-    "id",
-    "delivery_id",
-    "number",
-    "started_at",
-    "duration_ms",
-    "outcome",
-    "status_code",
-    "error_class",
-    "error_message",
-    "request_headers",
-    "response_headers",
-    "response_body",
-)
 
 
 def _attempt_of(record: AttemptRecord) -> str:
@@ -64,7 +42,7 @@ RECORD_FALLBACKS = (bare_record, unrecordable_record)
 
 class DeliveryStore(DeliveryLog):
     """The queue of deliveries the dispatcher works through (claims, leases, attempt records, resend), over the
-    log's reads; writes the `attempts` table and subscriptions' health, and `deliveries` through its owner."""
+    log's reads; writes deliveries, attempts and subscriptions' health through their owners."""
 
     async def claim_due_deliveries(
         self,
@@ -109,7 +87,7 @@ class DeliveryStore(DeliveryLog):
 
     async def _record_together(self, records: Sequence[AttemptRecord]) -> None:
         async with self._database.transaction() as connection:
-            await insert_attempts(connection, records)
+            await insert_for_records(connection, records)
             await record_health(connection, records)
             delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
             await mark_delivered(connection, self._database.dialect, delivered)
@@ -150,43 +128,6 @@ class DeliveryStore(DeliveryLog):
         """
         async with self._database.transaction() as connection:
             return await schedule_now(connection, delivery_id, now)
-
-
-async def insert_attempts(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Append the attempts of these records to the attempt log."""
-    await insert_rows(connection, attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
-
-
-async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """A subscription with any success among `records` is healthy again; one with only failures is failing
-    since the last attempt's start, unless it already was."""
-    for statement, parameters in health_updates(records, dialect_of(connection)):
-        await connection.execute(statement, parameters)
-
-
-def health_updates(records: Sequence[AttemptRecord], dialect: StoreDialect) -> list[tuple[Update, dict[str, Any]]]:
-    """The statements of `record_health` with their parameters; the statements are built once per dialect."""
-    succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
-    failing = {record.subscription_id for record in records} - succeeded
-    healthy_again, failing_since = _health_updates(dialect)
-    updates: list[tuple[Update, dict[str, Any]]] = []
-    if succeeded:
-        updates.append((healthy_again, {"ids": dialect.ids_value(succeeded)}))
-    if failing:
-        since = records[-1].attempt.started_at
-        updates.append((failing_since, {"ids": dialect.ids_value(failing), "since": since}))
-    return updates
-
-
-# Built once per dialect: a worker records health with every batch, and compiling them anew was a cost of each.
-@functools.cache
-def _health_updates(dialect: StoreDialect) -> tuple[Update, Update]:
-    """(clear failing_since of the subscriptions `ids`, set it to `since` where unset), with `ids` bound."""
-    ids = dialect.one_of(subscriptions.c.id, None)
-    failing = subscriptions.c.failing_since
-    healthy_again = update(subscriptions).where(ids, failing.is_not(None)).values(failing_since=None)
-    since = bindparam("since", type_=failing.type)
-    return healthy_again, update(subscriptions).where(ids, failing.is_(None)).values(failing_since=since)
 
 
 # Built once: an idle worker asks it with every publish. `now` is bound.
@@ -301,28 +242,3 @@ async def _event_payloads(
     )
     rows = (await connection.execute(query)).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
-
-
-def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
-    stored_time = stored_value(connection, attempts.c.started_at)
-    stored_json = stored_value(connection, attempts.c.request_headers)
-    # A batch's attempts share their start time: convert each distinct one once.
-    times = {at: stored_time(at) for at in {record.attempt.started_at for record in records}}
-    return [
-        (
-            attempt.id,
-            attempt.delivery_id,
-            attempt.number,
-            times[attempt.started_at],
-            attempt.duration_ms,
-            attempt.outcome,
-            attempt.status_code,
-            storable_optional(attempt.error_class, MAX_ERROR_CLASS_CHARS),
-            storable_optional(attempt.error_message, MAX_ERROR_MESSAGE_CHARS),
-            stored_json(attempt.request_headers),
-            None if attempt.response_headers is None else stored_json(storable_headers(attempt.response_headers)),
-            storable_optional(attempt.response_body, MAX_RESPONSE_BODY_CHARS),
-        )
-        for attempt in (record.attempt for record in records)
-    ]

@@ -11,7 +11,7 @@ from datetime import datetime
 from itertools import chain, repeat
 from typing import Any, Protocol, cast
 
-from sqlalchemy import String, bindparam, select
+from sqlalchemy import String, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Event, Via
@@ -19,6 +19,7 @@ from chargewire.store.bulk_insert import insert_columns, stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import NewDelivery, insert_for_published_events
 from chargewire.store.event_log import number_events
+from chargewire.store.expiry_rules import Stretch, event_unused
 from chargewire.store.idempotency_store import IdempotentPublish, claim_keys
 from chargewire.store.tables import events, subscription_events, subscriptions
 
@@ -159,6 +160,14 @@ class EventStore:
             for row in rows
         }
         return [by_id[event_id] for event_id in event_ids if event_id in by_id]
+
+
+async def delete_unused(
+    connection: AsyncConnection, event_ids: Sequence[str], before: datetime, stretches: Sequence[Stretch]
+) -> int:
+    """Remove the events among these that expiry may take (`expiry_rules.event_unused`); returns how many."""
+    unused = delete(events).where(events.c.id.in_(event_ids), event_unused(events, before, stretches))
+    return int((await connection.execute(unused)).rowcount)
 
 
 # Built once: constructing this join anew cost more than running it, twice over, on every ingest commit.

@@ -20,19 +20,23 @@ them: on SQLite the write lock is held for a few milliseconds at a time, and pub
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
+from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.ids import first_id_at
 from chargewire.models import DeliveryStatus, Via
+from chargewire.store.attempt_writes import delete_for_deliveries, delete_orphaned, delete_spent_batches
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import delete_expired
 from chargewire.store.dialects.upkeep import TableSize, Upkeep
-from chargewire.store.expiry_rules import Cutoffs, Stretch, attempt_orphaned, event_unused, needed_stretches
+from chargewire.store.event_store import delete_unused
+from chargewire.store.expiry_rules import Cutoffs, Stretch, needed_stretches
 from chargewire.store.id_bounds import made_until
 from chargewire.store.tables import (
     attempt_batches,
@@ -112,14 +116,10 @@ class RetentionStore:
                 while more:
                     more = await self._expire_deliveries(subscription_id, status, before, policy.batch_size, removed)
                     await asyncio.sleep(0)  # a turn for the event loop (and SQLite's write lock) between batches
-        orphaned = attempt_orphaned(attempts, delivered_before)
+        orphaned = functools.partial(delete_orphaned, before=delivered_before)
         await self._sweep(attempts, "att", delivered_before, policy.batch_size, removed, orphaned)
-        batch_gone = ~exists().where(
-            deliveries.c.id.between(attempt_batches.c.first_delivery_id, attempt_batches.c.last_delivery_id),
-            deliveries.c.attempt_batch_id == attempt_batches.c.id,
-        )
-        await self._sweep(attempt_batches, "att", delivered_before, policy.batch_size, removed, batch_gone)
-        unused = event_unused(events, delivered_before, stretches)
+        await self._sweep(attempt_batches, "att", delivered_before, policy.batch_size, removed, delete_spent_batches)
+        unused = functools.partial(delete_unused, before=delivered_before, stretches=stretches)
         await self._sweep(events, "evt", delivered_before, policy.batch_size, removed, unused)
         return {table: removed[table] for table in ("events", "deliveries", "attempts", "attempt_batches")}
 
@@ -147,8 +147,7 @@ class RetentionStore:
             deleted = await delete_expired(connection, ids, status)
             removed["deliveries"] += len(deleted)
             if deleted:
-                their_attempts = delete(attempts).where(attempts.c.delivery_id.in_(deleted))
-                removed["attempts"] += (await connection.execute(their_attempts)).rowcount
+                removed["attempts"] += await delete_for_deliveries(connection, deleted)
         return len(ids) == limit
 
     async def _sweep(
@@ -158,11 +157,12 @@ class RetentionStore:
         before: datetime,
         limit: int,
         removed: Counter[str],
-        expired: ColumnElement[bool],
+        remove: Callable[[AsyncConnection, Sequence[str]], Awaitable[int]],
     ) -> None:
         """Walk `table` in id order (ids are time-ordered) up to `before`, `limit` ids per transaction, removing
-        the rows `expired` holds for. A walk, not a repeated "first N expired rows": rows that must stay (an
-        event a failed delivery still needs) would otherwise be read again by every transaction."""
+        those of each chunk that its owner's `remove` finds expired. A walk, not a repeated "first N expired
+        rows": rows that must stay (an event a failed delivery still needs) would otherwise be read again by
+        every transaction."""
         bound = first_id_at(prefix, int(before.timestamp() * 1000))
         after = ""
         while True:
@@ -171,8 +171,7 @@ class RetentionStore:
                 ids = list((await connection.scalars(chunk.limit(limit))).all())
                 if not ids:
                     return
-                gone = delete(table).where(table.c.id.in_(ids), expired)
-                removed[table.name] += (await connection.execute(gone)).rowcount
+                removed[table.name] += await remove(connection, ids)
             if len(ids) < limit:
                 return
             after = ids[-1]

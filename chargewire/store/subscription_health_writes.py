@@ -1,0 +1,53 @@
+"""Every write to subscriptions' health (`failing_since`), from the outcomes of their deliveries' attempts.
+
+A subscription with any success among a batch of attempt records is healthy again; one with only failures is
+failing since the batch's last attempt, unless it already was. A worker records health with its attempts
+(`delivery_store`), a Kafka stream with its batch's guarded writes (`kafka.stream_store`): both take the
+statements from here, on their own connection. The rest of a subscription's row is `subscription_store`'s.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Update, bindparam, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.models import DeliveryStatus
+from chargewire.store.delivery_records import AttemptRecord
+from chargewire.store.dialects import StoreDialect, dialect_of
+from chargewire.store.tables import subscriptions
+
+
+async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
+    """A subscription with any success among `records` is healthy again; one with only failures is failing
+    since the last attempt's start, unless it already was."""
+    for statement, parameters in health_updates(records, dialect_of(connection)):
+        await connection.execute(statement, parameters)
+
+
+def health_updates(records: Sequence[AttemptRecord], dialect: StoreDialect) -> list[tuple[Update, dict[str, Any]]]:
+    """The statements of `record_health` with their parameters; the statements are built once per dialect."""
+    succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
+    failing = {record.subscription_id for record in records} - succeeded
+    healthy_again, failing_since = _health_updates(dialect)
+    updates: list[tuple[Update, dict[str, Any]]] = []
+    if succeeded:
+        updates.append((healthy_again, {"ids": dialect.ids_value(succeeded)}))
+    if failing:
+        since = records[-1].attempt.started_at
+        updates.append((failing_since, {"ids": dialect.ids_value(failing), "since": since}))
+    return updates
+
+
+# Built once per dialect: a worker records health with every batch, and compiling them anew was a cost of each.
+@functools.cache
+def _health_updates(dialect: StoreDialect) -> tuple[Update, Update]:
+    """(clear failing_since of the subscriptions `ids`, set it to `since` where unset), with `ids` bound."""
+    ids = dialect.one_of(subscriptions.c.id, None)
+    failing = subscriptions.c.failing_since
+    healthy_again = update(subscriptions).where(ids, failing.is_not(None)).values(failing_since=None)
+    since = bindparam("since", type_=failing.type)
+    return healthy_again, update(subscriptions).where(ids, failing.is_(None)).values(failing_since=since)
