@@ -6,7 +6,7 @@ claim, moved on by its attempts' records, handed back, queued again by a resend 
 removed by expiry. Each of those writes is a function here that takes its caller's connection, or, for a
 stream batch, a write its caller adds to its guarded writes: the caller keeps its transaction, so an event
 and its deliveries, or a batch and its stream's move, still commit together (decision 0006).
-`tests/unit/store/test_delivery_writes_owner.py` keeps every such statement in this module.
+`tests/unit/store/test_table_write_owners.py` keeps every such statement in this module.
 """
 
 from __future__ import annotations
