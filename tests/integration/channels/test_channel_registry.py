@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 import chargewire
 from chargewire.backoffice.session import COOKIE_NAME, Session, SessionSigner
@@ -17,6 +18,7 @@ from chargewire.channels.registry import unregister_channel
 from chargewire.runtime import Runtime
 from chargewire.security.key_file import resolve_secret_key
 from chargewire.services.backoffice_sessions import BackofficeSessions
+from chargewire.store.tables import subscriptions
 from tests.conftest import TokenFactory, bearer
 from tests.support import memory_channel
 
@@ -31,6 +33,7 @@ def memory() -> Iterator[None]:
     yield
     unregister_channel(memory_channel.NAME)
     memory_channel.MAILBOXES.clear()
+    memory_channel.PASSPHRASES.clear()
 
 
 @pytest.fixture
@@ -98,6 +101,44 @@ async def test_a_registered_channel_receives_a_published_event_through_the_dispa
     assert attempted == 1
     assert (message.event_id, message.subscription.id) == (event_id, created.json()["data"]["id"])
     assert json.loads(message.payload) == HARDWARE
+
+
+async def _stored_columns(runtime: Runtime, subscription_id: str) -> tuple[object, object]:
+    """The subscription's neutral target column, and its secret half decrypted from the neutral blob."""
+    columns = (subscriptions.c.target, subscriptions.c.target_secrets_encrypted)
+    async with runtime.database.reading() as connection:
+        target, sealed = (await connection.execute(select(*columns).where(subscriptions.c.id == subscription_id))).one()
+    return target, json.loads(runtime.box.decrypt(sealed))
+
+
+async def test_a_registered_channel_keeps_its_target_and_secret_in_the_neutral_columns_and_reads_them_back(
+    runtime: Runtime, client: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    headers = bearer(await token_factory("admin"))
+    with_secret = _body() | {"memory": {"mailbox": "fleet", "passphrase": "open-sesame"}}
+    created = await client.post(V2, json=with_secret, headers=headers)
+    subscription_id = created.json()["data"]["id"]
+
+    replaced = await client.put(f"{V2}/{subscription_id}", json=_body("depot"), headers=headers)
+
+    assert replaced.status_code == 200
+    assert replaced.json()["data"]["memory"] == {"mailbox": "depot"}
+    assert await _stored_columns(runtime, subscription_id) == ({"mailbox": "depot"}, {"passphrase": "open-sesame"})
+    assert await runtime.subscriptions.target_secrets(subscription_id) == {"passphrase": "open-sesame"}
+
+
+async def test_a_registered_channel_sender_reads_its_subscription_secret_through_the_channel_context(
+    runtime: Runtime, client: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    body = _body() | {"memory": {"mailbox": "fleet", "passphrase": "open-sesame"}}
+    await client.post(V2, json=body, headers=bearer(await token_factory("admin")))
+    await chargewire.publish(HARDWARE, runtime=runtime)
+    dispatcher = runtime.dispatcher()
+
+    await dispatcher.run_once()
+    await dispatcher.aclose()
+
+    assert memory_channel.PASSPHRASES["fleet"] == ["open-sesame"]
 
 
 @pytest.fixture
