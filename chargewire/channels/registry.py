@@ -114,7 +114,9 @@ class ChannelType:
     deliveries while an earlier one waits for its retry; `form` and `pages` are its part of the back office;
     `collectors` are the channel's own figures for `/metrics`; `dump_secrets` turns the secret half of a
     `ParsedTarget` into the JSON document stored encrypted (None when there is nothing to keep) and
-    `load_secrets` turns that document back into what `parse` (as `stored`) and `client` receive.
+    `load_secrets` turns that document back into what `parse` (as `stored`) and `client` receive;
+    `section_schema` is the JSON Schema of its body section, which `/openapi.json` shows for a channel the
+    API's models have no field for (mark secret fields `writeOnly`).
     """
 
     name: str
@@ -132,6 +134,7 @@ class ChannelType:
     collectors: Callable[[], Sequence[Collector]] = lambda: ()
     dump_secrets: Callable[[Any], Mapping[str, Any] | None] = lambda secrets: secrets or None
     load_secrets: Callable[[Mapping[str, Any]], Any] = dict
+    section_schema: Mapping[str, Any] | None = None
 
 
 _registered: dict[str, ChannelType] = {}

@@ -78,6 +78,18 @@ async def test_a_registered_channel_is_named_in_the_served_openapi_schema(client
     ]
 
 
+async def test_a_registered_channel_section_fields_are_in_the_served_openapi_schema_of_bodies_and_responses(
+    client: httpx.AsyncClient,
+) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+
+    for model in ("SubscriptionIn", "SubscriptionOut", "CreatedOut"):
+        [section, null] = schemas[model]["properties"]["memory"]["anyOf"]
+        assert (section["properties"]["mailbox"]["pattern"], section["required"]) == ("^[a-z0-9-]{1,40}$", ["mailbox"])
+        assert section["properties"]["passphrase"]["writeOnly"] is True
+        assert null == {"type": "null"}
+
+
 async def test_an_unregistered_channel_name_is_refused_as_before(
     api: httpx.AsyncClient, token_factory: TokenFactory
 ) -> None:

@@ -111,6 +111,14 @@ MEMORY = ChannelType(
         values=_form_values,
     ),
     pages=PageParts(target='mailbox <span class="mono">{{ subscription.target.mailbox }}</span>', name=_mailbox),
+    section_schema={
+        "type": "object",
+        "properties": {
+            "mailbox": {"type": "string", "pattern": _MAILBOX.pattern},
+            "passphrase": {"type": "string", "writeOnly": True, "description": "Stored encrypted; never shown"},
+        },
+        "required": ["mailbox"],
+    },
 )
 
 
