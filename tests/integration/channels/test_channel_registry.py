@@ -9,18 +9,22 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import chargewire
 from chargewire.backoffice.session import COOKIE_NAME, Session, SessionSigner
 from chargewire.catalog import load_event_types
 from chargewire.channels.registry import unregister_channel
+from chargewire.dispatch.targets import StoredTargets
 from chargewire.runtime import Runtime
+from chargewire.security import SecretBox
 from chargewire.security.key_file import resolve_secret_key
 from chargewire.services.backoffice_sessions import BackofficeSessions
 from chargewire.store.tables import subscriptions
+from chargewire.store.token_store import TokenStore
 from tests.conftest import TokenFactory, bearer
 from tests.support import memory_channel
+from tests.support.foreign_secrets import ANOTHER_SECRET_KEY
 
 V2 = "/public-api/notifications/v2.0"
 HARDWARE = load_event_types()["HardwareStatusNotification"].example
@@ -151,6 +155,27 @@ async def test_a_registered_channel_sender_reads_its_subscription_secret_through
     await dispatcher.aclose()
 
     assert memory_channel.PASSPHRASES["fleet"] == ["open-sesame"]
+
+
+async def test_a_registered_channel_secret_that_does_not_decrypt_makes_its_subscription_unusable_before_sending(
+    runtime: Runtime, client: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    body = _body() | {"memory": {"mailbox": "fleet", "passphrase": "open-sesame"}}
+    created = await client.post(V2, json=body, headers=bearer(await token_factory("admin")))
+    subscription_id = created.json()["data"]["id"]
+    foreign = SecretBox(ANOTHER_SECRET_KEY).encrypt(json.dumps({"passphrase": "open-sesame"}))
+    async with runtime.database.transaction() as connection:
+        await connection.execute(
+            update(subscriptions).where(subscriptions.c.id == subscription_id).values(target_secrets_encrypted=foreign)
+        )
+
+    found = await StoredTargets(runtime.subscription_store, TokenStore(runtime.database), runtime.box).targets(
+        [subscription_id]
+    )
+
+    unusable = found[subscription_id].unusable
+    assert unusable is not None
+    assert unusable.error_class == "secret_undecryptable"
 
 
 @pytest.fixture
