@@ -154,7 +154,7 @@ class Runtime:
 
     def dispatcher(self) -> Dispatcher:
         """A delivery loop on this runtime's database, woken by this process's wakeups, counted in its metrics."""
-        context = ChannelContext(self.settings, self.subscription_store.kafka_secrets)
+        context = ChannelContext(self.settings, self.subscription_store.target_secrets)
         dispatcher = Dispatcher(
             self.settings,
             self.delivery_store,

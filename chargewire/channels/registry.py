@@ -50,7 +50,11 @@ class FieldErrors:
 
 @dataclass(frozen=True, slots=True)
 class ParsedTarget:
-    """A checked body section: the `Subscription` fields it sets, and its secret half (stored encrypted)."""
+    """A checked body section: the `Subscription` fields it sets, and its secret half (stored encrypted).
+
+    The secret half is whatever the channel's `dump_secrets` turns into a JSON document and `load_secrets`
+    turns back (a plain JSON document unless the channel says otherwise).
+    """
 
     fields: Mapping[str, Any]
     secrets: Any = None
@@ -108,7 +112,11 @@ class ChannelType:
     dispatcher hands this channel's deliveries to; `max_in_flight` caps one subscription's attempts at a time;
     `retry_floor_s` is the shortest wait before a retry; `keeps_order` holds back a subscription's later
     deliveries while an earlier one waits for its retry; `form` and `pages` are its part of the back office;
-    `collectors` are the channel's own figures for `/metrics`.
+    `collectors` are the channel's own figures for `/metrics`; `dump_secrets` turns the secret half of a
+    `ParsedTarget` into the JSON document stored encrypted (None when there is nothing to keep) and
+    `load_secrets` turns that document back into what `parse` (as `stored`) and `client` receive;
+    `section_schema` is the JSON Schema of its body section, which `/openapi.json` shows for a channel the
+    API's models have no field for (mark secret fields `writeOnly`).
     """
 
     name: str
@@ -124,6 +132,9 @@ class ChannelType:
     retry_floor_s: Callable[[Settings], float] = lambda _settings: 0.0
     keeps_order: bool = False
     collectors: Callable[[], Sequence[Collector]] = lambda: ()
+    dump_secrets: Callable[[Any], Mapping[str, Any] | None] = lambda secrets: secrets or None
+    load_secrets: Callable[[Mapping[str, Any]], Any] = dict
+    section_schema: Mapping[str, Any] | None = None
 
 
 _registered: dict[str, ChannelType] = {}

@@ -5,7 +5,7 @@ with that error, each recorded as an attempt, while every other subscription is 
 
 | error_class            | raised as | when                                                                  |
 |------------------------|-----------|-----------------------------------------------------------------------|
-| `secret_undecryptable` | retryable | its token, signing or Kafka secrets do not decrypt under this         |
+| `secret_undecryptable` | retryable | its token, signing or target secrets do not decrypt under this        |
 |                        |           | CHARGEWIRE_SECRET_KEY (written under another one, e.g. by a CLI run   |
 |                        |           | with a different key)                                                 |
 
@@ -24,7 +24,7 @@ from typing import Protocol
 
 from chargewire.clock import utcnow
 from chargewire.errors import DeliveryError, SecretUndecryptable
-from chargewire.models import Subscription, Via
+from chargewire.models import Subscription
 from chargewire.security import SecretBox
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
@@ -101,10 +101,10 @@ class StoredTargets:
 
     async def _decrypted(self, subscription: Subscription, token_ciphertext: bytes) -> DeliveryTarget:
         secrets = await self._subscriptions.signing_secrets(subscription.id, utcnow())
-        if subscription.via is Via.KAFKA:
-            # Read here, though the Kafka channel reads them itself, so that keys that do not decrypt show
-            # as this subscription's own error like the others.
-            await self._subscriptions.kafka_secrets(subscription.id)
+        # The secret half of its target (Kafka's SASL password and client key, any channel's own) is read here,
+        # though its channel reads it itself, so that keys that do not decrypt show as this subscription's own
+        # error like the others. A webhook has none: its row answers without a decryption.
+        await self._subscriptions.target_secrets(subscription.id)
         return DeliveryTarget(
             subscription=subscription,
             token_text=self._box.decrypt(token_ciphertext),

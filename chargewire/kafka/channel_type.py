@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from importlib.resources import files
 from typing import Any
 
@@ -171,6 +172,18 @@ def render_kafka(subscription: Subscription) -> dict[str, Any] | None:
     }
 
 
+def dump_kafka_secrets(secrets: object) -> dict[str, Any] | None:
+    """The SASL password and client key as the stored JSON document; None when there is neither."""
+    if not isinstance(secrets, KafkaSecrets) or (secrets.sasl_password is None and secrets.client_key is None):
+        return None
+    return asdict(secrets)
+
+
+def load_kafka_secrets(document: Mapping[str, Any]) -> KafkaSecrets:
+    """The stored JSON document back as KafkaSecrets."""
+    return KafkaSecrets(**document)
+
+
 def _client(context: ChannelContext) -> Channel:
     settings = context.settings
     return KafkaChannel(
@@ -249,6 +262,8 @@ KAFKA = ChannelType(
     # Kafka keeps one entity's records in order: what was published after a failed record waits for its retry.
     keeps_order=True,
     collectors=_collectors,
+    dump_secrets=dump_kafka_secrets,
+    load_secrets=load_kafka_secrets,
     form=FormSection(
         fields=(
             "kafka.topic",

@@ -176,7 +176,7 @@ class SubscriptionService:
         """Overwrite a subscription with a full body (PUT); optional extensions not sent keep their values."""
         current = await self.get(caller, subscription_id, via)
         # The secret half of its target, which a body sending null secrets keeps (none for a webhook).
-        stored = await self._store.kafka_secrets(subscription_id)
+        stored = await self._store.target_secrets(subscription_id)
         spec = await self.validate(body, stored)
         updated = replace(
             current,
@@ -221,11 +221,15 @@ class SubscriptionService:
         """The signing secrets valid now, newest first, to sign a delivery's `webhook-signature`."""
         return [s.secret for s in await self._store.signing_secrets(subscription_id, now or utcnow())]
 
+    async def target_secrets(self, subscription_id: str) -> Any:
+        """The secret half of a subscription's target as its channel loads it; None when it has none."""
+        return await self._store.target_secrets(subscription_id)
+
     async def kafka_secrets(self, subscription_id: str) -> KafkaSecrets:
         """The SASL password and client key of a Kafka subscription, for the channel that produces to it."""
         return await self._store.kafka_secrets(subscription_id) or KafkaSecrets()
 
-    async def validate(self, body: Mapping[str, Any], stored: KafkaSecrets | None = None) -> SubscriptionSpec:
+    async def validate(self, body: Mapping[str, Any], stored: object = None) -> SubscriptionSpec:
         """Parse a v2.0 body and check its targets against the address guard, reporting every error at once."""
         try:
             spec = parse_subscription(body, stored)

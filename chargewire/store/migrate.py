@@ -21,16 +21,16 @@ def alembic_config() -> Config:
     return config
 
 
-def _upgrade(connection: Connection, config: Config) -> None:
+def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
-async def upgrade(database: Database) -> None:
-    """Bring the schema up to the newest migration."""
+async def upgrade(database: Database, revision: str = "head") -> None:
+    """Bring the schema up to the newest migration (or to `revision`, which tests of a migration start from)."""
     config = alembic_config()
     async with database.transaction() as connection:
-        await connection.run_sync(_upgrade, config)
+        await connection.run_sync(_upgrade, config, revision)
 
 
 def _revision(connection: Connection, _: Any = None) -> str | None:

@@ -4,9 +4,11 @@ The `subscription_events` rows (one per subscribed event name) are what fan-out 
 read, so every statement that changes a subscription's `notifications` rewrites them in the same transaction;
 every statement that changes its `via` or `enabled` moves its Kafka stream along in it (`follow_subscription`).
 
-Secrets live in two encrypted blobs per subscription, each one SecretBox ciphertext of a JSON document:
-`kafka_secrets_encrypted` (SASL password, client key) and `signing_secrets_encrypted` (the Standard Webhooks
-secrets, newest first, each with the time it stops being valid, or none for the current one).
+A target other than a webhook's callback URL is its channel's JSON document in the `target` column (the row's
+`via` says whose). Secrets live in two encrypted blobs per subscription, each one SecretBox ciphertext of a JSON
+document: `target_secrets_encrypted` (the secret half of the target, as its channel type dumps and loads it:
+Kafka's SASL password and client key) and `signing_secrets_encrypted` (the Standard Webhooks secrets, newest
+first, each with the time it stops being valid, or none for the current one).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chargewire.channels.registry import channel_type
 from chargewire.kafka.stream_store import PayloadCheck, follow_subscription
 from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via, via_of
 from chargewire.security import SecretBox
@@ -28,14 +31,13 @@ from chargewire.store.tables import subscription_events, subscriptions
 
 # Every column but the two ciphertexts: reads of records never touch secrets.
 _RECORD_COLUMNS = tuple(
-    column for column in subscriptions.c if column.name not in ("kafka_secrets_encrypted", "signing_secrets_encrypted")
+    column for column in subscriptions.c if column.name not in ("target_secrets_encrypted", "signing_secrets_encrypted")
 )
 
 
 def _to_subscription(mapping: RowMapping) -> Subscription:
     via = via_of(mapping["via"])
-    # The `kafka` JSON column holds the target of every channel without a column of its own (docs/channels.md).
-    target = mapping["kafka"]
+    target = mapping["target"]
     kafka = target if via is Via.KAFKA else None
     schedule = mapping["retry_schedule"]
     return Subscription(
@@ -65,7 +67,7 @@ def _mutable_values(subscription: Subscription) -> dict[str, Any]:
         "via": str(subscription.via),
         "notifications": list(subscription.notifications),
         "callback_url": subscription.callback_url,
-        "kafka": asdict(subscription.kafka) if subscription.kafka else subscription.target,
+        "target": asdict(subscription.kafka) if subscription.kafka else subscription.target,
         "enabled": subscription.enabled,
         "description": subscription.description,
         "filter": subscription.filter,
@@ -82,16 +84,19 @@ class SubscriptionStore:
         self._box = box
 
     async def insert_subscription(
-        self, subscription: Subscription, kafka_secrets: KafkaSecrets | None, signing_secret: str
+        self, subscription: Subscription, target_secrets: object, signing_secret: str
     ) -> None:
-        """Store a new subscription with its encrypted secrets and its event-name rows."""
+        """Store a new subscription with its encrypted secrets and its event-name rows.
+
+        `target_secrets` is the secret half of its target, as its channel's `parse` returned it.
+        """
         values = {
             **_mutable_values(subscription),
             "id": subscription.id,
             "api_version": subscription.api_version,
             "token_id": subscription.token_id,
             "created_at": subscription.created_at,
-            "kafka_secrets_encrypted": self._seal_kafka(kafka_secrets),
+            "target_secrets_encrypted": self._seal_target(subscription.via, target_secrets),
             "signing_secrets_encrypted": self._seal_signing([SigningSecret(signing_secret)]),
         }
         async with self._database.transaction() as connection:
@@ -144,14 +149,17 @@ class SubscriptionStore:
         return [_to_subscription(row._mapping) for row in rows], total
 
     async def replace_subscription(
-        self, subscription: Subscription, kafka_secrets: KafkaSecrets | None, keeps: PayloadCheck | None = None
+        self, subscription: Subscription, target_secrets: object, keeps: PayloadCheck | None = None
     ) -> bool:
         """Overwrite a subscription's settings and its event-name rows; False when it is gone.
 
         `keeps` is its payload filter: a Kafka subscription that becomes a webhook takes the events its stream
         had yet to read along as rows, those that `keeps` accepts.
         """
-        values = {**_mutable_values(subscription), "kafka_secrets_encrypted": self._seal_kafka(kafka_secrets)}
+        values = {
+            **_mutable_values(subscription),
+            "target_secrets_encrypted": self._seal_target(subscription.via, target_secrets),
+        }
         statement = update(subscriptions).where(subscriptions.c.id == subscription.id).values(**values)
         async with self._database.transaction() as connection:
             was = await _via_and_enabled(connection, subscription.id)
@@ -226,14 +234,22 @@ class SubscriptionStore:
             result = await connection.execute(statement)
         return bool(result.rowcount)
 
+    async def target_secrets(self, subscription_id: str) -> Any:
+        """The decrypted secret half of a subscription's target, loaded by its channel type; None if it has none."""
+        query = select(subscriptions.c.via, subscriptions.c.target_secrets_encrypted).where(
+            subscriptions.c.id == subscription_id
+        )
+        async with self._database.reading() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None or row.target_secrets_encrypted is None:
+            return None
+        document = json.loads(self._box.decrypt(bytes(row.target_secrets_encrypted)))
+        return channel_type(row.via).load_secrets(document)
+
     async def kafka_secrets(self, subscription_id: str) -> KafkaSecrets | None:
         """The decrypted SASL password and client key of a Kafka subscription, if it has any."""
-        query = select(subscriptions.c.kafka_secrets_encrypted).where(subscriptions.c.id == subscription_id)
-        async with self._database.reading() as connection:
-            sealed = (await connection.execute(query)).scalar_one_or_none()
-        if sealed is None:
-            return None
-        return KafkaSecrets(**json.loads(self._box.decrypt(bytes(sealed))))
+        secrets = await self.target_secrets(subscription_id)
+        return secrets if isinstance(secrets, KafkaSecrets) else None
 
     async def signing_secrets(self, subscription_id: str, now: datetime) -> list[SigningSecret]:
         """The signing secrets valid at `now`, newest first (empty when the subscription is gone)."""
@@ -271,10 +287,9 @@ class SubscriptionStore:
             )
         return secrets
 
-    def _seal_kafka(self, secrets: KafkaSecrets | None) -> bytes | None:
-        if secrets is None or (secrets.sasl_password is None and secrets.client_key is None):
-            return None
-        return self._box.encrypt(json.dumps(asdict(secrets)))
+    def _seal_target(self, via: str, secrets: object) -> bytes | None:
+        document = channel_type(via).dump_secrets(secrets) if secrets is not None else None
+        return self._box.encrypt(json.dumps(document)) if document is not None else None
 
     def _seal_signing(self, secrets: Sequence[SigningSecret]) -> bytes:
         document = [

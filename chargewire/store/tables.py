@@ -101,9 +101,11 @@ subscriptions = Table(
     Column("api_version", Integer, nullable=False),
     Column("via", String(20), nullable=False),
     Column("notifications", JSON, nullable=False),
+    # Webhook's target keeps a column of its own (the v1.0 API's only target); every other channel's target is
+    # its JSON document in `target`, and its secret half is sealed in `target_secrets_encrypted` (migration 0012).
     Column("callback_url", String(500)),
-    Column("kafka", JSON),
-    Column("kafka_secrets_encrypted", LargeBinary),
+    Column("target", JSON),
+    Column("target_secrets_encrypted", LargeBinary),
     Column("signing_secrets_encrypted", LargeBinary, nullable=False),
     Column("token_id", String(40), ForeignKey("api_tokens.id"), nullable=False, index=True),
     Column("enabled", Boolean, nullable=False, default=True),

@@ -19,7 +19,7 @@ ANOTHER_SECRET_KEY = "another-secret-key-9876543210-zyxwvutsrqponm"
 async def encrypt_under_another_key(database_url: str, secret_key: str, subscription_id: str) -> None:
     """Re-encrypt the subscription's stored secrets (written under `secret_key`) under ANOTHER_SECRET_KEY."""
     mine, other = SecretBox(secret_key), SecretBox(ANOTHER_SECRET_KEY)
-    columns = (subscriptions.c.signing_secrets_encrypted, subscriptions.c.kafka_secrets_encrypted)
+    columns = (subscriptions.c.signing_secrets_encrypted, subscriptions.c.target_secrets_encrypted)
     database = create_database(database_url)
     try:
         async with database.transaction() as connection:

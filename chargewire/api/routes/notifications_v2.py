@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from chargewire.api.auth import require_scope, runtime_of
 from chargewire.api.links import cursor_page_links
 from chargewire.catalog import load_event_types
-from chargewire.channels.registry import channel_names, channel_type
+from chargewire.channels.registry import channel_names, channel_type, channel_types
 from chargewire.channels.webhook_type import MAX_CALLBACK_URL_LENGTH
 from chargewire.kafka.channel_type import TOPIC_PATTERN
 from chargewire.models import BROKER_PATTERN, ApiToken, Scope, Subscription
@@ -79,6 +79,21 @@ def document_via(schema: dict[str, Any]) -> None:
 ViaName = Annotated[str, BeforeValidator(check_via), Field(json_schema_extra=document_via)]
 
 
+def document_channel_sections(schema: dict[str, Any]) -> None:
+    """Add the body section of each registered channel the model has no field for, from its `section_schema`."""
+    properties = schema["properties"]
+    for channel in channel_types():
+        if channel.section_schema is not None and channel.name not in properties:
+            properties[channel.name] = {
+                "anyOf": [dict(channel.section_schema), {"type": "null"}],
+                "description": f"The target when via is {channel.name}",
+            }
+
+
+# The models gain a section per registered channel when the schema is built, as `via` gains its name.
+WITH_CHANNEL_SECTIONS = ConfigDict(json_schema_extra=document_channel_sections)
+
+
 class WebhookIn(BaseModel):
     """Where a webhook subscription posts its notifications."""
 
@@ -103,6 +118,7 @@ class KafkaIn(BaseModel):
 class SubscriptionIn(BaseModel):
     """The body of POST and PUT. `enabled`, `description`, `filter` and `retrySchedule` are chargewire extensions."""
 
+    model_config = WITH_CHANNEL_SECTIONS
     via: ViaName
     notifications: list[str] = Field(min_length=1, json_schema_extra=document_event_names)
     webhook: WebhookIn | None = Field(None, description="Required when via is webhook")
@@ -141,6 +157,7 @@ class KafkaOut(BaseModel):
 class SubscriptionOut(BaseModel):
     """A subscription as the API shows it: `webhook` or `kafka` according to `via`."""
 
+    model_config = WITH_CHANNEL_SECTIONS
     id: str
     via: ViaName
     notifications: list[str]

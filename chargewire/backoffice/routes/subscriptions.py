@@ -98,7 +98,7 @@ async def save(request: Request, _: Operator, subscription_id: str, form: Checke
     body, errors = body_from_form(submitted)
     values = submitted_values(submitted) | {"token_id": subscription.token_id}
     if errors:
-        stored = await runtime.subscriptions.kafka_secrets(subscription_id)
+        stored = await runtime.subscriptions.target_secrets(subscription_id)
         return await form_page(
             request, subscription, values, await _with_spec_errors(request, body, errors, stored), 422
         )

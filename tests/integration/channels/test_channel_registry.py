@@ -9,16 +9,22 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 import chargewire
 from chargewire.backoffice.session import COOKIE_NAME, Session, SessionSigner
 from chargewire.catalog import load_event_types
 from chargewire.channels.registry import unregister_channel
+from chargewire.dispatch.targets import StoredTargets
 from chargewire.runtime import Runtime
+from chargewire.security import SecretBox
 from chargewire.security.key_file import resolve_secret_key
 from chargewire.services.backoffice_sessions import BackofficeSessions
+from chargewire.store.tables import subscriptions
+from chargewire.store.token_store import TokenStore
 from tests.conftest import TokenFactory, bearer
 from tests.support import memory_channel
+from tests.support.foreign_secrets import ANOTHER_SECRET_KEY
 
 V2 = "/public-api/notifications/v2.0"
 HARDWARE = load_event_types()["HardwareStatusNotification"].example
@@ -31,6 +37,7 @@ def memory() -> Iterator[None]:
     yield
     unregister_channel(memory_channel.NAME)
     memory_channel.MAILBOXES.clear()
+    memory_channel.PASSPHRASES.clear()
 
 
 @pytest.fixture
@@ -75,6 +82,18 @@ async def test_a_registered_channel_is_named_in_the_served_openapi_schema(client
     ]
 
 
+async def test_a_registered_channel_section_fields_are_in_the_served_openapi_schema_of_bodies_and_responses(
+    client: httpx.AsyncClient,
+) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+
+    for model in ("SubscriptionIn", "SubscriptionOut", "CreatedOut"):
+        [section, null] = schemas[model]["properties"]["memory"]["anyOf"]
+        assert (section["properties"]["mailbox"]["pattern"], section["required"]) == ("^[a-z0-9-]{1,40}$", ["mailbox"])
+        assert section["properties"]["passphrase"]["writeOnly"] is True
+        assert null == {"type": "null"}
+
+
 async def test_an_unregistered_channel_name_is_refused_as_before(
     api: httpx.AsyncClient, token_factory: TokenFactory
 ) -> None:
@@ -98,6 +117,65 @@ async def test_a_registered_channel_receives_a_published_event_through_the_dispa
     assert attempted == 1
     assert (message.event_id, message.subscription.id) == (event_id, created.json()["data"]["id"])
     assert json.loads(message.payload) == HARDWARE
+
+
+async def _stored_columns(runtime: Runtime, subscription_id: str) -> tuple[object, object]:
+    """The subscription's neutral target column, and its secret half decrypted from the neutral blob."""
+    columns = (subscriptions.c.target, subscriptions.c.target_secrets_encrypted)
+    async with runtime.database.reading() as connection:
+        target, sealed = (await connection.execute(select(*columns).where(subscriptions.c.id == subscription_id))).one()
+    return target, json.loads(runtime.box.decrypt(sealed))
+
+
+async def test_a_registered_channel_keeps_its_target_and_secret_in_the_neutral_columns_and_reads_them_back(
+    runtime: Runtime, client: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    headers = bearer(await token_factory("admin"))
+    with_secret = _body() | {"memory": {"mailbox": "fleet", "passphrase": "open-sesame"}}
+    created = await client.post(V2, json=with_secret, headers=headers)
+    subscription_id = created.json()["data"]["id"]
+
+    replaced = await client.put(f"{V2}/{subscription_id}", json=_body("depot"), headers=headers)
+
+    assert replaced.status_code == 200
+    assert replaced.json()["data"]["memory"] == {"mailbox": "depot"}
+    assert await _stored_columns(runtime, subscription_id) == ({"mailbox": "depot"}, {"passphrase": "open-sesame"})
+    assert await runtime.subscriptions.target_secrets(subscription_id) == {"passphrase": "open-sesame"}
+
+
+async def test_a_registered_channel_sender_reads_its_subscription_secret_through_the_channel_context(
+    runtime: Runtime, client: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    body = _body() | {"memory": {"mailbox": "fleet", "passphrase": "open-sesame"}}
+    await client.post(V2, json=body, headers=bearer(await token_factory("admin")))
+    await chargewire.publish(HARDWARE, runtime=runtime)
+    dispatcher = runtime.dispatcher()
+
+    await dispatcher.run_once()
+    await dispatcher.aclose()
+
+    assert memory_channel.PASSPHRASES["fleet"] == ["open-sesame"]
+
+
+async def test_a_registered_channel_secret_that_does_not_decrypt_makes_its_subscription_unusable_before_sending(
+    runtime: Runtime, client: httpx.AsyncClient, token_factory: TokenFactory
+) -> None:
+    body = _body() | {"memory": {"mailbox": "fleet", "passphrase": "open-sesame"}}
+    created = await client.post(V2, json=body, headers=bearer(await token_factory("admin")))
+    subscription_id = created.json()["data"]["id"]
+    foreign = SecretBox(ANOTHER_SECRET_KEY).encrypt(json.dumps({"passphrase": "open-sesame"}))
+    async with runtime.database.transaction() as connection:
+        await connection.execute(
+            update(subscriptions).where(subscriptions.c.id == subscription_id).values(target_secrets_encrypted=foreign)
+        )
+
+    found = await StoredTargets(runtime.subscription_store, TokenStore(runtime.database), runtime.box).targets(
+        [subscription_id]
+    )
+
+    unusable = found[subscription_id].unusable
+    assert unusable is not None
+    assert unusable.error_class == "secret_undecryptable"
 
 
 @pytest.fixture
