@@ -94,6 +94,15 @@ async def _drive(client: _Client, body: bytes, requests: int, concurrency: int) 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def _app_factory() -> Any:
+    """The checkout's app factory: chargewire.web assembles the app now, chargewire.api.app did before."""
+    try:
+        from chargewire.web import create_app
+    except ModuleNotFoundError:
+        from chargewire.api.app import create_app  # type: ignore[no-redef]
+    return create_app
+
+
 def _statement_counter(runtime: Any) -> list[int]:
     """A one-item list counting the statements the runtime's engine executes."""
     from sqlalchemy import event
@@ -111,13 +120,13 @@ async def _measure(
     backend: str, requests: int, shapes: list[tuple[int, int]], profile: Path | None
 ) -> dict[str, dict[str, float]]:
     from bench.common import backend_database, server_env
-    from chargewire.api.app import create_app
     from chargewire.catalog import load_event_types
     from chargewire.config import Settings
     from chargewire.runtime import Runtime
     from chargewire.store import migrate
     from chargewire.store.database import create_database
 
+    create_app = _app_factory()
     payload = load_event_types()[EVENT_NAME].example
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as workdir, backend_database(backend, Path(workdir)) as url:
