@@ -94,6 +94,15 @@ async def _drive(client: _Client, body: bytes, requests: int, concurrency: int) 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def _app_factory() -> Any:
+    """The checkout's app factory: chargewire.web assembles the app now, chargewire.api.app did before."""
+    try:
+        from chargewire.web import create_app
+    except ModuleNotFoundError:
+        from chargewire.api.app import create_app  # type: ignore[no-redef]
+    return create_app
+
+
 def _statement_counter(runtime: Any) -> list[int]:
     """A one-item list counting the statements the runtime's engine executes."""
     from sqlalchemy import event
@@ -107,15 +116,6 @@ def _statement_counter(runtime: Any) -> list[int]:
     return count
 
 
-def _app_factory() -> Any:
-    """The code's app factory: `chargewire.web` assembles the app since the web module; older commits had `api.app`."""
-    try:
-        from chargewire.web import create_app
-    except ImportError:
-        from chargewire.api.app import create_app  # type: ignore[import-not-found,no-redef]
-    return create_app
-
-
 async def _measure(
     backend: str, requests: int, shapes: list[tuple[int, int]], profile: Path | None
 ) -> dict[str, dict[str, float]]:
@@ -126,6 +126,7 @@ async def _measure(
     from chargewire.store import migrate
     from chargewire.store.database import create_database
 
+    create_app = _app_factory()
     payload = load_event_types()[EVENT_NAME].example
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as workdir, backend_database(backend, Path(workdir)) as url:
@@ -135,7 +136,7 @@ async def _measure(
         await database.aclose()
         runtime = await Runtime.open(Settings())
         try:
-            app = _app_factory()(runtime)
+            app = create_app(runtime)
             token = (await runtime.tokens.create("bench", ["admin"])).text
             client = _Client(app, token)
             subscription = {

@@ -4,8 +4,9 @@ A delivery row is made at publish (one per webhook subscriber), when a Kafka str
 record it attempted), and when a Kafka subscription becomes a webhook (its unread backlog). It is leased by a
 claim, moved on by its attempts' records, handed back, queued again by a resend or a manual retry, and
 removed by expiry. Each of those writes is a function here that takes its caller's connection, or, for a
-stream batch, a write its caller adds to its guarded writes: the caller keeps its transaction, so an event
-and its deliveries, or a batch and its stream's move, still commit together (decision 0006).
+publish or a stream batch, a write its caller sends with the last of its transaction: the caller keeps its
+transaction, so an event and its deliveries, or a batch and its stream's move, still commit together
+(decision 0006).
 `tests/unit/store/test_table_write_owners.py` keeps every such statement in this module.
 """
 
@@ -23,7 +24,7 @@ from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus
 from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
-from chargewire.store.bulk_insert import insert_columns, insert_rows, stored_value
+from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.writes import ColumnInsert
@@ -56,13 +57,11 @@ class NewDelivery:
     event_name: str
 
 
-async def insert_for_published_events(
-    connection: AsyncConnection, new_deliveries: Sequence[NewDelivery], stored_now: Any
-) -> None:
-    """Insert the pending deliveries a publish made, due at once; `stored_now` as the driver takes a time."""
+def insert_for_published_events(new_deliveries: Sequence[NewDelivery], stored_now: Any) -> ColumnInsert:
+    """The insert of the pending deliveries a publish made, due at once, for the publish's last writes;
+    `stored_now` as the driver takes a time."""
     count = len(new_deliveries)
-    await insert_columns(
-        connection,
+    return ColumnInsert(
         deliveries,
         NEW_DELIVERY_COLUMNS,
         (

@@ -15,9 +15,10 @@ from sqlalchemy import String, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Event, Via
-from chargewire.store.bulk_insert import insert_columns, stored_value
+from chargewire.store.bulk_insert import stored_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import NewDelivery, insert_for_published_events
+from chargewire.store.dialects.writes import ColumnInsert, Write
 from chargewire.store.event_log import number_events
 from chargewire.store.expiry_rules import Stretch, event_unused
 from chargewire.store.idempotency_store import IdempotentPublish, claim_keys
@@ -132,9 +133,12 @@ class EventStore:
             new_deliveries = list(fan_out.deliveries(subscribers, filters))
             # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
             stored_time = stored_value(connection, events.c.received_at)
-            await insert_columns(connection, events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))
+            event_rows = _event_columns(batches, stored_time, first_seq)
+            writes: list[Write] = [ColumnInsert(events, _EVENT_COLUMNS, event_rows)]
             if new_deliveries:
-                await insert_for_published_events(connection, new_deliveries, stored_time(batches[0].received_at))
+                writes.append(insert_for_published_events(new_deliveries, stored_time(batches[0].received_at)))
+            # On SQLite the inserts and the commit go in one trip to the driver's thread.
+            await self._database.dialect.write_last(connection, writes)
         return len(new_deliveries)
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:

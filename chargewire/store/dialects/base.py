@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects.conflicts import ConflictUpdate
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.writes import GuardedWrites
+from chargewire.store.dialects.writes import GuardedWrites, Write
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -130,6 +130,11 @@ class StoreDialect(Protocol):
     async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
         """Run `writes` in the transaction `connection` began; False, having written nothing, when the guard
         changed no row. Nothing may run on `connection` afterwards: the transaction may have ended."""
+        ...
+
+    async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
+        """Run `writes` as the last statements of the transaction `connection` began (SQLite commits with them,
+        in one trip). Nothing may run on `connection` afterwards: the transaction may have ended."""
         ...
 
     def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:

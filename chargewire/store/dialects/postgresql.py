@@ -23,7 +23,7 @@ from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.postgresql_upkeep import PostgresUpkeep
 from chargewire.store.dialects.postgresql_wakeups import WakeListener, WakeNotifier
-from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement
+from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement, Write
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -122,7 +122,12 @@ class PostgreSQLDialect:
             await connection.execute(lock)
         if not (await connection.execute(writes.guard.statement, writes.guard.parameters)).rowcount:
             return False
-        for write in writes.writes:
+        await self.write_last(connection, writes.writes)
+        return True
+
+    async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
+        """Run each write, statement by statement; the transaction commits when its block ends."""
+        for write in writes:
             if isinstance(write, Statement):
                 await connection.execute(write.statement, write.parameters)
             elif isinstance(write, ColumnInsert):
@@ -130,7 +135,6 @@ class PostgreSQLDialect:
                     await self.insert_columns(connection, write.table, write.columns, write.values)
             elif isinstance(write, RowInsert) and write.rows:
                 await self.insert_rows(connection, write.table, write.columns, list(write.rows))
-        return True
 
     def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:
         """PostgreSQL's INSERT ... ON CONFLICT: a conflicting insert waits for the other's commit, then updates or
