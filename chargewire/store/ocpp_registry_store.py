@@ -13,18 +13,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, false, func, insert, select, true, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    column,
+    false,
+    func,
+    insert,
+    select,
+    true,
+    update,
+    values,
+)
 from sqlalchemy.orm import aliased
 
 from chargewire.errors import ValidationFailed
 from chargewire.store.database import Database
-from chargewire.store.tables import ocpp_charge_points, ocpp_counters, ocpp_evses, ocpp_sessions
+from chargewire.store.dialects.writes import Statement
+from chargewire.store.tables import UtcDateTime, ocpp_charge_points, ocpp_counters, ocpp_evses, ocpp_sessions
 
 _points, _evses, _sessions, _counters = ocpp_charge_points, ocpp_evses, ocpp_sessions, ocpp_counters
 # The tables in the order their rows may be written (each refers only to those before it).
 REGISTRY_TABLES: tuple[Table, ...] = (_points, _evses, _sessions, _counters)
 _GENERATED_IDS = (_points, _evses, _sessions)
 _TAP_LENGTH = 255
+# Last-message times written per UPDATE statement. One statement for many rows: as an executemany, SQLite's driver
+# thread waited for the GIL after every row (up to 5 ms while the event loop forwarded frames), so the flush of
+# 1,000 charge points held the one write lock, and every publish behind it, for up to 150 ms (bench-ocpp, paced).
+_LAST_MESSAGES_PER_STATEMENT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +149,14 @@ class OcppRegistryStore:
             await connection.execute(statement)
 
     async def record_last_messages(self, moments: Mapping[int, datetime]) -> None:
-        """Write when each charge point in `moments` was last heard from, in one statement run for every row."""
-        statement = (
-            update(_points).where(_points.c.id == bindparam("point")).values(last_message_at=bindparam("moment"))
-        )
-        rows = [{"point": point, "moment": moment} for point, moment in sorted(moments.items())]
+        """Write when each charge point in `moments` was last heard from, a few hundred rows per statement."""
+        rows = sorted(moments.items())
+        writes = [
+            Statement(_RECORD_LAST_MESSAGES, _last_messages(rows[start : start + _LAST_MESSAGES_PER_STATEMENT]))
+            for start in range(0, len(rows), _LAST_MESSAGES_PER_STATEMENT)
+        ]
         async with self._database.transaction() as connection:
-            await connection.execute(statement, rows)
+            await self._database.dialect.write_last(connection, writes)
 
     async def evse_id(self, charge_point_id: int, connector: int) -> int:
         """The id of a charge point's connector (1.6) or EVSE (2.0.1), handed out on first use."""
@@ -255,6 +275,31 @@ class OcppRegistryStore:
                     await connection.execute(insert(table), list(rows[table]))
             for table in _GENERATED_IDS:
                 await self._database.dialect.continue_ids(connection, table)
+
+
+def _record_last_messages() -> Update:
+    """The UPDATE that sets `_LAST_MESSAGES_PER_STATEMENT` charge points' last-message times (`_last_messages`)."""
+    rows = [
+        (bindparam(f"point_{row}", type_=Integer), bindparam(f"moment_{row}", type_=UtcDateTime))
+        for row in range(_LAST_MESSAGES_PER_STATEMENT)
+    ]
+    noted = values(column("point", Integer), column("moment", UtcDateTime), name="noted").data(rows).cte()
+    return update(_points).where(_points.c.id == noted.c.point).values(last_message_at=noted.c.moment)
+
+
+# Built once: a VALUES list is never in SQLAlchemy's statement cache, but SQLite's one trip keeps its compiled form.
+_RECORD_LAST_MESSAGES = _record_last_messages()
+
+
+def _last_messages(rows: Sequence[tuple[int, datetime]]) -> dict[str, Any]:
+    """`_RECORD_LAST_MESSAGES`'s parameters for up to its number of rows, padded by repeating the last one (a row
+    set twice to the same time is unchanged)."""
+    padded = [*rows, *[rows[-1]] * (_LAST_MESSAGES_PER_STATEMENT - len(rows))]
+    parameters: dict[str, Any] = {}
+    for row, (point, moment) in enumerate(padded):
+        parameters[f"point_{row}"] = point
+        parameters[f"moment_{row}"] = moment
+    return parameters
 
 
 def _check_lengths(values: Mapping[str, object]) -> None:

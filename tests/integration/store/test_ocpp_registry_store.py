@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,6 +17,7 @@ from chargewire.store.ocpp_registry_store import OcppRegistryStore
 
 RACERS = 8
 T0 = "2025-03-01T10:00:00.000Z"
+T_CONNECTED = datetime(2025, 3, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -142,6 +144,21 @@ async def test_last_message_times_are_written_by_flush_not_when_heard(runtime: R
     assert flushed.last_message_at is not None
     assert connected.last_message_at is not None
     assert flushed.last_message_at > connected.last_message_at
+
+
+async def test_one_flush_writes_each_charge_points_own_time_when_more_are_heard_than_one_statement_sets(
+    runtime: Runtime,
+) -> None:
+    store = OcppRegistryStore(runtime.database)
+    heard: dict[int, datetime] = {}
+    for number in range(300):  # one statement sets 256; the second is padded
+        charge_point = await store.record_connected(f"CP-{number:03}", "ocpp1.6", "host-a 0.0.0.0:9000", T_CONNECTED)
+        heard[charge_point] = T_CONNECTED + timedelta(seconds=number + 1)
+
+    await store.record_last_messages(heard)
+
+    listed = {record.charge_point_id: record.last_message_at for record in await list_charge_points(runtime.database)}
+    assert listed == heard
 
 
 async def test_an_identity_longer_than_its_column_is_refused_alike_on_both_stores(runtime: Runtime) -> None:
