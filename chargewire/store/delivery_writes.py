@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, update
+from sqlalchemy import ColumnElement, bindparam, case, delete, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.clock import utcnow
@@ -136,10 +136,12 @@ async def claim_due(
     (id, event id, subscription id, event name, attempt count, attempt limit), in id order (publish order)."""
     statement = (
         update(deliveries)
-        # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan.
+        # Still due: on PostgreSQL, rows `_in_publishing_order` put in were not locked by the scan. The status is
+        # wrapped so that neither database answers it from the due index, which walks the whole backlog (a claim
+        # took ~200 ms with 1,000,000 pending); the ids are found by primary key and the status checked on them.
         .where(
             dialect.one_of(deliveries.c.id, delivery_ids),
-            deliveries.c.status == DeliveryStatus.PENDING.value,
+            func.coalesce(deliveries.c.status, "") == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
         )
         .values(lease_owner=worker_id, next_attempt_at=lease_until, updated_at=now)
