@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    delete,
     false,
     func,
     insert,
@@ -150,10 +151,10 @@ class OcppRegistryStore:
         if not repeating:
             return
         originals = select(_sessions.c.id, _sessions.c.transaction_key).where(
-            _sessions.c.id.in_([row[4] for row in repeating])
+            _sessions.c.id.in_([row[3] for row in repeating])
         )
         async with self._database.reading() as connection:
-            keys = dict((await connection.execute(originals)).tuples().all())
+            keys = {row.id: row.transaction_key for row in await connection.execute(originals)}
         for _, charge_point_id, transaction_key, same_as in repeating:
             ids.starts[(charge_point_id, transaction_key)] = StartRecorded(repeats=keys[same_as])
 
@@ -192,6 +193,16 @@ class OcppRegistryStore:
         async with self._database.reading() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else StartedSession(**row._mapping)
+
+    async def expire_stopped_sessions(self, started_before: str) -> int:
+        """Remove the stopped sessions that started before `started_before` (RFC 3339 UTC, as the starts are kept),
+        with the other transaction ids they had (`same_as`); returns how many rows went. Open sessions stay."""
+        expired = select(_sessions.c.id).where(
+            _sessions.c.stopped == true(), _sessions.c.same_as.is_(None), _sessions.c.started_at < started_before
+        )
+        statement = delete(_sessions).where(func.coalesce(_sessions.c.same_as, _sessions.c.id).in_(expired))
+        async with self._database.transaction() as connection:
+            return int((await connection.execute(statement)).rowcount)
 
     async def current_number(self, charge_point_id: int, name: str) -> int:
         """The latest number of a per-charge-point sequence, 0 when it has none yet."""

@@ -13,7 +13,7 @@ seconds (`flush`), so the cost per frame does not grow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chargewire.clock import utcnow
 from chargewire.sources.ocpp.registry_writes import BatchedWrites
@@ -158,6 +158,11 @@ class Registry:
         session.stopped = True
         self._sessions.pop((charge_point_id, session.transaction_key), None)
         return first
+
+    async def expire_stopped(self, kept_s: float) -> int:
+        """Remove the sessions that stopped and started more than `kept_s` ago; returns how many rows went."""
+        cutoff = (utcnow() - timedelta(seconds=kept_s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return await self._store.expire_stopped_sessions(cutoff)
 
     async def next_number(self, charge_point_id: int, name: str) -> int:
         """The next number of a per-charge-point sequence (`authorization`, `diagnostics`)."""
