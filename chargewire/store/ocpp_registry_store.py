@@ -61,6 +61,8 @@ _TAP_LENGTH = 255
 _LAST_MESSAGES_PER_STATEMENT = 256
 # The most rows a batched statement writes; a batch of more is several statements, in the same transaction.
 _ROWS_PER_STATEMENT = 64
+# Stopped sessions removed per transaction when they expire.
+_EXPIRED_PER_TRANSACTION = 1000
 
 __all__ = [
     "REGISTRY_TABLES",
@@ -196,13 +198,37 @@ class OcppRegistryStore:
 
     async def expire_stopped_sessions(self, started_before: str) -> int:
         """Remove the stopped sessions that started before `started_before` (RFC 3339 UTC, as the starts are kept),
-        with the other transaction ids they had (`same_as`); returns how many rows went. Open sessions stay."""
-        expired = select(_sessions.c.id).where(
-            _sessions.c.stopped == true(), _sessions.c.same_as.is_(None), _sessions.c.started_at < started_before
+        with the other transaction ids they had (`same_as`); returns how many rows went. Open sessions stay.
+
+        The rows are found in a read (no column of the look is indexed, and on SQLite a scan under the write lock
+        would hold up every publish) and removed by id, `_EXPIRED_PER_TRANSACTION` sessions at a time, oldest
+        first. Nothing can name an expired session meanwhile: another name is only given to an open one.
+        """
+        removed = 0
+        while True:
+            expired = await self._expired_ids(started_before)
+            if expired:
+                async with self._database.transaction() as connection:
+                    removed += (await connection.execute(delete(_sessions).where(_sessions.c.id.in_(expired)))).rowcount
+            if len(expired) < _EXPIRED_PER_TRANSACTION:
+                return removed
+
+    async def _expired_ids(self, started_before: str) -> list[int]:
+        """The ids of the oldest stopped sessions started before `started_before`, with their other names' rows."""
+        stopped = (
+            select(_sessions.c.id)
+            .where(
+                _sessions.c.stopped == true(), _sessions.c.same_as.is_(None), _sessions.c.started_at < started_before
+            )
+            .order_by(_sessions.c.id)
+            .limit(_EXPIRED_PER_TRANSACTION)
         )
-        statement = delete(_sessions).where(func.coalesce(_sessions.c.same_as, _sessions.c.id).in_(expired))
-        async with self._database.transaction() as connection:
-            return int((await connection.execute(statement)).rowcount)
+        async with self._database.reading() as connection:
+            originals = list((await connection.execute(stopped)).scalars())
+            if not originals:
+                return []
+            names = select(_sessions.c.id).where(_sessions.c.same_as.in_(originals))
+            return originals + list((await connection.execute(names)).scalars())
 
     async def current_number(self, charge_point_id: int, name: str) -> int:
         """The latest number of a per-charge-point sequence, 0 when it has none yet."""

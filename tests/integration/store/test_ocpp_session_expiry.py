@@ -3,8 +3,11 @@ sessions and newer stopped ones stay."""
 
 from __future__ import annotations
 
+import pytest
+
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import Registry
+from chargewire.store import ocpp_registry_store
 from chargewire.store.ocpp_registry_store import OcppRegistryStore
 
 LONG_AGO = "2020-01-01T10:00:00.000Z"
@@ -48,3 +51,19 @@ async def test_a_recently_started_stopped_session_is_kept(runtime: Runtime) -> N
     found = await Registry(OcppRegistryStore(runtime.database), "host-a 0.0.0.0:9000").session(charge_point, "9")
     assert found is not None
     assert found.stopped
+
+
+async def test_every_old_stopped_session_goes_when_there_are_more_than_one_transaction_removes(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ocpp_registry_store, "_EXPIRED_PER_TRANSACTION", 2)
+    registry = Registry(OcppRegistryStore(runtime.database), "host-a 0.0.0.0:9000")
+    charge_point = await registry.connected("CP-MANY", "ocpp1.6")
+    for connector in range(1, 6):
+        evse = await registry.evse_id(charge_point, connector)
+        session = await registry.start_session(charge_point, evse, str(connector), None, LONG_AGO, 0)
+        assert session is not None
+        await registry.stop_session(charge_point, session)
+
+    assert await registry.expire_stopped(KEPT_S) == 5
+    assert await registry.expire_stopped(KEPT_S) == 0
