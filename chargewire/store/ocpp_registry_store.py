@@ -105,17 +105,19 @@ class OcppRegistryStore:
         statements per kind of write, and return the ids they gave.
 
         Connects and EVSEs are upserts that return the kept row's id; a start's look for an open session it
-        repeats is a subquery of its own row, so every statement's values are known before the transaction.
+        repeats is a subquery of its own row, so every statement's values are known before the transaction. Rows
+        go in key order, the kinds always in the same order: taps writing the same rows at once on PostgreSQL then
+        lock them in the same order, and wait for each other instead of deadlocking.
         """
         tap = tap[:_TAP_LENGTH]
-        connects = [(identity, version, at, tap) for identity, (version, at) in writes.connects.items()]
+        connects = [(identity, version, at, tap) for identity, (version, at) in sorted(writes.connects.items())]
         statements = [
             *self._chunked("connects", connects),
             *_padded("disconnects", sorted(writes.disconnects), {"of_tap": tap, "at": writes.disconnected_at}),
             *self._chunked("evses", sorted(writes.evses)),
-            *self._chunked("starts", list(writes.starts.values())),
+            *self._chunked("starts", [start for _, start in sorted(writes.starts.items())]),
             *_padded("stops", sorted(writes.stops), {}),
-            *self._chunked("numbers", [(*key, count) for key, count in writes.numbers.items()]),
+            *self._chunked("numbers", [(*key, count) for key, count in sorted(writes.numbers.items())]),
         ]
         if not statements:
             return RegistryIds()
