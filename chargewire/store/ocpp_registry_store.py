@@ -21,25 +21,23 @@ from sqlalchemy import (
     Integer,
     Table,
     Update,
-    and_,
     bindparam,
     column,
     delete,
     false,
-    func,
     insert,
     select,
     true,
     update,
     values,
 )
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import UpdateBase
 
 from chargewire.errors import ValidationFailed
 from chargewire.store.database import Database
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.writes import Statement
+from chargewire.store.ocpp_registry_reads import OcppRegistryReads
 from chargewire.store.ocpp_registry_records import (
     ChargePointRecord,
     RegistryIds,
@@ -77,11 +75,12 @@ __all__ = [
 ]
 
 
-class OcppRegistryStore:
-    """Reads and writes the `ocpp_charge_points`, `ocpp_evses`, `ocpp_sessions` and `ocpp_counters` tables."""
+class OcppRegistryStore(OcppRegistryReads):
+    """Reads (`OcppRegistryReads`) and writes the `ocpp_charge_points`, `ocpp_evses`, `ocpp_sessions` and
+    `ocpp_counters` tables."""
 
     def __init__(self, database: Database) -> None:
-        self._database = database
+        super().__init__(database)
         dialect = database.dialect
         self._statements: dict[tuple[str, int], UpdateBase] = {}
         self._builders: dict[str, Callable[[int], UpdateBase]] = {
@@ -178,26 +177,6 @@ class OcppRegistryStore:
         async with self._database.transaction() as connection:
             await self._database.dialect.write_last(connection, writes)
 
-    async def find_session(self, charge_point_id: int, transaction_key: str) -> StartedSession | None:
-        """The session a transaction id names (following `same_as`), open or stopped; None if never recorded."""
-        named = aliased(_sessions, name="named")
-        started = _sessions
-        query = (
-            select(
-                started.c.id,
-                started.c.evse_id,
-                started.c.id_tag,
-                started.c.started_at,
-                started.c.meter_start,
-                started.c.stopped,
-            )
-            .select_from(named.join(started, started.c.id == func.coalesce(named.c.same_as, named.c.id)))
-            .where(and_(named.c.charge_point_id == charge_point_id, named.c.transaction_key == transaction_key))
-        )
-        async with self._database.reading() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else StartedSession(**row._mapping)
-
     async def expire_stopped_sessions(self, started_before: str) -> int:
         """Remove the stopped sessions that started before `started_before` (RFC 3339 UTC, as the starts are kept),
         with the other transaction ids they had (`same_as`); returns how many rows went. Open sessions stay.
@@ -231,33 +210,6 @@ class OcppRegistryStore:
                 return []
             names = select(_sessions.c.id).where(_sessions.c.same_as.in_(originals))
             return originals + list((await connection.execute(names)).scalars())
-
-    async def current_number(self, charge_point_id: int, name: str) -> int:
-        """The latest number of a per-charge-point sequence, 0 when it has none yet."""
-        query = select(_counters.c.value).where(
-            _counters.c.charge_point_id == charge_point_id, _counters.c.name == name
-        )
-        async with self._database.reading() as connection:
-            return int((await connection.execute(query)).scalar() or 0)
-
-    async def list_charge_points(self) -> list[ChargePointRecord]:
-        """Every charge point any tap has seen, by identity."""
-        query = select(
-            _points.c.identity,
-            _points.c.id.label("charge_point_id"),
-            _points.c.version,
-            _points.c.connected,
-            _points.c.changed_at,
-            _points.c.last_message_at,
-        ).order_by(_points.c.identity)
-        async with self._database.reading() as connection:
-            rows = (await connection.execute(query)).all()
-        return [ChargePointRecord(**row._mapping) for row in rows]
-
-    async def is_empty(self) -> bool:
-        """Whether no tap has recorded a charge point yet."""
-        async with self._database.reading() as connection:
-            return (await connection.execute(select(_points.c.id).limit(1))).first() is None
 
     async def insert_imported(self, rows: Mapping[Table, Sequence[Mapping[str, Any]]]) -> None:
         """Insert an older tap's registry as it was, ids included, in one transaction (`sources.ocpp.legacy_state`)."""
