@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     ocpp_long_term_unavailable_s: float = Field(default=3600.0, gt=0)
     # Completed exchanges waiting for the database; beyond this, new ones are dropped and counted.
     ocpp_max_waiting: int = Field(default=100_000, ge=1)
+    # Taps sharing a database tell their charge points apart by name (a starting tap marks its own disconnected).
+    ocpp_tap_name: str = Field(
+        default="", max_length=255, description="This tap's name among those sharing the database; default: host listen"
+    )
+    # Stopped sessions are kept this long after their start (a repeated stop still finds them), then removed.
+    ocpp_stopped_sessions_kept_days: float = Field(default=7.0, gt=0)
     # Deprecated: the registry lives in the database; an older tap's file here is imported once (docs/ocpp-tap.md).
     ocpp_state_file: Path | None = Field(
         default=None, description="Deprecated: an older tap's registry file to import; data_dir/ocpp-tap.db"

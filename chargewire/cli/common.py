@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -21,6 +22,24 @@ T = TypeVar("T")
 def configure_logging() -> None:
     """Log INFO and above to standard error with times, for the long-running commands."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+_YOUNG_COLLECTION_ALLOCATIONS = 100_000
+
+
+def freeze_startup_objects() -> None:
+    """Move what start-up made (modules, schemas, the app) out of the garbage collector's sight.
+
+    Full collections walked those ~120,000 long-lived objects again and again: 6-10 µs of every ingested
+    event. Objects made later are collected as before, the youngest after 100,000 allocations rather than
+    Python's 700: a Kafka worker allocates a few dozen objects per record and keeps thousands of records in
+    flight, so a young collection mostly walks objects that are still in use. Python's 700 cost it about 5
+    of its 40 µs per record on the event loop, and 10,000 still about 4 more than 100,000 (drains of 100,000
+    records, back to back).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_YOUNG_COLLECTION_ALLOCATIONS)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from chargewire.cli.common import configure_logging, print_table, run, with_runtime
+from chargewire.cli.common import configure_logging, freeze_startup_objects, print_table, run, with_runtime
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import list_charge_points, run_tap
@@ -21,6 +21,7 @@ app = typer.Typer(help="The OCPP tap: notifications from live charge point traff
 async def tap_until_stopped(settings: Settings) -> None:
     """Run the tap alone (no API, no delivery) until SIGINT or SIGTERM."""
     async with await Runtime.open(settings) as runtime:
+        freeze_startup_objects()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -14,13 +13,12 @@ import typer
 import uvicorn
 
 from chargewire.cli import ocpp
-from chargewire.cli.common import run
+from chargewire.cli.common import freeze_startup_objects, run
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.web import create_app
 
 logger = logging.getLogger(__name__)
-_YOUNG_COLLECTION_ALLOCATIONS = 100_000
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # After a stop signal, requests under way get this long to finish before their connections are closed.
 _GRACEFUL_SHUTDOWN_S = 5
@@ -28,21 +26,6 @@ _GRACEFUL_SHUTDOWN_S = 5
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _freeze_startup_objects() -> None:
-    """Move what start-up made (modules, schemas, the app) out of the garbage collector's sight.
-
-    Full collections walked those ~120,000 long-lived objects again and again: 6-10 µs of every ingested
-    event. Objects made later are collected as before, the youngest after 100,000 allocations rather than
-    Python's 700: a Kafka worker allocates a few dozen objects per record and keeps thousands of records in
-    flight, so a young collection mostly walks objects that are still in use. Python's 700 cost it about 5
-    of its 40 µs per record on the event loop, and 10,000 still about 4 more than 100,000 (drains of 100,000
-    records, back to back).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(_YOUNG_COLLECTION_ALLOCATIONS)
 
 
 class _Server(uvicorn.Server):
@@ -89,7 +72,7 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
         )
         server = _Server(config)
-        _freeze_startup_objects()
+        freeze_startup_objects()
         stop = asyncio.Event()
 
         def stop_all() -> None:
@@ -128,7 +111,7 @@ async def work_until_stopped(settings: Settings) -> None:
         stop = asyncio.Event()
         remove_handlers = _on_stop_signals(stop.set)
         dispatcher = runtime.dispatcher()
-        _freeze_startup_objects()
+        freeze_startup_objects()
         logger.info("worker %s delivering", dispatcher.worker_id)
         try:
             await runtime.deliver(dispatcher, stop)

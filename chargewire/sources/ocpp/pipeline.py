@@ -91,6 +91,38 @@ _NETWORK_STATUS = {
 }
 
 
+class _Slices:
+    """Lets derivations run for `_SLICE_S` at a time, then the event loop forward frames, then the next slice.
+
+    Each slice admits at least one derivation, so the batch moves on however short the slice.
+    """
+
+    def __init__(self) -> None:
+        self._end = 0.0
+        self._admitted = False
+        self._next: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        """Begin a slice now."""
+        self._end = time.perf_counter() + _SLICE_S
+        self._admitted = False
+
+    async def turn(self) -> None:
+        """Return when a derivation may run: at once within the slice, else in a later one."""
+        while self._admitted and time.perf_counter() > self._end:
+            if self._next is None:
+                self._next = asyncio.get_running_loop().create_future()
+                asyncio.get_running_loop().call_soon(self._open_next)
+            await self._next
+        self._admitted = True
+
+    def _open_next(self) -> None:
+        waiting, self._next = self._next, None
+        self.start()
+        if waiting is not None:
+            waiting.set_result(None)
+
+
 class EventPipeline:
     """The bounded queue of observations and the task that publishes their events."""
 
@@ -111,6 +143,7 @@ class EventPipeline:
         self._max_batch = max_batch
         self._long_term_unavailable_s = long_term_unavailable_s
         self._long_term_timers: dict[str, asyncio.TimerHandle] = {}
+        self._slices = _Slices()
         metrics.queue_depth = self._queue.qsize
 
     def offer(self, observation: Observation) -> None:
@@ -124,25 +157,40 @@ class EventPipeline:
 
     async def run(self) -> None:
         """Derive and publish until `close` is called; what is queued by then is published first."""
-        while True:
+        closing = False
+        while not closing:
             observation = await self._queue.get()
             if observation is None:
                 return
-            events = await self._derive(observation)
             # Let a batch gather: one publish costs about as much as a hundred events in it.
             await asyncio.sleep(_GATHER_S)
-            slice_end = time.perf_counter() + _SLICE_S
-            while len(events) < self._max_batch and not self._queue.empty():
+            batch = [observation]
+            while len(batch) < self._max_batch and not self._queue.empty():
                 following = self._queue.get_nowait()
                 if following is None:
-                    await self._publish_retrying(events)
-                    return
-                events += await self._derive(following)
-                if time.perf_counter() > slice_end:
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + _SLICE_S
+                    closing = True
+                    break
+                batch.append(following)
+            events = await self._derive_batch(batch)
             if events:
                 await self._publish_retrying(events)
+
+    async def _derive_batch(self, batch: list[Observation]) -> list[Payload]:
+        """The events of `batch`, in its order: each charge point's observations in turn, the charge points side by
+        side, so that their registry writes wait together (`registry_writes`: one transaction per round)."""
+        derived: list[list[Payload]] = [[] for _ in batch]
+        by_identity: dict[str, list[int]] = {}
+        for position, observation in enumerate(batch):
+            by_identity.setdefault(observation.link.identity, []).append(position)
+
+        async def derive_in_turn(positions: list[int]) -> None:
+            for position in positions:
+                await self._slices.turn()
+                derived[position] = await self._derive(batch[position])
+
+        self._slices.start()
+        await asyncio.gather(*(derive_in_turn(positions) for positions in by_identity.values()))
+        return [event for events in derived for event in events]
 
     async def close(self) -> None:
         """Let the task publish what is queued and end."""

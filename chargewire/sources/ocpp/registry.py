@@ -5,17 +5,25 @@ the catalog's payloads want integers: `chargePointId`, `evseId`, `sessionId`. Th
 once and keeps them in the service's database (`store.ocpp_registry_store`), with each open session's start
 (its connector, id tag, start time and meter start), so a tap restarted in the middle of a session, or another
 tap the charge point reconnects to, still publishes the right stop. Reads come from memory after the first;
-writes happen on connect, disconnect, a new connector and a session's start and stop, and the times of the last
-messages are written together every few seconds (`flush`), so the cost per frame does not grow.
+writes happen on connect, disconnect, a new connector, a session's start and stop and a number taken, each batch
+of them in one transaction (`registry_writes`), and the times of the last messages are written together every few
+seconds (`flush`), so the cost per frame does not grow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chargewire.clock import utcnow
-from chargewire.store.ocpp_registry_store import ChargePointRecord, OcppRegistryStore, SessionStart, StartedSession
+from chargewire.sources.ocpp.registry_writes import BatchedWrites
+from chargewire.store.ocpp_registry_store import (
+    ChargePointRecord,
+    OcppRegistryStore,
+    SessionStart,
+    StartedSession,
+    check_identity,
+)
 
 __all__ = ["ChargePointRecord", "Registry", "Session"]
 
@@ -54,6 +62,7 @@ class Registry:
     def __init__(self, store: OcppRegistryStore, tap: str) -> None:
         self._store = store
         self._tap = tap
+        self._writes = BatchedWrites(store, tap)
         self._evses: dict[tuple[int, int], int] = {}
         self._sessions: dict[tuple[int, str], Session] = {}
         self._last_messages: dict[int, datetime] = {}
@@ -63,13 +72,17 @@ class Registry:
         await self._store.disconnect_tap(self._tap)
 
     async def connected(self, identity: str, version: str | None) -> int:
-        """Record that `identity` connected speaking `version`; returns its `chargePointId`."""
-        return await self._store.record_connected(identity, version, self._tap, utcnow())
+        """Record that `identity` connected speaking `version`; returns its `chargePointId`.
+
+        ValidationFailed, before any write, for an identity or version longer than the registry keeps.
+        """
+        check_identity(identity, version)
+        return await self._writes.connect(identity, version)
 
     async def disconnected(self, charge_point_id: int) -> None:
         """Record that a charge point's connection closed."""
         self._last_messages.pop(charge_point_id, None)
-        await self._store.record_disconnected(charge_point_id, self._tap, utcnow())
+        await self._writes.disconnect(charge_point_id)
 
     def heard_from(self, charge_point_id: int) -> None:
         """Note that a charge point's exchange completed now; written by the next `flush`."""
@@ -94,7 +107,7 @@ class Registry:
         key = (charge_point_id, connector)
         evse_id = self._evses.get(key)
         if evse_id is None:
-            evse_id = self._evses[key] = await self._store.evse_id(charge_point_id, connector)
+            evse_id = self._evses[key] = await self._writes.evse(charge_point_id, connector)
         return evse_id
 
     async def start_session(
@@ -113,7 +126,7 @@ class Registry:
         CSMS): its id becomes another name of the same session.
         """
         start = SessionStart(charge_point_id, evse_id, transaction_key, id_tag, started_at, meter_start)
-        recorded = await self._store.record_start(start)
+        recorded = await self._writes.start(start)
         if recorded.repeats is not None:
             original = await self.session(charge_point_id, recorded.repeats)
             if original is not None:
@@ -141,14 +154,19 @@ class Registry:
 
     async def stop_session(self, charge_point_id: int, session: Session) -> bool:
         """Mark a session stopped; False when it already was (a repeated stop)."""
-        first = await self._store.mark_stopped(session.id)
+        first = await self._writes.stop(session.id)
         session.stopped = True
         self._sessions.pop((charge_point_id, session.transaction_key), None)
         return first
 
+    async def expire_stopped(self, kept_s: float) -> int:
+        """Remove the sessions that stopped and started more than `kept_s` ago; returns how many rows went."""
+        cutoff = (utcnow() - timedelta(seconds=kept_s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return await self._store.expire_stopped_sessions(cutoff)
+
     async def next_number(self, charge_point_id: int, name: str) -> int:
         """The next number of a per-charge-point sequence (`authorization`, `diagnostics`)."""
-        return await self._store.next_number(charge_point_id, name)
+        return await self._writes.take_number(charge_point_id, name)
 
     async def current_number(self, charge_point_id: int, name: str) -> int:
         """The latest number of a per-charge-point sequence, 0 when it has none yet."""

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 _DRAIN_TIMEOUT_S = 10.0
 # How often the registry writes when each charge point was last heard from.
 _LAST_MESSAGE_FLUSH_S = 5.0
+# How often stopped sessions older than `ocpp_stopped_sessions_kept_days` are removed.
+_SESSION_EXPIRY_S = 3600.0
+_SECONDS_PER_DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +51,11 @@ class TapAddress:
 
 
 def tap_name(settings: Settings) -> str:
-    """This tap among those sharing the database: its host and listening address."""
-    return f"{socket.gethostname()} {settings.ocpp_listen}"
+    """This tap among those sharing the database: `ocpp_tap_name`, by default its host and listening address.
+
+    A tap that moves to another host, or behind another address, keeps its charge points under the name set.
+    """
+    return settings.ocpp_tap_name or f"{socket.gethostname()} {settings.ocpp_listen}"
 
 
 def proxy_settings(settings: Settings) -> ProxySettings:
@@ -98,6 +104,8 @@ async def run_tap(
     )
     publishing = asyncio.create_task(pipeline.run())
     flushing = asyncio.create_task(_flush_regularly(identities, metrics))
+    kept_s = settings.ocpp_stopped_sessions_kept_days * _SECONDS_PER_DAY
+    expiring = asyncio.create_task(_expire_regularly(identities, kept_s, metrics))
     proxy = OcppProxy(proxy_config, pipeline, metrics, lambda: generate_latest(registry))
     try:
         server = await proxy.serve(address.host, address.port)
@@ -110,7 +118,7 @@ async def run_tap(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(publishing), _DRAIN_TIMEOUT_S)
     finally:
-        for task in (publishing, flushing):
+        for task in (publishing, flushing, expiring):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -139,3 +147,17 @@ async def _flush_regularly(identities: Registry, metrics: TapMetrics) -> None:
         if failing:
             logger.warning("OCPP tap: the charge points' last messages are written again")
         failing = False
+
+
+async def _expire_regularly(identities: Registry, kept_s: float, metrics: TapMetrics) -> None:
+    """Remove old stopped sessions now and every `_SESSION_EXPIRY_S`; a failure waits for the next time."""
+    while True:
+        try:
+            expired = await identities.expire_stopped(kept_s)
+        except Exception as error:
+            metrics.registry_failures += 1
+            logger.error("OCPP tap: could not remove old stopped sessions (%s); trying again later", error)
+        else:
+            if expired:
+                logger.info("OCPP tap: removed %d old stopped sessions", expired)
+        await asyncio.sleep(_SESSION_EXPIRY_S)

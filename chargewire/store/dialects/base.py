@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects.conflicts import ConflictUpdate
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.writes import GuardedWrites, Write
+from chargewire.store.dialects.writes import GuardedWrites, Statement, Write
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -135,6 +135,13 @@ class StoreDialect(Protocol):
     async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
         """Run `writes` as the last statements of the transaction `connection` began (SQLite commits with them,
         in one trip). Nothing may run on `connection` afterwards: the transaction may have ended."""
+        ...
+
+    async def write_returning(
+        self, connection: AsyncConnection, statements: Sequence[Statement]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run `statements` as the last of the transaction `connection` began (SQLite commits with them, in one
+        trip); returns the rows each returned (RETURNING), as tuples. Nothing may run on `connection` afterwards."""
         ...
 
     def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:

@@ -136,6 +136,16 @@ class PostgreSQLDialect:
             elif isinstance(write, RowInsert) and write.rows:
                 await self.insert_rows(connection, write.table, write.columns, list(write.rows))
 
+    async def write_returning(
+        self, connection: AsyncConnection, statements: Sequence[Statement]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run each statement, keeping what it returns; the transaction commits when its block ends."""
+        returned = []
+        for write in statements:
+            result = await connection.execute(write.statement, write.parameters)
+            returned.append([tuple(row) for row in result.all()] if result.returns_rows else [])
+        return returned
+
     def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:
         """PostgreSQL's INSERT ... ON CONFLICT: a conflicting insert waits for the other's commit, then updates or
         does nothing."""

@@ -25,7 +25,12 @@ from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import OpenedEngine
 from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
-from chargewire.store.dialects.sqlite_one_trip import DriverStatement, commit_in_one_trip, driver_statement
+from chargewire.store.dialects.sqlite_one_trip import (
+    DriverStatement,
+    commit_in_one_trip,
+    commit_returning_in_one_trip,
+    driver_statement,
+)
 from chargewire.store.dialects.sqlite_upkeep import SqliteUpkeep
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
@@ -104,12 +109,15 @@ class SQLiteDialect:
         """Run the writes and commit in one trip to the driver's thread (`sqlite_one_trip`): a publish's inserts
         and its COMMIT were three trips, each costing the event loop more CPU than the statement itself."""
         statements = [step for write in writes for step in _driver_statements(write, connection.dialect)]
-        try:
-            await commit_in_one_trip(connection, statements)
-        except sqlite3.Error as error:
-            # Raised as SQLAlchemy's cursor raises it, so a refused row is an IntegrityError on both databases.
-            sql = "; ".join(statement.sql.split(" VALUES ", 1)[0] for statement in statements)
-            raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+        await _commit_returning(connection, statements)
+
+    async def write_returning(
+        self, connection: AsyncConnection, statements: Sequence[Statement]
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run the statements and commit in one trip to the driver's thread, the rows they return with them."""
+        dialect = connection.dialect
+        steps = [driver_statement(write.statement, dialect, write.parameters) for write in statements]
+        return [[tuple(row) for row in rows] for rows in await _commit_returning(connection, steps)]
 
     def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:
         """SQLite's INSERT ... ON CONFLICT (3.24+; RETURNING after it, 3.35+)."""
@@ -131,6 +139,16 @@ class SQLiteDialect:
     def upkeep(self, database: Database) -> SqliteUpkeep:
         """Sizes from dbstat, and the file shrunk by incremental vacuum (`sqlite_upkeep`)."""
         return SqliteUpkeep(database.sqlite_file)
+
+
+async def _commit_returning(connection: AsyncConnection, statements: Sequence[DriverStatement]) -> list[list[Any]]:
+    """`commit_returning_in_one_trip`, a refused statement raised as SQLAlchemy's cursor raises it (so a refused
+    row is an IntegrityError on both databases)."""
+    try:
+        return await commit_returning_in_one_trip(connection, statements) or []
+    except sqlite3.Error as error:
+        sql = "; ".join(statement.sql.split(" VALUES ", 1)[0] for statement in statements)
+        raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
 
 
 def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:

@@ -116,35 +116,40 @@ class SerialWriter:
                 lock.release()
 
 
-async def commit_statements(driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]) -> bool:
+async def commit_statements(
+    driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
+) -> list[list[Any]] | None:
     """Run (sql, parameters, must change rows) steps in the transaction begun on a SQLite driver connection,
-    then commit, in one trip to its thread; False, rolled back, if a step that must change rows changed none."""
+    then commit, in one trip to its thread; returns the rows each step returned (RETURNING), or None, rolled
+    back, if a step that must change rows changed none."""
     if not isinstance(driver_connection, _OneTripConnection):
         raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
     begin, driver_connection.pending_begin = driver_connection.pending_begin, None
     try:
-        committed: bool = await driver_connection.run(_commit_steps, begin, steps)
+        returned: list[list[Any]] | None = await driver_connection.run(_commit_steps, begin, steps)
     except BaseException:
         if begin is not None and not driver_connection.in_transaction:
             driver_connection.pending_begin = begin  # BEGIN itself failed: nothing was sent
         raise
-    return committed
+    return returned
 
 
 def _commit_steps(
     connection: sqlite3.Connection, begin: str | None, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
-) -> bool:
+) -> list[list[Any]] | None:
     """In the driver's thread: BEGIN if due, run the steps, and commit (or roll back at a step that changed nothing)."""
     cursor = connection.cursor()
     try:
         _begin(cursor, begin)
+        returned = []
         for sql, parameters, must_change_rows in steps:
             cursor.execute(sql, parameters)
+            returned.append(cursor.fetchall() if cursor.description else [])
             if must_change_rows and cursor.rowcount == 0:
                 connection.rollback()
-                return False
+                return None
         connection.commit()
-        return True
+        return returned
     finally:
         cursor.close()
 

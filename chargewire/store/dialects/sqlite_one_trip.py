@@ -57,7 +57,8 @@ def driver_statement(
     return DriverStatement(compiled.string, tuple(converted), must_change_rows)
 
 
-@functools.lru_cache(maxsize=32)
+# Room for every statement built once and sent this way (the OCPP registry's batches alone have about 30).
+@functools.lru_cache(maxsize=128)
 def _compiled(statement: UpdateBase | Select[Any], dialect: Dialect) -> SQLCompiler:
     return statement.compile(dialect=dialect)
 
@@ -68,6 +69,13 @@ async def commit_in_one_trip(connection: AsyncConnection, statements: Sequence[D
     Returns False, having rolled back, when a statement that must change rows changed none. Nothing may run
     on `connection` afterwards: its transaction has ended.
     """
+    return await commit_returning_in_one_trip(connection, statements) is not None
+
+
+async def commit_returning_in_one_trip(
+    connection: AsyncConnection, statements: Sequence[DriverStatement]
+) -> list[list[Any]] | None:
+    """`commit_in_one_trip`, returning the rows each statement returned (None where it rolled back)."""
     raw = await connection.get_raw_connection()
     steps = [(statement.sql, statement.parameters, statement.must_change_rows) for statement in statements]
     return await commit_statements(raw.driver_connection, steps)
