@@ -72,3 +72,26 @@ def test_publish_to_delivery_latency_counts_successes_only() -> None:
     assert samples[("chargewire_publish_to_delivery_seconds_count", ())] == 1
     assert samples[("chargewire_publish_to_delivery_seconds_bucket", (("le", "1.0"),))] == 0
     assert samples[("chargewire_publish_to_delivery_seconds_bucket", (("le", "2.5"),))] == 1
+
+
+def test_a_batch_dispatch_counts_every_attempt_when_its_deliveries_share_duration_and_publish_time() -> None:
+    metrics = DeliveryMetrics()
+    published = utcnow() - timedelta(seconds=2)
+    outcomes = ("delivered", "delivered", "retry")
+    deliveries: Any = [SimpleNamespace(received_at=published) for _outcome in outcomes]
+    results: Any = [SimpleNamespace(duration_ms=30.0) for _outcome in outcomes]
+    records: Any = [
+        SimpleNamespace(
+            attempt=SimpleNamespace(outcome=outcome),
+            status=DeliveryStatus.DELIVERED if outcome == "delivered" else DeliveryStatus.PENDING,
+        )
+        for outcome in outcomes
+    ]
+
+    metrics.observe_attempts(deliveries, results, records)
+
+    samples = _samples(metrics)
+    assert samples[("chargewire_delivery_attempts_total", (("outcome", "delivered"),))] == 2
+    assert samples[("chargewire_delivery_attempt_duration_seconds_sum", (("outcome", "delivered"),))] == 0.06
+    assert samples[("chargewire_delivery_attempt_duration_seconds_count", (("outcome", "retry"),))] == 1
+    assert samples[("chargewire_publish_to_delivery_seconds_count", ())] == 2
