@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,10 +40,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from chargewire.channels.address_guard import IPNetwork
 from chargewire.errors import DeliveryError
-from chargewire.kafka.broker_tls import ClientKeyRefused, broker_context
 from chargewire.kafka.clusters import ClientSettings, ClusterConfig
 from chargewire.kafka.connector import BrokerRoute, KafkaConnector, shared_connector
-from chargewire.models import split_broker
+from chargewire.kafka.producer_settings import ProducerSettings, tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -159,21 +157,14 @@ class KafkaProducers:
         self.message_timeout_s = message_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._idle_close_s = idle_close_s
-        self._defaults: ClientSettings = {
-            "acks": "all",
-            "enable.idempotence": True,
-            # Java clients' partitioner: a key lands on the same partition whichever client produced it.
-            "partitioner": "murmur2_random",
-            "message.timeout.ms": int(message_timeout_s * 1000),
-            "request.timeout.ms": int(message_timeout_s * 1000),
-            "socket.connection.setup.timeout.ms": int(connect_timeout_s * 1000),
-            "topic.metadata.propagation.max.ms": int(topic_wait_s * 1000),
-            "reconnect.backoff.max.ms": 1000,
-            "linger.ms": linger_ms,
-            "client.id": "chargewire",
-            **(extra_settings or {}),
-        }
-        self._gzip_level = gzip_level
+        self.settings = ProducerSettings(
+            message_timeout_s=message_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            topic_wait_s=topic_wait_s,
+            linger_ms=linger_ms,
+            gzip_level=gzip_level,
+            extra_settings=extra_settings,
+        )
         self._producers: dict[ClusterConfig, _ClusterProducer] = {}
         self._live: set[_ClusterProducer] = set()  # in the pool, or retired and still closing
         self._refused: set[ClusterConfig] = set()  # configurations librdkafka refused, already logged
@@ -253,21 +244,16 @@ class KafkaProducers:
         for producer in closing:
             producer.join()
 
-    def settings_for(self, cluster: ClusterConfig) -> ClientSettings:
-        """The librdkafka settings of `cluster`'s producer, without its callbacks."""
-        # librdkafka's gzip default (zlib level 6) costs twice the CPU of level 1 per record, for output
-        # about 15 % smaller on JSON: the producer's compression was the largest single cost of a delivery.
-        level: ClientSettings = {"compression.level": self._gzip_level} if cluster.compression_codec == "gzip" else {}
-        return {**self._defaults, **level, **cluster.client_settings()}
-
     def _producer_for(self, cluster: ClusterConfig, loop: asyncio.AbstractEventLoop) -> _ClusterProducer:
         existing = self._producers.get(cluster)
         if existing is not None:
             return existing
         try:
-            route = self.connector.route(self.allow_networks, _tls_context(cluster), self._connect_timeout_s)
+            route = self.connector.route(self.allow_networks, tls_context(cluster), self._connect_timeout_s)
             try:
-                producer = _ClusterProducer(cluster, self.settings_through(route, cluster), route, loop, self._retired)
+                producer = _ClusterProducer(
+                    cluster, self.settings.through_route(route, cluster), route, loop, self._retired
+                )
             except BaseException:
                 route.close()
                 raise
@@ -286,15 +272,6 @@ class KafkaProducers:
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep_idle())
         return producer
-
-    def settings_through(self, route: BrokerRoute, cluster: ClusterConfig) -> ClientSettings:
-        """The settings of `cluster`'s producer with every broker behind `route`, which does the TLS too."""
-        settings = {name: value for name, value in self.settings_for(cluster).items() if not name.startswith("ssl.")}
-        brokers = tuple(split_broker(broker) for broker in cluster.brokers)
-        settings["bootstrap.servers"] = ",".join(route.local_addresses(brokers))
-        settings["security.protocol"] = "SASL_PLAINTEXT" if cluster.sasl_mechanism else "PLAINTEXT"
-        settings["broker.address.family"] = "v4"  # the listeners are on 127.0.0.1
-        return settings
 
     def discard(self, cluster: ClusterConfig) -> None:
         """Close `cluster`'s producer now, failing what it has not sent: the guard refused where it connects."""
@@ -571,19 +548,6 @@ def metadata_waits(total_s: float) -> list[float]:
         wait_s *= 2
     waits.append(round(total_s - sum(waits), 6))
     return [wait for wait in waits if wait > 0]
-
-
-def _tls_context(cluster: ClusterConfig) -> ssl.SSLContext | None:
-    """The connector's TLS context for `cluster`, None without TLS; a client key that cannot be used is refused."""
-    if not cluster.security_protocol.endswith("SSL"):
-        return None
-    try:
-        return broker_context(cluster.ca_certificate, cluster.client_certificate, cluster.client_key)
-    except ClientKeyRefused as exc:
-        # As librdkafka refused it, naming the setting: the subscription must be edited.
-        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, f"ssl.key.pem: {exc}")) from exc
-    except (ssl.SSLError, ValueError) as exc:
-        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, f"ssl.ca.pem: the CA cannot be read ({exc})")) from exc
 
 
 def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[RecordOutcome]]:

@@ -337,7 +337,7 @@ def test_librdkafka_is_given_only_loopback_listeners_and_no_tls_of_its_own() -> 
     )
     route = connector.route((), None, 5.0)
     try:
-        settings = producers.settings_through(route, cluster)
+        settings = producers.settings.through_route(route, cluster)
     finally:
         route.close()
 
