@@ -68,16 +68,9 @@ from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
 from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, SecretUndecryptable
+from chargewire.kafka.acks import ClusterRefused, PendingAcks, ProduceFailed, Record, RecordAck, RecordOutcome
 from chargewire.kafka.clusters import ClusterConfig
-from chargewire.kafka.producers import (
-    ClusterRefused,
-    KafkaProducers,
-    PendingAcks,
-    ProduceFailed,
-    Record,
-    RecordAck,
-    RecordOutcome,
-)
+from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 
 logger = logging.getLogger(__name__)

@@ -1,10 +1,9 @@
 """Kafka producers shared per cluster configuration, with asyncio futures for the broker's acknowledgements.
 
 One librdkafka `Producer` serves every subscription with the same `ClusterConfig` (brokers, security
-settings, credentials, compression). Records are handed over in batches: one future per batch resolves
-once librdkafka has answered every record in it, with each record's outcome (its partition and offset, or a
-`ProduceFailed`). A future per record cost more than producing the record. Each producer has a thread that
-polls it and hands the delivery reports to the event loop, many per loop callback.
+settings, credentials, compression). Records are handed over in batches, each answered by one future
+(`acks`). Each producer has a thread that polls it and hands the delivery reports to the event loop, many per
+loop callback.
 
 librdkafka never gives up on a cluster by itself: bad credentials, a dead address or a TLS mismatch only
 surface as `error_cb` reports, while the records wait out `message.timeout.ms`. So when `error_cb` reports
@@ -33,20 +32,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from chargewire.channels.address_guard import IPNetwork
-from chargewire.errors import DeliveryError
+from chargewire.kafka.acks import (
+    AckBatch,
+    ClusterRefused,
+    PendingAcks,
+    ProduceFailed,
+    Record,
+    RecordAck,
+    RecordOutcome,
+    answered,
+)
 from chargewire.kafka.clusters import ClientSettings, ClusterConfig
 from chargewire.kafka.connector import BrokerRoute, KafkaConnector, shared_connector
 from chargewire.kafka.producer_settings import ProducerSettings, tls_context
 
 logger = logging.getLogger(__name__)
-
-Headers = list[tuple[str, str | bytes | None]]
 
 _POLL_INTERVAL_S = 0.1
 _QUEUE_FULL_WAIT_S = 0.01
@@ -63,65 +67,6 @@ _CAUSE_RANK = {
     KafkaError._RESOLVE: 1,
     KafkaError._ALL_BROKERS_DOWN: 0,
 }
-
-
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class RecordAck:
-    """Where the broker wrote a record."""
-
-    partition: int
-    offset: int
-
-
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class Record:
-    """One record to produce: key, value and headers (the topic is the batch's)."""
-
-    key: bytes
-    value: bytes
-    headers: Headers
-
-
-class ProduceFailed(Exception):
-    """librdkafka did not deliver a record; `cause` is the connection error behind a purge or timeout, if any.
-
-    `failure` is why the connector last failed to connect to one of the cluster's brokers (a blocked address,
-    TLS), if it did: librdkafka itself only sees a broker that closed the connection.
-    """
-
-    def __init__(
-        self, error: KafkaError, cause: KafkaError | None = None, failure: DeliveryError | None = None
-    ) -> None:
-        super().__init__(error.str())
-        self.error = error
-        self.cause = cause
-        self.failure = failure
-
-
-class ClusterRefused(ProduceFailed):
-    """librdkafka refused a cluster configuration's settings: no producer could be made for it."""
-
-
-RecordOutcome = RecordAck | ProduceFailed
-
-
-class PendingAcks:
-    """The acknowledgements of records handed to librdkafka together, in the order they were given."""
-
-    def __init__(self, parts: list[asyncio.Future[list[RecordOutcome]]], producers: Sequence[_ClusterProducer]) -> None:
-        self._parts = parts
-        self._producers = producers
-
-    @property
-    def stranded(self) -> bool:
-        """Some records are unanswered on a producer that retired: records given to its successor may overtake them."""
-        return any(producer.retired for producer in self._producers) and not all(part.done() for part in self._parts)
-
-    async def outcomes(self) -> list[RecordOutcome]:
-        """Wait until every record is answered; one outcome per record, in order."""
-        if len(self._parts) == 1:
-            return await self._parts[0]
-        return [outcome for part in await asyncio.gather(*self._parts) for outcome in part]
 
 
 class KafkaProducers:
@@ -203,7 +148,7 @@ class KafkaProducers:
             # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
             if time.monotonic() >= deadline:
                 full = producer.failed(KafkaError(KafkaError._QUEUE_FULL))
-                parts.append(_answered([full] * (len(records) - start), loop))
+                parts.append(answered([full] * (len(records) - start), loop))
                 return PendingAcks(parts, producers)
             await asyncio.sleep(_QUEUE_FULL_WAIT_S)
 
@@ -316,7 +261,7 @@ class _ClusterProducer:
     ) -> None:
         self.cluster = cluster
         self.route = route
-        self._pending: set[_Batch] = set()
+        self._pending: set[AckBatch] = set()
         self.last_used = time.monotonic()
         self.cause: KafkaError | None = None
         self.retired = False
@@ -338,7 +283,7 @@ class _ClusterProducer:
         self, topic: str, records: Sequence[Record], start: int
     ) -> tuple[asyncio.Future[list[RecordOutcome]], int]:
         """Queue `records[start:]` until librdkafka's queue fills; returns the answers' future and where it stopped."""
-        batch = _Batch(len(records) - start, self._loop)
+        batch = AckBatch(len(records) - start, self._loop)
         produce = self._producer.produce
         index = start
         try:
@@ -410,7 +355,7 @@ class _ClusterProducer:
         finally:
             self._call_in_loop(self._finish_close)
 
-    def _delivered(self, batch: _Batch, index: int, error: KafkaError | None, message: Message) -> None:
+    def _delivered(self, batch: AckBatch, index: int, error: KafkaError | None, message: Message) -> None:
         # A plain tuple: this runs once per record, holding the GIL the event loop is waiting for.
         ack = None if error is not None else RecordAck(message.partition() or 0, message.offset() or 0)
         self._reports.append((batch, index, error, ack))
@@ -438,7 +383,7 @@ class _ClusterProducer:
             else:
                 self._settle(*report)
 
-    def _settle(self, batch: _Batch, index: int, error: KafkaError | None, ack: RecordAck | None) -> None:
+    def _settle(self, batch: AckBatch, index: int, error: KafkaError | None, ack: RecordAck | None) -> None:
         if error is None and ack is not None:
             self.cause = None
             batch.settle(index, ack)
@@ -491,52 +436,9 @@ class _ClusterProducer:
             self.closed.set_result(None)
 
 
-class _Batch:
-    """The outcomes of records produced together; its future resolves when the last one is answered.
-
-    Only the event loop touches it: the poll thread passes delivery reports over, it never settles one itself.
-    """
-
-    __slots__ = ("future", "outcomes", "unanswered")
-
-    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.outcomes: list[RecordOutcome | None] = [None] * size
-        self.unanswered = size
-        self.future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
-        self._resolve_if_answered()
-
-    @property
-    def answered(self) -> bool:
-        """True once every record has its outcome."""
-        return self.unanswered == 0
-
-    def settle(self, index: int, outcome: RecordOutcome) -> None:
-        """Note one record's outcome (the first report counts)."""
-        if self.outcomes[index] is None:
-            self.outcomes[index] = outcome
-            self.unanswered -= 1
-            self._resolve_if_answered()
-
-    def truncate(self, size: int) -> None:
-        """Keep only the first `size` records: librdkafka's queue was full before the rest went in."""
-        self.unanswered -= sum(1 for outcome in self.outcomes[size:] if outcome is None)
-        del self.outcomes[size:]
-        self._resolve_if_answered()
-
-    def fail_unanswered(self, error: ProduceFailed) -> None:
-        """Answer every record still waiting with `error`."""
-        for index, outcome in enumerate(self.outcomes):
-            if outcome is None:
-                self.settle(index, error)
-
-    def _resolve_if_answered(self) -> None:
-        if self.unanswered == 0 and not self.future.done():
-            self.future.set_result(cast(list[RecordOutcome], self.outcomes))
-
-
 # What the poll thread hands the event loop: a record's outcome (its batch, its index there, librdkafka's error
 # or the broker's ack), or an error librdkafka reported about the connection.
-_Report = tuple[_Batch, int, KafkaError | None, RecordAck | None] | KafkaError
+_Report = tuple[AckBatch, int, KafkaError | None, RecordAck | None] | KafkaError
 
 
 def metadata_waits(total_s: float) -> list[float]:
@@ -548,9 +450,3 @@ def metadata_waits(total_s: float) -> list[float]:
         wait_s *= 2
     waits.append(round(total_s - sum(waits), 6))
     return [wait for wait in waits if wait > 0]
-
-
-def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[RecordOutcome]]:
-    future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
-    future.set_result(outcomes)
-    return future
