@@ -13,15 +13,8 @@ loopback listeners of the guarded connector (`connector`), which resolves each b
 connects, checks every address, and connects to exactly a checked one, or closes librdkafka's connection and
 leaves the reason for this channel to report (`blocked_address`, `tls`). The brokers a cluster advertises reach
 librdkafka only rewritten to listeners of their own, so they are checked the same way. A name re-pointed after
-any check (DNS rebinding) gets no connection.
-
-Before producing, the channel checks too, for a clear and early answer: the subscription's bootstrap brokers on
-every attempt, and the brokers the cluster advertises in its metadata before its first record and again once
-that verdict is `_ADVERTISED_RECHECK_S` old; one of them on a blocked address fails every message of the attempt
-as `blocked_address`, and nothing is produced. Every check fails closed: a broker name that does not resolve,
-metadata that does not come within the connect timeout, or a response the connector cannot read, fails the
-attempt, and nothing is produced. Error texts name brokers as the subscription or the cluster wrote them: never
-what a name resolved to, the connector's listeners, or whether a port refused or timed out.
+any check (DNS rebinding) gets no connection. Before producing, the channel checks too, for a clear and early
+answer (`broker_checks`).
 """
 
 from __future__ import annotations
@@ -32,26 +25,21 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
-from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve_allowed
+from chargewire.channels.address_guard import BlockedAddress, IPNetwork
 from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
 from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from chargewire.kafka.acks import PendingAcks, Record, RecordAck, RecordOutcome
+from chargewire.kafka.broker_checks import AdvertisedBrokers, check_resolves_allowed
 from chargewire.kafka.clusters import ClusterConfig
 from chargewire.kafka.delivery_errors import refusal_like, translate
 from chargewire.kafka.producers import KafkaProducers
-from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
+from chargewire.models import KafkaSecrets, KafkaTarget, Subscription
 
 logger = logging.getLogger(__name__)
 
 SecretsLookup = Callable[[str], Awaitable[KafkaSecrets | None]]
-
-_RESOLVE_TIMEOUT_S = 5.0
-# A cluster's advertised brokers can change; records may reach a newly advertised one for at most this long.
-_ADVERTISED_RECHECK_S = 120.0
-# perf_counter() time until which the verdict holds, and the refusal, if any.
-_Verdict = tuple[float, BlockedAddress | None]
 
 
 class KafkaChannel:
@@ -78,10 +66,7 @@ class KafkaChannel:
         # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
         # new password is read on the next attempt without a database round trip on every record.
         self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
-        # What the guard said of each cluster's advertised brokers, and the checks under way (one per cluster,
-        # however many subscriptions share it).
-        self._advertised: dict[ClusterConfig, _Verdict] = {}
-        self._advertised_checks: dict[ClusterConfig, asyncio.Task[_Verdict]] = {}
+        self._advertised = AdvertisedBrokers(self._producers, self._allow_networks)
         self._order = _FifoLocks()
         # Per subscription, the records it handed over last, until they are answered (see `_wait_for_stranded`).
         self._last_handed: dict[str, PendingAcks] = {}
@@ -115,14 +100,12 @@ class KafkaChannel:
             # after the other for a subscription are written in that order, even when a secrets read suspends.
             async with self._order.hold(subscription.id):
                 cluster = await self._cluster_of(subscription, target)
-                verdict = self._advertised.get(cluster)
-                if verdict is None or verdict[0] <= clock:
-                    verdict = await self._check_advertised(cluster, target.topic)
-                if verdict[1] is not None:
+                refusal = await self._advertised.refusal(cluster, target.topic, clock)
+                if refusal is not None:
                     # Left open, librdkafka would go on connecting to the brokers it knows, refused or not.
                     self._producers.discard(cluster)
                     # A fresh error each time: raising the cached one would grow its traceback on every attempt.
-                    raise refusal_like(verdict[1])
+                    raise refusal_like(refusal)
                 await self._wait_for_stranded(subscription.id)
                 if fence is not None and fence.broken:
                     raise RetryableDeliveryError(
@@ -172,7 +155,7 @@ class KafkaChannel:
         # Checked on every attempt, never remembered: a name may point somewhere else by now.
         try:
             for broker in target.brokers:
-                await _check_resolves_allowed(broker, self._allow_networks)
+                await check_resolves_allowed(broker, self._allow_networks)
         except BlockedAddress:
             known = self._clusters.pop(subscription.id, None)
             if known is not None:  # a name re-pointed since: librdkafka would reconnect to where it points now
@@ -184,59 +167,6 @@ class KafkaChannel:
         cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
         self._clusters[subscription.id] = (subscription.updated_at, cluster)
         return cluster
-
-    async def _check_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
-        """The guard's verdict on the brokers `cluster` advertises, sharing a check already under way."""
-        check = self._advertised_checks.get(cluster)
-        if check is None:
-            check = asyncio.create_task(self._judge_advertised(cluster, topic))
-            self._advertised_checks[cluster] = check
-            check.add_done_callback(lambda _: self._advertised_checks.pop(cluster, None))
-        # Shielded: an attempt cancelled while waiting must not cancel the check other attempts wait for.
-        return await asyncio.shield(check)
-
-    async def _judge_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
-        # Fails closed: no metadata (ProduceFailed) or an advertised name that does not resolve (here) raises,
-        # and the attempt produces nothing; the next attempt asks again.
-        advertised = await self._producers.advertised_brokers(cluster, topic)
-        try:
-            await asyncio.gather(*(_check_advertised_broker(broker, self._allow_networks) for broker in advertised))
-        except BlockedAddress as refusal:
-            logger.warning("Kafka cluster %s refused: %s (%s)", cluster.label, refusal.message, refusal.address)
-            verdict: _Verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, refusal)
-        else:
-            verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, None)
-        self._advertised[cluster] = verdict
-        return verdict
-
-
-async def _check_resolves_allowed(broker: str, allow: tuple[IPNetwork, ...]) -> None:
-    """Raise `BlockedAddress` when `broker` is, or resolves to, a blocked address, and fail closed otherwise.
-
-    A name that does not resolve (or that IDNA cannot encode: UnicodeError is a ValueError) could resolve to
-    anything when librdkafka asks a moment later, so nothing is produced: `unreachable`, checked again on the
-    next attempt.
-    """
-    try:
-        host, port = split_broker(broker)
-        async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
-            await resolve_allowed(host, port, allow)
-    except (OSError, ValueError, TimeoutError) as exc:
-        raise RetryableDeliveryError(
-            f"The broker {broker} did not resolve; nothing was produced.", error_class="unreachable"
-        ) from exc
-
-
-async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) -> None:
-    """As `_check_resolves_allowed`, for a broker named by the cluster's metadata: the refusal says which one."""
-    try:
-        await _check_resolves_allowed(broker, allow)
-    except BlockedAddress as exc:
-        raise BlockedAddress(
-            f"The cluster advertises a broker at a blocked address, {broker}; nothing was produced.",
-            address=exc.address,
-            reason=exc.reason,
-        ) from exc
 
 
 def _target_of(subscription: Subscription) -> KafkaTarget:
