@@ -23,7 +23,8 @@ from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.channels.registry import channel_type
-from chargewire.kafka.stream_store import PayloadCheck, follow_subscription
+from chargewire.kafka.stream_lifecycle import follow_subscription
+from chargewire.kafka.streams import PayloadCheck
 from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via, via_of
 from chargewire.security import SecretBox
 from chargewire.store.database import Database
