@@ -28,10 +28,10 @@
 7. Failures are retried as rows. A failed record is a pending delivery now; the dispatcher's claim path
    retries it through the same `KafkaChannel`, and the stream waits until its subscription has none.
 
-Why one package: decision 0006. Its modules sit at three levels of the service, each importing only its
-own level and below: `channel`, `broker_checks`, `delivery_errors`, `producers`, `cluster_producer`,
-`producer_settings`, `acks` and `clusters` beside the other channels; `streams`, `stream_lifecycle` and
-`stream_store` beside the stores (they build their SQL on their tables and dialects); `streamer` beside the
-dispatcher. This root
-imports none of them, since `store` and `dispatch` import from the package: import names from their modules.
+Why one package: decision 0006. Its modules sit at three levels of the service, each importing only its own
+level and below: `channel`, `broker_checks`, `delivery_errors`, `producers`, `cluster_producer`,
+`producer_settings`, `acks` and `clusters` beside the other channels; `streams`, `stream_lifecycle`,
+`stream_queries` and `stream_store` beside the stores (they build their SQL on their tables and dialects);
+`streamer` beside the dispatcher. This root imports none of them, since `store` and `dispatch` import from the
+package: import names from their modules.
 """

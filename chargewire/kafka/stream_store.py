@@ -18,29 +18,18 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Dialect,
-    Select,
-    bindparam,
-    func,
-    or_,
-    select,
-    type_coerce,
-    update,
-)
+from sqlalchemy import ColumnElement, Dialect, bindparam, select, type_coerce, update
 from sqlalchemy.types import NullType
 
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.kafka.stream_lifecycle import drop_passed_pauses, pauses
+from chargewire.kafka.stream_queries import ANY_STREAM, NEWEST_WORK, READY_STREAMS, WORK_DUE, free_to_lease
 from chargewire.kafka.streams import LeaseLost, Stream, StreamRead
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_stream_failures
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
-from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
 from chargewire.store.delivery_writes import insert_for_stream_batch
 from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import GuardedWrites, Statement
@@ -48,15 +37,7 @@ from chargewire.store.event_log import end_of_log
 from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
 from chargewire.store.subscription_health_writes import health_updates
-from chargewire.store.tables import (
-    UtcDateTime,
-    deliveries,
-    event_sequence,
-    events,
-    kafka_streams,
-    subscription_events,
-    subscriptions,
-)
+from chargewire.store.tables import UtcDateTime, events, kafka_streams, subscriptions
 
 # Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
 # limit applies, so an unbounded read of a long backlog would sort all of it.
@@ -64,7 +45,6 @@ _READ_WINDOW = 50_000
 
 
 _STORED_TIME = UtcDateTime()
-_END_OF_LOG = select(event_sequence.c.last_seq).scalar_subquery()
 
 
 def _received_at(stored: Any, dialect: Dialect) -> datetime:
@@ -87,7 +67,7 @@ class StreamStore:
     async def newest_work(self) -> tuple[str | None, int]:
         """The newest delivery's id and the end of the log, in one read: one of them moves with every publish."""
         async with self._database.reading() as connection:
-            newest, end = (await connection.execute(_NEWEST_WORK)).one()
+            newest, end = (await connection.execute(NEWEST_WORK)).one()
         return newest, int(end)
 
     async def work_due(self, now: datetime, worker_id: str) -> bool:
@@ -98,16 +78,16 @@ class StreamStore:
         each commit to look it up in vain. Its holder still counts it, as it waits for this news.
         """
         async with self._database.reading() as connection:
-            return bool((await connection.execute(_WORK_DUE, {"now": now, "worker": worker_id})).scalar())
+            return bool((await connection.execute(WORK_DUE, {"now": now, "worker": worker_id})).scalar())
 
     def wake_hooks(self, wake: Callable[[], None], worker_id: str) -> WakeHooks:
         """What a commit watcher asks on a connection of its own: `newest_work` and `work_due` of `worker_id`."""
-        return WakeHooks(wake, _NEWEST_WORK, _WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
+        return WakeHooks(wake, NEWEST_WORK, WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
 
     async def any_streams(self) -> bool:
         """Whether any Kafka subscription has a stream, enabled or not (one read)."""
         async with self._database.reading() as connection:
-            return bool((await connection.execute(_ANY_STREAM)).scalar())
+            return bool((await connection.execute(ANY_STREAM)).scalar())
 
     async def ready_streams(self, now: datetime) -> list[Stream]:
         """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
@@ -115,7 +95,7 @@ class StreamStore:
         Their pauses are left out: each read of a stream loads them as they are then.
         """
         async with self._database.reading() as connection:
-            rows = (await connection.execute(_READY_STREAMS, {"now": now})).all()
+            rows = (await connection.execute(READY_STREAMS, {"now": now})).all()
         return [Stream(subscription_id, position) for subscription_id, position in rows]
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
@@ -129,7 +109,7 @@ class StreamStore:
             .where(
                 kafka_streams.c.subscription_id == stream.subscription_id,
                 kafka_streams.c.position == stream.position,
-                _free_to_lease(now),
+                free_to_lease(now),
             )
             .values(lease_owner=worker_id, lease_until=until)
         )
@@ -255,41 +235,6 @@ class StreamStore:
             await connection.execute(statement)
 
 
-def _ready_streams() -> Select[str, int]:
-    """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
-    pending = select(deliveries.c.id).where(
-        deliveries.c.subscription_id == kafka_streams.c.subscription_id,
-        deliveries.c.status == DeliveryStatus.PENDING.value,
-    )
-    names = select(subscription_events.c.event_name).where(
-        subscription_events.c.subscription_id == kafka_streams.c.subscription_id
-    )
-    unread = select(events.c.id).where(
-        events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= _END_OF_LOG
-    )
-    return _behind(_END_OF_LOG).where(_free_to_lease(_NOW), ~pending.exists(), unread.exists())
-
-
-def _free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """The stream has no lease, or its lease has run out by `now`."""
-    return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
-
-
-def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
-    """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
-    return (
-        select(kafka_streams.c.subscription_id, kafka_streams.c.position)
-        .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
-        .where(
-            subscriptions.c.enabled.is_(True),
-            subscriptions.c.via == Via.KAFKA.value,
-            kafka_streams.c.position < end,
-        )
-    )
-
-
-_NOW = bindparam("now", type_=kafka_streams.c.lease_until.type)
-_READY_STREAMS = _ready_streams()
 # Built once, so that SQLite's one trip compiles them once (`driver_statement`): a worker records a batch with them
 # every few milliseconds. The move must find the stream still at `start` and leased by `worker`.
 _MOVE_STREAM = (
@@ -305,11 +250,6 @@ _MOVE_STREAM = (
         lease_until=bindparam("lease_until_after", type_=kafka_streams.c.lease_until.type),
     )
 )
-_ANY_STREAM = select(select(kafka_streams.c.subscription_id).exists())
-# The SQLite commit watcher asks these after every commit of another connection.
-_NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
-_STREAM_FOR_WORKER = or_(_free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))
-_WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists()))
 
 
 def _bare_pair(pair: tuple[ClaimedDelivery, AttemptRecord]) -> tuple[ClaimedDelivery, AttemptRecord]:
