@@ -77,7 +77,7 @@ def stream(database: Path, bootstrap: str, topic: str, total: int, log: str, dep
     )
     connection.execute("INSERT INTO sketch_cursor VALUES (?, 0)", (SUBSCRIPTION,))
     cluster = ClusterConfig.for_target(KafkaTarget(topic=topic, brokers=(bootstrap,)), None)
-    producer = Producer(KafkaProducers().settings_for(cluster))
+    producer = Producer(KafkaProducers().settings.for_cluster(cluster))
     print("delivering", flush=True)
     read_up_to, delivered = 0, 0
     in_flight: deque[_SentBatch] = deque()

@@ -20,7 +20,7 @@ plugged into the HTTP client as its resolver, so the addresses actually connecte
 re-pointed after the first check (DNS rebinding) is still refused. For Kafka, librdkafka only dials the
 loopback listeners of `chargewire.kafka.connector`, which calls `resolve_allowed` on every broker connection
 and connects to exactly an address it returned; the Kafka channel also checks the bootstrap and advertised
-brokers before producing, for an early answer (see `chargewire.kafka.channel`).
+brokers before producing, for an early answer (see `chargewire.kafka.broker_checks`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Kafka path: how a Kafka subscription's events become records on its topic, read here in order.
 
 1. A stream is born. When a subscription becomes a Kafka one, `store.subscription_store` calls
-   `stream_store.follow_subscription` in the same transaction: its `kafka_streams` row starts at the end of the
+   `stream_lifecycle.follow_subscription` in the same transaction: its `kafka_streams` row starts at the end of the
    log. Disabling opens a pause (`stream_pauses`), enabling closes it; turning it into a webhook turns its
    unread backlog into delivery rows and ends the stream.
 2. An event is published. `store.event_store` numbers it into the log (`store.event_log`) and writes no
@@ -15,7 +15,9 @@
 5. The batch is sent. The streamer hands it to the dispatcher's attempt stage (`streamer.Attempter`, given
    to it by the dispatcher that builds it, so webhooks and Kafka share one way of turning results into
    records, breakers and metrics). That stage calls `channel.KafkaChannel.send_batch`, which produces one
-   record per delivery through the cluster's librdkafka producer (`producers`, keyed by `clusters`).
+   record per delivery through the cluster's librdkafka producer (`producers`, keyed by `clusters`), once
+   the address guard's checks pass (`broker_checks`). Each record's ack or failure comes back through `acks`
+   (`cluster_producer` polls librdkafka for them), and failures are named by `delivery_errors`.
    The run's batches share an `OrderFence` (decision 0005).
 6. The batch is recorded. `StreamStore.record_batch` writes, in one transaction that first moves the stream
    past the batch and finds it still leased to this worker: one `attempt_batches` row for the records that
@@ -26,8 +28,10 @@
 7. Failures are retried as rows. A failed record is a pending delivery now; the dispatcher's claim path
    retries it through the same `KafkaChannel`, and the stream waits until its subscription has none.
 
-Why one package: decision 0006. Its modules sit at three levels of the service, each importing only its
-own level and below: `channel`, `producers` and `clusters` beside the other channels; `stream_store` beside
-the stores (it builds its SQL on their tables and dialects); `streamer` beside the dispatcher. This root
-imports none of them, since `store` and `dispatch` import from the package: import names from their modules.
+Why one package: decision 0006. Its modules sit at three levels of the service, each importing only its own
+level and below: `channel`, `broker_checks`, `delivery_errors`, `producers`, `cluster_producer`,
+`producer_settings`, `acks` and `clusters` beside the other channels; `streams`, `stream_lifecycle`,
+`stream_queries` and `stream_store` beside the stores (they build their SQL on their tables and dialects);
+`streamer` beside the dispatcher. This root imports none of them, since `store` and `dispatch` import from the
+package: import names from their modules.
 """

@@ -6,108 +6,40 @@ stay in order on one partition. Its headers are those of a webhook minus the HTT
 `notification`, `webhook-id`, `webhook-timestamp`, `webhook-signature`, `X-Signature`, `X-Timestamp`,
 `X-Tenant`, `X-Webhook-Id`, `X-Webhook-Type` (`chargewire.channels.signing.message_headers`).
 
-Failures come back as typed errors in the `AttemptResult`, never raised:
-
-| error_class             | raised as | when                                                                        |
-|-------------------------|-----------|-----------------------------------------------------------------------------|
-| `authentication`        | retryable | the brokers refused the SASL credentials (ends the attempt when reported)   |
-| `authorization`         | retryable | ACLs deny writing to the topic or the cluster                               |
-| `unknown_topic`         | retryable | the cluster has no such topic (after `topic_wait_s`, 2 s by default)        |
-| `unreachable`           | retryable | no broker answered: connection refused, name not resolved, connect timeout  |
-| `tls`                   | retryable | TLS handshake failed: broker certificate not trusted, client one refused    |
-| `timeout`               | retryable | no acknowledgement within `message_timeout_s`, no connection error to blame |
-| `kafka`                 | retryable | any other librdkafka or broker error; a response the connector cannot read  |
-| `message_too_large`     | permanent | the record exceeds the producer's or the broker's size limit                |
-| `kafka_config_rejected` | permanent | librdkafka or the connector's TLS refuses the settings as the producer opens|
-|                         |           | (a client key that is not its certificate's, a PEM it cannot read)          |
-| `invalid_target`        | permanent | no topic or brokers; librdkafka rejects a record's settings                 |
-| `secret_undecryptable`  | retryable | its SASL password or client key do not decrypt under this secret key        |
-| `blocked_address`       | permanent | a bootstrap or advertised broker is, or resolves to, a non-public address,  |
-|                         |           | before the attempt or when librdkafka connects (`connector`)                |
-| `signing`               | permanent | a signing secret that is not `whsec_` + base64                              |
-| `internal`              | retryable | a bug in chargewire; logged with its traceback                              |
-| `held_back`             | retryable | not produced: an earlier record of the same stream run failed (`OrderFence`)|
-
-Why authentication and unknown topics are retryable: the operator fixes them on the cluster (creates the
-topic, the user or its ACL) without touching the subscription, and the next scheduled attempt then succeeds;
-a subscription that keeps failing is disabled after `disable_after_failing_s` like a dead webhook. A record
-too large is refused the same way every time, so it is permanent; so are settings librdkafka refuses, until
-the subscription is edited (its failed deliveries are kept for resend; the refusal is logged once per cluster
-configuration). Every failure ends within seconds: see
-`producers` for how connection errors cut an attempt short.
+Failures come back as typed errors in the `AttemptResult`, never raised; `delivery_errors` tables their classes.
 
 The address guard (`channels.address_guard`) is applied where librdkafka connects: librdkafka dials only the
 loopback listeners of the guarded connector (`connector`), which resolves each broker's name when librdkafka
 connects, checks every address, and connects to exactly a checked one, or closes librdkafka's connection and
 leaves the reason for this channel to report (`blocked_address`, `tls`). The brokers a cluster advertises reach
 librdkafka only rewritten to listeners of their own, so they are checked the same way. A name re-pointed after
-any check (DNS rebinding) gets no connection.
-
-Before producing, the channel checks too, for a clear and early answer: the subscription's bootstrap brokers on
-every attempt, and the brokers the cluster advertises in its metadata before its first record and again once
-that verdict is `_ADVERTISED_RECHECK_S` old; one of them on a blocked address fails every message of the attempt
-as `blocked_address`, and nothing is produced. Every check fails closed: a broker name that does not resolve,
-metadata that does not come within the connect timeout, or a response the connector cannot read, fails the
-attempt, and nothing is produced. Error texts name brokers as the subscription or the cluster wrote them: never
-what a name resolved to, the connector's listeners, or whether a port refused or timed out.
+any check (DNS rebinding) gets no connection. Before producing, the channel checks too, for a clear and early
+answer (`broker_checks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
-from confluent_kafka import KafkaError
-
-from chargewire.channels.address_guard import BlockedAddress, IPNetwork, resolve_allowed
+from chargewire.channels.address_guard import BlockedAddress, IPNetwork
 from chargewire.channels.base import AttemptResult, OrderFence, OutboundMessage
 from chargewire.channels.signing import message_headers
 from chargewire.clock import utcnow
-from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError, SecretUndecryptable
+from chargewire.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from chargewire.kafka.acks import PendingAcks, Record, RecordAck, RecordOutcome
+from chargewire.kafka.broker_checks import AdvertisedBrokers, check_resolves_allowed
 from chargewire.kafka.clusters import ClusterConfig
-from chargewire.kafka.producers import (
-    ClusterRefused,
-    KafkaProducers,
-    PendingAcks,
-    ProduceFailed,
-    Record,
-    RecordAck,
-    RecordOutcome,
-)
-from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
+from chargewire.kafka.delivery_errors import refusal_like, translate
+from chargewire.kafka.producers import KafkaProducers
+from chargewire.models import KafkaSecrets, KafkaTarget, Subscription
 
 logger = logging.getLogger(__name__)
 
 SecretsLookup = Callable[[str], Awaitable[KafkaSecrets | None]]
-
-_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
-_UNKNOWN_TOPIC = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION})
-_AUTHENTICATION = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
-_AUTHORIZATION = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
-_UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
-# Outcomes that say only that the record did not make it; the producer's connection error says why.
-_UNEXPLAINED = frozenset(
-    {
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._PURGE_QUEUE,
-        KafkaError._PURGE_INFLIGHT,
-        KafkaError._DESTROY,
-    }
-)
-_INVALID_SETTINGS = frozenset({KafkaError._INVALID_ARG, KafkaError._INVALID_TYPE, KafkaError._NOT_IMPLEMENTED})
-_RESOLVE_TIMEOUT_S = 5.0
-# A cluster's advertised brokers can change; records may reach a newly advertised one for at most this long.
-_ADVERTISED_RECHECK_S = 120.0
-# perf_counter() time until which the verdict holds, and the refusal, if any.
-_Verdict = tuple[float, BlockedAddress | None]
-# librdkafka names the address it connected to ("ipv4#10.0.0.5:9092"): not for the subscriber to learn.
-_RESOLVED_ADDRESS = re.compile(r"\bipv[46]#\S+")
-_TLS_WORDS = ("ssl routines", "ssl handshake", "certificate", "tls alert")
 
 
 class KafkaChannel:
@@ -134,10 +66,7 @@ class KafkaChannel:
         # Subscription id -> (its updated_at when read, cluster with secrets): a PUT changes updated_at, so a
         # new password is read on the next attempt without a database round trip on every record.
         self._clusters: dict[str, tuple[datetime, ClusterConfig]] = {}
-        # What the guard said of each cluster's advertised brokers, and the checks under way (one per cluster,
-        # however many subscriptions share it).
-        self._advertised: dict[ClusterConfig, _Verdict] = {}
-        self._advertised_checks: dict[ClusterConfig, asyncio.Task[_Verdict]] = {}
+        self._advertised = AdvertisedBrokers(self._producers, self._allow_networks)
         self._order = _FifoLocks()
         # Per subscription, the records it handed over last, until they are answered (see `_wait_for_stranded`).
         self._last_handed: dict[str, PendingAcks] = {}
@@ -171,14 +100,12 @@ class KafkaChannel:
             # after the other for a subscription are written in that order, even when a secrets read suspends.
             async with self._order.hold(subscription.id):
                 cluster = await self._cluster_of(subscription, target)
-                verdict = self._advertised.get(cluster)
-                if verdict is None or verdict[0] <= clock:
-                    verdict = await self._check_advertised(cluster, target.topic)
-                if verdict[1] is not None:
+                refusal = await self._advertised.refusal(cluster, target.topic, clock)
+                if refusal is not None:
                     # Left open, librdkafka would go on connecting to the brokers it knows, refused or not.
                     self._producers.discard(cluster)
                     # A fresh error each time: raising the cached one would grow its traceback on every attempt.
-                    raise _refusal_like(verdict[1])
+                    raise refusal_like(refusal)
                 await self._wait_for_stranded(subscription.id)
                 if fence is not None and fence.broken:
                     raise RetryableDeliveryError(
@@ -198,7 +125,7 @@ class KafkaChannel:
         except Exception as exc:
             if fence is not None:
                 fence.broken = True
-            error = _translate(exc)
+            error = translate(exc)
             if error.error_class == "internal":
                 logger.exception("Kafka delivery of %d records failed inside chargewire", len(messages))
             return [AttemptResult(started_at, _elapsed_ms(clock), error) for _message in messages]
@@ -228,7 +155,7 @@ class KafkaChannel:
         # Checked on every attempt, never remembered: a name may point somewhere else by now.
         try:
             for broker in target.brokers:
-                await _check_resolves_allowed(broker, self._allow_networks)
+                await check_resolves_allowed(broker, self._allow_networks)
         except BlockedAddress:
             known = self._clusters.pop(subscription.id, None)
             if known is not None:  # a name re-pointed since: librdkafka would reconnect to where it points now
@@ -240,118 +167,6 @@ class KafkaChannel:
         cluster = ClusterConfig.for_target(target, await self._secrets_for(subscription.id))
         self._clusters[subscription.id] = (subscription.updated_at, cluster)
         return cluster
-
-    async def _check_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
-        """The guard's verdict on the brokers `cluster` advertises, sharing a check already under way."""
-        check = self._advertised_checks.get(cluster)
-        if check is None:
-            check = asyncio.create_task(self._judge_advertised(cluster, topic))
-            self._advertised_checks[cluster] = check
-            check.add_done_callback(lambda _: self._advertised_checks.pop(cluster, None))
-        # Shielded: an attempt cancelled while waiting must not cancel the check other attempts wait for.
-        return await asyncio.shield(check)
-
-    async def _judge_advertised(self, cluster: ClusterConfig, topic: str) -> _Verdict:
-        # Fails closed: no metadata (ProduceFailed) or an advertised name that does not resolve (here) raises,
-        # and the attempt produces nothing; the next attempt asks again.
-        advertised = await self._producers.advertised_brokers(cluster, topic)
-        try:
-            await asyncio.gather(*(_check_advertised_broker(broker, self._allow_networks) for broker in advertised))
-        except BlockedAddress as refusal:
-            logger.warning("Kafka cluster %s refused: %s (%s)", cluster.label, refusal.message, refusal.address)
-            verdict: _Verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, refusal)
-        else:
-            verdict = (time.perf_counter() + _ADVERTISED_RECHECK_S, None)
-        self._advertised[cluster] = verdict
-        return verdict
-
-
-async def _check_resolves_allowed(broker: str, allow: tuple[IPNetwork, ...]) -> None:
-    """Raise `BlockedAddress` when `broker` is, or resolves to, a blocked address, and fail closed otherwise.
-
-    A name that does not resolve (or that IDNA cannot encode: UnicodeError is a ValueError) could resolve to
-    anything when librdkafka asks a moment later, so nothing is produced: `unreachable`, checked again on the
-    next attempt.
-    """
-    try:
-        host, port = split_broker(broker)
-        async with asyncio.timeout(_RESOLVE_TIMEOUT_S):
-            await resolve_allowed(host, port, allow)
-    except (OSError, ValueError, TimeoutError) as exc:
-        raise RetryableDeliveryError(
-            f"The broker {broker} did not resolve; nothing was produced.", error_class="unreachable"
-        ) from exc
-
-
-async def _check_advertised_broker(broker: str, allow: tuple[IPNetwork, ...]) -> None:
-    """As `_check_resolves_allowed`, for a broker named by the cluster's metadata: the refusal says which one."""
-    try:
-        await _check_resolves_allowed(broker, allow)
-    except BlockedAddress as exc:
-        raise BlockedAddress(
-            f"The cluster advertises a broker at a blocked address, {broker}; nothing was produced.",
-            address=exc.address,
-            reason=exc.reason,
-        ) from exc
-
-
-def _refusal_like(refusal: DeliveryError) -> DeliveryError:
-    """A new error like `refusal` (raising the same one again would grow its traceback on every attempt)."""
-    if isinstance(refusal, BlockedAddress):
-        return BlockedAddress(refusal.message, address=refusal.address, reason=refusal.reason)
-    return type(refusal)(refusal.message, error_class=refusal.error_class)
-
-
-def _is_connection_error(failed: ProduceFailed) -> bool:
-    """Whether a record failed for want of a broker connection, which the connector's failure explains."""
-    codes = {failed.error.code(), *(() if failed.cause is None else (failed.cause.code(),))}
-    return bool(codes & (_UNEXPLAINED | _UNREACHABLE))
-
-
-def delivery_error(error: KafkaError, cause: KafkaError | None = None) -> DeliveryError:
-    """The typed delivery error for a librdkafka error, explained by the producer's connection error if vague."""
-    code = error.code()
-    if code in _UNEXPLAINED and cause is not None:
-        return delivery_error(cause)
-    text = _RESOLVED_ADDRESS.sub("(address)", error.str())
-    if code in _TOO_LARGE:
-        return PermanentDeliveryError(
-            f"The record is too large for the cluster: {text}.", error_class="message_too_large"
-        )
-    if code in _UNKNOWN_TOPIC:
-        return RetryableDeliveryError(f"The cluster has no such topic: {text}.", error_class="unknown_topic")
-    if code in _AUTHENTICATION:
-        return RetryableDeliveryError(f"The brokers refused the credentials: {text}.", error_class="authentication")
-    if code in _AUTHORIZATION:
-        return RetryableDeliveryError(f"The brokers denied access: {text}.", error_class="authorization")
-    if code == KafkaError._SSL or (code == KafkaError._TRANSPORT and any(w in text.lower() for w in _TLS_WORDS)):
-        return RetryableDeliveryError(f"TLS failed: {text}.", error_class="tls")
-    if code in _UNREACHABLE:
-        # Fixed text: whether a port refused or stayed silent is a port scan's answer, whatever the address.
-        return RetryableDeliveryError("No broker could be reached.", error_class="unreachable")
-    if code in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._QUEUE_FULL):
-        return RetryableDeliveryError(f"The brokers did not acknowledge in time: {text}.", error_class="timeout")
-    if code in _INVALID_SETTINGS:
-        return PermanentDeliveryError(f"The Kafka settings are not valid: {text}.", error_class="invalid_target")
-    return RetryableDeliveryError(f"Kafka error {error.name()}: {text}.", error_class="kafka")
-
-
-def _translate(exc: Exception) -> DeliveryError:
-    """The delivery error for whatever the attempt raised: librdkafka's errors are mapped here and only here."""
-    if isinstance(exc, DeliveryError):
-        return exc
-    if isinstance(exc, SecretUndecryptable):
-        return exc.as_delivery_error()
-    if isinstance(exc, ClusterRefused):
-        message = f"The subscription's Kafka settings were refused: {exc.error.str()}."
-        return PermanentDeliveryError(message, error_class="kafka_config_rejected")
-    if isinstance(exc, ProduceFailed):
-        if exc.failure is not None and _is_connection_error(exc):
-            return _refusal_like(exc.failure)
-        return delivery_error(exc.error, exc.cause)
-    if isinstance(exc, TimeoutError):
-        return RetryableDeliveryError("The brokers did not acknowledge in time.", error_class="timeout")
-    return RetryableDeliveryError(f"Internal error: {exc!r}.", error_class="internal")
 
 
 def _target_of(subscription: Subscription) -> KafkaTarget:
@@ -386,7 +201,7 @@ def _result(
             request_headers=shown,
             response_headers={"kafka-partition": str(outcome.partition), "kafka-offset": str(outcome.offset)},
         )
-    error = outcome if isinstance(outcome, DeliveryError) else _translate(outcome)
+    error = outcome if isinstance(outcome, DeliveryError) else translate(outcome)
     return AttemptResult(started_at, duration_ms, error, request_headers=shown)
 
 

@@ -1,23 +1,16 @@
 """Kafka producers shared per cluster configuration, with asyncio futures for the broker's acknowledgements.
 
 One librdkafka `Producer` serves every subscription with the same `ClusterConfig` (brokers, security
-settings, credentials, compression). Records are handed over in batches: one future per batch resolves
-once librdkafka has answered every record in it, with each record's outcome (its partition and offset, or a
-`ProduceFailed`). A future per record cost more than producing the record. Each producer has a thread that
-polls it and hands the delivery reports to the event loop, many per loop callback.
+settings, credentials, compression). Records are handed over in batches, each answered by one future
+(`acks`). Each producer has a thread that polls it and hands the delivery reports to the event loop, many per
+loop callback.
 
-librdkafka never gives up on a cluster by itself: bad credentials, a dead address or a TLS mismatch only
-surface as `error_cb` reports, while the records wait out `message.timeout.ms`. So when `error_cb` reports
-`_AUTHENTICATION`, `_SSL`, `_ALL_BROKERS_DOWN` or a fatal error, the producer is retired at once: its
-queued (never sent) records are purged and fail with that error as their `cause`, new records go to a fresh
-producer, and the old one closes once the records already on the wire are acknowledged or time out. Only
-unsent records are purged, so a record is never reported failed and then written anyway.
+librdkafka never gives up on a cluster by itself, so a producer whose connection errors say it never will
+retires (`cluster_producer`): new records go to a fresh producer from the pool.
 
 librdkafka reaches the brokers only through the guarded connector (`connector`): each producer is opened with
 its own `BrokerRoute`, its bootstrap brokers replaced by the route's loopback listeners and its TLS left to the
-connector, and the route closes with the producer. A record that fails because no broker could be reached
-carries the route's explanation (`ProduceFailed.failure`: a blocked address, a TLS failure), and librdkafka's
-error texts name the brokers as configured, not the listeners.
+connector, and the route closes with the producer.
 
 `advertised_brokers` asks a cluster's producer which brokers its metadata names, for the address guard to check
 before records go to them. The request blocks, so it runs in a worker thread, in growing steps (no thread is
@@ -27,103 +20,26 @@ held longer than one), and the event loop stops waiting for it as soon as the pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
-import ssl
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import Mapping, Sequence
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException
 
 from chargewire.channels.address_guard import IPNetwork
-from chargewire.errors import DeliveryError
-from chargewire.kafka.broker_tls import ClientKeyRefused, broker_context
-from chargewire.kafka.clusters import ClientSettings, ClusterConfig
-from chargewire.kafka.connector import BrokerRoute, KafkaConnector, shared_connector
-from chargewire.models import split_broker
+from chargewire.kafka.acks import ClusterRefused, PendingAcks, Record, RecordOutcome, answered
+from chargewire.kafka.cluster_producer import ClusterProducer
+from chargewire.kafka.clusters import ClusterConfig
+from chargewire.kafka.connector import KafkaConnector, shared_connector
+from chargewire.kafka.producer_settings import ProducerSettings, tls_context
 
 logger = logging.getLogger(__name__)
 
-Headers = list[tuple[str, str | bytes | None]]
-
-_POLL_INTERVAL_S = 0.1
 _QUEUE_FULL_WAIT_S = 0.01
 _SWEEP_INTERVAL_MAX_S = 30.0
 _METADATA_FIRST_WAIT_S = 0.25
 # What an unanswered metadata request fails with; the producer's connection error, when it has one, says why.
 _NO_METADATA = KafkaError(KafkaError._TIMED_OUT, "the cluster sent no metadata within the connect timeout")
-_RETIRING_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._ALL_BROKERS_DOWN})
-# How telling a connection error is: a later, vaguer report ("1/1 brokers are down") never hides the reason.
-_CAUSE_RANK = {
-    KafkaError._AUTHENTICATION: 3,
-    KafkaError._SSL: 2,
-    KafkaError._TRANSPORT: 1,
-    KafkaError._RESOLVE: 1,
-    KafkaError._ALL_BROKERS_DOWN: 0,
-}
-
-
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class RecordAck:
-    """Where the broker wrote a record."""
-
-    partition: int
-    offset: int
-
-
-@dataclass(slots=True)  # not frozen: one is built per record, and a frozen one takes 5x as long
-class Record:
-    """One record to produce: key, value and headers (the topic is the batch's)."""
-
-    key: bytes
-    value: bytes
-    headers: Headers
-
-
-class ProduceFailed(Exception):
-    """librdkafka did not deliver a record; `cause` is the connection error behind a purge or timeout, if any.
-
-    `failure` is why the connector last failed to connect to one of the cluster's brokers (a blocked address,
-    TLS), if it did: librdkafka itself only sees a broker that closed the connection.
-    """
-
-    def __init__(
-        self, error: KafkaError, cause: KafkaError | None = None, failure: DeliveryError | None = None
-    ) -> None:
-        super().__init__(error.str())
-        self.error = error
-        self.cause = cause
-        self.failure = failure
-
-
-class ClusterRefused(ProduceFailed):
-    """librdkafka refused a cluster configuration's settings: no producer could be made for it."""
-
-
-RecordOutcome = RecordAck | ProduceFailed
-
-
-class PendingAcks:
-    """The acknowledgements of records handed to librdkafka together, in the order they were given."""
-
-    def __init__(self, parts: list[asyncio.Future[list[RecordOutcome]]], producers: Sequence[_ClusterProducer]) -> None:
-        self._parts = parts
-        self._producers = producers
-
-    @property
-    def stranded(self) -> bool:
-        """Some records are unanswered on a producer that retired: records given to its successor may overtake them."""
-        return any(producer.retired for producer in self._producers) and not all(part.done() for part in self._parts)
-
-    async def outcomes(self) -> list[RecordOutcome]:
-        """Wait until every record is answered; one outcome per record, in order."""
-        if len(self._parts) == 1:
-            return await self._parts[0]
-        return [outcome for part in await asyncio.gather(*self._parts) for outcome in part]
 
 
 class KafkaProducers:
@@ -159,23 +75,16 @@ class KafkaProducers:
         self.message_timeout_s = message_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._idle_close_s = idle_close_s
-        self._defaults: ClientSettings = {
-            "acks": "all",
-            "enable.idempotence": True,
-            # Java clients' partitioner: a key lands on the same partition whichever client produced it.
-            "partitioner": "murmur2_random",
-            "message.timeout.ms": int(message_timeout_s * 1000),
-            "request.timeout.ms": int(message_timeout_s * 1000),
-            "socket.connection.setup.timeout.ms": int(connect_timeout_s * 1000),
-            "topic.metadata.propagation.max.ms": int(topic_wait_s * 1000),
-            "reconnect.backoff.max.ms": 1000,
-            "linger.ms": linger_ms,
-            "client.id": "chargewire",
-            **(extra_settings or {}),
-        }
-        self._gzip_level = gzip_level
-        self._producers: dict[ClusterConfig, _ClusterProducer] = {}
-        self._live: set[_ClusterProducer] = set()  # in the pool, or retired and still closing
+        self.settings = ProducerSettings(
+            message_timeout_s=message_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            topic_wait_s=topic_wait_s,
+            linger_ms=linger_ms,
+            gzip_level=gzip_level,
+            extra_settings=extra_settings,
+        )
+        self._producers: dict[ClusterConfig, ClusterProducer] = {}
+        self._live: set[ClusterProducer] = set()  # in the pool, or retired and still closing
         self._refused: set[ClusterConfig] = set()  # configurations librdkafka refused, already logged
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -200,7 +109,7 @@ class KafkaProducers:
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.message_timeout_s
         parts: list[asyncio.Future[list[RecordOutcome]]] = []
-        producers: list[_ClusterProducer] = []
+        producers: list[ClusterProducer] = []
         start = 0
         while True:
             producer = self._producer_for(cluster, loop)
@@ -212,7 +121,7 @@ class KafkaProducers:
             # The local queue is full: wait for acknowledgements to make room; dropping is never an option.
             if time.monotonic() >= deadline:
                 full = producer.failed(KafkaError(KafkaError._QUEUE_FULL))
-                parts.append(_answered([full] * (len(records) - start), loop))
+                parts.append(answered([full] * (len(records) - start), loop))
                 return PendingAcks(parts, producers)
             await asyncio.sleep(_QUEUE_FULL_WAIT_S)
 
@@ -253,21 +162,16 @@ class KafkaProducers:
         for producer in closing:
             producer.join()
 
-    def settings_for(self, cluster: ClusterConfig) -> ClientSettings:
-        """The librdkafka settings of `cluster`'s producer, without its callbacks."""
-        # librdkafka's gzip default (zlib level 6) costs twice the CPU of level 1 per record, for output
-        # about 15 % smaller on JSON: the producer's compression was the largest single cost of a delivery.
-        level: ClientSettings = {"compression.level": self._gzip_level} if cluster.compression_codec == "gzip" else {}
-        return {**self._defaults, **level, **cluster.client_settings()}
-
-    def _producer_for(self, cluster: ClusterConfig, loop: asyncio.AbstractEventLoop) -> _ClusterProducer:
+    def _producer_for(self, cluster: ClusterConfig, loop: asyncio.AbstractEventLoop) -> ClusterProducer:
         existing = self._producers.get(cluster)
         if existing is not None:
             return existing
         try:
-            route = self.connector.route(self.allow_networks, _tls_context(cluster), self._connect_timeout_s)
+            route = self.connector.route(self.allow_networks, tls_context(cluster), self._connect_timeout_s)
             try:
-                producer = _ClusterProducer(cluster, self.settings_through(route, cluster), route, loop, self._retired)
+                producer = ClusterProducer(
+                    cluster, self.settings.through_route(route, cluster), route, loop, self._retired
+                )
             except BaseException:
                 route.close()
                 raise
@@ -287,15 +191,6 @@ class KafkaProducers:
             self._sweeper = loop.create_task(self._sweep_idle())
         return producer
 
-    def settings_through(self, route: BrokerRoute, cluster: ClusterConfig) -> ClientSettings:
-        """The settings of `cluster`'s producer with every broker behind `route`, which does the TLS too."""
-        settings = {name: value for name, value in self.settings_for(cluster).items() if not name.startswith("ssl.")}
-        brokers = tuple(split_broker(broker) for broker in cluster.brokers)
-        settings["bootstrap.servers"] = ",".join(route.local_addresses(brokers))
-        settings["security.protocol"] = "SASL_PLAINTEXT" if cluster.sasl_mechanism else "PLAINTEXT"
-        settings["broker.address.family"] = "v4"  # the listeners are on 127.0.0.1
-        return settings
-
     def discard(self, cluster: ClusterConfig) -> None:
         """Close `cluster`'s producer now, failing what it has not sent: the guard refused where it connects."""
         producer = self._producers.get(cluster)
@@ -304,7 +199,7 @@ class KafkaProducers:
             self._retired(producer)
             producer.close(0.0)
 
-    def _retired(self, producer: _ClusterProducer) -> None:
+    def _retired(self, producer: ClusterProducer) -> None:
         if self._producers.get(producer.cluster) is producer:
             del self._producers[producer.cluster]
 
@@ -322,246 +217,6 @@ class KafkaProducers:
                     producer.close(0.0)
 
 
-class _ClusterProducer:
-    """One librdkafka producer, the thread that polls it, and the state the event loop keeps about it.
-
-    Everything but the poll thread's own fields is read and written on the event loop only: the thread
-    passes its reports over with `call_soon_threadsafe`, one list per poll.
-    """
-
-    def __init__(
-        self,
-        cluster: ClusterConfig,
-        settings: ClientSettings,
-        route: BrokerRoute,
-        loop: asyncio.AbstractEventLoop,
-        on_retire: Callable[[_ClusterProducer], None],
-    ) -> None:
-        self.cluster = cluster
-        self.route = route
-        self._pending: set[_Batch] = set()
-        self.last_used = time.monotonic()
-        self.cause: KafkaError | None = None
-        self.retired = False
-        self.retirement: asyncio.Future[None] = loop.create_future()  # done once retired
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self._loop = loop
-        self._on_retire = on_retire
-        self._reports: list[_Report] = []  # poll thread only
-        self._stop = threading.Event()
-        self._flush_timeout_s = 0.0
-        # Held by a metadata request in a worker thread, so the poll thread never frees the handle under it.
-        self._handle_lock = threading.Lock()
-        self._handle_closed = False
-        self._producer = Producer({**settings, "error_cb": self._error_reported, "logger": logger})
-        self._thread = threading.Thread(target=self._serve, name="chargewire-kafka-poll", daemon=True)
-        self._thread.start()
-
-    def produce(
-        self, topic: str, records: Sequence[Record], start: int
-    ) -> tuple[asyncio.Future[list[RecordOutcome]], int]:
-        """Queue `records[start:]` until librdkafka's queue fills; returns the answers' future and where it stopped."""
-        batch = _Batch(len(records) - start, self._loop)
-        produce = self._producer.produce
-        index = start
-        try:
-            for index in range(start, len(records)):
-                record = records[index]
-                on_delivery = functools.partial(self._delivered, batch, index - start)
-                try:
-                    produce(topic, value=record.value, key=record.key, headers=record.headers, on_delivery=on_delivery)
-                except KafkaException as exc:
-                    batch.settle(index - start, self.failed(exc.args[0]))
-            index = len(records)
-        except BufferError:
-            batch.truncate(index - start)
-        if not batch.answered:
-            self._pending.add(batch)
-        self.last_used = time.monotonic()
-        return batch.future, index
-
-    def advertised_brokers(self, topic: str, timeout_s: float) -> tuple[str, ...] | None:
-        """The brokers the cluster's metadata names, or None without an answer in `timeout_s` (blocks: any thread)."""
-        with self._handle_lock:
-            if self._handle_closed:
-                return None
-            try:
-                metadata = self._producer.list_topics(topic, timeout=timeout_s)
-            except KafkaException:
-                return None
-        return tuple(self.route.broker_behind(f"{broker.host}:{broker.port}") for broker in metadata.brokers.values())
-
-    def failed(self, error: KafkaError) -> ProduceFailed:
-        """The failure of a record that librdkafka answered with `error`, explained as well as is known now."""
-        return ProduceFailed(error, self.cause, self.route.failure)
-
-    @property
-    def closing(self) -> bool:
-        """True once asked to close: it takes no more requests."""
-        return self._stop.is_set()
-
-    @property
-    def idle(self) -> bool:
-        """True when every record handed to librdkafka has been answered."""
-        return not self._pending
-
-    def close(self, flush_timeout_s: float) -> None:
-        """Ask the poll thread to flush (up to `flush_timeout_s`), drop what is left, and close the producer."""
-        if not self._stop.is_set():
-            self._flush_timeout_s = flush_timeout_s
-            self._stop.set()
-
-    def join(self) -> None:
-        """Wait for the poll thread, which has ended or is about to once `closed` is done."""
-        self._thread.join(timeout=5.0)
-
-    # --- poll thread -------------------------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._producer.poll(_POLL_INTERVAL_S)
-                self._hand_over()
-            if self._producer.flush(self._flush_timeout_s) > 0:
-                # Still unacknowledged after the flush: fail them (callbacks with _PURGE_*) rather than hang.
-                self._producer.purge()
-                self._producer.flush(1.0)
-            with self._handle_lock:
-                self._producer.close()
-                self._handle_closed = True
-            self._hand_over()
-        finally:
-            self._call_in_loop(self._finish_close)
-
-    def _delivered(self, batch: _Batch, index: int, error: KafkaError | None, message: Message) -> None:
-        # A plain tuple: this runs once per record, holding the GIL the event loop is waiting for.
-        ack = None if error is not None else RecordAck(message.partition() or 0, message.offset() or 0)
-        self._reports.append((batch, index, error, ack))
-
-    def _error_reported(self, error: KafkaError) -> None:
-        self._reports.append(error)
-
-    def _hand_over(self) -> None:
-        if self._reports:
-            reports, self._reports = self._reports, []
-            self._call_in_loop(functools.partial(self._take_reports, reports))
-
-    def _call_in_loop(self, callback: Callable[[], None]) -> None:
-        # The loop may be gone when a producer is abandoned without aclose; its results then have no reader.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(callback)
-
-    # --- event loop ----------------------------------------------------------------------------------------
-
-    def _take_reports(self, reports: list[_Report]) -> None:
-        """Apply one poll's reports in the order librdkafka made them: connection errors and records' outcomes."""
-        for report in reports:
-            if isinstance(report, KafkaError):
-                self._note_error(self._named(report))
-            else:
-                self._settle(*report)
-
-    def _settle(self, batch: _Batch, index: int, error: KafkaError | None, ack: RecordAck | None) -> None:
-        if error is None and ack is not None:
-            self.cause = None
-            batch.settle(index, ack)
-        else:
-            batch.settle(index, self.failed(self._named(error or KafkaError(KafkaError._FAIL))))
-            if error is not None and error.code() == KafkaError._MSG_TIMED_OUT and not self.retired:
-                # The idempotent producer goes on after a timed-out record: what is queued behind it for the same
-                # partition could land before its retry. Retired, its queue fails too, and goes after it (issue 24).
-                self._retire(error)
-        if batch.answered:
-            self._pending.discard(batch)
-        if self.retired and self.idle:
-            self.close(0.0)
-
-    def _named(self, error: KafkaError) -> KafkaError:
-        """`error` with the brokers named as configured, not as the loopback listeners librdkafka dialled."""
-        text = error.str()
-        unmasked = self.route.unmask(text)
-        if unmasked == text:
-            return error
-        return KafkaError(error.code(), unmasked, fatal=error.fatal(), retriable=error.retriable())
-
-    def _note_error(self, error: KafkaError) -> None:
-        code = error.code()
-        rank = _CAUSE_RANK.get(code)
-        if rank is not None and (self.cause is None or rank >= _CAUSE_RANK.get(self.cause.code(), 0)):
-            self.cause = error
-        if (code in _RETIRING_CODES or error.fatal()) and not self.retired:
-            self._retire(error)
-
-    def _retire(self, error: KafkaError) -> None:
-        logger.warning("Kafka producer for %s retired: %s", self.cluster.label, error.str())
-        self.retired = True
-        self.retirement.set_result(None)
-        self._on_retire(self)
-        if self._stop.is_set():
-            return  # already closing (idle, or the pool's aclose): the poll thread owns the producer now
-        # Unsent records fail now with the cause; records on the wire still get their broker's answer.
-        self._producer.purge(in_queue=True, in_flight=False, blocking=False)
-        if self.idle:
-            self.close(0.0)
-
-    def _finish_close(self) -> None:
-        # Every record gets an answer, even if the poll thread died: nobody awaits a future forever.
-        pending, self._pending = self._pending, set()
-        for batch in pending:
-            batch.fail_unanswered(self.failed(KafkaError(KafkaError._DESTROY, "the producer closed")))
-        self.route.close()
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-class _Batch:
-    """The outcomes of records produced together; its future resolves when the last one is answered.
-
-    Only the event loop touches it: the poll thread passes delivery reports over, it never settles one itself.
-    """
-
-    __slots__ = ("future", "outcomes", "unanswered")
-
-    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.outcomes: list[RecordOutcome | None] = [None] * size
-        self.unanswered = size
-        self.future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
-        self._resolve_if_answered()
-
-    @property
-    def answered(self) -> bool:
-        """True once every record has its outcome."""
-        return self.unanswered == 0
-
-    def settle(self, index: int, outcome: RecordOutcome) -> None:
-        """Note one record's outcome (the first report counts)."""
-        if self.outcomes[index] is None:
-            self.outcomes[index] = outcome
-            self.unanswered -= 1
-            self._resolve_if_answered()
-
-    def truncate(self, size: int) -> None:
-        """Keep only the first `size` records: librdkafka's queue was full before the rest went in."""
-        self.unanswered -= sum(1 for outcome in self.outcomes[size:] if outcome is None)
-        del self.outcomes[size:]
-        self._resolve_if_answered()
-
-    def fail_unanswered(self, error: ProduceFailed) -> None:
-        """Answer every record still waiting with `error`."""
-        for index, outcome in enumerate(self.outcomes):
-            if outcome is None:
-                self.settle(index, error)
-
-    def _resolve_if_answered(self) -> None:
-        if self.unanswered == 0 and not self.future.done():
-            self.future.set_result(cast(list[RecordOutcome], self.outcomes))
-
-
-# What the poll thread hands the event loop: a record's outcome (its batch, its index there, librdkafka's error
-# or the broker's ack), or an error librdkafka reported about the connection.
-_Report = tuple[_Batch, int, KafkaError | None, RecordAck | None] | KafkaError
-
-
 def metadata_waits(total_s: float) -> list[float]:
     """How long each metadata request of `advertised_brokers` waits: doubling from 0.25 s, `total_s` in all."""
     waits: list[float] = []
@@ -571,22 +226,3 @@ def metadata_waits(total_s: float) -> list[float]:
         wait_s *= 2
     waits.append(round(total_s - sum(waits), 6))
     return [wait for wait in waits if wait > 0]
-
-
-def _tls_context(cluster: ClusterConfig) -> ssl.SSLContext | None:
-    """The connector's TLS context for `cluster`, None without TLS; a client key that cannot be used is refused."""
-    if not cluster.security_protocol.endswith("SSL"):
-        return None
-    try:
-        return broker_context(cluster.ca_certificate, cluster.client_certificate, cluster.client_key)
-    except ClientKeyRefused as exc:
-        # As librdkafka refused it, naming the setting: the subscription must be edited.
-        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, f"ssl.key.pem: {exc}")) from exc
-    except (ssl.SSLError, ValueError) as exc:
-        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, f"ssl.ca.pem: the CA cannot be read ({exc})")) from exc
-
-
-def _answered(outcomes: list[RecordOutcome], loop: asyncio.AbstractEventLoop) -> asyncio.Future[list[RecordOutcome]]:
-    future: asyncio.Future[list[RecordOutcome]] = loop.create_future()
-    future.set_result(outcomes)
-    return future

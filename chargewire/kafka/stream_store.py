@@ -15,51 +15,29 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Dialect,
-    Select,
-    bindparam,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    type_coerce,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Dialect, bindparam, select, type_coerce, update
 from sqlalchemy.types import NullType
 
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
+from chargewire.kafka.stream_lifecycle import drop_passed_pauses, pauses
+from chargewire.kafka.stream_queries import ANY_STREAM, NEWEST_WORK, READY_STREAMS, WORK_DUE, free_to_lease
+from chargewire.kafka.streams import LeaseLost, Stream, StreamRead
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_stream_failures
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
-from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
-from chargewire.store.delivery_writes import insert_for_stream_backlog, insert_for_stream_batch
+from chargewire.store.delivery_writes import insert_for_stream_batch
 from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import GuardedWrites, Statement
 from chargewire.store.event_log import end_of_log
 from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
 from chargewire.store.subscription_health_writes import health_updates
-from chargewire.store.tables import (
-    UtcDateTime,
-    deliveries,
-    event_sequence,
-    events,
-    kafka_streams,
-    stream_pauses,
-    subscription_events,
-    subscriptions,
-)
+from chargewire.store.tables import UtcDateTime, events, kafka_streams, subscriptions
 
 # Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
 # limit applies, so an unbounded read of a long backlog would sort all of it.
@@ -67,7 +45,6 @@ _READ_WINDOW = 50_000
 
 
 _STORED_TIME = UtcDateTime()
-_END_OF_LOG = select(event_sequence.c.last_seq).scalar_subquery()
 
 
 def _received_at(stored: Any, dialect: Dialect) -> datetime:
@@ -76,36 +53,6 @@ def _received_at(stored: Any, dialect: Dialect) -> datetime:
     if received_at is None:
         raise ValueError("an event has no received_at")
     return received_at
-
-
-@dataclass(frozen=True, slots=True)
-class Stream:
-    """A Kafka subscription's place in the log, and the stretches it skips ((from, to], to None: open)."""
-
-    subscription_id: str
-    position: int
-    pauses: tuple[tuple[int, int | None], ...] = ()
-
-    def skips(self, seq: int) -> bool:
-        """Whether the event numbered `seq` was published while the subscription was disabled."""
-        return any(seq > start and (end is None or seq <= end) for start, end in self.pauses)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamRead:
-    """The next events of a stream (as deliveries to attempt), and the position after them."""
-
-    deliveries: list[ClaimedDelivery]
-    position: int
-    at_end: bool
-    stopped: bool = False  # the subscription was disabled, deleted or moved off Kafka: stream no further
-
-
-PayloadCheck = Callable[[bytes], bool]
-
-
-class LeaseLost(Exception):
-    """The stream's lease ran out and another worker took it: this batch is not recorded here."""
 
 
 class StreamStore:
@@ -120,7 +67,7 @@ class StreamStore:
     async def newest_work(self) -> tuple[str | None, int]:
         """The newest delivery's id and the end of the log, in one read: one of them moves with every publish."""
         async with self._database.reading() as connection:
-            newest, end = (await connection.execute(_NEWEST_WORK)).one()
+            newest, end = (await connection.execute(NEWEST_WORK)).one()
         return newest, int(end)
 
     async def work_due(self, now: datetime, worker_id: str) -> bool:
@@ -131,16 +78,16 @@ class StreamStore:
         each commit to look it up in vain. Its holder still counts it, as it waits for this news.
         """
         async with self._database.reading() as connection:
-            return bool((await connection.execute(_WORK_DUE, {"now": now, "worker": worker_id})).scalar())
+            return bool((await connection.execute(WORK_DUE, {"now": now, "worker": worker_id})).scalar())
 
     def wake_hooks(self, wake: Callable[[], None], worker_id: str) -> WakeHooks:
         """What a commit watcher asks on a connection of its own: `newest_work` and `work_due` of `worker_id`."""
-        return WakeHooks(wake, _NEWEST_WORK, _WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
+        return WakeHooks(wake, NEWEST_WORK, WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
 
     async def any_streams(self) -> bool:
         """Whether any Kafka subscription has a stream, enabled or not (one read)."""
         async with self._database.reading() as connection:
-            return bool((await connection.execute(_ANY_STREAM)).scalar())
+            return bool((await connection.execute(ANY_STREAM)).scalar())
 
     async def ready_streams(self, now: datetime) -> list[Stream]:
         """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
@@ -148,7 +95,7 @@ class StreamStore:
         Their pauses are left out: each read of a stream loads them as they are then.
         """
         async with self._database.reading() as connection:
-            rows = (await connection.execute(_READY_STREAMS, {"now": now})).all()
+            rows = (await connection.execute(READY_STREAMS, {"now": now})).all()
         return [Stream(subscription_id, position) for subscription_id, position in rows]
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
@@ -162,13 +109,11 @@ class StreamStore:
             .where(
                 kafka_streams.c.subscription_id == stream.subscription_id,
                 kafka_streams.c.position == stream.position,
-                _free_to_lease(now),
+                free_to_lease(now),
             )
             .values(lease_owner=worker_id, lease_until=until)
         )
-        passed = delete(stream_pauses).where(
-            stream_pauses.c.subscription_id == stream.subscription_id, stream_pauses.c.to_seq <= stream.position
-        )
+        passed = drop_passed_pauses(stream)
         async with self._database.transaction() as connection:
             if not (await connection.execute(statement)).rowcount:
                 return False
@@ -190,7 +135,7 @@ class StreamStore:
             current = (await connection.execute(state)).first()
             if current is None or not current.enabled or current.via != Via.KAFKA.value:
                 return StreamRead([], after, at_end=True, stopped=True)
-            stream = Stream(stream.subscription_id, after, await _pauses(connection, stream.subscription_id))
+            stream = Stream(stream.subscription_id, after, await pauses(connection, stream.subscription_id))
             upto = min(end, after + _READ_WINDOW)
             # Read as stored and converted once per distinct value: a publish's events share their time.
             received_at = type_coerce(events.c.received_at, NullType())
@@ -290,101 +235,6 @@ class StreamStore:
             await connection.execute(statement)
 
 
-async def follow_subscription(
-    connection: AsyncConnection,
-    subscription_id: str,
-    was: tuple[str, bool] | None,
-    becomes: tuple[str, bool],
-    keeps: PayloadCheck | None = None,
-) -> None:
-    """Keep a subscription's stream in step with its (via, enabled), in the transaction that changes them.
-
-    A new Kafka subscription streams from the end of the log: it gets what is published after it exists.
-    Disabling opens a pause at the end of the log and enabling closes it, so what was published meanwhile
-    is skipped, while the backlog from before the pause is still delivered, as the row queue does. A Kafka
-    subscription that becomes a webhook takes its unread backlog along as rows (those whose payload `keeps`
-    accepts), and its stream ends.
-    """
-    was_kafka = was is not None and was[0] is Via.KAFKA
-    if becomes[0] is not Via.KAFKA:
-        if was_kafka:
-            await _backlog_to_rows(connection, subscription_id, keeps or _keep_all)
-            await connection.execute(delete(kafka_streams).where(kafka_streams.c.subscription_id == subscription_id))
-            await connection.execute(delete(stream_pauses).where(stream_pauses.c.subscription_id == subscription_id))
-        return
-    end = await end_of_log(connection)
-    enabled = becomes[1]
-    if not was_kafka:
-        await connection.execute(insert(kafka_streams).values(subscription_id=subscription_id, position=end))
-        if not enabled:
-            await _open_pause(connection, subscription_id, end)
-    elif was is not None and was[1] != enabled:
-        if enabled:
-            await _close_pause(connection, subscription_id, end)
-        else:
-            await _open_pause(connection, subscription_id, end)
-
-
-async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, keeps: PayloadCheck) -> None:
-    """Pending delivery rows, due now, for the events a stream has yet to read."""
-    query = select(kafka_streams.c.position).where(kafka_streams.c.subscription_id == subscription_id)
-    position = (await connection.execute(query.with_for_update())).scalar_one_or_none()
-    if position is None:
-        return
-    stream = Stream(subscription_id, int(position), await _pauses(connection, subscription_id))
-    names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
-    backlog = (
-        select(events.c.seq, events.c.id, events.c.name, events.c.payload)
-        .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= await end_of_log(connection))
-        .order_by(events.c.seq)
-    )
-    unread = [
-        (event_id, name)
-        for seq, event_id, name, payload in (await connection.execute(backlog)).all()
-        if not stream.skips(seq) and keeps(bytes(payload))
-    ]
-    await insert_for_stream_backlog(connection, subscription_id, unread)
-
-
-def _keep_all(_payload: bytes) -> bool:
-    return True
-
-
-def _ready_streams() -> Select[str, int]:
-    """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
-    pending = select(deliveries.c.id).where(
-        deliveries.c.subscription_id == kafka_streams.c.subscription_id,
-        deliveries.c.status == DeliveryStatus.PENDING.value,
-    )
-    names = select(subscription_events.c.event_name).where(
-        subscription_events.c.subscription_id == kafka_streams.c.subscription_id
-    )
-    unread = select(events.c.id).where(
-        events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= _END_OF_LOG
-    )
-    return _behind(_END_OF_LOG).where(_free_to_lease(_NOW), ~pending.exists(), unread.exists())
-
-
-def _free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """The stream has no lease, or its lease has run out by `now`."""
-    return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
-
-
-def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
-    """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
-    return (
-        select(kafka_streams.c.subscription_id, kafka_streams.c.position)
-        .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
-        .where(
-            subscriptions.c.enabled.is_(True),
-            subscriptions.c.via == Via.KAFKA.value,
-            kafka_streams.c.position < end,
-        )
-    )
-
-
-_NOW = bindparam("now", type_=kafka_streams.c.lease_until.type)
-_READY_STREAMS = _ready_streams()
 # Built once, so that SQLite's one trip compiles them once (`driver_statement`): a worker records a batch with them
 # every few milliseconds. The move must find the stream still at `start` and leased by `worker`.
 _MOVE_STREAM = (
@@ -400,33 +250,6 @@ _MOVE_STREAM = (
         lease_until=bindparam("lease_until_after", type_=kafka_streams.c.lease_until.type),
     )
 )
-_ANY_STREAM = select(select(kafka_streams.c.subscription_id).exists())
-# The SQLite commit watcher asks these after every commit of another connection.
-_NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
-_STREAM_FOR_WORKER = or_(_free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))
-_WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists()))
-
-
-async def _pauses(connection: AsyncConnection, subscription_id: str) -> tuple[tuple[int, int | None], ...]:
-    query = select(stream_pauses.c.from_seq, stream_pauses.c.to_seq).where(
-        stream_pauses.c.subscription_id == subscription_id
-    )
-    return tuple((int(start), None if end is None else int(end)) for start, end in (await connection.execute(query)))
-
-
-async def _open_pause(connection: AsyncConnection, subscription_id: str, at: int) -> None:
-    open_pause = select(stream_pauses.c.from_seq).where(
-        stream_pauses.c.subscription_id == subscription_id, stream_pauses.c.to_seq.is_(None)
-    )
-    if (await connection.execute(open_pause)).first() is None:
-        await connection.execute(insert(stream_pauses).values(subscription_id=subscription_id, from_seq=at))
-
-
-async def _close_pause(connection: AsyncConnection, subscription_id: str, at: int) -> None:
-    is_open = (stream_pauses.c.subscription_id == subscription_id, stream_pauses.c.to_seq.is_(None))
-    # A pause during which nothing was published skips nothing.
-    await connection.execute(delete(stream_pauses).where(*is_open, stream_pauses.c.from_seq >= at))
-    await connection.execute(update(stream_pauses).where(*is_open).values(to_seq=at))
 
 
 def _bare_pair(pair: tuple[ClaimedDelivery, AttemptRecord]) -> tuple[ClaimedDelivery, AttemptRecord]:

@@ -36,7 +36,8 @@ from chargewire.config import Settings
 from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.filters import FilterCache, Predicate
-from chargewire.kafka.stream_store import LeaseLost, Stream, StreamStore
+from chargewire.kafka.stream_store import StreamStore
+from chargewire.kafka.streams import LeaseLost, Stream
 from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.outage import is_unavailable

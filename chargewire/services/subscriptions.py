@@ -26,7 +26,7 @@ from chargewire.clock import utcnow
 from chargewire.errors import NotFound, PermissionDenied, ValidationFailed
 from chargewire.filters import FilterLimits, compile_filter
 from chargewire.ids import has_prefix, new_id
-from chargewire.kafka.stream_store import PayloadCheck
+from chargewire.kafka.streams import PayloadCheck
 from chargewire.models import ApiToken, KafkaSecrets, Scope, SigningSecret, Subscription, Via
 from chargewire.security import new_signing_secret
 from chargewire.services.subscription_spec import SubscriptionSpec, parse_subscription

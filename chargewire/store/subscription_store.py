@@ -14,7 +14,7 @@ first, each with the time it stops being valid, or none for the current one).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,8 @@ from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.channels.registry import channel_type
-from chargewire.kafka.stream_store import PayloadCheck, follow_subscription
+from chargewire.kafka.stream_lifecycle import follow_subscription
+from chargewire.kafka.streams import PayloadCheck
 from chargewire.models import KafkaSecrets, KafkaTarget, SigningSecret, Subscription, Via, via_of
 from chargewire.security import SecretBox
 from chargewire.store.database import Database
@@ -110,6 +111,15 @@ class SubscriptionStore:
         async with self._database.reading() as connection:
             row = (await connection.execute(query)).first()
         return _to_subscription(row._mapping) if row else None
+
+    async def versions(self, subscription_ids: Collection[str]) -> dict[str, datetime]:
+        """The `updated_at` of each of these subscriptions that exists: every change of its settings, its
+        enabled state or its secrets moves it (its delivery health does not)."""
+        query = select(subscriptions.c.id, subscriptions.c.updated_at).where(
+            subscriptions.c.id.in_(list(subscription_ids))
+        )
+        async with self._database.reading() as connection:
+            return {row.id: row.updated_at for row in (await connection.execute(query)).all()}
 
     async def list_by_id(
         self,

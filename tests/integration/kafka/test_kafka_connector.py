@@ -16,10 +16,11 @@ import pytest
 
 from chargewire.channels.address_guard import BlockedAddress, IPNetwork, ResolvedAddress, resolve_allowed
 from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.kafka.acks import ProduceFailed, Record
 from chargewire.kafka.channel import KafkaChannel
 from chargewire.kafka.clusters import ClusterConfig
 from chargewire.kafka.connector import KafkaConnector
-from chargewire.kafka.producers import KafkaProducers, ProduceFailed, Record
+from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, Via
 from tests.support.factories import outbound_message_factory, subscription_factory
 from tests.support.kafka_topics import TopicCounter
@@ -337,7 +338,7 @@ def test_librdkafka_is_given_only_loopback_listeners_and_no_tls_of_its_own() -> 
     )
     route = connector.route((), None, 5.0)
     try:
-        settings = producers.settings_through(route, cluster)
+        settings = producers.settings.through_route(route, cluster)
     finally:
         route.close()
 

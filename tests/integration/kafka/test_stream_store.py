@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.ids import new_id
-from chargewire.kafka.stream_store import LeaseLost, Stream
+from chargewire.kafka.streams import LeaseLost, Stream
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from chargewire.channels.base import OrderFence
 from chargewire.config import Settings
 from chargewire.dispatch.targets import DeliveryTarget
-from chargewire.kafka.stream_store import LeaseLost, Stream, StreamRead
 from chargewire.kafka.streamer import KafkaStreamer
+from chargewire.kafka.streams import LeaseLost, Stream, StreamRead
 from chargewire.models import Attempt, DeliveryStatus, KafkaTarget, Subscription, Via
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 

@@ -6,8 +6,8 @@ import asyncio
 from datetime import datetime
 
 from chargewire.config import Settings
-from chargewire.kafka.stream_store import Stream
 from chargewire.kafka.streamer import KafkaStreamer
+from chargewire.kafka.streams import Stream
 
 # Long enough that no timed look comes while a test runs: every look after the first is a woken one.
 POLL_INTERVAL_S = 3600.0

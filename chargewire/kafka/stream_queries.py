@@ -1,0 +1,63 @@
+"""The stream store's reads that workers ask again and again, built once: which streams are ready, and whether
+there is any work (the SQLite commit watcher asks after every commit of another connection)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select
+
+from chargewire.models import DeliveryStatus, Via
+from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
+from chargewire.store.tables import (
+    deliveries,
+    event_sequence,
+    events,
+    kafka_streams,
+    subscription_events,
+    subscriptions,
+)
+
+_END_OF_LOG = select(event_sequence.c.last_seq).scalar_subquery()
+
+
+def _ready_streams() -> Select[str, int]:
+    """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
+    pending = select(deliveries.c.id).where(
+        deliveries.c.subscription_id == kafka_streams.c.subscription_id,
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+    )
+    names = select(subscription_events.c.event_name).where(
+        subscription_events.c.subscription_id == kafka_streams.c.subscription_id
+    )
+    unread = select(events.c.id).where(
+        events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= _END_OF_LOG
+    )
+    return _behind(_END_OF_LOG).where(free_to_lease(_NOW), ~pending.exists(), unread.exists())
+
+
+def free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """The stream has no lease, or its lease has run out by `now`."""
+    return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
+
+
+def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
+    """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
+    return (
+        select(kafka_streams.c.subscription_id, kafka_streams.c.position)
+        .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
+        .where(
+            subscriptions.c.enabled.is_(True),
+            subscriptions.c.via == Via.KAFKA.value,
+            kafka_streams.c.position < end,
+        )
+    )
+
+
+_NOW = bindparam("now", type_=kafka_streams.c.lease_until.type)
+READY_STREAMS = _ready_streams()
+ANY_STREAM = select(select(kafka_streams.c.subscription_id).exists())
+# The SQLite commit watcher asks these after every commit of another connection.
+NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
+_STREAM_FOR_WORKER = or_(free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))
+WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists()))
