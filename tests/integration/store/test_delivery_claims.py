@@ -176,3 +176,19 @@ async def test_a_claim_finds_the_deliveries_it_chose_by_primary_key_not_by_walki
     # Every pending row is in the due index: answering the still-pending check from it walked the whole backlog.
     assert PRIMARY_KEY.search(plan), plan
     assert not DUE_INDEX.search(plan), plan
+
+
+async def test_a_claim_that_leaves_out_every_enabled_subscription_scans_no_due_rows(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    saturated = await _subscribe(runtime, Via.WEBHOOK, "saturated")
+    disabled = await _subscribe(runtime, Via.WEBHOOK, "disabled")
+    await runtime.subscription_store.set_enabled(disabled, False, utcnow(), "test")
+    await runtime.publisher.publish(boots)
+
+    with sent_statements(runtime.database, "SELECT deliveries.id, deliveries.subscription_id") as scans:
+        claimed = await _claim(runtime, 100, excluded=(saturated,))
+
+    assert claimed == []
+    # Leaving the saturated one out, the scan would walk past its whole due backlog to find nothing.
+    assert scans == []
