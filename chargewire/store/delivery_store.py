@@ -61,6 +61,8 @@ class DeliveryStore(DeliveryLog):
         dialect = self._database.dialect
         scan = _due_scan(dialect, now, excluded_subscriptions)
         async with self._database.transaction() as connection:
+            if excluded_subscriptions and not await _others_enabled(connection, excluded_subscriptions):
+                return []
             chosen = await _pick_due(connection, scan, limit, per_subscription)
             chosen = await _in_publishing_order(connection, dialect, now, chosen)
             if not chosen:
@@ -159,6 +161,20 @@ def _due_scan(dialect: StoreDialect, now: datetime, excluded: Collection[str]) -
         scan = scan.where(deliveries.c.subscription_id.not_in(list(excluded)))
     # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
     return dialect.skip_locked(scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id), deliveries)
+
+
+async def _others_enabled(connection: AsyncConnection, excluded: Collection[str]) -> bool:
+    """Whether any enabled subscription is left besides `excluded`.
+
+    When none is, the scan is not run: leaving subscriptions out, it walks past all of their due rows, and
+    with one saturated subscriber and a million pending that took 200-400 ms on SQLite, holding the write
+    lock, and 0.4-1.3 s on PostgreSQL (a sequential scan, as the statistics say nothing else is left), once
+    a second, for nothing.
+    """
+    others = select(subscriptions.c.id).where(
+        subscriptions.c.enabled.is_(True), subscriptions.c.id.not_in(list(excluded))
+    )
+    return (await connection.execute(others.limit(1))).first() is not None
 
 
 async def _pick_due(

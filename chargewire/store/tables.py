@@ -148,7 +148,7 @@ deliveries = Table(
     # The streamed batch whose one attempt delivered it first (`attempt_batches`); no attempts row is written
     # for that attempt. Not a foreign key: written with the batch in one transaction, deleted with it by cascade.
     Column("attempt_batch_id", String(40)),
-    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_due", "status", "next_attempt_at", "id"),
     Index("ix_deliveries_log", "subscription_id", "status", "created_at"),
     postgresql_partition_by="RANGE (id)",
 )

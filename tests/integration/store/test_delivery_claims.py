@@ -6,6 +6,7 @@ the log, not claimed.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -17,9 +18,19 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries, subscriptions
+from tests.support.backlog import partition_by_day, pile_up_pending
+from tests.support.plans import plan_of, sent_statements
 
 BOOT = load_event_types()["BootNotification"].example
 CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
+# The due index by its SQLite name and its PostgreSQL partitions' names.
+DUE_INDEX = re.compile(r"ix_deliveries_due|_status_next_attempt_at")
+# A sort of the due rows: PostgreSQL's Sort or Incremental Sort node, SQLite's temporary B-tree.
+SORT = re.compile(r"(?:^|->  )(?:Incremental )?Sort$|TEMP B-TREE", re.MULTILINE)
+PRIMARY_KEY = re.compile(r"sqlite_autoindex_deliveries_1|deliveries_\w+_pkey")
+# A backlog in several day partitions, big enough that PostgreSQL reads it by index.
+BACKLOG_DAYS = 3
+BACKLOG_PER_DAY = 5_000
 
 
 async def _subscribe(runtime: Runtime, via: Via, name: str) -> str:
@@ -126,3 +137,58 @@ async def test_a_kafka_subscriptions_rows_are_claimed_in_publishing_order_up_to_
     assert [delivery.entity_id for delivery in first] == ["5000", "5001"]
     assert while_first_in_flight == []  # leased rows hold back what was published after them
     assert [delivery.entity_id for delivery in rest] == ["5002", "5003", "5004", "5005"]  # row 6 holds 7-9 back
+
+
+async def _piled_up_backlog(runtime: Runtime, boots: list[dict[str, object]]) -> None:
+    await partition_by_day(runtime.database, BACKLOG_DAYS)
+    subscription_id = await _subscribe(runtime, Via.WEBHOOK, "orders")
+    published = await runtime.publisher.publish(boots[:1])
+    await pile_up_pending(runtime.database, subscription_id, published[0], BACKLOG_DAYS, BACKLOG_PER_DAY)
+
+
+async def _plan_sent(runtime: Runtime, prefix: str) -> str:
+    """The plan of the first statement starting with `prefix` that a claim sends."""
+    with sent_statements(runtime.database, prefix) as sent:
+        assert len(await _claim(runtime, 3)) == 3
+    async with runtime.database.reading() as connection:
+        return await plan_of(connection, *sent[0])
+
+
+async def test_a_claim_reads_due_deliveries_in_order_from_the_due_index_without_sorting_them(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _piled_up_backlog(runtime, boots)
+
+    plan = await _plan_sent(runtime, "SELECT deliveries.id, deliveries.subscription_id")
+
+    # Sorting took every row due at the same time (1,000 to a batch), and without statistics every due row.
+    assert DUE_INDEX.search(plan), plan
+    assert not SORT.search(plan), plan
+
+
+async def test_a_claim_finds_the_deliveries_it_chose_by_primary_key_not_by_walking_the_due_index(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _piled_up_backlog(runtime, boots)
+
+    plan = await _plan_sent(runtime, "UPDATE deliveries")
+
+    # Every pending row is in the due index: answering the still-pending check from it walked the whole backlog.
+    assert PRIMARY_KEY.search(plan), plan
+    assert not DUE_INDEX.search(plan), plan
+
+
+async def test_a_claim_that_leaves_out_every_enabled_subscription_scans_no_due_rows(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    saturated = await _subscribe(runtime, Via.WEBHOOK, "saturated")
+    disabled = await _subscribe(runtime, Via.WEBHOOK, "disabled")
+    await runtime.subscription_store.set_enabled(disabled, False, utcnow(), "test")
+    await runtime.publisher.publish(boots)
+
+    with sent_statements(runtime.database, "SELECT deliveries.id, deliveries.subscription_id") as scans:
+        claimed = await _claim(runtime, 100, excluded=(saturated,))
+
+    assert claimed == []
+    # Leaving the saturated one out, the scan would walk past its whole due backlog to find nothing.
+    assert scans == []

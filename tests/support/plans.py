@@ -1,0 +1,39 @@
+"""The plans the databases choose for the statements the store sends: for tests that guard which index a query
+uses, so that an edit that brings back a walk over the whole backlog fails."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chargewire.store.database import Database
+
+
+@contextlib.contextmanager
+def sent_statements(database: Database, prefix: str) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (text, parameters) starting with `prefix` that `database` sends in the block."""
+    sent: list[tuple[str, Any]] = []
+
+    def keep(_connection: object, _cursor: object, statement: str, parameters: Any, *_rest: object) -> None:
+        if statement.lstrip().startswith(prefix):
+            sent.append((statement, parameters))
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+
+async def plan_of(connection: AsyncConnection, statement: str, parameters: Any) -> str:
+    """The plan of a sent statement, one node a line: SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN."""
+    if connection.dialect.name == "sqlite":
+        rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        return "\n".join(str(row[-1]) for row in rows)
+    rows = await connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {statement}", parameters)
+    return "\n".join(str(row[0]) for row in rows)
