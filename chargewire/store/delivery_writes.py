@@ -45,6 +45,9 @@ NEW_DELIVERY_COLUMNS = (
 )
 # A streamed batch's rows also name the attempt batch that delivered them.
 _STREAMED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS, "attempt_batch_id")
+# A publish's rows also name the worker a hand-off leased them to (in the table's order, as compiled inserts want).
+_LEASE_AT = NEW_DELIVERY_COLUMNS.index("next_attempt_at") + 1
+_PUBLISHED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS[:_LEASE_AT], "lease_owner", *NEW_DELIVERY_COLUMNS[_LEASE_AT:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +60,33 @@ class NewDelivery:
     event_name: str
 
 
-def insert_for_published_events(new_deliveries: Sequence[NewDelivery], stored_now: Any) -> ColumnInsert:
-    """The insert of the pending deliveries a publish made, due at once, for the publish's last writes;
-    `stored_now` as the driver takes a time."""
+@dataclass(frozen=True, slots=True)
+class PublishLease:
+    """Deliveries a publish writes already leased to a worker of its own process, which sends them after the
+    commit (a hand-off): pending, `lease_owner` set, and due again only when the lease runs out `until`."""
+
+    worker_id: str
+    until: datetime
+    delivery_ids: frozenset[str]
+    # One per delivery leased, for the worker's own bookkeeping.
+    subscription_ids: tuple[str, ...]
+
+
+def insert_for_published_events(
+    new_deliveries: Sequence[NewDelivery],
+    stored_now: Any,
+    lease: PublishLease | None = None,
+    stored_until: Any = None,
+) -> ColumnInsert:
+    """The insert of the pending deliveries a publish made, for the publish's last writes: due at once, or those
+    in `lease` leased to its worker until `stored_until`; times as the driver takes them."""
     count = len(new_deliveries)
+    leased = lease.delivery_ids if lease is not None else frozenset()
+    owner = lease.worker_id if lease is not None else None
+    owners = [owner if delivery.id in leased else None for delivery in new_deliveries]
     return ColumnInsert(
         deliveries,
-        NEW_DELIVERY_COLUMNS,
+        _PUBLISHED_DELIVERY_COLUMNS,
         (
             [delivery.id for delivery in new_deliveries],
             [delivery.event_id for delivery in new_deliveries],
@@ -71,7 +94,8 @@ def insert_for_published_events(new_deliveries: Sequence[NewDelivery], stored_no
             [delivery.event_name for delivery in new_deliveries],
             [DeliveryStatus.PENDING.value] * count,
             [0] * count,
-            [stored_now] * count,
+            [stored_now if owner is None else stored_until for owner in owners],
+            owners,
             [None] * count,
             [stored_now] * count,
             [stored_now] * count,
