@@ -39,7 +39,7 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_stream_failures
+from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_records
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
 from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
@@ -272,7 +272,7 @@ class StreamStore:
                 writes=[
                     *([] if batch is None else [insert_attempt_batch(batch)]),
                     insert_for_stream_batch(connection, attempted, batch_id),
-                    insert_for_stream_failures(connection, others),
+                    insert_for_records(connection, others),
                     *(Statement(*health) for health in health_updates(records, self._database.dialect)),
                 ],
             )

@@ -12,12 +12,13 @@ transaction, so an event and its deliveries, or a batch and its stream's move, s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, func, update
+from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.clock import utcnow
@@ -27,7 +28,7 @@ from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optiona
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.dialects.writes import ColumnInsert
+from chargewire.store.dialects.writes import ColumnInsert, Statement
 from chargewire.store.tables import deliveries
 
 # The columns of a new delivery row, in the order every insert here gives its values.
@@ -194,25 +195,35 @@ async def release_leases(
     await connection.execute(statement)
 
 
-async def mark_delivered(connection: AsyncConnection, dialect: StoreDialect, records: Sequence[AttemptRecord]) -> None:
-    """Successes, the common case, need no per-row values: one statement per worker."""
+def mark_delivered(dialect: StoreDialect, records: Sequence[AttemptRecord]) -> list[Statement]:
+    """Successes, the common case, need no per-row values: one statement per worker, for the record's last writes."""
     by_worker: dict[str, list[str]] = {}
     for record in records:
         by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
     now = records[-1].attempt.started_at if records else None
-    for worker_id, ids in by_worker.items():
-        await connection.execute(
-            update(deliveries)
-            .where(dialect.one_of(deliveries.c.id, ids), deliveries.c.lease_owner == worker_id)
-            .values(
-                status=DeliveryStatus.DELIVERED.value,
-                attempt_count=deliveries.c.attempt_count + 1,
-                next_attempt_at=None,
-                last_error=None,
-                lease_owner=None,
-                updated_at=now,
-            )
+    statement = _mark_delivered(dialect)
+    return [
+        Statement(statement, {"ids": dialect.ids_value(ids), "worker": worker_id, "now": now})
+        for worker_id, ids in by_worker.items()
+    ]
+
+
+# Built once per dialect: a worker records with it every few milliseconds, and a statement built anew is compiled
+# anew. `ids`, `worker` and `now` are bound.
+@functools.cache
+def _mark_delivered(dialect: StoreDialect) -> Update:
+    return (
+        update(deliveries)
+        .where(dialect.one_of(deliveries.c.id, None), deliveries.c.lease_owner == bindparam("worker"))
+        .values(
+            status=DeliveryStatus.DELIVERED.value,
+            attempt_count=deliveries.c.attempt_count + 1,
+            next_attempt_at=None,
+            last_error=None,
+            lease_owner=None,
+            updated_at=bindparam("now", type_=deliveries.c.updated_at.type),
         )
+    )
 
 
 async def reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
