@@ -60,7 +60,7 @@ class Publisher:
         """
         made = await self._committer.write(batch)
         if made.handed and not made.due:
-            # Nothing is due for any worker to claim: only the callbacks of `on_handed_off` need to hear of it.
+            # Nothing is due for any worker to claim: only the callbacks given to `hand_off_to` hear of it.
             for callback in self._hand_off_listeners:
                 callback()
         else:
@@ -77,7 +77,8 @@ class Publisher:
         return event.id, delivery_id
 
     def on_published(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll)."""
+        """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll), except one
+        whose every delivery was handed off (`hand_off_to`)."""
         self._listeners.append(callback)
 
     def hand_off_to(self, hand_off: HandOff, callback: Callable[[], None]) -> None:
