@@ -165,8 +165,15 @@ class Runtime:
         )
         dispatcher.add_listener(self.metrics.observe_attempts)
         self.publisher.on_rows_made(dispatcher.rows_made)
+        self.publisher.hand_off_to(dispatcher, lambda: self._after_hand_off(dispatcher))
         self.wakeups.connect(dispatcher.wake)
         return dispatcher
+
+    def _after_hand_off(self, dispatcher: Dispatcher) -> None:
+        """After a publish whose every delivery `dispatcher` took: nothing is due to claim, but Kafka streams, here
+        and in other processes, read the new events."""
+        if dispatcher.wake_streams() and self.notifier is not None:
+            self.notifier.request()
 
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""

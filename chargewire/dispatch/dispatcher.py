@@ -13,6 +13,11 @@ Batches: a channel that can send many messages at once (`BatchChannel`, Kafka) g
 deliveries in one call, up to its in-flight limit, instead of one task per delivery; an open breaker's
 probe is still a single message.
 
+Hand-off: a publish in this process writes the new webhook deliveries this worker has room for already leased to
+it, and gives them to it after the commit (`reserve`, `take`, `services.group_commit`): their first attempt
+needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a subscription's buffer of waves,
+and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
+
 Kafka streams: a Kafka subscription's new events have no rows to claim; this worker's `KafkaStreamer` sends
 them from the event log, through the same attempts, records and listeners (`attempt`), and only their
 failures come back here as rows.
@@ -45,6 +50,7 @@ from chargewire.kafka.streamer import KafkaStreamer
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
+from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import wait_for_any
 
@@ -114,6 +120,8 @@ class Dispatcher:
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
         self._last_exclusive_claim = 0.0
+        self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
+        self._reserved: Counter[str] = Counter()  # per subscription, handed-off deliveries not yet taken
         self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
@@ -122,6 +130,13 @@ class Dispatcher:
         self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
         self._retry_floors_s = {channel.name: channel.retry_floor_s(settings) for channel in described}
         self._keeps_order = {channel.name for channel in described if channel.keeps_order}
+        # Publishes make rows only for webhook subscriptions (Kafka's are streamed), so a hand-off is within its cap.
+        webhook = Via.WEBHOOK.value
+        self._hand_off_cap = (
+            _BUFFER_WAVES * self._limits[webhook]
+            if webhook in self._limits and webhook not in self._batching | self._keeps_order
+            else 0
+        )
         self._streamer = (
             KafkaStreamer(settings, streams, targets, self.attempt, self.worker_id)
             if streams is not None and Via.KAFKA in self._batching
@@ -161,6 +176,93 @@ class Dispatcher:
         """This process just committed new deliveries: the next claim need not first ask whether any is due."""
         self._rows_made = True
 
+    def wake_streams(self) -> bool:
+        """Look for ready Kafka streams now (after a publish whose every delivery was handed to this worker);
+        returns whether any Kafka subscription has a stream, so that other processes' streamers should hear too."""
+        if self._streamer is None:
+            return False
+        self._streamer.wake()
+        return self._streamer.streams_exist
+
+    def reserve(self, deliveries: Sequence[NewDelivery]) -> PublishLease | None:
+        """Make room for those of a publish's new deliveries this worker can take now, to be written leased to
+        it; None when it takes none. Called inside the publish's transaction; `take` or `cancel` follows."""
+        if not self._accepting or not self._hand_off_cap:
+            return None
+        room = self.settings.worker_max_in_flight - self._held
+        taken: list[NewDelivery] = []
+        for delivery in deliveries:
+            if len(taken) >= room:
+                break
+            if self._has_room(delivery.subscription_id):
+                self._reserved[delivery.subscription_id] += 1
+                taken.append(delivery)
+        if not taken:
+            return None
+        self._held += len(taken)
+        until = utcnow() + timedelta(seconds=self.settings.worker_lease_s)
+        return PublishLease(
+            self.worker_id, until, frozenset(d.id for d in taken), tuple(d.subscription_id for d in taken)
+        )
+
+    def _has_room(self, subscription_id: str) -> bool:
+        """Whether a new delivery of this subscription may skip the claim: its breaker closed, no due rows of it
+        left behind in the database, and its buffer of waves not full."""
+        if self._breakers.open_until(subscription_id) is not None:
+            return False
+        queue = self._queues.get(subscription_id)
+        held = self._reserved[subscription_id]
+        if queue is not None:
+            if queue.left_behind:
+                return False
+            held += queue.in_flight + len(queue.waiting)
+        return held < self._hand_off_cap
+
+    def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        """Send the deliveries of `lease`, which its publish just committed, as if claimed."""
+        self._spawn(self._take(lease, deliveries))
+
+    def cancel(self, lease: PublishLease) -> None:
+        """Give back the room `lease` reserved: its publish did not commit."""
+        self._unreserve(lease)
+        self._held -= len(lease.delivery_ids)
+        if self._room_awaited:
+            self._room_awaited = False
+            self._wake.set()
+
+    def _unreserve(self, lease: PublishLease) -> None:
+        self._reserved.subtract(lease.subscription_ids)
+        for subscription_id in set(lease.subscription_ids):
+            if self._reserved[subscription_id] <= 0:
+                del self._reserved[subscription_id]
+
+    async def _take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        try:
+            targets = await self._targets.targets(set(lease.subscription_ids))
+        except Exception:
+            # Their leases run out and a claim takes them again.
+            logger.warning("looking up the subscriptions of %d handed-off deliveries failed", len(deliveries))
+            self.cancel(lease)
+            return
+        self._unreserve(lease)
+        if not self._accepting:
+            # Stopping: hand them back due now, for the next worker.
+            self._held -= len(deliveries)
+            await self._deliveries.release_leases(self.worker_id, [d.id for d in deliveries], utcnow())
+            return
+        for delivery in deliveries:
+            self._queue_for(delivery.subscription_id, targets).waiting.append(delivery)
+        for subscription_id in {delivery.subscription_id for delivery in deliveries}:
+            self._start_ready(subscription_id, targets)
+
+    def _queue_for(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> _SubscriptionQueue:
+        queue = self._queues.get(subscription_id)
+        if queue is None:
+            target = targets.get(subscription_id)
+            limit = self._limits[target.subscription.via] if target else 1
+            queue = self._queues[subscription_id] = _SubscriptionQueue(limit)
+        return queue
+
     def loops(self) -> dict[str, Loop]:
         """The long-running loops of this worker, by name, for a supervisor to run until `stop` is set."""
         loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._flush_loop}
@@ -177,6 +279,7 @@ class Dispatcher:
         Raises TaskFailed, after that same finish, when a loop failed in a way retrying cannot clear.
         """
         supervisor = supervisor or Supervisor(stop)
+        self._accepting = True
         for name, loop in self.loops().items():
             supervisor.start(name, loop)
         try:
@@ -277,9 +380,7 @@ class Dispatcher:
             raise
         self._held += len(claimed)
         for delivery in claimed:
-            target = targets.get(delivery.subscription_id)
-            limit = self._limits[target.subscription.via] if target else 1
-            self._queues.setdefault(delivery.subscription_id, _SubscriptionQueue(limit)).waiting.append(delivery)
+            self._queue_for(delivery.subscription_id, targets).waiting.append(delivery)
         taken = Counter(delivery.subscription_id for delivery in claimed)
         for subscription_id, count in taken.items():
             queue = self._queues[subscription_id]
@@ -499,6 +600,7 @@ class Dispatcher:
 
     async def _shutdown(self) -> None:
         """Stop starting attempts, wait for those in flight (bounded), and hand back the leases of the rest."""
+        self._accepting = False
         waiting = [delivery.id for queue in self._queues.values() for delivery in queue.waiting]
         for queue in self._queues.values():
             queue.waiting.clear()

@@ -27,7 +27,7 @@ from chargewire.kafka.stream_lifecycle import drop_passed_pauses, pauses
 from chargewire.kafka.stream_queries import ANY_STREAM, NEWEST_WORK, READY_STREAMS, WORK_DUE, free_to_lease
 from chargewire.kafka.streams import LeaseLost, Stream, StreamRead
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_stream_failures
+from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_records
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
 from chargewire.store.delivery_writes import insert_for_stream_batch
@@ -217,7 +217,7 @@ class StreamStore:
                 writes=[
                     *([] if batch is None else [insert_attempt_batch(batch)]),
                     insert_for_stream_batch(connection, attempted, batch_id),
-                    insert_for_stream_failures(connection, others),
+                    insert_for_records(connection, others),
                     *(Statement(*health) for health in health_updates(records, self._database.dialect)),
                 ],
             )

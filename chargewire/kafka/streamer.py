@@ -90,6 +90,11 @@ class KafkaStreamer:
         self._stopping = False
         self._outage: Exception | None = None  # met by a stream, raised by run()
 
+    @property
+    def streams_exist(self) -> bool:
+        """Whether the last timed look found a Kafka subscription with a stream."""
+        return self._streams_exist
+
     def wake(self) -> None:
         """Look for ready streams now instead of at the next poll (after a publish, here or elsewhere).
 

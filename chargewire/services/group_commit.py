@@ -6,6 +6,12 @@ once. Each event is validated before it joins a group (its entity id too, agains
 fails together only for a database error, and then every writer in it gets that error. Should the database
 still refuse a row of the group, or another process have stored one of its idempotency keys first, its writers
 are written one by one, and only the one whose row or key it was fails.
+
+Hand-off: in a process that runs a dispatcher, the group's new deliveries that it has room for are written
+leased to it (`HandOff.reserve`, inside the transaction) and given to it after the commit (`take`), so their
+first attempt needs no claim; a transaction that fails gives the room back (`cancel`). The lease in the row
+still protects them: if this process dies before they are recorded, the lease runs out and any worker claims
+them.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chargewire.errors import IdempotencyKeyTaken
 from chargewire.filters import FilterCache, Predicate
 from chargewire.ids import new_ids
-from chargewire.store.delivery_writes import NewDelivery
+from chargewire.store.delivery_records import ClaimedDelivery
+from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
@@ -37,8 +44,33 @@ class PendingBatch:
     claim: IdempotentPublish | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Made:
+    """The deliveries a group's commit made: `due` ones for any worker to claim, and those `handed` to this
+    process's dispatcher."""
+
+    due: int
+    handed: int
+
+
+class HandOff(Protocol):
+    """A dispatcher in this process that takes freshly published deliveries without claiming them."""
+
+    def reserve(self, deliveries: Sequence[NewDelivery]) -> PublishLease | None:
+        """Make room for those of `deliveries` it can take now; the lease to write them under, or None."""
+        ...
+
+    def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        """Send the deliveries of `lease`, now committed."""
+        ...
+
+    def cancel(self, lease: PublishLease) -> None:
+        """Give back the room of `lease`: its transaction did not commit."""
+        ...
+
+
 # A writer waiting in a group: its events, and the future its publish awaits (the deliveries its commit made).
-_Writer = tuple[PendingBatch, asyncio.Future[int]]
+_Writer = tuple[PendingBatch, asyncio.Future[Made]]
 
 
 class GroupCommitter:
@@ -49,11 +81,12 @@ class GroupCommitter:
         self._waiting: list[_Writer] = []
         self._flusher: asyncio.Task[None] | None = None
         self._filters = FilterCache()
+        self.hand_off: HandOff | None = None
 
-    async def write(self, batch: PendingBatch) -> int:
-        """Store these events durably; returns after their commit, with how many deliveries that commit made
-        (its whole group's: more than zero means some are due)."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def write(self, batch: PendingBatch) -> Made:
+        """Store these events durably; returns after their commit, with the deliveries that commit made (its
+        whole group's)."""
+        future: asyncio.Future[Made] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
         if self._flusher is None or self._flusher.done():
             # A task of its own: a writer that gives up (a client disconnecting) never aborts the others' commit.
@@ -76,17 +109,25 @@ class GroupCommitter:
             else:
                 _settle(group, outcome)
 
-    async def _insert(self, group: Sequence[_Writer]) -> Exception | int:
-        """Write the writers' events and deliveries in one transaction; how many deliveries, or the error."""
+    async def _insert(self, group: Sequence[_Writer]) -> Exception | Made:
+        """Write the writers' events and deliveries in one transaction; the deliveries made, or the error."""
         batches = [batch for batch, _ in group]
+        fan_out = _FanOut(batches, self._filters, self.hand_off)
         try:
-            return await self._store.insert_events_with_deliveries(
+            made = await self._store.insert_events_with_deliveries(
                 [batch.events for batch in batches],
-                _FanOut(batches, self._filters),
+                fan_out,
                 claims=[batch.claim for batch in batches if batch.claim is not None],
             )
         except Exception as error:
+            if fan_out.leased is not None and self.hand_off is not None:
+                self.hand_off.cancel(fan_out.leased)
             return error
+        if fan_out.leased is None or self.hand_off is None:
+            return Made(made, 0)
+        self.hand_off.take(fan_out.leased, fan_out.claimed(fan_out.leased))
+        handed = len(fan_out.leased.delivery_ids)
+        return Made(made - handed, handed)
 
     def _take_group(self) -> list[_Writer]:
         group: list[_Writer] = []
@@ -98,7 +139,7 @@ class GroupCommitter:
         return group
 
 
-def _settle(group: Sequence[_Writer], outcome: Exception | int) -> None:
+def _settle(group: Sequence[_Writer], outcome: Exception | Made) -> None:
     """Answer each writer still waiting: stored (with the deliveries made), or the error."""
     for _, future in group:
         if future.done():
@@ -112,9 +153,12 @@ def _settle(group: Sequence[_Writer], outcome: Exception | int) -> None:
 class _FanOut:
     """One delivery per (event, enabled subscriber whose filter matches the payload), with filters compiled once."""
 
-    def __init__(self, batches: Sequence[PendingBatch], filters: FilterCache) -> None:
+    def __init__(self, batches: Sequence[PendingBatch], filters: FilterCache, hand_off: HandOff | None) -> None:
         self._batches = batches
         self._filters = filters
+        self._hand_off = hand_off
+        self._made: list[NewDelivery] = []
+        self.leased: PublishLease | None = None  # what the hand-off reserved, once the deliveries are made
 
     def filters_wanted(self, subscribers: Sequence[Subscriber]) -> Collection[str]:
         """The subscribers whose filter was not compiled at their current version."""
@@ -142,9 +186,29 @@ class _FanOut:
                         matched_names.append(name)
                         matched_subscriptions.append(subscription_id)
         delivery_ids = new_ids("dlv", len(matched_events))
-        return [
+        self._made = [
             NewDelivery(delivery_id, event_id, subscription_id, name)
             for delivery_id, event_id, subscription_id, name in zip(
                 delivery_ids, matched_events, matched_subscriptions, matched_names, strict=True
             )
+        ]
+        if self._hand_off is not None and self._made:
+            self.leased = self._hand_off.reserve(self._made)
+        return self._made
+
+    def lease(self) -> PublishLease | None:
+        """The deliveries the hand-off reserved, to write leased to its worker."""
+        return self.leased
+
+    def claimed(self, lease: PublishLease) -> list[ClaimedDelivery]:
+        """The leased deliveries as their worker sends them, in publish order, with their events' bytes."""
+        events: dict[str, tuple[bytes, str | None, Any]] = {}
+        for batch in self._batches:
+            columns = batch.events
+            for event_id, payload, entity_id in zip(columns.ids, columns.payloads, columns.entity_ids, strict=True):
+                events[event_id] = (payload, entity_id, columns.received_at)
+        return [
+            ClaimedDelivery(d.id, d.event_id, d.subscription_id, d.event_name, 0, None, *events[d.event_id])
+            for d in self._made
+            if d.id in lease.delivery_ids
         ]

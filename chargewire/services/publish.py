@@ -12,7 +12,7 @@ from chargewire.clock import utcnow
 from chargewire.errors import ValidationFailed
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
-from chargewire.services.group_commit import GroupCommitter, PendingBatch
+from chargewire.services.group_commit import GroupCommitter, HandOff, PendingBatch
 from chargewire.storable import storable
 from chargewire.store.event_store import ENTITY_ID_MAX_CHARS, EventStore, NewEvents
 
@@ -26,6 +26,7 @@ class Publisher:
         self.max_batch = max_batch
         self._listeners: list[Callable[[], None]] = []
         self._row_listeners: list[Callable[[], None]] = []
+        self._hand_off_listeners: list[Callable[[], None]] = []
 
     async def publish(self, payloads: Sequence[object], *, operational: bool = False) -> list[str]:
         """Validate every payload and store them durably; returns the new event ids in order.
@@ -58,7 +59,12 @@ class Publisher:
         IdempotencyKeyTaken when another publish stored the batch's key first; then nothing is stored.
         """
         made = await self._committer.write(batch)
-        self._notify(rows_made=made > 0)
+        if made.handed and not made.due:
+            # Nothing is due for any worker to claim: only the callbacks given to `hand_off_to` hear of it.
+            for callback in self._hand_off_listeners:
+                callback()
+        else:
+            self._notify(rows_made=made.due > 0)
         return list(batch.events.ids)
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -71,8 +77,15 @@ class Publisher:
         return event.id, delivery_id
 
     def on_published(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll)."""
+        """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll), except one
+        whose every delivery was handed off (`hand_off_to`)."""
         self._listeners.append(callback)
+
+    def hand_off_to(self, hand_off: HandOff, callback: Callable[[], None]) -> None:
+        """Give new deliveries that `hand_off` has room for straight to it (`group_commit`); after a publish whose
+        every delivery it took, call only `callback` (instead of `on_published`'s callbacks)."""
+        self._committer.hand_off = hand_off
+        self._hand_off_listeners.append(callback)
 
     def on_rows_made(self, callback: Callable[[], None]) -> None:
         """Call `callback` after a publish that made deliveries, just before the `on_published` callbacks."""

@@ -24,7 +24,7 @@ from chargewire.store.attempt_text import (
     storable_headers,
     storable_optional,
 )
-from chargewire.store.bulk_insert import insert_rows, stored_value
+from chargewire.store.bulk_insert import stored_value
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.dialects.writes import RowInsert, Statement
 from chargewire.store.expiry_rules import attempt_orphaned
@@ -53,13 +53,9 @@ _BATCH_SPENT = ~exists().where(
 )
 
 
-async def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Append the attempts of these records to the attempt log."""
-    await insert_rows(connection, attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
-
-
-def insert_for_stream_failures(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> RowInsert:
-    """The insert of the attempts of a stream batch's records that failed, for the batch's guarded writes."""
+def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> RowInsert:
+    """The insert of these records' attempts into the attempt log, for their transaction's last writes (a worker's
+    record, a stream batch's failures)."""
     return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
 
 
@@ -87,7 +83,7 @@ async def delete_spent_batches(connection: AsyncConnection, batch_ids: Sequence[
 
 
 def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """The attempts as `insert_rows` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
+    """The attempts as a `RowInsert` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
     stored_time = stored_value(connection, attempts.c.started_at)
     stored_json = stored_value(connection, attempts.c.request_headers)
     # A batch's attempts share their start time: convert each distinct one once.

@@ -12,12 +12,13 @@ transaction, so an event and its deliveries, or a batch and its stream's move, s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, func, update
+from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.clock import utcnow
@@ -27,7 +28,7 @@ from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optiona
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.dialects.writes import ColumnInsert
+from chargewire.store.dialects.writes import ColumnInsert, Statement
 from chargewire.store.tables import deliveries
 
 # The columns of a new delivery row, in the order every insert here gives its values.
@@ -45,6 +46,9 @@ NEW_DELIVERY_COLUMNS = (
 )
 # A streamed batch's rows also name the attempt batch that delivered them.
 _STREAMED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS, "attempt_batch_id")
+# A publish's rows also name the worker a hand-off leased them to (in the table's order, as compiled inserts want).
+_LEASE_AT = NEW_DELIVERY_COLUMNS.index("next_attempt_at") + 1
+_PUBLISHED_DELIVERY_COLUMNS = (*NEW_DELIVERY_COLUMNS[:_LEASE_AT], "lease_owner", *NEW_DELIVERY_COLUMNS[_LEASE_AT:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +61,33 @@ class NewDelivery:
     event_name: str
 
 
-def insert_for_published_events(new_deliveries: Sequence[NewDelivery], stored_now: Any) -> ColumnInsert:
-    """The insert of the pending deliveries a publish made, due at once, for the publish's last writes;
-    `stored_now` as the driver takes a time."""
+@dataclass(frozen=True, slots=True)
+class PublishLease:
+    """Deliveries a publish writes already leased to a worker of its own process, which sends them after the
+    commit (a hand-off): pending, `lease_owner` set, and due again only when the lease runs out `until`."""
+
+    worker_id: str
+    until: datetime
+    delivery_ids: frozenset[str]
+    # One per delivery leased, for the worker's own bookkeeping.
+    subscription_ids: tuple[str, ...]
+
+
+def insert_for_published_events(
+    new_deliveries: Sequence[NewDelivery],
+    stored_now: Any,
+    lease: PublishLease | None = None,
+    stored_until: Any = None,
+) -> ColumnInsert:
+    """The insert of the pending deliveries a publish made, for the publish's last writes: due at once, or those
+    in `lease` leased to its worker until `stored_until`; times as the driver takes them."""
     count = len(new_deliveries)
+    leased = lease.delivery_ids if lease is not None else frozenset()
+    owner = lease.worker_id if lease is not None else None
+    owners = [owner if delivery.id in leased else None for delivery in new_deliveries]
     return ColumnInsert(
         deliveries,
-        NEW_DELIVERY_COLUMNS,
+        _PUBLISHED_DELIVERY_COLUMNS,
         (
             [delivery.id for delivery in new_deliveries],
             [delivery.event_id for delivery in new_deliveries],
@@ -71,7 +95,8 @@ def insert_for_published_events(new_deliveries: Sequence[NewDelivery], stored_no
             [delivery.event_name for delivery in new_deliveries],
             [DeliveryStatus.PENDING.value] * count,
             [0] * count,
-            [stored_now] * count,
+            [stored_now if owner is None else stored_until for owner in owners],
+            owners,
             [None] * count,
             [stored_now] * count,
             [stored_now] * count,
@@ -170,25 +195,35 @@ async def release_leases(
     await connection.execute(statement)
 
 
-async def mark_delivered(connection: AsyncConnection, dialect: StoreDialect, records: Sequence[AttemptRecord]) -> None:
-    """Successes, the common case, need no per-row values: one statement per worker."""
+def mark_delivered(dialect: StoreDialect, records: Sequence[AttemptRecord]) -> list[Statement]:
+    """Successes, the common case, need no per-row values: one statement per worker, for the record's last writes."""
     by_worker: dict[str, list[str]] = {}
     for record in records:
         by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
     now = records[-1].attempt.started_at if records else None
-    for worker_id, ids in by_worker.items():
-        await connection.execute(
-            update(deliveries)
-            .where(dialect.one_of(deliveries.c.id, ids), deliveries.c.lease_owner == worker_id)
-            .values(
-                status=DeliveryStatus.DELIVERED.value,
-                attempt_count=deliveries.c.attempt_count + 1,
-                next_attempt_at=None,
-                last_error=None,
-                lease_owner=None,
-                updated_at=now,
-            )
+    statement = _mark_delivered(dialect)
+    return [
+        Statement(statement, {"ids": dialect.ids_value(ids), "worker": worker_id, "now": now})
+        for worker_id, ids in by_worker.items()
+    ]
+
+
+# Built once per dialect: a worker records with it every few milliseconds, and a statement built anew is compiled
+# anew. `ids`, `worker` and `now` are bound.
+@functools.cache
+def _mark_delivered(dialect: StoreDialect) -> Update:
+    return (
+        update(deliveries)
+        .where(dialect.one_of(deliveries.c.id, None), deliveries.c.lease_owner == bindparam("worker"))
+        .values(
+            status=DeliveryStatus.DELIVERED.value,
+            attempt_count=deliveries.c.attempt_count + 1,
+            next_attempt_at=None,
+            last_error=None,
+            lease_owner=None,
+            updated_at=bindparam("now", type_=deliveries.c.updated_at.type),
         )
+    )
 
 
 async def reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:

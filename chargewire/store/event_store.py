@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.models import Event, Via
 from chargewire.store.bulk_insert import stored_value
 from chargewire.store.database import Database
-from chargewire.store.delivery_writes import NewDelivery, insert_for_published_events
+from chargewire.store.delivery_writes import NewDelivery, PublishLease, insert_for_published_events
 from chargewire.store.dialects.writes import ColumnInsert, Write
 from chargewire.store.event_log import number_events
 from chargewire.store.expiry_rules import Stretch, event_unused
@@ -76,6 +76,9 @@ class FanOut(Protocol):
     ) -> Iterable[NewDelivery]:
         """The deliveries to write, given the filters it asked for."""
 
+    def lease(self) -> PublishLease | None:
+        """Those of the deliveries made to write leased to a worker of this process (a hand-off), if any."""
+
 
 @dataclass(frozen=True, slots=True)
 class _ToOneSubscription:
@@ -90,6 +93,9 @@ class _ToOneSubscription:
         self, subscribers: Sequence[Subscriber], filters: Mapping[str, dict[str, Any] | None]
     ) -> Iterable[NewDelivery]:
         return [self.delivery]
+
+    def lease(self) -> PublishLease | None:
+        return None
 
 
 # The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
@@ -136,7 +142,11 @@ class EventStore:
             event_rows = _event_columns(batches, stored_time, first_seq)
             writes: list[Write] = [ColumnInsert(events, _EVENT_COLUMNS, event_rows)]
             if new_deliveries:
-                writes.append(insert_for_published_events(new_deliveries, stored_time(batches[0].received_at)))
+                lease = fan_out.lease()
+                until = stored_time(lease.until) if lease is not None else None
+                writes.append(
+                    insert_for_published_events(new_deliveries, stored_time(batches[0].received_at), lease, until)
+                )
             # On SQLite the inserts and the commit go in one trip to the driver's thread.
             await self._database.dialect.write_last(connection, writes)
         return len(new_deliveries)

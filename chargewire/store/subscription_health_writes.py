@@ -13,23 +13,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Update, bindparam, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_records import AttemptRecord
-from chargewire.store.dialects import StoreDialect, dialect_of
+from chargewire.store.dialects import StoreDialect
 from chargewire.store.tables import subscriptions
 
 
-async def record_health(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """A subscription with any success among `records` is healthy again; one with only failures is failing
-    since the last attempt's start, unless it already was."""
-    for statement, parameters in health_updates(records, dialect_of(connection)):
-        await connection.execute(statement, parameters)
-
-
 def health_updates(records: Sequence[AttemptRecord], dialect: StoreDialect) -> list[tuple[Update, dict[str, Any]]]:
-    """The statements of `record_health` with their parameters; the statements are built once per dialect."""
+    """The statements that record `records`' health with their parameters: a subscription with any success among
+    them is healthy again, one with only failures is failing since the last attempt's start, unless it already
+    was. The statements are built once per dialect."""
     succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
     failing = {record.subscription_id for record in records} - succeeded
     healthy_again, failing_since = _health_updates(dialect)

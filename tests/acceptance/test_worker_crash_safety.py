@@ -1,4 +1,5 @@
-"""Killing the delivery worker again and again loses nothing: every event reaches the receiver."""
+"""Killing the delivery worker again and again loses nothing: every event reaches the receiver; nor does killing
+`serve` while a delivery its publish handed to its own worker is in flight."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
 from tests.support.processes import cli, running_server, start_worker, subscribe_webhook
+from tests.support.receiver import Reply, in_turn
 from tests.support.threaded_receiver import receiver_in_thread
 
 EVENTS = 3000
@@ -70,3 +72,40 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
     # Only what was in flight when a worker died can arrive twice: at most one batch per kill.
     assert duplicates <= KILLS * MAX_IN_FLIGHT
     assert kills_done_at > 0, "the killed workers delivered nothing; the test did not exercise a crash"
+
+
+def test_a_delivery_handed_off_at_publish_arrives_once_more_after_serve_is_killed_before_the_reply(
+    cli_env: dict[str, str],
+) -> None:
+    env = {**cli_env, "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S), "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
+    cli(env, "db", "upgrade")
+    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    port = free_port()
+    example = load_event_types()["HardwareStatusNotification"].example
+    with receiver_in_thread() as receiver:
+        # The first attempt is answered late: serve is killed the moment it arrives, with it in flight and nothing
+        # recorded.
+        url = receiver.on("/handed", in_turn(Reply(delay_s=1), Reply()))
+        with running_server(env, port) as server:
+            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+            subscribe_webhook(api, url, "HardwareStatusNotification")
+            assert api.post("/api/v1/events", json=[example], timeout=60).status_code == 202
+            deadline = time.monotonic() + 30
+            while receiver.arrived("/handed") == 0:
+                assert time.monotonic() < deadline, "serve never sent the delivery"
+                time.sleep(0.02)
+            server.send_signal(signal.SIGKILL)
+            server.wait(10)
+            api.close()
+        worker = start_worker(env)
+        try:
+            deadline = time.monotonic() + 60
+            while receiver.arrived("/handed") < 2 or not receiver.on_path("/handed"):
+                assert time.monotonic() < deadline, "the delivery never arrived after the kill"
+                time.sleep(0.1)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        ids = {request.headers["webhook-id"] for request in receiver.on_path("/handed")}
+        assert receiver.arrived("/handed") == 2
+    assert len(ids) == 1

@@ -63,6 +63,10 @@ class Receiver:
         """The URL of a path on this receiver."""
         return f"http://127.0.0.1:{self.port}{path}"
 
+    def arrived(self, path: str) -> int:
+        """How many requests reached `path`, answered or still waiting for their reply."""
+        return self._counts.get(path, 0)
+
     def on_path(self, path: str) -> list[Received]:
         """The requests that reached `path`, in arrival order."""
         return [request for request in self.requests if request.path == path]

@@ -12,7 +12,7 @@ from chargewire.errors import ValidationFailed
 from chargewire.runtime import Runtime
 from chargewire.services.publish import Publisher
 from chargewire.services.subscriptions import OPERATOR
-from chargewire.store.delivery_writes import NewDelivery
+from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, FanOut, NewEvents, Subscriber
 from tests.integration.services.test_publish import _delivered_events, _subscribe
 
@@ -35,6 +35,9 @@ class _Spy:
         self, subscribers: Sequence[Subscriber], filters: Mapping[str, dict[str, Any] | None]
     ) -> Iterable[NewDelivery]:
         return self._inner.deliveries(subscribers, filters)
+
+    def lease(self) -> PublishLease | None:
+        return self._inner.lease()
 
 
 class SpyingStore(EventStore):

@@ -22,7 +22,7 @@ from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.store.delivery_store import DeliveryStore
-from chargewire.store.delivery_writes import NewDelivery
+from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.tables import deliveries, events
 
@@ -60,6 +60,9 @@ class _Given:
     ) -> list[NewDelivery]:
         self.seen.extend(subscribers)
         return self.made
+
+    def lease(self) -> PublishLease | None:
+        return None
 
 
 def _to_every(subscription_id: str, new_events: list[Event]) -> list[NewDelivery]:

@@ -1,0 +1,126 @@
+"""A publish in a process that runs a dispatcher hands the new webhook deliveries it has room for straight to it:
+written leased to its worker, sent without a claim, delivered once. What it has no room for (in-flight limits, an
+open breaker) is written due, as without a hand-off, and claimed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from chargewire.catalog import load_event_types
+from chargewire.config import Settings
+from chargewire.dispatch.dispatcher import Dispatcher
+from chargewire.models import DeliveryStatus
+from chargewire.runtime import Runtime
+from chargewire.store.tables import deliveries
+from tests.integration.dispatch.conftest import Subscribe
+from tests.support.receiver import Receiver, Reply, always, in_turn
+
+BOOT = load_event_types()["BootNotification"].example
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A poll far slower than the test, one attempt at a time per subscription (a buffer of four waves)."""
+    return settings.model_copy(
+        update={"worker_poll_interval_s": 30.0, "worker_max_in_flight_per_subscription": 1, "retry_jitter": 0.0}
+    )
+
+
+@pytest.fixture
+def claims(runtime: Runtime) -> list[int]:
+    """How many deliveries each claim of the runtime's (real) delivery store leased, in order."""
+    store = runtime.delivery_store
+    claim = store.claim_due_deliveries
+    leased: list[int] = []
+
+    async def logged(*args: object, **kwargs: object) -> object:
+        claimed = await claim(*args, **kwargs)  # type: ignore[arg-type]
+        leased.append(len(claimed))
+        return claimed
+
+    store.claim_due_deliveries = logged  # type: ignore[method-assign]
+    return leased
+
+
+async def _rows(runtime: Runtime) -> list[tuple[str, str | None, int]]:
+    """(status, lease owner, attempt count) of every delivery, in publish order."""
+    query = select(deliveries.c.status, deliveries.c.lease_owner, deliveries.c.attempt_count).order_by(deliveries.c.id)
+    async with runtime.database.reading() as connection:
+        return [tuple(row) for row in (await connection.execute(query)).all()]  # type: ignore[misc]
+
+
+async def test_local_publishes_are_delivered_once_without_any_claim_when_the_worker_has_room(
+    runtime: Runtime, receiver: Receiver, subscribe: Subscribe, claims: list[int], dispatcher: Dispatcher
+) -> None:
+    await subscribe(receiver.on("/hook", always(202)), "BootNotification")
+    await asyncio.sleep(0.2)  # the dispatcher's first round is over
+    claims_before = len(claims)
+
+    for sent in range(1, 4):
+        await runtime.publisher.publish([BOOT])
+        await receiver.wait_for(sent, "/hook")
+    await asyncio.sleep(0.2)  # recorded
+
+    assert claims[claims_before:] == []
+    ids = [request.headers["webhook-id"] for request in receiver.on_path("/hook")]
+    assert len(ids) == len(set(ids)) == 3
+    assert await _rows(runtime) == [(DeliveryStatus.DELIVERED.value, None, 1)] * 3
+
+
+async def test_a_publish_beyond_a_subscriptions_buffer_leaves_the_rest_due_for_a_claim(
+    runtime: Runtime, receiver: Receiver, subscribe: Subscribe, claims: list[int], dispatcher: Dispatcher
+) -> None:
+    await subscribe(receiver.on("/slow", always(202, delay_s=0.5)), "BootNotification")
+    await asyncio.sleep(0.2)
+
+    await runtime.publisher.publish([BOOT] * 6)
+
+    rows = await _rows(runtime)
+    # One in flight and three waiting fill the subscription's buffer; the two after them are due for any worker.
+    assert [owner for _status, owner, _count in rows] == [dispatcher.worker_id] * 4 + [None] * 2
+    received = await receiver.wait_for(6, "/slow")
+    ids = [request.headers["webhook-id"] for request in received]
+    assert len(set(ids)) == 6
+    assert sum(claims) == 2
+
+
+async def test_a_publish_to_a_subscription_whose_breaker_is_open_is_written_due_not_handed_off(
+    runtime: Runtime, receiver: Receiver, subscribe: Subscribe, dispatcher: Dispatcher
+) -> None:
+    failing = [Reply(status=500)] * 5
+    await subscribe(receiver.on("/flaky", in_turn(*failing, Reply(status=202))), "BootNotification")
+    await asyncio.sleep(0.2)
+    for sent in range(1, 6):
+        await runtime.publisher.publish([BOOT])
+        await receiver.wait_for(sent, "/flaky")
+    await asyncio.sleep(0.2)  # the fifth failure is recorded: the breaker is open
+
+    await runtime.publisher.publish([BOOT])
+
+    newest = (await _rows(runtime))[-1]
+    assert newest == (DeliveryStatus.PENDING.value, None, 0)
+
+
+async def test_a_publish_while_the_worker_is_full_is_written_due_and_delivered_once(
+    settings: Settings, runtime: Runtime, receiver: Receiver, subscribe: Subscribe, claims: list[int]
+) -> None:
+    runtime.settings = settings.model_copy(update={"worker_max_in_flight": 2})
+    running = runtime.dispatcher()
+    stop = asyncio.Event()
+    task = asyncio.create_task(running.run(stop))
+    try:
+        await subscribe(receiver.on("/slow", always(202, delay_s=0.3)), "BootNotification")
+        await asyncio.sleep(0.2)
+
+        await runtime.publisher.publish([BOOT] * 3)
+
+        owners = [owner for _status, owner, _count in await _rows(runtime)]
+        assert owners == [running.worker_id] * 2 + [None]
+        received = await receiver.wait_for(3, "/slow")
+        assert len({request.headers["webhook-id"] for request in received}) == 3
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
