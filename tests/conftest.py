@@ -95,13 +95,13 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 async def runtime(settings: Settings, sqlite_template: Path) -> AsyncIterator[Runtime]:
     """An open runtime on the test's database (migrated: a new SQLite file starts as a copy of the template)."""
     url = settings.effective_database_url
-    if not _copied_template(url, sqlite_template):
+    if not copied_sqlite_template(url, sqlite_template):
         await _migrate(url)
     async with await Runtime.open(settings) as opened:
         yield opened
 
 
-def _copied_template(url: str, template: Path) -> bool:
+def copied_sqlite_template(url: str, template: Path) -> bool:
     """Copy the migrated template to a SQLite URL's file if the file does not exist yet; False if not done."""
     prefix = "sqlite+aiosqlite:///"
     target = Path(url.removeprefix(prefix))
