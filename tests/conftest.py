@@ -71,12 +71,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A fresh, migrated database for one test."""
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database for one test (a migrated copy of the template on PostgreSQL, dropped afterwards)."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
+        yield f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
+        return
     copier: TemplateCopier = request.getfixturevalue("postgres_databases")
-    return copier.copy(f"test_{next(_database_numbers)}")
+    name = f"test_{next(_database_numbers)}"
+    yield copier.copy(name)
+    copier.drop_later(name)
 
 
 @pytest.fixture
