@@ -71,15 +71,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh database for one test (a migrated copy of the template on PostgreSQL, dropped afterwards)."""
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database for one test."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
-        return
+        return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
     copier: TemplateCopier = request.getfixturevalue("postgres_databases")
-    name = f"test_{next(_database_numbers)}"
-    yield copier.copy(name)
-    copier.drop_later(name)
+    return copier.copy(f"test_{next(_database_numbers)}")
 
 
 @pytest.fixture
