@@ -19,7 +19,6 @@ from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.web import create_app
-from tests.support.postgres_databases import TemplateCopier
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 BACKENDS = ("sqlite", "postgresql")
@@ -39,14 +38,6 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     with throwaway_cluster() as cluster:
         asyncio.run(_migrate(cluster.create_database(_TEMPLATE)))
         yield cluster
-
-
-@pytest.fixture(scope="session")
-def postgres_databases(postgres_cluster: PostgresCluster) -> Iterator[TemplateCopier]:
-    """Makes each test's PostgreSQL database as a copy of the migrated template."""
-    copier = TemplateCopier(postgres_cluster, _TEMPLATE)
-    yield copier
-    copier.close()
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +66,8 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """A fresh, migrated database for one test."""
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
-    copier: TemplateCopier = request.getfixturevalue("postgres_databases")
-    return copier.copy(f"test_{next(_database_numbers)}")
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.create_database(f"test_{next(_database_numbers)}", template=_TEMPLATE)
 
 
 @pytest.fixture
