@@ -22,7 +22,7 @@ from chargewire.web import create_app
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 BACKENDS = ("sqlite", "postgresql")
-_TEMPLATE = "chargewire_template"
+POSTGRES_TEMPLATE = "chargewire_template"
 _database_numbers = itertools.count()
 
 
@@ -36,7 +36,7 @@ async def _migrate(url: str) -> None:
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """One PostgreSQL cluster for the whole run, with a migrated template database."""
     with throwaway_cluster() as cluster:
-        asyncio.run(_migrate(cluster.create_database(_TEMPLATE)))
+        asyncio.run(_migrate(cluster.create_database(POSTGRES_TEMPLATE)))
         yield cluster
 
 
@@ -67,7 +67,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.create_database(f"test_{next(_database_numbers)}", template=_TEMPLATE)
+    return cluster.create_database(f"test_{next(_database_numbers)}", template=POSTGRES_TEMPLATE)
 
 
 @pytest.fixture

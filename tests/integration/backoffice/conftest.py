@@ -20,11 +20,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from chargewire.config import Settings
+from chargewire.devtools.postgres import PostgresCluster
 from chargewire.runtime import Runtime
 from chargewire.services.tokens import CreatedToken
-from tests.conftest import BACKENDS, TEST_SECRET_KEY, bearer, copied_sqlite_template
+from tests.conftest import BACKENDS, POSTGRES_TEMPLATE, TEST_SECRET_KEY, bearer, copied_sqlite_template
 from tests.support.browser import chromium
-from tests.support.postgres_databases import TemplateCopier
 from tests.support.processes import CHARGEWIRE
 from tests.support.receiver import Receiver
 from tests.support.threaded_receiver import receiver_in_thread
@@ -104,8 +104,8 @@ def backoffice(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         url = f"sqlite+aiosqlite:///{folder / 'chargewire.db'}"
         copied_sqlite_template(url, request.getfixturevalue("sqlite_template"))
     else:
-        copier: TemplateCopier = request.getfixturevalue("postgres_databases")
-        url = copier.copy(f"backoffice_{uuid.uuid4().hex[:12]}")
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        url = cluster.create_database(f"backoffice_{uuid.uuid4().hex[:12]}", template=POSTGRES_TEMPLATE)
     env = {
         "CHARGEWIRE_DATABASE_URL": url,
         "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
