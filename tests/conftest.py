@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -21,23 +22,30 @@ from chargewire.web import create_app
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 BACKENDS = ("sqlite", "postgresql")
-_TEMPLATE = "chargewire_template"
+POSTGRES_TEMPLATE = "chargewire_template"
 _database_numbers = itertools.count()
+
+
+async def _migrate(url: str) -> None:
+    database = create_database(url)
+    await migrate.upgrade(database)
+    await database.aclose()
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """One PostgreSQL cluster for the whole run, with a migrated template database."""
     with throwaway_cluster() as cluster:
-        url = cluster.create_database(_TEMPLATE)
-
-        async def migrate_template() -> None:
-            database = create_database(url)
-            await migrate.upgrade(database)
-            await database.aclose()
-
-        asyncio.run(migrate_template())
+        asyncio.run(_migrate(cluster.create_database(POSTGRES_TEMPLATE)))
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test's runtime copies: copying takes a millisecond, migrating 0.1-0.3 s."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "chargewire.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +67,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.create_database(f"test_{next(_database_numbers)}", template=_TEMPLATE)
+    return cluster.create_database(f"test_{next(_database_numbers)}", template=POSTGRES_TEMPLATE)
 
 
 @pytest.fixture
@@ -75,13 +83,26 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """An open runtime on the test's database (migrated)."""
-    database = create_database(settings.effective_database_url)
-    await migrate.upgrade(database)
-    await database.aclose()
+async def runtime(settings: Settings, sqlite_template: Path) -> AsyncIterator[Runtime]:
+    """An open runtime on the test's database (migrated: a new SQLite file starts as a copy of the template)."""
+    url = settings.effective_database_url
+    if not copied_sqlite_template(url, sqlite_template):
+        await _migrate(url)
     async with await Runtime.open(settings) as opened:
         yield opened
+
+
+def copied_sqlite_template(url: str, template: Path) -> bool:
+    """Copy the migrated template to a SQLite URL's file if the file does not exist yet; False if not done."""
+    prefix = "sqlite+aiosqlite:///"
+    target = Path(url.removeprefix(prefix))
+    if not url.startswith(prefix) or not target.is_absolute() or target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal"):  # the WAL, should closing have left one, holds committed pages too
+        if template.with_name(template.name + suffix).exists():
+            shutil.copyfile(template.with_name(template.name + suffix), target.with_name(target.name + suffix))
+    return True
 
 
 TokenFactory = Callable[..., Awaitable[str]]

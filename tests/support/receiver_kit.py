@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import TEST_SECRET_KEY
-from tests.support.processes import cli
+from tests.support.processes import migrated_with_admin_token
 
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"
 LANGUAGES = ("python", "typescript", "go", "java")
@@ -68,6 +67,4 @@ def prepared_service(tmp_path: Path, database_url: str | None = None) -> tuple[d
         "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    cli(env, "db", "upgrade")
-    token = json.loads(cli(env, "tokens", "create", "--name", "kit", "--scope", "admin", "--json").stdout)["token"]
-    return env, str(token)
+    return env, migrated_with_admin_token(env, "kit")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -19,10 +19,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from chargewire.config import Settings
 from chargewire.devtools.postgres import PostgresCluster
-from tests.conftest import BACKENDS, TEST_SECRET_KEY, bearer
+from chargewire.runtime import Runtime
+from chargewire.services.tokens import CreatedToken
+from tests.conftest import BACKENDS, POSTGRES_TEMPLATE, TEST_SECRET_KEY, bearer, copied_sqlite_template
 from tests.support.browser import chromium
-from tests.support.processes import CHARGEWIRE, cli
+from tests.support.processes import CHARGEWIRE
 from tests.support.receiver import Receiver
 from tests.support.threaded_receiver import receiver_in_thread
 
@@ -99,9 +102,10 @@ def backoffice(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     folder = tmp_path_factory.mktemp(f"backoffice-{backend}")
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{folder / 'chargewire.db'}"
+        copied_sqlite_template(url, request.getfixturevalue("sqlite_template"))
     else:
         cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-        url = cluster.create_database(f"backoffice_{uuid.uuid4().hex[:12]}")
+        url = cluster.create_database(f"backoffice_{uuid.uuid4().hex[:12]}", template=POSTGRES_TEMPLATE)
     env = {
         "CHARGEWIRE_DATABASE_URL": url,
         "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
@@ -116,19 +120,28 @@ def backoffice(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         # A test module may add settings of its own (the OCPP tap's, for one).
         **getattr(request.module, "SERVER_SETTINGS", {}),
     }
-    cli(env, "db", "upgrade")
-    cli(env, "users", "create", "--email", OPERATOR_EMAIL, "--password", OPERATOR_PASSWORD)
-    admin = json.loads(cli(env, "tokens", "create", "--name", "ops-admin", "--scope", "admin", "--json").stdout)
-    owner = json.loads(
-        cli(env, "tokens", "create", "--name", "fleet-app", "--scope", "notifications:manage", "--json").stdout
-    )
+    settings = Settings(database_url=url, data_dir=folder / "data", secret_key=TEST_SECRET_KEY)
+    admin, owner = asyncio.run(_operator_and_tokens(settings))
     log = folder / "server.log"
     with (
         receiver_in_thread() as receiver,
         _served(env, _free_port(), log) as base_url,
-        httpx.Client(base_url=base_url, headers=bearer(admin["token"]), timeout=10) as api,
+        httpx.Client(base_url=base_url, headers=bearer(admin.text), timeout=10) as api,
     ):
-        yield Backoffice(backend, base_url, env, admin["token"], owner["id"], owner["token"], receiver, api, log)
+        yield Backoffice(backend, base_url, env, admin.text, owner.token.id, owner.text, receiver, api, log)
+
+
+async def _operator_and_tokens(settings: Settings) -> tuple[CreatedToken, CreatedToken]:
+    """The operator, an admin token and a subscription owner's token, made in this process.
+
+    Each of the four `chargewire` commands that did this (migrations included: the database is a copy of the
+    migrated template) spent 1.5 s importing the service; the CLI's own tests run them.
+    """
+    async with await Runtime.open(settings) as runtime:
+        await runtime.users.create(OPERATOR_EMAIL, OPERATOR_PASSWORD)
+        admin = await runtime.tokens.create("ops-admin", ["admin"])
+        owner = await runtime.tokens.create("fleet-app", ["notifications:manage"])
+    return admin, owner
 
 
 @pytest.fixture(scope="module")
