@@ -36,34 +36,26 @@ async def _history_with_some_work_left(runtime: Runtime) -> None:
     subscription_id = (await runtime.subscriptions.create(owner.token, body)).subscription.id
     event_id = (await runtime.publisher.publish([BOOT]))[0]
     await pile_up_pending(runtime.database, subscription_id, event_id, DAYS, PER_DAY)
+    later = utcnow() + timedelta(hours=1)
+    # Seconds into each day's rows, and what the rows made in them become.
+    changes: list[tuple[float, float, dict[str, object]]] = [
+        (0, SCHEDULED_S, {"next_attempt_at": later}),
+        (DUE_S, FAILED_S, {"status": DeliveryStatus.FAILED.value, "next_attempt_at": None}),
+        (FAILED_S, 3600, {"status": DeliveryStatus.DELIVERED.value, "next_attempt_at": None}),
+    ]
     async with runtime.database.transaction() as connection:
         for day in range(DAYS):
-            first = (
-                await connection.execute(select(deliveries.c.id).order_by(deliveries.c.id).offset(day * PER_DAY))
-            ).first()
-            start_ms = made_at_ms(first.id)
-
-            def made_between(from_s: float, to_s: float, start_ms: int = start_ms) -> tuple[object, object]:
-                low, high = (
-                    first_id_at("dlv", start_ms + int(from_s * 1000)),
-                    first_id_at("dlv", start_ms + int(to_s * 1000)),
-                )
-                return deliveries.c.id >= low, deliveries.c.id < high
-
-            later = utcnow() + timedelta(hours=1)
-            await connection.execute(
-                update(deliveries).where(*made_between(0, SCHEDULED_S)).values(next_attempt_at=later)
-            )
-            failed = DeliveryStatus.FAILED.value
-            await connection.execute(
-                update(deliveries).where(*made_between(DUE_S, FAILED_S)).values(status=failed, next_attempt_at=None)
-            )
-            delivered = DeliveryStatus.DELIVERED.value
-            await connection.execute(
-                update(deliveries).where(*made_between(FAILED_S, 3600)).values(status=delivered, next_attempt_at=None)
-            )
+            first = select(deliveries.c.id).order_by(deliveries.c.id).offset(day * PER_DAY).limit(1)
+            start_ms = made_at_ms((await connection.execute(first)).scalar_one())
+            for from_s, to_s, values in changes:
+                made = (deliveries.c.id >= _id_at(start_ms, from_s), deliveries.c.id < _id_at(start_ms, to_s))
+                await connection.execute(update(deliveries).where(*made).values(**values))
         if connection.dialect.name == "postgresql":
             await connection.execute(text("ANALYZE deliveries"))
+
+
+def _id_at(start_ms: int, seconds: float) -> str:
+    return first_id_at("dlv", start_ms + int(seconds * 1000))
 
 
 async def test_the_queue_depth_counts_due_scheduled_and_failed_deliveries_from_the_due_index_reading_no_delivered_rows(
