@@ -92,7 +92,7 @@ async def _run_queries(settings: Settings, subscription_id: str) -> None:
         await store.list_deliveries(DeliveryFilter(subscription_id=subscription_id), None, 50)
         await store.list_deliveries(DeliveryFilter(since=now - timedelta(hours=1), until=now), None, 50)
         await store.list_attempts(claimed[0].id)
-        await store.count_by_status(now)
+        await store.queue_depth(now)
         for stream in await runtime.stream_store.ready_streams(now):
             first = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 100)
             # A running stream's next read, bounded by the first's last event.

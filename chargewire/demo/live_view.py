@@ -18,10 +18,13 @@ _WINDOW = 2000
 
 
 class LatencyWindow:
-    """Publish-to-delivery latency of the most recent successful deliveries (a dispatcher listener)."""
+    """Publish-to-delivery latency of the most recent successful deliveries, and how many this run delivered
+    (a dispatcher listener)."""
 
     def __init__(self) -> None:
         self._seconds: deque[float] = deque(maxlen=_WINDOW)
+        # Counted here, not in the database: the queue depth reads only the work left, never delivered rows.
+        self.delivered = 0
 
     def observe(
         self, deliveries: Sequence[ClaimedDelivery], _results: Sequence[AttemptResult], records: Sequence[AttemptRecord]
@@ -31,6 +34,7 @@ class LatencyWindow:
         for delivery, record in zip(deliveries, records, strict=True):
             if record.status is DeliveryStatus.DELIVERED:
                 self._seconds.append((now - delivery.received_at).total_seconds())
+                self.delivered += 1
 
     def percentiles_ms(self) -> tuple[float, float] | None:
         """(p50, p99) in milliseconds, or None before anything was delivered."""
@@ -59,7 +63,7 @@ def render(
             *([f"OCPP       {ocpp}"] if ocpp else []),
             f"published  {published.api:>9}   through the API"
             + (f"   {published.tap} by the OCPP tap" if published.tap is not None else ""),
-            f"delivered  {counts.get('delivered', 0):>9}   latency {latency_text}",
+            f"delivered  {latency.delivered:>9}   latency {latency_text}",
             f"retrying   {counts.get('scheduled', 0) + counts.get('due', 0):>9}",
             f"failed     {counts.get('failed', 0):>9}",
             f"receiver   {receiver.verified:>9} verified   {receiver.rejected} bad signatures   "

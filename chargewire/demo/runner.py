@@ -179,7 +179,7 @@ async def _run(runtime: Runtime, options: DemoOptions) -> None:
     screen = Screen()
     try:
         while not any(task.done() for task in tasks):
-            counts = await runtime.delivery_store.count_by_status(utcnow())
+            counts = await runtime.delivery_store.queue_depth(utcnow())
             sources = Published(published[0], _tap_published(runtime) if fleet else None)
             screen.show(render(sources, counts, latency, receiver.stats, fleet.summary() if fleet else None))
             await asyncio.sleep(2)

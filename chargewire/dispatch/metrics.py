@@ -103,7 +103,7 @@ class DeliveryMetrics(Collector):
 
     async def render(self, deliveries: DeliveryStore) -> bytes:
         """The text exposition, with the queue depth read from the database now."""
-        counts = await deliveries.count_by_status(utcnow())
+        counts = await deliveries.queue_depth(utcnow())
         for state in ("due", "scheduled", "failed"):
             self.queue_depth.labels(state).set(counts[state])
         return generate_latest(self.registry)

@@ -172,7 +172,7 @@ class OverviewService:
         now = utcnow()
         if self._cached is not None:
             return replace(self._cached[1], database_error=reason)
-        empty = QueueSample(now, {"due": 0, "scheduled": 0, "failed": 0, "delivered": 0})
+        empty = QueueSample(now, {"due": 0, "scheduled": 0, "failed": 0})
         return Overview(now, self.window_minutes, [], None, None, empty, [], [], [], None, database_error=reason)
 
     async def _build(self) -> Overview:
@@ -212,7 +212,7 @@ class OverviewService:
 
     async def _sample_queue(self, now: datetime) -> QueueSample:
         """The queue depth now, kept in the history when the last sample is old enough."""
-        queue = QueueSample(now, await self._deliveries.count_by_status(now))
+        queue = QueueSample(now, await self._deliveries.queue_depth(now))
         last = self._queue_history[-1] if self._queue_history else None
         if last is None or (now - last.at).total_seconds() >= _QUEUE_SAMPLE_EVERY_S:
             self._queue_history.append(queue)

@@ -12,7 +12,6 @@ import orjson
 import pytest
 
 from chargewire.catalog import load_event_types
-from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.dispatch.dispatcher import Dispatcher
@@ -21,6 +20,7 @@ from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR, CreatedSubscription
 from chargewire.services.tokens import CreatedToken
 from chargewire.store.delivery_log import DeliveryFilter
+from tests.support.delivered import delivered_count
 from tests.support.kafka_topics import consume_topic, deliver_once
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
@@ -85,8 +85,7 @@ async def test_a_kafka_subscriptions_due_rows_reach_the_channel_as_one_batch(
 
     assert attempted == 50
     assert batch_sizes == [50]
-    delivered = await runtime.delivery_store.count_by_status(utcnow())
-    assert delivered["delivered"] == 50
+    assert await delivered_count(runtime.database) == 50
 
 
 async def test_a_broker_outage_in_the_middle_of_a_run_loses_nothing(
