@@ -40,6 +40,7 @@ from chargewire.channels.registry import channel_type
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
+from chargewire.dispatch.record_flusher import RecordFlusher
 from chargewire.dispatch.retry_policy import next_attempt_delay
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
@@ -51,22 +52,16 @@ from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
-from chargewire.store.outage import is_unavailable
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)
 
-_FLUSH_INTERVAL_S = 0.02
 # Per subscription, a claim takes up to this many waves of its in-flight limit, and a worker holds no more:
 # fewer claims (each a database round trip) per delivery. With a 15 s timeout the last wave starts ~45 s in,
 # inside the 60 s lease.
 _BUFFER_WAVES = 4
-_FLUSH_BATCH = 200
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
 _EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
-# A worker that stops records what finished; through an outage it tries this long, from this first pause.
-_EXIT_FLUSH_S = 5.0
-_EXIT_FLUSH_FIRST_DELAY_S = 0.1
 
 # Called once per dispatch with its deliveries, their results and their records, in the same order.
 AttemptListener = Callable[[Sequence[ClaimedDelivery], Sequence[AttemptResult], Sequence[AttemptRecord]], None]
@@ -115,14 +110,13 @@ class Dispatcher:
         self._held = 0  # claimed and not yet recorded
         self._room_awaited = False  # a claim found no room under worker_max_in_flight; a flush makes some
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending_records: list[AttemptRecord] = []
+        self._records = RecordFlusher(deliveries, settings.worker_poll_interval_s, self._make_room)
         self._wake = asyncio.Event()
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
         self._last_exclusive_claim = 0.0
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
         self._reserved: Counter[str] = Counter()  # per subscription, handed-off deliveries not yet taken
-        self._records_waiting = asyncio.Event()
         self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
         described = [channel_type(via) for via in channels]
@@ -225,8 +219,13 @@ class Dispatcher:
     def cancel(self, lease: PublishLease) -> None:
         """Give back the room `lease` reserved: its publish did not commit."""
         self._unreserve(lease)
-        self._held -= len(lease.delivery_ids)
+        self._make_room(len(lease.delivery_ids))
+
+    def _make_room(self, count: int) -> None:
+        """`count` deliveries no longer count against the worker (recorded, or their reservation given back)."""
+        self._held -= count
         if self._room_awaited:
+            # A claim, perhaps one made while this room was held, found the worker full: claim again now.
             self._room_awaited = False
             self._wake.set()
 
@@ -265,7 +264,7 @@ class Dispatcher:
 
     def loops(self) -> dict[str, Loop]:
         """The long-running loops of this worker, by name, for a supervisor to run until `stop` is set."""
-        loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._flush_loop}
+        loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._records.run}
         if self._streamer is not None:
             loops["stream"] = self._streamer.run
         check = self._on_failing
@@ -290,7 +289,7 @@ class Dispatcher:
     async def finish(self) -> None:
         """Let in-flight attempts end (bounded), hand back what waits, record what finished, close the channels."""
         await self._shutdown()
-        await self._flush_at_exit()
+        await self._records.flush_at_exit()
         await self.aclose()
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
@@ -329,7 +328,7 @@ class Dispatcher:
         claimed, _full = await self._claim()
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
-        await self._flush()
+        await self._records.flush()
         streamed = await self._streamer.run_once() if self._streamer is not None else 0
         return claimed + streamed
 
@@ -423,9 +422,7 @@ class Dispatcher:
         failed = False
         try:
             records = await self.attempt(batch, target)
-            # Only now: a flush during the attempt swaps the list, and the one taken before it is being written.
-            self._pending_records.extend(records)
-            self._records_waiting.set()
+            self._records.add(records)
             failed = any(record.status is not DeliveryStatus.DELIVERED for record in records)
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
@@ -536,67 +533,6 @@ class Dispatcher:
         )
         status = DeliveryStatus.FAILED if failed else DeliveryStatus.PENDING
         return AttemptRecord(attempt, delivery.subscription_id, self.worker_id, status, retry_at, result.error.message)
-
-    async def _flush_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await wait_for_any([self._records_waiting, stop], self.settings.worker_poll_interval_s)
-            if not self._records_waiting.is_set():
-                continue
-            if len(self._pending_records) < _FLUSH_BATCH and not stop.is_set():
-                await asyncio.sleep(_FLUSH_INTERVAL_S)
-            await self._flush_once()
-            mark_healthy()
-
-    async def _flush(self) -> None:
-        """Record everything pending (in run_once)."""
-        while self._pending_records:
-            await self._flush_once()
-
-    async def _flush_at_exit(self) -> None:
-        """Record what finished before stopping; through a short outage, retried for `_EXIT_FLUSH_S` at most."""
-        deadline = time.monotonic() + _EXIT_FLUSH_S
-        delay_s = _EXIT_FLUSH_FIRST_DELAY_S
-        while self._pending_records:
-            try:
-                await self._flush_once()
-            except Exception as error:
-                if time.monotonic() + delay_s >= deadline:
-                    logger.error(
-                        "could not record %d attempts before stopping (%s); their leases run out and they are sent "
-                        "again",
-                        len(self._pending_records),
-                        error,
-                    )
-                    return
-                await asyncio.sleep(delay_s)
-                delay_s *= 2
-
-    async def _flush_once(self) -> None:
-        """Record what is pending in one transaction; records that arrive meanwhile wait for the next one.
-
-        When the database is unavailable the records are kept, first in line, and the error raised: the
-        supervisor retries after a backoff, and a lease that ran out meanwhile only keeps the delivery from
-        being updated twice (`record_attempts` checks it). Any other error drops them to their leases.
-        """
-        self._records_waiting.clear()
-        batch, self._pending_records = self._pending_records, []
-        if not batch:
-            return
-        try:
-            await self._deliveries.record_attempts(batch)
-        except Exception as error:
-            if is_unavailable(error):
-                self._pending_records[:0] = batch
-                self._records_waiting.set()
-                raise
-            logger.exception("could not record %d attempts; their leases will run out and they are retried", len(batch))
-        self._held -= len(batch)
-        if self._room_awaited:
-            # A claim, perhaps one made while this flush ran, found the worker full: this made room.
-            self._room_awaited = False
-            self._wake.set()
-        if self._pending_records:
-            self._records_waiting.set()
 
     async def _shutdown(self) -> None:
         """Stop starting attempts, wait for those in flight (bounded), and hand back the leases of the rest."""
