@@ -19,7 +19,7 @@ needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a 
 and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
 
 Kafka streams: a Kafka subscription's new events have no rows to claim; this worker's `KafkaStreamer` sends
-them from the event log, through the same attempts, records and listeners (`attempt`), and only their
+them from the event log, through the same attempts, records and listeners (`AttemptStage.attempt`), and only their
 failures come back here as rows.
 """
 
@@ -31,25 +31,23 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
 
-from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OrderFence, OutboundMessage
+from chargewire.channels.base import BatchChannel, Channel
 from chargewire.channels.registry import channel_type
 from chargewire.clock import utcnow
 from chargewire.config import Settings
+from chargewire.dispatch.attempt_stage import AttemptListener, AttemptStage
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.record_flusher import RecordFlusher
-from chargewire.dispatch.retry_policy import next_attempt_delay
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
-from chargewire.errors import PermanentDeliveryError
-from chargewire.ids import new_id, new_ids
+from chargewire.ids import new_id
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.kafka.streamer import KafkaStreamer
-from chargewire.models import Attempt, DeliveryStatus, Via
-from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.models import DeliveryStatus, Via
+from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.waiting import wait_for_any
@@ -63,8 +61,6 @@ _BUFFER_WAVES = 4
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
 _EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
 
-# Called once per dispatch with its deliveries, their results and their records, in the same order.
-AttemptListener = Callable[[Sequence[ClaimedDelivery], Sequence[AttemptResult], Sequence[AttemptRecord]], None]
 FailingCheck = Callable[[datetime], Awaitable[object]]
 
 
@@ -102,9 +98,9 @@ class Dispatcher:
         self._deliveries = deliveries
         self._targets = targets
         self._channels = channels
-        self._rng = rng or random.Random()
+        rng = rng or random.Random()
         self._breakers = CircuitBreakers(
-            jitter=settings.retry_jitter, retry_after_cap_s=settings.retry_after_cap_s, rng=self._rng
+            jitter=settings.retry_jitter, retry_after_cap_s=settings.retry_after_cap_s, rng=rng
         )
         self._queues: dict[str, _SubscriptionQueue] = {}
         self._held = 0  # claimed and not yet recorded
@@ -117,12 +113,14 @@ class Dispatcher:
         self._last_exclusive_claim = 0.0
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
         self._reserved: Counter[str] = Counter()  # per subscription, handed-off deliveries not yet taken
-        self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
         described = [channel_type(via) for via in channels]
         self._limits = {channel.name: channel.max_in_flight(settings) for channel in described}
-        self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
-        self._retry_floors_s = {channel.name: channel.retry_floor_s(settings) for channel in described}
+        self._batching = frozenset(via for via, channel in channels.items() if isinstance(channel, BatchChannel))
+        retry_floors_s = {channel.name: channel.retry_floor_s(settings) for channel in described}
+        self._stage = AttemptStage(
+            settings, channels, self._breakers, self.worker_id, rng, self._batching, retry_floors_s
+        )
         self._keeps_order = {channel.name for channel in described if channel.keeps_order}
         # Publishes make rows only for webhook subscriptions (Kafka's are streamed), so a hand-off is within its cap.
         webhook = Via.WEBHOOK.value
@@ -132,14 +130,14 @@ class Dispatcher:
             else 0
         )
         self._streamer = (
-            KafkaStreamer(settings, streams, targets, self.attempt, self.worker_id)
+            KafkaStreamer(settings, streams, targets, self._stage.attempt, self.worker_id)
             if streams is not None and Via.KAFKA in self._batching
             else None
         )
 
     def add_listener(self, listener: AttemptListener) -> None:
         """Call `listener` after every attempt (metrics, live views)."""
-        self._listeners.append(listener)
+        self._stage.add_listener(listener)
 
     def _claim_worthwhile(self) -> bool:
         """Whether a claim can find anything, when no new work was announced (a poll, a refill, a flush).
@@ -421,7 +419,7 @@ class Dispatcher:
         subscription_id = batch[0].subscription_id
         failed = False
         try:
-            records = await self.attempt(batch, target)
+            records = await self._stage.attempt(batch, target)
             self._records.add(records)
             failed = any(record.status is not DeliveryStatus.DELIVERED for record in records)
         except Exception:
@@ -442,97 +440,6 @@ class Dispatcher:
                     self._wake.set()
                 if queue.in_flight == 0:
                     self._queues.pop(subscription_id, None)
-
-    async def attempt(
-        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None = None
-    ) -> list[AttemptRecord]:
-        """Attempt deliveries of one subscription; the records of their outcomes, for the caller to write.
-
-        `fence` keeps batches in flight together in order (`OrderFence`); only batch channels take one.
-        """
-        results = await self._attempt(batch, target, fence)
-        attempt_ids = new_ids("att", len(batch))
-        record_for = self._record_for
-        records = [
-            record_for(delivery, result, target, attempt_id)
-            for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True)
-        ]
-        for listener in self._listeners:
-            listener(batch, results, records)
-        return records
-
-    async def _attempt(
-        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None
-    ) -> list[AttemptResult]:
-        if target is None:
-            gone = PermanentDeliveryError("The subscription no longer exists.", error_class="gone")
-            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
-        if target.unusable is not None:
-            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=target.unusable) for _delivery in batch]
-        messages = [self._message(delivery, target) for delivery in batch]
-        channel = self._channels[target.subscription.via]
-        if target.subscription.via in self._batching:
-            return await cast(BatchChannel, channel).send_batch(messages, fence)
-        return [await channel.send(message) for message in messages]
-
-    def _message(self, delivery: ClaimedDelivery, target: DeliveryTarget) -> OutboundMessage:
-        return OutboundMessage(
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            event_name=delivery.event_name,
-            payload=delivery.payload,
-            entity_id=delivery.entity_id,
-            subscription=target.subscription,
-            attempt_number=delivery.attempt_count + 1,
-            tenant=self.settings.tenant,
-            token_text=target.token_text,
-            signing_secrets=target.signing_secrets,
-        )
-
-    def _record_for(
-        self, delivery: ClaimedDelivery, result: AttemptResult, target: DeliveryTarget | None, attempt_id: str
-    ) -> AttemptRecord:
-        number = delivery.attempt_count + 1
-        attempt = Attempt(
-            id=attempt_id,
-            delivery_id=delivery.id,
-            number=number,
-            started_at=result.started_at,
-            duration_ms=result.duration_ms,
-            outcome="delivered",
-            status_code=result.status_code,
-            request_headers=result.request_headers,
-            response_headers=result.response_headers,
-            response_body=result.response_body,
-        )
-        if result.error is None:
-            self._breakers.record_success(delivery.subscription_id)
-            return AttemptRecord(
-                attempt, delivery.subscription_id, self.worker_id, DeliveryStatus.DELIVERED, None, None
-            )
-        override = target.subscription.retry_schedule_s if target is not None else None
-        schedule = override or self.settings.retry_schedule_s
-        delay = next_attempt_delay(
-            number,
-            schedule,
-            self.settings.retry_jitter,
-            result.error,
-            rng=self._rng,
-            retry_after_cap_s=self.settings.retry_after_cap_s,
-            attempt_limit=delivery.attempt_limit,
-            min_delay_s=self._retry_floors_s.get(target.subscription.via, 0.0) if target is not None else 0.0,
-        )
-        retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
-        self._breakers.record_failure(delivery.subscription_id, result.error, schedule, utcnow())
-        failed = retry_at is None
-        attempt = replace(
-            attempt,
-            outcome="failed" if failed else "retry",
-            error_class=result.error.error_class,
-            error_message=result.error.message,
-        )
-        status = DeliveryStatus.FAILED if failed else DeliveryStatus.PENDING
-        return AttemptRecord(attempt, delivery.subscription_id, self.worker_id, status, retry_at, result.error.message)
 
     async def _shutdown(self) -> None:
         """Stop starting attempts, wait for those in flight (bounded), and hand back the leases of the rest."""
