@@ -19,8 +19,12 @@ needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a 
 and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
 
 Kafka streams: a Kafka subscription's new events have no rows to claim; this worker's `KafkaStreamer` sends
-them from the event log, through the same attempts, records and listeners (`attempt`), and only their
+them from the event log, through the same attempts, records and listeners (`AttemptStage.attempt`), and only their
 failures come back here as rows.
+
+Its parts: `SubscriptionQueues` decides what starts, waits, is left out of a claim or may be handed off
+(`subscription_queues`); `AttemptStage` sends and makes the records (`attempt_stage`, `outcomes`);
+`RecordFlusher` writes them (`record_flusher`). The dispatcher claims, starts the tasks and keeps the worker's room.
 """
 
 from __future__ import annotations
@@ -28,63 +32,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import cast
 
-from chargewire.channels.base import AttemptResult, BatchChannel, Channel, OrderFence, OutboundMessage
+from chargewire.channels.base import BatchChannel, Channel
 from chargewire.channels.registry import channel_type
 from chargewire.clock import utcnow
 from chargewire.config import Settings
+from chargewire.dispatch.attempt_stage import AttemptListener, AttemptStage
 from chargewire.dispatch.breaker import CircuitBreakers
-from chargewire.dispatch.retry_policy import next_attempt_delay
+from chargewire.dispatch.record_flusher import RecordFlusher
+from chargewire.dispatch.subscription_queues import Ready, SubscriptionQueues
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
-from chargewire.errors import PermanentDeliveryError
-from chargewire.ids import new_id, new_ids
+from chargewire.ids import new_id
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.kafka.streamer import KafkaStreamer
-from chargewire.models import Attempt, DeliveryStatus, Via
-from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.models import DeliveryStatus, Via
+from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
-from chargewire.store.outage import is_unavailable
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)
 
-_FLUSH_INTERVAL_S = 0.02
-# Per subscription, a claim takes up to this many waves of its in-flight limit, and a worker holds no more:
-# fewer claims (each a database round trip) per delivery. With a 15 s timeout the last wave starts ~45 s in,
-# inside the 60 s lease.
-_BUFFER_WAVES = 4
-_FLUSH_BATCH = 200
-# While every subscription a worker serves is saturated, claims without announced news run at most this often.
-_EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
-# A worker that stops records what finished; through an outage it tries this long, from this first pause.
-_EXIT_FLUSH_S = 5.0
-_EXIT_FLUSH_FIRST_DELAY_S = 0.1
-
-# Called once per dispatch with its deliveries, their results and their records, in the same order.
-AttemptListener = Callable[[Sequence[ClaimedDelivery], Sequence[AttemptResult], Sequence[AttemptRecord]], None]
 FailingCheck = Callable[[datetime], Awaitable[object]]
-
-
-@dataclass
-class _SubscriptionQueue:
-    limit: int
-    in_flight: int = 0
-    waiting: deque[ClaimedDelivery] = field(default_factory=deque)
-    # The last claim may have left some of its due rows behind: it took its cap, or left it out (saturated, breaker).
-    left_behind: bool = False
-
-    @property
-    def saturated(self) -> bool:
-        """Its buffer of waves is in flight and waiting: a claim has nothing to give it."""
-        return self.in_flight + len(self.waiting) >= _BUFFER_WAVES * self.limit
 
 
 class Dispatcher:
@@ -107,63 +79,40 @@ class Dispatcher:
         self._deliveries = deliveries
         self._targets = targets
         self._channels = channels
-        self._rng = rng or random.Random()
+        rng = rng or random.Random()
         self._breakers = CircuitBreakers(
-            jitter=settings.retry_jitter, retry_after_cap_s=settings.retry_after_cap_s, rng=self._rng
+            jitter=settings.retry_jitter, retry_after_cap_s=settings.retry_after_cap_s, rng=rng
         )
-        self._queues: dict[str, _SubscriptionQueue] = {}
         self._held = 0  # claimed and not yet recorded
         self._room_awaited = False  # a claim found no room under worker_max_in_flight; a flush makes some
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending_records: list[AttemptRecord] = []
+        self._records = RecordFlusher(deliveries, settings.worker_poll_interval_s, self._make_room)
         self._wake = asyncio.Event()
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
-        self._last_exclusive_claim = 0.0
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
-        self._reserved: Counter[str] = Counter()  # per subscription, handed-off deliveries not yet taken
-        self._records_waiting = asyncio.Event()
-        self._listeners: list[AttemptListener] = []
         self._on_failing = on_failing
         described = [channel_type(via) for via in channels]
-        self._limits = {channel.name: channel.max_in_flight(settings) for channel in described}
-        self._batching = {via for via, channel in channels.items() if isinstance(channel, BatchChannel)}
-        self._retry_floors_s = {channel.name: channel.retry_floor_s(settings) for channel in described}
-        self._keeps_order = {channel.name for channel in described if channel.keeps_order}
-        # Publishes make rows only for webhook subscriptions (Kafka's are streamed), so a hand-off is within its cap.
-        webhook = Via.WEBHOOK.value
-        self._hand_off_cap = (
-            _BUFFER_WAVES * self._limits[webhook]
-            if webhook in self._limits and webhook not in self._batching | self._keeps_order
-            else 0
+        limits = {channel.name: channel.max_in_flight(settings) for channel in described}
+        self._batching = frozenset(via for via, channel in channels.items() if isinstance(channel, BatchChannel))
+        retry_floors_s = {channel.name: channel.retry_floor_s(settings) for channel in described}
+        self._stage = AttemptStage(
+            settings, channels, self._breakers, self.worker_id, rng, self._batching, retry_floors_s
         )
+        self._keeps_order = {channel.name for channel in described if channel.keeps_order}
+        # Publishes make rows only for webhook subscriptions (Kafka's are streamed): only those are handed off.
+        webhook = Via.WEBHOOK.value
+        hand_off_via = webhook if webhook in limits and webhook not in self._batching | self._keeps_order else None
+        self._queues = SubscriptionQueues(limits, self._breakers, hand_off_via)
         self._streamer = (
-            KafkaStreamer(settings, streams, targets, self.attempt, self.worker_id)
+            KafkaStreamer(settings, streams, targets, self._stage.attempt, self.worker_id)
             if streams is not None and Via.KAFKA in self._batching
             else None
         )
 
     def add_listener(self, listener: AttemptListener) -> None:
         """Call `listener` after every attempt (metrics, live views)."""
-        self._listeners.append(listener)
-
-    def _claim_worthwhile(self) -> bool:
-        """Whether a claim can find anything, when no new work was announced (a poll, a refill, a flush).
-
-        A claim leaves saturated subscriptions out, and so walks past all of their due backlog: with a
-        million rows that is a scan of hundreds of milliseconds holding the write lock. When every
-        subscription this worker serves is saturated and none needs a refill, such a claim is worth it only
-        for others' retries falling due, so it runs at most every `_EXCLUSIVE_CLAIM_INTERVAL_S`.
-        """
-        saturated = False
-        for queue in self._queues.values():
-            if queue.saturated:
-                saturated = True
-            elif not queue.waiting:
-                return True  # its buffer ran dry: refill it
-        if not saturated:
-            return True
-        return time.monotonic() - self._last_exclusive_claim >= _EXCLUSIVE_CLAIM_INTERVAL_S
+        self._stage.add_listener(listener)
 
     def wake(self) -> None:
         """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere)."""
@@ -187,15 +136,15 @@ class Dispatcher:
     def reserve(self, deliveries: Sequence[NewDelivery]) -> PublishLease | None:
         """Make room for those of a publish's new deliveries this worker can take now, to be written leased to
         it; None when it takes none. Called inside the publish's transaction; `take` or `cancel` follows."""
-        if not self._accepting or not self._hand_off_cap:
+        if not self._accepting or not self._queues.hand_off_cap:
             return None
         room = self.settings.worker_max_in_flight - self._held
         taken: list[NewDelivery] = []
         for delivery in deliveries:
             if len(taken) >= room:
                 break
-            if self._has_room(delivery.subscription_id):
-                self._reserved[delivery.subscription_id] += 1
+            if self._queues.may_hand_off(delivery.subscription_id):
+                self._queues.reserve(delivery.subscription_id)
                 taken.append(delivery)
         if not taken:
             return None
@@ -205,36 +154,22 @@ class Dispatcher:
             self.worker_id, until, frozenset(d.id for d in taken), tuple(d.subscription_id for d in taken)
         )
 
-    def _has_room(self, subscription_id: str) -> bool:
-        """Whether a new delivery of this subscription may skip the claim: its breaker closed, no due rows of it
-        left behind in the database, and its buffer of waves not full."""
-        if self._breakers.open_until(subscription_id) is not None:
-            return False
-        queue = self._queues.get(subscription_id)
-        held = self._reserved[subscription_id]
-        if queue is not None:
-            if queue.left_behind:
-                return False
-            held += queue.in_flight + len(queue.waiting)
-        return held < self._hand_off_cap
-
     def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
         """Send the deliveries of `lease`, which its publish just committed, as if claimed."""
         self._spawn(self._take(lease, deliveries))
 
     def cancel(self, lease: PublishLease) -> None:
         """Give back the room `lease` reserved: its publish did not commit."""
-        self._unreserve(lease)
-        self._held -= len(lease.delivery_ids)
+        self._queues.unreserve(lease.subscription_ids)
+        self._make_room(len(lease.delivery_ids))
+
+    def _make_room(self, count: int) -> None:
+        """`count` deliveries no longer count against the worker (recorded, or their reservation given back)."""
+        self._held -= count
         if self._room_awaited:
+            # A claim, perhaps one made while this room was held, found the worker full: claim again now.
             self._room_awaited = False
             self._wake.set()
-
-    def _unreserve(self, lease: PublishLease) -> None:
-        self._reserved.subtract(lease.subscription_ids)
-        for subscription_id in set(lease.subscription_ids):
-            if self._reserved[subscription_id] <= 0:
-                del self._reserved[subscription_id]
 
     async def _take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
         try:
@@ -244,28 +179,18 @@ class Dispatcher:
             logger.warning("looking up the subscriptions of %d handed-off deliveries failed", len(deliveries))
             self.cancel(lease)
             return
-        self._unreserve(lease)
+        self._queues.unreserve(lease.subscription_ids)
         if not self._accepting:
             # Stopping: hand them back due now, for the next worker.
             self._held -= len(deliveries)
             await self._deliveries.release_leases(self.worker_id, [d.id for d in deliveries], utcnow())
             return
-        for delivery in deliveries:
-            self._queue_for(delivery.subscription_id, targets).waiting.append(delivery)
-        for subscription_id in {delivery.subscription_id for delivery in deliveries}:
+        for subscription_id in self._queues.add(deliveries, targets):
             self._start_ready(subscription_id, targets)
-
-    def _queue_for(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> _SubscriptionQueue:
-        queue = self._queues.get(subscription_id)
-        if queue is None:
-            target = targets.get(subscription_id)
-            limit = self._limits[target.subscription.via] if target else 1
-            queue = self._queues[subscription_id] = _SubscriptionQueue(limit)
-        return queue
 
     def loops(self) -> dict[str, Loop]:
         """The long-running loops of this worker, by name, for a supervisor to run until `stop` is set."""
-        loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._flush_loop}
+        loops: dict[str, Loop] = {"claim": self._claim_loop, "flush": self._records.run}
         if self._streamer is not None:
             loops["stream"] = self._streamer.run
         check = self._on_failing
@@ -290,7 +215,7 @@ class Dispatcher:
     async def finish(self) -> None:
         """Let in-flight attempts end (bounded), hand back what waits, record what finished, close the channels."""
         await self._shutdown()
-        await self._flush_at_exit()
+        await self._records.flush_at_exit()
         await self.aclose()
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
@@ -301,7 +226,7 @@ class Dispatcher:
             rows_made, self._rows_made = self._rows_made, False
             full = False
             try:
-                if (news or self._claim_worthwhile()) and (rows_made or await self._may_find_work()):
+                if (news or self._queues.claim_worthwhile()) and (rows_made or await self._may_find_work()):
                     _claimed, full = await self._claim()
             except Exception:
                 self._news = True  # whatever was announced is still to be found once the claim works again
@@ -329,7 +254,7 @@ class Dispatcher:
         claimed, _full = await self._claim()
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
-        await self._flush()
+        await self._records.flush()
         streamed = await self._streamer.run_once() if self._streamer is not None else 0
         return claimed + streamed
 
@@ -346,7 +271,7 @@ class Dispatcher:
         SQLite an empty claim would still take the one write lock that ingest and the streams are waiting for.
         A publish of this process that made deliveries says so (`rows_made`), and its claim skips this read.
         """
-        return bool(self._queues) or await self._deliveries.any_due(utcnow())
+        return self._queues.busy or await self._deliveries.any_due(utcnow())
 
     async def _claim(self) -> tuple[int, bool]:
         """Claim what is due; returns how many, and whether the claim came back full (more may be due)."""
@@ -356,18 +281,13 @@ class Dispatcher:
             return 0, False
         asked = min(capacity, self.settings.worker_batch_size)
         now = utcnow()
-        saturated = {sub for sub, queue in self._queues.items() if queue.saturated}
-        if saturated:
-            self._last_exclusive_claim = time.monotonic()
-        excluded = saturated | self._breakers.blocked(now)
-        for subscription_id in excluded & self._queues.keys():
-            self._queues[subscription_id].left_behind = True
+        excluded = self._queues.left_out(now)
         claimed = await self._deliveries.claim_due_deliveries(
             self.worker_id,
             now,
             now + timedelta(seconds=self.settings.worker_lease_s),
             asked,
-            {via: _BUFFER_WAVES * limit for via, limit in self._limits.items()},
+            self._queues.claim_caps,
             excluded,
         )
         if not claimed:
@@ -379,231 +299,55 @@ class Dispatcher:
             logger.warning("looking up the subscriptions of %d claimed deliveries failed", len(claimed))
             raise
         self._held += len(claimed)
-        for delivery in claimed:
-            self._queue_for(delivery.subscription_id, targets).waiting.append(delivery)
-        taken = Counter(delivery.subscription_id for delivery in claimed)
-        for subscription_id, count in taken.items():
-            queue = self._queues[subscription_id]
-            queue.left_behind = count >= _BUFFER_WAVES * queue.limit
+        for subscription_id in self._queues.claimed(claimed, targets):
             self._start_ready(subscription_id, targets)
         return len(claimed), len(claimed) == asked
 
     def _start_ready(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> None:
-        queue = self._queues[subscription_id]
         target = targets.get(subscription_id)
-        batching = target is not None and target.subscription.via in self._batching
-        while queue.waiting and queue.in_flight < queue.limit:
-            now = utcnow()
-            if not self._breakers.allows(subscription_id, now):
-                self._defer_waiting(subscription_id)
-                return
-            probe = self._breakers.start_attempt(subscription_id, now)
-            size = min(queue.limit - queue.in_flight, len(queue.waiting)) if batching and not probe else 1
-            batch = [queue.waiting.popleft() for _ in range(size)]
-            queue.in_flight += size
+        self._act(self._queues.start_ready(subscription_id, self._batches(target)), target)
+
+    def _batches(self, target: DeliveryTarget | None) -> bool:
+        """Whether the subscription's channel takes its ready deliveries in one call (`BatchChannel`)."""
+        return target is not None and target.subscription.via in self._batching
+
+    def _act(self, ready: Ready, target: DeliveryTarget | None) -> None:
+        """Start the batches a queue made ready and hand back what it gave up."""
+        for batch in ready.batches:
             self._spawn(self._deliver(batch, target))
+        if ready.hand_back is not None:
+            self._held -= len(ready.hand_back.delivery_ids)
+            self._spawn(
+                self._deliveries.release_leases(self.worker_id, ready.hand_back.delivery_ids, ready.hand_back.due_at)
+            )
+        if ready.refill:
+            self._wake.set()
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _defer_waiting(self, subscription_id: str) -> None:
-        """Hand a subscription's waiting deliveries back, due when its breaker lets a probe through."""
-        queue = self._queues[subscription_id]
-        waiting = [delivery.id for delivery in queue.waiting]
-        queue.waiting.clear()
-        self._held -= len(waiting)
-        due_at = self._breakers.open_until(subscription_id) or utcnow()
-        self._spawn(self._deliveries.release_leases(self.worker_id, waiting, due_at))
-
     async def _deliver(self, batch: list[ClaimedDelivery], target: DeliveryTarget | None) -> None:
         """Attempt deliveries of one subscription (several only through a batch channel) and queue the records."""
         subscription_id = batch[0].subscription_id
         failed = False
         try:
-            records = await self.attempt(batch, target)
-            # Only now: a flush during the attempt swaps the list, and the one taken before it is being written.
-            self._pending_records.extend(records)
-            self._records_waiting.set()
+            records = await self._stage.attempt(batch, target)
+            self._records.add(records)
             failed = any(record.status is not DeliveryStatus.DELIVERED for record in records)
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
             logger.exception("deliveries %s.. (%d) crashed in the dispatcher", batch[0].id, len(batch))
         finally:
-            queue = self._queues[subscription_id]
-            queue.in_flight -= len(batch)
-            if failed and target is not None and target.subscription.via in self._keeps_order:
-                # The channel keeps one entity's records in order (Kafka): what was published after a failed
-                # record waits for its retry (claims take such a subscription's pending rows in publishing order).
-                self._defer_waiting(subscription_id)
-            if target is not None:
-                self._start_ready(subscription_id, {subscription_id: target})
-            if not queue.waiting:
-                if queue.left_behind:
-                    # Its buffer ran dry and due rows may be left: claim more now rather than at the next poll.
-                    self._wake.set()
-                if queue.in_flight == 0:
-                    self._queues.pop(subscription_id, None)
-
-    async def attempt(
-        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None = None
-    ) -> list[AttemptRecord]:
-        """Attempt deliveries of one subscription; the records of their outcomes, for the caller to write.
-
-        `fence` keeps batches in flight together in order (`OrderFence`); only batch channels take one.
-        """
-        results = await self._attempt(batch, target, fence)
-        attempt_ids = new_ids("att", len(batch))
-        record_for = self._record_for
-        records = [
-            record_for(delivery, result, target, attempt_id)
-            for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True)
-        ]
-        for listener in self._listeners:
-            listener(batch, results, records)
-        return records
-
-    async def _attempt(
-        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None
-    ) -> list[AttemptResult]:
-        if target is None:
-            gone = PermanentDeliveryError("The subscription no longer exists.", error_class="gone")
-            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
-        if target.unusable is not None:
-            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=target.unusable) for _delivery in batch]
-        messages = [self._message(delivery, target) for delivery in batch]
-        channel = self._channels[target.subscription.via]
-        if target.subscription.via in self._batching:
-            return await cast(BatchChannel, channel).send_batch(messages, fence)
-        return [await channel.send(message) for message in messages]
-
-    def _message(self, delivery: ClaimedDelivery, target: DeliveryTarget) -> OutboundMessage:
-        return OutboundMessage(
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            event_name=delivery.event_name,
-            payload=delivery.payload,
-            entity_id=delivery.entity_id,
-            subscription=target.subscription,
-            attempt_number=delivery.attempt_count + 1,
-            tenant=self.settings.tenant,
-            token_text=target.token_text,
-            signing_secrets=target.signing_secrets,
-        )
-
-    def _record_for(
-        self, delivery: ClaimedDelivery, result: AttemptResult, target: DeliveryTarget | None, attempt_id: str
-    ) -> AttemptRecord:
-        number = delivery.attempt_count + 1
-        attempt = Attempt(
-            id=attempt_id,
-            delivery_id=delivery.id,
-            number=number,
-            started_at=result.started_at,
-            duration_ms=result.duration_ms,
-            outcome="delivered",
-            status_code=result.status_code,
-            request_headers=result.request_headers,
-            response_headers=result.response_headers,
-            response_body=result.response_body,
-        )
-        if result.error is None:
-            self._breakers.record_success(delivery.subscription_id)
-            return AttemptRecord(
-                attempt, delivery.subscription_id, self.worker_id, DeliveryStatus.DELIVERED, None, None
-            )
-        override = target.subscription.retry_schedule_s if target is not None else None
-        schedule = override or self.settings.retry_schedule_s
-        delay = next_attempt_delay(
-            number,
-            schedule,
-            self.settings.retry_jitter,
-            result.error,
-            rng=self._rng,
-            retry_after_cap_s=self.settings.retry_after_cap_s,
-            attempt_limit=delivery.attempt_limit,
-            min_delay_s=self._retry_floors_s.get(target.subscription.via, 0.0) if target is not None else 0.0,
-        )
-        retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
-        self._breakers.record_failure(delivery.subscription_id, result.error, schedule, utcnow())
-        failed = retry_at is None
-        attempt = replace(
-            attempt,
-            outcome="failed" if failed else "retry",
-            error_class=result.error.error_class,
-            error_message=result.error.message,
-        )
-        status = DeliveryStatus.FAILED if failed else DeliveryStatus.PENDING
-        return AttemptRecord(attempt, delivery.subscription_id, self.worker_id, status, retry_at, result.error.message)
-
-    async def _flush_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await wait_for_any([self._records_waiting, stop], self.settings.worker_poll_interval_s)
-            if not self._records_waiting.is_set():
-                continue
-            if len(self._pending_records) < _FLUSH_BATCH and not stop.is_set():
-                await asyncio.sleep(_FLUSH_INTERVAL_S)
-            await self._flush_once()
-            mark_healthy()
-
-    async def _flush(self) -> None:
-        """Record everything pending (in run_once)."""
-        while self._pending_records:
-            await self._flush_once()
-
-    async def _flush_at_exit(self) -> None:
-        """Record what finished before stopping; through a short outage, retried for `_EXIT_FLUSH_S` at most."""
-        deadline = time.monotonic() + _EXIT_FLUSH_S
-        delay_s = _EXIT_FLUSH_FIRST_DELAY_S
-        while self._pending_records:
-            try:
-                await self._flush_once()
-            except Exception as error:
-                if time.monotonic() + delay_s >= deadline:
-                    logger.error(
-                        "could not record %d attempts before stopping (%s); their leases run out and they are sent "
-                        "again",
-                        len(self._pending_records),
-                        error,
-                    )
-                    return
-                await asyncio.sleep(delay_s)
-                delay_s *= 2
-
-    async def _flush_once(self) -> None:
-        """Record what is pending in one transaction; records that arrive meanwhile wait for the next one.
-
-        When the database is unavailable the records are kept, first in line, and the error raised: the
-        supervisor retries after a backoff, and a lease that ran out meanwhile only keeps the delivery from
-        being updated twice (`record_attempts` checks it). Any other error drops them to their leases.
-        """
-        self._records_waiting.clear()
-        batch, self._pending_records = self._pending_records, []
-        if not batch:
-            return
-        try:
-            await self._deliveries.record_attempts(batch)
-        except Exception as error:
-            if is_unavailable(error):
-                self._pending_records[:0] = batch
-                self._records_waiting.set()
-                raise
-            logger.exception("could not record %d attempts; their leases will run out and they are retried", len(batch))
-        self._held -= len(batch)
-        if self._room_awaited:
-            # A claim, perhaps one made while this flush ran, found the worker full: this made room.
-            self._room_awaited = False
-            self._wake.set()
-        if self._pending_records:
-            self._records_waiting.set()
+            hold_back = failed and target is not None and target.subscription.via in self._keeps_order
+            batching = self._batches(target) if target is not None else None
+            self._act(self._queues.finished(subscription_id, len(batch), hold_back, batching), target)
 
     async def _shutdown(self) -> None:
         """Stop starting attempts, wait for those in flight (bounded), and hand back the leases of the rest."""
         self._accepting = False
-        waiting = [delivery.id for queue in self._queues.values() for delivery in queue.waiting]
-        for queue in self._queues.values():
-            queue.waiting.clear()
+        waiting = self._queues.drain()
         self._held -= len(waiting)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.settings.webhook_timeout_s + 5)

@@ -11,7 +11,7 @@ import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.config import Settings
-from chargewire.dispatch import dispatcher as dispatcher_module
+from chargewire.dispatch import subscription_queues
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
 from tests.integration.dispatch.conftest import Subscribe
@@ -89,7 +89,7 @@ async def test_announced_work_is_claimed_at_once_while_saturated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Claims without news would now come a minute apart: only the announcement can bring this one in time.
-    monkeypatch.setattr(dispatcher_module, "_EXCLUSIVE_CLAIM_INTERVAL_S", 60.0)
+    monkeypatch.setattr(subscription_queues, "_EXCLUSIVE_CLAIM_INTERVAL_S", 60.0)
     await claims.took_some.wait()
     await asyncio.sleep(0.2)
     await subscribe(receiver.on("/fresh", always(202)), "SessionStartStopNotification")
