@@ -7,14 +7,15 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-import uvloop
 
-from chargewire.config import Settings
 from chargewire.errors import ChargewireError, ValidationFailed
-from chargewire.runtime import Runtime
+
+if TYPE_CHECKING:
+    from chargewire.config import Settings
+    from chargewire.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -47,6 +48,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
     uvloop: the HTTP client and server do about 1.6 times the work per core on it (docs/decisions/0001).
     """
+    import uvloop
+
     try:
         return uvloop.run(coroutine)
     except ValidationFailed as failure:
@@ -60,11 +63,19 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(1) from None
 
 
+def load_settings() -> Settings:
+    """The settings from the environment and the config file."""
+    from chargewire.config import Settings
+
+    return Settings()
+
+
 def with_runtime(action: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
     """Open the runtime from the environment, run `action` on it, close it."""
+    from chargewire.runtime import Runtime
 
     async def main() -> T:
-        async with await Runtime.open(settings or Settings()) as runtime:
+        async with await Runtime.open(settings or load_settings()) as runtime:
             return await action(runtime)
 
     return run(main())

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
 import typer
 
-from chargewire.cli.common import print_table, run
-from chargewire.config import Settings
-from chargewire.services.storage import ExpiryRun, StorageReport, StorageService
-from chargewire.store import migrate
-from chargewire.store.database import create_database
-from chargewire.store.retention import RetentionStore
+from chargewire.cli.common import load_settings, print_table, run
+
+if TYPE_CHECKING:
+    from chargewire.services.storage import ExpiryRun, StorageReport
+    from chargewire.store.database import Database
 
 app = typer.Typer(help="Database schema and storage.", no_args_is_help=True)
+
+
+@contextlib.asynccontextmanager
+async def _database() -> AsyncIterator[Database]:
+    """The database at CHARGEWIRE_DATABASE_URL, closed when the block ends."""
+    from chargewire.store.database import create_database
+
+    database = create_database(load_settings().effective_database_url)
+    try:
+        yield database
+    finally:
+        await database.aclose()
 
 
 @app.command()
 def upgrade() -> None:
     """Migrate the database at CHARGEWIRE_DATABASE_URL to the newest schema."""
+    from chargewire.store import migrate
 
     async def main() -> str | None:
-        database = create_database(Settings().effective_database_url)
-        try:
+        async with _database() as database:
             await migrate.upgrade(database)
             return await migrate.current_revision(database)
-        finally:
-            await database.aclose()
 
     typer.echo(f"schema at revision {run(main())}")
 
@@ -32,13 +45,11 @@ def upgrade() -> None:
 @app.command()
 def current() -> None:
     """Print the schema revision of the database and the newest one this version ships."""
+    from chargewire.store import migrate
 
     async def main() -> str | None:
-        database = create_database(Settings().effective_database_url)
-        try:
+        async with _database() as database:
             return await migrate.current_revision(database)
-        finally:
-            await database.aclose()
 
     typer.echo(f"database: {run(main()) or 'empty'}\nnewest:   {migrate.head_revision()}")
 
@@ -46,13 +57,12 @@ def current() -> None:
 @app.command()
 def stats() -> None:
     """Print each table's size, rows and oldest row (measured now) and what the last expiry run did."""
+    from chargewire.services.storage import StorageService
+    from chargewire.store.retention import RetentionStore
 
     async def main() -> StorageReport:
-        database = create_database(Settings().effective_database_url)
-        try:
+        async with _database() as database:
             return await StorageService(RetentionStore(database)).measure_now()
-        finally:
-            await database.aclose()
 
     report = run(main())
     rows = [

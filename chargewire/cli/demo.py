@@ -9,9 +9,7 @@ from typing import Annotated
 
 import typer
 
-from chargewire.cli.common import run
-from chargewire.config import Settings
-from chargewire.demo import DemoOptions, OcppFlowOptions, run_demo
+from chargewire.cli.common import load_settings, run
 
 
 def demo(
@@ -25,6 +23,8 @@ def demo(
     failure_rate: Annotated[float, typer.Option(help="Share of requests the sample receiver refuses (503)")] = 0.05,
 ) -> None:
     """Run the service, a sample receiver, and simulated charge points (through the OCPP tap and the API)."""
+    from chargewire.demo import DemoOptions, OcppFlowOptions, run_demo
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = DemoOptions(
         port=port,
@@ -34,4 +34,4 @@ def demo(
         ocpp=OcppFlowOptions(charge_points=ocpp_charge_points, meter_interval_s=meter_interval),
     )
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        run(run_demo(Settings(), options))
+        run(run_demo(load_settings(), options))

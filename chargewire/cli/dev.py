@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from chargewire.cli.common import configure_logging, run
-from chargewire.devtools import kafka_broker
-from chargewire.devtools.csms import run_dev_csms
 
 app = typer.Typer(help="Local development tools.", no_args_is_help=True)
 
@@ -16,6 +14,8 @@ app = typer.Typer(help="Local development tools.", no_args_is_help=True)
 @app.command()
 def kafka() -> None:
     """Start a real single-node Kafka broker (jars from Maven Central); print its addresses and credentials."""
+    from chargewire.devtools import kafka_broker
+
     kafka_broker.main()
 
 
@@ -25,5 +25,7 @@ def csms(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 9000,
 ) -> None:
     """Run a small CSMS that accepts every charge point and answers every call (to try the OCPP tap)."""
+    from chargewire.devtools.csms import run_dev_csms
+
     configure_logging()
     run(run_dev_csms(host, port))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from chargewire.catalog import load_event_types, validate
-from chargewire.cli.common import print_json, print_table, run, with_runtime
+from chargewire.cli.common import print_json, print_table, with_runtime
 from chargewire.errors import ValidationFailed
-from chargewire.runtime import Runtime
+
+if TYPE_CHECKING:
+    from chargewire.runtime import Runtime
 
 app = typer.Typer(help="The event catalog; validate and publish payloads.", no_args_is_help=True)
 
@@ -21,6 +22,8 @@ def list_events(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON with schemas and examples")] = False,
 ) -> None:
     """List every event type: name, deprecated, successor, (with --json) schema and example."""
+    from chargewire.catalog import load_event_types
+
     event_types = load_event_types().values()
     if as_json:
         print_json(
@@ -54,6 +57,8 @@ def validate_file(
     path: Annotated[Path, typer.Argument(help="A JSON file: one payload or an array", exists=True)],
 ) -> None:
     """Check payloads against the catalog; prints each event name, or the errors by field path."""
+    from chargewire.catalog import validate
+
     failed = False
     for index, payload in enumerate(_read_payloads(path)):
         try:
@@ -81,4 +86,4 @@ def publish(
         typer.echo(event_id)
 
 
-__all__ = ["app", "run"]
+__all__ = ["app"]

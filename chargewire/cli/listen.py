@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from chargewire.cli.common import run
-from chargewire.devtools.listener import Arrival, Listener, ListenOptions
+
+if TYPE_CHECKING:
+    from chargewire.devtools.listener import Arrival, ListenOptions
 
 
 def listen(
@@ -30,6 +32,8 @@ def listen(
     The service must be allowed to deliver to loopback (`make demo` is; otherwise set
     CHARGEWIRE_DELIVERY_ALLOW_NETWORKS=127.0.0.0/8 on the service).
     """
+    from chargewire.devtools.listener import ListenOptions
+
     if not token:
         raise typer.BadParameter("give --token or set CHARGEWIRE_TOKEN", param_hint="--token")
     names = [name for option in event for name in option.split(",") if name]
@@ -38,6 +42,8 @@ def listen(
 
 
 async def _listen(options: ListenOptions) -> None:
+    from chargewire.devtools.listener import Listener
+
     listener = Listener(options, _print_arrival)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -23,7 +23,7 @@ _SUMMARY_EVERY_S = 10.0
 
 async def simulate_until_stopped(options: FleetOptions, duration_s: float | None) -> None:
     """Run a fleet until SIGINT, SIGTERM or `duration_s`, logging what it did every 10 s and at the end."""
-    from chargewire.sources.ocpp.simulator import Fleet  # not with the CLI: the ocpp package is slow to import
+    from chargewire.sources.ocpp.simulator import Fleet
 
     fleet = Fleet(options)
     stop = asyncio.Event()
@@ -60,7 +60,7 @@ def simulate(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C)")] = None,
 ) -> None:
     """Connect simulated charge points that boot, charge, report meter values, fault and reconnect."""
-    from chargewire.sources.ocpp.simulator import Behaviour, FleetOptions  # not with the CLI, as above
+    from chargewire.sources.ocpp.simulator import Behaviour, FleetOptions
 
     configure_logging()
     behaviour = Behaviour(meter_interval_s=meter_interval, speedup=speedup, heartbeat_interval_s=heartbeat_interval)

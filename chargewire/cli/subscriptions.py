@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from chargewire.cli.common import print_json, print_table, with_runtime
 from chargewire.errors import ValidationFailed
 from chargewire.models import Subscription, Via
-from chargewire.runtime import Runtime
-from chargewire.services.subscriptions import OPERATOR, CreatedSubscription
+
+if TYPE_CHECKING:
+    from chargewire.runtime import Runtime
+    from chargewire.services.subscriptions import CreatedSubscription
 
 app = typer.Typer(help="Subscriptions: list, show, create, delete.", no_args_is_help=True)
 
@@ -65,6 +67,7 @@ def _target(subscription: Subscription) -> str:
 @app.command("list")
 def list_subscriptions(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """List every subscription, oldest first."""
+    from chargewire.services.subscriptions import OPERATOR
 
     async def action(runtime: Runtime) -> list[Subscription]:
         found: list[Subscription] = []
@@ -95,6 +98,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show one subscription (never its secrets)."""
+    from chargewire.services.subscriptions import OPERATOR
 
     async def action(runtime: Runtime) -> Subscription:
         return await runtime.subscriptions.get(OPERATOR, subscription_id)
@@ -210,6 +214,7 @@ def create(
 @app.command()
 def delete(subscription_id: Annotated[str, typer.Argument(help="The subscription id (sub_...)")]) -> None:
     """Delete a subscription and its pending deliveries."""
+    from chargewire.services.subscriptions import OPERATOR
 
     async def action(runtime: Runtime) -> None:
         await runtime.subscriptions.delete(OPERATOR, subscription_id)

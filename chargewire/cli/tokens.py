@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from chargewire.cli.common import print_json, print_table, with_runtime
 from chargewire.models import ApiToken, Scope
-from chargewire.runtime import Runtime
-from chargewire.services.tokens import CreatedToken
+
+if TYPE_CHECKING:
+    from chargewire.runtime import Runtime
+    from chargewire.services.tokens import CreatedToken
 
 app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 

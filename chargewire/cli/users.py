@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from chargewire.cli.common import print_json, print_table, with_runtime
-from chargewire.runtime import Runtime
-from chargewire.services.users import MIN_PASSWORD_LENGTH
-from chargewire.store.user_store import User
+
+if TYPE_CHECKING:
+    from chargewire.runtime import Runtime
+    from chargewire.store.user_store import User
 
 app = typer.Typer(help="Back-office operators: create, list.", no_args_is_help=True)
 
@@ -19,13 +20,15 @@ app = typer.Typer(help="Back-office operators: create, list.", no_args_is_help=T
 def create(
     email: Annotated[str, typer.Option(help="The operator's email; it is their sign-in name")],
     password: Annotated[
-        str | None,
-        typer.Option(help=f"At least {MIN_PASSWORD_LENGTH} characters; asked for (hidden) when not given"),
+        str | None, typer.Option(help="Asked for (hidden), with its minimum length, when not given")
     ] = None,
 ) -> None:
     """Create an operator who can sign in to the back office at /backoffice."""
+    from chargewire.services.users import MIN_PASSWORD_LENGTH
+
     if password is None:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        prompt = f"Password (at least {MIN_PASSWORD_LENGTH} characters)"
+        password = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
     async def action(runtime: Runtime) -> User:
         return await runtime.users.create(email, str(password))

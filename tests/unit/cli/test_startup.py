@@ -1,0 +1,76 @@
+"""The command line starts light: building its commands and printing any help loads none of the service."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# Databases and their drivers, HTTP clients and servers, the web framework, Kafka, and the service's own
+# packages that load them: a command imports these in its body, when it runs.
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "aiosqlite",
+    "asyncpg",
+    "sqlite3",
+    "_sqlite3",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "jinja2",
+    "uvicorn",
+    "aiohttp",
+    "httpx",
+    "websockets",
+    "confluent_kafka",
+    "chargewire.runtime",
+    "chargewire.dispatch",
+    "chargewire.store",
+    "chargewire.services",
+    "chargewire.kafka",
+    "chargewire.web",
+    "chargewire.api",
+    "chargewire.backoffice",
+    "chargewire.sources",
+    "chargewire.demo",
+)
+
+# Prints `--help` of every command and group, in one process, then what that process has loaded.
+_EVERY_HELP = """
+import contextlib, io, json, sys
+import typer.main
+from typer.core import TyperGroup
+import chargewire.cli
+
+def paths(command, path):
+    yield path
+    if isinstance(command, TyperGroup):
+        for name, sub in command.commands.items():
+            yield from paths(sub, [*path, name])
+
+root = typer.main.get_command(chargewire.cli.app)
+helps = {}
+for path in paths(root, []):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        root.main([*path, "--help"], prog_name="chargewire", standalone_mode=False)
+    helps[" ".join(path)] = out.getvalue()
+print(json.dumps({"helps": helps, "modules": sorted(sys.modules)}))
+"""
+
+
+def _every_help() -> tuple[dict[str, str], list[str]]:
+    done = subprocess.run([sys.executable, "-c", _EVERY_HELP], capture_output=True, text=True, check=True)
+    printed = json.loads(done.stdout)
+    return printed["helps"], printed["modules"]
+
+
+def _is_heavy(module: str) -> bool:
+    return any(module == heavy or module.startswith(f"{heavy}.") for heavy in HEAVY)
+
+
+def test_every_command_prints_its_help_without_loading_a_database_http_web_or_kafka_module() -> None:
+    helps, modules = _every_help()
+    assert {"", "serve", "tokens", "tokens create", "subscriptions create", "users create", "ocpp serve"} <= set(helps)
+    assert [path for path, text in helps.items() if "Usage:" not in text] == []
+    assert [module for module in modules if _is_heavy(module)] == []
