@@ -62,6 +62,7 @@ class DeliveryStore(DeliveryLog):
         dialect = self._database.dialect
         scan = _due_scan(dialect, now, excluded_subscriptions)
         async with self._database.transaction() as connection:
+            await dialect.generic_plans(connection)
             if excluded_subscriptions and not await _others_enabled(connection, excluded_subscriptions):
                 return []
             chosen = await _pick_due(connection, scan, limit, per_subscription)

@@ -106,6 +106,10 @@ class StoreDialect(Protocol):
         """The value `one_of` binds for `ids`."""
         ...
 
+    async def generic_plans(self, connection: AsyncConnection) -> None:
+        """Plan the rest of this transaction's statements for any values, not for the values bound."""
+        ...
+
     def skip_locked(self, query: SelectT, of: Table) -> SelectT:
         """`query`, locking the rows of `of` it reads and passing over those another worker has locked."""
         ...

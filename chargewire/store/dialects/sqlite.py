@@ -76,6 +76,9 @@ class SQLiteDialect:
         """`ids` as JSON array text."""
         return orjson.dumps(list(ids)).decode()
 
+    async def generic_plans(self, connection: AsyncConnection) -> None:
+        """Nothing: SQLite plans each statement as it is prepared, with no choice between plans to make."""
+
     def skip_locked(self, query: SelectT, of: Table) -> SelectT:
         """`query` unchanged: SQLite has one writer at a time, so a claim needs no row locks."""
         return query

@@ -192,3 +192,21 @@ async def test_a_claim_that_leaves_out_every_enabled_subscription_scans_no_due_r
     assert claimed == []
     # Leaving the saturated one out, the scan would walk past its whole due backlog to find nothing.
     assert scans == []
+
+
+async def test_a_claim_plans_its_statements_for_any_due_time_on_postgresql_inside_its_transaction_only(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _subscribe(runtime, Via.WEBHOOK, "hooks")
+    await runtime.publisher.publish(boots)
+
+    with sent_statements(runtime.database, "SET LOCAL plan_cache_mode = force_generic_plan") as settings:
+        assert len(await _claim(runtime, 3)) == 3
+
+    # Planned for the bound time, the first scans on a connection sorted every due row when statistics lagged.
+    if runtime.database.dialect.name != "postgresql":
+        assert settings == []
+        return
+    assert len(settings) == 1
+    async with runtime.database.reading() as connection:
+        assert (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "auto"
