@@ -31,6 +31,8 @@ _DRAIN_TIMEOUT_S = 10.0
 _LAST_MESSAGE_FLUSH_S = 5.0
 # How often stopped sessions older than `ocpp_stopped_sessions_kept_days` are removed.
 _SESSION_EXPIRY_S = 3600.0
+# After a failed expiry (the database down, say), the first retry; it doubles up to `_SESSION_EXPIRY_S`.
+_EXPIRY_RETRY_FIRST_S = 30.0
 _SECONDS_PER_DAY = 86400.0
 
 
@@ -150,14 +152,19 @@ async def _flush_regularly(identities: Registry, metrics: TapMetrics) -> None:
 
 
 async def _expire_regularly(identities: Registry, kept_s: float, metrics: TapMetrics) -> None:
-    """Remove old stopped sessions now and every `_SESSION_EXPIRY_S`; a failure waits for the next time."""
+    """Remove old stopped sessions now and every `_SESSION_EXPIRY_S`; a failure is retried sooner, backing off."""
+    retry_s = _EXPIRY_RETRY_FIRST_S
     while True:
         try:
             expired = await identities.expire_stopped(kept_s)
         except Exception as error:
             metrics.registry_failures += 1
-            logger.error("OCPP tap: could not remove old stopped sessions (%s); trying again later", error)
-        else:
-            if expired:
-                logger.info("OCPP tap: removed %d old stopped sessions", expired)
+            if retry_s == _EXPIRY_RETRY_FIRST_S:  # once per failing streak
+                logger.error("OCPP tap: could not remove old stopped sessions (%s); trying again", error)
+            await asyncio.sleep(retry_s)
+            retry_s = min(retry_s * 2, _SESSION_EXPIRY_S)
+            continue
+        if expired:
+            logger.info("OCPP tap: removed %d old stopped sessions", expired)
+        retry_s = _EXPIRY_RETRY_FIRST_S
         await asyncio.sleep(_SESSION_EXPIRY_S)
