@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,9 @@ bench-webhook: install test-services
 # CPU per event and latency at fixed rates (50 to 2,000 events/s); e.g. ARGS="--seconds 5 --rates 200 --backends sqlite".
 bench-load: install test-services
 	$(BIN)/python -m bench.load $(ARGS)
+
+bench-thread-costs: install test-services
+	$(BIN)/python -m bench.thread_costs $(ARGS)
 
 bench-kafka: install test-services
 	command -v kcat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat
