@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-attempt-path bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,10 @@ bench-ingest: install test-services
 # CPU per published event in process (no HTTP): E.g. ARGS="--backend sqlite --backend postgresql --shape 1x1".
 bench-publish-path: install test-services
 	$(BIN)/python -m bench.publish_path $(ARGS)
+
+# CPU per webhook attempt in process (hand-off to record, SQLite); e.g. ARGS="--rates 50,200 --seconds 10".
+bench-attempt-path: install
+	$(BIN)/python -m bench.attempt_path $(ARGS)
 
 bench-webhook: install test-services
 	$(BIN)/python -m bench.webhook

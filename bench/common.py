@@ -79,6 +79,20 @@ def bench_server(
         yield f"http://127.0.0.1:{port}", token, process.pid
 
 
+async def open_runtime(database_url: str, workdir: Path) -> Any:
+    """A `Runtime` of this process on a migrated database, with the benchmarks' settings (`server_env`)."""
+    from chargewire.config import Settings
+    from chargewire.runtime import Runtime
+    from chargewire.store import migrate
+    from chargewire.store.database import create_database
+
+    os.environ.update(server_env(database_url, workdir))
+    database = create_database(database_url)
+    await migrate.upgrade(database)
+    await database.aclose()
+    return await Runtime.open(Settings())
+
+
 def process_tree(pid: int) -> list[psutil.Process]:
     """A process and all its descendants (empty when it is gone)."""
     with contextlib.suppress(psutil.Error):
@@ -176,10 +190,10 @@ def write_result(name: str, result: dict[str, Any], module: str | None = None) -
     return path
 
 
-def git_commit() -> str:
-    """The short hash of the checked-out commit ("unknown" outside a git checkout)."""
+def git_commit(checkout: Path | None = None) -> str:
+    """The short hash of the commit checked out here, or in `checkout` ("unknown" outside a git checkout)."""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
         ).stdout.strip()
     return "unknown"

@@ -86,7 +86,9 @@ class Dispatcher:
         self._held = 0  # claimed and not yet recorded
         self._room_awaited = False  # a claim found no room under worker_max_in_flight; a flush makes some
         self._tasks: set[asyncio.Task[None]] = set()
-        self._records = RecordFlusher(deliveries, settings.worker_poll_interval_s, self._make_room)
+        self._records = RecordFlusher(
+            deliveries, settings.worker_poll_interval_s, self._make_room, settings.worker_max_in_flight
+        )
         self._wake = asyncio.Event()
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
@@ -185,8 +187,16 @@ class Dispatcher:
             self._held -= len(deliveries)
             await self._deliveries.release_leases(self.worker_id, [d.id for d in deliveries], utcnow())
             return
+        # The first batch that may start is attempted in this task: a task of its own for it cost a task and a
+        # turn of the event loop per hand-off, which at low rates is one per event.
+        first: tuple[list[ClaimedDelivery], DeliveryTarget | None] | None = None
         for subscription_id in self._queues.add(deliveries, targets):
-            self._start_ready(subscription_id, targets)
+            target = targets.get(subscription_id)
+            kept = self._act(self._queues.start_ready(subscription_id, self._batches(target)), target, first is None)
+            if kept is not None:
+                first = (kept, target)
+        if first is not None:
+            await self._deliver(*first)
 
     def loops(self) -> dict[str, Loop]:
         """The long-running loops of this worker, by name, for a supervisor to run until `stop` is set."""
@@ -311,9 +321,14 @@ class Dispatcher:
         """Whether the subscription's channel takes its ready deliveries in one call (`BatchChannel`)."""
         return target is not None and target.subscription.via in self._batching
 
-    def _act(self, ready: Ready, target: DeliveryTarget | None) -> None:
-        """Start the batches a queue made ready and hand back what it gave up."""
-        for batch in ready.batches:
+    def _act(
+        self, ready: Ready, target: DeliveryTarget | None, keep_first: bool = False
+    ) -> list[ClaimedDelivery] | None:
+        """Start the batches a queue made ready and hand back what it gave up; with `keep_first`, the first batch is
+        returned for the caller to attempt instead of started."""
+        batches = ready.batches
+        kept = batches.pop(0) if keep_first and batches else None
+        for batch in batches:
             self._spawn(self._deliver(batch, target))
         if ready.hand_back is not None:
             self._held -= len(ready.hand_back.delivery_ids)
@@ -322,6 +337,7 @@ class Dispatcher:
             )
         if ready.refill:
             self._wake.set()
+        return kept
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(work)
