@@ -7,6 +7,7 @@ decides the order the middlewares run in, which covers every request to either.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from chargewire.api import (
     ROUTERS,
@@ -25,6 +26,8 @@ from chargewire.version import __version__
 
 __all__ = ["create_app"]
 
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 
 def create_app(runtime: Runtime) -> FastAPI:
     """An app serving the ingest, catalog and notifications APIs and the back office on an open runtime."""
@@ -34,6 +37,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         summary="Notifications for EV-charging back offices: signed webhooks and Kafka records.",
         docs_url=None,
         redoc_url=None,
+        # chargewire exports no OpenTelemetry data; off, FastAPI no longer asks the three global OpenTelemetry
+        # providers (and the environment) on every request whether they were configured (bench.http_ingress).
+        telemetry=_NO_TELEMETRY,
     )
     app.state.runtime = runtime
     install_error_handlers(app)

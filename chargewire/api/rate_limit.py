@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chargewire.api.auth import bearer_text
+from chargewire.api.auth import scope_bearer_text
 from chargewire.api.errors import error_response
 from chargewire.errors import RateLimited
 from chargewire.security import token_hash
@@ -131,7 +130,7 @@ class RateLimitMiddleware:
 
 def _key(scope: Scope) -> str:
     """The bearer token's hash (never its text), or the client address for requests without one."""
-    text = bearer_text(Request(scope))
+    text = scope_bearer_text(scope)
     if text is not None:
         return "token:" + token_hash(text)
     client = scope.get("client")

@@ -4,8 +4,8 @@
   (a chunked body declares none): past the limit the answer is `413 {"message": ...}`.
 - On the API (`/api/`, `/public-api/`) a body is read only for a valid token: `401` before the first byte.
 - JSON bodies of API routes parsed by FastAPI are read here in full (within the limit), checked for nesting
-  depth and 64-bit integers (`422` naming the field), and handed on unchanged. Ingest reads and checks its
-  own body while streaming (`api.body`), so it is only counted here.
+  depth and 64-bit integers (`422` naming the field), and handed on unchanged. Ingest reads, counts and checks
+  its own body while streaming (`api.body`, the same limit and the same 413), so its body is left alone here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chargewire.api.auth import bearer_text
+from chargewire.api.auth import bearer_text, remember_token
 from chargewire.api.body import body_too_large, parse_json
 from chargewire.api.errors import BadRequest, error_response
 from chargewire.config import Settings
@@ -46,13 +46,13 @@ class RequestGuardMiddleware:
         try:
             _check_declared_size(request, limit)
             if path.startswith(API_PREFIXES):
-                await self._tokens.authenticate(bearer_text(request))
+                remember_token(scope, await self._tokens.authenticate(bearer_text(request)))
                 if path != INGEST_PATH and _is_json(request):
                     receive = await self._checked_json(receive, limit)
         except ChargewireError as error:
             await error_response(error)(scope, receive, send)
             return
-        await self.app(scope, _counting(receive, limit), send)
+        await self.app(scope, receive if path == INGEST_PATH else _counting(receive, limit), send)
 
     async def _checked_json(self, receive: Receive, limit: int) -> Receive:
         """Read the whole body (within `limit`), check it, and return a receive that hands it on."""
