@@ -22,6 +22,10 @@ Usage: python -m bench.webhook [--quick] [--backends sqlite,postgresql] [--phase
        [--latency-modes serve,1,4] [--no-save]
 For example the `serve` latency alone on SQLite, without touching bench/results/webhook.json:
     python -m bench.webhook --backends sqlite --phases latency --latency-modes serve --no-save
+Where PostgreSQL's time goes: with CHARGEWIRE_BENCH_PG_STATEMENTS=FILE the cluster loads pg_stat_statements and
+writes every statement's calls and totals to FILE, per database (one per phase and case); add
+CHARGEWIRE_BENCH_PG_EXPLAIN_MS=N for auto_explain's plans of statements that ran N ms or more
+(`chargewire.devtools.postgres`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,36 @@ logger = logging.getLogger(__name__)
 _SERVER_BINARY_GLOB = "/usr/lib/postgresql/*/bin"
 _UNPRIVILEGED_USER = "postgres"
 
+# For a benchmark that wants to know where the database's time goes: set to a file name, and every throwaway
+# cluster loads pg_stat_statements (planning times too) and, when it stops, writes each database's statements
+# there as tab-separated lines, costliest first (appending: a bench may run several clusters).
+STATEMENTS_ENV = "CHARGEWIRE_BENCH_PG_STATEMENTS"
+# Set beside it to a number of milliseconds: auto_explain logs EXPLAIN (ANALYZE, BUFFERS) of every statement
+# that ran that long, and the server log is copied next to the statements file (`<file>.<port>.log`).
+EXPLAIN_ENV = "CHARGEWIRE_BENCH_PG_EXPLAIN_MS"
+# Each database's statements, costliest first, as `write_statements` writes them (under _STATEMENT_HEADINGS).
+_STATEMENTS_QUERY = """
+    SELECT datname, calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), plans,
+        round(total_plan_time::numeric, 1), rows, shared_blks_hit, shared_blks_read, shared_blks_dirtied, wal_bytes,
+        regexp_replace(query, '\\s+', ' ', 'g')
+    FROM pg_stat_statements JOIN pg_database ON pg_database.oid = dbid
+    ORDER BY total_exec_time DESC
+"""
+_STATEMENT_HEADINGS = (
+    "database",
+    "calls",
+    "exec_ms",
+    "mean_ms",
+    "plans",
+    "plan_ms",
+    "rows",
+    "blocks_hit",
+    "blocks_read",
+    "blocks_dirtied",
+    "wal_bytes",
+    "query",
+)
+
 
 class PostgresUnavailable(RuntimeError):
     """The PostgreSQL server binaries are missing or the cluster would not start."""
@@ -89,7 +119,7 @@ class PostgresCluster:
         options = (
             f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
-        )
+        ) + _statistics_options()
         log = self.data_dir / "server.log"
         result = self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(log), "-w", "-t", "60", "start")
         if result.returncode:
@@ -97,18 +127,57 @@ class PostgresCluster:
             raise PostgresUnavailable(f"PostgreSQL did not start: {tail}")
 
     def stop(self) -> None:
-        """Stop the server fast."""
+        """Stop the server fast (writing its statement totals first when STATEMENTS_ENV asks for them)."""
+        target = os.environ.get(STATEMENTS_ENV)
+        if target:
+            self.write_statements(Path(target))
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run `sql` with psql, unaligned and tab-separated; returns its output, PostgresUnavailable on failure."""
+        result = self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database, "-AtF", "\t", "-c", sql
+        )
+        if result.returncode:
+            raise PostgresUnavailable(f"psql failed: {result.stderr[-2000:]}")
+        return result.stdout
+
+    def write_statements(self, target: Path) -> None:
+        """Append pg_stat_statements' totals (costliest first) to `target`, and copy the server log beside it."""
+        try:
+            self.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            rows = self.psql(_STATEMENTS_QUERY)
+        except PostgresUnavailable as error:
+            logger.warning("no statement totals: %s", error)
+            return
+        header = "\t".join(_STATEMENT_HEADINGS)
+        with target.open("a") as out:
+            out.write(f"# cluster on port {self.port}\n{header}\n{rows}")
+        log = self.data_dir / "server.log"
+        if os.environ.get(EXPLAIN_ENV) and log.exists():
+            shutil.copyfile(log, target.with_name(f"{target.name}.{self.port}.log"))
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """Create a database (optionally a copy of `template`) and return its URL."""
-        sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
-        result = self._run(
-            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres", "-c", sql
-        )
-        if result.returncode:
-            raise PostgresUnavailable(f"could not create database {name}: {result.stderr}")
+        self.psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
+
+
+def _statistics_options() -> str:
+    """The server options STATEMENTS_ENV and EXPLAIN_ENV ask for; none when neither is set."""
+    libraries = []
+    options = ""
+    if os.environ.get(STATEMENTS_ENV):
+        libraries.append("pg_stat_statements")
+        options += " -c pg_stat_statements.track_planning=on -c pg_stat_statements.max=10000"
+    explain_ms = os.environ.get(EXPLAIN_ENV)
+    if explain_ms:
+        libraries.append("auto_explain")
+        options += (
+            f" -c auto_explain.log_min_duration={int(explain_ms)} -c auto_explain.log_analyze=on"
+            " -c auto_explain.log_buffers=on -c auto_explain.log_nested_statements=on"
+        )
+    return f" -c shared_preload_libraries={','.join(libraries)}{options}" if libraries else ""
 
 
 @contextlib.contextmanager

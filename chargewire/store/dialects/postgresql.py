@@ -21,6 +21,7 @@ from chargewire.store.dialects.base import (
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+from chargewire.store.dialects.postgresql_pool import check_idle_connections
 from chargewire.store.dialects.postgresql_upkeep import PostgresUpkeep
 from chargewire.store.dialects.postgresql_wakeups import WakeListener, WakeNotifier
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement, Write
@@ -49,11 +50,12 @@ class PostgreSQLDialect:
             echo=echo,
             pool_size=10,
             max_overflow=10,
-            pool_pre_ping=True,
             pool_timeout=_POOL_TIMEOUT_S,
             connect_args={"timeout": DATABASE_WAIT_S, "command_timeout": _COMMAND_TIMEOUT_S},
             **JSON_CODEC,
         )
+        # Instead of pool_pre_ping, which costs every transaction three round trips.
+        check_idle_connections(engine)
         return OpenedEngine(engine)
 
     def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
