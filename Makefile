@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-webhook bench-load bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,9 @@ bench-ingest: install test-services
 # CPU per published event in process (no HTTP): E.g. ARGS="--backend sqlite --backend postgresql --shape 1x1".
 bench-publish-path: install test-services
 	$(BIN)/python -m bench.publish_path $(ARGS)
+
+bench-publish-round: install test-services
+	$(BIN)/python -m bench.publish_round $(ARGS)
 
 bench-webhook: install test-services
 	$(BIN)/python -m bench.webhook
