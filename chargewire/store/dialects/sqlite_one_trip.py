@@ -51,30 +51,35 @@ def driver_statement(
     The compiled form is kept per statement object, so a statement built once and given its values here
     is compiled once: compiling the few statements of a recorded batch took a millisecond of each.
     """
-    compiled = _compiled(statement, dialect)
+    compiled, binds = _compiled(statement, dialect)
     values = compiled.construct_params(parameters) or {}
-    converted = []
-    for name in compiled.positiontup or ():
-        bind = compiled.binds[name]
-        if bind.expanding:
-            raise ValueError(f"{name}: a statement sent in one trip binds each value once (no expanding IN)")
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        value = values[name]
-        converted.append(value if processor is None else processor(value))
+    converted = tuple([values[name] if processor is None else processor(values[name]) for name, processor in binds])
     rows = _row_processor(statement, dialect) if typed_rows else None
-    return DriverStatement(compiled.string, tuple(converted), must_change_rows, rows)
+    return DriverStatement(compiled.string, converted, must_change_rows, rows)
+
+
+# The parameters a compiled statement binds, in order, each with what converts its value for the driver (None:
+# the value as it is); found once, as building a time's converter cost a publish more than using it.
+_Binds = list[tuple[str, Callable[[Any], Any] | None]]
 
 
 # Room for every statement built once and sent this way (the OCPP registry's batches alone have about 30).
 @functools.lru_cache(maxsize=128)
-def _compiled(statement: UpdateBase | Select[Any], dialect: Dialect) -> SQLCompiler:
-    return statement.compile(dialect=dialect)
+def _compiled(statement: UpdateBase | Select[Any], dialect: Dialect) -> tuple[SQLCompiler, _Binds]:
+    compiled = statement.compile(dialect=dialect)
+    binds: _Binds = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if bind.expanding:
+            raise ValueError(f"{name}: a statement sent in one trip binds each value once (no expanding IN)")
+        binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+    return compiled, binds
 
 
 @functools.lru_cache(maxsize=128)
 def _row_processor(statement: UpdateBase | Select[Any], dialect: Dialect) -> Callable[[Any], tuple[Any, ...]] | None:
     """What makes a row `statement` returns Python values (times from SQLite's text), or None when none needs it."""
-    columns = _compiled(statement, dialect)._result_columns
+    columns = _compiled(statement, dialect)[0]._result_columns
     processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
     if not any(processors):
         return None
