@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 from sqlalchemy import ColumnElement, Dialect, Insert, Select, String, Table, bindparam, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _SECONDS_PER_DAY = 86400.0
-# Each engine's writer, so that a transaction straight on the driver (`write_after_reads`) waits its turn too.
-_serial_writers: weakref.WeakKeyDictionary[Engine, SerialWriter] = weakref.WeakKeyDictionary()
+# Each engine's writer by the engine's id, so that a transaction straight on the driver (`write_after_reads`)
+# waits its turn too. Held weakly: its database keeps it (a writer refers to its engine, so keying by the engine
+# itself would keep every engine alive); an engine made later at the same id registers its own first.
+_serial_writers: weakref.WeakValueDictionary[int, SerialWriter] = weakref.WeakValueDictionary()
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
 _MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
@@ -68,7 +70,7 @@ class SQLiteDialect:
 
     def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
         """One writer at a time, each holding SQLite's write lock from its BEGIN (`SerialWriter`)."""
-        writer = _serial_writers[engine.sync_engine] = SerialWriter(engine)
+        writer = _serial_writers[id(engine.sync_engine)] = SerialWriter(engine)
         return writer.transaction
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
@@ -138,7 +140,7 @@ class SQLiteDialect:
         self, database: Database, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
     ) -> ReadRows:
         """`write_last_after_reads` straight on a pooled driver connection, the writer's turn taken."""
-        async with _serial_writers[database.engine.sync_engine].driver_transaction() as driver:
+        async with _serial_writers[id(database.engine.sync_engine)].driver_transaction() as driver:
             return await _write_after_reads(driver, database.engine.dialect, reads, guess, writes_from)
 
     async def write_returning(
