@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,10 @@ bench-attempt-path: install
 # E.g. ARGS="--requests 3000 --code /tmp/older-checkout" to compare a commit.
 bench-http-ingress: install
 	$(BIN)/python -m bench.http_ingress $(ARGS)
+
+# CPU and trips per single-event publish round (SQLite and PostgreSQL), counts per publish.
+bench-publish-round: install test-services
+	$(BIN)/python -m bench.publish_round $(ARGS)
 
 bench-webhook: install test-services
 	$(BIN)/python -m bench.webhook

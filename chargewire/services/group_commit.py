@@ -192,8 +192,14 @@ class _FanOut:
                 delivery_ids, matched_events, matched_subscriptions, matched_names, strict=True
             )
         ]
-        if self._hand_off is not None and self._made:
-            self.leased = self._hand_off.reserve(self._made)
+        if self._hand_off is not None:
+            # Made again from other subscribers (the store's guess of them was wrong): the room taken for the
+            # deliveries made before is given back first.
+            if self.leased is not None:
+                self._hand_off.cancel(self.leased)
+                self.leased = None
+            if self._made:
+                self.leased = self._hand_off.reserve(self._made)
         return self._made
 
     def lease(self) -> PublishLease | None:

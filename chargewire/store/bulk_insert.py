@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Dialect, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.store.dialects import dialect_of
@@ -34,7 +34,12 @@ async def insert_columns(
 
 def stored_value(connection: AsyncConnection, column: Column[Any]) -> Callable[[Any], Any]:
     """What the dialect makes of a value of `column` before the driver sees it (SQLite keeps datetimes as text)."""
-    processor = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    return driver_value(connection.dialect, column)
+
+
+def driver_value(dialect: Dialect, column: Column[Any]) -> Callable[[Any], Any]:
+    """`stored_value` for `dialect`, outside any connection."""
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor if processor is not None else _unchanged
 
 

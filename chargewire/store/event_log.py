@@ -7,9 +7,13 @@ Either way, a committed end N means every event numbered up to N is committed an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import BigInteger, and_, bindparam, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chargewire.store.dialects.base import Read
 from chargewire.store.tables import event_sequence, events, kafka_streams, stream_pauses, subscription_events
 
 # Built once, as it runs in every publishing transaction.
@@ -23,7 +27,18 @@ _TAKE_NUMBERS = (
 async def number_events(connection: AsyncConnection, count: int) -> int:
     """Take `count` event numbers for this transaction; returns the first. Holds the numbering until commit."""
     result = await connection.execute(_TAKE_NUMBERS, {"count": count})
-    return int(result.scalar_one()) - count + 1
+    return first_number([tuple(result.one())], count)
+
+
+def numbering(count: int) -> Read:
+    """`number_events` as a read of a transaction's `write_last_after_reads`; its rows give the first number
+    (`first_number`)."""
+    return Read(_TAKE_NUMBERS, {"count": count})
+
+
+def first_number(rows: Sequence[tuple[Any, ...]], count: int) -> int:
+    """The first of the `count` numbers that `number_events`' read returned `rows` for."""
+    return int(rows[0][0]) - count + 1
 
 
 async def end_of_log(connection: AsyncConnection) -> int:

@@ -5,21 +5,24 @@ Kafka subscriptions get no rows at publish: their streams read the numbered log 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, repeat
 from typing import Any, Protocol, cast
 
-from sqlalchemy import String, bindparam, delete, select
+from sqlalchemy import Dialect, Select, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Event, Via
-from chargewire.store.bulk_insert import stored_value
+from chargewire.store.bulk_insert import driver_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import NewDelivery, PublishLease, insert_for_published_events
+from chargewire.store.dialects import StoreDialect
+from chargewire.store.dialects.base import Read, Reader, ReadRows
 from chargewire.store.dialects.writes import ColumnInsert, Write
-from chargewire.store.event_log import number_events
+from chargewire.store.event_log import first_number, numbering
 from chargewire.store.expiry_rules import Stretch, event_unused
 from chargewire.store.idempotency_store import IdempotentPublish, claim_keys
 from chargewire.store.tables import events, subscription_events, subscriptions
@@ -101,6 +104,8 @@ class _ToOneSubscription:
 # The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
 ENTITY_ID_MAX_CHARS: int = cast(String, events.c.entity_id.type).length or 0
 _EVENT_COLUMNS = ("id", "name", "payload", "entity_id", "received_at", "seq")
+# Name sets whose subscribers are kept as guesses; a process publishes a few dozen names.
+_MAX_GUESSES = 256
 
 
 class EventStore:
@@ -108,6 +113,9 @@ class EventStore:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        # What the last publish read (its last number, the subscribers of its names): the guess of the next one's.
+        self._last_number: int | None = None
+        self._subscribers: dict[tuple[str, ...], list[Any]] = {}
 
     async def insert_events_with_deliveries(
         self,
@@ -126,30 +134,48 @@ class EventStore:
         taken already, IdempotencyKeyTaken is raised and nothing is stored.
         """
         count = sum(len(batch) for batch in batches)
-        async with self._database.transaction() as connection:
-            if claims:
-                await claim_keys(connection, claims, batches[0].received_at)
-            first_seq = await number_events(connection, count) if streamed else None
-            names = set(chain.from_iterable(batch.names for batch in batches))
-            subscribers = await _enabled_subscribers(connection, names)
+        names = sorted(set(chain.from_iterable(batch.names for batch in batches)))
+        dialect = self._database.dialect
+        reads = [Read(_enabled_subscribers(dialect), {"ids": dialect.ids_value(names)})]
+        if streamed:
+            reads.insert(0, numbering(count))
+        made: list[NewDelivery] = []
+
+        async def writes_from(rows: ReadRows, read: Reader) -> list[Write]:
+            subscribers = [Subscriber(*row) for row in rows[-1]]
             # Filters are read only when their subscription changed since the fan-out last compiled them: a large
             # filter is then parsed once per version, not on every publish.
             wanted = fan_out.filters_wanted(subscribers)
-            filters = await _filters_of(connection, wanted) if wanted else {}
-            new_deliveries = list(fan_out.deliveries(subscribers, filters))
-            # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
-            stored_time = stored_value(connection, events.c.received_at)
-            event_rows = _event_columns(batches, stored_time, first_seq)
-            writes: list[Write] = [ColumnInsert(events, _EVENT_COLUMNS, event_rows)]
-            if new_deliveries:
-                lease = fan_out.lease()
-                until = stored_time(lease.until) if lease is not None else None
-                writes.append(
-                    insert_for_published_events(new_deliveries, stored_time(batches[0].received_at), lease, until)
-                )
-            # On SQLite the inserts and the commit go in one trip to the driver's thread.
-            await self._database.dialect.write_last(connection, writes)
-        return len(new_deliveries)
+            filters = {row[0]: row[1] for row in await read(_filters_of(dialect, wanted))} if wanted else {}
+            made[:] = fan_out.deliveries(subscribers, filters)
+            first_seq = first_number(rows[0], count) if streamed else None
+            return _writes(self._database.engine.dialect, batches, first_seq, made, fan_out.lease())
+
+        # On SQLite, when the numbers and subscribers are what the last publish leads it to expect, the reads,
+        # the inserts and the commit go in one trip to the driver's thread.
+        guess = self._guess(names, count)
+        if claims:
+            async with self._database.transaction() as connection:
+                await claim_keys(connection, claims, batches[0].received_at)
+                read = await dialect.write_last_after_reads(connection, reads, guess, writes_from)
+        else:
+            read = await dialect.write_after_reads(self._database, reads, guess, writes_from)
+        self._remember(names, read[0] if streamed else None, read[-1])
+        return len(made)
+
+    def _guess(self, names: Sequence[str], count: int) -> ReadRows | None:
+        """What the reads of a publish of `count` events of `names` should return, if nothing changed since."""
+        subscribers = self._subscribers.get(tuple(names))
+        if subscribers is None or self._last_number is None:
+            return None
+        return [[(self._last_number + count,)], subscribers]
+
+    def _remember(self, names: Sequence[str], numbered: list[tuple[Any, ...]] | None, subscribers: list[Any]) -> None:
+        if numbered is not None:
+            self._last_number = numbered[0][0]
+        if len(self._subscribers) >= _MAX_GUESSES:
+            self._subscribers.clear()
+        self._subscribers[tuple(names)] = subscribers
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
         """Store an event with a delivery to one subscription only (a test send), whatever its filters say."""
@@ -184,28 +210,47 @@ async def delete_unused(
     return int((await connection.execute(unused)).rowcount)
 
 
-# Built once: constructing this join anew cost more than running it, twice over, on every ingest commit.
-_ENABLED_SUBSCRIBERS = (
-    select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.updated_at)
-    .join(subscriptions, subscriptions.c.id == subscription_events.c.subscription_id)
-    .where(
-        subscription_events.c.event_name.in_(bindparam("names", expanding=True)),
-        subscriptions.c.enabled.is_(True),
-        subscriptions.c.via != Via.KAFKA.value,
+@functools.cache
+def _enabled_subscribers(dialect: StoreDialect) -> Select[Any]:
+    """The enabled webhook subscribers of the names bound as `ids`, in a stable order (so that a guess of them
+    compares), built once per dialect: constructing this join anew cost more than running it, twice over."""
+    return (
+        select(subscription_events.c.subscription_id, subscription_events.c.event_name, subscriptions.c.updated_at)
+        .join(subscriptions, subscriptions.c.id == subscription_events.c.subscription_id)
+        .where(
+            dialect.one_of(subscription_events.c.event_name, None),
+            subscriptions.c.enabled.is_(True),
+            subscriptions.c.via != Via.KAFKA.value,
+        )
+        .order_by(subscription_events.c.subscription_id, subscription_events.c.event_name)
     )
-)
 
 
-async def _enabled_subscribers(connection: AsyncConnection, names: set[str]) -> list[Subscriber]:
-    rows = (await connection.execute(_ENABLED_SUBSCRIBERS, {"names": list(names)})).all()
-    return [Subscriber(row.subscription_id, row.event_name, row.updated_at) for row in rows]
+def _writes(
+    dialect: Dialect,
+    batches: Sequence[NewEvents],
+    first_seq: int | None,
+    new_deliveries: Sequence[NewDelivery],
+    lease: PublishLease | None,
+) -> list[Write]:
+    """The inserts of the events, numbered from `first_seq`, and of their deliveries, `lease`'s leased."""
+    # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
+    stored_time = driver_value(dialect, events.c.received_at)
+    writes: list[Write] = [ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))]
+    if new_deliveries:
+        until = stored_time(lease.until) if lease is not None else None
+        writes.append(insert_for_published_events(new_deliveries, stored_time(batches[0].received_at), lease, until))
+    return writes
 
 
-async def _filters_of(
-    connection: AsyncConnection, subscription_ids: Collection[str]
-) -> dict[str, dict[str, Any] | None]:
-    statement = select(subscriptions.c.id, subscriptions.c.filter).where(subscriptions.c.id.in_(subscription_ids))
-    return {row.id: row.filter for row in (await connection.execute(statement)).all()}
+def _filters_of(dialect: StoreDialect, subscription_ids: Collection[str]) -> Read:
+    """The read of these subscriptions' (id, filter)."""
+    return Read(_filters_by_id(dialect), {"ids": dialect.ids_value(subscription_ids)})
+
+
+@functools.cache
+def _filters_by_id(dialect: StoreDialect) -> Select[Any]:
+    return select(subscriptions.c.id, subscriptions.c.filter).where(dialect.one_of(subscriptions.c.id, None))
 
 
 def _event_columns(

@@ -8,7 +8,7 @@ one database's side of every difference.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from sqlalchemy import ColumnElement, Insert, Select, Table
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.expression import UpdateBase
 
 from chargewire.store.dialects.conflicts import ConflictUpdate
 from chargewire.store.dialects.engine import OpenedEngine
@@ -43,6 +44,25 @@ class WakeHooks:
     newest: Select[Any]
     due: Select[Any]
     due_parameters: Callable[[], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A statement whose rows a transaction's last writes are made from: a SELECT, or a write with RETURNING.
+
+    Built once (a module constant) with its values bound by name, so that it is compiled once.
+    """
+
+    statement: Select[Any] | UpdateBase
+    parameters: Mapping[str, Any]
+
+
+# The rows each read returned, as tuples of Python values.
+ReadRows = list[list[tuple[Any, ...]]]
+# Runs one more read in the transaction at hand; returns its rows.
+Reader = Callable[[Read], Awaitable[list[tuple[Any, ...]]]]
+# Makes a transaction's last writes from the rows its reads returned (reading more first, if it must).
+WritesFrom = Callable[[ReadRows, Reader], Awaitable[Sequence[Write]]]
 
 
 class WakeSender(Protocol):
@@ -139,6 +159,26 @@ class StoreDialect(Protocol):
     async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
         """Run `writes` as the last statements of the transaction `connection` began (SQLite commits with them,
         in one trip). Nothing may run on `connection` afterwards: the transaction may have ended."""
+        ...
+
+    async def write_last_after_reads(
+        self, connection: AsyncConnection, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+    ) -> ReadRows:
+        """Run `reads`, then the writes `writes_from` makes of their rows, as the last statements of the transaction
+        `connection` began; returns the rows read. Nothing may run on `connection` afterwards.
+
+        Given a `guess` of the rows, SQLite makes the writes from it beforehand and sends the reads, the writes
+        and the commit in one trip, writing only if the reads returned the guess (else it makes them anew from the
+        rows read): a publish's three trips to the driver's thread were most of its cost at low rates.
+        `writes_from` may be called more than once, and only its last writes count.
+        """
+        ...
+
+    async def write_after_reads(
+        self, database: Database, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+    ) -> ReadRows:
+        """`write_last_after_reads` in a write transaction of its own, on SQLite straight on the driver's
+        connection (`SerialWriter.driver_transaction`)."""
         ...
 
     async def write_returning(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import contextlib
+import functools
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -11,11 +13,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 from chargewire.store.dialects.base import (
+    Read,
+    ReadRows,
     SelectT,
     StoreDialect,
     WakeHooks,
+    WritesFrom,
     WriteTransactions,
 )
 from chargewire.store.dialects.compiled_insert import insert_sql
@@ -34,6 +40,9 @@ if TYPE_CHECKING:
 _COMMAND_TIMEOUT_S = 30.0
 # Waiting for a connection of the pool (all in use).
 _POOL_TIMEOUT_S = 10.0
+# From this many rows, a transaction's last inserts go by COPY: below it, COPY's second round trip (the server
+# asks for the data, then takes it) costs more than the arrays' per-value checks of one INSERT.
+_COPY_FROM_ROWS = 64
 
 
 class PostgreSQLDialect:
@@ -116,17 +125,9 @@ class PostgreSQLDialect:
         translated here as that cursor would: a broken constraint as IntegrityError, anything else as
         DBAPIError. It runs in the transaction the statements before it began.
         """
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        if driver is None or not driver.is_in_transaction():
-            raise RuntimeError(f"COPY into {table.name} outside a transaction: run a statement of it first")
-        statement = f"COPY {table.name}"
-        try:
+        driver = await _driver_in_transaction(connection, f"COPY {table.name}")
+        with _translated(f"COPY {table.name}"):
             await driver.copy_records_to_table(table.name, records=zip(*values, strict=True), columns=columns)
-        except asyncpg.IntegrityConstraintViolationError as error:
-            raise IntegrityError(statement, None, error) from error
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise DBAPIError(statement, None, error) from error
 
     async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
         """Lock, run the guard, then each write, statement by statement."""
@@ -147,6 +148,30 @@ class PostgreSQLDialect:
                     await self.insert_columns(connection, write.table, write.columns, write.values)
             elif isinstance(write, RowInsert) and write.rows:
                 await self.insert_rows(connection, write.table, write.columns, list(write.rows))
+
+    async def write_last_after_reads(
+        self, connection: AsyncConnection, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+    ) -> ReadRows:
+        """Run each read, then the writes made from their rows (a few rows by one INSERT each, not COPY); no guess
+        is taken, as other writers run beside."""
+
+        async def read(statement: Read) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in await connection.execute(statement.statement, statement.parameters)]
+
+        rows = [await read(statement) for statement in reads]
+        for write in await writes_from(rows, read):
+            if isinstance(write, ColumnInsert) and 0 < len(write.values[0]) < _COPY_FROM_ROWS:
+                await _insert_few(connection, write)
+            else:
+                await self.write_last(connection, [write])
+        return rows
+
+    async def write_after_reads(
+        self, database: Database, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+    ) -> ReadRows:
+        """`write_last_after_reads` in a transaction of its own."""
+        async with database.transaction() as connection:
+            return await self.write_last_after_reads(connection, reads, guess, writes_from)
 
     async def write_returning(
         self, connection: AsyncConnection, statements: Sequence[Statement]
@@ -181,11 +206,55 @@ class PostgreSQLDialect:
         return PostgresUpkeep(database)
 
 
-def _unnested_insert(table: Table, columns: tuple[str, ...]) -> Insert:
-    """`INSERT INTO table (columns) SELECT * FROM unnest(...)`, with one array parameter per column."""
-    arrays = func.unnest(*[bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns])
+async def _driver_in_transaction(connection: AsyncConnection, statement: str) -> asyncpg.Connection:
+    """The asyncpg connection under `connection`, whose transaction a statement must have begun."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError(f"{statement} outside a transaction: run a statement of it first")
+    return driver
+
+
+@contextlib.contextmanager
+def _translated(statement: str) -> Iterator[None]:
+    """asyncpg's errors as SQLAlchemy's cursor raises them: a broken constraint as IntegrityError, anything else
+    as DBAPIError, with asyncpg's own as `orig` (which `refusals.refused` reads: SQLAlchemy's adapter would hide
+    a value too long behind its generic error)."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise IntegrityError(statement, None, error) from error
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DBAPIError(statement, None, error) from error
+
+
+async def _insert_few(connection: AsyncConnection, write: ColumnInsert) -> None:
+    """Insert a few rows by one INSERT that unnests one array per column, straight on the driver."""
+    sql = insert_sql(write.table, write.columns, connection.dialect, _unnested_insert_unbounded)
+    driver = await _driver_in_transaction(connection, f"INSERT INTO {write.table.name}")
+    with _translated(f"INSERT INTO {write.table.name}"):
+        await driver.execute(sql, *(list(values) for values in write.values))
+
+
+def _unnest_into(table: Table, columns: tuple[str, ...], *, bounded: bool) -> Insert:
+    """`INSERT INTO table (columns) SELECT * FROM unnest(...)`, with one array parameter per column, each cast to
+    an array of its column's type: `bounded`, with the column's length, which cuts a longer text short; else
+    without, so that the column refuses it as a row of COPY or VALUES would be refused."""
+    arrays = func.unnest(*[bindparam(name, type_=ARRAY(_array_element(table, name, bounded))) for name in columns])
     unnested = arrays.table_valued(*columns).render_derived()
     return insert(table).from_select(columns, select(*[unnested.c[name] for name in columns]))
+
+
+def _array_element(table: Table, name: str, bounded: bool) -> TypeEngine[Any]:
+    column_type = table.c[name].type
+    if bounded or not isinstance(column_type, String) or column_type.length is None:
+        return column_type
+    return String()
+
+
+_unnested_insert = functools.partial(_unnest_into, bounded=True)
+# A publish's few rows, written by one INSERT where COPY takes two round trips.
+_unnested_insert_unbounded = functools.partial(_unnest_into, bounded=False)
 
 
 POSTGRESQL: StoreDialect = PostgreSQLDialect()

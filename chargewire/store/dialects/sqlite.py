@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+import weakref
+from collections.abc import Awaitable, Collection, Iterator, Sequence
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from sqlalchemy import ColumnElement, Dialect, Insert, Select, String, Table, bindparam, func, insert, select
@@ -16,15 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects.base import (
     MINUTE_FORMAT,
+    Read,
+    ReadRows,
     SelectT,
     StoreDialect,
     WakeHooks,
+    WritesFrom,
     WriteTransactions,
 )
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.sqlite_engine import SerialWriter, open_sqlite_engine
+from chargewire.store.dialects.sqlite_engine import (
+    SerialWriter,
+    commit_after_reads,
+    commit_statements,
+    open_sqlite_engine,
+)
 from chargewire.store.dialects.sqlite_one_trip import (
     DriverStatement,
     commit_in_one_trip,
@@ -38,7 +47,12 @@ from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statem
 if TYPE_CHECKING:
     from chargewire.store.database import Database
 
+T = TypeVar("T")
 _SECONDS_PER_DAY = 86400.0
+# Each engine's writer by the engine's id, so that a transaction straight on the driver (`write_after_reads`)
+# waits its turn too. Held weakly: its database keeps it (a writer refers to its engine, so keying by the engine
+# itself would keep every engine alive); an engine made later at the same id registers its own first.
+_serial_writers: weakref.WeakValueDictionary[int, SerialWriter] = weakref.WeakValueDictionary()
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32, 999 before.
 _MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
@@ -56,7 +70,8 @@ class SQLiteDialect:
 
     def write_transactions(self, engine: AsyncEngine) -> WriteTransactions:
         """One writer at a time, each holding SQLite's write lock from its BEGIN (`SerialWriter`)."""
-        return SerialWriter(engine).transaction
+        writer = _serial_writers[id(engine.sync_engine)] = SerialWriter(engine)
+        return writer.transaction
 
     def minute_text(self, moment: ColumnElement[Any]) -> ColumnElement[str]:
         """`moment`'s minute as 'YYYY-MM-DD HH:MM' text (SQLite keeps datetimes as ISO text)."""
@@ -111,8 +126,22 @@ class SQLiteDialect:
     async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
         """Run the writes and commit in one trip to the driver's thread (`sqlite_one_trip`): a publish's inserts
         and its COMMIT were three trips, each costing the event loop more CPU than the statement itself."""
-        statements = [step for write in writes for step in _driver_statements(write, connection.dialect)]
-        await _commit_returning(connection, statements)
+        await _commit_returning(connection, _all_driver_statements(writes, connection.dialect))
+
+    async def write_last_after_reads(
+        self, connection: AsyncConnection, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+    ) -> ReadRows:
+        """One trip when the reads return `guess`: reads, writes made from the guess, and the commit (their
+        write lock held for that trip alone); else a second trip with the writes made from the rows read."""
+        raw = await connection.get_raw_connection()
+        return await _write_after_reads(raw.driver_connection, connection.dialect, reads, guess, writes_from)
+
+    async def write_after_reads(
+        self, database: Database, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+    ) -> ReadRows:
+        """`write_last_after_reads` straight on a pooled driver connection, the writer's turn taken."""
+        async with _serial_writers[id(database.engine.sync_engine)].driver_transaction() as driver:
+            return await _write_after_reads(driver, database.engine.dialect, reads, guess, writes_from)
 
     async def write_returning(
         self, connection: AsyncConnection, statements: Sequence[Statement]
@@ -144,14 +173,43 @@ class SQLiteDialect:
         return SqliteUpkeep(database.sqlite_file)
 
 
+async def _write_after_reads(
+    driver: Any, dialect: Dialect, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
+) -> ReadRows:
+    """`SQLiteDialect.write_last_after_reads` on the driver connection of a transaction begun."""
+    steps = [driver_statement(read.statement, dialect, read.parameters, typed_rows=True) for read in reads]
+
+    async def read_more(read: Read) -> list[tuple[Any, ...]]:
+        step = driver_statement(read.statement, dialect, read.parameters, typed_rows=True)
+        rows, _committed = await _translated(commit_after_reads(driver, [step.step()], None, []), [step])
+        return rows[0]
+
+    writes = _all_driver_statements(await writes_from(guess, read_more), dialect) if guess is not None else []
+    trip = commit_after_reads(driver, [step.step() for step in steps], guess, [write.step() for write in writes])
+    rows, committed = await _translated(trip, [*steps, *writes])
+    if not committed:
+        writes = _all_driver_statements(await writes_from(rows, read_more), dialect)
+        await _translated(commit_statements(driver, [write.step() for write in writes]), writes)
+    return rows
+
+
 async def _commit_returning(connection: AsyncConnection, statements: Sequence[DriverStatement]) -> list[list[Any]]:
-    """`commit_returning_in_one_trip`, a refused statement raised as SQLAlchemy's cursor raises it (so a refused
-    row is an IntegrityError on both databases)."""
+    """`commit_returning_in_one_trip`, a refused statement raised as SQLAlchemy's cursor raises it."""
+    return await _translated(commit_returning_in_one_trip(connection, statements), statements) or []
+
+
+async def _translated(trip: Awaitable[T], statements: Sequence[DriverStatement]) -> T:
+    """What `trip` returns; a refused statement raised as SQLAlchemy's cursor raises it (so a refused row is an
+    IntegrityError on both databases)."""
     try:
-        return await commit_returning_in_one_trip(connection, statements) or []
+        return await trip
     except sqlite3.Error as error:
         sql = "; ".join(statement.sql.split(" VALUES ", 1)[0] for statement in statements)
         raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+
+
+def _all_driver_statements(writes: Sequence[Write], dialect: Dialect) -> list[DriverStatement]:
+    return [step for write in writes for step in _driver_statements(write, dialect)]
 
 
 def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:

@@ -23,6 +23,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
@@ -94,6 +95,7 @@ class SerialWriter:
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
         self._lock = asyncio.Lock()
         self._engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._pool = engine.sync_engine.pool
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -115,43 +117,103 @@ class SerialWriter:
             if held:
                 lock.release()
 
+    @contextlib.asynccontextmanager
+    async def driver_transaction(self) -> AsyncIterator[_OneTripConnection]:
+        """A write transaction straight on a pooled driver connection, for statements sent in one trip
+        (`commit_statements`, `commit_after_reads`): BEGIN IMMEDIATE goes with the first.
 
-async def commit_statements(
-    driver_connection: Any, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
-) -> list[list[Any]] | None:
-    """Run (sql, parameters, must change rows) steps in the transaction begun on a SQLite driver connection,
-    then commit, in one trip to its thread; returns the rows each step returned (RETURNING), or None, rolled
-    back, if a step that must change rows changed none."""
+        SQLAlchemy's connection (its checkout, begin and commit, with their events and greenlets) cost a publish
+        more CPU than its statements. A block that raises with the transaction open is rolled back when the
+        connection goes back to the pool, before the next writer's turn.
+        """
+        async with self._lock:
+            pooled = await greenlet_spawn(self._pool.connect)
+            driver = pooled.driver_connection
+            if not isinstance(driver, _OneTripConnection):
+                raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
+            driver.pending_begin = _BEGIN_WRITE
+            try:
+                yield driver
+            finally:
+                driver.pending_begin = None
+                await greenlet_spawn(pooled.close)
+
+
+# A statement of a one-trip transaction: its SQL, its parameters, whether it must change rows (else the
+# transaction is rolled back there), and what makes each row it returns Python values (None: as the driver does).
+Step = tuple[str, tuple[Any, ...], bool, Callable[[Any], Any] | None]
+
+
+async def commit_statements(driver_connection: Any, steps: Sequence[Step]) -> list[list[Any]] | None:
+    """Run the steps in the transaction begun on a SQLite driver connection, then commit, in one trip to its
+    thread; returns the rows each step returned (RETURNING), or None, rolled back, if a step that must change
+    rows changed none."""
+    returned, _read = await _run_in_one_trip(driver_connection, (), None, steps)
+    return returned
+
+
+async def commit_after_reads(
+    driver_connection: Any, reads: Sequence[Step], guess: list[list[Any]] | None, writes: Sequence[Step]
+) -> tuple[list[list[Any]], bool]:
+    """Run `reads`, then, if they returned `guess`, `writes` and commit, in one trip; returns the rows read and
+    whether it wrote and committed. When the rows differ from the guess (or there is none), the transaction is
+    left open after the reads, for writes made from the rows read."""
+    returned, read = await _run_in_one_trip(driver_connection, reads, guess, writes)
+    if returned is None:
+        raise RuntimeError("a one-trip commit after reads has no step that must change rows")
+    return read, len(returned) == len(writes) and read == guess
+
+
+async def _run_in_one_trip(
+    driver_connection: Any, reads: Sequence[Step], guess: list[list[Any]] | None, writes: Sequence[Step]
+) -> tuple[list[list[Any]] | None, list[list[Any]]]:
     if not isinstance(driver_connection, _OneTripConnection):
         raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
     begin, driver_connection.pending_begin = driver_connection.pending_begin, None
     try:
-        returned: list[list[Any]] | None = await driver_connection.run(_commit_steps, begin, steps)
+        outcome: tuple[list[list[Any]] | None, list[list[Any]]] = await driver_connection.run(
+            _commit_steps, begin, reads, guess, writes
+        )
     except BaseException:
         if begin is not None and not driver_connection.in_transaction:
             driver_connection.pending_begin = begin  # BEGIN itself failed: nothing was sent
         raise
-    return returned
+    return outcome
 
 
 def _commit_steps(
-    connection: sqlite3.Connection, begin: str | None, steps: Sequence[tuple[str, tuple[Any, ...], bool]]
-) -> list[list[Any]] | None:
-    """In the driver's thread: BEGIN if due, run the steps, and commit (or roll back at a step that changed nothing)."""
+    connection: sqlite3.Connection,
+    begin: str | None,
+    reads: Sequence[Step],
+    guess: list[list[Any]] | None,
+    writes: Sequence[Step],
+) -> tuple[list[list[Any]] | None, list[list[Any]]]:
+    """In the driver's thread: BEGIN if due, run the reads; unless they differ from `guess` (when there are
+    reads), run the writes and commit (or roll back at a step that changed nothing). Returns the rows the
+    writes returned (None when rolled back, [] when not run) and those the reads returned."""
     cursor = connection.cursor()
     try:
         _begin(cursor, begin)
+        read = [_run_step(cursor, step) for step in reads]
+        if reads and read != guess:
+            return [], read
         returned = []
-        for sql, parameters, must_change_rows in steps:
-            cursor.execute(sql, parameters)
-            returned.append(cursor.fetchall() if cursor.description else [])
-            if must_change_rows and cursor.rowcount == 0:
+        for step in writes:
+            returned.append(_run_step(cursor, step))
+            if step[2] and cursor.rowcount == 0:
                 connection.rollback()
-                return None
+                return None, read
         connection.commit()
-        return returned
+        return returned, read
     finally:
         cursor.close()
+
+
+def _run_step(cursor: sqlite3.Cursor, step: Step) -> list[Any]:
+    sql, parameters, _must_change_rows, process = step
+    cursor.execute(sql, parameters)
+    rows = cursor.fetchall() if cursor.description else []
+    return rows if process is None else [process(row) for row in rows]
 
 
 def _run_statement(

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
@@ -17,9 +18,12 @@ from chargewire.ids import new_id
 from chargewire.runtime import Runtime
 from chargewire.services.group_commit import GroupCommitter, PendingBatch
 from chargewire.services.publish import Publisher
+from chargewire.store.delivery_records import ClaimedDelivery
+from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, FanOut, NewEvents
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
+from chargewire.store.tables import deliveries
 
 BOOT = load_event_types()["BootNotification"].example
 
@@ -39,6 +43,28 @@ class FailingStore(EventStore):
 
     async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
         raise ConnectionError("database went away")
+
+
+class RecordingHandOff:
+    """A hand-off that takes every delivery, keeping what it reserved, took and gave back."""
+
+    def __init__(self) -> None:
+        self.reserved: list[PublishLease] = []
+        self.taken: list[tuple[PublishLease, list[str]]] = []
+        self.cancelled: list[PublishLease] = []
+
+    def reserve(self, deliveries: Sequence[NewDelivery]) -> PublishLease | None:
+        lease = PublishLease(
+            "wrk_test", utcnow(), frozenset(d.id for d in deliveries), tuple(d.subscription_id for d in deliveries)
+        )
+        self.reserved.append(lease)
+        return lease
+
+    def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        self.taken.append((lease, [delivery.id for delivery in deliveries]))
+
+    def cancel(self, lease: PublishLease) -> None:
+        self.cancelled.append(lease)
 
 
 async def test_concurrent_single_publishes_are_grouped_and_all_stored(runtime: Runtime) -> None:
@@ -117,3 +143,31 @@ async def test_a_writer_whose_idempotency_key_is_taken_fails_alone_and_the_rest_
     assert isinstance(results[3], IdempotencyKeyTaken)
     stored = await EventStore(runtime.database).get_events([batch.events.ids[0] for batch in batches])
     assert len(stored) == 9
+
+
+async def test_a_hand_off_keeps_only_the_room_of_the_deliveries_written_when_subscribers_changed_since_the_last_publish(
+    runtime: Runtime,
+) -> None:
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    body = {"via": "webhook", "notifications": ["BootNotification"], "webhook": {"callbackUrl": "http://127.0.0.1:9/"}}
+    await runtime.subscriptions.create(owner.token, body)
+    committer = GroupCommitter(EventStore(runtime.database))
+    await committer.write(_batch())
+    hand_off = committer.hand_off = RecordingHandOff()
+    await runtime.subscriptions.create(owner.token, body)
+
+    made = await committer.write(_batch())
+
+    assert made.handed == 2
+    [(lease, taken)] = hand_off.taken
+    # Every other reservation (SQLite's, made from the subscribers it guessed) was given back.
+    assert [other for other in hand_off.reserved if other is not lease] == hand_off.cancelled
+    async with runtime.database.reading() as connection:
+        leased = select(deliveries.c.id).where(deliveries.c.lease_owner == "wrk_test")
+        rows = (await connection.execute(leased)).all()
+    assert sorted(taken) == sorted(lease.delivery_ids) == sorted(row.id for row in rows)
+
+
+def _batch() -> PendingBatch:
+    events = NewEvents([new_id("evt")], ["BootNotification"], [orjson.dumps(BOOT)], ["1042"], utcnow())
+    return PendingBatch(events, [BOOT])

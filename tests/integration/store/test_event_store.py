@@ -144,7 +144,7 @@ async def test_an_event_that_cannot_be_stored_raises_a_database_error_and_leaves
     assert await _row_count(runtime, events) == 3
 
 
-async def test_a_publish_on_sqlite_sends_its_event_insert_with_the_commit_in_one_trip_to_the_driver_thread(
+async def test_a_publish_on_sqlite_makes_one_trip_to_the_driver_thread_when_its_subscribers_and_numbers_are_as_guessed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each trip to aiosqlite's thread costs the event loop more CPU than the statement it carries.
@@ -162,7 +162,40 @@ async def test_a_publish_on_sqlite_sends_its_event_insert_with_the_commit_in_one
 
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
         await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
-        # The numbering (with BEGIN), the subscribers, then the insert with the COMMIT.
-        assert len(trips) == 3
+        # The numbering (with BEGIN), the subscribers, the insert and the COMMIT.
+        assert len(trips) == 1
     finally:
         await database.aclose()
+
+
+async def test_a_publish_makes_its_deliveries_from_the_subscribers_read_in_its_transaction_after_they_changed(
+    runtime: Runtime,
+) -> None:
+    store = EventStore(runtime.database)
+    await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))  # none subscribed then
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    body = {"via": "webhook", "notifications": ["BootNotification"], "webhook": {"callbackUrl": "http://127.0.0.1:9/"}}
+    subscription_id = (await runtime.subscriptions.create(owner.token, body)).subscription.id
+
+    written = _events(1)
+    fan_out = _Given(_to_every(subscription_id, written))
+    assert await store.insert_events_with_deliveries(_batches(written), fan_out) == 1
+    # The subscribers shown last are those the deliveries were made from.
+    assert [subscriber.subscription_id for subscriber in fan_out.seen[-1:]] == [subscription_id]
+    assert await _row_count(runtime, deliveries) == 1
+
+
+async def test_events_are_numbered_in_order_without_gaps_when_another_store_numbered_some_in_between(
+    runtime: Runtime,
+) -> None:
+    # Another store stands for another process publishing to the same database.
+    ours, theirs = EventStore(runtime.database), EventStore(runtime.database)
+    written = [_events(1), _events(2), _events(1)]
+    for store, publish in zip((ours, theirs, ours), written, strict=True):
+        await store.insert_events_with_deliveries(_batches(publish), _Given([]))
+    async with runtime.database.reading() as connection:
+        rows = (await connection.execute(select(events.c.id, events.c.seq).order_by(events.c.seq))).all()
+    first = rows[0].seq
+    assert [(row.id, row.seq) for row in rows] == [
+        (event.id, first + index) for index, event in enumerate(event for publish in written for event in publish)
+    ]
