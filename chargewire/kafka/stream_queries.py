@@ -1,11 +1,23 @@
-"""The stream store's reads that workers ask again and again, built once: which streams are ready, and whether
-there is any work (the SQLite commit watcher asks after every commit of another connection)."""
+"""The stream store's reads that workers ask again and again, built once: which streams are ready and whether any
+could be, and whether there is any work (the SQLite commit watcher asks after every commit of another connection)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
@@ -41,22 +53,33 @@ def free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool
     return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
 
 
-def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
-    """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
+def _enabled() -> Select[str, int]:
+    """(subscription id, position) of the streams of enabled Kafka subscriptions."""
     return (
         select(kafka_streams.c.subscription_id, kafka_streams.c.position)
         .join(subscriptions, subscriptions.c.id == kafka_streams.c.subscription_id)
-        .where(
-            subscriptions.c.enabled.is_(True),
-            subscriptions.c.via == Via.KAFKA.value,
-            kafka_streams.c.position < end,
-        )
+        .where(subscriptions.c.enabled.is_(True), subscriptions.c.via == Via.KAFKA.value)
     )
+
+
+def _behind(end: int | ColumnElement[int]) -> Select[str, int]:
+    """(subscription id, position) of the streams of enabled Kafka subscriptions that have not reached `end`."""
+    return _enabled().where(kafka_streams.c.position < end)
+
+
+def _look() -> CompoundSelect[str | None, int]:
+    """`look`'s query: the ready streams, and one row without a subscription id when any enabled stream exists.
+
+    One read where the streamer's timed look made two (ready streams, then whether any exists): with no Kafka
+    subscription those two reads were the largest poll of an idle `serve`.
+    """
+    exists = select(null().label("subscription_id"), literal(0).label("position")).where(_enabled().exists())
+    return union_all(READY_STREAMS, exists)
 
 
 _NOW = bindparam("now", type_=kafka_streams.c.lease_until.type)
 READY_STREAMS = _ready_streams()
-ANY_STREAM = select(select(kafka_streams.c.subscription_id).exists())
+LOOK = _look()
 # The SQLite commit watcher asks these after every commit of another connection.
 NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
 _STREAM_FOR_WORKER = or_(free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))

@@ -24,8 +24,8 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.kafka.stream_lifecycle import drop_passed_pauses, pauses
-from chargewire.kafka.stream_queries import ANY_STREAM, NEWEST_WORK, READY_STREAMS, WORK_DUE, free_to_lease
-from chargewire.kafka.streams import LeaseLost, Stream, StreamRead
+from chargewire.kafka.stream_queries import LOOK, NEWEST_WORK, WORK_DUE, free_to_lease
+from chargewire.kafka.streams import LeaseLost, Stream, StreamLook, StreamRead
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_records
 from chargewire.store.database import Database
@@ -84,19 +84,20 @@ class StreamStore:
         """What a commit watcher asks on a connection of its own: `newest_work` and `work_due` of `worker_id`."""
         return WakeHooks(wake, NEWEST_WORK, WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
 
-    async def any_streams(self) -> bool:
-        """Whether any Kafka subscription has a stream, enabled or not (one read)."""
-        async with self._database.reading() as connection:
-            return bool((await connection.execute(ANY_STREAM)).scalar())
-
-    async def ready_streams(self, now: datetime) -> list[Stream]:
-        """Streams with events past their position, free to lease, and no pending rows to drain first (a read).
+    async def look(self, now: datetime) -> StreamLook:
+        """Streams with events past their position, free to lease, and no pending rows to drain first, and whether
+        any enabled Kafka subscription has a stream (one read).
 
         Their pauses are left out: each read of a stream loads them as they are then.
         """
         async with self._database.reading() as connection:
-            rows = (await connection.execute(READY_STREAMS, {"now": now})).all()
-        return [Stream(subscription_id, position) for subscription_id, position in rows]
+            rows = (await connection.execute(LOOK, {"now": now})).all()
+        ready = [Stream(subscription_id, position) for subscription_id, position in rows if subscription_id is not None]
+        return StreamLook(ready, streams_exist=bool(rows))
+
+    async def ready_streams(self, now: datetime) -> list[Stream]:
+        """The streams `look` finds ready."""
+        return (await self.look(now)).ready
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
         """Take the stream for `worker_id` if it is free and still where `stream` says.

@@ -83,8 +83,9 @@ class KafkaStreamer:
         self._attempt = attempt
         self._running: dict[str, asyncio.Task[int]] = {}
         self._wake = asyncio.Event()
-        # Whether the last timed look found any stream. Without one a publish has nothing for a look to find,
-        # and a look (a read) after each publish was 0.7 reads per event of a webhook-only `serve` at 200 events/s.
+        # Whether the last look found an enabled Kafka subscription's stream. Without one a publish has nothing for
+        # a look to find, and a look (a read) after each publish was 0.7 reads per event of a webhook-only `serve`
+        # at 200 events/s.
         self._streams_exist = True
         self._news: dict[str, asyncio.Event] = {}  # per running stream: events were published since it looked
         self._stopping = False
@@ -92,14 +93,14 @@ class KafkaStreamer:
 
     @property
     def streams_exist(self) -> bool:
-        """Whether the last timed look found a Kafka subscription with a stream."""
+        """Whether the last look found an enabled Kafka subscription with a stream."""
         return self._streams_exist
 
     def wake(self) -> None:
         """Look for ready streams now instead of at the next poll (after a publish, here or elsewhere).
 
-        When the last timed look found no Kafka subscription, the next timed look comes soon enough: a stream
-        created since then starts from the end of the log, and is found there, within one poll interval.
+        When the last look found no enabled Kafka subscription, the next timed look comes soon enough: a stream
+        created or enabled since then is found within one poll interval.
         """
         if self._streams_exist:
             self._wake.set()
@@ -114,16 +115,12 @@ class KafkaStreamer:
         """
         self._stopping = False
         self._outage = None
-        woken = False  # the first look learns whether any stream exists
         try:
             while not stop.is_set():
                 self._wake.clear()
                 await self._start_ready()
-                if not woken:
-                    self._streams_exist = await self._streams.any_streams()
                 mark_healthy()
                 await wait_for_any([self._wake, stop], self.settings.worker_poll_interval_s)
-                woken = self._wake.is_set()
                 if self._outage is not None:
                     raise self._outage
         finally:
@@ -138,9 +135,10 @@ class KafkaStreamer:
         return sum(sent)
 
     async def _start_ready(self, hold_s: float = _CAUGHT_UP_HOLD_S) -> list[asyncio.Task[int]]:
-        ready = await self._streams.ready_streams(utcnow())
+        look = await self._streams.look(utcnow())
+        self._streams_exist = look.streams_exist
         started = []
-        for stream in ready:
+        for stream in look.ready:
             if stream.subscription_id not in self._running:
                 task = asyncio.create_task(self._stream(stream, hold_s))
                 self._running[stream.subscription_id] = task

@@ -1,4 +1,5 @@
-"""What the Kafka path says of a stream: its place in the log, what one read of it returns, a lost lease."""
+"""What the Kafka path says of a stream: its place in the log, what one read of it returns, what a look for ready
+streams finds, a lost lease."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ class StreamRead:
     position: int
     at_end: bool
     stopped: bool = False  # the subscription was disabled, deleted or moved off Kafka: stream no further
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLook:
+    """The streams ready to lease, and whether any enabled Kafka subscription has a stream at all."""
+
+    ready: list[Stream]
+    streams_exist: bool
 
 
 PayloadCheck = Callable[[bytes], bool]

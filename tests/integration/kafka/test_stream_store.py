@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.ids import new_id
-from chargewire.kafka.streams import LeaseLost, Stream
+from chargewire.kafka.streams import LeaseLost, Stream, StreamLook
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
@@ -424,12 +424,22 @@ async def test_a_batch_the_database_refuses_is_recorded_bare_and_the_stream_move
     assert subscription_id not in await _ready(runtime)
 
 
-async def test_any_streams_is_false_with_webhook_subscriptions_only_and_true_once_a_kafka_one_exists(
-    runtime: Runtime,
-) -> None:
+async def test_look_finds_streams_only_while_an_enabled_kafka_subscription_has_one(runtime: Runtime) -> None:
     await _subscribe(runtime, Via.WEBHOOK)
-    assert not await runtime.stream_store.any_streams()
+    assert not (await runtime.stream_store.look(utcnow())).streams_exist
 
-    await _subscribe(runtime)
+    subscription_id = await _subscribe(runtime)
+    assert await runtime.stream_store.look(utcnow()) == StreamLook([], streams_exist=True)
 
-    assert await runtime.stream_store.any_streams()
+    await runtime.subscription_store.set_enabled(subscription_id, False, utcnow(), "test")
+    assert not (await runtime.stream_store.look(utcnow())).streams_exist
+
+
+async def test_look_finds_a_stream_ready_once_its_events_are_published(runtime: Runtime) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1, 2))
+
+    look = await runtime.stream_store.look(utcnow())
+
+    assert [stream.subscription_id for stream in look.ready] == [subscription_id]
+    assert look.streams_exist

@@ -11,7 +11,7 @@ from chargewire.channels.base import OrderFence
 from chargewire.config import Settings
 from chargewire.dispatch.targets import DeliveryTarget
 from chargewire.kafka.streamer import KafkaStreamer
-from chargewire.kafka.streams import LeaseLost, Stream, StreamRead
+from chargewire.kafka.streams import LeaseLost, Stream, StreamLook, StreamRead
 from chargewire.models import Attempt, DeliveryStatus, KafkaTarget, Subscription, Via
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 
@@ -34,8 +34,8 @@ class Log:
         self.recording_open = asyncio.Event()
         self.recording_open.set()
 
-    async def ready_streams(self, _now: datetime) -> list[Stream]:
-        return [Stream(SUBSCRIPTION.id, 0)]
+    async def look(self, _now: datetime) -> StreamLook:
+        return StreamLook([Stream(SUBSCRIPTION.id, 0)], streams_exist=True)
 
     async def lease(self, *_args: object) -> bool:
         return True

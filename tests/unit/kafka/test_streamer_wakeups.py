@@ -7,7 +7,7 @@ from datetime import datetime
 
 from chargewire.config import Settings
 from chargewire.kafka.streamer import KafkaStreamer
-from chargewire.kafka.streams import Stream
+from chargewire.kafka.streams import StreamLook
 
 # Long enough that no timed look comes while a test runs: every look after the first is a woken one.
 POLL_INTERVAL_S = 3600.0
@@ -23,14 +23,11 @@ class Streams:
         self.looked = asyncio.Event()
         self.asked = asyncio.Event()
 
-    async def ready_streams(self, _now: datetime) -> list[Stream]:
+    async def look(self, _now: datetime) -> StreamLook:
         self.looks += 1
         self.looked.set()
-        return []
-
-    async def any_streams(self) -> bool:
         self.asked.set()
-        return self.exist
+        return StreamLook([], self.exist)
 
 
 async def _publishes_seen(streams: Streams) -> int:
