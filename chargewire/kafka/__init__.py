@@ -7,7 +7,7 @@
 2. An event is published. `store.event_store` numbers it into the log (`store.event_log`) and writes no
    delivery row for Kafka subscriptions (decision 0002). The publish wakes the workers' dispatchers (in this
    process, and in others through the store's wake-ups), and each wakes its `streamer.KafkaStreamer`.
-3. The stream is claimed. `KafkaStreamer` asks `stream_store.StreamStore.ready_streams` for streams with
+3. The stream is claimed. `KafkaStreamer` looks with `stream_store.StreamStore.look` for streams with
    unread events of their names, no lease and no pending rows, and takes each with `StreamStore.lease`.
 4. A batch is read. `StreamStore.read` returns the next events past the stream's position, as deliveries
    (stretches a pause covers are skipped); the streamer keeps those the subscription's filter accepts
