@@ -37,3 +37,29 @@ async def plan_of(connection: AsyncConnection, statement: str, parameters: Any) 
         return "\n".join(str(row[-1]) for row in rows)
     rows = await connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {statement}", parameters)
     return "\n".join(str(row[0]) for row in rows)
+
+
+@contextlib.contextmanager
+def driver_queries(database: Database) -> Iterator[list[str]]:
+    """The queries asyncpg logs on the connections checked out in the block (BEGIN, COMMIT, ROLLBACK and other
+    statements without parameters; not SQLAlchemy's prepared statements); empty on SQLite."""
+    queries: list[str] = []
+    drivers: list[Any] = []
+
+    def log(record: Any) -> None:
+        queries.append(record.query)
+
+    def checked_out(dbapi_connection: Any, _record: object, _proxy: object) -> None:
+        driver = dbapi_connection.driver_connection
+        if hasattr(driver, "add_query_logger"):
+            driver.add_query_logger(log)
+            drivers.append(driver)
+
+    pool = database.engine.sync_engine.pool
+    event.listen(pool, "checkout", checked_out)
+    try:
+        yield queries
+    finally:
+        event.remove(pool, "checkout", checked_out)
+        for driver in drivers:
+            driver.remove_query_logger(log)

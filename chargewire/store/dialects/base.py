@@ -130,6 +130,10 @@ class StoreDialect(Protocol):
         """Plan the rest of this transaction's statements for any values, not for the values bound."""
         ...
 
+    async def lone_read(self, connection: AsyncConnection) -> None:
+        """Let a fresh connection that runs one read and nothing else run it without a transaction round it."""
+        ...
+
     def skip_locked(self, query: SelectT, of: Table) -> SelectT:
         """`query`, locking the rows of `of` it reads and passing over those another worker has locked."""
         ...

@@ -98,6 +98,12 @@ class PostgreSQLDialect:
         """
         await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
 
+    async def lone_read(self, connection: AsyncConnection) -> None:
+        """Autocommit for this checkout only: one statement is its own snapshot, so the BEGIN and ROLLBACK
+        round it were two of its three round trips. asyncpg's adapter sets and resets the mode without a trip (the
+        reset names the default level, which later BEGINs on the connection then state: still one trip)."""
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+
     def skip_locked(self, query: SelectT, of: Table) -> SelectT:
         """`query ... FOR UPDATE OF of SKIP LOCKED`: workers pass over the rows another worker is claiming."""
         return query.with_for_update(skip_locked=True, of=of)

@@ -94,6 +94,9 @@ class SQLiteDialect:
     async def generic_plans(self, connection: AsyncConnection) -> None:
         """Nothing: SQLite plans each statement as it is prepared, with no choice between plans to make."""
 
+    async def lone_read(self, connection: AsyncConnection) -> None:
+        """Nothing: the read's BEGIN already goes in the statement's one trip to the driver's thread."""
+
     def skip_locked(self, query: SelectT, of: Table) -> SelectT:
         """`query` unchanged: SQLite has one writer at a time, so a claim needs no row locks."""
         return query

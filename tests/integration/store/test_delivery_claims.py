@@ -19,7 +19,7 @@ from chargewire.runtime import Runtime
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.backlog import partition_by_day, pile_up_pending
-from tests.support.plans import plan_of, sent_statements
+from tests.support.plans import driver_queries, plan_of, sent_statements
 
 BOOT = load_event_types()["BootNotification"].example
 CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
@@ -210,3 +210,23 @@ async def test_a_claim_plans_its_statements_for_any_due_time_on_postgresql_insid
     assert len(settings) == 1
     async with runtime.database.reading() as connection:
         assert (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "auto"
+
+
+async def test_asking_whether_any_delivery_is_due_is_one_round_trip_on_postgresql_without_a_transaction_round_it(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _subscribe(runtime, Via.WEBHOOK, "hooks")
+    await runtime.publisher.publish(boots)
+
+    with driver_queries(runtime.database) as asked:
+        assert await runtime.delivery_store.any_due(utcnow())
+    with driver_queries(runtime.database) as claimed:
+        assert len(await _claim(runtime, 3)) == 3
+
+    # An idle worker asks after most wake-ups: BEGIN and ROLLBACK were two of the read's three round trips.
+    assert asked == []
+    if runtime.database.dialect.name == "postgresql":
+        # The connection went back to the pool in its usual mode: the next checkout's claim is a transaction (its
+        # BEGIN may name the default isolation level SQLAlchemy restored).
+        assert claimed[0].startswith("BEGIN")
+        assert claimed[-1] == "COMMIT;"
