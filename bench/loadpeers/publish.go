@@ -39,7 +39,7 @@ type report struct {
 	IngestMs   []float64          `json:"ingest_ms"` // scheduled send -> answer read, per POST
 	LagMs      []float64          `json:"lag_ms"`    // how late each POST left
 	Rejected   int                `json:"rejected"`  // events of POSTs answered other than 202, or not at all
-	CPUSeconds float64            `json:"cpu_s"`     // this process, first scheduled send to last answer
+	CPUSeconds float64            `json:"cpu_s"`     // this process, from just before the first scheduled send to the last answer
 }
 
 // post is what became of one scheduled POST.
