@@ -124,6 +124,9 @@ func publish(p plan, client *http.Client, clock monoClock) report {
 	return result
 }
 
+// sendFailure tells of the first send that got no answer: when the server is gone, every send fails alike.
+var sendFailure sync.Once
+
 // send POSTs one body and reads the answer to its end (so the connection goes back to the pool).
 func send(client *http.Client, p plan, body []byte) bool {
 	request, err := http.NewRequest(http.MethodPost, p.url+"/api/v1/events", bytes.NewReader(body))
@@ -134,7 +137,9 @@ func send(client *http.Client, p plan, body []byte) bool {
 	request.Header.Set("Content-Type", "application/json")
 	response, err := client.Do(request)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadpeers: publish:", err)
+		sendFailure.Do(func() {
+			fmt.Fprintln(os.Stderr, "loadpeers: publish (the first failed send; all count as rejected):", err)
+		})
 		return false
 	}
 	defer response.Body.Close()

@@ -87,3 +87,17 @@ func TestPlanRefusesATemplateThatIsNotAnObjectWithFields(t *testing.T) {
 		}
 	}
 }
+
+func TestPublisherCountsTheEventsOfSendsThatGetNoAnswerAsRejected(t *testing.T) {
+	api := httptest.NewServer(&ingest{status: http.StatusAccepted})
+	api.Close() // nobody listens on its address any more
+	clock, err := newMonoClock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plan{url: api.URL, token: "cw_test", rate: 1000, seconds: 0.02, batch: 1, template: []byte(template)}
+	result := publish(p, http.DefaultClient, clock)
+	if result.Rejected != 20 || len(result.Published) != 0 {
+		t.Fatalf("%d rejected, %d published", result.Rejected, len(result.Published))
+	}
+}
