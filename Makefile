@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ fuzz: install test-services
 	CHARGEWIRE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHARGEWIRE_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) CHARGEWIRE_FUZZ_STEPS=$(FUZZ_STEPS) \
 		$(BIN)/pytest -s -q -p no:cacheprovider --timeout=3600 tests/integration/api/test_fuzz_openapi.py tests/integration/api/test_fuzz_stateful.py
 
-test: lint typecheck receiver-kit-check test-clients pytest
+test: lint typecheck receiver-kit-check test-clients test-bench-peers pytest
 
 # The receiver kit (clients/): each language's own toolchain, dependencies from its registry, cached in the
 # default user caches (~/.npm, ~/go/pkg/mod, ~/.m2). `pytest` runs the Python client's tests and the
@@ -95,8 +95,14 @@ bench-webhook: install test-services
 	$(BIN)/python -m bench.webhook
 
 # CPU per event and latency at fixed rates (50 to 2,000 events/s); e.g. ARGS="--seconds 5 --rates 200 --backends sqlite".
+# Its publisher and receiver are Go (bench/loadpeers, standard library and clients/go), built into its bin/.
 bench-load: install test-services
+	cd bench/loadpeers && go build -o bin/loadpeers .
 	$(BIN)/python -m bench.load $(ARGS)
+
+# The load benchmark's Go peers: formatted, vetted, tested (a few seconds; no dependency to download).
+test-bench-peers:
+	cd bench/loadpeers && test -z "$$(gofmt -l .)" && go vet ./... && go test -count=1 ./...
 
 bench-thread-costs: install test-services
 	$(BIN)/python -m bench.thread_costs $(ARGS)

@@ -3,19 +3,23 @@
 The saturation benchmarks (`bench.ingest`, `bench.webhook`) amortise per-event costs into batches; this one
 offers fixed rates the way a back office does. Everything runs as real processes on this machine:
 `chargewire serve` (the "serve" row) or `serve --no-worker` beside one `chargewire worker` (the "worker" row),
-on SQLite and on a throwaway PostgreSQL cluster; one webhook subscription to a receiver in its own process
-(`bench.receiver`); and this process as an open-loop publisher (`bench.paced.publish_paced`): at each rate,
-~1 KB SessionMeterValuesNotification events are sent on a fixed clock for the set seconds, one event per request
-("single") and then ten per request ("batch10"), never waiting for answers.
+on SQLite and on a throwaway PostgreSQL cluster; one webhook subscription to a receiver in its own process; and
+an open-loop publisher in its own process. Both peers are in Go (`bench/loadpeers`, see `bench.load_peers`), so
+they take little of the cores chargewire runs on. At each rate, ~1 KB SessionMeterValuesNotification events are
+sent on a fixed clock for the set seconds, one event per request ("single") and then ten per request ("batch10"),
+never waiting for answers (up to 64 keep-alive connections).
 
 Per rate and publishing style:
 - latency: the receiver's arrival time minus the event's *scheduled* send time (one monotonic clock), so a
   publisher or server that falls behind shows up in the figure; p50/p99/max;
 - CPU ms per event: CPU time (user + system, `/proc/<pid>/stat`, descendants and waited-for children included)
-  from the first send until the last event arrived, divided by the events; for chargewire's processes and for
-  PostgreSQL's (the postmaster and its backends);
-- peak RSS of each group (sampled every 0.2 s), events lost (sent, accepted, never received) and duplicates
-  (requests whose webhook-id came before, and events received twice).
+  from the first send until the last event arrived, divided by the events; for chargewire's processes, for
+  PostgreSQL's (the postmaster and its backends), for the receiver, and for the publisher (its own count, from
+  its first scheduled send to its last answer);
+- the publisher's lag (how late each request left) and the ingest answer time (scheduled send to 202);
+- peak RSS of each group (sampled every 0.2 s), events lost (sent, accepted, never received), requests rejected,
+  duplicates (requests whose webhook-id came before, and events received twice), and webhooks whose signatures
+  did not verify (the receiver checks both against the subscription's keys).
 
 The machine's load average before each measure is recorded: it is shared with other work.
 Usage: python -m bench.load [--seconds 20] [--rates 50,200,800,2000] [--backends sqlite,postgresql]
@@ -27,7 +31,6 @@ with `python -m bench.profile_summary`); such a run's figures include py-spy's c
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -40,15 +43,15 @@ from typing import Any
 
 import httpx
 import orjson
-import uvloop
 
 from bench.common import bench_server, machine_busy_seconds, tree_cpu_s, write_result
 from bench.kafka import one_kb_payloads
+from bench.load_peers import PublisherRun, check_signatures, publish, refused_signatures, running_signing_receiver
 from bench.load_report import markdown_table, write_plot
-from bench.paced import PacedRun, latency_tag, percentiles, publish_paced, wait_for
+from bench.paced import latency_tag, percentiles, wait_for
 from bench.processes import Backend, RssSampler, open_backend, running_workers
-from bench.receiver import Receiver, running_receiver
-from tests.support.processes import stop_process, subscribe_webhook
+from bench.receiver import Receiver
+from tests.support.processes import stop_process
 
 EVENT_NAME = "SessionMeterValuesNotification"
 RATES = (50, 200, 800, 2000)
@@ -56,13 +59,13 @@ MODES = {"serve": 0, "worker": 1}  # mode -> `chargewire worker` processes besid
 PUBLISHING = {"single": 1, "batch10": 10}  # style -> events per request
 WARM_UP_RATE, WARM_UP_S = 100, 2
 DRAIN_TIMEOUT_S = 60
-TEMPLATE = one_kb_payloads(1)[0]
+# Every event's fields but the two the publisher sets per event: `sessionId`, and `externalSessionId` carrying
+# the latency tag the receiver times.
+EVENT_FIELDS = {
+    key: value for key, value in one_kb_payloads(1)[0].items() if key not in {"sessionId", "externalSessionId"}
+}
+PAYLOAD_BYTES = len(orjson.dumps({"sessionId": 700_000, "externalSessionId": latency_tag(12345), **EVENT_FIELDS}))
 PY_SPY = Path(sys.executable).with_name("py-spy")
-
-
-def event_payload(sequence: int) -> dict[str, Any]:
-    """Meter values of about 1 KB; `externalSessionId` carries the latency tag the receiver times."""
-    return {**TEMPLATE, "sessionId": 700_000 + sequence % 500, "externalSessionId": latency_tag(sequence)}
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,23 @@ def running_stack(backend: Backend, receiver: Receiver, mode: str) -> Iterator[S
         bench_server(url, workdir, *serve_args) as (base_url, token, api_pid),
         running_workers(MODES[mode], url, workdir) as workers,
     ):
-        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-            subscribe_webhook(api, receiver.url(), EVENT_NAME)
+        check_signatures(receiver, _subscribe(base_url, token, receiver.url()), token)
         groups = {
             "chargewire": [api_pid, *(worker.pid for worker in workers)],
             "postgresql": backend.database_pids(),
             "receiver": [receiver.process.pid],
         }
         yield Stack(backend, receiver, base_url, token, groups)
+
+
+def _subscribe(base_url: str, token: str, callback_url: str) -> str:
+    """Subscribe the receiver to the benchmark's event (Notifications API v2.0); returns the signing secret."""
+    body = {"via": "webhook", "notifications": [EVENT_NAME], "webhook": {"callbackUrl": callback_url}}
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base_url}/public-api/notifications/v2.0", json=body, headers=headers, timeout=30)
+    created.raise_for_status()
+    secret: str = created.json()["data"]["signingSecret"]
+    return secret
 
 
 class Sequence:
@@ -106,10 +118,8 @@ class Sequence:
         return first
 
 
-def _publish(stack: Stack, rate: int, seconds: float, batch: int, first: int) -> PacedRun:
-    coroutine = publish_paced(stack.base_url, stack.token, rate, seconds, batch, event_payload, first)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
+def _publish(stack: Stack, rate: int, seconds: float, batch: int, first: int) -> PublisherRun:
+    return publish(stack.base_url, stack.token, rate, seconds, batch, first, EVENT_FIELDS)
 
 
 @contextmanager
@@ -165,7 +175,9 @@ def measure(
         complete = wait_for(lambda: _arrived(receiver, len(expected)), DRAIN_TIMEOUT_S, 0.1)
     arrivals, stats = receiver.arrivals(), receiver.stats()
     window = max(arrivals.values(), default=time.monotonic()) - started if complete else time.monotonic() - started
-    cpu_after = {name: tree_cpu_s(pids) for name, pids in stack.groups.items()}
+    cpu_s = {name: tree_cpu_s(pids) - cpu_before[name] for name, pids in stack.groups.items()} | {
+        "publisher": run.cpu_s
+    }
     events = len(expected)
     latencies = [(arrivals[tag] - at) * 1000 for tag, at in run.published.items() if tag in arrivals]
     return {
@@ -177,13 +189,12 @@ def measure(
         "received": len(latencies),
         "lost": events - len(latencies),
         "duplicates": stats["requests"] - stats["unique"] + stats["repeated_tags"],
+        "refused_signatures": refused_signatures(stats),
         "latency_ms": percentiles(latencies),
         "ingest_answer_ms": percentiles(run.ingest_ms),
         "publisher_lag_ms": percentiles(run.lag_ms),
-        "cpu_ms_per_event": {
-            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(events, 1), 3) for name in cpu_after
-        },
-        "cores_used": {name: round((cpu_after[name] - cpu_before[name]) / window, 2) for name in cpu_after}
+        "cpu_ms_per_event": {name: round(seconds * 1000 / max(events, 1), 3) for name, seconds in cpu_s.items()},
+        "cores_used": {name: round(seconds / window, 2) for name, seconds in cpu_s.items()}
         | {"whole_machine": round((machine_busy_seconds() - busy_before) / window, 2)},
         "window_s": round(window, 2),
         "peak_rss_mb": rss.peaks_mb(),
@@ -246,10 +257,10 @@ def main() -> None:
     options = _parse_args()
     results: dict[str, Any] = {}
     for name in options.backends:
-        with open_backend(name) as backend, running_receiver() as receiver:
+        with open_backend(name) as backend, running_signing_receiver() as receiver:
             results[name] = {mode: run_mode(backend, receiver, mode, options) for mode in options.modes}
     summary = {
-        "payload_bytes": len(orjson.dumps(event_payload(12345))),
+        "payload_bytes": PAYLOAD_BYTES,
         "event": EVENT_NAME,
         "subscriptions": 1,
         "load_average_after": round(os.getloadavg()[0], 2),

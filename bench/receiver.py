@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -170,10 +170,13 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    """A receiver process on a free port, stopped when the block ends."""
+def running_receiver(command: Sequence[str] = (sys.executable, "-m", "bench.receiver")) -> Iterator[Receiver]:
+    """A receiver process (`command PORT`, this module's by default) on a free port, stopped when the block ends.
+
+    Another command must answer the same control endpoints (`bench/loadpeers` does).
+    """
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.receiver", str(port)], cwd=REPO)
+    process = subprocess.Popen([*command, str(port)], cwd=REPO)
     receiver = Receiver(port, process)
     try:
         deadline = time.monotonic() + 20
