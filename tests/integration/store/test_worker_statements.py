@@ -10,11 +10,11 @@ from sqlalchemy import select, update
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
-from chargewire.ids import new_id
-from chargewire.models import Attempt, DeliveryStatus, Via
+from chargewire.models import Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.tables import subscriptions
+from tests.support.factories import delivered_record_factory
 from tests.support.plans import sent_statements
 
 BOOT = load_event_types()["BootNotification"].example
@@ -33,19 +33,14 @@ async def _claimed(runtime: Runtime, count: int) -> list[ClaimedDelivery]:
 
 
 def _delivered(delivery: ClaimedDelivery) -> AttemptRecord:
-    attempt = Attempt(
-        id=new_id("att"),
-        delivery_id=delivery.id,
-        number=1,
-        started_at=utcnow(),
-        duration_ms=1.0,
-        outcome="delivered",
-        status_code=200,
-        request_headers={},
-        response_headers={},
-        response_body="ok",
-    )
-    return AttemptRecord(attempt, delivery.subscription_id, WORKER, DeliveryStatus.DELIVERED, None, None)
+    return delivered_record_factory(delivery, WORKER)
+
+
+async def _mark_failing(runtime: Runtime, subscription_id: str) -> None:
+    async with runtime.database.transaction() as connection:
+        await connection.execute(
+            update(subscriptions).where(subscriptions.c.id == subscription_id).values(failing_since=utcnow())
+        )
 
 
 async def _failing_since(runtime: Runtime, subscription_id: str) -> object:
@@ -70,10 +65,7 @@ async def test_a_success_makes_a_failing_subscription_healthy_again_in_the_deliv
 ) -> None:
     claimed = await _claimed(runtime, 2)
     subscription_id = claimed[0].subscription_id
-    async with runtime.database.transaction() as connection:
-        await connection.execute(
-            update(subscriptions).where(subscriptions.c.id == subscription_id).values(failing_since=utcnow())
-        )
+    await _mark_failing(runtime, subscription_id)
 
     with sent_statements(runtime.database, "UPDATE subscriptions") as health_apart:
         await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in claimed])
@@ -89,10 +81,7 @@ async def test_a_success_of_another_worker_s_lease_still_makes_its_subscription_
 ) -> None:
     claimed = await _claimed(runtime, 1)
     subscription_id = claimed[0].subscription_id
-    async with runtime.database.transaction() as connection:
-        await connection.execute(
-            update(subscriptions).where(subscriptions.c.id == subscription_id).values(failing_since=utcnow())
-        )
+    await _mark_failing(runtime, subscription_id)
     late = replace(_delivered(claimed[0]), worker_id="wrk_lease_lost")  # its lease went to another worker
 
     await runtime.delivery_store.record_attempts([late])
