@@ -87,7 +87,8 @@ class SignalSocket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         name = f"{_own_prefix()}{secrets.token_hex(4)}"
         try:
-            path.mkdir(exist_ok=True)
+            # The owner's alone, as the database file is (0600): no other user signals or plants sockets.
+            path.mkdir(mode=0o700, exist_ok=True)
             directory = _Directory.open(path)
         except OSError as error:
             sock.close()

@@ -104,6 +104,12 @@ async def test_another_process_s_signal_after_its_commit_wakes_the_watcher_witho
     await asyncio.wait_for(woken.get(), WITHIN_S)
 
 
+async def test_the_signal_directory_is_its_owner_s_alone(database_file: Path, watch: Watch) -> None:
+    await watch()
+
+    assert signal_directory(database_file).stat().st_mode & 0o777 == 0o700
+
+
 async def test_a_signal_wakes_every_watcher_on_the_file(
     runtime: Runtime, database_file: Path, subscribe: Subscribe, watch: Watch
 ) -> None:
