@@ -148,6 +148,8 @@ class SignalSender:
 
     def request(self) -> None:
         """Signal every other watching process now (call it after a commit); never blocks, never raises."""
+        if self._socket.fileno() < 0:
+            return  # closed (`aclose`): the process is stopping
         try:
             directory = self._open()
             if directory is None:
