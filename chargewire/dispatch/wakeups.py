@@ -3,7 +3,8 @@
 Whatever makes deliveries due (a publish, a test send, a resend, a retry) fires the process's `WakeSignal`. A
 dispatcher in the same process wakes at once. Other processes hear of it through the database's dialect
 (`StoreDialect.wake_notifier` and `wake_listener`): on PostgreSQL a NOTIFY that every worker LISTENs to
-(`store.dialects.postgresql_wakeups`), on SQLite a watch on the file's commits (`store.dialects.sqlite_wakeups`).
+(`store.dialects.postgresql_wakeups`), on SQLite a watch on the file's commits (`store.dialects.sqlite_wakeups`)
+that a datagram from the committing process sets looking at once (`store.dialects.sqlite_wake_signal`).
 
 The poll (`worker_poll_interval_s`) stays the fallback: a notification lost to a dropped connection, a failed
 send or a worker that was not listening yet delays a delivery by at most one poll interval and never loses it.

@@ -159,14 +159,22 @@ async def claim_due(
 ) -> list[tuple[str, str, str, str, int, int | None]]:
     """Lease these deliveries to `worker_id` until `lease_until`, those still due; returns the leased rows'
     (id, event id, subscription id, event name, attempt count, attempt limit), in id order (publish order)."""
-    values = {"ids": dialect.ids_value(delivery_ids), "worker": worker_id, "now": now, "until": lease_until}
+    values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
     # Plain tuples: a thousand rows are read with no per-field lookups.
-    return sorted(tuple(row) for row in (await connection.execute(_claim_due(dialect), values)).all())
+    return sorted(tuple(row) for row in (await connection.execute(claim_due_statement(dialect), values)).all())
+
+
+def claim_due_values(
+    dialect: StoreDialect, delivery_ids: Sequence[str], worker_id: str, now: datetime, lease_until: datetime
+) -> dict[str, Any]:
+    """The values `claim_due_statement` binds."""
+    return {"ids": dialect.ids_value(delivery_ids), "worker": worker_id, "now": now, "until": lease_until}
 
 
 # Built once per dialect: a worker claims with it after every wake-up. `ids`, `worker`, `now` and `until` are bound.
 @functools.cache
-def _claim_due(dialect: StoreDialect) -> Update:
+def claim_due_statement(dialect: StoreDialect) -> Update:
+    """`claim_due`'s UPDATE ... RETURNING, for a caller that reads more with it (a WITH on PostgreSQL)."""
     moment = deliveries.c.next_attempt_at.type
     now = bindparam("now", type_=moment)
     return (

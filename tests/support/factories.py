@@ -7,8 +7,10 @@ from typing import Any
 
 from chargewire.channels.base import OutboundMessage
 from chargewire.clock import utcnow
-from chargewire.models import Subscription, Via
+from chargewire.ids import new_id
+from chargewire.models import Attempt, DeliveryStatus, Subscription, Via
 from chargewire.security import new_signing_secret
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 
 DEFAULT_BODY = b'{"notification":"session.started","session":{"id":"s-1"}}'
 
@@ -44,3 +46,22 @@ def outbound_message_factory(subscription: Subscription | None = None, **overrid
         signing_secrets=(new_signing_secret(),),
     )
     return replace(message, **overrides)
+
+
+def delivered_record_factory(
+    delivery: ClaimedDelivery, worker_id: str, request_headers: dict[str, str] | None = None
+) -> AttemptRecord:
+    """The record of a first attempt of `delivery` by `worker_id` that a webhook receiver answered 200."""
+    attempt = Attempt(
+        id=new_id("att"),
+        delivery_id=delivery.id,
+        number=1,
+        started_at=utcnow(),
+        duration_ms=1.0,
+        outcome="delivered",
+        status_code=200,
+        request_headers=request_headers or {"X-Fine": "yes"},
+        response_headers={"Content-Type": "text/plain"},
+        response_body="ok",
+    )
+    return AttemptRecord(attempt, delivery.subscription_id, worker_id, DeliveryStatus.DELIVERED, None, None)

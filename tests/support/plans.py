@@ -14,8 +14,8 @@ from chargewire.store.database import Database
 
 
 @contextlib.contextmanager
-def sent_statements(database: Database, prefix: str) -> Iterator[list[tuple[str, Any]]]:
-    """The statements (text, parameters) starting with `prefix` that `database` sends in the block."""
+def sent_statements(database: Database, prefix: str | tuple[str, ...]) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (text, parameters) starting with `prefix` (or one of them) that `database` sends in the block."""
     sent: list[tuple[str, Any]] = []
 
     def keep(_connection: object, _cursor: object, statement: str, parameters: Any, *_rest: object) -> None:

@@ -8,10 +8,11 @@ from datetime import timedelta
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.ids import new_id
-from chargewire.models import Attempt, DeliveryStatus, Via
+from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from tests.support.factories import delivered_record_factory
 
 BOOT = load_event_types()["BootNotification"].example
 WORKER = "wrk_test"
@@ -32,19 +33,7 @@ async def _claimed(runtime: Runtime, count: int) -> list[ClaimedDelivery]:
 
 
 def _delivered(delivery: ClaimedDelivery, request_headers: dict[str, str] | None = None) -> AttemptRecord:
-    attempt = Attempt(
-        id=new_id("att"),
-        delivery_id=delivery.id,
-        number=1,
-        started_at=utcnow(),
-        duration_ms=1.0,
-        outcome="delivered",
-        status_code=200,
-        request_headers=request_headers or {"X-Fine": "yes"},
-        response_headers={"Content-Type": "text/plain"},
-        response_body="ok",
-    )
-    return AttemptRecord(attempt, delivery.subscription_id, WORKER, DeliveryStatus.DELIVERED, None, None)
+    return delivered_record_factory(delivery, WORKER, request_headers)
 
 
 async def test_a_refused_record_is_written_bare_and_the_rest_of_its_batch_in_full(runtime: Runtime) -> None:
