@@ -18,6 +18,7 @@ from chargewire.api import (
     install_docs,
     install_error_handlers,
     install_links,
+    install_publish,
 )
 from chargewire.backoffice import PREFIX as BACKOFFICE_PREFIX
 from chargewire.backoffice import create_backoffice
@@ -43,6 +44,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_publish(app)  # first: the route of nearly every request
     install_docs(app)
     install_links(app)
     for router in ROUTERS:
