@@ -9,7 +9,7 @@ from chargewire.api.openapi_links import install_links
 from chargewire.api.outage import DatabaseOutageMiddleware
 from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
 from chargewire.api.request_guard import RequestGuardMiddleware
-from chargewire.api.routes import ROUTERS
+from chargewire.api.routes import ROUTERS, install_publish
 
 __all__ = [
     "ROUTERS",
@@ -20,4 +20,5 @@ __all__ = [
     "install_docs",
     "install_error_handlers",
     "install_links",
+    "install_publish",
 ]

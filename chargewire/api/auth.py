@@ -56,7 +56,6 @@ def require_scope(scope: Scope) -> Callable[[Request], Awaitable[ApiToken]]:
         if not token.allows(scope):
             # The contract's sentence first, so clients that match it still do; then what would be allowed.
             raise PermissionDenied(f"{PermissionDenied.__doc__} It needs a token with the {scope} scope.")
-        request.state.token = token
         return token
 
     return dependency

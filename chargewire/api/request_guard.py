@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chargewire.api.auth import bearer_text, remember_token
+from chargewire.api.auth import remember_token, scope_bearer_text
 from chargewire.api.body import body_too_large, parse_json
 from chargewire.api.errors import BadRequest, error_response
 from chargewire.config import Settings
@@ -42,12 +42,11 @@ class RequestGuardMiddleware:
             return
         path = str(scope["path"])
         limit = self._settings.ingest_max_body_bytes if path == INGEST_PATH else self._settings.api_max_body_bytes
-        request = Request(scope)
         try:
-            _check_declared_size(request, limit)
+            _check_declared_size(scope, limit)
             if path.startswith(API_PREFIXES):
-                remember_token(scope, await self._tokens.authenticate(bearer_text(request)))
-                if path != INGEST_PATH and _is_json(request):
+                remember_token(scope, await self._tokens.authenticate(scope_bearer_text(scope)))
+                if path != INGEST_PATH and _is_json(Request(scope)):
                     receive = await self._checked_json(receive, limit)
         except ChargewireError as error:
             await error_response(error)(scope, receive, send)
@@ -72,10 +71,14 @@ class RequestGuardMiddleware:
         return _replaying(bytes(body), receive)
 
 
-def _check_declared_size(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise body_too_large(limit)
+def _check_declared_size(scope: Scope, limit: int) -> None:
+    # From the scope's own list (the server gives names in lower case): most requests are publishes, and a
+    # Request with its Headers is built here for them only to read this.
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise body_too_large(limit)
+            return
 
 
 def _is_json(request: Request) -> bool:

@@ -14,9 +14,8 @@ from chargewire.api.routes import (
     subscription_secrets,
 )
 
-# In this order: a path two routers could match goes to the first.
+# In this order, after publishing (`events.install_publish`): a path two routers could match goes to the first.
 ROUTERS: tuple[APIRouter, ...] = (
-    events.router,
     event_types.router,
     notifications_v2.router,
     notifications_v1.router,
@@ -27,4 +26,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
 )
 
-__all__ = ["ROUTERS"]
+install_publish = events.install_publish
+
+__all__ = ["ROUTERS", "install_publish"]

@@ -162,6 +162,15 @@ async def test_openapi_documentation_is_served(api: httpx.AsyncClient) -> None:
     assert "/api/v1/events" in paths
 
 
+async def test_the_publish_path_answers_other_methods_405_allowing_post(
+    api: httpx.AsyncClient, publisher: dict[str, str]
+) -> None:
+    response = await api.get("/api/v1/events", headers=publisher)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.json() == {"message": "Method Not Allowed"}
+
+
 async def test_notifications_api_names_the_body_for_a_json_syntax_error(
     api: httpx.AsyncClient, token_factory: TokenFactory
 ) -> None:

@@ -66,6 +66,19 @@ async def test_streamed_body_without_a_length_is_stopped_at_the_limit(
     assert response.json()["message"].startswith("The request body is larger than the limit")
 
 
+async def test_a_streamed_publish_without_a_length_is_stopped_at_the_ingest_limit(
+    settings: Settings, runtime: Runtime, token_factory: TokenFactory
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            yield b" " * 1024
+
+    async with api_with(settings, ingest_max_body_bytes=SMALL_LIMIT) as client:
+        response = await client.post("/api/v1/events", content=chunks(), headers=bearer(await token_factory("admin")))
+    assert response.status_code == 413
+    assert response.json() == {"message": f"The request body is larger than the limit of {SMALL_LIMIT} bytes."}
+
+
 async def test_unauthenticated_body_is_refused_before_a_byte_of_it_is_read(runtime: Runtime) -> None:
     app = create_app(runtime)
     sent: list[dict[str, Any]] = []
