@@ -127,7 +127,7 @@ class Dispatcher:
         subscription known here, for streams (one may have been created there)."""
         self.wake()
         if self._streamer is not None:
-            self._streamer.streams_changed()
+            self._streamer.heard()
 
     def streams_changed(self) -> None:
         """A Kafka subscription was created, changed or enabled in this process: its stream may be ready."""

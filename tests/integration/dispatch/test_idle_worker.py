@@ -35,7 +35,7 @@ def settings(settings: Settings) -> Settings:
 
 
 class Calls:
-    """Counts of the calls made to the stores, by name."""
+    """Counts of the calls made to the stores, by name, and of their answers ("<name> answered")."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
@@ -47,7 +47,11 @@ class Calls:
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.counts[name] += 1
             self._made.set()
-            return await method(*args, **kwargs)
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self.counts[f"{name} answered"] += 1
+                self._made.set()
 
         return counted
 
@@ -91,7 +95,7 @@ async def running(runtime: Runtime) -> AsyncIterator[Callable[[], Dispatcher]]:
 
 def _first_looks_made(counts: Counter[str]) -> bool:
     """Whether an idle worker's first look for due deliveries and for streams is over."""
-    return counts["next_due_at"] > 0 and counts["look"] > 0
+    return counts["next_due_at answered"] > 0 and counts["look answered"] > 0
 
 
 async def test_an_idle_worker_reads_nothing_between_wake_ups(
@@ -152,3 +156,17 @@ async def test_an_idle_worker_looks_for_streams_when_a_kafka_subscription_is_mad
     await runtime.subscriptions.create(owner.token, body)
 
     await store_calls.until(lambda counts: counts["look"] > looks)
+
+
+async def test_a_worker_with_no_kafka_subscription_does_not_look_for_streams_after_each_commit_it_hears(
+    store_calls: Calls, running: Callable[[], Dispatcher]
+) -> None:
+    dispatcher = running()
+    looks = (await store_calls.until(_first_looks_made))["look"]
+
+    for _ in range(20):
+        dispatcher.heard()  # another process's commit or NOTIFY
+    # The claim loop heard it and read: the streamer, woken with it, would have asked by then.
+    await store_calls.until(lambda counts: counts["next_due_at answered"] > 1)
+
+    assert store_calls.counts["look"] == looks  # the streamer's look waits for the poll interval
