@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-idle-timers bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +106,9 @@ test-bench-peers:
 
 bench-thread-costs: install test-services
 	$(BIN)/python -m bench.thread_costs $(ARGS)
+
+bench-idle-timers: install test-services
+	$(BIN)/python -m bench.idle_timers $(ARGS)
 
 bench-kafka: install test-services
 	command -v kcat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat

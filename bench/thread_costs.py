@@ -1,13 +1,15 @@
-"""Where a `serve` spends its CPU at low rates, per thread: CPU ms and context switches per event, and idle.
+"""Where chargewire spends its CPU at low rates, per process and thread: CPU ms and switches per event, and idle.
 
-`bench.load` gives the CPU of chargewire's processes as a whole; this splits a `chargewire serve`'s CPU by
-thread (`/proc/<pid>/task/<tid>/stat` and `status`, each thread named from `py-spy dump`): the event loop,
+`bench.load` gives the CPU of chargewire's processes as a whole; this splits each chargewire process's CPU by
+thread (`--mode serve`: one `serve`; `--mode worker`: `serve --no-worker` and one `worker`, each on its own)
+(`/proc/<pid>/task/<tid>/stat` and `status`, each thread named from `py-spy dump`): the event loop,
 aiosqlite's driver threads, the SQLite commit watcher and WAL checkpointer. With `--syscalls`, `perf stat`
 counts chosen system calls per thread while each rate is offered, as counts per event: `epoll_pwait` on the
 main thread is the event loop's wake-ups, `write` from other threads their wakes of the loop, `mmap` on the main
 thread the new frame-stack chunks (CPython 3.11 maps one per SQLAlchemy greenlet), `pwrite64` SQLite's WAL
 writes. Figures are printed only: the machine is shared, so compare commits back to back.
-Usage: python -m bench.thread_costs [--backend sqlite] [--rates 50,200] [--seconds 10] [--idle-s 20] [--syscalls]
+Usage: python -m bench.thread_costs [--backend sqlite] [--mode serve] [--rates 50,200] [--seconds 10] [--idle-s 20]
+       [--syscalls]
 """
 
 from __future__ import annotations
@@ -89,15 +91,15 @@ def parse_perf(lines: Iterable[str]) -> dict[tuple[int, str], int]:
 
 
 @contextmanager
-def counted_syscalls(pid: int, seconds: float, enabled: bool) -> Iterator[dict[tuple[int, str], int]]:
-    """Count SYSCALLS per thread of `pid` for `seconds` with perf; the dict is filled when the block ends."""
+def counted_syscalls(pids: list[int], seconds: float, enabled: bool) -> Iterator[dict[tuple[int, str], int]]:
+    """Count SYSCALLS per thread of `pids` for `seconds` with perf; the dict is filled when the block ends."""
     counts: dict[tuple[int, str], int] = {}
     if not enabled:
         yield counts
         return
     with tempfile.NamedTemporaryFile("r", suffix=".perf") as output:
         events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
-        command = ["perf", "stat", "--per-thread", "-e", events, "-p", str(pid), "-o", output.name]
+        command = ["perf", "stat", "--per-thread", "-e", events, "-p", ",".join(map(str, pids)), "-o", output.name]
         perf = subprocess.Popen([*command, "--", "sleep", str(seconds)])
         try:
             yield counts
@@ -135,33 +137,37 @@ def print_costs(
 
 
 def measure_threads(stack: Stack, options: argparse.Namespace) -> None:
-    """Idle for `--idle-s`, then each rate, one event per request, printed per thread."""
-    pid = stack.groups["chargewire"][0]
+    """Idle for `--idle-s`, then each rate, one event per request, printed per process and thread."""
+    pids = stack.groups["chargewire"]
     sequence = Sequence()
     _warm_up(stack, sequence)
-    names = thread_names(pid)
+    names = {pid: thread_names(pid) for pid in pids}
     if options.idle_s:
-        before = thread_times(pid)
-        with counted_syscalls(pid, options.idle_s, options.syscalls) as calls:
+        before = {pid: thread_times(pid) for pid in pids}
+        with counted_syscalls(pids, options.idle_s, options.syscalls) as calls:
             time.sleep(options.idle_s)
-        after, seconds = thread_times(pid), options.idle_s
-        print_costs("idle, per second (not per event)", before, after, names, round(seconds), seconds, calls)
+        seconds = options.idle_s
+        for pid in pids:
+            label = f"pid {pid}, idle, per second (not per event)"
+            print_costs(label, before[pid], thread_times(pid), names[pid], round(seconds), seconds, calls)
     for rate in options.rates:
-        before, started = thread_times(pid), time.monotonic()
-        with counted_syscalls(pid, options.seconds, options.syscalls) as calls:
+        before, started = {pid: thread_times(pid) for pid in pids}, time.monotonic()
+        with counted_syscalls(pids, options.seconds, options.syscalls) as calls:
             result = measure(stack, rate, options.seconds, 1, sequence)
         elapsed = time.monotonic() - started
         label = f"{rate}/s (load {result['load_average_before']}, p50/p99 {result['latency_ms']['p50']}/"
         label += f"{result['latency_ms']['p99']} ms)"
         events = int(result["events"])
-        names |= thread_names(pid)  # the pool may have opened connections (threads) meanwhile
-        print_costs(label, before, thread_times(pid), names, events, elapsed, calls)
+        for pid in pids:
+            names[pid] |= thread_names(pid)  # the pool may have opened connections (threads) meanwhile
+            print_costs(f"pid {pid}, {label}", before[pid], thread_times(pid), names[pid], events, elapsed, calls)
 
 
 def main() -> None:
-    """Run `serve` on the backend and print its per-thread costs idle and at each rate."""
+    """Run the mode's processes on the backend and print their per-thread costs idle and at each rate."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
+    parser.add_argument("--mode", default="serve", choices=("serve", "worker"), help="`serve`, or API and worker")
     parser.add_argument("--rates", default="50,200", help="events/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=10, help="how long each rate is offered")
     parser.add_argument("--idle-s", type=float, default=20, help="how long to measure idle first (0: not at all)")
@@ -171,7 +177,7 @@ def main() -> None:
     with (
         open_backend(options.backend) as backend,
         running_receiver() as receiver,
-        running_stack(backend, receiver, "serve") as stack,
+        running_stack(backend, receiver, options.mode) as stack,
     ):
         measure_threads(stack, options)
 

@@ -168,6 +168,7 @@ class Runtime:
         self.publisher.on_rows_made(dispatcher.rows_made)
         self.publisher.hand_off_to(dispatcher, lambda: self._after_hand_off(dispatcher))
         self.wakeups.connect(dispatcher.wake)
+        self.subscriptions.on_streams_changed(dispatcher.streams_changed)
         return dispatcher
 
     def _after_hand_off(self, dispatcher: Dispatcher) -> None:
@@ -178,7 +179,7 @@ class Runtime:
 
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
-        hooks = self.stream_store.wake_hooks(dispatcher.wake, dispatcher.worker_id)
+        hooks = self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id)
         return self.database.dialect.wake_listener(self.database, hooks)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:

@@ -86,10 +86,9 @@ class Dispatcher:
         self._held = 0  # claimed and not yet recorded
         self._room_awaited = False  # a claim found no room under worker_max_in_flight; a flush makes some
         self._tasks: set[asyncio.Task[None]] = set()
-        self._records = RecordFlusher(
-            deliveries, settings.worker_poll_interval_s, self._make_room, settings.worker_max_in_flight
-        )
+        self._records = RecordFlusher(deliveries, self._make_room, self._falls_due, settings.worker_max_in_flight)
         self._wake = asyncio.Event()
+        self._sleeping_until: datetime | None = None  # the claim loop's next look, unless woken before
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
@@ -107,7 +106,7 @@ class Dispatcher:
         hand_off_via = webhook if webhook in limits and webhook not in self._batching | self._keeps_order else None
         self._queues = SubscriptionQueues(limits, self._breakers, hand_off_via)
         self._streamer = (
-            KafkaStreamer(settings, streams, targets, self._stage.attempt, self.worker_id)
+            KafkaStreamer(settings, streams, targets, self._stage.attempt, self.worker_id, self._falls_due)
             if streams is not None and Via.KAFKA in self._batching
             else None
         )
@@ -122,6 +121,18 @@ class Dispatcher:
         self._wake.set()
         if self._streamer is not None:
             self._streamer.wake()
+
+    def heard(self) -> None:
+        """Another process may have made work (its commit, its NOTIFY): look for due deliveries and, even with no Kafka
+        subscription known here, for streams (one may have been created there)."""
+        self.wake()
+        if self._streamer is not None:
+            self._streamer.heard()
+
+    def streams_changed(self) -> None:
+        """A Kafka subscription was created, changed or enabled in this process: its stream may be ready."""
+        if self._streamer is not None:
+            self._streamer.streams_changed()
 
     def rows_made(self) -> None:
         """This process just committed new deliveries: the next claim need not first ask whether any is due."""
@@ -234,17 +245,47 @@ class Dispatcher:
             self._wake.clear()
             news, self._news = self._news, False
             rows_made, self._rows_made = self._rows_made, False
-            full = False
             try:
-                if (news or self._queues.claim_worthwhile()) and (rows_made or await self._may_find_work()):
-                    _claimed, full = await self._claim()
+                full, wait_s = await self._look(news, rows_made)
             except Exception:
                 self._news = True  # whatever was announced is still to be found once the claim works again
                 raise
             mark_healthy()
             if not full:
                 # A claim that came back short found all there is: wait for more instead of asking again.
-                await self._sleep(stop)
+                await self._sleep(stop, wait_s)
+
+    async def _look(self, news: bool, rows_made: bool) -> tuple[bool, float]:
+        """Claim if a claim may find work; returns whether it came back full, and how long to wait for a wake-up.
+
+        An idle worker first asks, with a read, when the first pending delivery falls due: a claim takes the write
+        lock (on SQLite the one that ingest and the streams wait for), and wake-ups come with every publish, also
+        for Kafka subscriptions' events, which are streamed, not claimed. Nothing due: it sleeps until the first
+        falls due (a retry, a lease that runs out), at most `worker_idle_poll_s`, unless woken: 0.2 s polls of
+        an idle worker were its largest fixed cost. A publish of this process that made deliveries says so
+        (`rows_made`), and its claim skips the read; a worker with work in hand claims without it and polls.
+        """
+        if not (news or self._queues.claim_worthwhile()):
+            return False, self.settings.worker_poll_interval_s
+        if not (rows_made or self._queues.busy):
+            now = utcnow()
+            due_at = await self._deliveries.next_due_at()
+            if due_at is None or due_at > now:
+                return False, self._idle_wait_s(now, due_at)
+        _claimed, full = await self._claim()
+        return full, self.settings.worker_poll_interval_s
+
+    def _idle_wait_s(self, now: datetime, due_at: datetime | None) -> float:
+        """How long an idle worker sleeps, unless woken: until `due_at`, within the idle poll (never below the poll)."""
+        ceiling_s = max(self.settings.worker_idle_poll_s, self.settings.worker_poll_interval_s)
+        return ceiling_s if due_at is None else min(ceiling_s, (due_at - now).total_seconds())
+
+    def _falls_due(self, at: datetime) -> None:
+        """This worker just wrote a pending delivery due at `at` (a retry, a hand-back): a claim loop sleeping past
+        that looks again now, and then sleeps until it."""
+        if self._sleeping_until is not None and at < self._sleeping_until:
+            self._sleeping_until = None
+            self._wake.set()
 
     async def _disable_loop(self, check: FailingCheck, stop: asyncio.Event) -> None:
         """Let the owner disable subscriptions that kept failing, every `disable_check_interval_s`."""
@@ -268,20 +309,12 @@ class Dispatcher:
         streamed = await self._streamer.run_once() if self._streamer is not None else 0
         return claimed + streamed
 
-    async def _sleep(self, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waiters, timeout=self.settings.worker_poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-
-    async def _may_find_work(self) -> bool:
-        """Whether a claim is worth the write lock: an idle worker first asks, with a read, whether any row is due.
-
-        Wake-ups come with every publish, and a Kafka subscription's events are streamed, not claimed: on
-        SQLite an empty claim would still take the one write lock that ingest and the streams are waiting for.
-        A publish of this process that made deliveries says so (`rows_made`), and its claim skips this read.
-        """
-        return self._queues.busy or await self._deliveries.any_due(utcnow())
+    async def _sleep(self, stop: asyncio.Event, wait_s: float) -> None:
+        self._sleeping_until = utcnow() + timedelta(seconds=wait_s)
+        try:
+            await wait_for_any([self._wake, stop], wait_s)
+        finally:
+            self._sleeping_until = None
 
     async def _claim(self) -> tuple[int, bool]:
         """Claim what is due; returns how many, and whether the claim came back full (more may be due)."""
@@ -332,12 +365,15 @@ class Dispatcher:
             self._spawn(self._deliver(batch, target))
         if ready.hand_back is not None:
             self._held -= len(ready.hand_back.delivery_ids)
-            self._spawn(
-                self._deliveries.release_leases(self.worker_id, ready.hand_back.delivery_ids, ready.hand_back.due_at)
-            )
+            self._spawn(self._hand_back(ready.hand_back.delivery_ids, ready.hand_back.due_at))
         if ready.refill:
             self._wake.set()
         return kept
+
+    async def _hand_back(self, delivery_ids: list[str], due_at: datetime) -> None:
+        """Give back leased deliveries unattempted, due at `due_at`."""
+        await self._deliveries.release_leases(self.worker_id, delivery_ids, due_at)
+        self._falls_due(due_at)
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(work)

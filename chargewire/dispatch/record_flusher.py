@@ -10,6 +10,9 @@ cost; with 20 ms a worker at 50 attempts/s wrote one record per flush. The wait 
 receiver has its request; only the log shows the attempt that much later, and a crash in between sends it again,
 as one before the flush always did. A batch is capped at a quarter of the worker's room, so that records
 waiting never keep a busy worker from taking work.
+
+With nothing pending it waits for `add` alone, with no timer: records come from nowhere else, and a timed wake
+every 0.2 s was one of an idle worker's polls.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from chargewire.dispatch.supervisor import mark_healthy
+from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.outage import is_unavailable
@@ -34,18 +39,19 @@ _EXIT_FLUSH_FIRST_DELAY_S = 0.1
 
 
 class RecordFlusher:
-    """Writes the attempt records it is given, in batches, and says how many each write took off the worker."""
+    """Writes the attempt records it is given, in batches, and says how many each write took off the worker and
+    when the first retry it wrote falls due."""
 
     def __init__(
         self,
         deliveries: DeliveryStore,
-        poll_interval_s: float,
         on_recorded: Callable[[int], None],
+        on_retry: Callable[[datetime], None],
         max_in_flight: int = 4 * _FLUSH_BATCH,
     ) -> None:
         self._deliveries = deliveries
-        self._poll_interval_s = poll_interval_s
         self._on_recorded = on_recorded
+        self._on_retry = on_retry
         self._pending: list[AttemptRecord] = []
         self.flush_batch = max(1, min(_FLUSH_BATCH, max_in_flight // 4))
         # The wait in progress, resolved early once `_wake_at` records are pending (or the worker stops).
@@ -66,7 +72,7 @@ class RecordFlusher:
         try:
             while not stop.is_set():
                 if not self._pending:
-                    await self._wait(self._poll_interval_s, 1)
+                    await self._wait(None, 1)
                     continue
                 if len(self._pending) < self.flush_batch:
                     await self._wait(_FLUSH_INTERVAL_S, self.flush_batch)
@@ -75,15 +81,16 @@ class RecordFlusher:
         finally:
             stopping.cancel()
 
-    async def _wait(self, timeout_s: float, records: int) -> None:
-        """Wait until `records` are pending, the worker stops, or `timeout_s` has passed."""
+    async def _wait(self, timeout_s: float | None, records: int) -> None:
+        """Wait until `records` are pending, the worker stops, or `timeout_s` (if any) has passed."""
         loop = asyncio.get_running_loop()
         self._wakeup, self._wake_at = loop.create_future(), records
-        timer = loop.call_later(timeout_s, self._wake)
+        timer = loop.call_later(timeout_s, self._wake) if timeout_s is not None else None
         try:
             await self._wakeup
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self._wakeup, self._wake_at = None, 1
 
     def _wake(self) -> None:
@@ -131,4 +138,15 @@ class RecordFlusher:
                 self._pending[:0] = batch
                 raise
             logger.exception("could not record %d attempts; their leases will run out and they are retried", len(batch))
+        else:
+            retry_at = first_retry_at(batch)
+            if retry_at is not None:
+                self._on_retry(retry_at)
         self._on_recorded(len(batch))
+
+
+def first_retry_at(records: Sequence[AttemptRecord]) -> datetime | None:
+    """When the first of these records' deliveries that stay pending falls due again; None when none does."""
+    return min(
+        (r.next_attempt_at for r in records if r.status is DeliveryStatus.PENDING and r.next_attempt_at), default=None
+    )

@@ -15,6 +15,12 @@ The run's batches share an `OrderFence`: a batch not yet handed to librdkafka wh
 refused unsent and becomes rows behind the failed ones, so one entity's events do not overtake each other
 across an outage (decision 0005). A batch already produced behind the failed one is still recorded as it
 came out.
+
+When to look for ready streams: after each publish while a Kafka subscription has a stream, and at least every
+`worker_poll_interval_s`. With none, a publish cannot make a stream ready: the streamer looks when a Kafka
+subscription is created, changed or enabled in this process (`streams_changed`), when another process's commit
+or NOTIFY is heard (`heard`: at most once per poll interval, as they come with each of its publishes), and at
+least every `worker_idle_poll_s`. Its look every 0.2 s had been an idle `serve`'s largest poll.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -33,6 +40,7 @@ import orjson
 from chargewire.channels.base import OrderFence
 from chargewire.clock import utcnow
 from chargewire.config import Settings
+from chargewire.dispatch.record_flusher import first_retry_at
 from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.filters import FilterCache, Predicate
@@ -73,7 +81,13 @@ class KafkaStreamer:
     """Streams every ready Kafka subscription of the database it can lease, each in a task of its own."""
 
     def __init__(
-        self, settings: Settings, streams: StreamStore, targets: TargetSource, attempt: Attempter, worker_id: str
+        self,
+        settings: Settings,
+        streams: StreamStore,
+        targets: TargetSource,
+        attempt: Attempter,
+        worker_id: str,
+        on_retry: Callable[[datetime], None] | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
@@ -81,12 +95,15 @@ class KafkaStreamer:
         self._targets = targets
         self._filters = FilterCache()
         self._attempt = attempt
+        self._on_retry = on_retry
         self._running: dict[str, asyncio.Task[int]] = {}
         self._wake = asyncio.Event()
         # Whether the last look found an enabled Kafka subscription's stream. Without one a publish has nothing for
         # a look to find, and a look (a read) after each publish was 0.7 reads per event of a webhook-only `serve`
         # at 200 events/s.
         self._streams_exist = True
+        self._looked_at = 0.0  # monotonic time of the last look
+        self._heard_look: asyncio.TimerHandle | None = None  # a look that `heard` put off
         self._news: dict[str, asyncio.Event] = {}  # per running stream: events were published since it looked
         self._stopping = False
         self._outage: Exception | None = None  # met by a stream, raised by run()
@@ -99,13 +116,44 @@ class KafkaStreamer:
     def wake(self) -> None:
         """Look for ready streams now instead of at the next poll (after a publish, here or elsewhere).
 
-        When the last look found no enabled Kafka subscription, the next timed look comes soon enough: a stream
-        created or enabled since then is found within one poll interval.
+        When the last look found no enabled Kafka subscription, a publish has nothing for a look to find: it
+        wakes nothing (see the module docstring for what does).
         """
         if self._streams_exist:
             self._wake.set()
         for news in self._news.values():
             news.set()
+
+    def streams_changed(self) -> None:
+        """A Kafka subscription was created, changed or enabled: look for ready streams now."""
+        self._streams_exist = True
+        self._wake.set()
+
+    def heard(self) -> None:
+        """Another process committed or notified: look now if a stream exists, else within the poll interval.
+
+        Without a known stream the look is put off until one poll interval after the last: another process's
+        wakes come with each of its publishes, and a look after each was a read per event of a `worker`.
+        """
+        if self._streams_exist:
+            self.wake()
+            return
+        if self._heard_look is not None:
+            return
+        delay_s = self._looked_at + self.settings.worker_poll_interval_s - time.monotonic()
+        if delay_s <= 0:
+            self._wake.set()
+        else:
+            self._heard_look = asyncio.get_running_loop().call_later(delay_s, self._look_put_off)
+
+    def _look_put_off(self) -> None:
+        self._heard_look = None
+        self._wake.set()
+
+    def _wait_s(self) -> float:
+        """How long to wait for a wake before looking again anyway."""
+        poll_s = self.settings.worker_poll_interval_s
+        return poll_s if self._streams_exist else max(poll_s, self.settings.worker_idle_poll_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stream until `stop` is set, then record the batches already sent and hand the leases back.
@@ -120,11 +168,14 @@ class KafkaStreamer:
                 self._wake.clear()
                 await self._start_ready()
                 mark_healthy()
-                await wait_for_any([self._wake, stop], self.settings.worker_poll_interval_s)
+                await wait_for_any([self._wake, stop], self._wait_s())
                 if self._outage is not None:
                     raise self._outage
         finally:
             self._stopping = True
+            if self._heard_look is not None:
+                self._heard_look.cancel()
+                self._heard_look = None
             self.wake()  # streams holding on for news stop waiting
             if self._running:
                 await asyncio.wait(list(self._running.values()), timeout=self.settings.kafka_message_timeout_s + 5)
@@ -135,6 +186,7 @@ class KafkaStreamer:
         return sum(sent)
 
     async def _start_ready(self, hold_s: float = _CAUGHT_UP_HOLD_S) -> list[asyncio.Task[int]]:
+        self._looked_at = time.monotonic()
         look = await self._streams.look(utcnow())
         self._streams_exist = look.streams_exist
         started = []
@@ -265,6 +317,9 @@ class KafkaStreamer:
             list(zip(batch.deliveries, records, strict=True)),
             utcnow() + timedelta(seconds=self.settings.worker_lease_s),
         )
+        retry_at = first_retry_at(records)
+        if retry_at is not None and self._on_retry is not None:
+            self._on_retry(retry_at)
 
     async def _release(self, stream: Stream) -> None:
         try:

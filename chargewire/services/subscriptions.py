@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from ipaddress import IPv4Network, IPv6Network
@@ -101,6 +101,17 @@ class SubscriptionService:
         self._allow_networks = list(allow_networks)
         self._rotation_overlap_s = rotation_overlap_s
         self._filter_limits = filter_limits or FilterLimits()
+        self._stream_listeners: list[Callable[[], None]] = []
+
+    def on_streams_changed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after a Kafka subscription is created, replaced or enabled here: its stream may be ready
+        (a worker with no Kafka subscription known looks for streams only now and then)."""
+        self._stream_listeners.append(callback)
+
+    def _streams_changed(self, subscription: Subscription) -> None:
+        if subscription.via is Via.KAFKA:
+            for callback in self._stream_listeners:
+                callback()
 
     async def create(self, owner: ApiToken, body: Mapping[str, Any], api_version: int = 2) -> CreatedSubscription:
         """Subscribe on behalf of `owner` (whose token will sign deliveries); returns the new signing secret."""
@@ -125,6 +136,7 @@ class SubscriptionService:
         secret = new_signing_secret()
         await self._store.insert_subscription(subscription, spec.secrets, secret)
         logger.info("subscription %s created by token %s (%s)", subscription.id, owner.id, subscription.via)
+        self._streams_changed(subscription)
         return CreatedSubscription(subscription, secret)
 
     async def get(self, caller: Caller, subscription_id: str, via: Via | None = None) -> Subscription:
@@ -189,6 +201,7 @@ class SubscriptionService:
         if not await self._store.replace_subscription(updated, spec.secrets, keeps=_payload_check(updated)):
             raise NotFound(f"No subscription {subscription_id}.")
         logger.info("subscription %s replaced", subscription_id)
+        self._streams_changed(updated)
         return updated
 
     async def delete(self, caller: Caller, subscription_id: str, via: Via | None = None) -> None:
@@ -202,7 +215,10 @@ class SubscriptionService:
         """Pause or resume deliveries to a subscription."""
         await self.get(caller, subscription_id)
         await self._store.set_enabled(subscription_id, enabled, utcnow(), None if enabled else "disabled by a user")
-        return await self.get(caller, subscription_id)
+        subscription = await self.get(caller, subscription_id)
+        if enabled:
+            self._streams_changed(subscription)
+        return subscription
 
     async def rotate_secret(self, caller: Caller, subscription_id: str) -> tuple[str, list[SigningSecret]]:
         """Make a new signing secret; the previous one stays valid for the configured overlap.

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import DeliveryStatus, Via
@@ -115,6 +115,14 @@ class DeliveryStore(DeliveryLog):
             await self._database.dialect.lone_read(connection)
             return bool((await connection.execute(_ANY_DUE, {"now": now})).scalar())
 
+    async def next_due_at(self) -> datetime | None:
+        """When the first pending delivery falls due (perhaps already; a leased one when its lease runs out), None
+        when none is pending: an idle worker sleeps until then instead of asking again and again (one read)."""
+        async with self._database.reading() as connection:
+            await self._database.dialect.lone_read(connection)
+            due_at: datetime | None = (await connection.execute(_NEXT_DUE)).scalar()
+        return due_at
+
     async def release_leases(self, worker_id: str, delivery_ids: Sequence[str], now: datetime) -> None:
         """Hand leased deliveries back without an attempt, due now (used when a worker stops)."""
         if not delivery_ids:
@@ -156,6 +164,8 @@ DUE_DELIVERY_EXISTS = (
     .exists()
 )
 _ANY_DUE = select(DUE_DELIVERY_EXISTS)
+# The first entry of the due index (status, next_attempt_at): one index seek.
+_NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == DeliveryStatus.PENDING.value)
 
 
 def _due_scan(dialect: StoreDialect, excluded: Collection[str]) -> Select[str, str, str]:

@@ -4,10 +4,12 @@ any delivery is due: that read is for wake-ups that may have made nothing to cla
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
 from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
@@ -26,17 +28,17 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def due_checks(runtime: Runtime) -> list[bool]:
-    """The answers of every `any_due` read the runtime's (real) delivery store gives, in order."""
+    """Whether a delivery was due, by every `next_due_at` read the runtime's (real) delivery store gives, in order."""
     store = runtime.delivery_store
-    any_due = store.any_due
+    next_due_at = store.next_due_at
     answers: list[bool] = []
 
-    async def logged(*args: object) -> bool:
-        answer = await any_due(*args)  # type: ignore[arg-type]
-        answers.append(answer)
+    async def logged() -> datetime | None:
+        answer = await next_due_at()
+        answers.append(answer is not None and answer <= utcnow())
         return answer
 
-    store.any_due = logged  # type: ignore[method-assign]
+    store.next_due_at = logged  # type: ignore[method-assign]
     return answers
 
 

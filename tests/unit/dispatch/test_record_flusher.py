@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
@@ -13,11 +14,12 @@ from chargewire.channels.base import AttemptResult
 from chargewire.dispatch import record_flusher
 from chargewire.dispatch.outcomes import record_for
 from chargewire.dispatch.record_flusher import RecordFlusher
+from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 
 NOW = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
-HOURS_S = 3600.0  # a poll and a gathering window no test waits for
+HOURS_S = 3600.0  # a gathering window no test waits for
 
 
 class _Written:
@@ -44,6 +46,10 @@ def _records(count: int, first: int = 0) -> list[AttemptRecord]:
     ]
 
 
+def _no_retry(_at: datetime) -> None:
+    raise AssertionError("no record here is a retry")
+
+
 async def _turns(count: int = 5) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
@@ -55,7 +61,7 @@ async def test_a_flush_starts_without_waiting_once_a_quarter_of_the_workers_room
     monkeypatch.setattr(record_flusher, "_FLUSH_INTERVAL_S", HOURS_S)
     store = _Written()
     recorded: list[int] = []
-    flusher = RecordFlusher(cast(DeliveryStore, store), HOURS_S, recorded.append, max_in_flight=8)
+    flusher = RecordFlusher(cast(DeliveryStore, store), recorded.append, _no_retry, max_in_flight=8)
     stop = asyncio.Event()
     running = asyncio.create_task(flusher.run(stop))
     await _turns()
@@ -75,7 +81,7 @@ async def test_a_flush_starts_without_waiting_once_a_quarter_of_the_workers_room
 
 async def test_records_gathering_when_the_worker_stops_are_written_before_the_flusher_returns() -> None:
     store = _Written()
-    flusher = RecordFlusher(cast(DeliveryStore, store), HOURS_S, lambda _count: None)
+    flusher = RecordFlusher(cast(DeliveryStore, store), lambda _count: None, _no_retry)
     stop = asyncio.Event()
     running = asyncio.create_task(flusher.run(stop))
     flusher.add(_records(3))
@@ -85,3 +91,34 @@ async def test_records_gathering_when_the_worker_stops_are_written_before_the_fl
     await asyncio.wait_for(running, 5)
 
     assert store.writes == [["dlv_0", "dlv_1", "dlv_2"]]
+
+
+async def test_a_flush_that_writes_retries_says_when_the_first_of_them_falls_due() -> None:
+    store = _Written()
+    retries: list[datetime] = []
+    flusher = RecordFlusher(cast(DeliveryStore, store), lambda _count: None, retries.append)
+    later, sooner = NOW + timedelta(seconds=30), NOW + timedelta(seconds=5)
+    delivered, *failed = _records(3)
+    flusher.add([delivered, *(_retry(record, at) for record, at in zip(failed, (later, sooner), strict=True))])
+
+    await flusher.flush()
+
+    assert retries == [sooner]
+
+
+async def test_a_flusher_with_nothing_pending_waits_without_a_timer_until_records_come() -> None:
+    store = _Written()
+    flusher = RecordFlusher(cast(DeliveryStore, store), lambda _count: None, _no_retry)
+    stop = asyncio.Event()
+    running = asyncio.create_task(flusher.run(stop))
+    await _turns()
+    loop = asyncio.get_running_loop()
+
+    assert [timer for timer in loop._scheduled if not timer.cancelled()] == []  # type: ignore[attr-defined]
+
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+
+def _retry(record: AttemptRecord, at: datetime) -> AttemptRecord:
+    return replace(record, status=DeliveryStatus.PENDING, next_attempt_at=at)

@@ -57,3 +57,47 @@ async def test_streamer_does_not_look_after_each_publish_when_no_kafka_subscript
 
 async def test_streamer_looks_after_each_publish_when_a_kafka_subscription_has_a_stream() -> None:
     assert await _publishes_seen(Streams(exist=True)) >= PUBLISHES
+
+
+async def _streamer_looked_once(
+    streams: Streams, **settings: float
+) -> tuple[KafkaStreamer, asyncio.Event, asyncio.Task[None]]:
+    """A running streamer, once its first look is over."""
+    options = {"worker_poll_interval_s": POLL_INTERVAL_S, "worker_idle_poll_s": POLL_INTERVAL_S, **settings}
+    streamer = KafkaStreamer(
+        Settings(database_url="sqlite+aiosqlite:///:memory:", **options), streams, None, None, "wrk"
+    )  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(streamer.run(stop))
+    await streams.asked.wait()
+    streams.looked.clear()
+    return streamer, stop, running
+
+
+async def test_streamer_with_no_kafka_subscription_looks_when_one_is_made_in_its_process() -> None:
+    streams = Streams(exist=False)
+    streamer, stop, running = await _streamer_looked_once(streams)
+
+    streamer.streams_changed()
+
+    async with asyncio.timeout(10):
+        await streams.looked.wait()
+        stop.set()
+        await running
+
+
+async def test_streamer_with_no_kafka_subscription_looks_once_after_a_burst_of_other_processes_commits() -> None:
+    streams = Streams(exist=False)
+    streamer, stop, running = await _streamer_looked_once(streams, worker_poll_interval_s=0.05)
+    looks = streams.looks
+
+    for _ in range(PUBLISHES):
+        streamer.heard()
+    async with asyncio.timeout(10):
+        await streams.looked.wait()
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    assert streams.looks == looks + 1
+    stop.set()
+    await running
