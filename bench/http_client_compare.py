@@ -1,4 +1,4 @@
-"""HTTP client for the webhook channel: httpx vs aiohttp, measured against the same loopback receiver.
+"""HTTP client for the webhook channel: httpx, aiohttp and chargewire's own, against the same loopback receiver.
 
 The receiver is a raw asyncio protocol on uvloop in its own process: it parses just enough HTTP/1.1 to
 answer each request with `202 {}` on a keep-alive connection, so it costs a fraction of what a client
@@ -12,6 +12,9 @@ semaphore use; anyio 4.16 no longer depends on it, so in this environment each o
 rescans `sys.path` (failed imports are not cached), several times per request. When `sniffio` is missing the
 variant installs a stand-in answering "asyncio", so httpx is also measured as it runs with the dependency.
 
+`chargewire` is the webhook channel's own client (`chargewire.channels.http_pool`): the same pooled exchange
+`WebhookChannel` makes, with the request's bytes built once, as the channel builds them per attempt.
+
 Usage: python -m bench.http_client_compare [--seconds 5] [--concurrency 64,8] [--rounds 3] [--loops asyncio,uvloop]
 """
 
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import resource
+import ssl
 import statistics
 import subprocess
 import sys
@@ -34,7 +39,7 @@ import psutil
 from bench.common import write_result
 from chargewire.devtools.postgres import free_port
 
-LIBRARIES = ("httpx", "httpx+sniffio", "aiohttp")
+LIBRARIES = ("httpx", "httpx+sniffio", "aiohttp", "chargewire")
 BODY = (b'{"notification":"SessionMeterValuesNotification","data":"' + b"x" * 1024)[:1022] + b'"}'
 _RESPONSE = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 _CONTENT_LENGTH = b"\r\ncontent-length:"
@@ -124,6 +129,36 @@ async def _run_aiohttp(url: str, seconds: float, concurrency: int) -> tuple[int,
         return await _drive(one, seconds, concurrency)
 
 
+async def _run_chargewire(url: str, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+    from chargewire.channels.http_pool import ConnectionPool, Origin
+
+    loopback = ipaddress.ip_address("127.0.0.1")
+    port = int(url.split(":")[2].split("/")[0])
+    pool = ConnectionPool(
+        allow=(ipaddress.ip_network("127.0.0.0/8"),),
+        ssl_context=ssl.create_default_context(),
+        connect_timeout_s=5.0,
+        limit=concurrency,
+        limit_per_host=concurrency,
+        keepalive_s=4.0,
+        body_limit=20 * 1024,
+    )
+    origin = Origin(False, str(loopback), port, loopback)
+    head = f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+    request = head.encode() + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY
+    loop = asyncio.get_running_loop()
+
+    async def one() -> None:
+        response, _ = await pool.exchange(origin, request, loop.time() + 15.0)
+        if response.status != 202:
+            raise RuntimeError(f"receiver answered {response.status}")
+
+    try:
+        return await _drive(one, seconds, concurrency)
+    finally:
+        await pool.aclose()
+
+
 async def _drive(one: Any, seconds: float, concurrency: int) -> tuple[int, list[float]]:
     """Warm up for a second, then run `concurrency` workers for `seconds`; returns (requests, latencies)."""
     latencies: list[float] = []
@@ -148,7 +183,7 @@ async def _drive(one: Any, seconds: float, concurrency: int) -> tuple[int, list[
 def _client(library: str, loop_name: str, port: int, seconds: float, concurrency: int) -> dict[str, Any]:
     """One measurement in this process: the numbers for one library on one event loop."""
     url = f"http://127.0.0.1:{port}/webhook"
-    run = _run_aiohttp if library == "aiohttp" else _run_httpx
+    run = {"aiohttp": _run_aiohttp, "chargewire": _run_chargewire}.get(library, _run_httpx)
     if library == "httpx+sniffio":
         _provide_sniffio()
     cpu_before = time.process_time()

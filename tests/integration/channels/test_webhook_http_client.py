@@ -1,0 +1,257 @@
+"""The webhook channel's own HTTP client against raw loopback peers that answer oddly, slowly, or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from chargewire.channels.base import AttemptResult
+from chargewire.channels.webhook import RESPONSE_BODY_LIMIT, WebhookChannel
+from chargewire.errors import RetryableDeliveryError
+from tests.integration.channels.conftest import ChannelFactory
+from tests.support.factories import outbound_message_factory, subscription_factory
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+# Answers one request: gets the writer and the request's number on its connection (1 for the first).
+Answer = Callable[[asyncio.StreamWriter, int], Awaitable[None]]
+
+
+class ScriptedPeer:
+    """A loopback server that reads each request whole, then lets `answer` write (or not) and close (or not)."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.connections = 0
+        self.requests = 0
+        self.closed_by_client = asyncio.Event()
+        self._answer = answer
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.url = ""
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/hook"
+
+    async def aclose(self) -> None:
+        """Stop listening and drop every connection."""
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        number = 0
+        with contextlib.suppress(ConnectionError):
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    self.closed_by_client.set()
+                    return
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                number += 1
+                await self._answer(writer, number)
+                if writer.is_closing():
+                    return
+
+
+@pytest.fixture
+async def peer_with() -> AsyncIterator[Callable[[Answer], Awaitable[ScriptedPeer]]]:
+    """Start scripted peers; all stopped after the test."""
+    peers: list[ScriptedPeer] = []
+
+    async def start(answer: Answer) -> ScriptedPeer:
+        peer = ScriptedPeer(answer)
+        await peer.start()
+        peers.append(peer)
+        return peer
+
+    yield start
+    for peer in peers:
+        await peer.aclose()
+
+
+def writing(*answers: bytes, close: bool = False) -> Answer:
+    """An answer that writes the given bytes (one answer per request, the last repeated), then maybe closes."""
+
+    async def answer(writer: asyncio.StreamWriter, number: int) -> None:
+        writer.write(answers[min(number, len(answers)) - 1])
+        await writer.drain()
+        if close:
+            writer.close()
+
+    return answer
+
+
+async def post(channel: WebhookChannel, url: str) -> AttemptResult:
+    """One attempt of a small message to `url`."""
+    return await channel.send(outbound_message_factory(subscription_factory(callback_url=url)))
+
+
+def assert_retryable(result: AttemptResult, error_class: str) -> None:
+    """The attempt failed with a retryable error of this class."""
+    assert isinstance(result.error, RetryableDeliveryError), result.error
+    assert result.error.error_class == error_class, result.error.message
+
+
+async def test_webhook_client_reads_a_chunked_answer_and_keeps_the_connection(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    peer = await peer_with(writing(chunked))
+    channel = channel_for()
+
+    first, second = await post(channel, peer.url), await post(channel, peer.url)
+
+    assert first.succeeded
+    assert second.succeeded
+    assert first.response_body == second.response_body == "hello world"
+    assert (peer.connections, peer.requests) == (1, 2)
+
+
+async def test_webhook_client_closes_the_connection_when_the_body_passes_the_limit(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    size = RESPONSE_BODY_LIMIT + 10_000
+    peer = await peer_with(writing(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"y" * size))
+    channel = channel_for()
+
+    first = await post(channel, peer.url)
+    await asyncio.wait_for(peer.closed_by_client.wait(), 5)
+    second = await post(channel, peer.url)
+
+    assert first.response_body == "y" * RESPONSE_BODY_LIMIT
+    assert second.succeeded
+    assert peer.connections == 2
+
+
+async def test_webhook_client_opens_a_fresh_connection_when_the_peer_closed_the_idle_one(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(OK, close=True))  # keep-alive promised, then closed anyway
+    channel = channel_for()
+
+    first = await post(channel, peer.url)
+    await asyncio.sleep(0.1)  # the peer's FIN reaches the idle connection
+    second = await post(channel, peer.url)
+
+    assert first.succeeded
+    assert second.succeeded
+    assert (peer.connections, peer.requests) == (2, 2)
+
+
+async def test_webhook_client_reports_reset_without_resending_when_a_reused_connection_closes_unanswered(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    async def answer_once(writer: asyncio.StreamWriter, number: int) -> None:
+        if number == 1:
+            writer.write(OK)
+        else:
+            writer.close()
+
+    peer = await peer_with(answer_once)
+    channel = channel_for()
+
+    first = await post(channel, peer.url)
+    second = await post(channel, peer.url)
+
+    assert first.succeeded
+    assert_retryable(second, "reset")
+    assert (peer.connections, peer.requests) == (1, 2)
+
+
+async def test_webhook_client_reports_reset_when_the_peer_closes_mid_answer(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(b"HTTP/1.1 200 OK\r\nContent-Le", close=True))
+
+    assert_retryable(await post(channel_for(), peer.url), "reset")
+
+
+async def test_webhook_client_reports_protocol_for_a_garbage_status_line(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(b"SMTP READY \x00\xff\r\n\r\n"))
+
+    assert_retryable(await post(channel_for(), peer.url), "protocol")
+
+
+async def test_webhook_client_times_out_a_receiver_that_trickles_its_headers(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    async def trickle(writer: asyncio.StreamWriter, number: int) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        while not writer.is_closing():
+            writer.write(b"X-Slow: 1\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    peer = await peer_with(trickle)
+
+    assert_retryable(await post(channel_for(webhook_timeout_s=0.3), peer.url), "timeout")
+
+
+async def test_webhook_client_skips_100_continue_and_reads_the_final_answer(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"))
+
+    result = await post(channel_for(), peer.url)
+
+    assert result.succeeded
+    assert (result.status_code, result.response_body) == (201, "ok")
+
+
+async def test_webhook_client_reads_a_body_that_ends_when_the_peer_closes(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(
+        writing(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\nuntil close", close=True)
+    )
+
+    result = await post(channel_for(), peer.url)
+
+    assert result.succeeded
+    assert result.response_body == "until close"
+    assert result.response_headers == {"Set-Cookie": "a=1, b=2"}
+
+
+async def test_webhook_client_counts_the_wait_for_a_capped_host_toward_the_total_timeout(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    async def hang(writer: asyncio.StreamWriter, number: int) -> None:
+        await asyncio.sleep(30)
+
+    peer = await peer_with(hang)
+    channel = channel_for(max_connections_per_host=1, webhook_timeout_s=0.3)
+
+    results = await asyncio.gather(post(channel, peer.url), post(channel, peer.url))
+
+    for result in results:
+        assert_retryable(result, "timeout")
+    assert peer.connections == 1
+
+
+async def test_webhook_client_closes_every_connection_on_aclose(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(OK))
+    channel = channel_for()
+    assert (await post(channel, peer.url)).succeeded
+
+    await channel.aclose()
+
+    await asyncio.wait_for(peer.closed_by_client.wait(), 5)
