@@ -152,7 +152,9 @@ class HttpConnection(asyncio.Protocol):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
-        """A new answer (the final one, or an informational 1xx before it) begins."""
+        """A new answer (the final one, or an informational 1xx before it) begins; one more is refused."""
+        if not self._busy:
+            raise InvalidResponse("The receiver sent more than one answer.")
         self._reason = b""
         self._headers = []
         self._head_bytes = 0
@@ -181,7 +183,7 @@ class HttpConnection(asyncio.Protocol):
         """Keep the body up to the limit; beyond it, stop reading and give up the connection."""
         room = self._body_limit - len(self._body)
         self._body += chunk[:room]
-        if len(chunk) >= room:
+        if len(chunk) > room:
             self._end_body()
             self.close()
 

@@ -42,6 +42,7 @@ log shows their body as sent. Nothing else rides along: no cookies, no proxy fro
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import functools
 import logging
@@ -188,8 +189,16 @@ def _checked_callback(raw: str, allow: tuple[IPNetwork, ...]) -> _Target:
     if literal is not None:
         # Checked here too for an early answer; the pool checks again on every new connection.
         check_address(literal, allow)
-    head = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n".encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n{_basic_auth(url)}".encode()
     return _Target(Origin(url.scheme == "https", host, url.port, literal), head)
+
+
+def _basic_auth(url: URL) -> str:
+    """The Authorization line for credentials in the URL (`https://user:secret@host/`), as aiohttp sent it."""
+    if url.user is None and url.password is None:
+        return ""
+    credentials = f"{url.user or ''}:{url.password or ''}".encode("latin-1")
+    return f"Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
 
 
 def _request_bytes(head: bytes, headers: dict[str, str], payload: bytes) -> bytes:

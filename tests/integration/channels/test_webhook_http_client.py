@@ -25,6 +25,7 @@ class ScriptedPeer:
     def __init__(self, answer: Answer) -> None:
         self.connections = 0
         self.requests = 0
+        self.heads: list[bytes] = []
         self.closed_by_client = asyncio.Event()
         self._answer = answer
         self._server: asyncio.Server | None = None
@@ -61,6 +62,7 @@ class ScriptedPeer:
                     if line.lower().startswith(b"content-length:")
                 )
                 await reader.readexactly(length)
+                self.heads.append(head)
                 self.requests += 1
                 number += 1
                 await self._answer(writer, number)
@@ -146,6 +148,21 @@ async def test_webhook_client_opens_a_fresh_connection_when_the_peer_closed_the_
 
     first = await post(channel, peer.url)
     await asyncio.sleep(0.1)  # the peer's FIN reaches the idle connection
+    second = await post(channel, peer.url)
+
+    assert first.succeeded
+    assert second.succeeded
+    assert (peer.connections, peer.requests) == (2, 2)
+
+
+async def test_webhook_client_never_reuses_a_connection_that_answered_twice(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(OK + OK))
+    channel = channel_for()
+
+    first = await post(channel, peer.url)
+    await asyncio.wait_for(peer.closed_by_client.wait(), 5)
     second = await post(channel, peer.url)
 
     assert first.succeeded
@@ -255,3 +272,17 @@ async def test_webhook_client_closes_every_connection_on_aclose(
     await channel.aclose()
 
     await asyncio.wait_for(peer.closed_by_client.wait(), 5)
+
+
+async def test_webhook_client_sends_credentials_in_the_url_as_basic_auth(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(OK))
+
+    result = await post(channel_for(), peer.url.replace("http://", "http://hook%20user:s3cret@"))
+
+    assert result.succeeded
+    [head] = peer.heads
+    assert b"\r\nAuthorization: Basic aG9vayB1c2VyOnMzY3JldA==\r\n" in head  # "hook user:s3cret"
+    assert b"s3cret@" not in head
+    assert "Authorization" not in result.request_headers  # never in the attempt log
