@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from chargewire.channels.base import AttemptResult
+from chargewire.channels.http_pool import ConnectionPool, Origin
 from chargewire.channels.webhook import RESPONSE_BODY_LIMIT, WebhookChannel
 from chargewire.errors import RetryableDeliveryError
 from tests.integration.channels.conftest import ChannelFactory
@@ -246,22 +250,6 @@ async def test_webhook_client_reads_a_body_that_ends_when_the_peer_closes(
     assert result.response_headers == {"Set-Cookie": "a=1, b=2"}
 
 
-async def test_webhook_client_counts_the_wait_for_a_capped_host_toward_the_total_timeout(
-    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
-) -> None:
-    async def hang(writer: asyncio.StreamWriter, number: int) -> None:
-        await asyncio.sleep(30)
-
-    peer = await peer_with(hang)
-    channel = channel_for(max_connections_per_host=1, webhook_timeout_s=0.3)
-
-    results = await asyncio.gather(post(channel, peer.url), post(channel, peer.url))
-
-    for result in results:
-        assert_retryable(result, "timeout")
-    assert peer.connections == 1
-
-
 async def test_webhook_client_closes_every_connection_on_aclose(
     peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
 ) -> None:
@@ -286,3 +274,62 @@ async def test_webhook_client_sends_credentials_in_the_url_as_basic_auth(
     assert b"\r\nAuthorization: Basic aG9vayB1c2VyOnMzY3JldA==\r\n" in head  # "hook user:s3cret"
     assert b"s3cret@" not in head
     assert "Authorization" not in result.request_headers  # never in the attempt log
+
+
+def pool_to(peer: ScriptedPeer, **overrides: Any) -> tuple[ConnectionPool, Origin]:
+    """A connection pool allowed to reach loopback, and the origin of `peer`."""
+    loopback = ipaddress.ip_address("127.0.0.1")
+    options: dict[str, Any] = {
+        "allow": (ipaddress.ip_network("127.0.0.0/8"),),
+        "ssl_context": ssl.create_default_context(),
+        "connect_timeout_s": 5.0,
+        "limit": 4,
+        "limit_per_host": 0,
+        "keepalive_s": 4.0,
+        "body_limit": RESPONSE_BODY_LIMIT,
+        **overrides,
+    }
+    port = int(peer.url.split(":")[2].split("/")[0])
+    return ConnectionPool(**options), Origin(False, str(loopback), port, loopback)
+
+
+REQUEST = b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+
+
+async def test_connection_pool_closes_a_connection_idle_past_its_keep_alive(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]],
+) -> None:
+    peer = await peer_with(writing(OK))
+    pool, origin = pool_to(peer, keepalive_s=0.05)
+    try:
+        response, body = await pool.exchange(origin, REQUEST, asyncio.get_running_loop().time() + 5)
+
+        await asyncio.wait_for(peer.closed_by_client.wait(), 5)
+    finally:
+        await pool.aclose()
+    assert (response.status, body) == (200, b"ok")
+
+
+async def test_connection_pool_times_out_a_request_waiting_for_a_capped_host(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]],
+) -> None:
+    release = asyncio.Event()
+
+    async def answer_when_released(writer: asyncio.StreamWriter, number: int) -> None:
+        await release.wait()
+        writer.write(OK)
+
+    peer = await peer_with(answer_when_released)
+    pool, origin = pool_to(peer, limit_per_host=1)
+    now = asyncio.get_running_loop().time()
+    try:
+        first = asyncio.create_task(pool.exchange(origin, REQUEST, now + 30))
+        with pytest.raises(TimeoutError):
+            await pool.exchange(origin, REQUEST, now + 0.2)
+        connections, requests = peer.connections, peer.requests
+        release.set()
+        response, _ = await first
+    finally:
+        await pool.aclose()
+    assert (connections, requests) == (1, 1)
+    assert response.status == 200
