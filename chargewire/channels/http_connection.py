@@ -63,6 +63,9 @@ class HttpConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
+        # Lines ended by a bare LF, as some hand-written receivers send and aiohttp read. Nothing else is relaxed:
+        # llhttp's lenient header mode would also let NUL and control bytes through to the attempt log.
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._head: asyncio.Future[Response] | None = None
         self._body_waiter: asyncio.Future[None] | None = None
         self._reason = b""

@@ -236,6 +236,16 @@ async def test_webhook_client_skips_100_continue_and_reads_the_final_answer(
     assert (result.status_code, result.response_body) == (201, "ok")
 
 
+async def test_webhook_client_reads_an_answer_whose_lines_end_in_bare_line_feeds(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    peer = await peer_with(writing(b"HTTP/1.1 202 Accepted\nContent-Length: 2\n\nok"))
+
+    result = await post(channel_for(), peer.url)
+
+    assert (result.status_code, result.response_body) == (202, "ok")
+
+
 async def test_webhook_client_reads_a_body_that_ends_when_the_peer_closes(
     peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
 ) -> None:
