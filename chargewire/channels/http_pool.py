@@ -8,8 +8,10 @@
   `check_address` for an IP literal); with TLS the certificate is verified against the URL's host name (SNI).
   Each address gets the connect timeout (TCP and TLS handshake); the last failure is raised when all fail.
 
-Raised by `acquire`: `BlockedAddress`, `NameNotResolved` (the name did not resolve), `ConnectFailed` (carrying
-the OS error), `ssl.SSLError` (handshake or verification), `TimeoutError` (connect timeout).
+`exchange` is one request and its answer on a pooled connection, under one deadline. Raised by `acquire` (and
+so by `exchange`): `BlockedAddress`, `NameNotResolved` (the name did not resolve), `ConnectFailed` (carrying the
+OS error), `ssl.SSLError` (handshake or verification), `TimeoutError` (connect timeout); by `exchange` besides:
+`TimeoutError` past its deadline, and `http_connection`'s `ConnectionClosed` and `InvalidResponse`.
 """
 
 from __future__ import annotations
