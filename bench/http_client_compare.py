@@ -1,4 +1,4 @@
-"""HTTP client for the webhook channel: httpx vs aiohttp, measured against the same loopback receiver.
+"""HTTP client for the webhook channel: httpx, aiohttp and chargewire's own, against the same loopback receiver.
 
 The receiver is a raw asyncio protocol on uvloop in its own process: it parses just enough HTTP/1.1 to
 answer each request with `202 {}` on a keep-alive connection, so it costs a fraction of what a client
@@ -12,15 +12,24 @@ semaphore use; anyio 4.16 no longer depends on it, so in this environment each o
 rescans `sys.path` (failed imports are not cached), several times per request. When `sniffio` is missing the
 variant installs a stand-in answering "asyncio", so httpx is also measured as it runs with the dependency.
 
+`chargewire` is the webhook channel's own client (`chargewire.channels.http_pool`): the same pooled exchange
+`WebhookChannel` makes, with the request's bytes built once, as the channel builds them per attempt.
+
+With `--gap-ms`, each task pauses between its requests: one task with a 2 ms gap is a low rate, where every
+request finds the loop idle and pays its wake-ups alone (saved as `http_client_compare_gap`).
+
 Usage: python -m bench.http_client_compare [--seconds 5] [--concurrency 64,8] [--rounds 3] [--loops asyncio,uvloop]
+    [--libraries httpx,httpx+sniffio,aiohttp,chargewire] [--gap-ms 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import resource
+import ssl
 import statistics
 import subprocess
 import sys
@@ -34,7 +43,7 @@ import psutil
 from bench.common import write_result
 from chargewire.devtools.postgres import free_port
 
-LIBRARIES = ("httpx", "httpx+sniffio", "aiohttp")
+LIBRARIES = ("httpx", "httpx+sniffio", "aiohttp", "chargewire")
 BODY = (b'{"notification":"SessionMeterValuesNotification","data":"' + b"x" * 1024)[:1022] + b'"}'
 _RESPONSE = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 _CONTENT_LENGTH = b"\r\ncontent-length:"
@@ -83,7 +92,7 @@ async def _serve(port: int) -> None:
         await server.serve_forever()
 
 
-async def _run_httpx(url: str, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+async def _run_httpx(url: str, seconds: float, concurrency: int, gap_s: float) -> tuple[int, list[float]]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -94,7 +103,7 @@ async def _run_httpx(url: str, seconds: float, concurrency: int) -> tuple[int, l
             if response.status_code != 202:
                 raise RuntimeError(f"receiver answered {response.status_code}")
 
-        return await _drive(one, seconds, concurrency)
+        return await _drive(one, seconds, concurrency, gap_s)
 
 
 def _provide_sniffio() -> None:
@@ -107,7 +116,7 @@ def _provide_sniffio() -> None:
         sys.modules["sniffio"] = stand_in
 
 
-async def _run_aiohttp(url: str, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+async def _run_aiohttp(url: str, seconds: float, concurrency: int, gap_s: float) -> tuple[int, list[float]]:
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
@@ -121,11 +130,42 @@ async def _run_aiohttp(url: str, seconds: float, concurrency: int) -> tuple[int,
                 if response.status != 202:
                     raise RuntimeError(f"receiver answered {response.status}")
 
-        return await _drive(one, seconds, concurrency)
+        return await _drive(one, seconds, concurrency, gap_s)
 
 
-async def _drive(one: Any, seconds: float, concurrency: int) -> tuple[int, list[float]]:
-    """Warm up for a second, then run `concurrency` workers for `seconds`; returns (requests, latencies)."""
+async def _run_chargewire(url: str, seconds: float, concurrency: int, gap_s: float) -> tuple[int, list[float]]:
+    from chargewire.channels.http_pool import ConnectionPool, Origin
+
+    loopback = ipaddress.ip_address("127.0.0.1")
+    port = int(url.split(":")[2].split("/")[0])
+    pool = ConnectionPool(
+        allow=(ipaddress.ip_network("127.0.0.0/8"),),
+        ssl_context=ssl.create_default_context(),
+        connect_timeout_s=5.0,
+        limit=concurrency,
+        limit_per_host=concurrency,
+        keepalive_s=4.0,
+        body_limit=20 * 1024,
+    )
+    origin = Origin(False, str(loopback), port, loopback)
+    head = f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+    request = head.encode() + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY
+    loop = asyncio.get_running_loop()
+
+    async def one() -> None:
+        response, _ = await pool.exchange(origin, request, loop.time() + 15.0)
+        if response.status != 202:
+            raise RuntimeError(f"receiver answered {response.status}")
+
+    try:
+        return await _drive(one, seconds, concurrency, gap_s)
+    finally:
+        await pool.aclose()
+
+
+async def _drive(one: Any, seconds: float, concurrency: int, gap_s: float) -> tuple[int, list[float]]:
+    """Warm up for a second, then run `concurrency` workers for `seconds`, each pausing `gap_s` between its
+    requests (a low rate: each request then finds the loop idle); returns (requests, latencies)."""
     latencies: list[float] = []
     measuring = False
     deadline = 0.0
@@ -136,6 +176,8 @@ async def _drive(one: Any, seconds: float, concurrency: int) -> tuple[int, list[
             await one()
             if measuring:
                 latencies.append(time.perf_counter() - started)
+            if gap_s:
+                await asyncio.sleep(gap_s)
 
     deadline = time.perf_counter() + 1.0
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -145,10 +187,10 @@ async def _drive(one: Any, seconds: float, concurrency: int) -> tuple[int, list[
     return len(latencies), latencies
 
 
-def _client(library: str, loop_name: str, port: int, seconds: float, concurrency: int) -> dict[str, Any]:
+def _client(library: str, loop_name: str, port: int, seconds: float, concurrency: int, gap_s: float) -> dict[str, Any]:
     """One measurement in this process: the numbers for one library on one event loop."""
     url = f"http://127.0.0.1:{port}/webhook"
-    run = _run_aiohttp if library == "aiohttp" else _run_httpx
+    run = {"aiohttp": _run_aiohttp, "chargewire": _run_chargewire}.get(library, _run_httpx)
     if library == "httpx+sniffio":
         _provide_sniffio()
     cpu_before = time.process_time()
@@ -156,9 +198,9 @@ def _client(library: str, loop_name: str, port: int, seconds: float, concurrency
     if loop_name == "uvloop":
         import uvloop
 
-        count, latencies = uvloop.run(run(url, seconds, concurrency))
+        count, latencies = uvloop.run(run(url, seconds, concurrency, gap_s))
     else:
-        count, latencies = asyncio.run(run(url, seconds, concurrency))
+        count, latencies = asyncio.run(run(url, seconds, concurrency, gap_s))
     wall = time.perf_counter() - wall_before
     cpu = time.process_time() - cpu_before
     # Warm-up is one second of the wall time: the CPU share of the measured part is taken as proportional.
@@ -179,13 +221,14 @@ def _client(library: str, loop_name: str, port: int, seconds: float, concurrency
 
 
 def _measure(
-    library: str, loop_name: str, port: int, seconds: float, concurrency: int, server: psutil.Process
+    library: str, loop_name: str, port: int, args: argparse.Namespace, concurrency: int, server: psutil.Process
 ) -> dict[str, Any]:
+    seconds = args.seconds
     before = server.cpu_times()
     output = subprocess.run(
         [
             *(sys.executable, "-m", "bench.http_client_compare", "client", library, loop_name, str(port)),
-            *("--seconds", str(seconds), "--concurrency", str(concurrency)),
+            *("--seconds", str(seconds), "--concurrency", str(concurrency), "--gap-ms", str(args.gap_ms)),
         ],
         capture_output=True,
         text=True,
@@ -198,11 +241,11 @@ def _measure(
     return result
 
 
-def _summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _summary(runs: list[dict[str, Any]], libraries: list[str]) -> list[dict[str, Any]]:
     """Median of the rounds for each (concurrency, loop, library)."""
     rows = []
     for concurrency, loop_name in dict.fromkeys((run["concurrency"], run["loop"]) for run in runs):
-        for library in LIBRARIES:
+        for library in libraries:
             mine = [
                 run
                 for run in runs
@@ -228,6 +271,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="64,8", help="comma-separated in-flight request counts")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loops", default="asyncio,uvloop")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES))
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause of each task between its requests")
     parser.add_argument("role", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role[:1] == ["serve"]:
@@ -237,9 +282,11 @@ def main() -> None:
         return
     if args.role[:1] == ["client"]:
         _, library, loop_name, port = args.role
-        print(json.dumps(_client(library, loop_name, int(port), args.seconds, int(args.concurrency))))
+        gap_s = args.gap_ms / 1000
+        print(json.dumps(_client(library, loop_name, int(port), args.seconds, int(args.concurrency), gap_s)))
         return
 
+    libraries = args.libraries.split(",")
     port = free_port()
     receiver = subprocess.Popen(
         [sys.executable, "-m", "bench.http_client_compare", "serve", str(port)], stdout=subprocess.PIPE, text=True
@@ -252,21 +299,23 @@ def main() -> None:
         for _ in range(args.rounds):
             for concurrency in (int(part) for part in args.concurrency.split(",")):
                 for loop_name in args.loops.split(","):
-                    for library in LIBRARIES:
-                        runs.append(_measure(library, loop_name, port, args.seconds, concurrency, server))
+                    for library in libraries:
+                        runs.append(_measure(library, loop_name, port, args, concurrency, server))
                         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
     write_result(
-        "http_client_compare",
+        "http_client_compare_gap" if args.gap_ms else "http_client_compare",
         {
             "body_bytes": len(BODY),
             "seconds_per_run": args.seconds,
             "rounds": args.rounds,
-            "summary": _summary(runs),
+            "gap_ms": args.gap_ms,
+            "summary": _summary(runs, libraries),
             "runs": runs,
         },
+        module="http_client_compare",
     )
 
 

@@ -29,30 +29,37 @@ makes the endpoint fail continuously, which disables the subscription like any o
 (delivery.md). TLS failures are retried because the usual cause, an expired certificate, is renewed within
 the schedule.
 
-Every attempt connects only to addresses the SSRF guard accepted at connect time: the client's resolver is
-`address_guard.resolve_allowed`, and IP-literal hosts (which aiohttp never resolves) are checked first.
+Every attempt connects only to addresses the SSRF guard accepted at connect time: the connection pool
+(`http_pool`) resolves names with `address_guard.resolve_allowed` and checks IP literals itself.
+
+The HTTP client is chargewire's own (`http_pool`, `http_connection`; docs/decisions/0009-lean-webhook-client.md):
+one `transport.write` per request, the answer parsed by httptools in the protocol's callbacks, no task per
+request. Each request carries Host, Accept `*/*`, Content-Length and `signing.webhook_headers` (Content-Type,
+User-Agent, the identity and signature headers); no Accept-Encoding, so receivers answer uncompressed and the
+log shows their body as sent. Nothing else rides along: no cookies, no proxy from the environment.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import errno
 import functools
 import logging
-import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
-import aiohttp
 import certifi
-from aiohttp.abc import AbstractResolver, ResolveResult
-from multidict import CIMultiDictProxy
 from yarl import URL
 
-from chargewire.channels.address_guard import IPNetwork, check_address, ip_literal, resolve_allowed
+from chargewire.channels.address_guard import IPNetwork, check_address, ip_literal
 from chargewire.channels.base import AttemptResult, OutboundMessage
+from chargewire.channels.http_connection import ConnectionClosed, InvalidResponse
+from chargewire.channels.http_pool import ConnectFailed, ConnectionPool, NameNotResolved, Origin
 from chargewire.channels.signing import webhook_headers
 from chargewire.clock import utcnow
 from chargewire.config import Settings
@@ -64,7 +71,13 @@ RESPONSE_BODY_LIMIT = 20 * 1024
 KEEPALIVE_TIMEOUT_S = 4.0
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
-_NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+
+
+class _Target(NamedTuple):
+    """A checked callback URL: the pool's key and the request's first lines, built once per URL."""
+
+    origin: Origin
+    head: bytes
 
 
 class WebhookChannel:
@@ -88,13 +101,12 @@ class WebhookChannel:
                 requests beyond it wait for one, and that wait counts toward the total timeout.
         """
         self._allow: tuple[IPNetwork, ...] = tuple(settings.delivery_allow_networks)
-        self._timeout = aiohttp.ClientTimeout(
-            total=settings.webhook_timeout_s, sock_connect=settings.webhook_connect_timeout_s
-        )
+        self._timeout_s = settings.webhook_timeout_s
+        self._connect_timeout_s = settings.webhook_connect_timeout_s
         self._ssl_context = ssl_context or ssl.create_default_context(cafile=certifi.where())
         self._limit = settings.worker_max_in_flight
         self._limit_per_host = max_connections_per_host or 0
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
 
     async def send(self, message: OutboundMessage) -> AttemptResult:
         """POST the message's payload to its subscription's callback URL; never raises for delivery failures."""
@@ -118,95 +130,83 @@ class WebhookChannel:
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.aclose()
 
-    def _target_url(self, message: OutboundMessage) -> URL:
+    def _target_url(self, message: OutboundMessage) -> _Target:
         raw = message.subscription.callback_url
         if not raw:
             raise PermanentDeliveryError("The subscription has no callback URL.", error_class="invalid_url")
         return _checked_callback(raw, self._allow)
 
     async def _post(
-        self, url: URL, payload: bytes, headers: dict[str, str], started_at: datetime, clock: float
+        self, target: _Target, payload: bytes, headers: dict[str, str], started_at: datetime, clock: float
     ) -> AttemptResult:
-        session = self._open_session()
-        async with session.post(url, data=payload, headers=headers, allow_redirects=False) as response:
-            body = await _read_capped(response.content, RESPONSE_BODY_LIMIT)
-            return AttemptResult(
-                started_at=started_at,
-                duration_ms=_elapsed_ms(clock),
-                error=status_error(response.status, response.reason, response.headers, utcnow()),
-                status_code=response.status,
-                request_headers=headers,
-                response_headers=_flatten(response.headers),
-                response_body=body.decode("utf-8", errors="replace"),
-            )
+        pool = self._pool or self._open_pool()
+        request = _request_bytes(target.head, headers, payload)
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        response, body = await pool.exchange(target.origin, request, deadline)
+        logged = _flatten(response.headers)
+        return AttemptResult(
+            started_at=started_at,
+            duration_ms=_elapsed_ms(clock),
+            error=status_error(response.status, response.reason, logged, utcnow()),
+            status_code=response.status,
+            request_headers=headers,
+            response_headers=logged,
+            response_body=body.decode("utf-8", errors="replace"),
+        )
 
-    def _open_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit,
-                limit_per_host=self._limit_per_host,
-                resolver=_GuardedResolver(self._allow),
-                ssl=self._ssl_context,
-                # Below Node's 5 s server default, so we drop an idle connection before the receiver
-                # does, instead of racing its close with a POST that then fails as "reset".
-                keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                # Cookies from one receiver must never ride along on another subscription's requests.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # Proxy variables would send deliveries around the address guard.
-                trust_env=False,
-            )
-        return self._session
+    def _open_pool(self) -> ConnectionPool:
+        self._pool = ConnectionPool(
+            allow=self._allow,
+            ssl_context=self._ssl_context,
+            connect_timeout_s=self._connect_timeout_s,
+            limit=self._limit,
+            limit_per_host=self._limit_per_host,
+            # Below Node's 5 s server default, so we drop an idle connection before the receiver
+            # does, instead of racing its close with a POST that then fails as "reset".
+            keepalive_s=KEEPALIVE_TIMEOUT_S,
+            body_limit=RESPONSE_BODY_LIMIT,
+        )
+        return self._pool
 
 
 @functools.lru_cache(maxsize=4096)
-def _checked_callback(raw: str, allow: tuple[IPNetwork, ...]) -> URL:
+def _checked_callback(raw: str, allow: tuple[IPNetwork, ...]) -> _Target:
     """The parsed callback URL, its IP literal checked by the guard; cached, as every delivery asks again."""
     try:
         url = URL(raw)
+        host = url.raw_host
+        host_header = url.host_port_subcomponent
+        path = url.raw_path_qs or "/"
     except ValueError as exc:
         raise PermanentDeliveryError("The callback URL is not valid.", error_class="invalid_url") from exc
-    if url.scheme not in ("http", "https") or not url.raw_host:
+    if url.scheme not in ("http", "https") or not host or url.port is None:
         raise PermanentDeliveryError("The callback URL must be http(s) with a host.", error_class="invalid_url")
-    literal = ip_literal(url.raw_host)
+    literal = ip_literal(host)
     if literal is not None:
-        # aiohttp connects to IP literals without asking the resolver, so the guard runs here instead.
+        # Checked here too for an early answer; the pool checks again on every new connection.
         check_address(literal, allow)
-    return url
+    head = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n{_basic_auth(url)}".encode()
+    return _Target(Origin(url.scheme == "https", host, url.port, literal), head)
 
 
-class _GuardedResolver(AbstractResolver):
-    """aiohttp's resolver, replaced: only addresses the SSRF guard accepts are ever connected to."""
+def _basic_auth(url: URL) -> str:
+    """The Authorization line for credentials in the URL (`https://user:secret@host/`), as aiohttp sent it."""
+    if url.user is None and url.password is None:
+        return ""
+    credentials = f"{url.user or ''}:{url.password or ''}".encode("latin-1")
+    return f"Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
 
-    def __init__(self, allow: Iterable[IPNetwork]) -> None:
-        self._allow = tuple(allow)
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Resolve `host`; raises `BlockedAddress` when any of its addresses is blocked."""
-        resolved = await resolve_allowed(host, port, self._allow, family)
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(entry.address),
-                port=entry.port,
-                family=entry.family,
-                proto=0,
-                flags=_NUMERIC_FLAGS,
-            )
-            for entry in resolved
-        ]
-
-    async def close(self) -> None:
-        """Nothing to release: resolution runs in the event loop's executor."""
+def _request_bytes(head: bytes, headers: dict[str, str], payload: bytes) -> bytes:
+    """The whole request: one buffer, so one `transport.write` (and one TCP segment when it fits)."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
+        raise ValueError("a header name or value holds a line break")
+    return b"".join((head, lines.encode(), b"Content-Length: %d\r\n\r\n" % len(payload), payload))
 
 
 def status_error(status: int, reason: str | None, headers: Mapping[str, str], now: datetime) -> DeliveryError | None:
@@ -214,16 +214,17 @@ def status_error(status: int, reason: str | None, headers: Mapping[str, str], no
     if 200 <= status < 300:
         return None
     message = f"The receiver answered {status} {reason or ''}".rstrip() + "."
+    headers = {name.lower(): value for name, value in headers.items()}
     if 300 <= status < 400:
-        location = headers.get("Location", "")
+        location = headers.get("location", "")
         return RetryableDeliveryError(
             f"{message} Redirects are not followed (Location: {location or 'none'}).", error_class="redirect"
         )
     if status == 429:
-        retry_after = parse_retry_after(headers.get("Retry-After"), now)
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
         return RetryableDeliveryError(message, error_class="throttled", retry_after_s=retry_after)
     if status == 503:
-        retry_after = parse_retry_after(headers.get("Retry-After"), now)
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
         return RetryableDeliveryError(message, error_class="http_status", retry_after_s=retry_after)
     if 400 <= status < 500 and status not in RETRYABLE_4XX:
         return PermanentDeliveryError(message, error_class="http_status")
@@ -254,62 +255,36 @@ def _signed_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
 
 
 def _translate(exc: Exception) -> DeliveryError:
-    """The delivery error for whatever the attempt raised: aiohttp's errors are mapped here and only here."""
+    """The delivery error for whatever the attempt raised: the HTTP client's errors are mapped here and only here."""
     if isinstance(exc, DeliveryError):
         return exc
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, NameNotResolved):
         return RetryableDeliveryError(f"The host name did not resolve: {exc.os_error}.", error_class="dns")
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+    if isinstance(exc, ssl.SSLError):
         return RetryableDeliveryError(f"TLS failed: {exc}.", error_class="tls")
-    # Before the connection errors: aiohttp's timeouts subclass them.
     if isinstance(exc, TimeoutError):
         return RetryableDeliveryError("The receiver did not answer in time.", error_class="timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         if isinstance(exc.os_error, ConnectionRefusedError) or exc.os_error.errno == errno.ECONNREFUSED:
             return RetryableDeliveryError("The receiver refused the connection.", error_class="refused")
         return RetryableDeliveryError(f"Could not connect: {exc.os_error}.", error_class="connect")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return PermanentDeliveryError("The callback URL is not valid.", error_class="invalid_url")
-    if _is_reset(exc):
+    if isinstance(exc, ConnectionClosed) or (isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS):
         return RetryableDeliveryError("The receiver closed the connection before answering.", error_class="reset")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return RetryableDeliveryError(f"The answer was not valid HTTP: {exc.message}.", error_class="protocol")
-    if isinstance(exc, aiohttp.ClientError | OSError):
+    if isinstance(exc, InvalidResponse):
+        return RetryableDeliveryError(exc.message, error_class="protocol")
+    if isinstance(exc, OSError):
         return RetryableDeliveryError(f"The connection failed: {exc!r}.", error_class="connect")
     return RetryableDeliveryError(f"Internal error: {exc!r}.", error_class="internal")
 
 
-def _is_reset(exc: Exception) -> bool:
-    if isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError
-        | aiohttp.ClientPayloadError
-        | aiohttp.UploadAbortedError
-        | ConnectionResetError
-        | BrokenPipeError,
-    ):
-        return True
-    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _RESET_ERRNOS
-
-
-async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """Up to `limit` bytes of the body; the rest is never read (the connection is then closed, not reused)."""
-    received = bytearray()
-    try:
-        while len(received) < limit:
-            chunk = await content.read(limit - len(received))
-            if not chunk:
-                break
-            received += chunk
-    except (aiohttp.ClientError, TimeoutError):
-        # The status line decided the outcome already; the log shows what arrived before the failure.
-        pass
-    return bytes(received)
-
-
-def _flatten(headers: CIMultiDictProxy[str]) -> dict[str, str]:
-    """Response headers for the log; a repeated header's values are joined with ", " as HTTP allows."""
-    return {str(key): ", ".join(headers.getall(key)) for key in dict.fromkeys(headers.keys())}
+def _flatten(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Response headers for the log; a repeated header's values (any case) are joined with ", " as HTTP allows."""
+    flat: dict[str, str] = {}
+    spelling: dict[str, str] = {}
+    for name, value in headers:
+        key = spelling.setdefault(name.lower(), name)
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
 
 
 def _elapsed_ms(clock: float) -> float:

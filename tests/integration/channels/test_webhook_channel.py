@@ -25,19 +25,17 @@ from standardwebhooks import Webhook
 
 from chargewire.channels.address_guard import check_callback_url
 from chargewire.channels.base import AttemptResult, OutboundMessage
-from chargewire.channels.webhook import RESPONSE_BODY_LIMIT, WebhookChannel
+from chargewire.channels.webhook import RESPONSE_BODY_LIMIT
 from chargewire.clock import utcnow
-from chargewire.config import Settings
 from chargewire.errors import PermanentDeliveryError, RetryableDeliveryError
+from tests.integration.channels.conftest import LOOPBACK, ChannelFactory
 from tests.support.factories import outbound_message_factory, subscription_factory
 
-LOOPBACK = ["127.0.0.0/8", "::1/128"]
 BODY = b'{"notification":"session.started","session":{"id":"s-1","kwh":1.5,"note":"\xc3\xbc"}}'
 TOKEN = "cw_live_the-api-token"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Serve = Callable[..., Awaitable[int]]
-ChannelFactory = Callable[..., WebhookChannel]
 
 
 @dataclass
@@ -73,22 +71,6 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for runner in runners:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def channel_for() -> AsyncIterator[ChannelFactory]:
-    """Build channels from settings overrides (loopback allowed unless told otherwise); all closed afterwards."""
-    channels: list[WebhookChannel] = []
-
-    def build(ssl_context: ssl.SSLContext | None = None, **overrides: Any) -> WebhookChannel:
-        settings = Settings(**{"delivery_allow_networks": LOOPBACK, "tenant": "tenant-a", **overrides})
-        channel = WebhookChannel(settings, ssl_context=ssl_context)
-        channels.append(channel)
-        return channel
-
-    yield build
-    for channel in channels:
-        await channel.aclose()
 
 
 def recording(received: list[Received], status: int = 202, body: bytes = b"", **headers: str) -> Handler:
