@@ -6,8 +6,9 @@ dispatcher in the same process wakes at once. Other processes hear of it through
 (`store.dialects.postgresql_wakeups`), on SQLite a watch on the file's commits (`store.dialects.sqlite_wakeups`)
 that a datagram from the committing process sets looking at once (`store.dialects.sqlite_wake_signal`).
 
-The poll (`worker_poll_interval_s`) stays the fallback: a notification lost to a dropped connection, a failed
-send or a worker that was not listening yet delays a delivery by at most one poll interval and never loses it.
+An idle worker's poll stays the fallback: it sleeps until its first known due time, at most `worker_idle_poll_s`
+(2 s by default), so a notification lost to a dropped connection, a failed send or a worker that was not
+listening yet delays a delivery by at most that long and never loses it.
 """
 
 from __future__ import annotations

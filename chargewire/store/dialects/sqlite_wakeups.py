@@ -7,8 +7,9 @@ some is still due (no other worker took it yet). The first question filters out 
 (leases, outcomes), which woke a claim each while a backlog was due; the second, wakes that would only race
 another worker to rows it already leased, or look up a Kafka stream another worker holds. A Kafka stream's own
 records are new deliveries and do wake its worker while the stream is behind: that worker is streaming anyway,
-and the wake costs it a read. A resend or retry made in another process reuses existing rows and is picked up
-by the poll.
+and the wake costs it a read. A resend or retry made due in another process reuses existing rows: its signal
+(below) makes the watcher ask whether work is due even though nothing new was written; without a signal it is
+picked up by the worker's idle poll (`worker_idle_poll_s`).
 
 The watch runs in a thread of its own, on a connection of its own, and the event loop hears of it only to wake
 the dispatcher. Asked through the pooled engine, each of the two questions cost a connection checkout and two
@@ -130,7 +131,8 @@ class CommitWatcher:
                     continue
                 seen = version
                 latest = self._newest(connection)
-                if latest != newest:
+                # A signal announces work even without new rows (a resend, a retry made due), so it always asks.
+                if latest != newest or signalled:
                     newest = latest
                     if self._due_now(connection):
                         wake()

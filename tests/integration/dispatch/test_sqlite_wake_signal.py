@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 
 from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.store.dialects.sqlite_wake_signal import SignalSender, signal_directory
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher, LookPace
 from tests.integration.dispatch.conftest import Subscribe
+from tests.support.history import publish_with_outcome, subscribe_to_boots
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -134,6 +137,19 @@ async def test_a_signal_without_new_due_work_wakes_no_one(
     await asyncio.sleep(0.2)  # many times what a signalled look takes
 
     assert woken.empty()
+
+
+async def test_a_signal_after_a_resend_wakes_the_watcher_though_no_new_rows_were_written(
+    runtime: Runtime, database_file: Path, watch: Watch
+) -> None:
+    subscription_id = await subscribe_to_boots(runtime)
+    await publish_with_outcome(runtime, 2, DeliveryStatus.FAILED)
+    woken = await watch()
+
+    assert await runtime.delivery_store.requeue_failed(subscription_id, ["BootNotification"], None, None, utcnow())
+    _signal(database_file)  # as the resending process's sender does after its commit
+
+    await asyncio.wait_for(woken.get(), WITHIN_S)
 
 
 async def test_a_publish_that_makes_deliveries_signals_the_other_processes(
