@@ -91,20 +91,12 @@ async def _publish(publisher: Any, payload: dict[str, Any], times: int) -> None:
 
 
 async def _measure(backend: str, publishes: int, profile: Path | None) -> dict[str, float]:
-    from bench.common import backend_database, server_env
+    from bench.common import backend_database, open_runtime
     from chargewire.catalog import load_event_types
-    from chargewire.config import Settings
-    from chargewire.runtime import Runtime
-    from chargewire.store import migrate
-    from chargewire.store.database import create_database
 
     payload = load_event_types()[EVENT_NAME].example
     with tempfile.TemporaryDirectory() as workdir, backend_database(backend, Path(workdir)) as url:
-        os.environ.update(server_env(url, Path(workdir)))
-        database = create_database(url)
-        await migrate.upgrade(database)
-        await database.aclose()
-        runtime = await Runtime.open(Settings())
+        runtime = await open_runtime(url, Path(workdir))
         try:
             owner = (await runtime.tokens.create("bench", ["admin"])).token
             await runtime.subscriptions.create(owner, _SUBSCRIPTION)
