@@ -49,7 +49,13 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
         # the database file's mode, so they follow.
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    connect = functools.partial(sqlite3.connect, path or ":memory:", timeout=DATABASE_WAIT_S, check_same_thread=False)
+    connect = functools.partial(
+        sqlite3.connect,
+        path or ":memory:",
+        timeout=DATABASE_WAIT_S,
+        check_same_thread=False,
+        factory=_LockWaitConnection,
+    )
 
     async def one_trip_connection() -> _OneTripConnection:
         connection = _OneTripConnection(connect, iter_chunk_size=64)
@@ -59,11 +65,13 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
     engine = create_async_engine(url, echo=echo, async_creator=one_trip_connection, **JSON_CODEC)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the driver's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode (or in memory, where no other connection is) the holder of the write lock never waits.
+        record.driver_connection.sqlite_connection.lock_holder_waits = cursor.fetchone()[0] not in ("wal", "memory")
         # WAL with synchronous=NORMAL survives a killed process; only a power loss can undo the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -182,7 +190,7 @@ async def _run_in_one_trip(
 
 
 def _commit_steps(
-    connection: sqlite3.Connection,
+    connection: _LockWaitConnection,
     begin: str | None,
     reads: Sequence[Step],
     guess: list[list[Any]] | None,
@@ -193,7 +201,7 @@ def _commit_steps(
     writes returned (None when rolled back, [] when not run) and those the reads returned."""
     cursor = connection.cursor()
     try:
-        _begin(cursor, begin)
+        _begin(connection, cursor, begin)
         read = [_run_step(cursor, step) for step in reads]
         if reads and read != guess:
             return [], read
@@ -217,12 +225,12 @@ def _run_step(cursor: sqlite3.Cursor, step: Step) -> list[Any]:
 
 
 def _run_statement(
-    connection: sqlite3.Connection, begin: str | None, many: bool, sql: str, parameters: Any
+    connection: _LockWaitConnection, begin: str | None, many: bool, sql: str, parameters: Any
 ) -> tuple[Any, list[Any], int, Any]:
     """In the driver's thread: BEGIN if due, run one statement, fetch its rows, close the cursor."""
     cursor = connection.cursor()
     try:
-        _begin(cursor, begin)
+        _begin(connection, cursor, begin)
         if many:
             cursor.executemany(sql, parameters)
         else:
@@ -233,21 +241,25 @@ def _run_statement(
         cursor.close()
 
 
-def _begin(cursor: sqlite3.Cursor, begin: str | None) -> None:
+def _begin(connection: _LockWaitConnection, cursor: sqlite3.Cursor, begin: str | None) -> None:
     if begin == _BEGIN_WRITE:
-        _begin_write(cursor)
+        _begin_write(connection, cursor)
     elif begin is not None:
+        _wait_when_busy(connection, cursor, True)
         cursor.execute(begin)
 
 
-def _begin_write(cursor: sqlite3.Cursor) -> None:
+def _begin_write(connection: _LockWaitConnection, cursor: sqlite3.Cursor) -> None:
     """Take the write lock, asking again every few milliseconds while another process holds it.
 
     SQLite's own busy handler sleeps in growing steps (up to 100 ms each) and so comes back long after a
     short transaction of another process has ended: with an API and four worker processes on one file, those
-    sleeps were the latency's tail. Only this BEGIN retries itself; every other statement keeps the busy timeout.
+    sleeps were the latency's tail. Only this BEGIN retries itself: the busy timeout is off for it, and back on
+    before this connection next begins a read. In WAL mode the statements in between, run under the write lock,
+    never wait for another connection, so a run of write transactions sets it neither off nor on again (two
+    PRAGMAs were a third of a publish's statements).
     """
-    cursor.execute("PRAGMA busy_timeout=0")
+    _wait_when_busy(connection, cursor, False)
     try:
         deadline = time.monotonic() + DATABASE_WAIT_S
         pause_s = _WRITE_RETRY_FIRST_S
@@ -261,7 +273,24 @@ def _begin_write(cursor: sqlite3.Cursor) -> None:
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, _WRITE_RETRY_MAX_S)
     finally:
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if connection.lock_holder_waits:
+            # A rollback journal's COMMIT waits for readers to finish: it keeps the busy timeout.
+            _wait_when_busy(connection, cursor, True)
+
+
+def _wait_when_busy(connection: _LockWaitConnection, cursor: sqlite3.Cursor, wait: bool) -> None:
+    """Turn the connection's busy timeout on or off, unless it already is."""
+    if connection.waits_when_busy is not wait:
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS if wait else 0}")
+        connection.waits_when_busy = wait
+
+
+class _LockWaitConnection(sqlite3.Connection):
+    """A pooled sqlite3 connection that remembers whether its busy timeout is on, and whether statements under
+    its write lock may have to wait for other connections (not in WAL mode); used in the driver's thread only."""
+
+    waits_when_busy = True
+    lock_holder_waits = True
 
 
 class _OneTripCursor:
@@ -330,6 +359,14 @@ class _OneTripConnection(aiosqlite.Connection):
     @property
     def in_transaction(self) -> bool:
         return self._conn.in_transaction
+
+    @property
+    def sqlite_connection(self) -> _LockWaitConnection:
+        """The driver's own connection (use it in the driver's thread)."""
+        connection = self._conn
+        if not isinstance(connection, _LockWaitConnection):
+            raise TypeError(f"a one-trip connection is opened by this module, not as {connection!r}")
+        return connection
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call `function(sqlite3_connection, *args)` in the connection's thread."""

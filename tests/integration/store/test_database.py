@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
+from chargewire.store.dialects.engine import DATABASE_WAIT_S
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 _ROW_BYTES = 4096
@@ -111,6 +114,41 @@ async def test_a_writer_waits_out_another_connections_write_lock_and_then_commit
     assert await _count(database) == 1
 
 
+@contextlib.contextmanager
+def _traced(database: Database) -> Iterator[list[str]]:
+    """The SQL every pooled connection checked out while the block runs sends to SQLite."""
+    sent: list[str] = []
+
+    def trace(dbapi_connection: Any, *_args: Any) -> None:
+        dbapi_connection.driver_connection.sqlite_connection.set_trace_callback(sent.append)
+
+    pool = database.engine.sync_engine.pool
+    event.listen(pool, "checkout", trace)
+    try:
+        yield sent
+    finally:
+        event.remove(pool, "checkout", trace)
+
+
+async def test_write_transactions_in_a_row_send_their_statements_and_no_busy_timeout_changes(
+    database: Database,
+) -> None:
+    await _insert(database, 1)  # the pooled connection's first write
+    with _traced(database) as sent:
+        for _ in range(3):
+            await _insert(database, 1)
+
+    assert sent == ["BEGIN IMMEDIATE", f"INSERT INTO items (body) VALUES (randomblob({_ROW_BYTES}))", "COMMIT"] * 3
+
+
+async def test_a_read_after_write_transactions_waits_out_a_busy_database_again(database: Database) -> None:
+    await _insert(database, 1)
+    async with database.reading() as connection:
+        busy_timeout_ms = (await connection.execute(text("PRAGMA busy_timeout"))).scalar_one()
+
+    assert busy_timeout_ms == DATABASE_WAIT_S * 1000
+
+
 async def test_sqlite_pooled_connections_leave_checkpoints_to_the_checkpointer(database: Database) -> None:
     async with database.reading() as connection:
         assert (await connection.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
@@ -160,7 +198,7 @@ def test_commits_survive_a_killed_process(database_path: Path) -> None:
     program = textwrap.dedent(
         """
         import asyncio, os, signal, sys
-        from sqlalchemy import text
+        from sqlalchemy import event, text
         from chargewire.store.database import create_database
 
         async def main():
