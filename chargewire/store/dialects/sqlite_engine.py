@@ -23,6 +23,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
@@ -103,7 +104,10 @@ class SerialWriter:
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
         self._lock = asyncio.Lock()
         self._engine = engine.execution_options(**{_WRITE_OPTION: True})
-        self._pool = engine.sync_engine.pool
+        self._sync_engine = engine.sync_engine
+        # The pooled connection that transactions straight on the driver use, kept checked out between them.
+        self._held: PoolProxiedConnection | None = None
+        event.listen(engine.sync_engine, "engine_disposed", self._close_held)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -127,24 +131,48 @@ class SerialWriter:
 
     @contextlib.asynccontextmanager
     async def driver_transaction(self) -> AsyncIterator[_OneTripConnection]:
-        """A write transaction straight on a pooled driver connection, for statements sent in one trip
+        """A write transaction straight on a driver connection, for statements sent in one trip
         (`commit_statements`, `commit_after_reads`): BEGIN IMMEDIATE goes with the first.
 
         SQLAlchemy's connection (its checkout, begin and commit, with their events and greenlets) cost a publish
-        more CPU than its statements. A block that raises with the transaction open is rolled back when the
-        connection goes back to the pool, before the next writer's turn.
+        more CPU than its statements, and so did taking a connection from the pool and giving it back (a tenth
+        of a publish's round): these transactions, one at a time, share one connection, checked out once and
+        kept. A block that raises with the transaction open rolls it back before the next writer's turn.
         """
         async with self._lock:
-            pooled = await greenlet_spawn(self._pool.connect)
-            driver = pooled.driver_connection
-            if not isinstance(driver, _OneTripConnection):
-                raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
+            driver = await self._driver()
             driver.pending_begin = _BEGIN_WRITE
             try:
                 yield driver
             finally:
                 driver.pending_begin = None
-                await greenlet_spawn(pooled.close)
+                if driver.in_transaction:
+                    await self._roll_back(driver)
+
+    async def _driver(self) -> _OneTripConnection:
+        if self._held is None:
+            self._held = await greenlet_spawn(self._sync_engine.pool.connect)
+        driver = self._held.driver_connection
+        if not isinstance(driver, _OneTripConnection):
+            raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
+        return driver
+
+    async def _roll_back(self, driver: _OneTripConnection) -> None:
+        """Roll back the held connection's transaction; one that cannot is closed, and the next writer gets
+        another from the pool."""
+        try:
+            await driver.rollback()
+        except BaseException:
+            held, self._held = self._held, None
+            if held is not None:
+                await greenlet_spawn(held.invalidate)
+            raise
+
+    def _close_held(self, _engine: Any) -> None:
+        # Run in the engine's dispose, in its greenlet: the pool closed the connections it held, this one is ours.
+        held, self._held = self._held, None
+        if held is not None:
+            held.invalidate()
 
 
 # A statement of a one-trip transaction: its SQL, its parameters, whether it must change rows (else the
