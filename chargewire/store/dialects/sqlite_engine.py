@@ -23,8 +23,6 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
@@ -98,49 +96,45 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
 
 
 class SerialWriter:
-    """Write transactions on a SQLite engine, one at a time, each holding the write lock from its BEGIN."""
+    """Write transactions on a SQLite engine, one at a time, each holding the write lock from its BEGIN.
+
+    SQLite has one writer at a time, so the writers share one connection, taken from the pool once and kept:
+    taking one and giving it back (checkout and reset, their events and greenlets) cost each transaction more
+    than an empty transaction's statements, and a tenth of a publish's round. A transaction through SQLAlchemy
+    that fails gives the connection back to the pool, whose reset rolls back whatever the failure left open,
+    and the next writer takes another.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
         self._lock = asyncio.Lock()
         self._engine = engine.execution_options(**{_WRITE_OPTION: True})
-        self._sync_engine = engine.sync_engine
-        # The pooled connection that transactions straight on the driver use, kept checked out between them.
-        self._held: PoolProxiedConnection | None = None
-        event.listen(engine.sync_engine, "engine_disposed", self._close_held)
+        self._connection: AsyncConnection | None = None
+        self._driver: _OneTripConnection | None = None
+        event.listen(engine.sync_engine, "engine_disposed", self._close_on_dispose)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, begun IMMEDIATE once the writers before it are done."""
-        lock = self._lock
-        await lock.acquire()
-        held = True
-        try:
-            async with self._engine.connect() as connection:
-                try:
-                    async with connection.begin():
-                        yield connection
-                finally:
-                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
-                    # thread that the next writer need not wait for.
-                    lock.release()
-                    held = False
-        finally:
-            if held:
-                lock.release()
+        async with self._lock:
+            connection, _driver = await self._writer()
+            try:
+                async with connection.begin():
+                    yield connection
+            except BaseException:
+                await self._give_back()
+                raise
 
     @contextlib.asynccontextmanager
     async def driver_transaction(self) -> AsyncIterator[_OneTripConnection]:
-        """A write transaction straight on a driver connection, for statements sent in one trip
+        """A write transaction straight on the writers' driver connection, for statements sent in one trip
         (`commit_statements`, `commit_after_reads`): BEGIN IMMEDIATE goes with the first.
 
-        SQLAlchemy's connection (its checkout, begin and commit, with their events and greenlets) cost a publish
-        more CPU than its statements, and so did taking a connection from the pool and giving it back (a tenth
-        of a publish's round): these transactions, one at a time, share one connection, checked out once and
-        kept. A block that raises with the transaction open rolls it back before the next writer's turn.
+        SQLAlchemy's connection (its begin and commit, with their events and greenlets) cost a publish more CPU
+        than its statements. A block that raises with the transaction open rolls it back here.
         """
         async with self._lock:
-            driver = await self._driver()
+            _connection, driver = await self._writer()
             driver.pending_begin = _BEGIN_WRITE
             try:
                 yield driver
@@ -149,30 +143,37 @@ class SerialWriter:
                 if driver.in_transaction:
                     await self._roll_back(driver)
 
-    async def _driver(self) -> _OneTripConnection:
-        if self._held is None:
-            self._held = await greenlet_spawn(self._sync_engine.pool.connect)
-        driver = self._held.driver_connection
-        if not isinstance(driver, _OneTripConnection):
-            raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
-        return driver
+    async def _writer(self) -> tuple[AsyncConnection, _OneTripConnection]:
+        """The writers' connection and its driver connection, taken from the pool if none is kept."""
+        if self._connection is None or self._driver is None:
+            connection = await self._engine.connect()
+            driver = (await connection.get_raw_connection()).driver_connection
+            if not isinstance(driver, _OneTripConnection):
+                await connection.close()
+                raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
+            self._connection, self._driver = connection, driver
+        return self._connection, self._driver
 
     async def _roll_back(self, driver: _OneTripConnection) -> None:
-        """Roll back the held connection's transaction; one that cannot is closed, and the next writer gets
-        another from the pool."""
+        """Roll back what a failed block left open; a connection that cannot is given back."""
         try:
             await driver.rollback()
         except BaseException:
-            held, self._held = self._held, None
-            if held is not None:
-                await greenlet_spawn(held.invalidate)
+            await self._give_back()
             raise
 
-    def _close_held(self, _engine: Any) -> None:
-        # Run in the engine's dispose, in its greenlet: the pool closed the connections it held, this one is ours.
-        held, self._held = self._held, None
-        if held is not None:
-            held.invalidate()
+    async def _give_back(self) -> None:
+        """Return the writers' connection to the pool, which rolls back what is open (even if this task is
+        cancelled meanwhile)."""
+        connection, self._connection, self._driver = self._connection, None, None
+        if connection is not None:
+            await asyncio.shield(connection.close())
+
+    def _close_on_dispose(self, _engine: Any) -> None:
+        # Run in the engine's dispose, in its greenlet: the pool closed the connections it held, this one is kept.
+        connection, self._connection, self._driver = self._connection, None, None
+        if connection is not None and connection.sync_connection is not None:
+            connection.sync_connection.invalidate()
 
 
 # A statement of a one-trip transaction: its SQL, its parameters, whether it must change rows (else the
