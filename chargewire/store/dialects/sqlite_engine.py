@@ -3,33 +3,32 @@
 SQLite's tail latency comes from how long the one writer holds the write lock, and two things stretched
 that: every trip to aiosqlite's thread waits for a turn of a busy event loop (and for the GIL), and
 SQLAlchemy's aiosqlite adapter made four trips per statement; and a WAL auto-checkpoint ran inside the
-commit that crossed ~1,000 pages. So statements go in one trip each (`_OneTripConnection`), BEGIN rides along
+commit that crossed ~1,000 pages. So statements go in one trip each (`OneTripConnection`), BEGIN rides along
 with the first statement, and a background thread checkpoints (`WalCheckpointer`) while the pooled
 connections never do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 _BUSY_TIMEOUT_MS = int(DATABASE_WAIT_S * 1000)
-_WRITE_OPTION = "chargewire_write"
-_BEGIN_WRITE = "BEGIN IMMEDIATE"
+WRITE_OPTION = "chargewire_write"
+BEGIN_WRITE = "BEGIN IMMEDIATE"
 # Asking again for SQLite's write lock while another process holds it: from 0.5 ms, doubling to 4 ms.
 _WRITE_RETRY_FIRST_S = 0.0005
 _WRITE_RETRY_MAX_S = 0.004
@@ -56,8 +55,8 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
         factory=_LockWaitConnection,
     )
 
-    async def one_trip_connection() -> _OneTripConnection:
-        connection = _OneTripConnection(connect, iter_chunk_size=64)
+    async def one_trip_connection() -> OneTripConnection:
+        connection = OneTripConnection(connect, iter_chunk_size=64)
         await connection  # starts its thread and connects there
         return connection
 
@@ -84,96 +83,15 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A writer that begins IMMEDIATE holds the lock from the start, so it never fails to upgrade later.
-        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
         # Sent with the first statement, in the same trip to the driver's thread.
         driver_connection = connection.connection.driver_connection
-        driver_connection.pending_begin = _BEGIN_WRITE if immediate else "BEGIN"
+        driver_connection.pending_begin = BEGIN_WRITE if immediate else "BEGIN"
 
     checkpointer = WalCheckpointer(Path(path)) if on_disk and path is not None else None
     if checkpointer is not None:
         checkpointer.start()
     return OpenedEngine(engine, checkpointer, Path(path) if on_disk and path is not None else None)
-
-
-class SerialWriter:
-    """Write transactions on a SQLite engine, one at a time, each holding the write lock from its BEGIN.
-
-    SQLite has one writer at a time, so the writers share one connection, taken from the pool once and kept:
-    taking one and giving it back (checkout and reset, their events and greenlets) cost each transaction more
-    than an empty transaction's statements, and a tenth of a publish's round. A transaction through SQLAlchemy
-    that fails gives the connection back to the pool, whose reset rolls back whatever the failure left open,
-    and the next writer takes another.
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
-        self._lock = asyncio.Lock()
-        self._engine = engine.execution_options(**{_WRITE_OPTION: True})
-        self._connection: AsyncConnection | None = None
-        self._driver: _OneTripConnection | None = None
-        event.listen(engine.sync_engine, "engine_disposed", self._close_on_dispose)
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, begun IMMEDIATE once the writers before it are done."""
-        async with self._lock:
-            connection, _driver = await self._writer()
-            try:
-                async with connection.begin():
-                    yield connection
-            except BaseException:
-                await self._give_back()
-                raise
-
-    @contextlib.asynccontextmanager
-    async def driver_transaction(self) -> AsyncIterator[_OneTripConnection]:
-        """A write transaction straight on the writers' driver connection, for statements sent in one trip
-        (`commit_statements`, `commit_after_reads`): BEGIN IMMEDIATE goes with the first.
-
-        SQLAlchemy's connection (its begin and commit, with their events and greenlets) cost a publish more CPU
-        than its statements. A block that raises with the transaction open rolls it back here.
-        """
-        async with self._lock:
-            _connection, driver = await self._writer()
-            driver.pending_begin = _BEGIN_WRITE
-            try:
-                yield driver
-            finally:
-                driver.pending_begin = None
-                if driver.in_transaction:
-                    await self._roll_back(driver)
-
-    async def _writer(self) -> tuple[AsyncConnection, _OneTripConnection]:
-        """The writers' connection and its driver connection, taken from the pool if none is kept."""
-        if self._connection is None or self._driver is None:
-            connection = await self._engine.connect()
-            driver = (await connection.get_raw_connection()).driver_connection
-            if not isinstance(driver, _OneTripConnection):
-                await connection.close()
-                raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
-            self._connection, self._driver = connection, driver
-        return self._connection, self._driver
-
-    async def _roll_back(self, driver: _OneTripConnection) -> None:
-        """Roll back what a failed block left open; a connection that cannot is given back."""
-        try:
-            await driver.rollback()
-        except BaseException:
-            await self._give_back()
-            raise
-
-    async def _give_back(self) -> None:
-        """Return the writers' connection to the pool, which rolls back what is open (even if this task is
-        cancelled meanwhile)."""
-        connection, self._connection, self._driver = self._connection, None, None
-        if connection is not None:
-            await asyncio.shield(connection.close())
-
-    def _close_on_dispose(self, _engine: Any) -> None:
-        # Run in the engine's dispose, in its greenlet: the pool closed the connections it held, this one is kept.
-        connection, self._connection, self._driver = self._connection, None, None
-        if connection is not None and connection.sync_connection is not None:
-            connection.sync_connection.invalidate()
 
 
 # A statement of a one-trip transaction: its SQL, its parameters, whether it must change rows (else the
@@ -204,7 +122,7 @@ async def commit_after_reads(
 async def _run_in_one_trip(
     driver_connection: Any, reads: Sequence[Step], guess: list[list[Any]] | None, writes: Sequence[Step]
 ) -> tuple[list[list[Any]] | None, list[list[Any]]]:
-    if not isinstance(driver_connection, _OneTripConnection):
+    if not isinstance(driver_connection, OneTripConnection):
         raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
     begin, driver_connection.pending_begin = driver_connection.pending_begin, None
     try:
@@ -271,7 +189,7 @@ def _run_statement(
 
 
 def _begin(connection: _LockWaitConnection, cursor: sqlite3.Cursor, begin: str | None) -> None:
-    if begin == _BEGIN_WRITE:
+    if begin == BEGIN_WRITE:
         _begin_write(connection, cursor)
     elif begin is not None:
         _wait_when_busy(connection, cursor, True)
@@ -294,7 +212,7 @@ def _begin_write(connection: _LockWaitConnection, cursor: sqlite3.Cursor) -> Non
         pause_s = _WRITE_RETRY_FIRST_S
         while True:
             try:
-                cursor.execute(_BEGIN_WRITE)
+                cursor.execute(BEGIN_WRITE)
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() >= deadline:
@@ -330,7 +248,7 @@ class _OneTripCursor:
     eagerly, which SQLAlchemy's adapter does anyway for every cursor that is not server-side.
     """
 
-    def __init__(self, connection: _OneTripConnection) -> None:
+    def __init__(self, connection: OneTripConnection) -> None:
         self._connection = connection
         self._rows: list[Any] = []
         self.description: Any = None
@@ -377,7 +295,7 @@ class _OneTripCursor:
         self._rows = []
 
 
-class _OneTripConnection(aiosqlite.Connection):
+class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors make one trip per statement, and which sends BEGIN with the next one."""
 
     pending_begin: str | None = None
