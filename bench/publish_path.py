@@ -6,7 +6,7 @@ single events and batches, one request at a time and several at once. This proce
 threads, the SQLite driver's too) over the requests, divided by the events, is the cost per event; it
 hardly moves with the machine's load, unlike wall time. PostgreSQL's own CPU is not counted.
 
-Only the app factory, the runtime, the settings and `bench.common`'s database and environment are used, so the
+Only the app factory and `bench.common`'s database and runtime (`open_runtime`) are used, so the
 script also measures older commits: `--code DIR` imports chargewire from another checkout (a worktree of it).
 Usage: python -m bench.publish_path [--backend sqlite] [--requests 2000] [--shape 1x1] [--code DIR]
        [--profile out.prof]
@@ -119,22 +119,14 @@ def _statement_counter(runtime: Any) -> list[int]:
 async def _measure(
     backend: str, requests: int, shapes: list[tuple[int, int]], profile: Path | None
 ) -> dict[str, dict[str, float]]:
-    from bench.common import backend_database, server_env
+    from bench.common import backend_database, open_runtime
     from chargewire.catalog import load_event_types
-    from chargewire.config import Settings
-    from chargewire.runtime import Runtime
-    from chargewire.store import migrate
-    from chargewire.store.database import create_database
 
     create_app = _app_factory()
     payload = load_event_types()[EVENT_NAME].example
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as workdir, backend_database(backend, Path(workdir)) as url:
-        os.environ.update(server_env(url, Path(workdir)))
-        database = create_database(url)
-        await migrate.upgrade(database)
-        await database.aclose()
-        runtime = await Runtime.open(Settings())
+        runtime = await open_runtime(url, Path(workdir))
         try:
             app = create_app(runtime)
             token = (await runtime.tokens.create("bench", ["admin"])).text

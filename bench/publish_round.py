@@ -3,8 +3,8 @@
 Publishes single events one at a time straight through the runtime's `Publisher` (no HTTP, no worker), to a
 fresh SQLite file or PostgreSQL database with one webhook subscription that every event matches, and counts
 per publish: statements the database ran (SQLite's trace callback; on PostgreSQL those SQLAlchemy executed),
-trips to SQLite's driver thread, writes to PostgreSQL's socket (round trips, near enough), connection
-checkouts and SQL compilations. A second pass, without the counters, gives this process's CPU time per
+trips to SQLite's driver thread, writes to PostgreSQL's socket (round trips, near enough), connections taken
+from the pool and SQL compilations. A second pass, without the counters, gives this process's CPU time per
 publish. Counts do not move with the machine's load; the CPU figure moves a little.
 Usage: python -m bench.publish_round [--backend sqlite] [--publishes 2000] [--profile out.prof]
 """
@@ -43,22 +43,23 @@ def _counting(engine: Any, counts: Counter[str]) -> Iterator[None]:
     def statement(_sql: str) -> None:
         counts["statements"] += 1
 
-    def checkout(dbapi_connection: Any, *_args: Any) -> None:
+    def checkout(*_args: Any) -> None:
         counts["checkouts"] += 1
-        driver = dbapi_connection.driver_connection
-        if isinstance(driver, aiosqlite.Connection):
-            driver._conn.set_trace_callback(statement)
 
     def executed(*_args: Any) -> None:
         if engine.dialect.name != "sqlite":
             counts["statements"] += 1
 
+    traced: set[Any] = set()
     trip = aiosqlite.Connection._execute
     compile_init = compiler.SQLCompiler.__init__
     write = asyncio.selector_events._SelectorSocketTransport.write  # type: ignore[attr-defined]
 
     async def counted_trip(self: Any, function: Any, *args: Any, **kwargs: Any) -> Any:
         counts["driver_trips"] += 1
+        # Set on each trip: the writer's connection stays checked out, so no checkout would see it.
+        self._conn.set_trace_callback(statement)
+        traced.add(self._conn)
         return await trip(self, function, *args, **kwargs)
 
     def counted_compile(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -81,6 +82,8 @@ def _counting(engine: Any, counts: Counter[str]) -> Iterator[None]:
         event.remove(engine.sync_engine.pool, "checkout", checkout)
         event.remove(engine.sync_engine, "before_cursor_execute", executed)
         aiosqlite.Connection._execute = trip  # type: ignore[method-assign]
+        for connection in traced:
+            connection.set_trace_callback(None)
         compiler.SQLCompiler.__init__ = compile_init  # type: ignore[method-assign]
         asyncio.selector_events._SelectorSocketTransport.write = write  # type: ignore[attr-defined]
 
@@ -91,20 +94,12 @@ async def _publish(publisher: Any, payload: dict[str, Any], times: int) -> None:
 
 
 async def _measure(backend: str, publishes: int, profile: Path | None) -> dict[str, float]:
-    from bench.common import backend_database, server_env
+    from bench.common import backend_database, open_runtime
     from chargewire.catalog import load_event_types
-    from chargewire.config import Settings
-    from chargewire.runtime import Runtime
-    from chargewire.store import migrate
-    from chargewire.store.database import create_database
 
     payload = load_event_types()[EVENT_NAME].example
     with tempfile.TemporaryDirectory() as workdir, backend_database(backend, Path(workdir)) as url:
-        os.environ.update(server_env(url, Path(workdir)))
-        database = create_database(url)
-        await migrate.upgrade(database)
-        await database.aclose()
-        runtime = await Runtime.open(Settings())
+        runtime = await open_runtime(url, Path(workdir))
         try:
             owner = (await runtime.tokens.create("bench", ["admin"])).token
             await runtime.subscriptions.create(owner, _SUBSCRIPTION)

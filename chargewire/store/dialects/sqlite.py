@@ -28,12 +28,7 @@ from chargewire.store.dialects.base import (
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.sqlite_engine import (
-    SerialWriter,
-    commit_after_reads,
-    commit_statements,
-    open_sqlite_engine,
-)
+from chargewire.store.dialects.sqlite_engine import commit_after_reads, commit_statements, open_sqlite_engine
 from chargewire.store.dialects.sqlite_one_trip import (
     DriverStatement,
     commit_in_one_trip,
@@ -42,6 +37,7 @@ from chargewire.store.dialects.sqlite_one_trip import (
 )
 from chargewire.store.dialects.sqlite_upkeep import SqliteUpkeep
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
+from chargewire.store.dialects.sqlite_writer import SerialWriter
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
 
 if TYPE_CHECKING:

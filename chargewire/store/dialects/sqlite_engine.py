@@ -3,34 +3,32 @@
 SQLite's tail latency comes from how long the one writer holds the write lock, and two things stretched
 that: every trip to aiosqlite's thread waits for a turn of a busy event loop (and for the GIL), and
 SQLAlchemy's aiosqlite adapter made four trips per statement; and a WAL auto-checkpoint ran inside the
-commit that crossed ~1,000 pages. So statements go in one trip each (`_OneTripConnection`), BEGIN rides along
+commit that crossed ~1,000 pages. So statements go in one trip each (`OneTripConnection`), BEGIN rides along
 with the first statement, and a background thread checkpoints (`WalCheckpointer`) while the pooled
 connections never do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 _BUSY_TIMEOUT_MS = int(DATABASE_WAIT_S * 1000)
-_WRITE_OPTION = "chargewire_write"
-_BEGIN_WRITE = "BEGIN IMMEDIATE"
+WRITE_OPTION = "chargewire_write"
+BEGIN_WRITE = "BEGIN IMMEDIATE"
 # Asking again for SQLite's write lock while another process holds it: from 0.5 ms, doubling to 4 ms.
 _WRITE_RETRY_FIRST_S = 0.0005
 _WRITE_RETRY_MAX_S = 0.004
@@ -49,21 +47,29 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
         # the database file's mode, so they follow.
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    connect = functools.partial(sqlite3.connect, path or ":memory:", timeout=DATABASE_WAIT_S, check_same_thread=False)
+    connect = functools.partial(
+        sqlite3.connect,
+        path or ":memory:",
+        timeout=DATABASE_WAIT_S,
+        check_same_thread=False,
+        factory=_LockWaitConnection,
+    )
 
-    async def one_trip_connection() -> _OneTripConnection:
-        connection = _OneTripConnection(connect, iter_chunk_size=64)
+    async def one_trip_connection() -> OneTripConnection:
+        connection = OneTripConnection(connect, iter_chunk_size=64)
         await connection  # starts its thread and connects there
         return connection
 
     engine = create_async_engine(url, echo=echo, async_creator=one_trip_connection, **JSON_CODEC)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself instead of the driver's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode (or in memory, where no other connection is) the holder of the write lock never waits.
+        record.driver_connection.sqlite_connection.lock_holder_waits = cursor.fetchone()[0] not in ("wal", "memory")
         # WAL with synchronous=NORMAL survives a killed process; only a power loss can undo the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -77,66 +83,15 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # A writer that begins IMMEDIATE holds the lock from the start, so it never fails to upgrade later.
-        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
         # Sent with the first statement, in the same trip to the driver's thread.
         driver_connection = connection.connection.driver_connection
-        driver_connection.pending_begin = _BEGIN_WRITE if immediate else "BEGIN"
+        driver_connection.pending_begin = BEGIN_WRITE if immediate else "BEGIN"
 
     checkpointer = WalCheckpointer(Path(path)) if on_disk and path is not None else None
     if checkpointer is not None:
         checkpointer.start()
     return OpenedEngine(engine, checkpointer, Path(path) if on_disk and path is not None else None)
-
-
-class SerialWriter:
-    """Write transactions on a SQLite engine, one at a time, each holding the write lock from its BEGIN."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
-        self._lock = asyncio.Lock()
-        self._engine = engine.execution_options(**{_WRITE_OPTION: True})
-        self._pool = engine.sync_engine.pool
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, begun IMMEDIATE once the writers before it are done."""
-        lock = self._lock
-        await lock.acquire()
-        held = True
-        try:
-            async with self._engine.connect() as connection:
-                try:
-                    async with connection.begin():
-                        yield connection
-                finally:
-                    # Committed or rolled back: the pool's reset of this connection is a trip to the driver's
-                    # thread that the next writer need not wait for.
-                    lock.release()
-                    held = False
-        finally:
-            if held:
-                lock.release()
-
-    @contextlib.asynccontextmanager
-    async def driver_transaction(self) -> AsyncIterator[_OneTripConnection]:
-        """A write transaction straight on a pooled driver connection, for statements sent in one trip
-        (`commit_statements`, `commit_after_reads`): BEGIN IMMEDIATE goes with the first.
-
-        SQLAlchemy's connection (its checkout, begin and commit, with their events and greenlets) cost a publish
-        more CPU than its statements. A block that raises with the transaction open is rolled back when the
-        connection goes back to the pool, before the next writer's turn.
-        """
-        async with self._lock:
-            pooled = await greenlet_spawn(self._pool.connect)
-            driver = pooled.driver_connection
-            if not isinstance(driver, _OneTripConnection):
-                raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
-            driver.pending_begin = _BEGIN_WRITE
-            try:
-                yield driver
-            finally:
-                driver.pending_begin = None
-                await greenlet_spawn(pooled.close)
 
 
 # A statement of a one-trip transaction: its SQL, its parameters, whether it must change rows (else the
@@ -167,7 +122,7 @@ async def commit_after_reads(
 async def _run_in_one_trip(
     driver_connection: Any, reads: Sequence[Step], guess: list[list[Any]] | None, writes: Sequence[Step]
 ) -> tuple[list[list[Any]] | None, list[list[Any]]]:
-    if not isinstance(driver_connection, _OneTripConnection):
+    if not isinstance(driver_connection, OneTripConnection):
         raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
     begin, driver_connection.pending_begin = driver_connection.pending_begin, None
     try:
@@ -182,7 +137,7 @@ async def _run_in_one_trip(
 
 
 def _commit_steps(
-    connection: sqlite3.Connection,
+    connection: _LockWaitConnection,
     begin: str | None,
     reads: Sequence[Step],
     guess: list[list[Any]] | None,
@@ -193,7 +148,7 @@ def _commit_steps(
     writes returned (None when rolled back, [] when not run) and those the reads returned."""
     cursor = connection.cursor()
     try:
-        _begin(cursor, begin)
+        _begin(connection, cursor, begin)
         read = [_run_step(cursor, step) for step in reads]
         if reads and read != guess:
             return [], read
@@ -217,12 +172,12 @@ def _run_step(cursor: sqlite3.Cursor, step: Step) -> list[Any]:
 
 
 def _run_statement(
-    connection: sqlite3.Connection, begin: str | None, many: bool, sql: str, parameters: Any
+    connection: _LockWaitConnection, begin: str | None, many: bool, sql: str, parameters: Any
 ) -> tuple[Any, list[Any], int, Any]:
     """In the driver's thread: BEGIN if due, run one statement, fetch its rows, close the cursor."""
     cursor = connection.cursor()
     try:
-        _begin(cursor, begin)
+        _begin(connection, cursor, begin)
         if many:
             cursor.executemany(sql, parameters)
         else:
@@ -233,27 +188,31 @@ def _run_statement(
         cursor.close()
 
 
-def _begin(cursor: sqlite3.Cursor, begin: str | None) -> None:
-    if begin == _BEGIN_WRITE:
-        _begin_write(cursor)
+def _begin(connection: _LockWaitConnection, cursor: sqlite3.Cursor, begin: str | None) -> None:
+    if begin == BEGIN_WRITE:
+        _begin_write(connection, cursor)
     elif begin is not None:
+        _wait_when_busy(connection, cursor, True)
         cursor.execute(begin)
 
 
-def _begin_write(cursor: sqlite3.Cursor) -> None:
+def _begin_write(connection: _LockWaitConnection, cursor: sqlite3.Cursor) -> None:
     """Take the write lock, asking again every few milliseconds while another process holds it.
 
     SQLite's own busy handler sleeps in growing steps (up to 100 ms each) and so comes back long after a
     short transaction of another process has ended: with an API and four worker processes on one file, those
-    sleeps were the latency's tail. Only this BEGIN retries itself; every other statement keeps the busy timeout.
+    sleeps were the latency's tail. Only this BEGIN retries itself: the busy timeout is off for it, and back on
+    before this connection next begins a read. In WAL mode the statements in between, run under the write lock,
+    never wait for another connection, so a run of write transactions sets it neither off nor on again (two
+    PRAGMAs were a third of a publish's statements).
     """
-    cursor.execute("PRAGMA busy_timeout=0")
+    _wait_when_busy(connection, cursor, False)
     try:
         deadline = time.monotonic() + DATABASE_WAIT_S
         pause_s = _WRITE_RETRY_FIRST_S
         while True:
             try:
-                cursor.execute(_BEGIN_WRITE)
+                cursor.execute(BEGIN_WRITE)
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() >= deadline:
@@ -261,7 +220,24 @@ def _begin_write(cursor: sqlite3.Cursor) -> None:
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, _WRITE_RETRY_MAX_S)
     finally:
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if connection.lock_holder_waits:
+            # A rollback journal's COMMIT waits for readers to finish: it keeps the busy timeout.
+            _wait_when_busy(connection, cursor, True)
+
+
+def _wait_when_busy(connection: _LockWaitConnection, cursor: sqlite3.Cursor, wait: bool) -> None:
+    """Turn the connection's busy timeout on or off, unless it already is."""
+    if connection.waits_when_busy is not wait:
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS if wait else 0}")
+        connection.waits_when_busy = wait
+
+
+class _LockWaitConnection(sqlite3.Connection):
+    """A pooled sqlite3 connection that remembers whether its busy timeout is on, and whether statements under
+    its write lock may have to wait for other connections (not in WAL mode); used in the driver's thread only."""
+
+    waits_when_busy = True
+    lock_holder_waits = True
 
 
 class _OneTripCursor:
@@ -272,7 +248,7 @@ class _OneTripCursor:
     eagerly, which SQLAlchemy's adapter does anyway for every cursor that is not server-side.
     """
 
-    def __init__(self, connection: _OneTripConnection) -> None:
+    def __init__(self, connection: OneTripConnection) -> None:
         self._connection = connection
         self._rows: list[Any] = []
         self.description: Any = None
@@ -319,7 +295,7 @@ class _OneTripCursor:
         self._rows = []
 
 
-class _OneTripConnection(aiosqlite.Connection):
+class OneTripConnection(aiosqlite.Connection):
     """An aiosqlite connection whose cursors make one trip per statement, and which sends BEGIN with the next one."""
 
     pending_begin: str | None = None
@@ -330,6 +306,14 @@ class _OneTripConnection(aiosqlite.Connection):
     @property
     def in_transaction(self) -> bool:
         return self._conn.in_transaction
+
+    @property
+    def sqlite_connection(self) -> _LockWaitConnection:
+        """The driver's own connection (use it in the driver's thread)."""
+        connection = self._conn
+        if not isinstance(connection, _LockWaitConnection):
+            raise TypeError(f"a one-trip connection is opened by this module, not as {connection!r}")
+        return connection
 
     async def run(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call `function(sqlite3_connection, *args)` in the connection's thread."""

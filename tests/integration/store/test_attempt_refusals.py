@@ -1,9 +1,14 @@
-"""A record the database refuses fails alone: the rest of its batch is recorded, on both databases."""
+"""Recording attempts: a record the database refuses fails alone (both databases); a record on SQLite is one trip."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import event
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
@@ -56,5 +61,31 @@ async def test_a_record_whose_delivery_is_gone_is_given_up_and_the_rest_recorded
 
     await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in [*claimed, ghost]])
 
+    for delivery in claimed:
+        assert (await runtime.deliveries.get(OPERATOR, delivery.id)).delivery.status is DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_record_of_successes_on_sqlite_is_one_trip_to_the_driver_thread_on_the_writers_kept_connection(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claimed = await _claimed(runtime, 3)
+    await runtime.delivery_store.record_attempts([_delivered(claimed[0])])  # the writers' connection is taken
+    trips: list[object] = []
+    send = aiosqlite.Connection._execute
+
+    async def counted(connection: aiosqlite.Connection, function: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(function)
+        return await send(connection, function, *args, **kwargs)
+
+    taken: list[object] = []
+    event.listen(runtime.database.engine.sync_engine.pool, "checkout", lambda *args: taken.append(args))
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in claimed[1:]])
+    monkeypatch.undo()
+
+    # BEGIN IMMEDIATE, the attempts, the subscription's health, the delivered rows and COMMIT go together, on
+    # the connection the writers keep: none is taken from the pool and none given back (a reset).
+    assert (len(trips), taken) == (1, [])
     for delivery in claimed:
         assert (await runtime.deliveries.get(OPERATOR, delivery.id)).delivery.status is DeliveryStatus.DELIVERED

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
+from chargewire.store.dialects.engine import DATABASE_WAIT_S
 from chargewire.store.dialects.sqlite_checkpoint import WalCheckpointer
 
 _ROW_BYTES = 4096
@@ -70,14 +71,15 @@ async def test_sqlite_transaction_commits_every_statement(database: Database) ->
         assert (await connection.execute(text("SELECT body FROM items"))).scalar_one() == b"\x03"
 
 
-async def test_sqlite_transaction_that_fails_leaves_nothing_behind(database: Database) -> None:
-    async def insert_then_fail() -> None:
-        async with database.transaction() as connection:
-            await connection.execute(text("INSERT INTO items (body) VALUES (x'01')"))
-            raise RuntimeError("the caller gave up")
+async def _insert_then_fail(database: Database) -> None:
+    async with database.transaction() as connection:
+        await connection.execute(text("INSERT INTO items (body) VALUES (x'01')"))
+        raise RuntimeError("the caller gave up")
 
+
+async def test_sqlite_transaction_that_fails_leaves_nothing_behind(database: Database) -> None:
     with pytest.raises(RuntimeError):
-        await insert_then_fail()
+        await _insert_then_fail(database)
     assert await _count(database) == 0
     await _insert(database, 1)
     assert await _count(database) == 1
@@ -109,6 +111,45 @@ async def test_a_writer_waits_out_another_connections_write_lock_and_then_commit
     other_process.close()
 
     assert await _count(database) == 1
+
+
+async def test_write_transactions_in_a_row_send_their_statements_and_no_busy_timeout_changes(
+    database: Database,
+) -> None:
+    await _insert(database, 1)  # the writers' connection's first write turns its busy timeout off
+    sent: list[str] = []
+    async with database.transaction() as connection:  # sends nothing: no statement ran
+        writer = (await connection.get_raw_connection()).driver_connection.sqlite_connection
+        writer.set_trace_callback(sent.append)
+    for _ in range(3):
+        await _insert(database, 1)
+
+    inserted = "INSERT INTO items (body) VALUES (randomblob(4096))"  # _ROW_BYTES, as SQLite's trace expands it
+    assert sent == ["BEGIN IMMEDIATE", inserted, "COMMIT"] * 3
+
+
+async def test_write_transactions_keep_one_connection_out_of_the_pool_until_one_fails(database: Database) -> None:
+    taken: list[object] = []
+    event.listen(database.engine.sync_engine.pool, "checkout", lambda *args: taken.append(args))
+    await _insert(database, 1)
+    await _insert(database, 1)
+    assert taken == []  # the fixture's CREATE TABLE took it
+
+    with pytest.raises(RuntimeError):
+        await _insert_then_fail(database)
+    await _insert(database, 1)
+
+    assert len(taken) == 1  # given back to the pool, rolled back there, and another taken
+    assert await _count(database) == 3
+
+
+async def test_a_read_on_a_connection_a_writer_gave_back_waits_out_a_busy_database_again(database: Database) -> None:
+    with pytest.raises(RuntimeError):
+        await _insert_then_fail(database)  # its BEGIN IMMEDIATE turned the busy timeout off
+    async with database.reading() as connection:
+        busy_timeout_ms = (await connection.execute(text("PRAGMA busy_timeout"))).scalar_one()
+
+    assert busy_timeout_ms == DATABASE_WAIT_S * 1000
 
 
 async def test_sqlite_pooled_connections_leave_checkpoints_to_the_checkpointer(database: Database) -> None:
@@ -160,7 +201,7 @@ def test_commits_survive_a_killed_process(database_path: Path) -> None:
     program = textwrap.dedent(
         """
         import asyncio, os, signal, sys
-        from sqlalchemy import text
+        from sqlalchemy import event, text
         from chargewire.store.database import create_database
 
         async def main():

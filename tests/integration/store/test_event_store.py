@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 import orjson
 import pytest
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, event, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chargewire.catalog import load_event_types
@@ -164,6 +164,31 @@ async def test_a_publish_on_sqlite_makes_one_trip_to_the_driver_thread_when_its_
         await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
         # The numbering (with BEGIN), the subscribers, the insert and the COMMIT.
         assert len(trips) == 1
+    finally:
+        await database.aclose()
+
+
+async def test_publishes_on_sqlite_take_no_connection_from_the_pool_after_the_first_even_when_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Taking a connection from the pool and giving it back was a tenth of a publish's round.
+    database = create_database(f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}")
+    try:
+        await migrate.upgrade(database)
+        store = EventStore(database)
+        first = _events(1)
+        await store.insert_events_with_deliveries(_batches(first), _Given([]))
+        taken: list[object] = []
+        pool = database.engine.sync_engine.pool
+        event.listen(pool, "checkout", lambda *args: taken.append(args))
+        await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+        with pytest.raises(DBAPIError):
+            await store.insert_events_with_deliveries(_batches([*_events(1), first[0]]), _Given([]))
+        # The refused publish's transaction was rolled back: the next one writes on the same connection.
+        await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+        assert taken == []
+        async with database.reading() as connection:
+            assert (await connection.execute(select(func.count()).select_from(events))).scalar_one() == 3
     finally:
         await database.aclose()
 
