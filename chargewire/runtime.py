@@ -39,7 +39,6 @@ from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.dialects import WakeSender, WakeWatcher
-from chargewire.store.dialects.sqlite_wake_signal import signal_sender_beside
 from chargewire.store.event_store import EventStore
 from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.retention import RetentionStore
@@ -116,7 +115,7 @@ class Runtime:
         idempotency_store = IdempotencyStore(database)
         wakeups = WakeSignal()
         publisher.on_published(wakeups.fire)
-        notifier = database.dialect.wake_notifier(database.engine) or signal_sender_beside(database.sqlite_file)
+        notifier = database.dialect.wake_notifier(database)
         retention = RetentionStore(database)
         if notifier is not None:
             wakeups.connect(notifier.request)

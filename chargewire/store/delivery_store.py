@@ -99,7 +99,7 @@ class DeliveryStore(DeliveryLog):
         async with self._database.transaction() as connection:
             # Each failure has values of its own: one executemany, apart from the writes that go in one trip.
             await reschedule(connection, failed)
-            carried = _writes_in_with(dialect)
+            carried = dialect.updates_in_with
             health = [Statement(*update) for update in health_updates(records, dialect, successes_carried=carried)]
             marks = mark_delivered(dialect, delivered)
             if carried:
@@ -108,17 +108,11 @@ class DeliveryStore(DeliveryLog):
             # On SQLite these and the commit go in one trip to the driver's thread: they were four.
             await dialect.write_last(connection, [insert_for_records(connection, records), *health, *marks])
 
-    async def any_due(self, now: datetime) -> bool:
-        """Whether any delivery is due now (a read: asks without taking the write lock)."""
-        async with self._database.reading() as connection:
-            # An idle worker asks after most wake-ups: one round trip, not three (StoreDialect.lone_read).
-            await self._database.dialect.lone_read(connection)
-            return bool((await connection.execute(_ANY_DUE, {"now": now})).scalar())
-
     async def next_due_at(self) -> datetime | None:
         """When the first pending delivery falls due (perhaps already; a leased one when its lease runs out), None
         when none is pending: an idle worker sleeps until then instead of asking again and again (one read)."""
         async with self._database.reading() as connection:
+            # An idle worker asks after most wake-ups: one round trip, not three (StoreDialect.lone_read).
             await self._database.dialect.lone_read(connection)
             due_at: datetime | None = (await connection.execute(_NEXT_DUE)).scalar()
         return due_at
@@ -163,7 +157,6 @@ DUE_DELIVERY_EXISTS = (
     )
     .exists()
 )
-_ANY_DUE = select(DUE_DELIVERY_EXISTS)
 # The first entry of the due index (status, next_attempt_at): one index seek.
 _NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == DeliveryStatus.PENDING.value)
 
@@ -293,15 +286,6 @@ async def _in_publishing_order(
     return [row for row in chosen if row[2] != Via.KAFKA.value] + heads
 
 
-def _writes_in_with(dialect: StoreDialect) -> bool:
-    """Whether the database runs an UPDATE inside a WITH (PostgreSQL does; SQLite does not).
-
-    A dialect difference, kept in this one function until `StoreDialect` says it (dialects/sqlite.py was another
-    helper's to change when this was written).
-    """
-    return dialect.name == "postgresql"
-
-
 async def _lease_with_payloads(
     connection: AsyncConnection,
     dialect: StoreDialect,
@@ -313,7 +297,7 @@ async def _lease_with_payloads(
     """Lease these deliveries (`claim_due`) and read their events' payloads: the leased rows, each with its
     event's (payload, entity id, received at), in id order. On PostgreSQL one statement (the UPDATE in a WITH,
     joined to the events), one round trip where two were."""
-    if _writes_in_with(dialect):
+    if dialect.updates_in_with:
         values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
         return sorted(tuple(row) for row in (await connection.execute(_leased_with_payloads(dialect), values)).all())
     claimed = await claim_due(connection, dialect, delivery_ids, worker_id, now, lease_until)

@@ -201,7 +201,10 @@ class StoreDialect(Protocol):
         """Make `table`'s generated ids continue after the largest one, once rows were inserted with given ids."""
         ...
 
-    def wake_notifier(self, engine: AsyncEngine) -> WakeSender | None:
+    # Whether an UPDATE may run inside a WITH, so a statement can read or write beside the rows it updates.
+    updates_in_with: bool
+
+    def wake_notifier(self, database: Database) -> WakeSender | None:
         """What tells other processes after a commit; None where they find out for themselves."""
         ...
 

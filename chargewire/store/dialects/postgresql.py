@@ -49,6 +49,7 @@ class PostgreSQLDialect:
     """The store's PostgreSQL dialect."""
 
     name = "postgresql"
+    updates_in_with = True
 
     def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
         """PostgreSQL through asyncpg, every wait on the server bounded."""
@@ -199,9 +200,9 @@ class PostgreSQLDialect:
         largest = select(func.max(table.c.id)).scalar_subquery()
         await connection.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"), largest)))
 
-    def wake_notifier(self, engine: AsyncEngine) -> WakeNotifier:
+    def wake_notifier(self, database: Database) -> WakeNotifier:
         """A NOTIFY on the wake-up channel after commits, coalesced (`postgresql_wakeups`)."""
-        return WakeNotifier(engine)
+        return WakeNotifier(database.engine)
 
     def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeListener:
         """A LISTEN on the wake-up channel; told when, it needs no look at the work."""

@@ -36,6 +36,7 @@ from chargewire.store.dialects.sqlite_one_trip import (
     driver_statement,
 )
 from chargewire.store.dialects.sqlite_upkeep import SqliteUpkeep
+from chargewire.store.dialects.sqlite_wake_signal import SignalSender
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from chargewire.store.dialects.sqlite_writer import SerialWriter
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
@@ -57,6 +58,7 @@ class SQLiteDialect:
     """The store's SQLite dialect."""
 
     name = "sqlite"
+    updates_in_with = False
 
     def open_engine(self, url: URL, echo: bool) -> OpenedEngine:
         """SQLite through aiosqlite, in WAL mode, one trip per statement (`sqlite_engine`)."""
@@ -157,9 +159,10 @@ class SQLiteDialect:
     async def continue_ids(self, connection: AsyncConnection, table: Table) -> None:
         """Nothing: SQLite's AUTOINCREMENT counter follows the largest id inserted, given or generated."""
 
-    def wake_notifier(self, engine: AsyncEngine) -> None:
-        """None: SQLite has no NOTIFY; other processes' workers watch the file's commits (`wake_listener`)."""
-        return
+    def wake_notifier(self, database: Database) -> SignalSender | None:
+        """A datagram to the other processes' commit watchers after commits (`sqlite_wake_signal`); SQLite has no
+        NOTIFY. None for a database in memory, which no other process can open."""
+        return None if database.sqlite_file is None else SignalSender(database.sqlite_file)
 
     def wake_listener(self, database: Database, hooks: WakeHooks) -> CommitWatcher | None:
         """A watch on the file's commits (`sqlite_wakeups`); None in memory, where no other process can write."""

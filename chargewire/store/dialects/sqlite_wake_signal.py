@@ -206,8 +206,3 @@ def _remove_quietly(path: Path) -> None:
         os.unlink(path)
     except OSError as error:
         logger.debug("could not remove stale wake-up socket %s: %s", path, error)
-
-
-def signal_sender_beside(database_file: Path | None) -> SignalSender | None:
-    """The signal sender of a SQLite file's processes; None without a file (in memory, or another database)."""
-    return None if database_file is None else SignalSender(database_file)

@@ -69,7 +69,7 @@ def store_calls(runtime: Runtime) -> Calls:
     """Every read or claim a worker makes to find work, by name, on the runtime's (real) stores."""
     calls = Calls()
     for store, names in (
-        (runtime.delivery_store, ("any_due", "next_due_at", "claim_due_deliveries")),
+        (runtime.delivery_store, ("next_due_at", "claim_due_deliveries")),
         (runtime.stream_store, ("look",)),
     ):
         for name in names:
