@@ -29,7 +29,7 @@ from chargewire.store.delivery_writes import (
     schedule_now,
 )
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.dialects.writes import Statement
+from chargewire.store.dialects.writes import Statement, Write
 from chargewire.store.refusals import write_apart
 from chargewire.store.subscription_health_writes import health_updates, healthy_again_with
 from chargewire.store.tables import deliveries, events, subscriptions
@@ -97,16 +97,16 @@ class DeliveryStore(DeliveryLog):
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
         async with self._database.transaction() as connection:
-            # Each failure has values of its own: one executemany, apart from the writes that go in one trip.
-            await reschedule(connection, failed)
             carried = dialect.updates_in_with
             health = [Statement(*update) for update in health_updates(records, dialect, successes_carried=carried)]
             marks = mark_delivered(dialect, delivered)
             if carried:
                 # The successes' health goes with their UPDATE: one round trip fewer per record on PostgreSQL.
                 marks = [Statement(healthy_again_with(mark.statement, dialect), mark.parameters) for mark in marks]
-            # On SQLite these and the commit go in one trip to the driver's thread: they were four.
-            await dialect.write_last(connection, [insert_for_records(connection, records), *health, *marks])
+            # On SQLite these and the commit go in one trip to the driver's thread, failures' reschedules too (they
+            # were a trip of their own); on PostgreSQL the reschedules are one executemany, as they were.
+            writes: list[Write] = [*reschedule(failed), insert_for_records(connection, records), *health, *marks]
+            await dialect.write_last(connection, writes)
 
     async def next_due_at(self) -> datetime | None:
         """When the first pending delivery falls due (perhaps already; a leased one when its lease runs out), None

@@ -242,22 +242,12 @@ def _mark_delivered(dialect: StoreDialect) -> Update:
     )
 
 
-async def reschedule(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> None:
-    """Failed attempts: each delivery gets its own retry time (or fails for good) and last error."""
-    if not records:
-        return
-    await connection.execute(
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
-        .values(
-            status=bindparam("b_status"),
-            attempt_count=deliveries.c.attempt_count + 1,
-            next_attempt_at=bindparam("b_next"),
-            last_error=bindparam("b_error"),
-            lease_owner=None,
-            updated_at=bindparam("b_now"),
-        ),
-        [
+def reschedule(records: Sequence[AttemptRecord]) -> list[Statement]:
+    """Failed attempts, for the record's last writes: each delivery gets its own retry time (or fails for good)
+    and last error, one statement each (PostgreSQL sends them as one executemany)."""
+    return [
+        Statement(
+            _RESCHEDULE,
             {
                 "b_id": record.attempt.delivery_id,
                 "b_worker": record.worker_id,
@@ -265,10 +255,25 @@ async def reschedule(connection: AsyncConnection, records: Sequence[AttemptRecor
                 "b_next": record.next_attempt_at,
                 "b_error": storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
                 "b_now": record.attempt.started_at,
-            }
-            for record in records
-        ],
+            },
+        )
+        for record in records
+    ]
+
+
+# Built once, as `_mark_delivered`: compiled once for SQLite's one trip. Every `b_` value is bound.
+_RESCHEDULE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.lease_owner == bindparam("b_worker"))
+    .values(
+        status=bindparam("b_status"),
+        attempt_count=deliveries.c.attempt_count + 1,
+        next_attempt_at=bindparam("b_next"),
+        last_error=bindparam("b_error"),
+        lease_owner=None,
+        updated_at=bindparam("b_now"),
     )
+)
 
 
 async def requeue_failed(

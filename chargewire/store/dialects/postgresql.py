@@ -146,9 +146,13 @@ class PostgreSQLDialect:
         return True
 
     async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
-        """Run each write, statement by statement; the transaction commits when its block ends."""
-        for write in writes:
-            if isinstance(write, Statement):
+        """Run each write, statement by statement; the transaction commits when its block ends. Statements in a
+        row that are one statement with values of their own each (a record's reschedules) go as one executemany,
+        which asyncpg sends in one round trip."""
+        for write in _runs_together(writes):
+            if isinstance(write, list):
+                await connection.execute(write[0].statement, [statement.parameters for statement in write])
+            elif isinstance(write, Statement):
                 await connection.execute(write.statement, write.parameters)
             elif isinstance(write, ColumnInsert):
                 if write.values and write.values[0]:
@@ -211,6 +215,30 @@ class PostgreSQLDialect:
     def upkeep(self, database: Database) -> PostgresUpkeep:
         """Sizes from the catalog, and history tables in day partitions dropped whole (`postgresql_upkeep`)."""
         return PostgresUpkeep(database)
+
+
+def _runs_together(writes: Sequence[Write]) -> Iterator[Write | list[Statement]]:
+    """`writes` in order, each run of two or more Statements of one statement object (the same values bound)
+    as a list of them, for one executemany."""
+    run: list[Statement] = []
+    for write in writes:
+        if run and not _same_statement(run[0], write):
+            yield run if len(run) > 1 else run[0]
+            run = []
+        if isinstance(write, Statement):
+            run.append(write)
+        else:
+            yield write
+    if run:
+        yield run if len(run) > 1 else run[0]
+
+
+def _same_statement(first: Statement, write: Write) -> bool:
+    return (
+        isinstance(write, Statement)
+        and write.statement is first.statement
+        and write.parameters.keys() == first.parameters.keys()
+    )
 
 
 async def _driver_in_transaction(connection: AsyncConnection, statement: str) -> asyncpg.Connection:

@@ -65,12 +65,14 @@ async def test_a_record_whose_delivery_is_gone_is_given_up_and_the_rest_recorded
         assert (await runtime.deliveries.get(OPERATOR, delivery.id)).delivery.status is DeliveryStatus.DELIVERED
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_record_of_successes_on_sqlite_is_one_trip_to_the_driver_thread_on_the_writers_kept_connection(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    claimed = await _claimed(runtime, 3)
-    await runtime.delivery_store.record_attempts([_delivered(claimed[0])])  # the writers' connection is taken
+def _failed(delivery: ClaimedDelivery, status: DeliveryStatus) -> AttemptRecord:
+    record = _delivered(delivery)
+    retry_at = record.attempt.started_at + timedelta(minutes=5) if status is DeliveryStatus.PENDING else None
+    return replace(record, status=status, next_attempt_at=retry_at, last_error="HTTP 500")
+
+
+async def _trips_and_checkouts(runtime: Runtime, records: list[AttemptRecord]) -> tuple[int, list[object]]:
+    """How many trips to the driver's thread recording `records` makes, and the connections it takes from the pool."""
     trips: list[object] = []
     send = aiosqlite.Connection._execute
 
@@ -80,12 +82,52 @@ async def test_a_record_of_successes_on_sqlite_is_one_trip_to_the_driver_thread_
 
     taken: list[object] = []
     event.listen(runtime.database.engine.sync_engine.pool, "checkout", lambda *args: taken.append(args))
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in claimed[1:]])
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        await runtime.delivery_store.record_attempts(records)
+    return len(trips), taken
+
+
+async def _claimed_and_first_recorded(runtime: Runtime, count: int) -> list[ClaimedDelivery]:
+    """`count` claimed deliveries, the first recorded delivered: the writers' connection is taken (and kept)."""
+    claimed = await _claimed(runtime, count)
+    await runtime.delivery_store.record_attempts([_delivered(claimed[0])])
+    return claimed
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_record_of_successes_on_sqlite_is_one_trip_to_the_driver_thread_on_the_writers_kept_connection(
+    runtime: Runtime,
+) -> None:
+    claimed = await _claimed_and_first_recorded(runtime, 3)
+
+    trips, taken = await _trips_and_checkouts(runtime, [_delivered(delivery) for delivery in claimed[1:]])
 
     # BEGIN IMMEDIATE, the attempts, the subscription's health, the delivered rows and COMMIT go together, on
     # the connection the writers keep: none is taken from the pool and none given back (a reset).
-    assert (len(trips), taken) == (1, [])
+    assert (trips, taken) == (1, [])
     for delivery in claimed:
         assert (await runtime.deliveries.get(OPERATOR, delivery.id)).delivery.status is DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_record_with_failures_on_sqlite_is_one_trip_too_each_failure_rescheduled_with_its_own_values(
+    runtime: Runtime,
+) -> None:
+    claimed = await _claimed_and_first_recorded(runtime, 4)
+    records = [
+        _failed(claimed[1], DeliveryStatus.PENDING),
+        _delivered(claimed[2]),
+        _failed(claimed[3], DeliveryStatus.FAILED),
+    ]
+
+    trips, taken = await _trips_and_checkouts(runtime, records)
+
+    # The failures' reschedule goes with the rest and the commit: it was a trip of its own.
+    assert (trips, taken) == (1, [])
+    for record in records:
+        detail = await runtime.deliveries.get(OPERATOR, record.attempt.delivery_id)
+        assert detail.delivery.status is record.status
+        assert detail.delivery.next_attempt_at == record.next_attempt_at
+        assert detail.delivery.last_error == record.last_error
+        assert detail.delivery.attempt_count == 1

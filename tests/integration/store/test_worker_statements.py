@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
-from chargewire.models import Via
+from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
+from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.tables import subscriptions
 from tests.support.factories import delivered_record_factory
@@ -87,3 +88,25 @@ async def test_a_success_of_another_worker_s_lease_still_makes_its_subscription_
     await runtime.delivery_store.record_attempts([late])
 
     assert await _failing_since(runtime, subscription_id) is None
+
+
+async def test_a_record_s_failures_are_rescheduled_each_with_its_own_values_by_one_executemany(
+    runtime: Runtime,
+) -> None:
+    claimed = await _claimed(runtime, 3)
+    retry_at = utcnow() + timedelta(minutes=5)
+    failed = [
+        replace(_delivered(delivery), status=DeliveryStatus.PENDING, next_attempt_at=retry_at, last_error=f"HTTP 50{i}")
+        for i, delivery in enumerate(claimed)
+    ]
+
+    with sent_statements(runtime.database, "UPDATE deliveries") as reschedules:
+        await runtime.delivery_store.record_attempts(failed)
+
+    for record in failed:
+        detail = await runtime.deliveries.get(OPERATOR, record.attempt.delivery_id)
+        assert (detail.delivery.status, detail.delivery.last_error) == (DeliveryStatus.PENDING, record.last_error)
+    # On PostgreSQL one round trip for all of them (asyncpg's executemany); SQLite sends them with the record's other
+    # statements and its commit in one trip to the driver's thread, past SQLAlchemy's events.
+    expected = 1 if runtime.database.dialect.name == "postgresql" else 0
+    assert len(reschedules) == expected
