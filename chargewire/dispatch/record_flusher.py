@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from chargewire.dispatch.supervisor import mark_healthy
-from chargewire.models import DeliveryStatus
-from chargewire.store.delivery_records import AttemptRecord
+from chargewire.store.delivery_records import AttemptRecord, first_retry_at
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.outage import is_unavailable
 
@@ -143,10 +142,3 @@ class RecordFlusher:
             if retry_at is not None:
                 self._on_retry(retry_at)
         self._on_recorded(len(batch))
-
-
-def first_retry_at(records: Sequence[AttemptRecord]) -> datetime | None:
-    """When the first of these records' deliveries that stay pending falls due again; None when none does."""
-    return min(
-        (r.next_attempt_at for r in records if r.status is DeliveryStatus.PENDING and r.next_attempt_at), default=None
-    )

@@ -40,14 +40,13 @@ import orjson
 from chargewire.channels.base import OrderFence
 from chargewire.clock import utcnow
 from chargewire.config import Settings
-from chargewire.dispatch.record_flusher import first_retry_at
 from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.filters import FilterCache, Predicate
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.kafka.streams import LeaseLost, Stream
 from chargewire.models import DeliveryStatus
-from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, first_retry_at
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import wait_for_any
 

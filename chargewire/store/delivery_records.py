@@ -6,6 +6,7 @@ the owner of the `deliveries` table's writes (`delivery_writes`) write them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -54,3 +55,10 @@ def unrecordable_record(record: AttemptRecord) -> AttemptRecord:
 
 
 UNRECORDABLE = "The database refused this attempt's record; the delivery is failed so that it is not sent forever."
+
+
+def first_retry_at(records: Sequence[AttemptRecord]) -> datetime | None:
+    """When the first of these records' deliveries that stay pending falls due again; None when none does."""
+    return min(
+        (r.next_attempt_at for r in records if r.status is DeliveryStatus.PENDING and r.next_attempt_at), default=None
+    )
