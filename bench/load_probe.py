@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Probe:
             self.record("lag", (time.perf_counter() - asked - LAG_SAMPLE_S) * 1000)
 
 
-def _timed_context(probe: Probe, kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
+def _timed_context(probe: Probe, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
     """An async context manager like `original`, recording how long entering it waited and how long it was held."""
 
     @contextlib.asynccontextmanager
@@ -91,7 +92,7 @@ def _timed_context(probe: Probe, kind: str, original: Callable[..., Any]) -> Cal
     return timed
 
 
-def _timed_call(probe: Probe, kind: str, original: Callable[..., Any], size: Callable[..., int]) -> Callable[..., Any]:
+def _timed_call(probe: Probe, original: Callable[..., Any], kind: str, size: Callable[..., int]) -> Callable[..., Any]:
     """A coroutine function like `original`, recording its wall time and the size of what it was given."""
 
     @functools.wraps(original)
@@ -135,22 +136,29 @@ def _second(*args: Any, **_kwargs: Any) -> int:
     return len(args[1])
 
 
+def _third(*args: Any, **_kwargs: Any) -> int:
+    return len(args[2])
+
+
+Wrap = Callable[[Probe, Callable[..., Any]], Callable[..., Any]]
+
 # module, class, attribute -> what wraps it
-_HOOKS: dict[tuple[str, str, str], Callable[[Probe, Callable[..., Any]], Callable[..., Any]]] = {
-    ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "driver_transaction"): lambda probe, original: (
-        _timed_context(probe, "writer_publish", original)
+_HOOKS: dict[tuple[str, str, str], Wrap] = {
+    ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "driver_transaction"): partial(
+        _timed_context, kind="writer_publish"
     ),
-    ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "transaction"): lambda probe, original: _timed_context(
-        probe, "writer_other", original
+    ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "transaction"): partial(
+        _timed_context, kind="writer_other"
     ),
-    ("chargewire.services.group_commit", "GroupCommitter", "_insert"): lambda probe, original: _timed_call(
-        probe, "group", original, _second
+    ("chargewire.services.group_commit", "GroupCommitter", "_insert"): partial(_timed_call, kind="group", size=_second),
+    ("chargewire.store.delivery_store", "DeliveryStore", "record_attempts"): partial(
+        _timed_call, kind="flush", size=_second
     ),
-    ("chargewire.store.delivery_store", "DeliveryStore", "record_attempts"): lambda probe, original: _timed_call(
-        probe, "flush", original, _second
+    ("chargewire.store.dialects.sqlite", "SQLiteDialect", "write_last"): partial(
+        _timed_call, kind="write_last", size=_third
     ),
-    ("chargewire.dispatch.attempt_stage", "AttemptStage", "attempt"): lambda probe, original: _timed_call(
-        probe, "attempt", original, _second
+    ("chargewire.dispatch.attempt_stage", "AttemptStage", "attempt"): partial(
+        _timed_call, kind="attempt", size=_second
     ),
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
@@ -228,7 +236,8 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     """What the probed processes saw between `start` and `end` (CLOCK_MONOTONIC s): loop lag and how often it
     passed 10 and 50 ms, GC pauses by generation, SQLite's writer (wait for and hold of a turn, and the share of the
     window it was held) for publishes and for the rest (record flushes, claims), group commits, record flushes,
-    attempts, and the hand-off and claim counts."""
+    SQLite's trip that writes and commits a record flush (`write_last`), attempts, and the hand-off and claim
+    counts."""
     by_kind: dict[str, list[list[Any]]] = {}
     first_counts: dict[str, int] = {}
     last_counts: dict[str, int] = {}
@@ -256,7 +265,7 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
             "hold_ms": _spread(turn[1] for turn in turns),
             "held_share": round(sum(turn[1] for turn in turns) / 1000 / seconds, 2),
         }
-    for kind in ("group", "flush", "attempt"):
+    for kind in ("group", "flush", "write_last", "attempt"):
         calls = by_kind.get(kind, [])
         summary[kind] = {"ms": _spread(call[0] for call in calls), "size": _spread(call[1] for call in calls)}
     summary["counts"] = {name: last_counts.get(name, 0) - first_counts.get(name, 0) for name in last_counts}
