@@ -20,6 +20,7 @@ import gc
 import importlib
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 PROBE_FOLDER_ENV = "CHARGEWIRE_BENCH_PROBE"
+# To try another GIL switch interval (`sys.setswitchinterval`, 5 ms by default) in the probed processes.
+SWITCH_INTERVAL_ENV = "CHARGEWIRE_BENCH_SWITCH_INTERVAL_S"
 # How often the loop-lag task looks: a callback due now waits this long at most for its sample to start.
 LAG_SAMPLE_S = 0.005
 _DUMP_EVERY_S = 1.0
@@ -192,6 +195,8 @@ def install(folder: Path) -> Probe:
     """Probe this process: GC pauses, the hooks, a dump thread; the loop-lag task starts with the process's loop
     (chargewire's `freeze_startup_objects`, called once everything is started, starts it)."""
     probe = Probe(folder / f"{os.getpid()}.jsonl")
+    if os.environ.get(SWITCH_INTERVAL_ENV):
+        sys.setswitchinterval(float(os.environ[SWITCH_INTERVAL_ENV]))
     missing = install_hooks(probe)
     probe.path.write_text(json.dumps(["missing", time.monotonic(), missing]) + "\n")
     gc.callbacks.append(probe.on_gc)
