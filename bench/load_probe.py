@@ -182,13 +182,14 @@ def install_hooks(probe: Probe) -> list[str]:
     return missing
 
 
+# The lag task, kept referenced: the loop holds only a weak reference to a task.
+_keep: set[asyncio.Task[None]] = set()
+
+
 def start_lag_sampling(probe: Probe) -> None:
     """Sample the loop's lag on the running loop (called once the process serves)."""
     task = asyncio.get_running_loop().create_task(probe.sample_lag(), name="bench-probe-lag")
     _keep.add(task)
-
-
-_keep: set[asyncio.Task[None]] = set()
 
 
 def install(folder: Path) -> Probe:
