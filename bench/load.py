@@ -16,6 +16,7 @@ Per rate and publishing style:
   from the first send until the last event arrived, divided by the events; for chargewire's processes, for
   PostgreSQL's (the postmaster and its backends), for the receiver, and for the publisher (its own count, from
   its first scheduled send to its last answer);
+- how often the tail happens: the share of events later than 50 ms, and in how many seconds of the run any was;
 - the publisher's lag (how late each request left) and the ingest answer time (scheduled send to 202);
 - peak RSS of each group (sampled every 0.2 s), events lost (sent, accepted, never received), requests rejected,
   duplicates (requests whose webhook-id came before, and events received twice), and webhooks whose signatures
@@ -23,9 +24,12 @@ Per rate and publishing style:
 
 The machine's load average before each measure is recorded: it is shared with other work.
 Usage: python -m bench.load [--seconds 20] [--rates 50,200,800,2000] [--backends sqlite,postgresql]
-       [--modes serve,worker] [--publishing single,batch10] [--no-save] [--profile DIR]
+       [--modes serve,worker] [--publishing single,batch10] [--no-save] [--profile DIR] [--probe DIR]
 With --profile DIR, py-spy samples chargewire's processes during each measure (collapsed stacks in DIR, read
 with `python -m bench.profile_summary`); such a run's figures include py-spy's cost, so they are not saved.
+With --probe DIR, `bench.load_probe` runs inside chargewire's processes and each measure gets a "probe" summary:
+the event loop's lag, GC pauses, SQLite's writer turns, group commits, record flushes, attempts, hand-offs and
+claims (not saved either: the probe costs a little CPU).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import orjson
 from bench.common import bench_server, machine_busy_seconds, tree_cpu_s, write_result
 from bench.kafka import one_kb_payloads
 from bench.load_peers import PublisherRun, check_signatures, publish, refused_signatures, running_signing_receiver
+from bench.load_probe import PROBE_FOLDER_ENV, read_records, summarise
 from bench.load_report import markdown_table, write_plot
 from bench.paced import latency_tag, percentiles, wait_for
 from bench.processes import Backend, RssSampler, open_backend, running_workers
@@ -59,13 +64,18 @@ MODES = {"serve": 0, "worker": 1}  # mode -> `chargewire worker` processes besid
 PUBLISHING = {"single": 1, "batch10": 10}  # style -> events per request
 WARM_UP_RATE, WARM_UP_S = 100, 2
 DRAIN_TIMEOUT_S = 60
+# Later than this an event counts as late (issue 21's p99 target at 2,000 events/s).
+LATE_MS = 50
 # Every event's fields but the two the publisher sets per event: `sessionId`, and `externalSessionId` carrying
 # the latency tag the receiver times.
 EVENT_FIELDS = {
     key: value for key, value in one_kb_payloads(1)[0].items() if key not in {"sessionId", "externalSessionId"}
 }
 PAYLOAD_BYTES = len(orjson.dumps({"sessionId": 700_000, "externalSessionId": latency_tag(12345), **EVENT_FIELDS}))
+# The probe writes its records once a second: this long after a measure, they are all in its files.
+PROBE_DUMP_WAIT_S = 1.2
 PY_SPY = Path(sys.executable).with_name("py-spy")
+PROBE_PATH = Path(__file__).resolve().parent / "probe"
 
 
 @dataclass(frozen=True)
@@ -155,11 +165,18 @@ def _arrived(receiver: Receiver, count: int) -> bool:
 
 
 def measure(
-    stack: Stack, rate: int, seconds: float, batch: int, sequence: Sequence, profile: Path | None = None
+    stack: Stack,
+    rate: int,
+    seconds: float,
+    batch: int,
+    sequence: Sequence,
+    profile: Path | None = None,
+    probe: Path | None = None,
 ) -> dict[str, Any]:
     """Publish `rate` events/s for `seconds`, `batch` per request, and wait for every event at the receiver.
 
-    With `profile`, chargewire's processes are sampled by py-spy while the events are published.
+    With `profile`, chargewire's processes are sampled by py-spy while the events are published; with `probe`
+    (the folder `bench.load_probe` writes to), what the probe saw in them during the measure is added.
     """
     receiver = stack.receiver
     receiver.reset()
@@ -179,7 +196,9 @@ def measure(
         "publisher": run.cpu_s
     }
     events = len(expected)
-    latencies = [(arrivals[tag] - at) * 1000 for tag, at in run.published.items() if tag in arrivals]
+    probed = _probed(probe, started, started + window) if probe else {}
+    timed = [(at, (arrivals[tag] - at) * 1000) for tag, at in run.published.items() if tag in arrivals]
+    latencies = [latency for _at, latency in timed]
     return {
         "offered_events_per_s": rate,
         "events_per_request": batch,
@@ -191,6 +210,7 @@ def measure(
         "duplicates": stats["requests"] - stats["unique"] + stats["repeated_tags"],
         "refused_signatures": refused_signatures(stats),
         "latency_ms": percentiles(latencies),
+        "late": lateness(timed),
         "ingest_answer_ms": percentiles(run.ingest_ms),
         "publisher_lag_ms": percentiles(run.lag_ms),
         "cpu_ms_per_event": {name: round(seconds * 1000 / max(events, 1), 3) for name, seconds in cpu_s.items()},
@@ -199,7 +219,24 @@ def measure(
         "window_s": round(window, 2),
         "peak_rss_mb": rss.peaks_mb(),
         "load_average_before": round(load, 2),
-    }
+    } | probed
+
+
+def _probed(folder: Path, start: float, end: float) -> dict[str, Any]:
+    """`bench.load_probe`'s summary of the window, once its processes have written it out."""
+    time.sleep(PROBE_DUMP_WAIT_S)
+    return {"probe": summarise(read_records(folder), start, end)}
+
+
+def lateness(timed: list[tuple[float, float]]) -> dict[str, float]:
+    """How often the tail happens: the share of events later than `LATE_MS`, and in how many of the run's seconds
+    (by scheduled send time) any was, so that a p99 from one stall reads apart from one spread over the run."""
+    if not timed:
+        return {}
+    start = min(at for at, _latency in timed)
+    late = [at for at, latency in timed if latency > LATE_MS]
+    seconds = {int(at - start) for at in late}
+    return {"over_ms": LATE_MS, "share_percent": round(100 * len(late) / len(timed), 2), "seconds": len(seconds)}
 
 
 def _warm_up(stack: Stack, sequence: Sequence) -> None:
@@ -221,7 +258,7 @@ def run_mode(backend: Backend, receiver: Receiver, mode: str, options: argparse.
                 label = f"{backend.name} {mode} {style} {rate}/s"
                 print(f"-- {label}", file=sys.stderr, flush=True)
                 profile = options.profile / label.replace(" ", "-").replace("/", "") if options.profile else None
-                result = measure(stack, rate, options.seconds, PUBLISHING[style], sequence, profile)
+                result = measure(stack, rate, options.seconds, PUBLISHING[style], sequence, profile, options.probe)
                 print(f"   {orjson.dumps(result).decode()}", file=sys.stderr, flush=True)
                 results[style][str(rate)] = result
     return results
@@ -238,9 +275,13 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=Path, help="a folder for py-spy profiles of each measure (bench.profile_summary)"
     )
+    parser.add_argument(
+        "--probe", type=Path, help="a folder for bench.load_probe's records: loop lag, GC, SQLite's writer, hand-off"
+    )
     options = parser.parse_args()
-    if options.profile:
-        options.profile.mkdir(parents=True, exist_ok=True)
+    for folder in (options.profile, options.probe):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
     options.rates = [int(rate) for rate in options.rates.split(",")]
     options.backends = options.backends.split(",")
     options.modes = options.modes.split(",")
@@ -252,9 +293,17 @@ def _parse_args() -> argparse.Namespace:
     return options
 
 
+def _probe_started_processes(folder: Path) -> None:
+    """Have every `chargewire serve` and `worker` started from now on load `bench.load_probe` (bench/probe)."""
+    os.environ[PROBE_FOLDER_ENV] = str(folder.resolve())
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBE_PATH), os.environ.get("PYTHONPATH")]))
+
+
 def main() -> None:
     """Run every configuration and write bench/results/load.json and bench/results/load.svg."""
     options = _parse_args()
+    if options.probe:
+        _probe_started_processes(options.probe)
     results: dict[str, Any] = {}
     for name in options.backends:
         with open_backend(name) as backend, running_signing_receiver() as receiver:
@@ -266,7 +315,7 @@ def main() -> None:
         "load_average_after": round(os.getloadavg()[0], 2),
         "results": results,
     }
-    if not (options.no_save or options.profile):
+    if not (options.no_save or options.profile or options.probe):
         write_result("load", summary)
         write_plot(results)
     print(markdown_table(results))

@@ -1,0 +1,278 @@
+"""What makes the tail of a `serve` under load: a probe installed in chargewire's processes by `bench.load --probe`.
+
+The latency of a publish at 2,000 events/s is made of waits that a CPU profile does not show: a turn of a busy
+event loop, a garbage collection, a turn of SQLite's one writer (`SerialWriter`) behind a record flush or a claim,
+a group commit, a subscription's full in-memory buffer that sends a publish's deliveries to a claim instead of
+straight to the worker. The probe times each in the process and appends what it saw, with CLOCK_MONOTONIC times
+(the bench's own clock), to `<folder>/<pid>.jsonl` once a second; `summarise` reads one measure's window back.
+
+It wraps functions of chargewire's modules by name (`_HOOKS`); one that is gone or renamed is skipped and named in
+the file's first line, so the probe keeps working, with less to say, while those modules change.
+Only `bench/probe/sitecustomize.py` imports it, in processes started with `CHARGEWIRE_BENCH_PROBE=<folder>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+PROBE_FOLDER_ENV = "CHARGEWIRE_BENCH_PROBE"
+# To try another GIL switch interval (`sys.setswitchinterval`, 5 ms by default) in the probed processes.
+SWITCH_INTERVAL_ENV = "CHARGEWIRE_BENCH_SWITCH_INTERVAL_S"
+# How often the loop-lag task looks: a callback due now waits this long at most for its sample to start.
+LAG_SAMPLE_S = 0.005
+_DUMP_EVERY_S = 1.0
+
+
+class Probe:
+    """Records, each a list with its time first, kept until the next dump writes them out."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.counts: Counter[str] = Counter()
+        self._records: list[list[Any]] = []
+        self._lock = threading.Lock()
+        self._gc_started = 0.0
+
+    def record(self, kind: str, *values: float) -> None:
+        """Keep one observation of `kind` (its values in milliseconds or counts) at the current time."""
+        self._records.append([kind, time.monotonic(), *values])
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a running count (hand-offs, claims), written with every dump."""
+        self.counts[name] += amount
+
+    def dump(self) -> None:
+        """Append what was recorded since the last dump, and the counts so far, to the file."""
+        with self._lock:
+            records, self._records = self._records, []
+            lines = [json.dumps(record) for record in records]
+            lines.append(json.dumps(["counts", time.monotonic(), dict(self.counts)]))
+            with self.path.open("a") as file:
+                file.write("\n".join(lines) + "\n")
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """A `gc.callbacks` entry: time every collection, by generation."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.record("gc", info["generation"], (time.perf_counter() - self._gc_started) * 1000)
+
+    async def sample_lag(self) -> None:
+        """Every `LAG_SAMPLE_S`, how much later than asked the event loop came back: its turns, as felt."""
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(LAG_SAMPLE_S)
+            self.record("lag", (time.perf_counter() - asked - LAG_SAMPLE_S) * 1000)
+
+
+def _timed_context(probe: Probe, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """An async context manager like `original`, recording how long entering it waited and how long it was held."""
+
+    @contextlib.asynccontextmanager
+    async def timed(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        asked = time.perf_counter()
+        async with original(*args, **kwargs) as value:
+            entered = time.perf_counter()
+            try:
+                yield value
+            finally:
+                probe.record(kind, (entered - asked) * 1000, (time.perf_counter() - entered) * 1000)
+
+    return timed
+
+
+def _timed_call(probe: Probe, original: Callable[..., Any], kind: str, size: Callable[..., int]) -> Callable[..., Any]:
+    """A coroutine function like `original`, recording its wall time and the size of what it was given."""
+
+    @functools.wraps(original)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            probe.record(kind, (time.perf_counter() - started) * 1000, size(*args, **kwargs))
+
+    return timed
+
+
+def _counted_reserve(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`Dispatcher.reserve`, counting the deliveries a publish offered its worker and those it took."""
+
+    @functools.wraps(original)
+    def reserve(self: Any, deliveries: Any) -> Any:
+        lease = original(self, deliveries)
+        probe.count("handoff_offered", len(deliveries))
+        probe.count("handoff_taken", len(lease.delivery_ids) if lease is not None else 0)
+        return lease
+
+    return reserve
+
+
+def _counted_claim(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`DeliveryStore.claim_due_deliveries`, counting claims and the deliveries they took."""
+
+    @functools.wraps(original)
+    async def claim(*args: Any, **kwargs: Any) -> Any:
+        claimed = await original(*args, **kwargs)
+        probe.count("claims")
+        probe.count("claimed", len(claimed))
+        return claimed
+
+    return claim
+
+
+def _second(*args: Any, **_kwargs: Any) -> int:
+    return len(args[1])
+
+
+def _third(*args: Any, **_kwargs: Any) -> int:
+    return len(args[2])
+
+
+Wrap = Callable[[Probe, Callable[..., Any]], Callable[..., Any]]
+
+# module, class, attribute -> what wraps it
+_HOOKS: dict[tuple[str, str, str], Wrap] = {
+    ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "driver_transaction"): partial(
+        _timed_context, kind="writer_publish"
+    ),
+    ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "transaction"): partial(
+        _timed_context, kind="writer_other"
+    ),
+    ("chargewire.services.group_commit", "GroupCommitter", "_insert"): partial(_timed_call, kind="group", size=_second),
+    ("chargewire.store.delivery_store", "DeliveryStore", "record_attempts"): partial(
+        _timed_call, kind="flush", size=_second
+    ),
+    ("chargewire.store.dialects.sqlite", "SQLiteDialect", "write_last"): partial(
+        _timed_call, kind="write_last", size=_third
+    ),
+    ("chargewire.dispatch.attempt_stage", "AttemptStage", "attempt"): partial(
+        _timed_call, kind="attempt", size=_second
+    ),
+    ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
+    ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
+}
+
+
+def install_hooks(probe: Probe) -> list[str]:
+    """Wrap every function of `_HOOKS` that exists; the names of those that do not."""
+    missing = []
+    for (module_name, class_name, attribute), wrap in _HOOKS.items():
+        try:
+            owner = getattr(importlib.import_module(module_name), class_name)
+            original = getattr(owner, attribute)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{class_name}.{attribute}")
+            continue
+        setattr(owner, attribute, wrap(probe, original))
+    return missing
+
+
+# The lag task, kept referenced: the loop holds only a weak reference to a task.
+_keep: set[asyncio.Task[None]] = set()
+
+
+def start_lag_sampling(probe: Probe) -> None:
+    """Sample the loop's lag on the running loop (called once the process serves)."""
+    task = asyncio.get_running_loop().create_task(probe.sample_lag(), name="bench-probe-lag")
+    _keep.add(task)
+
+
+def install(folder: Path) -> Probe:
+    """Probe this process: GC pauses, the hooks, a dump thread; the loop-lag task starts with the process's loop
+    (chargewire's `freeze_startup_objects`, called once everything is started, starts it)."""
+    probe = Probe(folder / f"{os.getpid()}.jsonl")
+    if os.environ.get(SWITCH_INTERVAL_ENV):
+        sys.setswitchinterval(float(os.environ[SWITCH_INTERVAL_ENV]))
+    missing = install_hooks(probe)
+    probe.path.write_text(json.dumps(["missing", time.monotonic(), missing]) + "\n")
+    gc.callbacks.append(probe.on_gc)
+    common = importlib.import_module("chargewire.cli.common")
+    freeze = common.freeze_startup_objects
+
+    def freeze_and_sample() -> None:
+        freeze()
+        start_lag_sampling(probe)
+
+    setattr(common, "freeze_startup_objects", freeze_and_sample)  # noqa: B010 (a module, not a typed object)
+
+    def dump_forever() -> None:
+        while True:
+            time.sleep(_DUMP_EVERY_S)
+            probe.dump()
+
+    threading.Thread(target=dump_forever, name="bench-probe-dump", daemon=True).start()
+    return probe
+
+
+def read_records(folder: Path) -> Iterator[list[Any]]:
+    """Every record of every probed process in `folder`."""
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                yield json.loads(line)
+
+
+def _spread(values: Iterable[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+    return {"n": len(ordered), "p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 2)}
+
+
+def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[str, Any]:
+    """What the probed processes saw between `start` and `end` (CLOCK_MONOTONIC s): loop lag and how often it
+    passed 10 and 50 ms, GC pauses by generation, SQLite's writer (wait for and hold of a turn, and the share of the
+    window it was held) for publishes and for the rest (record flushes, claims), group commits, record flushes,
+    SQLite's trip that writes and commits a record flush (`write_last`), attempts, and the hand-off and claim
+    counts."""
+    by_kind: dict[str, list[list[Any]]] = {}
+    first_counts: dict[str, int] = {}
+    last_counts: dict[str, int] = {}
+    for kind, at, *values in records:
+        if kind == "counts":
+            if at <= start:
+                first_counts = values[0]
+            elif at <= end + _DUMP_EVERY_S:
+                last_counts = values[0]
+        elif start <= at <= end:
+            by_kind.setdefault(kind, []).append(values)
+    seconds = max(end - start, 1e-9)
+    lags = [values[0] for values in by_kind.get("lag", [])]
+    summary: dict[str, Any] = {
+        "loop_lag_ms": _spread(lags)
+        | {"over_10": sum(lag > 10 for lag in lags), "over_50": sum(lag > 50 for lag in lags)}
+    }
+    for generation in (0, 1, 2):
+        pauses = [values[1] for values in by_kind.get("gc", []) if values[0] == generation]
+        summary[f"gc{generation}_ms"] = _spread(pauses) | {"total": round(sum(pauses), 1)}
+    for kind in ("writer_publish", "writer_other"):
+        turns = by_kind.get(kind, [])
+        summary[kind] = {
+            "wait_ms": _spread(turn[0] for turn in turns),
+            "hold_ms": _spread(turn[1] for turn in turns),
+            "held_share": round(sum(turn[1] for turn in turns) / 1000 / seconds, 2),
+        }
+    for kind in ("group", "flush", "write_last", "attempt"):
+        calls = by_kind.get(kind, [])
+        summary[kind] = {"ms": _spread(call[0] for call in calls), "size": _spread(call[1] for call in calls)}
+    summary["counts"] = {name: last_counts.get(name, 0) - first_counts.get(name, 0) for name in last_counts}
+    return summary

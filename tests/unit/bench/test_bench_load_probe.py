@@ -1,0 +1,83 @@
+"""The load benchmark's probe of the tail: what it records inside a process, and how a measure's window reads back."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import load_probe
+from bench.load import LATE_MS, lateness
+from bench.load_probe import Probe, install_hooks, read_records, summarise
+
+
+@pytest.fixture
+def probe(tmp_path: Path) -> Iterator[Probe]:
+    """A probe writing to a temporary file, its GC callback removed afterwards."""
+    made = Probe(tmp_path / "4242.jsonl")
+    yield made
+    if made.on_gc in gc.callbacks:
+        gc.callbacks.remove(made.on_gc)
+
+
+def test_summary_counts_loop_stalls_past_10_and_50_ms_inside_the_window_only() -> None:
+    records: list[list[Any]] = [["lag", 0.5, 80.0], ["lag", 1.0, 0.2], ["lag", 1.1, 12.0], ["lag", 1.2, 60.0]]
+    records.append(["lag", 3.5, 90.0])
+
+    lag = summarise(records, 1.0, 3.0)["loop_lag_ms"]
+
+    assert (lag["n"], lag["over_10"], lag["over_50"], lag["max"]) == (3, 2, 1, 60.0)
+
+
+def test_summary_counts_hand_offs_and_claims_made_during_the_window() -> None:
+    before = {"handoff_offered": 100, "handoff_taken": 100}
+    after = {"handoff_offered": 300, "handoff_taken": 250, "claims": 4, "claimed": 50}
+    records: list[list[Any]] = [["counts", 0.9, before], ["counts", 3.4, after], ["counts", 9.0, {"claims": 99}]]
+
+    assert summarise(records, 1.0, 3.0)["counts"] == {
+        "handoff_offered": 200,
+        "handoff_taken": 150,
+        "claims": 4,
+        "claimed": 50,
+    }
+
+
+def test_summary_gives_the_share_of_the_window_sqlite_writer_was_held() -> None:
+    turns: list[list[Any]] = [["writer_other", 1.5, 2.0, 1000.0], ["writer_other", 2.5, 0.0, 500.0]]
+
+    writer = summarise(turns, 1.0, 3.0)["writer_other"]
+
+    assert writer["held_share"] == 0.75
+    assert writer["wait_ms"]["max"] == 2.0
+
+
+def test_probe_times_each_garbage_collection_with_its_generation(probe: Probe) -> None:
+    gc.callbacks.append(probe.on_gc)
+    gc.collect(1)
+    probe.dump()
+
+    collections = [record for record in read_records(probe.path.parent) if record[0] == "gc"]
+
+    assert collections[-1][2] == 1
+    assert collections[-1][3] >= 0
+
+
+def test_a_hook_whose_function_is_gone_is_named_and_the_others_installed(
+    probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks = {
+        ("chargewire.no_such_module", "Writer", "turn"): load_probe._counted_claim,
+        ("bench.load_probe", "Probe", "absent_method"): load_probe._counted_claim,
+    }
+    monkeypatch.setattr(load_probe, "_HOOKS", hooks)
+
+    assert install_hooks(probe) == ["chargewire.no_such_module.Writer.turn", "bench.load_probe.Probe.absent_method"]
+
+
+def test_lateness_says_how_many_events_and_seconds_were_late() -> None:
+    timed = [(100.0, 2.0), (100.5, LATE_MS + 1), (101.2, 3.0), (102.9, LATE_MS + 30), (102.95, LATE_MS + 10)]
+
+    assert lateness(timed) == {"over_ms": LATE_MS, "share_percent": 60.0, "seconds": 2}
