@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, insert
+from sqlalchemy import JSON, ColumnElement, FromClause, Insert, cast, delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from chargewire.store.attempt_text import (
     MAX_ERROR_CLASS_CHARS,
@@ -57,6 +58,18 @@ def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRec
     """The insert of these records' attempts into the attempt log, for their transaction's last writes (a worker's
     record, a stream batch's failures)."""
     return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
+
+
+def insert_from(rows: FromClause) -> Insert:
+    """The insert of the attempts `rows` holds (`ATTEMPT_COLUMNS`, as `attempt_rows` makes them, JSON as its text),
+    for a statement that writes them with their deliveries' new state (PostgreSQL's one-statement record)."""
+    values = [_as_stored(rows.c[name], attempts.c[name].type) for name in ATTEMPT_COLUMNS]
+    return insert(attempts).from_select(ATTEMPT_COLUMNS, select(*values))
+
+
+def _as_stored(value: ColumnElement[Any], column_type: TypeEngine[Any]) -> ColumnElement[Any]:
+    # JSON comes as the text `attempt_rows` made of it, which the cast keeps as it is.
+    return cast(value, column_type) if isinstance(column_type, JSON) else value
 
 
 def insert_attempt_batch(batch: dict[str, Any]) -> Statement:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, update
+from sqlalchemy import ColumnElement, FromClause, Update, any_, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.clock import utcnow
@@ -274,6 +274,59 @@ _RESCHEDULE = (
         updated_at=bindparam("b_now"),
     )
 )
+
+
+# The columns `record_outcomes` reads from its rows besides `delivery_id`, each with the deliveries column whose
+# type its values have.
+OUTCOME_COLUMNS = (
+    ("worker", deliveries.c.lease_owner),
+    ("status", deliveries.c.status),
+    ("next_attempt_at", deliveries.c.next_attempt_at),
+    ("last_error", deliveries.c.last_error),
+    ("updated_at", deliveries.c.updated_at),
+)
+
+
+def outcome_values(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
+    """Each record's delivery's new state in `OUTCOME_COLUMNS` order, values as the driver takes them: what
+    `mark_delivered` sets for a success (its time that of the last success), `reschedule`'s for a failure."""
+    stored_time = stored_value(connection, deliveries.c.updated_at)
+    delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
+    delivered_at = stored_time(delivered[-1].attempt.started_at) if delivered else None
+    status = DeliveryStatus.DELIVERED.value
+    return [
+        (record.worker_id, status, None, None, delivered_at)
+        if record.status is DeliveryStatus.DELIVERED
+        else (
+            record.worker_id,
+            record.status.value,
+            None if record.next_attempt_at is None else stored_time(record.next_attempt_at),
+            storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
+            stored_time(record.attempt.started_at),
+        )
+        for record in records
+    ]
+
+
+def record_outcomes(outcomes: FromClause) -> Update:
+    """The UPDATE of every delivery `outcomes` names by `delivery_id` to its new state (`OUTCOME_COLUMNS`), each only
+    while its lease is still the named worker's: successes and failures of a record in one statement (PostgreSQL's
+    UPDATE ... FROM), each as `mark_delivered` or `reschedule` would leave it."""
+    # The ids again as an array: its length unknown, the planner reckons it at ten and finds them by primary key;
+    # joined alone, the rows are reckoned at a hundred and, below some 100,000 deliveries, scanned for whole.
+    chosen = deliveries.c.id == any_(func.array(select(outcomes.c.delivery_id).scalar_subquery()))
+    return (
+        update(deliveries)
+        .where(chosen, deliveries.c.id == outcomes.c.delivery_id, deliveries.c.lease_owner == outcomes.c.worker)
+        .values(
+            status=outcomes.c.status,
+            attempt_count=deliveries.c.attempt_count + 1,
+            next_attempt_at=outcomes.c.next_attempt_at,
+            last_error=outcomes.c.last_error,
+            lease_owner=None,
+            updated_at=outcomes.c.updated_at,
+        )
+    )
 
 
 async def requeue_failed(
