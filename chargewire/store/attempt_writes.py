@@ -10,11 +10,12 @@ transaction. `tests/unit/store/test_table_write_owners.py` keeps every such stat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, FromClause, Insert, cast, delete, exists, insert, select
+from sqlalchemy import JSON, ColumnElement, Dialect, FromClause, Insert, cast, delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
@@ -25,7 +26,7 @@ from chargewire.store.attempt_text import (
     storable_headers,
     storable_optional,
 )
-from chargewire.store.bulk_insert import stored_value
+from chargewire.store.bulk_insert import driver_value
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.dialects.writes import RowInsert, Statement
 from chargewire.store.expiry_rules import attempt_orphaned
@@ -57,7 +58,7 @@ _BATCH_SPENT = ~exists().where(
 def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> RowInsert:
     """The insert of these records' attempts into the attempt log, for their transaction's last writes (a worker's
     record, a stream batch's failures)."""
-    return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
+    return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection.dialect, records))
 
 
 def insert_from(rows: FromClause) -> Insert:
@@ -95,10 +96,9 @@ async def delete_spent_batches(connection: AsyncConnection, batch_ids: Sequence[
     return int((await connection.execute(spent)).rowcount)
 
 
-def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
+def attempt_rows(dialect: Dialect, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
     """The attempts as a `RowInsert` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
-    stored_time = stored_value(connection, attempts.c.started_at)
-    stored_json = stored_value(connection, attempts.c.request_headers)
+    stored_time, stored_json = _stored_forms(dialect)
     # A batch's attempts share their start time: convert each distinct one once.
     times = {at: stored_time(at) for at in {record.attempt.started_at for record in records}}
     return [
@@ -118,6 +118,13 @@ def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) 
         )
         for attempt in (record.attempt for record in records)
     ]
+
+
+# Found once per dialect: looking them up cost a record of one attempt more than converting its values.
+@functools.lru_cache(maxsize=8)
+def _stored_forms(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """What makes a time, and a JSON value, of an attempt what `dialect`'s driver takes."""
+    return driver_value(dialect, attempts.c.started_at), driver_value(dialect, attempts.c.request_headers)
 
 
 def attempt_batch_row(subscription_id: str, delivered: Sequence[AttemptRecord]) -> dict[str, Any] | None:

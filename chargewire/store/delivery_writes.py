@@ -13,7 +13,7 @@ transaction, so an event and its deliveries, or a batch and its stream's move, s
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -287,10 +287,10 @@ OUTCOME_COLUMNS = (
 )
 
 
-def outcome_values(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
-    """Each record's delivery's new state in `OUTCOME_COLUMNS` order, values as the driver takes them: what
-    `mark_delivered` sets for a success (its time that of the last success), `reschedule`'s for a failure."""
-    stored_time = stored_value(connection, deliveries.c.updated_at)
+def outcome_values(records: Sequence[AttemptRecord], stored_time: Callable[[datetime], Any]) -> list[tuple[Any, ...]]:
+    """Each record's delivery's new state in `OUTCOME_COLUMNS` order, times made what the driver takes by
+    `stored_time`: what `mark_delivered` sets for a success (its time that of the last success), `reschedule`'s for
+    a failure."""
     delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
     delivered_at = stored_time(delivered[-1].attempt.started_at) if delivered else None
     status = DeliveryStatus.DELIVERED.value

@@ -18,16 +18,16 @@ record is told apart as before (`refusals`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Dialect, Insert, String, Text, bindparam, column, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
 from chargewire.store.attempt_writes import ATTEMPT_COLUMNS, attempt_rows, insert_from
-from chargewire.store.bulk_insert import stored_value
+from chargewire.store.bulk_insert import driver_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.delivery_writes import OUTCOME_COLUMNS, outcome_values, record_outcomes
@@ -41,27 +41,32 @@ _WHAT = "the record of attempts in one statement"
 
 async def record_in_one_statement(database: Database, records: Sequence[AttemptRecord]) -> None:
     """Write `records`' attempts, their deliveries' new state and their subscriptions' health in one statement."""
-    async with database.engine.connect() as connection:
-        healthy, failing = healthy_and_failing(records)
-        values = {
-            "records": _json(_record_objects(connection, records)),
-            "healthy": _json(healthy),
-            "failing": _json(failing),
-            "since": stored_value(connection, subscriptions.c.failing_since)(records[-1].attempt.started_at),
-        }
-        sql, binds = _compiled(connection.dialect)
-        driver = (await connection.get_raw_connection()).driver_connection
+    dialect = database.engine.dialect
+    sql, binds, stored_time = _compiled(dialect)
+    healthy, failing = healthy_and_failing(records)
+    outcomes = outcome_values(records, stored_time)
+    values = {
+        "records": _json(
+            [
+                dict(zip(_FIELDS, (*row, *outcome), strict=True))
+                for row, outcome in zip(attempt_rows(dialect, records), outcomes, strict=True)
+            ]
+        ),
+        "healthy": _json(healthy),
+        "failing": _json(failing),
+        "since": stored_time(records[-1].attempt.started_at),
+    }
+    # A pooled connection as it is, past SQLAlchemy's Connection: no transaction is begun on it, so giving it
+    # back has nothing to roll back, and taking and giving it cost one greenlet where a Connection cost three.
+    pooled = await database.engine.raw_connection()
+    try:
+        driver = pooled.driver_connection
         if driver is None:
             raise RuntimeError(f"{_WHAT}: the pooled connection has no driver connection")
         with _translated(_WHAT):
             await driver.execute(sql, *(values.get(name, held) for name, held in binds))
-
-
-def _record_objects(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[dict[str, Any]]:
-    """Each record as the object of its attempt's row and its delivery's new state that the statement unpacks."""
-    outcomes = outcome_values(connection, records)
-    rows = attempt_rows(connection, records)
-    return [dict(zip(_FIELDS, (*row, *outcome), strict=True)) for row, outcome in zip(rows, outcomes, strict=True)]
+    finally:
+        pooled.close()
 
 
 def _json(value: Any) -> str:
@@ -69,13 +74,14 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-@functools.cache
-def _compiled(dialect: Dialect) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """The record statement's SQL for the driver, with its parameters in the order it binds them: each name with
-    the value it holds (the statement's own constants), which a value given by that name replaces."""
+@functools.lru_cache(maxsize=8)
+def _compiled(dialect: Dialect) -> tuple[str, tuple[tuple[str, Any], ...], Callable[[datetime], Any]]:
+    """The record statement's SQL for `dialect`'s driver, with its parameters in the order it binds them (each name
+    with the value it holds, the statement's own constants, which a value given by that name replaces); and what
+    makes a time what the driver takes."""
     compiled = _record_statement().compile(dialect=dialect)
     binds = tuple((name, compiled.binds[name].effective_value) for name in compiled.positiontup or ())
-    return compiled.string, binds
+    return compiled.string, binds, driver_value(dialect, subscriptions.c.failing_since)
 
 
 def _record_statement() -> Insert:
