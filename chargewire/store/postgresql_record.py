@@ -17,6 +17,7 @@ record is told apart as before (`refusals`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -65,6 +66,10 @@ async def record_in_one_statement(database: Database, records: Sequence[AttemptR
             raise RuntimeError(f"{_WHAT}: the pooled connection has no driver connection")
         with _translated(_WHAT):
             await driver.execute(sql, *(values.get(name, held) for name, held in binds))
+    except asyncio.CancelledError:
+        # Cancelled in mid-statement, the connection may still be busy with it: it is not used again.
+        pooled.invalidate()
+        raise
     finally:
         pooled.close()
 
