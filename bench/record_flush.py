@@ -8,7 +8,10 @@ process's CPU time (all threads) and the round trips to the database: statements
 sent on the asyncpg connection itself (BEGIN and COMMIT among them) and trips to aiosqlite's thread. Figures are
 the minimum and median over the rounds, which load on the machine moves less than a mean.
 `--code DIR` imports chargewire from another checkout (a worktree of an older commit), for A/B runs.
-Usage: python -m bench.record_flush [--backends postgresql,sqlite] [--flushes 200] [--rounds 5] [--code DIR]
+With --adapter, it measures what SQLAlchemy's asyncpg adapter costs per statement besides: one small read run
+again and again on one held connection, through SQLAlchemy and on the asyncpg connection itself.
+Usage: python -m bench.record_flush [--backends postgresql,sqlite] [--flushes 200] [--rounds 5] [--adapter]
+       [--code DIR]
 """
 
 from __future__ import annotations
@@ -158,12 +161,53 @@ async def _measure_backend(backend: str, flushes: int, rounds: int) -> dict[str,
     return results
 
 
+async def _adapter_costs(statements: int, rounds: int) -> dict[str, Any]:
+    """CPU per statement of one small read on one held PostgreSQL connection: through SQLAlchemy's adapter (its
+    Core statement, compiled form cached) and on the asyncpg connection itself (the same SQL, prepared once)."""
+    from sqlalchemy import bindparam, func, select
+
+    from bench.common import backend_database, open_runtime
+    from chargewire.store.tables import deliveries
+
+    statement = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == bindparam("status"))
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as workdir, backend_database("postgresql", Path(workdir)) as url:
+        runtime = await open_runtime(url, Path(workdir))
+        try:
+            async with runtime.database.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                driver = (await connection.get_raw_connection()).driver_connection
+                sql = str(statement.compile(dialect=connection.dialect))
+
+                async def through_sqlalchemy() -> None:
+                    await connection.execute(statement, {"status": "pending"})
+
+                async def on_the_driver() -> None:
+                    await driver.fetch(sql, "pending")
+
+                for name, run in (("sqlalchemy_execute", through_sqlalchemy), ("asyncpg_fetch", on_the_driver)):
+                    cpu_us = []
+                    for _round in range(rounds):
+                        before = time.process_time()
+                        for _statement in range(statements):
+                            await run()
+                        cpu_us.append((time.process_time() - before) / statements * 1e6)
+                    results[name] = {
+                        "cpu_us_min": round(min(cpu_us), 1),
+                        "cpu_us_median": round(statistics.median(cpu_us), 1),
+                    }
+        finally:
+            await runtime.aclose()
+    return results
+
+
 def main() -> None:
     """Measure each backend and print the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--flushes", type=int, default=200, help="flushes per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--adapter", action="store_true", help="also SQLAlchemy's cost per statement on PostgreSQL")
     parser.add_argument("--code", type=Path, default=Path.cwd(), help="the checkout whose chargewire is measured")
     args = parser.parse_args()
     # Before anything imports chargewire (bench.common does): the checkout measured comes first.
@@ -177,6 +221,8 @@ def main() -> None:
         backend: uvloop.run(_measure_backend(backend, args.flushes, args.rounds))
         for backend in args.backends.split(",")
     }
+    if args.adapter:
+        figures["adapter, per statement"] = uvloop.run(_adapter_costs(1000, args.rounds))
     print(json.dumps({"commit": git_commit(args.code), "load_average": load, "results": figures}, indent=2))
 
 
