@@ -212,7 +212,8 @@ async def release_leases(
 
 
 def mark_delivered(dialect: StoreDialect, records: Sequence[AttemptRecord]) -> list[Statement]:
-    """Successes, the common case, need no per-row values: one statement per worker, for the record's last writes."""
+    """Successes, the common case, need no per-row values: one statement per worker, for the record's last writes
+    (SQLite's; PostgreSQL's record moves every delivery by `record_outcomes`)."""
     by_worker: dict[str, list[str]] = {}
     for record in records:
         by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
@@ -244,7 +245,7 @@ def _mark_delivered(dialect: StoreDialect) -> Update:
 
 def reschedule(records: Sequence[AttemptRecord]) -> list[Statement]:
     """Failed attempts, for the record's last writes: each delivery gets its own retry time (or fails for good)
-    and last error, one statement each (PostgreSQL sends them as one executemany)."""
+    and last error, one statement each (SQLite's record; PostgreSQL's moves every delivery by `record_outcomes`)."""
     return [
         Statement(
             _RESCHEDULE,
