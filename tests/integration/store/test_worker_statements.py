@@ -151,6 +151,21 @@ async def test_a_mixed_record_leaves_the_same_rows_on_both_databases_a_lease_los
     assert await _failing_since(runtime, subscription_id) is None
 
 
+async def test_a_subscription_with_only_failures_in_a_record_is_failing_since_its_last_attempt_unless_it_was(
+    runtime: Runtime,
+) -> None:
+    claimed = await _claimed(runtime, 3)
+    subscription_id = claimed[0].subscription_id
+    first, second, later = (
+        replace(_delivered(delivery), status=DeliveryStatus.FAILED, last_error="HTTP 410") for delivery in claimed
+    )
+
+    await runtime.delivery_store.record_attempts([first, second])
+    await runtime.delivery_store.record_attempts([later])
+
+    assert await _failing_since(runtime, subscription_id) == second.attempt.started_at
+
+
 async def _delivery_rows(runtime: Runtime) -> dict[str, tuple[object, ...]]:
     """Every delivery's id with its (status, attempt count, next attempt at, last error, lease owner, updated at)."""
     columns = ("status", "attempt_count", "next_attempt_at", "last_error", "lease_owner", "updated_at")
