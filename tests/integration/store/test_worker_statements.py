@@ -67,7 +67,7 @@ async def test_a_claim_leases_its_deliveries_and_reads_their_payloads_in_one_sta
     assert len(payload_reads) == (0 if runtime.database.dialect.name == "postgresql" else 1)
 
 
-async def test_a_success_makes_a_failing_subscription_healthy_again_in_the_delivered_rows_statement(
+async def test_a_success_makes_a_failing_subscription_healthy_again_without_a_statement_of_its_own(
     runtime: Runtime,
 ) -> None:
     claimed, subscription_id = await _claimed_of_a_failing_subscription(runtime, 2)
