@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-http-ingress bench-webhook bench-load bench-thread-costs bench-idle-timers bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-record-flush bench-http-ingress bench-webhook bench-load bench-thread-costs bench-idle-timers bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ bench-publish-path: install test-services
 # CPU per webhook attempt in process (hand-off to record, SQLite); e.g. ARGS="--rates 50,200 --seconds 10".
 bench-attempt-path: install
 	$(BIN)/python -m bench.attempt_path $(ARGS)
+
+# CPU and round trips per record flush on each store, in process; e.g. ARGS="--backends postgresql --adapter".
+bench-record-flush: install test-services
+	$(BIN)/python -m bench.record_flush $(ARGS)
 
 # CPU per publish request in the HTTP ingress alone (uvicorn, middlewares, FastAPI, route; nothing stored).
 # E.g. ARGS="--requests 3000 --code /tmp/older-checkout" to compare a commit.

@@ -10,12 +10,14 @@ transaction. `tests/unit/store/test_table_write_owners.py` keeps every such stat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, insert
+from sqlalchemy import JSON, ColumnElement, Dialect, FromClause, Insert, cast, delete, exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from chargewire.store.attempt_text import (
     MAX_ERROR_CLASS_CHARS,
@@ -24,7 +26,7 @@ from chargewire.store.attempt_text import (
     storable_headers,
     storable_optional,
 )
-from chargewire.store.bulk_insert import stored_value
+from chargewire.store.bulk_insert import driver_value
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.dialects.writes import RowInsert, Statement
 from chargewire.store.expiry_rules import attempt_orphaned
@@ -56,7 +58,19 @@ _BATCH_SPENT = ~exists().where(
 def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> RowInsert:
     """The insert of these records' attempts into the attempt log, for their transaction's last writes (a worker's
     record, a stream batch's failures)."""
-    return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection, records))
+    return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection.dialect, records))
+
+
+def insert_from(rows: FromClause) -> Insert:
+    """The insert of the attempts `rows` holds (`ATTEMPT_COLUMNS`, as `attempt_rows` makes them, JSON as its text),
+    for a statement that writes them with their deliveries' new state (PostgreSQL's one-statement record)."""
+    values = [_as_stored(rows.c[name], attempts.c[name].type) for name in ATTEMPT_COLUMNS]
+    return insert(attempts).from_select(ATTEMPT_COLUMNS, select(*values))
+
+
+def _as_stored(value: ColumnElement[Any], column_type: TypeEngine[Any]) -> ColumnElement[Any]:
+    # JSON comes as the text `attempt_rows` made of it, which the cast keeps as it is.
+    return cast(value, column_type) if isinstance(column_type, JSON) else value
 
 
 def insert_attempt_batch(batch: dict[str, Any]) -> Statement:
@@ -82,10 +96,9 @@ async def delete_spent_batches(connection: AsyncConnection, batch_ids: Sequence[
     return int((await connection.execute(spent)).rowcount)
 
 
-def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
+def attempt_rows(dialect: Dialect, records: Sequence[AttemptRecord]) -> list[tuple[Any, ...]]:
     """The attempts as a `RowInsert` takes them, in `ATTEMPT_COLUMNS` order, made storable (`attempt_text`)."""
-    stored_time = stored_value(connection, attempts.c.started_at)
-    stored_json = stored_value(connection, attempts.c.request_headers)
+    stored_time, stored_json = _stored_forms(dialect)
     # A batch's attempts share their start time: convert each distinct one once.
     times = {at: stored_time(at) for at in {record.attempt.started_at for record in records}}
     return [
@@ -105,6 +118,13 @@ def attempt_rows(connection: AsyncConnection, records: Sequence[AttemptRecord]) 
         )
         for attempt in (record.attempt for record in records)
     ]
+
+
+# Found once per dialect: looking them up cost a record of one attempt more than converting its values.
+@functools.lru_cache(maxsize=8)
+def _stored_forms(dialect: Dialect) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """What makes a time, and a JSON value, of an attempt what `dialect`'s driver takes."""
+    return driver_value(dialect, attempts.c.started_at), driver_value(dialect, attempts.c.request_headers)
 
 
 def attempt_batch_row(subscription_id: str, delivered: Sequence[AttemptRecord]) -> dict[str, Any] | None:

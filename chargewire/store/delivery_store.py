@@ -30,8 +30,9 @@ from chargewire.store.delivery_writes import (
 )
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.writes import Statement, Write
+from chargewire.store.postgresql_record import record_in_one_statement
 from chargewire.store.refusals import write_apart
-from chargewire.store.subscription_health_writes import health_updates, healthy_again_with
+from chargewire.store.subscription_health_writes import health_updates
 from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
@@ -94,18 +95,22 @@ class DeliveryStore(DeliveryLog):
 
     async def _record_together(self, records: Sequence[AttemptRecord]) -> None:
         dialect = self._database.dialect
+        if dialect.updates_in_with:
+            # PostgreSQL: the whole record as one statement of data-modifying WITHs, in one round trip.
+            await record_in_one_statement(self._database, records)
+            return
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
         async with self._database.transaction() as connection:
-            carried = dialect.updates_in_with
-            health = [Statement(*update) for update in health_updates(records, dialect, successes_carried=carried)]
-            marks = mark_delivered(dialect, delivered)
-            if carried:
-                # The successes' health goes with their UPDATE: one round trip fewer per record on PostgreSQL.
-                marks = [Statement(healthy_again_with(mark.statement, dialect), mark.parameters) for mark in marks]
+            health = [Statement(*update) for update in health_updates(records, dialect)]
             # On SQLite these and the commit go in one trip to the driver's thread, failures' reschedules too (they
-            # were a trip of their own); on PostgreSQL the reschedules are one executemany, as they were.
-            writes: list[Write] = [*reschedule(failed), insert_for_records(connection, records), *health, *marks]
+            # were a trip of their own).
+            writes: list[Write] = [
+                *reschedule(failed),
+                insert_for_records(connection, records),
+                *health,
+                *mark_delivered(dialect, delivered),
+            ]
             await dialect.write_last(connection, writes)
 
     async def next_due_at(self) -> datetime | None:

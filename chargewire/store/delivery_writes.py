@@ -13,12 +13,12 @@ transaction, so an event and its deliveries, or a batch and its stream's move, s
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, update
+from sqlalchemy import ColumnElement, FromClause, Update, any_, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.clock import utcnow
@@ -212,7 +212,8 @@ async def release_leases(
 
 
 def mark_delivered(dialect: StoreDialect, records: Sequence[AttemptRecord]) -> list[Statement]:
-    """Successes, the common case, need no per-row values: one statement per worker, for the record's last writes."""
+    """Successes, the common case, need no per-row values: one statement per worker, for the record's last writes
+    (SQLite's; PostgreSQL's record moves every delivery by `record_outcomes`)."""
     by_worker: dict[str, list[str]] = {}
     for record in records:
         by_worker.setdefault(record.worker_id, []).append(record.attempt.delivery_id)
@@ -244,7 +245,7 @@ def _mark_delivered(dialect: StoreDialect) -> Update:
 
 def reschedule(records: Sequence[AttemptRecord]) -> list[Statement]:
     """Failed attempts, for the record's last writes: each delivery gets its own retry time (or fails for good)
-    and last error, one statement each (PostgreSQL sends them as one executemany)."""
+    and last error, one statement each (SQLite's record; PostgreSQL's moves every delivery by `record_outcomes`)."""
     return [
         Statement(
             _RESCHEDULE,
@@ -274,6 +275,59 @@ _RESCHEDULE = (
         updated_at=bindparam("b_now"),
     )
 )
+
+
+# The columns `record_outcomes` reads from its rows besides `delivery_id`, each with the deliveries column whose
+# type its values have.
+OUTCOME_COLUMNS = (
+    ("worker", deliveries.c.lease_owner),
+    ("status", deliveries.c.status),
+    ("next_attempt_at", deliveries.c.next_attempt_at),
+    ("last_error", deliveries.c.last_error),
+    ("updated_at", deliveries.c.updated_at),
+)
+
+
+def outcome_values(records: Sequence[AttemptRecord], stored_time: Callable[[datetime], Any]) -> list[tuple[Any, ...]]:
+    """Each record's delivery's new state in `OUTCOME_COLUMNS` order, times made what the driver takes by
+    `stored_time`: what `mark_delivered` sets for a success (its time that of the last success), `reschedule`'s for
+    a failure."""
+    delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
+    delivered_at = stored_time(delivered[-1].attempt.started_at) if delivered else None
+    status = DeliveryStatus.DELIVERED.value
+    return [
+        (record.worker_id, status, None, None, delivered_at)
+        if record.status is DeliveryStatus.DELIVERED
+        else (
+            record.worker_id,
+            record.status.value,
+            None if record.next_attempt_at is None else stored_time(record.next_attempt_at),
+            storable_optional(record.last_error, MAX_LAST_ERROR_CHARS),
+            stored_time(record.attempt.started_at),
+        )
+        for record in records
+    ]
+
+
+def record_outcomes(outcomes: FromClause) -> Update:
+    """The UPDATE of every delivery `outcomes` names by `delivery_id` to its new state (`OUTCOME_COLUMNS`), each only
+    while its lease is still the named worker's: successes and failures of a record in one statement (PostgreSQL's
+    UPDATE ... FROM), each as `mark_delivered` or `reschedule` would leave it."""
+    # The ids again as an array: its length unknown, the planner reckons it at ten and finds them by primary key;
+    # joined alone, the rows are reckoned at a hundred and, below some 100,000 deliveries, scanned for whole.
+    chosen = deliveries.c.id == any_(func.array(select(outcomes.c.delivery_id).scalar_subquery()))
+    return (
+        update(deliveries)
+        .where(chosen, deliveries.c.id == outcomes.c.delivery_id, deliveries.c.lease_owner == outcomes.c.worker)
+        .values(
+            status=outcomes.c.status,
+            attempt_count=deliveries.c.attempt_count + 1,
+            next_attempt_at=outcomes.c.next_attempt_at,
+            last_error=outcomes.c.last_error,
+            lease_owner=None,
+            updated_at=outcomes.c.updated_at,
+        )
+    )
 
 
 async def requeue_failed(

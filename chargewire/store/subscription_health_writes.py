@@ -12,50 +12,51 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import JSON, ColumnElement, Update, any_, bindparam, func, select, update
 
 from chargewire.models import DeliveryStatus
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.tables import deliveries, subscriptions
+from chargewire.store.tables import subscriptions
 
 
-def health_updates(
-    records: Sequence[AttemptRecord], dialect: StoreDialect, *, successes_carried: bool = False
-) -> list[tuple[Update, dict[str, Any]]]:
+def health_updates(records: Sequence[AttemptRecord], dialect: StoreDialect) -> list[tuple[Update, dict[str, Any]]]:
     """The statements that record `records`' health with their parameters: a subscription with any success among
     them is healthy again, one with only failures is failing since the last attempt's start, unless it already
-    was. The statements are built once per dialect. With `successes_carried`, the caller's UPDATE of the delivered
-    rows carries the successes' part (`healthy_again_with`) and only the failures' is returned."""
-    succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
-    failing = {record.subscription_id for record in records} - succeeded
+    was. The statements are built once per dialect."""
+    healthy, failing = healthy_and_failing(records)
     healthy_again, failing_since = _health_updates(dialect)
     updates: list[tuple[Update, dict[str, Any]]] = []
-    if succeeded and not successes_carried:
-        updates.append((healthy_again, {"ids": dialect.ids_value(succeeded)}))
+    if healthy:
+        updates.append((healthy_again, {"ids": dialect.ids_value(healthy)}))
     if failing:
         since = records[-1].attempt.started_at
         updates.append((failing_since, {"ids": dialect.ids_value(failing), "since": since}))
     return updates
 
 
-# Built once per statement: a worker records with it every few milliseconds.
-@functools.cache
-def healthy_again_with(delivered: Update, dialect: StoreDialect) -> Update:
-    """`delivered`, an UPDATE of the deliveries bound as `ids` (`dialect.one_of`) that were delivered, which also
-    makes their subscriptions healthy again, in a WITH (PostgreSQL's data-modifying WITH).
+def healthy_and_failing(records: Sequence[AttemptRecord]) -> tuple[list[str], list[str]]:
+    """The subscriptions of `records` with any success among them, and those with only failures, each sorted."""
+    succeeded = {record.subscription_id for record in records if record.status is DeliveryStatus.DELIVERED}
+    return sorted(succeeded), sorted({record.subscription_id for record in records} - succeeded)
 
-    The same subscriptions as `health_updates`' successes (those of the delivered rows, found by id whoever
-    holds their lease now), in the same transaction, without a round trip of its own. The WITH reads the
-    deliveries before the UPDATE changes them, which leaves their subscription ids as they were.
-    """
-    theirs = select(deliveries.c.subscription_id).where(dialect.one_of(deliveries.c.id, None))
-    healthy_again = (
-        update(subscriptions)
-        .where(subscriptions.c.id.in_(theirs), subscriptions.c.failing_since.is_not(None))
-        .values(failing_since=None)
-    )
-    return delivered.add_cte(healthy_again.cte("healthy_again"))
+
+# Built once: a worker records with them on PostgreSQL every few milliseconds, in its record's one statement.
+@functools.cache
+def health_updates_of_lists() -> tuple[Update, Update]:
+    """`health_updates`' two statements with the subscriptions bound as JSON lists of ids, "healthy" and
+    "failing", and `since` bound: the planner reckons a JSON list at one size whatever it holds (an array bound
+    is reckoned at its length), so one plan serves every record, where each was planned afresh."""
+    failing = subscriptions.c.failing_since
+    since = bindparam("since", type_=failing.type)
+    healthy_again = update(subscriptions).where(_listed("healthy"), failing.is_not(None)).values(failing_since=None)
+    return healthy_again, update(subscriptions).where(_listed("failing"), failing.is_(None)).values(failing_since=since)
+
+
+def _listed(name: str) -> ColumnElement[bool]:
+    listed = func.json_array_elements_text(bindparam(name, type_=JSON)).column_valued("listed_id")
+    # As an array, found by primary key (see `delivery_writes.record_outcomes`).
+    return subscriptions.c.id == any_(func.array(select(listed).scalar_subquery()))
 
 
 # Built once per dialect: a worker records health with every batch, and compiling them anew was a cost of each.

@@ -147,8 +147,8 @@ class PostgreSQLDialect:
 
     async def write_last(self, connection: AsyncConnection, writes: Sequence[Write]) -> None:
         """Run each write, statement by statement; the transaction commits when its block ends. Statements in a
-        row that are one statement with values of their own each (a record's reschedules) go as one executemany,
-        which asyncpg sends in one round trip."""
+        row that are one statement with values of their own each go as one executemany, which asyncpg sends in
+        one round trip."""
         for write in _runs_together(writes):
             if isinstance(write, list):
                 await connection.execute(write[0].statement, [statement.parameters for statement in write])
