@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, update
+from sqlalchemy import ColumnElement, Update, bindparam, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
-from chargewire.models import DeliveryStatus
+from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_text import MAX_LAST_ERROR_CHARS, storable_optional
 from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.writes import ColumnInsert, Statement
-from chargewire.store.tables import deliveries
+from chargewire.store.tables import deliveries, subscriptions
 
 # The columns of a new delivery row, in the order every insert here gives its values.
 NEW_DELIVERY_COLUMNS = (
@@ -150,18 +150,13 @@ def insert_for_stream_batch(
 
 
 async def claim_due(
-    connection: AsyncConnection,
-    dialect: StoreDialect,
-    delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
+    connection: AsyncConnection, lease: Update, values: dict[str, Any]
 ) -> list[tuple[str, str, str, str, int, int | None]]:
-    """Lease these deliveries to `worker_id` until `lease_until`, those still due; returns the leased rows'
-    (id, event id, subscription id, event name, attempt count, attempt limit), in id order (publish order)."""
-    values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
+    """Lease deliveries by `lease` (`claim_due_statement` or `claim_announced_statement`) with `values`
+    (`claim_due_values`), those still due; returns the leased rows' (id, event id, subscription id, event name,
+    attempt count, attempt limit), in id order (publish order)."""
     # Plain tuples: a thousand rows are read with no per-field lookups.
-    return sorted(tuple(row) for row in (await connection.execute(claim_due_statement(dialect), values)).all())
+    return sorted(tuple(row) for row in (await connection.execute(lease, values)).all())
 
 
 def claim_due_values(
@@ -197,6 +192,27 @@ def claim_due_statement(dialect: StoreDialect) -> Update:
             deliveries.c.attempt_limit,
         )
     )
+
+
+# Built once per dialect, as `claim_due_statement`, whose values it binds.
+@functools.cache
+def claim_announced_statement(dialect: StoreDialect) -> Update:
+    """`claim_due_statement` for ids no scan chose: only rows of an enabled subscription whose channel keeps no
+    order (a Kafka subscription's rows are claimed in publishing order, `delivery_store._in_publishing_order`).
+
+    Two workers told of the same ids run it side by side: the second waits for the first's row lock, and READ
+    COMMITTED checks the WHERE again on the row the first left, leased and no longer due, so only one leases it.
+    """
+    claimable = (
+        select(subscriptions.c.id)
+        .where(
+            subscriptions.c.id == deliveries.c.subscription_id,
+            subscriptions.c.enabled.is_(True),
+            subscriptions.c.via != Via.KAFKA.value,
+        )
+        .exists()
+    )
+    return claim_due_statement(dialect).where(claimable)
 
 
 async def release_leases(
