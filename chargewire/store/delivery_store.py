@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, func, select
+from sqlalchemy import Select, Update, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chargewire.ids import first_id_at, made_at_ms
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import insert_for_records
 from chargewire.store.delivery_log import DeliveryLog, created_within
@@ -39,6 +40,9 @@ from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
+EVENT_PREFIX = "evt"
+# How long before an announced delivery its event's id was surely made (in the same publish, moments before).
+EVENT_MADE_BEFORE_S = 3600
 
 
 def _attempt_of(record: AttemptRecord) -> str:
@@ -113,8 +117,11 @@ class DeliveryStore(DeliveryLog):
         delivery_ids = [id_ for id_, _sub, _via in chosen]
         dialect = self._database.dialect
         lease = claim_announced_statement(dialect)
+        window = _announced_events_window(delivery_ids)
         async with self._one_statement() as connection:
-            claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, worker_id, now, lease_until)
+            claimed = await _lease_with_payloads(
+                connection, dialect, lease, delivery_ids, worker_id, now, lease_until, window
+            )
         return _claimed_deliveries(claimed)
 
     @contextlib.asynccontextmanager
@@ -350,11 +357,17 @@ async def _lease_with_payloads(
     worker_id: str,
     now: datetime,
     lease_until: datetime,
+    events_window: tuple[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Lease these deliveries by `lease` (`claim_due_statement` or a narrower one) and read their events'
     payloads: the leased rows, each with its event's (payload, entity id, received at), in id order. On
-    PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were."""
+    PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were; with
+    `events_window`, the range of ids their events are expected in (`_announced_events_window`)."""
     values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
+    if dialect.updates_in_with and events_window is not None:
+        values["events_from"], values["events_to"] = events_window
+        rows = (await connection.execute(_with_payloads_within(lease), values)).all()
+        return await _with_missing_payloads(connection, dialect, sorted(tuple(row) for row in rows))
     if dialect.updates_in_with:
         return sorted(tuple(row) for row in (await connection.execute(_with_payloads(lease), values)).all())
     claimed = await claim_due(connection, lease, values)
@@ -369,6 +382,39 @@ def _with_payloads(lease: Update) -> Select[Any]:
     return select(*leased.c, events.c.payload, events.c.entity_id, events.c.received_at).join_from(
         leased, events, events.c.id == leased.c.event_id
     )
+
+
+# Built once per lease statement. `claim_due_statement`'s values, `events_from` and `events_to` are bound.
+@functools.cache
+def _with_payloads_within(lease: Update) -> Select[Any]:
+    """`_with_payloads`, reading events only in a range of ids (an outer join: a row whose event lies outside it
+    is still returned, without its payload): PostgreSQL then plans the join on that range's partitions alone,
+    where it planned an index probe of every day partition of events, 0.4-0.7 ms a claim."""
+    leased = lease.cte("leased")
+    joined = and_(
+        events.c.id == leased.c.event_id, events.c.id.between(bindparam("events_from"), bindparam("events_to"))
+    )
+    return select(*leased.c, events.c.payload, events.c.entity_id, events.c.received_at).outerjoin_from(
+        leased, events, joined
+    )
+
+
+async def _with_missing_payloads(
+    connection: AsyncConnection, dialect: StoreDialect, rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """`rows` with the payloads a windowed join left out read apart (an event older than its window)."""
+    missing = {row[1] for row in rows if row[6] is None}
+    if not missing:
+        return rows
+    payloads = await _event_payloads(connection, dialect, missing)
+    return [(*row[:6], *payloads[row[1]]) if row[6] is None else row for row in rows]
+
+
+def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
+    """The ids the events of these announced deliveries lie between: a publish makes its events' ids, then its
+    deliveries', in one process, moments apart (`EVENT_MADE_BEFORE_S` is generous)."""
+    first_ms = made_at_ms(min(delivery_ids)) - EVENT_MADE_BEFORE_S * 1000
+    return first_id_at(EVENT_PREFIX, first_ms), first_id_at(EVENT_PREFIX, made_at_ms(max(delivery_ids)) + 1)
 
 
 async def _event_payloads(

@@ -163,10 +163,18 @@ def claim_due_values(
     dialect: StoreDialect, delivery_ids: Sequence[str], worker_id: str, now: datetime, lease_until: datetime
 ) -> dict[str, Any]:
     """The values `claim_due_statement` binds."""
-    return {"ids": dialect.ids_value(delivery_ids), "worker": worker_id, "now": now, "until": lease_until}
+    return {
+        "ids": dialect.ids_value(delivery_ids),
+        "first": min(delivery_ids),
+        "last": max(delivery_ids),
+        "worker": worker_id,
+        "now": now,
+        "until": lease_until,
+    }
 
 
-# Built once per dialect: a worker claims with it after every wake-up. `ids`, `worker`, `now` and `until` are bound.
+# Built once per dialect: a worker claims with it after every wake-up. `ids`, `first`, `last`, `worker`, `now` and
+# `until` are bound.
 @functools.cache
 def claim_due_statement(dialect: StoreDialect) -> Update:
     """`claim_due`'s UPDATE ... RETURNING, for a caller that reads more with it (a WITH on PostgreSQL)."""
@@ -179,6 +187,10 @@ def claim_due_statement(dialect: StoreDialect) -> Update:
         # took ~200 ms with 1,000,000 pending); the ids are found by primary key and the status checked on them.
         .where(
             dialect.one_of(deliveries.c.id, None),
+            # The ids' range as well: PostgreSQL prunes a generic plan's partitions by a range of bound values, not
+            # by an array of them, and without it probed every day partition's primary key for every id (258
+            # blocks a claim of 5 rows at 200 events/s, the claim's costliest statement).
+            deliveries.c.id.between(bindparam("first"), bindparam("last")),
             func.coalesce(deliveries.c.status, "") == DeliveryStatus.PENDING.value,
             deliveries.c.next_attempt_at <= now,
         )

@@ -173,12 +173,13 @@ async def test_deliveries_too_many_to_name_in_a_notify_are_found_by_the_usual_cl
     assert set(looks.claims_of(await _delivery_ids(runtime, published))) == {"claim_due_deliveries"}
 
 
-async def test_a_delivery_no_notify_announced_is_found_by_the_idle_poll_of_a_worker_that_claims_what_it_is_told(
+async def test_a_delivery_no_notify_announced_is_still_found_by_the_idle_poll(
     runtime: Runtime, start_worker: StartWorker, receiver: Receiver, subscribe: Subscribe
 ) -> None:
     subscription = await subscribe(receiver.on("/lost", always(202)), "BootNotification")
     _worker, looks = await start_worker(worker_idle_poll_s=0.3, worker_poll_interval_s=0.3)
-    told = await runtime.publisher.publish([{**BOOT, "chargePointId": 1}])
+    # One told of first (however the worker found it, it knows of nothing left behind then).
+    await runtime.publisher.publish([{**BOOT, "chargePointId": 1}])
     await receiver.wait_for(1, "/lost", timeout_s=WITHIN_S)
 
     # Written as a publish writes, but with no wake-up at all: as if its NOTIFY were lost.
@@ -188,5 +189,4 @@ async def test_a_delivery_no_notify_announced_is_found_by_the_idle_poll_of_a_wor
     await receiver.wait_for(2, "/lost", timeout_s=WITHIN_S)
 
     assert _points(receiver, "/lost") == [1, 2]
-    assert looks.claims_of(await _delivery_ids(runtime, told)) == ["claim_announced"]
     assert looks.claims_of(await _delivery_ids(runtime, [silent.id])) == ["claim_due_deliveries"]

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
 import pytest
 from sqlalchemy import select, update
 
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
-from chargewire.models import Via
+from chargewire.ids import first_id_at, new_id
+from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_records import ClaimedDelivery
+from chargewire.store.event_store import EventStore
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.plans import driver_queries, sent_statements
 
@@ -108,3 +111,24 @@ async def test_an_announced_claim_is_one_statement_outside_a_transaction_block_o
     assert [text.split("(")[0].strip() for text, _values in sent] == ["WITH leased AS"]
     # (A connection's first statements of a kind may have asyncpg look up types: once a connection, not a claim.)
     assert [query for query in around if query.split()[0].upper() in {"BEGIN", "COMMIT;", "ROLLBACK;"}] == []
+
+
+async def test_an_announced_delivery_of_an_event_made_long_before_it_is_claimed_with_its_payload(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime, "late")
+    made_ms = int((utcnow() - timedelta(hours=2)).timestamp() * 1000)
+    # (new_id never goes back in time: the smallest id of that moment stands in for one made then.)
+    old = Event(first_id_at("evt", made_ms), "BootNotification", orjson.dumps(BOOT), "old", utcnow())
+    delivery_id = new_id("dlv")
+    await EventStore(runtime.database).insert_event_for_subscription(old, delivery_id, subscription_id)
+
+    [claimed] = await _claim_announced(runtime, [(delivery_id, subscription_id)])
+
+    # Its event lies outside the window the join reads (events are made moments before their deliveries).
+    assert (claimed.id, claimed.event_id, claimed.payload, claimed.entity_id) == (
+        delivery_id,
+        old.id,
+        old.payload,
+        "old",
+    )
