@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 
 from chargewire.channels.registry import ChannelContext, channel_types
@@ -178,7 +178,10 @@ class Runtime:
 
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
-        hooks = self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id)
+        # A wake-up that names the deliveries it made due goes to the same method, which claims just those.
+        hooks = replace(
+            self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id), announced=dispatcher.heard
+        )
         return self.database.dialect.wake_listener(self.database, hooks)
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:

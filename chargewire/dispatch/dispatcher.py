@@ -18,6 +18,12 @@ it, and gives them to it after the commit (`reserve`, `take`, `services.group_co
 needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a subscription's buffer of waves,
 and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
 
+Announced claims: a wake-up that names the webhook deliveries it made due (a publish's NOTIFY on PostgreSQL) lets a
+worker with no known backlog (its last claim came back short, nothing it knows of falls due earlier) lease
+exactly those, within its caps, in one statement (`DeliveryStore.claim_announced`): no read of whether any is due,
+no scan. What that leaves (caps, left-out subscriptions, rows another worker took) is looked for by the usual
+claim at once.
+
 Kafka streams: a Kafka subscription's new events have no rows to claim; this worker's `KafkaStreamer` sends
 them from the event log, through the same attempts, records and listeners (`AttemptStage.attempt`), and only their
 failures come back here as rows.
@@ -52,6 +58,7 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
+from chargewire.store.dialects.base import Announced
 from chargewire.waiting import wait_for_any
 
 logger = logging.getLogger(__name__)
@@ -91,6 +98,10 @@ class Dispatcher:
         self._sleeping_until: datetime | None = None  # the claim loop's next look, unless woken before
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
+        self._announced: dict[str, str] = {}  # deliveries wake-ups named since the last claim -> subscription
+        self._unnamed = False  # a wake-up since the last claim named nothing: look for whatever is due
+        self._backlog = True  # the last claim may have left due rows (it came back full, or left some out)
+        self._known_due_at: datetime | None = None  # the first due time this worker knows of (read, or its own)
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
         self._on_failing = on_failing
         described = [channel_type(via) for via in channels]
@@ -115,17 +126,22 @@ class Dispatcher:
         """Call `listener` after every attempt (metrics, live views)."""
         self._stage.add_listener(listener)
 
-    def wake(self) -> None:
-        """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere)."""
+    def wake(self, announced: Announced = ()) -> None:
+        """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere);
+        `announced` names the deliveries made due when the waker knows them all."""
+        if announced:
+            self._announced.update(announced)
+        else:
+            self._unnamed = True
         self._news = True
         self._wake.set()
         if self._streamer is not None:
             self._streamer.wake()
 
-    def heard(self) -> None:
-        """Another process may have made work (its commit, its NOTIFY): look for due deliveries and, even with no Kafka
-        subscription known here, for streams (one may have been created there)."""
-        self.wake()
+    def heard(self, announced: Announced = ()) -> None:
+        """Another process may have made work (its commit, its NOTIFY, which may name the deliveries): look for due
+        deliveries and, even with no Kafka subscription known here, for streams (one may have been created there)."""
+        self.wake(announced)
         if self._streamer is not None:
             self._streamer.heard()
 
@@ -245,10 +261,17 @@ class Dispatcher:
             self._wake.clear()
             news, self._news = self._news, False
             rows_made, self._rows_made = self._rows_made, False
+            announced, self._announced = self._announced, {}
+            unnamed, self._unnamed = self._unnamed, False
             try:
-                full, wait_s = await self._look(news, rows_made)
+                if announced and not unnamed and self._claims_announced():
+                    full = await self._claim_announced(sorted(announced.items()))
+                    wait_s = self.settings.worker_poll_interval_s
+                else:
+                    full, wait_s = await self._look(news, rows_made)
             except Exception:
-                self._news = True  # whatever was announced is still to be found once the claim works again
+                # Whatever was announced is still to be found, by a look, once the claim works again.
+                self._news = self._unnamed = True
                 raise
             mark_healthy()
             if not full:
@@ -269,11 +292,45 @@ class Dispatcher:
             return False, self.settings.worker_poll_interval_s
         if not (rows_made or self._queues.busy):
             now = utcnow()
-            due_at = await self._deliveries.next_due_at()
+            due_at = self._known_due_at = await self._deliveries.next_due_at()
             if due_at is None or due_at > now:
+                self._backlog = False  # nothing is due: whatever a claim left behind has been taken since
                 return False, self._idle_wait_s(now, due_at)
         _claimed, full = await self._claim()
         return full, self.settings.worker_poll_interval_s
+
+    def _claims_announced(self) -> bool:
+        """Whether to claim just what wake-ups named: one statement, and nothing this worker knows of is left
+        behind (no backlog from its last claim, nothing known to fall due before now)."""
+        known = self._known_due_at
+        return (
+            self._deliveries.claims_announced_in_one_statement
+            and not self._backlog
+            and (known is None or known > utcnow())
+        )
+
+    async def _claim_announced(self, announced: Sequence[tuple[str, str]]) -> bool:
+        """Lease the announced deliveries (id order) within this worker's room and caps, leaving out the
+        subscriptions a claim leaves out; returns whether anything was left, for the usual claim to look for."""
+        capacity = self.settings.worker_max_in_flight - self._held
+        if capacity <= 0:
+            self._room_awaited = True
+            self._backlog = True
+            return False
+        now = utcnow()
+        claimed = await self._deliveries.claim_announced(
+            self.worker_id,
+            announced,
+            now,
+            now + timedelta(seconds=self.settings.worker_lease_s),
+            min(capacity, self.settings.worker_batch_size),
+            self._queues.claim_caps,
+            self._queues.left_out(now),
+        )
+        if claimed:
+            await self._start_claimed(claimed)
+        self._backlog = len(claimed) < len(announced)
+        return self._backlog
 
     def _idle_wait_s(self, now: datetime, due_at: datetime | None) -> float:
         """How long an idle worker sleeps, unless woken: until `due_at`, within the idle poll (never below the poll)."""
@@ -283,6 +340,8 @@ class Dispatcher:
     def _falls_due(self, at: datetime) -> None:
         """This worker just wrote a pending delivery due at `at` (a retry, a hand-back): a claim loop sleeping past
         that looks again now, and then sleeps until it."""
+        if self._known_due_at is None or at < self._known_due_at:
+            self._known_due_at = at
         if self._sleeping_until is not None and at < self._sleeping_until:
             self._sleeping_until = None
             self._wake.set()
@@ -321,6 +380,7 @@ class Dispatcher:
         capacity = self.settings.worker_max_in_flight - self._held
         if capacity <= 0:
             self._room_awaited = True
+            self._backlog = True
             return 0, False
         asked = min(capacity, self.settings.worker_batch_size)
         now = utcnow()
@@ -333,8 +393,17 @@ class Dispatcher:
             self._queues.claim_caps,
             excluded,
         )
+        full = len(claimed) == asked
+        self._backlog = full
+        if not full and self._known_due_at is not None and self._known_due_at <= now:
+            self._known_due_at = None  # what was due then was taken, here or by another worker
         if not claimed:
             return 0, False
+        await self._start_claimed(claimed)
+        return len(claimed), full
+
+    async def _start_claimed(self, claimed: Sequence[ClaimedDelivery]) -> None:
+        """Hold what a claim leased and start what may start."""
         try:
             targets = await self._targets.targets({delivery.subscription_id for delivery in claimed})
         except Exception:
@@ -344,7 +413,6 @@ class Dispatcher:
         self._held += len(claimed)
         for subscription_id in self._queues.claimed(claimed, targets):
             self._start_ready(subscription_id, targets)
-        return len(claimed), len(claimed) == asked
 
     def _start_ready(self, subscription_id: str, targets: Mapping[str, DeliveryTarget]) -> None:
         target = targets.get(subscription_id)

@@ -6,6 +6,10 @@ dispatcher in the same process wakes at once. Other processes hear of it through
 (`store.dialects.postgresql_wakeups`), on SQLite a watch on the file's commits (`store.dialects.sqlite_wakeups`)
 that a datagram from the committing process sets looking at once (`store.dialects.sqlite_wake_signal`).
 
+A publish or a test send names the webhook deliveries it made due (`fire(announced)`): PostgreSQL's NOTIFY carries
+them, and a worker with no backlog leases exactly those in one statement instead of looking for what is due. A
+wake-up that names none (a retry, a resend, SQLite's signal) means "look", as it always did.
+
 An idle worker's poll stays the fallback: it sleeps until its first known due time, at most `worker_idle_poll_s`
 (2 s by default), so a notification lost to a dropped connection, a failed send or a worker that was not
 listening yet delays a delivery by at most that long and never loses it.
@@ -15,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-Waiter = Callable[[], None]
+from chargewire.store.dialects.base import Announced
+
+Waiter = Callable[[Announced], None]
 
 
 class WakeSignal:
@@ -28,7 +34,8 @@ class WakeSignal:
         """Call `waiter` on every `fire()`."""
         self._waiters.append(waiter)
 
-    def fire(self) -> None:
-        """Tell every waiter that deliveries may be due; call it after the commit that made them due."""
+    def fire(self, announced: Announced = ()) -> None:
+        """Tell every waiter that deliveries may be due, naming them when the caller knows them all (else "look");
+        call it after the commit that made them due."""
         for waiter in self._waiters:
-            waiter()
+            waiter(announced)

@@ -47,10 +47,11 @@ class PendingBatch:
 @dataclass(frozen=True, slots=True)
 class Made:
     """The deliveries a group's commit made: `due` ones for any worker to claim, and those `handed` to this
-    process's dispatcher."""
+    process's dispatcher; and the due ones as (delivery id, subscription id), for the wake-up to name."""
 
     due: int
     handed: int
+    announced: tuple[tuple[str, str], ...] = ()
 
 
 class HandOff(Protocol):
@@ -124,10 +125,10 @@ class GroupCommitter:
                 self.hand_off.cancel(fan_out.leased)
             return error
         if fan_out.leased is None or self.hand_off is None:
-            return Made(made, 0)
+            return Made(made, 0, fan_out.due(None))
         self.hand_off.take(fan_out.leased, fan_out.claimed(fan_out.leased))
         handed = len(fan_out.leased.delivery_ids)
-        return Made(made - handed, handed)
+        return Made(made - handed, handed, fan_out.due(fan_out.leased))
 
     def _take_group(self) -> list[_Writer]:
         group: list[_Writer] = []
@@ -205,6 +206,11 @@ class _FanOut:
     def lease(self) -> PublishLease | None:
         """The deliveries the hand-off reserved, to write leased to its worker."""
         return self.leased
+
+    def due(self, lease: PublishLease | None) -> tuple[tuple[str, str], ...]:
+        """The deliveries made that `lease` does not hold, as (delivery id, subscription id), in id order."""
+        leased = lease.delivery_ids if lease is not None else frozenset()
+        return tuple((d.id, d.subscription_id) for d in self._made if d.id not in leased)
 
     def claimed(self, lease: PublishLease) -> list[ClaimedDelivery]:
         """The leased deliveries as their worker sends them, in publish order, with their events' bytes."""

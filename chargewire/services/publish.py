@@ -14,7 +14,11 @@ from chargewire.ids import new_id, new_ids
 from chargewire.models import Event
 from chargewire.services.group_commit import GroupCommitter, HandOff, PendingBatch
 from chargewire.storable import storable
+from chargewire.store.dialects.base import Announced
 from chargewire.store.event_store import ENTITY_ID_MAX_CHARS, EventStore, NewEvents
+
+# Told after a publish which webhook deliveries it made due (`WakeSignal.fire`).
+PublishListener = Callable[[Announced], None]
 
 
 class Publisher:
@@ -24,7 +28,7 @@ class Publisher:
         self._store = store
         self._committer = GroupCommitter(store)
         self.max_batch = max_batch
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[PublishListener] = []
         self._row_listeners: list[Callable[[], None]] = []
         self._hand_off_listeners: list[Callable[[], None]] = []
 
@@ -64,7 +68,7 @@ class Publisher:
             for callback in self._hand_off_listeners:
                 callback()
         else:
-            self._notify(rows_made=made.due > 0)
+            self._notify(made.announced)
         return list(batch.events.ids)
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -73,12 +77,12 @@ class Publisher:
         event = Event(new_id("evt"), event_type.name, orjson.dumps(payload), entity_id, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
-        self._notify(rows_made=True)
+        self._notify([(delivery_id, subscription_id)])
         return event.id, delivery_id
 
-    def on_published(self, callback: Callable[[], None]) -> None:
+    def on_published(self, callback: PublishListener) -> None:
         """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll), except one
-        whose every delivery was handed off (`hand_off_to`)."""
+        whose every delivery was handed off (`hand_off_to`), with the deliveries it made due."""
         self._listeners.append(callback)
 
     def hand_off_to(self, hand_off: HandOff, callback: Callable[[], None]) -> None:
@@ -91,9 +95,12 @@ class Publisher:
         """Call `callback` after a publish that made deliveries, just before the `on_published` callbacks."""
         self._row_listeners.append(callback)
 
-    def _notify(self, *, rows_made: bool) -> None:
-        for callback in (*self._row_listeners, *self._listeners) if rows_made else self._listeners:
-            callback()
+    def _notify(self, announced: Announced) -> None:
+        if announced:
+            for row_listener in self._row_listeners:
+                row_listener()
+        for callback in self._listeners:
+            callback(announced)
 
 
 def _validate_all(payloads: Sequence[object], operational: bool = False) -> tuple[list[EventType], list[str | None]]:

@@ -6,19 +6,22 @@ health `subscription_health_writes`', run in its transactions; its reads of the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, Update, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chargewire.ids import first_id_at, made_at_ms
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import insert_for_records
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.delivery_writes import (
+    claim_announced_statement,
     claim_due,
     claim_due_statement,
     claim_due_values,
@@ -29,6 +32,7 @@ from chargewire.store.delivery_writes import (
     schedule_now,
 )
 from chargewire.store.dialects import StoreDialect
+from chargewire.store.dialects.base import Announced
 from chargewire.store.dialects.writes import Statement, Write
 from chargewire.store.postgresql_record import record_in_one_statement
 from chargewire.store.refusals import write_apart
@@ -37,6 +41,9 @@ from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
 _SCAN_FACTOR = 4
+EVENT_PREFIX = "evt"
+# How long before an announced delivery its event's id was surely made (in the same publish, moments before).
+EVENT_MADE_BEFORE_S = 3600
 
 
 def _attempt_of(record: AttemptRecord) -> str:
@@ -75,11 +82,60 @@ class DeliveryStore(DeliveryLog):
             if not chosen:
                 return []
             chosen_ids = [id_ for id_, _sub, _via in chosen]
-            claimed = await _lease_with_payloads(connection, dialect, chosen_ids, worker_id, now, lease_until)
-        return [
-            ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, bytes(payload), entity_id, received_at)
-            for id_, event_id, subscription_id, name, count, limit, payload, entity_id, received_at in claimed
-        ]
+            lease = claim_due_statement(dialect)
+            claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, worker_id, now, lease_until)
+        return _claimed_deliveries(claimed)
+
+    @property
+    def claims_announced_in_one_statement(self) -> bool:
+        """Whether `claim_announced` is one statement outside a transaction (PostgreSQL), not a transaction."""
+        return self._database.dialect.updates_in_with
+
+    async def claim_announced(
+        self,
+        worker_id: str,
+        announced: Announced,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        per_subscription: Mapping[str, int],
+        excluded_subscriptions: Collection[str] = (),
+    ) -> list[ClaimedDelivery]:
+        """Lease the first `limit` of these webhook deliveries a wake-up named, at most `per_subscription[via]` of
+        any one subscription and none of `excluded_subscriptions`, those still pending, due and of an enabled
+        webhook subscription, as `claim_due_deliveries` leases; in id order. No scan, no read before it.
+
+        On PostgreSQL one statement, sent outside a transaction block (the UPDATE in a WITH, joined to the events'
+        payloads): one round trip where a claim after a wake-up was six. It locks only the rows it leases, and a
+        second worker's same statement re-checks them once the first's lease is committed
+        (`claim_announced_statement`).
+        """
+        rows = [(id_, sub, Via.WEBHOOK.value) for id_, sub in announced if sub not in excluded_subscriptions]
+        caps = {str(via): cap for via, cap in per_subscription.items()}
+        chosen, _capped = _within_caps(rows, limit, caps, min(caps.values()))
+        if not chosen:
+            return []
+        delivery_ids = [id_ for id_, _sub, _via in chosen]
+        dialect = self._database.dialect
+        lease = claim_announced_statement(dialect)
+        window = _announced_events_window(delivery_ids)
+        async with self._one_statement() as connection:
+            claimed = await _lease_with_payloads(
+                connection, dialect, lease, delivery_ids, worker_id, now, lease_until, window
+            )
+        return _claimed_deliveries(claimed)
+
+    @contextlib.asynccontextmanager
+    async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a write that is one statement: on PostgreSQL outside a transaction block (autocommit,
+        `StoreDialect.lone_read`), where BEGIN and COMMIT were two more round trips; elsewhere a transaction."""
+        if not self.claims_announced_in_one_statement:
+            async with self._database.transaction() as connection:
+                yield connection
+            return
+        async with self._database.reading() as connection:
+            await self._database.dialect.lone_read(connection)
+            yield connection
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         """Write attempts, their deliveries' new state and their subscriptions' health in one transaction.
@@ -164,6 +220,13 @@ DUE_DELIVERY_EXISTS = (
 )
 # The first entry of the due index (status, next_attempt_at): one index seek.
 _NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == DeliveryStatus.PENDING.value)
+
+
+def _claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]:
+    return [
+        ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, bytes(payload), entity_id, received_at)
+        for id_, event_id, subscription_id, name, count, limit, payload, entity_id, received_at in rows
+    ]
 
 
 def _due_scan(dialect: StoreDialect, excluded: Collection[str]) -> Select[str, str, str]:
@@ -294,29 +357,69 @@ async def _in_publishing_order(
 async def _lease_with_payloads(
     connection: AsyncConnection,
     dialect: StoreDialect,
+    lease: Update,
     delivery_ids: Sequence[str],
     worker_id: str,
     now: datetime,
     lease_until: datetime,
+    events_window: tuple[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Lease these deliveries (`claim_due`) and read their events' payloads: the leased rows, each with its
-    event's (payload, entity id, received at), in id order. On PostgreSQL one statement (the UPDATE in a WITH,
-    joined to the events), one round trip where two were."""
+    """Lease these deliveries by `lease` (`claim_due_statement` or a narrower one) and read their events'
+    payloads: the leased rows, each with its event's (payload, entity id, received at), in id order. On
+    PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were; with
+    `events_window`, the range of ids their events are expected in (`_announced_events_window`)."""
+    values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
+    if dialect.updates_in_with and events_window is not None:
+        values["events_from"], values["events_to"] = events_window
+        rows = (await connection.execute(_with_payloads_within(lease), values)).all()
+        return await _with_missing_payloads(connection, dialect, sorted(tuple(row) for row in rows))
     if dialect.updates_in_with:
-        values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
-        return sorted(tuple(row) for row in (await connection.execute(_leased_with_payloads(dialect), values)).all())
-    claimed = await claim_due(connection, dialect, delivery_ids, worker_id, now, lease_until)
+        return sorted(tuple(row) for row in (await connection.execute(_with_payloads(lease), values)).all())
+    claimed = await claim_due(connection, lease, values)
     payloads = await _event_payloads(connection, dialect, {row[1] for row in claimed})
     return [(*row, *payloads[row[1]]) for row in claimed]
 
 
-# Built once per dialect, as the due scan. `claim_due_statement`'s values are bound.
+# Built once per lease statement, as the due scan. `claim_due_statement`'s values are bound.
 @functools.cache
-def _leased_with_payloads(dialect: StoreDialect) -> Select[Any]:
-    leased = claim_due_statement(dialect).cte("leased")
+def _with_payloads(lease: Update) -> Select[Any]:
+    leased = lease.cte("leased")
     return select(*leased.c, events.c.payload, events.c.entity_id, events.c.received_at).join_from(
         leased, events, events.c.id == leased.c.event_id
     )
+
+
+# Built once per lease statement. `claim_due_statement`'s values, `events_from` and `events_to` are bound.
+@functools.cache
+def _with_payloads_within(lease: Update) -> Select[Any]:
+    """`_with_payloads`, reading events only in a range of ids (an outer join: a row whose event lies outside it
+    is still returned, without its payload): PostgreSQL then plans the join on that range's partitions alone,
+    where it planned an index probe of every day partition of events, 0.4-0.7 ms a claim."""
+    leased = lease.cte("leased")
+    joined = and_(
+        events.c.id == leased.c.event_id, events.c.id.between(bindparam("events_from"), bindparam("events_to"))
+    )
+    return select(*leased.c, events.c.payload, events.c.entity_id, events.c.received_at).outerjoin_from(
+        leased, events, joined
+    )
+
+
+async def _with_missing_payloads(
+    connection: AsyncConnection, dialect: StoreDialect, rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """`rows` with the payloads a windowed join left out read apart (an event older than its window)."""
+    missing = {row[1] for row in rows if row[6] is None}
+    if not missing:
+        return rows
+    payloads = await _event_payloads(connection, dialect, missing)
+    return [(*row[:6], *payloads[row[1]]) if row[6] is None else row for row in rows]
+
+
+def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
+    """The ids the events of these announced deliveries lie between: a publish makes its events' ids, then its
+    deliveries', in one process, moments apart (`EVENT_MADE_BEFORE_S` is generous)."""
+    first_ms = made_at_ms(min(delivery_ids)) - EVENT_MADE_BEFORE_S * 1000
+    return first_id_at(EVENT_PREFIX, first_ms), first_id_at(EVENT_PREFIX, made_at_ms(max(delivery_ids)) + 1)
 
 
 async def _event_payloads(

@@ -32,6 +32,9 @@ MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 # Begins a write transaction, committed when its block ends without an error.
 WriteTransactions = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 SelectT = TypeVar("SelectT", bound=Select[Any])
+# The webhook deliveries a commit made due, as (delivery id, subscription id) in id order: a wake-up that names
+# them lets a worker lease exactly those (`DeliveryStore.claim_announced`); an empty one means "look".
+Announced = Sequence[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class WakeHooks:
     newest: Select[Any]
     due: Select[Any]
     due_parameters: Callable[[], Mapping[str, Any]]
+    # Told instead of `wake` when a wake-up names the deliveries it made due (PostgreSQL's NOTIFY payload).
+    announced: Callable[[Announced], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +73,9 @@ WritesFrom = Callable[[ReadRows, Reader], Awaitable[Sequence[Write]]]
 class WakeSender(Protocol):
     """Tells other processes' workers, after commits, that deliveries may be due."""
 
-    def request(self) -> None:
-        """Ask for a wake-up soon (call it after a commit); returns at once."""
+    def request(self, announced: Announced = ()) -> None:
+        """Ask for a wake-up soon (call it after a commit), naming the deliveries it made due if it knows them all;
+        returns at once."""
         ...
 
     async def flush(self) -> None:

@@ -209,8 +209,8 @@ class PostgreSQLDialect:
         return WakeNotifier(database.engine)
 
     def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeListener:
-        """A LISTEN on the wake-up channel; told when, it needs no look at the work."""
-        return WakeListener(database.engine, hooks.wake)
+        """A LISTEN on the wake-up channel; told when (and often what), it needs no look at the work."""
+        return WakeListener(database.engine, hooks.wake, hooks.announced)
 
     def upkeep(self, database: Database) -> PostgresUpkeep:
         """Sizes from the catalog, and history tables in day partitions dropped whole (`postgresql_upkeep`)."""

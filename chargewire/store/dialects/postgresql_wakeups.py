@@ -2,11 +2,13 @@
 
 The process's `WakeSignal` (`dispatch.wakeups`) asks a `WakeNotifier` to send `NOTIFY chargewire_deliveries_due`,
 and every worker process runs a `WakeListener` that LISTENs on that channel and wakes its dispatcher. A
-notification carries no payload and only means "claim now".
+notification names the webhook deliveries the commits behind it made due (`postgresql_announcements`), and a
+worker with no backlog leases exactly those; an empty one (a retry, a resend, too many ids to fit) means "look".
 
 Coalescing: the notifier has at most one NOTIFY in flight. Requests made while it is being sent produce exactly
-one more NOTIFY afterwards, so a burst of publishes costs one or two round trips, and the last NOTIFY always
-leaves after the last commit that asked for it; otherwise a worker could claim too early and sleep past it.
+one more NOTIFY afterwards, naming all of their deliveries (or none, if one of them named none), so a burst of
+publishes costs one or two round trips, and the last NOTIFY always leaves after the last commit that asked for it;
+otherwise a worker could claim too early and sleep past it.
 
 Connections: the notifier and the listener each use one dedicated connection, taken from the engine's pool and
 then detached from it (`AsyncEngine.raw_connection()`, `detach()`), and used through its asyncpg driver
@@ -27,6 +29,8 @@ import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chargewire.store.dialects.base import Announced
+from chargewire.store.dialects.postgresql_announcements import decoded, encoded
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import reconnect_delay_s, wait_for_any
 
@@ -37,7 +41,8 @@ WAKE_CHANNEL = "chargewire_deliveries_due"
 NOTIFIER_NAME = "chargewire wake-up notifier"
 LISTENER_NAME = "chargewire wake-up listener"
 
-_NOTIFY = f"NOTIFY {WAKE_CHANNEL}"
+# pg_notify rather than NOTIFY: the payload is bound, not spliced into the statement.
+_NOTIFY = "SELECT pg_notify($1, $2)"
 _CHECK_ALIVE = "SELECT 1"
 
 # Errors of a lost or refused connection; anything else is a bug and is logged with its traceback.
@@ -46,6 +51,7 @@ _CLOSE_TIMEOUT_S = 5.0
 _FLUSH_TIMEOUT_S = 10.0
 
 Waiter = Callable[[], None]
+AnnouncedWaiter = Callable[[Announced], None]
 
 
 class Coalescer:
@@ -91,11 +97,21 @@ class WakeNotifier:
         self._sends = Coalescer(self._send)
         self._connection: Any = None
         self._closed = False
+        # What the next NOTIFY names: the deliveries requests announced since the last one was sent (a dict for
+        # its order and because a group commit's publishes each announce the whole group), unless one named none.
+        self._announced: dict[str, str] = {}
+        self._look = False
 
-    def request(self) -> None:
-        """Ask for a NOTIFY soon (call it after a commit); returns at once, and many requests cost one NOTIFY."""
-        if not self._closed:
-            self._sends.request()
+    def request(self, announced: Announced = ()) -> None:
+        """Ask for a NOTIFY soon (call it after a commit), naming the deliveries it made due if it knows them all;
+        returns at once, and many requests cost one NOTIFY."""
+        if self._closed:
+            return
+        if announced:
+            self._announced.update(announced)
+        else:
+            self._look = True
+        self._sends.request()
 
     async def flush(self) -> None:
         """Wait until every request made so far has been answered by a NOTIFY (or given up on)."""
@@ -107,14 +123,21 @@ class WakeNotifier:
         await self._sends.aclose(_FLUSH_TIMEOUT_S)
         await self._disconnect()
 
+    def _payload(self) -> str:
+        """The payload of the NOTIFY about to leave, taking what was asked for so far."""
+        announced, self._announced = self._announced, {}
+        look, self._look = self._look, False
+        return "" if look else encoded(list(announced.items()))
+
     async def _send(self) -> None:
+        payload = self._payload()
         # A kept connection may have died since the last send (server restart, idle timeout); a fresh one
         # gets one more try before this wake is left to the poll.
         for attempt in range(2):
             try:
                 if self._connection is None:
                     self._connection = await _open_dedicated(self._engine, NOTIFIER_NAME)
-                await self._connection.execute(_NOTIFY)
+                await self._connection.execute(_NOTIFY, WAKE_CHANNEL, payload)
                 return
             except _CONNECTION_ERRORS as error:
                 await self._disconnect()
@@ -138,6 +161,7 @@ class WakeListener:
         self,
         engine: AsyncEngine,
         on_wake: Waiter,
+        on_announced: AnnouncedWaiter | None = None,
         *,
         first_retry_s: float = 0.5,
         max_retry_s: float = 30.0,
@@ -145,6 +169,7 @@ class WakeListener:
     ) -> None:
         self._engine = engine
         self._on_wake = on_wake
+        self._on_announced = on_announced
         self._first_retry_s = first_retry_s
         self._max_retry_s = max_retry_s
         self._check_alive_every_s = check_alive_every_s
@@ -196,8 +221,12 @@ class WakeListener:
         finally:
             await _close_quietly(connection)
 
-    def _on_notification(self, _connection: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self._on_wake()
+    def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        announced = decoded(payload) if self._on_announced is not None else []
+        if announced and self._on_announced is not None:
+            self._on_announced(announced)
+        else:
+            self._on_wake()
 
     async def _wait_until_lost(self, connection: Any, lost: asyncio.Event, stop: asyncio.Event) -> None:
         while not (stop.is_set() or lost.is_set()):

@@ -25,6 +25,10 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chargewire.store.dialects.base import Announced
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +150,9 @@ class SignalSender:
         self._directory: _Directory | None = None
         self._failed_before = False
 
-    def request(self) -> None:
-        """Signal every other watching process now (call it after a commit); never blocks, never raises."""
+    def request(self, announced: Announced = ()) -> None:
+        """Signal every other watching process now (call it after a commit); never blocks, never raises. The
+        signal is one byte: a watcher looks for whatever is due, so `announced` is not sent."""
         if self._socket.fileno() < 0:
             return  # closed (`aclose`): the process is stopping
         try:

@@ -5,6 +5,7 @@ open breaker) is written due, as without a hand-off, and claimed."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from chargewire.config import Settings
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
+from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, Reply, always, in_turn
@@ -36,17 +38,21 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def claims(runtime: Runtime) -> list[int]:
-    """How many deliveries each claim of the runtime's (real) delivery store leased, in order."""
+    """How many deliveries each claim of the runtime's (real) delivery store leased, in order: a scan's, or (on
+    PostgreSQL, whose NOTIFY names them) a claim of the deliveries a publish announced."""
     store = runtime.delivery_store
-    claim = store.claim_due_deliveries
     leased: list[int] = []
 
-    async def logged(*args: object, **kwargs: object) -> object:
-        claimed = await claim(*args, **kwargs)  # type: ignore[arg-type]
-        leased.append(len(claimed))
-        return claimed
+    def logged(claim: Callable[..., Awaitable[list[ClaimedDelivery]]]) -> Callable[..., Awaitable[object]]:
+        async def counted(*args: object, **kwargs: object) -> object:
+            claimed = await claim(*args, **kwargs)
+            leased.append(len(claimed))
+            return claimed
 
-    store.claim_due_deliveries = logged  # type: ignore[method-assign]
+        return counted
+
+    store.claim_due_deliveries = logged(store.claim_due_deliveries)  # type: ignore[method-assign]
+    store.claim_announced = logged(store.claim_announced)  # type: ignore[method-assign]
     return leased
 
 

@@ -70,13 +70,19 @@ async def test_closing_cancels_a_send_that_does_not_finish_in_time() -> None:
     assert send.started == 1
 
 
-def test_wake_signal_calls_every_connected_waiter() -> None:
-    calls: list[str] = []
+def test_wake_signal_calls_every_connected_waiter_with_the_deliveries_it_names() -> None:
+    calls: list[tuple[str, object]] = []
     signal = WakeSignal()
-    signal.connect(lambda: calls.append("dispatcher"))
-    signal.connect(lambda: calls.append("notifier"))
+    signal.connect(lambda announced: calls.append(("dispatcher", announced)))
+    signal.connect(lambda announced: calls.append(("notifier", announced)))
     signal.fire()
-    assert calls == ["dispatcher", "notifier"]
+    signal.fire([("dlv_1", "sub_a")])
+    assert calls == [
+        ("dispatcher", ()),
+        ("notifier", ()),
+        ("dispatcher", [("dlv_1", "sub_a")]),
+        ("notifier", [("dlv_1", "sub_a")]),
+    ]
 
 
 def test_reconnect_delay_doubles_up_to_its_cap() -> None:

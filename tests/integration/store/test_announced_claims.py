@@ -1,0 +1,134 @@
+"""Claiming the deliveries a wake-up named, on both backends: exactly those still due, within the caps and the
+exclusions, leaving the rest to the scan; on PostgreSQL in one statement outside a transaction block."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from sqlalchemy import select, update
+
+from chargewire.catalog import load_event_types
+from chargewire.clock import utcnow
+from chargewire.ids import first_id_at, new_id
+from chargewire.models import Event, Via
+from chargewire.runtime import Runtime
+from chargewire.store.delivery_records import ClaimedDelivery
+from chargewire.store.event_store import EventStore
+from chargewire.store.tables import deliveries, subscriptions
+from tests.support.plans import driver_queries, sent_statements
+
+BOOT = load_event_types()["BootNotification"].example
+CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
+WORKER = "wrk_announced"
+
+
+async def _subscribe(runtime: Runtime, name: str) -> str:
+    owner = await runtime.tokens.create(name, ["notifications:manage"])
+    body = {
+        "via": "webhook",
+        "notifications": ["BootNotification"],
+        "webhook": {"callbackUrl": f"http://127.0.0.1:9/{name}"},
+    }
+    return (await runtime.subscriptions.create(owner.token, body)).subscription.id
+
+
+async def _published(runtime: Runtime, count: int) -> list[tuple[str, str]]:
+    """Publish `count` boots; every delivery row, as a wake-up names it: (delivery id, subscription id)."""
+    await runtime.publisher.publish([{**BOOT, "chargePointId": 6000 + index} for index in range(count)])
+    async with runtime.database.reading() as connection:
+        rows = await connection.execute(select(deliveries.c.id, deliveries.c.subscription_id).order_by(deliveries.c.id))
+        return [(delivery_id, subscription_id) for delivery_id, subscription_id in rows]
+
+
+async def _claim_announced(
+    runtime: Runtime, announced: list[tuple[str, str]], excluded: tuple[str, ...] = (), limit: int = 100
+) -> list[ClaimedDelivery]:
+    now = utcnow()
+    return await runtime.delivery_store.claim_announced(
+        WORKER, announced, now, now + timedelta(minutes=1), limit, CAPS, excluded
+    )
+
+
+async def test_an_announced_claim_keeps_the_caps_and_exclusions_and_leaves_the_rest_to_the_scan(
+    runtime: Runtime,
+) -> None:
+    busy = await _subscribe(runtime, "busy")
+    excluded = await _subscribe(runtime, "excluded")
+    quiet = await _subscribe(runtime, "quiet")
+    announced = await _published(runtime, 5)
+
+    claimed = await _claim_announced(runtime, announced, excluded=(excluded,))
+    now = utcnow()
+    rest = await runtime.delivery_store.claim_due_deliveries(
+        "wrk_scan", now, now + timedelta(minutes=1), 100, {Via.WEBHOOK: 100}
+    )
+
+    # At most three of each subscription (its cap), the first ones in id order; none of the excluded one.
+    taken = [(delivery.subscription_id, delivery.entity_id) for delivery in claimed]
+    assert taken == [(sub, str(6000 + index)) for index in range(3) for sub in (busy, quiet)]
+    assert claimed == sorted(claimed, key=lambda delivery: delivery.id)
+    assert all(delivery.payload and delivery.event_name == "BootNotification" for delivery in claimed)
+    # What it left stayed due, for the scan.
+    assert sorted(delivery.id for delivery in claimed + rest) == sorted(id_ for id_, _sub in announced)
+
+
+async def test_an_announced_claim_leases_no_row_already_leased_nor_of_a_disabled_or_kafka_subscription(
+    runtime: Runtime,
+) -> None:
+    open_one = await _subscribe(runtime, "open")
+    disabled = await _subscribe(runtime, "disabled")
+    kafka = await _subscribe(runtime, "kafka")
+    announced = await _published(runtime, 2)
+    await runtime.subscription_store.set_enabled(disabled, False, utcnow(), "test")
+    async with runtime.database.transaction() as connection:
+        # A Kafka subscription's rows are claimed in publishing order, by the scan only.
+        await connection.execute(update(subscriptions).where(subscriptions.c.id == kafka).values(via=Via.KAFKA.value))
+    first = await _claim_announced(runtime, announced, limit=1)
+
+    again = await _claim_announced(runtime, announced)
+
+    assert [delivery.subscription_id for delivery in first + again] == [open_one, open_one]
+    assert first[0].id != again[0].id
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_an_announced_claim_is_one_statement_outside_a_transaction_block_on_postgresql(
+    runtime: Runtime,
+) -> None:
+    await _subscribe(runtime, "hooks")
+    announced = await _published(runtime, 3)
+    assert runtime.notifier is not None
+    # The publish's NOTIFY goes out first, so that the notifier's own connection is not among those watched.
+    await runtime.notifier.flush()
+
+    with sent_statements(runtime.database, "") as sent, driver_queries(runtime.database) as around:
+        claimed = await _claim_announced(runtime, announced)
+
+    assert len(claimed) == 3
+    # No due read, no BEGIN, no SET LOCAL, no scan, no COMMIT: one round trip.
+    assert [text.split("(")[0].strip() for text, _values in sent] == ["WITH leased AS"]
+    # (A connection's first statements of a kind may have asyncpg look up types: once a connection, not a claim.)
+    assert [query for query in around if query.split()[0].upper() in {"BEGIN", "COMMIT;", "ROLLBACK;"}] == []
+
+
+async def test_an_announced_delivery_of_an_event_made_long_before_it_is_claimed_with_its_payload(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime, "late")
+    made_ms = int((utcnow() - timedelta(hours=2)).timestamp() * 1000)
+    # (new_id never goes back in time: the smallest id of that moment stands in for one made then.)
+    old = Event(first_id_at("evt", made_ms), "BootNotification", orjson.dumps(BOOT), "old", utcnow())
+    delivery_id = new_id("dlv")
+    await EventStore(runtime.database).insert_event_for_subscription(old, delivery_id, subscription_id)
+
+    [claimed] = await _claim_announced(runtime, [(delivery_id, subscription_id)])
+
+    # Its event lies outside the window the join reads (events are made moments before their deliveries).
+    assert (claimed.id, claimed.event_id, claimed.payload, claimed.entity_id) == (
+        delivery_id,
+        old.id,
+        old.payload,
+        "old",
+    )
