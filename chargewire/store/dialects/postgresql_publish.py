@@ -23,13 +23,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy import Dialect, Select, Table, Update, func, insert, select, true, union_all
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from chargewire.store.dialects.base import GuessedPublish
 from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, translated, unnested
-from chargewire.store.outage import is_unavailable
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -56,7 +54,9 @@ class OneStatementPublisher:
         values = compiled.construct_params(_values(publish, shape[0], self._engine.dialect))
         # A connection straight from the pool (a quarter of the CPU of an AsyncConnection's checkout and return),
         # used on the driver: nothing begins a transaction, so the statement commits by itself, and giving it back
-        # needs no await (the pool's reset rolls back only a transaction SQLAlchemy began).
+        # needs no await (the pool's reset rolls back only a transaction SQLAlchemy began). A connection lost
+        # meanwhile goes back closed, and the pool replaces it at its next checkout (`postgresql_pool`); one whose
+        # wait was cancelled finishes the cancel before its next statement (asyncpg).
         raw = await self._engine.raw_connection()
         try:
             driver = raw.driver_connection
@@ -64,20 +64,9 @@ class OneStatementPublisher:
                 raise RuntimeError("a pooled connection without its asyncpg connection")
             with translated("publish"):
                 last = await driver.fetchval(compiled.string, *[values[name] for name in binds])
-        except BaseException as error:
-            if _connection_unsure(error):
-                raw.invalidate()
-            raise
         finally:
             raw.close()
         return None if last is None else int(last)
-
-
-def _connection_unsure(error: BaseException) -> bool:
-    """Whether the connection may be unusable after `error`: anything but the server's refusal of the statement
-    (a cancelled wait leaves the statement running, a lost connection is gone)."""
-    original = getattr(error, "orig", error)
-    return not isinstance(original, asyncpg.PostgresError) or is_unavailable(original)
 
 
 # What the statement's SQL depends on: the subscribers' read, the numbering, and the tables and columns written.

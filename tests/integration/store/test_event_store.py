@@ -13,7 +13,7 @@ import aiosqlite
 import asyncpg
 import orjson
 import pytest
-from sqlalchemy import Table, event, func, select
+from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chargewire.catalog import load_event_types
@@ -29,7 +29,7 @@ from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.refusals import refused
-from chargewire.store.tables import deliveries, events
+from chargewire.store.tables import deliveries, event_sequence, events
 from tests.integration.services.test_publish import _delivered_events, _subscribe
 from tests.support.plans import round_trips
 
@@ -296,3 +296,28 @@ async def test_a_value_postgresql_refuses_in_a_publish_made_from_a_guess_raises_
     # The refused publishes took no number: the log has no gap.
     assert [row.id for row in rows] == [kept[0].id, later[0].id]
     assert rows[1].seq == rows[0].seq + 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_publish_cancelled_while_its_statement_waits_leaves_no_unusable_connection_in_the_pool(
+    runtime: Runtime,
+) -> None:
+    store = EventStore(runtime.database)
+    await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))  # the next one is made from a guess
+    async with runtime.database.transaction() as holder:
+        # Holds the numbering's row lock, so the publish's statement waits for it.
+        await holder.execute(update(event_sequence).values(last_seq=event_sequence.c.last_seq))
+        waiting = asyncio.create_task(store.insert_events_with_deliveries(_batches(_events(1)), _Given([])))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    # More publishes than the pool holds connections: each one checked out works.
+    for _ in range(12):
+        await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+    async with runtime.database.reading() as connection:
+        seqs = (await connection.execute(select(events.c.seq).order_by(events.c.seq))).scalars().all()
+    # The cancelled statement may have committed once the lock was free; either way the log has no gap.
+    assert len(seqs) in (13, 14)
+    assert list(seqs) == list(range(seqs[0], seqs[0] + len(seqs)))
