@@ -321,3 +321,26 @@ async def test_a_publish_cancelled_while_its_statement_waits_leaves_no_unusable_
     # The cancelled statement may have committed once the lock was free; either way the log has no gap.
     assert len(seqs) in (13, 14)
     assert list(seqs) == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+async def test_publishes_of_several_stores_at_once_number_their_events_without_gaps_or_repeats(
+    runtime: Runtime,
+) -> None:
+    # Several stores stand for several API processes; on PostgreSQL, after the first, each publish is one statement.
+    stores = [EventStore(runtime.database) for _ in range(3)]
+    for store in stores:
+        await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+    published = [_events(2) for _ in range(30)]
+    await asyncio.gather(
+        *(
+            stores[index % 3].insert_events_with_deliveries(_batches(written), _Given([]))
+            for index, written in enumerate(published)
+        )
+    )
+    async with runtime.database.reading() as connection:
+        rows = (await connection.execute(select(events.c.id, events.c.seq).order_by(events.c.seq))).all()
+    seqs = [row.seq for row in rows]
+    assert seqs == list(range(seqs[0], seqs[0] + 63))
+    position = {row.id: row.seq for row in rows}
+    # Each publish's events took consecutive numbers, in their order.
+    assert all(position[second.id] == position[first.id] + 1 for first, second in published)
