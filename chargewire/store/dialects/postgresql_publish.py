@@ -23,8 +23,9 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Dialect, Select, Table, Update, func, insert, select, true, union_all
+from sqlalchemy import Dialect, Select, Table, Update, func, insert, select, union_all
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from chargewire.store.dialects.base import GuessedPublish
 from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, translated, unnested
@@ -52,11 +53,9 @@ class OneStatementPublisher:
         shape = _shape(publish)
         compiled, binds = _compiled(shape, self._engine.dialect)
         values = compiled.construct_params(_values(publish, shape[0], self._engine.dialect))
-        # A connection straight from the pool (a quarter of the CPU of an AsyncConnection's checkout and return),
-        # used on the driver: nothing begins a transaction, so the statement commits by itself, and giving it back
-        # needs no await (the pool's reset rolls back only a transaction SQLAlchemy began). A connection lost
-        # meanwhile goes back closed, and the pool replaces it at its next checkout (`postgresql_pool`); one whose
-        # wait was cancelled finishes the cancel before its next statement (asyncpg).
+        # A connection straight from the pool (a third of the CPU of an AsyncConnection's checkout and return),
+        # used on the driver: nothing begins a transaction, so the statement commits by itself. Giving it back runs
+        # in a greenlet, as the pool may close it then (one past its size), which awaits the driver.
         raw = await self._engine.raw_connection()
         try:
             driver = raw.driver_connection
@@ -65,7 +64,7 @@ class OneStatementPublisher:
             with translated("publish"):
                 last = await driver.fetchval(compiled.string, *[values[name] for name in binds])
         finally:
-            raw.close()
+            await greenlet_spawn(raw.close)
         return None if last is None else int(last)
 
 
@@ -124,17 +123,16 @@ def _statement(
     # The same rows as a set: none read that was not guessed, none guessed that was not read.
     differs = union_all(seen.except_(expected), expected.except_(seen)).exists()
     numbered = numbering.where(~differs).cte("numbered")
-    last = numbered.c[0]
+    # Read as a scalar, not joined: the planner, knowing nothing of the one row, would multiply the rows by its guess
+    # of the UPDATE's, and the plan made for any values (generic, planned once) would look too costly to choose.
+    last = select(numbered.c[0]).scalar_subquery()
+    taken = select(numbered.c[0]).exists()
 
     rows = unnested(events, event_columns, bounded=False, prefix=_EVENT, ordinality=_POSITION)
     numbered_rows = select(*[rows.c[name] for name in event_columns], last - func.count().over() + rows.c[_POSITION])
-    new_events = insert(events).from_select(
-        [*event_columns, number_into], numbered_rows.select_from(rows).join(numbered, true())
-    )
+    new_events = insert(events).from_select([*event_columns, number_into], numbered_rows.where(taken))
     made = unnested(deliveries, delivery_columns, bounded=False, prefix=_DELIVERY)
     new_deliveries = insert(deliveries).from_select(
-        delivery_columns, select(*[made.c[name] for name in delivery_columns]).where(select(last).exists())
+        delivery_columns, select(*[made.c[name] for name in delivery_columns]).where(taken)
     )
-    return select(select(last).scalar_subquery()).add_cte(
-        new_events.cte("new_events"), new_deliveries.cte("new_deliveries")
-    )
+    return select(last).add_cte(new_events.cte("new_events"), new_deliveries.cte("new_deliveries"))
