@@ -1,7 +1,8 @@
 """The numbered event log: numbers taken at publish, its committed end, and what Kafka streams have yet to read.
 
-Numbers come from the one `event_sequence` row, updated by the publishing transaction. On PostgreSQL its row
-lock is held until commit, so transactions number and commit in the same order; on SQLite writes are serial.
+Numbers come from the one `event_sequence` row, updated by the publishing transaction (on PostgreSQL, perhaps a
+publish's one statement, `dialects.postgresql_publish`, its own transaction). On PostgreSQL its row lock is held
+until commit, so transactions number and commit in the same order; on SQLite writes are serial.
 Either way, a committed end N means every event numbered up to N is committed and readable.
 """
 

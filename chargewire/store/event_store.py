@@ -20,7 +20,7 @@ from chargewire.store.bulk_insert import driver_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import NewDelivery, PublishLease, insert_for_published_events
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.dialects.base import Read, Reader, ReadRows
+from chargewire.store.dialects.base import GuessedPublish, Read, Reader, ReadRows
 from chargewire.store.dialects.writes import ColumnInsert, Write
 from chargewire.store.event_log import first_number, numbering
 from chargewire.store.expiry_rules import Stretch, event_unused
@@ -103,7 +103,9 @@ class _ToOneSubscription:
 
 # The width of `events.entity_id`: publish refuses longer ids before the transaction, on both databases.
 ENTITY_ID_MAX_CHARS: int = cast(String, events.c.entity_id.type).length or 0
-_EVENT_COLUMNS = ("id", "name", "payload", "entity_id", "received_at", "seq")
+_EVENT_COLUMNS = ("id", "name", "payload", "entity_id", "received_at")
+# Streamed events are numbered, in order, into this column.
+_NUMBER_COLUMN = "seq"
 # Name sets whose subscribers are kept as guesses; a process publishes a few dozen names.
 _MAX_GUESSES = 256
 
@@ -116,6 +118,7 @@ class EventStore:
         # What the last publish read (its last number, the subscribers of its names): the guess of the next one's.
         self._last_number: int | None = None
         self._subscribers: dict[tuple[str, ...], list[Any]] = {}
+        self._guessed_publisher = database.dialect.guessed_publisher(database)
 
     async def insert_events_with_deliveries(
         self,
@@ -152,16 +155,46 @@ class EventStore:
             return _writes(self._database.engine.dialect, batches, first_seq, made, fan_out.lease())
 
         # On SQLite, when the numbers and subscribers are what the last publish leads it to expect, the reads,
-        # the inserts and the commit go in one trip to the driver's thread.
+        # the inserts and the commit go in one trip to the driver's thread; on PostgreSQL, when the subscribers
+        # are, the publish is one statement (`postgresql_publish`).
         guess = self._guess(names, count)
         if claims:
             async with self._database.transaction() as connection:
                 await claim_keys(connection, claims, batches[0].received_at)
                 read = await dialect.write_last_after_reads(connection, reads, guess, writes_from)
+        elif streamed and (published := await self._publish_guessed(batches, fan_out, reads, guess)):
+            read, made[:] = published
         else:
             read = await dialect.write_after_reads(self._database, reads, guess, writes_from)
         self._remember(names, read[0] if streamed else None, read[-1])
         return len(made)
+
+    async def _publish_guessed(
+        self, batches: Sequence[NewEvents], fan_out: FanOut, reads: Sequence[Read], guess: ReadRows | None
+    ) -> tuple[ReadRows, list[NewDelivery]] | None:
+        """The publish as one statement made from the guessed subscribers, where the dialect has one
+        (`StoreDialect.guessed_publisher`): what its reads returned and the deliveries written; None, having written
+        nothing, when there is no guess, it is too large, needs filters read, or the subscribers were not the guess."""
+        publisher, count = self._guessed_publisher, sum(len(batch) for batch in batches)
+        if publisher is None or guess is None or count >= publisher.max_rows:
+            return None
+        subscribers = [Subscriber(*row) for row in guess[-1]]
+        if fan_out.filters_wanted(subscribers):
+            return None
+        made = list(fan_out.deliveries(subscribers, {}))
+        if len(made) >= publisher.max_rows:
+            return None
+        stored_time = driver_value(self._database.engine.dialect, events.c.received_at)
+        publish = GuessedPublish(
+            subscribers=reads[-1],
+            guess=guess[-1],
+            numbering=reads[0],
+            events=ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time)),
+            number_into=_NUMBER_COLUMN,
+            deliveries=_deliveries_insert(stored_time, batches, made, fan_out.lease()),
+        )
+        last = await publisher.write(publish)
+        return None if last is None else ([[(last,)], guess[-1]], made)
 
     def _guess(self, names: Sequence[str], count: int) -> ReadRows | None:
         """What the reads of a publish of `count` events of `names` should return, if nothing changed since."""
@@ -236,11 +269,23 @@ def _writes(
     """The inserts of the events, numbered from `first_seq`, and of their deliveries, `lease`'s leased."""
     # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
     stored_time = driver_value(dialect, events.c.received_at)
-    writes: list[Write] = [ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time, first_seq))]
+    count = sum(len(batch) for batch in batches)
+    seqs: Sequence[int | None] = range(first_seq, first_seq + count) if first_seq is not None else [None] * count
+    columns = (*_EVENT_COLUMNS, _NUMBER_COLUMN)
+    writes: list[Write] = [ColumnInsert(events, columns, (*_event_columns(batches, stored_time), seqs))]
     if new_deliveries:
-        until = stored_time(lease.until) if lease is not None else None
-        writes.append(insert_for_published_events(new_deliveries, stored_time(batches[0].received_at), lease, until))
+        writes.append(_deliveries_insert(stored_time, batches, new_deliveries, lease))
     return writes
+
+
+def _deliveries_insert(
+    stored_time: Callable[[Any], Any],
+    batches: Sequence[NewEvents],
+    new_deliveries: Sequence[NewDelivery],
+    lease: PublishLease | None,
+) -> ColumnInsert:
+    until = stored_time(lease.until) if lease is not None else None
+    return insert_for_published_events(new_deliveries, stored_time(batches[0].received_at), lease, until)
 
 
 def _filters_of(dialect: StoreDialect, subscription_ids: Collection[str]) -> Read:
@@ -253,12 +298,8 @@ def _filters_by_id(dialect: StoreDialect) -> Select[Any]:
     return select(subscriptions.c.id, subscriptions.c.filter).where(dialect.one_of(subscriptions.c.id, None))
 
 
-def _event_columns(
-    batches: Sequence[NewEvents], stored_time: Callable[[Any], Any], first_seq: int | None
-) -> tuple[Sequence[Any], ...]:
-    """The values of `_EVENT_COLUMNS`, one sequence each, numbered from `first_seq` in order."""
-    count = sum(len(batch) for batch in batches)
-    seqs: Sequence[int | None] = range(first_seq, first_seq + count) if first_seq is not None else [None] * count
+def _event_columns(batches: Sequence[NewEvents], stored_time: Callable[[Any], Any]) -> tuple[Sequence[Any], ...]:
+    """The values of `_EVENT_COLUMNS`, one sequence each, in order."""
     return (
         list(chain.from_iterable(batch.ids for batch in batches)),
         list(chain.from_iterable(batch.names for batch in batches)),
@@ -266,5 +307,4 @@ def _event_columns(
         list(chain.from_iterable(batch.entity_ids for batch in batches)),
         # The events of one publish share their received_at: each batch's is converted once.
         list(chain.from_iterable(repeat(stored_time(batch.received_at), len(batch)) for batch in batches)),
-        seqs,
     )

@@ -11,13 +11,12 @@ Its values travel as JSON, the records as one list of objects, the subscriptions
 reckons a JSON list at one size whatever it holds, so after its first custom plans a connection keeps one
 generic plan; arrays bound instead are reckoned at their length, and their statements were planned afresh on
 every call. The SQL is compiled once and sent on the asyncpg connection itself, which prepares it once per
-connection; its errors are translated as SQLAlchemy's cursor would (`postgresql._translated`), so a refused
+connection; its errors are translated as SQLAlchemy's cursor would (`postgresql_driver.translated`), so a refused
 record is told apart as before (`refusals`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -32,7 +31,7 @@ from chargewire.store.bulk_insert import driver_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.delivery_writes import OUTCOME_COLUMNS, outcome_values, record_outcomes
-from chargewire.store.dialects.postgresql import _translated
+from chargewire.store.dialects.postgresql_driver import pooled_driver
 from chargewire.store.subscription_health_writes import health_updates_of_lists, healthy_and_failing
 from chargewire.store.tables import attempts, subscriptions
 
@@ -57,21 +56,8 @@ async def record_in_one_statement(database: Database, records: Sequence[AttemptR
         "failing": _json(failing),
         "since": stored_time(records[-1].attempt.started_at),
     }
-    # A pooled connection as it is, past SQLAlchemy's Connection: no transaction is begun on it, so giving it
-    # back has nothing to roll back, and taking and giving it cost one greenlet where a Connection cost three.
-    pooled = await database.engine.raw_connection()
-    try:
-        driver = pooled.driver_connection
-        if driver is None:
-            raise RuntimeError(f"{_WHAT}: the pooled connection has no driver connection")
-        with _translated(_WHAT):
-            await driver.execute(sql, *(values.get(name, held) for name, held in binds))
-    except asyncio.CancelledError:
-        # Cancelled in mid-statement, the connection may still be busy with it: it is not used again.
-        pooled.invalidate()
-        raise
-    finally:
-        pooled.close()
+    async with pooled_driver(database.engine, _WHAT) as driver:
+        await driver.execute(sql, *(values.get(name, held) for name, held in binds))
 
 
 def _json(value: Any) -> str:

@@ -63,3 +63,14 @@ def driver_queries(database: Database) -> Iterator[list[str]]:
         event.remove(pool, "checkout", checked_out)
         for driver in drivers:
             driver.remove_query_logger(log)
+
+
+@contextlib.contextmanager
+def round_trips(database: Database) -> Iterator[list[str]]:
+    """The statements `database` sends in the block, each a round trip to PostgreSQL: those through SQLAlchemy's
+    cursor, and those straight on asyncpg (BEGIN, COMMIT, a publish's one statement). asyncpg logs a query at the
+    event loop's next turn: let one pass before the block ends. On SQLite, the cursor's only."""
+    trips: list[str] = []
+    with sent_statements(database, "") as through_cursor, driver_queries(database) as straight:
+        yield trips
+    trips.extend([*(text for text, _values in through_cursor), *straight])

@@ -20,7 +20,7 @@ from sqlalchemy.sql.expression import UpdateBase
 
 from chargewire.store.dialects.conflicts import ConflictUpdate
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.writes import GuardedWrites, Statement, Write
+from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -68,6 +68,34 @@ ReadRows = list[list[tuple[Any, ...]]]
 Reader = Callable[[Read], Awaitable[list[tuple[Any, ...]]]]
 # Makes a transaction's last writes from the rows its reads returned (reading more first, if it must).
 WritesFrom = Callable[[ReadRows, Reader], Awaitable[Sequence[Write]]]
+
+
+@dataclass(frozen=True, slots=True)
+class GuessedPublish:
+    """A publish's inserts made from a guess of its subscribers (those the last publish of its names read), to write
+    only if `subscribers` still reads exactly `guess`.
+
+    `numbering` (an UPDATE ... RETURNING the last number taken, its count bound) numbers `events`' rows in order,
+    into their column `number_into`; `deliveries` are written beside them.
+    """
+
+    subscribers: Read
+    guess: Sequence[tuple[Any, ...]]
+    numbering: Read
+    events: ColumnInsert
+    number_into: str
+    deliveries: ColumnInsert
+
+
+class GuessedPublisher(Protocol):
+    """Writes a publish made from a guess of its subscribers in one statement, which checks the guess itself."""
+
+    # The most events, or deliveries, it writes in one statement; a larger publish goes by `write_after_reads`.
+    max_rows: int
+
+    async def write(self, publish: GuessedPublish) -> int | None:
+        """Write `publish` if its guess holds; the last number it took, or None, having written nothing."""
+        ...
 
 
 class WakeSender(Protocol):
@@ -209,6 +237,11 @@ class StoreDialect(Protocol):
 
     # Whether an UPDATE may run inside a WITH, so a statement can read or write beside the rows it updates.
     updates_in_with: bool
+
+    def guessed_publisher(self, database: Database) -> GuessedPublisher | None:
+        """What writes a publish made from guessed subscribers in one statement (PostgreSQL: a round trip instead of
+        six); None where `write_after_reads` takes the guess itself (SQLite, in one trip to its driver's thread)."""
+        ...
 
     def wake_notifier(self, database: Database) -> WakeSender | None:
         """What tells other processes after a commit; None where they find out for themselves."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,9 +10,7 @@ import asyncpg
 from sqlalchemy import ARRAY, ColumnElement, Insert, Select, String, Table, any_, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.types import TypeEngine
 
 from chargewire.store.dialects.base import (
     Read,
@@ -27,7 +24,9 @@ from chargewire.store.dialects.base import (
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import DATABASE_WAIT_S, JSON_CODEC, OpenedEngine
+from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, translated, unnested
 from chargewire.store.dialects.postgresql_pool import check_idle_connections
+from chargewire.store.dialects.postgresql_publish import OneStatementPublisher
 from chargewire.store.dialects.postgresql_upkeep import PostgresUpkeep
 from chargewire.store.dialects.postgresql_wakeups import WakeListener, WakeNotifier
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, RowInsert, Statement, Write
@@ -40,9 +39,6 @@ if TYPE_CHECKING:
 _COMMAND_TIMEOUT_S = 30.0
 # Waiting for a connection of the pool (all in use).
 _POOL_TIMEOUT_S = 10.0
-# From this many rows, a transaction's last inserts go by COPY: below it, COPY's second round trip (the server
-# asks for the data, then takes it) costs more than the arrays' per-value checks of one INSERT.
-_COPY_FROM_ROWS = 64
 
 
 class PostgreSQLDialect:
@@ -133,7 +129,7 @@ class PostgreSQLDialect:
         DBAPIError. It runs in the transaction the statements before it began.
         """
         driver = await _driver_in_transaction(connection, f"COPY {table.name}")
-        with _translated(f"COPY {table.name}"):
+        with translated(f"COPY {table.name}"):
             await driver.copy_records_to_table(table.name, records=zip(*values, strict=True), columns=columns)
 
     async def write_guarded(self, connection: AsyncConnection, writes: GuardedWrites) -> bool:
@@ -164,14 +160,14 @@ class PostgreSQLDialect:
         self, connection: AsyncConnection, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
     ) -> ReadRows:
         """Run each read, then the writes made from their rows (a few rows by one INSERT each, not COPY); no guess
-        is taken, as other writers run beside."""
+        is taken here, as other writers run beside: a publish's is checked in one statement (`guessed_publisher`)."""
 
         async def read(statement: Read) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in await connection.execute(statement.statement, statement.parameters)]
 
         rows = [await read(statement) for statement in reads]
         for write in await writes_from(rows, read):
-            if isinstance(write, ColumnInsert) and 0 < len(write.values[0]) < _COPY_FROM_ROWS:
+            if isinstance(write, ColumnInsert) and 0 < len(write.values[0]) < COPY_FROM_ROWS:
                 await _insert_few(connection, write)
             else:
                 await self.write_last(connection, [write])
@@ -203,6 +199,10 @@ class PostgreSQLDialect:
         """Move the id column's sequence past the largest id: rows inserted with given ids did not advance it."""
         largest = select(func.max(table.c.id)).scalar_subquery()
         await connection.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"), largest)))
+
+    def guessed_publisher(self, database: Database) -> OneStatementPublisher:
+        """A publish made from guessed subscribers as one statement that checks them (`postgresql_publish`)."""
+        return OneStatementPublisher(database)
 
     def wake_notifier(self, database: Database) -> WakeNotifier:
         """A NOTIFY on the wake-up channel after commits, coalesced (`postgresql_wakeups`)."""
@@ -250,41 +250,18 @@ async def _driver_in_transaction(connection: AsyncConnection, statement: str) ->
     return driver
 
 
-@contextlib.contextmanager
-def _translated(statement: str) -> Iterator[None]:
-    """asyncpg's errors as SQLAlchemy's cursor raises them: a broken constraint as IntegrityError, anything else
-    as DBAPIError, with asyncpg's own as `orig` (which `refusals.refused` reads: SQLAlchemy's adapter would hide
-    a value too long behind its generic error)."""
-    try:
-        yield
-    except asyncpg.IntegrityConstraintViolationError as error:
-        raise IntegrityError(statement, None, error) from error
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise DBAPIError(statement, None, error) from error
-
-
 async def _insert_few(connection: AsyncConnection, write: ColumnInsert) -> None:
     """Insert a few rows by one INSERT that unnests one array per column, straight on the driver."""
     sql = insert_sql(write.table, write.columns, connection.dialect, _unnested_insert_unbounded)
     driver = await _driver_in_transaction(connection, f"INSERT INTO {write.table.name}")
-    with _translated(f"INSERT INTO {write.table.name}"):
+    with translated(f"INSERT INTO {write.table.name}"):
         await driver.execute(sql, *(list(values) for values in write.values))
 
 
 def _unnest_into(table: Table, columns: tuple[str, ...], *, bounded: bool) -> Insert:
-    """`INSERT INTO table (columns) SELECT * FROM unnest(...)`, with one array parameter per column, each cast to
-    an array of its column's type: `bounded`, with the column's length, which cuts a longer text short; else
-    without, so that the column refuses it as a row of COPY or VALUES would be refused."""
-    arrays = func.unnest(*[bindparam(name, type_=ARRAY(_array_element(table, name, bounded))) for name in columns])
-    unnested = arrays.table_valued(*columns).render_derived()
-    return insert(table).from_select(columns, select(*[unnested.c[name] for name in columns]))
-
-
-def _array_element(table: Table, name: str, bounded: bool) -> TypeEngine[Any]:
-    column_type = table.c[name].type
-    if bounded or not isinstance(column_type, String) or column_type.length is None:
-        return column_type
-    return String()
+    """`INSERT INTO table (columns) SELECT * FROM unnest(...)`, with one array parameter per column (`unnested`)."""
+    rows = unnested(table, columns, bounded=bounded)
+    return insert(table).from_select(columns, select(*[rows.c[name] for name in columns]))
 
 
 _unnested_insert = functools.partial(_unnest_into, bounded=True)

@@ -159,6 +159,9 @@ class SQLiteDialect:
     async def continue_ids(self, connection: AsyncConnection, table: Table) -> None:
         """Nothing: SQLite's AUTOINCREMENT counter follows the largest id inserted, given or generated."""
 
+    def guessed_publisher(self, database: Database) -> None:
+        """None: `write_after_reads` takes a publish's guess, in one trip to the driver's thread."""
+
     def wake_notifier(self, database: Database) -> SignalSender | None:
         """A datagram to the other processes' commit watchers after commits (`sqlite_wake_signal`); SQLite has no
         NOTIFY. None for a database in memory, which no other process can open."""

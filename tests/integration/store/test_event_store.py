@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import asyncpg
 import orjson
 import pytest
-from sqlalchemy import Table, event, func, select
+from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from chargewire.catalog import load_event_types
@@ -19,12 +21,17 @@ from chargewire.clock import utcnow
 from chargewire.ids import new_id, new_ids
 from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
+from chargewire.services.publish import Publisher
+from chargewire.services.subscriptions import OPERATOR
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
-from chargewire.store.tables import deliveries, events
+from chargewire.store.refusals import refused
+from chargewire.store.tables import deliveries, event_sequence, events
+from tests.integration.services.test_publish import _delivered_events, _subscribe
+from tests.support.plans import round_trips
 
 BOOT = load_event_types()["BootNotification"].example
 
@@ -224,3 +231,116 @@ async def test_events_are_numbered_in_order_without_gaps_when_another_store_numb
     assert [(row.id, row.seq) for row in rows] == [
         (event.id, first + index) for index, event in enumerate(event for publish in written for event in publish)
     ]
+
+
+async def test_a_publish_makes_the_deliveries_of_its_subscribers_as_they_are_after_one_was_added_paused_or_refiltered(
+    runtime: Runtime,
+) -> None:
+    # Each publish but the first is made from the subscribers the last one read; a change since must be seen.
+    publisher = Publisher(EventStore(runtime.database), max_batch=10)
+    trips: list[int] = []
+
+    async def publish() -> str:
+        with round_trips(runtime.database) as sent:
+            [event_id] = await publisher.publish([BOOT])
+            await asyncio.sleep(0)
+        trips.append(len(sent))
+        return event_id
+
+    first = await _subscribe(runtime, "BootNotification")
+    unchanged = [await publish(), await publish()]
+    second = await _subscribe(runtime, "BootNotification")
+    created = await publish()
+    await runtime.subscriptions.set_enabled(OPERATOR, first, False)
+    disabled = await publish()
+    await runtime.subscriptions.set_enabled(OPERATOR, first, True)
+    enabled = await publish()
+    body = {
+        "via": "webhook",
+        "notifications": ["BootNotification"],
+        "webhook": {"callbackUrl": "http://127.0.0.1:9/hook"},
+        "filter": {"chargePointId": {"$in": [1]}},
+    }
+    await runtime.subscriptions.replace(OPERATOR, second, body)
+    refiltered = [await publish(), await publish()]
+
+    assert await _delivered_events(runtime) == {
+        first: [*unchanged, created, enabled, *refiltered],
+        second: [created, disabled, enabled],
+    }
+    if runtime.database.dialect.name == "postgresql":
+        # The publishes whose subscribers had not changed since the last were one statement each.
+        assert [trips[1], trips[-1]] == [1, 1]
+        assert min(trips[2:-1]) > 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_value_postgresql_refuses_in_a_publish_made_from_a_guess_raises_its_error_and_stores_nothing(
+    runtime: Runtime, subscription_id: str
+) -> None:
+    store = EventStore(runtime.database)
+    kept = _events(1)
+    await store.insert_events_with_deliveries(_batches(kept), _Given(_to_every(subscription_id, kept)))
+    for entity_id in ("nul\u0000", "x" * 300):
+        bad = [replace(event, entity_id=entity_id) for event in _events(1)]
+        with pytest.raises(DBAPIError) as raised:
+            await store.insert_events_with_deliveries(_batches(bad), _Given(_to_every(subscription_id, bad)))
+        assert refused(raised.value)
+        assert isinstance(raised.value.orig, asyncpg.DataError)
+    later = _events(1)
+    await store.insert_events_with_deliveries(_batches(later), _Given(_to_every(subscription_id, later)))
+
+    assert await _row_count(runtime, deliveries) == 2
+    async with runtime.database.reading() as connection:
+        rows = (await connection.execute(select(events.c.id, events.c.seq).order_by(events.c.seq))).all()
+    # The refused publishes took no number: the log has no gap.
+    assert [row.id for row in rows] == [kept[0].id, later[0].id]
+    assert rows[1].seq == rows[0].seq + 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_publish_cancelled_while_its_statement_waits_leaves_no_unusable_connection_in_the_pool(
+    runtime: Runtime,
+) -> None:
+    store = EventStore(runtime.database)
+    await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))  # the next one is made from a guess
+    async with runtime.database.transaction() as holder:
+        # Holds the numbering's row lock, so the publish's statement waits for it.
+        await holder.execute(update(event_sequence).values(last_seq=event_sequence.c.last_seq))
+        waiting = asyncio.create_task(store.insert_events_with_deliveries(_batches(_events(1)), _Given([])))
+        await asyncio.sleep(0.3)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    # More publishes than the pool holds connections: each one checked out works.
+    for _ in range(12):
+        await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+    async with runtime.database.reading() as connection:
+        seqs = (await connection.execute(select(events.c.seq).order_by(events.c.seq))).scalars().all()
+    # The cancelled statement may have committed once the lock was free; either way the log has no gap.
+    assert len(seqs) in (13, 14)
+    assert list(seqs) == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+async def test_publishes_of_several_stores_at_once_number_their_events_without_gaps_or_repeats(
+    runtime: Runtime,
+) -> None:
+    # Several stores stand for several API processes; on PostgreSQL, after the first, each publish is one statement.
+    stores = [EventStore(runtime.database) for _ in range(3)]
+    for store in stores:
+        await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+    published = [_events(2) for _ in range(30)]
+    await asyncio.gather(
+        *(
+            stores[index % 3].insert_events_with_deliveries(_batches(written), _Given([]))
+            for index, written in enumerate(published)
+        )
+    )
+    async with runtime.database.reading() as connection:
+        rows = (await connection.execute(select(events.c.id, events.c.seq).order_by(events.c.seq))).all()
+    seqs = [row.seq for row in rows]
+    assert seqs == list(range(seqs[0], seqs[0] + 63))
+    position = {row.id: row.seq for row in rows}
+    # Each publish's events took consecutive numbers, in their order.
+    assert all(position[second.id] == position[first.id] + 1 for first, second in published)
