@@ -4,7 +4,6 @@ API client."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,11 +18,13 @@ from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.web import create_app
+from tests.support.postgres_databases import DatabaseSupply
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnop"
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_TEMPLATE = "chargewire_template"
-_database_numbers = itertools.count()
+# The URLs of databases made as copies of the migrated template: already at the newest revision.
+_template_copies: set[str] = set()
 
 
 async def _migrate(url: str) -> None:
@@ -38,6 +39,16 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     with throwaway_cluster() as cluster:
         asyncio.run(_migrate(cluster.create_database(POSTGRES_TEMPLATE)))
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_cluster: PostgresCluster) -> Iterator[DatabaseSupply]:
+    """Fresh copies of the template database for the tests, made ahead and dropped behind in a thread."""
+    supply = DatabaseSupply(postgres_cluster, POSTGRES_TEMPLATE)
+    try:
+        yield supply
+    finally:
+        supply.close()
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +73,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.create_database(f"test_{next(_database_numbers)}", template=POSTGRES_TEMPLATE)
+        yield f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
+        return
+    supply: DatabaseSupply = request.getfixturevalue("postgres_databases")
+    url = supply.take()
+    _template_copies.add(url)
+    yield url
+    _template_copies.discard(url)
+    supply.give_back(url)
 
 
 @pytest.fixture
@@ -84,9 +100,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def runtime(settings: Settings, sqlite_template: Path) -> AsyncIterator[Runtime]:
-    """An open runtime on the test's database (migrated: a new SQLite file starts as a copy of the template)."""
+    """An open runtime on the test's database (migrated: a new database starts as a copy of the template)."""
     url = settings.effective_database_url
-    if not copied_sqlite_template(url, sqlite_template):
+    if url not in _template_copies and not copied_sqlite_template(url, sqlite_template):
         await _migrate(url)
     async with await Runtime.open(settings) as opened:
         yield opened
