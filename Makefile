@@ -82,8 +82,10 @@ test-client-go:
 	cd clients/go && go mod download && go vet ./... && go test -count=1 ./...
 	cd clients/go/examples/kafka-consumer && go mod download && go vet ./...
 
+# Maven and the tests' JVM compile with C1 only: short runs, where C2's compiling costs more than it gives (30 s -> 10 s).
+JAVA_C1 := -XX:TieredStopAtLevel=1
 test-client-java:
-	cd clients/java && bash -o pipefail -c "mvn -B -ntp -Dstyle.color=never test | sed 's/\x1b\[[0-9;]*m//g' | grep -E 'Tests run:|BUILD|ERROR|FAIL'"
+	cd clients/java && MAVEN_OPTS="$(JAVA_C1)" bash -o pipefail -c "mvn -B -ntp -Dstyle.color=never -DargLine=$(JAVA_C1) test | sed 's/\x1b\[[0-9;]*m//g' | grep -E 'Tests run:|BUILD|ERROR|FAIL'"
 
 screenshots: install test-services
 	CHARGEWIRE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/integration/backoffice -q
