@@ -48,7 +48,7 @@ fuzz: install test-services
 # run beside it, one at a time, on the second core; their output is held until they all end, so that it does not
 # break into pytest's. The TypeScript and Java clients' checks build in clients/, as the receiver kit's end-to-end
 # test does, so they run before it.
-test: install test-services lint test-client-typescript test-client-java
+test: install lint test-client-typescript test-client-java
 	$(MAKE) --no-print-directory -j2 pytest checks-beside-pytest
 
 CHECKS_BESIDE_PYTEST := typecheck receiver-kit-check test-client-go test-bench-peers
