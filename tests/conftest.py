@@ -4,6 +4,7 @@ API client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,6 +20,7 @@ from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.web import create_app
+from tests.support.early_start import EarlyStarts
 from tests.support.postgres_databases import DatabaseSupply
 
 # The JVMs the tests start (the Kafka broker, started again by every broker fault, Maven and the Java receiver) run
@@ -30,6 +32,7 @@ BACKENDS = ("sqlite", "postgresql")
 POSTGRES_TEMPLATE = "chargewire_template"
 # The URLs of databases made as copies of the migrated template: already at the newest revision.
 _template_copies: set[str] = set()
+_early = EarlyStarts()
 
 
 async def _migrate(url: str) -> None:
@@ -38,11 +41,39 @@ async def _migrate(url: str) -> None:
     await database.aclose()
 
 
+def _open_postgres(stack: contextlib.ExitStack) -> PostgresCluster:
+    cluster = stack.enter_context(throwaway_cluster())
+    asyncio.run(_migrate(cluster.create_database(POSTGRES_TEMPLATE)))
+    return cluster
+
+
+def _open_kafka(stack: contextlib.ExitStack) -> KafkaBroker:
+    return stack.enter_context(KafkaBroker())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the session's PostgreSQL and Kafka in threads when a collected test will ask for them."""
+    if any(_on_postgresql(item) for item in session.items):
+        _early.start("postgres", _open_postgres)
+    if any("kafka_broker" in getattr(item, "fixturenames", ()) for item in session.items):
+        _early.start("kafka", _open_kafka)
+
+
+def _on_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_backend = callspec is not None and callspec.params.get("backend") == "postgresql"
+    return on_backend or "postgres_cluster" in getattr(item, "fixturenames", ())
+
+
+def pytest_sessionfinish() -> None:
+    """Stop what was started ahead and no test took."""
+    _early.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """One PostgreSQL cluster for the whole run, with a migrated template database."""
-    with throwaway_cluster() as cluster:
-        asyncio.run(_migrate(cluster.create_database(POSTGRES_TEMPLATE)))
+    with _early.taken("postgres", _open_postgres) as cluster:
         yield cluster
 
 
@@ -67,7 +98,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[KafkaBroker]:
     """One real single-node Kafka broker for the run (fails loudly when java or the jars are missing)."""
-    with KafkaBroker() as running:
+    with _early.taken("kafka", _open_kafka) as running:
         yield running
 
 
