@@ -53,6 +53,8 @@ def _open_kafka(stack: contextlib.ExitStack) -> KafkaBroker:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the session's PostgreSQL and Kafka in threads when a collected test will ask for them."""
+    if session.config.option.collectonly:
+        return
     if any(_on_postgresql(item) for item in session.items):
         _early.start("postgres", _open_postgres)
     if any("kafka_broker" in getattr(item, "fixturenames", ()) for item in session.items):
@@ -61,8 +63,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _on_postgresql(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
-    on_backend = callspec is not None and callspec.params.get("backend") == "postgresql"
-    return on_backend or "postgres_cluster" in getattr(item, "fixturenames", ())
+    names = getattr(item, "fixturenames", ())
+    on_backend = callspec is not None and callspec.params.get("backend") == "postgresql" and "database_url" in names
+    return on_backend or "postgres_cluster" in names
 
 
 def pytest_sessionfinish() -> None:
