@@ -54,7 +54,7 @@ test: install lint test-client-typescript test-client-java
 CHECKS_BESIDE_PYTEST := typecheck receiver-kit-check test-client-go test-bench-peers
 checks-beside-pytest:
 	@log=$$(mktemp); status=0; $(MAKE) --no-print-directory $(CHECKS_BESIDE_PYTEST) >$$log 2>&1 || status=$$?; \
-		cat $$log; rm -f $$log; exit $$status
+		echo; cat $$log; rm -f $$log; exit $$status
 
 # The receiver kit (clients/): each language's own toolchain, dependencies from its registry, cached in the
 # default user caches (~/.npm, ~/go/pkg/mod, ~/.m2). `pytest` runs the Python client's tests and the
