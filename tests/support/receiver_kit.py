@@ -27,7 +27,8 @@ def build_receiver(language: str, workdir: Path) -> list[str]:
         return [sys.executable, str(CLIENTS / "python" / "examples" / "fastapi_receiver.py")]
     if language == "typescript":
         folder = CLIENTS / "typescript"
-        _run(["npm", "ci", "--no-audit", "--no-fund"], folder)
+        if not _npm_installed(folder):
+            _run(["npm", "ci", "--no-audit", "--no-fund"], folder)
         _run(["npx", "tsc", "-p", "tsconfig.json"], folder)
         return ["node", str(folder / "dist" / "examples" / "express-receiver.js")]
     if language == "go":
@@ -55,6 +56,13 @@ def build_receiver(language: str, workdir: Path) -> list[str]:
         )
         return ["java", "-cp", classpath, "io.chargewire.receiver.examples.ReceiverExample"]
     raise ValueError(f"no example receiver for {language}")
+
+
+def _npm_installed(folder: Path) -> bool:
+    """Whether `npm ci` installed `folder`'s package-lock.json as it is now (`make test-client-typescript` just
+    did): npm writes the hidden lockfile in node_modules when an install is complete."""
+    installed = folder / "node_modules" / ".package-lock.json"
+    return installed.exists() and installed.stat().st_mtime >= (folder / "package-lock.json").stat().st_mtime
 
 
 def prepared_service(tmp_path: Path, database_url: str | None = None) -> tuple[dict[str, str], str]:
