@@ -4,8 +4,8 @@ Stages of one delivery: claimed (leased) -> queued behind its subscription's con
 recorded (delivered, pending with a retry time, or failed). Work lives in the database; this process holds
 at most `worker_max_in_flight` deliveries, so a dead receiver costs rows on disk, not memory.
 
-Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription, with at most three
-waves more waiting in memory to start the moment one ends; subscriptions that full, or whose circuit breaker
+Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription, with a buffer more
+waiting in memory to start the moment one ends while their leases last; subscriptions that full, or whose breaker
 is open, are left out of the next claim, so their backlog never fills a batch that healthy subscriptions are
 waiting behind.
 
@@ -15,7 +15,7 @@ probe is still a single message.
 
 Hand-off: a publish in this process writes the new webhook deliveries this worker has room for already leased to
 it, and gives them to it after the commit (`reserve`, `take`, `services.group_commit`): their first attempt
-needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a subscription's buffer of waves,
+needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a subscription's buffer,
 and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
 
 Announced claims: a wake-up that names the webhook deliveries it made due (a publish's NOTIFY on PostgreSQL) lets a
@@ -115,7 +115,7 @@ class Dispatcher:
         # Publishes make rows only for webhook subscriptions (Kafka's are streamed): only those are handed off.
         webhook = Via.WEBHOOK.value
         hand_off_via = webhook if webhook in limits and webhook not in self._batching | self._keeps_order else None
-        self._queues = SubscriptionQueues(limits, self._breakers, hand_off_via)
+        self._queues = SubscriptionQueues(limits, self._breakers, hand_off_via, settings)
         self._streamer = (
             KafkaStreamer(settings, streams, targets, self._stage.attempt, self.worker_id, self._falls_due)
             if streams is not None and Via.KAFKA in self._batching
@@ -217,7 +217,7 @@ class Dispatcher:
         # The first batch that may start is attempted in this task: a task of its own for it cost a task and a
         # turn of the event loop per hand-off, which at low rates is one per event.
         first: tuple[list[ClaimedDelivery], DeliveryTarget | None] | None = None
-        for subscription_id in self._queues.add(deliveries, targets):
+        for subscription_id in self._queues.add(deliveries, targets, lease.until):
             target = targets.get(subscription_id)
             kept = self._act(self._queues.start_ready(subscription_id, self._batches(target)), target, first is None)
             if kept is not None:

@@ -1,8 +1,12 @@
 """One worker's per-subscription queues: what is in flight and waiting, and what may start, be claimed or be handed off.
 
-At most a subscription's in-flight limit runs at once, with up to `_BUFFER_WAVES - 1` waves more waiting in memory to
-start the moment one ends. A subscription whose buffer is full (saturated), or whose circuit breaker is open, is left
-out of the next claim. These queues decide; the dispatcher starts the tasks and writes the leases they hand back.
+At most a subscription's in-flight limit runs at once, with more waiting in memory to start the moment one ends (its
+buffer, `buffer_size`). A subscription whose buffer is full (saturated), or whose circuit breaker is open, is left out
+of the next claim. These queues decide; the dispatcher starts the tasks and writes the leases they hand back.
+
+A waiting delivery starts only while its lease has room for a whole attempt (`attempt_bound_s`): the lease is what
+keeps another worker from sending it too, so one whose lease is nearly over is handed back, due at once, to be
+claimed again under a new lease. The buffer's depth is therefore bounded by memory and fairness, not by the lease.
 """
 
 from __future__ import annotations
@@ -11,33 +15,46 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chargewire.clock import utcnow
+from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.targets import DeliveryTarget
 from chargewire.store.delivery_records import ClaimedDelivery
 
-# Per subscription, a claim takes up to this many waves of its in-flight limit, and a worker holds no more:
-# fewer claims (each a database round trip) per delivery. With a 15 s timeout the last wave starts ~45 s in,
-# inside the 60 s lease.
-_BUFFER_WAVES = 4
+# Per subscription, a claim takes at least this many waves of its in-flight limit: fewer claims (each a database
+# round trip) per delivery.
+_MIN_BUFFER_WAVES = 4
+# What a subscription may hold at most, as a share of the worker's room (`worker_max_in_flight`): one busy
+# subscription leaves the rest of the room to the others' claims. At the defaults (256) that is 128 for a limit of
+# 16 (8 waves): a publish group of up to 64 finds room while 16 are in flight and 48 wait.
+_BUFFER_SHARE_OF_ROOM = 2
+# Beyond the attempt's own timeout, what its record needs to be written before the lease runs out.
+_LEASE_MARGIN_S = 5.0
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
 _EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
+
+
+def buffer_size(limit: int, settings: Settings) -> int:
+    """How many deliveries a subscription with this in-flight limit may hold, in flight and waiting."""
+    return max(_MIN_BUFFER_WAVES * limit, settings.worker_max_in_flight // _BUFFER_SHARE_OF_ROOM)
 
 
 @dataclass
 class _SubscriptionQueue:
     limit: int
+    buffer: int
     in_flight: int = 0
-    waiting: deque[ClaimedDelivery] = field(default_factory=deque)
+    # Each waiting delivery with the end of its lease.
+    waiting: deque[tuple[ClaimedDelivery, datetime]] = field(default_factory=deque)
     # The last claim may have left some of its due rows behind: it took its cap, or left it out (saturated, breaker).
     left_behind: bool = False
 
     @property
     def saturated(self) -> bool:
-        """Its buffer of waves is in flight and waiting: a claim has nothing to give it."""
-        return self.in_flight + len(self.waiting) >= _BUFFER_WAVES * self.limit
+        """Its buffer is in flight and waiting: a claim has nothing to give it."""
+        return self.in_flight + len(self.waiting) >= self.buffer
 
 
 @dataclass
@@ -60,13 +77,21 @@ class Ready:
 class SubscriptionQueues:
     """The queues of the subscriptions this worker holds deliveries of, each within its channel's in-flight limit."""
 
-    def __init__(self, limits: Mapping[str, int], breakers: CircuitBreakers, hand_off_via: str | None) -> None:
+    def __init__(
+        self, limits: Mapping[str, int], breakers: CircuitBreakers, hand_off_via: str | None, settings: Settings
+    ) -> None:
         self._limits = limits
         self._breakers = breakers
         self._queues: dict[str, _SubscriptionQueue] = {}
         self._last_exclusive_claim = 0.0
         self._reserved: Counter[str] = Counter()  # per subscription, handed-off deliveries not yet taken
-        self.claim_caps = {via: _BUFFER_WAVES * limit for via, limit in limits.items()}
+        self._lease = timedelta(seconds=settings.worker_lease_s)
+        # A waiting delivery starts only while at least this much of its lease remains: an attempt and its record,
+        # or half the lease where the lease is shorter than that (then no wait could keep the whole attempt in it).
+        attempt_s = settings.webhook_timeout_s + _LEASE_MARGIN_S
+        self._attempt_bound = timedelta(seconds=min(attempt_s, settings.worker_lease_s / 2))
+        self._claim_started = utcnow()
+        self.claim_caps = {via: buffer_size(limit, settings) for via, limit in limits.items()}
         # A publish hands off only deliveries of this channel's subscriptions, so a hand-off is within its cap.
         self.hand_off_cap = self.claim_caps[hand_off_via] if hand_off_via is not None else 0
 
@@ -94,7 +119,11 @@ class SubscriptionQueues:
         return time.monotonic() - self._last_exclusive_claim >= _EXCLUSIVE_CLAIM_INTERVAL_S
 
     def left_out(self, now: datetime) -> set[str]:
-        """The subscriptions a claim made now must leave out: saturated, or their breaker open."""
+        """The subscriptions a claim made now must leave out: saturated, or their breaker open.
+
+        The claim's leases run from `now` (or later): what it takes is queued as leased until `now` plus the lease.
+        """
+        self._claim_started = now
         saturated = {sub for sub, queue in self._queues.items() if queue.saturated}
         if saturated:
             self._last_exclusive_claim = time.monotonic()
@@ -105,35 +134,45 @@ class SubscriptionQueues:
 
     def claimed(self, deliveries: Sequence[ClaimedDelivery], targets: Mapping[str, DeliveryTarget]) -> list[str]:
         """Queue what a claim took; the subscriptions to start. One that took its cap may have left due rows behind."""
-        taken = self.add(deliveries, targets)
+        taken = self.add(deliveries, targets, self._claim_started + self._lease)
         for subscription_id, count in taken.items():
             queue = self._queues[subscription_id]
-            queue.left_behind = count >= _BUFFER_WAVES * queue.limit
+            queue.left_behind = count >= queue.buffer
         return list(taken)
 
-    def add(self, deliveries: Iterable[ClaimedDelivery], targets: Mapping[str, DeliveryTarget]) -> Counter[str]:
-        """Queue deliveries to wait for their turn; how many each subscription got."""
+    def add(
+        self, deliveries: Iterable[ClaimedDelivery], targets: Mapping[str, DeliveryTarget], leased_until: datetime
+    ) -> Counter[str]:
+        """Queue deliveries leased until `leased_until` to wait for their turn; how many each subscription got."""
         taken: Counter[str] = Counter()
         for delivery in deliveries:
-            self._queue_for(delivery.subscription_id, targets).waiting.append(delivery)
+            self._queue_for(delivery.subscription_id, targets).waiting.append((delivery, leased_until))
             taken[delivery.subscription_id] += 1
         return taken
 
     def start_ready(self, subscription_id: str, batching: bool) -> Ready:
         """Take what may start now within the subscription's limit (several per batch when its channel batches);
-        while its breaker is open, hand all that waits back instead."""
+        while its breaker is open, or once the next one's lease has no room left for an attempt, hand all that
+        waits back instead (all of it: a channel that keeps order must not send later ones first)."""
         ready = Ready()
         queue = self._queues[subscription_id]
         while queue.waiting and queue.in_flight < queue.limit:
             now = utcnow()
-            if not self._breakers.allows(subscription_id, now):
+            if queue.waiting[0][1] - now < self._attempt_bound or not self._breakers.allows(subscription_id, now):
                 ready.hand_back = self._hand_back_waiting(subscription_id)
                 return ready
             probe = self._breakers.start_attempt(subscription_id, now)
             size = min(queue.limit - queue.in_flight, len(queue.waiting)) if batching and not probe else 1
-            ready.batches.append([queue.waiting.popleft() for _ in range(size)])
-            queue.in_flight += size
+            ready.batches.append(self._next_batch(queue, size, now))
+            queue.in_flight += len(ready.batches[-1])
         return ready
+
+    def _next_batch(self, queue: _SubscriptionQueue, size: int, now: datetime) -> list[ClaimedDelivery]:
+        """Up to `size` waiting deliveries from the front whose leases have room for the attempt (at least one)."""
+        batch = [queue.waiting.popleft()[0]]
+        while len(batch) < size and queue.waiting[0][1] - now >= self._attempt_bound:
+            batch.append(queue.waiting.popleft()[0])
+        return batch
 
     def finished(self, subscription_id: str, count: int, hold_back: bool, batching: bool | None) -> Ready:
         """`count` attempts of a subscription ended: what starts next (None for `batching`: none may, it is gone).
@@ -158,14 +197,14 @@ class SubscriptionQueues:
 
     def drain(self) -> list[str]:
         """Empty every queue's waiting deliveries (the worker stops); their ids, to hand back."""
-        waiting = [delivery.id for queue in self._queues.values() for delivery in queue.waiting]
+        waiting = [delivery.id for queue in self._queues.values() for delivery, _until in queue.waiting]
         for queue in self._queues.values():
             queue.waiting.clear()
         return waiting
 
     def may_hand_off(self, subscription_id: str) -> bool:
         """Whether a new delivery of this subscription may skip the claim: its breaker closed, no due rows of it
-        left behind in the database, and its buffer of waves not full."""
+        left behind in the database, and its buffer not full."""
         if self._breakers.open_until(subscription_id) is not None:
             return False
         queue = self._queues.get(subscription_id)
@@ -190,7 +229,7 @@ class SubscriptionQueues:
 
     def _hand_back_waiting(self, subscription_id: str) -> HandBack:
         queue = self._queues[subscription_id]
-        waiting = [delivery.id for delivery in queue.waiting]
+        waiting = [delivery.id for delivery, _until in queue.waiting]
         queue.waiting.clear()
         return HandBack(waiting, self._breakers.open_until(subscription_id) or utcnow())
 
@@ -198,6 +237,8 @@ class SubscriptionQueues:
         queue = self._queues.get(subscription_id)
         if queue is None:
             target = targets.get(subscription_id)
-            limit = self._limits[target.subscription.via] if target else 1
-            queue = self._queues[subscription_id] = _SubscriptionQueue(limit)
+            via = target.subscription.via if target else None
+            limit = self._limits[via] if via is not None else 1
+            buffer = self.claim_caps[via] if via is not None else _MIN_BUFFER_WAVES
+            queue = self._queues[subscription_id] = _SubscriptionQueue(limit, buffer)
         return queue

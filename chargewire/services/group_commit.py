@@ -26,6 +26,7 @@ from chargewire.filters import FilterCache, Predicate
 from chargewire.ids import new_ids
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
+from chargewire.store.dialects.sqlite_writer import go_first
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
@@ -95,6 +96,9 @@ class GroupCommitter:
         return await future
 
     async def _flush_all(self) -> None:
+        # Its clients wait for their answers: on SQLite its commits take the writer before waiting record flushes
+        # and claims. Set in this task's own context, so only its writes go first.
+        go_first()
         while self._waiting:
             group = self._take_group()
             outcome = await self._insert(group)

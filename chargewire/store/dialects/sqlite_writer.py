@@ -1,20 +1,92 @@
 """SQLite's one writer at a time: write transactions queued in the process, on one connection kept for them.
 
 SQLite allows one writer per file; queueing this process's writers is cheaper than letting them spin on the
-lock, and as they take turns they can share one connection (`SerialWriter`).
+lock, and as they take turns they can share one connection (`SerialWriter`). A publish's group commit goes before
+the record flushes and claims waiting (`go_first`): a client awaits its answer, nobody awaits a record's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chargewire.store.dialects.sqlite_engine import BEGIN_WRITE, WRITE_OPTION, OneTripConnection
+
+# Set in a task whose write transactions a client's answer waits for (`go_first`).
+_goes_first: ContextVar[bool] = ContextVar("chargewire_sqlite_writer_goes_first", default=False)
+# A writer waiting behind none of the first goes after at most this many of them went before it: a record flush or
+# a claim is delayed, never starved.
+_MAX_PASSED = 4
+
+
+def go_first() -> None:
+    """Let the calling task's write transactions on SQLite take the writer before the others waiting for it.
+
+    For a publish's group commit, whose clients wait for its answer; other databases have no one writer, and on
+    them this does nothing.
+    """
+    _goes_first.set(True)
+
+
+class WriterTurns:
+    """The writer's turns: in order of arrival, except that those going first (`go_first`) pass the others, at most
+    `_MAX_PASSED` times in a row while another waits."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._first: deque[asyncio.Future[None]] = deque()
+        self._others: deque[asyncio.Future[None]] = deque()
+        self._passed = 0  # turns given to those going first while another waited
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the writer for the block, once the turns before this one are done."""
+        await self._acquire(self._first if _goes_first.get() else self._others)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, line: deque[asyncio.Future[None]]) -> None:
+        if not self._held:
+            self._held = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        line.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                with contextlib.suppress(ValueError):  # a release may have passed over it already
+                    line.remove(waiter)
+            else:
+                self._release()  # the turn was given as this task was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        """Give the turn to the next waiter still waiting (the writer stays held); or free the writer."""
+        for line in self._lines():
+            while line:
+                waiter = line.popleft()
+                if not waiter.done():  # a cancelled one is skipped
+                    waiter.set_result(None)
+                    return
+        self._held = False
+
+    def _lines(self) -> tuple[deque[asyncio.Future[None]], ...]:
+        """The lines in the order the next turn looks at them, counting the times a first passed another."""
+        if self._first and (not self._others or self._passed < _MAX_PASSED):
+            self._passed = self._passed + 1 if self._others else 0
+            return self._first, self._others
+        self._passed = 0
+        return self._others, self._first
 
 
 class SerialWriter:
@@ -29,7 +101,7 @@ class SerialWriter:
 
     def __init__(self, engine: AsyncEngine) -> None:
         # SQLite allows one writer; queueing writers here is cheaper than letting them spin on the lock.
-        self._lock = asyncio.Lock()
+        self._turns = WriterTurns()
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self._connection: AsyncConnection | None = None
         self._driver: OneTripConnection | None = None
@@ -38,7 +110,7 @@ class SerialWriter:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, begun IMMEDIATE once the writers before it are done."""
-        async with self._lock:
+        async with self._turns.turn():
             connection, _driver = await self._writer()
             try:
                 async with connection.begin():
@@ -55,7 +127,7 @@ class SerialWriter:
         SQLAlchemy's connection (its begin and commit, with their events and greenlets) cost a publish more CPU
         than its statements. A block that raises with the transaction open rolls it back here.
         """
-        async with self._lock:
+        async with self._turns.turn():
             _connection, driver = await self._writer()
             driver.pending_begin = BEGIN_WRITE
             try:

@@ -25,10 +25,12 @@ BOOT = load_event_types()["BootNotification"].example
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """A poll far slower than the test, one attempt at a time per subscription (a buffer of four waves), and retries
-    after the test (a worker sleeps until its retries fall due: they would take the receiver's replies)."""
+    """A poll far slower than the test, one attempt at a time per subscription (a buffer of four: four waves, and
+    half the worker's room of eight), and retries after the test (a worker sleeps until its retries fall due: they
+    would take the receiver's replies)."""
     update = {
         "worker_poll_interval_s": 30.0,
+        "worker_max_in_flight": 8,
         "worker_max_in_flight_per_subscription": 1,
         "retry_jitter": 0.0,
         "retry_schedule_s": [0.0, 60.0],

@@ -23,8 +23,10 @@ STALLED_S = 5.0  # the saturated receiver answers only after each test's observa
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """One attempt in flight per subscription, so a backlog of a few deliveries saturates it; a quick poll."""
-    return settings.model_copy(update={"worker_max_in_flight_per_subscription": 1, "worker_poll_interval_s": 0.02})
+    """One attempt in flight per subscription and a worker's room of eight (a buffer of four), so a backlog of a few
+    deliveries saturates it; a quick poll."""
+    update = {"worker_max_in_flight": 8, "worker_max_in_flight_per_subscription": 1, "worker_poll_interval_s": 0.02}
+    return settings.model_copy(update=update)
 
 
 @dataclass
