@@ -6,13 +6,13 @@ beforehand from a guess of the subscribers (those the last publish of the same n
 one statement sent outside a transaction block, which is its own transaction:
 
     WITH subscribers AS (the publish's read of its enabled webhook subscribers),
-         numbered AS (UPDATE event_sequence ... WHERE they are the guess, as a set, RETURNING the last number),
-         INSERT INTO events ... numbered from it, INSERT INTO deliveries ... only if `numbered` has its row
+         numbered AS (the numbering's UPDATE ... WHERE they are the guess, as a set, RETURNING the last number),
+         the events' INSERT ... numbered from it, the deliveries' INSERT ... only if `numbered` has its row
     SELECT the last number taken (NULL: the guess failed and nothing was written)
 
 Every part reads one snapshot, taken when the statement starts. The numbering is the current path's UPDATE of the
-one `event_sequence` row, so its row lock is held until the statement's commit, and publishes number and commit in
-the same order (`store.event_log`): a writer that waits for the lock numbers after the one it waited for. A refused
+sequence's one row, so its row lock is held until the statement's commit, and publishes number and commit in the
+same order (`store.event_log`): a writer that waits for the lock numbers after the one it waited for. A refused
 row (a NUL in text, a value too long for its column, a broken constraint) fails the whole statement, numbering
 included, as it failed the transaction. The SQL is SQLAlchemy Core compiled once per shape, sent straight on the
 asyncpg connection (its own prepared-statement cache), past SQLAlchemy's cursor and its greenlet switch.
@@ -99,10 +99,10 @@ def _compiled(shape: _Shape, dialect: Dialect) -> tuple[SQLCompiler, tuple[str, 
 def _statement(
     subscribers: Select[Any],
     numbering: Update,
-    events: Table,
+    event_table: Table,
     event_columns: tuple[str, ...],
     number_into: str,
-    deliveries: Table,
+    delivery_table: Table,
     delivery_columns: tuple[str, ...],
 ) -> Select[Any]:
     """The publish as one statement (see the module): it returns the last number taken, or NULL."""
@@ -117,11 +117,11 @@ def _statement(
     last = select(numbered.c[0]).scalar_subquery()
     taken = select(numbered.c[0]).exists()
 
-    rows = unnested(events, event_columns, bounded=False, prefix=_EVENT, ordinality=_POSITION)
+    rows = unnested(event_table, event_columns, bounded=False, prefix=_EVENT, ordinality=_POSITION)
     numbered_rows = select(*[rows.c[name] for name in event_columns], last - func.count().over() + rows.c[_POSITION])
-    new_events = insert(events).from_select([*event_columns, number_into], numbered_rows.where(taken))
-    made = unnested(deliveries, delivery_columns, bounded=False, prefix=_DELIVERY)
-    new_deliveries = insert(deliveries).from_select(
+    new_events = insert(event_table).from_select([*event_columns, number_into], numbered_rows.where(taken))
+    made = unnested(delivery_table, delivery_columns, bounded=False, prefix=_DELIVERY)
+    new_deliveries = insert(delivery_table).from_select(
         delivery_columns, select(*[made.c[name] for name in delivery_columns]).where(taken)
     )
     return select(last).add_cte(new_events.cte("new_events"), new_deliveries.cte("new_deliveries"))

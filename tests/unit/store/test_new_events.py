@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy.dialects import sqlite
 
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import Event
-from chargewire.store.event_store import NewEvents, _event_columns
+from chargewire.store.event_store import NewEvents, _writes
 
 
 def _events(count: int, received_at: datetime) -> list[Event]:
@@ -34,17 +35,22 @@ def test_new_events_refuse_events_of_different_publishes() -> None:
         NewEvents.of([*_events(1, now), *_events(1, now + timedelta(seconds=1))])
 
 
+def _event_insert(batches: list[NewEvents], first_seq: int | None) -> dict[str, list[object]]:
+    [insert] = _writes(sqlite.dialect(), batches, first_seq, [], None)
+    return {column: list(values) for column, values in zip(insert.columns, insert.values, strict=True)}
+
+
 def test_publishes_sharing_a_commit_are_numbered_in_order_each_with_its_own_time() -> None:
     first, second = utcnow(), utcnow() + timedelta(seconds=1)
     batches = [NewEvents.of(_events(2, first)), NewEvents.of(_events(3, second))]
-    ids, names, payloads, entity_ids, received, seqs = _event_columns(batches, lambda at: at.isoformat(), 41)
-    assert ids == [*batches[0].ids, *batches[1].ids]
-    assert entity_ids == ["0", "1", "0", "1", "2"]
-    assert received == [first.isoformat()] * 2 + [second.isoformat()] * 3
-    assert list(seqs) == [41, 42, 43, 44, 45]
-    assert len(names) == len(payloads) == 5
+    columns = _event_insert(batches, 41)
+    assert columns["id"] == [*batches[0].ids, *batches[1].ids]
+    assert columns["entity_id"] == ["0", "1", "0", "1", "2"]
+    received = columns["received_at"]
+    assert received[0] == received[1] != received[2] == received[3] == received[4]
+    assert columns["seq"] == [41, 42, 43, 44, 45]
+    assert len(columns["name"]) == len(columns["payload"]) == 5
 
 
 def test_test_sends_carry_no_number() -> None:
-    [*_, seqs] = _event_columns([NewEvents.of(_events(2, utcnow()))], lambda at: at, None)
-    assert list(seqs) == [None, None]
+    assert _event_insert([NewEvents.of(_events(2, utcnow()))], None)["seq"] == [None, None]

@@ -41,6 +41,7 @@ TABLE_AGNOSTIC = {
     "store/dialects/conflicts.py",
     "store/dialects/postgresql.py",
     "store/dialects/postgresql_partitions.py",
+    "store/dialects/postgresql_publish.py",
     "store/dialects/sqlite.py",
 }
 TABLES = frozenset(metadata.tables)
