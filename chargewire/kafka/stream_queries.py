@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 
 from chargewire.models import DeliveryStatus, Via
-from chargewire.store.delivery_store import DUE_DELIVERY_EXISTS
+from chargewire.store.delivery_claims import DUE_DELIVERY_EXISTS
 from chargewire.store.tables import (
     deliveries,
     event_sequence,

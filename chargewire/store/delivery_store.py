@@ -7,43 +7,28 @@ health `subscription_health_writes`', run in its transactions; its reads of the 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.ids import first_id_at, made_at_ms
-from chargewire.models import DeliveryStatus, Via
+from chargewire.models import DeliveryStatus
 from chargewire.store.attempt_writes import insert_for_records
+from chargewire.store.delivery_claims import NEXT_DUE, chosen_announced, claim_listed, claim_scanned
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.delivery_writes import (
-    claim_announced_statement,
-    claim_due,
-    claim_due_statement,
-    claim_due_values,
     mark_delivered,
     release_leases,
     requeue_failed,
     reschedule,
     schedule_now,
 )
-from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.base import Announced
 from chargewire.store.dialects.writes import Statement, Write
 from chargewire.store.postgresql_record import record_in_one_statement
 from chargewire.store.refusals import write_apart
 from chargewire.store.subscription_health_writes import health_updates
-from chargewire.store.tables import deliveries, events, subscriptions
-
-# How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
-_SCAN_FACTOR = 4
-EVENT_PREFIX = "evt"
-# How long before an announced delivery its event's id was surely made (in the same publish, moments before).
-EVENT_MADE_BEFORE_S = 3600
 
 
 def _attempt_of(record: AttemptRecord) -> str:
@@ -72,19 +57,10 @@ class DeliveryStore(DeliveryLog):
         the lease runs out and another worker takes it.
         """
         dialect = self._database.dialect
-        scan = _due_scan(dialect, excluded_subscriptions)
         async with self._database.transaction() as connection:
-            await dialect.generic_plans(connection)
-            if excluded_subscriptions and not await _others_enabled(connection, excluded_subscriptions):
-                return []
-            chosen = await _pick_due(connection, scan, now, limit, per_subscription)
-            chosen = await _in_publishing_order(connection, dialect, now, chosen)
-            if not chosen:
-                return []
-            chosen_ids = [id_ for id_, _sub, _via in chosen]
-            lease = claim_due_statement(dialect)
-            claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, worker_id, now, lease_until)
-        return _claimed_deliveries(claimed)
+            return await claim_scanned(
+                connection, dialect, worker_id, now, lease_until, limit, per_subscription, excluded_subscriptions
+            )
 
     @property
     def claims_announced_in_one_statement(self) -> bool:
@@ -110,20 +86,11 @@ class DeliveryStore(DeliveryLog):
         second worker's same statement re-checks them once the first's lease is committed
         (`claim_announced_statement`).
         """
-        rows = [(id_, sub, Via.WEBHOOK.value) for id_, sub in announced if sub not in excluded_subscriptions]
-        caps = {str(via): cap for via, cap in per_subscription.items()}
-        chosen, _capped = _within_caps(rows, limit, caps, min(caps.values()))
-        if not chosen:
+        delivery_ids = chosen_announced(announced, limit, per_subscription, excluded_subscriptions)
+        if not delivery_ids:
             return []
-        delivery_ids = [id_ for id_, _sub, _via in chosen]
-        dialect = self._database.dialect
-        lease = claim_announced_statement(dialect)
-        window = _announced_events_window(delivery_ids)
         async with self._one_statement() as connection:
-            claimed = await _lease_with_payloads(
-                connection, dialect, lease, delivery_ids, worker_id, now, lease_until, window
-            )
-        return _claimed_deliveries(claimed)
+            return await claim_listed(connection, self._database.dialect, delivery_ids, worker_id, now, lease_until)
 
     @contextlib.asynccontextmanager
     async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
@@ -175,7 +142,7 @@ class DeliveryStore(DeliveryLog):
         async with self._database.reading() as connection:
             # An idle worker asks after most wake-ups: one round trip, not three (StoreDialect.lone_read).
             await self._database.dialect.lone_read(connection)
-            due_at: datetime | None = (await connection.execute(_NEXT_DUE)).scalar()
+            due_at: datetime | None = (await connection.execute(NEXT_DUE)).scalar()
         return due_at
 
     async def release_leases(self, worker_id: str, delivery_ids: Sequence[str], now: datetime) -> None:
@@ -207,231 +174,3 @@ class DeliveryStore(DeliveryLog):
         """
         async with self._database.transaction() as connection:
             return await schedule_now(connection, delivery_id, now)
-
-
-# Built once: an idle worker asks it with every publish. `now` is bound.
-DUE_DELIVERY_EXISTS = (
-    select(deliveries.c.id)
-    .where(
-        deliveries.c.status == DeliveryStatus.PENDING.value,
-        deliveries.c.next_attempt_at <= bindparam("now", type_=deliveries.c.next_attempt_at.type),
-    )
-    .exists()
-)
-# The first entry of the due index (status, next_attempt_at): one index seek.
-_NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == DeliveryStatus.PENDING.value)
-
-
-def _claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]:
-    return [
-        ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, bytes(payload), entity_id, received_at)
-        for id_, event_id, subscription_id, name, count, limit, payload, entity_id, received_at in rows
-    ]
-
-
-def _due_scan(dialect: StoreDialect, excluded: Collection[str]) -> Select[str, str, str]:
-    """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit; rows another
-    worker is claiming are skipped (`StoreDialect.skip_locked`). `now` is bound as "now"."""
-    if not excluded:
-        return _every_due_scan(dialect)
-    return _in_due_order(dialect, _due_rows().where(deliveries.c.subscription_id.not_in(list(excluded))))
-
-
-# Built once per dialect: a worker claims with it after every wake-up, and building a statement cost a claim more
-# than the statement's own trip to the database (5% of a worker's time at 50 events/s).
-@functools.cache
-def _every_due_scan(dialect: StoreDialect) -> Select[str, str, str]:
-    return _in_due_order(dialect, _due_rows())
-
-
-def _due_rows() -> Select[Any]:
-    # Joined to subscriptions: a disabled one's deliveries wait, still pending, until it is enabled again.
-    return (
-        select(deliveries.c.id, deliveries.c.subscription_id, subscriptions.c.via)
-        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
-        .where(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= bindparam("now", type_=deliveries.c.next_attempt_at.type),
-            subscriptions.c.enabled.is_(True),
-        )
-    )
-
-
-def _in_due_order(dialect: StoreDialect, scan: Select[Any]) -> Select[Any]:
-    # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
-    ordered = scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-    return dialect.skip_locked(ordered, deliveries)
-
-
-async def _others_enabled(connection: AsyncConnection, excluded: Collection[str]) -> bool:
-    """Whether any enabled subscription is left besides `excluded`.
-
-    When none is, the scan is not run: leaving subscriptions out, it walks past all of their due rows, and
-    with one saturated subscriber and a million pending that took 200-400 ms on SQLite, holding the write
-    lock, and 0.4-1.3 s on PostgreSQL (a sequential scan, as the statistics say nothing else is left), once
-    a second, for nothing.
-    """
-    others = select(subscriptions.c.id).where(
-        subscriptions.c.enabled.is_(True), subscriptions.c.id.not_in(list(excluded))
-    )
-    return (await connection.execute(others.limit(1))).first() is not None
-
-
-async def _pick_due(
-    connection: AsyncConnection,
-    scan: Select[str, str, str],
-    now: datetime,
-    limit: int,
-    per_subscription: Mapping[str, int],
-) -> list[tuple[str, str, str]]:
-    """Up to `limit` rows from `scan`, in its order, at most `per_subscription[via]` of any one subscription.
-
-    The first look reads `limit` rows; a wider one follows only when a subscription reached its cap among
-    them, so that a full subscription does not hide the others' work behind it. Capping here rather than
-    with a window function in SQL costs a tenth: on SQLite the ranked query took 10 µs per claimed row.
-    """
-    caps = {str(via): cap for via, cap in per_subscription.items()}
-    chosen: list[tuple[str, str, str]] = []
-    for window in (limit, limit * _SCAN_FACTOR):
-        rows = (await connection.execute(scan.limit(window), {"now": now})).all()
-        chosen, capped = _within_caps(rows, limit, caps, min(caps.values()))
-        if len(chosen) == limit or not capped or len(rows) < window:
-            break
-    return chosen
-
-
-def _within_caps(
-    rows: Sequence[tuple[str, str, str]], limit: int, caps: Mapping[str, int], default_cap: int
-) -> tuple[list[tuple[str, str, str]], bool]:
-    """The first `limit` rows that keep each subscription within its via's cap; and whether any was left out."""
-    taken: dict[str, int] = {}
-    chosen: list[tuple[str, str, str]] = []
-    capped = False
-    for id_, subscription_id, via in rows:
-        count = taken.get(subscription_id, 0)
-        if count >= caps.get(via, default_cap):
-            capped = True
-            continue
-        taken[subscription_id] = count + 1
-        chosen.append((id_, subscription_id, via))
-        if len(chosen) == limit:
-            break
-    return chosen, capped
-
-
-async def _in_publishing_order(
-    connection: AsyncConnection, dialect: StoreDialect, now: datetime, chosen: list[tuple[str, str, str]]
-) -> list[tuple[str, str, str]]:
-    """`chosen` with each Kafka subscription's rows replaced by as many of its oldest pending rows, up to the
-    first one that is not due: one entity's records are retried in publishing order (issue 24).
-
-    Each failed record has its own jittered retry time, so due order is not publishing order, and a row
-    leased to a worker is not due either: nothing published after a row that waits goes before it. A Kafka
-    subscription has few pending rows (its stream waits while it has any), so reading all of them is cheap.
-    A row another worker is claiming (locked, `StoreDialect.unlocked`) ends the prefix too.
-    """
-    wanted: dict[str, int] = {}
-    for _id, subscription_id, via in chosen:
-        if via == Via.KAFKA.value:
-            wanted[subscription_id] = wanted.get(subscription_id, 0) + 1
-    if not wanted:
-        return chosen
-    pending = (
-        select(deliveries.c.subscription_id, deliveries.c.id, (deliveries.c.next_attempt_at <= now).label("due"))
-        .where(deliveries.c.subscription_id.in_(list(wanted)), deliveries.c.status == DeliveryStatus.PENDING.value)
-        .order_by(deliveries.c.subscription_id, deliveries.c.id)
-    )
-    rows = (await connection.execute(pending)).all()
-    free = await dialect.unlocked(connection, pending.with_only_columns(deliveries.c.id), deliveries)
-    heads: list[tuple[str, str, str]] = []
-    blocked: set[str] = set()
-    for subscription_id, id_, due in rows:
-        if subscription_id in blocked or not due or (free is not None and id_ not in free):
-            blocked.add(subscription_id)
-        elif wanted[subscription_id] > 0:
-            wanted[subscription_id] -= 1
-            heads.append((id_, subscription_id, Via.KAFKA.value))
-    return [row for row in chosen if row[2] != Via.KAFKA.value] + heads
-
-
-async def _lease_with_payloads(
-    connection: AsyncConnection,
-    dialect: StoreDialect,
-    lease: Update,
-    delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
-    events_window: tuple[str, str] | None = None,
-) -> list[tuple[Any, ...]]:
-    """Lease these deliveries by `lease` (`claim_due_statement` or a narrower one) and read their events'
-    payloads: the leased rows, each with its event's (payload, entity id, received at), in id order. On
-    PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were; with
-    `events_window`, the range of ids their events are expected in (`_announced_events_window`)."""
-    values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
-    if dialect.updates_in_with and events_window is not None:
-        values["events_from"], values["events_to"] = events_window
-        rows = (await connection.execute(_with_payloads_within(lease), values)).all()
-        return await _with_missing_payloads(connection, dialect, sorted(tuple(row) for row in rows))
-    if dialect.updates_in_with:
-        return sorted(tuple(row) for row in (await connection.execute(_with_payloads(lease), values)).all())
-    claimed = await claim_due(connection, lease, values)
-    payloads = await _event_payloads(connection, dialect, {row[1] for row in claimed})
-    return [(*row, *payloads[row[1]]) for row in claimed]
-
-
-# Built once per lease statement, as the due scan. `claim_due_statement`'s values are bound.
-@functools.cache
-def _with_payloads(lease: Update) -> Select[Any]:
-    leased = lease.cte("leased")
-    return select(*leased.c, events.c.payload, events.c.entity_id, events.c.received_at).join_from(
-        leased, events, events.c.id == leased.c.event_id
-    )
-
-
-# Built once per lease statement. `claim_due_statement`'s values, `events_from` and `events_to` are bound.
-@functools.cache
-def _with_payloads_within(lease: Update) -> Select[Any]:
-    """`_with_payloads`, reading events only in a range of ids (an outer join: a row whose event lies outside it
-    is still returned, without its payload): PostgreSQL then plans the join on that range's partitions alone,
-    where it planned an index probe of every day partition of events, 0.4-0.7 ms a claim."""
-    leased = lease.cte("leased")
-    joined = and_(
-        events.c.id == leased.c.event_id, events.c.id.between(bindparam("events_from"), bindparam("events_to"))
-    )
-    return select(*leased.c, events.c.payload, events.c.entity_id, events.c.received_at).outerjoin_from(
-        leased, events, joined
-    )
-
-
-async def _with_missing_payloads(
-    connection: AsyncConnection, dialect: StoreDialect, rows: list[tuple[Any, ...]]
-) -> list[tuple[Any, ...]]:
-    """`rows` with the payloads a windowed join left out read apart (an event older than its window)."""
-    missing = {row[1] for row in rows if row[6] is None}
-    if not missing:
-        return rows
-    payloads = await _event_payloads(connection, dialect, missing)
-    return [(*row[:6], *payloads[row[1]]) if row[6] is None else row for row in rows]
-
-
-def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
-    """The ids the events of these announced deliveries lie between: a publish makes its events' ids, then its
-    deliveries', in one process, moments apart (`EVENT_MADE_BEFORE_S` is generous)."""
-    first_ms = made_at_ms(min(delivery_ids)) - EVENT_MADE_BEFORE_S * 1000
-    return first_id_at(EVENT_PREFIX, first_ms), first_id_at(EVENT_PREFIX, made_at_ms(max(delivery_ids)) + 1)
-
-
-async def _event_payloads(
-    connection: AsyncConnection, dialect: StoreDialect, event_ids: Collection[str]
-) -> dict[str, tuple[bytes, str | None, datetime]]:
-    rows = (await connection.execute(_payloads(dialect), {"ids": dialect.ids_value(event_ids)})).all()
-    return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
-
-
-# Built once per dialect, as the due scan. `ids` is bound.
-@functools.cache
-def _payloads(dialect: StoreDialect) -> Select[str, bytes, str | None, datetime]:
-    return select(events.c.id, events.c.payload, events.c.entity_id, events.c.received_at).where(
-        dialect.one_of(events.c.id, None)
-    )

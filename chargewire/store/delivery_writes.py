@@ -210,7 +210,7 @@ def claim_due_statement(dialect: StoreDialect) -> Update:
 @functools.cache
 def claim_announced_statement(dialect: StoreDialect) -> Update:
     """`claim_due_statement` for ids no scan chose: only rows of an enabled subscription whose channel keeps no
-    order (a Kafka subscription's rows are claimed in publishing order, `delivery_store._in_publishing_order`).
+    order (a Kafka subscription's rows are claimed in publishing order, `delivery_claims._in_publishing_order`).
 
     Two workers told of the same ids run it side by side: the second waits for the first's row lock, and READ
     COMMITTED checks the WHERE again on the row the first left, leased and no longer due, so only one leases it.
