@@ -135,6 +135,50 @@ def _counted_claim(probe: Probe, original: Callable[..., Any]) -> Callable[..., 
     return claim
 
 
+def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`OneTripConnection.run` (one trip to SQLite's driver thread), recording its three parts: until the thread
+    starts the work, the work (SQLite's, and the GIL the thread waits for between its calls), and until the event
+    loop resumes the awaiting task; a publish's trips apart from the rest's (`goes_first`)."""
+    base = importlib.import_module("chargewire.store.dialects.base")
+
+    @functools.wraps(original)
+    async def run(self: Any, function: Callable[..., Any], *args: Any) -> Any:
+        marks = [time.perf_counter(), 0.0, 0.0]
+
+        def in_thread(*thread_args: Any) -> Any:
+            marks[1] = time.perf_counter()
+            try:
+                return function(*thread_args)
+            finally:
+                marks[2] = time.perf_counter()
+
+        try:
+            return await original(self, in_thread, *args)
+        finally:
+            if marks[2]:
+                kind = "trip_publish" if base.goes_first() else "trip_other"
+                called, started, ended = marks
+                probe.record(
+                    kind, (started - called) * 1000, (ended - started) * 1000, (time.perf_counter() - ended) * 1000
+                )
+
+    return run
+
+
+def _timed_checkpoint(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`WalCheckpointer._checkpoint` (in its own thread), recording its time, and whether it was a TRUNCATE."""
+
+    @functools.wraps(original)
+    def checkpoint(self: Any, connection: Any, mode: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, connection, mode, *args)
+        finally:
+            probe.record("checkpoint", (time.perf_counter() - started) * 1000, float(mode == "TRUNCATE"))
+
+    return checkpoint
+
+
 def _second(*args: Any, **_kwargs: Any) -> int:
     return len(args[1])
 
@@ -163,6 +207,8 @@ _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ("chargewire.dispatch.attempt_stage", "AttemptStage", "attempt"): partial(
         _timed_call, kind="attempt", size=_second
     ),
+    ("chargewire.store.dialects.sqlite_engine", "OneTripConnection", "run"): _timed_trip,
+    ("chargewire.store.dialects.sqlite_checkpoint", "WalCheckpointer", "_checkpoint"): _timed_checkpoint,
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
 }
@@ -242,7 +288,8 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     """What the probed processes saw between `start` and `end` (CLOCK_MONOTONIC s): loop lag and how often it
     passed 10 and 50 ms, GC pauses by generation, SQLite's writer (wait for and hold of a turn, and the share of the
     window it was held) for publishes and for the rest (record flushes, claims), group commits, record flushes,
-    SQLite's trip that writes and commits a record flush (`write_last`), attempts, and the hand-off and claim
+    SQLite's trip that writes and commits a record flush (`write_last`), the parts of every trip to SQLite's driver
+    thread (publishes' apart), WAL checkpoints (PASSIVE and TRUNCATE apart), attempts, and the hand-off and claim
     counts."""
     by_kind: dict[str, list[list[Any]]] = {}
     first_counts: dict[str, int] = {}
@@ -274,5 +321,15 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     for kind in ("group", "flush", "write_last", "attempt"):
         calls = by_kind.get(kind, [])
         summary[kind] = {"ms": _spread(call[0] for call in calls), "size": _spread(call[1] for call in calls)}
+    for kind in ("trip_publish", "trip_other"):
+        trips = by_kind.get(kind, [])
+        summary[kind] = {
+            part: _spread(trip[index] for trip in trips)
+            for index, part in enumerate(("to_thread_ms", "work_ms", "back_ms"))
+        }
+    checkpoints = by_kind.get("checkpoint", [])
+    for truncate, name in ((0.0, "checkpoint_passive_ms"), (1.0, "checkpoint_truncate_ms")):
+        times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == truncate]
+        summary[name] = _spread(times) | {"total": round(sum(times), 1)}
     summary["counts"] = {name: last_counts.get(name, 0) - first_counts.get(name, 0) for name in last_counts}
     return summary
