@@ -1,4 +1,4 @@
-"""The records of finished attempts, gathered for a moment and written together (on SQLite in short pieces).
+"""The records of finished attempts, gathered for a moment and written in one transaction.
 
 A flush waits up to `_FLUSH_INTERVAL_S` for more records, and starts at once when `flush_batch` are waiting, so
 a run of attempts costs one write. Until its records are written a delivery still counts against the worker's
@@ -121,38 +121,24 @@ class RecordFlusher:
                 delay_s *= 2
 
     async def _flush_once(self) -> None:
-        """Record what is pending, in pieces of the store's `records_per_write`, each its own transaction (on SQLite a
-        publish waiting for the writer goes between them); records that arrive meanwhile wait for the next flush.
+        """Record what is pending in one transaction; records that arrive meanwhile wait for the next one.
 
-        When the database is unavailable the records not yet written are kept, first in line, and the error raised:
-        the supervisor retries after a backoff, and a lease that ran out meanwhile only keeps the delivery from
-        being updated twice (`record_attempts` checks it). Any other error drops a piece's records to their leases.
-        Cancelled, the pieces not begun are kept too.
+        When the database is unavailable the records are kept, first in line, and the error raised: the
+        supervisor retries after a backoff, and a lease that ran out meanwhile only keeps the delivery from
+        being updated twice (`record_attempts` checks it). Any other error drops them to their leases.
         """
         batch, self._pending = self._pending, []
         if not batch:
             return
-        size = self._deliveries.records_per_write or len(batch)
-        for start in range(0, len(batch), size):
-            try:
-                await self._record(batch[start : start + size])
-            except BaseException as error:
-                # Only an unavailable database's error leaves `_record`: its piece is kept; a cancelled one's piece
-                # may have committed.
-                kept = start if isinstance(error, Exception) else start + size
-                self._pending[:0] = batch[kept:]
-                raise
-
-    async def _record(self, piece: Sequence[AttemptRecord]) -> None:
-        """Write one piece of a flush; tell the worker how many no longer take room, and when a retry falls due."""
         try:
-            await self._deliveries.record_attempts(piece)
+            await self._deliveries.record_attempts(batch)
         except Exception as error:
             if is_unavailable(error):
+                self._pending[:0] = batch
                 raise
-            logger.exception("could not record %d attempts; their leases will run out and they are retried", len(piece))
+            logger.exception("could not record %d attempts; their leases will run out and they are retried", len(batch))
         else:
-            retry_at = first_retry_at(piece)
+            retry_at = first_retry_at(batch)
             if retry_at is not None:
                 self._on_retry(retry_at)
-        self._on_recorded(len(piece))
+        self._on_recorded(len(batch))

@@ -36,9 +36,6 @@ def _attempt_of(record: AttemptRecord) -> str:
 
 
 RECORD_FALLBACKS = (bare_record, unrecordable_record)
-# A record's transaction holds SQLite's one writer ~0.15 ms per record (~10 ms for a worker's flush of 64 at
-# 2,000 events/s), and a publish that arrives meanwhile waits for all of it: written 16 at a time, it waits ~2.5 ms.
-_SQLITE_RECORDS_PER_WRITE = 16
 
 
 class DeliveryStore(DeliveryLog):
@@ -106,12 +103,6 @@ class DeliveryStore(DeliveryLog):
         async with self._database.reading() as connection:
             await self._database.dialect.lone_read(connection)
             yield connection
-
-    @property
-    def records_per_write(self) -> int | None:
-        """How many records `record_attempts` is best given at once: on SQLite a few, so that a publish waiting for
-        the one writer waits for a short write only; None elsewhere (PostgreSQL writes any number in one statement)."""
-        return None if self._database.dialect.updates_in_with else _SQLITE_RECORDS_PER_WRITE
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         """Write attempts, their deliveries' new state and their subscriptions' health in one transaction.

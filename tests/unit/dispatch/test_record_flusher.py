@@ -1,5 +1,4 @@
-"""The record flusher writes a quarter of the worker's room at once, gathers fewer, writes it in the store's pieces,
-keeps what an outage or a cancellation left unwritten, and stops when asked."""
+"""The record flusher writes a quarter of the worker's room at once, gathers fewer, and stops when asked."""
 
 from __future__ import annotations
 
@@ -24,23 +23,12 @@ HOURS_S = 3600.0  # a gathering window no test waits for
 
 
 class _Written:
-    """Stands in for the delivery store: keeps each write's records; `records_per_write` as SQLite's (or None); the
-    writes numbered in `failing` fail with `failure`, and a write waits for `gate` while it is set."""
+    """Stands in for the delivery store: keeps each write's records."""
 
-    def __init__(self, records_per_write: int | None = None) -> None:
-        self.records_per_write = records_per_write
+    def __init__(self) -> None:
         self.writes: list[list[str]] = []
-        self.failing: set[int] = set()
-        self.failure: BaseException = ConnectionError("database gone")
-        self.gate: asyncio.Event | None = None
-        self._calls = 0
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
-        self._calls += 1
-        if self._calls in self.failing:
-            raise self.failure
-        if self.gate is not None:
-            await self.gate.wait()
         self.writes.append([record.attempt.delivery_id for record in records])
 
 
@@ -130,64 +118,6 @@ async def test_a_flusher_with_nothing_pending_waits_without_a_timer_until_record
 
     stop.set()
     await asyncio.wait_for(running, 5)
-
-
-async def test_a_flush_is_written_in_the_stores_pieces_each_taken_off_the_worker_as_it_is_written() -> None:
-    store = _Written(records_per_write=2)
-    recorded: list[int] = []
-    flusher = RecordFlusher(cast(DeliveryStore, store), recorded.append, _no_retry)
-    flusher.add(_records(5))
-
-    await flusher.flush()
-
-    assert store.writes == [["dlv_0", "dlv_1"], ["dlv_2", "dlv_3"], ["dlv_4"]]
-    assert recorded == [2, 2, 1]
-
-
-async def test_an_outage_in_the_middle_of_a_flush_keeps_only_the_records_not_written_and_writes_each_once() -> None:
-    store = _Written(records_per_write=2)
-    recorded: list[int] = []
-    flusher = RecordFlusher(cast(DeliveryStore, store), recorded.append, _no_retry)
-    store.failing = {2}
-    flusher.add(_records(5))
-
-    with pytest.raises(ConnectionError):
-        await flusher.flush()
-    flusher.add(_records(1, first=5))
-    await flusher.flush()
-
-    assert store.writes == [["dlv_0", "dlv_1"], ["dlv_2", "dlv_3"], ["dlv_4", "dlv_5"]]
-    assert recorded == [2, 2, 2]
-
-
-async def test_a_piece_the_database_fails_for_another_reason_is_left_to_its_leases_and_the_rest_written() -> None:
-    store = _Written(records_per_write=2)
-    recorded: list[int] = []
-    flusher = RecordFlusher(cast(DeliveryStore, store), recorded.append, _no_retry)
-    store.failing, store.failure = {1}, RuntimeError("a bug")
-    flusher.add(_records(4))
-
-    await flusher.flush()
-
-    assert store.writes == [["dlv_2", "dlv_3"]]
-    assert recorded == [2, 2]
-
-
-async def test_a_flush_cancelled_in_a_piece_keeps_the_pieces_not_begun_for_the_exit_flush() -> None:
-    store = _Written(records_per_write=2)
-    flusher = RecordFlusher(cast(DeliveryStore, store), lambda _count: None, _no_retry)
-    flusher.add(_records(5))
-    store.gate = asyncio.Event()
-    flushing = asyncio.create_task(flusher.flush())
-    await _turns()
-
-    flushing.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await flushing
-    store.gate = None
-    await flusher.flush_at_exit()
-
-    assert store.writes == [["dlv_2", "dlv_3"], ["dlv_4"]]
 
 
 def _retry(record: AttemptRecord, at: datetime) -> AttemptRecord:
