@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,14 @@ from typing import Any
 PROBE_FOLDER_ENV = "CHARGEWIRE_BENCH_PROBE"
 # To try another GIL switch interval (`sys.setswitchinterval`, 5 ms by default) in the probed processes.
 SWITCH_INTERVAL_ENV = "CHARGEWIRE_BENCH_SWITCH_INTERVAL_S"
+# To run the trips of SQLite's writer turns on the event loop's thread instead of the driver's (an experiment: what a
+# turn holds the writer for without the two thread hand-offs of each trip).
+INLINE_WRITER_TRIPS_ENV = "CHARGEWIRE_BENCH_INLINE_WRITER_TRIPS"
 # How often the loop-lag task looks: a callback due now waits this long at most for its sample to start.
 LAG_SAMPLE_S = 0.005
 _DUMP_EVERY_S = 1.0
+# Set in a task while it holds a turn of SQLite's writer (`_timed_context`).
+_in_writer_turn: ContextVar[bool] = ContextVar("bench_probe_in_writer_turn", default=False)
 
 
 class Probe:
@@ -87,9 +93,11 @@ def _timed_context(probe: Probe, original: Callable[..., Any], kind: str) -> Cal
         asked = time.perf_counter()
         async with original(*args, **kwargs) as value:
             entered = time.perf_counter()
+            in_turn = _in_writer_turn.set(True)
             try:
                 yield value
             finally:
+                _in_writer_turn.reset(in_turn)
                 probe.record(kind, (entered - asked) * 1000, (time.perf_counter() - entered) * 1000)
 
     return timed
@@ -138,12 +146,22 @@ def _counted_claim(probe: Probe, original: Callable[..., Any]) -> Callable[..., 
 def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
     """`OneTripConnection.run` (one trip to SQLite's driver thread), recording its three parts: until the thread
     starts the work, the work (SQLite's, and the GIL the thread waits for between its calls), and until the event
-    loop resumes the awaiting task; a publish's trips apart from the rest's (`goes_first`)."""
+    loop resumes the awaiting task; a publish's trips apart from the rest's (`goes_first`). With
+    `INLINE_WRITER_TRIPS_ENV` set, a trip in a writer's turn runs on the calling thread, timed whole."""
     base = importlib.import_module("chargewire.store.dialects.base")
+    inline = bool(os.environ.get(INLINE_WRITER_TRIPS_ENV))
 
     @functools.wraps(original)
     async def run(self: Any, function: Callable[..., Any], *args: Any) -> Any:
         marks = [time.perf_counter(), 0.0, 0.0]
+        if inline and _in_writer_turn.get():
+            # The writer's connection is used by one turn at a time, so no trip of the driver's thread overlaps.
+            marks[1] = time.perf_counter()
+            try:
+                return function(self.sqlite_connection, *args)
+            finally:
+                marks[2] = time.perf_counter()
+                probe.record("trip_inline", (marks[2] - marks[1]) * 1000)
 
         def in_thread(*thread_args: Any) -> Any:
             marks[1] = time.perf_counter()
@@ -327,6 +345,7 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
             part: _spread(trip[index] for trip in trips)
             for index, part in enumerate(("to_thread_ms", "work_ms", "back_ms"))
         }
+    summary["trip_inline_ms"] = _spread(trip[0] for trip in by_kind.get("trip_inline", []))
     checkpoints = by_kind.get("checkpoint", [])
     for truncate, name in ((0.0, "checkpoint_passive_ms"), (1.0, "checkpoint_truncate_ms")):
         times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == truncate]
