@@ -39,8 +39,8 @@ INLINE_WRITER_TRIPS_ENV = "CHARGEWIRE_BENCH_INLINE_WRITER_TRIPS"
 # How often the loop-lag task looks: a callback due now waits this long at most for its sample to start.
 LAG_SAMPLE_S = 0.005
 _DUMP_EVERY_S = 1.0
-# Set in a task while it holds a turn of SQLite's writer (`_timed_context`).
-_in_writer_turn: ContextVar[bool] = ContextVar("bench_probe_in_writer_turn", default=False)
+# The kind of SQLite writer's turn (`writer_publish`, `writer_other`) a task holds, set by `_timed_context`.
+_writer_turn: ContextVar[str | None] = ContextVar("bench_probe_writer_turn", default=None)
 
 
 class Probe:
@@ -93,11 +93,11 @@ def _timed_context(probe: Probe, original: Callable[..., Any], kind: str) -> Cal
         asked = time.perf_counter()
         async with original(*args, **kwargs) as value:
             entered = time.perf_counter()
-            in_turn = _in_writer_turn.set(True)
+            in_turn = _writer_turn.set(kind)
             try:
                 yield value
             finally:
-                _in_writer_turn.reset(in_turn)
+                _writer_turn.reset(in_turn)
                 probe.record(kind, (entered - asked) * 1000, (time.perf_counter() - entered) * 1000)
 
     return timed
@@ -146,15 +146,15 @@ def _counted_claim(probe: Probe, original: Callable[..., Any]) -> Callable[..., 
 def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
     """`OneTripConnection.run` (one trip to SQLite's driver thread), recording its three parts: until the thread
     starts the work, the work (SQLite's, and the GIL the thread waits for between its calls), and until the event
-    loop resumes the awaiting task; a publish's trips apart from the rest's (`goes_first`). With
+    loop resumes the awaiting task; those in a publish's turn apart from the rest (other turns', and reads). With
     `INLINE_WRITER_TRIPS_ENV` set, a trip in a writer's turn runs on the calling thread, timed whole."""
-    base = importlib.import_module("chargewire.store.dialects.base")
     inline = bool(os.environ.get(INLINE_WRITER_TRIPS_ENV))
 
     @functools.wraps(original)
     async def run(self: Any, function: Callable[..., Any], *args: Any) -> Any:
         marks = [time.perf_counter(), 0.0, 0.0]
-        if inline and _in_writer_turn.get():
+        turn = _writer_turn.get()
+        if inline and turn is not None:
             # The writer's connection is used by one turn at a time, so no trip of the driver's thread overlaps.
             marks[1] = time.perf_counter()
             try:
@@ -174,7 +174,7 @@ def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any
             return await original(self, in_thread, *args)
         finally:
             if marks[2]:
-                kind = "trip_publish" if base.goes_first() else "trip_other"
+                kind = "trip_publish" if turn == "writer_publish" else "trip_other"
                 called, started, ended = marks
                 probe.record(
                     kind, (started - called) * 1000, (ended - started) * 1000, (time.perf_counter() - ended) * 1000
