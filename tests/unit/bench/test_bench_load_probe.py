@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,28 @@ async def test_a_probed_trip_records_the_wait_for_the_thread_the_work_and_the_wa
     assert kind == "trip_other"
     assert len(parts) == 3
     assert min(parts) >= 0
+
+
+async def test_with_inline_writer_trips_a_trip_in_a_writers_turn_runs_on_the_calling_thread(
+    probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(load_probe.INLINE_WRITER_TRIPS_ENV, "1")
+
+    class Driver:
+        sqlite_connection = "connection"
+
+        async def run(self, function: Any, *args: Any) -> Any:
+            raise AssertionError("not sent to the driver's thread")
+
+    timed_run = load_probe._timed_trip(probe, Driver.run)
+    turn = load_probe._writer_turn.set("writer_publish")
+    try:
+        ran_on = await timed_run(Driver(), lambda connection, value: (connection, value, threading.get_ident()), 7)
+    finally:
+        load_probe._writer_turn.reset(turn)
+
+    assert ran_on == ("connection", 7, threading.get_ident())
+    assert [record[0] for record in probe._records] == ["trip_inline"]
 
 
 def test_probe_times_each_garbage_collection_with_its_generation(probe: Probe) -> None:
