@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,14 @@ from typing import Any
 PROBE_FOLDER_ENV = "CHARGEWIRE_BENCH_PROBE"
 # To try another GIL switch interval (`sys.setswitchinterval`, 5 ms by default) in the probed processes.
 SWITCH_INTERVAL_ENV = "CHARGEWIRE_BENCH_SWITCH_INTERVAL_S"
+# To run the trips of SQLite's writer turns on the event loop's thread instead of the driver's (an experiment: what a
+# turn holds the writer for without the two thread hand-offs of each trip).
+INLINE_WRITER_TRIPS_ENV = "CHARGEWIRE_BENCH_INLINE_WRITER_TRIPS"
 # How often the loop-lag task looks: a callback due now waits this long at most for its sample to start.
 LAG_SAMPLE_S = 0.005
 _DUMP_EVERY_S = 1.0
+# The kind of SQLite writer's turn (`writer_publish`, `writer_other`) a task holds, set by `_timed_context`.
+_writer_turn: ContextVar[str | None] = ContextVar("bench_probe_writer_turn", default=None)
 
 
 class Probe:
@@ -87,9 +93,11 @@ def _timed_context(probe: Probe, original: Callable[..., Any], kind: str) -> Cal
         asked = time.perf_counter()
         async with original(*args, **kwargs) as value:
             entered = time.perf_counter()
+            in_turn = _writer_turn.set(kind)
             try:
                 yield value
             finally:
+                _writer_turn.reset(in_turn)
                 probe.record(kind, (entered - asked) * 1000, (time.perf_counter() - entered) * 1000)
 
     return timed
@@ -135,6 +143,60 @@ def _counted_claim(probe: Probe, original: Callable[..., Any]) -> Callable[..., 
     return claim
 
 
+def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`OneTripConnection.run` (one trip to SQLite's driver thread), recording its three parts: until the thread
+    starts the work, the work (SQLite's, and the GIL the thread waits for between its calls), and until the event
+    loop resumes the awaiting task; those in a publish's turn apart from the rest (other turns', and reads). With
+    `INLINE_WRITER_TRIPS_ENV` set, a trip in a writer's turn runs on the calling thread, timed whole."""
+    inline = bool(os.environ.get(INLINE_WRITER_TRIPS_ENV))
+
+    @functools.wraps(original)
+    async def run(self: Any, function: Callable[..., Any], *args: Any) -> Any:
+        marks = [time.perf_counter(), 0.0, 0.0]
+        turn = _writer_turn.get()
+        if inline and turn is not None:
+            # The writer's connection is used by one turn at a time, so no trip of the driver's thread overlaps.
+            marks[1] = time.perf_counter()
+            try:
+                return function(self.sqlite_connection, *args)
+            finally:
+                marks[2] = time.perf_counter()
+                probe.record("trip_inline", (marks[2] - marks[1]) * 1000)
+
+        def in_thread(*thread_args: Any) -> Any:
+            marks[1] = time.perf_counter()
+            try:
+                return function(*thread_args)
+            finally:
+                marks[2] = time.perf_counter()
+
+        try:
+            return await original(self, in_thread, *args)
+        finally:
+            if marks[2]:
+                kind = "trip_publish" if turn == "writer_publish" else "trip_other"
+                called, started, ended = marks
+                probe.record(
+                    kind, (started - called) * 1000, (ended - started) * 1000, (time.perf_counter() - ended) * 1000
+                )
+
+    return run
+
+
+def _timed_checkpoint(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`WalCheckpointer._checkpoint` (in its own thread), recording its time, and whether it was a TRUNCATE."""
+
+    @functools.wraps(original)
+    def checkpoint(self: Any, connection: Any, mode: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, connection, mode, *args)
+        finally:
+            probe.record("checkpoint", (time.perf_counter() - started) * 1000, float(mode == "TRUNCATE"))
+
+    return checkpoint
+
+
 def _second(*args: Any, **_kwargs: Any) -> int:
     return len(args[1])
 
@@ -163,6 +225,8 @@ _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ("chargewire.dispatch.attempt_stage", "AttemptStage", "attempt"): partial(
         _timed_call, kind="attempt", size=_second
     ),
+    ("chargewire.store.dialects.sqlite_engine", "OneTripConnection", "run"): _timed_trip,
+    ("chargewire.store.dialects.sqlite_checkpoint", "WalCheckpointer", "_checkpoint"): _timed_checkpoint,
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
 }
@@ -242,7 +306,8 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     """What the probed processes saw between `start` and `end` (CLOCK_MONOTONIC s): loop lag and how often it
     passed 10 and 50 ms, GC pauses by generation, SQLite's writer (wait for and hold of a turn, and the share of the
     window it was held) for publishes and for the rest (record flushes, claims), group commits, record flushes,
-    SQLite's trip that writes and commits a record flush (`write_last`), attempts, and the hand-off and claim
+    SQLite's trip that writes and commits a record flush (`write_last`), the parts of every trip to SQLite's driver
+    thread (publishes' apart), WAL checkpoints (PASSIVE and TRUNCATE apart), attempts, and the hand-off and claim
     counts."""
     by_kind: dict[str, list[list[Any]]] = {}
     first_counts: dict[str, int] = {}
@@ -274,5 +339,16 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     for kind in ("group", "flush", "write_last", "attempt"):
         calls = by_kind.get(kind, [])
         summary[kind] = {"ms": _spread(call[0] for call in calls), "size": _spread(call[1] for call in calls)}
+    for kind in ("trip_publish", "trip_other"):
+        trips = by_kind.get(kind, [])
+        summary[kind] = {
+            part: _spread(trip[index] for trip in trips)
+            for index, part in enumerate(("to_thread_ms", "work_ms", "back_ms"))
+        }
+    summary["trip_inline_ms"] = _spread(trip[0] for trip in by_kind.get("trip_inline", []))
+    checkpoints = by_kind.get("checkpoint", [])
+    for truncate, name in ((0.0, "checkpoint_passive_ms"), (1.0, "checkpoint_truncate_ms")):
+        times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == truncate]
+        summary[name] = _spread(times) | {"total": round(sum(times), 1)}
     summary["counts"] = {name: last_counts.get(name, 0) - first_counts.get(name, 0) for name in last_counts}
     return summary

@@ -26,7 +26,7 @@ from chargewire.filters import FilterCache, Predicate
 from chargewire.ids import new_ids
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
-from chargewire.store.dialects.sqlite_writer import go_first
+from chargewire.store.dialects.base import go_first
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
@@ -96,8 +96,8 @@ class GroupCommitter:
         return await future
 
     async def _flush_all(self) -> None:
-        # Its clients wait for their answers: on SQLite its commits take the writer before waiting record flushes
-        # and claims. Set in this task's own context, so only its writes go first.
+        # Its clients wait for their answers: its commits take the writer before waiting record flushes and claims
+        # (on SQLite; elsewhere nothing waits for a writer). Set in this task's own context, so only its writes do.
         go_first()
         while self._waiting:
             group = self._take_group()

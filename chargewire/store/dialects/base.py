@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -35,6 +36,22 @@ SelectT = TypeVar("SelectT", bound=Select[Any])
 # The webhook deliveries a commit made due, as (delivery id, subscription id) in id order: a wake-up that names
 # them lets a worker lease exactly those (`DeliveryStore.claim_announced`); an empty one means "look".
 Announced = Sequence[tuple[str, str]]
+# Set in a task whose write transactions a client's answer waits for (`go_first`).
+_goes_first: ContextVar[bool] = ContextVar("chargewire_writes_go_first", default=False)
+
+
+def go_first() -> None:
+    """Let the calling task's write transactions take the database's writer before other waiting writers.
+
+    For a publish's group commit, whose clients wait for its answer. SQLite has one writer, whose queue
+    (`sqlite_writer.WriterTurns`) honours it; PostgreSQL has no such queue, and there it changes nothing.
+    """
+    _goes_first.set(True)
+
+
+def goes_first() -> bool:
+    """Whether the calling task's write transactions go first (`go_first`)."""
+    return _goes_first.get()
 
 
 @dataclass(frozen=True, slots=True)

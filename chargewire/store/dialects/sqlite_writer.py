@@ -2,7 +2,8 @@
 
 SQLite allows one writer per file; queueing this process's writers is cheaper than letting them spin on the
 lock, and as they take turns they can share one connection (`SerialWriter`). A publish's group commit goes before
-the record flushes and claims waiting (`go_first`): a client awaits its answer, nobody awaits a record's.
+the record flushes and claims waiting (`dialects.base.go_first`): a client awaits its answer, nobody awaits a
+record's.
 """
 
 from __future__ import annotations
@@ -11,28 +12,17 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chargewire.store.dialects.base import goes_first
 from chargewire.store.dialects.sqlite_engine import BEGIN_WRITE, WRITE_OPTION, OneTripConnection
 
-# Set in a task whose write transactions a client's answer waits for (`go_first`).
-_goes_first: ContextVar[bool] = ContextVar("chargewire_sqlite_writer_goes_first", default=False)
 # A writer waiting behind none of the first goes after at most this many of them went before it: a record flush or
 # a claim is delayed, never starved.
 _MAX_PASSED = 4
-
-
-def go_first() -> None:
-    """Let the calling task's write transactions on SQLite take the writer before the others waiting for it.
-
-    For a publish's group commit, whose clients wait for its answer; other databases have no one writer, and on
-    them this does nothing.
-    """
-    _goes_first.set(True)
 
 
 class WriterTurns:
@@ -48,7 +38,7 @@ class WriterTurns:
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """Hold the writer for the block, once the turns before this one are done."""
-        await self._acquire(self._first if _goes_first.get() else self._others)
+        await self._acquire(self._first if goes_first() else self._others)
         try:
             yield
         finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,64 @@ def test_summary_gives_the_share_of_the_window_sqlite_writer_was_held() -> None:
 
     assert writer["held_share"] == 0.75
     assert writer["wait_ms"]["max"] == 2.0
+
+
+def test_summary_splits_trips_to_sqlites_thread_into_their_parts_publishes_apart() -> None:
+    trips: list[list[Any]] = [["trip_publish", 1.5, 0.1, 2.0, 3.0], ["trip_other", 1.6, 0.2, 9.0, 0.5]]
+
+    summary = summarise(trips, 1.0, 3.0)
+
+    assert summary["trip_publish"]["back_ms"]["p50"] == 3.0
+    assert summary["trip_other"]["work_ms"]["p50"] == 9.0
+
+
+def test_summary_totals_passive_and_truncating_checkpoints_apart() -> None:
+    checkpoints: list[list[Any]] = [
+        ["checkpoint", 1.2, 4.0, 0.0],
+        ["checkpoint", 1.4, 6.0, 0.0],
+        ["checkpoint", 2, 30.0, 1.0],
+    ]
+
+    summary = summarise(checkpoints, 1.0, 3.0)
+
+    assert summary["checkpoint_passive_ms"]["total"] == 10.0
+    assert summary["checkpoint_truncate_ms"]["n"] == 1
+
+
+async def test_a_probed_trip_records_the_wait_for_the_thread_the_work_and_the_wait_to_resume(probe: Probe) -> None:
+    class Driver:
+        async def run(self, function: Any, *args: Any) -> Any:
+            return await asyncio.to_thread(function, *args)
+
+    timed_run = load_probe._timed_trip(probe, Driver.run)
+
+    assert await timed_run(Driver(), lambda value: value + 1, 41) == 42
+    [(kind, _at, *parts)] = probe._records
+    assert kind == "trip_other"
+    assert len(parts) == 3
+    assert min(parts) >= 0
+
+
+async def test_with_inline_writer_trips_a_trip_in_a_writers_turn_runs_on_the_calling_thread(
+    probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(load_probe.INLINE_WRITER_TRIPS_ENV, "1")
+
+    class Driver:
+        sqlite_connection = "connection"
+
+        async def run(self, function: Any, *args: Any) -> Any:
+            raise AssertionError("not sent to the driver's thread")
+
+    timed_run = load_probe._timed_trip(probe, Driver.run)
+    turn = load_probe._writer_turn.set("writer_publish")
+    try:
+        ran_on = await timed_run(Driver(), lambda connection, value: (connection, value, threading.get_ident()), 7)
+    finally:
+        load_probe._writer_turn.reset(turn)
+
+    assert ran_on == ("connection", 7, threading.get_ident())
+    assert [record[0] for record in probe._records] == ["trip_inline"]
 
 
 def test_probe_times_each_garbage_collection_with_its_generation(probe: Probe) -> None:

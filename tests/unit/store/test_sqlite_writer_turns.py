@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from chargewire.store.dialects.sqlite_writer import WriterTurns, go_first
+from chargewire.store.dialects.base import go_first
+from chargewire.store.dialects.sqlite_writer import WriterTurns
 
 
 async def _writer(turns: WriterTurns, name: str, order: list[str], first: bool) -> None:
