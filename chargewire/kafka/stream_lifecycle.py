@@ -5,6 +5,11 @@ subscription is disabled and closes when it is enabled, and the stream ends, its
 delivery rows, when the subscription stops being a Kafka one (`follow_subscription`, called by
 `store.subscription_store`). This module is the only writer of `stream_pauses`; of `kafka_streams` it writes
 the rows' coming and going, and `stream_store` their position and lease.
+
+A move onto or off Kafka fences the log (`event_log.fence_publishes`, decision 0011): publishes in flight
+commit first, so the end it reads splits the log exactly where the publishes' view of the subscription changes.
+Without it, an event numbered but not committed when the move read the end, by a publish that had read the
+subscription as a Kafka one, was neither in the backlog turned into rows nor given a row of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.kafka.streams import PayloadCheck, Stream
 from chargewire.models import Via
 from chargewire.store.delivery_writes import insert_for_stream_backlog
-from chargewire.store.event_log import end_of_log
+from chargewire.store.event_log import end_of_log, fence_publishes
 from chargewire.store.tables import events, kafka_streams, stream_pauses, subscription_events
 
 
@@ -37,11 +42,12 @@ async def follow_subscription(
     was_kafka = was is not None and was[0] is Via.KAFKA
     if becomes[0] is not Via.KAFKA:
         if was_kafka:
-            await _backlog_to_rows(connection, subscription_id, keeps or _keep_all)
+            await _backlog_to_rows(connection, subscription_id, keeps or _keep_all, await fence_publishes(connection))
             await connection.execute(delete(kafka_streams).where(kafka_streams.c.subscription_id == subscription_id))
             await connection.execute(delete(stream_pauses).where(stream_pauses.c.subscription_id == subscription_id))
         return
-    end = await end_of_log(connection)
+    # A new subscription has had no publish deliver to it: only a move needs the publishes in flight settled.
+    end = await (fence_publishes(connection) if was is not None and not was_kafka else end_of_log(connection))
     enabled = becomes[1]
     if not was_kafka:
         await connection.execute(insert(kafka_streams).values(subscription_id=subscription_id, position=end))
@@ -54,8 +60,8 @@ async def follow_subscription(
             await _open_pause(connection, subscription_id, end)
 
 
-async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, keeps: PayloadCheck) -> None:
-    """Pending delivery rows, due now, for the events a stream has yet to read."""
+async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, keeps: PayloadCheck, end: int) -> None:
+    """Pending delivery rows, due now, for the events up to `end` that a stream has yet to read."""
     query = select(kafka_streams.c.position).where(kafka_streams.c.subscription_id == subscription_id)
     position = (await connection.execute(query.with_for_update())).scalar_one_or_none()
     if position is None:
@@ -64,7 +70,7 @@ async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, ke
     names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
     backlog = (
         select(events.c.seq, events.c.id, events.c.name, events.c.payload)
-        .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= await end_of_log(connection))
+        .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= end)
         .order_by(events.c.seq)
     )
     unread = [
