@@ -14,6 +14,8 @@ subscription as a Kafka one, was neither in the backlog turned into rows nor giv
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import Delete, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,7 +44,7 @@ async def follow_subscription(
     was_kafka = was is not None and was[0] is Via.KAFKA
     if becomes[0] is not Via.KAFKA:
         if was_kafka:
-            await _backlog_to_rows(connection, subscription_id, keeps or _keep_all, await fence_publishes(connection))
+            await _backlog_to_rows(connection, subscription_id, keeps or _keep_all)
             await connection.execute(delete(kafka_streams).where(kafka_streams.c.subscription_id == subscription_id))
             await connection.execute(delete(stream_pauses).where(stream_pauses.c.subscription_id == subscription_id))
         return
@@ -60,14 +62,24 @@ async def follow_subscription(
             await _open_pause(connection, subscription_id, end)
 
 
-async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, keeps: PayloadCheck, end: int) -> None:
-    """Pending delivery rows, due now, for the events up to `end` that a stream has yet to read."""
+async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, keeps: PayloadCheck) -> None:
+    """Pending delivery rows, due now, for the events a stream has yet to read."""
     query = select(kafka_streams.c.position).where(kafka_streams.c.subscription_id == subscription_id)
     position = (await connection.execute(query.with_for_update())).scalar_one_or_none()
     if position is None:
         return
     stream = Stream(subscription_id, int(position), await pauses(connection, subscription_id))
-    names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
+    # The backlog up to the committed end first, then, with publishing held (`fence_publishes`), only what the
+    # publishes in flight added: a long backlog does not hold publishing while it becomes rows.
+    read_to = await _rows_up_to(connection, stream, keeps, await end_of_log(connection))
+    await _rows_up_to(connection, replace(stream, position=read_to), keeps, await fence_publishes(connection))
+
+
+async def _rows_up_to(connection: AsyncConnection, stream: Stream, keeps: PayloadCheck, end: int) -> int:
+    """Rows for the stream's unread events up to `end` (those `keeps` accepts, outside its pauses); returns `end`."""
+    names = select(subscription_events.c.event_name).where(
+        subscription_events.c.subscription_id == stream.subscription_id
+    )
     backlog = (
         select(events.c.seq, events.c.id, events.c.name, events.c.payload)
         .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= end)
@@ -78,7 +90,8 @@ async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, ke
         for seq, event_id, name, payload in (await connection.execute(backlog)).all()
         if not stream.skips(seq) and keeps(bytes(payload))
     ]
-    await insert_for_stream_backlog(connection, subscription_id, unread)
+    await insert_for_stream_backlog(connection, stream.subscription_id, unread)
+    return end
 
 
 def _keep_all(_payload: bytes) -> bool:

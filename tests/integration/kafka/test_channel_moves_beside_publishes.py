@@ -28,7 +28,7 @@ from chargewire.runtime import Runtime
 from chargewire.services.group_commit import PendingBatch
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.database import Database, create_database
-from chargewire.store.tables import deliveries, events, kafka_streams
+from chargewire.store.tables import deliveries, events, kafka_streams, stream_pauses
 from tests.support.faults import sqlite_write_locked
 from tests.support.receiver import Receiver
 
@@ -213,9 +213,14 @@ def _stream_row_of(subscription_id: str) -> Any:
     return insert(kafka_streams).values(subscription_id=subscription_id, position=0)
 
 
-def _stream_lock_of(subscription_id: str) -> Any:
-    """A lock on the stream's row, which a move off Kafka takes to read its position."""
-    return select(kafka_streams.c.position).where(kafka_streams.c.subscription_id == subscription_id).with_for_update()
+async def _pause_lock_of(scene: Scene) -> Any:
+    """A lock on a pause of the stream (one that skips nothing), whose deletion ends a move off Kafka."""
+    async with scene.other.transaction() as connection:
+        await connection.execute(
+            insert(stream_pauses).values(subscription_id=scene.subscription_id, from_seq=0, to_seq=0)
+        )
+    pause = select(stream_pauses.c.from_seq).where(stream_pauses.c.subscription_id == scene.subscription_id)
+    return pause.with_for_update()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -227,10 +232,10 @@ async def test_a_publish_made_from_subscribers_read_before_a_move_that_numbers_a
         # The next publish of boots is made from its guess, in one statement.
         await runtime.publisher.publish([_boot(1)])
         move = runtime.subscriptions.replace(OPERATOR, scene.subscription_id, _body(to))
-        hold = _stream_lock_of if to is Via.WEBHOOK else _stream_row_of
-        async with scene.holding(hold(scene.subscription_id)):
+        hold = await _pause_lock_of(scene) if to is Via.WEBHOOK else _stream_row_of(scene.subscription_id)
+        async with scene.holding(hold):
             moving = asyncio.ensure_future(move)
-            await scene.until_waiting(moving, 1)  # the move, past the numbering, waits for the stream's row
+            await scene.until_waiting(moving, 1)  # the move, past the numbering, waits for the stream's rows
             # Its one statement reads the subscribers as they are before the move commits, then waits to number.
             publish = asyncio.create_task(runtime.publisher.publish([_boot(2)]))
             await scene.until_waiting(publish, 2)
