@@ -5,9 +5,16 @@ subscription is disabled and closes when it is enabled, and the stream ends, its
 delivery rows, when the subscription stops being a Kafka one (`follow_subscription`, called by
 `store.subscription_store`). This module is the only writer of `stream_pauses`; of `kafka_streams` it writes
 the rows' coming and going, and `stream_store` their position and lease.
+
+A move onto or off Kafka fences the log (`event_log.fence_publishes`, decision 0011): publishes in flight
+commit first, so the end it reads splits the log exactly where the publishes' view of the subscription changes.
+Without it, an event numbered but not committed when the move read the end, by a publish that had read the
+subscription as a Kafka one, was neither in the backlog turned into rows nor given a row of its own.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlalchemy import Delete, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from chargewire.kafka.streams import PayloadCheck, Stream
 from chargewire.models import Via
 from chargewire.store.delivery_writes import insert_for_stream_backlog
-from chargewire.store.event_log import end_of_log
+from chargewire.store.event_log import end_of_log, fence_publishes
 from chargewire.store.tables import events, kafka_streams, stream_pauses, subscription_events
 
 
@@ -41,7 +48,8 @@ async def follow_subscription(
             await connection.execute(delete(kafka_streams).where(kafka_streams.c.subscription_id == subscription_id))
             await connection.execute(delete(stream_pauses).where(stream_pauses.c.subscription_id == subscription_id))
         return
-    end = await end_of_log(connection)
+    # A new subscription has had no publish deliver to it: only a move needs the publishes in flight settled.
+    end = await (fence_publishes(connection) if was is not None and not was_kafka else end_of_log(connection))
     enabled = becomes[1]
     if not was_kafka:
         await connection.execute(insert(kafka_streams).values(subscription_id=subscription_id, position=end))
@@ -61,10 +69,20 @@ async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, ke
     if position is None:
         return
     stream = Stream(subscription_id, int(position), await pauses(connection, subscription_id))
-    names = select(subscription_events.c.event_name).where(subscription_events.c.subscription_id == subscription_id)
+    # The backlog up to the committed end first, then, with publishing held (`fence_publishes`), only what the
+    # publishes in flight added: a long backlog does not hold publishing while it becomes rows.
+    read_to = await _rows_up_to(connection, stream, keeps, await end_of_log(connection))
+    await _rows_up_to(connection, replace(stream, position=read_to), keeps, await fence_publishes(connection))
+
+
+async def _rows_up_to(connection: AsyncConnection, stream: Stream, keeps: PayloadCheck, end: int) -> int:
+    """Rows for the stream's unread events up to `end` (those `keeps` accepts, outside its pauses); returns `end`."""
+    names = select(subscription_events.c.event_name).where(
+        subscription_events.c.subscription_id == stream.subscription_id
+    )
     backlog = (
         select(events.c.seq, events.c.id, events.c.name, events.c.payload)
-        .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= await end_of_log(connection))
+        .where(events.c.name.in_(names), events.c.seq > stream.position, events.c.seq <= end)
         .order_by(events.c.seq)
     )
     unread = [
@@ -72,7 +90,8 @@ async def _backlog_to_rows(connection: AsyncConnection, subscription_id: str, ke
         for seq, event_id, name, payload in (await connection.execute(backlog)).all()
         if not stream.skips(seq) and keeps(bytes(payload))
     ]
-    await insert_for_stream_backlog(connection, subscription_id, unread)
+    await insert_for_stream_backlog(connection, stream.subscription_id, unread)
+    return end
 
 
 def _keep_all(_payload: bytes) -> bool:

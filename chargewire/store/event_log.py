@@ -4,6 +4,9 @@ Numbers come from the one `event_sequence` row, updated by the publishing transa
 publish's one statement, `dialects.postgresql_publish`, its own transaction). On PostgreSQL its row lock is held
 until commit, so transactions number and commit in the same order; on SQLite writes are serial.
 Either way, a committed end N means every event numbered up to N is committed and readable.
+
+A subscription moving onto or off Kafka fences the log (`fence_publishes`, decision 0011): the rows its stream
+leaves behind, or the position its stream starts from, then agree with the subscribers every publish read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,19 @@ _TAKE_NUMBERS = (
 )
 
 
+# A publish made in one statement from guessed subscribers (`dialects.postgresql_publish`) reads them in the snapshot
+# its statement began with, and may wait for the row meanwhile: it takes numbers only if no subscription moved onto
+# or off Kafka in between (the count as its snapshot read it is the count on the row it updates), else it writes
+# nothing and the publish is made again from the subscribers as they are then.
+_SEEN = event_sequence.alias("seen")
+_TAKE_NUMBERS_UNLESS_MOVED = _TAKE_NUMBERS.where(
+    event_sequence.c.channel_moves == select(_SEEN.c.channel_moves).scalar_subquery()
+)
+_COUNT_A_MOVE = (
+    update(event_sequence).values(channel_moves=event_sequence.c.channel_moves + 1).returning(event_sequence.c.last_seq)
+)
+
+
 async def number_events(connection: AsyncConnection, count: int) -> int:
     """Take `count` event numbers for this transaction; returns the first. Holds the numbering until commit."""
     result = await connection.execute(_TAKE_NUMBERS, {"count": count})
@@ -35,6 +51,23 @@ def numbering(count: int) -> Read:
     """`number_events` as a read of a transaction's `write_last_after_reads`; its rows give the first number
     (`first_number`)."""
     return Read(_TAKE_NUMBERS, {"count": count})
+
+
+def numbering_unless_moved(count: int) -> Read:
+    """`numbering` for a publish whose subscribers were read before it waited for the numbering: it takes no number
+    if a subscription moved onto or off Kafka since (`fence_publishes`), returning no row."""
+    return Read(_TAKE_NUMBERS_UNLESS_MOVED, {"count": count})
+
+
+async def fence_publishes(connection: AsyncConnection) -> int:
+    """For a subscription moving onto or off Kafka: hold the numbering until this transaction commits and return the
+    committed end of the log, once every publish that had taken numbers has committed.
+
+    Publishes numbering later read the subscription as it is after the move; those that read it before and wait for
+    the numbering meanwhile write nothing and are made again (`numbering_unless_moved`). So every event up to the
+    end returned was published to the subscription as it was, every later one to it as it will be.
+    """
+    return int((await connection.execute(_COUNT_A_MOVE)).scalar_one())
 
 
 def first_number(rows: Sequence[tuple[Any, ...]], count: int) -> int:

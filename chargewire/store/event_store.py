@@ -22,7 +22,7 @@ from chargewire.store.delivery_writes import NewDelivery, PublishLease, insert_f
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.base import GuessedPublish, Read, Reader, ReadRows
 from chargewire.store.dialects.writes import ColumnInsert, Write
-from chargewire.store.event_log import first_number, numbering
+from chargewire.store.event_log import first_number, numbering, numbering_unless_moved
 from chargewire.store.expiry_rules import Stretch, event_unused
 from chargewire.store.idempotency_store import IdempotentPublish, claim_keys
 from chargewire.store.tables import events, subscription_events, subscriptions
@@ -188,7 +188,8 @@ class EventStore:
         publish = GuessedPublish(
             subscribers=reads[-1],
             guess=guess[-1],
-            numbering=reads[0],
+            # Its subscribers were read before it numbers: a move onto or off Kafka meanwhile makes it write nothing.
+            numbering=numbering_unless_moved(count),
             events=ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time)),
             number_into=_NUMBER_COLUMN,
             deliveries=_deliveries_insert(stored_time, batches, made, fan_out.lease()),

@@ -92,6 +92,9 @@ event_sequence = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_seq", BigInteger, nullable=False),
+    # How many times a subscription moved onto or off Kafka: a publish made from subscribers read before such a
+    # move must not number after it (`event_log.fence_publishes`, migration 0014).
+    Column("channel_moves", BigInteger, nullable=False, server_default="0"),
 )
 
 subscriptions = Table(
