@@ -100,14 +100,13 @@ class KeptConnection:
         self._in_use = True
         try:
             with translated(statement):
-                connection = await self._usable()
                 try:
-                    yield connection
+                    yield await self._usable()
                 except asyncpg.PostgresError:
                     # The server refused the statement, which rolled back by itself: the connection is as it was.
                     raise
                 except BaseException:
-                    # Lost, timed out, or cancelled in mid-statement (and perhaps still busy with it).
+                    # Lost, timed out, or cancelled in mid-statement or mid-check (and perhaps still busy with it).
                     self._drop()
                     raise
         finally:
