@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import chain, repeat
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Dialect, Select, String, delete, select
+from sqlalchemy import Select, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.models import Event, Via
@@ -119,6 +119,9 @@ class EventStore:
         self._last_number: int | None = None
         self._subscribers: dict[tuple[str, ...], list[Any]] = {}
         self._guessed_publisher = database.dialect.guessed_publisher(database)
+        # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too; made once, as
+        # SQLAlchemy builds a new one on every call.
+        self._stored_time = driver_value(database.engine.dialect, events.c.received_at)
 
     async def insert_events_with_deliveries(
         self,
@@ -152,7 +155,7 @@ class EventStore:
             filters = {row[0]: row[1] for row in await read(_filters_of(dialect, wanted))} if wanted else {}
             made[:] = fan_out.deliveries(subscribers, filters)
             first_seq = first_number(rows[0], count) if streamed else None
-            return _writes(self._database.engine.dialect, batches, first_seq, made, fan_out.lease())
+            return _writes(self._stored_time, batches, first_seq, made, fan_out.lease())
 
         # On SQLite, when the numbers and subscribers are what the last publish leads it to expect, the reads,
         # the inserts and the commit go in one trip to the driver's thread; on PostgreSQL, when the subscribers
@@ -184,7 +187,7 @@ class EventStore:
         made = list(fan_out.deliveries(subscribers, {}))
         if len(made) >= publisher.max_rows:
             return None
-        stored_time = driver_value(self._database.engine.dialect, events.c.received_at)
+        stored_time = self._stored_time
         publish = GuessedPublish(
             subscribers=reads[-1],
             guess=guess[-1],
@@ -261,15 +264,14 @@ def _enabled_subscribers(dialect: StoreDialect) -> Select[Any]:
 
 
 def _writes(
-    dialect: Dialect,
+    stored_time: Callable[[Any], Any],
     batches: Sequence[NewEvents],
     first_seq: int | None,
     new_deliveries: Sequence[NewDelivery],
     lease: PublishLease | None,
 ) -> list[Write]:
-    """The inserts of the events, numbered from `first_seq`, and of their deliveries, `lease`'s leased."""
-    # Every datetime column is a UtcDateTime, so this one converter serves the deliveries too.
-    stored_time = driver_value(dialect, events.c.received_at)
+    """The inserts of the events, numbered from `first_seq`, and of their deliveries, `lease`'s leased; times
+    converted by `stored_time`."""
     count = sum(len(batch) for batch in batches)
     seqs: Sequence[int | None] = range(first_seq, first_seq + count) if first_seq is not None else [None] * count
     columns = (*_EVENT_COLUMNS, _NUMBER_COLUMN)

@@ -4,13 +4,14 @@ uses, so that an edit that brings back a walk over the whole backlog fails."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chargewire.store.database import Database
+from chargewire.store.dialects.postgresql_driver import KeptConnection
 
 
 @contextlib.contextmanager
@@ -41,25 +42,38 @@ async def plan_of(connection: AsyncConnection, statement: str, parameters: Any) 
 
 @contextlib.contextmanager
 def driver_queries(database: Database) -> Iterator[list[str]]:
-    """The queries asyncpg logs on the connections checked out in the block (BEGIN, COMMIT, ROLLBACK and other
-    statements without parameters; not SQLAlchemy's prepared statements); empty on SQLite."""
+    """The queries asyncpg logs on the connections checked out in the block, or used there after a writer kept them
+    out of the pool (`KeptConnection`): BEGIN, COMMIT, ROLLBACK, statements sent straight on asyncpg; not
+    SQLAlchemy's prepared statements. Empty on SQLite."""
     queries: list[str] = []
     drivers: list[Any] = []
 
     def log(record: Any) -> None:
         queries.append(record.query)
 
-    def checked_out(dbapi_connection: Any, _record: object, _proxy: object) -> None:
-        driver = dbapi_connection.driver_connection
-        if hasattr(driver, "add_query_logger"):
+    def logged(driver: Any) -> None:
+        if hasattr(driver, "add_query_logger") and driver not in drivers:
             driver.add_query_logger(log)
             drivers.append(driver)
 
+    def checked_out(dbapi_connection: Any, _record: object, _proxy: object) -> None:
+        logged(dbapi_connection.driver_connection)
+
+    kept_driver = KeptConnection.driver
+
+    @contextlib.asynccontextmanager
+    async def logged_kept(kept: KeptConnection, statement: str) -> AsyncIterator[Any]:
+        async with kept_driver(kept, statement) as driver:
+            logged(driver)
+            yield driver
+
     pool = database.engine.sync_engine.pool
     event.listen(pool, "checkout", checked_out)
+    KeptConnection.driver = logged_kept  # type: ignore[method-assign,assignment]
     try:
         yield queries
     finally:
+        KeptConnection.driver = kept_driver  # type: ignore[method-assign]
         event.remove(pool, "checkout", checked_out)
         for driver in drivers:
             driver.remove_query_logger(log)

@@ -15,7 +15,8 @@ sequence's one row, so its row lock is held until the statement's commit, and pu
 same order (`store.event_log`): a writer that waits for the lock numbers after the one it waited for. A refused
 row (a NUL in text, a value too long for its column, a broken constraint) fails the whole statement, numbering
 included, as it failed the transaction. The SQL is SQLAlchemy Core compiled once per shape, sent straight on the
-asyncpg connection (its own prepared-statement cache), past SQLAlchemy's cursor and its greenlet switch.
+asyncpg connection (its own prepared-statement cache), past SQLAlchemy's cursor and its greenlet switch, on a
+connection the publisher keeps out of the pool (`postgresql_driver.KeptConnection`): no checkout per publish.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Dialect, Select, Table, Update, func, insert, select, union_all
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from chargewire.store.dialects.base import GuessedPublish
-from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, pooled_driver, unnested
+from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, KeptConnection, unnested
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -39,21 +39,21 @@ _POSITION = "position"
 
 
 class OneStatementPublisher:
-    """Writes a `GuessedPublish` in one statement on a pooled connection, outside any transaction block."""
+    """Writes a `GuessedPublish` in one statement on a connection of its own, outside any transaction block."""
 
     # As many as one INSERT of arrays writes more cheaply than COPY.
     max_rows = COPY_FROM_ROWS
 
     def __init__(self, database: Database) -> None:
         self._engine = database.engine
+        self._connection = KeptConnection(database.engine)
 
     async def write(self, publish: GuessedPublish) -> int | None:
         """Write `publish` if its subscribers are still the guess; the last number taken, or None (nothing written)."""
-        shape = _shape(publish)
-        compiled, binds = _compiled(shape, self._engine.dialect)
-        values = compiled.construct_params(_values(publish, shape[0], self._engine.dialect))
-        async with pooled_driver(self._engine, "publish") as driver:
-            last = await driver.fetchval(compiled.string, *[values[name] for name in binds])
+        statement = _compiled(_shape(publish), self._engine.dialect)
+        values = statement.values(publish)
+        async with self._connection.driver("publish") as driver:
+            last = await driver.fetchval(statement.sql, *values)
         return None if last is None else int(last)
 
 
@@ -77,23 +77,37 @@ def _shape(publish: GuessedPublish) -> _Shape:
     )
 
 
-def _values(publish: GuessedPublish, subscribers: Select[Any], dialect: Dialect) -> dict[str, Any]:
-    """Every value the statement binds, by name: the reads' own, the guess as one array per column, the rows'."""
-    values = {**publish.subscribers.parameters, **publish.numbering.parameters}
-    for index, column in enumerate(subscribers.selected_columns):
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        guessed = [row[index] for row in publish.guess]
-        values[f"{_GUESS}{column.name}"] = guessed if process is None else [process(value) for value in guessed]
-    for prefix, rows in ((_EVENT, publish.events), (_DELIVERY, publish.deliveries)):
-        values.update({prefix + name: list(column) for name, column in zip(rows.columns, rows.values, strict=True)})
-    return values
+class _Compiled:
+    """A shape's statement as asyncpg takes it: its SQL, and how a publish's values become its parameters in order."""
+
+    def __init__(self, shape: _Shape, dialect: Dialect) -> None:
+        compiled = _statement(*shape).compile(dialect=dialect)
+        self.sql = compiled.string
+        self._names = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (a literal in a read's WHERE), as construct_params gives them.
+        self._constants = compiled.construct_params(_check=False)
+        # The guess is compared with what the read returns: each of its columns as the driver takes that column.
+        self._guess_processors = [
+            (f"{_GUESS}{column.name}", index, column.type.dialect_impl(dialect).bind_processor(dialect))
+            for index, column in enumerate(shape[0].selected_columns)
+        ]
+
+    def values(self, publish: GuessedPublish) -> list[Any]:
+        """The parameters of `publish` in the statement's order: the reads' own, the guess as one array per column,
+        the rows' columns."""
+        values = {**self._constants, **publish.subscribers.parameters, **publish.numbering.parameters}
+        for name, index, process in self._guess_processors:
+            guessed = [row[index] for row in publish.guess]
+            values[name] = guessed if process is None else [process(value) for value in guessed]
+        for prefix, rows in ((_EVENT, publish.events), (_DELIVERY, publish.deliveries)):
+            values.update({prefix + name: list(column) for name, column in zip(rows.columns, rows.values, strict=True)})
+        return [values[name] for name in self._names]
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(shape: _Shape, dialect: Dialect) -> tuple[SQLCompiler, tuple[str, ...]]:
-    """The statement compiled for asyncpg, and the names of its parameters in order."""
-    compiled = _statement(*shape).compile(dialect=dialect)
-    return compiled, tuple(compiled.positiontup or ())
+def _compiled(shape: _Shape, dialect: Dialect) -> _Compiled:
+    """The statement of `shape` compiled for asyncpg, once."""
+    return _Compiled(shape, dialect)
 
 
 def _statement(

@@ -11,10 +11,9 @@ publishes costs one or two round trips, and the last NOTIFY always leaves after 
 otherwise a worker could claim too early and sleep past it.
 
 Connections: the notifier and the listener each use one dedicated connection, taken from the engine's pool and
-then detached from it (`AsyncEngine.raw_connection()`, `detach()`), and used through its asyncpg driver
-connection. It is thus made with exactly the engine's URL and connect arguments (no second copy of the URL
-translation), it no longer counts against the pool's size, and no query of the pool can ever land on the
-connection that holds the LISTEN. They show in `pg_stat_activity` as NOTIFIER_NAME and LISTENER_NAME.
+then detached from it (`postgresql_driver.dedicated_connection`), and used through its asyncpg driver connection:
+made with exactly the engine's URL and connect arguments, not counted against the pool's size, and never the one
+a query of the pool lands on. They show in `pg_stat_activity` as NOTIFIER_NAME and LISTENER_NAME.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chargewire.store.dialects.base import Announced
 from chargewire.store.dialects.postgresql_announcements import decoded, encoded
+from chargewire.store.dialects.postgresql_driver import close_quietly, dedicated_connection
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import reconnect_delay_s, wait_for_any
 
@@ -47,7 +47,6 @@ _CHECK_ALIVE = "SELECT 1"
 
 # Errors of a lost or refused connection; anything else is a bug and is logged with its traceback.
 _CONNECTION_ERRORS = (OSError, TimeoutError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
-_CLOSE_TIMEOUT_S = 5.0
 _FLUSH_TIMEOUT_S = 10.0
 
 Waiter = Callable[[], None]
@@ -136,7 +135,7 @@ class WakeNotifier:
         for attempt in range(2):
             try:
                 if self._connection is None:
-                    self._connection = await _open_dedicated(self._engine, NOTIFIER_NAME)
+                    self._connection = await dedicated_connection(self._engine, NOTIFIER_NAME)
                 await self._connection.execute(_NOTIFY, WAKE_CHANNEL, payload)
                 return
             except _CONNECTION_ERRORS as error:
@@ -151,7 +150,7 @@ class WakeNotifier:
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await _close_quietly(connection)
+            await close_quietly(connection)
 
 
 class WakeListener:
@@ -212,14 +211,14 @@ class WakeListener:
 
     @contextlib.asynccontextmanager
     async def _listening(self) -> AsyncIterator[tuple[Any, asyncio.Event]]:
-        connection = await _open_dedicated(self._engine, LISTENER_NAME)
+        connection = await dedicated_connection(self._engine, LISTENER_NAME)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(WAKE_CHANNEL, self._on_notification)
             yield connection, lost
         finally:
-            await _close_quietly(connection)
+            await close_quietly(connection)
 
     def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         announced = decoded(payload) if self._on_announced is not None else []
@@ -234,29 +233,3 @@ class WakeListener:
             if not (stop.is_set() or lost.is_set()):
                 # A connection cut without a FIN (a failed-over server, a dropped route) looks idle, not closed.
                 await asyncio.wait_for(connection.fetchval(_CHECK_ALIVE), self._check_alive_every_s)
-
-
-async def _open_dedicated(engine: AsyncEngine, application_name: str) -> Any:
-    """An asyncpg connection taken from the engine's pool and detached from it: ours alone, and ours to close."""
-    proxy = await engine.raw_connection()
-    # Read before detaching, which unlinks the pool's record that knows the driver connection.
-    connection: Any = proxy.driver_connection
-    # Once detached the pool forgets it (and may open another in its place). SQLAlchemy's wrapper has no
-    # finalizer, so only the asyncpg connection inside it needs keeping.
-    proxy.detach()
-    try:
-        await connection.execute(f"SET application_name = '{application_name}'")
-    except BaseException:
-        await _close_quietly(connection)
-        raise
-    return connection
-
-
-async def _close_quietly(connection: Any) -> None:
-    if connection.is_closed():
-        return
-    try:
-        await connection.close(timeout=_CLOSE_TIMEOUT_S)
-    except Exception as error:
-        # close() has aborted the connection by now; there is nothing else to release.
-        logger.debug("closing a wake-up connection failed: %s", error)

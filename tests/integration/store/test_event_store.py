@@ -344,3 +344,70 @@ async def test_publishes_of_several_stores_at_once_number_their_events_without_g
     position = {row.id: row.seq for row in rows}
     # Each publish's events took consecutive numbers, in their order.
     assert all(position[second.id] == position[first.id] + 1 for first, second in published)
+
+
+async def _other_sessions(runtime: Runtime) -> list[int]:
+    """The server pids of this database's sessions other than the asking one."""
+    async with runtime.database.reading() as connection:
+        rows = await connection.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_publishes_made_from_a_guess_store_their_events_after_the_server_ended_every_session(
+    runtime: Runtime, subscription_id: str
+) -> None:
+    store = EventStore(runtime.database)
+    for _ in range(2):  # the second is made from a guess, on the publisher's own connection
+        written = _events(1)
+        await store.insert_events_with_deliveries(_batches(written), _Given(_to_every(subscription_id, written)))
+    async with runtime.database.reading() as connection:
+        # As a restarted server does: every session ends, with a message and a FIN.
+        await connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    for _ in range(200):  # until the server has ended them
+        if not await _other_sessions(runtime):
+            break
+        await asyncio.sleep(0.05)
+    # A session leaves pg_stat_activity just before its FIN: give this process the time to read it, as a pool would
+    # have before a checkout.
+    await asyncio.sleep(0.2)
+
+    later = _events(1)
+    await store.insert_events_with_deliveries(_batches(later), _Given(_to_every(subscription_id, later)))
+
+    assert await _row_count(runtime, events) == 3
+    assert await _row_count(runtime, deliveries) == 3
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_closing_the_database_closes_the_connection_its_publishes_made_from_a_guess_kept(
+    runtime: Runtime, database_url: str
+) -> None:
+    # Counted from a connection of the test's own, with the runtime's pool empty: only `database` opens sessions.
+    await runtime.database.engine.dispose()
+    checker = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+
+        async def sessions() -> int:
+            query = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return int(await checker.fetchval(query))
+
+        before = await sessions()
+        database = create_database(database_url)
+        store = EventStore(database)
+        for _ in range(2):  # the second is made from a guess, on the publisher's own connection
+            await store.insert_events_with_deliveries(_batches(_events(1)), _Given([]))
+        assert await sessions() > before  # the publisher's (the pool's, detached), at least
+
+        await database.aclose()
+
+        assert await sessions() == before
+    finally:
+        await checker.close()

@@ -10,7 +10,9 @@ from sqlalchemy.dialects import sqlite
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.models import Event
+from chargewire.store.bulk_insert import driver_value
 from chargewire.store.event_store import NewEvents, _writes
+from chargewire.store.tables import events
 
 
 def _events(count: int, received_at: datetime) -> list[Event]:
@@ -36,7 +38,7 @@ def test_new_events_refuse_events_of_different_publishes() -> None:
 
 
 def _event_insert(batches: list[NewEvents], first_seq: int | None) -> dict[str, list[object]]:
-    [insert] = _writes(sqlite.dialect(), batches, first_seq, [], None)
+    [insert] = _writes(driver_value(sqlite.dialect(), events.c.received_at), batches, first_seq, [], None)
     return {column: list(values) for column, values in zip(insert.columns, insert.values, strict=True)}
 
 
