@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import PY_SPY, Sequence, Stack, _warm_up, measure, running_stack
+from bench.load_peers import running_signing_receiver
 from bench.processes import open_backend
-from bench.receiver import running_receiver
 
 SYSCALLS = ("epoll_pwait", "write", "read", "futex", "mmap", "pwrite64", "fcntl")
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -176,7 +176,7 @@ def main() -> None:
     options.rates = [int(rate) for rate in options.rates.split(",")]
     with (
         open_backend(options.backend) as backend,
-        running_receiver() as receiver,
+        running_signing_receiver() as receiver,
         running_stack(backend, receiver, options.mode) as stack,
     ):
         measure_threads(stack, options)
