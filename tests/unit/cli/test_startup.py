@@ -74,3 +74,30 @@ def test_every_command_prints_its_help_without_loading_a_database_http_web_or_ka
     assert {"", "serve", "tokens", "tokens create", "subscriptions create", "users create", "ocpp serve"} <= set(helps)
     assert [path for path, text in helps.items() if "Usage:" not in text] == []
     assert [module for module in modules if _is_heavy(module)] == []
+
+
+# What `worker` and `ocpp serve` run; `serve` loads the web app and its server when it starts serving.
+_WORKER_MODULES = """
+import json, sys
+import chargewire.cli.serving
+print(json.dumps(sorted(sys.modules)))
+"""
+SERVING_ONLY = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "chargewire.web",
+    "chargewire.api",
+    "chargewire.backoffice",
+    "chargewire.sources",
+    "chargewire.dispatch.dispatcher",
+)
+
+
+def test_the_worker_loads_no_web_app_server_or_ocpp_tap_and_a_runtime_no_delivery_loop_before_it_runs() -> None:
+    done = subprocess.run([sys.executable, "-c", _WORKER_MODULES], capture_output=True, text=True, check=True)
+    modules = json.loads(done.stdout)
+    assert "chargewire.runtime" in modules
+    loaded = [m for m in modules if any(m == name or m.startswith(f"{name}.") for name in SERVING_ONLY)]
+    assert loaded == []
