@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 # Databases and their drivers, HTTP clients and servers, the web framework, Kafka, and the service's own
 # packages that load them: a command imports these in its body, when it runs.
@@ -101,3 +102,12 @@ def test_the_worker_loads_no_web_app_server_or_ocpp_tap_and_a_runtime_no_deliver
     assert "chargewire.runtime" in modules
     loaded = [m for m in modules if any(m == name or m.startswith(f"{name}.") for name in SERVING_ONLY)]
     assert loaded == []
+
+
+def test_python_m_chargewire_is_the_same_command_line_as_the_script() -> None:
+    script = subprocess.run(
+        [str(Path(sys.executable).with_name("chargewire")), "tokens", "--help"], capture_output=True, text=True
+    )
+    module = subprocess.run([sys.executable, "-m", "chargewire", "tokens", "--help"], capture_output=True, text=True)
+    assert (module.returncode, module.stdout) == (script.returncode, script.stdout)
+    assert "Usage: chargewire tokens" in module.stdout
