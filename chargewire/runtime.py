@@ -1,4 +1,8 @@
-"""The running service's parts, wired once from the settings: database, secret box, stores and services."""
+"""The running service's parts, wired once from the settings: database, secret box, stores and services.
+
+The delivery loop's parts (dispatcher, heartbeat, expiry, idempotency sweep) are imported by the methods that start
+them: the CLI's commands that only read or write the database open a runtime too and never run them.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from chargewire.channels.registry import ChannelContext, channel_types
 from chargewire.config import Settings
-from chargewire.dispatch.dispatcher import Dispatcher
-from chargewire.dispatch.expiry import Expirer, retention_policy
-from chargewire.dispatch.heartbeat import Heartbeat
-from chargewire.dispatch.idempotency_sweep import IdempotencySweep
 from chargewire.dispatch.metrics import DeliveryMetrics
 from chargewire.dispatch.retry_policy import KAFKA_RETRY_MARGIN_S, delays_below, kafka_retry_floor_s
 from chargewire.dispatch.supervisor import Supervisor
-from chargewire.dispatch.targets import StoredTargets
 from chargewire.dispatch.wakeups import WakeSignal
 from chargewire.errors import ConfigurationError
 from chargewire.filters import FilterLimits
@@ -46,6 +46,10 @@ from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore
 from chargewire.store.worker_store import WorkerStore
+
+if TYPE_CHECKING:
+    from chargewire.dispatch.dispatcher import Dispatcher
+    from chargewire.dispatch.expiry import Expirer
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +158,9 @@ class Runtime:
 
     def dispatcher(self) -> Dispatcher:
         """A delivery loop on this runtime's database, woken by this process's wakeups, counted in its metrics."""
+        from chargewire.dispatch.dispatcher import Dispatcher
+        from chargewire.dispatch.targets import StoredTargets
+
         context = ChannelContext(self.settings, self.subscription_store.target_secrets)
         dispatcher = Dispatcher(
             self.settings,
@@ -190,6 +197,9 @@ class Runtime:
         Every loop runs under one supervisor (`dispatch.supervisor`): outages are retried until they clear, and
         a fault that cannot clear stops them all and raises TaskFailed once in-flight work is finished.
         """
+        from chargewire.dispatch.heartbeat import Heartbeat
+        from chargewire.dispatch.idempotency_sweep import IdempotencySweep
+
         _log_kafka_retry_floor(self.settings)
         supervisor = self.supervisor = Supervisor(stop)
         self.metrics.watch(supervisor)
@@ -208,6 +218,8 @@ class Runtime:
 
     def expirer(self, owner: str) -> Expirer:
         """The expiry loop of this runtime's settings, which expires while `owner` holds the expiry lease."""
+        from chargewire.dispatch.expiry import Expirer, retention_policy
+
         return Expirer(
             self.retention,
             retention_policy(self.settings),

@@ -1,9 +1,10 @@
 """The `chargewire` command line: parse, call a service, print.
 
-Each command imports the runtime, services, stores and clients it calls inside its own body (annotations come
-from `TYPE_CHECKING` imports): at module level they made every command, `chargewire --help` included, spend
+Each command imports the runtime, services, stores, clients and asyncio it calls inside its own body (annotations
+come from `TYPE_CHECKING` imports): at module level they made every command, `chargewire --help` included, spend
 about 1.4 s importing the whole service first. The CLI's modules themselves import only typer and light
-chargewire modules (errors, models, version); tests/unit/cli/test_startup.py holds them to it.
+chargewire modules (errors, models, version); tests/unit/cli/test_startup.py holds them to it. Likewise `worker`
+loads no web app and the database commands no delivery loop (`cli.serving`, `chargewire.runtime`).
 """
 
 from __future__ import annotations

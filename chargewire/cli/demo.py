@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Annotated
@@ -23,6 +22,8 @@ def demo(
     failure_rate: Annotated[float, typer.Option(help="Share of requests the sample receiver refuses (503)")] = 0.05,
 ) -> None:
     """Run the service, a sample receiver, and simulated charge points (through the OCPP tap and the API)."""
+    import asyncio
+
     from chargewire.demo import DemoOptions, OcppFlowOptions, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -42,6 +40,9 @@ def listen(
 
 
 async def _listen(options: ListenOptions) -> None:
+    import asyncio
+    import signal
+
     from chargewire.devtools.listener import Listener
 
     listener = Listener(options, _print_arrival)

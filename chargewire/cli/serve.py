@@ -1,6 +1,6 @@
 """`chargewire serve` (the API and a delivery worker in one process) and `chargewire worker`.
 
-What they run lives in `chargewire.cli.serving`, which loads the web app and the runtime.
+What they run lives in `chargewire.cli.serving`, which loads the runtime (and, for `serve`, the web app).
 """
 
 from __future__ import annotations

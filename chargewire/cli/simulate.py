@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated
@@ -23,6 +21,9 @@ _SUMMARY_EVERY_S = 10.0
 
 async def simulate_until_stopped(options: FleetOptions, duration_s: float | None) -> None:
     """Run a fleet until SIGINT, SIGTERM or `duration_s`, logging what it did every 10 s and at the end."""
+    import asyncio
+    import signal
+
     from chargewire.sources.ocpp.simulator import Fleet
 
     fleet = Fleet(options)

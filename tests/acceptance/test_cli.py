@@ -69,30 +69,28 @@ def test_token_lifecycle_create_list_revoke(cli_env: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-def test_db_stats_prints_every_history_table_and_the_last_expiry_run(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
-    assert "last expiry run: none yet" in cli(cli_env, "db", "stats").stdout
+def test_db_stats_prints_every_history_table_and_the_last_expiry_run(migrated_env: dict[str, str]) -> None:
+    assert "last expiry run: none yet" in cli(migrated_env, "db", "stats").stdout
     started = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
     run = ExpiryRun(started, started + timedelta(seconds=2), {"events": 12, "deliveries": 24}, None, [])
 
     async def record() -> None:
-        database = create_database(cli_env["CHARGEWIRE_DATABASE_URL"])
+        database = create_database(migrated_env["CHARGEWIRE_DATABASE_URL"])
         try:
             await RetentionStore(database).record_run(run)
         finally:
             await database.aclose()
 
     asyncio.run(record())
-    printed = cli(cli_env, "db", "stats").stdout
+    printed = cli(migrated_env, "db", "stats").stdout
 
     tables = {line.split()[0] for line in printed.splitlines()[1:] if line.strip() and not line.startswith("last")}
     assert {"events", "deliveries", "attempts", "attempt_batches"} <= tables
     assert "last expiry run: 2026-12-05T03:00:00+00:00 (2.0 s), removed 12 events, 24 deliveries; ok" in printed
 
 
-def test_unknown_scope_is_refused_naming_it(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
-    result = cli(cli_env, "tokens", "create", "--name", "x", "--scope", "everything", check=False)
+def test_unknown_scope_is_refused_naming_it(migrated_env: dict[str, str]) -> None:
+    result = cli(migrated_env, "tokens", "create", "--name", "x", "--scope", "everything", check=False)
     assert result.returncode == 1
     assert "Unknown scope 'everything'" in result.stderr
 

@@ -18,40 +18,40 @@ def test_every_subscriptions_command_has_help(command: list[str]) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-def test_subscription_lifecycle_create_list_show_delete(cli_env: dict[str, str]) -> None:
-    cli_env = {**cli_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
-    cli(cli_env, "db", "upgrade")
-    token = json.loads(cli(cli_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, str]) -> None:
+    migrated_env = {**migrated_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
+    token = json.loads(cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
     webhook = json.loads(
         cli(
-            cli_env, "subscriptions", "create", "--token-id", token["id"], "--via", "webhook",
+            migrated_env, "subscriptions", "create", "--token-id", token["id"], "--via", "webhook",
             "--url", "http://127.0.0.1:9/hook", "--event", "BootNotification", "--event", "cdr.received", "--json",
         ).stdout
     )  # fmt: skip
     assert webhook["signingSecret"].startswith("whsec_")
     kafka = json.loads(
         cli(
-            {**cli_env, "CHARGEWIRE_SASL_PASSWORD": "cli-sasl-password"}, "subscriptions", "create",
+            {**migrated_env, "CHARGEWIRE_SASL_PASSWORD": "cli-sasl-password"}, "subscriptions", "create",
             "--token-id", token["id"], "--via", "kafka", "--topic", "events", "--broker", "127.0.0.1:9092",
             "--security-protocol", "SASL_PLAINTEXT", "--sasl-username", "u", "--event", "evse.changed", "--json",
         ).stdout
     )  # fmt: skip
 
-    listed = json.loads(cli(cli_env, "subscriptions", "list", "--json").stdout)
+    listed = json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout)
     assert [item["id"] for item in listed] == sorted([webhook["id"], kafka["id"]])
     assert webhook["signingSecret"] not in json.dumps(listed)
     assert "cli-sasl-password" not in json.dumps(listed)
-    shown = json.loads(cli(cli_env, "subscriptions", "show", kafka["id"], "--json").stdout)
+    shown = json.loads(cli(migrated_env, "subscriptions", "show", kafka["id"], "--json").stdout)
     assert shown["kafka"]["securityProtocol"] == "SASL_PLAINTEXT"
     assert shown["tokenId"] == token["id"]
 
-    cli(cli_env, "subscriptions", "delete", webhook["id"])
-    assert [item["id"] for item in json.loads(cli(cli_env, "subscriptions", "list", "--json").stdout)] == [kafka["id"]]
+    cli(migrated_env, "subscriptions", "delete", webhook["id"])
+    assert [item["id"] for item in json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout)] == [
+        kafka["id"]
+    ]
 
 
-def test_create_with_a_bad_url_fails_naming_the_field(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
-    token = json.loads(cli(cli_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+def test_create_with_a_bad_url_fails_naming_the_field(migrated_env: dict[str, str]) -> None:
+    token = json.loads(cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
     arguments = [
         "subscriptions",
         "create",
@@ -62,7 +62,7 @@ def test_create_with_a_bad_url_fails_naming_the_field(cli_env: dict[str, str]) -
         "--event",
         "BootNotification",
     ]
-    result = cli(cli_env, *arguments, check=False)
+    result = cli(migrated_env, *arguments, check=False)
     assert result.returncode == 1
     assert "webhook.callbackUrl" in result.stderr
 
@@ -74,34 +74,33 @@ def _created(cli_env: dict[str, str], *arguments: str, scope: str = "admin") -> 
     return dict(json.loads(created.stdout))
 
 
-def test_create_refuses_an_owner_token_without_notifications_manage(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
-    token = json.loads(cli(cli_env, "tokens", "create", "--name", "csms", "--scope", "events:publish", "--json").stdout)
+def test_create_refuses_an_owner_token_without_notifications_manage(migrated_env: dict[str, str]) -> None:
+    token = json.loads(
+        cli(migrated_env, "tokens", "create", "--name", "csms", "--scope", "events:publish", "--json").stdout
+    )
     arguments = ["--url", "https://hooks.example.com/x", "--event", "BootNotification"]
-    result = cli(cli_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
+    result = cli(migrated_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
     assert result.returncode == 1
     assert "lacks the notifications:manage scope" in result.stderr
-    assert json.loads(cli(cli_env, "subscriptions", "list", "--json").stdout) == []
+    assert json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout) == []
 
 
-def test_create_takes_filter_retry_schedule_and_disabled_as_the_api_does(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
+def test_create_takes_filter_retry_schedule_and_disabled_as_the_api_does(migrated_env: dict[str, str]) -> None:
     created = _created(
-        cli_env, "--url", "https://hooks.example.com/x", "--event", "SessionUpdateNotification",
+        migrated_env, "--url", "https://hooks.example.com/x", "--event", "SessionUpdateNotification",
         "--filter", '{"chargePointId": {"$in": [1042, 1043]}}', "--retry-schedule", "0,5,300", "--disabled",
         scope="notifications:manage",
     )  # fmt: skip
-    shown = json.loads(cli(cli_env, "subscriptions", "show", created["id"], "--json").stdout)
+    shown = json.loads(cli(migrated_env, "subscriptions", "show", created["id"], "--json").stdout)
     assert shown["filter"] == {"chargePointId": {"$in": [1042, 1043]}}
     assert shown["retrySchedule"] == [0, 5, 300]
     assert shown["enabled"] is False
 
 
-def test_create_reads_kafka_tls_material_from_files(cli_env: dict[str, str], tmp_path: Path) -> None:
-    cli(cli_env, "db", "upgrade")
+def test_create_reads_kafka_tls_material_from_files(migrated_env: dict[str, str], tmp_path: Path) -> None:
     tls = generate_tls_files(tmp_path / "tls")
     created = _created(
-        {**cli_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}, "--via", "kafka", "--topic", "events",
+        {**migrated_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}, "--via", "kafka", "--topic", "events",
         "--broker", "127.0.0.1:9093", "--security-protocol", "SSL", "--ca-certificate", str(tls.ca_pem),
         "--client-certificate", str(tls.client_cert_pem), "--client-key", str(tls.client_key_pem),
         "--event", "evse.changed",
@@ -111,11 +110,10 @@ def test_create_reads_kafka_tls_material_from_files(cli_env: dict[str, str], tmp
     assert "PRIVATE KEY" not in json.dumps(created)
 
 
-def test_a_loopback_url_is_refused_once_naming_the_setting_that_admits_it(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
-    token = json.loads(cli(cli_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+def test_a_loopback_url_is_refused_once_naming_the_setting_that_admits_it(migrated_env: dict[str, str]) -> None:
+    token = json.loads(cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
     arguments = ["--url", "http://127.0.0.1:9/hook", "--event", "BootNotification"]
-    result = cli(cli_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
+    result = cli(migrated_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
     assert result.returncode == 1
     assert "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS" in result.stderr
     assert result.stderr.count("blocked address") == 1

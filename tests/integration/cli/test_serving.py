@@ -7,7 +7,7 @@ import asyncio
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from chargewire.cli.serving import _Server
+from chargewire.cli.api_server import ApiServer
 from chargewire.devtools.postgres import free_port
 
 
@@ -15,7 +15,7 @@ async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise AssertionError("no request is sent")
 
 
-class _CountingServer(_Server):
+class _CountingServer(ApiServer):
     """The server, handing on the loop time of each of its ticks."""
 
     def __init__(self, config: uvicorn.Config) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 # Databases and their drivers, HTTP clients and servers, the web framework, Kafka, and the service's own
 # packages that load them: a command imports these in its body, when it runs.
@@ -74,3 +75,39 @@ def test_every_command_prints_its_help_without_loading_a_database_http_web_or_ka
     assert {"", "serve", "tokens", "tokens create", "subscriptions create", "users create", "ocpp serve"} <= set(helps)
     assert [path for path, text in helps.items() if "Usage:" not in text] == []
     assert [module for module in modules if _is_heavy(module)] == []
+
+
+# What `worker` and `ocpp serve` run; `serve` loads the web app and its server when it starts serving.
+_WORKER_MODULES = """
+import json, sys
+import chargewire.cli.serving
+print(json.dumps(sorted(sys.modules)))
+"""
+SERVING_ONLY = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "chargewire.web",
+    "chargewire.api",
+    "chargewire.backoffice",
+    "chargewire.sources",
+    "chargewire.dispatch.dispatcher",
+)
+
+
+def test_the_worker_loads_no_web_app_server_or_ocpp_tap_and_a_runtime_no_delivery_loop_before_it_runs() -> None:
+    done = subprocess.run([sys.executable, "-c", _WORKER_MODULES], capture_output=True, text=True, check=True)
+    modules = json.loads(done.stdout)
+    assert "chargewire.runtime" in modules
+    loaded = [m for m in modules if any(m == name or m.startswith(f"{name}.") for name in SERVING_ONLY)]
+    assert loaded == []
+
+
+def test_python_m_chargewire_is_the_same_command_line_as_the_script() -> None:
+    script = subprocess.run(
+        [str(Path(sys.executable).with_name("chargewire")), "tokens", "--help"], capture_output=True, text=True
+    )
+    module = subprocess.run([sys.executable, "-m", "chargewire", "tokens", "--help"], capture_output=True, text=True)
+    assert (module.returncode, module.stdout) == (script.returncode, script.stdout)
+    assert "Usage: chargewire tokens" in module.stdout
