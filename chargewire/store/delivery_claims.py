@@ -55,7 +55,7 @@ async def claim_scanned(
     chosen_ids = [id_ for id_, _sub, _via in chosen]
     lease = claim_due_statement(dialect)
     claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, worker_id, now, lease_until)
-    return _claimed_deliveries(claimed)
+    return claimed_deliveries(claimed)
 
 
 def chosen_announced(
@@ -78,9 +78,9 @@ async def claim_listed(
 ) -> list[ClaimedDelivery]:
     """Lease those of `delivery_ids` still pending, due and of an enabled webhook subscription, with their payloads."""
     lease = claim_announced_statement(dialect)
-    window = _announced_events_window(delivery_ids)
+    window = announced_events_window(delivery_ids)
     claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, worker_id, now, lease_until, window)
-    return _claimed_deliveries(claimed)
+    return claimed_deliveries(claimed)
 
 
 # Built once: an idle worker asks it with every publish. `now` is bound.
@@ -96,7 +96,8 @@ DUE_DELIVERY_EXISTS = (
 NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == DeliveryStatus.PENDING.value)
 
 
-def _claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]:
+def claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]:
+    """The leased rows with their events' (payload, entity id, received at) as the deliveries a worker sends."""
     return [
         ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, bytes(payload), entity_id, received_at)
         for id_, event_id, subscription_id, name, count, limit, payload, entity_id, received_at in rows
@@ -241,11 +242,11 @@ async def _lease_with_payloads(
     """Lease these deliveries by `lease` (`claim_due_statement` or a narrower one) and read their events'
     payloads: the leased rows, each with its event's (payload, entity id, received at), in id order. On
     PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were; with
-    `events_window`, the range of ids their events are expected in (`_announced_events_window`)."""
+    `events_window`, the range of ids their events are expected in (`announced_events_window`)."""
     values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
     if dialect.updates_in_with and events_window is not None:
         values["events_from"], values["events_to"] = events_window
-        rows = (await connection.execute(_with_payloads_within(lease), values)).all()
+        rows = (await connection.execute(with_payloads_within(lease), values)).all()
         return await _with_missing_payloads(connection, dialect, sorted(tuple(row) for row in rows))
     if dialect.updates_in_with:
         return sorted(tuple(row) for row in (await connection.execute(_with_payloads(lease), values)).all())
@@ -265,7 +266,7 @@ def _with_payloads(lease: Update) -> Select[Any]:
 
 # Built once per lease statement. `claim_due_statement`'s values, `events_from` and `events_to` are bound.
 @functools.cache
-def _with_payloads_within(lease: Update) -> Select[Any]:
+def with_payloads_within(lease: Update) -> Select[Any]:
     """`_with_payloads`, reading events only in a range of ids (an outer join: a row whose event lies outside it
     is still returned, without its payload): PostgreSQL then plans the join on that range's partitions alone,
     where it planned an index probe of every day partition of events, 0.4-0.7 ms a claim."""
@@ -282,14 +283,25 @@ async def _with_missing_payloads(
     connection: AsyncConnection, dialect: StoreDialect, rows: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
     """`rows` with the payloads a windowed join left out read apart (an event older than its window)."""
-    missing = {row[1] for row in rows if row[6] is None}
+    missing = missing_payloads(rows)
     if not missing:
         return rows
-    payloads = await _event_payloads(connection, dialect, missing)
+    return with_payloads_read(rows, await _event_payloads(connection, dialect, missing))
+
+
+def missing_payloads(rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """The event ids whose payloads a windowed lease (`with_payloads_within`) left out."""
+    return {row[1] for row in rows if row[6] is None}
+
+
+def with_payloads_read(
+    rows: Sequence[tuple[Any, ...]], payloads: Mapping[str, tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """`rows` with the payloads a windowed lease left out filled in from `payloads` (event id -> its columns)."""
     return [(*row[:6], *payloads[row[1]]) if row[6] is None else row for row in rows]
 
 
-def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
+def announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
     """The ids the events of these announced deliveries lie between: a publish makes its events' ids, then its
     deliveries', in one process, moments apart (`EVENT_MADE_BEFORE_S` is generous)."""
     first_ms = made_at_ms(min(delivery_ids)) - EVENT_MADE_BEFORE_S * 1000
@@ -299,13 +311,13 @@ def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
 async def _event_payloads(
     connection: AsyncConnection, dialect: StoreDialect, event_ids: Collection[str]
 ) -> dict[str, tuple[bytes, str | None, datetime]]:
-    rows = (await connection.execute(_payloads(dialect), {"ids": dialect.ids_value(event_ids)})).all()
+    rows = (await connection.execute(payloads_statement(dialect), {"ids": dialect.ids_value(event_ids)})).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
 
 
-# Built once per dialect, as the due scan. `ids` is bound.
+# Built once per dialect, as the due scan. `ids` is bound; rows are (event id, payload, entity id, received at).
 @functools.cache
-def _payloads(dialect: StoreDialect) -> Select[str, bytes, str | None, datetime]:
+def payloads_statement(dialect: StoreDialect) -> Select[str, bytes, str | None, datetime]:
     return select(events.c.id, events.c.payload, events.c.entity_id, events.c.received_at).where(
         dialect.one_of(events.c.id, None)
     )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from chargewire.models import DeliveryStatus
 from chargewire.store.attempt_writes import insert_for_records
+from chargewire.store.database import Database
 from chargewire.store.delivery_claims import NEXT_DUE, chosen_announced, claim_listed, claim_scanned
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
@@ -25,7 +27,12 @@ from chargewire.store.delivery_writes import (
     schedule_now,
 )
 from chargewire.store.dialects.base import Announced
+from chargewire.store.dialects.postgresql_driver import pooled_driver
+from chargewire.store.dialects.postgresql_held import HeldConnection
 from chargewire.store.dialects.writes import Statement, Write
+from chargewire.store.postgresql_claim import WHAT as CLAIM
+from chargewire.store.postgresql_claim import claim_listed_on_driver
+from chargewire.store.postgresql_record import WHAT as RECORD
 from chargewire.store.postgresql_record import record_in_one_statement
 from chargewire.store.refusals import write_apart
 from chargewire.store.subscription_health_writes import health_updates
@@ -41,6 +48,13 @@ RECORD_FALLBACKS = (bare_record, unrecordable_record)
 class DeliveryStore(DeliveryLog):
     """The queue of deliveries the dispatcher works through (claims, leases, attempt records, resend), over the
     log's reads; writes deliveries, attempts and subscriptions' health through their owners."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        # Set while a worker holds connections for its claims and records (`held_connections`).
+        self._held_claims: HeldConnection | None = None
+        self._held_records: HeldConnection | None = None
+        self._holders = 0  # the workers of this process in `held_connections` (tests run several in one)
 
     async def claim_due_deliveries(
         self,
@@ -89,20 +103,38 @@ class DeliveryStore(DeliveryLog):
         delivery_ids = chosen_announced(announced, limit, per_subscription, excluded_subscriptions)
         if not delivery_ids:
             return []
-        async with self._one_statement() as connection:
-            return await claim_listed(connection, self._database.dialect, delivery_ids, worker_id, now, lease_until)
-
-    @contextlib.asynccontextmanager
-    async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a write that is one statement: on PostgreSQL outside a transaction block (autocommit,
-        `StoreDialect.lone_read`), where BEGIN and COMMIT were two more round trips; elsewhere a transaction."""
         if not self.claims_announced_in_one_statement:
             async with self._database.transaction() as connection:
-                yield connection
+                return await claim_listed(connection, self._database.dialect, delivery_ids, worker_id, now, lease_until)
+        dialects = (self._database.dialect, self._database.engine.dialect)
+        async with self._driver(self._held_claims, CLAIM) as driver:
+            return await claim_listed_on_driver(driver, dialects, delivery_ids, worker_id, now, lease_until)
+
+    @contextlib.asynccontextmanager
+    async def held_connections(self) -> AsyncIterator[None]:
+        """For the block (a worker's run), announced claims and records each go on a connection of their own, held
+        (`postgresql_held`: no checkout per statement, generic plans), shared by the workers of this process that
+        are in the block and closed when the last leaves; PostgreSQL only, a no-op elsewhere."""
+        if not self._database.dialect.updates_in_with:
+            yield
             return
-        async with self._database.reading() as connection:
-            await self._database.dialect.lone_read(connection)
-            yield connection
+        if self._holders == 0:
+            engine = self._database.engine
+            self._held_claims, self._held_records = HeldConnection(engine, CLAIM), HeldConnection(engine, RECORD)
+        self._holders += 1
+        try:
+            yield
+        finally:
+            self._holders -= 1
+            if self._holders == 0:
+                held, self._held_claims, self._held_records = (self._held_claims, self._held_records), None, None
+                for connection in held:
+                    if connection is not None:
+                        await connection.close()
+
+    def _driver(self, held: HeldConnection | None, what: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """The held connection when a worker holds one, else one from the pool for this statement."""
+        return held.driver() if held is not None else pooled_driver(self._database.engine, what)
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         """Write attempts, their deliveries' new state and their subscriptions' health in one transaction.
@@ -120,7 +152,8 @@ class DeliveryStore(DeliveryLog):
         dialect = self._database.dialect
         if dialect.updates_in_with:
             # PostgreSQL: the whole record as one statement of data-modifying WITHs, in one round trip.
-            await record_in_one_statement(self._database, records)
+            async with self._driver(self._held_records, RECORD) as driver:
+                await record_in_one_statement(driver, self._database.engine.dialect, records)
             return
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
