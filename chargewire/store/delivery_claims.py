@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,54 +34,60 @@ EVENT_PREFIX = "evt"
 EVENT_MADE_BEFORE_S = 3600
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What a worker's claim asks for: up to `limit` deliveries leased to `worker_id` until `lease_until` (due at
+    `now`), at most `per_subscription[via]` of any one subscription, none of `excluded_subscriptions`."""
+
+    worker_id: str
+    now: datetime
+    lease_until: datetime
+    limit: int
+    per_subscription: Mapping[str, int]
+    excluded_subscriptions: Collection[str] = ()
+
+
 async def claim_scanned(
-    connection: AsyncConnection,
-    dialect: StoreDialect,
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
-    limit: int,
-    per_subscription: Mapping[str, int],
-    excluded_subscriptions: Collection[str],
+    connection: AsyncConnection, dialect: StoreDialect, request: ClaimRequest
 ) -> list[ClaimedDelivery]:
-    """Lease up to `limit` due deliveries the due scan finds, within the caps (`DeliveryStore.claim_due_deliveries`)."""
+    """Lease the due deliveries the due scan finds for `request` (`DeliveryStore.claim_due_deliveries`)."""
     await dialect.generic_plans(connection)
-    if excluded_subscriptions and not await _others_enabled(connection, excluded_subscriptions):
+    excluded = request.excluded_subscriptions
+    if excluded and not await _others_enabled(connection, excluded):
         return []
-    scan = _due_scan(dialect, excluded_subscriptions)
-    chosen = await _pick_due(connection, scan, now, limit, per_subscription)
-    chosen = await _in_publishing_order(connection, dialect, now, chosen)
+    scan = _due_scan(dialect, excluded)
+    chosen = await _pick_due(connection, scan, request.now, request.limit, request.per_subscription)
+    chosen = await _in_publishing_order(connection, dialect, request.now, chosen)
     if not chosen:
         return []
     chosen_ids = [id_ for id_, _sub, _via in chosen]
     lease = claim_due_statement(dialect)
-    claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, worker_id, now, lease_until)
+    claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, request)
     return claimed_deliveries(claimed)
 
 
-def chosen_announced(
-    announced: Announced, limit: int, per_subscription: Mapping[str, int], excluded_subscriptions: Collection[str]
-) -> list[str]:
-    """The ids of the first `limit` announced webhook deliveries within the caps, none of `excluded_subscriptions`."""
-    rows = [(id_, sub, Via.WEBHOOK.value) for id_, sub in announced if sub not in excluded_subscriptions]
-    caps = {str(via): cap for via, cap in per_subscription.items()}
-    chosen, _capped = _within_caps(rows, limit, caps, min(caps.values()))
+def chosen_announced(announced: Announced, request: ClaimRequest) -> list[str]:
+    """The ids of the first of the announced webhook deliveries `request` may take, within its caps and exclusions."""
+    excluded = request.excluded_subscriptions
+    rows = [(id_, sub, Via.WEBHOOK.value) for id_, sub in announced if sub not in excluded]
+    caps = {str(via): cap for via, cap in request.per_subscription.items()}
+    chosen, _capped = _within_caps(rows, request.limit, caps, min(caps.values()))
     return [id_ for id_, _sub, _via in chosen]
 
 
 async def claim_listed(
-    connection: AsyncConnection,
-    dialect: StoreDialect,
-    delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
+    connection: AsyncConnection, dialect: StoreDialect, delivery_ids: Sequence[str], request: ClaimRequest
 ) -> list[ClaimedDelivery]:
     """Lease those of `delivery_ids` still pending, due and of an enabled webhook subscription, with their payloads."""
     lease = claim_announced_statement(dialect)
     window = announced_events_window(delivery_ids)
-    claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, worker_id, now, lease_until, window)
+    claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, request, window)
     return claimed_deliveries(claimed)
+
+
+def lease_values(dialect: StoreDialect, delivery_ids: Sequence[str], request: ClaimRequest) -> dict[str, Any]:
+    """The values `claim_due_statement` binds to lease `delivery_ids` for `request`."""
+    return claim_due_values(dialect, delivery_ids, request.worker_id, request.now, request.lease_until)
 
 
 # Built once: an idle worker asks it with every publish. `now` is bound.
@@ -234,16 +241,14 @@ async def _lease_with_payloads(
     dialect: StoreDialect,
     lease: Update,
     delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
+    request: ClaimRequest,
     events_window: tuple[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Lease these deliveries by `lease` (`claim_due_statement` or a narrower one) and read their events'
     payloads: the leased rows, each with its event's (payload, entity id, received at), in id order. On
     PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were; with
     `events_window`, the range of ids their events are expected in (`announced_events_window`)."""
-    values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
+    values = lease_values(dialect, delivery_ids, request)
     if dialect.updates_in_with and events_window is not None:
         values["events_from"], values["events_to"] = events_window
         rows = (await connection.execute(with_payloads_within(lease), values)).all()

@@ -7,7 +7,7 @@ health `subscription_health_writes`', run in its transactions; its reads of the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
@@ -16,7 +16,7 @@ import asyncpg
 from chargewire.models import DeliveryStatus
 from chargewire.store.attempt_writes import insert_for_records
 from chargewire.store.database import Database
-from chargewire.store.delivery_claims import NEXT_DUE, chosen_announced, claim_listed, claim_scanned
+from chargewire.store.delivery_claims import NEXT_DUE, ClaimRequest, chosen_announced, claim_listed, claim_scanned
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.delivery_writes import (
@@ -56,59 +56,39 @@ class DeliveryStore(DeliveryLog):
         self._held_records: HeldConnection | None = None
         self._holders = 0  # the workers of this process in `held_connections` (tests run several in one)
 
-    async def claim_due_deliveries(
-        self,
-        worker_id: str,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        per_subscription: Mapping[str, int],
-        excluded_subscriptions: Collection[str] = (),
-    ) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries, at most `per_subscription[via]` of any one subscription.
+    async def claim_due_deliveries(self, request: ClaimRequest) -> list[ClaimedDelivery]:
+        """Lease up to `request.limit` due deliveries, at most `request.per_subscription[via]` of any one subscription.
 
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
         """
-        dialect = self._database.dialect
         async with self._database.transaction() as connection:
-            return await claim_scanned(
-                connection, dialect, worker_id, now, lease_until, limit, per_subscription, excluded_subscriptions
-            )
+            return await claim_scanned(connection, self._database.dialect, request)
 
     @property
     def claims_announced_in_one_statement(self) -> bool:
         """Whether `claim_announced` is one statement outside a transaction (PostgreSQL), not a transaction."""
         return self._database.dialect.updates_in_with
 
-    async def claim_announced(
-        self,
-        worker_id: str,
-        announced: Announced,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        per_subscription: Mapping[str, int],
-        excluded_subscriptions: Collection[str] = (),
-    ) -> list[ClaimedDelivery]:
-        """Lease the first `limit` of these webhook deliveries a wake-up named, at most `per_subscription[via]` of
-        any one subscription and none of `excluded_subscriptions`, those still pending, due and of an enabled
-        webhook subscription, as `claim_due_deliveries` leases; in id order. No scan, no read before it.
+    async def claim_announced(self, request: ClaimRequest, announced: Announced) -> list[ClaimedDelivery]:
+        """Lease the first `request.limit` of these webhook deliveries a wake-up named, within its caps and none of
+        its excluded subscriptions, those still pending, due and of an enabled webhook subscription, as
+        `claim_due_deliveries` leases; in id order. No scan, no read before it.
 
         On PostgreSQL one statement, sent outside a transaction block (the UPDATE in a WITH, joined to the events'
         payloads): one round trip where a claim after a wake-up was six. It locks only the rows it leases, and a
         second worker's same statement re-checks them once the first's lease is committed
         (`claim_announced_statement`).
         """
-        delivery_ids = chosen_announced(announced, limit, per_subscription, excluded_subscriptions)
+        delivery_ids = chosen_announced(announced, request)
         if not delivery_ids:
             return []
         if not self.claims_announced_in_one_statement:
             async with self._database.transaction() as connection:
-                return await claim_listed(connection, self._database.dialect, delivery_ids, worker_id, now, lease_until)
+                return await claim_listed(connection, self._database.dialect, delivery_ids, request)
         dialects = (self._database.dialect, self._database.engine.dialect)
         async with self._driver(self._held_claims, CLAIM) as driver:
-            return await claim_listed_on_driver(driver, dialects, delivery_ids, worker_id, now, lease_until)
+            return await claim_listed_on_driver(driver, dialects, delivery_ids, request)
 
     @contextlib.asynccontextmanager
     async def held_connections(self) -> AsyncIterator[None]:

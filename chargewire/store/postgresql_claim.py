@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import datetime
 
 import asyncpg
 from sqlalchemy import Dialect
 
 from chargewire.store.delivery_claims import (
+    ClaimRequest,
     announced_events_window,
     claimed_deliveries,
+    lease_values,
     missing_payloads,
     payloads_statement,
     with_payloads_read,
     with_payloads_within,
 )
 from chargewire.store.delivery_records import ClaimedDelivery
-from chargewire.store.delivery_writes import claim_announced_statement, claim_due_values
+from chargewire.store.delivery_writes import claim_announced_statement
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.postgresql_compiled import DriverStatement, compiled_for_driver
 
@@ -35,14 +36,12 @@ async def claim_listed_on_driver(
     driver: asyncpg.Connection,
     dialects: tuple[StoreDialect, Dialect],
     delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
+    request: ClaimRequest,
 ) -> list[ClaimedDelivery]:
     """`delivery_claims.claim_listed` on `driver`, outside a transaction block: one statement, one round trip (a
     second only for an event older than its window)."""
     lease, payloads = _compiled(*dialects)
-    values = claim_due_values(dialects[0], delivery_ids, worker_id, now, lease_until)
+    values = lease_values(dialects[0], delivery_ids, request)
     values["events_from"], values["events_to"] = announced_events_window(delivery_ids)
     rows = sorted(await lease.fetch(driver, values))
     missing = missing_payloads(rows)

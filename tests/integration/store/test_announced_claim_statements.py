@@ -15,6 +15,7 @@ from chargewire.clock import utcnow
 from chargewire.ids import first_id_at, new_id
 from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.event_store import EventStore
 from chargewire.store.tables import deliveries, subscriptions
@@ -49,7 +50,7 @@ async def _claim_announced(
 ) -> list[ClaimedDelivery]:
     now = utcnow()
     return await runtime.delivery_store.claim_announced(
-        WORKER, announced, now, now + timedelta(minutes=1), limit, CAPS, excluded
+        ClaimRequest(WORKER, now, now + timedelta(minutes=1), limit, CAPS, excluded), announced
     )
 
 
@@ -64,7 +65,7 @@ async def test_an_announced_claim_keeps_the_caps_and_exclusions_and_leaves_the_r
     claimed = await _claim_announced(runtime, announced, excluded=(excluded,))
     now = utcnow()
     rest = await runtime.delivery_store.claim_due_deliveries(
-        "wrk_scan", now, now + timedelta(minutes=1), 100, {Via.WEBHOOK: 100}
+        ClaimRequest("wrk_scan", now, now + timedelta(minutes=1), 100, {Via.WEBHOOK: 100})
     )
 
     # At most three of each subscription (its cap), the first ones in id order; none of the excluded one.
