@@ -93,7 +93,7 @@ class DeliveryStore(DeliveryLog):
     @contextlib.asynccontextmanager
     async def held_connections(self) -> AsyncIterator[None]:
         """For the block (a worker's run), announced claims and records each go on a connection of their own, held
-        (`postgresql_held`: no checkout per statement, generic plans), shared by the workers of this process that
+        (`postgresql_held`: no checkout per statement), shared by the workers of this process that
         are in the block and closed when the last leaves; PostgreSQL only, a no-op elsewhere."""
         if not self._database.dialect.updates_in_with:
             yield

@@ -3,7 +3,7 @@
 The statement is `delivery_claims.claim_listed`'s (the lease in a WITH, joined to its events' payloads within a
 window of ids), compiled once and sent on the asyncpg connection itself, which prepares it once per connection.
 Through SQLAlchemy's AsyncConnection and adapter it was a fifth of a worker's samples at 200 events/s (the
-adapter's prepare-and-execute 15%). On a held connection (`postgresql_held`) it is also planned only once.
+adapter's prepare-and-execute 15%).
 """
 
 from __future__ import annotations

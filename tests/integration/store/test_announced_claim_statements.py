@@ -140,7 +140,7 @@ async def test_an_announced_delivery_of_an_event_made_long_before_it_is_claimed_
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-async def test_a_worker_s_held_connections_claim_and_record_and_leave_the_pool_as_they_found_it(
+async def test_a_worker_s_held_connections_claim_and_record_and_are_given_back_when_it_stops(
     runtime: Runtime,
 ) -> None:
     await _subscribe(runtime, "held")
@@ -152,11 +152,10 @@ async def test_a_worker_s_held_connections_claim_and_record_and_leave_the_pool_a
         held_out = pool.checkedout()  # type: ignore[attr-defined]
 
     assert len(claimed) == 3
-    # Held while the worker runs (a claim's and a record's), closed after: none keeps its generic plans in the pool.
+    # Held while the worker runs (a claim's and a record's), given back after.
     assert (held_out, pool.checkedout()) == (2, 0)  # type: ignore[attr-defined]
     async with runtime.database.reading() as connection:
         statuses = await connection.execute(
             select(deliveries.c.status).where(deliveries.c.id.in_([d.id for d in claimed]))
         )
         assert {status for (status,) in statuses} == {"delivered"}
-        assert (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "auto"

@@ -1,5 +1,5 @@
-"""A connection a worker holds for its claims and records: planned generically, replaced when the server closed
-it, kept through a statement's own error, and never given back to the pool with its setting."""
+"""A connection a worker holds for its claims and records: replaced when the server closed it, kept through a
+statement's own error, dropped when cancelled in mid-statement."""
 
 from __future__ import annotations
 
@@ -14,28 +14,11 @@ from chargewire.store.dialects.postgresql_held import HeldConnection
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
-PLANS = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 1'"
-
 
 async def _backend_pid(held: HeldConnection) -> int:
     async with held.driver() as driver:
         pid: int = await driver.fetchval("SELECT pg_backend_pid()")
     return pid
-
-
-async def test_a_held_connection_plans_its_statements_generically_from_the_first_call(runtime: Runtime) -> None:
-    held = HeldConnection(runtime.database.engine, "test")
-    try:
-        for value in range(3):
-            async with held.driver() as driver:
-                assert await driver.fetchval("SELECT $1::int + 1", value) == value + 1
-        async with held.driver() as driver:
-            plans = [tuple(row) for row in await driver.fetch(PLANS)]
-    finally:
-        await held.close()
-
-    # Without the setting, PostgreSQL makes a custom plan for each of a prepared statement's first five calls.
-    assert plans == [(3, 0)]
 
 
 async def test_a_held_connection_the_server_closed_is_replaced_before_the_next_statement(runtime: Runtime) -> None:
