@@ -31,6 +31,7 @@ from chargewire.models import Via
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_log import DeliveryFilter
 from chargewire.store.dialects.postgresql_partitions import DAYS_AHEAD, PARTITIONED, day_partition
 
@@ -88,7 +89,9 @@ async def _run_queries(settings: Settings, subscription_id: str) -> None:
         now = utcnow()
         store = runtime.delivery_store
         caps = {Via.WEBHOOK: 50, Via.KAFKA: 50}
-        claimed = await store.claim_due_deliveries("wrk_plans", now, now + timedelta(minutes=1), 100, caps, ())
+        claimed = await store.claim_due_deliveries(
+            ClaimRequest("wrk_plans", now, now + timedelta(minutes=1), 100, caps, ())
+        )
         await store.list_deliveries(DeliveryFilter(subscription_id=subscription_id), None, 50)
         await store.list_deliveries(DeliveryFilter(since=now - timedelta(hours=1), until=now), None, 50)
         await store.list_attempts(claimed[0].id)

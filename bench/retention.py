@@ -50,6 +50,7 @@ from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.retention import RetentionPolicy
@@ -145,7 +146,7 @@ async def deliver_due(store: DeliveryStore) -> int:
     while True:
         now = clock.utcnow()
         claimed = await store.claim_due_deliveries(
-            WORKER, now, now + timedelta(minutes=1), CLAIM, {Via.WEBHOOK: CLAIM, Via.KAFKA: CLAIM}
+            ClaimRequest(WORKER, now, now + timedelta(minutes=1), CLAIM, {Via.WEBHOOK: CLAIM, Via.KAFKA: CLAIM})
         )
         if not claimed:
             return done

@@ -18,11 +18,8 @@ it, and gives them to it after the commit (`reserve`, `take`, `services.group_co
 needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a subscription's buffer,
 and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
 
-Announced claims: a wake-up that names the webhook deliveries it made due (a publish's NOTIFY on PostgreSQL) lets a
-worker with no known backlog (its last claim came back short, nothing it knows of falls due earlier) lease
-exactly those, within its caps, in one statement (`DeliveryStore.claim_announced`): no read of whether any is due,
-no scan. What that leaves (caps, left-out subscriptions, rows another worker took) is looked for by the usual
-claim at once.
+Announced claims: a wake-up that names the webhook deliveries it made due lets a worker with no known backlog lease
+exactly those, in one statement (`announced_claims`).
 
 Kafka streams: a Kafka subscription's new events have no rows to claim; this worker's `KafkaStreamer` sends
 them from the event log, through the same attempts, records and listeners (`AttemptStage.attempt`), and only their
@@ -30,7 +27,8 @@ failures come back here as rows.
 
 Its parts: `SubscriptionQueues` decides what starts, waits, is left out of a claim or may be handed off
 (`subscription_queues`); `AttemptStage` sends and makes the records (`attempt_stage`, `outcomes`);
-`RecordFlusher` writes them (`record_flusher`). The dispatcher claims, starts the tasks and keeps the worker's room.
+`RecordFlusher` writes them (`record_flusher`); `AnnouncedClaims` keeps what wake-ups named
+(`announced_claims`). The dispatcher claims, starts the tasks and keeps the worker's room.
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ from chargewire.channels.base import BatchChannel, Channel
 from chargewire.channels.registry import channel_type
 from chargewire.clock import utcnow
 from chargewire.config import Settings
+from chargewire.dispatch.announced_claims import AnnouncedClaims
 from chargewire.dispatch.attempt_stage import AttemptListener, AttemptStage
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.record_flusher import RecordFlusher
@@ -55,6 +54,7 @@ from chargewire.ids import new_id
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.kafka.streamer import KafkaStreamer
 from chargewire.models import DeliveryStatus, Via
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
@@ -98,8 +98,7 @@ class Dispatcher:
         self._sleeping_until: datetime | None = None  # the claim loop's next look, unless woken before
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
-        self._announced: dict[str, str] = {}  # deliveries wake-ups named since the last claim -> subscription
-        self._unnamed = False  # a wake-up since the last claim named nothing: look for whatever is due
+        self._announcements = AnnouncedClaims(deliveries)
         self._backlog = True  # the last claim may have left due rows (it came back full, or left some out)
         self._known_due_at: datetime | None = None  # the first due time this worker knows of (read, or its own)
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
@@ -129,10 +128,7 @@ class Dispatcher:
     def wake(self, announced: Announced = ()) -> None:
         """Look for due work now instead of at the next poll (after a publish, resend or retry, here or elsewhere);
         `announced` names the deliveries made due when the waker knows them all."""
-        if announced:
-            self._announced.update(announced)
-        else:
-            self._unnamed = True
+        self._announcements.heard(announced)
         self._news = True
         self._wake.set()
         if self._streamer is not None:
@@ -241,13 +237,15 @@ class Dispatcher:
         Raises TaskFailed, after that same finish, when a loop failed in a way retrying cannot clear.
         """
         supervisor = supervisor or Supervisor(stop)
-        self._accepting = True
-        for name, loop in self.loops().items():
-            supervisor.start(name, loop)
-        try:
-            await supervisor.wait()
-        finally:
-            await self.finish()
+        # Its claims and records each keep a connection while it runs, the records at exit included.
+        async with self._deliveries.held_connections():
+            self._accepting = True
+            for name, loop in self.loops().items():
+                supervisor.start(name, loop)
+            try:
+                await supervisor.wait()
+            finally:
+                await self.finish()
 
     async def finish(self) -> None:
         """Let in-flight attempts end (bounded), hand back what waits, record what finished, close the channels."""
@@ -261,17 +259,16 @@ class Dispatcher:
             self._wake.clear()
             news, self._news = self._news, False
             rows_made, self._rows_made = self._rows_made, False
-            announced, self._announced = self._announced, {}
-            unnamed, self._unnamed = self._unnamed, False
+            announced = self._announcements.taken()
             try:
-                if announced and not unnamed and self._claims_announced():
-                    full = await self._claim_announced(sorted(announced.items()))
+                if announced and self._announcements.alone(self._backlog, self._known_due_at, utcnow()):
+                    full = await self._claim_announced(announced)
                     wait_s = self.settings.worker_poll_interval_s
                 else:
                     full, wait_s = await self._look(news, rows_made)
             except Exception:
-                # Whatever was announced is still to be found, by a look, once the claim works again.
-                self._news = self._unnamed = True
+                self._news = True
+                self._announcements.missed()
                 raise
             mark_healthy()
             if not full:
@@ -299,34 +296,13 @@ class Dispatcher:
         _claimed, full = await self._claim()
         return full, self.settings.worker_poll_interval_s
 
-    def _claims_announced(self) -> bool:
-        """Whether to claim just what wake-ups named: one statement, and nothing this worker knows of is left
-        behind (no backlog from its last claim, nothing known to fall due before now)."""
-        known = self._known_due_at
-        return (
-            self._deliveries.claims_announced_in_one_statement
-            and not self._backlog
-            and (known is None or known > utcnow())
-        )
-
     async def _claim_announced(self, announced: Sequence[tuple[str, str]]) -> bool:
         """Lease the announced deliveries (id order) within this worker's room and caps, leaving out the
         subscriptions a claim leaves out; returns whether anything was left, for the usual claim to look for."""
-        capacity = self.settings.worker_max_in_flight - self._held
-        if capacity <= 0:
-            self._room_awaited = True
-            self._backlog = True
+        request = self._claim_request()
+        if request is None:
             return False
-        now = utcnow()
-        claimed = await self._deliveries.claim_announced(
-            self.worker_id,
-            announced,
-            now,
-            now + timedelta(seconds=self.settings.worker_lease_s),
-            min(capacity, self.settings.worker_batch_size),
-            self._queues.claim_caps,
-            self._queues.left_out(now),
-        )
+        claimed = await self._deliveries.claim_announced(request, announced)
         if claimed:
             await self._start_claimed(claimed)
         self._backlog = len(claimed) < len(announced)
@@ -377,30 +353,36 @@ class Dispatcher:
 
     async def _claim(self) -> tuple[int, bool]:
         """Claim what is due; returns how many, and whether the claim came back full (more may be due)."""
-        capacity = self.settings.worker_max_in_flight - self._held
-        if capacity <= 0:
-            self._room_awaited = True
-            self._backlog = True
+        request = self._claim_request()
+        if request is None:
             return 0, False
-        asked = min(capacity, self.settings.worker_batch_size)
-        now = utcnow()
-        excluded = self._queues.left_out(now)
-        claimed = await self._deliveries.claim_due_deliveries(
-            self.worker_id,
-            now,
-            now + timedelta(seconds=self.settings.worker_lease_s),
-            asked,
-            self._queues.claim_caps,
-            excluded,
-        )
-        full = len(claimed) == asked
+        claimed = await self._deliveries.claim_due_deliveries(request)
+        full = len(claimed) == request.limit
         self._backlog = full
-        if not full and self._known_due_at is not None and self._known_due_at <= now:
+        if not full and self._known_due_at is not None and self._known_due_at <= request.now:
             self._known_due_at = None  # what was due then was taken, here or by another worker
         if not claimed:
             return 0, False
         await self._start_claimed(claimed)
         return len(claimed), full
+
+    def _claim_request(self) -> ClaimRequest | None:
+        """What a claim may ask for now, within this worker's room and caps, leaving out the subscriptions a claim
+        leaves out; None when the worker is full (a flush makes room, and wakes the claim loop)."""
+        capacity = self.settings.worker_max_in_flight - self._held
+        if capacity <= 0:
+            self._room_awaited = True
+            self._backlog = True
+            return None
+        now = utcnow()
+        return ClaimRequest(
+            self.worker_id,
+            now,
+            now + timedelta(seconds=self.settings.worker_lease_s),
+            min(capacity, self.settings.worker_batch_size),
+            self._queues.claim_caps,
+            self._queues.left_out(now),
+        )
 
     async def _start_claimed(self, claimed: Sequence[ClaimedDelivery]) -> None:
         """Hold what a claim leased and start what may start."""

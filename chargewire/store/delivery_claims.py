@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,54 +34,60 @@ EVENT_PREFIX = "evt"
 EVENT_MADE_BEFORE_S = 3600
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What a worker's claim asks for: up to `limit` deliveries leased to `worker_id` until `lease_until` (due at
+    `now`), at most `per_subscription[via]` of any one subscription, none of `excluded_subscriptions`."""
+
+    worker_id: str
+    now: datetime
+    lease_until: datetime
+    limit: int
+    per_subscription: Mapping[str, int]
+    excluded_subscriptions: Collection[str] = ()
+
+
 async def claim_scanned(
-    connection: AsyncConnection,
-    dialect: StoreDialect,
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
-    limit: int,
-    per_subscription: Mapping[str, int],
-    excluded_subscriptions: Collection[str],
+    connection: AsyncConnection, dialect: StoreDialect, request: ClaimRequest
 ) -> list[ClaimedDelivery]:
-    """Lease up to `limit` due deliveries the due scan finds, within the caps (`DeliveryStore.claim_due_deliveries`)."""
+    """Lease the due deliveries the due scan finds for `request` (`DeliveryStore.claim_due_deliveries`)."""
     await dialect.generic_plans(connection)
-    if excluded_subscriptions and not await _others_enabled(connection, excluded_subscriptions):
+    excluded = request.excluded_subscriptions
+    if excluded and not await _others_enabled(connection, excluded):
         return []
-    scan = _due_scan(dialect, excluded_subscriptions)
-    chosen = await _pick_due(connection, scan, now, limit, per_subscription)
-    chosen = await _in_publishing_order(connection, dialect, now, chosen)
+    scan = _due_scan(dialect, excluded)
+    chosen = await _pick_due(connection, scan, request.now, request.limit, request.per_subscription)
+    chosen = await _in_publishing_order(connection, dialect, request.now, chosen)
     if not chosen:
         return []
     chosen_ids = [id_ for id_, _sub, _via in chosen]
     lease = claim_due_statement(dialect)
-    claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, worker_id, now, lease_until)
-    return _claimed_deliveries(claimed)
+    claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, request)
+    return claimed_deliveries(claimed)
 
 
-def chosen_announced(
-    announced: Announced, limit: int, per_subscription: Mapping[str, int], excluded_subscriptions: Collection[str]
-) -> list[str]:
-    """The ids of the first `limit` announced webhook deliveries within the caps, none of `excluded_subscriptions`."""
-    rows = [(id_, sub, Via.WEBHOOK.value) for id_, sub in announced if sub not in excluded_subscriptions]
-    caps = {str(via): cap for via, cap in per_subscription.items()}
-    chosen, _capped = _within_caps(rows, limit, caps, min(caps.values()))
+def chosen_announced(announced: Announced, request: ClaimRequest) -> list[str]:
+    """The ids of the first of the announced webhook deliveries `request` may take, within its caps and exclusions."""
+    excluded = request.excluded_subscriptions
+    rows = [(id_, sub, Via.WEBHOOK.value) for id_, sub in announced if sub not in excluded]
+    caps = {str(via): cap for via, cap in request.per_subscription.items()}
+    chosen, _capped = _within_caps(rows, request.limit, caps, min(caps.values()))
     return [id_ for id_, _sub, _via in chosen]
 
 
 async def claim_listed(
-    connection: AsyncConnection,
-    dialect: StoreDialect,
-    delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
+    connection: AsyncConnection, dialect: StoreDialect, delivery_ids: Sequence[str], request: ClaimRequest
 ) -> list[ClaimedDelivery]:
     """Lease those of `delivery_ids` still pending, due and of an enabled webhook subscription, with their payloads."""
     lease = claim_announced_statement(dialect)
-    window = _announced_events_window(delivery_ids)
-    claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, worker_id, now, lease_until, window)
-    return _claimed_deliveries(claimed)
+    window = announced_events_window(delivery_ids)
+    claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, request, window)
+    return claimed_deliveries(claimed)
+
+
+def lease_values(dialect: StoreDialect, delivery_ids: Sequence[str], request: ClaimRequest) -> dict[str, Any]:
+    """The values `claim_due_statement` binds to lease `delivery_ids` for `request`."""
+    return claim_due_values(dialect, delivery_ids, request.worker_id, request.now, request.lease_until)
 
 
 # Built once: an idle worker asks it with every publish. `now` is bound.
@@ -96,7 +103,8 @@ DUE_DELIVERY_EXISTS = (
 NEXT_DUE = select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == DeliveryStatus.PENDING.value)
 
 
-def _claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]:
+def claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]:
+    """The leased rows with their events' (payload, entity id, received at) as the deliveries a worker sends."""
     return [
         ClaimedDelivery(id_, event_id, subscription_id, name, count, limit, bytes(payload), entity_id, received_at)
         for id_, event_id, subscription_id, name, count, limit, payload, entity_id, received_at in rows
@@ -233,19 +241,17 @@ async def _lease_with_payloads(
     dialect: StoreDialect,
     lease: Update,
     delivery_ids: Sequence[str],
-    worker_id: str,
-    now: datetime,
-    lease_until: datetime,
+    request: ClaimRequest,
     events_window: tuple[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Lease these deliveries by `lease` (`claim_due_statement` or a narrower one) and read their events'
     payloads: the leased rows, each with its event's (payload, entity id, received at), in id order. On
     PostgreSQL one statement (the UPDATE in a WITH, joined to the events), one round trip where two were; with
-    `events_window`, the range of ids their events are expected in (`_announced_events_window`)."""
-    values = claim_due_values(dialect, delivery_ids, worker_id, now, lease_until)
+    `events_window`, the range of ids their events are expected in (`announced_events_window`)."""
+    values = lease_values(dialect, delivery_ids, request)
     if dialect.updates_in_with and events_window is not None:
         values["events_from"], values["events_to"] = events_window
-        rows = (await connection.execute(_with_payloads_within(lease), values)).all()
+        rows = (await connection.execute(with_payloads_within(lease), values)).all()
         return await _with_missing_payloads(connection, dialect, sorted(tuple(row) for row in rows))
     if dialect.updates_in_with:
         return sorted(tuple(row) for row in (await connection.execute(_with_payloads(lease), values)).all())
@@ -265,7 +271,7 @@ def _with_payloads(lease: Update) -> Select[Any]:
 
 # Built once per lease statement. `claim_due_statement`'s values, `events_from` and `events_to` are bound.
 @functools.cache
-def _with_payloads_within(lease: Update) -> Select[Any]:
+def with_payloads_within(lease: Update) -> Select[Any]:
     """`_with_payloads`, reading events only in a range of ids (an outer join: a row whose event lies outside it
     is still returned, without its payload): PostgreSQL then plans the join on that range's partitions alone,
     where it planned an index probe of every day partition of events, 0.4-0.7 ms a claim."""
@@ -282,14 +288,25 @@ async def _with_missing_payloads(
     connection: AsyncConnection, dialect: StoreDialect, rows: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
     """`rows` with the payloads a windowed join left out read apart (an event older than its window)."""
-    missing = {row[1] for row in rows if row[6] is None}
+    missing = missing_payloads(rows)
     if not missing:
         return rows
-    payloads = await _event_payloads(connection, dialect, missing)
+    return with_payloads_read(rows, await _event_payloads(connection, dialect, missing))
+
+
+def missing_payloads(rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """The event ids whose payloads a windowed lease (`with_payloads_within`) left out."""
+    return {row[1] for row in rows if row[6] is None}
+
+
+def with_payloads_read(
+    rows: Sequence[tuple[Any, ...]], payloads: Mapping[str, tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """`rows` with the payloads a windowed lease left out filled in from `payloads` (event id -> its columns)."""
     return [(*row[:6], *payloads[row[1]]) if row[6] is None else row for row in rows]
 
 
-def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
+def announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
     """The ids the events of these announced deliveries lie between: a publish makes its events' ids, then its
     deliveries', in one process, moments apart (`EVENT_MADE_BEFORE_S` is generous)."""
     first_ms = made_at_ms(min(delivery_ids)) - EVENT_MADE_BEFORE_S * 1000
@@ -299,13 +316,13 @@ def _announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
 async def _event_payloads(
     connection: AsyncConnection, dialect: StoreDialect, event_ids: Collection[str]
 ) -> dict[str, tuple[bytes, str | None, datetime]]:
-    rows = (await connection.execute(_payloads(dialect), {"ids": dialect.ids_value(event_ids)})).all()
+    rows = (await connection.execute(payloads_statement(dialect), {"ids": dialect.ids_value(event_ids)})).all()
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
 
 
-# Built once per dialect, as the due scan. `ids` is bound.
+# Built once per dialect, as the due scan. `ids` is bound; rows are (event id, payload, entity id, received at).
 @functools.cache
-def _payloads(dialect: StoreDialect) -> Select[str, bytes, str | None, datetime]:
+def payloads_statement(dialect: StoreDialect) -> Select[str, bytes, str | None, datetime]:
     return select(events.c.id, events.c.payload, events.c.entity_id, events.c.received_at).where(
         dialect.one_of(events.c.id, None)
     )

@@ -7,14 +7,16 @@ health `subscription_health_writes`', run in its transactions; its reads of the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from chargewire.models import DeliveryStatus
 from chargewire.store.attempt_writes import insert_for_records
-from chargewire.store.delivery_claims import NEXT_DUE, chosen_announced, claim_listed, claim_scanned
+from chargewire.store.database import Database
+from chargewire.store.delivery_claims import NEXT_DUE, ClaimRequest, chosen_announced, claim_listed, claim_scanned
 from chargewire.store.delivery_log import DeliveryLog, created_within
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record, unrecordable_record
 from chargewire.store.delivery_writes import (
@@ -25,7 +27,12 @@ from chargewire.store.delivery_writes import (
     schedule_now,
 )
 from chargewire.store.dialects.base import Announced
+from chargewire.store.dialects.postgresql_driver import pooled_driver
+from chargewire.store.dialects.postgresql_held import HeldConnection
 from chargewire.store.dialects.writes import Statement, Write
+from chargewire.store.postgresql_claim import WHAT as CLAIM
+from chargewire.store.postgresql_claim import claim_listed_on_driver
+from chargewire.store.postgresql_record import WHAT as RECORD
 from chargewire.store.postgresql_record import record_in_one_statement
 from chargewire.store.refusals import write_apart
 from chargewire.store.subscription_health_writes import health_updates
@@ -42,67 +49,72 @@ class DeliveryStore(DeliveryLog):
     """The queue of deliveries the dispatcher works through (claims, leases, attempt records, resend), over the
     log's reads; writes deliveries, attempts and subscriptions' health through their owners."""
 
-    async def claim_due_deliveries(
-        self,
-        worker_id: str,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        per_subscription: Mapping[str, int],
-        excluded_subscriptions: Collection[str] = (),
-    ) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries, at most `per_subscription[via]` of any one subscription.
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        # Set while a worker holds connections for its claims and records (`held_connections`).
+        self._held_claims: HeldConnection | None = None
+        self._held_records: HeldConnection | None = None
+        self._holders = 0  # the workers of this process in `held_connections` (tests run several in one)
+
+    async def claim_due_deliveries(self, request: ClaimRequest) -> list[ClaimedDelivery]:
+        """Lease up to `request.limit` due deliveries, at most `request.per_subscription[via]` of any one subscription.
 
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
         """
-        dialect = self._database.dialect
         async with self._database.transaction() as connection:
-            return await claim_scanned(
-                connection, dialect, worker_id, now, lease_until, limit, per_subscription, excluded_subscriptions
-            )
+            return await claim_scanned(connection, self._database.dialect, request)
 
     @property
     def claims_announced_in_one_statement(self) -> bool:
         """Whether `claim_announced` is one statement outside a transaction (PostgreSQL), not a transaction."""
         return self._database.dialect.updates_in_with
 
-    async def claim_announced(
-        self,
-        worker_id: str,
-        announced: Announced,
-        now: datetime,
-        lease_until: datetime,
-        limit: int,
-        per_subscription: Mapping[str, int],
-        excluded_subscriptions: Collection[str] = (),
-    ) -> list[ClaimedDelivery]:
-        """Lease the first `limit` of these webhook deliveries a wake-up named, at most `per_subscription[via]` of
-        any one subscription and none of `excluded_subscriptions`, those still pending, due and of an enabled
-        webhook subscription, as `claim_due_deliveries` leases; in id order. No scan, no read before it.
+    async def claim_announced(self, request: ClaimRequest, announced: Announced) -> list[ClaimedDelivery]:
+        """Lease the first `request.limit` of these webhook deliveries a wake-up named, within its caps and none of
+        its excluded subscriptions, those still pending, due and of an enabled webhook subscription, as
+        `claim_due_deliveries` leases; in id order. No scan, no read before it.
 
         On PostgreSQL one statement, sent outside a transaction block (the UPDATE in a WITH, joined to the events'
         payloads): one round trip where a claim after a wake-up was six. It locks only the rows it leases, and a
         second worker's same statement re-checks them once the first's lease is committed
         (`claim_announced_statement`).
         """
-        delivery_ids = chosen_announced(announced, limit, per_subscription, excluded_subscriptions)
+        delivery_ids = chosen_announced(announced, request)
         if not delivery_ids:
             return []
-        async with self._one_statement() as connection:
-            return await claim_listed(connection, self._database.dialect, delivery_ids, worker_id, now, lease_until)
-
-    @contextlib.asynccontextmanager
-    async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for a write that is one statement: on PostgreSQL outside a transaction block (autocommit,
-        `StoreDialect.lone_read`), where BEGIN and COMMIT were two more round trips; elsewhere a transaction."""
         if not self.claims_announced_in_one_statement:
             async with self._database.transaction() as connection:
-                yield connection
+                return await claim_listed(connection, self._database.dialect, delivery_ids, request)
+        dialects = (self._database.dialect, self._database.engine.dialect)
+        async with self._driver(self._held_claims, CLAIM) as driver:
+            return await claim_listed_on_driver(driver, dialects, delivery_ids, request)
+
+    @contextlib.asynccontextmanager
+    async def held_connections(self) -> AsyncIterator[None]:
+        """For the block (a worker's run), announced claims and records each go on a connection of their own, held
+        (`postgresql_held`: no checkout per statement), shared by the workers of this process that
+        are in the block and closed when the last leaves; PostgreSQL only, a no-op elsewhere."""
+        if not self._database.dialect.updates_in_with:
+            yield
             return
-        async with self._database.reading() as connection:
-            await self._database.dialect.lone_read(connection)
-            yield connection
+        if self._holders == 0:
+            engine = self._database.engine
+            self._held_claims, self._held_records = HeldConnection(engine, CLAIM), HeldConnection(engine, RECORD)
+        self._holders += 1
+        try:
+            yield
+        finally:
+            self._holders -= 1
+            if self._holders == 0:
+                held, self._held_claims, self._held_records = (self._held_claims, self._held_records), None, None
+                for connection in held:
+                    if connection is not None:
+                        await connection.close()
+
+    def _driver(self, held: HeldConnection | None, what: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """The held connection when a worker holds one, else one from the pool for this statement."""
+        return held.driver() if held is not None else pooled_driver(self._database.engine, what)
 
     async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         """Write attempts, their deliveries' new state and their subscriptions' health in one transaction.
@@ -120,7 +132,8 @@ class DeliveryStore(DeliveryLog):
         dialect = self._database.dialect
         if dialect.updates_in_with:
             # PostgreSQL: the whole record as one statement of data-modifying WITHs, in one round trip.
-            await record_in_one_statement(self._database, records)
+            async with self._driver(self._held_records, RECORD) as driver:
+                await record_in_one_statement(driver, self._database.engine.dialect, records)
             return
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]

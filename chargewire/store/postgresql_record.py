@@ -22,26 +22,27 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import JSON, Dialect, Insert, String, Text, bindparam, column, func, select
 from sqlalchemy.types import TypeEngine
 
 from chargewire.store.attempt_writes import ATTEMPT_COLUMNS, attempt_rows, insert_from
 from chargewire.store.bulk_insert import driver_value
-from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.delivery_writes import OUTCOME_COLUMNS, outcome_values, record_outcomes
-from chargewire.store.dialects.postgresql_driver import pooled_driver
 from chargewire.store.subscription_health_writes import health_updates_of_lists, healthy_and_failing
 from chargewire.store.tables import attempts, subscriptions
 
 _FIELDS = (*ATTEMPT_COLUMNS, *(name for name, _column in OUTCOME_COLUMNS))
-_WHAT = "the record of attempts in one statement"
+WHAT = "the record of attempts in one statement"
 
 
-async def record_in_one_statement(database: Database, records: Sequence[AttemptRecord]) -> None:
-    """Write `records`' attempts, their deliveries' new state and their subscriptions' health in one statement."""
-    dialect = database.engine.dialect
+async def record_in_one_statement(
+    driver: asyncpg.Connection, dialect: Dialect, records: Sequence[AttemptRecord]
+) -> None:
+    """Write `records`' attempts, their deliveries' new state and their subscriptions' health in one statement, on
+    `driver` outside a transaction block (its errors `postgresql_driver.translated`)."""
     sql, binds, stored_time = _compiled(dialect)
     healthy, failing = healthy_and_failing(records)
     outcomes = outcome_values(records, stored_time)
@@ -56,8 +57,7 @@ async def record_in_one_statement(database: Database, records: Sequence[AttemptR
         "failing": _json(failing),
         "since": stored_time(records[-1].attempt.started_at),
     }
-    async with pooled_driver(database.engine, _WHAT) as driver:
-        await driver.execute(sql, *(values.get(name, held) for name, held in binds))
+    await driver.execute(sql, *(values.get(name, held) for name, held in binds))
 
 
 def _json(value: Any) -> str:

@@ -18,6 +18,7 @@ from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
 from chargewire.services.tokens import CreatedToken
+from chargewire.store.delivery_claims import ClaimRequest
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, Reply, always, in_turn
 
@@ -129,7 +130,7 @@ async def test_a_lease_another_worker_lost_is_taken_when_it_runs_out_without_any
     await runtime.publisher.publish([BOOT])
     now = utcnow()
     lost = await runtime.delivery_store.claim_due_deliveries(
-        "wrk_gone", now, now + timedelta(seconds=0.5), 10, {"webhook": 10}
+        ClaimRequest("wrk_gone", now, now + timedelta(seconds=0.5), 10, {"webhook": 10})
     )
     assert len(lost) == 1
 

@@ -18,6 +18,7 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.services.tokens import CreatedToken
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_log import DeliveryFilter
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, Reply, always, in_turn
@@ -236,7 +237,9 @@ async def test_a_dead_workers_lease_expires_and_another_worker_delivers(
     await runtime.publisher.publish([BOOT])
     now = utcnow()
     limits = {Via.WEBHOOK: 10, Via.KAFKA: 10}
-    claimed = await runtime.delivery_store.claim_due_deliveries("wrk_dead", now, now + timedelta(seconds=1), 10, limits)
+    claimed = await runtime.delivery_store.claim_due_deliveries(
+        ClaimRequest("wrk_dead", now, now + timedelta(seconds=1), 10, limits)
+    )
     assert len(claimed) == 1  # claimed by a worker that then "dies" without recording anything
     survivor = runtime.dispatcher()
     try:

@@ -24,6 +24,7 @@ from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store import migrate
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_log import DeliveryFilter
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.delivery_stats import DeliveryStats
@@ -102,7 +103,7 @@ async def _deliver_rows(runtime: Runtime) -> None:
     """Record every due row as delivered, as a worker would."""
     now = utcnow()
     claimed = await runtime.delivery_store.claim_due_deliveries(
-        WORKER, now, now + timedelta(minutes=1), 100, {Via.KAFKA: 100, Via.WEBHOOK: 100}
+        ClaimRequest(WORKER, now, now + timedelta(minutes=1), 100, {Via.KAFKA: 100, Via.WEBHOOK: 100})
     )
     await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in claimed])
 

@@ -3,6 +3,7 @@ exclusions, leaving the rest to the scan; on PostgreSQL in one statement outside
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import orjson
@@ -14,9 +15,11 @@ from chargewire.clock import utcnow
 from chargewire.ids import first_id_at, new_id
 from chargewire.models import Event, Via
 from chargewire.runtime import Runtime
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.event_store import EventStore
 from chargewire.store.tables import deliveries, subscriptions
+from tests.support.factories import delivered_record_factory
 from tests.support.plans import driver_queries, sent_statements
 
 BOOT = load_event_types()["BootNotification"].example
@@ -47,7 +50,7 @@ async def _claim_announced(
 ) -> list[ClaimedDelivery]:
     now = utcnow()
     return await runtime.delivery_store.claim_announced(
-        WORKER, announced, now, now + timedelta(minutes=1), limit, CAPS, excluded
+        ClaimRequest(WORKER, now, now + timedelta(minutes=1), limit, CAPS, excluded), announced
     )
 
 
@@ -62,7 +65,7 @@ async def test_an_announced_claim_keeps_the_caps_and_exclusions_and_leaves_the_r
     claimed = await _claim_announced(runtime, announced, excluded=(excluded,))
     now = utcnow()
     rest = await runtime.delivery_store.claim_due_deliveries(
-        "wrk_scan", now, now + timedelta(minutes=1), 100, {Via.WEBHOOK: 100}
+        ClaimRequest("wrk_scan", now, now + timedelta(minutes=1), 100, {Via.WEBHOOK: 100})
     )
 
     # At most three of each subscription (its cap), the first ones in id order; none of the excluded one.
@@ -105,12 +108,14 @@ async def test_an_announced_claim_is_one_statement_outside_a_transaction_block_o
 
     with sent_statements(runtime.database, "") as sent, driver_queries(runtime.database) as around:
         claimed = await _claim_announced(runtime, announced)
+        await asyncio.sleep(0)  # asyncpg logs a query at the event loop's next turn
 
     assert len(claimed) == 3
-    # No due read, no BEGIN, no SET LOCAL, no scan, no COMMIT: one round trip.
-    assert [text.split("(")[0].strip() for text, _values in sent] == ["WITH leased AS"]
+    # No due read, no BEGIN, no SET LOCAL, no scan, no COMMIT: one round trip, on the driver past SQLAlchemy's cursor.
     # (A connection's first statements of a kind may have asyncpg look up types: once a connection, not a claim.)
-    assert [query for query in around if query.split()[0].upper() in {"BEGIN", "COMMIT;", "ROLLBACK;"}] == []
+    claims = [query for query in around if query.startswith("WITH leased AS")]
+    transaction = [query for query in around if query.split()[0].upper() in {"BEGIN", "BEGIN;", "COMMIT;", "ROLLBACK;"}]
+    assert (sent, len(claims), transaction) == ([], 1, [])
 
 
 async def test_an_announced_delivery_of_an_event_made_long_before_it_is_claimed_with_its_payload(
@@ -132,3 +137,25 @@ async def test_an_announced_delivery_of_an_event_made_long_before_it_is_claimed_
         old.payload,
         "old",
     )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_worker_s_held_connections_claim_and_record_and_are_given_back_when_it_stops(
+    runtime: Runtime,
+) -> None:
+    await _subscribe(runtime, "held")
+    pool = runtime.database.engine.pool
+
+    async with runtime.delivery_store.held_connections():
+        claimed = await _claim_announced(runtime, await _published(runtime, 3))
+        await runtime.delivery_store.record_attempts([delivered_record_factory(d, WORKER) for d in claimed])
+        held_out = pool.checkedout()  # type: ignore[attr-defined]
+
+    assert len(claimed) == 3
+    # Held while the worker runs (a claim's and a record's), given back after.
+    assert (held_out, pool.checkedout()) == (2, 0)  # type: ignore[attr-defined]
+    async with runtime.database.reading() as connection:
+        statuses = await connection.execute(
+            select(deliveries.c.status).where(deliveries.c.id.in_([d.id for d in claimed]))
+        )
+        assert {status for (status,) in statuses} == {"delivered"}

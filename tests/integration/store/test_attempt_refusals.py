@@ -16,6 +16,7 @@ from chargewire.ids import new_id
 from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from tests.support.factories import delivered_record_factory
 
@@ -33,7 +34,7 @@ async def _claimed(runtime: Runtime, count: int) -> list[ClaimedDelivery]:
     await runtime.publisher.publish([BOOT] * count)
     now = utcnow()
     return await runtime.delivery_store.claim_due_deliveries(
-        WORKER, now, now + timedelta(minutes=1), count, {Via.WEBHOOK: count}
+        ClaimRequest(WORKER, now, now + timedelta(minutes=1), count, {Via.WEBHOOK: count})
     )
 
 

@@ -16,6 +16,7 @@ from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.backlog import partition_by_day, pile_up_pending
@@ -48,7 +49,7 @@ async def _claim(
 ) -> list[ClaimedDelivery]:
     now = utcnow()
     return await runtime.delivery_store.claim_due_deliveries(
-        "wrk_test", now, now + timedelta(minutes=1), limit, caps, excluded
+        ClaimRequest("wrk_test", now, now + timedelta(minutes=1), limit, caps, excluded)
     )
 
 

@@ -25,6 +25,7 @@ from chargewire.services.publish import Publisher
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store import migrate
 from chargewire.store.database import create_database
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
@@ -124,7 +125,7 @@ async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
     ]
     assert {(row.next_attempt_at, row.created_at, row.updated_at) for row in rows} == {(written[0].received_at,) * 3}
     claimed = await DeliveryStore(runtime.database).claim_due_deliveries(
-        "wrk_test", written[0].received_at, utcnow() + timedelta(minutes=1), 10, {Via.WEBHOOK: 10}
+        ClaimRequest("wrk_test", written[0].received_at, utcnow() + timedelta(minutes=1), 10, {Via.WEBHOOK: 10})
     )
     assert [(delivery.event_id, delivery.payload) for delivery in claimed] == [
         (event.id, event.payload) for event in written

@@ -11,6 +11,7 @@ from chargewire.clock import utcnow
 from chargewire.ids import first_id_at, made_at_ms
 from chargewire.models import Attempt, DeliveryStatus, Via
 from chargewire.runtime import Runtime
+from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import AttemptRecord
 from tests.support.history import subscribe_to_boots
 
@@ -31,7 +32,7 @@ async def test_a_deliverys_attempts_are_listed_when_one_was_made_by_a_clock_hour
     await runtime.publisher.publish([BOOT])
     now = utcnow()
     [claimed] = await runtime.delivery_store.claim_due_deliveries(
-        WORKER, now, now + timedelta(minutes=1), 10, {Via.WEBHOOK: 10, Via.KAFKA: 10}
+        ClaimRequest(WORKER, now, now + timedelta(minutes=1), 10, {Via.WEBHOOK: 10, Via.KAFKA: 10})
     )
     behind = first_id_at("att", made_at_ms(claimed.id) - 5 * HOURS_MS)
     attempt = Attempt(behind, claimed.id, 1, now, 1.0, "delivered", 200)
