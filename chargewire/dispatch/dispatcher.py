@@ -237,15 +237,13 @@ class Dispatcher:
         Raises TaskFailed, after that same finish, when a loop failed in a way retrying cannot clear.
         """
         supervisor = supervisor or Supervisor(stop)
-        # Its claims and records each keep a connection while it runs, the records at exit included.
-        async with self._deliveries.held_connections():
-            self._accepting = True
-            for name, loop in self.loops().items():
-                supervisor.start(name, loop)
-            try:
-                await supervisor.wait()
-            finally:
-                await self.finish()
+        self._accepting = True
+        for name, loop in self.loops().items():
+            supervisor.start(name, loop)
+        try:
+            await supervisor.wait()
+        finally:
+            await self.finish()
 
     async def finish(self) -> None:
         """Let in-flight attempts end (bounded), hand back what waits, record what finished, close the channels."""
