@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
+from chargewire.store.postgresql_record import WHAT as RECORD
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.factories import delivered_record_factory
 from tests.support.plans import driver_queries, sent_statements
@@ -193,15 +193,8 @@ async def test_a_record_statement_is_planned_once_per_connection_not_once_per_re
 
 
 async def _record_plans(runtime: Runtime) -> list[tuple[int, int]]:
-    """(generic plans, custom plans) of the record statement on each pooled connection that prepared it."""
-    engine = runtime.database.engine
-    async with contextlib.AsyncExitStack() as stack:
-        # All at once: each is a different pooled connection, with its own prepared statements.
-        connections = [await stack.enter_async_context(engine.connect()) for _ in range(engine.pool.checkedin())]
-        plans = []
-        for connection in connections:
-            query = (
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH recorded%'"
-            )
-            plans += [(int(generic), int(custom)) for generic, custom in await connection.exec_driver_sql(query)]
-    return plans
+    """(generic plans, custom plans) of the record statement on the connection the store keeps for records."""
+    query = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH recorded%'"
+    # Prepared statements are seen only from their own session: the kept connection's.
+    async with runtime.delivery_store._driver(RECORD) as driver:
+        return [(int(generic), int(custom)) for generic, custom in await driver.fetch(query)]
