@@ -24,6 +24,7 @@ from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.web import create_app
 from tests.support.early_start import EarlyStarts
+from tests.support.receiver import Receiver
 
 # The JVMs the tests start (the Kafka broker, started again by every broker fault, Maven and the Java receiver) run
 # their code C1-compiled only: a broker is ready in about 60 % of the time, with less CPU taken from the tests.
@@ -184,6 +185,15 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://chargewire.test") as client:
         yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A recording HTTP receiver on loopback."""
+    live = Receiver()
+    await live.start()
+    yield live
+    await live.aclose()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import CreatedSubscription
 from chargewire.services.tokens import CreatedToken
-from tests.support.receiver import Receiver
 
 FAST_RETRIES = [0.0, 0.3, 0.3, 0.3]
 
@@ -24,15 +23,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"retry_schedule_s": FAST_RETRIES, "retry_jitter": 0.0, "worker_poll_interval_s": 0.05}
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A recording HTTP receiver on loopback."""
-    live = Receiver()
-    await live.start()
-    yield live
-    await live.aclose()
 
 
 @pytest.fixture

@@ -120,15 +120,6 @@ class Scene:
         return sorted(reached)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A recording HTTP receiver on loopback."""
-    live = Receiver()
-    await live.start()
-    yield live
-    await live.aclose()
-
-
 async def _scene(runtime: Runtime, via: Via) -> AsyncIterator[Scene]:
     owner = await runtime.tokens.create("owner", ["notifications:manage"])
     created = await runtime.subscriptions.create(owner.token, _body(via))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -29,14 +28,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"retry_schedule_s": [0.0, 0.1, 0.1], "retry_jitter": 0.0, "worker_poll_interval_s": 0.05}
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    live = Receiver()
-    await live.start()
-    yield live
-    await live.aclose()
 
 
 @pytest.fixture
