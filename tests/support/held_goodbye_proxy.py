@@ -23,6 +23,7 @@ class HeldGoodbyeProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.held = 0
+        self.connections = 0
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -50,6 +51,7 @@ class HeldGoodbyeProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
             try:
                 server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
