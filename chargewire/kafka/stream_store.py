@@ -30,7 +30,7 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_records
 from chargewire.store.database import Database
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery, bare_record
-from chargewire.store.delivery_writes import insert_for_stream_batch
+from chargewire.store.delivery_writes import delete_unsent_after_a_move, insert_for_stream_batch
 from chargewire.store.dialects.base import WakeHooks
 from chargewire.store.dialects.writes import GuardedWrites, Statement
 from chargewire.store.event_log import end_of_log
@@ -176,8 +176,10 @@ class StreamStore:
         """Write a batch's deliveries and attempts and move the stream from `moves[0]` to `moves[1]`.
 
         `lease_until` None hands the lease back. Raises LeaseLost, writing nothing, when the stream is no
-        longer this worker's or no longer at `moves[0]`. How the writes travel is the dialect's
-        (`StoreDialect.write_guarded`): on SQLite the whole transaction is one trip to the driver's thread.
+        longer this worker's or no longer at `moves[0]`; but when a move off Kafka ended the stream while the batch
+        was in flight, what it delivered is recorded in place of the rows the move made for it (decision 0011).
+        How the writes travel is the dialect's (`StoreDialect.write_guarded`): on SQLite the whole transaction is
+        one trip to the driver's thread.
 
         The batch moves the stream once, so it is not split when the database refuses a row (`refusals`): it
         is written again with every attempt bare (`bare_record`), rather than sent again and again.
@@ -222,8 +224,29 @@ class StreamStore:
                     *(Statement(*health) for health in health_updates(records, self._database.dialect)),
                 ],
             )
-            if not await self._database.dialect.write_guarded(connection, writes):
-                raise LeaseLost(stream.subscription_id)
+            if await self._database.dialect.write_guarded(connection, writes):
+                return
+        moved_meanwhile = batch is not None and await self._record_after_a_move(
+            stream.subscription_id, batch, [pair for pair in attempted if pair[1].status is DeliveryStatus.DELIVERED]
+        )
+        if not moved_meanwhile:
+            raise LeaseLost(stream.subscription_id)
+
+    async def _record_after_a_move(
+        self, subscription_id: str, batch: dict[str, Any], delivered: Sequence[tuple[ClaimedDelivery, AttemptRecord]]
+    ) -> bool:
+        """Record what a batch delivered although a move off Kafka ended its stream while the batch was in flight:
+        its rows replace those the move made for the same events, unless a worker took them already (which sends
+        them again, at least once). Whether it recorded anything."""
+        dialect = self._database.dialect
+        async with self._database.transaction() as connection:
+            subscription = select(subscriptions.c.id).where(subscriptions.c.id == subscription_id)
+            writes = GuardedWrites(
+                locks=[subscription.with_for_update(read=True, key_share=True)],
+                guard=delete_unsent_after_a_move(dialect, subscription_id, [pair[0].event_id for pair in delivered]),
+                writes=[insert_attempt_batch(batch), insert_for_stream_batch(connection, delivered, batch["id"])],
+            )
+            return await dialect.write_guarded(connection, writes)
 
     async def release(self, subscription_id: str, worker_id: str) -> None:
         """Hand a stream's lease back without moving it."""

@@ -29,7 +29,7 @@ from chargewire.store.bulk_insert import insert_rows, stored_value
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.writes import ColumnInsert, Statement
-from chargewire.store.tables import deliveries, subscriptions
+from chargewire.store.tables import deliveries, kafka_streams, subscriptions
 
 # The columns of a new delivery row, in the order every insert here gives its values.
 NEW_DELIVERY_COLUMNS = (
@@ -147,6 +147,22 @@ def insert_for_stream_batch(
         [batch_id if record.status is delivered else None for record in records],
     )
     return ColumnInsert(deliveries, _STREAMED_DELIVERY_COLUMNS, values)
+
+
+def delete_unsent_after_a_move(dialect: StoreDialect, subscription_id: str, event_ids: Sequence[str]) -> Statement:
+    """The delete of the rows a move off Kafka made (`insert_for_stream_backlog`) for events that a batch in
+    flight delivered meanwhile, for the batch's guarded writes (`StreamStore.record_batch`): only rows never tried
+    nor claimed, and only while the subscription has no stream (it is no longer a Kafka one)."""
+    has_stream = select(kafka_streams.c.subscription_id).where(kafka_streams.c.subscription_id == subscription_id)
+    statement = delete(deliveries).where(
+        deliveries.c.subscription_id == subscription_id,
+        dialect.one_of(deliveries.c.event_id, event_ids),
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.attempt_count == 0,
+        deliveries.c.lease_owner.is_(None),
+        ~has_stream.exists(),
+    )
+    return Statement(statement, {})
 
 
 async def claim_due(

@@ -11,6 +11,7 @@ Each driver's errors are in this one module, so nothing else needs to know which
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -32,6 +33,14 @@ _ASYNCPG_OUTAGES = (
     asyncpg.OperatorInterventionError,  # admin or crash shutdown, query cancelled
     asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
 )
+# asyncpg's own protocol-state errors (InternalClientError, else a bug of the driver's) that mean the server closed
+# the connection before the client read its end: the server's FATAL goodbye (a restart's "terminating connection
+# due to administrator command") came while idle, so the next statement finds the protocol still discarding
+# input (state 2, ERROR_CONSUME) and fails before the end of the stream marks the connection closed.
+_ASYNCPG_LOST_CONNECTION = re.compile(
+    r"another operation \((?:2|[\w.]*PROTOCOL_ERROR_CONSUME)\) is in progress"
+    r'|protocol is in the "failed" state|^not connected$'
+)
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -49,6 +58,9 @@ def _is_outage(error: BaseException) -> bool:
         return any(outage in text for outage in _SQLITE_OUTAGE_TEXTS)
     if isinstance(error, _ASYNCPG_OUTAGES):
         return True
+    # The exact type: its subclasses (a stale schema cache, a wrong target server) are not about the connection.
+    if type(error) is asyncpg.InternalClientError:
+        return _ASYNCPG_LOST_CONNECTION.search(str(error)) is not None
     # A socket or file error of the driver itself (no space left, connection reset, host unreachable).
     return isinstance(error, OSError) and not isinstance(error, FileNotFoundError | PermissionError)
 

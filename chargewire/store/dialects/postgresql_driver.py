@@ -46,7 +46,7 @@ def translated(statement: str) -> Iterator[None]:
         yield
     except asyncpg.IntegrityConstraintViolationError as error:
         raise IntegrityError(statement, None, error) from error
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
         raise DBAPIError(statement, None, error) from error
 
 

@@ -229,6 +229,44 @@ async def test_a_kafka_subscription_that_becomes_a_webhook_takes_its_unread_back
     assert await runtime.stream_store.ready_streams(utcnow()) == []
 
 
+async def test_a_batch_in_flight_when_its_subscription_becomes_a_webhook_is_recorded_and_not_sent_again_as_rows(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1300, 4))
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)
+    read = await runtime.stream_store.read(stream, ["BootNotification"], stream.position, 1000)
+    # While the batch is in flight, the move turns the stream's backlog (the batch's events) into rows, and a
+    # worker claims one of them before the batch is recorded.
+    webhook = {
+        "via": "webhook",
+        "notifications": ["BootNotification"],
+        "webhook": {"callbackUrl": "http://127.0.0.1:9/boots"},
+    }
+    await runtime.subscriptions.replace(OPERATOR, subscription_id, webhook)
+    now = utcnow()
+    [claimed] = await runtime.delivery_store.claim_due_deliveries(
+        ClaimRequest("wrk_web", now, now + timedelta(minutes=1), 1, {Via.WEBHOOK: 1})
+    )
+    names = {delivery.event_id: delivery.entity_id for delivery in read.deliveries}
+    outcomes = [_delivered, _delivered, _delivered, _refused]
+    attempted = [(delivery, outcome(delivery)) for delivery, outcome in zip(read.deliveries, outcomes, strict=True)]
+
+    await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
+
+    rows = await runtime.delivery_store.list_deliveries(DeliveryFilter(), None, 10)
+    delivered = sorted(names[row.event_id] or "" for row in rows if row.status is DeliveryStatus.DELIVERED)
+    due = sorted(names[row.event_id] or "" for row in rows if row.status is DeliveryStatus.PENDING)
+    assert delivered == ["1300", "1301", "1302"]  # recorded from the batch, with its attempt
+    # Left to the webhook: the record the batch failed, and the row claimed before the batch was recorded (a
+    # second delivery, as at least once allows, unless it is the one the batch failed).
+    assert due == sorted({"1303", names[claimed.event_id] or ""})
+    recorded = next(row for row in rows if row.status is DeliveryStatus.DELIVERED)
+    [attempt] = await runtime.delivery_store.list_attempts(recorded.id)
+    assert attempt.outcome == "delivered"
+
+
 async def test_a_batch_is_recorded_only_by_the_worker_that_holds_the_lease(runtime: Runtime) -> None:
     subscription_id = await _subscribe(runtime)
     await runtime.publisher.publish(_boots(1000, 3))
