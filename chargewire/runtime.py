@@ -122,7 +122,7 @@ class Runtime:
         notifier = database.dialect.wake_notifier(database)
         retention = RetentionStore(database)
         if notifier is not None:
-            wakeups.connect(notifier.request)
+            wakeups.connect_notifier(notifier.request)
         return cls(
             settings=settings,
             database=database,

@@ -48,11 +48,13 @@ class PendingBatch:
 @dataclass(frozen=True, slots=True)
 class Made:
     """The deliveries a group's commit made: `due` ones for any worker to claim, and those `handed` to this
-    process's dispatcher; and the due ones as (delivery id, subscription id), for the wake-up to name."""
+    process's dispatcher; the due ones as (delivery id, subscription id), for the wake-up to name; and whether the
+    commit itself woke other processes' workers (`woken`), naming them."""
 
     due: int
     handed: int
     announced: tuple[tuple[str, str], ...] = ()
+    woken: bool = False
 
 
 class HandOff(Protocol):
@@ -119,7 +121,7 @@ class GroupCommitter:
         batches = [batch for batch, _ in group]
         fan_out = _FanOut(batches, self._filters, self.hand_off)
         try:
-            made = await self._store.insert_events_with_deliveries(
+            inserted = await self._store.insert_events_with_deliveries(
                 [batch.events for batch in batches],
                 fan_out,
                 claims=[batch.claim for batch in batches if batch.claim is not None],
@@ -129,10 +131,10 @@ class GroupCommitter:
                 self.hand_off.cancel(fan_out.leased)
             return error
         if fan_out.leased is None or self.hand_off is None:
-            return Made(made, 0, fan_out.due(None))
+            return Made(inserted.count, 0, fan_out.due(None), inserted.woken)
         self.hand_off.take(fan_out.leased, fan_out.claimed(fan_out.leased))
         handed = len(fan_out.leased.delivery_ids)
-        return Made(made - handed, handed, fan_out.due(fan_out.leased))
+        return Made(inserted.count - handed, handed, fan_out.due(fan_out.leased), inserted.woken)
 
     def _take_group(self) -> list[_Writer]:
         group: list[_Writer] = []

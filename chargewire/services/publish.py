@@ -17,8 +17,9 @@ from chargewire.storable import storable
 from chargewire.store.dialects.base import Announced
 from chargewire.store.event_store import ENTITY_ID_MAX_CHARS, EventStore, NewEvents
 
-# Told after a publish which webhook deliveries it made due (`WakeSignal.fire`).
-PublishListener = Callable[[Announced], None]
+# Told after a publish which webhook deliveries it made due, and whether its commit woke other processes' workers
+# itself (`WakeSignal.fire`).
+PublishListener = Callable[[Announced, bool], None]
 
 
 class Publisher:
@@ -68,7 +69,7 @@ class Publisher:
             for callback in self._hand_off_listeners:
                 callback()
         else:
-            self._notify(made.announced)
+            self._notify(made.announced, made.woken)
         return list(batch.events.ids)
 
     async def publish_to(self, subscription_id: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -77,12 +78,13 @@ class Publisher:
         event = Event(new_id("evt"), event_type.name, orjson.dumps(payload), entity_id, utcnow())
         delivery_id = new_id("dlv")
         await self._store.insert_event_for_subscription(event, delivery_id, subscription_id)
-        self._notify([(delivery_id, subscription_id)])
+        self._notify([(delivery_id, subscription_id)], False)
         return event.id, delivery_id
 
     def on_published(self, callback: PublishListener) -> None:
         """Call `callback` after every publish (a local dispatcher wakes up instead of waiting to poll), except one
-        whose every delivery was handed off (`hand_off_to`), with the deliveries it made due."""
+        whose every delivery was handed off (`hand_off_to`), with the deliveries it made due and whether its commit
+        woke other processes' workers itself."""
         self._listeners.append(callback)
 
     def hand_off_to(self, hand_off: HandOff, callback: Callable[[], None]) -> None:
@@ -95,12 +97,12 @@ class Publisher:
         """Call `callback` after a publish that made deliveries, just before the `on_published` callbacks."""
         self._row_listeners.append(callback)
 
-    def _notify(self, announced: Announced) -> None:
+    def _notify(self, announced: Announced, woken: bool) -> None:
         if announced:
             for row_listener in self._row_listeners:
                 row_listener()
         for callback in self._listeners:
-            callback(announced)
+            callback(announced, woken)
 
 
 def _validate_all(payloads: Sequence[object], operational: bool = False) -> tuple[list[EventType], list[str | None]]:

@@ -68,6 +68,15 @@ class Subscriber:
     version: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """What a publish's commit made: its `count` of deliveries; `woken` when it also woke other processes' workers
+    itself (PostgreSQL's one-statement publish), naming those not handed to this process's dispatcher."""
+
+    count: int
+    woken: bool = False
+
+
 class FanOut(Protocol):
     """Makes the deliveries of a publish from the subscribers read in its transaction."""
 
@@ -130,7 +139,7 @@ class EventStore:
         *,
         streamed: bool = True,
         claims: Sequence[IdempotentPublish] = (),
-    ) -> int:
+    ) -> Inserted:
         """Store events and the deliveries `fan_out` makes from their subscribers; returns the delivery count.
 
         The subscribers are read inside the same transaction, so an event accepted here is never missing a
@@ -161,23 +170,25 @@ class EventStore:
         # the inserts and the commit go in one trip to the driver's thread; on PostgreSQL, when the subscribers
         # are, the publish is one statement (`postgresql_publish`).
         guess = self._guess(names, count)
+        woken = False
         if claims:
             async with self._database.transaction() as connection:
                 await claim_keys(connection, claims, batches[0].received_at)
                 read = await dialect.write_last_after_reads(connection, reads, guess, writes_from)
         elif streamed and (published := await self._publish_guessed(batches, fan_out, reads, guess)):
-            read, made[:] = published
+            read, made[:], woken = published
         else:
             read = await dialect.write_after_reads(self._database, reads, guess, writes_from)
         self._remember(names, read[0] if streamed else None, read[-1])
-        return len(made)
+        return Inserted(len(made), woken)
 
     async def _publish_guessed(
         self, batches: Sequence[NewEvents], fan_out: FanOut, reads: Sequence[Read], guess: ReadRows | None
-    ) -> tuple[ReadRows, list[NewDelivery]] | None:
+    ) -> tuple[ReadRows, list[NewDelivery], bool] | None:
         """The publish as one statement made from the guessed subscribers, where the dialect has one
-        (`StoreDialect.guessed_publisher`): what its reads returned and the deliveries written; None, having written
-        nothing, when there is no guess, it is too large, needs filters read, or the subscribers were not the guess."""
+        (`StoreDialect.guessed_publisher`): what its reads returned, the deliveries written, and whether it woke
+        other processes' workers; None, having written nothing, when there is no guess, it is too large, needs
+        filters read, or the subscribers were not the guess."""
         publisher, count = self._guessed_publisher, sum(len(batch) for batch in batches)
         if publisher is None or guess is None or count >= publisher.max_rows:
             return None
@@ -187,7 +198,9 @@ class EventStore:
         made = list(fan_out.deliveries(subscribers, {}))
         if len(made) >= publisher.max_rows:
             return None
-        stored_time = self._stored_time
+        stored_time, lease = self._stored_time, fan_out.lease()
+        leased = lease.delivery_ids if lease is not None else frozenset()
+        due = [(delivery.id, delivery.subscription_id) for delivery in made if delivery.id not in leased]
         publish = GuessedPublish(
             subscribers=reads[-1],
             guess=guess[-1],
@@ -195,10 +208,13 @@ class EventStore:
             numbering=numbering_unless_moved(count),
             events=ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time)),
             number_into=_NUMBER_COLUMN,
-            deliveries=_deliveries_insert(stored_time, batches, made, fan_out.lease()),
+            deliveries=_deliveries_insert(stored_time, batches, made, lease),
+            # Every delivery handed to this process's dispatcher: no worker elsewhere needs to hear of them (its Kafka
+            # streams, here and elsewhere, are woken after the commit, as before).
+            wake=None if leased and not due else due,
         )
         last = await publisher.write(publish)
-        return None if last is None else ([[(last,)], guess[-1]], made)
+        return None if last is None else ([[(last,)], guess[-1]], made, publish.wake is not None)
 
     def _guess(self, names: Sequence[str], count: int) -> ReadRows | None:
         """What the reads of a publish of `count` events of `names` should return, if nothing changed since."""

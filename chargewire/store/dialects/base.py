@@ -93,7 +93,9 @@ class GuessedPublish:
     only if `subscribers` still reads exactly `guess`.
 
     `numbering` (an UPDATE ... RETURNING the last number taken, its count bound) numbers `events`' rows in order,
-    into their column `number_into`; `deliveries` are written beside them.
+    into their column `number_into`; `deliveries` are written beside them. Unless `wake` is None, its commit also
+    wakes other processes' workers (the `WakeSender`'s wake-up, sent by the statement), naming the deliveries in
+    `wake`: none for a publish that did not commit, and no round trip of its own.
     """
 
     subscribers: Read
@@ -102,6 +104,7 @@ class GuessedPublish:
     events: ColumnInsert
     number_into: str
     deliveries: ColumnInsert
+    wake: Announced | None = None
 
 
 class GuessedPublisher(Protocol):

@@ -8,7 +8,8 @@ one statement sent outside a transaction block, which is its own transaction:
     WITH subscribers AS (the publish's read of its enabled webhook subscribers),
          numbered AS (the numbering's UPDATE ... WHERE they are the guess, as a set, RETURNING the last number),
          the events' INSERT ... numbered from it, the deliveries' INSERT ... only if `numbered` has its row
-    SELECT the last number taken (NULL: the guess failed and nothing was written)
+    SELECT the last number taken (NULL: the guess failed and nothing was written),
+           and, if the publish wakes workers, pg_notify(the wake-up channel, its payload) when the numbering took
 
 Every part reads one snapshot, taken when the statement starts. The numbering is the current path's UPDATE of the
 sequence's one row, so its row lock is held until the statement's commit, and publishes number and commit in the
@@ -17,6 +18,11 @@ row (a NUL in text, a value too long for its column, a broken constraint) fails 
 included, as it failed the transaction. The SQL is SQLAlchemy Core compiled once per shape, sent straight on the
 asyncpg connection (its own prepared-statement cache), past SQLAlchemy's cursor and its greenlet switch, on a
 connection the publisher keeps out of the pool (`postgresql_driver.KeptConnection`): no checkout per publish.
+
+The wake-up of other processes' workers (`postgresql_wakeups`) rides in the same statement: PostgreSQL delivers a
+pg_notify at the commit of its transaction, and never for one that did not commit, so it is sent exactly when the
+publish is, and a worker that hears it sees the deliveries it names. Sent after the commit on a connection of its
+own, it was a second round trip per publish and a transaction of its own (an xid, a commit record flushed to WAL).
 """
 
 from __future__ import annotations
@@ -24,10 +30,25 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Dialect, Select, Table, Update, func, insert, select, union_all
+from sqlalchemy import (
+    Dialect,
+    Select,
+    String,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+)
 
 from chargewire.store.dialects.base import GuessedPublish
+from chargewire.store.dialects.postgresql_announcements import encoded
 from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, KeptConnection, unnested
+from chargewire.store.dialects.postgresql_wakeups import WAKE_CHANNEL
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -36,6 +57,7 @@ _GUESS = "guess_"
 _EVENT = "event_"
 _DELIVERY = "delivery_"
 _POSITION = "position"
+_WAKE = "wake_payload"
 
 
 class OneStatementPublisher:
@@ -50,7 +72,7 @@ class OneStatementPublisher:
 
     async def write(self, publish: GuessedPublish) -> int | None:
         """Write `publish` if its subscribers are still the guess; the last number taken, or None (nothing written)."""
-        statement = _compiled(_shape(publish), self._engine.dialect)
+        statement = _compiled(_shape(publish), publish.wake is not None, self._engine.dialect)
         values = statement.values(publish)
         async with self._connection.driver("publish") as driver:
             last = await driver.fetchval(statement.sql, *values)
@@ -80,8 +102,8 @@ def _shape(publish: GuessedPublish) -> _Shape:
 class _Compiled:
     """A shape's statement as asyncpg takes it: its SQL, and how a publish's values become its parameters in order."""
 
-    def __init__(self, shape: _Shape, dialect: Dialect) -> None:
-        compiled = _statement(*shape).compile(dialect=dialect)
+    def __init__(self, shape: _Shape, wakes: bool, dialect: Dialect) -> None:
+        compiled = _statement(*shape, wakes=wakes).compile(dialect=dialect)
         self.sql = compiled.string
         self._names = tuple(compiled.positiontup or ())
         # Values the statement carries itself (a literal in a read's WHERE), as construct_params gives them.
@@ -101,13 +123,15 @@ class _Compiled:
             values[name] = guessed if process is None else [process(value) for value in guessed]
         for prefix, rows in ((_EVENT, publish.events), (_DELIVERY, publish.deliveries)):
             values.update({prefix + name: list(column) for name, column in zip(rows.columns, rows.values, strict=True)})
+        if publish.wake is not None:
+            values[_WAKE] = encoded(publish.wake)
         return [values[name] for name in self._names]
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(shape: _Shape, dialect: Dialect) -> _Compiled:
-    """The statement of `shape` compiled for asyncpg, once."""
-    return _Compiled(shape, dialect)
+def _compiled(shape: _Shape, wakes: bool, dialect: Dialect) -> _Compiled:
+    """The statement of `shape` (sending the wake-up if `wakes`) compiled for asyncpg, once."""
+    return _Compiled(shape, wakes, dialect)
 
 
 def _statement(
@@ -118,8 +142,11 @@ def _statement(
     number_into: str,
     delivery_table: Table,
     delivery_columns: tuple[str, ...],
+    *,
+    wakes: bool,
 ) -> Select[Any]:
-    """The publish as one statement (see the module): it returns the last number taken, or NULL."""
+    """The publish as one statement (see the module): it returns the last number taken, or NULL; if `wakes`, it
+    also sends the wake-up when it took one."""
     read = subscribers.order_by(None).cte("subscribers")
     guess = unnested(read, tuple(read.c.keys()), bounded=False, prefix=_GUESS)
     seen, expected = select(*read.c), select(*guess.c)
@@ -138,4 +165,9 @@ def _statement(
     new_deliveries = insert(delivery_table).from_select(
         delivery_columns, select(*[made.c[name] for name in delivery_columns]).where(taken)
     )
-    return select(last).add_cte(new_events.cte("new_events"), new_deliveries.cte("new_deliveries"))
+    columns: list[Any] = [last]
+    if wakes:
+        columns.append(
+            case((taken, func.pg_notify(literal_column(f"'{WAKE_CHANNEL}'"), bindparam(_WAKE, type_=String()))))
+        )
+    return select(*columns).add_cte(new_events.cte("new_events"), new_deliveries.cte("new_deliveries"))

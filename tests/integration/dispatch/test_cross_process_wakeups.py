@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from chargewire.catalog import load_event_types
@@ -20,7 +21,9 @@ from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_log import DeliveryFilter
+from chargewire.store.dialects.postgresql_announcements import encoded
 from chargewire.store.dialects.postgresql_wakeups import LISTENER_NAME, WAKE_CHANNEL, WakeListener
+from chargewire.store.tables import deliveries
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always
 
@@ -126,6 +129,31 @@ async def test_a_burst_of_publishes_sends_far_fewer_notifies_than_publishes(
     finally:
         await observer.close()
     assert 1 <= notifies <= publishes // 10
+
+
+async def test_a_publish_made_from_a_guess_wakes_other_processes_in_its_own_statement_naming_its_deliveries(
+    runtime: Runtime, settings: Settings, subscribe: Subscribe
+) -> None:
+    created = await subscribe("http://127.0.0.1:9/", "HardwareStatusNotification")
+    # The notifier sends nothing more: only a publish's own statement can wake the observer now.
+    assert runtime.notifier is not None
+    await runtime.notifier.aclose()
+    observer = await _asyncpg_connect(settings)
+    heard: list[str] = []
+    sentinel = asyncio.Event()
+    try:
+        await observer.add_listener(WAKE_CHANNEL, lambda *notification: heard.append(notification[3]))
+        await observer.add_listener(_SENTINEL_CHANNEL, lambda *_args: sentinel.set())
+        # The first publish has no guess yet (a transaction, woken by the notifier); the others are one statement.
+        published = [await runtime.publisher.publish([HARDWARE]) for _ in range(3)]
+        await observer.execute(f"NOTIFY {_SENTINEL_CHANNEL}")
+        await asyncio.wait_for(sentinel.wait(), WITHIN_S)
+    finally:
+        await observer.close()
+    async with runtime.database.reading() as connection:
+        made = dict((await connection.execute(select(deliveries.c.event_id, deliveries.c.id))).all())
+    subscription_id = created.subscription.id
+    assert heard == [encoded([(made[event_id], subscription_id)]) for [event_id] in published[1:]]
 
 
 async def test_the_last_of_many_publishes_always_reaches_a_worker_that_only_wakes_on_notify(

@@ -13,7 +13,7 @@ from chargewire.runtime import Runtime
 from chargewire.services.publish import Publisher
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
-from chargewire.store.event_store import EventStore, FanOut, NewEvents, Subscriber
+from chargewire.store.event_store import EventStore, FanOut, Inserted, NewEvents, Subscriber
 from tests.integration.services.test_publish import _delivered_events, _subscribe
 
 STATUS = load_event_types()["HardwareStatusNotification"].example
@@ -46,7 +46,9 @@ class SpyingStore(EventStore):
 
     asked: list[set[str]]
 
-    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
+    async def insert_events_with_deliveries(
+        self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any
+    ) -> Inserted:
         spy = _Spy(fan_out)
         made = await super().insert_events_with_deliveries(batches, spy, **options)
         self.asked.append(spy.asked)

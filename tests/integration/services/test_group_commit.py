@@ -20,7 +20,7 @@ from chargewire.services.group_commit import GroupCommitter, PendingBatch
 from chargewire.services.publish import Publisher
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
-from chargewire.store.event_store import EventStore, FanOut, NewEvents
+from chargewire.store.event_store import EventStore, FanOut, Inserted, NewEvents
 from chargewire.store.idempotency_store import IdempotentPublish
 from chargewire.store.refusals import refused
 from chargewire.store.tables import deliveries
@@ -33,7 +33,9 @@ class CountingStore(EventStore):
 
     transactions = 0
 
-    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
+    async def insert_events_with_deliveries(
+        self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any
+    ) -> Inserted:
         self.transactions += 1
         return await super().insert_events_with_deliveries(batches, fan_out, **options)
 
@@ -41,7 +43,9 @@ class CountingStore(EventStore):
 class FailingStore(EventStore):
     """A store whose database refuses every write."""
 
-    async def insert_events_with_deliveries(self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any) -> int:
+    async def insert_events_with_deliveries(
+        self, batches: Sequence[NewEvents], fan_out: FanOut, **options: Any
+    ) -> Inserted:
         raise ConnectionError("database went away")
 
 

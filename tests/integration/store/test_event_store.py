@@ -28,6 +28,8 @@ from chargewire.store.database import create_database
 from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_store import DeliveryStore
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
+from chargewire.store.dialects.postgresql_announcements import encoded
+from chargewire.store.dialects.postgresql_wakeups import WAKE_CHANNEL
 from chargewire.store.event_store import EventStore, NewEvents, Subscriber
 from chargewire.store.refusals import refused
 from chargewire.store.tables import deliveries, event_sequence, events
@@ -92,7 +94,7 @@ async def subscription_id(runtime: Runtime) -> str:
 async def test_stored_events_read_back_with_their_exact_bytes_and_times(runtime: Runtime) -> None:
     store = EventStore(runtime.database)
     written = _events(3)
-    assert await store.insert_events_with_deliveries(_batches(written), _Given([])) == 0
+    assert (await store.insert_events_with_deliveries(_batches(written), _Given([]))).count == 0
     assert await store.get_events([event.id for event in written]) == written
 
 
@@ -102,8 +104,8 @@ async def test_a_publish_larger_than_one_statement_binds_stores_every_event_and_
     # 5,001 rows take several multi-row statements of different sizes on SQLite; PostgreSQL copies them.
     store = EventStore(runtime.database)
     written = _events(5_001)
-    count = await store.insert_events_with_deliveries(_batches(written), _Given(_to_every(subscription_id, written)))
-    assert count == 5_001
+    inserted = await store.insert_events_with_deliveries(_batches(written), _Given(_to_every(subscription_id, written)))
+    assert inserted.count == 5_001
     assert await store.get_events([event.id for event in written]) == written
     async with runtime.database.reading() as connection:
         rows = (await connection.execute(select(deliveries.c.event_id).order_by(deliveries.c.event_id))).all()
@@ -116,7 +118,7 @@ async def test_deliveries_are_written_pending_and_due_when_their_events_arrive(
     store = EventStore(runtime.database)
     written = _events(2)
     fan_out = _Given(_to_every(subscription_id, written))
-    assert await store.insert_events_with_deliveries(_batches(written), fan_out) == 2
+    assert (await store.insert_events_with_deliveries(_batches(written), fan_out)).count == 2
     assert [subscriber.subscription_id for subscriber in fan_out.seen] == [subscription_id]
     async with runtime.database.reading() as connection:
         rows = (await connection.execute(select(deliveries).order_by(deliveries.c.id))).all()
@@ -212,7 +214,7 @@ async def test_a_publish_makes_its_deliveries_from_the_subscribers_read_in_its_t
 
     written = _events(1)
     fan_out = _Given(_to_every(subscription_id, written))
-    assert await store.insert_events_with_deliveries(_batches(written), fan_out) == 1
+    assert (await store.insert_events_with_deliveries(_batches(written), fan_out)).count == 1
     # The subscribers shown last are those the deliveries were made from.
     assert [subscriber.subscription_id for subscriber in fan_out.seen[-1:]] == [subscription_id]
     assert await _row_count(runtime, deliveries) == 1
@@ -276,21 +278,37 @@ async def test_a_publish_makes_the_deliveries_of_its_subscribers_as_they_are_aft
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-async def test_a_value_postgresql_refuses_in_a_publish_made_from_a_guess_raises_its_error_and_stores_nothing(
-    runtime: Runtime, subscription_id: str
+async def test_a_value_postgresql_refuses_in_a_publish_made_from_a_guess_raises_its_error_stores_nothing_wakes_no_one(
+    runtime: Runtime, subscription_id: str, database_url: str
 ) -> None:
     store = EventStore(runtime.database)
     kept = _events(1)
     await store.insert_events_with_deliveries(_batches(kept), _Given(_to_every(subscription_id, kept)))
-    for entity_id in ("nul\u0000", "x" * 300):
-        bad = [replace(event, entity_id=entity_id) for event in _events(1)]
-        with pytest.raises(DBAPIError) as raised:
-            await store.insert_events_with_deliveries(_batches(bad), _Given(_to_every(subscription_id, bad)))
-        assert refused(raised.value)
-        assert isinstance(raised.value.orig, asyncpg.DataError)
-    later = _events(1)
-    await store.insert_events_with_deliveries(_batches(later), _Given(_to_every(subscription_id, later)))
+    observer = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    heard: list[str] = []
+    arrived = asyncio.Event()
 
+    def hear(*notification: Any) -> None:
+        heard.append(notification[3])
+        arrived.set()
+
+    try:
+        await observer.add_listener(WAKE_CHANNEL, hear)
+        for entity_id in ("nul\u0000", "x" * 300):
+            bad = [replace(event, entity_id=entity_id) for event in _events(1)]
+            with pytest.raises(DBAPIError) as raised:
+                await store.insert_events_with_deliveries(_batches(bad), _Given(_to_every(subscription_id, bad)))
+            assert refused(raised.value)
+            assert isinstance(raised.value.orig, asyncpg.DataError)
+        later = _events(1)
+        made = _to_every(subscription_id, later)
+        assert (await store.insert_events_with_deliveries(_batches(later), _Given(made))).woken
+        # Notifications arrive in commit order: the refused publishes would have been heard before this one.
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        await observer.close()
+
+    assert heard == [encoded([(made[0].id, subscription_id)])]
     assert await _row_count(runtime, deliveries) == 2
     async with runtime.database.reading() as connection:
         rows = (await connection.execute(select(events.c.id, events.c.seq).order_by(events.c.seq))).all()

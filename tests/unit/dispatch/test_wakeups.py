@@ -74,7 +74,7 @@ def test_wake_signal_calls_every_connected_waiter_with_the_deliveries_it_names()
     calls: list[tuple[str, object]] = []
     signal = WakeSignal()
     signal.connect(lambda announced: calls.append(("dispatcher", announced)))
-    signal.connect(lambda announced: calls.append(("notifier", announced)))
+    signal.connect_notifier(lambda announced: calls.append(("notifier", announced)))
     signal.fire()
     signal.fire([("dlv_1", "sub_a")])
     assert calls == [
@@ -83,6 +83,15 @@ def test_wake_signal_calls_every_connected_waiter_with_the_deliveries_it_names()
         ("dispatcher", [("dlv_1", "sub_a")]),
         ("notifier", [("dlv_1", "sub_a")]),
     ]
+
+
+def test_a_wake_whose_commit_woke_other_processes_itself_calls_only_this_process_waiters() -> None:
+    calls: list[tuple[str, object]] = []
+    signal = WakeSignal()
+    signal.connect(lambda announced: calls.append(("dispatcher", announced)))
+    signal.connect_notifier(lambda announced: calls.append(("notifier", announced)))
+    signal.fire([("dlv_1", "sub_a")], woken=True)
+    assert calls == [("dispatcher", [("dlv_1", "sub_a")])]
 
 
 def test_reconnect_delay_doubles_up_to_its_cap() -> None:
