@@ -264,6 +264,8 @@ _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ("chargewire.store.dialects.sqlite_checkpoint", "WalCheckpointer", "_checkpoint"): _timed_checkpoint,
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
+    # Token reads (a request that missed the cache): calls, as the coroutine is made.
+    ("chargewire.store.token_store", "TokenStore", "find_active_by_hash"): partial(_counted_calls, kind="token_reads"),
     # The commit watcher's looks (one `PRAGMA data_version` each) and its reads of whether work is due.
     ("chargewire.store.dialects.sqlite_wakeups", "", "_data_version"): partial(_counted_calls, kind="watcher_looks"),
     ("chargewire.store.dialects.sqlite_wakeups", "CommitWatcher", "_due_now"): partial(
