@@ -100,7 +100,8 @@ class TokenService:
     def _looked(self, key: str, lookup: asyncio.Future[ApiToken | None]) -> None:
         self._looking.pop(key, None)
         if not lookup.cancelled():
-            lookup.exception()  # seen here: its error reaches every request still waiting, and none may be left
+            # Marked as seen: the requests still waiting get its error through their shield; if all gave up, none would.
+            lookup.exception()
 
     def _touch_later(self, token_id: str, at: datetime) -> None:
         """Record the token's use off the request's path: a read must not wait for, or fail with, this write."""
