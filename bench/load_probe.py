@@ -20,6 +20,7 @@ import gc
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -62,11 +63,15 @@ class Probe:
         self.counts[name] += amount
 
     def dump(self) -> None:
-        """Append what was recorded since the last dump, and the counts so far, to the file."""
+        """Append what was recorded since the last dump, the counts so far and each thread's CPU so far, to the
+        file."""
         with self._lock:
             records, self._records = self._records, []
             lines = [json.dumps(record) for record in records]
-            lines.append(json.dumps(["counts", time.monotonic(), dict(self.counts)]))
+            now = time.monotonic()
+            # Running totals carry the process: a worker row's two processes each write their own.
+            lines.append(json.dumps(["counts", now, dict(self.counts), os.getpid()]))
+            lines.append(json.dumps(["threads", now, thread_cpu_s(), os.getpid()]))
             with self.path.open("a") as file:
                 file.write("\n".join(lines) + "\n")
 
@@ -83,6 +88,36 @@ class Probe:
             asked = time.perf_counter()
             await asyncio.sleep(LAG_SAMPLE_S)
             self.record("lag", (time.perf_counter() - asked - LAG_SAMPLE_S) * 1000)
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) each kind of this process's threads has used so far, by thread name with its
+    digits replaced ("Thread-N" for aiosqlite's driver threads); "process" is the whole process's, threads that
+    ended included, so what no live thread accounts for is its difference."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: Counter[str] = Counter()
+    for thread in threading.enumerate():
+        with contextlib.suppress(OSError, TypeError):
+            used[re.sub(r"\d+", "N", thread.name)] += _stat_cpu_s(f"/proc/self/task/{thread.native_id}/stat", ticks)
+    used["process"] = _stat_cpu_s("/proc/self/stat", ticks)
+    return dict(used)
+
+
+def _stat_cpu_s(path: str, ticks: int) -> float:
+    # utime and stime are the 14th and 15th fields; the command name before them may hold spaces, not ")".
+    fields = Path(path).read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _counted_calls(probe: Probe, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """A function like `original` (called in any thread), counting its calls as `kind`."""
+
+    @functools.wraps(original)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        probe.count(kind)
+        return original(*args, **kwargs)
+
+    return counted
 
 
 def _timed_context(probe: Probe, original: Callable[..., Any], kind: str) -> Callable[..., Any]:
@@ -207,7 +242,7 @@ def _third(*args: Any, **_kwargs: Any) -> int:
 
 Wrap = Callable[[Probe, Callable[..., Any]], Callable[..., Any]]
 
-# module, class, attribute -> what wraps it
+# module, class (empty: a module's function), attribute -> what wraps it
 _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ("chargewire.store.dialects.sqlite_writer", "SerialWriter", "driver_transaction"): partial(
         _timed_context, kind="writer_publish"
@@ -229,6 +264,13 @@ _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ("chargewire.store.dialects.sqlite_checkpoint", "WalCheckpointer", "_checkpoint"): _timed_checkpoint,
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
+    # Token reads (a request that missed the cache): calls, as the coroutine is made.
+    ("chargewire.store.token_store", "TokenStore", "find_active_by_hash"): partial(_counted_calls, kind="token_reads"),
+    # The commit watcher's looks (one `PRAGMA data_version` each) and its reads of whether work is due.
+    ("chargewire.store.dialects.sqlite_wakeups", "", "_data_version"): partial(_counted_calls, kind="watcher_looks"),
+    ("chargewire.store.dialects.sqlite_wakeups", "CommitWatcher", "_due_now"): partial(
+        _counted_calls, kind="watcher_due_reads"
+    ),
 }
 
 
@@ -237,7 +279,8 @@ def install_hooks(probe: Probe) -> list[str]:
     missing = []
     for (module_name, class_name, attribute), wrap in _HOOKS.items():
         try:
-            owner = getattr(importlib.import_module(module_name), class_name)
+            module = importlib.import_module(module_name)
+            owner = getattr(module, class_name) if class_name else module
             original = getattr(owner, attribute)
         except (ImportError, AttributeError):
             missing.append(f"{module_name}.{class_name}.{attribute}")
@@ -310,14 +353,17 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     thread (publishes' apart), WAL checkpoints (PASSIVE and TRUNCATE apart), attempts, and the hand-off and claim
     counts."""
     by_kind: dict[str, list[list[Any]]] = {}
-    first_counts: dict[str, int] = {}
-    last_counts: dict[str, int] = {}
+    # Running totals (counts, threads' CPU) per process: the last dump before the window and the last
+    # one within a dump's interval after it.
+    first: dict[tuple[str, int], dict[str, float]] = {}
+    last: dict[tuple[str, int], dict[str, float]] = {}
     for kind, at, *values in records:
-        if kind == "counts":
+        if kind in ("counts", "threads"):
+            key = (kind, values[1] if len(values) > 1 else 0)
             if at <= start:
-                first_counts = values[0]
+                first[key] = values[0]
             elif at <= end + _DUMP_EVERY_S:
-                last_counts = values[0]
+                last[key] = values[0]
         elif start <= at <= end:
             by_kind.setdefault(kind, []).append(values)
     seconds = max(end - start, 1e-9)
@@ -350,5 +396,24 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     for truncate, name in ((0.0, "checkpoint_passive_ms"), (1.0, "checkpoint_truncate_ms")):
         times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == truncate]
         summary[name] = _spread(times) | {"total": round(sum(times), 1)}
-    summary["counts"] = {name: last_counts.get(name, 0) - first_counts.get(name, 0) for name in last_counts}
+    summary["counts"] = _rise(first, last, "counts", 1)
+    # CPU ms per second of the window, by kind of thread (all processes' together).
+    summary["thread_cpu_ms_per_s"] = _rise(first, last, "threads", 1000 / seconds)
     return summary
+
+
+def _rise(
+    first: dict[tuple[str, int], dict[str, float]],
+    last: dict[tuple[str, int], dict[str, float]],
+    kind: str,
+    scale: float,
+) -> dict[str, float]:
+    """How much each running total of `kind` rose over the window, summed over the processes, times `scale`."""
+    rose: Counter[str] = Counter()
+    for (total_kind, process), after in last.items():
+        if total_kind != kind:
+            continue
+        before = first.get((kind, process), {})
+        for name, value in after.items():
+            rose[name] += value - before.get(name, 0)
+    return {name: round(value * scale, 1) for name, value in sorted(rose.items())}

@@ -11,6 +11,7 @@ from chargewire import clock
 
 def test_a_shifted_clock_reads_the_moment_it_was_moved_to_and_runs_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(clock, "_shift_s", 0.0)  # put back afterwards
+    monkeypatch.setattr(clock, "_shift", timedelta(0))
     moment = datetime(2020, 2, 29, 23, 59, tzinfo=UTC)
     clock.shift_to(moment)
     assert moment <= clock.utcnow() < moment + timedelta(seconds=5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 
 import pytest
@@ -58,7 +58,8 @@ def test_a_batch_of_ids_counts_up_after_every_earlier_id() -> None:
 
 def test_a_batch_that_carries_into_its_upper_characters_stays_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     # Random bits just below a carry into the twenty-first bit: the batch's upper characters change midway.
-    monkeypatch.setattr(secrets, "randbits", lambda _bits: 2**20 - 3)
+    monkeypatch.setattr(ids, "_drawn", (2**20 - 3).to_bytes(10))
+    monkeypatch.setattr(ids, "_drawn_used", 0)
     monkeypatch.setattr(ids, "_last_value", 0)
     batch = new_ids("dlv", 10, now_ms=1)
     values = [_value_of(identifier) for identifier in batch]
@@ -70,3 +71,19 @@ def test_an_ids_making_time_is_read_back_from_it() -> None:
     assert ids.made_at_ms(ids.first_id_at("att", 1_733_400_000_123)) == 1_733_400_000_123
     before = int(time.time() * 1000)
     assert before <= ids.made_at_ms(new_id("dlv")) <= int(time.time() * 1000)
+
+
+def test_a_forked_child_does_not_reuse_the_randomness_its_parent_drew(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_drawn", b"")
+    new_id("evt")  # the parent draws afresh and holds what it has not used
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(writing, str(len(ids._drawn) - ids._drawn_used).encode())
+        os._exit(0)
+    os.close(writing)
+    left_in_child = int(os.read(reading, 32))
+    os.waitpid(child, 0)
+    os.close(reading)
+    assert ids._drawn_used < len(ids._drawn)
+    assert left_in_child == 0

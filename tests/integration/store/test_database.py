@@ -169,16 +169,17 @@ async def test_background_checkpointer_lets_the_wal_start_over(database: Databas
     # Everything is copied back, so the next writer starts the WAL over and cuts the file to the size limit.
     await _insert(database, 1)
     assert _wal_bytes(database_path) <= 8 * 2**20 + 64 * 1024
+    assert checkpointer.truncations == 0  # the size limit did it: no TRUNCATE held the writers up
 
 
-async def test_checkpointer_truncates_the_wal(database_path: Path) -> None:
+async def test_checkpointer_truncates_a_wal_grown_past_its_limit(database_path: Path) -> None:
     writer = sqlite3.connect(database_path, isolation_level=None)
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("PRAGMA wal_autocheckpoint=0")
     writer.execute("CREATE TABLE items (body BLOB)")
     writer.executemany("INSERT INTO items VALUES (randomblob(?))", [(_ROW_BYTES,)] * 500)
     assert _wal_bytes(database_path) > 2 * 2**20
-    checkpointer = WalCheckpointer(database_path, truncate_interval_s=0)
+    checkpointer = WalCheckpointer(database_path, truncate_wal_bytes=2**20)
     checkpointer.start()
     try:
         await _eventually(lambda: checkpointer.truncations >= 1)

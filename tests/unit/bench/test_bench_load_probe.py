@@ -141,3 +141,24 @@ def test_lateness_says_how_many_events_and_seconds_were_late() -> None:
     timed = [(100.0, 2.0), (100.5, LATE_MS + 1), (101.2, 3.0), (102.9, LATE_MS + 30), (102.95, LATE_MS + 10)]
 
     assert lateness(timed) == {"over_ms": LATE_MS, "share_percent": 60.0, "seconds": 2}
+
+
+def test_summary_adds_each_processs_thread_cpu_over_the_window_per_second() -> None:
+    records: list[list[Any]] = [
+        ["threads", 0.9, {"MainThread": 1.0, "process": 1.5}, 10],
+        ["threads", 0.9, {"MainThread": 2.0, "process": 2.0}, 11],
+        ["threads", 3.2, {"MainThread": 2.0, "process": 2.8}, 10],
+        ["threads", 3.3, {"MainThread": 2.5, "process": 2.6}, 11],
+        ["threads", 4.5, {"MainThread": 9.0, "process": 9.0}, 10],
+    ]
+
+    assert summarise(records, 1.0, 3.0)["thread_cpu_ms_per_s"] == {"MainThread": 750.0, "process": 950.0}
+
+
+def test_probe_dumps_its_threads_cpu_by_name_with_the_whole_process(probe: Probe) -> None:
+    probe.dump()
+
+    [threads] = [record for record in read_records(probe.path.parent) if record[0] == "threads"]
+
+    assert {"MainThread", "process"} <= set(threads[2])
+    assert threads[3] > 0
