@@ -19,9 +19,7 @@ from starlette.types import ASGIApp
 from chargewire.api import (
     ROUTERS,
     Budgets,
-    DatabaseOutageMiddleware,
-    RateLimitMiddleware,
-    RequestGuardMiddleware,
+    RequestLayer,
     install_docs,
     install_error_handlers,
     install_links,
@@ -93,15 +91,11 @@ def create_app(runtime: Runtime) -> FastAPI:
 
 
 def _install_middlewares(app: FastAPI, runtime: Runtime) -> None:
-    """The request guard, rate limits and outage deadline, around the API and the back office alike."""
+    """The outage deadline, rate limits and request guard, in one layer around the API and the back office alike."""
     settings = runtime.settings
-    # Starlette runs the middleware added last first: the outage deadline bounds everything inside it, and the
-    # rate limits count a flood before the guard reads its bodies or looks up its tokens.
-    app.add_middleware(RequestGuardMiddleware, settings=settings, tokens=runtime.tokens)
     budgets = Budgets(
         settings.api_rate_limit_per_minute,
         settings.ingest_rate_limit_per_minute,
         settings.outgoing_rate_limit_per_minute,
     )
-    app.add_middleware(RateLimitMiddleware, budgets=budgets)
-    app.add_middleware(DatabaseOutageMiddleware)  # outermost: it bounds everything inside
+    app.add_middleware(RequestLayer, settings=settings, tokens=runtime.tokens, budgets=budgets)

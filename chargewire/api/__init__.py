@@ -6,17 +6,14 @@
 from chargewire.api.docs import install_docs
 from chargewire.api.errors import install_error_handlers
 from chargewire.api.openapi_links import install_links
-from chargewire.api.outage import DatabaseOutageMiddleware
-from chargewire.api.rate_limit import Budgets, RateLimitMiddleware
-from chargewire.api.request_guard import RequestGuardMiddleware
+from chargewire.api.rate_limit import Budgets
+from chargewire.api.request_layer import RequestLayer
 from chargewire.api.routes import ROUTERS, install_publish
 
 __all__ = [
     "ROUTERS",
     "Budgets",
-    "DatabaseOutageMiddleware",
-    "RateLimitMiddleware",
-    "RequestGuardMiddleware",
+    "RequestLayer",
     "install_docs",
     "install_error_handlers",
     "install_links",

@@ -10,7 +10,8 @@ unwinds meanwhile (a SQLite statement waiting in its thread cannot be interrupte
 afterwards is dropped. A response that already started is left to finish.
 
 The handler runs in the request's own task, with a timer for the deadline: a task of its own and a wait for it
-per request cost about 40 us CPU each, a fifth of the ingress path (`bench.http_ingress`).
+per request cost about 40 us CPU each, a fifth of the ingress path (`bench.http_ingress`). `RequestLayer` applies
+this with the rate limits and the request guard in one ASGI layer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from chargewire.api.errors import error_response
 from chargewire.errors import DatabaseUnavailable
@@ -29,42 +30,38 @@ logger = logging.getLogger(__name__)
 REQUEST_DEADLINE_S = 4.5
 
 
-class DatabaseOutageMiddleware:
-    """Answers 503 to a request that met a database outage, or has not started its response within `deadline_s`."""
+class OutageDeadline:
+    """Answers 503 to a request that met a database outage, or has not started its response within `deadline_s`.
 
-    def __init__(self, app: ASGIApp, deadline_s: float = REQUEST_DEADLINE_S) -> None:
-        self.app = app
+    `RequestLayer` runs every request through it: `watch` when it begins, `answers` for what it raised; when the
+    handler returns, the layer cancels the request's timer and awaits the `late_answer`, if one was sent.
+    """
+
+    def __init__(self, deadline_s: float = REQUEST_DEADLINE_S) -> None:
         self.deadline_s = deadline_s
         self._answering: set[asyncio.Task[None]] = set()
         self._outages = OutageNotice("API")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = _Request(scope, receive, send)
-        deadline = asyncio.get_running_loop().call_later(self.deadline_s, self._past_deadline, request)
-        try:
-            await self.app(scope, receive, request.send)
-        except asyncio.CancelledError:
-            if request.late_answer is None:
-                raise
-        except Exception as error:
-            if request.late_answer is not None:
-                logger.debug("a request answered 503 at its deadline ended with %r", error)
-            elif is_unavailable(error):
-                self._outages.met(error)
-                if not request.started:
-                    await error_response(DatabaseUnavailable())(scope, receive, send)
-            else:
-                raise
-        finally:
-            deadline.cancel()
-        if request.late_answer is not None:
-            request.task.uncancel()  # the cancel was this middleware's own, not the server's
-            await request.late_answer  # the request is answered before this returns
+    def watch(self, scope: Scope, receive: Receive, send: Send) -> WatchedRequest:
+        """Start a request's deadline; its handler sends through the returned request's `send`."""
+        request = WatchedRequest(scope, receive, send)
+        request.timer = asyncio.get_running_loop().call_later(self.deadline_s, self._past_deadline, request)
+        return request
 
-    def _past_deadline(self, request: _Request) -> None:
+    async def answers(self, request: WatchedRequest, error: Exception) -> bool:
+        """Whether `error` ends here: answered 503 for an outage (unless the response started), or the end of a
+        handler answered at its deadline already. False for any other error, which the caller raises again."""
+        if request.late_answer is not None:
+            logger.debug("a request answered 503 at its deadline ended with %r", error)
+            return True
+        if not is_unavailable(error):
+            return False
+        self._outages.met(error)
+        if not request.started:
+            await error_response(DatabaseUnavailable())(request.scope, request.receive, request.raw_send)
+        return True
+
+    def _past_deadline(self, request: WatchedRequest) -> None:
         """Answer 503 now beside the handler, and cancel the handler, unless its response has started."""
         if request.started:
             return
@@ -79,10 +76,11 @@ class DatabaseOutageMiddleware:
         request.task.cancel()
 
 
-class _Request:
-    """One request under a deadline: whether its response started, and the 503 sent in its place, if one was."""
+class WatchedRequest:
+    """One request under a deadline: whether its response started, the 503 sent in its place if one was, and
+    headers its response gets besides its own (the rate limits' counts)."""
 
-    __slots__ = ("late_answer", "raw_send", "receive", "scope", "started", "task")
+    __slots__ = ("added_headers", "late_answer", "raw_send", "receive", "scope", "started", "task", "timer")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -91,12 +89,18 @@ class _Request:
         self.task = _current_task()
         self.started = False
         self.late_answer: asyncio.Task[None] | None = None
+        self.added_headers: tuple[tuple[bytes, bytes], ...] = ()
+        self.timer: asyncio.TimerHandle
 
     async def send(self, message: Message) -> None:
-        """Pass the handler's message on, unless a 503 went out in its place."""
+        """Pass the handler's message on, with the added headers, unless a 503 went out in its place."""
         if self.late_answer is not None:
             return
-        self.started = self.started or message["type"] == "http.response.start"
+        if message["type"] == "http.response.start":
+            self.started = True
+            if self.added_headers:
+                # Appended, not set: no handler answers with these headers (the rate limits' 429 sets them itself).
+                message["headers"] = [*message.get("headers", ()), *self.added_headers]
         await self.raw_send(message)
 
 

@@ -22,10 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from chargewire.api.auth import scope_bearer_text
-from chargewire.api.errors import error_response
 from chargewire.errors import RateLimited
 from chargewire.security import token_hash
 
@@ -88,38 +87,18 @@ class Budgets:
     outgoing: int
 
 
-class RateLimitMiddleware:
-    """ASGI middleware applying a RateLimiter per kind of route to the API, keyed by bearer token."""
+class RateLimits:
+    """A RateLimiter per kind of route, keyed by bearer token; `RequestLayer` asks it about every request."""
 
-    def __init__(self, app: ASGIApp, budgets: Budgets) -> None:
-        self.app = app
+    def __init__(self, budgets: Budgets) -> None:
         self.api = RateLimiter(budgets.api)
         self.ingest = RateLimiter(budgets.ingest)
         self.outgoing = RateLimiter(budgets.outgoing)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def decide(self, scope: Scope) -> Decision | None:
+        """Count the request and decide on it; None for a request no limit applies to."""
         limiter = self._limiter_for(scope)
-        if limiter is None:
-            await self.app(scope, receive, send)
-            return
-        decision = limiter.hit(_key(scope))
-        if not decision.allowed:
-            response = error_response(RateLimited(decision.limit, decision.retry_after_s))
-            await response(scope, receive, send)
-            return
-
-        # Appended, not set: nothing inside answers with these headers (the 429 above is the only one that does).
-        counts = (
-            (b"x-ratelimit-limit", b"%d" % decision.limit),
-            (b"x-ratelimit-remaining", b"%d" % decision.remaining),
-        )
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *counts]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        return None if limiter is None else limiter.hit(_key(scope))
 
     def _limiter_for(self, scope: Scope) -> RateLimiter | None:
         path = str(scope.get("path", ""))
@@ -130,6 +109,16 @@ class RateLimitMiddleware:
         if scope["method"] == "POST" and _OUTGOING.fullmatch(path):
             return self.outgoing
         return self.api
+
+
+def refusal(decision: Decision) -> RateLimited:
+    """The 429 of a request over its limit."""
+    return RateLimited(decision.limit, decision.retry_after_s)
+
+
+def count_headers(decision: Decision) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every answer to a limited request carries."""
+    return (b"x-ratelimit-limit", b"%d" % decision.limit), (b"x-ratelimit-remaining", b"%d" % decision.remaining)
 
 
 def _key(scope: Scope) -> str:

