@@ -23,14 +23,13 @@ LEASE_S = 2
 MAX_IN_FLIGHT = 64
 
 
-def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: dict[str, str]) -> None:
+def test_every_event_arrives_although_the_worker_is_killed_repeatedly(migrated_env: dict[str, str]) -> None:
     env = {
-        **cli_env,
+        **migrated_env,
         "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S),
         "CHARGEWIRE_WORKER_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    cli(env, "db", "upgrade")
     token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
     port = free_port()
     example = load_event_types()["HardwareStatusNotification"].example
@@ -75,10 +74,13 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
 
 
 def test_a_delivery_handed_off_at_publish_arrives_once_more_after_serve_is_killed_before_the_reply(
-    cli_env: dict[str, str],
+    migrated_env: dict[str, str],
 ) -> None:
-    env = {**cli_env, "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S), "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
-    cli(env, "db", "upgrade")
+    env = {
+        **migrated_env,
+        "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S),
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
     token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
     port = free_port()
     example = load_event_types()["HardwareStatusNotification"].example

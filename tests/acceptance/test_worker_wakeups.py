@@ -52,14 +52,13 @@ def _wait_for_arrivals(arrived: Callable[[], int], count: int, log: Path) -> Non
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_an_event_published_through_the_api_reaches_a_separate_worker_without_waiting_for_its_poll(
-    cli_env: dict[str, str], tmp_path: Path
+    migrated_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {
-        **cli_env,
+        **migrated_env,
         "CHARGEWIRE_WORKER_POLL_INTERVAL_S": str(POLL_S),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    cli(env, "db", "upgrade")
     token = json.loads(cli(env, "tokens", "create", "--name", "wake", "--scope", "admin", "--json").stdout)["token"]
     port = free_port()
     worker_log = tmp_path / "worker.log"
