@@ -12,11 +12,6 @@ from chargewire.devtools.certificates import generate_tls_files
 from tests.support.processes import cli
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["show"], ["create"], ["delete"]], ids=lambda c: " ".join(c) or "-")
-def test_every_subscriptions_command_has_help(command: list[str]) -> None:
-    assert "Usage:" in cli({}, "subscriptions", *command, "--help").stdout
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, str]) -> None:
     migrated_env = {**migrated_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
