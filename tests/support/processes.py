@@ -96,6 +96,25 @@ async def _migrated_with_admin_token(settings: Settings, name: str) -> str:
         return (await runtime.tokens.create(name, ["admin"])).text
 
 
+def token_id_made_in_process(env: Mapping[str, str], scope: str, name: str = "ops") -> str:
+    """Make a token with `scope` on the migrated database `env` names, in this process; returns its id.
+
+    For tests of other commands that need one: a `chargewire tokens create` subprocess took ~1.5 s of CPU, and
+    that command has tests of its own (tests/acceptance/test_cli.py).
+    """
+    settings = Settings(
+        database_url=env["CHARGEWIRE_DATABASE_URL"],
+        secret_key=env["CHARGEWIRE_SECRET_KEY"],
+        data_dir=Path(env["CHARGEWIRE_DATA_DIR"]),
+    )
+
+    async def create() -> str:
+        async with await Runtime.open(settings) as runtime:
+            return (await runtime.tokens.create(name, [scope])).token.id
+
+    return asyncio.run(create())
+
+
 def start_worker(env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """A `chargewire worker` process with these settings, its output discarded (for tests that kill it)."""
     return subprocess.Popen(
