@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from chargewire.devtools.certificates import generate_tls_files
-from tests.support.processes import cli, token_id_made_in_process
+from tests.support.processes import cli, token_made_in_process
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, str]) -> None:
     migrated_env = {**migrated_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
-    token_id = token_id_made_in_process(migrated_env, "admin")
+    token_id = token_made_in_process(migrated_env, "admin").token.id
     webhook = json.loads(
         cli(
             migrated_env, "subscriptions", "create", "--token-id", token_id, "--via", "webhook",
@@ -46,7 +46,7 @@ def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, 
 
 
 def test_create_with_a_bad_url_fails_naming_the_field(migrated_env: dict[str, str]) -> None:
-    token_id = token_id_made_in_process(migrated_env, "admin")
+    token_id = token_made_in_process(migrated_env, "admin").token.id
     arguments = [
         "subscriptions",
         "create",
@@ -64,13 +64,13 @@ def test_create_with_a_bad_url_fails_naming_the_field(migrated_env: dict[str, st
 
 def _created(cli_env: dict[str, str], *arguments: str, scope: str = "admin") -> dict[str, Any]:
     """Create an owner token with `scope`, then a subscription with `arguments`; its JSON."""
-    token_id = token_id_made_in_process(cli_env, scope)
+    token_id = token_made_in_process(cli_env, scope).token.id
     created = cli(cli_env, "subscriptions", "create", "--token-id", token_id, *arguments, "--json")
     return dict(json.loads(created.stdout))
 
 
 def test_create_refuses_an_owner_token_without_notifications_manage(migrated_env: dict[str, str]) -> None:
-    token_id = token_id_made_in_process(migrated_env, "events:publish", "csms")
+    token_id = token_made_in_process(migrated_env, "events:publish", "csms").token.id
     arguments = ["--url", "https://hooks.example.com/x", "--event", "BootNotification"]
     result = cli(migrated_env, "subscriptions", "create", "--token-id", token_id, *arguments, check=False)
     assert result.returncode == 1
@@ -104,7 +104,7 @@ def test_create_reads_kafka_tls_material_from_files(migrated_env: dict[str, str]
 
 
 def test_a_loopback_url_is_refused_once_naming_the_setting_that_admits_it(migrated_env: dict[str, str]) -> None:
-    token_id = token_id_made_in_process(migrated_env, "admin")
+    token_id = token_made_in_process(migrated_env, "admin").token.id
     arguments = ["--url", "http://127.0.0.1:9/hook", "--event", "BootNotification"]
     result = cli(migrated_env, "subscriptions", "create", "--token-id", token_id, *arguments, check=False)
     assert result.returncode == 1

@@ -12,7 +12,7 @@ import httpx
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import cli, running_server, start_worker, subscribe_webhook
+from tests.support.processes import running_server, start_worker, subscribe_webhook, token_made_in_process
 from tests.support.receiver import Reply, in_turn
 from tests.support.threaded_receiver import receiver_in_thread
 
@@ -30,7 +30,7 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(migrated_e
         "CHARGEWIRE_WORKER_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    token = token_made_in_process(env, "admin", "crash").text
     port = free_port()
     example = load_event_types()["HardwareStatusNotification"].example
     rng = random.Random(5)
@@ -81,7 +81,7 @@ def test_a_delivery_handed_off_at_publish_arrives_once_more_after_serve_is_kille
         "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    token = token_made_in_process(env, "admin", "crash").text
     port = free_port()
     example = load_event_types()["HardwareStatusNotification"].example
     with receiver_in_thread() as receiver:
