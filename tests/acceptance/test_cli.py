@@ -17,39 +17,6 @@ from chargewire.store.database import create_database
 from chargewire.store.retention import ExpiryRun, RetentionStore
 from tests.support.processes import CHARGEWIRE, cli
 
-COMMANDS = [
-    [],
-    ["serve"],
-    ["db"],
-    ["db", "upgrade"],
-    ["db", "current"],
-    ["db", "stats"],
-    ["events"],
-    ["events", "list"],
-    ["events", "validate"],
-    ["events", "publish"],
-    ["tokens"],
-    ["tokens", "create"],
-    ["tokens", "list"],
-    ["tokens", "revoke"],
-    ["worker"],
-    ["demo"],
-    ["listen"],
-    ["simulate"],
-    ["dev"],
-    ["dev", "kafka"],
-    ["dev", "csms"],
-    ["ocpp"],
-    ["ocpp", "serve"],
-    ["ocpp", "charge-points"],
-]
-
-
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "chargewire")
-def test_every_command_has_help(command: list[str]) -> None:
-    result = cli({}, *command, "--help")
-    assert "Usage:" in result.stdout
-
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_token_lifecycle_create_list_revoke(cli_env: dict[str, str]) -> None:

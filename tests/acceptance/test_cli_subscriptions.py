@@ -9,21 +9,16 @@ from typing import Any
 import pytest
 
 from chargewire.devtools.certificates import generate_tls_files
-from tests.support.processes import cli
-
-
-@pytest.mark.parametrize("command", [[], ["list"], ["show"], ["create"], ["delete"]], ids=lambda c: " ".join(c) or "-")
-def test_every_subscriptions_command_has_help(command: list[str]) -> None:
-    assert "Usage:" in cli({}, "subscriptions", *command, "--help").stdout
+from tests.support.processes import cli, token_made_in_process
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, str]) -> None:
     migrated_env = {**migrated_env, "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
-    token = json.loads(cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+    token_id = token_made_in_process(migrated_env, "admin").token.id
     webhook = json.loads(
         cli(
-            migrated_env, "subscriptions", "create", "--token-id", token["id"], "--via", "webhook",
+            migrated_env, "subscriptions", "create", "--token-id", token_id, "--via", "webhook",
             "--url", "http://127.0.0.1:9/hook", "--event", "BootNotification", "--event", "cdr.received", "--json",
         ).stdout
     )  # fmt: skip
@@ -31,7 +26,7 @@ def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, 
     kafka = json.loads(
         cli(
             {**migrated_env, "CHARGEWIRE_SASL_PASSWORD": "cli-sasl-password"}, "subscriptions", "create",
-            "--token-id", token["id"], "--via", "kafka", "--topic", "events", "--broker", "127.0.0.1:9092",
+            "--token-id", token_id, "--via", "kafka", "--topic", "events", "--broker", "127.0.0.1:9092",
             "--security-protocol", "SASL_PLAINTEXT", "--sasl-username", "u", "--event", "evse.changed", "--json",
         ).stdout
     )  # fmt: skip
@@ -42,7 +37,7 @@ def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, 
     assert "cli-sasl-password" not in json.dumps(listed)
     shown = json.loads(cli(migrated_env, "subscriptions", "show", kafka["id"], "--json").stdout)
     assert shown["kafka"]["securityProtocol"] == "SASL_PLAINTEXT"
-    assert shown["tokenId"] == token["id"]
+    assert shown["tokenId"] == token_id
 
     cli(migrated_env, "subscriptions", "delete", webhook["id"])
     assert [item["id"] for item in json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout)] == [
@@ -51,12 +46,12 @@ def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, 
 
 
 def test_create_with_a_bad_url_fails_naming_the_field(migrated_env: dict[str, str]) -> None:
-    token = json.loads(cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+    token_id = token_made_in_process(migrated_env, "admin").token.id
     arguments = [
         "subscriptions",
         "create",
         "--token-id",
-        token["id"],
+        token_id,
         "--url",
         "ftp://x",
         "--event",
@@ -69,17 +64,15 @@ def test_create_with_a_bad_url_fails_naming_the_field(migrated_env: dict[str, st
 
 def _created(cli_env: dict[str, str], *arguments: str, scope: str = "admin") -> dict[str, Any]:
     """Create an owner token with `scope`, then a subscription with `arguments`; its JSON."""
-    token = json.loads(cli(cli_env, "tokens", "create", "--name", "ops", "--scope", scope, "--json").stdout)
-    created = cli(cli_env, "subscriptions", "create", "--token-id", token["id"], *arguments, "--json")
+    token_id = token_made_in_process(cli_env, scope).token.id
+    created = cli(cli_env, "subscriptions", "create", "--token-id", token_id, *arguments, "--json")
     return dict(json.loads(created.stdout))
 
 
 def test_create_refuses_an_owner_token_without_notifications_manage(migrated_env: dict[str, str]) -> None:
-    token = json.loads(
-        cli(migrated_env, "tokens", "create", "--name", "csms", "--scope", "events:publish", "--json").stdout
-    )
+    token_id = token_made_in_process(migrated_env, "events:publish", "csms").token.id
     arguments = ["--url", "https://hooks.example.com/x", "--event", "BootNotification"]
-    result = cli(migrated_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
+    result = cli(migrated_env, "subscriptions", "create", "--token-id", token_id, *arguments, check=False)
     assert result.returncode == 1
     assert "lacks the notifications:manage scope" in result.stderr
     assert json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout) == []
@@ -111,9 +104,9 @@ def test_create_reads_kafka_tls_material_from_files(migrated_env: dict[str, str]
 
 
 def test_a_loopback_url_is_refused_once_naming_the_setting_that_admits_it(migrated_env: dict[str, str]) -> None:
-    token = json.loads(cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin", "--json").stdout)
+    token_id = token_made_in_process(migrated_env, "admin").token.id
     arguments = ["--url", "http://127.0.0.1:9/hook", "--event", "BootNotification"]
-    result = cli(migrated_env, "subscriptions", "create", "--token-id", token["id"], *arguments, check=False)
+    result = cli(migrated_env, "subscriptions", "create", "--token-id", token_id, *arguments, check=False)
     assert result.returncode == 1
     assert "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS" in result.stderr
     assert result.stderr.count("blocked address") == 1

@@ -6,14 +6,7 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from tests.support.processes import CHARGEWIRE, cli
-
-
-@pytest.mark.parametrize("command", [["users"], ["users", "create"], ["users", "list"]], ids=" ".join)
-def test_every_users_command_has_help(command: list[str]) -> None:
-    assert "Usage:" in cli({}, *command, "--help").stdout
 
 
 def test_operators_are_created_with_a_password_or_a_prompt_and_listed(migrated_env: dict[str, str]) -> None:

@@ -26,16 +26,17 @@ async def _stored_ids(database_url: str, ids: list[str]) -> set[str]:
         await database.aclose()
 
 
-def test_accepted_events_survive_a_sigkill_right_after_the_response(cli_env: dict[str, str], database_url: str) -> None:
-    cli(cli_env, "db", "upgrade")
+def test_accepted_events_survive_a_sigkill_right_after_the_response(
+    migrated_env: dict[str, str], database_url: str
+) -> None:
     token = json.loads(
-        cli(cli_env, "tokens", "create", "--name", "ingest", "--scope", "events:publish", "--json").stdout
+        cli(migrated_env, "tokens", "create", "--name", "ingest", "--scope", "events:publish", "--json").stdout
     )
     examples = [event_type.example for event_type in load_event_types().values() if not event_type.operational]
     batch = (examples * (BATCH_SIZE // len(examples) + 1))[:BATCH_SIZE]
     port = free_port()
     accepted: list[str] = []
-    with running_server(cli_env, port) as server:
+    with running_server(migrated_env, port) as server:
         headers = {"Authorization": f"Bearer {token['token']}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
             for _ in range(BATCHES):

@@ -49,15 +49,14 @@ async def _charge(url: str, identity: str) -> None:
 
 
 async def test_events_the_tap_published_survive_a_sigkill_of_the_tap(
-    cli_env: dict[str, str], database_url: str, tmp_path: Path
+    migrated_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
-    cli(cli_env, "db", "upgrade")
     dev_csms = DevCsms(record=False)
     async with await dev_csms.start() as csms_server:
         port = free_port()
         env = {
             **os.environ,
-            **cli_env,
+            **migrated_env,
             "CHARGEWIRE_OCPP_LISTEN": f"127.0.0.1:{port}",
             "CHARGEWIRE_OCPP_UPSTREAM": f"ws://127.0.0.1:{csms_server.sockets[0].getsockname()[1]}/ocpp/",
         }
@@ -84,7 +83,7 @@ async def test_events_the_tap_published_survive_a_sigkill_of_the_tap(
         stored = await published(database)
     finally:
         await database.aclose()
-    listed = cli(cli_env, "ocpp", "charge-points").stdout.splitlines()
+    listed = cli(migrated_env, "ocpp", "charge-points").stdout.splitlines()
 
     assert len(stored) >= counted
     assert listed[0].split()[:4] == ["IDENTITY", "ID", "VERSION", "STATE"]

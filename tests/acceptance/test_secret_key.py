@@ -84,10 +84,9 @@ def test_serve_refuses_to_start_with_a_key_that_differs_from_the_stored_secrets_
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-def test_another_configured_key_is_refused_on_every_store(cli_env: dict[str, str]) -> None:
-    cli(cli_env, "db", "upgrade")
-    cli(cli_env, "tokens", "create", "--name", "ops", "--scope", "admin")
-    refused = cli({**cli_env, "CHARGEWIRE_SECRET_KEY": OTHER_KEY}, "tokens", "list", check=False)
+def test_another_configured_key_is_refused_on_every_store(migrated_env: dict[str, str]) -> None:
+    cli(migrated_env, "tokens", "create", "--name", "ops", "--scope", "admin")
+    refused = cli({**migrated_env, "CHARGEWIRE_SECRET_KEY": OTHER_KEY}, "tokens", "list", check=False)
     assert refused.returncode == 1
     assert "The secret key from CHARGEWIRE_SECRET_KEY does not decrypt" in refused.stderr
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from chargewire.devtools.postgres import free_port
 from chargewire.store.database import create_database
-from tests.support.processes import cli, start_logged, wait_until_serving
+from tests.support.processes import start_logged, wait_until_serving
 
 
 async def _drop_heartbeats_table(url: str) -> None:
@@ -23,14 +23,13 @@ async def _drop_heartbeats_table(url: str) -> None:
 
 
 def test_serve_exits_non_zero_naming_the_loop_when_its_table_is_dropped_under_it(
-    cli_env: dict[str, str], tmp_path: Path
+    migrated_env: dict[str, str], tmp_path: Path
 ) -> None:
-    cli(cli_env, "db", "upgrade")
     port, log = free_port(), tmp_path / "serve.log"
-    server = start_logged(cli_env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
+    server = start_logged(migrated_env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
     try:
         wait_until_serving(f"http://127.0.0.1:{port}", server, log)
-        asyncio.run(_drop_heartbeats_table(cli_env["CHARGEWIRE_DATABASE_URL"]))
+        asyncio.run(_drop_heartbeats_table(migrated_env["CHARGEWIRE_DATABASE_URL"]))
         code = server.wait(timeout=60)
     finally:
         if server.poll() is None:

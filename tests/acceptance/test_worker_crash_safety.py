@@ -12,7 +12,7 @@ import httpx
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import cli, running_server, start_worker, subscribe_webhook
+from tests.support.processes import running_server, start_worker, subscribe_webhook, token_made_in_process
 from tests.support.receiver import Reply, in_turn
 from tests.support.threaded_receiver import receiver_in_thread
 
@@ -23,15 +23,14 @@ LEASE_S = 2
 MAX_IN_FLIGHT = 64
 
 
-def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: dict[str, str]) -> None:
+def test_every_event_arrives_although_the_worker_is_killed_repeatedly(migrated_env: dict[str, str]) -> None:
     env = {
-        **cli_env,
+        **migrated_env,
         "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S),
         "CHARGEWIRE_WORKER_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    cli(env, "db", "upgrade")
-    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    token = token_made_in_process(env, "admin", "crash").text
     port = free_port()
     example = load_event_types()["HardwareStatusNotification"].example
     rng = random.Random(5)
@@ -75,11 +74,14 @@ def test_every_event_arrives_although_the_worker_is_killed_repeatedly(cli_env: d
 
 
 def test_a_delivery_handed_off_at_publish_arrives_once_more_after_serve_is_killed_before_the_reply(
-    cli_env: dict[str, str],
+    migrated_env: dict[str, str],
 ) -> None:
-    env = {**cli_env, "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S), "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8"}
-    cli(env, "db", "upgrade")
-    token = json.loads(cli(env, "tokens", "create", "--name", "crash", "--scope", "admin", "--json").stdout)["token"]
+    env = {
+        **migrated_env,
+        "CHARGEWIRE_WORKER_LEASE_S": str(LEASE_S),
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    token = token_made_in_process(env, "admin", "crash").text
     port = free_port()
     example = load_event_types()["HardwareStatusNotification"].example
     with receiver_in_thread() as receiver:

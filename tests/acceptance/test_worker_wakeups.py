@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import time
@@ -15,7 +14,13 @@ import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import CHARGEWIRE, cli, running_server, stop_process, subscribe_webhook
+from tests.support.processes import (
+    CHARGEWIRE,
+    running_server,
+    stop_process,
+    subscribe_webhook,
+    token_made_in_process,
+)
 from tests.support.threaded_receiver import receiver_in_thread
 
 # Far longer than WITHIN_S: an event that arrives in time was not found by the poll.
@@ -52,15 +57,14 @@ def _wait_for_arrivals(arrived: Callable[[], int], count: int, log: Path) -> Non
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_an_event_published_through_the_api_reaches_a_separate_worker_without_waiting_for_its_poll(
-    cli_env: dict[str, str], tmp_path: Path
+    migrated_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {
-        **cli_env,
+        **migrated_env,
         "CHARGEWIRE_WORKER_POLL_INTERVAL_S": str(POLL_S),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    cli(env, "db", "upgrade")
-    token = json.loads(cli(env, "tokens", "create", "--name", "wake", "--scope", "admin", "--json").stdout)["token"]
+    token = token_made_in_process(env, "admin", "wake").text
     port = free_port()
     worker_log = tmp_path / "worker.log"
     with (

@@ -23,19 +23,20 @@ class Received:
 
 @dataclass(frozen=True)
 class Reply:
-    """How to answer: status, headers, and how long to wait first."""
+    """How to answer: status, headers, and how long to wait first (or until when: `held`, once set)."""
 
     status: int = 202
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    held: asyncio.Event | None = None
 
 
 Behaviour = Callable[[Received, int], Reply]
 
 
-def always(status: int = 202, delay_s: float = 0.0) -> Behaviour:
+def always(status: int = 202, delay_s: float = 0.0, held: asyncio.Event | None = None) -> Behaviour:
     """Answer every request the same way."""
-    return lambda _request, _count: Reply(status=status, delay_s=delay_s)
+    return lambda _request, _count: Reply(status=status, delay_s=delay_s, held=held)
 
 
 def in_turn(*replies: Reply) -> Behaviour:
@@ -88,6 +89,8 @@ class Receiver:
         reply = self._behaviours.get(request.path, always())(received, count)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.held is not None:
+            await reply.held.wait()
         self.requests.append(received)
         async with self._arrived:
             self._arrived.notify_all()

@@ -18,7 +18,7 @@ from tests.integration.dispatch.conftest import Subscribe
 from tests.support.receiver import Receiver, always
 
 BOOT = load_event_types()["BootNotification"].example
-STALLED_S = 5.0  # the saturated receiver answers only after each test's observations
+ANNOUNCED_WITHIN_S = 2.5  # announced work is claimed within this, while no claim without news may come
 
 
 @pytest.fixture
@@ -57,15 +57,24 @@ async def claims(runtime: Runtime) -> AsyncIterator[ClaimLog]:
 
 
 @pytest.fixture
-async def saturated(runtime: Runtime, receiver: Receiver, subscribe: Subscribe) -> str:
+async def stalled() -> AsyncIterator[asyncio.Event]:
+    """Set once a test has made its observations: the saturated receiver answers only then (a fixed stall made each
+    test and its worker's stop wait it out, ~5 s)."""
+    released = asyncio.Event()
+    yield released
+    released.set()
+
+
+@pytest.fixture
+async def saturated(runtime: Runtime, receiver: Receiver, subscribe: Subscribe, stalled: asyncio.Event) -> str:
     """A subscription whose receiver stalls, with a backlog of 50 boot notifications."""
-    created = await subscribe(receiver.on("/stalled", always(202, delay_s=STALLED_S)), "BootNotification")
+    created = await subscribe(receiver.on("/stalled", always(202, held=stalled)), "BootNotification")
     await runtime.publisher.publish([BOOT] * 50)
     return created.subscription.id
 
 
 async def test_a_saturated_worker_claims_at_most_once_a_second_without_news(
-    runtime: Runtime, receiver: Receiver, saturated: str, claims: ClaimLog
+    runtime: Runtime, receiver: Receiver, saturated: str, claims: ClaimLog, stalled: asyncio.Event
 ) -> None:
     dispatcher = runtime.dispatcher()
     stop = asyncio.Event()
@@ -75,6 +84,7 @@ async def test_a_saturated_worker_claims_at_most_once_a_second_without_news(
     await asyncio.sleep(1.5)  # 75 polls at 0.02 s
 
     sizes = list(claims.sizes)
+    stalled.set()
     stop.set()
     await running
     assert sizes[0] > 0
@@ -89,6 +99,7 @@ async def test_announced_work_is_claimed_at_once_while_saturated(
     claims: ClaimLog,
     dispatcher: Dispatcher,
     monkeypatch: pytest.MonkeyPatch,
+    stalled: asyncio.Event,
 ) -> None:
     # Claims without news would now come a minute apart: only the announcement can bring this one in time.
     monkeypatch.setattr(subscription_queues, "_EXCLUSIVE_CLAIM_INTERVAL_S", 60.0)
@@ -98,5 +109,6 @@ async def test_announced_work_is_claimed_at_once_while_saturated(
 
     await runtime.publisher.publish([load_event_types()["SessionStartStopNotification"].example])
 
-    # Well before the stalled receiver answers and makes room, which would let any claim through.
-    await receiver.wait_for(1, "/fresh", timeout_s=STALLED_S / 2)
+    # While the stalled receiver holds every answer: an answer would make room and let any claim through.
+    await receiver.wait_for(1, "/fresh", timeout_s=ANNOUNCED_WITHIN_S)
+    stalled.set()  # before the dispatcher fixture's stop, which waits for the attempts in flight

@@ -56,6 +56,8 @@ class CountingListener:
 
     def close(self) -> None:
         """Stop accepting."""
+        # A close alone does not wake the thread's accept(), and the join waited its whole 5 s; a shutdown does.
+        self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
         self._thread.join(timeout=5)
 
