@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import os
 import shutil
@@ -90,18 +89,6 @@ def _on_postgresql(item: pytest.Item) -> bool:
 def pytest_sessionfinish() -> None:
     """Stop what was started ahead and no test took."""
     _early.close()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _head_revision_read_once() -> Iterator[None]:
-    """The newest schema revision, read from the shipped migration scripts once for the run.
-
-    They cannot change while it runs, and Alembic reads and loads every one of them again for each call: ~20 ms of
-    CPU in each Runtime.open's schema check (and each health check), which well over a thousand tests make.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(migrate, "head_revision", functools.cache(migrate.head_revision))
-        yield
 
 
 @pytest.fixture(scope="session")

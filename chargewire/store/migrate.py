@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from typing import Any
 
@@ -43,6 +44,7 @@ async def current_revision(database: Database) -> str | None:
         return await connection.run_sync(_revision)
 
 
+@functools.cache
 def head_revision() -> str | None:
-    """The newest revision shipped with this version of chargewire."""
+    """The newest revision shipped with this version of chargewire (read once: Alembic loads every script)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
