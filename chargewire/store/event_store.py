@@ -149,9 +149,9 @@ class EventStore:
         taken already, IdempotencyKeyTaken is raised and nothing is stored.
         """
         count = sum([len(batch.ids) for batch in batches])
-        names = sorted(set(chain.from_iterable(batch.names for batch in batches)))
+        names = tuple(sorted(set(chain.from_iterable(batch.names for batch in batches))))
         dialect = self._database.dialect
-        reads = [Read(_enabled_subscribers(dialect), {"ids": dialect.ids_value(names)})]
+        reads = [_subscribers_of(dialect, names)]
         if streamed:
             reads.insert(0, numbering(count))
         made: list[NewDelivery] = []
@@ -228,19 +228,19 @@ class EventStore:
         last = await publisher.write(publish)
         return None if last is None else ([[(last,)], guess[-1]], made, publish.wake is not None)
 
-    def _guess(self, names: Sequence[str], count: int) -> ReadRows | None:
+    def _guess(self, names: tuple[str, ...], count: int) -> ReadRows | None:
         """What the reads of a publish of `count` events of `names` should return, if nothing changed since."""
-        subscribers = self._subscribers.get(tuple(names))
+        subscribers = self._subscribers.get(names)
         if subscribers is None or self._last_number is None:
             return None
         return [[(self._last_number + count,)], subscribers]
 
-    def _remember(self, names: Sequence[str], numbered: list[tuple[Any, ...]] | None, subscribers: list[Any]) -> None:
+    def _remember(self, names: tuple[str, ...], numbered: list[tuple[Any, ...]] | None, subscribers: list[Any]) -> None:
         if numbered is not None:
             self._last_number = numbered[0][0]
         if len(self._subscribers) >= _MAX_GUESSES:
             self._subscribers.clear()
-        self._subscribers[tuple(names)] = subscribers
+        self._subscribers[names] = subscribers
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
         """Store an event with a delivery to one subscription only (a test send), whatever its filters say."""
@@ -273,6 +273,14 @@ async def delete_unused(
     """Remove the events among these that expiry may take (`expiry_rules.event_unused`); returns how many."""
     unused = delete(events).where(events.c.id.in_(event_ids), event_unused(events, before, stretches))
     return int((await connection.execute(unused)).rowcount)
+
+
+# Kept per name set, as the guesses are: the names' JSON and the read built for them cost a publish more than
+# looking them up.
+@functools.lru_cache(maxsize=_MAX_GUESSES)
+def _subscribers_of(dialect: StoreDialect, names: tuple[str, ...]) -> Read:
+    """The read of the enabled webhook subscribers of `names`."""
+    return Read(_enabled_subscribers(dialect), {"ids": dialect.ids_value(names)})
 
 
 @functools.cache
