@@ -137,6 +137,10 @@ class GroupCommitter:
         return Made(inserted.count - handed, handed, fan_out.due(fan_out.leased), inserted.woken)
 
     def _take_group(self) -> list[_Writer]:
+        if len(self._waiting) == 1:
+            # A writer alone (most of them, below a few hundred events a second): the list is the group.
+            alone, self._waiting = self._waiting, []
+            return alone
         group: list[_Writer] = []
         size = 0
         while self._waiting and (not group or size + len(self._waiting[0][0].events) <= MAX_EVENTS_PER_COMMIT):

@@ -20,7 +20,7 @@ from chargewire.store.bulk_insert import driver_value
 from chargewire.store.database import Database
 from chargewire.store.delivery_writes import NewDelivery, PublishLease, insert_for_published_events
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.dialects.base import GuessedPublish, Read, Reader, ReadRows
+from chargewire.store.dialects.base import GuessedPublish, GuessedPublisher, Read, Reader, ReadRows
 from chargewire.store.dialects.writes import ColumnInsert, Write
 from chargewire.store.event_log import first_number, numbering, numbering_unless_moved
 from chargewire.store.expiry_rules import Stretch, event_unused
@@ -148,10 +148,10 @@ class EventStore:
         `fan_out` makes. The idempotency keys in `claims` are stored first, in the same transaction; when one is
         taken already, IdempotencyKeyTaken is raised and nothing is stored.
         """
-        count = sum(len(batch) for batch in batches)
-        names = sorted(set(chain.from_iterable(batch.names for batch in batches)))
+        count = sum([len(batch.ids) for batch in batches])
+        names = tuple(sorted(set(chain.from_iterable(batch.names for batch in batches))))
         dialect = self._database.dialect
-        reads = [Read(_enabled_subscribers(dialect), {"ids": dialect.ids_value(names)})]
+        reads = [_subscribers_of(dialect, names)]
         if streamed:
             reads.insert(0, numbering(count))
         made: list[NewDelivery] = []
@@ -164,7 +164,7 @@ class EventStore:
             filters = {row[0]: row[1] for row in await read(_filters_of(dialect, wanted))} if wanted else {}
             made[:] = fan_out.deliveries(subscribers, filters)
             first_seq = first_number(rows[0], count) if streamed else None
-            return _writes(self._stored_time, batches, first_seq, made, fan_out.lease())
+            return _writes(self._stored_time, batches, count, first_seq, made, fan_out.lease())
 
         # On SQLite, when the numbers and subscribers are what the last publish leads it to expect, the reads,
         # the inserts and the commit go in one trip to the driver's thread; on PostgreSQL, when the subscribers
@@ -175,7 +175,13 @@ class EventStore:
             async with self._database.transaction() as connection:
                 await claim_keys(connection, claims, batches[0].received_at)
                 read = await dialect.write_last_after_reads(connection, reads, guess, writes_from)
-        elif streamed and (published := await self._publish_guessed(batches, fan_out, reads, guess)):
+        elif (
+            streamed
+            and self._guessed_publisher is not None
+            and (
+                published := await self._publish_guessed(self._guessed_publisher, batches, count, fan_out, reads, guess)
+            )
+        ):
             read, made[:], woken = published
         else:
             read = await dialect.write_after_reads(self._database, reads, guess, writes_from)
@@ -183,14 +189,19 @@ class EventStore:
         return Inserted(len(made), woken)
 
     async def _publish_guessed(
-        self, batches: Sequence[NewEvents], fan_out: FanOut, reads: Sequence[Read], guess: ReadRows | None
+        self,
+        publisher: GuessedPublisher,
+        batches: Sequence[NewEvents],
+        count: int,
+        fan_out: FanOut,
+        reads: Sequence[Read],
+        guess: ReadRows | None,
     ) -> tuple[ReadRows, list[NewDelivery], bool] | None:
         """The publish as one statement made from the guessed subscribers, where the dialect has one
         (`StoreDialect.guessed_publisher`): what its reads returned, the deliveries written, and whether it woke
         other processes' workers; None, having written nothing, when there is no guess, it is too large, needs
         filters read, or the subscribers were not the guess."""
-        publisher, count = self._guessed_publisher, sum(len(batch) for batch in batches)
-        if publisher is None or guess is None or count >= publisher.max_rows:
+        if guess is None or count >= publisher.max_rows:
             return None
         subscribers = [Subscriber(*row) for row in guess[-1]]
         if fan_out.filters_wanted(subscribers):
@@ -199,6 +210,7 @@ class EventStore:
         if len(made) >= publisher.max_rows:
             return None
         stored_time, lease = self._stored_time, fan_out.lease()
+        stored_now = stored_time(batches[0].received_at)
         leased = lease.delivery_ids if lease is not None else frozenset()
         due = [(delivery.id, delivery.subscription_id) for delivery in made if delivery.id not in leased]
         publish = GuessedPublish(
@@ -206,9 +218,9 @@ class EventStore:
             guess=guess[-1],
             # Its subscribers were read before it numbers: a move onto or off Kafka meanwhile makes it write nothing.
             numbering=numbering_unless_moved(count),
-            events=ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time)),
+            events=ColumnInsert(events, _EVENT_COLUMNS, _event_columns(batches, stored_time, stored_now)),
             number_into=_NUMBER_COLUMN,
-            deliveries=_deliveries_insert(stored_time, batches, made, lease),
+            deliveries=_deliveries_insert(stored_time, stored_now, made, lease),
             # Every delivery handed to this process's dispatcher: no worker elsewhere needs to hear of them (its Kafka
             # streams, here and elsewhere, are woken after the commit, as before).
             wake=None if leased and not due else due,
@@ -216,19 +228,19 @@ class EventStore:
         last = await publisher.write(publish)
         return None if last is None else ([[(last,)], guess[-1]], made, publish.wake is not None)
 
-    def _guess(self, names: Sequence[str], count: int) -> ReadRows | None:
+    def _guess(self, names: tuple[str, ...], count: int) -> ReadRows | None:
         """What the reads of a publish of `count` events of `names` should return, if nothing changed since."""
-        subscribers = self._subscribers.get(tuple(names))
+        subscribers = self._subscribers.get(names)
         if subscribers is None or self._last_number is None:
             return None
         return [[(self._last_number + count,)], subscribers]
 
-    def _remember(self, names: Sequence[str], numbered: list[tuple[Any, ...]] | None, subscribers: list[Any]) -> None:
+    def _remember(self, names: tuple[str, ...], numbered: list[tuple[Any, ...]] | None, subscribers: list[Any]) -> None:
         if numbered is not None:
             self._last_number = numbered[0][0]
         if len(self._subscribers) >= _MAX_GUESSES:
             self._subscribers.clear()
-        self._subscribers[tuple(names)] = subscribers
+        self._subscribers[names] = subscribers
 
     async def insert_event_for_subscription(self, event: Event, delivery_id: str, subscription_id: str) -> None:
         """Store an event with a delivery to one subscription only (a test send), whatever its filters say."""
@@ -263,6 +275,14 @@ async def delete_unused(
     return int((await connection.execute(unused)).rowcount)
 
 
+# Kept per name set, as the guesses are: the names' JSON and the read built for them cost a publish more than
+# looking them up.
+@functools.lru_cache(maxsize=_MAX_GUESSES)
+def _subscribers_of(dialect: StoreDialect, names: tuple[str, ...]) -> Read:
+    """The read of the enabled webhook subscribers of `names`."""
+    return Read(_enabled_subscribers(dialect), {"ids": dialect.ids_value(names)})
+
+
 @functools.cache
 def _enabled_subscribers(dialect: StoreDialect) -> Select[Any]:
     """The enabled webhook subscribers of the names bound as `ids`, in a stable order (so that a guess of them
@@ -282,29 +302,31 @@ def _enabled_subscribers(dialect: StoreDialect) -> Select[Any]:
 def _writes(
     stored_time: Callable[[Any], Any],
     batches: Sequence[NewEvents],
+    count: int,
     first_seq: int | None,
     new_deliveries: Sequence[NewDelivery],
     lease: PublishLease | None,
 ) -> list[Write]:
-    """The inserts of the events, numbered from `first_seq`, and of their deliveries, `lease`'s leased; times
-    converted by `stored_time`."""
-    count = sum(len(batch) for batch in batches)
+    """The inserts of the `count` events, numbered from `first_seq`, and of their deliveries, `lease`'s leased;
+    times converted by `stored_time`."""
     seqs: Sequence[int | None] = range(first_seq, first_seq + count) if first_seq is not None else [None] * count
     columns = (*_EVENT_COLUMNS, _NUMBER_COLUMN)
-    writes: list[Write] = [ColumnInsert(events, columns, (*_event_columns(batches, stored_time), seqs))]
+    stored_now = stored_time(batches[0].received_at)
+    writes: list[Write] = [ColumnInsert(events, columns, (*_event_columns(batches, stored_time, stored_now), seqs))]
     if new_deliveries:
-        writes.append(_deliveries_insert(stored_time, batches, new_deliveries, lease))
+        writes.append(_deliveries_insert(stored_time, stored_now, new_deliveries, lease))
     return writes
 
 
 def _deliveries_insert(
     stored_time: Callable[[Any], Any],
-    batches: Sequence[NewEvents],
+    stored_now: Any,
     new_deliveries: Sequence[NewDelivery],
     lease: PublishLease | None,
 ) -> ColumnInsert:
+    """The insert of the deliveries, created at `stored_now` (the first batch's `received_at` converted)."""
     until = stored_time(lease.until) if lease is not None else None
-    return insert_for_published_events(new_deliveries, stored_time(batches[0].received_at), lease, until)
+    return insert_for_published_events(new_deliveries, stored_now, lease, until)
 
 
 def _filters_of(dialect: StoreDialect, subscription_ids: Collection[str]) -> Read:
@@ -317,8 +339,15 @@ def _filters_by_id(dialect: StoreDialect) -> Select[Any]:
     return select(subscriptions.c.id, subscriptions.c.filter).where(dialect.one_of(subscriptions.c.id, None))
 
 
-def _event_columns(batches: Sequence[NewEvents], stored_time: Callable[[Any], Any]) -> tuple[Sequence[Any], ...]:
-    """The values of `_EVENT_COLUMNS`, one sequence each, in order."""
+def _event_columns(
+    batches: Sequence[NewEvents], stored_time: Callable[[Any], Any], stored_first: Any
+) -> tuple[Sequence[Any], ...]:
+    """The values of `_EVENT_COLUMNS`, one sequence each, in order; `stored_first` is the first batch's `received_at`
+    converted."""
+    if len(batches) == 1:
+        # One publish alone (the common case at low rates): its columns as they are, its time converted once.
+        [batch] = batches
+        return batch.ids, batch.names, batch.payloads, batch.entity_ids, [stored_first] * len(batch.ids)
     return (
         list(chain.from_iterable(batch.ids for batch in batches)),
         list(chain.from_iterable(batch.names for batch in batches)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import weakref
 from collections.abc import Awaitable, Collection, Iterator, Sequence
@@ -14,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.expression import UpdateBase
 
 from chargewire.store.dialects.base import (
     MINUTE_FORMAT,
@@ -182,10 +184,10 @@ async def _write_after_reads(
     driver: Any, dialect: Dialect, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
 ) -> ReadRows:
     """`SQLiteDialect.write_last_after_reads` on the driver connection of a transaction begun."""
-    steps = [driver_statement(read.statement, dialect, read.parameters, typed_rows=True) for read in reads]
+    steps = [_read_statement(read.statement, dialect, tuple(read.parameters.items())) for read in reads]
 
     async def read_more(read: Read) -> list[tuple[Any, ...]]:
-        step = driver_statement(read.statement, dialect, read.parameters, typed_rows=True)
+        step = _read_statement(read.statement, dialect, tuple(read.parameters.items()))
         rows, _committed = await _translated(commit_after_reads(driver, [step.step()], None, []), [step])
         return rows[0]
 
@@ -196,6 +198,16 @@ async def _write_after_reads(
         writes = _all_driver_statements(await writes_from(rows, read_more), dialect)
         await _translated(commit_statements(driver, [write.step() for write in writes]), writes)
     return rows
+
+
+# A read's parameters are a count or a list of names (`Read`): a publish of the names it published before binds the
+# same values, and converting them again cost it more than running the read.
+@functools.lru_cache(maxsize=256)
+def _read_statement(
+    statement: Select[Any] | UpdateBase, dialect: Dialect, parameters: tuple[tuple[str, Any], ...]
+) -> DriverStatement:
+    """`driver_statement` of a read, its rows typed, kept for the values it binds."""
+    return driver_statement(statement, dialect, dict(parameters), typed_rows=True)
 
 
 async def _commit_returning(connection: AsyncConnection, statements: Sequence[DriverStatement]) -> list[list[Any]]:
@@ -229,11 +241,15 @@ def _driver_statements(write: Write, dialect: Dialect) -> list[DriverStatement]:
 
 def _multi_row_inserts(
     table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]], dialect: Dialect
-) -> Iterator[tuple[str, tuple[Any, ...]]]:
+) -> list[tuple[str, tuple[Any, ...]]]:
     """The multi-row INSERTs that write `rows` into SQLite: (SQL, its values in one flat tuple) each."""
-    single_row = insert_sql(table, columns, dialect, _single_row_insert)
-    for start, count in _chunks(len(rows), len(columns)):
-        yield _multi_row_sql(single_row, count), tuple(chain.from_iterable(rows[start : start + count]))
+    if len(rows) == 1:
+        # A single event's publish: its row's tuple is the statement's values as they are.
+        return [(_multi_row_sql(table, columns, dialect, 1), tuple(rows[0]))]
+    return [
+        (_multi_row_sql(table, columns, dialect, count), tuple(chain.from_iterable(rows[start : start + count])))
+        for start, count in _chunks(len(rows), len(columns))
+    ]
 
 
 def _single_row_insert(table: Table, _columns: tuple[str, ...]) -> Insert:
@@ -257,9 +273,11 @@ def _chunks(count: int, width: int) -> Iterator[tuple[int, int]]:
         start += rows
 
 
-def _multi_row_sql(single_row: str, rows: int) -> str:
-    """`single_row`'s INSERT with its VALUES tuple repeated for `rows` rows."""
-    head, values = single_row.rsplit(" VALUES ", 1)
+# A dozen row counts per table and columns (`_chunks`): built once each, not on every insert.
+@functools.lru_cache(maxsize=256)
+def _multi_row_sql(table: Table, columns: tuple[str, ...], dialect: Dialect, rows: int) -> str:
+    """The INSERT of `rows` rows of `columns` into `table`: its VALUES tuple repeated."""
+    head, values = insert_sql(table, columns, dialect, _single_row_insert).rsplit(" VALUES ", 1)
     return f"{head} VALUES {', '.join([values] * rows)}"
 
 

@@ -174,7 +174,7 @@ def _commit_steps_here(
 
 
 def _values(reads: Sequence[Step], writes: Sequence[Step]) -> int:
-    return sum(len(step[1]) for step in reads) + sum(len(step[1]) for step in writes)
+    return sum([len(step[1]) for step in (*reads, *writes)])
 
 
 def _begin_write_at_once(connection: _LockWaitConnection) -> bool:

@@ -38,16 +38,20 @@ class WriterTurns:
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """Hold the writer for the block, once the turns before this one are done."""
-        await self._acquire(self._first if goes_first() else self._others)
+        await self.take()
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
-    async def _acquire(self, line: deque[asyncio.Future[None]]) -> None:
+    async def take(self) -> None:
+        """Hold the writer once the turns before this one are done; `release` it after."""
         if not self._held:
             self._held = True
             return
+        await self._acquire(self._first if goes_first() else self._others)
+
+    async def _acquire(self, line: deque[asyncio.Future[None]]) -> None:
         waiter = asyncio.get_running_loop().create_future()
         line.append(waiter)
         try:
@@ -57,10 +61,10 @@ class WriterTurns:
                 with contextlib.suppress(ValueError):  # a release may have passed over it already
                     line.remove(waiter)
             else:
-                self._release()  # the turn was given as this task was cancelled: pass it on
+                self.release()  # the turn was given as this task was cancelled: pass it on
             raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Give the turn to the next waiter still waiting (the writer stays held); or free the writer."""
         for line in self._lines():
             while line:
@@ -117,8 +121,12 @@ class SerialWriter:
         SQLAlchemy's connection (its begin and commit, with their events and greenlets) cost a publish more CPU
         than its statements. A block that raises with the transaction open rolls it back here.
         """
-        async with self._turns.turn():
-            _connection, driver = await self._writer()
+        # The turn taken and released without a context manager of its own: one generator less per publish.
+        await self._turns.take()
+        try:
+            driver = self._driver
+            if self._connection is None or driver is None:
+                _connection, driver = await self._writer()
             driver.pending_begin = BEGIN_WRITE
             try:
                 yield driver
@@ -126,6 +134,8 @@ class SerialWriter:
                 driver.pending_begin = None
                 if driver.in_transaction:
                     await self._roll_back(driver)
+        finally:
+            self._turns.release()
 
     async def _writer(self) -> tuple[AsyncConnection, OneTripConnection]:
         """The writers' connection and its driver connection, taken from the pool if none is kept."""

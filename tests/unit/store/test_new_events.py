@@ -38,7 +38,8 @@ def test_new_events_refuse_events_of_different_publishes() -> None:
 
 
 def _event_insert(batches: list[NewEvents], first_seq: int | None) -> dict[str, list[object]]:
-    [insert] = _writes(driver_value(sqlite.dialect(), events.c.received_at), batches, first_seq, [], None)
+    count = sum(len(batch) for batch in batches)
+    [insert] = _writes(driver_value(sqlite.dialect(), events.c.received_at), batches, count, first_seq, [], None)
     return {column: list(values) for column, values in zip(insert.columns, insert.values, strict=True)}
 
 
