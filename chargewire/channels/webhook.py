@@ -199,7 +199,8 @@ def _basic_auth(url: URL) -> str:
 
 def _request_bytes(head: bytes, headers: dict[str, str], payload: bytes) -> bytes:
     """The whole request: one buffer, so one `transport.write` (and one TCP segment when it fits)."""
-    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # Formatted by `map` in C: a comprehension ran ~130 bytecodes per request for its ten headers.
+    lines = "".join(map("{}: {}\r\n".format, headers.keys(), headers.values()))
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ValueError("a header name or value holds a line break")
     return b"".join((head, lines.encode(), b"Content-Length: %d\r\n\r\n" % len(payload), payload))

@@ -186,11 +186,9 @@ class SubscriptionQueues:
         """
         queue = self._queues[subscription_id]
         queue.in_flight -= count
-        ready = Ready(hand_back=self._hand_back_waiting(subscription_id)) if hold_back else Ready()
-        if batching is not None:
-            started = self.start_ready(subscription_id, batching)
-            ready.batches = started.batches
-            ready.hand_back = started.hand_back or ready.hand_back
+        held_back = self._hand_back_waiting(subscription_id) if hold_back else None
+        ready = self.start_ready(subscription_id, batching) if batching is not None else Ready()
+        ready.hand_back = ready.hand_back or held_back
         if not queue.waiting:
             # Its buffer ran dry and due rows may be left: claim more now rather than at the next poll.
             ready.refill = queue.left_behind
