@@ -79,8 +79,9 @@ class HttpConnection(asyncio.Protocol):
 
     # The exchange, as the pool's user drives it.
 
-    async def request(self, data: bytes) -> Response:
-        """Write `data` (a whole request) and wait for the answer's status line and headers."""
+    async def request(self, data: bytes, deadline: float) -> Response:
+        """Write `data` (a whole request) and wait for the answer's status line and headers until `deadline` (event
+        loop time; `TimeoutError` past it, and the connection is not reused)."""
         if self.closed or self._transport is None:
             raise ConnectionClosed()
         self._busy = True
@@ -89,8 +90,13 @@ class HttpConnection(asyncio.Protocol):
         self._body = bytearray()
         head: asyncio.Future[Response] = self._loop.create_future()
         self._head = head
-        self._transport.write(data)
-        return await head
+        # One timer handle instead of an `asyncio.timeout` scope: the same deadline, a fifth of the calls.
+        timer = self._loop.call_at(deadline, self._time_out)
+        try:
+            self._transport.write(data)
+            return await head
+        finally:
+            timer.cancel()
 
     async def read_body(self) -> bytes:
         """The answer's body up to the limit; ends early, with what arrived, if the connection is lost."""
@@ -203,7 +209,11 @@ class HttpConnection(asyncio.Protocol):
             waiter.set_result(None)
         self._body_waiter = None
 
-    def _fail(self, error: HttpClientError) -> None:
+    def _time_out(self) -> None:
+        if self._head is not None and not self._head.done():
+            self._fail(TimeoutError())
+
+    def _fail(self, error: HttpClientError | TimeoutError) -> None:
         self._busy = False
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)

@@ -22,17 +22,20 @@ import ssl
 from collections import deque
 from typing import NamedTuple
 
-from chargewire.channels.address_guard import IPAddress, IPNetwork, check_address, resolve_allowed
+from chargewire.channels.address_guard import IPNetwork, check_address, ip_literal, resolve_allowed
 from chargewire.channels.http_connection import HttpClientError, HttpConnection, Response
 
 
 class Origin(NamedTuple):
-    """Where a connection goes: what a pooled connection may be reused for."""
+    """Where a connection goes: what a pooled connection may be reused for.
+
+    Only plain values, because every exchange hashes it several times: an `ipaddress` object in it cost eight
+    Python-level `__hash__` calls per attempt. An IP literal is recognised again when a connection is opened.
+    """
 
     tls: bool
     host: str  # IDNA-encoded name, or an IP literal without brackets
     port: int
-    literal: IPAddress | None
 
 
 class ConnectFailed(HttpClientError):
@@ -107,15 +110,16 @@ class ConnectionPool:
         The deadline (event loop time) covers the wait for a connection, connecting, and the answer's head
         (`TimeoutError` past it); a body still arriving then ends with what arrived, as the status decided.
         """
-        connection: HttpConnection | None = None
-        try:
+        # An idle connection needs no timeout scope for the wait: the connection's own timer bounds the answer.
+        connection = self._take_idle(origin)
+        if connection is None:
             async with asyncio.timeout_at(deadline):
                 connection = await self.acquire(origin)
-                response = await connection.request(request)
+        try:
+            response = await connection.request(request, deadline)
             return response, await _read_body(connection, deadline)
         finally:
-            if connection is not None:
-                self.release(origin, connection)
+            self.release(origin, connection)
 
     def release(self, origin: Origin, connection: HttpConnection) -> None:
         """Take a connection back: kept for reuse when its exchange ended cleanly, closed otherwise."""
@@ -154,10 +158,11 @@ class ConnectionPool:
 
     def _count(self, origin: Origin, change: int) -> None:
         self._in_use += change
-        self._in_use_per_origin[origin] = self._in_use_per_origin.get(origin, 0) + change
-        if change < 0:
+        if self._limit_per_host:  # counted per origin only where a per-host cap reads it
+            self._in_use_per_origin[origin] = self._in_use_per_origin.get(origin, 0) + change
             if not self._in_use_per_origin[origin]:
                 del self._in_use_per_origin[origin]
+        if change < 0:
             # Every waiter looks again: with a per-host cap the first one may still have no room, another may.
             while self._waiters:
                 waiter = self._waiters.popleft()
@@ -196,10 +201,11 @@ class ConnectionPool:
         raise ConnectFailed(OSError(f"{origin.host} resolved to no address"))
 
     async def _addresses(self, origin: Origin) -> list[tuple[int, str]]:
-        if origin.literal is not None:
-            check_address(origin.literal, self._allow)
-            family = socket.AF_INET if origin.literal.version == 4 else socket.AF_INET6
-            return [(family, str(origin.literal))]
+        literal = ip_literal(origin.host)
+        if literal is not None:
+            check_address(literal, self._allow)
+            family = socket.AF_INET if literal.version == 4 else socket.AF_INET6
+            return [(family, str(literal))]
         try:
             resolved = await resolve_allowed(origin.host, origin.port, self._allow)
         except socket.gaierror as exc:

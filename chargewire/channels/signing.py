@@ -15,6 +15,7 @@ Two schemes ride on every message (see `delivery.md`):
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -45,7 +46,7 @@ def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequenc
         signer = _keyed(_secret_key(secret)).copy()
         signer.update(prefix)
         signer.update(body)
-        entries.append("v1," + base64.b64encode(signer.digest()).decode())
+        entries.append("v1," + binascii.b2a_base64(signer.digest(), newline=False).decode())
     return " ".join(entries)
 
 

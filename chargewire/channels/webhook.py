@@ -116,10 +116,28 @@ class WebhookChannel:
         started_at = utcnow()
         clock = time.perf_counter()
         headers: dict[str, str] = {}
+        # One coroutine from the headers to the result: a frame per step (`_post`) was resumed on every wake-up.
         try:
             headers = _signed_headers(message, started_at)
-            url = self._target_url(message)
-            return await self._post(url, message.payload, headers, started_at, clock)
+            raw = message.subscription.callback_url
+            if not raw:
+                raise PermanentDeliveryError("The subscription has no callback URL.", error_class="invalid_url")
+            target = self._checked_callback(raw)
+            pool = self._pool or self._open_pool()
+            request = _request_bytes(target.head, headers, message.payload)
+            deadline = asyncio.get_running_loop().time() + self._timeout_s
+            response, body = await pool.exchange(target.origin, request, deadline)
+            status = response.status
+            logged = _flatten(response.headers)
+            return AttemptResult(
+                started_at=started_at,
+                duration_ms=_elapsed_ms(clock),
+                error=None if 200 <= status < 300 else status_error(status, response.reason, logged, utcnow()),
+                status_code=status,
+                request_headers=headers,
+                response_headers=logged,
+                response_body=body.decode("utf-8", errors="replace"),
+            )
         except Exception as exc:
             error = _translate(exc)
             if error.error_class == "internal":
@@ -136,30 +154,6 @@ class WebhookChannel:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.aclose()
-
-    def _target_url(self, message: OutboundMessage) -> _Target:
-        raw = message.subscription.callback_url
-        if not raw:
-            raise PermanentDeliveryError("The subscription has no callback URL.", error_class="invalid_url")
-        return self._checked_callback(raw)
-
-    async def _post(
-        self, target: _Target, payload: bytes, headers: dict[str, str], started_at: datetime, clock: float
-    ) -> AttemptResult:
-        pool = self._pool or self._open_pool()
-        request = _request_bytes(target.head, headers, payload)
-        deadline = asyncio.get_running_loop().time() + self._timeout_s
-        response, body = await pool.exchange(target.origin, request, deadline)
-        logged = _flatten(response.headers)
-        return AttemptResult(
-            started_at=started_at,
-            duration_ms=_elapsed_ms(clock),
-            error=status_error(response.status, response.reason, logged, utcnow()),
-            status_code=response.status,
-            request_headers=headers,
-            response_headers=logged,
-            response_body=body.decode("utf-8", errors="replace"),
-        )
 
     def _open_pool(self) -> ConnectionPool:
         self._pool = ConnectionPool(
@@ -192,7 +186,7 @@ def _checked_callback(allow: tuple[IPNetwork, ...], raw: str) -> _Target:
         # Checked here too for an early answer; the pool checks again on every new connection.
         check_address(literal, allow)
     head = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n{_basic_auth(url)}".encode()
-    return _Target(Origin(url.scheme == "https", host, url.port, literal), head)
+    return _Target(Origin(url.scheme == "https", host, url.port), head)
 
 
 def _basic_auth(url: URL) -> str:
@@ -205,7 +199,8 @@ def _basic_auth(url: URL) -> str:
 
 def _request_bytes(head: bytes, headers: dict[str, str], payload: bytes) -> bytes:
     """The whole request: one buffer, so one `transport.write` (and one TCP segment when it fits)."""
-    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # Formatted by `map` in C: a comprehension ran ~130 bytecodes per request for its ten headers.
+    lines = "".join(map("{}: {}\r\n".format, headers.keys(), headers.values()))
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ValueError("a header name or value holds a line break")
     return b"".join((head, lines.encode(), b"Content-Length: %d\r\n\r\n" % len(payload), payload))

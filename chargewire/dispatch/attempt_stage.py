@@ -18,7 +18,7 @@ from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.outcomes import record_for
 from chargewire.dispatch.retry_policy import next_attempt_delay
 from chargewire.dispatch.targets import DeliveryTarget
-from chargewire.errors import PermanentDeliveryError
+from chargewire.errors import DeliveryError, PermanentDeliveryError
 from chargewire.ids import new_ids
 from chargewire.store.delivery_records import AttemptRecord, ClaimedDelivery
 
@@ -59,30 +59,30 @@ class AttemptStage:
 
         `fence` keeps batches in flight together in order (`OrderFence`); only batch channels take one.
         """
-        results = await self._attempt(batch, target, fence)
+        # One coroutine from here to the channel's send: a frame per step (and the async list comprehension one
+        # was) is resumed on every wake-up of the attempt.
+        results: list[AttemptResult]
+        if target is None:
+            results = _failed(batch, PermanentDeliveryError("The subscription no longer exists.", error_class="gone"))
+        elif target.unusable is not None:
+            results = _failed(batch, target.unusable)
+        else:
+            via = target.subscription.via
+            channel = self._channels[via]
+            if via in self._batching:
+                messages = [self._message(delivery, target) for delivery in batch]
+                results = await cast(BatchChannel, channel).send_batch(messages, fence)
+            else:
+                results = []
+                for delivery in batch:
+                    results.append(await channel.send(self._message(delivery, target)))
         attempt_ids = new_ids("att", len(batch))
-        record = self._record
-        records = [
-            record(delivery, result, target, attempt_id)
-            for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True)
-        ]
+        records = []
+        for delivery, result, attempt_id in zip(batch, results, attempt_ids, strict=True):
+            records.append(self._record(delivery, result, target, attempt_id))
         for listener in self._listeners:
             listener(batch, results, records)
         return records
-
-    async def _attempt(
-        self, batch: list[ClaimedDelivery], target: DeliveryTarget | None, fence: OrderFence | None
-    ) -> list[AttemptResult]:
-        if target is None:
-            gone = PermanentDeliveryError("The subscription no longer exists.", error_class="gone")
-            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=gone) for _delivery in batch]
-        if target.unusable is not None:
-            return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=target.unusable) for _delivery in batch]
-        messages = [self._message(delivery, target) for delivery in batch]
-        channel = self._channels[target.subscription.via]
-        if target.subscription.via in self._batching:
-            return await cast(BatchChannel, channel).send_batch(messages, fence)
-        return [await channel.send(message) for message in messages]
 
     def _message(self, delivery: ClaimedDelivery, target: DeliveryTarget) -> OutboundMessage:
         return OutboundMessage(
@@ -120,3 +120,8 @@ class AttemptStage:
         retry_at = None if delay is None else utcnow() + timedelta(seconds=delay)
         self._breakers.record_failure(delivery.subscription_id, result.error, schedule, utcnow())
         return record_for(delivery, result, attempt_id, self._worker_id, retry_at)
+
+
+def _failed(batch: list[ClaimedDelivery], error: DeliveryError) -> list[AttemptResult]:
+    """The results of deliveries that cannot be sent (their subscription is gone, or its configuration unusable)."""
+    return [AttemptResult(started_at=utcnow(), duration_ms=0.0, error=error) for _delivery in batch]

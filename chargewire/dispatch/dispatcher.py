@@ -164,20 +164,22 @@ class Dispatcher:
         if not self._accepting or not self._queues.hand_off_cap:
             return None
         room = self.settings.worker_max_in_flight - self._held
-        taken: list[NewDelivery] = []
+        # Gathered in the loop, not by generators afterwards: this runs in every publish.
+        delivery_ids: list[str] = []
+        subscription_ids: list[str] = []
         for delivery in deliveries:
-            if len(taken) >= room:
+            if len(delivery_ids) >= room:
                 break
-            if self._queues.may_hand_off(delivery.subscription_id):
-                self._queues.reserve(delivery.subscription_id)
-                taken.append(delivery)
-        if not taken:
+            subscription_id = delivery.subscription_id
+            if self._queues.may_hand_off(subscription_id):
+                self._queues.reserve(subscription_id)
+                delivery_ids.append(delivery.id)
+                subscription_ids.append(subscription_id)
+        if not delivery_ids:
             return None
-        self._held += len(taken)
+        self._held += len(delivery_ids)
         until = utcnow() + timedelta(seconds=self.settings.worker_lease_s)
-        return PublishLease(
-            self.worker_id, until, frozenset(d.id for d in taken), tuple(d.subscription_id for d in taken)
-        )
+        return PublishLease(self.worker_id, until, frozenset(delivery_ids), tuple(subscription_ids))
 
     def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
         """Send the deliveries of `lease`, which its publish just committed, as if claimed."""
@@ -424,7 +426,7 @@ class Dispatcher:
         self._falls_due(due_at)
 
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
-        task = asyncio.create_task(work)
+        task = asyncio.get_running_loop().create_task(work)  # the loop's own: `asyncio.create_task` adds two calls
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -435,7 +437,9 @@ class Dispatcher:
         try:
             records = await self._stage.attempt(batch, target)
             self._records.add(records)
-            failed = any(record.status is not DeliveryStatus.DELIVERED for record in records)
+            for record in records:  # a loop, not `any(...)`: its generator was a frame per attempt
+                if record.status is not DeliveryStatus.DELIVERED:
+                    failed = True
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost, but this is a bug to see.
             logger.exception("deliveries %s.. (%d) crashed in the dispatcher", batch[0].id, len(batch))

@@ -12,7 +12,7 @@ claimed again under a new lease. The buffer's depth is therefore bounded by memo
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -84,7 +84,9 @@ class SubscriptionQueues:
         self._breakers = breakers
         self._queues: dict[str, _SubscriptionQueue] = {}
         self._last_exclusive_claim = 0.0
-        self._reserved: Counter[str] = Counter()  # per subscription, handed-off deliveries not yet taken
+        # Per subscription, handed-off deliveries not yet taken. Plain dicts here and in `add`: a Counter's subtract
+        # and missing keys were Python calls on every hand-off.
+        self._reserved: dict[str, int] = {}
         self._lease = timedelta(seconds=settings.worker_lease_s)
         # A waiting delivery starts only while at least this much of its lease remains: an attempt and its record,
         # or half the lease where the lease is shorter than that (then no wait could keep the whole attempt in it).
@@ -142,12 +144,13 @@ class SubscriptionQueues:
 
     def add(
         self, deliveries: Iterable[ClaimedDelivery], targets: Mapping[str, DeliveryTarget], leased_until: datetime
-    ) -> Counter[str]:
+    ) -> dict[str, int]:
         """Queue deliveries leased until `leased_until` to wait for their turn; how many each subscription got."""
-        taken: Counter[str] = Counter()
+        taken: dict[str, int] = {}
         for delivery in deliveries:
-            self._queue_for(delivery.subscription_id, targets).waiting.append((delivery, leased_until))
-            taken[delivery.subscription_id] += 1
+            subscription_id = delivery.subscription_id
+            self._queue_for(subscription_id, targets).waiting.append((delivery, leased_until))
+            taken[subscription_id] = taken.get(subscription_id, 0) + 1
         return taken
 
     def start_ready(self, subscription_id: str, batching: bool) -> Ready:
@@ -183,11 +186,9 @@ class SubscriptionQueues:
         """
         queue = self._queues[subscription_id]
         queue.in_flight -= count
-        ready = Ready(hand_back=self._hand_back_waiting(subscription_id)) if hold_back else Ready()
-        if batching is not None:
-            started = self.start_ready(subscription_id, batching)
-            ready.batches = started.batches
-            ready.hand_back = started.hand_back or ready.hand_back
+        held_back = self._hand_back_waiting(subscription_id) if hold_back else None
+        ready = self.start_ready(subscription_id, batching) if batching is not None else Ready()
+        ready.hand_back = ready.hand_back or held_back
         if not queue.waiting:
             # Its buffer ran dry and due rows may be left: claim more now rather than at the next poll.
             ready.refill = queue.left_behind
@@ -208,7 +209,7 @@ class SubscriptionQueues:
         if self._breakers.open_until(subscription_id) is not None:
             return False
         queue = self._queues.get(subscription_id)
-        held = self._reserved[subscription_id]
+        held = self._reserved.get(subscription_id, 0)
         if queue is not None:
             if queue.left_behind:
                 return False
@@ -217,15 +218,17 @@ class SubscriptionQueues:
 
     def reserve(self, subscription_id: str) -> None:
         """Count a handed-off delivery of this subscription as held before it is taken."""
-        self._reserved[subscription_id] += 1
+        self._reserved[subscription_id] = self._reserved.get(subscription_id, 0) + 1
 
     def unreserve(self, subscription_ids: Iterable[str]) -> None:
         """Stop counting handed-off deliveries (taken, or their publish did not commit)."""
-        subscription_ids = list(subscription_ids)
-        self._reserved.subtract(subscription_ids)
-        for subscription_id in set(subscription_ids):
-            if self._reserved[subscription_id] <= 0:
-                del self._reserved[subscription_id]
+        reserved = self._reserved
+        for subscription_id in subscription_ids:
+            left = reserved.get(subscription_id, 0) - 1
+            if left > 0:
+                reserved[subscription_id] = left
+            else:
+                reserved.pop(subscription_id, None)
 
     def _hand_back_waiting(self, subscription_id: str) -> HandBack:
         queue = self._queues[subscription_id]

@@ -84,6 +84,8 @@ class StoredTargets:
                 found[subscription_id] = cached.target
             else:
                 due.append(subscription_id)
+        if not due:  # all fresh, as nearly every attempt finds them: no coroutine to start for nothing
+            return found
         unchanged = await self._unchanged(due)
         for subscription_id in due:
             cached = unchanged.get(subscription_id)

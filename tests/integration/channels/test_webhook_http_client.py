@@ -223,6 +223,26 @@ async def test_webhook_client_times_out_a_receiver_that_trickles_its_headers(
     assert_retryable(await post(channel_for(webhook_timeout_s=0.3), peer.url), "timeout")
 
 
+async def test_webhook_client_times_out_a_reused_connection_left_unanswered_and_opens_a_fresh_one_after(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    async def answer_first_only(writer: asyncio.StreamWriter, number: int) -> None:
+        if number == 1:
+            writer.write(OK)
+
+    peer = await peer_with(answer_first_only)
+    channel = channel_for(webhook_timeout_s=0.3)
+
+    first = await post(channel, peer.url)
+    second = await post(channel, peer.url)
+    third = await post(channel, peer.url)
+
+    assert first.succeeded
+    assert_retryable(second, "timeout")
+    assert third.succeeded
+    assert (peer.connections, peer.requests) == (2, 3)
+
+
 async def test_webhook_client_skips_100_continue_and_reads_the_final_answer(
     peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
 ) -> None:
@@ -286,7 +306,6 @@ async def test_webhook_client_sends_credentials_in_the_url_as_basic_auth(
 
 def pool_to(peer: ScriptedPeer, **overrides: Any) -> tuple[ConnectionPool, Origin]:
     """A connection pool allowed to reach loopback, and the origin of `peer`."""
-    loopback = ipaddress.ip_address("127.0.0.1")
     options: dict[str, Any] = {
         "allow": (ipaddress.ip_network("127.0.0.0/8"),),
         "ssl_context": ssl.create_default_context(),
@@ -298,7 +317,7 @@ def pool_to(peer: ScriptedPeer, **overrides: Any) -> tuple[ConnectionPool, Origi
         **overrides,
     }
     port = int(peer.url.split(":")[2].split("/")[0])
-    return ConnectionPool(**options), Origin(False, str(loopback), port, loopback)
+    return ConnectionPool(**options), Origin(False, "127.0.0.1", port)
 
 
 REQUEST = b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"

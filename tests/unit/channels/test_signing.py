@@ -143,6 +143,21 @@ def test_webhook_headers_verify_end_to_end_with_the_standard_webhooks_library() 
     Webhook(message.signing_secrets[0]).verify(message.payload, headers)
 
 
+def test_webhook_headers_sign_with_each_messages_own_keys_after_a_rotation() -> None:
+    old, new = new_signing_secret(), new_signing_secret()
+    before = outbound_message(signing_secrets=(old,))
+    rotated = outbound_message(signing_secrets=(new,), token_text="cw_live_other-token")
+    now = utcnow()
+
+    webhook_headers(before, now)  # the signers of the old keys are cached now
+    headers = webhook_headers(rotated, now)
+
+    Webhook(new).verify(BODY, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(BODY, headers)
+    assert headers["X-Signature"] == hmac.new(b"cw_live_other-token", BODY, hashlib.sha256).hexdigest()
+
+
 def test_message_headers_are_the_channel_independent_part_of_webhook_headers() -> None:
     message = outbound_message()
     now = utcnow()
