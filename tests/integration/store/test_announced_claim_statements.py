@@ -185,9 +185,28 @@ async def test_an_announced_claim_names_the_partition_its_deliveries_lie_in_and_
         await asyncio.sleep(0)  # asyncpg logs a query at the event loop's next turn
 
     claims = [query.split()[4] for query in around if query.startswith("WITH leased AS")]
-    assert claims[0].startswith("deliveries_") and claims[1].startswith("deliveries_p")
-    assert claims[0] != claims[1] and claims[2] == "deliveries"
+    # Today's in the partition that holds today (a day's, or the historic one on the day the database was made).
+    assert [claims[0].startswith("deliveries_"), claims[1][:12], claims[2]] == [True, "deliveries_p", "deliveries"]
+    assert claims[0] != claims[1]
     assert [delivery.id for delivery in one_partition + of_tomorrow] == [today[0][0], ahead[0][0]]
     assert (of_tomorrow[0].event_id, of_tomorrow[0].payload) == (event.id, event.payload)
     # Tomorrow's delivery was leased by its own claim; the claim on the tables took today's other one.
     assert [delivery.id for delivery in across_two] == [today[1][0]]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_partition_named_claim_is_planned_anew_each_time_its_calls_double(runtime: Runtime) -> None:
+    await _subscribe(runtime, "replanned")
+    announced = await _published(runtime, 1)
+    assert runtime.notifier is not None
+    await runtime.notifier.flush()
+
+    with driver_queries(runtime.database) as around:
+        claims = [await _claim_announced(runtime, announced) for _ in range(33)]
+        await asyncio.sleep(0)  # asyncpg logs a query at the event loop's next turn
+
+    # Once leased, the delivery is no longer due: the later claims lease nothing, but are sent all the same.
+    assert [len(claimed) for claimed in claims] == [1] + [0] * 32
+    sent = [query for query in around if query.startswith("WITH leased AS")]
+    marks = [query.rpartition("/*")[2] if query.endswith("*/") else "" for query in sent]
+    assert marks == [""] * 16 + [" planned anew at 16 */"] * 16 + [" planned anew at 32 */"]
