@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,39 @@ _PARTITIONS = text(
 )
 
 
+# The same, for asyncpg, of several parents at once: (parent, partition, bounds) rows.
+PARTITION_BOUNDS = """
+    SELECT parent.relname, child.relname, pg_get_expr(child.relpartbound, child.oid)
+    FROM pg_inherits link
+    JOIN pg_class child ON child.oid = link.inhrelid
+    JOIN pg_class parent ON parent.oid = link.inhparent
+    WHERE parent.relname = ANY($1::text[]) AND parent.relnamespace = current_schema()::regnamespace
+"""
+
+
+# A partition's range of ids: (name, lower bound, upper bound); "" for MINVALUE below, None for MAXVALUE above.
+PartitionRange = tuple[str, str, str | None]
+
+
+def partition_ranges(partitions: Sequence[tuple[str, str]]) -> list[PartitionRange]:
+    """The ranges of `partitions` (name, bounds as PostgreSQL writes them); the default partition has none."""
+    ranges: list[PartitionRange] = []
+    for name, bound in partitions:
+        if bound.startswith("FOR VALUES FROM"):
+            lower, upper = _LOWER_BOUND.search(bound), _UPPER_BOUND.search(bound)
+            ranges.append((name, "" if lower is None else lower.group(1), None if upper is None else upper.group(1)))
+    return ranges
+
+
+def partition_holding(ranges: Sequence[PartitionRange], first: str, last: str) -> str | None:
+    """The partition whose range holds every id from `first` to `last`; None when none does (they span two, or
+    lie in the default partition's part)."""
+    for name, lower, upper in ranges:
+        if lower <= first and (upper is None or last < upper):
+            return name
+    return None
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -128,7 +161,7 @@ def conversion(table_name: str, indexes: dict[str, str], today: datetime) -> lis
     ]
 
 
-def _partition(parent: Table, name: str) -> TableClause:
+def partition_table(parent: Table, name: str) -> TableClause:
     """A partition of `parent`, with its columns and their types."""
     return table(name, *(column(each.name, each.type) for each in parent.columns))
 
@@ -179,7 +212,7 @@ class Partitions:
     async def _drop(self, parent: str, name: str, bound: str, cutoffs: Cutoffs, removed: Counter[str]) -> None:
         """Detach `name`, copy its rows that must stay back into `parent` (the default partition), drop it."""
         parent_table = _PARENTS[parent]
-        partition = _partition(parent_table, name)
+        partition = partition_table(parent_table, name)
         async with self._database.reading() as connection:
             # Nothing is written into a past day's range, so this count, taken before the lock, stays right.
             rows = int((await connection.execute(select(func.count()).select_from(partition))).scalar_one())

@@ -161,3 +161,52 @@ async def test_announced_claims_and_records_after_the_first_take_no_connection_f
             select(deliveries.c.status).where(deliveries.c.id.in_([d.id for d in claimed]))
         )
         assert {status for (status,) in statuses} == {"delivered"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_an_announced_claim_names_the_partition_its_deliveries_lie_in_and_the_tables_across_two(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime, "parted")
+    today = await _published(runtime, 2)
+    # Deliveries of tomorrow's partition (made ahead), their events today's: outside the partition of events that the
+    # claim names for them, so read apart.
+    tomorrow_ms = int((utcnow() + timedelta(days=1)).timestamp() * 1000)
+    ahead = [(first_id_at("dlv", tomorrow_ms), subscription_id)]
+    event = Event(new_id("evt"), "BootNotification", orjson.dumps(BOOT), "ahead", utcnow())
+    await EventStore(runtime.database).insert_event_for_subscription(event, ahead[0][0], subscription_id)
+    assert runtime.notifier is not None
+    await runtime.notifier.flush()
+
+    with driver_queries(runtime.database) as around:
+        one_partition = await _claim_announced(runtime, today[:1])
+        of_tomorrow = await _claim_announced(runtime, ahead)
+        across_two = await _claim_announced(runtime, [today[1], *ahead])
+        await asyncio.sleep(0)  # asyncpg logs a query at the event loop's next turn
+
+    claims = [query.split()[4] for query in around if query.startswith("WITH leased AS")]
+    # Today's in the partition that holds today (a day's, or the historic one on the day the database was made).
+    assert [claims[0].startswith("deliveries_"), claims[1][:12], claims[2]] == [True, "deliveries_p", "deliveries"]
+    assert claims[0] != claims[1]
+    assert [delivery.id for delivery in one_partition + of_tomorrow] == [today[0][0], ahead[0][0]]
+    assert (of_tomorrow[0].event_id, of_tomorrow[0].payload) == (event.id, event.payload)
+    # Tomorrow's delivery was leased by its own claim; the claim on the tables took today's other one.
+    assert [delivery.id for delivery in across_two] == [today[1][0]]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_partition_named_claim_is_planned_anew_each_time_its_calls_double(runtime: Runtime) -> None:
+    await _subscribe(runtime, "replanned")
+    announced = await _published(runtime, 1)
+    assert runtime.notifier is not None
+    await runtime.notifier.flush()
+
+    with driver_queries(runtime.database) as around:
+        claims = [await _claim_announced(runtime, announced) for _ in range(33)]
+        await asyncio.sleep(0)  # asyncpg logs a query at the event loop's next turn
+
+    # Once leased, the delivery is no longer due: the later claims lease nothing, but are sent all the same.
+    assert [len(claimed) for claimed in claims] == [1] + [0] * 32
+    sent = [query for query in around if query.startswith("WITH leased AS")]
+    marks = [query.rpartition("/*")[2] if query.endswith("*/") else "" for query in sent]
+    assert marks == [""] * 16 + [" planned anew at 16 */"] * 16 + [" planned anew at 32 */"]
