@@ -9,8 +9,8 @@ transaction, a trip to the driver's thread, each a cold round of the event loop)
 cost; with 20 ms a worker at 50 attempts/s wrote one record per flush, with 50 ms one per 2.5 attempts, with
 100 ms one per 5. The wait is no one's latency: the receiver has its request, and the next attempt of an ordered
 subscription waits for the attempt, not its record; only the log shows the attempt that much later, and a crash
-in between sends it again, as one before the flush always did. A batch is capped at a quarter of the worker's room, so that records
-waiting never keep a busy worker from taking work.
+in between sends it again, as one before the flush always did. A batch is capped at a quarter of the worker's
+room, so that records waiting never keep a busy worker from taking work.
 
 With nothing pending it waits for `add` alone, with no timer: records come from nowhere else, and a timed wake
 every 0.2 s was one of an idle worker's polls.
