@@ -30,7 +30,7 @@ from bench.load import PY_SPY, Sequence, Stack, _warm_up, measure, running_stack
 from bench.load_peers import running_signing_receiver
 from bench.processes import open_backend
 
-SYSCALLS = ("epoll_pwait", "write", "read", "futex", "mmap", "pwrite64", "fcntl")
+SYSCALLS = ("epoll_pwait", "write", "read", "futex", "mmap", "pwrite64", "fcntl", "newfstatat", "getdents64", "openat")
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _THREAD_NAME = re.compile(r'Thread (0x[0-9a-fA-F]+|\d+) \(\w+\): "([^"]*)"')
 _PERF_LINE = re.compile(r"^\s*(\S+)-(\d+)\s+([\d,]+)\s+syscalls:sys_enter_(\w+)")

@@ -4,12 +4,13 @@ A flush waits up to `_FLUSH_INTERVAL_S` for more records, and starts at once whe
 a run of attempts costs one write. Until its records are written a delivery still counts against the worker's
 room; `on_recorded` tells the dispatcher how many no longer do.
 
-Why 50 ms: at low rates each attempt ends alone, and a flush of one record cost ~1 ms of CPU on SQLite (a
+Why 100 ms: at low rates each attempt ends alone, and a flush of one record cost ~1 ms of CPU on SQLite (a
 transaction, a trip to the driver's thread, each a cold round of the event loop), about what the attempt itself
-cost; with 20 ms a worker at 50 attempts/s wrote one record per flush. The wait is no one's latency: the
-receiver has its request; only the log shows the attempt that much later, and a crash in between sends it again,
-as one before the flush always did. A batch is capped at a quarter of the worker's room, so that records
-waiting never keep a busy worker from taking work.
+cost; with 20 ms a worker at 50 attempts/s wrote one record per flush, with 50 ms one per 2.5 attempts, with
+100 ms one per 5. The wait is no one's latency: the receiver has its request, and the next attempt of an ordered
+subscription waits for the attempt, not its record; only the log shows the attempt that much later, and a crash
+in between sends it again, as one before the flush always did. A batch is capped at a quarter of the worker's
+room, so that records waiting never keep a busy worker from taking work.
 
 With nothing pending it waits for `add` alone, with no timer: records come from nowhere else, and a timed wake
 every 0.2 s was one of an idle worker's polls.
@@ -30,7 +31,7 @@ from chargewire.store.outage import is_unavailable
 
 logger = logging.getLogger(__name__)
 
-_FLUSH_INTERVAL_S = 0.05
+_FLUSH_INTERVAL_S = 0.1
 _FLUSH_BATCH = 200
 # A worker that stops records what finished; through an outage it tries this long, from this first pause.
 _EXIT_FLUSH_S = 5.0

@@ -1,4 +1,5 @@
-"""`chargewire serve --no-worker` wakes a separate `chargewire worker` at once on PostgreSQL (LISTEN/NOTIFY)."""
+"""`chargewire serve --no-worker` wakes a separate `chargewire worker` at once: on PostgreSQL by LISTEN/NOTIFY, on
+SQLite by the signal to the worker's commit watcher (with the watcher's own look as its fallback)."""
 
 from __future__ import annotations
 
@@ -31,15 +32,15 @@ HARDWARE = load_event_types()["HardwareStatusNotification"].example
 
 
 @contextlib.contextmanager
-def running_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`chargewire worker`, its output in `log`, started once it listens for wake-ups; stopped afterwards."""
+def running_worker(env: dict[str, str], log: Path, ready: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`chargewire worker`, its output in `log`, started once it logged `ready`; stopped afterwards."""
     with log.open("wb") as output:
         process = subprocess.Popen(
             [CHARGEWIRE, "worker"], env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 60
-        while "listening for wake-ups" not in log.read_text():
+        while ready not in log.read_text():
             assert process.poll() is None, f"worker exited: {log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"worker never listened: {log.read_text()[-3000:]}"
             time.sleep(0.05)
@@ -55,10 +56,12 @@ def _wait_for_arrivals(arrived: Callable[[], int], count: int, log: Path) -> Non
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"], indirect=True)
 def test_an_event_published_through_the_api_reaches_a_separate_worker_without_waiting_for_its_poll(
-    migrated_env: dict[str, str], tmp_path: Path
+    backend: str, migrated_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # A SQLite worker's commit watcher starts with its delivery loop, within the pause before each publish.
+    ready = "listening for wake-ups" if backend == "postgresql" else " delivering"
     env = {
         **migrated_env,
         "CHARGEWIRE_WORKER_POLL_INTERVAL_S": str(POLL_S),
@@ -70,7 +73,7 @@ def test_an_event_published_through_the_api_reaches_a_separate_worker_without_wa
     with (
         receiver_in_thread() as receiver,
         running_server(env, port, "--no-worker"),
-        running_worker(env, worker_log),
+        running_worker(env, worker_log, ready),
         httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}) as api,
     ):
         subscribe_webhook(api, receiver.url("/wake"), "HardwareStatusNotification")

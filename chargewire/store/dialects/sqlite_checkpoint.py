@@ -10,6 +10,8 @@ import logging
 import os
 import sqlite3
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from chargewire.store.dialects.engine import DATABASE_WAIT_S
@@ -17,8 +19,12 @@ from chargewire.store.dialects.engine import DATABASE_WAIT_S
 logger = logging.getLogger(__name__)
 
 # How often the checkpointer copies the WAL back: SQLite's own auto-checkpoint (1,000 pages) came about three
-# times a second at 500 events/s.
+# times a second at 500 events/s. While fewer than _BUSY_FRAMES_PER_S pages are written (~75 events/s of `serve`),
+# once a second: each round copies the pages written since, and a hot page written four times a second was copied
+# (and the file synced) four times; at 50 events/s the checkpointer's 2.7 page writes per event became ~1.
 _CHECKPOINT_INTERVAL_S = 0.25
+_QUIET_INTERVAL_S = 1.0
+_BUSY_FRAMES_PER_S = 1_000
 # Past this size (readers kept PASSIVE checkpoints from reaching the end, so no writer could start the WAL over),
 # TRUNCATE puts the file back to zero bytes; it waits for writers at most _TRUNCATE_BUSY_TIMEOUT_MS and gives up
 # rather than stall them. Below it, none: each time a writer starts the WAL over, the connections'
@@ -31,9 +37,10 @@ _TRUNCATE_BUSY_TIMEOUT_MS = 20
 class WalCheckpointer:
     """Checkpoints one SQLite file's WAL from a thread of its own, so no committing writer ever does.
 
-    PASSIVE four times a second: it copies what no reader still needs and waits for nobody. When readers kept
-    it from finishing and the WAL grew past `truncate_wal_bytes`, TRUNCATE empties the file; it gives way after a
-    few milliseconds if writers are busy, and tries again at the next round.
+    PASSIVE four times a second while writers are busy, once a second otherwise: it copies what no reader still
+    needs and waits for nobody. When readers kept it from finishing and the WAL grew past `truncate_wal_bytes`,
+    TRUNCATE empties the file; it gives way after a few milliseconds if writers are busy, and tries again at the
+    next round.
     """
 
     def __init__(self, path: Path, *, truncate_wal_bytes: int = _TRUNCATE_WAL_BYTES) -> None:
@@ -61,33 +68,74 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         connection = sqlite3.connect(self._path, timeout=DATABASE_WAIT_S, isolation_level=None)
+        pace = CheckpointPace(time.monotonic())
         try:
-            while not self._stop.wait(_CHECKPOINT_INTERVAL_S):
+            while not self._stop.wait(pace.interval_s):
                 size = self._wal_size()
                 if size == 0:
                     continue
-                self._checkpoint(connection, "PASSIVE")
-                if size >= self._truncate_wal_bytes and self._checkpoint(
-                    connection, "TRUNCATE", _TRUNCATE_BUSY_TIMEOUT_MS
-                ):
+                pace.checkpointed(self._checkpoint(connection, "PASSIVE"), time.monotonic())
+                if size < self._truncate_wal_bytes:
+                    continue
+                truncated = self._checkpoint(connection, "TRUNCATE", _TRUNCATE_BUSY_TIMEOUT_MS)
+                if truncated is not None and truncated.complete:
                     self.truncations += 1
         finally:
             connection.close()
 
-    def _checkpoint(self, connection: sqlite3.Connection, mode: str, busy_timeout_ms: int = 0) -> bool:
-        """Run one checkpoint; True when it completed (nothing left in the WAL for it to copy)."""
+    def _checkpoint(self, connection: sqlite3.Connection, mode: str, busy_timeout_ms: int = 0) -> Checkpoint | None:
+        """Run one checkpoint; what it found, or None when it did not run."""
         try:
             connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            busy, _log_frames, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            busy, log_frames, copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as error:
             # Another process's checkpoint or a long writer: the next round catches up.
             logger.debug("WAL checkpoint (%s) of %s did not run: %s", mode, self._path, error)
-            return False
+            return None
         self.checkpoints += 1
-        return bool(busy == 0)
+        return Checkpoint(busy == 0 and log_frames == copied, log_frames)
 
     def _wal_size(self) -> int:
         try:
             return os.stat(self._wal).st_size
         except FileNotFoundError:
             return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What one checkpoint found: whether it copied the whole WAL back, and how many pages the WAL held."""
+
+    complete: bool
+    log_frames: int
+
+
+class CheckpointPace:
+    """How long the checkpointer waits: the quick interval while pages are written faster than
+    `_BUSY_FRAMES_PER_S`, the quiet one otherwise (by the pages the WAL gained between two checkpoints)."""
+
+    def __init__(self, now: float) -> None:
+        self.interval_s = _CHECKPOINT_INTERVAL_S
+        self._last = Checkpoint(complete=False, log_frames=0)
+        self._last_at = now
+
+    def checkpointed(self, checkpoint: Checkpoint | None, now: float) -> None:
+        """Set the next wait from what `checkpoint` found at monotonic time `now` (None: it did not run; stay
+        quick to catch up)."""
+        if checkpoint is None:
+            self.interval_s = _CHECKPOINT_INTERVAL_S
+            return
+        written = _written_since(self._last, checkpoint)
+        busy = written >= _BUSY_FRAMES_PER_S * max(now - self._last_at, 1e-3)
+        self.interval_s = _CHECKPOINT_INTERVAL_S if busy else _QUIET_INTERVAL_S
+        self._last, self._last_at = checkpoint, now
+
+
+def _written_since(last: Checkpoint, now: Checkpoint) -> int:
+    """Pages written between two checkpoints, or more (never fewer): a writer starts the WAL over after one that
+    copied it all, and the count starts again from zero."""
+    if last.complete and now.log_frames != last.log_frames:
+        return now.log_frames  # started over (or, when a reader kept it from that, grown: counted whole)
+    if now.log_frames >= last.log_frames:
+        return now.log_frames - last.log_frames
+    return now.log_frames  # started over after another process's checkpoint

@@ -33,7 +33,8 @@ import select
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,19 +127,22 @@ class CommitWatcher:
             last_wake: float | None = None
             while not halt.is_set():
                 signalled = _wait(signal, pace.wait_s(time.monotonic(), last_wake))
-                version = _data_version(connection)
-                if version == seen:
-                    continue
-                seen = version
-                latest = self._newest(connection)
-                # A signal announces work even without new rows (a resend, a retry made due), so it always asks.
-                if latest != newest or signalled:
+                with _one_read(connection):
+                    version = _data_version(connection)
+                    if version == seen:
+                        continue
+                    seen = version
+                    latest = self._newest(connection)
+                    # A signal announces work even without new rows (a resend, a retry made due), so it always asks.
+                    if latest == newest and not signalled:
+                        continue
                     newest = latest
-                    if self._due_now(connection):
-                        wake()
-                        if not signalled:
-                            # Work no signal announced: its process polls us, so look quickly for a while.
-                            last_wake = time.monotonic()
+                    due = self._due_now(connection)
+                if due:
+                    wake()
+                    if not signalled:
+                        # Work no signal announced: its process polls us, so look quickly for a while.
+                        last_wake = time.monotonic()
         finally:
             connection.close()
 
@@ -168,6 +172,17 @@ def _wait(signal: SignalSocket | None, timeout_s: float) -> bool:
         return False
     readable, _writable, _failed = select.select([signal], [], [], timeout_s)
     return bool(readable) and signal.drain()
+
+
+@contextmanager
+def _one_read(connection: sqlite3.Connection) -> Iterator[None]:
+    """A look's questions in one read transaction: the WAL's read lock taken and given back once (two `fcntl`),
+    not once per question (six when the file changed)."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")
 
 
 def _data_version(connection: sqlite3.Connection) -> int:

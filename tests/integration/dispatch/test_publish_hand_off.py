@@ -18,6 +18,7 @@ from chargewire.runtime import Runtime
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries
 from tests.integration.dispatch.conftest import Subscribe
+from tests.support.ocpp import eventually
 from tests.support.receiver import Receiver, Reply, always, in_turn
 
 BOOT = load_event_types()["BootNotification"].example
@@ -65,6 +66,12 @@ async def _rows(runtime: Runtime) -> list[tuple[str, str | None, int]]:
         return [tuple(row) for row in (await connection.execute(query)).all()]  # type: ignore[misc]
 
 
+async def _recorded(runtime: Runtime, count: int) -> bool:
+    """Whether `count` deliveries are written and the first attempt of each is recorded."""
+    rows = await _rows(runtime)
+    return len(rows) == count and all(attempts >= 1 for _status, _owner, attempts in rows)
+
+
 async def test_local_publishes_are_delivered_once_without_any_claim_when_the_worker_has_room(
     runtime: Runtime, receiver: Receiver, subscribe: Subscribe, claims: list[int], dispatcher: Dispatcher
 ) -> None:
@@ -75,7 +82,7 @@ async def test_local_publishes_are_delivered_once_without_any_claim_when_the_wor
     for sent in range(1, 4):
         await runtime.publisher.publish([BOOT])
         await receiver.wait_for(sent, "/hook")
-    await asyncio.sleep(0.2)  # recorded
+    await eventually(lambda: _recorded(runtime, 3))
 
     assert claims[claims_before:] == []
     ids = [request.headers["webhook-id"] for request in receiver.on_path("/hook")]
@@ -109,7 +116,7 @@ async def test_a_publish_to_a_subscription_whose_breaker_is_open_is_written_due_
     for sent in range(1, 6):
         await runtime.publisher.publish([BOOT])
         await receiver.wait_for(sent, "/flaky")
-    await asyncio.sleep(0.2)  # the fifth failure is recorded: the breaker is open
+    await eventually(lambda: _recorded(runtime, 5))  # the fifth failure is recorded: the breaker is open
 
     await runtime.publisher.publish([BOOT])
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -205,3 +207,35 @@ async def test_a_signal_to_a_process_that_reads_none_neither_blocks_nor_raises(
     await sender.aclose()
 
     assert other_process_socket.recv(16) == b"\x01"
+
+
+async def test_a_sender_lists_the_directory_again_only_when_a_watcher_comes_or_goes(
+    database_file: Path, other_process_socket: socket.socket
+) -> None:
+    directory = signal_directory(database_file)
+    long_ago_ns = time.time_ns() - 60 * 10**9
+    os.utime(directory, ns=(long_ago_ns, long_ago_ns))  # its last watcher came a minute ago, as on a running server
+    sender = SignalSender(database_file)
+    for _ in range(3):
+        sender.request()
+    listed_before_a_newcomer = sender.listings
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as newcomer:
+        newcomer.bind(str(directory / "4194306-newcomer"))
+        newcomer.settimeout(WITHIN_S)
+        sender.request()
+        assert newcomer.recv(16) == b"\x01"
+    os.unlink(directory / "4194306-newcomer")
+    await sender.aclose()
+
+    assert (listed_before_a_newcomer, sender.listings) == (1, 2)
+    assert [other_process_socket.recv(16) for _ in range(4)] == [b"\x01"] * 4
+
+
+async def test_a_commit_with_no_process_watching_lists_no_directory(database_file: Path) -> None:
+    sender = SignalSender(database_file.with_name("watched-by-no-one.db"))
+
+    sender.request()
+    await sender.aclose()
+
+    assert sender.listings == 0
