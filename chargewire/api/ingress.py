@@ -12,8 +12,8 @@ interim answer is written by the same transport), takes uvicorn's own path. Bodi
 disconnects, shutdown and logging stay uvicorn's: the request's cycle, `receive` and `send` are its own.
 
 Coupled to uvicorn 0.54.0's `HttpToolsProtocol` (`on_headers_complete` reads `self.app` and makes `self.cycle`;
-`self.url` holds the target; the cycle writes through `cycle.transport`): tests/unit/api/test_ingress_coupling.py
-fails if these change.
+`self.url` holds the target; the cycle writes through `cycle.transport`), and to what FastAPI 0.165's entry and
+router do besides (`_plain_entry`): tests/unit/api/test_ingress_coupling.py fails if these change.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def publish_chain(outermost: ASGIApp) -> ASGIApp | None:
         if link is None:
             return None
     app = link
+    if not _plain_entry(app):
+        return None
     if app.middleware_stack is None:
         app.middleware_stack = app.build_middleware_stack()
     router = app.router
@@ -102,6 +104,17 @@ def publish_chain(outermost: ASGIApp) -> ASGIApp | None:
     for layer in reversed(links):
         chain = _relinked(layer, chain)
     return chain
+
+
+def _plain_entry(app: Starlette) -> bool:
+    """Whether the app's entry and its router's do no more than `_Entered` and `_Routed`: no root path to set, no
+    FastAPI telemetry to wrap requests in (FastAPI 0.165's `_telemetry`), no layers of the router's own."""
+    telemetry = getattr(app, "_telemetry", {})
+    return (
+        not getattr(app, "root_path", "")
+        and not any(telemetry.get(kind) for kind in ("tracing", "metrics", "logs"))
+        and app.router.middleware_stack == app.router.app
+    )
 
 
 def _publish_route(router: Router) -> tuple[BaseRoute, Scope] | None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.telemetry import TelemetryConfig
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -47,8 +50,11 @@ class _Recording(asyncio.Transport):
         pass
 
 
-def _app(seen: list[dict[str, Any]]) -> FastAPI:
-    app = FastAPI()
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def _app(seen: list[dict[str, Any]], **options: Any) -> FastAPI:
+    app = FastAPI(telemetry=NO_TELEMETRY, **options)
 
     async def handler(request: Request) -> Response:
         seen.append(dict(request.scope))
@@ -100,7 +106,7 @@ async def test_a_publish_takes_the_shortcut_with_the_scope_the_router_would_give
 
 async def test_a_publish_under_way_when_the_server_shuts_down_is_answered_then_its_connection_closed() -> None:
     entered, release = asyncio.Event(), asyncio.Event()
-    app = FastAPI()
+    app = FastAPI(telemetry=NO_TELEMETRY)
 
     async def slow(request: Request) -> Response:
         entered.set()
@@ -122,8 +128,25 @@ async def test_a_publish_under_way_when_the_server_shuts_down_is_answered_then_i
     assert transport.closed
 
 
-async def test_without_a_publish_route_first_in_line_every_request_takes_uvicorns_path() -> None:
-    app = FastAPI()
+def _publish_route_behind_another() -> FastAPI:
+    app = FastAPI(telemetry=NO_TELEMETRY)
     app.add_api_route("/api/v1/{anything}", lambda: None, methods=["POST"])
     app.add_api_route(PATH, lambda: None, methods=["POST"])
-    assert publish_chain(_protocol(app).app) is None
+    return app
+
+
+def _with_root_path(app: FastAPI) -> FastAPI:
+    app.root_path = "/x"  # as its deprecated parameter would
+    return app
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        pytest.param(lambda: _publish_route_behind_another(), id="another route first"),
+        pytest.param(lambda: _with_root_path(_app([])), id="a root path"),
+        pytest.param(lambda: FastAPI(), id="FastAPI's telemetry"),
+    ],
+)
+async def test_an_app_whose_entry_or_router_does_more_gets_no_shortcut(app: Callable[[], FastAPI]) -> None:
+    assert publish_chain(_protocol(app()).app) is None
