@@ -8,10 +8,8 @@ over the requests, divided by them, is the figure. Measurement only: tests never
 
 `--code DIR` imports chargewire from another checkout, to compare commits.
 With `--profile` the requests run under cProfile, which slows them several times; the figure to read then is
-the Python function calls per request, which the machine's load does not move. With `--callgrind`, run under
-`valgrind --tool=callgrind --collect-atstart=no`, callgrind counts the measured requests only: its "summary" line
-divided by the requests is the instructions per request, which the load does not move either.
-Usage: python -m bench.http_ingress [--requests 5000] [--rounds 3] [--code DIR] [--profile out.prof] [--callgrind]
+the Python function calls per request, which the machine's load does not move.
+Usage: python -m bench.http_ingress [--requests 5000] [--rounds 3] [--code DIR] [--profile out.prof]
 """
 
 from __future__ import annotations
@@ -102,7 +100,7 @@ def _connected(port: int) -> socket.socket:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-async def _measure(requests: int, rounds: int, code: Path, profile: Path | None, callgrind: bool) -> list[float]:
+async def _measure(requests: int, rounds: int, code: Path, profile: Path | None) -> list[float]:
     from bench.common import server_env
     from chargewire.config import Settings
     from chargewire.devtools.postgres import free_port
@@ -129,7 +127,7 @@ async def _measure(requests: int, rounds: int, code: Path, profile: Path | None,
             serving = asyncio.create_task(server.serve())
             profiler = cProfile.Profile(time.thread_time) if profile else None
             for _ in range(rounds):
-                figures.append(await _round(port, requests, token, code, profiler, callgrind))
+                figures.append(await _round(port, requests, token, code, profiler))
             if profiler and profile:
                 profiler.dump_stats(profile)
             server.should_exit = True
@@ -139,15 +137,7 @@ async def _measure(requests: int, rounds: int, code: Path, profile: Path | None,
     return figures
 
 
-def _callgrind(on: bool) -> None:
-    """Switch callgrind's collection in this process on or off."""
-    command = ["callgrind_control", f"--instr={'on' if on else 'off'}", str(os.getpid())]
-    subprocess.run(command, check=True, capture_output=True)
-
-
-async def _round(
-    port: int, requests: int, token: str, code: Path, profiler: cProfile.Profile | None, callgrind: bool
-) -> float:
+async def _round(port: int, requests: int, token: str, code: Path, profiler: cProfile.Profile | None) -> float:
     """One client's run; the server's CPU µs per request over it."""
     client = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -171,13 +161,9 @@ async def _round(
     before = time.process_time()
     if profiler:
         profiler.enable()
-    if callgrind:
-        _callgrind(True)
     client.stdin.write(b"go\n")
     await client.stdin.drain()
     await client.stdout.readline()
-    if callgrind:
-        _callgrind(False)
     if profiler:
         profiler.disable()
     cpu = time.process_time() - before
@@ -203,7 +189,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured requests here")
     parser.add_argument("--code", type=Path, default=Path.cwd(), help="the checkout whose chargewire is measured")
-    parser.add_argument("--callgrind", action="store_true", help="switch callgrind's collection on for the requests")
     parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,7 +199,7 @@ def main() -> None:
         return
     import uvloop
 
-    figures = uvloop.run(_measure(args.requests, args.rounds, args.code, args.profile, args.callgrind))
+    figures = uvloop.run(_measure(args.requests, args.rounds, args.code, args.profile))
     result: dict[str, Any] = {"commit": _commit(args.code), "load_average": os.getloadavg()}
     if args.profile:
         result["python_calls_per_request"] = _calls_per_request(args.profile, args.requests * args.rounds)
