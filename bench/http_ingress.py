@@ -48,9 +48,9 @@ class _NoStore:
 
 def _uvicorn_config(app: Any, port: int) -> Any:
     """The checkout's own server settings where it has them in one place, else uvicorn's with serve's options."""
-    from chargewire.cli import serving
+    from chargewire.cli import api_server, serving
 
-    make = getattr(serving, "server_config", None)
+    make = getattr(api_server, "server_config", None) or getattr(serving, "server_config", None)
     if make is not None:
         return make(app, "127.0.0.1", port)
     import uvicorn

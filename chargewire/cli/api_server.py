@@ -59,15 +59,22 @@ class ApiServer(uvicorn.Server):
         yield
 
 
-def api_server(app: ASGIApp, host: str, port: int) -> ApiServer:
-    """The server of `app` on `host`:`port` with serve's options: no access log, no lifespan, 5 s to finish."""
-    config = uvicorn.Config(
+def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """serve's options: no access log, no lifespan, 5 s to finish, and the publish path's shortcut (`api.ingress`)."""
+    from chargewire.api.ingress import IngressProtocol
+
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=IngressProtocol,
         log_level="info",
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
     )
-    return ApiServer(config)
+
+
+def api_server(app: ASGIApp, host: str, port: int) -> ApiServer:
+    """The server of `app` on `host`:`port` with serve's options."""
+    return ApiServer(server_config(app, host, port))

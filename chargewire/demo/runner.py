@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import uvicorn
 
+from chargewire.api.ingress import IngressProtocol
 from chargewire.catalog import load_event_types
 from chargewire.clock import utcnow
 from chargewire.config import Settings
@@ -156,7 +157,14 @@ async def _run(runtime: Runtime, options: DemoOptions) -> None:
     dispatcher = runtime.dispatcher()
     dispatcher.add_listener(latency.observe)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host=options.host, port=options.port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            create_app(runtime),
+            host=options.host,
+            port=options.port,
+            http=IngressProtocol,
+            log_level="warning",
+            lifespan="off",
+        )
     )
     stop = asyncio.Event()
     tasks = [

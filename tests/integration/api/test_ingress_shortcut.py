@@ -1,0 +1,189 @@
+"""The publish path's shortcut (`api.ingress`) answers exactly as uvicorn's own path, on real sockets on loopback.
+
+Two servers of two apps on one runtime (so each has rate limit windows of its own): serve's, with the shortcut,
+and the same with uvicorn's httptools protocol. Each request goes to both; the answers must be the same bytes but
+for the Date header's second and the new event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+import pytest
+
+from chargewire.catalog import load_event_types
+from chargewire.cli.api_server import ApiServer, server_config
+from chargewire.config import Settings
+from chargewire.runtime import Runtime
+from chargewire.web import create_app
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+MAX_BODY = 2048
+BUDGET = 5
+EVENT = orjson.dumps(load_event_types()["SessionMeterValuesNotification"].example)
+_DATE = re.compile(rb"\r\ndate: [^\r]*")
+_ID = re.compile(rb"evt_[0-9A-Z]{26}")
+
+
+class _Side:
+    """One server's port, and tokens of its own (idempotency keys are per token): a publisher's, a reader's."""
+
+    def __init__(self, port: int, publisher: str, reader: str) -> None:
+        self.port = port
+        self.publisher = publisher
+        self.reader = reader
+
+
+class _Pair:
+    """The shortcut's server and uvicorn's own."""
+
+    def __init__(self, shortcut: _Side, uvicorn_own: _Side) -> None:
+        self.shortcut = shortcut
+        self.uvicorn_own = uvicorn_own
+
+
+async def _served(app_runtime: Runtime, http: str | None) -> tuple[ApiServer, asyncio.Task[None], _Side]:
+    # Listening before the server starts: connections wait in the backlog until it accepts them.
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    config = server_config(create_app(app_runtime), "127.0.0.1", port)
+    if http is not None:
+        config.http = http
+    server = ApiServer(config)
+    task = asyncio.create_task(server.serve(sockets=[listening]))
+    publisher = (await app_runtime.tokens.create("publisher", ["events:publish"])).text
+    reader = (await app_runtime.tokens.create("reader", ["metrics:read"])).text
+    return server, task, _Side(port, publisher, reader)
+
+
+@pytest.fixture
+async def pair(settings: Settings, runtime: Runtime) -> AsyncIterator[_Pair]:
+    """The shortcut's server and uvicorn's own, on a runtime with a small body limit and ingest budget."""
+    changed = {"ingest_max_body_bytes": MAX_BODY, "ingest_rate_limit_per_minute": BUDGET}
+    async with await Runtime.open(settings.model_copy(update=changed)) as opened:
+        fast, fast_task, fast_side = await _served(opened, None)
+        own, own_task, own_side = await _served(opened, "httptools")
+        try:
+            yield _Pair(fast_side, own_side)
+        finally:
+            fast.should_exit = own.should_exit = True
+            await asyncio.gather(fast_task, own_task)
+
+
+def _post(body: bytes, *headers: str, target: str = "/api/v1/events") -> bytes:
+    head = "".join(f"{header}\r\n" for header in headers)
+    return f"POST {target} HTTP/1.1\r\nHost: chargewire.test\r\n{head}\r\n".encode() + body
+
+
+def _publish(token: str | None, body: bytes = EVENT, *headers: str) -> bytes:
+    auth = () if token is None else (f"Authorization: Bearer {token}",)
+    return _post(body, *auth, "Content-Type: application/json", f"Content-Length: {len(body)}", *headers)
+
+
+# Each case: the request, given the pair's tokens, and how many times it is sent on one connection.
+CASES: dict[str, tuple[Callable[[_Side], bytes], int]] = {
+    "202": (lambda p: _publish(p.publisher), 1),
+    "202 replayed by idempotency key": (lambda p: _publish(p.publisher, EVENT, "Idempotency-Key: k-1"), 2),
+    "401 without a token": (lambda p: _publish(None), 1),
+    "401 unknown token": (lambda p: _publish("cw_not_a_token"), 1),
+    "403 without the scope": (lambda p: _publish(p.reader), 1),
+    "400 empty body": (lambda p: _publish(p.publisher, b""), 1),
+    "400 not JSON": (lambda p: _publish(p.publisher, b"{nope"), 1),
+    "422 invalid event": (lambda p: _publish(p.publisher, b'{"notification": "NoSuchThing"}'), 1),
+    "422 invalid idempotency key": (lambda p: _publish(p.publisher, EVENT, f"Idempotency-Key: {'k' * 1000}"), 1),
+    "413 declared": (lambda p: _publish(p.publisher, b"x" * (MAX_BODY + 1)), 1),
+    "413 while chunked": (
+        lambda p: _post(
+            b"%x\r\n%s\r\n0\r\n\r\n" % (MAX_BODY + 1, b"x" * (MAX_BODY + 1)),
+            f"Authorization: Bearer {p.publisher}",
+            "Transfer-Encoding: chunked",
+        ),
+        1,
+    ),
+    "429 past the budget": (lambda p: _publish(p.publisher), BUDGET + 1),
+    "404 another path (uvicorn's path on both)": (
+        lambda p: _post(b"", f"Authorization: Bearer {p.publisher}", "Content-Length: 0", target="/api/v1/x"),
+        1,
+    ),
+    "202 with a query (uvicorn's path on both)": (
+        lambda p: _publish(p.publisher).replace(b"events ", b"events?a=1 ", 1),
+        1,
+    ),
+}
+
+
+async def _answers(port: int, request: bytes, count: int) -> list[bytes]:
+    """Send `request` `count` times on one connection, one at a time; the raw answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        answers = []
+        for _ in range(count):
+            writer.write(request)
+            answers.append(await _answer(reader))
+        return answers
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+    return head + await reader.readexactly(length)
+
+
+def _comparable(answer: bytes) -> bytes:
+    return _ID.sub(b"evt_<id>", _DATE.sub(b"\r\ndate: <now>", answer))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_the_shortcut_answers_byte_for_byte_as_uvicorns_own_path(pair: _Pair, case: str) -> None:
+    make, count = CASES[case]
+    shortcut = await _answers(pair.shortcut.port, make(pair.shortcut), count)
+    own = await _answers(pair.uvicorn_own.port, make(pair.uvicorn_own), count)
+    assert [_comparable(a) for a in shortcut] == [_comparable(a) for a in own]
+    assert shortcut[-1].startswith(b"HTTP/1.1 " + case[:3].encode())
+
+
+async def test_a_publish_is_answered_in_one_write_head_and_body_together(pair: _Pair) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", pair.shortcut.port)
+    writer.write(_publish(pair.shortcut.publisher))
+    first = await reader.read(65536)  # one write of under a kilobyte arrives as one segment on loopback
+    writer.close()
+    head, _, body = first.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202")
+    assert orjson.loads(body)["data"][0].startswith("evt_")
+
+
+async def test_keep_alive_serves_several_publishes_on_one_connection(pair: _Pair) -> None:
+    answers = await _answers(pair.shortcut.port, _publish(pair.shortcut.publisher, EVENT, "Idempotency-Key: k"), 5)
+    assert [a[:12] for a in answers] == [b"HTTP/1.1 202"] * 5
+
+
+async def test_a_pipelined_pair_is_answered_in_order_as_by_uvicorn(pair: _Pair) -> None:
+    answers = []
+    for side in (pair.shortcut, pair.uvicorn_own):
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        writer.write(_publish(side.publisher) + _publish(None))
+        answers.append([_comparable(await _answer(reader)), _comparable(await _answer(reader))])
+        writer.close()
+    assert answers[0] == answers[1]
+    assert [a[:12] for a in answers[0]] == [b"HTTP/1.1 202", b"HTTP/1.1 401"]
+
+
+async def test_a_client_gone_mid_body_leaves_the_server_serving(pair: _Pair) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", pair.shortcut.port)
+    writer.write(_publish(pair.shortcut.publisher)[: -len(EVENT) // 2])
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    assert await reader.read() == b""
+    answers = await _answers(pair.shortcut.port, _publish(pair.shortcut.publisher), 1)
+    assert answers[0].startswith(b"HTTP/1.1 202")
