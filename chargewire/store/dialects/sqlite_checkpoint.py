@@ -121,13 +121,13 @@ class WalCheckpointer:
 
 
 def _sync(path: Path) -> None:
-    """fsync a file of the database (gone: nothing to sync)."""
+    """fdatasync a file of the database, as SQLite syncs it (gone: nothing to sync)."""
     try:
         descriptor = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return
     try:
-        os.fsync(descriptor)
+        os.fdatasync(descriptor)
     finally:
         os.close(descriptor)
 
