@@ -218,8 +218,12 @@ def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any
     return run
 
 
+# A checkpoint's mode as the probe records it (an unknown mode counts as PASSIVE).
+_CHECKPOINT_MODES = {"PASSIVE": 0.0, "TRUNCATE": 1.0, "RESTART": 2.0}
+
+
 def _timed_checkpoint(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
-    """`WalCheckpointer._checkpoint` (in its own thread), recording its time, and whether it was a TRUNCATE."""
+    """`WalCheckpointer._checkpoint` (in its own thread), recording its time and its mode (`_CHECKPOINT_MODES`)."""
 
     @functools.wraps(original)
     def checkpoint(self: Any, connection: Any, mode: str, *args: Any) -> Any:
@@ -227,7 +231,7 @@ def _timed_checkpoint(probe: Probe, original: Callable[..., Any]) -> Callable[..
         try:
             return original(self, connection, mode, *args)
         finally:
-            probe.record("checkpoint", (time.perf_counter() - started) * 1000, float(mode == "TRUNCATE"))
+            probe.record("checkpoint", (time.perf_counter() - started) * 1000, _CHECKPOINT_MODES.get(mode, 0.0))
 
     return checkpoint
 
@@ -350,8 +354,8 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     passed 10 and 50 ms, GC pauses by generation, SQLite's writer (wait for and hold of a turn, and the share of the
     window it was held) for publishes and for the rest (record flushes, claims), group commits, record flushes,
     SQLite's trip that writes and commits a record flush (`write_last`), the parts of every trip to SQLite's driver
-    thread (publishes' apart), WAL checkpoints (PASSIVE and TRUNCATE apart), attempts, and the hand-off and claim
-    counts."""
+    thread (publishes' apart), WAL checkpoints (PASSIVE, TRUNCATE and RESTART apart), attempts, and the hand-off and
+    claim counts."""
     by_kind: dict[str, list[list[Any]]] = {}
     # Running totals (counts, threads' CPU) per process: the last dump before the window and the last
     # one within a dump's interval after it.
@@ -393,8 +397,9 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
         }
     summary["trip_inline_ms"] = _spread(trip[0] for trip in by_kind.get("trip_inline", []))
     checkpoints = by_kind.get("checkpoint", [])
-    for truncate, name in ((0.0, "checkpoint_passive_ms"), (1.0, "checkpoint_truncate_ms")):
-        times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == truncate]
+    for mode, code in _CHECKPOINT_MODES.items():
+        times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == code]
+        name = f"checkpoint_{mode.lower()}_ms"
         summary[name] = _spread(times) | {"total": round(sum(times), 1)}
     summary["counts"] = _rise(first, last, "counts", 1)
     # CPU ms per second of the window, by kind of thread (all processes' together).

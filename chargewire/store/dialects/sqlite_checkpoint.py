@@ -25,31 +25,41 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_INTERVAL_S = 0.25
 _QUIET_INTERVAL_S = 1.0
 _BUSY_FRAMES_PER_S = 1_000
-# Past this size (readers kept PASSIVE checkpoints from reaching the end, so no writer could start the WAL over),
-# TRUNCATE puts the file back to zero bytes; it waits for writers at most _TRUNCATE_BUSY_TIMEOUT_MS and gives up
-# rather than stall them. Below it, none: each time a writer starts the WAL over, the connections'
-# `journal_size_limit` (`sqlite_engine`) cuts the file back, with no lock taken; a TRUNCATE once a minute held
-# every writer up for 86-166 ms at 2,000 events/s.
+# A writer starts the WAL over only when its BEGIN finds every frame copied back, and a PASSIVE checkpoint copies
+# only the frames there were when it began: at 200 events/s a commit lands during each one (its two fsyncs take
+# milliseconds), so the WAL never started over, grew ~9 MB a second, and a TRUNCATE at 64 MB held every writer up
+# for 45-80 ms every ~12 s (the p99 of a 10 s measure when it fell inside it). So once the WAL holds
+# _RESTART_FRAMES (SQLite's own auto-checkpoint size), RESTART copies the few frames left and waits for readers
+# under the write lock, after which the next writer starts the WAL over in place (below `journal_size_limit`, so
+# the file is not cut). The database and WAL files are synced first, outside any lock, so that RESTART's own
+# syncs find little to write. It waits for writers at most _LOCKED_BUSY_TIMEOUT_MS and gives up rather than stall
+# them; the next round tries again.
+_RESTART_FRAMES = 1_000
+# Past this size (readers kept even RESTART from finishing), TRUNCATE puts the file back to zero bytes.
 _TRUNCATE_WAL_BYTES = 64 * 2**20
-_TRUNCATE_BUSY_TIMEOUT_MS = 20
+_LOCKED_BUSY_TIMEOUT_MS = 20
 
 
 class WalCheckpointer:
     """Checkpoints one SQLite file's WAL from a thread of its own, so no committing writer ever does.
 
     PASSIVE four times a second while writers are busy, once a second otherwise: it copies what no reader still
-    needs and waits for nobody. When readers kept it from finishing and the WAL grew past `truncate_wal_bytes`,
-    TRUNCATE empties the file; it gives way after a few milliseconds if writers are busy, and tries again at the
-    next round.
+    needs and waits for nobody. Once the WAL holds `restart_frames`, RESTART lets the next writer start it over;
+    when readers kept that from happening and the file grew past `truncate_wal_bytes`, TRUNCATE empties it. Both
+    give way after a few milliseconds if writers are busy, and try again at the next round.
     """
 
-    def __init__(self, path: Path, *, truncate_wal_bytes: int = _TRUNCATE_WAL_BYTES) -> None:
+    def __init__(
+        self, path: Path, *, restart_frames: int = _RESTART_FRAMES, truncate_wal_bytes: int = _TRUNCATE_WAL_BYTES
+    ) -> None:
         self._path = path
+        self._restart_frames = restart_frames
         self._truncate_wal_bytes = truncate_wal_bytes
         self._wal = path.with_name(path.name + "-wal")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"wal-checkpointer:{path.name}", daemon=True)
         self.checkpoints = 0
+        self.restarts = 0
         self.truncations = 0
 
     def start(self) -> None:
@@ -74,14 +84,22 @@ class WalCheckpointer:
                 size = self._wal_size()
                 if size == 0:
                     continue
-                pace.checkpointed(self._checkpoint(connection, "PASSIVE"), time.monotonic())
-                if size < self._truncate_wal_bytes:
-                    continue
-                truncated = self._checkpoint(connection, "TRUNCATE", _TRUNCATE_BUSY_TIMEOUT_MS)
-                if truncated is not None and truncated.complete:
-                    self.truncations += 1
+                passive = self._checkpoint(connection, "PASSIVE")
+                pace.checkpointed(passive, time.monotonic())
+                if size >= self._truncate_wal_bytes:
+                    self.truncations += self._locked(connection, "TRUNCATE")
+                elif passive is not None and passive.log_frames >= self._restart_frames:
+                    self.restarts += self._locked(connection, "RESTART")
         finally:
             connection.close()
+
+    def _locked(self, connection: sqlite3.Connection, mode: str) -> bool:
+        """Sync both files, then checkpoint in `mode` (RESTART or TRUNCATE), which holds the write lock for the
+        frames committed since and for the readers; whether it finished."""
+        for path in (self._path, self._wal):
+            _sync(path)
+        checkpoint = self._checkpoint(connection, mode, _LOCKED_BUSY_TIMEOUT_MS)
+        return checkpoint is not None and checkpoint.complete
 
     def _checkpoint(self, connection: sqlite3.Connection, mode: str, busy_timeout_ms: int = 0) -> Checkpoint | None:
         """Run one checkpoint; what it found, or None when it did not run."""
@@ -100,6 +118,18 @@ class WalCheckpointer:
             return os.stat(self._wal).st_size
         except FileNotFoundError:
             return 0
+
+
+def _sync(path: Path) -> None:
+    """fdatasync a file of the database, as SQLite syncs it (gone: nothing to sync)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True, slots=True)

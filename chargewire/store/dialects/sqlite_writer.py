@@ -105,7 +105,7 @@ class SerialWriter:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, begun IMMEDIATE once the writers before it are done."""
         async with self._turns.turn():
-            connection, _driver = await self._writer()
+            connection, _driver = self._kept() or await self._take_writer()
             try:
                 async with connection.begin():
                     yield connection
@@ -124,9 +124,7 @@ class SerialWriter:
         # The turn taken and released without a context manager of its own: one generator less per publish.
         await self._turns.take()
         try:
-            driver = self._driver
-            if self._connection is None or driver is None:
-                _connection, driver = await self._writer()
+            _connection, driver = self._kept() or await self._take_writer()
             driver.pending_begin = BEGIN_WRITE
             try:
                 yield driver
@@ -137,16 +135,21 @@ class SerialWriter:
         finally:
             self._turns.release()
 
-    async def _writer(self) -> tuple[AsyncConnection, OneTripConnection]:
-        """The writers' connection and its driver connection, taken from the pool if none is kept."""
+    def _kept(self) -> tuple[AsyncConnection, OneTripConnection] | None:
+        """The writers' connection and its driver connection, if one is kept (no await: a publish's common case)."""
         if self._connection is None or self._driver is None:
-            connection = await self._engine.connect()
-            driver = (await connection.get_raw_connection()).driver_connection
-            if not isinstance(driver, OneTripConnection):
-                await connection.close()
-                raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
-            self._connection, self._driver = connection, driver
+            return None
         return self._connection, self._driver
+
+    async def _take_writer(self) -> tuple[AsyncConnection, OneTripConnection]:
+        """A connection for the writers from the pool, kept from now on, and its driver connection."""
+        connection = await self._engine.connect()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if not isinstance(driver, OneTripConnection):
+            await connection.close()
+            raise TypeError(f"a SQLite writer needs a connection of this module, not {driver!r}")
+        self._connection, self._driver = connection, driver
+        return connection, driver
 
     async def _roll_back(self, driver: OneTripConnection) -> None:
         """Roll back what a failed block left open; a connection that cannot is given back."""

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -187,6 +188,41 @@ async def test_checkpointer_truncates_a_wal_grown_past_its_limit(database_path: 
     finally:
         await asyncio.to_thread(checkpointer.stop)
         writer.close()
+
+
+async def test_checkpointer_restarts_a_wal_that_steady_writers_never_let_a_checkpoint_finish(
+    database_path: Path,
+) -> None:
+    writer = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE items (body BLOB)")
+    stop = threading.Event()
+    commits = 0
+
+    def write_steadily() -> None:
+        nonlocal commits
+        while not stop.is_set():  # a commit every few milliseconds, as at a couple of hundred events a second
+            writer.execute("INSERT INTO items VALUES (randomblob(?))", (_ROW_BYTES,))
+            commits += 1
+            stop.wait(0.002)
+
+    checkpointer = WalCheckpointer(database_path, restart_frames=20)
+    checkpointer.start()
+    steady = threading.Thread(target=write_steadily)
+    steady.start()
+    try:
+        await _eventually(lambda: checkpointer.restarts >= 1)
+    finally:
+        stop.set()
+        await asyncio.to_thread(steady.join)
+        await asyncio.to_thread(checkpointer.stop)
+    writer.execute("INSERT INTO items VALUES (randomblob(?))", (_ROW_BYTES,))
+    _busy, log_frames, _copied = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    writer.close()
+
+    assert log_frames < commits  # every commit wrote a frame or more: the WAL started over since the first
+    assert checkpointer.truncations == 0
 
 
 async def test_checkpointer_stops_when_the_database_closes(database_path: Path) -> None:

@@ -65,17 +65,19 @@ def test_summary_splits_trips_to_sqlites_thread_into_their_parts_publishes_apart
     assert summary["trip_other"]["work_ms"]["p50"] == 9.0
 
 
-def test_summary_totals_passive_and_truncating_checkpoints_apart() -> None:
+def test_summary_totals_passive_truncating_and_restarting_checkpoints_apart() -> None:
     checkpoints: list[list[Any]] = [
         ["checkpoint", 1.2, 4.0, 0.0],
         ["checkpoint", 1.4, 6.0, 0.0],
         ["checkpoint", 2, 30.0, 1.0],
+        ["checkpoint", 2.5, 3.0, 2.0],
     ]
 
     summary = summarise(checkpoints, 1.0, 3.0)
 
     assert summary["checkpoint_passive_ms"]["total"] == 10.0
     assert summary["checkpoint_truncate_ms"]["n"] == 1
+    assert summary["checkpoint_restart_ms"]["total"] == 3.0
 
 
 async def test_a_probed_trip_records_the_wait_for_the_thread_the_work_and_the_wait_to_resume(probe: Probe) -> None:
