@@ -96,8 +96,13 @@ class WalCheckpointer:
     def _locked(self, connection: sqlite3.Connection, mode: str) -> bool:
         """Sync both files, then checkpoint in `mode` (RESTART or TRUNCATE), which holds the write lock for the
         frames committed since and for the readers; whether it finished."""
-        for path in (self._path, self._wal):
-            _sync(path)
+        try:
+            for path in (self._path, self._wal):
+                _sync(path)
+        except OSError as error:
+            # A failing disk: the writers' own commits report it; this thread keeps running and tries next round.
+            logger.debug("syncing %s before a %s checkpoint failed: %s", self._path, mode, error)
+            return False
         checkpoint = self._checkpoint(connection, mode, _LOCKED_BUSY_TIMEOUT_MS)
         return checkpoint is not None and checkpoint.complete
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 import subprocess
 import sys
@@ -190,9 +192,21 @@ async def test_checkpointer_truncates_a_wal_grown_past_its_limit(database_path: 
         writer.close()
 
 
+@pytest.mark.parametrize("failing_syncs", [0, 3], ids=["syncs-succeed", "first-syncs-fail"])
 async def test_checkpointer_restarts_a_wal_that_steady_writers_never_let_a_checkpoint_finish(
-    database_path: Path,
+    database_path: Path, failing_syncs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    real_fdatasync = os.fdatasync
+    failures = 0
+
+    def fdatasync_failing_at_first(descriptor: int) -> None:  # a disk that errs for a while: the thread carries on
+        nonlocal failures
+        if failures < failing_syncs:
+            failures += 1
+            raise OSError(errno.EIO, "Input/output error")
+        real_fdatasync(descriptor)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync_failing_at_first)
     writer = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("PRAGMA wal_autocheckpoint=0")
@@ -223,6 +237,7 @@ async def test_checkpointer_restarts_a_wal_that_steady_writers_never_let_a_check
 
     assert log_frames < commits  # every commit wrote a frame or more: the WAL started over since the first
     assert checkpointer.truncations == 0
+    assert failures == failing_syncs
 
 
 async def test_checkpointer_stops_when_the_database_closes(database_path: Path) -> None:
