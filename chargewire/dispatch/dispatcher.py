@@ -185,6 +185,16 @@ class Dispatcher:
         """Send the deliveries of `lease`, which its publish just committed, as if claimed."""
         self._spawn(self._take(lease, deliveries))
 
+    def assigned(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        """Send the deliveries of `lease`, which a publish of another process committed leased to this worker and
+        sent here whole (`services.worker_assignments`), as if claimed."""
+        if self._streamer is not None:
+            self._streamer.heard()  # the publish may have events for Kafka streams as well
+        self._held += len(deliveries)
+        for subscription_id in lease.subscription_ids:
+            self._queues.reserve(subscription_id)
+        self.take(lease, deliveries)
+
     def cancel(self, lease: PublishLease) -> None:
         """Give back the room `lease` reserved: its publish did not commit."""
         self._queues.unreserve(lease.subscription_ids)
