@@ -28,7 +28,7 @@ from chargewire.store.tables import deliveries
 from chargewire.store.worker_store import WorkerHeartbeat
 from tests.integration.dispatch.conftest import Subscribe
 from tests.support.ocpp import eventually
-from tests.support.receiver import Receiver, always
+from tests.support.receiver import Received, Receiver, Reply, always
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
@@ -196,3 +196,32 @@ async def test_events_too_large_for_a_notify_are_written_due_and_claimed_once(
     assert claims.count >= 1
     assert all(len(request.body) > 8000 for request in received)
     assert len({request.headers["webhook-id"] for request in received}) == len(received) == 2
+
+
+async def test_a_worker_without_room_gives_an_assignment_back_due_and_claims_it_once_it_has_room(
+    runtime: Runtime, settings: Settings, receiver: Receiver, subscribe: Subscribe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arrived, held = asyncio.Event(), asyncio.Event()
+
+    def holding(_request: Received, _count: int) -> Reply:
+        arrived.set()
+        return Reply(status=202, held=held)
+
+    await subscribe(receiver.on("/full", holding), "HardwareStatusNotification")
+    assignments = assignments_of(runtime)
+    async with working(settings.model_copy(update={"worker_max_in_flight": 1})) as (other, dispatcher):
+        claims = Claims(other, monkeypatch)
+        await listed(assignments, dispatcher.worker_id)
+        await runtime.publisher.publish([HARDWARE])
+        await asyncio.wait_for(arrived.wait(), 10)  # in flight, held: the worker is full
+        await runtime.publisher.publish([{**HARDWARE, "chargePointId": 2}])
+        await eventually(lambda: _given_back(runtime))
+        held.set()
+        received = await receiver.wait_for(2, "/full")
+        await eventually(lambda: _all_delivered(runtime, 2))
+    assert claims.count >= 1
+    assert len({request.headers["webhook-id"] for request in received}) == len(received) == 2
+
+
+async def _given_back(runtime: Runtime) -> bool:
+    return any(owner is None for owner, _status, _attempts in (await leases(runtime)).values())
