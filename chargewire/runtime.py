@@ -50,6 +50,7 @@ from chargewire.store.worker_store import WorkerStore
 if TYPE_CHECKING:
     from chargewire.dispatch.dispatcher import Dispatcher
     from chargewire.dispatch.expiry import Expirer
+    from chargewire.services.worker_assignments import WorkerAssignments
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +187,32 @@ class Runtime:
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
         # A wake-up that names the deliveries it made due goes to the same method, which claims just those.
+        from chargewire.services.worker_assignments import taking
+
         hooks = replace(
-            self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id), announced=dispatcher.heard
+            self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id),
+            announced=dispatcher.heard,
+            assigned=(dispatcher.worker_id, taking(dispatcher)),
         )
         return self.database.dialect.wake_listener(self.database, hooks)
+
+    def assign_to_workers(self) -> WorkerAssignments | None:
+        """In a process without a worker, on PostgreSQL: write new webhook deliveries leased to a listening worker
+        and send them to it whole, so that their first attempt needs no claim (`services.worker_assignments`)."""
+        from chargewire.services.worker_assignments import WorkerAssignments
+        from chargewire.store.dialects.postgresql_wakeups import WakeNotifier, listening_workers
+
+        if not isinstance(self.notifier, WakeNotifier):
+            return None
+        engine = self.database.engine
+        assignments = WorkerAssignments(
+            lambda since: listening_workers(engine, since),
+            self.notifier,
+            self.delivery_store.release_leases,
+            self.settings.worker_lease_s,
+        )
+        self.publisher.hand_off_to(assignments, lambda: None)
+        return assignments
 
     async def deliver(self, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         """Run `dispatcher` until `stop` is set, woken by this process and by every other, with a heartbeat.

@@ -58,6 +58,8 @@ async def serve_until_stopped(settings: Settings, host: str, port: int, with_wor
         parts = [asyncio.create_task(server.serve(), name="api")]
         if with_worker:
             parts.append(asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop), name="worker"))
+        else:
+            runtime.assign_to_workers()
         ocpp_tap = _tap_task(runtime, stop)  # the OCPP tap, when configured (docs/ocpp-tap.md)
         if ocpp_tap is not None:
             parts.append(ocpp_tap)

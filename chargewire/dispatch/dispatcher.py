@@ -37,6 +37,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from chargewire.channels.base import BatchChannel, Channel
@@ -184,6 +185,29 @@ class Dispatcher:
     def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
         """Send the deliveries of `lease`, which its publish just committed, as if claimed."""
         self._spawn(self._take(lease, deliveries))
+
+    def assigned(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        """Send the deliveries of `lease`, which a publish of another process committed leased to this worker and
+        sent here whole (`services.worker_assignments`), as if claimed; those a hand-off would not have taken (no
+        room, the subscription's breaker open or its buffer full) are given back due now, for a claim."""
+        if self._streamer is not None:
+            self._streamer.heard()  # the publish may have events for Kafka streams as well
+        room = self.settings.worker_max_in_flight - self._held
+        taken: list[ClaimedDelivery] = []
+        given_back: list[str] = []
+        for delivery in deliveries:
+            if self._accepting and len(taken) < room and self._queues.may_hand_off(delivery.subscription_id):
+                self._queues.reserve(delivery.subscription_id)
+                taken.append(delivery)
+            else:
+                given_back.append(delivery.id)
+        if given_back:
+            self._spawn(self._hand_back(given_back, utcnow()))
+        if taken:
+            self._held += len(taken)
+            held = frozenset(delivery.id for delivery in taken)
+            subscription_ids = tuple(delivery.subscription_id for delivery in taken)
+            self.take(replace(lease, delivery_ids=held, subscription_ids=subscription_ids), taken)
 
     def cancel(self, lease: PublishLease) -> None:
         """Give back the room `lease` reserved: its publish did not commit."""

@@ -132,7 +132,8 @@ class GroupCommitter:
             return error
         if fan_out.leased is None or self.hand_off is None:
             return Made(inserted.count, 0, fan_out.due(None), inserted.woken)
-        self.hand_off.take(fan_out.leased, fan_out.claimed(fan_out.leased))
+        if not (inserted.woken and fan_out.leased.elsewhere):  # else its NOTIFY took them to their worker
+            self.hand_off.take(fan_out.leased, fan_out.claimed(fan_out.leased))
         handed = len(fan_out.leased.delivery_ids)
         return Made(inserted.count - handed, handed, fan_out.due(fan_out.leased), inserted.woken)
 

@@ -71,6 +71,8 @@ class PublishLease:
     delivery_ids: frozenset[str]
     # One per delivery leased, for the worker's own bookkeeping.
     subscription_ids: tuple[str, ...]
+    # Its worker is in another process, told by the publish's NOTIFY (`services.worker_assignments`).
+    elsewhere: bool = False
 
 
 def insert_for_published_events(

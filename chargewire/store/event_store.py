@@ -212,6 +212,7 @@ class EventStore:
         stored_time, lease = self._stored_time, fan_out.lease()
         stored_now = stored_time(batches[0].received_at)
         leased = lease.delivery_ids if lease is not None else frozenset()
+        elsewhere = lease is not None and lease.elsewhere
         due = [(delivery.id, delivery.subscription_id) for delivery in made if delivery.id not in leased]
         publish = GuessedPublish(
             subscribers=reads[-1],
@@ -222,8 +223,10 @@ class EventStore:
             number_into=_NUMBER_COLUMN,
             deliveries=_deliveries_insert(stored_time, stored_now, made, lease),
             # Every delivery handed to this process's dispatcher: no worker elsewhere needs to hear of them (its Kafka
-            # streams, here and elsewhere, are woken after the commit, as before).
-            wake=None if leased and not due else due,
+            # streams, here and elsewhere, are woken after the commit, as before). Leased to another process's
+            # worker, they go to it in the wake-up.
+            wake=None if leased and not due and not elsewhere else due,
+            assigned=lease if elsewhere else None,
         )
         last = await publisher.write(publish)
         return None if last is None else ([[(last,)], guess[-1]], made, publish.wake is not None)

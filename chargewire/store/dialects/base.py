@@ -25,6 +25,8 @@ from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statem
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
+    from chargewire.store.delivery_writes import PublishLease
+    from chargewire.store.dialects.postgresql_announcements import Assignment
     from chargewire.store.dialects.upkeep import Upkeep
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
@@ -66,6 +68,9 @@ class WakeHooks:
     due_parameters: Callable[[], Mapping[str, Any]]
     # Told instead of `wake` when a wake-up names the deliveries it made due (PostgreSQL's NOTIFY payload).
     announced: Callable[[Announced], None] | None = None
+    # The worker, and what it does with a wake-up that carries deliveries another process's publish wrote leased to
+    # workers, given those leased to it (PostgreSQL's NOTIFY payload, `postgresql_announcements.Assignment`).
+    assigned: tuple[str, Callable[[Sequence[Assignment]], None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,8 @@ class GuessedPublish:
     number_into: str
     deliveries: ColumnInsert
     wake: Announced | None = None
+    # Deliveries leased to a worker of another process: the wake-up carries them to it whole (then `wake` is set).
+    assigned: PublishLease | None = None
 
 
 class GuessedPublisher(Protocol):

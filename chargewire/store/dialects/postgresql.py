@@ -210,7 +210,7 @@ class PostgreSQLDialect:
 
     def wake_listener(self, database: Database, hooks: WakeHooks) -> WakeListener:
         """A LISTEN on the wake-up channel; told when (and often what), it needs no look at the work."""
-        return WakeListener(database.engine, hooks.wake, hooks.announced)
+        return WakeListener(database.engine, hooks.wake, hooks.announced, assigned=hooks.assigned)
 
     def upkeep(self, database: Database) -> PostgresUpkeep:
         """Sizes from the catalog, and history tables in day partitions dropped whole (`postgresql_upkeep`)."""

@@ -28,6 +28,7 @@ own, it was a second round trip per publish and a transaction of its own (an xid
 from __future__ import annotations
 
 import functools
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -45,8 +46,15 @@ from sqlalchemy import (
     union_all,
 )
 
+from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.dialects.base import GuessedPublish
-from chargewire.store.dialects.postgresql_announcements import encoded
+from chargewire.store.dialects.postgresql_announcements import (
+    MAX_PAYLOAD_BYTES,
+    Assignment,
+    assignment_bytes,
+    encoded,
+    encoded_with_assignments,
+)
 from chargewire.store.dialects.postgresql_driver import COPY_FROM_ROWS, KeptConnection, unnested
 from chargewire.store.dialects.postgresql_wakeups import WAKE_CHANNEL
 
@@ -124,8 +132,43 @@ class _Compiled:
         for prefix, rows in ((_EVENT, publish.events), (_DELIVERY, publish.deliveries)):
             values.update({prefix + name: list(column) for name, column in zip(rows.columns, rows.values, strict=True)})
         if publish.wake is not None:
-            values[_WAKE] = encoded(publish.wake)
+            values[_WAKE] = encoded(publish.wake) if publish.assigned is None else _assigning(publish, values)
         return [values[name] for name in self._names]
+
+
+def _assigning(publish: GuessedPublish, values: dict[str, Any]) -> str:
+    """The wake-up of a publish whose deliveries of `publish.assigned` go to a worker of another process: it carries
+    them whole; if that would not fit in a NOTIFY, they are written due instead (in `values`) and named as due."""
+    lease, wake = publish.assigned, list(publish.wake or ())
+    assert lease is not None
+    assignment = Assignment(lease.worker_id, lease.until, _leased_deliveries(publish, lease.delivery_ids))
+    if assignment_bytes(assignment) + len(encoded(wake)) < MAX_PAYLOAD_BYTES:
+        return encoded_with_assignments(encoded(wake) if wake else None, [assignment])
+    owners, due_at = values[_DELIVERY + "lease_owner"], values[_DELIVERY + "next_attempt_at"]
+    now = values[_EVENT + "received_at"][0]
+    for index, owner in enumerate(owners):
+        if owner is not None:
+            owners[index], due_at[index] = None, now
+    return encoded([*wake, *((d.id, d.subscription_id) for d in assignment.deliveries)])
+
+
+def _leased_deliveries(publish: GuessedPublish, leased: frozenset[str]) -> list[ClaimedDelivery]:
+    """The deliveries of `publish` in `leased`, as their worker sends them, with their events' bytes."""
+    events = dict(zip(publish.events.columns, publish.events.values, strict=True))
+    by_event = {
+        event_id: (payload, entity_id, received_at.replace(tzinfo=UTC))
+        for event_id, payload, entity_id, received_at in zip(
+            events["id"], events["payload"], events["entity_id"], events["received_at"], strict=True
+        )
+    }
+    rows = dict(zip(publish.deliveries.columns, publish.deliveries.values, strict=True))
+    return [
+        ClaimedDelivery(delivery_id, event_id, subscription_id, name, 0, None, *by_event[event_id])
+        for delivery_id, event_id, subscription_id, name in zip(
+            rows["id"], rows["event_id"], rows["subscription_id"], rows["event_name"], strict=True
+        )
+        if delivery_id in leased
+    ]
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -29,8 +30,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chargewire.store.dialects.base import Announced
-from chargewire.store.dialects.postgresql_announcements import decoded, encoded
-from chargewire.store.dialects.postgresql_driver import close_quietly, dedicated_connection
+from chargewire.store.dialects.postgresql_announcements import (
+    MAX_PAYLOAD_BYTES,
+    Assignment,
+    assignment_bytes,
+    decoded_assignments,
+    encoded,
+    encoded_with_assignments,
+)
+from chargewire.store.dialects.postgresql_driver import close_quietly, dedicated_connection, pooled_driver
 from chargewire.store.outage import is_unavailable
 from chargewire.waiting import reconnect_delay_s, wait_for_any
 
@@ -48,9 +56,13 @@ _CHECK_ALIVE = "SELECT 1"
 # Errors of a lost or refused connection; anything else is a bug and is logged with its traceback.
 _CONNECTION_ERRORS = (OSError, TimeoutError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _FLUSH_TIMEOUT_S = 10.0
+# Room kept beside an assignment for the names of due deliveries and the JSON around them.
+_DUE_ROOM = 1024
 
 Waiter = Callable[[], None]
 AnnouncedWaiter = Callable[[Announced], None]
+# Told of every payload that carries assignments, with those to its worker (perhaps none).
+AssignedWaiter = Callable[[Sequence[Assignment]], None]
 
 
 class Coalescer:
@@ -100,6 +112,20 @@ class WakeNotifier:
         # its order and because a group commit's publishes each announce the whole group), unless one named none.
         self._announced: dict[str, str] = {}
         self._look = False
+        # Deliveries written leased to a worker, with their sizes in a payload: each NOTIFY carries what fits.
+        self._assignments: list[tuple[Assignment, int]] = []
+
+    def fits(self, assignment: Assignment) -> bool:
+        """Whether `assignment` fits in one NOTIFY (see `assign`)."""
+        return assignment_bytes(assignment) <= MAX_PAYLOAD_BYTES - _DUE_ROOM
+
+    def assign(self, assignment: Assignment) -> None:
+        """Send `assignment` (which `fits`) to its worker in a NOTIFY soon (call it after the commit that wrote the
+        deliveries leased to it); returns at once."""
+        if self._closed:
+            return
+        self._assignments.append((assignment, assignment_bytes(assignment)))
+        self._sends.request()
 
     def request(self, announced: Announced = ()) -> None:
         """Ask for a NOTIFY soon (call it after a commit), naming the deliveries it made due if it knows them all;
@@ -123,10 +149,22 @@ class WakeNotifier:
         await self._disconnect()
 
     def _payload(self) -> str:
-        """The payload of the NOTIFY about to leave, taking what was asked for so far."""
+        """The payload of the NOTIFY about to leave, taking what was asked for so far (assignments as many as fit;
+        the rest leave in the next)."""
         announced, self._announced = self._announced, {}
         look, self._look = self._look, False
-        return "" if look else encoded(list(announced.items()))
+        if not self._assignments:
+            return "" if look else encoded(list(announced.items()))
+        due = "" if look else encoded(list(announced.items())) if announced else None
+        room = MAX_PAYLOAD_BYTES - len(due or "") - _DUE_ROOM
+        taken: list[Assignment] = []
+        while self._assignments and (not taken or self._assignments[0][1] <= room):
+            assignment, size = self._assignments.pop(0)
+            taken.append(assignment)
+            room -= size
+        if self._assignments:
+            self._sends.request()
+        return encoded_with_assignments(due, taken)
 
     async def _send(self) -> None:
         payload = self._payload()
@@ -153,6 +191,29 @@ class WakeNotifier:
             await close_quietly(connection)
 
 
+def listener_name(worker_id: str) -> str:
+    """The application_name of the wake-up listener of worker `worker_id`."""
+    return f"{LISTENER_NAME} {worker_id}"
+
+
+# The workers whose listener is connected now and whose heartbeat is recent: those a publish may assign to.
+_LISTENING_WORKERS = """
+SELECT h.worker_id FROM worker_heartbeats h
+WHERE h.heartbeat_at >= $1 AND h.stopped_at IS NULL
+  AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = $2 || h.worker_id)
+ORDER BY h.worker_id
+"""
+
+
+async def listening_workers(engine: AsyncEngine, since: datetime) -> list[str]:
+    """The workers listening for wake-ups now that beat since `since`, in id order."""
+    async with pooled_driver(engine, _LISTENING_WORKERS) as driver:
+        # Stored as naive UTC (`tables.UtcDateTime`).
+        naive = since.astimezone(UTC).replace(tzinfo=None)
+        rows = await driver.fetch(_LISTENING_WORKERS, naive, listener_name(""))
+    return [row[0] for row in rows]
+
+
 class WakeListener:
     """LISTENs on the wake-up channel and calls `on_wake` for every notification, reconnecting when it drops."""
 
@@ -162,6 +223,7 @@ class WakeListener:
         on_wake: Waiter,
         on_announced: AnnouncedWaiter | None = None,
         *,
+        assigned: tuple[str, AssignedWaiter] | None = None,
         first_retry_s: float = 0.5,
         max_retry_s: float = 30.0,
         check_alive_every_s: float = 15.0,
@@ -169,6 +231,9 @@ class WakeListener:
         self._engine = engine
         self._on_wake = on_wake
         self._on_announced = on_announced
+        # The worker this listener takes assignments for, and what it does with them; named in pg_stat_activity
+        # (`listener_name`), where publishers look for listening workers.
+        self._assigned = assigned
         self._first_retry_s = first_retry_s
         self._max_retry_s = max_retry_s
         self._check_alive_every_s = check_alive_every_s
@@ -211,7 +276,8 @@ class WakeListener:
 
     @contextlib.asynccontextmanager
     async def _listening(self) -> AsyncIterator[tuple[Any, asyncio.Event]]:
-        connection = await dedicated_connection(self._engine, LISTENER_NAME)
+        name = LISTENER_NAME if self._assigned is None else listener_name(self._assigned[0])
+        connection = await dedicated_connection(self._engine, name)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
@@ -221,7 +287,12 @@ class WakeListener:
             await close_quietly(connection)
 
     def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        announced = decoded(payload) if self._on_announced is not None else []
+        worker_id, on_assigned = self._assigned or ("", None)
+        announced, mine, wakes = decoded_assignments(payload, worker_id)
+        if mine is not None and on_assigned is not None:
+            on_assigned(mine)
+        if not wakes:
+            return
         if announced and self._on_announced is not None:
             self._on_announced(announced)
         else:

@@ -1,0 +1,157 @@
+"""Assignments: a process without a worker writes a publish's new webhook deliveries leased to one listening worker
+of another process, and its NOTIFY carries them whole (`postgresql_announcements.Assignment`), so that their first
+attempt needs no claim statement there, as a `serve`'s own worker needs none for a hand-off (`group_commit`). A
+publish written in one statement sends that NOTIFY itself (`postgresql_publish`); one written in a transaction
+leaves it to the notifier after its commit (`take`).
+
+Which worker: those whose wake-up listener is connected now and whose heartbeat is recent
+(`postgresql_wakeups.listening_workers`, read at most every `_REFRESH_S`, in a task of its own, never awaited by a
+publish); publishes go to them in turn, each whole to one (webhook deliveries keep no order between them, so two
+workers share even one subscription's load, as their claims did). A killed worker's connections close with it, so
+within about `_REFRESH_S` nothing more is assigned to it; what was, and what a worker never heard of (a NOTIFY lost
+with the notifier's connection, a listener reconnecting), is claimed by any worker once its lease runs out
+(`worker_lease_s`), as after the crash of a worker that had claimed. The lease in the row still protects against
+double delivery: no other worker's claim takes a leased row, and the assigned worker starts an attempt only while
+its lease has room for one (`subscription_queues`).
+
+No worker known (none listening, or the list older than `_STALE_S`: the database was unreachable), or a publish of
+more than `_MAX_ASSIGNED` deliveries: the deliveries are written due, and announced, as before. Deliveries too
+large for a NOTIFY are written due (one statement) or made due after the commit (a transaction), and announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from chargewire.clock import utcnow
+from chargewire.store.delivery_records import ClaimedDelivery
+from chargewire.store.delivery_writes import NewDelivery, PublishLease
+from chargewire.store.dialects.postgresql_announcements import Assignment
+from chargewire.store.dialects.postgresql_wakeups import WakeNotifier
+
+logger = logging.getLogger(__name__)
+
+# How often the list of listening workers is read again, and after how long without a fresh read it is not used.
+_REFRESH_S = 1.0
+_STALE_S = 5.0
+# A worker's heartbeat is recent within this many of its intervals (`dispatch.heartbeat`, every 2 s).
+_BEAT_WITHIN_S = 6.0
+# A publish of more deliveries goes as before: its NOTIFY would carry too many events' bytes.
+_MAX_ASSIGNED = 16
+
+ListeningWorkers = Callable[[datetime], Awaitable[list[str]]]
+ReleaseLeases = Callable[[str, Sequence[str], datetime], Awaitable[None]]
+
+
+class WorkerAssignments:
+    """A publisher's hand-off to workers of other processes (`group_commit.HandOff`), by NOTIFY."""
+
+    def __init__(
+        self, workers: ListeningWorkers, notifier: WakeNotifier, release: ReleaseLeases, lease_s: float
+    ) -> None:
+        self._workers = workers
+        self._notifier = notifier
+        self._release = release
+        self._lease = timedelta(seconds=lease_s)
+        self._listening: list[str] = []
+        self._read_at = -_STALE_S  # monotonic time of the last read of the list that succeeded
+        self._asked_at = -_REFRESH_S
+        self._reading: asyncio.Task[None] | None = None
+        self._turn = 0  # publishes go to the listening workers in turn
+
+    def reserve(self, deliveries: Sequence[NewDelivery]) -> PublishLease | None:
+        """The lease to write `deliveries` under, to the next listening worker in turn, or None (written due)."""
+        listening = self._known_workers()
+        if not listening or len(deliveries) > _MAX_ASSIGNED:
+            return None
+        self._turn += 1
+        return PublishLease(
+            listening[self._turn % len(listening)],
+            utcnow() + self._lease,
+            frozenset(d.id for d in deliveries),
+            tuple(d.subscription_id for d in deliveries),
+            elsewhere=True,
+        )
+
+    def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        """Send `deliveries`, now committed leased to their worker, to it in a NOTIFY (a publish written in one
+        statement sent it itself); one too large for a NOTIFY is made due now instead, and announced."""
+        assignment = Assignment(lease.worker_id, lease.until, deliveries)
+        if self._notifier.fits(assignment):
+            self._notifier.assign(assignment)
+            return
+        fitting = [d for d in deliveries if self._notifier.fits(Assignment(lease.worker_id, lease.until, [d]))]
+        for delivery in fitting:
+            self._notifier.assign(Assignment(lease.worker_id, lease.until, [delivery]))
+        too_large = [d for d in deliveries if d not in fitting]
+        if too_large:
+            asyncio.get_running_loop().create_task(self._make_due(lease.worker_id, too_large))
+
+    def cancel(self, lease: PublishLease) -> None:
+        """Nothing was reserved in this process: the publish did not commit, so nothing is leased."""
+
+    async def _make_due(self, worker_id: str, deliveries: Sequence[ClaimedDelivery]) -> None:
+        try:
+            await self._release(worker_id, [d.id for d in deliveries], utcnow())
+        except Exception as error:
+            logger.warning("could not make %d large deliveries due (%s); their leases run out", len(deliveries), error)
+            return
+        self._notifier.request([(d.id, d.subscription_id) for d in deliveries])
+
+    def _known_workers(self) -> list[str]:
+        """The listening workers as last read, read again in the background when due; [] when too old to use."""
+        now = time.monotonic()
+        if now - self._asked_at >= _REFRESH_S and (self._reading is None or self._reading.done()):
+            self._asked_at = now
+            self._reading = asyncio.get_running_loop().create_task(self._read())
+        return self._listening if now - self._read_at < _STALE_S else []
+
+    async def read_workers(self) -> list[str]:
+        """Read the listening workers now; those publishes assign to from now on."""
+        listening = await self._workers(utcnow() - timedelta(seconds=_BEAT_WITHIN_S))
+        self._listening, self._read_at = listening, time.monotonic()
+        return listening
+
+    async def _read(self) -> None:
+        try:
+            await self.read_workers()
+        except Exception as error:
+            # Kept until it is too old to use (`_STALE_S`); meanwhile the next publish asks again.
+            logger.debug("could not read the listening workers (%s)", error)
+
+
+class AssignedWorker(Protocol):
+    """A worker that takes what was assigned to it (`Dispatcher`)."""
+
+    def assigned(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
+        """Send `deliveries`, leased to it by `lease`, as if claimed."""
+        ...
+
+    def wake_streams(self) -> bool:
+        """Look for ready Kafka streams now."""
+        ...
+
+
+def taking(worker: AssignedWorker) -> Callable[[Sequence[Assignment]], None]:
+    """What `worker` does with a wake-up carrying assignments, given those to it: sends them; and, as a publish
+    whose deliveries all went to another worker may have events for Kafka streams it leases, looks at its streams."""
+
+    def take(mine: Sequence[Assignment]) -> None:
+        if not mine:
+            worker.wake_streams()
+        for assignment in mine:
+            deliveries = assignment.deliveries
+            lease = PublishLease(
+                assignment.worker_id,
+                assignment.until,
+                frozenset(d.id for d in deliveries),
+                tuple(d.subscription_id for d in deliveries),
+            )
+            worker.assigned(lease, deliveries)
+
+    return take
