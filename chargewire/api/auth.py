@@ -29,11 +29,6 @@ _BEARER_HASH = "chargewire.bearer_hash"
 _AUTHENTICATED = "chargewire.authenticated"
 
 
-def bearer_text(request: Request) -> str | None:
-    """The token text of an `Authorization: Bearer` header, if any."""
-    return scope_bearer_text(request.scope)
-
-
 def scope_bearer_text(scope: AsgiScope) -> str | None:
     """The token text of a request's `Authorization: Bearer` header (its first), if any; read once per request."""
     if _BEARER not in scope:
