@@ -194,13 +194,13 @@ class DirectPublish:
         self._layer = layer
         self._runtime = runtime
 
-    def takes(self, headers: Headers) -> bool:
+    def takes(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """Whether a publish with these headers goes the direct way: a declared size within the limit, not chunked,
         and no proxy headers (uvicorn's proxy layer would change its client address, the rate limits' key)."""
         for name, _ in headers:
             if name == b"transfer-encoding" or name.startswith(b"x-forwarded-"):
                 return False
-        return self._layer.guard.publish_fits(list(headers))
+        return self._layer.guard.publish_fits(headers)
 
     async def answer(
         self, scope: Scope, body: bytes, write_late: Callable[[tuple[int, Headers, bytes]], None]
