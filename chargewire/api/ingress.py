@@ -3,17 +3,17 @@
 Nearly every request is a publish. uvicorn hands each to the app in a request cycle of its own (a scope, `receive`
 and `send` coroutines, ASGI messages), through Starlette's entry, its error layers, the request layer and FastAPI's
 exit stack, to the route. Here a plain publish (POST to exactly the publish path, HTTP/1.1, a declared body within
-the limit) is collected by the protocol and answered by one coroutine (`DirectPublish.answer`) that runs the same
-code as that chain: the request layer's deadline and admission (`RequestLayer.admit`: rate limits, guard, bearer
-token), the route's checks and write (`routes.events.publish_read`), the same error answers (`api.errors`). The
-answer goes out in one write, framed as uvicorn frames it.
+the limit) starts, as uvicorn starts a request, one coroutine (`DirectPublish.answer`) running the same code as
+that chain: the request layer's deadline and admission (`RequestLayer.admit`: rate limits, guard, bearer token),
+then the route's (`routes.events.publish_read`: the token's scope, the body the protocol collects, the write), and
+the same error answers (`api.errors`). The answer goes out in one write, framed as uvicorn frames it.
 
 Anything else takes uvicorn's own path: other requests, `Expect: 100-continue`, a chunked body or one declared
 over the limit (413 before reading), a publish behind another request still under way on its connection
 (pipelining), proxy headers (`X-Forwarded-*`), an access log, a concurrency limit, a root path. Keep-alive and its
-timeout, pipelined requests behind a direct one, and shutdown (a publish under way is answered, with
-`connection: close`) run through uvicorn's protocol as before. A client gone mid-body leaves nothing to answer;
-on uvicorn's path its publish would have been counted against its rate limit and logged as an error.
+timeout, pipelined requests behind a direct one, a client gone mid-body and shutdown (a publish under way is
+answered, with `connection: close`) run through uvicorn's protocol methods as before. An unexpected error is
+answered as on uvicorn's path and logged once (uvicorn's path logs it again as "Exception in ASGI application").
 
 Coupled to uvicorn 0.54.0's `HttpToolsProtocol` (the cycle's `response_complete`, `disconnected`, `keep_alive` and
 `message_event` as its protocol reads them; `on_response_complete`; `STATUS_LINE`) and to the app's chain as
@@ -23,13 +23,14 @@ Coupled to uvicorn 0.54.0's `HttpToolsProtocol` (the cycle's `response_complete`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from starlette.applications import Starlette
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match, Router
 from starlette.types import Message, Scope
@@ -70,7 +71,7 @@ class IngressProtocol(HttpToolsProtocol):
         self._direct = IngressProtocol._found if plain else None
 
     def on_headers_complete(self) -> None:
-        """Collect a plain publish for the direct path; start anything else as uvicorn does."""
+        """Start a plain publish on the direct path, as uvicorn starts a request; anything else as uvicorn does."""
         direct = self._direct
         if (
             direct is None
@@ -89,8 +90,12 @@ class IngressProtocol(HttpToolsProtocol):
         scope["path"] = PATH
         scope["raw_path"] = _TARGET
         scope["query_string"] = b""
+        cycle = DirectCycle(scope, self.parser.should_keep_alive(), self.loop.create_future())
         # In the cycle's place: the protocol's own methods read and set the same four attributes.
-        self.cycle = cast(RequestResponseCycle, DirectCycle(scope, self.parser.should_keep_alive()))
+        self.cycle = cast(RequestResponseCycle, cycle)
+        task = self.loop.create_task(self._answer(cycle))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def on_body(self, body: bytes) -> None:
         """Collect a direct publish's body (within the limit, as its declared size is); else as uvicorn does."""
@@ -101,19 +106,17 @@ class IngressProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        """Answer a direct publish in a task of its own, as uvicorn runs a request; else as uvicorn does."""
+        """Hand a direct publish its whole body; else as uvicorn does."""
         cycle: object = self.cycle
-        if not isinstance(cycle, DirectCycle):
+        if isinstance(cycle, DirectCycle):
+            cycle.message_event.set()
+        else:
             super().on_message_complete()
-            return
-        task = self.loop.create_task(self._answer(cycle))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
 
     async def _answer(self, cycle: DirectCycle) -> None:
         assert self._direct is not None
         try:
-            answer = await self._direct.answer(cycle.scope, bytes(cycle.body), lambda late: self._write(cycle, *late))
+            answer = await self._direct.answer(cycle.scope, cycle.read, lambda late: self._write(cycle, *late))
         except asyncio.CancelledError as error:
             # The server's cancel at the end of its graceful shutdown: answered and logged as uvicorn does.
             self.logger.error("Exception in ASGI application\n", exc_info=error)
@@ -121,7 +124,8 @@ class IngressProtocol(HttpToolsProtocol):
             self._write(cycle, *_PLAIN_500)
             return
         except Exception as error:
-            # As Starlette's last-resort layer answers it; uvicorn then closes the connection.
+            # As Starlette's last-resort layer answers it (a client gone mid-body too); uvicorn then closes the
+            # connection.
             self._write(cycle, *_framed(unexpected_error_response("POST", PATH, error)))
             self.transport.close()
             return
@@ -150,27 +154,39 @@ class IngressProtocol(HttpToolsProtocol):
         self.on_response_complete()
 
 
-class _NoWaiter:
-    """The cycle's message event, which the protocol sets when the connection is lost: nothing waits on it here."""
+class _BodyComplete:
+    """The cycle's message event: set when the body is complete, or when the connection is lost."""
 
-    __slots__ = ()
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
 
     def set(self) -> None:
-        """Nothing to wake."""
+        """Wake the publish waiting for its body."""
+        if not self.future.done():
+            self.future.set_result(None)
 
 
 class DirectCycle:
     """A direct publish's request as the protocol sees it: its scope, its body as collected, and its state."""
 
-    __slots__ = ("body", "disconnected", "keep_alive", "response_complete", "scope")
-    message_event = _NoWaiter()
+    __slots__ = ("body", "disconnected", "keep_alive", "message_event", "response_complete", "scope")
 
-    def __init__(self, scope: Scope, keep_alive: bool) -> None:
+    def __init__(self, scope: Scope, keep_alive: bool, body_complete: asyncio.Future[None]) -> None:
         self.scope = scope
         self.body = bytearray()
         self.keep_alive = keep_alive
         self.disconnected = False
         self.response_complete = False
+        self.message_event = _BodyComplete(body_complete)
+
+    async def read(self) -> bytes:
+        """The whole body once it is in; ClientDisconnect, as the route's reader raises it, if the client left."""
+        await self.message_event.future
+        if self.disconnected:
+            raise ClientDisconnect
+        return bytes(self.body)
 
 
 class _DirectRequest(Deadlined):
@@ -203,7 +219,10 @@ class DirectPublish:
         return self._layer.guard.publish_fits(headers)
 
     async def answer(
-        self, scope: Scope, body: bytes, write_late: Callable[[tuple[int, Headers, bytes]], None]
+        self,
+        scope: Scope,
+        read: Callable[[], Awaitable[bytes]],
+        write_late: Callable[[tuple[int, Headers, bytes]], None],
     ) -> tuple[Response, AddedHeaders] | None:
         """The answer to a publish and the headers it gets besides its own, as the app's chain would give it; None
         when it was answered at its deadline (through `write_late`). Raises what the chain would not answer."""
@@ -215,7 +234,7 @@ class DirectPublish:
             if refused is not None:
                 return error_response(refused), added
             try:
-                return await publish_read(self._runtime, scope, body), added
+                return await publish_read(self._runtime, scope, read), added
             except ChargewireError as error:
                 return error_response(error), added  # as the app's exception layer answers it
         except asyncio.CancelledError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -59,11 +59,11 @@ def idempotency_key_of(headers: list[tuple[bytes, bytes]]) -> str | None:
     return next((value.decode("latin-1") for name, value in headers if name == _HEADER_NAME), None)
 
 
-async def publish_read(runtime: Runtime, scope: AsgiScope, raw: bytes) -> Response:
-    """The answer to a publish whose whole body is `raw`, past the request layer (`api.ingress`'s direct path):
-    the route's own checks and answer, but for reading the body."""
+async def publish_read(runtime: Runtime, scope: AsgiScope, read: Callable[[], Awaitable[bytes]]) -> Response:
+    """The answer to a publish past the request layer whose body `read` gives (`api.ingress`'s direct path), as
+    `publish_events` answers it: the token's scope, then the body, then `accept`."""
     token = await token_holding(scope, runtime.tokens, Scope.EVENTS_PUBLISH)
-    return await accept(runtime, token, idempotency_key_of(scope["headers"]), raw)
+    return await accept(runtime, token, idempotency_key_of(scope["headers"]), await read())
 
 
 async def accept(runtime: Runtime, token: ApiToken, idempotency_key: str | None, raw: bytes) -> Response:

@@ -341,3 +341,17 @@ async def test_the_access_log_line_of_a_publish_is_uvicorns(settings: Settings, 
     shortcut, own = (re.sub(r":\d+ - ", ":<port> - ", line) for line in lines.lines)
     assert shortcut == own
     assert shortcut.endswith('"POST /api/v1/events HTTP/1.1" 202')
+
+
+async def test_a_body_stalled_past_the_deadline_is_answered_503_as_by_uvicorns_path(
+    pair: _Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = []
+    for side in pair.sides:
+        monkeypatch.setattr(_request_layer(side.server).deadline, "deadline_s", 0.1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        writer.write(_publish(side.publisher)[: -len(EVENT) // 2])  # the rest of the body never comes
+        answers.append(_comparable(await _answer(reader)))
+        writer.close()
+    assert answers[0] == answers[1]
+    assert answers[0].startswith(b"HTTP/1.1 503 ")
