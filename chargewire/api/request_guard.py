@@ -43,7 +43,7 @@ class RequestGuard:
             await self.admit_publish(scope)
             return receive
         limit = self._settings.api_max_body_bytes
-        check_declared_size(scope["headers"], limit)
+        _check_declared_size(scope["headers"], limit)
         if path.startswith(API_PREFIXES):
             await self._authenticate(scope)
             if _is_json(Request(scope)):
@@ -52,13 +52,13 @@ class RequestGuard:
 
     async def admit_publish(self, scope: Scope) -> None:
         """What a publish meets before its body is read: its declared size, then its token (kept in `scope`)."""
-        check_declared_size(scope["headers"], self._settings.ingest_max_body_bytes)
+        _check_declared_size(scope["headers"], self._settings.ingest_max_body_bytes)
         await self._authenticate(scope)
 
     def publish_fits(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """Whether a publish with these headers declares a size within the limit (False without a declared size)."""
         try:
-            return check_declared_size(headers, self._settings.ingest_max_body_bytes)
+            return _check_declared_size(headers, self._settings.ingest_max_body_bytes)
         except BadRequest:
             return False
 
@@ -83,7 +83,7 @@ class RequestGuard:
         return _replaying(bytes(body), receive)
 
 
-def check_declared_size(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
+def _check_declared_size(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
     """Raise the 413 when `Content-Length` declares more than `limit`; whether a size within it was declared."""
     # From the scope's own list (the server gives names in lower case): most requests are publishes, and a
     # Request with its Headers is built here for them only to read this.
