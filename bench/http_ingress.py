@@ -6,10 +6,11 @@ ingress path: protocol, middlewares, dependency solving, body reading, response.
 sends one ~1 KB `POST /api/v1/events` at a time over one keep-alive connection; the server process's CPU time
 over the requests, divided by them, is the figure. Measurement only: tests never stub the publisher.
 
-`--code DIR` imports chargewire from another checkout, to compare commits.
+`--code DIR` imports chargewire from another checkout, to compare commits. `--store` keeps the real publisher
+(a SQLite write per request, no subscription, so no deliveries): the ingress with its write, as `serve` runs it.
 With `--profile` the requests run under cProfile, which slows them several times; the figure to read then is
 the Python function calls per request, which the machine's load does not move.
-Usage: python -m bench.http_ingress [--requests 5000] [--rounds 3] [--code DIR] [--profile out.prof]
+Usage: python -m bench.http_ingress [--requests 5000] [--rounds 3] [--code DIR] [--profile out.prof] [--store]
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _connected(port: int) -> socket.socket:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-async def _measure(requests: int, rounds: int, code: Path, profile: Path | None) -> list[float]:
+async def _measure(requests: int, rounds: int, code: Path, profile: Path | None, store: bool) -> list[float]:
     from bench.common import server_env
     from chargewire.config import Settings
     from chargewire.devtools.postgres import free_port
@@ -118,7 +119,8 @@ async def _measure(requests: int, rounds: int, code: Path, profile: Path | None)
         runtime = await Runtime.open(Settings())
         figures: list[float] = []
         try:
-            runtime.publisher = _NoStore()  # type: ignore[assignment]
+            if not store:
+                runtime.publisher = _NoStore()  # type: ignore[assignment]
             token = (await runtime.tokens.create("bench", ["admin"])).text
             import uvicorn
 
@@ -189,6 +191,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured requests here")
     parser.add_argument("--code", type=Path, default=Path.cwd(), help="the checkout whose chargewire is measured")
+    parser.add_argument("--store", action="store_true", help="keep the real publisher: a SQLite write per request")
     parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,8 +202,8 @@ def main() -> None:
         return
     import uvloop
 
-    figures = uvloop.run(_measure(args.requests, args.rounds, args.code, args.profile))
-    result: dict[str, Any] = {"commit": _commit(args.code), "load_average": os.getloadavg()}
+    figures = uvloop.run(_measure(args.requests, args.rounds, args.code, args.profile, args.store))
+    result: dict[str, Any] = {"commit": _commit(args.code), "store": args.store, "load_average": os.getloadavg()}
     if args.profile:
         result["python_calls_per_request"] = _calls_per_request(args.profile, args.requests * args.rounds)
     else:

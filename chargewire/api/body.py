@@ -24,11 +24,8 @@ _LONG_RUN = b"0" * 19
 _CONTAINERS = (dict, list)
 
 
-async def read_json_body(request: Request, max_bytes: int, max_depth: int) -> object:
-    """The parsed JSON body; 413 past `max_bytes` (checked while reading), 400 for anything unreadable."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise body_too_large(max_bytes)
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body's bytes; 413 past `max_bytes`, counted while reading (the declared size is the guard's to check)."""
     chunks = bytearray()
     # Read from `receive` as `Request.stream` would, without its async generator (five calls more a request, and
     # the loop's bookkeeping of each generator): most bodies arrive in one message.
@@ -42,9 +39,14 @@ async def read_json_body(request: Request, max_bytes: int, max_depth: int) -> ob
             if len(chunks) > max_bytes:
                 raise body_too_large(max_bytes)
             more = bool(message.get("more_body"))
-    if not chunks:
+    return bytes(chunks)
+
+
+def json_body(raw: bytes, max_depth: int) -> object:
+    """The JSON document of a whole body; 400 for an empty one, and as `parse_json` says."""
+    if not raw:
         raise BadRequest("The request body is empty; send a JSON event or a JSON array of events.")
-    return parse_json(bytes(chunks), max_depth)
+    return parse_json(raw, max_depth)
 
 
 def body_too_large(max_bytes: int) -> BadRequest:

@@ -66,6 +66,12 @@ def error_response(error: ChargewireError) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def unexpected_error_response(method: str, path: str, error: BaseException) -> JSONResponse:
+    """The 500 for an error nothing else answered, logged once with its traceback."""
+    logger.exception("unexpected error on %s %s", method, path, exc_info=error)
+    return JSONResponse({"message": "Server Error"}, status_code=500)
+
+
 def field_name(location: Sequence[int | str]) -> str:
     """A request-validation location as a field path: ('body', 'kafka', 'brokers', 0) -> kafka.brokers.0."""
     parts = [str(part) for part in location[1:]] if location and location[0] in ("body", "query", "path") else []
@@ -103,8 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"message": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"message": "Server Error"}, status_code=500)
+        return unexpected_error_response(request.method, request.url.path, exc)
 
     app.add_exception_handler(ChargewireError, on_chargewire_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)

@@ -11,7 +11,7 @@ afterwards is dropped. A response that already started is left to finish.
 
 The handler runs in the request's own task, with a timer for the deadline: a task of its own and a wait for it
 per request cost about 40 us CPU each, a fifth of the ingress path (`bench.http_ingress`). `RequestLayer` applies
-this with the rate limits and the request guard in one ASGI layer.
+this with the rate limits and the request guard in one ASGI layer, and to `api.ingress`'s direct publishes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from chargewire.api.errors import error_response
@@ -33,8 +34,9 @@ REQUEST_DEADLINE_S = 4.5
 class OutageDeadline:
     """Answers 503 to a request that met a database outage, or has not started its response within `deadline_s`.
 
-    `RequestLayer` runs every request through it: `watch` when it begins, `answers` for what it raised; when the
-    handler returns, the layer cancels the request's timer and awaits the `late_answer`, if one was sent.
+    Every request runs under it: `arm` (or `watch`, for an ASGI request) when it begins, `outage_answer` for what
+    it raised; when the handler returns, the caller cancels the request's timer and, on the ASGI path, awaits the
+    `late_answer`, if one was sent. `api.ingress`'s direct publishes are `Deadlined` requests of their own.
     """
 
     def __init__(self, deadline_s: float = REQUEST_DEADLINE_S) -> None:
@@ -43,25 +45,27 @@ class OutageDeadline:
         self._outages = OutageNotice("API")
 
     def watch(self, scope: Scope, receive: Receive, send: Send) -> WatchedRequest:
-        """Start a request's deadline; its handler sends through the returned request's `send`."""
+        """Start an ASGI request's deadline; its handler sends through the returned request's `send`."""
         request = WatchedRequest(scope, receive, send)
-        request.timer = asyncio.get_running_loop().call_later(self.deadline_s, self._past_deadline, request)
+        self.arm(request)
         return request
 
-    async def answers(self, request: WatchedRequest, error: Exception) -> bool:
-        """Whether `error` ends here: answered 503 for an outage (unless the response started), or the end of a
-        handler answered at its deadline already. False for any other error, which the caller raises again."""
-        if request.late_answer is not None:
-            logger.debug("a request answered 503 at its deadline ended with %r", error)
-            return True
-        if not is_unavailable(error):
-            return False
-        self._outages.met(error)
-        if not request.started:
-            await error_response(DatabaseUnavailable())(request.scope, request.receive, request.raw_send)
-        return True
+    def arm(self, request: Deadlined) -> None:
+        """Start `request`'s deadline."""
+        request.timer = asyncio.get_running_loop().call_later(self.deadline_s, self._past_deadline, request)
 
-    def _past_deadline(self, request: WatchedRequest) -> None:
+    def outage_answer(self, request: Deadlined, error: Exception) -> JSONResponse | None:
+        """What a request that raised `error` is answered: 503 for an outage, unless its response started or it
+        was answered at its deadline already (then None: nothing more is sent). Any other error is raised again."""
+        if request.late:
+            logger.debug("a request answered 503 at its deadline ended with %r", error)
+            return None
+        if not is_unavailable(error):
+            raise error
+        self._outages.met(error)
+        return None if request.started else error_response(DatabaseUnavailable())
+
+    def _past_deadline(self, request: Deadlined) -> None:
         """Answer 503 now beside the handler, and cancel the handler, unless its response has started."""
         if request.started:
             return
@@ -69,32 +73,53 @@ class OutageDeadline:
         logger.warning(
             "%s %s ran past its %.1f s deadline; answered 503", scope["method"], scope["path"], self.deadline_s
         )
-        answer = error_response(DatabaseUnavailable())(scope, request.receive, request.raw_send)
-        request.late_answer = asyncio.get_running_loop().create_task(answer)
-        self._answering.add(request.late_answer)  # referenced until sent, as the loop holds tasks weakly
-        request.late_answer.add_done_callback(self._answering.discard)
+        request.late = True
+        sending = request.answer_late(error_response(DatabaseUnavailable()))
+        if sending is not None:
+            self._answering.add(sending)  # referenced until sent, as the loop holds tasks weakly
+            sending.add_done_callback(self._answering.discard)
         request.task.cancel()
 
 
-class WatchedRequest:
-    """One request under a deadline: whether its response started, the 503 sent in its place if one was, and
-    headers its response gets besides its own (the rate limits' counts)."""
+class Deadlined:
+    """A request under a deadline: its scope, its task, whether its response started, whether it was answered at
+    its deadline, and how that answer is sent."""
 
-    __slots__ = ("added_headers", "late_answer", "raw_send", "receive", "scope", "started", "task", "timer")
+    __slots__ = ("late", "scope", "started", "task", "timer")
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.receive = receive
-        self.raw_send = send
         self.task = _current_task()
         self.started = False
+        self.late = False
+        self.timer: asyncio.TimerHandle
+
+    def answer_late(self, answer: JSONResponse) -> asyncio.Task[None] | None:
+        """Send `answer` in the handler's place; the task sending it, if it is sent in one."""
+        raise NotImplementedError
+
+
+class WatchedRequest(Deadlined):
+    """An ASGI request under a deadline: the 503 sent in its place if one was, and headers its response gets
+    besides its own (the rate limits' counts)."""
+
+    __slots__ = ("added_headers", "late_answer", "raw_send", "receive")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        super().__init__(scope)
+        self.receive = receive
+        self.raw_send = send
         self.late_answer: asyncio.Task[None] | None = None
         self.added_headers: tuple[tuple[bytes, bytes], ...] = ()
-        self.timer: asyncio.TimerHandle
+
+    def answer_late(self, answer: JSONResponse) -> asyncio.Task[None]:
+        """Send `answer` in a task of its own, beside the handler."""
+        self.late_answer = asyncio.get_running_loop().create_task(answer(self.scope, self.receive, self.raw_send))
+        return self.late_answer
 
     async def send(self, message: Message) -> None:
         """Pass the handler's message on, with the added headers, unless a 503 went out in its place."""
-        if self.late_answer is not None:
+        if self.late:
             return
         if message["type"] == "http.response.start":
             self.started = True
@@ -107,5 +132,5 @@ class WatchedRequest:
 def _current_task() -> asyncio.Task[object]:
     task = asyncio.current_task()
     if task is None:
-        raise RuntimeError("an ASGI request runs in a task")
+        raise RuntimeError("a request runs in a task")
     return task

@@ -24,9 +24,8 @@ from typing import NamedTuple
 
 from starlette.types import Scope
 
-from chargewire.api.auth import scope_bearer_text
+from chargewire.api.auth import scope_bearer_hash
 from chargewire.errors import RateLimited
-from chargewire.security import token_hash
 
 WINDOW_S = 60.0
 LIMITED_PREFIXES = ("/api/", "/public-api/", "/metrics")
@@ -123,8 +122,8 @@ def count_headers(decision: Decision) -> tuple[tuple[bytes, bytes], ...]:
 
 def _key(scope: Scope) -> str:
     """The bearer token's hash (never its text), or the client address for requests without one."""
-    text = scope_bearer_text(scope)
-    if text is not None:
-        return "token:" + token_hash(text)
+    hashed = scope_bearer_hash(scope)
+    if hashed is not None:
+        return "token:" + hashed
     client = scope.get("client")
     return f"client:{client[0] if client else 'unknown'}"

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
 
-from chargewire.api.auth import remember_token, scope_bearer_text
+from chargewire.api.auth import remember_token, scope_bearer_hash
 from chargewire.api.body import body_too_large, parse_json
 from chargewire.api.errors import BadRequest
 from chargewire.config import Settings
@@ -39,13 +39,31 @@ class RequestGuard:
         if scope["method"] not in _BODY_METHODS:
             return receive
         path = str(scope["path"])
-        limit = self._settings.ingest_max_body_bytes if path == INGEST_PATH else self._settings.api_max_body_bytes
-        _check_declared_size(scope, limit)
+        if path == INGEST_PATH:
+            await self.admit_publish(scope)
+            return receive
+        limit = self._settings.api_max_body_bytes
+        _check_declared_size(scope["headers"], limit)
         if path.startswith(API_PREFIXES):
-            remember_token(scope, await self._tokens.authenticate(scope_bearer_text(scope)))
-            if path != INGEST_PATH and _is_json(Request(scope)):
+            await self._authenticate(scope)
+            if _is_json(Request(scope)):
                 receive = await self._checked_json(receive, limit)
-        return receive if path == INGEST_PATH else _counting(receive, limit)
+        return _counting(receive, limit)
+
+    async def admit_publish(self, scope: Scope) -> None:
+        """What a publish meets before its body is read: its declared size, then its token (kept in `scope`)."""
+        _check_declared_size(scope["headers"], self._settings.ingest_max_body_bytes)
+        await self._authenticate(scope)
+
+    def publish_fits(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Whether a publish with these headers declares a size within the limit (False without a declared size)."""
+        try:
+            return _check_declared_size(headers, self._settings.ingest_max_body_bytes)
+        except BadRequest:
+            return False
+
+    async def _authenticate(self, scope: Scope) -> None:
+        remember_token(scope, await self._tokens.authenticate_hash(scope_bearer_hash(scope)))
 
     async def _checked_json(self, receive: Receive, limit: int) -> Receive:
         """Read the whole body (within `limit`), check it, and return a receive that hands it on."""
@@ -65,14 +83,16 @@ class RequestGuard:
         return _replaying(bytes(body), receive)
 
 
-def _check_declared_size(scope: Scope, limit: int) -> None:
+def _check_declared_size(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
+    """Raise the 413 when `Content-Length` declares more than `limit`; whether a size within it was declared."""
     # From the scope's own list (the server gives names in lower case): most requests are publishes, and a
     # Request with its Headers is built here for them only to read this.
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-length":
             if value.isdigit() and int(value) > limit:
                 raise body_too_large(limit)
-            return
+            return value.isdigit()
+    return False
 
 
 def _is_json(request: Request) -> bool:

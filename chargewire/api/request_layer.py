@@ -12,6 +12,7 @@ their counts to its answer (`rate_limit`); the guard's refusals (413, 401, 422) 
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,9 +24,24 @@ from chargewire.config import Settings
 from chargewire.errors import ChargewireError
 from chargewire.services.tokens import TokenService
 
+# The headers an answer gets besides its own.
+AddedHeaders = tuple[tuple[bytes, bytes], ...]
+
+
+class Admission(NamedTuple):
+    """What the rate limits and the guard made of a request: the receive to read its body through, the headers its
+    answer gets besides its own, and the refusal to answer instead, if any."""
+
+    receive: Receive
+    added_headers: AddedHeaders
+    refused: ChargewireError | None
+
 
 class RequestLayer:
-    """ASGI middleware applying the outage deadline, the rate limits and the request guard to every HTTP request."""
+    """ASGI middleware applying the outage deadline, the rate limits and the request guard to every HTTP request.
+
+    `api.ingress`'s direct publishes go through the same `deadline` and `admit`.
+    """
 
     def __init__(
         self,
@@ -36,38 +52,42 @@ class RequestLayer:
         deadline_s: float = REQUEST_DEADLINE_S,
     ) -> None:
         self.app = app
-        self._deadline = OutageDeadline(deadline_s)
+        self.deadline = OutageDeadline(deadline_s)
+        self.guard = RequestGuard(settings, tokens)
         self._limits = RateLimits(budgets)
-        self._guard = RequestGuard(settings, tokens)
+
+    async def admit(self, scope: Scope, receive: Receive) -> Admission:
+        """Count the request against its rate limit, then let the guard check it; database errors are raised."""
+        decision = self._limits.decide(scope)
+        added: AddedHeaders = ()
+        if decision is not None:
+            if not decision.allowed:
+                return Admission(receive, added, refusal(decision))
+            added = count_headers(decision)
+        try:
+            receive = await self.guard.checked(scope, receive)
+        except ChargewireError as error:
+            return Admission(receive, added, error)
+        return Admission(receive, added, None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = self._deadline.watch(scope, receive, send)
+        request = self.deadline.watch(scope, receive, send)
         try:
-            refused: ChargewireError | None = None
-            decision = self._limits.decide(scope)
-            if decision is not None:
-                if decision.allowed:
-                    request.added_headers = count_headers(decision)
-                else:
-                    refused = refusal(decision)
-            if refused is None:
-                try:
-                    receive = await self._guard.checked(scope, receive)
-                except ChargewireError as error:
-                    refused = error
+            receive, request.added_headers, refused = await self.admit(scope, receive)
             if refused is None:
                 await self.app(scope, receive, request.send)
             else:
                 await error_response(refused)(scope, receive, request.send)
         except asyncio.CancelledError:
-            if request.late_answer is None:
+            if not request.late:
                 raise
         except Exception as error:
-            if not await self._deadline.answers(request, error):
-                raise
+            answer = self.deadline.outage_answer(request, error)
+            if answer is not None:
+                await answer(scope, receive, request.raw_send)
         finally:
             request.timer.cancel()
         if request.late_answer is not None:

@@ -60,9 +60,12 @@ class TokenService:
 
     async def authenticate(self, text: str | None) -> ApiToken:
         """The active token for a bearer value, or Unauthenticated."""
-        if not text:
+        return await self.authenticate_hash(token_hash(text) if text else None)
+
+    async def authenticate_hash(self, key: str | None) -> ApiToken:
+        """The active token whose text hashes to `key` (`security.token_hash`), or Unauthenticated."""
+        if not key:
             raise Unauthenticated()
-        key = token_hash(text)
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached and now - cached[0] < _CACHE_TTL_S:

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from chargewire.api.auth import bearer_text, runtime_of
+from chargewire.api.auth import runtime_of, scope_bearer_hash
 from chargewire.api.storage_metrics import StorageCollector
 from chargewire.errors import PermissionDenied
 from chargewire.models import Scope
@@ -34,7 +34,7 @@ async def metrics(request: Request) -> Response:
     runtime = runtime_of(request)
     if not runtime.settings.metrics_public:
         # Queue depths and failure counts describe every tenant's traffic: not for anyone who can reach the port.
-        token = await runtime.tokens.authenticate(bearer_text(request))
+        token = await runtime.tokens.authenticate_hash(scope_bearer_hash(request.scope))
         if not token.allows(Scope.METRICS_READ):
             raise PermissionDenied()
     workers: Workers | None = None

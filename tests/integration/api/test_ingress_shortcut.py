@@ -1,26 +1,34 @@
-"""The publish path's shortcut (`api.ingress`) answers exactly as uvicorn's own path, on real sockets on loopback.
+"""The publish path's direct way (`api.ingress`) answers exactly as uvicorn's own path, on real sockets on loopback.
 
-Two servers of two apps on one runtime (so each has rate limit windows of its own): serve's, with the shortcut,
+Two servers of two apps on one runtime (so each has rate limit windows of its own): serve's, with the direct path,
 and the same with uvicorn's httptools protocol. Each request goes to both; the answers must be the same bytes but
-for the Date header's second and the new event ids.
+for the Date header's second and the new event ids. Faults inside a publish (a database outage, the request
+deadline, an unexpected error, the server shutting down) are made on the shared runtime's publisher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import orjson
 import pytest
+from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from chargewire.api.request_layer import RequestLayer
 from chargewire.catalog import load_event_types
 from chargewire.cli.api_server import ApiServer, server_config
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.web import create_app
+from tests.support.ocpp import eventually
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -32,48 +40,63 @@ _ID = re.compile(rb"evt_[0-9A-Z]{26}")
 
 
 class _Side:
-    """One server's port, and tokens of its own (idempotency keys are per token): a publisher's, a reader's."""
+    """One server, its port, and tokens of its own (idempotency keys are per token): a publisher's, a reader's."""
 
-    def __init__(self, port: int, publisher: str, reader: str) -> None:
+    def __init__(self, server: ApiServer, port: int, publisher: str, reader: str) -> None:
+        self.server = server
         self.port = port
         self.publisher = publisher
         self.reader = reader
 
 
 class _Pair:
-    """The shortcut's server and uvicorn's own."""
+    """The direct path's server and uvicorn's own, and the runtime they share."""
 
-    def __init__(self, shortcut: _Side, uvicorn_own: _Side) -> None:
+    def __init__(self, shortcut: _Side, uvicorn_own: _Side, runtime: Runtime) -> None:
         self.shortcut = shortcut
         self.uvicorn_own = uvicorn_own
+        self.runtime = runtime
+
+    @property
+    def sides(self) -> tuple[_Side, _Side]:
+        return self.shortcut, self.uvicorn_own
 
 
-async def _served(app_runtime: Runtime, http: str | None) -> tuple[ApiServer, asyncio.Task[None], _Side]:
+async def _served(
+    app_runtime: Runtime, http: str | None, access_log: bool = False
+) -> tuple[ApiServer, asyncio.Task[None], _Side]:
     # Listening before the server starts: connections wait in the backlog until it accepts them.
     listening = socket.create_server(("127.0.0.1", 0))
     port = listening.getsockname()[1]
     config = server_config(create_app(app_runtime), "127.0.0.1", port)
+    config.access_log = access_log
     if http is not None:
         config.http = http
     server = ApiServer(config)
     task = asyncio.create_task(server.serve(sockets=[listening]))
     publisher = (await app_runtime.tokens.create("publisher", ["events:publish"])).text
     reader = (await app_runtime.tokens.create("reader", ["metrics:read"])).text
-    return server, task, _Side(port, publisher, reader)
+    return server, task, _Side(server, port, publisher, reader)
+
+
+@contextlib.asynccontextmanager
+async def _pair_of(settings: Settings, access_log: bool = False) -> AsyncIterator[_Pair]:
+    changed = {"ingest_max_body_bytes": MAX_BODY, "ingest_rate_limit_per_minute": BUDGET}
+    async with await Runtime.open(settings.model_copy(update=changed)) as opened:
+        fast, fast_task, fast_side = await _served(opened, None, access_log)
+        own, own_task, own_side = await _served(opened, "httptools", access_log)
+        try:
+            yield _Pair(fast_side, own_side, opened)
+        finally:
+            fast.should_exit = own.should_exit = True
+            await asyncio.gather(fast_task, own_task)
 
 
 @pytest.fixture
 async def pair(settings: Settings, runtime: Runtime) -> AsyncIterator[_Pair]:
-    """The shortcut's server and uvicorn's own, on a runtime with a small body limit and ingest budget."""
-    changed = {"ingest_max_body_bytes": MAX_BODY, "ingest_rate_limit_per_minute": BUDGET}
-    async with await Runtime.open(settings.model_copy(update=changed)) as opened:
-        fast, fast_task, fast_side = await _served(opened, None)
-        own, own_task, own_side = await _served(opened, "httptools")
-        try:
-            yield _Pair(fast_side, own_side)
-        finally:
-            fast.should_exit = own.should_exit = True
-            await asyncio.gather(fast_task, own_task)
+    """The direct path's server and uvicorn's own, on a runtime with a small body limit and ingest budget."""
+    async with _pair_of(settings) as made:
+        yield made
 
 
 def _post(body: bytes, *headers: str, target: str = "/api/v1/events") -> bytes:
@@ -187,3 +210,148 @@ async def test_a_client_gone_mid_body_leaves_the_server_serving(pair: _Pair) -> 
     assert await reader.read() == b""
     answers = await _answers(pair.shortcut.port, _publish(pair.shortcut.publisher), 1)
     assert answers[0].startswith(b"HTTP/1.1 202")
+
+
+def _request_layer(server: ApiServer) -> RequestLayer:
+    link: Any = server.config.loaded_app
+    while not isinstance(link, RequestLayer):
+        if isinstance(link, Starlette):
+            # As the app builds it at its first request, if it has not served one yet.
+            link.middleware_stack = link.middleware_stack or link.build_middleware_stack()
+            link = link.middleware_stack
+        else:
+            link = link.app
+    return link
+
+
+async def _hanging_publish(*_: Any, **__: Any) -> list[str]:
+    await asyncio.Event().wait()
+    raise AssertionError("never set")
+
+
+async def _locked_publish(*_: Any, **__: Any) -> list[str]:
+    raise sqlite3.OperationalError("database is locked")
+
+
+async def _failing_publish(*_: Any, **__: Any) -> list[str]:
+    raise RuntimeError("a bug")
+
+
+async def _answers_then_closed(port: int, request: bytes) -> tuple[bytes, bool]:
+    """The answer to `request`, and whether the server closed the connection after it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    answer = await _answer(reader)
+    closed = await reader.read() == b""
+    writer.close()
+    return answer, closed
+
+
+async def test_a_database_outage_mid_publish_is_answered_503_as_by_uvicorns_path(
+    pair: _Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pair.runtime.publisher, "publish", _locked_publish)
+    shortcut, own = [await _answers(side.port, _publish(side.publisher), 1) for side in pair.sides]
+    assert [_comparable(a) for a in shortcut] == [_comparable(a) for a in own]
+    assert shortcut[0].startswith(b"HTTP/1.1 503 ")
+
+
+async def test_a_publish_past_the_deadline_is_answered_503_as_by_uvicorns_path(
+    pair: _Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for side in pair.sides:
+        monkeypatch.setattr(_request_layer(side.server).deadline, "deadline_s", 0.1)
+    monkeypatch.setattr(pair.runtime.publisher, "publish", _hanging_publish)
+    shortcut, own = [await _answers(side.port, _publish(side.publisher), 1) for side in pair.sides]
+    assert [_comparable(a) for a in shortcut] == [_comparable(a) for a in own]
+    assert shortcut[0].startswith(b"HTTP/1.1 503 ")
+
+
+async def test_an_unexpected_error_is_answered_500_logged_once_and_the_connection_closed(
+    pair: _Pair, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(pair.runtime.publisher, "publish", _failing_publish)
+    answers = []
+    for side in pair.sides:
+        caplog.clear()
+        answers.append(await _answers_then_closed(side.port, _publish(side.publisher)))
+        logged = [r for r in caplog.records if r.name == "chargewire.api.errors" and r.levelno == logging.ERROR]
+        assert len(logged) == 1
+        assert logged[0].exc_info is not None
+    (shortcut, shortcut_closed), (own, own_closed) = answers
+    assert _comparable(shortcut) == _comparable(own)
+    assert shortcut.startswith(b"HTTP/1.1 500 ")
+    assert shortcut_closed
+    assert own_closed
+
+
+async def test_a_publish_under_way_at_shutdown_is_answered_with_connection_close_as_by_uvicorn(
+    pair: _Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish = pair.runtime.publisher.publish
+    entered: list[object] = []
+    release = asyncio.Event()
+
+    async def held(payloads: Any, **options: Any) -> list[str]:
+        entered.append(payloads)
+        await release.wait()
+        return await publish(payloads, **options)
+
+    monkeypatch.setattr(pair.runtime.publisher, "publish", held)
+    answering = [asyncio.create_task(_answers_then_closed(side.port, _publish(side.publisher))) for side in pair.sides]
+    await eventually(lambda: len(entered) == 2)
+    for side in pair.sides:
+        side.server.should_exit = True
+    # Each server asks its connections to end once their answer is out.
+    await eventually(
+        lambda: all(
+            not cast(HttpToolsProtocol, c).cycle.keep_alive
+            for side in pair.sides
+            for c in side.server.server_state.connections
+        )
+    )
+    release.set()
+    (shortcut, shortcut_closed), (own, own_closed) = await asyncio.gather(*answering)
+    assert _comparable(shortcut) == _comparable(own)
+    assert shortcut.startswith(b"HTTP/1.1 202 ")
+    assert b"\r\nconnection: close\r\n" in shortcut
+    assert shortcut_closed
+    assert own_closed
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+async def test_the_access_log_line_of_a_publish_is_uvicorns(settings: Settings, runtime: Runtime) -> None:
+    lines = _Lines()
+    access = logging.getLogger("uvicorn.access")
+    async with _pair_of(settings, access_log=True) as made:
+        access.addHandler(lines)
+        try:
+            for side in made.sides:
+                await _answers(side.port, _publish(side.publisher), 1)
+        finally:
+            access.removeHandler(lines)
+    shortcut, own = (re.sub(r":\d+ - ", ":<port> - ", line) for line in lines.lines)
+    assert shortcut == own
+    assert shortcut.endswith('"POST /api/v1/events HTTP/1.1" 202')
+
+
+async def test_a_body_stalled_past_the_deadline_is_answered_503_as_by_uvicorns_path(
+    pair: _Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = []
+    for side in pair.sides:
+        monkeypatch.setattr(_request_layer(side.server).deadline, "deadline_s", 0.1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        writer.write(_publish(side.publisher)[: -len(EVENT) // 2])  # the rest of the body never comes
+        answers.append(_comparable(await _answer(reader)))
+        writer.close()
+    assert answers[0] == answers[1]
+    assert answers[0].startswith(b"HTTP/1.1 503 ")
