@@ -19,7 +19,8 @@ prepares the statement again, for a new plan, each time its calls on it double (
 rate a plan is made from at least half the rows it meets, and a connection plans anew ~16 times in a million
 claims (each leaving a statement in asyncpg's cache, which drops the least recently used).
 Each connection reads the partitions' bounds when it first claims, and again when ids fall in none it knows (at
-most once a minute) or a claim on a partition failed (perhaps dropped by expiry, once its day was long past).
+most once a minute) or a claim on a partition failed; when that partition is gone (dropped by expiry, once its
+day was long past, perhaps with rows copied back into the default partition) it claims again at once.
 """
 
 from __future__ import annotations
@@ -83,7 +84,13 @@ class ClaimConnection:
         """`delivery_claims.claim_listed`, outside a transaction block: one statement, one round trip (a second
         only for an event older than its window, or for a connection's first look at the partitions)."""
         async with self._kept.driver(WHAT) as driver:
-            return await _claim_listed(driver, self._known_on(driver), dialects, delivery_ids, request)
+            known = self._known_on(driver)
+            try:
+                return await _claim_listed(driver, known, dialects, delivery_ids, request)
+            except asyncpg.UndefinedTableError:
+                # A partition it named was dropped (expired) since the bounds were read, which are forgotten now: the
+                # statement failed whole, so claiming again, on the partitions there are, leases the same rows.
+                return await _claim_listed(driver, known, dialects, delivery_ids, request)
 
     def _known_on(self, driver: asyncpg.Connection) -> _Known:
         """What is known on `driver`: the kept connection's, or, on a pooled one (the kept one busy), a look of its
