@@ -21,12 +21,15 @@ from chargewire.cli.api_server import ApiServer, server_config
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.web import create_app
+from tests.support.faults import in_a_thread, sqlite_write_locked
+from tests.support.receiver import Receiver, always
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 MAX_BODY = 2048
 BUDGET = 5
-EVENT = orjson.dumps(load_event_types()["SessionMeterValuesNotification"].example)
+METER = load_event_types()["SessionMeterValuesNotification"].example
+EVENT = orjson.dumps(METER)
 _DATE = re.compile(rb"\r\ndate: [^\r]*")
 _ID = re.compile(rb"evt_[0-9A-Z]{26}")
 
@@ -41,11 +44,12 @@ class _Side:
 
 
 class _Pair:
-    """The shortcut's server and uvicorn's own."""
+    """The shortcut's server and uvicorn's own, and the runtime they share."""
 
-    def __init__(self, shortcut: _Side, uvicorn_own: _Side) -> None:
+    def __init__(self, shortcut: _Side, uvicorn_own: _Side, runtime: Runtime) -> None:
         self.shortcut = shortcut
         self.uvicorn_own = uvicorn_own
+        self.runtime = runtime
 
 
 async def _served(app_runtime: Runtime, http: str | None) -> tuple[ApiServer, asyncio.Task[None], _Side]:
@@ -70,7 +74,7 @@ async def pair(settings: Settings, runtime: Runtime) -> AsyncIterator[_Pair]:
         fast, fast_task, fast_side = await _served(opened, None)
         own, own_task, own_side = await _served(opened, "httptools")
         try:
-            yield _Pair(fast_side, own_side)
+            yield _Pair(fast_side, own_side, opened)
         finally:
             fast.should_exit = own.should_exit = True
             await asyncio.gather(fast_task, own_task)
@@ -187,3 +191,49 @@ async def test_a_client_gone_mid_body_leaves_the_server_serving(pair: _Pair) -> 
     assert await reader.read() == b""
     answers = await _answers(pair.shortcut.port, _publish(pair.shortcut.publisher), 1)
     assert answers[0].startswith(b"HTTP/1.1 202")
+
+
+async def test_a_publish_during_a_database_outage_is_answered_as_on_uvicorns_own_path_and_each_202_delivered_once(
+    pair: _Pair, receiver: Receiver
+) -> None:
+    runtime = pair.runtime
+    assert runtime.database.sqlite_file is not None
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    hook = {"callbackUrl": receiver.on("/outage", always())}
+    await runtime.subscriptions.create(
+        owner.token, {"via": "webhook", "notifications": [METER["notification"]], "webhook": hook}
+    )
+    sides = (pair.shortcut, pair.uvicorn_own)
+
+    async def publish_on_each(first_point: int) -> list[bytes]:
+        sent = [
+            _answers(side.port, _publish(side.publisher, orjson.dumps({**METER, "chargePointId": first_point + n})), 1)
+            for n, side in enumerate(sides)
+        ]
+        return [answers[0] for answers in await asyncio.gather(*sent)]
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop))
+    try:
+        before = await publish_on_each(0)
+        # Another process holds the write lock past the busy timeout: both servers' publishes wait, then fail.
+        async with in_a_thread(sqlite_write_locked(runtime.database.sqlite_file)):
+            during = await publish_on_each(10)
+        after = await publish_on_each(20)
+        accepted = [
+            first + n
+            for first, answers in ((0, before), (10, during), (20, after))
+            for n, answer in enumerate(answers)
+            if answer.startswith(b"HTTP/1.1 202")
+        ]
+        await receiver.wait_for(len(accepted), "/outage")
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 30)
+
+    assert _comparable(during[0]) == _comparable(during[1])
+    assert during[0].startswith(b"HTTP/1.1 503")
+    assert b"\r\nretry-after: " in during[0].lower()
+    assert accepted == [0, 1, 20, 21]
+    delivered = [orjson.loads(request.body)["chargePointId"] for request in receiver.on_path("/outage")]
+    assert sorted(delivered) == accepted  # every accepted event, once
