@@ -11,15 +11,18 @@ import asyncio
 import contextlib
 import re
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import orjson
 import pytest
+from sqlalchemy import func, select
 
 from chargewire.catalog import load_event_types
 from chargewire.cli.api_server import ApiServer, server_config
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
+from chargewire.store.tables import events
 from chargewire.web import create_app
 from tests.support.faults import in_a_thread, sqlite_write_locked
 from tests.support.receiver import Receiver, always
@@ -216,17 +219,16 @@ async def test_a_publish_during_a_database_outage_is_answered_as_on_uvicorns_own
     worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop))
     try:
         before = await publish_on_each(0)
-        # Another process holds the write lock past the busy timeout: both servers' publishes wait, then fail.
+        # Another process holds the write lock past the busy timeout: both servers' publishes wait, then are answered
+        # 503 (the busy timeout's error, or the request deadline first on a loaded machine).
         async with in_a_thread(sqlite_write_locked(runtime.database.sqlite_file)):
             during = await publish_on_each(10)
         after = await publish_on_each(20)
-        accepted = [
-            first + n
-            for first, answers in ((0, before), (10, during), (20, after))
-            for n, answer in enumerate(answers)
-            if answer.startswith(b"HTTP/1.1 202")
-        ]
-        await receiver.wait_for(len(accepted), "/outage")
+        # A publish answered 503 at the request deadline may yet be stored (its write waits in SQLite's thread,
+        # beyond cancelling): it is before those made after the outage in the one writer's queue, so counted here.
+        async with runtime.database.reading() as connection:
+            stored = (await connection.execute(select(func.count()).select_from(events))).scalar_one()
+        received = await receiver.wait_for(stored, "/outage")
     finally:
         stop.set()
         await asyncio.wait_for(worker, 30)
@@ -234,6 +236,7 @@ async def test_a_publish_during_a_database_outage_is_answered_as_on_uvicorns_own
     assert _comparable(during[0]) == _comparable(during[1])
     assert during[0].startswith(b"HTTP/1.1 503")
     assert b"\r\nretry-after: " in during[0].lower()
-    assert accepted == [0, 1, 20, 21]
-    delivered = [orjson.loads(request.body)["chargePointId"] for request in receiver.on_path("/outage")]
-    assert sorted(delivered) == accepted  # every accepted event, once
+    assert all(answer.startswith(b"HTTP/1.1 202") for answer in before + after)
+    delivered = Counter(orjson.loads(request.body)["chargePointId"] for request in received)
+    assert {0, 1, 20, 21} <= set(delivered) <= {0, 1, 10, 11, 20, 21}
+    assert set(delivered.values()) == {1}  # none twice
