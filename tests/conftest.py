@@ -23,6 +23,7 @@ from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.database import create_database
 from chargewire.web import create_app
+from tests.support import transport_origins
 from tests.support.early_start import EarlyStarts
 from tests.support.receiver import Receiver
 
@@ -67,6 +68,17 @@ def _remove_behind(cluster: PostgresCluster) -> None:
 
 def _open_kafka(stack: contextlib.ExitStack) -> KafkaBroker:
     return stack.enter_context(KafkaBroker())
+
+
+def pytest_configure() -> None:
+    """Name the test that made a socket transport freed unclosed (`transport_origins`)."""
+    transport_origins.install()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    """Note the test about to run, for `transport_origins`."""
+    transport_origins.running(item.nodeid)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -19,7 +19,8 @@ prepares the statement again, for a new plan, each time its calls on it double (
 rate a plan is made from at least half the rows it meets, and a connection plans anew ~16 times in a million
 claims (each leaving a statement in asyncpg's cache, which drops the least recently used).
 Each connection reads the partitions' bounds when it first claims, and again when ids fall in none it knows (at
-most once a minute) or a claim on a partition failed (perhaps dropped by expiry, once its day was long past).
+most once a minute) or a claim on a partition failed; when that partition is gone (dropped by expiry, once its
+day was long past, perhaps with rows copied back into the default partition) it claims again at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Column, Dialect, Select, Table, TableClause
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import visitors
 
 from chargewire.ids import first_id_at, made_at_ms
@@ -51,6 +53,7 @@ from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_writes import claim_announced_statement
 from chargewire.store.dialects import StoreDialect
 from chargewire.store.dialects.postgresql_compiled import DriverStatement, compiled_for_driver
+from chargewire.store.dialects.postgresql_driver import KeptConnection
 from chargewire.store.dialects.postgresql_partitions import (
     PARTITION_BOUNDS,
     PartitionRange,
@@ -65,26 +68,77 @@ WHAT = "the announced claim"
 _RECHECK_S = 60.0
 _PARTITIONED = (deliveries, events)
 _REPLAN_FROM = 16
-# Per connection: for the partition-named claim last sent on it, the statement as sent now (its SQL marked with how
-# many times it was planned anew), its calls, and at how many calls it is planned anew.
-_replanning: weakref.WeakKeyDictionary[asyncpg.Connection, dict[str, tuple[DriverStatement, int, int]]] = (
-    weakref.WeakKeyDictionary()
-)
-# Per connection: when it read the partitions' bounds, and each partitioned table's (name, bounds).
-_bounds: weakref.WeakKeyDictionary[asyncpg.Connection, tuple[float, dict[str, list[PartitionRange]]]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
-async def claim_listed_on_driver(
+class ClaimConnection:
+    """The connection a store keeps for its announced claims (`KeptConnection`), and what the claim knows on it
+    (`_Known`): forgotten with the connection, when that is lost and another made in its place."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._kept = KeptConnection(engine)
+        self._known: _Known | None = None
+
+    async def claim_listed(
+        self, dialects: tuple[StoreDialect, Dialect], delivery_ids: Sequence[str], request: ClaimRequest
+    ) -> list[ClaimedDelivery]:
+        """`delivery_claims.claim_listed`, outside a transaction block: one statement, one round trip (a second
+        only for an event older than its window, or for a connection's first look at the partitions)."""
+        async with self._kept.driver(WHAT) as driver:
+            known = self._known_on(driver)
+            try:
+                return await _claim_listed(driver, known, dialects, delivery_ids, request)
+            except asyncpg.UndefinedTableError:
+                # A partition it named was dropped (expired) since the bounds were read, which are forgotten now: the
+                # statement failed whole, so claiming again, on the partitions there are, leases the same rows.
+                return await _claim_listed(driver, known, dialects, delivery_ids, request)
+
+    def _known_on(self, driver: asyncpg.Connection) -> _Known:
+        """What is known on `driver`: the kept connection's, or, on a pooled one (the kept one busy), a look of its
+        own that is not kept."""
+        known = self._known
+        if known is not None and known.on(driver):
+            return known
+        if known is not None and known.open():
+            return _Known(driver)
+        self._known = _Known(driver)
+        return self._known
+
+
+class _Known:
+    """What a connection knows: when it read the partitions' bounds and each partitioned table's (name, bounds);
+    for the partition-named claim last sent on it, the statement as sent now (its SQL marked with how many times it
+    was planned anew), its calls, and at how many calls it is planned anew."""
+
+    __slots__ = ("_connection", "bounds", "statements")
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self._connection = weakref.ref(driver)
+        self.bounds: tuple[float, dict[str, list[PartitionRange]]] | None = None
+        self.statements: dict[str, tuple[DriverStatement, int, int]] = {}
+
+    def on(self, driver: asyncpg.Connection) -> bool:
+        """Whether this is what `driver` knows."""
+        return self._connection() is driver
+
+    def open(self) -> bool:
+        """Whether its connection is still open."""
+        connection = self._connection()
+        return connection is not None and not connection.is_closed()
+
+    def forget(self) -> None:
+        """Forget the bounds and plans: read the partitions again before naming one."""
+        self.bounds = None
+        self.statements.clear()
+
+
+async def _claim_listed(
     driver: asyncpg.Connection,
+    known: _Known,
     dialects: tuple[StoreDialect, Dialect],
     delivery_ids: Sequence[str],
     request: ClaimRequest,
 ) -> list[ClaimedDelivery]:
-    """`delivery_claims.claim_listed` on `driver`, outside a transaction block: one statement, one round trip (a
-    second only for an event older than its window, or for a connection's first look at the partitions)."""
-    partitions = await _partitions_holding(driver, delivery_ids)
+    partitions = await _partitions_holding(driver, known, delivery_ids)
     lease, payloads = _compiled(*dialects, partitions)
     values = lease_values(dialects[0], delivery_ids, request)
     values["events_from"], values["events_to"] = announced_events_window(delivery_ids)
@@ -92,11 +146,10 @@ async def claim_listed_on_driver(
         leased = await lease.fetch(driver, values)
     else:
         try:
-            leased = await _replanned(driver, lease).fetch(driver, values)
+            leased = await _replanned(known, lease).fetch(driver, values)
         except BaseException:
             # Perhaps the partition is gone (expired and dropped): read the bounds again before naming one.
-            _bounds.pop(driver, None)
-            _replanning.pop(driver, None)
+            known.forget()
             raise
     rows = sorted(leased)
     missing = missing_payloads(rows)
@@ -106,10 +159,10 @@ async def claim_listed_on_driver(
     return claimed_deliveries(rows)
 
 
-def _replanned(driver: asyncpg.Connection, lease: DriverStatement) -> DriverStatement:
-    """`lease` as sent on `driver` now: with a new mark in its SQL (a comment) each time its calls there double, so
-    that asyncpg prepares it, and PostgreSQL plans it, anew."""
-    statements = _replanning.setdefault(driver, {})
+def _replanned(known: _Known, lease: DriverStatement) -> DriverStatement:
+    """`lease` as sent on the connection now: with a new mark in its SQL (a comment) each time its calls there
+    double, so that asyncpg prepares it, and PostgreSQL plans it, anew."""
+    statements = known.statements
     if lease.sql not in statements:
         statements.clear()  # another partition's claim: its day is over
     sent, calls, again_at = statements.get(lease.sql) or (lease, 0, _REPLAN_FROM)
@@ -120,25 +173,27 @@ def _replanned(driver: asyncpg.Connection, lease: DriverStatement) -> DriverStat
     return sent
 
 
-async def _partitions_holding(driver: asyncpg.Connection, delivery_ids: Sequence[str]) -> tuple[str, str] | None:
+async def _partitions_holding(
+    driver: asyncpg.Connection, known: _Known, delivery_ids: Sequence[str]
+) -> tuple[str, str] | None:
     """The partition of deliveries that holds all of `delivery_ids`, and that of events made when they were; None
     when either is not one partition."""
     first, last = min(delivery_ids), max(delivery_ids)
     made = (first_id_at(EVENT_PREFIX, made_at_ms(first)), first_id_at(EVENT_PREFIX, made_at_ms(last) + 1))
-    known = _bounds.get(driver)
+    bounds = known.bounds
     for attempt in range(2):
-        if known is not None:
-            held = partition_holding(known[1].get(deliveries.name, []), first, last)
-            of_events = partition_holding(known[1].get(events.name, []), *made)
+        if bounds is not None:
+            held = partition_holding(bounds[1].get(deliveries.name, []), first, last)
+            of_events = partition_holding(bounds[1].get(events.name, []), *made)
             if held is not None and of_events is not None:
                 return held, of_events
-        if attempt or (known is not None and time.monotonic() - known[0] < _RECHECK_S):
+        if attempt or (bounds is not None and time.monotonic() - bounds[0] < _RECHECK_S):
             return None
         rows = await driver.fetch(PARTITION_BOUNDS, [table.name for table in _PARTITIONED])
         found: dict[str, list[tuple[str, str]]] = {}
         for parent, name, bound in rows:
             found.setdefault(parent, []).append((name, bound or ""))
-        known = _bounds[driver] = (time.monotonic(), {parent: partition_ranges(of) for parent, of in found.items()})
+        bounds = known.bounds = (time.monotonic(), {parent: partition_ranges(of) for parent, of in found.items()})
     return None
 
 

@@ -51,8 +51,8 @@ class Publisher(threading.Thread):
         assert self.failure is None, f"a publish failed: {self.failure}"
 
 
-# The broker killed runs in `make test`; frozen and cut, which exercise the same fences, run in `make test-long`
-# (the in-process layout's test runs all three faults in `make test`).
+# The broker killed runs in `make test`, on both stores (on PostgreSQL, the only run of its stream under a broker
+# fault in `make test`); frozen and cut, which exercise the same fences, run in `make test-long`.
 @pytest.mark.parametrize(
     "fault", [fault if fault == "killed" else pytest.param(fault, marks=pytest.mark.long) for fault in faults.FAULTS]
 )

@@ -5,10 +5,11 @@ Each is a context manager: the fault holds for the length of the block and is un
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from chargewire.devtools.postgres import PostgresCluster
@@ -41,6 +42,18 @@ def sqlite_write_locked(path: Path) -> Iterator[None]:
             with contextlib.suppress(BrokenPipeError):
                 holder.stdin.write("\n")
                 holder.stdin.flush()
+
+
+@contextlib.asynccontextmanager
+async def in_a_thread(fault: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
+    """`fault` entered and left in a thread, for a test whose service runs on its event loop: taking SQLite's write
+    lock waits for a transaction the service has open, which ends only when the loop sends its COMMIT (entered on
+    the loop, both waited until the lock holder's 60 s busy timeout ran out); stopping PostgreSQL blocks too."""
+    await asyncio.to_thread(fault.__enter__)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(fault.__exit__, None, None, None)
 
 
 @contextlib.contextmanager

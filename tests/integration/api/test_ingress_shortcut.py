@@ -14,11 +14,13 @@ import logging
 import re
 import socket
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import orjson
 import pytest
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -27,14 +29,18 @@ from chargewire.catalog import load_event_types
 from chargewire.cli.api_server import ApiServer, server_config
 from chargewire.config import Settings
 from chargewire.runtime import Runtime
+from chargewire.store.tables import events
 from chargewire.web import create_app
+from tests.support.faults import in_a_thread, sqlite_write_locked
 from tests.support.ocpp import eventually
+from tests.support.receiver import Receiver, always
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 MAX_BODY = 2048
 BUDGET = 5
-EVENT = orjson.dumps(load_event_types()["SessionMeterValuesNotification"].example)
+METER = load_event_types()["SessionMeterValuesNotification"].example
+EVENT = orjson.dumps(METER)
 _DATE = re.compile(rb"\r\ndate: [^\r]*")
 _ID = re.compile(rb"evt_[0-9A-Z]{26}")
 
@@ -355,3 +361,49 @@ async def test_a_body_stalled_past_the_deadline_is_answered_503_as_by_uvicorns_p
         writer.close()
     assert answers[0] == answers[1]
     assert answers[0].startswith(b"HTTP/1.1 503 ")
+
+
+async def test_a_publish_during_a_database_outage_is_answered_as_on_uvicorns_own_path_and_each_202_delivered_once(
+    pair: _Pair, receiver: Receiver
+) -> None:
+    runtime = pair.runtime
+    assert runtime.database.sqlite_file is not None
+    owner = await runtime.tokens.create("owner", ["notifications:manage"])
+    hook = {"callbackUrl": receiver.on("/outage", always())}
+    await runtime.subscriptions.create(
+        owner.token, {"via": "webhook", "notifications": [METER["notification"]], "webhook": hook}
+    )
+    sides = pair.sides
+
+    async def publish_on_each(first_point: int) -> list[bytes]:
+        sent = [
+            _answers(side.port, _publish(side.publisher, orjson.dumps({**METER, "chargePointId": first_point + n})), 1)
+            for n, side in enumerate(sides)
+        ]
+        return [answers[0] for answers in await asyncio.gather(*sent)]
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop))
+    try:
+        before = await publish_on_each(0)
+        # Another process holds the write lock past the busy timeout: both servers' publishes wait, then are answered
+        # 503 (the busy timeout's error, or the request deadline first on a loaded machine).
+        async with in_a_thread(sqlite_write_locked(runtime.database.sqlite_file)):
+            during = await publish_on_each(10)
+        after = await publish_on_each(20)
+        # A publish answered 503 at the request deadline may yet be stored (its write waits in SQLite's thread,
+        # beyond cancelling): it is before those made after the outage in the one writer's queue, so counted here.
+        async with runtime.database.reading() as connection:
+            stored = (await connection.execute(select(func.count()).select_from(events))).scalar_one()
+        received = await receiver.wait_for(stored, "/outage")
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 30)
+
+    assert _comparable(during[0]) == _comparable(during[1])
+    assert during[0].startswith(b"HTTP/1.1 503")
+    assert b"\r\nretry-after: " in during[0].lower()
+    assert all(answer.startswith(b"HTTP/1.1 202") for answer in before + after)
+    delivered = Counter(orjson.loads(request.body)["chargePointId"] for request in received)
+    assert {0, 1, 20, 21} <= set(delivered) <= {0, 1, 10, 11, 20, 21}
+    assert set(delivered.values()) == {1}  # none twice

@@ -27,10 +27,13 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update=ORDER_SETTINGS)
 
 
-# make test runs the killed broker; the frozen broker and the cut connection run in make test-long.
+# make test runs the killed broker on SQLite, the store of a `serve` that delivers in its own process; PostgreSQL's
+# stream under the same fault is the worker processes' test's (tests/acceptance), each run ~1 minute. The frozen
+# broker, the cut connection and PostgreSQL here run in make test-long.
 @pytest.mark.parametrize(
     "fault", [fault if fault == "killed" else pytest.param(fault, marks=pytest.mark.long) for fault in FAULTS]
 )
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.long)], indirect=True)
 async def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_under_a_burst(
     runtime: Runtime, owner: CreatedToken, kafka_broker: KafkaBroker, fault: str
 ) -> None:

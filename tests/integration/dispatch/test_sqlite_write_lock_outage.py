@@ -15,7 +15,7 @@ from chargewire.runtime import Runtime
 from chargewire.store.dialects.engine import DATABASE_WAIT_S
 from tests.conftest import TokenFactory, bearer
 from tests.integration.dispatch.conftest import Subscribe
-from tests.support.faults import sqlite_write_locked
+from tests.support.faults import in_a_thread, sqlite_write_locked
 from tests.support.receiver import Receiver, always
 
 EVENTS = 300
@@ -38,7 +38,7 @@ async def test_delivery_resumes_and_nothing_is_lost_after_another_process_held_t
     worker = asyncio.create_task(runtime.deliver(runtime.dispatcher(), stop))
     try:
         await receiver.wait_for(1, "/locked")
-        with sqlite_write_locked(runtime.database.sqlite_file):
+        async with in_a_thread(sqlite_write_locked(runtime.database.sqlite_file)):
             listed = await api.get("/public-api/notifications/v2.0", headers=reader)
             refused = await api.post("/api/v1/events", json=[late], headers=publisher)
             ready = await api.get("/readyz")

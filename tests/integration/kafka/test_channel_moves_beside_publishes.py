@@ -29,7 +29,7 @@ from chargewire.services.group_commit import PendingBatch
 from chargewire.services.subscriptions import OPERATOR
 from chargewire.store.database import Database, create_database
 from chargewire.store.tables import deliveries, events, kafka_streams, stream_pauses
-from tests.support.faults import sqlite_write_locked
+from tests.support.faults import in_a_thread, sqlite_write_locked
 from tests.support.receiver import Receiver
 
 BOOT = load_event_types()["BootNotification"].example
@@ -91,7 +91,7 @@ class Scene:
         block, then roll it back; on SQLite, hold the write lock from another process instead."""
         if not self.on_postgresql:
             assert self.runtime.database.sqlite_file is not None
-            with sqlite_write_locked(self.runtime.database.sqlite_file):
+            async with in_a_thread(sqlite_write_locked(self.runtime.database.sqlite_file)):
                 yield
             return
         async with self.other.engine.connect() as connection:

@@ -8,7 +8,6 @@ import ssl
 import struct
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from chargewire.devtools.certificates import generate_tls_files
 from chargewire.devtools.kafka_broker import MECHANISMS, ClientConfig, KafkaBroker
 
-# Generous: the first test also pays for fetching the jars (cold cache) and starting the broker.
+# Generous: the first test may also wait for the run's broker to start (and its jars to be fetched, cold cache).
 pytestmark = pytest.mark.timeout(240)
 
 HEADERS: list[tuple[str, str | bytes | None]] = [("event-type", b"session.started"), ("chargewire-id", b"evt_123")]
@@ -26,11 +25,10 @@ SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
 API_VERSIONS_REQUEST = struct.pack(">ihhih", 14, 18, 0, 7, 4) + b"test"
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[KafkaBroker]:
-    """One real broker for the module (fails loudly when java or mvn is missing)."""
-    with KafkaBroker() as running:
-        yield running
+@pytest.fixture
+def broker(kafka_broker: KafkaBroker) -> KafkaBroker:
+    """The run's broker: a broker of the module's own took 15 s to start beside the run's (loaded machine)."""
+    return kafka_broker
 
 
 def fresh_topic(broker: KafkaBroker, label: str) -> str:

@@ -3,10 +3,9 @@ flow as ever, and the identity registry and events are written once the database
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from chargewire.devtools.postgres import PostgresCluster, throwaway_cluster
 from chargewire.runtime import Runtime
 from chargewire.sources.ocpp import list_charge_points
 from tests.integration.sources.conftest import TapStarter
-from tests.support.faults import postgres_down, sqlite_write_locked
+from tests.support.faults import in_a_thread, postgres_down, sqlite_write_locked
 from tests.support.ocpp import ChargePoint, eventually, published
 
 _databases = itertools.count()
@@ -51,16 +50,6 @@ def database_down(
     return postgres_down(request.getfixturevalue("own_cluster"))
 
 
-@contextlib.asynccontextmanager
-async def unavailable(fault: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
-    """`fault` entered and left in a thread: taking a database down blocks, and the tap runs on this loop."""
-    await asyncio.to_thread(fault.__enter__)
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(fault.__exit__, None, None, None)
-
-
 async def test_frames_flow_while_the_database_is_down_and_the_registry_is_written_after_it_returns(
     runtime: Runtime,
     csms: tuple[DevCsms, int],
@@ -71,7 +60,7 @@ async def test_frames_flow_while_the_database_is_down_and_the_registry_is_writte
     dev_csms, port = csms
     tap = await start_tap(f"ws://127.0.0.1:{port}/ocpp/")
 
-    async with unavailable(database_down):
+    async with in_a_thread(database_down):
         charge_point = await ChargePoint.connect(f"{tap}CP-OUTAGE")
         boot = await charge_point.call("BootNotification", {"chargePointVendor": "ABB", "chargePointModel": "Terra"})
         start = await charge_point.call(

@@ -18,6 +18,7 @@ from chargewire.runtime import Runtime
 from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.event_store import EventStore
+from chargewire.store.retention import RetentionPolicy
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.factories import delivered_record_factory
 from tests.support.plans import driver_queries, sent_statements
@@ -25,6 +26,7 @@ from tests.support.plans import driver_queries, sent_statements
 BOOT = load_event_types()["BootNotification"].example
 CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
 WORKER = "wrk_announced"
+EXPIRY = RetentionPolicy(delivered=timedelta(days=30), failed=timedelta(days=90), batch_size=100)
 
 
 async def _subscribe(runtime: Runtime, name: str) -> str:
@@ -210,3 +212,24 @@ async def test_a_partition_named_claim_is_planned_anew_each_time_its_calls_doubl
     sent = [query for query in around if query.startswith("WITH leased AS")]
     marks = [query.rpartition("/*")[2] if query.endswith("*/") else "" for query in sent]
     assert marks == [""] * 16 + [" planned anew at 16 */"] * 16 + [" planned anew at 32 */"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_an_announced_claim_on_a_partition_expiry_dropped_since_reads_the_partitions_again_and_leases(
+    runtime: Runtime,
+) -> None:
+    await _subscribe(runtime, "expired")
+    announced = await _published(runtime, 2)
+    # The first claim reads the partitions' bounds, and names today's partitions.
+    [first] = await _claim_announced(runtime, announced[:1])
+    # Expiry run as if a month had passed: today's partitions dropped, the pending delivery and its event copied back
+    # (into the default partitions) first.
+    await runtime.retention.expire(utcnow() + timedelta(days=31), EXPIRY)
+
+    claimed = await _claim_announced(runtime, announced[1:])
+    again = await _claim_announced(runtime, announced)
+
+    assert first.id == announced[0][0]
+    assert [(delivery.id, delivery.subscription_id) for delivery in claimed] == announced[1:]
+    assert claimed[0].payload == orjson.dumps({**BOOT, "chargePointId": 6001})
+    assert again == []  # both leased already
