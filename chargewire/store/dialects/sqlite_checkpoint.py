@@ -31,9 +31,10 @@ _BUSY_FRAMES_PER_S = 1_000
 # for 45-80 ms every ~12 s (the p99 of a 10 s measure when it fell inside it). So once the WAL holds
 # _RESTART_FRAMES (SQLite's own auto-checkpoint size), RESTART copies the few frames left and waits for readers
 # under the write lock, after which the next writer starts the WAL over in place (below `journal_size_limit`, so
-# the file is not cut). The database and WAL files are synced first, outside any lock, so that RESTART's own
-# syncs find little to write. It waits for writers at most _LOCKED_BUSY_TIMEOUT_MS and gives up rather than stall
-# them; the next round tries again.
+# the file is not cut). It waits for writers at most _LOCKED_BUSY_TIMEOUT_MS and gives up rather than stall them;
+# the next round tries again. Nothing here opens the database's files itself: closing any descriptor of them drops
+# every POSIX lock this process holds on them, after which another process closing its connection believes itself
+# the last, checkpoints and deletes the WAL under this process's connections (a malformed database).
 _RESTART_FRAMES = 1_000
 # Past this size (readers kept even RESTART from finishing), TRUNCATE puts the file back to zero bytes.
 _TRUNCATE_WAL_BYTES = 64 * 2**20
@@ -94,15 +95,8 @@ class WalCheckpointer:
             connection.close()
 
     def _locked(self, connection: sqlite3.Connection, mode: str) -> bool:
-        """Sync both files, then checkpoint in `mode` (RESTART or TRUNCATE), which holds the write lock for the
-        frames committed since and for the readers; whether it finished."""
-        try:
-            for path in (self._path, self._wal):
-                _sync(path)
-        except OSError as error:
-            # A failing disk: the writers' own commits report it; this thread keeps running and tries next round.
-            logger.debug("syncing %s before a %s checkpoint failed: %s", self._path, mode, error)
-            return False
+        """Checkpoint in `mode` (RESTART or TRUNCATE), which holds the write lock for the frames committed since and
+        for the readers; whether it finished."""
         checkpoint = self._checkpoint(connection, mode, _LOCKED_BUSY_TIMEOUT_MS)
         return checkpoint is not None and checkpoint.complete
 
@@ -123,18 +117,6 @@ class WalCheckpointer:
             return os.stat(self._wal).st_size
         except FileNotFoundError:
             return 0
-
-
-def _sync(path: Path) -> None:
-    """fdatasync a file of the database, as SQLite syncs it (gone: nothing to sync)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fdatasync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 @dataclass(frozen=True, slots=True)
