@@ -35,11 +35,8 @@ _WRITE_RETRY_FIRST_S = 0.0005
 _WRITE_RETRY_MAX_S = 0.004
 
 # A one-trip transaction with more bound values than this goes to the driver's thread even when it could run
-# in the event loop's: a backlog's group commit (thousands of events) would hold the loop up for tens of
-# milliseconds. Below it, the loop's thread is quicker: at 2,000 events/s a group of ~30 events (~20 values each)
-# or a record flush of 64 attempts sent to the thread held the writer 7-20 ms (p50) for ~1 ms of SQLite's work,
-# its every statement waiting to take the GIL back from the busy loop, and the publishes behind it waited as long.
-_MAX_VALUES_HERE = 2048
+# in the event loop's: a group commit at a high rate would hold the loop up for milliseconds.
+_MAX_VALUES_HERE = 256
 
 # A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
 _JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20

@@ -110,7 +110,7 @@ async def test_a_write_behind_another_connections_lock_waits_in_the_drivers_thre
 async def test_a_large_write_transaction_goes_to_the_drivers_thread(
     driver: OneTripConnection, database_path: Path
 ) -> None:
-    bodies = [f"row {n}" for n in range(2100)]
+    bodies = [f"row {n}" for n in range(300)]
     driver.pending_begin = BEGIN_WRITE
 
     await commit_statements(driver, [_insert(*bodies)])
