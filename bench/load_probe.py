@@ -236,6 +236,35 @@ def _timed_checkpoint(probe: Probe, original: Callable[..., Any]) -> Callable[..
     return checkpoint
 
 
+def _timed_lock_wait(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`sqlite_engine._begin_write` (in the driver's thread): how long a writer's BEGIN IMMEDIATE waited for another
+    connection's write lock (a RESTART or TRUNCATE checkpoint, another process)."""
+
+    @functools.wraps(original)
+    def begin_write(*args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args)
+        finally:
+            probe.record("lock_wait", (time.perf_counter() - started) * 1000)
+
+    return begin_write
+
+
+def _counted_busy_begins(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`sqlite_engine._begin_write_at_once`, counting the writes it sent to the driver's thread because another
+    connection held the write lock."""
+
+    @functools.wraps(original)
+    def begin_write_at_once(*args: Any) -> Any:
+        began = original(*args)
+        if not began:
+            probe.count("lock_busy_begins")
+        return began
+
+    return begin_write_at_once
+
+
 def _second(*args: Any, **_kwargs: Any) -> int:
     return len(args[1])
 
@@ -266,6 +295,8 @@ _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ),
     ("chargewire.store.dialects.sqlite_engine", "OneTripConnection", "run"): _timed_trip,
     ("chargewire.store.dialects.sqlite_checkpoint", "WalCheckpointer", "_checkpoint"): _timed_checkpoint,
+    ("chargewire.store.dialects.sqlite_engine", "", "_begin_write"): _timed_lock_wait,
+    ("chargewire.store.dialects.sqlite_engine", "", "_begin_write_at_once"): _counted_busy_begins,
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
     # Token reads (a request that missed the cache): calls, as the coroutine is made.
@@ -354,8 +385,8 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
     passed 10 and 50 ms, GC pauses by generation, SQLite's writer (wait for and hold of a turn, and the share of the
     window it was held) for publishes and for the rest (record flushes, claims), group commits, record flushes,
     SQLite's trip that writes and commits a record flush (`write_last`), the parts of every trip to SQLite's driver
-    thread (publishes' apart), WAL checkpoints (PASSIVE, TRUNCATE and RESTART apart), attempts, and the hand-off and
-    claim counts."""
+    thread (publishes' apart), WAL checkpoints (PASSIVE, TRUNCATE and RESTART apart), a writer's BEGIN in the driver's
+    thread (`lock_wait_ms`: another connection held the lock), attempts, and the hand-off and claim counts."""
     by_kind: dict[str, list[list[Any]]] = {}
     # Running totals (counts, threads' CPU) per process: the last dump before the window and the last
     # one within a dump's interval after it.
@@ -396,6 +427,8 @@ def summarise(records: Iterable[list[Any]], start: float, end: float) -> dict[st
             for index, part in enumerate(("to_thread_ms", "work_ms", "back_ms"))
         }
     summary["trip_inline_ms"] = _spread(trip[0] for trip in by_kind.get("trip_inline", []))
+    waits = [wait[0] for wait in by_kind.get("lock_wait", [])]
+    summary["lock_wait_ms"] = _spread(waits) | {"total": round(sum(waits), 1)}
     checkpoints = by_kind.get("checkpoint", [])
     for mode, code in _CHECKPOINT_MODES.items():
         times = [checkpoint[0] for checkpoint in checkpoints if checkpoint[1] == code]

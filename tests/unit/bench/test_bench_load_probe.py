@@ -65,12 +65,14 @@ def test_summary_splits_trips_to_sqlites_thread_into_their_parts_publishes_apart
     assert summary["trip_other"]["work_ms"]["p50"] == 9.0
 
 
-def test_summary_totals_passive_truncating_and_restarting_checkpoints_apart() -> None:
+def test_summary_totals_passive_truncating_and_restarting_checkpoints_apart_and_the_writers_lock_waits() -> None:
     checkpoints: list[list[Any]] = [
         ["checkpoint", 1.2, 4.0, 0.0],
         ["checkpoint", 1.4, 6.0, 0.0],
         ["checkpoint", 2, 30.0, 1.0],
         ["checkpoint", 2.5, 3.0, 2.0],
+        ["lock_wait", 2.5, 2.5],
+        ["lock_wait", 2.6, 0.5],
     ]
 
     summary = summarise(checkpoints, 1.0, 3.0)
@@ -78,6 +80,19 @@ def test_summary_totals_passive_truncating_and_restarting_checkpoints_apart() ->
     assert summary["checkpoint_passive_ms"]["total"] == 10.0
     assert summary["checkpoint_truncate_ms"]["n"] == 1
     assert summary["checkpoint_restart_ms"]["total"] == 3.0
+    assert summary["lock_wait_ms"] == {"n": 2, "p50": 2.5, "p99": 2.5, "max": 2.5, "total": 3.0}
+
+
+def test_a_probed_begin_records_its_wait_and_counts_a_write_sent_away_from_a_busy_lock(probe: Probe) -> None:
+    timed_begin = load_probe._timed_lock_wait(probe, lambda connection, cursor: None)
+    counted_begin = load_probe._counted_busy_begins(probe, lambda connection: connection == "free")
+
+    timed_begin("connection", "cursor")
+    assert counted_begin("free")
+    assert not counted_begin("locked")
+
+    assert [record[0] for record in probe._records] == ["lock_wait"]
+    assert probe.counts == {"lock_busy_begins": 1}
 
 
 async def test_a_probed_trip_records_the_wait_for_the_thread_the_work_and_the_wait_to_resume(probe: Probe) -> None:
