@@ -65,6 +65,8 @@ WHAT = "the announced claim"
 # How long a connection claims on the tables ids that fall in no partition it knows, before reading them again.
 _RECHECK_S = 60.0
 _PARTITIONED = (deliveries, events)
+# The claim is planned anew at this many calls on a connection, and each time they double (`postgresql_replans`).
+_REPLAN_FROM = 16
 
 
 class ClaimConnection:
@@ -110,7 +112,7 @@ class _Known:
     def __init__(self, driver: asyncpg.Connection) -> None:
         self._connection = weakref.ref(driver)
         self.bounds: tuple[float, dict[str, list[PartitionRange]]] | None = None
-        self.replanned = Replanned()
+        self.replanned = Replanned(_REPLAN_FROM)
 
     def on(self, driver: asyncpg.Connection) -> bool:
         """Whether this is what `driver` knows."""
@@ -124,7 +126,7 @@ class _Known:
     def forget(self) -> None:
         """Forget the bounds and plans: read the partitions again before naming one."""
         self.bounds = None
-        self.replanned = Replanned()
+        self.replanned = Replanned(_REPLAN_FROM)
 
 
 async def _claim_listed(
