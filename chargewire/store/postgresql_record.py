@@ -10,14 +10,18 @@ through SQLAlchemy's adapter.
 Its values travel as JSON, the records as one list of objects, the subscriptions as lists of ids. The planner
 reckons a JSON list at one size whatever it holds, so after its first custom plans a connection keeps one
 generic plan; arrays bound instead are reckoned at their length, and their statements were planned afresh on
-every call. The SQL is compiled once and sent on the asyncpg connection itself, which prepares it once per
-connection; its errors are translated as SQLAlchemy's cursor would (`postgresql_driver.translated`), so a refused
-record is told apart as before (`refusals`).
+every call. That plan is made from the tables' sizes when it is made: it is made anew as the attempts recorded on
+the connection double (`postgresql_replans`), or, made in a fresh database's or a young partition's first records,
+it scanned every delivery of the partition on each record (150-450 ms a record by the end of a 10 s run at 2,000
+events/s, most of PostgreSQL's CPU). The SQL is compiled once and sent on the asyncpg connection itself, which
+prepares it once per (marked) SQL and connection; its errors are translated as SQLAlchemy's cursor would
+(`postgresql_driver.translated`), so a refused record is told apart as before (`refusals`).
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,11 +35,18 @@ from chargewire.store.attempt_writes import ATTEMPT_COLUMNS, attempt_rows, inser
 from chargewire.store.bulk_insert import driver_value
 from chargewire.store.delivery_records import AttemptRecord
 from chargewire.store.delivery_writes import OUTCOME_COLUMNS, outcome_values, record_outcomes
+from chargewire.store.dialects.postgresql_replans import Replanned
 from chargewire.store.subscription_health_writes import health_updates_of_lists, healthy_and_failing
 from chargewire.store.tables import attempts, subscriptions
 
 _FIELDS = (*ATTEMPT_COLUMNS, *(name for name, _column in OUTCOME_COLUMNS))
 WHAT = "the record of attempts in one statement"
+# Planned anew once a connection recorded this many attempts, and each time they double (`postgresql_replans`):
+# by rows, not calls, as a scan's cost grows with the rows written; at 50 events/s (a record or two a call) a plan
+# anew every doubling of calls (~6 in a 10 s run) looked costlier than the small scans it spared (docs/benchmarks.md).
+_REPLAN_FROM = 1024
+# The record as sent on each connection, forgotten with the connection.
+_REPLANNED: weakref.WeakKeyDictionary[asyncpg.Connection, Replanned] = weakref.WeakKeyDictionary()
 
 
 async def record_in_one_statement(
@@ -57,7 +68,10 @@ async def record_in_one_statement(
         "failing": _json(failing),
         "since": stored_time(records[-1].attempt.started_at),
     }
-    await driver.execute(sql, *(values.get(name, held) for name, held in binds))
+    replanned = _REPLANNED.get(driver)
+    if replanned is None:
+        replanned = _REPLANNED[driver] = Replanned(_REPLAN_FROM)
+    await driver.execute(replanned.sql(sql, len(records)), *(values.get(name, held) for name, held in binds))
 
 
 def _json(value: Any) -> str:

@@ -197,9 +197,18 @@ async def test_an_announced_claim_names_the_partition_its_deliveries_lie_in_and_
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-async def test_a_partition_named_claim_is_planned_anew_each_time_its_calls_double(runtime: Runtime) -> None:
-    await _subscribe(runtime, "replanned")
+@pytest.mark.parametrize("across_two", [False, True], ids=["on_a_partition", "on_the_tables"])
+async def test_an_announced_claim_is_planned_anew_each_time_its_calls_double(
+    runtime: Runtime, across_two: bool
+) -> None:
+    subscription_id = await _subscribe(runtime, "replanned")
     announced = await _published(runtime, 1)
+    if across_two:
+        # With a delivery of tomorrow's partition the claim is on the tables, whose generic plan ages as well.
+        tomorrow_ms = int((utcnow() + timedelta(days=1)).timestamp() * 1000)
+        announced.append((first_id_at("dlv", tomorrow_ms), subscription_id))
+        event = Event(new_id("evt"), "BootNotification", orjson.dumps(BOOT), "ahead", utcnow())
+        await EventStore(runtime.database).insert_event_for_subscription(event, announced[-1][0], subscription_id)
     assert runtime.notifier is not None
     await runtime.notifier.flush()
 
@@ -207,9 +216,10 @@ async def test_a_partition_named_claim_is_planned_anew_each_time_its_calls_doubl
         claims = [await _claim_announced(runtime, announced) for _ in range(33)]
         await asyncio.sleep(0)  # asyncpg logs a query at the event loop's next turn
 
-    # Once leased, the delivery is no longer due: the later claims lease nothing, but are sent all the same.
-    assert [len(claimed) for claimed in claims] == [1] + [0] * 32
+    # Once leased, the deliveries are no longer due: the later claims lease nothing, but are sent all the same.
+    assert [len(claimed) for claimed in claims] == [len(announced)] + [0] * 32
     sent = [query for query in around if query.startswith("WITH leased AS")]
+    assert {query.split()[4] == "deliveries" for query in sent} == {across_two}
     marks = [query.rpartition("/*")[2] if query.endswith("*/") else "" for query in sent]
     assert marks == [""] * 16 + [" planned anew at 16 */"] * 16 + [" planned anew at 32 */"]
 
