@@ -44,11 +44,13 @@ fuzz: install test-services
 	CHARGEWIRE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHARGEWIRE_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) CHARGEWIRE_FUZZ_STEPS=$(FUZZ_STEPS) \
 		$(BIN)/pytest -s -q -p no:cacheprovider --timeout=3600 tests/integration/api/test_fuzz_openapi.py tests/integration/api/test_fuzz_stateful.py
 
-# pytest (~20 min) mostly waits on its services, peers and subprocesses, so the checks that share no files with it
-# run beside it, one at a time, on the second core; their output is held until they all end, so that it does not
-# break into pytest's. The TypeScript and Java clients' checks build in clients/, as the receiver kit's end-to-end
-# test does, so they run before it.
-test: install lint test-client-typescript test-client-java
+# The TypeScript and Java clients' checks build in clients/, as the receiver kit's end-to-end test does, so they end
+# before pytest starts; they run beside the venv's install, which mostly waits on downloads. pytest (~20 min) mostly
+# waits on its services, peers and subprocesses, so the checks that share no files with it run beside it, one at a
+# time, on the second core; their output is held until they all end, so that it does not break into pytest's.
+test:
+	$(MAKE) --no-print-directory -j2 install test-client-typescript test-client-java
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory -j2 pytest checks-beside-pytest
 
 CHECKS_BESIDE_PYTEST := typecheck receiver-kit-check test-client-go test-bench-peers
