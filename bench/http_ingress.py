@@ -8,15 +8,20 @@ over the requests, divided by them, is the figure. Measurement only: tests never
 
 `--code DIR` imports chargewire from another checkout, to compare commits. `--store` keeps the real publisher
 (a SQLite write per request, no subscription, so no deliveries): the ingress with its write, as `serve` runs it.
+`--deliver` adds one webhook subscription to `bench.receiver` (its own process) and the runtime's worker, as `serve`
+runs them: each request is then a publish, its hand-off and the attempt to its record, and a round ends when the
+receiver has every delivery; the tasks created per request are counted besides.
 With `--profile` the requests run under cProfile, which slows them several times; the figure to read then is
 the Python function calls per request, which the machine's load does not move.
 Usage: python -m bench.http_ingress [--requests 5000] [--rounds 3] [--code DIR] [--profile out.prof] [--store]
+       [--deliver]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import os
@@ -101,8 +106,45 @@ def _connected(port: int) -> socket.socket:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-async def _measure(requests: int, rounds: int, code: Path, profile: Path | None, store: bool) -> list[float]:
+class _Delivering:
+    """The runtime's worker delivering to a receiver process, and the tasks the event loop made."""
+
+    def __init__(self, runtime: Any, receiver: Any) -> None:
+        self.receiver = receiver
+        self.tasks = 0
+        self.sent = 0
+        self._stop = asyncio.Event()
+        dispatcher = runtime.dispatcher()
+        self._worker = asyncio.ensure_future(runtime.deliver(dispatcher, self._stop))
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+
+        def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
+            self.tasks += 1
+            return factory(loop, coro, **kwargs) if factory is not None else asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(counting)
+
+    async def received(self, count: int) -> None:
+        """Once `count` more deliveries than before have reached the receiver."""
+        self.sent += count
+        deadline = time.monotonic() + 60
+        while int((await asyncio.to_thread(self.receiver.stats))["requests"]) < self.sent:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the receiver has fewer than {self.sent} deliveries")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop the worker."""
+        self._stop.set()
+        await self._worker
+
+
+async def _measure(
+    requests: int, rounds: int, code: Path, profile: Path | None, store: bool, deliver: bool
+) -> tuple[list[float], list[float]]:
     from bench.common import server_env
+    from bench.receiver import running_receiver
     from chargewire.config import Settings
     from chargewire.devtools.postgres import free_port
     from chargewire.runtime import Runtime
@@ -110,7 +152,8 @@ async def _measure(requests: int, rounds: int, code: Path, profile: Path | None,
     from chargewire.store.database import create_database
     from chargewire.web import create_app
 
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as stack:
+        receiver = stack.enter_context(running_receiver()) if deliver else None
         url = f"sqlite+aiosqlite:///{Path(workdir) / 'bench.db'}"
         os.environ.update(server_env(url, Path(workdir)))
         database = create_database(url)
@@ -118,10 +161,17 @@ async def _measure(requests: int, rounds: int, code: Path, profile: Path | None,
         await database.aclose()
         runtime = await Runtime.open(Settings())
         figures: list[float] = []
+        tasks: list[float] = []
+        delivering: _Delivering | None = None
         try:
-            if not store:
+            if not (store or deliver):
                 runtime.publisher = _NoStore()  # type: ignore[assignment]
-            token = (await runtime.tokens.create("bench", ["admin"])).text
+            owner = await runtime.tokens.create("bench", ["admin"])
+            token = owner.text
+            if receiver is not None:
+                hook = {"via": "webhook", "notifications": [EVENT_NAME], "webhook": {"callbackUrl": receiver.url()}}
+                await runtime.subscriptions.create(owner.token, hook)
+                delivering = _Delivering(runtime, receiver)
             import uvicorn
 
             port = free_port()
@@ -129,18 +179,25 @@ async def _measure(requests: int, rounds: int, code: Path, profile: Path | None,
             serving = asyncio.create_task(server.serve())
             profiler = cProfile.Profile(time.thread_time) if profile else None
             for _ in range(rounds):
-                figures.append(await _round(port, requests, token, code, profiler))
+                made = delivering.tasks if delivering is not None else 0
+                figures.append(await _round(port, requests, token, code, profiler, delivering))
+                if delivering is not None:
+                    tasks.append(round((delivering.tasks - made) / requests, 3))
             if profiler and profile:
                 profiler.dump_stats(profile)
             server.should_exit = True
             await serving
+            if delivering is not None:
+                await delivering.stop()
         finally:
             await runtime.aclose()
-    return figures
+    return figures, tasks
 
 
-async def _round(port: int, requests: int, token: str, code: Path, profiler: cProfile.Profile | None) -> float:
-    """One client's run; the server's CPU µs per request over it."""
+async def _round(
+    port: int, requests: int, token: str, code: Path, profiler: cProfile.Profile | None, delivering: _Delivering | None
+) -> float:
+    """One client's run (and, delivering, until the receiver has its requests); the server's CPU µs per request."""
     client = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -160,12 +217,16 @@ async def _round(port: int, requests: int, token: str, code: Path, profiler: cPr
     assert client.stdin is not None
     assert client.stdout is not None
     await client.stdout.readline()
+    if delivering is not None:
+        await delivering.received(WARM_UP)
     before = time.process_time()
     if profiler:
         profiler.enable()
     client.stdin.write(b"go\n")
     await client.stdin.drain()
     await client.stdout.readline()
+    if delivering is not None:
+        await delivering.received(requests)
     if profiler:
         profiler.disable()
     cpu = time.process_time() - before
@@ -192,6 +253,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of the measured requests here")
     parser.add_argument("--code", type=Path, default=Path.cwd(), help="the checkout whose chargewire is measured")
     parser.add_argument("--store", action="store_true", help="keep the real publisher: a SQLite write per request")
+    parser.add_argument("--deliver", action="store_true", help="and deliver each event to a receiver process")
     parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -202,8 +264,16 @@ def main() -> None:
         return
     import uvloop
 
-    figures = uvloop.run(_measure(args.requests, args.rounds, args.code, args.profile, args.store))
-    result: dict[str, Any] = {"commit": _commit(args.code), "store": args.store, "load_average": os.getloadavg()}
+    measured = _measure(args.requests, args.rounds, args.code, args.profile, args.store, args.deliver)
+    figures, tasks = uvloop.run(measured)
+    result: dict[str, Any] = {
+        "commit": _commit(args.code),
+        "store": args.store,
+        "deliver": args.deliver,
+        "load_average": os.getloadavg(),
+    }
+    if args.deliver:
+        result["tasks_per_request"] = tasks
     if args.profile:
         result["python_calls_per_request"] = _calls_per_request(args.profile, args.requests * args.rounds)
     else:
