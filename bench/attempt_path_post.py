@@ -27,7 +27,8 @@ from typing import Any
 PAYLOAD_BYTES = 1024
 
 
-def _message(index: int, url: str) -> Any:
+def _messages(first: int, count: int, url: str) -> list[Any]:
+    """One ~1 KB message per attempt, each with its own delivery id, all to one subscription."""
     from chargewire.channels.base import OutboundMessage
     from chargewire.models import Subscription
 
@@ -43,18 +44,21 @@ def _message(index: int, url: str) -> Any:
         callback_url=url,
     )
     payload = b'{"meterValues":"' + b"x" * (PAYLOAD_BYTES - 18) + b'"}'
-    return OutboundMessage(
-        delivery_id=f"dlv_{index:020d}",
-        event_id=f"evt_{index:020d}",
-        event_name="SessionMeterValuesNotification",
-        payload=payload,
-        entity_id=None,
-        subscription=subscription,
-        attempt_number=1,
-        tenant="bench",
-        token_text="cw_bench_token_0123456789abcdef",
-        signing_secrets=("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",),
-    )
+    return [
+        OutboundMessage(
+            delivery_id=f"dlv_{index:020d}",
+            event_id=f"evt_{index:020d}",
+            event_name="SessionMeterValuesNotification",
+            payload=payload,
+            entity_id=None,
+            subscription=subscription,
+            attempt_number=1,
+            tenant="bench",
+            token_text="cw_bench_token_0123456789abcdef",
+            signing_secrets=("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",),
+        )
+        for index in range(first, first + count)
+    ]
 
 
 async def _sends(channel: Any, messages: list[Any]) -> None:
@@ -74,8 +78,8 @@ async def _measure(attempts: int, warm_up: int, profile: Path | None) -> dict[st
         channel = WebhookChannel(settings)
         try:
             url = receiver.url()
-            await _sends(channel, [_message(index, url) for index in range(warm_up)])
-            messages = [_message(warm_up + index, url) for index in range(attempts)]
+            await _sends(channel, _messages(0, warm_up, url))
+            messages = _messages(warm_up, attempts, url)
             profiler = cProfile.Profile(time.thread_time) if profile else None
             started, times = time.thread_time(), os.times()
             if profiler:
