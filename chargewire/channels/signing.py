@@ -40,12 +40,12 @@ def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequenc
     """The Standard Webhooks `webhook-signature` value: one `v1,<base64>` entry per secret, space-separated."""
     if not secrets:
         raise ValueError("at least one signing secret is needed")
-    prefix = f"{msg_id}.{timestamp}.".encode()
+    # The signed content in one buffer: copying ~1 KB costs less than a second `update` through `hmac.HMAC`.
+    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
     entries = []
     for secret in secrets:
         signer = _keyed(_secret_key(secret)).copy()
-        signer.update(prefix)
-        signer.update(body)
+        signer.update(signed)
         entries.append("v1," + binascii.b2a_base64(signer.digest(), newline=False).decode())
     return " ".join(entries)
 
