@@ -45,14 +45,19 @@ class InvalidResponse(HttpClientError):
 
 
 class Response:
-    """The status line and headers of an answer; the body follows through `HttpConnection.read_body`."""
+    """The status line and headers of an answer, and its body once whole (else through `HttpConnection.read_body`).
 
-    __slots__ = ("headers", "reason", "status")
+    The body rides on the head because the usual answer arrives in one read: by the time the waiting request
+    resumes it is complete, and taking it here costs no further call.
+    """
+
+    __slots__ = ("body", "headers", "reason", "status")
 
     def __init__(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
+        self.body: bytes | None = None
 
 
 class HttpConnection(asyncio.Protocol):
@@ -67,6 +72,7 @@ class HttpConnection(asyncio.Protocol):
         # llhttp's lenient header mode would also let NUL and control bytes through to the attempt log.
         self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._head: asyncio.Future[Response] | None = None
+        self._response: Response | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._body_waiter: asyncio.Future[None] | None = None
         self._reason = b""
@@ -77,6 +83,9 @@ class HttpConnection(asyncio.Protocol):
         self._busy = False
         self._complete = False
         self.closed = False
+        # True when the last exchange ended cleanly and the connection may carry the next one. An attribute, not
+        # a property: the pool reads it twice per exchange.
+        self.reusable = False
 
     # The exchange, as the pool's user drives it.
 
@@ -88,6 +97,8 @@ class HttpConnection(asyncio.Protocol):
         self._busy = True
         self._complete = False
         self._keep_alive = False
+        self.reusable = False
+        self._response = None
         self._body = bytearray()
         head: asyncio.Future[Response] = self._loop.create_future()
         self._head = head
@@ -115,14 +126,10 @@ class HttpConnection(asyncio.Protocol):
         """What arrived of the body so far (for an exchange cut short by a timeout)."""
         return bytes(self._body)
 
-    @property
-    def reusable(self) -> bool:
-        """True when the last exchange ended cleanly and the connection may carry the next one."""
-        return self._complete and self._keep_alive and not self.closed
-
     def close(self) -> None:
         """Close the connection (a TLS one after its close_notify)."""
         self.closed = True
+        self.reusable = False
         self._stop_timer()
         if self._transport is not None:
             self._transport.close()
@@ -153,6 +160,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """End the exchange in flight: before the headers it failed, after them the body ends here."""
         self.closed = True
+        self.reusable = False
         if self._head is not None and not self._head.done():
             self._fail(ConnectionClosed(exc))
         else:
@@ -184,10 +192,12 @@ class HttpConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if status < 200 or self._head is None or self._head.done():
             return
-        self._stop_timer()
+        if self._timer is not None:  # the timer bounds the head only
+            self._timer.cancel()
+            self._timer = None
         self._keep_alive = self._parser.should_keep_alive()
-        reason = self._reason.decode("utf-8", "surrogateescape")
-        self._head.set_result(Response(status, reason, self._headers))
+        self._response = Response(status, self._reason.decode("utf-8", "surrogateescape"), self._headers)
+        self._head.set_result(self._response)
 
     def on_body(self, chunk: bytes) -> None:
         """Keep the body up to the limit; beyond it, stop reading and give up the connection."""
@@ -202,6 +212,9 @@ class HttpConnection(asyncio.Protocol):
         if self._head is not None and self._head.done():
             self._complete = True
             self._busy = False
+            self.reusable = self._keep_alive and not self.closed
+            if self._response is not None:
+                self._response.body = bytes(self._body)
             self._end_body()
 
     def _end_body(self) -> None:

@@ -117,9 +117,9 @@ class ConnectionPool:
                 connection = await self.acquire(origin)
         try:
             response = await connection.request(request, deadline)
-            if connection.body_done:  # the usual answer: its body came with its head
-                return response, connection.received_body
-            return response, await _read_body(connection, deadline)
+            if response.body is None:  # still arriving when the head was read (or cut short)
+                response.body = await _read_body(connection, deadline)
+            return response, response.body
         finally:
             self.release(origin, connection)
 
@@ -228,6 +228,8 @@ class ConnectionPool:
 
 
 async def _read_body(connection: HttpConnection, deadline: float) -> bytes:
+    if connection.body_done:
+        return connection.received_body
     try:
         async with asyncio.timeout_at(deadline):
             return await connection.read_body()
