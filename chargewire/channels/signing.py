@@ -89,9 +89,14 @@ def _stamps(now: datetime) -> tuple[str, int]:
     return x_timestamp(now), int(now.timestamp())
 
 
+_BLOCK_BYTES = 64  # SHA-256's block
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
 class _HmacSha256:
     """HMAC-SHA256 (RFC 2104) with its key taken in once: the SHA-256 states after each padded key, copied per
-    message. Signing is then four calls into hashlib's C objects and one Python call; a copied `hmac.HMAC` cost
+    message. Signing is then six calls into hashlib's C objects and one Python call; a copied `hmac.HMAC` cost
     four to five Python calls per signature, and OpenSSL 3 copies an HMAC context dearer than two digest ones."""
 
     __slots__ = ("_inner", "_outer")
@@ -108,11 +113,6 @@ class _HmacSha256:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-
-_BLOCK_BYTES = 64  # SHA-256's block
-_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
-_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 @functools.lru_cache(maxsize=1024)
