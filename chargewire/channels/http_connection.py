@@ -1,7 +1,7 @@
 """One HTTP/1.1 client connection: an asyncio protocol that writes a request and parses its answer with httptools.
 
 A connection carries one exchange at a time. `request` writes the whole request in one `transport.write` and
-waits for the status line and headers (informational 1xx answers, such as 100 Continue, are skipped);
+returns a future of the status line and headers (informational 1xx answers, such as 100 Continue, are skipped);
 `read_body` then waits for the rest of the body, kept up to a limit. What can go wrong, as raised:
 
 | raised                 | when                                                                        |
@@ -45,14 +45,19 @@ class InvalidResponse(HttpClientError):
 
 
 class Response:
-    """The status line and headers of an answer; the body follows through `HttpConnection.read_body`."""
+    """The status line and headers of an answer, and its body once whole (else through `HttpConnection.read_body`).
 
-    __slots__ = ("headers", "reason", "status")
+    The body rides on the head because the usual answer arrives in one read: by the time the waiting request
+    resumes it is complete, and taking it here costs no further call.
+    """
+
+    __slots__ = ("body", "headers", "reason", "status")
 
     def __init__(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
+        self.body: bytes | None = None
 
 
 class HttpConnection(asyncio.Protocol):
@@ -67,6 +72,8 @@ class HttpConnection(asyncio.Protocol):
         # llhttp's lenient header mode would also let NUL and control bytes through to the attempt log.
         self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._head: asyncio.Future[Response] | None = None
+        self._response: Response | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._body_waiter: asyncio.Future[None] | None = None
         self._reason = b""
         self._headers: list[tuple[str, str]] = []
@@ -76,27 +83,30 @@ class HttpConnection(asyncio.Protocol):
         self._busy = False
         self._complete = False
         self.closed = False
+        # True when the last exchange ended cleanly and the connection may carry the next one. An attribute, not
+        # a property: the pool reads it twice per exchange.
+        self.reusable = False
 
     # The exchange, as the pool's user drives it.
 
-    async def request(self, data: bytes, deadline: float) -> Response:
-        """Write `data` (a whole request) and wait for the answer's status line and headers until `deadline` (event
-        loop time; `TimeoutError` past it, and the connection is not reused)."""
+    def request(self, data: bytes, deadline: float) -> asyncio.Future[Response]:
+        """Write `data` (a whole request); the future gets the answer's status line and headers, or fails with
+        `TimeoutError` past `deadline` (event loop time; the connection is not reused after)."""
         if self.closed or self._transport is None:
             raise ConnectionClosed()
         self._busy = True
         self._complete = False
         self._keep_alive = False
+        self.reusable = False
+        self._response = None
         self._body = bytearray()
         head: asyncio.Future[Response] = self._loop.create_future()
         self._head = head
-        # One timer handle instead of an `asyncio.timeout` scope: the same deadline, a fifth of the calls.
-        timer = self._loop.call_at(deadline, self._time_out)
-        try:
-            self._transport.write(data)
-            return await head
-        finally:
-            timer.cancel()
+        # A plain method and one timer handle, cancelled by the callback that settles the head: a coroutine here
+        # was one more frame to resume per answer, and an `asyncio.timeout` scope five times the calls.
+        self._timer = self._loop.call_at(deadline, self._time_out)
+        self._transport.write(data)
+        return head
 
     async def read_body(self) -> bytes:
         """The answer's body up to the limit; ends early, with what arrived, if the connection is lost."""
@@ -116,14 +126,11 @@ class HttpConnection(asyncio.Protocol):
         """What arrived of the body so far (for an exchange cut short by a timeout)."""
         return bytes(self._body)
 
-    @property
-    def reusable(self) -> bool:
-        """True when the last exchange ended cleanly and the connection may carry the next one."""
-        return self._complete and self._keep_alive and not self.closed
-
     def close(self) -> None:
         """Close the connection (a TLS one after its close_notify)."""
         self.closed = True
+        self.reusable = False
+        self._stop_timer()
         if self._transport is not None:
             self._transport.close()
 
@@ -153,6 +160,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """End the exchange in flight: before the headers it failed, after them the body ends here."""
         self.closed = True
+        self.reusable = False
         if self._head is not None and not self._head.done():
             self._fail(ConnectionClosed(exc))
         else:
@@ -184,9 +192,12 @@ class HttpConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if status < 200 or self._head is None or self._head.done():
             return
+        if self._timer is not None:  # the timer bounds the head only
+            self._timer.cancel()
+            self._timer = None
         self._keep_alive = self._parser.should_keep_alive()
-        reason = self._reason.decode("utf-8", "surrogateescape")
-        self._head.set_result(Response(status, reason, self._headers))
+        self._response = Response(status, self._reason.decode("utf-8", "surrogateescape"), self._headers)
+        self._head.set_result(self._response)
 
     def on_body(self, chunk: bytes) -> None:
         """Keep the body up to the limit; beyond it, stop reading and give up the connection."""
@@ -201,6 +212,9 @@ class HttpConnection(asyncio.Protocol):
         if self._head is not None and self._head.done():
             self._complete = True
             self._busy = False
+            self.reusable = self._keep_alive and not self.closed
+            if self._response is not None:
+                self._response.body = bytes(self._body)
             self._end_body()
 
     def _end_body(self) -> None:
@@ -213,8 +227,14 @@ class HttpConnection(asyncio.Protocol):
         if self._head is not None and not self._head.done():
             self._fail(TimeoutError())
 
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _fail(self, error: HttpClientError | TimeoutError) -> None:
         self._busy = False
+        self._stop_timer()
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
         self._end_body()

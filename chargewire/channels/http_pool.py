@@ -117,7 +117,9 @@ class ConnectionPool:
                 connection = await self.acquire(origin)
         try:
             response = await connection.request(request, deadline)
-            return response, await _read_body(connection, deadline)
+            if response.body is None:  # still arriving when the head was read (or cut short)
+                response.body = await _read_body(connection, deadline)
+            return response, response.body
         finally:
             self.release(origin, connection)
 

@@ -18,7 +18,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import hmac
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -31,22 +30,18 @@ USER_AGENT = f"chargewire/{__version__}"
 
 def x_signature(body: bytes, token: str) -> str:
     """The `X-Signature` value: lowercase hex HMAC-SHA256 of `body` keyed with the token text."""
-    signer = _keyed(token.encode()).copy()
-    signer.update(body)
-    return signer.hexdigest()
+    return _keyed(token.encode()).sign(body).hex()
 
 
 def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
     """The Standard Webhooks `webhook-signature` value: one `v1,<base64>` entry per secret, space-separated."""
     if not secrets:
         raise ValueError("at least one signing secret is needed")
-    prefix = f"{msg_id}.{timestamp}.".encode()
+    # The signed content in one buffer: copying ~1 KB costs less than a second `update`.
+    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
     entries = []
     for secret in secrets:
-        signer = _keyed(_secret_key(secret)).copy()
-        signer.update(prefix)
-        signer.update(body)
-        entries.append("v1," + binascii.b2a_base64(signer.digest(), newline=False).decode())
+        entries.append("v1," + binascii.b2a_base64(_keyed(_secret_key(secret)).sign(signed), newline=False).decode())
     return " ".join(entries)
 
 
@@ -59,22 +54,22 @@ def x_timestamp(dt: datetime) -> str:
     return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def message_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
+def message_headers(message: OutboundMessage, now: datetime, into: dict[str, str] | None = None) -> dict[str, str]:
     """Identity, timestamps and both signatures of one attempt: the headers every channel carries.
 
-    `webhook-signature` is left out only when the subscription has no signing secret at all, which the
-    subscription service never creates; `X-Signature` still authenticates such a message.
+    Added to `into` (after what it holds already) when given, else to a new dict. `webhook-signature` is left
+    out only when the subscription has no signing secret at all, which the subscription service never creates;
+    `X-Signature` still authenticates such a message.
     """
     iso_time, unix_seconds = _stamps(now)
-    headers = {
-        "X-Signature": x_signature(message.payload, message.token_text),
-        "X-Timestamp": iso_time,
-        "X-Tenant": message.tenant,
-        "X-Webhook-Id": message.subscription.id,
-        "X-Webhook-Type": message.event_name,
-        "webhook-id": message.delivery_id,
-        "webhook-timestamp": str(unix_seconds),
-    }
+    headers = {} if into is None else into
+    headers["X-Signature"] = x_signature(message.payload, message.token_text)
+    headers["X-Timestamp"] = iso_time
+    headers["X-Tenant"] = message.tenant
+    headers["X-Webhook-Id"] = message.subscription.id
+    headers["X-Webhook-Type"] = message.event_name
+    headers["webhook-id"] = message.delivery_id
+    headers["webhook-timestamp"] = str(unix_seconds)
     if message.signing_secrets:
         headers["webhook-signature"] = webhook_signature(
             message.delivery_id, unix_seconds, message.payload, message.signing_secrets
@@ -84,7 +79,8 @@ def message_headers(message: OutboundMessage, now: datetime) -> dict[str, str]:
 
 def webhook_headers(message: OutboundMessage, now: datetime, user_agent: str = USER_AGENT) -> dict[str, str]:
     """Every header of a webhook POST (`delivery.md`): content type, user agent, identity, signatures."""
-    return {"Content-Type": "application/json", "User-Agent": user_agent, **message_headers(message, now)}
+    # Filled in place: merging a second dict into a first cost a dict and a copy of its entries per attempt.
+    return message_headers(message, now, {"Content-Type": "application/json", "User-Agent": user_agent})
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,11 +89,36 @@ def _stamps(now: datetime) -> tuple[str, int]:
     return x_timestamp(now), int(now.timestamp())
 
 
+_BLOCK_BYTES = 64  # SHA-256's block
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class _HmacSha256:
+    """HMAC-SHA256 (RFC 2104) with its key taken in once: the SHA-256 states after each padded key, copied per
+    message. Signing is then six calls into hashlib's C objects and one Python call; a copied `hmac.HMAC` cost
+    four to five Python calls per signature, and OpenSSL 3 copies an HMAC context dearer than two digest ones."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = (hashlib.sha256(key).digest() if len(key) > _BLOCK_BYTES else key).ljust(_BLOCK_BYTES, b"\0")
+        self._inner = hashlib.sha256(block.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(block.translate(_OUTER_PAD))
+
+    def sign(self, message: bytes) -> bytes:
+        """The 32-byte MAC of `message`."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 @functools.lru_cache(maxsize=1024)
-def _keyed(key: bytes) -> hmac.HMAC:
-    """An HMAC-SHA256 with `key` already taken in: a copy of it signs without setting the key up again,
-    which was a third of signing a 1 KB payload."""
-    return hmac.new(key, digestmod=hashlib.sha256)
+def _keyed(key: bytes) -> _HmacSha256:
+    """The signer for `key`, made once per key: taking a key in hashes two blocks."""
+    return _HmacSha256(key)
 
 
 @functools.lru_cache(maxsize=1024)

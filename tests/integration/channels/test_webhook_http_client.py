@@ -200,10 +200,17 @@ async def test_webhook_client_reports_reset_when_the_peer_closes_mid_answer(
     assert_retryable(await post(channel_for(), peer.url), "reset")
 
 
-async def test_webhook_client_reports_protocol_for_a_garbage_status_line(
-    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(b"SMTP READY \x00\xff\r\n\r\n", id="garbage_status_line"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nX-Note: a\x00b\r\nContent-Length: 2\r\n\r\nok", id="nul_in_a_header"),
+    ],
+)
+async def test_webhook_client_reports_protocol_for_an_answer_that_is_not_http(
+    garbage: bytes, peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
 ) -> None:
-    peer = await peer_with(writing(b"SMTP READY \x00\xff\r\n\r\n"))
+    peer = await peer_with(writing(garbage))
 
     assert_retryable(await post(channel_for(), peer.url), "protocol")
 
@@ -240,6 +247,32 @@ async def test_webhook_client_times_out_a_reused_connection_left_unanswered_and_
     assert first.succeeded
     assert_retryable(second, "timeout")
     assert third.succeeded
+    assert (peer.connections, peer.requests) == (2, 3)
+
+
+async def test_webhook_client_closes_the_connection_of_an_attempt_cancelled_while_waiting_and_opens_a_fresh_one(
+    peer_with: Callable[[Answer], Awaitable[ScriptedPeer]], channel_for: ChannelFactory
+) -> None:
+    answered = asyncio.Event()
+
+    async def answer_first_and_third(writer: asyncio.StreamWriter, number: int) -> None:
+        if number != 2:
+            writer.write(OK)
+        answered.set()
+
+    peer = await peer_with(answer_first_and_third)
+    channel = channel_for()
+    assert (await post(channel, peer.url)).succeeded
+    answered.clear()
+
+    waiting = asyncio.ensure_future(post(channel, peer.url))
+    await answered.wait()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.wait_for(peer.closed_by_client.wait(), 5)
+
+    assert (await post(channel, peer.url)).succeeded
     assert (peer.connections, peer.requests) == (2, 3)
 
 

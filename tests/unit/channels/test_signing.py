@@ -40,6 +40,20 @@ def test_x_signature_is_hex_hmac_sha256_of_the_exact_body_keyed_with_the_token()
     assert expected == expected.lower()
 
 
+@pytest.mark.parametrize("key_bytes", [1, 63, 64, 65, 200])
+@pytest.mark.parametrize("body", [b"", BODY, BODY * 40])
+def test_signatures_equal_the_hmac_modules_for_keys_shorter_equal_and_longer_than_a_block(
+    key_bytes: int, body: bytes
+) -> None:
+    token = "t" * key_bytes
+    secret_key = bytes(range(256))[:key_bytes]
+    secret = "whsec_" + base64.b64encode(secret_key).decode()
+
+    assert x_signature(body, token) == hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    signed = hmac.new(secret_key, b"msg_1.1700000000." + body, hashlib.sha256).digest()
+    assert webhook_signature("msg_1", 1700000000, body, [secret]) == "v1," + base64.b64encode(signed).decode()
+
+
 def test_x_signature_changes_when_one_body_byte_changes() -> None:
     assert x_signature(BODY, "token") != x_signature(BODY.replace(b"s-1", b"s-2"), "token")
 
