@@ -174,10 +174,7 @@ async def test_background_checkpointer_lets_the_wal_start_over(database: Databas
 
 
 async def test_checkpointer_truncates_a_wal_grown_past_its_limit(database_path: Path) -> None:
-    writer = sqlite3.connect(database_path, isolation_level=None)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")
-    writer.execute("CREATE TABLE items (body BLOB)")
+    writer = _wal_writer(database_path)
     writer.executemany("INSERT INTO items VALUES (randomblob(?))", [(_ROW_BYTES,)] * 500)
     assert _wal_bytes(database_path) > 2 * 2**20
     checkpointer = WalCheckpointer(database_path, truncate_wal_bytes=2**20)
@@ -193,10 +190,7 @@ async def test_checkpointer_truncates_a_wal_grown_past_its_limit(database_path: 
 async def test_checkpointer_restarts_a_wal_that_steady_writers_never_let_a_checkpoint_finish(
     database_path: Path,
 ) -> None:
-    writer = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")
-    writer.execute("CREATE TABLE items (body BLOB)")
+    writer = _wal_writer(database_path)
     stop = threading.Event()
     commits = 0
 
@@ -228,10 +222,7 @@ async def test_checkpointer_restarts_a_wal_that_steady_writers_never_let_a_check
 async def test_another_process_closing_its_connection_leaves_the_wal_of_a_checkpointed_database_in_place(
     database_path: Path,
 ) -> None:
-    writer = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")
-    writer.execute("CREATE TABLE items (body BLOB)")
+    writer = _wal_writer(database_path)
     for _ in range(40):
         writer.execute("INSERT INTO items VALUES (randomblob(?))", (_ROW_BYTES,))
     checkpointer = WalCheckpointer(database_path, restart_frames=20)
@@ -310,3 +301,12 @@ async def test_the_embedded_database_and_its_wal_are_readable_by_their_owner_onl
         await database.aclose()
     assert modes["chargewire.db"] == 0o600
     assert modes["chargewire.db-wal"] == 0o600
+
+
+def _wal_writer(database_path: Path) -> sqlite3.Connection:
+    """A connection of its own to a WAL database with one table, `items`, that leaves checkpoints to the test."""
+    writer = sqlite3.connect(database_path, isolation_level=None, check_same_thread=False)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE items (body BLOB)")
+    return writer
