@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test checks-beside-pytest pytest-unpaced pytest-paced lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-record-flush bench-http-ingress bench-webhook bench-load bench-thread-costs bench-idle-timers bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
+.PHONY: install demo test checks-beside-pytest lint typecheck pytest test-services test-clients test-client-python test-client-typescript test-client-go test-client-java test-bench-peers receiver-kit-check screenshots bench-ingest bench-publish-path bench-publish-round bench-attempt-path bench-record-flush bench-http-ingress bench-webhook bench-load bench-thread-costs bench-idle-timers bench-kafka bench-filter-latency bench-kafka-stream-sketch bench-delivery-rows bench-ocpp bench-partition-plans bench-partition-drop bench-retention chaos test-long fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,25 +47,16 @@ fuzz: install test-services
 # The TypeScript and Java clients' checks build in clients/, as the receiver kit's end-to-end test does, so they end
 # before pytest starts; they run beside the venv's install, which mostly waits on downloads. pytest (~20 min) mostly
 # waits on its services, peers and subprocesses, so the checks that share no files with it run beside it, one at a
-# time, on the second core, then the tests marked `paced` (the chaos run, broker and worker faults, database
-# outages: ~5 min of holding faults) in a pytest of their own, with its own PostgreSQL and Kafka; that output is
-# held until they all end, so that it does not break into the other pytest's.
+# time, on the second core; their output is held until they all end, so that it does not break into pytest's.
 test:
 	$(MAKE) --no-print-directory -j2 install test-client-typescript test-client-java
-	$(MAKE) --no-print-directory lint test-services
-	$(MAKE) --no-print-directory -j2 pytest-unpaced checks-beside-pytest
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory -j2 pytest checks-beside-pytest
 
-# Both after install and test-services (`test` runs them first, once).
-pytest-unpaced:
-	$(BIN)/pytest -m 'not long and not paced'
-
-CHECKS_BESIDE_PYTEST := typecheck receiver-kit-check test-client-go test-bench-peers pytest-paced
+CHECKS_BESIDE_PYTEST := typecheck receiver-kit-check test-client-go test-bench-peers
 checks-beside-pytest:
-	@log=$$(mktemp); status=0; $(MAKE) --no-print-directory -k $(CHECKS_BESIDE_PYTEST) >$$log 2>&1 || status=$$?; \
+	@log=$$(mktemp); status=0; $(MAKE) --no-print-directory $(CHECKS_BESIDE_PYTEST) >$$log 2>&1 || status=$$?; \
 		echo; cat $$log; rm -f $$log; exit $$status
-
-pytest-paced:
-	$(BIN)/pytest -m 'paced and not long'
 
 # The receiver kit (clients/): each language's own toolchain, dependencies from its registry, cached in the
 # default user caches (~/.npm, ~/go/pkg/mod, ~/.m2). `pytest` runs the Python client's tests and the

@@ -22,8 +22,6 @@ from tests.support.processes import cli, signal_and_wait, start_logged, subscrib
 from tests.support.receiver import Receiver
 from tests.support.threaded_receiver import receiver_in_thread
 
-pytestmark = pytest.mark.paced
-
 EXAMPLE = load_event_types()["HardwareStatusNotification"].example
 _databases = iter(range(1_000_000))
 

@@ -18,7 +18,7 @@ from tests.support import broker_faults as faults
 from tests.support.kafka_topics import consume_topic, subscribe_kafka
 from tests.support.processes import migrated_with_admin_token, running_server, start_worker, stop_process
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.paced]
+pytestmark = pytest.mark.timeout(300)
 
 
 class Publisher(threading.Thread):

@@ -12,15 +12,12 @@ import uuid
 from collections import defaultdict
 
 import httpx
-import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import free_port
 from tests.support.kafka_topics import TopicCounter, consume_topic, subscribe_kafka
 from tests.support.processes import migrated_with_admin_token, running_server, start_worker
-
-pytestmark = pytest.mark.paced
 
 KILLS = 5
 LEASE_S = 2

@@ -9,15 +9,12 @@ import signal
 import time
 
 import httpx
-import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
 from tests.support.processes import running_server, start_worker, subscribe_webhook, token_made_in_process
 from tests.support.receiver import Reply, in_turn
 from tests.support.threaded_receiver import receiver_in_thread
-
-pytestmark = pytest.mark.paced
 
 EVENTS = 3000
 BATCH = 250

@@ -11,8 +11,6 @@ from chargewire.devtools.kafka_broker import KafkaBroker
 from tests.chaos.report import table
 from tests.chaos.scenario import SHORT, run_store
 
-pytestmark = pytest.mark.paced
-
 
 @pytest.mark.timeout(280)
 def test_every_accepted_event_is_delivered_or_visibly_failed_when_faults_strike_one_after_another(

@@ -18,7 +18,7 @@ from chargewire.services.tokens import CreatedToken
 from tests.support.broker_faults import FAULTS, PARTITIONS, overtaken
 from tests.support.kafka_order import ORDER_SETTINGS, publish_through_a_fault
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.paced]
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture

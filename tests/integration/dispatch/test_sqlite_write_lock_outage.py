@@ -18,8 +18,6 @@ from tests.integration.dispatch.conftest import Subscribe
 from tests.support.faults import in_a_thread, sqlite_write_locked
 from tests.support.receiver import Receiver, always
 
-pytestmark = pytest.mark.paced
-
 EVENTS = 300
 HARDWARE = load_event_types()["HardwareStatusNotification"].example
 
