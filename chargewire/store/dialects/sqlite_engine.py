@@ -42,8 +42,9 @@ _MAX_VALUES_HERE = 256
 # up to ~70 per table (`sqlite._chunks`), and a statement pushed out is parsed again on its next use.
 _CACHED_STATEMENTS = 512
 
-# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
-_JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20
+# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind; above the WAL the
+# checkpointer lets grow before it restarts it (8,000 pages, `sqlite_checkpoint`), so a restart does not cut it.
+_JOURNAL_SIZE_LIMIT_BYTES = 40 * 2**20
 
 
 def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
