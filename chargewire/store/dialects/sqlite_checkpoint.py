@@ -29,13 +29,15 @@ _BUSY_FRAMES_PER_S = 1_000
 # only the frames there were when it began: at 200 events/s a commit lands during each one (its two fsyncs take
 # milliseconds), so the WAL never started over, grew ~9 MB a second, and a TRUNCATE at 64 MB held every writer up
 # for 45-80 ms every ~12 s (the p99 of a 10 s measure when it fell inside it). So once the WAL holds
-# _RESTART_FRAMES (SQLite's own auto-checkpoint size), RESTART copies the few frames left and waits for readers
-# under the write lock, after which the next writer starts the WAL over in place (below `journal_size_limit`, so
-# the file is not cut). It waits for writers at most _LOCKED_BUSY_TIMEOUT_MS and gives up rather than stall them;
-# the next round tries again. Nothing here opens the database's files itself: closing any descriptor of them drops
-# every POSIX lock this process holds on them, after which another process closing its connection believes itself
-# the last, checkpoints and deletes the WAL under this process's connections (a malformed database).
-_RESTART_FRAMES = 1_000
+# _RESTART_FRAMES, RESTART copies the few frames left and waits for readers under the write lock, after which the
+# next writer starts the WAL over in place (below `journal_size_limit`, so the file is not cut). At 1,000 pages
+# (SQLite's own auto-checkpoint size) that came twice a second at 2,000 events/s and held the writer 0.5-0.9 s of
+# every 10; at 8,000 (a 32 MiB WAL) about once in 10 s. It waits for writers at most _LOCKED_BUSY_TIMEOUT_MS and
+# gives up rather than stall them; the next round tries again. Nothing here opens the database's files itself:
+# closing any descriptor of them drops every POSIX lock this process holds on them, after which another process
+# closing its connection believes itself the last, checkpoints and deletes the WAL under this process's
+# connections (a malformed database).
+_RESTART_FRAMES = 8_000
 # Past this size (readers kept even RESTART from finishing), TRUNCATE puts the file back to zero bytes.
 _TRUNCATE_WAL_BYTES = 64 * 2**20
 _LOCKED_BUSY_TIMEOUT_MS = 20

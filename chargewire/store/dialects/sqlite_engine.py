@@ -38,8 +38,13 @@ _WRITE_RETRY_MAX_S = 0.004
 # in the event loop's: a group commit at a high rate would hold the loop up for milliseconds.
 _MAX_VALUES_HERE = 256
 
-# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind.
-_JOURNAL_SIZE_LIMIT_BYTES = 8 * 2**20
+# Prepared statements kept per connection (sqlite3's default is 128): the multi-row INSERTs of a group commit are
+# up to ~70 per table (`sqlite._chunks`), and a statement pushed out is parsed again on its next use.
+_CACHED_STATEMENTS = 512
+
+# A WAL that was reset is cut back to this size, so a burst does not leave a big file behind; above the WAL the
+# checkpointer lets grow before it restarts it (8,000 pages, `sqlite_checkpoint`), so a restart does not cut it.
+_JOURNAL_SIZE_LIMIT_BYTES = 40 * 2**20
 
 
 def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
@@ -58,6 +63,7 @@ def open_sqlite_engine(url: str, path: str | None, echo: bool) -> OpenedEngine:
         timeout=DATABASE_WAIT_S,
         check_same_thread=False,
         factory=_LockWaitConnection,
+        cached_statements=_CACHED_STATEMENTS,
     )
 
     async def one_trip_connection() -> OneTripConnection:
