@@ -179,6 +179,40 @@ async def test_what_was_assigned_to_a_worker_that_died_is_sent_once_by_another_w
     assert len({request.headers["webhook-id"] for request in received}) == len(received) == 2
 
 
+async def test_what_was_assigned_while_its_workers_listener_connected_again_is_sent_once_long_before_its_lease_ends(
+    settings: Settings, receiver: Receiver, subscribe: Subscribe
+) -> None:
+    # The default leases: an assignment's runs 23 s, far longer than the wait below, so what arrives was given back.
+    defaults = settings.model_copy(update={"worker_lease_s": 60.0, "webhook_timeout_s": 15.0})
+    async with await Runtime.open(defaults) as publishing, working(defaults) as (_other, dispatcher):
+        await subscribe(receiver.on("/relistened", always(202)), "HardwareStatusNotification")
+        assignments = assignments_of(publishing)
+        await listed(assignments, dispatcher.worker_id)
+        assert await _terminate(settings, listener_name(dispatcher.worker_id)) == 1
+        # Committed while the listener waits to connect again (0.5 s): its NOTIFY reaches no one.
+        await publishing.publisher.publish([HARDWARE])
+        [(owner, status, attempts)] = (await leases(publishing)).values()
+        assert (owner, status, attempts) == (dispatcher.worker_id, DeliveryStatus.PENDING.value, 0)
+        received = await receiver.wait_for(1, "/relistened", timeout_s=10)
+        await eventually(lambda: _all_delivered(publishing, 1))
+    assert len({request.headers["webhook-id"] for request in received}) == len(received) == 1
+
+
+async def _terminate(settings: Settings, application_name: str) -> int:
+    """Terminate the backends of connections named `application_name`; how many there were."""
+    url = make_url(settings.effective_database_url).set(drivername="postgresql")
+    killer = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        terminated = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()",
+            application_name,
+        )
+    finally:
+        await killer.close()
+    return int(terminated)
+
+
 async def test_events_too_large_for_a_notify_are_written_due_and_claimed_once(
     runtime: Runtime, settings: Settings, receiver: Receiver, subscribe: Subscribe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
