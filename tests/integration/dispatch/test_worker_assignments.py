@@ -23,6 +23,7 @@ from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.worker_assignments import WorkerAssignments
+from chargewire.store.dialects import postgresql_driver, postgresql_wakeups
 from chargewire.store.dialects.postgresql_wakeups import listener_name
 from chargewire.store.tables import deliveries
 from chargewire.store.worker_store import WorkerHeartbeat
@@ -180,22 +181,40 @@ async def test_what_was_assigned_to_a_worker_that_died_is_sent_once_by_another_w
 
 
 async def test_what_was_assigned_while_its_workers_listener_connected_again_is_sent_once_long_before_its_lease_ends(
-    settings: Settings, receiver: Receiver, subscribe: Subscribe
+    settings: Settings, receiver: Receiver, subscribe: Subscribe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The default leases: an assignment's runs 23 s, far longer than the wait below, so what arrives was given back.
     defaults = settings.model_copy(update={"worker_lease_s": 60.0, "webhook_timeout_s": 15.0})
-    async with await Runtime.open(defaults) as publishing, working(defaults) as (_other, dispatcher):
+    async with await Runtime.open(defaults) as publishing, working(defaults) as (other, dispatcher):
         await subscribe(receiver.on("/relistened", always(202)), "HardwareStatusNotification")
         assignments = assignments_of(publishing)
         await listed(assignments, dispatcher.worker_id)
+        reconnect = _held_reconnect(monkeypatch, listener_name(dispatcher.worker_id))
+        claims = Claims(other, monkeypatch)
         assert await _terminate(settings, listener_name(dispatcher.worker_id)) == 1
-        # Committed while the listener waits to connect again (0.5 s): its NOTIFY reaches no one.
+        # Committed while the listener is away: its NOTIFY reaches no one.
         await publishing.publisher.publish([HARDWARE])
         [(owner, status, attempts)] = (await leases(publishing)).values()
         assert (owner, status, attempts) == (dispatcher.worker_id, DeliveryStatus.PENDING.value, 0)
+        reconnect.set()
         received = await receiver.wait_for(1, "/relistened", timeout_s=10)
         await eventually(lambda: _all_delivered(publishing, 1))
+    assert claims.count >= 1  # given back due, and claimed
     assert len({request.headers["webhook-id"] for request in received}) == len(received) == 1
+
+
+def _held_reconnect(monkeypatch: pytest.MonkeyPatch, name: str) -> asyncio.Event:
+    """Hold back the next connection named `name` until the event returned is set."""
+    allowed = asyncio.Event()
+    connect = postgresql_driver.dedicated_connection
+
+    async def held(engine: Any, application_name: str) -> Any:
+        if application_name == name:
+            await allowed.wait()
+        return await connect(engine, application_name)
+
+    monkeypatch.setattr(postgresql_wakeups, "dedicated_connection", held)
+    return allowed
 
 
 async def _terminate(settings: Settings, application_name: str) -> int:
