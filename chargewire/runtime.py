@@ -187,10 +187,10 @@ class Runtime:
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
         # A wake-up that names the deliveries it made due goes to the same method, which claims just those.
-        from chargewire.services.worker_assignments import TakingAssignments, assignment_lease_s
+        from chargewire.services.worker_assignments import TakingAssignments
 
-        lease_s = assignment_lease_s(self.settings)
-        taking = TakingAssignments(dispatcher, dispatcher.worker_id, self.delivery_store.release_leases, lease_s)
+        release = self.delivery_store.release_leases
+        taking = TakingAssignments(dispatcher, dispatcher.worker_id, release, self.settings)
         hooks = replace(
             self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id),
             announced=dispatcher.heard,

@@ -50,7 +50,6 @@ from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.record_flusher import RecordFlusher
 from chargewire.dispatch.subscription_queues import Ready, SubscriptionQueues
 from chargewire.dispatch.supervisor import Loop, Supervisor, mark_healthy
-from chargewire.dispatch.taken_leases import TakenLeases
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.ids import new_id
 from chargewire.kafka.stream_store import StreamStore
@@ -104,7 +103,6 @@ class Dispatcher:
         self._backlog = True  # the last claim may have left due rows (it came back full, or left some out)
         self._known_due_at: datetime | None = None  # the first due time this worker knows of (read, or its own)
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
-        self._taken = TakenLeases()  # what it took up with no claim, for a listener that connects again
         self._on_failing = on_failing
         described = [channel_type(via) for via in channels]
         limits = {channel.name: channel.max_in_flight(settings) for channel in described}
@@ -186,12 +184,7 @@ class Dispatcher:
 
     def take(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
         """Send the deliveries of `lease`, which its publish just committed, as if claimed."""
-        self._taken.add(lease)
         self._spawn(self._take(lease, deliveries))
-
-    def taken_up(self, delivery_ids: Sequence[str]) -> set[str]:
-        """Those of `delivery_ids` this worker took up with no claim (`take`), while their leases last."""
-        return self._taken.holding(delivery_ids)
 
     def assigned(self, lease: PublishLease, deliveries: Sequence[ClaimedDelivery]) -> None:
         """Send the deliveries of `lease`, which a publish of another process committed leased to this worker and

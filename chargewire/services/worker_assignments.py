@@ -20,8 +20,10 @@ The lease in the row still protects against double delivery: no other worker's c
 its worker hears of late (a slow NOTIFY, a busy worker) it hands back due instead of starting.
 
 A listener that connects again has missed the NOTIFYs sent while it was away (`TakingAssignments.listening_again`):
-the worker reads what publishes leased to it and nothing touched since, gives back due what it never took up (it
-knows what it holds: `Dispatcher.taken_up`), ignores any NOTIFY of those that arrives late, and claims them.
+the worker reads what publishes assigned to it and nothing touched since, gives back due what it never took up (it
+keeps the assignments it took up while their leases last), ignores any NOTIFY of those that arrives late, and
+claims them. A hand-off of its own process's publish is told apart by its longer lease (`worker_lease_s`); where
+that is not longer by `_LEASES_APART_S`, nothing is given back, and what was missed waits for its lease, as short.
 
 No worker known (none listening, or the list older than `_STALE_S`: the database was unreachable), or a publish of
 more than `_MAX_ASSIGNED` deliveries: the deliveries are written due, and announced, as before. Deliveries too
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -58,6 +61,10 @@ _MAX_ASSIGNED = 16
 _RECORD_MARGIN_S = 5.0
 # How long after the publish its worker may still start an assigned delivery: it hears of it within milliseconds.
 _START_WINDOW_S = 3.0
+# How much longer a hand-off's lease must be than an assignment's for a reconnecting listener to tell them apart.
+_LEASES_APART_S = 2.0
+# Assignments taken up whose leases have run out are forgotten every this many: a clock read per one cost more.
+_FORGET_EVERY = 64
 
 
 def assignment_lease_s(settings: Settings) -> float:
@@ -162,19 +169,21 @@ class AssignedWorker(Protocol):
         """Claim the `announced` deliveries, made due, now."""
         ...
 
-    def taken_up(self, delivery_ids: Sequence[str]) -> set[str]:
-        """Those of `delivery_ids` it took up with no claim (a hand-off, an assignment), while their leases last."""
-        ...
-
 
 class TakingAssignments:
     """What a worker does with the assignments its listener hears (`postgresql_wakeups.AssignedWaiter`)."""
 
-    def __init__(self, worker: AssignedWorker, worker_id: str, release: ReleaseLeases, lease_s: float) -> None:
+    def __init__(self, worker: AssignedWorker, worker_id: str, release: ReleaseLeases, settings: Settings) -> None:
         self._worker = worker
         self._worker_id = worker_id
         self._release = release
+        lease_s = assignment_lease_s(settings)
         self._lease = timedelta(seconds=lease_s)
+        # The longest an assignment's lease runs from its publish: between it and a hand-off's (see the module).
+        apart_s = settings.worker_lease_s - lease_s
+        self._longest = timedelta(seconds=lease_s + apart_s / 2) if apart_s >= _LEASES_APART_S else None
+        # The ids of the assignments taken up, with their leases' ends, while they last.
+        self._taken: deque[tuple[datetime, frozenset[str]]] = deque()
         # Deliveries given back after a reconnect, until their leases would have run out: a NOTIFY of one that
         # arrives late is not taken up (another worker may have claimed it).
         self._given_up: dict[str, datetime] = {}
@@ -197,24 +206,36 @@ class TakingAssignments:
                 frozenset(d.id for d in deliveries),
                 tuple(d.subscription_id for d in deliveries),
             )
+            self._took(lease)
             self._worker.assigned(lease, deliveries)
+
+    def _took(self, lease: PublishLease) -> None:
+        taken = self._taken
+        taken.append((lease.until, lease.delivery_ids))
+        if len(taken) % _FORGET_EVERY == 0:
+            now = utcnow()
+            while taken and taken[0][0] < now:
+                taken.popleft()
 
     def listening_again(self, untouched: UntouchedAssignments) -> None:
         """The listener connected again: give back due, and claim, what was assigned to this worker and that it
         never heard of."""
-        task = asyncio.get_running_loop().create_task(self._give_back_unheard(untouched))
+        if self._longest is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._give_back_unheard(untouched, self._longest))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _give_back_unheard(self, untouched: UntouchedAssignments) -> None:
+    async def _give_back_unheard(self, untouched: UntouchedAssignments, longest: timedelta) -> None:
         now = utcnow()
         try:
-            rows = await untouched(now, now + self._lease)
+            rows = await untouched(now, now + self._lease, longest)
         except Exception as error:
             logger.warning("could not read what was assigned while not listening (%s); their leases run out", error)
             return
         # Decided in one step of the event loop: a NOTIFY heard before it was taken up, one heard after is ignored.
-        held = self._worker.taken_up([delivery_id for delivery_id, _subscription in rows])
+        read = {delivery_id for delivery_id, _subscription in rows}
+        held = {delivery_id for _until, delivery_ids in self._taken for delivery_id in delivery_ids & read}
         unheard = [(delivery_id, subscription) for delivery_id, subscription in rows if delivery_id not in held]
         self._given_up = {d: until for d, until in self._given_up.items() if until > now}
         if not unheard:

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -67,9 +67,10 @@ _DUE_ROOM = 1024
 
 Waiter = Callable[[], None]
 AnnouncedWaiter = Callable[[Announced], None]
-# The (delivery id, subscription id) of the deliveries leased to the listener's worker by publishes, untouched since,
-# whose leases run out after `now` and at most at `until`.
-UntouchedAssignments = Callable[[datetime, datetime], Awaitable[list[tuple[str, str]]]]
+# The (delivery id, subscription id) of the deliveries publishes leased to the listener's worker, untouched since:
+# given `now`, `until` and `longest`, those whose leases run out after `now`, at most at `until`, and at most
+# `longest` after their publish.
+UntouchedAssignments = Callable[[datetime, datetime, timedelta], Awaitable[list[tuple[str, str]]]]
 
 
 class AssignedWaiter(Protocol):
@@ -224,25 +225,26 @@ ORDER BY h.worker_id
 """
 
 
-# Found by the due index: an assignment's lease runs out within the assignment lease of now. Nothing else writes a
-# row leased to a worker with `updated_at` left at `created_at` (a claim, a release, a record all set it), except a
-# hand-off to a worker of the publishing process, which that worker holds.
+# Found by the due index: an assignment's lease runs out within the assignment lease of now. Nothing but a publish
+# writes a row leased to a worker with `updated_at` left at `created_at` (a claim, a release, a record all set it); an
+# assignment's lease ends at most `$5` after its publish, a hand-off's to a worker of the publishing process later.
 _UNTOUCHED_ASSIGNMENTS = """
 SELECT id, subscription_id FROM deliveries
 WHERE status = $4 AND next_attempt_at > $1 AND next_attempt_at <= $2
-  AND lease_owner = $3 AND attempt_count = 0 AND updated_at = created_at
+  AND lease_owner = $3 AND attempt_count = 0 AND updated_at = created_at AND next_attempt_at <= created_at + $5
 ORDER BY id
 """
 
 
 async def untouched_assignments(
-    engine: AsyncEngine, worker_id: str, now: datetime, until: datetime
+    engine: AsyncEngine, worker_id: str, now: datetime, until: datetime, longest: timedelta
 ) -> list[tuple[str, str]]:
     """The (delivery id, subscription id), in id order, of the deliveries publishes leased to `worker_id` that
-    nothing has touched since, whose leases run out after `now` and at most at `until`."""
+    nothing has touched since, whose leases run out after `now`, at most at `until`, and at most `longest` after
+    their publish."""
     async with pooled_driver(engine, _UNTOUCHED_ASSIGNMENTS) as driver:
         rows = await driver.fetch(
-            _UNTOUCHED_ASSIGNMENTS, _naive(now), _naive(until), worker_id, DeliveryStatus.PENDING.value
+            _UNTOUCHED_ASSIGNMENTS, _naive(now), _naive(until), worker_id, DeliveryStatus.PENDING.value, longest
         )
     return [(row[0], row[1]) for row in rows]
 
@@ -318,7 +320,9 @@ class WakeListener:
             if self._assigned is not None:
                 worker_id, on_assigned = self._assigned
                 engine = self._engine
-                on_assigned.listening_again(lambda now, until: untouched_assignments(engine, worker_id, now, until))
+                on_assigned.listening_again(
+                    lambda now, until, longest: untouched_assignments(engine, worker_id, now, until, longest)
+                )
         # Notifications sent while nobody listened (before the first LISTEN, or while reconnecting) are lost:
         # one wake now finds whatever they announced.
         self._on_wake()

@@ -203,6 +203,43 @@ async def test_what_was_assigned_while_its_workers_listener_connected_again_is_s
     assert len({request.headers["webhook-id"] for request in received}) == len(received) == 1
 
 
+async def test_a_listener_connecting_again_gives_back_nothing_its_worker_holds_from_its_own_processs_publish(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, subscribe: Subscribe
+) -> None:
+    arrived, held = asyncio.Event(), asyncio.Event()
+
+    def holding(_request: Received, _count: int) -> Reply:
+        arrived.set()
+        return Reply(status=202, held=held)
+
+    defaults = settings.model_copy(update={"worker_lease_s": 60.0, "webhook_timeout_s": 15.0})
+    read = _read_counted(monkeypatch)
+    async with working(defaults) as (serving, dispatcher):
+        await subscribe(receiver.on("/own", holding), "HardwareStatusNotification")
+        await serving.publisher.publish([HARDWARE])  # handed off to its own worker: leased, untouched, in flight
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert await _terminate(settings, listener_name(dispatcher.worker_id)) == 1
+        assert await asyncio.wait_for(read.get(), 10) == []
+        held.set()
+        received = await receiver.wait_for(1, "/own")
+        await eventually(lambda: _all_delivered(serving, 1))
+    assert len(received) == receiver.arrived("/own") == 1
+
+
+def _read_counted(monkeypatch: pytest.MonkeyPatch) -> asyncio.Queue[list[tuple[str, str]]]:
+    """What each read of untouched assignments returns, in a queue."""
+    results: asyncio.Queue[list[tuple[str, str]]] = asyncio.Queue()
+    read = postgresql_wakeups.untouched_assignments
+
+    async def counted(*args: Any) -> list[tuple[str, str]]:
+        rows = await read(*args)
+        results.put_nowait(rows)
+        return rows
+
+    monkeypatch.setattr(postgresql_wakeups, "untouched_assignments", counted)
+    return results
+
+
 def _held_reconnect(monkeypatch: pytest.MonkeyPatch, name: str) -> asyncio.Event:
     """Hold back the next connection named `name` until the event returned is set."""
     allowed = asyncio.Event()
