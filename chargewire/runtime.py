@@ -187,19 +187,21 @@ class Runtime:
     def wake_listener(self, dispatcher: Dispatcher) -> WakeWatcher | None:
         """What wakes `dispatcher` when another process makes deliveries due (None for in-memory SQLite)."""
         # A wake-up that names the deliveries it made due goes to the same method, which claims just those.
-        from chargewire.services.worker_assignments import taking
+        from chargewire.services.worker_assignments import TakingAssignments
 
+        release = self.delivery_store.release_leases
+        taking = TakingAssignments(dispatcher, dispatcher.worker_id, release, self.settings)
         hooks = replace(
             self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id),
             announced=dispatcher.heard,
-            assigned=(dispatcher.worker_id, taking(dispatcher)),
+            assigned=(dispatcher.worker_id, taking),
         )
         return self.database.dialect.wake_listener(self.database, hooks)
 
     def assign_to_workers(self) -> WorkerAssignments | None:
         """In a process without a worker, on PostgreSQL: write new webhook deliveries leased to a listening worker
         and send them to it whole, so that their first attempt needs no claim (`services.worker_assignments`)."""
-        from chargewire.services.worker_assignments import WorkerAssignments
+        from chargewire.services.worker_assignments import WorkerAssignments, assignment_lease_s
         from chargewire.store.dialects.postgresql_wakeups import WakeNotifier, listening_workers
 
         if not isinstance(self.notifier, WakeNotifier):
@@ -209,7 +211,7 @@ class Runtime:
             lambda since: listening_workers(engine, since),
             self.notifier,
             self.delivery_store.release_leases,
-            self.settings.worker_lease_s,
+            assignment_lease_s(self.settings),
         )
         self.publisher.hand_off_to(assignments, lambda: None)
         return assignments

@@ -1,19 +1,32 @@
 """Killing the delivery worker again and again loses nothing: every event reaches the receiver; nor does killing
-`serve` while a delivery its publish handed to its own worker is in flight."""
+`serve` while a delivery its publish handed to its own worker is in flight; nor killing a worker that `serve
+--no-worker` assigned deliveries to, which another worker sends once that assignment's short lease runs out."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
 import signal
 import time
+from collections import Counter
+from collections.abc import Callable
 
+import asyncpg
 import httpx
+import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
-from tests.support.processes import running_server, start_worker, subscribe_webhook, token_made_in_process
-from tests.support.receiver import Reply, in_turn
+from tests.support.processes import (
+    running_server,
+    start_worker,
+    stop_process,
+    subscribe_webhook,
+    token_made_in_process,
+)
+from tests.support.receiver import Received, Reply, in_turn
 from tests.support.threaded_receiver import receiver_in_thread
 
 EVENTS = 3000
@@ -111,3 +124,101 @@ def test_a_delivery_handed_off_at_publish_arrives_once_more_after_serve_is_kille
         ids = {request.headers["webhook-id"] for request in receiver.on_path("/handed")}
         assert receiver.arrived("/handed") == 2
     assert len(ids) == 1
+
+
+ASSIGNED = 8
+# Far below the 60 s of `worker_lease_s`: an assignment's lease is the attempt's (1 s), 5 s for its record and a 3 s
+# start window.
+REDELIVERED_WITHIN_S = 20
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_what_was_assigned_to_a_killed_worker_reaches_the_receiver_through_the_other_long_before_worker_lease_s(
+    migrated_env: dict[str, str],
+) -> None:
+    env = {
+        **migrated_env,
+        "CHARGEWIRE_WEBHOOK_TIMEOUT_S": "1",
+        # One attempt at a time: the first is in flight when the worker dies, the others wait in its memory.
+        "CHARGEWIRE_WORKER_MAX_IN_FLIGHT_PER_SUBSCRIPTION": "1",
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    dsn = env["CHARGEWIRE_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    token = token_made_in_process(env, "admin", "assigned").text
+    port = free_port()
+    first: list[str] = []
+
+    def hang_first(request: Received, count: int) -> Reply:
+        # Answered after the worker died: in flight when it was killed.
+        if count == 0:
+            first.append(request.headers["webhook-id"])
+            return Reply(delay_s=3)
+        return Reply()
+
+    # Started beside serve: their start-ups overlap.
+    workers = [start_worker(env) for _ in range(2)]
+    try:
+        with receiver_in_thread() as receiver, running_server(env, port, "--no-worker"):
+            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+            subscribe_webhook(api, receiver.url("/warm"), "BootNotification")
+            subscribe_webhook(api, receiver.on("/assigned", hang_first), "HardwareStatusNotification")
+            _wait_until(lambda: asyncio.run(_listening(dsn)) == 2, 60, "the workers never listened")
+            # The first publish has serve read which workers listen (it goes due): the ones after it are assigned.
+            boot = load_event_types()["BootNotification"].example
+            assert api.post("/api/v1/events", json=[boot], timeout=60).status_code == 202
+            _wait_until(lambda: bool(receiver.on_path("/warm")), 30, "the first event never arrived")
+            example = load_event_types()["HardwareStatusNotification"].example
+            batch = [{**example, "chargePointId": point} for point in range(ASSIGNED)]
+            assert api.post("/api/v1/events", json=batch, timeout=60).status_code == 202
+            owner, pid = asyncio.run(_assigned_to(dsn))
+            _wait_until(lambda: receiver.arrived("/assigned") > 0, 30, f"worker {owner} sent nothing")
+            os.kill(pid, signal.SIGKILL)
+            _wait_until(
+                lambda: len({r.headers["webhook-id"] for r in receiver.on_path("/assigned")}) == ASSIGNED,
+                REDELIVERED_WITHIN_S,
+                "the killed worker's deliveries did not arrive through the other in time",
+            )
+            api.close()
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    arrivals = Counter(request.headers["webhook-id"] for request in receiver.on_path("/assigned"))
+    # Sent twice only what was in flight when its worker died (by the other once its lease ran out).
+    assert [webhook_id for webhook_id, count in arrivals.items() if count > 1] in ([], first)
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float, failure: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.02)
+
+
+async def _listening(dsn: str) -> int:
+    """How many workers beat and listen for wake-ups: those serve assigns to."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM worker_heartbeats h WHERE h.stopped_at IS NULL AND EXISTS (SELECT 1 FROM "
+                "pg_stat_activity a WHERE a.application_name = 'chargewire wake-up listener ' || h.worker_id)"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def _assigned_to(dsn: str) -> tuple[str, int]:
+    """The worker every HardwareStatusNotification delivery was assigned to (leased, untouched since the publish),
+    and its pid."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT d.lease_owner, h.pid FROM deliveries d LEFT JOIN worker_heartbeats h ON h.worker_id = d.lease_owner"
+            " WHERE d.event_name = 'HardwareStatusNotification' AND d.updated_at = d.created_at"
+        )
+    finally:
+        await connection.close()
+    assert len(rows) == ASSIGNED, f"not assigned: {rows}"
+    assert len({tuple(row) for row in rows}) == 1, f"not assigned to one worker: {rows}"
+    return str(rows[0][0]), int(rows[0][1])

@@ -26,7 +26,7 @@ from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statem
 if TYPE_CHECKING:
     from chargewire.store.database import Database
     from chargewire.store.delivery_writes import PublishLease
-    from chargewire.store.dialects.postgresql_announcements import Assignment
+    from chargewire.store.dialects.postgresql_wakeups import AssignedWaiter
     from chargewire.store.dialects.upkeep import Upkeep
 
 # `StoreDialect.minute_text`'s form, as strftime and strptime write it.
@@ -70,7 +70,7 @@ class WakeHooks:
     announced: Callable[[Announced], None] | None = None
     # The worker, and what it does with a wake-up that carries deliveries another process's publish wrote leased to
     # workers, given those leased to it (PostgreSQL's NOTIFY payload, `postgresql_announcements.Assignment`).
-    assigned: tuple[str, Callable[[Sequence[Assignment]], None]] | None = None
+    assigned: tuple[str, AssignedWaiter] | None = None
 
 
 @dataclass(frozen=True, slots=True)

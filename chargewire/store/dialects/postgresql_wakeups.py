@@ -10,6 +10,11 @@ one more NOTIFY afterwards, naming all of their deliveries (or none, if one of t
 publishes costs one or two round trips, and the last NOTIFY always leaves after the last commit that asked for it;
 otherwise a worker could claim too early and sleep past it.
 
+Assignments (`services.worker_assignments`): a worker's listener carries its id in its name, so that publishers see
+it listening; when it connects again, the NOTIFYs sent meanwhile are lost, and it reads what publishes leased to
+its worker and nothing has touched since (`untouched_assignments`), for the worker to give back what it never
+took up.
+
 Connections: the notifier and the listener each use one dedicated connection, taken from the engine's pool and
 then detached from it (`postgresql_driver.dedicated_connection`), and used through its asyncpg driver connection:
 made with exactly the engine's URL and connect arguments, not counted against the pool's size, and never the one
@@ -22,13 +27,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chargewire.models import DeliveryStatus
 from chargewire.store.dialects.base import Announced
 from chargewire.store.dialects.postgresql_announcements import (
     MAX_PAYLOAD_BYTES,
@@ -61,8 +67,22 @@ _DUE_ROOM = 1024
 
 Waiter = Callable[[], None]
 AnnouncedWaiter = Callable[[Announced], None]
-# Told of every payload that carries assignments, with those to its worker (perhaps none).
-AssignedWaiter = Callable[[Sequence[Assignment]], None]
+# The (delivery id, subscription id) of the deliveries publishes leased to the listener's worker, untouched since:
+# given `now`, `until` and `longest`, those whose leases run out after `now`, at most at `until`, and at most
+# `longest` after their publish.
+UntouchedAssignments = Callable[[datetime, datetime, timedelta], Awaitable[list[tuple[str, str]]]]
+
+
+class AssignedWaiter(Protocol):
+    """What a worker's listener tells of assignments (`services.worker_assignments.TakingAssignments`)."""
+
+    def __call__(self, mine: Sequence[Assignment]) -> None:
+        """A payload carried assignments: those to this worker (perhaps none)."""
+        ...
+
+    def listening_again(self, untouched: UntouchedAssignments) -> None:
+        """The listener connected again: NOTIFYs sent meanwhile were lost; `untouched` reads what they assigned."""
+        ...
 
 
 class Coalescer:
@@ -205,12 +225,39 @@ ORDER BY h.worker_id
 """
 
 
+# Found by the due index: an assignment's lease runs out within the assignment lease of now. Nothing but a publish
+# writes a row leased to a worker with `updated_at` left at `created_at` (a claim, a release, a record all set it); an
+# assignment's lease ends at most `$5` after its publish, a hand-off's to a worker of the publishing process later.
+_UNTOUCHED_ASSIGNMENTS = """
+SELECT id, subscription_id FROM deliveries
+WHERE status = $4 AND next_attempt_at > $1 AND next_attempt_at <= $2
+  AND lease_owner = $3 AND attempt_count = 0 AND updated_at = created_at AND next_attempt_at <= created_at + $5
+ORDER BY id
+"""
+
+
+async def untouched_assignments(
+    engine: AsyncEngine, worker_id: str, now: datetime, until: datetime, longest: timedelta
+) -> list[tuple[str, str]]:
+    """The (delivery id, subscription id), in id order, of the deliveries publishes leased to `worker_id` that
+    nothing has touched since, whose leases run out after `now`, at most at `until`, and at most `longest` after
+    their publish."""
+    async with pooled_driver(engine, _UNTOUCHED_ASSIGNMENTS) as driver:
+        rows = await driver.fetch(
+            _UNTOUCHED_ASSIGNMENTS, _naive(now), _naive(until), worker_id, DeliveryStatus.PENDING.value, longest
+        )
+    return [(row[0], row[1]) for row in rows]
+
+
+def _naive(moment: datetime) -> datetime:
+    """`moment` as stored: naive UTC (`tables.UtcDateTime`)."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 async def listening_workers(engine: AsyncEngine, since: datetime) -> list[str]:
     """The workers listening for wake-ups now that beat since `since`, in id order."""
     async with pooled_driver(engine, _LISTENING_WORKERS) as driver:
-        # Stored as naive UTC (`tables.UtcDateTime`).
-        naive = since.astimezone(UTC).replace(tzinfo=None)
-        rows = await driver.fetch(_LISTENING_WORKERS, naive, listener_name(""))
+        rows = await driver.fetch(_LISTENING_WORKERS, _naive(since), listener_name(""))
     return [row[0] for row in rows]
 
 
@@ -270,6 +317,12 @@ class WakeListener:
             logger.info("listening for wake-ups on %s", WAKE_CHANNEL)
         else:
             logger.info("wake-up listener connected again; listening on %s", WAKE_CHANNEL)
+            if self._assigned is not None:
+                worker_id, on_assigned = self._assigned
+                engine = self._engine
+                on_assigned.listening_again(
+                    lambda now, until, longest: untouched_assignments(engine, worker_id, now, until, longest)
+                )
         # Notifications sent while nobody listened (before the first LISTEN, or while reconnecting) are lost:
         # one wake now finds whatever they announced.
         self._on_wake()

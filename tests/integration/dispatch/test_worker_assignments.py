@@ -23,6 +23,7 @@ from chargewire.dispatch.dispatcher import Dispatcher
 from chargewire.models import DeliveryStatus
 from chargewire.runtime import Runtime
 from chargewire.services.worker_assignments import WorkerAssignments
+from chargewire.store.dialects import postgresql_driver, postgresql_wakeups
 from chargewire.store.dialects.postgresql_wakeups import listener_name
 from chargewire.store.tables import deliveries
 from chargewire.store.worker_store import WorkerHeartbeat
@@ -177,6 +178,95 @@ async def test_what_was_assigned_to_a_worker_that_died_is_sent_once_by_another_w
         received = await receiver.wait_for(2, "/orphaned")
         await eventually(lambda: _all_delivered(runtime, 2))
     assert len({request.headers["webhook-id"] for request in received}) == len(received) == 2
+
+
+async def test_what_was_assigned_while_its_workers_listener_connected_again_is_sent_once_long_before_its_lease_ends(
+    settings: Settings, receiver: Receiver, subscribe: Subscribe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default leases: an assignment's runs 23 s, far longer than the wait below, so what arrives was given back.
+    defaults = settings.model_copy(update={"worker_lease_s": 60.0, "webhook_timeout_s": 15.0})
+    async with await Runtime.open(defaults) as publishing, working(defaults) as (other, dispatcher):
+        await subscribe(receiver.on("/relistened", always(202)), "HardwareStatusNotification")
+        assignments = assignments_of(publishing)
+        await listed(assignments, dispatcher.worker_id)
+        reconnect = _held_reconnect(monkeypatch, listener_name(dispatcher.worker_id))
+        claims = Claims(other, monkeypatch)
+        assert await _terminate(settings, listener_name(dispatcher.worker_id)) == 1
+        # Committed while the listener is away: its NOTIFY reaches no one.
+        await publishing.publisher.publish([HARDWARE])
+        [(owner, status, attempts)] = (await leases(publishing)).values()
+        assert (owner, status, attempts) == (dispatcher.worker_id, DeliveryStatus.PENDING.value, 0)
+        reconnect.set()
+        received = await receiver.wait_for(1, "/relistened", timeout_s=10)
+        await eventually(lambda: _all_delivered(publishing, 1))
+    assert claims.count >= 1  # given back due, and claimed
+    assert len({request.headers["webhook-id"] for request in received}) == len(received) == 1
+
+
+async def test_a_listener_connecting_again_gives_back_nothing_its_worker_holds_from_its_own_processs_publish(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, subscribe: Subscribe
+) -> None:
+    arrived, held = asyncio.Event(), asyncio.Event()
+
+    def holding(_request: Received, _count: int) -> Reply:
+        arrived.set()
+        return Reply(status=202, held=held)
+
+    defaults = settings.model_copy(update={"worker_lease_s": 60.0, "webhook_timeout_s": 15.0})
+    read = _read_counted(monkeypatch)
+    async with working(defaults) as (serving, dispatcher):
+        await subscribe(receiver.on("/own", holding), "HardwareStatusNotification")
+        await serving.publisher.publish([HARDWARE])  # handed off to its own worker: leased, untouched, in flight
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert await _terminate(settings, listener_name(dispatcher.worker_id)) == 1
+        assert await asyncio.wait_for(read.get(), 10) == []
+        held.set()
+        received = await receiver.wait_for(1, "/own")
+        await eventually(lambda: _all_delivered(serving, 1))
+    assert len(received) == receiver.arrived("/own") == 1
+
+
+def _read_counted(monkeypatch: pytest.MonkeyPatch) -> asyncio.Queue[list[tuple[str, str]]]:
+    """What each read of untouched assignments returns, in a queue."""
+    results: asyncio.Queue[list[tuple[str, str]]] = asyncio.Queue()
+    read = postgresql_wakeups.untouched_assignments
+
+    async def counted(*args: Any) -> list[tuple[str, str]]:
+        rows = await read(*args)
+        results.put_nowait(rows)
+        return rows
+
+    monkeypatch.setattr(postgresql_wakeups, "untouched_assignments", counted)
+    return results
+
+
+def _held_reconnect(monkeypatch: pytest.MonkeyPatch, name: str) -> asyncio.Event:
+    """Hold back the next connection named `name` until the event returned is set."""
+    allowed = asyncio.Event()
+    connect = postgresql_driver.dedicated_connection
+
+    async def held(engine: Any, application_name: str) -> Any:
+        if application_name == name:
+            await allowed.wait()
+        return await connect(engine, application_name)
+
+    monkeypatch.setattr(postgresql_wakeups, "dedicated_connection", held)
+    return allowed
+
+
+async def _terminate(settings: Settings, application_name: str) -> int:
+    """Terminate the backends of connections named `application_name`; how many there were."""
+    url = make_url(settings.effective_database_url).set(drivername="postgresql")
+    killer = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        terminated = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()",
+            application_name,
+        )
+    finally:
+        await killer.close()
+    return int(terminated)
 
 
 async def test_events_too_large_for_a_notify_are_written_due_and_claimed_once(
