@@ -40,7 +40,8 @@ _database_numbers = itertools.count()
 _early = EarlyStarts()
 
 
-async def _migrate(url: str) -> None:
+async def migrate_database(url: str) -> None:
+    """Upgrade the database at `url` to the newest revision."""
     database = create_database(url)
     await migrate.upgrade(database)
     await database.aclose()
@@ -49,7 +50,7 @@ async def _migrate(url: str) -> None:
 def _open_postgres(stack: contextlib.ExitStack) -> PostgresCluster:
     cluster = stack.enter_context(throwaway_cluster())
     stack.callback(_remove_behind, cluster)
-    asyncio.run(_migrate(cluster.create_database(POSTGRES_TEMPLATE)))
+    asyncio.run(migrate_database(cluster.create_database(POSTGRES_TEMPLATE)))
     return cluster
 
 
@@ -114,7 +115,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file that each test's runtime copies: copying takes a millisecond, migrating 0.1-0.3 s."""
     path = tmp_path_factory.mktemp("sqlite-template") / "chargewire.db"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    asyncio.run(migrate_database(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -159,7 +160,7 @@ async def runtime(settings: Settings, sqlite_template: Path) -> AsyncIterator[Ru
     """An open runtime on the test's database (migrated: a new database starts as a copy of the template)."""
     url = settings.effective_database_url
     if url not in _template_copies and not copied_sqlite_template(url, sqlite_template):
-        await _migrate(url)
+        await migrate_database(url)
     async with await Runtime.open(settings) as opened:
         yield opened
 

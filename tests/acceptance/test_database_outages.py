@@ -3,6 +3,7 @@ resumes by itself afterwards, and a stop signal ends them cleanly during and aft
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -16,41 +17,47 @@ import pytest
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, migrate_database
 from tests.support.faults import postgres_down
-from tests.support.processes import cli, signal_and_wait, start_logged, subscribe_webhook, wait_until_serving
+from tests.support.processes import (
+    cli,
+    signal_and_wait,
+    start_logged,
+    subscribe_webhook,
+    token_made_in_process,
+    wait_until_serving,
+)
 from tests.support.receiver import Receiver
 from tests.support.threaded_receiver import receiver_in_thread
 
 EXAMPLE = load_event_types()["HardwareStatusNotification"].example
 _databases = iter(range(1_000_000))
+TEMPLATE = "outage_template"
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster of this module's own: its tests stop and start it."""
+    """A PostgreSQL cluster of this module's own (its tests stop and start it), with a migrated template database."""
     with throwaway_cluster() as running:
+        asyncio.run(migrate_database(running.create_database(TEMPLATE)))
         yield running
 
 
 @pytest.fixture
 def env(cluster: PostgresCluster, tmp_path: Path) -> dict[str, str]:
-    """Settings for the processes under test: a fresh migrated database on the module's cluster."""
-    variables = {
-        "CHARGEWIRE_DATABASE_URL": cluster.create_database(f"outage_{next(_databases)}"),
+    """Settings for the processes under test: a fresh copy of the migrated template on the module's cluster."""
+    return {
+        "CHARGEWIRE_DATABASE_URL": cluster.create_database(f"outage_{next(_databases)}", template=TEMPLATE),
         "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
         "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
         "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
         "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
         "CHARGEWIRE_WORKER_LEASE_S": "3",
     }
-    cli(variables, "db", "upgrade")
-    return variables
 
 
 def _api(env: dict[str, str], port: int) -> httpx.Client:
-    created = cli(env, "tokens", "create", "--name", "outage", "--scope", "admin", "--json")
-    token = json.loads(created.stdout)["token"]
+    token = token_made_in_process(env, "admin", "outage").text
     return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
@@ -193,8 +200,8 @@ def test_the_back_office_and_metrics_show_a_postgresql_outage_as_such(
         wait_until_serving(f"http://127.0.0.1:{port}", server, log)
         browser = _signed_in(env, port)
         assert "Workers" in browser.get("/backoffice/overview").text
-        scraper_token = cli(env, "tokens", "create", "--name", "scraper", "--scope", "metrics:read", "-q").stdout
-        scraper = {"Authorization": f"Bearer {scraper_token.strip()}"}
+        scraper_token = token_made_in_process(env, "metrics:read", "scraper").text
+        scraper = {"Authorization": f"Bearer {scraper_token}"}
         assert browser.get("/metrics", headers=scraper).status_code == 200
         with postgres_down(cluster):
             page = browser.get("/backoffice/overview")

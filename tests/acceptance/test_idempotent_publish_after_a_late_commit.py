@@ -13,6 +13,7 @@ import httpx
 
 from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import PostgresCluster, free_port
+from tests.conftest import POSTGRES_TEMPLATE
 from tests.support.ocpp import eventually
 from tests.support.processes import running_server, subscribe_webhook
 from tests.support.receiver_kit import prepared_service
@@ -35,7 +36,7 @@ async def _stored(dsn: str) -> tuple[int, int]:
 async def test_a_retry_with_the_key_of_a_publish_that_committed_after_its_503_stores_and_delivers_it_once(
     postgres_cluster: PostgresCluster, tmp_path: Path
 ) -> None:
-    url = postgres_cluster.create_database(f"late_commit_{uuid.uuid4().hex[:8]}")
+    url = postgres_cluster.create_database(f"late_commit_{uuid.uuid4().hex[:8]}", template=POSTGRES_TEMPLATE)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     env, token = prepared_service(tmp_path, url)
     port = free_port()

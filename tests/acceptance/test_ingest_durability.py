@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 
 import httpx
@@ -12,7 +11,7 @@ from chargewire.catalog import load_event_types
 from chargewire.devtools.postgres import free_port
 from chargewire.store.database import create_database
 from chargewire.store.event_store import EventStore
-from tests.support.processes import cli, running_server
+from tests.support.processes import running_server, token_made_in_process
 
 BATCHES = 20
 BATCH_SIZE = 50
@@ -29,15 +28,13 @@ async def _stored_ids(database_url: str, ids: list[str]) -> set[str]:
 def test_accepted_events_survive_a_sigkill_right_after_the_response(
     migrated_env: dict[str, str], database_url: str
 ) -> None:
-    token = json.loads(
-        cli(migrated_env, "tokens", "create", "--name", "ingest", "--scope", "events:publish", "--json").stdout
-    )
+    token = token_made_in_process(migrated_env, "events:publish", "ingest").text
     examples = [event_type.example for event_type in load_event_types().values() if not event_type.operational]
     batch = (examples * (BATCH_SIZE // len(examples) + 1))[:BATCH_SIZE]
     port = free_port()
     accepted: list[str] = []
     with running_server(migrated_env, port) as server:
-        headers = {"Authorization": f"Bearer {token['token']}"}
+        headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
             for _ in range(BATCHES):
                 response = client.post("/api/v1/events", json=batch)

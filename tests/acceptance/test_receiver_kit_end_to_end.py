@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -47,14 +48,32 @@ def _records(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@dataclass(frozen=True)
+class Service:
+    """The module's `chargewire serve` and an admin token there."""
+
+    port: int
+    token: str
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One `serve` for every language: each test subscribes its own receiver and deletes that subscription after."""
+    env, token = prepared_service(tmp_path_factory.mktemp("kit-service"))
+    port = free_port()
+    with running_server(env, port):
+        yield Service(port, token)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_receiver_in_each_language_verifies_and_parses_every_catalog_example(language: str, tmp_path: Path) -> None:
+def test_receiver_in_each_language_verifies_and_parses_every_catalog_example(
+    language: str, service: Service, tmp_path: Path
+) -> None:
     command = build_receiver(language, tmp_path)
-    env, token = prepared_service(tmp_path)
-    port, receiver_port = free_port(), free_port()
+    receiver_port = free_port()
     records = tmp_path / "records.jsonl"
-    headers = {"Authorization": f"Bearer {token}"}
-    with running_server(env, port), httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
+    headers = {"Authorization": f"Bearer {service.token}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{service.port}", headers=headers) as api:
         body = {
             "via": "webhook",
             "notifications": list(PUBLISHABLE),
@@ -62,10 +81,11 @@ def test_receiver_in_each_language_verifies_and_parses_every_catalog_example(lan
         }
         created = api.post("/public-api/notifications/v2.0", json=body)
         assert created.status_code == 201, created.text
+        subscription = f"/public-api/notifications/v2.0/{created.json()['data']['id']}"
         receiver_env = {
             "PORT": str(receiver_port),
             "CHARGEWIRE_SIGNING_SECRETS": created.json()["data"]["signingSecret"],
-            "CHARGEWIRE_API_TOKEN": token,
+            "CHARGEWIRE_API_TOKEN": service.token,
             "RECEIVER_RECORD_FILE": str(records),
         }
         with receiver_process(command, receiver_env, receiver_port, tmp_path / "receiver.log"):
@@ -75,6 +95,8 @@ def test_receiver_in_each_language_verifies_and_parses_every_catalog_example(lan
             while len(_records(records)) < len(PUBLISHABLE):
                 assert time.monotonic() < deadline, f"only {len(_records(records))} of {len(PUBLISHABLE)} arrived"
                 time.sleep(0.2)
+        # The next language's events go to its own receiver only.
+        assert api.delete(subscription).status_code == 204
 
     received = {r["notification"]: r["type"] for r in _records(records)}
     # TypeScript's interfaces vanish at run time, so its receiver can only say the name was a known one.

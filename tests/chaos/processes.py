@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
 from tests.chaos.receivers import ChaosReceiver
-from tests.support.processes import CHARGEWIRE, cli, wait_until_serving
+from tests.support.processes import CHARGEWIRE, migrated_with_admin_token, wait_until_serving
 
 SECRET_KEY = "chaos-secret-key-0123456789-abcdefghijklmnop"
 STOP_TIMEOUT_S = 20.0
@@ -192,13 +191,11 @@ def running_stack(
             "CHARGEWIRE_CONFIG": str(workdir / "absent.toml"),
             **TUNING,
         }
-        cli(env, "db", "upgrade")
-        created = cli(env, "tokens", "create", "--name", "chaos", "--scope", "admin", "--json")
+        token = migrated_with_admin_token(env, "chaos")
         port = free_port()
         stack = Stack(
-            store, env, f"http://127.0.0.1:{port}", json.loads(created.stdout)["token"], data_dir, log_dir,
-            broker, receiver, cluster, worker_count,
-        )  # fmt: skip
+            store, env, f"http://127.0.0.1:{port}", token, data_dir, log_dir, broker, receiver, cluster, worker_count
+        )
         try:
             serve = stack.spawn("serve", "serve", "--host", "127.0.0.1", "--port", str(port))
             wait_until_serving(stack.base_url, serve, log_dir / "serve.log")

@@ -1,5 +1,6 @@
 """The Kafka test broker: each security scenario carries a record with headers, bad credentials are refused
-quickly, auto topic creation is off, and topics with their records survive a stop and start."""
+quickly, and auto topic creation is off. That its topics and records survive a stop and start on the same ports is
+checked by the one test that restarts it, test_kafka_channel.py's broker restart (each restart costs 10-25 s)."""
 
 from __future__ import annotations
 
@@ -183,20 +184,3 @@ def test_redirect_listener_advertises_the_broker_on_127_0_0_2_and_it_serves_ther
     metadata = Producer(config).list_topics(timeout=10)
     assert [f"{b.host}:{b.port}" for b in metadata.brokers.values()] == [broker.redirected_address()]
     assert_round_trip(broker, config, "redirect")
-
-
-def test_topic_and_records_survive_a_stop_and_start_on_the_same_ports(broker: KafkaBroker) -> None:
-    # Runs last in the module: it restarts the shared broker.
-    config = broker.client_config("SASL_SSL", "SCRAM-SHA-512")
-    addresses = {protocol: broker.bootstrap(protocol) for protocol in ("PLAINTEXT", "SASL_SSL")}
-    topic = fresh_topic(broker, "restart")
-    produce(config, topic, b"before restart")
-
-    broker.stop()
-    assert not broker.running
-    broker.start()
-
-    assert {protocol: broker.bootstrap(protocol) for protocol in addresses} == addresses
-    assert topic in broker.admin().list_topics(timeout=10).topics
-    produce(config, topic, b"after restart")
-    assert consume_all(config, topic, 2) == [b"before restart", b"after restart"]

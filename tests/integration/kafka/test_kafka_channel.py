@@ -522,12 +522,16 @@ async def test_an_idle_producer_is_closed_and_reopened_on_demand(broker: KafkaBr
 async def test_a_broker_restart_loses_nothing_and_deliveries_resume(
     broker: KafkaBroker, book: SecretsBook, channel: KafkaChannel
 ) -> None:
-    # Runs last in the module: it stops and starts the shared broker.
+    # Runs last in the module: it stops and starts the shared broker. The only restart of the broker harness's own
+    # (tests/integration/kafka/test_kafka_broker_harness.py): its ports, topics and records survive it, as checked here.
     topic = await asyncio.to_thread(topic_factory, broker, "restart")
     subscription = subscription_factory(broker, book, topic, "SASL_SSL", "SCRAM-SHA-256")
+    addresses = {protocol: broker.bootstrap(protocol) for protocol in PROTOCOLS}
     messages = [message_factory(subscription, entity_id=f"cp-{n % 5}", sequence=n) for n in range(300)]
     failures: Counter[str | None] = Counter()
     retried: set[str] = set()
+    written: list[str] = []
+    restarted = asyncio.Event()
 
     async def deliver(message: OutboundMessage) -> None:
         # A compressed retry schedule: the dispatcher would wait seconds to hours between these attempts.
@@ -535,17 +539,24 @@ async def test_a_broker_restart_loses_nothing_and_deliveries_resume(
             failures[error_class(result)] += 1
             retried.add(message.delivery_id)
             await asyncio.sleep(0.5)
+        written.append(message.delivery_id)
 
     async def deliver_slowly() -> None:
+        # Paced until the broker is back, so that the stop lands in the stream; the rest go out as fast as acked.
         for message in messages:
             await deliver(message)
-            await asyncio.sleep(0.02)
+            if not restarted.is_set():
+                await asyncio.sleep(0.02)
 
     sending = asyncio.create_task(deliver_slowly())
-    await asyncio.sleep(1.0)
+    # Some records written before the stop (the first send connects over SASL_SSL: 1 s was not always enough).
+    assert await eventually(lambda: len(written) >= 20, within_s=30), "fewer than 20 records written in 30 s"
     await asyncio.to_thread(broker.stop)
+    assert not broker.running
     await asyncio.sleep(1.0)
     await asyncio.to_thread(broker.start)
+    restarted.set()
+    assert {protocol: broker.bootstrap(protocol) for protocol in PROTOCOLS} == addresses
     await asyncio.wait_for(sending, 120)
 
     assert failures, "the broker was down for a while, yet no attempt failed"
