@@ -34,7 +34,6 @@ from chargewire.services.subscription_health import SubscriptionHealth
 from chargewire.services.subscriptions import SubscriptionService
 from chargewire.services.tokens import TokenService
 from chargewire.services.users import UserService
-from chargewire.store import migrate
 from chargewire.store.database import Database, create_database
 from chargewire.store.delivery_stats import DeliveryStats
 from chargewire.store.delivery_store import DeliveryStore
@@ -42,6 +41,7 @@ from chargewire.store.dialects import WakeSender, WakeWatcher
 from chargewire.store.event_store import EventStore
 from chargewire.store.idempotency_store import IdempotencyStore
 from chargewire.store.retention import RetentionStore
+from chargewire.store.schema_revision import current_revision, head_revision
 from chargewire.store.subscription_store import SubscriptionStore
 from chargewire.store.token_store import TokenStore
 from chargewire.store.user_store import UserStore
@@ -100,6 +100,9 @@ class Runtime:
         tokens = TokenService(TokenStore(database), box)
         try:
             if migrate_embedded and settings.uses_embedded_database:
+                # Alembic loads only here: a runtime on a configured database checks its revision without it.
+                from chargewire.store import migrate
+
                 await migrate.upgrade(database)
             await _require_current_schema(database)
             await _require_matching_key(tokens, key, settings)
@@ -296,7 +299,7 @@ async def _require_matching_key(tokens: TokenService, key: SecretKey, settings: 
 
 
 async def _require_current_schema(database: Database) -> None:
-    current, head = await migrate.current_revision(database), migrate.head_revision()
+    current, head = await current_revision(database), head_revision()
     if current != head:
         raise ConfigurationError(
             f"The database schema is at revision {current or 'none'}, this chargewire needs {head}: "

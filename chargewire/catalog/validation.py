@@ -10,21 +10,26 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError
 
 from chargewire.catalog.event_type import EventType, load_event_types
 from chargewire.catalog.suggestions import closest_event_names
 from chargewire.errors import UnknownEventType, ValidationFailed
+
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import ValidationError
 
 NOTIFICATION_FIELD = "notification"
 
 
 @cache
 def _validator(name: str) -> Draft7Validator:
+    # Only a rejected payload needs jsonschema (~0.1 s to import): a process that validates none never loads it.
+    from jsonschema import Draft7Validator
+
     return Draft7Validator(load_event_types()[name].schema)
 
 

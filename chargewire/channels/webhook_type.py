@@ -18,7 +18,6 @@ from chargewire.channels.registry import (
     first_value,
     register_channel,
 )
-from chargewire.channels.webhook import WebhookChannel
 from chargewire.config import Settings
 from chargewire.models import Subscription
 from chargewire.storable import storable
@@ -74,6 +73,9 @@ def _render(subscription: Subscription) -> dict[str, Any]:
 
 
 def _client(context: ChannelContext) -> Channel:
+    # The HTTP client loads with the first client: describing, checking and storing a target needs none.
+    from chargewire.channels.webhook import WebhookChannel
+
     return WebhookChannel(context.settings)
 
 

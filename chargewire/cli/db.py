@@ -33,11 +33,12 @@ async def _database() -> AsyncIterator[Database]:
 def upgrade() -> None:
     """Migrate the database at CHARGEWIRE_DATABASE_URL to the newest schema."""
     from chargewire.store import migrate
+    from chargewire.store.schema_revision import current_revision
 
     async def main() -> str | None:
         async with _database() as database:
             await migrate.upgrade(database)
-            return await migrate.current_revision(database)
+            return await current_revision(database)
 
     typer.echo(f"schema at revision {run(main())}")
 
@@ -45,13 +46,13 @@ def upgrade() -> None:
 @app.command()
 def current() -> None:
     """Print the schema revision of the database and the newest one this version ships."""
-    from chargewire.store import migrate
+    from chargewire.store.schema_revision import current_revision, head_revision
 
     async def main() -> str | None:
         async with _database() as database:
-            return await migrate.current_revision(database)
+            return await current_revision(database)
 
-    typer.echo(f"database: {run(main()) or 'empty'}\nnewest:   {migrate.head_revision()}")
+    typer.echo(f"database: {run(main()) or 'empty'}\nnewest:   {head_revision()}")
 
 
 @app.command()

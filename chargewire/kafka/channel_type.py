@@ -31,10 +31,8 @@ from chargewire.channels.registry import (
 )
 from chargewire.config import Settings
 from chargewire.dispatch.retry_policy import kafka_retry_floor_s
-from chargewire.kafka.channel import KafkaChannel
 from chargewire.kafka.connector import shared_connector
 from chargewire.kafka.connector_metrics import ConnectorCollector
-from chargewire.kafka.producers import KafkaProducers
 from chargewire.models import KafkaSecrets, KafkaTarget, Subscription, split_broker
 from chargewire.storable import storable
 
@@ -185,6 +183,11 @@ def load_kafka_secrets(document: Mapping[str, Any]) -> KafkaSecrets:
 
 
 def _client(context: ChannelContext) -> Channel:
+    # The producer and its Kafka client library load with the first client: describing, checking and storing a
+    # target (the CLI, the API's create) needs neither.
+    from chargewire.kafka.channel import KafkaChannel
+    from chargewire.kafka.producers import KafkaProducers
+
     settings = context.settings
     return KafkaChannel(
         context.secrets_for,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chargewire.clock import utcnow
-from chargewire.store import migrate
 from chargewire.store.database import Database
+from chargewire.store.schema_revision import current_revision, head_revision
 from chargewire.store.worker_store import WorkerHeartbeat, WorkerStore
 
 CHECK_TIMEOUT_S = 3.0
@@ -103,7 +103,7 @@ class HealthService:
         return "reachable and writable"
 
     async def _check_migrations(self) -> str:
-        current, head = await migrate.current_revision(self._database), migrate.head_revision()
+        current, head = await current_revision(self._database), head_revision()
         if current != head:
             raise _Failed(f"schema at revision {current or 'none'}, this chargewire needs {head}")
         return f"at revision {head}"

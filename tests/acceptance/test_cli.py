@@ -15,7 +15,7 @@ import pytest
 from chargewire.catalog import load_event_types
 from chargewire.store.database import create_database
 from chargewire.store.retention import ExpiryRun, RetentionStore
-from tests.support.processes import CHARGEWIRE, cli
+from tests.support.processes import CHARGEWIRE, cli, in_process
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -32,7 +32,7 @@ def test_token_lifecycle_create_list_revoke(cli_env: dict[str, str]) -> None:
     assert [token["id"] for token in listed] == [created["id"]]
     assert created["token"] not in json.dumps(listed)
     cli(cli_env, "tokens", "revoke", created["id"])
-    assert json.loads(cli(cli_env, "tokens", "list", "--json").stdout) == []
+    assert [token.id for token in in_process(cli_env, lambda runtime: runtime.tokens.list())] == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from chargewire.devtools.certificates import generate_tls_files
-from tests.support.processes import cli, token_made_in_process
+from chargewire.services.subscriptions import OPERATOR
+from tests.support.processes import cli, in_process, token_made_in_process
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -40,9 +41,14 @@ def test_subscription_lifecycle_create_list_show_delete(migrated_env: dict[str, 
     assert shown["tokenId"] == token_id
 
     cli(migrated_env, "subscriptions", "delete", webhook["id"])
-    assert [item["id"] for item in json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout)] == [
-        kafka["id"]
-    ]
+    assert _stored_ids(migrated_env) == [kafka["id"]]
+
+
+def _stored_ids(env: dict[str, str]) -> list[str]:
+    """The ids of the stored subscriptions, oldest first, read in this process (`subscriptions list` has its test)."""
+    page = in_process(env, lambda runtime: runtime.subscriptions.list_page(OPERATOR))
+    assert page.next_cursor is None
+    return [subscription.id for subscription in page.items]
 
 
 def test_create_with_a_bad_url_fails_naming_the_field(migrated_env: dict[str, str]) -> None:
@@ -75,7 +81,7 @@ def test_create_refuses_an_owner_token_without_notifications_manage(migrated_env
     result = cli(migrated_env, "subscriptions", "create", "--token-id", token_id, *arguments, check=False)
     assert result.returncode == 1
     assert "lacks the notifications:manage scope" in result.stderr
-    assert json.loads(cli(migrated_env, "subscriptions", "list", "--json").stdout) == []
+    assert _stored_ids(migrated_env) == []
 
 
 def test_create_takes_filter_retry_schedule_and_disabled_as_the_api_does(migrated_env: dict[str, str]) -> None:

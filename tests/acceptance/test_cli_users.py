@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from tests.support.processes import CHARGEWIRE, cli
+from tests.support.processes import CHARGEWIRE, cli, in_process
 
 
 def test_operators_are_created_with_a_password_or_a_prompt_and_listed(migrated_env: dict[str, str]) -> None:
@@ -30,7 +30,7 @@ def test_operators_are_created_with_a_password_or_a_prompt_and_listed(migrated_e
 
 
 def test_a_taken_email_or_a_short_password_is_refused_naming_the_field(migrated_env: dict[str, str]) -> None:
-    cli(migrated_env, "users", "create", "--email", "ops@example.com", "--password", "a long operator password")
+    in_process(migrated_env, lambda runtime: runtime.users.create("ops@example.com", "a long operator password"))
     taken = cli(migrated_env, "users", "create", "--email", "OPS@example.com", "--password", "x" * 20, check=False)
     assert taken.returncode == 1
     assert "email: There is already a user ops@example.com." in taken.stderr

@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -23,6 +24,8 @@ from chargewire.store import migrate
 from chargewire.store.database import create_database
 
 CHARGEWIRE = str(Path(sys.executable).with_name("chargewire"))
+
+T = TypeVar("T")
 
 
 def cli(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -77,24 +80,18 @@ def migrated_with_admin_token(env: Mapping[str, str], name: str) -> str:
     In this process: `chargewire db upgrade` and `tokens create` spent 1.5 s each importing the service, and
     the tests of the command line run them.
     """
-    settings = Settings(
-        database_url=env["CHARGEWIRE_DATABASE_URL"],
-        secret_key=env["CHARGEWIRE_SECRET_KEY"],
-        data_dir=Path(env["CHARGEWIRE_DATA_DIR"]),
-    )
-    # A thread of its own: some callers are coroutines, whose event loop runs in this one.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, _migrated_with_admin_token(settings, name)).result()
+    settings = _settings(env)
 
+    async def migrate_and_create() -> str:
+        database = create_database(settings.effective_database_url)
+        try:
+            await migrate.upgrade(database)
+        finally:
+            await database.aclose()
+        created = await _on_runtime(settings, lambda runtime: runtime.tokens.create(name, ["admin"]))
+        return created.text
 
-async def _migrated_with_admin_token(settings: Settings, name: str) -> str:
-    database = create_database(settings.effective_database_url)
-    try:
-        await migrate.upgrade(database)
-    finally:
-        await database.aclose()
-    async with await Runtime.open(settings) as runtime:
-        return (await runtime.tokens.create(name, ["admin"])).text
+    return _in_own_thread(migrate_and_create())
 
 
 def token_made_in_process(env: Mapping[str, str], scope: str, name: str = "ops") -> CreatedToken:
@@ -103,17 +100,35 @@ def token_made_in_process(env: Mapping[str, str], scope: str, name: str = "ops")
     For tests of other commands that need one: a `chargewire tokens create` subprocess took ~1.5 s of CPU, and
     that command has tests of its own (tests/acceptance/test_cli.py).
     """
-    settings = Settings(
+    return in_process(env, lambda runtime: runtime.tokens.create(name, [scope]))
+
+
+def in_process(env: Mapping[str, str], action: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `action` on a runtime of the migrated database `env` names, in this process.
+
+    For a test's set-up and its checks of the stored state: each `chargewire` subprocess costs about a second of
+    CPU, so a test runs only the commands it is about as subprocesses.
+    """
+    return _in_own_thread(_on_runtime(_settings(env), action))
+
+
+def _settings(env: Mapping[str, str]) -> Settings:
+    return Settings(
         database_url=env["CHARGEWIRE_DATABASE_URL"],
         secret_key=env["CHARGEWIRE_SECRET_KEY"],
         data_dir=Path(env["CHARGEWIRE_DATA_DIR"]),
     )
 
-    async def create() -> CreatedToken:
-        async with await Runtime.open(settings) as runtime:
-            return await runtime.tokens.create(name, [scope])
 
-    return asyncio.run(create())
+async def _on_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
+    async with await Runtime.open(settings) as runtime:
+        return await action(runtime)
+
+
+def _in_own_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    # A thread of its own: some callers are coroutines, whose event loop runs in this one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def start_worker(env: Mapping[str, str]) -> subprocess.Popen[bytes]:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from chargewire.runtime import Runtime
 from chargewire.store import migrate
 from chargewire.store.dialects.postgresql_partitions import PARTITION_NAME
+from chargewire.store.schema_revision import current_revision, head_revision
 from chargewire.store.tables import metadata
 
 
@@ -30,9 +31,9 @@ async def test_migrated_schema_matches_the_tables(runtime: Runtime) -> None:
 
 
 async def test_database_is_at_the_newest_revision(runtime: Runtime) -> None:
-    assert await migrate.current_revision(runtime.database) == migrate.head_revision()
+    assert await current_revision(runtime.database) == head_revision()
 
 
 async def test_upgrading_twice_changes_nothing(runtime: Runtime) -> None:
     await migrate.upgrade(runtime.database)
-    assert await migrate.current_revision(runtime.database) == migrate.head_revision()
+    assert await current_revision(runtime.database) == head_revision()

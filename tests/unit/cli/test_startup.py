@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import TEST_SECRET_KEY
 
 # Databases and their drivers, HTTP clients and servers, the web framework, Kafka, and the service's own
 # packages that load them: a command imports these in its body, when it runs.
@@ -148,3 +152,67 @@ def test_python_m_chargewire_is_the_same_command_line_as_the_script() -> None:
     module = subprocess.run([sys.executable, "-m", "chargewire", "tokens", "--help"], capture_output=True, text=True)
     assert (module.returncode, module.stdout) == (script.returncode, script.stdout)
     assert "Usage: chargewire tokens" in module.stdout
+
+
+# What only changing the schema, delivering, serving or the other database needs: the commands that read and write
+# the database through a runtime load none of it while they run.
+NOT_FOR_RECORDS = (
+    "alembic",
+    "mako",
+    "jsonschema",
+    "confluent_kafka",
+    "fastapi",
+    "uvicorn",
+    "chargewire.channels.webhook",
+    "chargewire.kafka.channel",
+    "chargewire.kafka.producers",
+    "chargewire.dispatch.dispatcher",
+    "chargewire.store.dialects.postgresql",
+    "chargewire.store.dialects.postgresql_wakeups",
+)
+
+# Runs each command in one process, as the `chargewire` script would, then prints what that process has loaded.
+_RECORD_COMMANDS = """
+import contextlib, io, json, sys
+import typer.main
+import chargewire.cli
+
+root = typer.main.get_command(chargewire.cli.app)
+
+def run(*args):
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        root.main(list(args), prog_name="chargewire", standalone_mode=False)
+    return out.getvalue()
+
+token = json.loads(run("tokens", "create", "--name", "ops", "--scope", "admin", "--json"))["id"]
+run("tokens", "list", "--json")
+created = run("subscriptions", "create", "--token-id", token, "--url", "https://hooks.example.com/x",
+              "--event", "BootNotification", "--json")
+subscription = json.loads(created)["id"]
+run("subscriptions", "list", "--json")
+run("subscriptions", "show", subscription, "--json")
+run("subscriptions", "delete", subscription)
+run("users", "create", "--email", "ops@example.com", "--password", "a long operator password")
+run("users", "list", "--json")
+run("db", "current")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_token_subscription_user_and_schema_commands_run_without_alembic_kafka_http_or_postgresql_modules(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "chargewire.db"
+    shutil.copyfile(sqlite_template, database)
+    env = {
+        **os.environ,
+        "CHARGEWIRE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
+        "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
+        "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
+    }
+    done = subprocess.run([sys.executable, "-c", _RECORD_COMMANDS], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.splitlines()[-1])
+    assert "chargewire.runtime" in modules
+    assert [m for m in modules if any(m == name or m.startswith(f"{name}.") for name in NOT_FOR_RECORDS)] == []
