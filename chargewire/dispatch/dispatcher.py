@@ -194,7 +194,7 @@ class Dispatcher:
         room, the subscription's breaker open or its buffer full) are given back due now, for a claim."""
         if self._streamer is not None:
             self._streamer.heard()  # the publish may have events for Kafka streams as well
-        room = self._queues.hand_off_room - self._held
+        room = self.settings.worker_max_in_flight - self._held
         taken: list[ClaimedDelivery] = []
         given_back: list[str] = []
         for delivery in deliveries:
