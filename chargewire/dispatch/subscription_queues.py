@@ -11,8 +11,8 @@ claimed again under a new lease. The buffer's depth is therefore bounded by memo
 Hand-offs overflow: a publish's new delivery that finds its subscription's buffer (or the worker's room) full still
 goes straight to the worker, written leased to it, while the worker's overflow room (`hand_off_room`) and the
 subscription's share of it last: written due instead, it would cost a claim, and a claim that leaves the saturated
-subscription out makes its next hand-offs wait until its buffer drains (`left_behind`), so one refusal brought
-hundreds more. Overflowing deliveries wait in the same queue, in publish order, under the same lease rule; claims do
+subscription out makes its next hand-offs wait until its buffer drains (`left_behind`), so one refusal could bring
+many more. Overflowing deliveries wait in the same queue, in publish order, under the same lease rule; claims do
 not count them against the worker's room (`claim_room`), so one subscription's burst leaves others' claims their room.
 """
 
