@@ -2,7 +2,8 @@
 
 Stages of one delivery: claimed (leased) -> queued behind its subscription's concurrency limit -> sent ->
 recorded (delivered, pending with a retry time, or failed). Work lives in the database; this process holds
-at most `worker_max_in_flight` deliveries, so a dead receiver costs rows on disk, not memory.
+at most `worker_max_in_flight` deliveries, and its publishes' hand-offs a bounded overflow beyond, so a dead
+receiver costs rows on disk, not memory.
 
 Isolation: at most `worker_max_in_flight_per_subscription` attempts run for one subscription, with a buffer more
 waiting in memory to start the moment one ends while their leases last; subscriptions that full, or whose breaker
@@ -15,8 +16,9 @@ probe is still a single message.
 
 Hand-off: a publish in this process writes the new webhook deliveries this worker has room for already leased to
 it, and gives them to it after the commit (`reserve`, `take`, `services.group_commit`): their first attempt
-needs no claim. Room is as a claim sees it: within `worker_max_in_flight` and a subscription's buffer,
-and none for a subscription whose breaker is open or whose last claim left due rows behind (those go first).
+needs no claim. Room is a claim's and an overflow beyond it (`worker_max_in_flight`, a subscription's buffer, and
+their overflow, `subscription_queues`), and none for a subscription whose breaker is open or whose last claim left
+due rows behind (those go first).
 
 Announced claims: a wake-up that names the webhook deliveries it made due lets a worker with no known backlog lease
 exactly those, in one statement (`announced_claims`).
@@ -164,7 +166,7 @@ class Dispatcher:
         it; None when it takes none. Called inside the publish's transaction; `take` or `cancel` follows."""
         if not self._accepting or not self._queues.hand_off_cap:
             return None
-        room = self.settings.worker_max_in_flight - self._held
+        room = self._queues.hand_off_room - self._held
         # Gathered in the loop, not by generators afterwards: this runs in every publish.
         delivery_ids: list[str] = []
         subscription_ids: list[str] = []
@@ -393,7 +395,7 @@ class Dispatcher:
     def _claim_request(self) -> ClaimRequest | None:
         """What a claim may ask for now, within this worker's room and caps, leaving out the subscriptions a claim
         leaves out; None when the worker is full (a flush makes room, and wakes the claim loop)."""
-        capacity = self.settings.worker_max_in_flight - self._held
+        capacity = self._queues.claim_room(self._held)
         if capacity <= 0:
             self._room_awaited = True
             self._backlog = True

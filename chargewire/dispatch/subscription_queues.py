@@ -7,6 +7,13 @@ of the next claim. These queues decide; the dispatcher starts the tasks and writ
 A waiting delivery starts only while its lease has room for a whole attempt (`attempt_bound_s`): the lease is what
 keeps another worker from sending it too, so one whose lease is nearly over is handed back, due at once, to be
 claimed again under a new lease. The buffer's depth is therefore bounded by memory and fairness, not by the lease.
+
+Hand-offs overflow: a publish's new delivery that finds its subscription's buffer (or the worker's room) full still
+goes straight to the worker, written leased to it, while the worker's overflow room (`hand_off_room`) and the
+subscription's share of it last: written due instead, it would cost a claim, and a claim that leaves the saturated
+subscription out makes its next hand-offs wait until its buffer drains (`left_behind`), so one refusal could bring
+many more. Overflowing deliveries wait in the same queue, in publish order, under the same lease rule; claims do
+not count them against the worker's room (`claim_room`), so one subscription's burst leaves others' claims their room.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ _MIN_BUFFER_WAVES = 4
 # subscription leaves the rest of the room to the others' claims. At the defaults (256) that is 128 for a limit of
 # 16 (8 waves): a publish group of up to 64 finds room while 16 are in flight and 48 wait.
 _BUFFER_SHARE_OF_ROOM = 2
+# Hand-offs may hold this many times the worker's room (`worker_max_in_flight`) beyond it; one subscription at most
+# its buffer's share of that (`_BUFFER_SHARE_OF_ROOM`): at the defaults 256 more, 128 of one subscription.
+_HAND_OFF_OVERFLOW_ROOMS = 1
 # Beyond the attempt's own timeout, what its record needs to be written before the lease runs out.
 _LEASE_MARGIN_S = 5.0
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
@@ -94,8 +104,14 @@ class SubscriptionQueues:
         self._attempt_bound = timedelta(seconds=min(attempt_s, settings.worker_lease_s / 2))
         self._claim_started = utcnow()
         self.claim_caps = {via: buffer_size(limit, settings) for via, limit in limits.items()}
-        # A publish hands off only deliveries of this channel's subscriptions, so a hand-off is within its cap.
-        self.hand_off_cap = self.claim_caps[hand_off_via] if hand_off_via is not None else 0
+        self._room = settings.worker_max_in_flight
+        overflow = settings.worker_max_in_flight * _HAND_OFF_OVERFLOW_ROOMS
+        # How many deliveries the worker may hold once hand-offs overflow the room claims fill.
+        self.hand_off_room = self._room + overflow
+        # A publish hands off only deliveries of this channel's subscriptions, so a hand-off is within its cap: its
+        # buffer and its share of the overflow.
+        share = overflow // _BUFFER_SHARE_OF_ROOM
+        self.hand_off_cap = self.claim_caps[hand_off_via] + share if hand_off_via is not None else 0
 
     @property
     def busy(self) -> bool:
@@ -119,6 +135,17 @@ class SubscriptionQueues:
         if not saturated:
             return True
         return time.monotonic() - self._last_exclusive_claim >= _EXCLUSIVE_CLAIM_INTERVAL_S
+
+    def claim_room(self, held: int) -> int:
+        """How many deliveries a claim may take while the worker holds `held`: its room, less what it holds within
+        the subscriptions' buffers (what they hold beyond is the overflow's, not the claims'), never beyond
+        `hand_off_room` in all."""
+        overflowing = 0
+        for subscription_id, queue in self._queues.items():
+            beyond = queue.in_flight + len(queue.waiting) + self._reserved.get(subscription_id, 0) - queue.buffer
+            if beyond > 0:
+                overflowing += beyond
+        return min(self._room + overflowing, self.hand_off_room) - held
 
     def left_out(self, now: datetime) -> set[str]:
         """The subscriptions a claim made now must leave out: saturated, or their breaker open.
@@ -205,7 +232,7 @@ class SubscriptionQueues:
 
     def may_hand_off(self, subscription_id: str) -> bool:
         """Whether a new delivery of this subscription may skip the claim: its breaker closed, no due rows of it
-        left behind in the database, and its buffer not full."""
+        left behind in the database, and its buffer or its share of the overflow not full."""
         if self._breakers.open_until(subscription_id) is not None:
             return False
         queue = self._queues.get(subscription_id)

@@ -1,6 +1,7 @@
 """A publish in a process that runs a dispatcher hands the new webhook deliveries it has room for straight to it:
-written leased to its worker, sent without a claim, delivered once. What it has no room for (in-flight limits, an
-open breaker) is written due, as without a hand-off, and claimed."""
+written leased to its worker, sent without a claim, delivered once; a burst beyond a subscription's buffer waits in
+the worker's overflow, not in a claim. What it has no room for (in-flight limits and the overflow, an open breaker)
+is written due, as without a hand-off, and claimed."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ BOOT = load_event_types()["BootNotification"].example
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """A poll far slower than the test, one attempt at a time per subscription (a buffer of four: four waves, and
-    half the worker's room of eight), and retries after the test (a worker sleeps until its retries fall due: they
+    half the worker's room of eight; hand-offs may hold four more, half of an overflow of eight), and retries after
+    the test (a worker sleeps until its retries fall due: they
     would take the receiver's replies)."""
     update = {
         "worker_poll_interval_s": 30.0,
@@ -90,21 +92,29 @@ async def test_local_publishes_are_delivered_once_without_any_claim_when_the_wor
     assert await _rows(runtime) == [(DeliveryStatus.DELIVERED.value, None, 1)] * 3
 
 
-async def test_a_publish_beyond_a_subscriptions_buffer_leaves_the_rest_due_for_a_claim(
-    runtime: Runtime, receiver: Receiver, subscribe: Subscribe, claims: list[int], dispatcher: Dispatcher
+@pytest.mark.parametrize(("burst", "handed"), [(8, 8), (10, 8)], ids=["twice-the-buffer", "beyond-the-overflow"])
+async def test_a_burst_beyond_a_subscriptions_buffer_is_handed_off_within_its_overflow_and_only_the_rest_claimed(
+    runtime: Runtime,
+    receiver: Receiver,
+    subscribe: Subscribe,
+    claims: list[int],
+    dispatcher: Dispatcher,
+    burst: int,
+    handed: int,
 ) -> None:
-    await subscribe(receiver.on("/slow", always(202, delay_s=0.5)), "BootNotification")
+    await subscribe(receiver.on("/slow", always(202, delay_s=0.02)), "BootNotification")
     await asyncio.sleep(0.2)
 
-    await runtime.publisher.publish([BOOT] * 6)
+    await runtime.publisher.publish([BOOT] * burst)
 
     rows = await _rows(runtime)
-    # One in flight and three waiting fill the subscription's buffer; the two after them are due for any worker.
-    assert [owner for _status, owner, _count in rows] == [dispatcher.worker_id] * 4 + [None] * 2
-    received = await receiver.wait_for(6, "/slow")
-    ids = [request.headers["webhook-id"] for request in received]
-    assert len(set(ids)) == 6
-    assert sum(claims) == 2
+    # One in flight and three waiting fill the subscription's buffer, four more its overflow; the rest are due.
+    assert [owner for _status, owner, _count in rows] == [dispatcher.worker_id] * handed + [None] * (burst - handed)
+    received = await receiver.wait_for(burst, "/slow")
+    assert len({request.headers["webhook-id"] for request in received}) == burst
+    await eventually(lambda: _recorded(runtime, burst))
+    assert await _rows(runtime) == [(DeliveryStatus.DELIVERED.value, None, 1)] * burst
+    assert sum(claims) == burst - handed
 
 
 async def test_a_publish_to_a_subscription_whose_breaker_is_open_is_written_due_not_handed_off(
@@ -132,15 +142,16 @@ async def test_a_publish_while_the_worker_is_full_is_written_due_and_delivered_o
     stop = asyncio.Event()
     task = asyncio.create_task(running.run(stop))
     try:
-        await subscribe(receiver.on("/slow", always(202, delay_s=0.3)), "BootNotification")
+        await subscribe(receiver.on("/slow", always(202, delay_s=0.1)), "BootNotification")
         await asyncio.sleep(0.2)
 
-        await runtime.publisher.publish([BOOT] * 3)
+        await runtime.publisher.publish([BOOT] * 5)
 
+        # Hand-offs fill the worker's room of two and its overflow of two more.
         owners = [owner for _status, owner, _count in await _rows(runtime)]
-        assert owners == [running.worker_id] * 2 + [None]
-        received = await receiver.wait_for(3, "/slow")
-        assert len({request.headers["webhook-id"] for request in received}) == 3
+        assert owners == [running.worker_id] * 4 + [None]
+        received = await receiver.wait_for(5, "/slow")
+        assert len({request.headers["webhook-id"] for request in received}) == 5
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

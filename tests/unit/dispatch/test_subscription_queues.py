@@ -1,5 +1,6 @@
 """A subscription's waiting deliveries start only while their lease has room for a whole attempt; those whose lease
-is nearly over are handed back unattempted, and no delivery is both started and handed back."""
+is nearly over are handed back unattempted, and no delivery is both started and handed back. Hand-offs beyond a full
+buffer wait in a bounded overflow, a subscription at most its share, which claims do not count against their room."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
 from chargewire.dispatch.subscription_queues import SubscriptionQueues, buffer_size
+from chargewire.dispatch.targets import DeliveryTarget
+from chargewire.models import Subscription, Via
 from chargewire.store.delivery_records import ClaimedDelivery
 
 SETTINGS = Settings(database_url="sqlite://", webhook_timeout_s=15.0, worker_lease_s=60.0)
@@ -77,3 +80,76 @@ def test_a_fresh_delivery_starts_when_the_whole_lease_is_shorter_than_an_attempt
 
     assert ready.batches == [fresh]
     assert ready.hand_back is None
+
+
+def _handed_off(queues: SubscriptionQueues, subscription_id: str, offered: int) -> list[ClaimedDelivery]:
+    """Offer `offered` hand-offs of a webhook subscription one at a time, as publishes do; queue those it may take."""
+    now = utcnow()
+    subscription = Subscription(subscription_id, Via.WEBHOOK, ("session.started",), "tok_a", 2, now, now)
+    targets = {subscription_id: DeliveryTarget(subscription, "token", ("whsec_a2V5",))}
+    taken = []
+    for delivery in _deliveries(offered, subscription_id):
+        if queues.may_hand_off(subscription_id):
+            taken.append(delivery)
+            queues.add([delivery], targets, now + timedelta(seconds=60))
+    return taken
+
+
+def test_hand_offs_overflow_a_full_buffer_up_to_the_subscriptions_share_of_the_overflow() -> None:
+    queues = _queues()
+    buffer = buffer_size(1, SETTINGS)
+    share = SETTINGS.worker_max_in_flight // 2
+
+    taken = _handed_off(queues, "sub_a", buffer + share + 10)
+
+    assert len(taken) == buffer + share
+    assert queues.hand_off_room == 2 * SETTINGS.worker_max_in_flight
+
+
+def test_one_subscriptions_overflow_leaves_the_others_their_hand_offs_and_claims_their_room() -> None:
+    queues = _queues()
+    busy = _handed_off(queues, "sub_busy", 10_000)
+
+    assert len(_handed_off(queues, "sub_other", 1)) == 1
+    # What the busy subscription holds beyond its buffer is not counted against claims.
+    held = len(busy) + 1
+    assert queues.claim_room(held) == SETTINGS.worker_max_in_flight - buffer_size(1, SETTINGS) - 1
+
+
+def test_claims_never_take_the_worker_beyond_the_hand_off_room() -> None:
+    queues = _queues()
+    _handed_off(queues, "sub_a", 10_000)
+    _handed_off(queues, "sub_b", 10_000)
+
+    assert queues.claim_room(queues.hand_off_room) == 0
+
+
+def test_overflowing_hand_offs_start_in_publish_order_once_each_after_the_buffer() -> None:
+    queues = _queues()
+    taken = _handed_off(queues, "sub_a", 300)
+
+    started = [delivery for batch in queues.start_ready("sub_a", batching=False).batches for delivery in batch]
+    while len(started) < len(taken):
+        ready = queues.finished("sub_a", 1, hold_back=False, batching=False)
+        assert ready.hand_back is None
+        started += [delivery for batch in ready.batches for delivery in batch]
+
+    assert started == taken
+    assert queues.finished("sub_a", 1, hold_back=False, batching=False).batches == []
+    assert not queues.busy
+
+
+def test_an_overflowing_hand_off_whose_lease_is_nearly_over_is_handed_back_with_all_that_waits() -> None:
+    queues = _queues()
+    fresh = _handed_off(queues, "sub_a", 1)
+    started = queues.start_ready("sub_a", batching=False)
+    # A burst that waited in the overflow until only 10 s of its lease are left.
+    late = _deliveries(buffer_size(1, SETTINGS) + 5)
+    queues.add(late, {}, utcnow() + timedelta(seconds=10))
+
+    after = queues.finished("sub_a", 1, hold_back=False, batching=False)
+
+    assert started.batches == [fresh]
+    assert after.batches == []
+    assert after.hand_back is not None
+    assert after.hand_back.delivery_ids == [delivery.id for delivery in late]
