@@ -46,6 +46,12 @@ _LEASE_MARGIN_S = 5.0
 _EXCLUSIVE_CLAIM_INTERVAL_S = 1.0
 
 
+def attempt_bound_s(settings: Settings) -> float:
+    """How much of its lease a waiting delivery needs left to start: its attempt and record, or half the lease where
+    the lease is shorter than that (then no wait could keep the whole attempt in it)."""
+    return min(settings.webhook_timeout_s + _LEASE_MARGIN_S, settings.worker_lease_s / 2)
+
+
 def buffer_size(limit: int, settings: Settings) -> int:
     """How many deliveries a subscription with this in-flight limit may hold, in flight and waiting."""
     return max(_MIN_BUFFER_WAVES * limit, settings.worker_max_in_flight // _BUFFER_SHARE_OF_ROOM)
@@ -98,10 +104,7 @@ class SubscriptionQueues:
         # and missing keys were Python calls on every hand-off.
         self._reserved: dict[str, int] = {}
         self._lease = timedelta(seconds=settings.worker_lease_s)
-        # A waiting delivery starts only while at least this much of its lease remains: an attempt and its record,
-        # or half the lease where the lease is shorter than that (then no wait could keep the whole attempt in it).
-        attempt_s = settings.webhook_timeout_s + _LEASE_MARGIN_S
-        self._attempt_bound = timedelta(seconds=min(attempt_s, settings.worker_lease_s / 2))
+        self._attempt_bound = timedelta(seconds=attempt_bound_s(settings))
         self._claim_started = utcnow()
         self.claim_caps = {via: buffer_size(limit, settings) for via, limit in limits.items()}
         self._room = settings.worker_max_in_flight

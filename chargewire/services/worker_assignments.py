@@ -11,7 +11,7 @@ workers share even one subscription's load, as their claims did). A killed worke
 within about `_REFRESH_S` nothing more is assigned to it.
 
 The lease (`assignment_lease_s`): a worker starts a delivery only while its lease keeps room for the attempt and
-its record (the attempt's timeout and `_RECORD_MARGIN_S`, `subscription_queues`), and hands back, due, what waited
+its record (`subscription_queues.attempt_bound_s`), and hands back, due, what waited
 longer. An assignment's lease is that room and `_START_WINDOW_S` more, not `worker_lease_s`: the worker may start
 it only within that window after the publish, so once the lease runs out no attempt of it can be in flight, and any
 worker's claim takes it (a minute, before, after the death of the worker it was assigned to). Nothing shorter is
@@ -42,6 +42,7 @@ from typing import Protocol
 
 from chargewire.clock import utcnow
 from chargewire.config import Settings
+from chargewire.dispatch.subscription_queues import attempt_bound_s
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.delivery_writes import NewDelivery, PublishLease
 from chargewire.store.dialects.base import Announced
@@ -57,8 +58,6 @@ _STALE_S = 5.0
 _BEAT_WITHIN_S = 6.0
 # A publish of more deliveries goes as before: its NOTIFY would carry too many events' bytes.
 _MAX_ASSIGNED = 16
-# What a worker's queues keep of a lease beyond the attempt's timeout, for its record (`subscription_queues`).
-_RECORD_MARGIN_S = 5.0
 # How long after the publish its worker may still start an assigned delivery: it hears of it within milliseconds.
 _START_WINDOW_S = 3.0
 # How much longer a hand-off's lease must be than an assignment's for a reconnecting listener to tell them apart.
@@ -70,7 +69,7 @@ _FORGET_EVERY = 64
 def assignment_lease_s(settings: Settings) -> float:
     """How long an assigned delivery is leased to its worker: room for its attempt started within the start
     window, or `worker_lease_s` if that is shorter."""
-    return min(settings.worker_lease_s, settings.webhook_timeout_s + _RECORD_MARGIN_S + _START_WINDOW_S)
+    return min(settings.worker_lease_s, attempt_bound_s(settings) + _START_WINDOW_S)
 
 
 ListeningWorkers = Callable[[datetime], Awaitable[list[str]]]

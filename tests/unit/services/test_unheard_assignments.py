@@ -82,7 +82,7 @@ async def test_only_what_the_worker_never_took_up_is_given_back_and_a_late_notif
 
 async def test_nothing_is_given_back_where_a_hand_off_and_an_assignment_are_leased_alike() -> None:
     worker, store = Worker(), Store("dlv_1")
-    taking = TakingAssignments(worker, WORKER, store.release, Settings(webhook_timeout_s=15, worker_lease_s=24))
+    taking = TakingAssignments(worker, WORKER, store.release, Settings(webhook_timeout_s=15, worker_lease_s=5))
     taking.listening_again(store.read)
     await asyncio.sleep(0)
     assert store.longest == store.released == []
