@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from itertools import count
 
+import pytest
+
 from chargewire.clock import utcnow
 from chargewire.config import Settings
 from chargewire.dispatch.breaker import CircuitBreakers
@@ -32,9 +34,11 @@ def _queues() -> SubscriptionQueues:
     return SubscriptionQueues({"webhook": 1}, CircuitBreakers(), "webhook", SETTINGS)
 
 
-def test_a_waiting_delivery_whose_lease_is_nearly_over_is_handed_back_not_started() -> None:
+# Two wait within the subscription's buffer; a burst more overflows it (hand-offs' overflow).
+@pytest.mark.parametrize("waiting", [2, buffer_size(1, SETTINGS) + 5], ids=["buffered", "overflowing"])
+def test_waiting_deliveries_whose_lease_is_nearly_over_are_handed_back_all_together_not_started(waiting: int) -> None:
     queues = _queues()
-    fresh, late = _deliveries(1), _deliveries(2)
+    fresh, late = _deliveries(1), _deliveries(waiting)
     queues.add(fresh, {}, utcnow() + timedelta(seconds=60))
     started = queues.start_ready("sub_a", batching=False)
     # Each of these has 10 s of its lease left: less than a 15 s attempt and its margin.
@@ -54,15 +58,7 @@ def test_every_waiting_delivery_with_lease_to_spare_is_started_exactly_once() ->
     deliveries = _deliveries(6)
     queues.add(deliveries, {}, utcnow() + timedelta(seconds=60))
 
-    started = [delivery for batch in queues.start_ready("sub_a", batching=False).batches for delivery in batch]
-    while len(started) < len(deliveries):
-        ready = queues.finished("sub_a", 1, hold_back=False, batching=False)
-        assert ready.hand_back is None
-        started += [delivery for batch in ready.batches for delivery in batch]
-
-    assert started == deliveries
-    assert queues.finished("sub_a", 1, hold_back=False, batching=False).batches == []
-    assert not queues.busy
+    assert _started_one_at_a_time(queues, "sub_a") == deliveries
 
 
 def test_a_subscriptions_buffer_is_half_the_workers_room_when_that_is_deeper_than_four_waves() -> None:
@@ -128,28 +124,18 @@ def test_overflowing_hand_offs_start_in_publish_order_once_each_after_the_buffer
     queues = _queues()
     taken = _handed_off(queues, "sub_a", 300)
 
-    started = [delivery for batch in queues.start_ready("sub_a", batching=False).batches for delivery in batch]
-    while len(started) < len(taken):
-        ready = queues.finished("sub_a", 1, hold_back=False, batching=False)
+    assert _started_one_at_a_time(queues, "sub_a") == taken
+
+
+def _started_one_at_a_time(queues: SubscriptionQueues, subscription_id: str) -> list[ClaimedDelivery]:
+    """What `subscription_id`'s queue starts, in order, as each attempt ends one by one, none handed back; the queue
+    left empty."""
+    started = [delivery for batch in queues.start_ready(subscription_id, batching=False).batches for delivery in batch]
+    while True:
+        ready = queues.finished(subscription_id, 1, hold_back=False, batching=False)
         assert ready.hand_back is None
+        if not ready.batches:
+            break
         started += [delivery for batch in ready.batches for delivery in batch]
-
-    assert started == taken
-    assert queues.finished("sub_a", 1, hold_back=False, batching=False).batches == []
     assert not queues.busy
-
-
-def test_an_overflowing_hand_off_whose_lease_is_nearly_over_is_handed_back_with_all_that_waits() -> None:
-    queues = _queues()
-    fresh = _handed_off(queues, "sub_a", 1)
-    started = queues.start_ready("sub_a", batching=False)
-    # A burst that waited in the overflow until only 10 s of its lease are left.
-    late = _deliveries(buffer_size(1, SETTINGS) + 5)
-    queues.add(late, {}, utcnow() + timedelta(seconds=10))
-
-    after = queues.finished("sub_a", 1, hold_back=False, batching=False)
-
-    assert started.batches == [fresh]
-    assert after.batches == []
-    assert after.hand_back is not None
-    assert after.hand_back.delivery_ids == [delivery.id for delivery in late]
+    return started
