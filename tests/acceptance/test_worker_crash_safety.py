@@ -11,7 +11,6 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -28,6 +27,7 @@ from tests.support.processes import (
 )
 from tests.support.receiver import Received, Reply, in_turn
 from tests.support.threaded_receiver import receiver_in_thread
+from tests.support.waiting import wait_until
 
 EVENTS = 3000
 BATCH = 250
@@ -162,21 +162,21 @@ def test_what_was_assigned_to_a_killed_worker_reaches_the_receiver_through_the_o
             api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
             subscribe_webhook(api, receiver.url("/warm"), "BootNotification")
             subscribe_webhook(api, receiver.on("/assigned", hang_first), "HardwareStatusNotification")
-            _wait_until(lambda: asyncio.run(_listening(dsn)) == 2, 60, "the workers never listened")
+            wait_until(lambda: asyncio.run(_listening(dsn)) == 2, "the workers listening", 60)
             # The first publish has serve read which workers listen (it goes due): the ones after it are assigned.
             boot = load_event_types()["BootNotification"].example
             assert api.post("/api/v1/events", json=[boot], timeout=60).status_code == 202
-            _wait_until(lambda: bool(receiver.on_path("/warm")), 30, "the first event never arrived")
+            wait_until(lambda: receiver.on_path("/warm"), "the first event")
             example = load_event_types()["HardwareStatusNotification"].example
             batch = [{**example, "chargePointId": point} for point in range(ASSIGNED)]
             assert api.post("/api/v1/events", json=batch, timeout=60).status_code == 202
             owner, pid = asyncio.run(_assigned_to(dsn))
-            _wait_until(lambda: receiver.arrived("/assigned") > 0, 30, f"worker {owner} sent nothing")
+            wait_until(lambda: receiver.arrived("/assigned") > 0, f"a first send by worker {owner}")
             os.kill(pid, signal.SIGKILL)
-            _wait_until(
+            wait_until(
                 lambda: len({r.headers["webhook-id"] for r in receiver.on_path("/assigned")}) == ASSIGNED,
+                "the killed worker's deliveries through the other",
                 REDELIVERED_WITHIN_S,
-                "the killed worker's deliveries did not arrive through the other in time",
             )
             api.close()
     finally:
@@ -185,13 +185,6 @@ def test_what_was_assigned_to_a_killed_worker_reaches_the_receiver_through_the_o
     arrivals = Counter(request.headers["webhook-id"] for request in receiver.on_path("/assigned"))
     # Sent twice only what was in flight when its worker died (by the other once its lease ran out).
     assert [webhook_id for webhook_id, count in arrivals.items() if count > 1] in ([], first)
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float, failure: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.02)
 
 
 async def _listening(dsn: str) -> int:

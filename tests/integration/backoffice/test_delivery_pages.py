@@ -15,6 +15,7 @@ from tests.conftest import bearer
 from tests.integration.backoffice.conftest import Backoffice, shoot, sign_in
 from tests.support.foreign_secrets import encrypt_under_another_key
 from tests.support.receiver import Reply, always, in_turn
+from tests.support.waiting import wait_until
 
 
 def _subscribe(backoffice: Backoffice, path: str, description: str) -> str:
@@ -43,19 +44,13 @@ def _deliveries(backoffice: Backoffice, **query: Any) -> list[dict[str, Any]]:
     return list(response.json()["data"])
 
 
-def _wait_until(condition: Any, what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def test_failed_deliveries_show_each_attempt_and_can_be_retried(page: Page, backoffice: Backoffice) -> None:
     backoffice.receiver.on("/hooks/down", always(500))
     subscription_id = _subscribe(backoffice, "/hooks/down", "receiver that is down")
     _publish(backoffice, 2)
-    _wait_until(lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 2, "failures")
+    wait_until(
+        lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 2, "failures", poll_s=0.2
+    )
 
     sign_in(page)
     page.goto(f"/backoffice/subscriptions/{subscription_id}")
@@ -97,7 +92,9 @@ def test_resend_form_queues_failed_deliveries_of_the_window(page: Page, backoffi
     backoffice.receiver.on("/hooks/resend", always(503))
     subscription_id = _subscribe(backoffice, "/hooks/resend", "resend me")
     _publish(backoffice, 1)
-    _wait_until(lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 1, "failure")
+    wait_until(
+        lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 1, "failure", poll_s=0.2
+    )
     backoffice.receiver.on("/hooks/resend", always(202))
 
     sign_in(page)
@@ -112,7 +109,11 @@ def test_resend_form_queues_failed_deliveries_of_the_window(page: Page, backoffi
     page.get_by_label("Until (UTC)", exact=True).fill("")
     page.get_by_role("button", name="Resend failed deliveries").click()
     expect(page.get_by_role("status")).to_have_text("Queued 1 failed delivery for one more attempt.")
-    _wait_until(lambda: len(_deliveries(backoffice, subscription=subscription_id, status="delivered")) == 1, "resend")
+    wait_until(
+        lambda: len(_deliveries(backoffice, subscription=subscription_id, status="delivered")) == 1,
+        "resend",
+        poll_s=0.2,
+    )
     page.get_by_role("button", name="Resend failed deliveries").click()
     expect(page.get_by_role("alert")).to_contain_text("resent less than")
 
@@ -130,7 +131,9 @@ def test_overview_charts_update_live_as_deliveries_happen(page: Page, backoffice
         _subscribe(backoffice, path, f"overview {path}")
     _publish(backoffice, 20)
     # Every event tried once; the open breaker then paces the retries, one probe at a time.
-    _wait_until(lambda: len(backoffice.receiver.on_path("/hooks/broken")) >= 20, "the broken receiver's attempts")
+    wait_until(
+        lambda: len(backoffice.receiver.on_path("/hooks/broken")) >= 20, "the broken receiver's attempts", poll_s=0.2
+    )
 
     # No reload: the page polls and redraws by itself.
     expect(overview.locator("[data-chart='outcomes'] rect.fill-delivered").first).to_be_attached()
@@ -154,7 +157,9 @@ def test_a_subscription_written_under_another_secret_key_shows_its_own_error_cla
         )
         thread.submit(asyncio.run, rewrite).result()
     _publish(backoffice, 1)
-    _wait_until(lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 1, "failure")
+    wait_until(
+        lambda: len(_deliveries(backoffice, subscription=subscription_id, status="failed")) == 1, "failure", poll_s=0.2
+    )
     [delivery] = _deliveries(backoffice, subscription=subscription_id)
 
     sign_in(page)
