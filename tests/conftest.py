@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from chargewire.web import create_app
 from tests.support import transport_origins
 from tests.support.early_start import EarlyStarts
 from tests.support.receiver import Receiver
+from tests.support.template_copies import TemplateCopies
 
 # The JVMs the tests start (the Kafka broker, started again by every broker fault, Maven and the Java receiver) run
 # their code C1-compiled only: a broker is ready in about 60 % of the time, with less CPU taken from the tests.
@@ -36,7 +36,6 @@ BACKENDS = ("sqlite", "postgresql")
 POSTGRES_TEMPLATE = "chargewire_template"
 # The URLs of databases made as copies of the migrated template: already at the newest revision.
 _template_copies: set[str] = set()
-_database_numbers = itertools.count()
 _early = EarlyStarts()
 
 
@@ -47,11 +46,11 @@ async def migrate_database(url: str) -> None:
     await database.aclose()
 
 
-def _open_postgres(stack: contextlib.ExitStack) -> PostgresCluster:
+def _open_postgres(stack: contextlib.ExitStack) -> tuple[PostgresCluster, TemplateCopies]:
     cluster = stack.enter_context(throwaway_cluster())
     stack.callback(_remove_behind, cluster)
     asyncio.run(migrate_database(cluster.create_database(POSTGRES_TEMPLATE)))
-    return cluster
+    return cluster, stack.enter_context(TemplateCopies(cluster, POSTGRES_TEMPLATE))
 
 
 def _remove_behind(cluster: PostgresCluster) -> None:
@@ -105,10 +104,15 @@ def pytest_sessionfinish() -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
+def _postgres() -> Iterator[tuple[PostgresCluster, TemplateCopies]]:
+    with _early.taken("postgres", _open_postgres) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(_postgres: tuple[PostgresCluster, TemplateCopies]) -> PostgresCluster:
     """One PostgreSQL cluster for the whole run, with a migrated template database."""
-    with _early.taken("postgres", _open_postgres) as cluster:
-        yield cluster
+    return _postgres[0]
 
 
 @pytest.fixture(scope="session")
@@ -137,8 +141,8 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """A fresh, migrated database for one test."""
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'chargewire.db'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    url = cluster.create_database(f"test_{next(_database_numbers)}", template=POSTGRES_TEMPLATE)
+    copies: TemplateCopies = request.getfixturevalue("_postgres")[1]
+    url = copies.take()
     _template_copies.add(url)
     return url
 

@@ -26,6 +26,10 @@ BASELINE = "baseline (no fault)"
 _WORKERS = {"sqlite": 1, "postgresql": 2}
 _MAX_IN_FLIGHT = 256  # CHARGEWIRE_WORKER_MAX_IN_FLIGHT's default: what one worker may have sent, unrecorded
 _KAFKA_RESENT = 9 * 100  # batches awaiting acks and recording, of CHARGEWIRE_KAFKA_STREAM_BATCH_SIZE records
+# The webhook path where each kind of fault shows that sending resumed, and how long the short run then goes on
+# before the next fault (the long run keeps its fixed gaps).
+_WATCHED_PATHS = {Affects.ALL: STEADY_PATH, Affects.FAULTY_WEBHOOK: FAULTY_PATH}
+_SETTLED_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,32 @@ def _inject_faults(stack: Stack, profile: Profile, casualties: list[tuple[float,
         _hold(stack, profile.fault_s if profile.short else max(profile.fault_s, fault.min_hold_s), casualties)
         fault.clear(stack)
         cut_off = fault.affects is not Affects.FAULTY_WEBHOOK
-        marks.append((fault.name, fault.affects, started, time.time(), budget if cut_off else 0))
-        _hold(stack, profile.gap_s, casualties)
+        cleared = time.time()
+        marks.append((fault.name, fault.affects, started, cleared, budget if cut_off else 0))
+        _quiet_gap(stack, profile, fault.affects, cleared, casualties)
     ends = [mark[2] for mark in marks[1:]] + [float("inf")]
     return [Phase(name, affects, start, cleared, end, allowed) for (name, affects, start, cleared, allowed), end in
             zip(marks, ends, strict=True)]  # fmt: skip
+
+
+def _quiet_gap(
+    stack: Stack, profile: Profile, affects: Affects, cleared: float, casualties: list[tuple[float, Exit]]
+) -> None:
+    """After a fault cleared: in the short run, until the webhook it reached takes a success again and `_SETTLED_S`
+    more, at most `gap_s`; else (and for Kafka, whose records are read after the run) all of `gap_s`."""
+    path = _WATCHED_PATHS.get(affects)
+    if not profile.short or path is None:
+        _hold(stack, profile.gap_s, casualties)
+        return
+    deadline = time.monotonic() + profile.gap_s
+    while time.monotonic() < deadline:
+        casualties += [(time.time(), casualty) for casualty in stack.casualties()]
+        if any(
+            receipt.succeeded and receipt.at >= cleared and receipt.path == path for receipt in stack.receiver.receipts
+        ):
+            _hold(stack, min(_SETTLED_S, max(0.0, deadline - time.monotonic())), casualties)
+            return
+        time.sleep(0.05)
 
 
 def _hold(stack: Stack, seconds: float, casualties: list[tuple[float, Exit]]) -> None:
