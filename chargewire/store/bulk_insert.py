@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Column, Dialect, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chargewire.store.dialects import dialect_of
+from chargewire.store.dialects import dialect_named, dialect_of
+from chargewire.store.tables import UtcDateTime
 
 
 async def insert_rows(
@@ -39,6 +40,12 @@ def stored_value(connection: AsyncConnection, column: Column[Any]) -> Callable[[
 
 def driver_value(dialect: Dialect, column: Column[Any]) -> Callable[[Any], Any]:
     """`stored_value` for `dialect`, outside any connection."""
+    if isinstance(column.type, UtcDateTime):
+        # Every publish, attempt and record converts a time or two: the dialect's own way, where it has one, is
+        # several times quicker than SQLAlchemy's two processors in turn.
+        time_value = dialect_named(dialect.name).time_value()
+        if time_value is not None:
+            return time_value
     processor = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor if processor is not None else _unchanged
 

@@ -70,15 +70,29 @@ async def accept(runtime: Runtime, token: ApiToken, idempotency_key: str | None,
     """Parse, validate and store the events of a publish's body; the 202 with their ids."""
     body = json_body(raw, runtime.settings.api_max_json_depth)
     payloads = body if isinstance(body, list) else [body]
-    headers: dict[str, str] = {}
     if idempotency_key is None:
-        event_ids = await runtime.publisher.publish(payloads)
-    else:
-        result = await runtime.idempotent.publish(payloads, token.id, idempotency_key)
-        event_ids = result.event_ids
-        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    # orjson: the standard encoder takes ~0.2 us an id, some 20 times as long, with batches of 1,000 ids.
-    return Response(orjson.dumps({"data": event_ids}), status_code=202, media_type="application/json", headers=headers)
+        return _Accepted(await runtime.publisher.publish(payloads), replayed=False)
+    result = await runtime.idempotent.publish(payloads, token.id, idempotency_key)
+    return _Accepted(result.event_ids, replayed=result.replayed)
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+_REPLAYED = (b"idempotent-replayed", b"true")
+
+
+class _Accepted(Response):
+    """A publish's 202 with its event ids: the headers Starlette's `Response` would give it, in its order, made
+    without its general-purpose checks (a third of the answer's Python, ~10 us, on every publish)."""
+
+    media_type = "application/json"
+
+    def __init__(self, event_ids: list[str], *, replayed: bool) -> None:
+        self.status_code = 202
+        self.background = None
+        # orjson: the standard encoder takes ~0.2 us an id, some 20 times as long, with batches of 1,000 ids.
+        self.body = orjson.dumps({"data": event_ids})
+        length = (b"content-length", b"%d" % len(self.body))
+        self.raw_headers = [_REPLAYED, length, _JSON_TYPE] if replayed else [length, _JSON_TYPE]
 
 
 # The catalog's own example, so the documented body is always one the catalog accepts.

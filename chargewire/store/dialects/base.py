@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Insert, Select, Table
@@ -251,6 +252,11 @@ class StoreDialect(Protocol):
     ) -> list[list[tuple[Any, ...]]]:
         """Run `statements` as the last of the transaction `connection` began (SQLite commits with them, in one
         trip); returns the rows each returned (RETURNING), as tuples. Nothing may run on `connection` afterwards."""
+        ...
+
+    def time_value(self) -> Callable[[datetime | None], Any] | None:
+        """What the driver is given for an aware datetime of a `UtcDateTime` column, made without SQLAlchemy's
+        bind processors; None where those processors are the way."""
         ...
 
     def insert_on_conflict(self, table: Table, keys: Sequence[str], update: ConflictUpdate | None = None) -> Insert:

@@ -200,6 +200,9 @@ class PostgreSQLDialect:
         largest = select(func.max(table.c.id)).scalar_subquery()
         await connection.execute(select(func.setval(func.pg_get_serial_sequence(table.name, "id"), largest)))
 
+    def time_value(self) -> None:
+        """None: asyncpg takes the naive UTC datetime `UtcDateTime`'s processor makes."""
+
     def guessed_publisher(self, database: Database) -> OneStatementPublisher:
         """A publish made from guessed subscribers as one statement that checks them (`postgresql_publish`)."""
         return OneStatementPublisher(database)
