@@ -30,7 +30,7 @@ USER_AGENT = f"chargewire/{__version__}"
 
 def x_signature(body: bytes, token: str) -> str:
     """The `X-Signature` value: lowercase hex HMAC-SHA256 of `body` keyed with the token text."""
-    return _keyed(token.encode()).sign(body).hex()
+    return _token_signer(token).sign(body).hex()
 
 
 def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
@@ -41,7 +41,7 @@ def webhook_signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequenc
     signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
     entries = []
     for secret in secrets:
-        entries.append("v1," + binascii.b2a_base64(_keyed(_secret_key(secret)).sign(signed), newline=False).decode())
+        entries.append("v1," + binascii.b2a_base64(_secret_signer(secret).sign(signed), newline=False).decode())
     return " ".join(entries)
 
 
@@ -115,13 +115,21 @@ class _HmacSha256:
         return outer.digest()
 
 
+# Signers cached by the key's text, made once per key (taking a key in hashes two blocks): a rotated token or
+# secret is new text, so it signs at once. Keyed by the encoded bytes instead, each attempt encoded the token and
+# hashed the new bytes, and a secret took two lookups.
 @functools.lru_cache(maxsize=1024)
-def _keyed(key: bytes) -> _HmacSha256:
-    """The signer for `key`, made once per key: taking a key in hashes two blocks."""
-    return _HmacSha256(key)
+def _token_signer(token: str) -> _HmacSha256:
+    """The `X-Signature` signer of an API token's text."""
+    return _HmacSha256(token.encode())
 
 
 @functools.lru_cache(maxsize=1024)
+def _secret_signer(secret: str) -> _HmacSha256:
+    """The `webhook-signature` signer of a `whsec_` secret."""
+    return _HmacSha256(_secret_key(secret))
+
+
 def _secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_` secret: the bytes its base64 part encodes (padding optional)."""
     encoded = secret.removeprefix(SIGNING_SECRET_PREFIX)

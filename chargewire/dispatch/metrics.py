@@ -57,6 +57,13 @@ class DeliveryMetrics(Collector):
         A Kafka batch's records share their duration and, per publish, their received_at: each distinct value
         is observed once with its count.
         """
+        if len(records) == 1:
+            # A webhook dispatch, one delivery: counted straight, without the per-value dicts below.
+            record = records[0]
+            self._observe(record.attempt.outcome, results[0].duration_ms, 1)
+            if record.status is DeliveryStatus.DELIVERED:
+                self._publish_to_delivery.observe((utcnow() - deliveries[0].received_at).total_seconds())
+            return
         now = utcnow()
         delivered = DeliveryStatus.DELIVERED
         # Counted in plain dicts in one pass: a webhook dispatch is one delivery, and two Counters (each a
@@ -69,13 +76,17 @@ class DeliveryMetrics(Collector):
             if record.status is delivered:
                 received[delivery.received_at] = received.get(delivery.received_at, 0) + 1
         for (outcome, duration_ms), count in outcomes.items():
-            self._attempts[outcome] = self._attempts.get(outcome, 0) + count
-            durations = self._durations.get(outcome)
-            if durations is None:
-                durations = self._durations[outcome] = _Histogram()
-            durations.observe(duration_ms / 1000, count)
+            self._observe(outcome, duration_ms, count)
         for received_at, count in received.items():
             self._publish_to_delivery.observe((now - received_at).total_seconds(), count)
+
+    def _observe(self, outcome: str, duration_ms: float, count: int) -> None:
+        """Count `count` attempts of one outcome and duration."""
+        self._attempts[outcome] = self._attempts.get(outcome, 0) + count
+        durations = self._durations.get(outcome)
+        if durations is None:
+            durations = self._durations[outcome] = _Histogram()
+        durations.observe(duration_ms / 1000, count)
 
     def collect(self) -> Iterator[Metric]:
         """The attempts by outcome, their durations, and publish-to-delivery latency."""
