@@ -51,11 +51,14 @@ class Publisher(threading.Thread):
         assert self.failure is None, f"a publish failed: {self.failure}"
 
 
-# The broker killed runs in `make test`, on both stores (on PostgreSQL, the only run of its stream under a broker
-# fault in `make test`); frozen and cut, which exercise the same fences, run in `make test-long`.
+# The broker killed runs in `make test` on PostgreSQL, the store several workers share (its only stream under a
+# broker fault in `make test`); SQLite's stream meets the same fault in `make test` with `serve` delivering in its
+# own process, the default layout (tests/integration/dispatch/test_kafka_order_across_faults.py), and with worker
+# processes here in `make test-long`, as do frozen and cut, which exercise the same fences.
 @pytest.mark.parametrize(
     "fault", [fault if fault == "killed" else pytest.param(fault, marks=pytest.mark.long) for fault in faults.FAULTS]
 )
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", marks=pytest.mark.long), "postgresql"], indirect=True)
 def test_every_keys_records_reach_the_topic_in_publishing_order_when_the_broker_fails_with_worker_processes(
     cli_env: dict[str, str], kafka_broker: KafkaBroker, fault: str
 ) -> None:
