@@ -35,6 +35,13 @@ metadata = MetaData(
 )
 
 
+def naive_utc(value: datetime) -> datetime:
+    """An aware datetime as the naive UTC time `UtcDateTime` stores; a naive one is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; chargewire stores aware UTC datetimes only")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as naive UTC on every dialect and gives them back aware."""
 
@@ -42,11 +49,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; chargewire stores aware UTC datetimes only")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -6,7 +6,7 @@ import functools
 import sqlite3
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,6 +43,7 @@ from chargewire.store.dialects.sqlite_wake_signal import SignalSender
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from chargewire.store.dialects.sqlite_writer import SerialWriter
 from chargewire.store.dialects.writes import ColumnInsert, GuardedWrites, Statement, Write
+from chargewire.store.tables import naive_utc
 
 if TYPE_CHECKING:
     from chargewire.store.database import Database
@@ -191,11 +192,7 @@ def _utc_text(value: datetime | None) -> str | None:
     """`value` as `UtcDateTime` stores it on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff', UTC): the same text as its
     processors make (`tests/unit/store/test_dialects.py`), in an eighth of their time, which was the
     largest single call of a publish's write (~20 us of ~150 in the event loop's thread)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given; chargewire stores aware UTC datetimes only")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return None if value is None else naive_utc(value).isoformat(" ", "microseconds")
 
 
 async def _write_after_reads(
