@@ -101,7 +101,7 @@ class Dispatcher:
         self._sleeping_until: datetime | None = None  # the claim loop's next look, unless woken before
         self._news = False  # new work was announced since the last claim (wake() was called)
         self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
-        self._announcements = AnnouncedClaims(deliveries)
+        self._announcements = AnnouncedClaims(deliveries, settings.worker_idle_poll_s)
         self._backlog = True  # the last claim may have left due rows (it came back full, or left some out)
         self._known_due_at: datetime | None = None  # the first due time this worker knows of (read, or its own)
         self._accepting = False  # takes handed-off deliveries: set while run() runs, until it shuts down
@@ -287,7 +287,11 @@ class Dispatcher:
             rows_made, self._rows_made = self._rows_made, False
             announced = self._announcements.taken()
             try:
-                if announced and self._announcements.alone(self._backlog, self._known_due_at, utcnow()):
+                if (
+                    announced
+                    and self._announcements.alone(self._backlog, self._known_due_at, utcnow())
+                    and not self._queues.left_behind_with_room()
+                ):
                     full = await self._claim_announced(announced)
                     wait_s = self.settings.worker_poll_interval_s
                 else:
@@ -383,8 +387,11 @@ class Dispatcher:
         if request is None:
             return 0, False
         claimed = await self._deliveries.claim_due_deliveries(request)
+        self._announcements.looked()
         full = len(claimed) == request.limit
         self._backlog = full
+        if not full:
+            self._queues.found_all_due()
         if not full and self._known_due_at is not None and self._known_due_at <= request.now:
             self._known_due_at = None  # what was due then was taken, here or by another worker
         if not claimed:

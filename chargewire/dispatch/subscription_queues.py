@@ -11,9 +11,12 @@ claimed again under a new lease. The buffer's depth is therefore bounded by memo
 Hand-offs overflow: a publish's new delivery that finds its subscription's buffer (or the worker's room) full still
 goes straight to the worker, written leased to it, while the worker's overflow room (`hand_off_room`) and the
 subscription's share of it last: written due instead, it would cost a claim, and a claim that leaves the saturated
-subscription out makes its next hand-offs wait until its buffer drains (`left_behind`), so one refusal could bring
-many more. Overflowing deliveries wait in the same queue, in publish order, under the same lease rule; claims do
-not count them against the worker's room (`claim_room`), so one subscription's burst leaves others' claims their room.
+subscription out makes its next hand-offs wait until its buffer drains, so one refusal could bring many more. Due
+rows a claim left behind (it took a subscription's cap, or left it out) are claimed, by the usual claim, as soon as
+their subscription has room again (`left_behind_with_room`), and until a usual claim that looked at it comes back
+short (`found_all_due`) its queue takes no hand-off: the rows left in the database go first. Overflowing
+deliveries wait in the same queue, in publish order, under the same lease rule; claims do not count them against
+the worker's room (`claim_room`), so one subscription's burst leaves others' claims their room.
 """
 
 from __future__ import annotations
@@ -64,8 +67,6 @@ class _SubscriptionQueue:
     in_flight: int = 0
     # Each waiting delivery with the end of its lease.
     waiting: deque[tuple[ClaimedDelivery, datetime]] = field(default_factory=deque)
-    # The last claim may have left some of its due rows behind: it took its cap, or left it out (saturated, breaker).
-    left_behind: bool = False
 
     @property
     def saturated(self) -> bool:
@@ -106,6 +107,10 @@ class SubscriptionQueues:
         self._lease = timedelta(seconds=settings.worker_lease_s)
         self._attempt_bound = timedelta(seconds=attempt_bound_s(settings))
         self._claim_started = utcnow()
+        self._left_out: set[str] = set()  # the subscriptions the last claim left out
+        # Subscriptions a claim may have left due rows of: it took their cap, or left them out (saturated, breaker).
+        # Kept apart from the queues, which go once empty: the rows stay until a claim takes them.
+        self._left_behind: set[str] = set()
         self.claim_caps = {via: buffer_size(limit, settings) for via, limit in limits.items()}
         self._room = settings.worker_max_in_flight
         overflow = settings.worker_max_in_flight * _HAND_OFF_OVERFLOW_ROOMS
@@ -160,16 +165,30 @@ class SubscriptionQueues:
         if saturated:
             self._last_exclusive_claim = time.monotonic()
         excluded = saturated | self._breakers.blocked(now)
-        for subscription_id in excluded & self._queues.keys():
-            self._queues[subscription_id].left_behind = True
+        self._left_behind |= excluded & self._queues.keys()
+        self._left_out = excluded
         return excluded
+
+    def found_all_due(self) -> None:
+        """The usual claim came back short: it took every due row of the subscriptions it did not leave out, so
+        those left none behind (whatever it took, and an announced claim, which looks at named rows only, says
+        nothing of the rest)."""
+        self._left_behind &= self._left_out
+
+    def left_behind_with_room(self) -> bool:
+        """Whether a subscription has due rows left behind and room for them now: the usual claim should run."""
+        for subscription_id in self._left_behind:
+            queue = self._queues.get(subscription_id)
+            if (queue is None or not queue.saturated) and self._breakers.open_until(subscription_id) is None:
+                return True
+        return False
 
     def claimed(self, deliveries: Sequence[ClaimedDelivery], targets: Mapping[str, DeliveryTarget]) -> list[str]:
         """Queue what a claim took; the subscriptions to start. One that took its cap may have left due rows behind."""
         taken = self.add(deliveries, targets, self._claim_started + self._lease)
         for subscription_id, count in taken.items():
-            queue = self._queues[subscription_id]
-            queue.left_behind = count >= queue.buffer
+            if count >= self._queues[subscription_id].buffer:
+                self._left_behind.add(subscription_id)
         return list(taken)
 
     def add(
@@ -221,7 +240,7 @@ class SubscriptionQueues:
         ready.hand_back = ready.hand_back or held_back
         if not queue.waiting:
             # Its buffer ran dry and due rows may be left: claim more now rather than at the next poll.
-            ready.refill = queue.left_behind
+            ready.refill = subscription_id in self._left_behind
             if queue.in_flight == 0:
                 self._queues.pop(subscription_id, None)
         return ready
@@ -241,7 +260,7 @@ class SubscriptionQueues:
         queue = self._queues.get(subscription_id)
         held = self._reserved.get(subscription_id, 0)
         if queue is not None:
-            if queue.left_behind:
+            if subscription_id in self._left_behind:
                 return False
             held += queue.in_flight + len(queue.waiting)
         return held < self.hand_off_cap

@@ -1,6 +1,7 @@
 """Workers told which deliveries a publish made due (PostgreSQL's NOTIFY payload) lease exactly those in one
 statement, with no read of whether any is due; two such workers never both attempt one; and whatever no
-wake-up names (too many to fit, a lost NOTIFY) is still found by the usual look and the poll.
+wake-up names (too many to fit, a lost NOTIFY) is still found by the usual look and the poll, also by a worker
+that announcements keep busy.
 
 Each worker runs in a runtime of its own on the publisher's database, as `chargewire worker` beside
 `serve --no-worker` runs it; its poll is far slower than any wait here unless a test says otherwise.
@@ -190,3 +191,28 @@ async def test_a_delivery_no_notify_announced_is_still_found_by_the_idle_poll(
 
     assert _points(receiver, "/lost") == [1, 2]
     assert looks.claims_of(await _delivery_ids(runtime, [silent.id])) == ["claim_due_deliveries"]
+
+
+async def test_a_delivery_no_notify_announced_is_found_while_announced_ones_keep_the_worker_busy(
+    runtime: Runtime, start_worker: StartWorker, receiver: Receiver, subscribe: Subscribe
+) -> None:
+    subscription = await subscribe(receiver.on("/busy", always(202)), "BootNotification")
+    _worker, looks = await start_worker(worker_idle_poll_s=0.5)
+    await runtime.publisher.publish([{**BOOT, "chargePointId": 1}])
+    await receiver.wait_for(1, "/busy", timeout_s=WITHIN_S)
+
+    # As if a dead worker's lease ran out: due, and no wake-up will ever name it.
+    silent = Event(new_id("evt"), "BootNotification", orjson.dumps({**BOOT, "chargePointId": 0}), "0", utcnow())
+    await EventStore(runtime.database).insert_event_for_subscription(
+        silent, new_id("dlv"), subscription.subscription.id
+    )
+    # Announced publishes keep coming, each claimed by what its NOTIFY named, while the silent one waits.
+    point = 2
+    async with asyncio.timeout(WITHIN_S):
+        while 0 not in _points(receiver, "/busy"):
+            await runtime.publisher.publish([{**BOOT, "chargePointId": point}])
+            point += 1
+            await asyncio.sleep(0.05)
+
+    assert looks.claims_of(await _delivery_ids(runtime, [silent.id])) == ["claim_due_deliveries"]
+    assert any(name == "claim_announced" for name, _leased in looks.log)

@@ -1,6 +1,7 @@
 """A subscription's waiting deliveries start only while their lease has room for a whole attempt; those whose lease
 is nearly over are handed back unattempted, and no delivery is both started and handed back. Hand-offs beyond a full
-buffer wait in a bounded overflow, a subscription at most its share, which claims do not count against their room."""
+buffer wait in a bounded overflow, a subscription at most its share, which claims do not count against their room.
+A subscription a claim left due rows of takes no hand-off until the usual claim, looking at it, comes back short."""
 
 from __future__ import annotations
 
@@ -78,11 +79,16 @@ def test_a_fresh_delivery_starts_when_the_whole_lease_is_shorter_than_an_attempt
     assert ready.hand_back is None
 
 
+def _targets(subscription_id: str) -> dict[str, DeliveryTarget]:
+    now = utcnow()
+    subscription = Subscription(subscription_id, Via.WEBHOOK, ("session.started",), "tok_a", 2, now, now)
+    return {subscription_id: DeliveryTarget(subscription, "token", ("whsec_a2V5",))}
+
+
 def _handed_off(queues: SubscriptionQueues, subscription_id: str, offered: int) -> list[ClaimedDelivery]:
     """Offer `offered` hand-offs of a webhook subscription one at a time, as publishes do; queue those it may take."""
     now = utcnow()
-    subscription = Subscription(subscription_id, Via.WEBHOOK, ("session.started",), "tok_a", 2, now, now)
-    targets = {subscription_id: DeliveryTarget(subscription, "token", ("whsec_a2V5",))}
+    targets = _targets(subscription_id)
     taken = []
     for delivery in _deliveries(offered, subscription_id):
         if queues.may_hand_off(subscription_id):
@@ -139,3 +145,41 @@ def _started_one_at_a_time(queues: SubscriptionQueues, subscription_id: str) -> 
         started += [delivery for batch in ready.batches for delivery in batch]
     assert not queues.busy
     return started
+
+
+def _claim(queues: SubscriptionQueues, subscription_id: str, taken: int, short: bool) -> set[str]:
+    """A claim as the dispatcher makes one: the subscriptions it leaves out, then `taken` of `subscription_id`'s rows;
+    `short` when it came back with less than it asked for."""
+    left_out = queues.left_out(utcnow())
+    if short:
+        queues.found_all_due()
+    queues.claimed(_deliveries(taken, subscription_id), _targets(subscription_id))
+    return left_out
+
+
+def test_a_claim_that_takes_a_subscriptions_whole_cap_stops_its_hand_offs_until_a_short_claim_finds_the_rest() -> None:
+    queues = _queues()
+    _claim(queues, "sub_a", buffer_size(1, SETTINGS), short=False)
+    assert not queues.may_hand_off("sub_a")
+
+    # Its buffer drains below full: the rows it left behind are claimed before any new hand-off.
+    _started_one_at_a_time(queues, "sub_a")
+    _claim(queues, "sub_a", 3, short=False)
+    assert queues.left_behind_with_room()
+    assert not queues.may_hand_off("sub_a")
+
+    _claim(queues, "sub_a", 0, short=True)
+    assert not queues.left_behind_with_room()
+    assert queues.may_hand_off("sub_a")
+
+
+def test_a_subscription_left_out_of_a_short_claim_still_has_its_rows_left_behind() -> None:
+    queues = _queues()
+    _handed_off(queues, "sub_a", buffer_size(1, SETTINGS))
+
+    assert _claim(queues, "sub_b", 0, short=True) == {"sub_a"}
+    assert not queues.may_hand_off("sub_a")
+    assert not queues.left_behind_with_room()  # saturated: no claim could give it any
+    _started_one_at_a_time(queues, "sub_a")
+    _claim(queues, "sub_a", 1, short=False)
+    assert queues.left_behind_with_room()
