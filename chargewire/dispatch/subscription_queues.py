@@ -13,8 +13,9 @@ goes straight to the worker, written leased to it, while the worker's overflow r
 subscription's share of it last: written due instead, it would cost a claim, and a claim that leaves the saturated
 subscription out makes its next hand-offs wait until its buffer drains, so one refusal could bring many more. Due
 rows a claim left behind (it took a subscription's cap, or left it out) are claimed, by the usual claim, as soon as
-their subscription has room again (`left_behind_with_room`), and until a usual claim that looked at it comes back
-short (`found_all_due`) its queue takes no hand-off: the rows left in the database go first. Overflowing
+their subscription has room again (`left_behind_with_room`); until a usual claim that looked at it comes back
+short (`found_all_due`), a queue of it that still holds deliveries takes no hand-off (the older rows go first), and
+a drained one does, its refill's claim fetching the older rows a moment later. Overflowing
 deliveries wait in the same queue, in publish order, under the same lease rule; claims do not count them against
 the worker's room (`claim_room`), so one subscription's burst leaves others' claims their room.
 """
