@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     worker_max_in_flight_per_subscription: int = Field(default=16, ge=1)
     worker_poll_interval_s: float = Field(default=0.2, gt=0)
     # An idle worker waits for a wake-up, or until the first delivery it knows of falls due, but never longer than
-    # this between looks (nor, with no Kafka subscription known, between looks for streams): a lost wake-up or one
-    # that never came (a lease taken and lost by another worker after the last look) delays work this long at most.
+    # this between looks (nor, with no Kafka subscription known, between looks for streams); one kept busy by
+    # announced work still looks for whatever is due this often: a lost wake-up or one that never came (a lease
+    # taken and lost by another worker after the last look) delays work this long at most.
     worker_idle_poll_s: float = Field(default=2.0, gt=0)
     # A Kafka producer batches many records per round trip, so a Kafka subscription may have far more in flight.
     kafka_max_in_flight_per_subscription: int = Field(default=1000, ge=1)
