@@ -392,8 +392,8 @@ class Dispatcher:
         self._backlog = full
         if not full:
             self._queues.found_all_due()
-        if not full and self._known_due_at is not None and self._known_due_at <= request.now:
-            self._known_due_at = None  # what was due then was taken, here or by another worker
+            if self._known_due_at is not None and self._known_due_at <= request.now:
+                self._known_due_at = None  # what was due then was taken, here or by another worker
         if not claimed:
             return 0, False
         await self._start_claimed(claimed)

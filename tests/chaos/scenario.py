@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,24 +125,28 @@ def _quiet_gap(
         _hold(stack, profile.gap_s, casualties)
         return
     deadline = time.monotonic() + profile.gap_s
-    while time.monotonic() < deadline:
-        casualties += [(time.time(), casualty) for casualty in stack.casualties()]
-        if any(
-            receipt.succeeded and receipt.at >= cleared and receipt.path == path for receipt in stack.receiver.receipts
-        ):
-            _hold(stack, min(_SETTLED_S, max(0.0, deadline - time.monotonic())), casualties)
-            return
-        time.sleep(0.05)
+
+    def resumed() -> bool:
+        return any(r.succeeded and r.at >= cleared and r.path == path for r in stack.receiver.receipts)
+
+    if _hold(stack, profile.gap_s, casualties, until=resumed):
+        _hold(stack, min(_SETTLED_S, max(0.0, deadline - time.monotonic())), casualties)
 
 
-def _hold(stack: Stack, seconds: float, casualties: list[tuple[float, Exit]]) -> None:
-    """Wait, noting every process that dies meanwhile."""
+def _hold(
+    stack: Stack, seconds: float, casualties: list[tuple[float, Exit]], until: Callable[[], bool] | None = None
+) -> bool:
+    """Wait `seconds`, or until `until()` holds (looked at every 50 ms), noting every process that dies meanwhile;
+    whether `until` ended the wait."""
     deadline = time.monotonic() + seconds
+    step_s = 0.5 if until is None else 0.05
     while True:
         casualties += [(time.time(), casualty) for casualty in stack.casualties()]
+        if until is not None and until():
+            return True
         if time.monotonic() >= deadline:
-            return
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            return False
+        time.sleep(min(step_s, max(0.0, deadline - time.monotonic())))
 
 
 def _drain(stack: Stack, profile: Profile, casualties: list[tuple[float, Exit]]) -> None:
