@@ -220,7 +220,7 @@ class StreamStore:
                 writes=[
                     *([] if batch is None else [insert_attempt_batch(batch)]),
                     insert_for_stream_batch(connection, attempted, batch_id),
-                    insert_for_records(connection, others),
+                    insert_for_records(connection.dialect, others),
                     *(Statement(*health) for health in health_updates(records, self._database.dialect)),
                 ],
             )

@@ -55,10 +55,10 @@ _BATCH_SPENT = ~exists().where(
 )
 
 
-def insert_for_records(connection: AsyncConnection, records: Sequence[AttemptRecord]) -> RowInsert:
+def insert_for_records(dialect: Dialect, records: Sequence[AttemptRecord]) -> RowInsert:
     """The insert of these records' attempts into the attempt log, for their transaction's last writes (a worker's
     record, a stream batch's failures)."""
-    return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(connection.dialect, records))
+    return RowInsert(attempts, ATTEMPT_COLUMNS, attempt_rows(dialect, records))
 
 
 def insert_from(rows: FromClause) -> Insert:

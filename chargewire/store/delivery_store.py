@@ -120,17 +120,15 @@ class DeliveryStore(DeliveryLog):
             return
         delivered = [record for record in records if record.status is DeliveryStatus.DELIVERED]
         failed = [record for record in records if record.status is not DeliveryStatus.DELIVERED]
-        async with self._database.transaction() as connection:
-            health = [Statement(*update) for update in health_updates(records, dialect)]
-            # On SQLite these and the commit go in one trip to the driver's thread, failures' reschedules too (they
-            # were a trip of their own).
-            writes: list[Write] = [
-                *reschedule(failed),
-                insert_for_records(connection, records),
-                *health,
-                *mark_delivered(dialect, delivered),
-            ]
-            await dialect.write_last(connection, writes)
+        health = [Statement(*update) for update in health_updates(records, dialect)]
+        # On SQLite these and the commit go in one trip, failures' reschedules too (they were a trip of their own).
+        writes: list[Write] = [
+            *reschedule(failed),
+            insert_for_records(self._database.engine.dialect, records),
+            *health,
+            *mark_delivered(dialect, delivered),
+        ]
+        await dialect.commit_writes(self._database, writes)
 
     async def next_due_at(self) -> datetime | None:
         """When the first pending delivery falls due (perhaps already; a leased one when its lease runs out), None

@@ -174,8 +174,7 @@ class OcppRegistryStore(OcppRegistryReads):
             Statement(_RECORD_LAST_MESSAGES, _last_messages(rows[start : start + _LAST_MESSAGES_PER_STATEMENT]))
             for start in range(0, len(rows), _LAST_MESSAGES_PER_STATEMENT)
         ]
-        async with self._database.transaction() as connection:
-            await self._database.dialect.write_last(connection, writes)
+        await self._database.dialect.commit_writes(self._database, writes)
 
     async def expire_stopped_sessions(self, started_before: str) -> int:
         """Remove the stopped sessions that started before `started_before` (RFC 3339 UTC, as the starts are kept),

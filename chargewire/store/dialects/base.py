@@ -247,6 +247,11 @@ class StoreDialect(Protocol):
         connection (`SerialWriter.driver_transaction`)."""
         ...
 
+    async def commit_writes(self, database: Database, writes: Sequence[Write]) -> None:
+        """Run `writes` in a write transaction of their own and commit it; on SQLite straight on the driver's
+        connection (`SerialWriter.driver_transaction`), past SQLAlchemy's begin and commit."""
+        ...
+
     async def write_returning(
         self, connection: AsyncConnection, statements: Sequence[Statement]
     ) -> list[list[tuple[Any, ...]]]:

@@ -180,6 +180,11 @@ class PostgreSQLDialect:
         async with database.transaction() as connection:
             return await self.write_last_after_reads(connection, reads, guess, writes_from)
 
+    async def commit_writes(self, database: Database, writes: Sequence[Write]) -> None:
+        """`write_last` in a transaction of its own."""
+        async with database.transaction() as connection:
+            await self.write_last(connection, writes)
+
     async def write_returning(
         self, connection: AsyncConnection, statements: Sequence[Statement]
     ) -> list[list[tuple[Any, ...]]]:

@@ -150,6 +150,14 @@ class SQLiteDialect:
         async with _serial_writers[id(database.engine.sync_engine)].driver_transaction() as driver:
             return await _write_after_reads(driver, database.engine.dialect, reads, guess, writes_from)
 
+    async def commit_writes(self, database: Database, writes: Sequence[Write]) -> None:
+        """The writes and their commit in one trip, straight on the writers' driver connection, the writer's turn
+        taken: SQLAlchemy's begin and commit (greenlets, events) cost a lone record flush more CPU than its
+        statements (bench.record_flush, one success: 260-360 us against 195-235 in process)."""
+        statements = _all_driver_statements(writes, database.engine.dialect)
+        async with _serial_writers[id(database.engine.sync_engine)].driver_transaction() as driver:
+            await _translated(commit_statements(driver, [statement.step() for statement in statements]), statements)
+
     async def write_returning(
         self, connection: AsyncConnection, statements: Sequence[Statement]
     ) -> list[list[tuple[Any, ...]]]:
