@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +36,56 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
+        "python_build": python_build(),
         "os": platform.platform(),
     }
+
+
+def python_build() -> dict[str, Any]:
+    """Which CPython build runs the benchmark, and how fast it runs plain Python: Debian's PGO and LTO build of 3.11
+    ran the reference below in 28-45 ms where pyenv's default build took 67-69, yet cut SQLite `serve`'s CPU per
+    event at 200/s by ~5 % only (docs/benchmarks.md, "The interpreter's build")."""
+    return {
+        "executable": os.path.realpath(sys.executable),
+        # A static interpreter (Debian's, the official images') calls its own functions directly; one linked to
+        # libpython3.x.so (pyenv's default) goes through the library's symbol table.
+        "libpython_shared": any("libpython" in line for line in _mapped_files()),
+        "reference_ms": python_reference_ms(),
+    }
+
+
+def _mapped_files() -> list[str]:
+    with contextlib.suppress(OSError):
+        return Path("/proc/self/maps").read_text().splitlines()
+    return []
+
+
+def python_reference_ms(rounds: int = 5) -> float:
+    """CPU ms of a fixed pure-Python workload (calls, objects, dicts), the best of `rounds`: the interpreter's
+    speed on this machine in this run, to compare figures taken on different builds or hosts."""
+    best = float("inf")
+    for _round in range(rounds):
+        started = time.process_time()
+        _reference_workload()
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
+
+
+class _Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def doubled(self) -> int:
+        return self.x * 2
+
+
+def _reference_workload() -> int:
+    total = 0
+    for i in range(100_000):
+        point = _Point(i)
+        fields = {"id": i, "values": [i, total]}
+        total = (total + point.doubled() + len(fields)) % 1_000_003
+    return total
 
 
 @contextlib.contextmanager

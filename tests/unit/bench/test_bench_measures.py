@@ -1,10 +1,13 @@
-"""The load benchmark's pure parts: CPU time read from /proc/<pid>/stat, percentiles, the latency tag."""
+"""The load benchmark's pure parts: CPU time read from /proc/<pid>/stat, percentiles, the latency tag, and the
+interpreter the results name."""
 
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
 
-from bench.common import CLOCK_TICKS_PER_S, cpu_ticks_from_stat, tree_cpu_s
+from bench.common import CLOCK_TICKS_PER_S, cpu_ticks_from_stat, python_build, tree_cpu_s
 from bench.paced import latency_tag, percentiles
 
 
@@ -51,3 +54,12 @@ def test_percentiles_of_no_values_are_empty() -> None:
 
 def test_latency_tag_starts_with_the_prefix_the_receiver_looks_for() -> None:
     assert latency_tag(17) == "lat-17"
+
+
+def test_results_name_the_running_interpreter_and_whether_it_runs_from_libpython() -> None:
+    build = python_build()
+    assert build["executable"] == os.path.realpath(sys.executable)
+    library = sysconfig.get_config_var("INSTSONAME") or "libpython"
+    with open("/proc/self/maps") as maps:
+        assert build["libpython_shared"] == (library in maps.read())
+    assert build["reference_ms"] > 0
