@@ -30,8 +30,9 @@ def markdown_table(results: dict[str, Any]) -> str:
     """One row per store, configuration, publishing style and rate."""
     lines = [
         "| store | configuration | events per request | events/s | p50 / p99 / max ms | "
-        "CPU ms per event: chargewire | PostgreSQL | peak RSS MB: chargewire | lost / duplicates | load before |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "CPU ms per event: chargewire | PostgreSQL | peak RSS MB: chargewire | lost / duplicates | load before | "
+        "Python reference ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, mode, _style, rate, measure in rows(results):
         cpu = measure["cpu_ms_per_event"]
@@ -39,7 +40,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {backend} | {MODE_LABELS[mode]} | {measure['events_per_request']} | {rate:,} | {_latency(measure)} | "
             f"{cpu['chargewire']:.2f} | {postgresql} | {measure['peak_rss_mb'].get('chargewire', '?')} | "
-            f"{measure['lost']} / {measure['duplicates']} | {measure['load_average_before']} |"
+            f"{measure['lost']} / {measure['duplicates']} | {measure['load_average_before']} | "
+            f"{measure.get('python_reference_ms', '-')} |"
         )
     return "\n".join(lines)
 
