@@ -43,8 +43,8 @@ def machine() -> dict[str, Any]:
 
 def python_build() -> dict[str, Any]:
     """Which CPython build runs the benchmark, and how fast it runs plain Python: Debian's PGO and LTO build of 3.11
-    ran the reference below in 28-45 ms where pyenv's default build took 67-69, yet cut SQLite `serve`'s CPU per
-    event at 200/s by ~5 % only (docs/benchmarks.md, "The interpreter's build")."""
+    ran the reference below ~25 % faster than pyenv's default build, yet cut SQLite `serve`'s CPU per event at
+    200/s by ~5 % only (docs/benchmarks.md, "The interpreter's build")."""
     return {
         "executable": os.path.realpath(sys.executable),
         # A static interpreter (Debian's, the official images') calls its own functions directly; one linked to
