@@ -6,6 +6,7 @@ import functools
 import sqlite3
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,7 +32,12 @@ from chargewire.store.dialects.base import (
 from chargewire.store.dialects.compiled_insert import insert_sql
 from chargewire.store.dialects.conflicts import ConflictUpdate, on_conflict
 from chargewire.store.dialects.engine import OpenedEngine
-from chargewire.store.dialects.sqlite_engine import commit_after_reads, commit_statements, open_sqlite_engine
+from chargewire.store.dialects.sqlite_engine import (
+    OneTripConnection,
+    commit_after_reads,
+    commit_statements,
+    open_sqlite_engine,
+)
 from chargewire.store.dialects.sqlite_one_trip import (
     DriverStatement,
     commit_in_one_trip,
@@ -147,7 +153,7 @@ class SQLiteDialect:
         self, database: Database, reads: Sequence[Read], guess: ReadRows | None, writes_from: WritesFrom
     ) -> ReadRows:
         """`write_last_after_reads` straight on a pooled driver connection, the writer's turn taken."""
-        async with _serial_writers[id(database.engine.sync_engine)].driver_transaction() as driver:
+        async with _driver_transaction(database) as driver:
             return await _write_after_reads(driver, database.engine.dialect, reads, guess, writes_from)
 
     async def commit_writes(self, database: Database, writes: Sequence[Write]) -> None:
@@ -155,7 +161,7 @@ class SQLiteDialect:
         taken: SQLAlchemy's begin and commit (greenlets, events) cost a lone record flush more CPU than its
         statements (one record in process, back to back: 347-385 us of CPU through them, 190-261 past them)."""
         statements = _all_driver_statements(writes, database.engine.dialect)
-        async with _serial_writers[id(database.engine.sync_engine)].driver_transaction() as driver:
+        async with _driver_transaction(database) as driver:
             await _translated(commit_statements(driver, [statement.step() for statement in statements]), statements)
 
     async def write_returning(
@@ -231,6 +237,11 @@ def _read_statement(
 ) -> DriverStatement:
     """`driver_statement` of a read, its rows typed, kept for the values it binds."""
     return driver_statement(statement, dialect, dict(parameters), typed_rows=True)
+
+
+def _driver_transaction(database: Database) -> AbstractAsyncContextManager[OneTripConnection]:
+    """A write transaction straight on `database`'s writers' driver connection, the writer's turn taken."""
+    return _serial_writers[id(database.engine.sync_engine)].driver_transaction()
 
 
 async def _commit_returning(connection: AsyncConnection, statements: Sequence[DriverStatement]) -> list[list[Any]]:
