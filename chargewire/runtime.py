@@ -175,7 +175,7 @@ class Runtime:
             streams=self.stream_store,
         )
         dispatcher.add_listener(self.metrics.observe_attempts)
-        self.publisher.on_rows_made(dispatcher.rows_made)
+        self.publisher.on_rows_made(dispatcher.due_known)
         self.publisher.hand_off_to(dispatcher, lambda: self._after_hand_off(dispatcher))
         self.wakeups.connect(dispatcher.wake)
         self.subscriptions.on_streams_changed(dispatcher.streams_changed)
@@ -198,6 +198,7 @@ class Runtime:
             self.stream_store.wake_hooks(dispatcher.heard, dispatcher.worker_id),
             announced=dispatcher.heard,
             assigned=(dispatcher.worker_id, taking),
+            due_seen=dispatcher.due_known,
         )
         return self.database.dialect.wake_listener(self.database, hooks)
 

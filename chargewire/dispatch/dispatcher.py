@@ -100,7 +100,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._sleeping_until: datetime | None = None  # the claim loop's next look, unless woken before
         self._news = False  # new work was announced since the last claim (wake() was called)
-        self._rows_made = False  # this process committed due deliveries since the last claim (rows_made())
+        self._due_known = False  # deliveries were known due since the last claim (due_known())
         self._announcements = AnnouncedClaims(deliveries, settings.worker_idle_poll_s)
         self._backlog = True  # the last claim may have left due rows (it came back full, or left some out)
         self._known_due_at: datetime | None = None  # the first due time this worker knows of (read, or its own)
@@ -149,9 +149,10 @@ class Dispatcher:
         if self._streamer is not None:
             self._streamer.streams_changed()
 
-    def rows_made(self) -> None:
-        """This process just committed new deliveries: the next claim need not first ask whether any is due."""
-        self._rows_made = True
+    def due_known(self) -> None:
+        """Deliveries are known to be due (this process just committed new ones, or a commit watcher just read some
+        due): the next claim need not first ask whether any is due."""
+        self._due_known = True
 
     def wake_streams(self) -> bool:
         """Look for ready Kafka streams now (after a publish whose every delivery was handed to this worker);
@@ -284,7 +285,7 @@ class Dispatcher:
             # Cleared before the claim, so a wake that arrives while it runs is not lost.
             self._wake.clear()
             news, self._news = self._news, False
-            rows_made, self._rows_made = self._rows_made, False
+            due_known, self._due_known = self._due_known, False
             announced = self._announcements.taken()
             try:
                 if (
@@ -295,7 +296,7 @@ class Dispatcher:
                     full = await self._claim_announced(announced)
                     wait_s = self.settings.worker_poll_interval_s
                 else:
-                    full, wait_s = await self._look(news, rows_made)
+                    full, wait_s = await self._look(news, due_known)
             except Exception:
                 self._news = True
                 self._announcements.missed()
@@ -305,19 +306,20 @@ class Dispatcher:
                 # A claim that came back short found all there is: wait for more instead of asking again.
                 await self._sleep(stop, wait_s)
 
-    async def _look(self, news: bool, rows_made: bool) -> tuple[bool, float]:
+    async def _look(self, news: bool, due_known: bool) -> tuple[bool, float]:
         """Claim if a claim may find work; returns whether it came back full, and how long to wait for a wake-up.
 
         An idle worker first asks, with a read, when the first pending delivery falls due: a claim takes the write
         lock (on SQLite the one that ingest and the streams wait for), and wake-ups come with every publish, also
         for Kafka subscriptions' events, which are streamed, not claimed. Nothing due: it sleeps until the first
         falls due (a retry, a lease that runs out), at most `worker_idle_poll_s`, unless woken: 0.2 s polls of
-        an idle worker were its largest fixed cost. A publish of this process that made deliveries says so
-        (`rows_made`), and its claim skips the read; a worker with work in hand claims without it and polls.
+        an idle worker were its largest fixed cost. A publish of this process that made deliveries, or a commit
+        watcher that read some due, says so (`due_known`), and its claim skips the read; a worker with work in hand
+        claims without it and polls.
         """
         if not (news or self._queues.claim_worthwhile()):
             return False, self.settings.worker_poll_interval_s
-        if not (rows_made or self._queues.busy):
+        if not (due_known or self._queues.busy):
             now = utcnow()
             due_at = self._known_due_at = await self._deliveries.next_due_at()
             if due_at is None or due_at > now:

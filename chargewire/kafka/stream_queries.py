@@ -83,4 +83,5 @@ LOOK = _look()
 # The SQLite commit watcher asks these after every commit of another connection.
 NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
 _STREAM_FOR_WORKER = or_(free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))
-WORK_DUE = select(or_(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists()))
+# (whether a delivery is due, whether a stream is behind): a watcher that saw deliveries due says so as it wakes.
+WORK_DUE = select(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists())

@@ -78,7 +78,7 @@ class StreamStore:
         each commit to look it up in vain. Its holder still counts it, as it waits for this news.
         """
         async with self._database.reading() as connection:
-            return bool((await connection.execute(WORK_DUE, {"now": now, "worker": worker_id})).scalar())
+            return any((await connection.execute(WORK_DUE, {"now": now, "worker": worker_id})).one())
 
     def wake_hooks(self, wake: Callable[[], None], worker_id: str) -> WakeHooks:
         """What a commit watcher asks on a connection of its own: `newest_work` and `work_due` of `worker_id`."""

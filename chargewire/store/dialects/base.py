@@ -60,18 +60,21 @@ def goes_first() -> bool:
 @dataclass(frozen=True, slots=True)
 class WakeHooks:
     """What a wake listener uses: `wake` wakes the dispatcher; a listener that watches commits asks `newest` (the
-    newest work committed: deliveries, events) and `due` (whether the worker has any due) with the parameters
-    `due_parameters()` gives at the time of asking."""
+    newest work committed: deliveries, events) and `due` (whether the worker has deliveries due, whether it has
+    Kafka streams behind: one row of two) with the parameters `due_parameters()` gives at the time of asking."""
 
     wake: Callable[[], None]
     newest: Select[Any]
-    due: Select[Any]
+    due: Select[*tuple[Any, ...]]
     due_parameters: Callable[[], Mapping[str, Any]]
     # Told instead of `wake` when a wake-up names the deliveries it made due (PostgreSQL's NOTIFY payload).
     announced: Callable[[Announced], None] | None = None
     # The worker, and what it does with a wake-up that carries deliveries another process's publish wrote leased to
     # workers, given those leased to it (PostgreSQL's NOTIFY payload, `postgresql_announcements.Assignment`).
     assigned: tuple[str, AssignedWaiter] | None = None
+    # Told just before `wake` when the listener has read that deliveries are due (`due`'s first column): the
+    # dispatcher's claim need not ask again.
+    due_seen: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

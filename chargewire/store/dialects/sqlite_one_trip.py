@@ -38,7 +38,7 @@ class DriverStatement:
 
 
 def driver_statement(
-    statement: UpdateBase | Select[Any],
+    statement: UpdateBase | Select[*tuple[Any, ...]],
     dialect: Dialect,
     parameters: Mapping[str, Any] | None = None,
     *,
@@ -65,7 +65,7 @@ _Binds = list[tuple[str, Callable[[Any], Any] | None]]
 
 # Room for every statement built once and sent this way (the OCPP registry's batches alone have about 30).
 @functools.lru_cache(maxsize=128)
-def _compiled(statement: UpdateBase | Select[Any], dialect: Dialect) -> tuple[SQLCompiler, _Binds]:
+def _compiled(statement: UpdateBase | Select[*tuple[Any, ...]], dialect: Dialect) -> tuple[SQLCompiler, _Binds]:
     compiled = statement.compile(dialect=dialect)
     binds: _Binds = []
     for name in compiled.positiontup or ():
@@ -77,7 +77,9 @@ def _compiled(statement: UpdateBase | Select[Any], dialect: Dialect) -> tuple[SQ
 
 
 @functools.lru_cache(maxsize=128)
-def _row_processor(statement: UpdateBase | Select[Any], dialect: Dialect) -> Callable[[Any], tuple[Any, ...]] | None:
+def _row_processor(
+    statement: UpdateBase | Select[*tuple[Any, ...]], dialect: Dialect
+) -> Callable[[Any], tuple[Any, ...]] | None:
     """What makes a row `statement` returns Python values (times from SQLite's text), or None when none needs it."""
     columns = _compiled(statement, dialect)[0]._result_columns
     processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]

@@ -113,13 +113,19 @@ class CommitWatcher:
     ) -> None:
         """In the watcher's thread: watch until `halt` is set, then settle `ended` with how the watch ended."""
         try:
-            self._watch(halt, signal, lambda: loop.call_soon_threadsafe(self._hooks.wake))
+            self._watch(halt, signal, lambda deliveries_due: loop.call_soon_threadsafe(self._wake, deliveries_due))
         except BaseException as error:  # handed to the loop, which raises it in run()
             loop.call_soon_threadsafe(_settle, ended, error)
         else:
             loop.call_soon_threadsafe(_settle, ended, None)
 
-    def _watch(self, halt: threading.Event, signal: SignalSocket | None, wake: Callable[[], object]) -> None:
+    def _wake(self, deliveries_due: bool) -> None:
+        """In the event loop: wake the dispatcher, telling it first when the look read deliveries due."""
+        if deliveries_due and self._hooks.due_seen is not None:
+            self._hooks.due_seen()
+        self._hooks.wake()
+
+    def _watch(self, halt: threading.Event, signal: SignalSocket | None, wake: Callable[[bool], object]) -> None:
         pace = self._pace or (LookPace() if signal is None else SIGNALLED_PACE)
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
@@ -137,9 +143,9 @@ class CommitWatcher:
                     if latest == newest and not signalled:
                         continue
                     newest = latest
-                    due = self._due_now(connection)
-                if due:
-                    wake()
+                    deliveries_due, streams_behind = self._due_now(connection)
+                if deliveries_due or streams_behind:
+                    wake(deliveries_due)
                     if not signalled:
                         # Work no signal announced: its process polls us, so look quickly for a while.
                         last_wake = time.monotonic()
@@ -150,9 +156,11 @@ class CommitWatcher:
         statement = self._newest_statement
         return tuple(connection.execute(statement.sql, statement.parameters).fetchone())
 
-    def _due_now(self, connection: sqlite3.Connection) -> bool:
+    def _due_now(self, connection: sqlite3.Connection) -> tuple[bool, bool]:
+        """Whether deliveries are due, and whether Kafka streams are behind (the hooks' `due`)."""
         statement = driver_statement(self._hooks.due, self._dialect, self._hooks.due_parameters())
-        return bool(connection.execute(statement.sql, statement.parameters).fetchone()[0])
+        deliveries_due, streams_behind = connection.execute(statement.sql, statement.parameters).fetchone()
+        return bool(deliveries_due), bool(streams_behind)
 
 
 def _settle(ended: asyncio.Future[Any], error: BaseException | None) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import datetime
 
 import pytest
 from sqlalchemy import event
@@ -16,6 +18,7 @@ from chargewire.config import Settings
 from chargewire.runtime import Runtime
 from chargewire.store.dialects.sqlite_wakeups import CommitWatcher
 from tests.integration.dispatch.conftest import Subscribe
+from tests.support.receiver import Receiver, always
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -37,11 +40,22 @@ async def other_runtime(settings: Settings, runtime: Runtime) -> AsyncIterator[R
 
 
 @pytest.fixture
-async def wakes(other_runtime: Runtime) -> AsyncIterator[asyncio.Queue[None]]:
-    """The other runtime's commit watcher, each wake put on a queue."""
+def told() -> list[str]:
+    """What the other runtime's commit watcher told, in order: "due" (deliveries seen due), "wake"."""
+    return []
+
+
+@pytest.fixture
+async def wakes(other_runtime: Runtime, told: list[str]) -> AsyncIterator[asyncio.Queue[None]]:
+    """The other runtime's commit watcher, each wake put on a queue (and both hooks logged in `told`)."""
     woken: asyncio.Queue[None] = asyncio.Queue()
     assert other_runtime.database.sqlite_file is not None
-    hooks = other_runtime.stream_store.wake_hooks(lambda: woken.put_nowait(None), "wrk_other")
+
+    def wake() -> None:
+        told.append("wake")
+        woken.put_nowait(None)
+
+    hooks = replace(other_runtime.stream_store.wake_hooks(wake, "wrk_other"), due_seen=lambda: told.append("due"))
     watcher = CommitWatcher(other_runtime.database.sqlite_file, other_runtime.database.engine.dialect, hooks)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
@@ -62,6 +76,50 @@ async def test_a_publish_through_another_runtime_wakes_the_worker(
     await runtime.publisher.publish([HARDWARE])
 
     await asyncio.wait_for(wakes.get(), WITHIN_S)
+
+
+async def test_a_watcher_that_read_deliveries_due_says_so_as_it_wakes_the_worker(
+    runtime: Runtime, subscribe: Subscribe, wakes: asyncio.Queue[None], told: list[str]
+) -> None:
+    await subscribe("https://receiver.example/hook", "HardwareStatusNotification")
+
+    await runtime.publisher.publish([HARDWARE])
+    await asyncio.wait_for(wakes.get(), WITHIN_S)
+
+    assert told == ["due", "wake"]
+
+
+async def test_a_worker_woken_by_its_watcher_claims_without_first_asking_whether_any_delivery_is_due(
+    runtime: Runtime, other_runtime: Runtime, receiver: Receiver, subscribe: Subscribe
+) -> None:
+    await subscribe(receiver.on("/hook", always(202)), "HardwareStatusNotification")
+    asked = _count_due_reads(other_runtime)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(other_runtime.deliver(other_runtime.dispatcher(), stop))
+    await asyncio.sleep(0.5)  # its first round has asked once, and its watcher has read the file
+    asked_before = len(asked)
+
+    for sent in range(1, 4):
+        await runtime.publisher.publish([HARDWARE])  # this runtime runs no worker: the other process's work
+        await receiver.wait_for(sent, "/hook")
+
+    stop.set()
+    await asyncio.wait_for(worker, WITHIN_S)
+    assert len(asked) == asked_before
+
+
+def _count_due_reads(runtime: Runtime) -> list[datetime | None]:
+    """Every answer of `runtime`'s `next_due_at` read from now on, in order."""
+    store = runtime.delivery_store
+    next_due_at = store.next_due_at
+    answers: list[datetime | None] = []
+
+    async def logged() -> datetime | None:
+        answers.append(await next_due_at())
+        return answers[-1]
+
+    store.next_due_at = logged  # type: ignore[method-assign]
+    return answers
 
 
 async def test_commits_that_publish_no_delivery_wake_no_one(
