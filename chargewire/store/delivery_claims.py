@@ -1,30 +1,25 @@
 """How a worker picks due deliveries and leases them: the due scan within each subscription's cap, a Kafka
 subscription's rows in publishing order, the deliveries a wake-up announced, and the lease read back with its
-events' payloads. `DeliveryStore` runs these in its transactions; the lease statements are `delivery_writes`'.
+events' payloads. `DeliveryStore` runs these in a claim's transaction (`StoreDialect.claim_transaction`), each
+statement through its `Reader`; the lease statements are `delivery_writes`'.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Integer, Select, Update, and_, bindparam, func, select
 
 from chargewire.ids import first_id_at, made_at_ms
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.delivery_records import ClaimedDelivery
-from chargewire.store.delivery_writes import (
-    claim_announced_statement,
-    claim_due,
-    claim_due_statement,
-    claim_due_values,
-)
+from chargewire.store.delivery_writes import claim_announced_statement, claim_due_statement, claim_due_values
 from chargewire.store.dialects import StoreDialect
-from chargewire.store.dialects.base import Announced
+from chargewire.store.dialects.base import Announced, Read, Reader
 from chargewire.store.tables import deliveries, events, subscriptions
 
 # How many due rows one claim looks at, per row it may take: room to skip past saturated subscriptions.
@@ -47,22 +42,19 @@ class ClaimRequest:
     excluded_subscriptions: Collection[str] = ()
 
 
-async def claim_scanned(
-    connection: AsyncConnection, dialect: StoreDialect, request: ClaimRequest
-) -> list[ClaimedDelivery]:
+async def claim_scanned(read: Reader, dialect: StoreDialect, request: ClaimRequest) -> list[ClaimedDelivery]:
     """Lease the due deliveries the due scan finds for `request` (`DeliveryStore.claim_due_deliveries`)."""
-    await dialect.generic_plans(connection)
     excluded = request.excluded_subscriptions
-    if excluded and not await _others_enabled(connection, excluded):
+    if excluded and not await _others_enabled(read, dialect, excluded):
         return []
     scan = _due_scan(dialect, excluded)
-    chosen = await _pick_due(connection, scan, request.now, request.limit, request.per_subscription)
-    chosen = await _in_publishing_order(connection, dialect, request.now, chosen)
+    chosen = await _pick_due(read, scan, request.now, request.limit, request.per_subscription)
+    chosen = await _in_publishing_order(read, dialect, request.now, chosen)
     if not chosen:
         return []
     chosen_ids = [id_ for id_, _sub, _via in chosen]
     lease = claim_due_statement(dialect)
-    claimed = await _lease_with_payloads(connection, dialect, lease, chosen_ids, request)
+    claimed = await _lease_with_payloads(read, dialect, lease, chosen_ids, request)
     return claimed_deliveries(claimed)
 
 
@@ -76,12 +68,12 @@ def chosen_announced(announced: Announced, request: ClaimRequest) -> list[str]:
 
 
 async def claim_listed(
-    connection: AsyncConnection, dialect: StoreDialect, delivery_ids: Sequence[str], request: ClaimRequest
+    read: Reader, dialect: StoreDialect, delivery_ids: Sequence[str], request: ClaimRequest
 ) -> list[ClaimedDelivery]:
     """Lease those of `delivery_ids` still pending, due and of an enabled webhook subscription, with their payloads."""
     lease = claim_announced_statement(dialect)
     window = announced_events_window(delivery_ids)
-    claimed = await _lease_with_payloads(connection, dialect, lease, delivery_ids, request, window)
+    claimed = await _lease_with_payloads(read, dialect, lease, delivery_ids, request, window)
     return claimed_deliveries(claimed)
 
 
@@ -111,12 +103,13 @@ def claimed_deliveries(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedDelivery]
     ]
 
 
-def _due_scan(dialect: StoreDialect, excluded: Collection[str]) -> Select[str, str, str]:
+def _due_scan(dialect: StoreDialect, excluded: Collection[str]) -> Read:
     """Due deliveries in due order: (id, subscription id, via), for `_pick_due` to cap and limit; rows another
-    worker is claiming are skipped (`StoreDialect.skip_locked`). `now` is bound as "now"."""
+    worker is claiming are skipped (`StoreDialect.skip_locked`). `now` and `window` (how many) are still to bind."""
     if not excluded:
-        return _every_due_scan(dialect)
-    return _in_due_order(dialect, _due_rows().where(deliveries.c.subscription_id.not_in(list(excluded))))
+        return Read(_every_due_scan(dialect), {})
+    # Leaving subscriptions out, it walks past all of their due rows (`_others_enabled`).
+    return Read(_scan_leaving_out(dialect), {"ids": dialect.ids_value(excluded)}, bounded=False)
 
 
 # Built once per dialect: a worker claims with it after every wake-up, and building a statement cost a claim more
@@ -124,6 +117,12 @@ def _due_scan(dialect: StoreDialect, excluded: Collection[str]) -> Select[str, s
 @functools.cache
 def _every_due_scan(dialect: StoreDialect) -> Select[str, str, str]:
     return _in_due_order(dialect, _due_rows())
+
+
+# Built once per dialect, as the due scan. The subscriptions left out are bound as `ids`.
+@functools.cache
+def _scan_leaving_out(dialect: StoreDialect) -> Select[str, str, str]:
+    return _in_due_order(dialect, _due_rows().where(~dialect.one_of(deliveries.c.subscription_id, None)))
 
 
 def _due_rows() -> Select[Any]:
@@ -140,12 +139,13 @@ def _due_rows() -> Select[Any]:
 
 
 def _in_due_order(dialect: StoreDialect, scan: Select[Any]) -> Select[Any]:
-    # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity.
-    ordered = scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+    # Ties on the due time go by id, which is publish order: a batch's events keep their order per entity. The
+    # limit is bound too, so that the statement is the same for every window (compiled once).
+    ordered = scan.order_by(deliveries.c.next_attempt_at, deliveries.c.id).limit(bindparam("window", type_=Integer))
     return dialect.skip_locked(ordered, deliveries)
 
 
-async def _others_enabled(connection: AsyncConnection, excluded: Collection[str]) -> bool:
+async def _others_enabled(read: Reader, dialect: StoreDialect, excluded: Collection[str]) -> bool:
     """Whether any enabled subscription is left besides `excluded`.
 
     When none is, the scan is not run: leaving subscriptions out, it walks past all of their due rows, and
@@ -153,15 +153,19 @@ async def _others_enabled(connection: AsyncConnection, excluded: Collection[str]
     lock, and 0.4-1.3 s on PostgreSQL (a sequential scan, as the statistics say nothing else is left), once
     a second, for nothing.
     """
-    others = select(subscriptions.c.id).where(
-        subscriptions.c.enabled.is_(True), subscriptions.c.id.not_in(list(excluded))
-    )
-    return (await connection.execute(others.limit(1))).first() is not None
+    return bool(await read(Read(_another_enabled(dialect), {"ids": dialect.ids_value(excluded)})))
+
+
+# Built once per dialect, as the due scan. The subscriptions left out are bound as `ids`.
+@functools.cache
+def _another_enabled(dialect: StoreDialect) -> Select[str]:
+    others = ~dialect.one_of(subscriptions.c.id, None)
+    return select(subscriptions.c.id).where(subscriptions.c.enabled.is_(True), others).limit(1)
 
 
 async def _pick_due(
-    connection: AsyncConnection,
-    scan: Select[str, str, str],
+    read: Reader,
+    scan: Read,
     now: datetime,
     limit: int,
     per_subscription: Mapping[str, int],
@@ -175,7 +179,7 @@ async def _pick_due(
     caps = {str(via): cap for via, cap in per_subscription.items()}
     chosen: list[tuple[str, str, str]] = []
     for window in (limit, limit * _SCAN_FACTOR):
-        rows = (await connection.execute(scan.limit(window), {"now": now})).all()
+        rows = await read(replace(scan, parameters={**scan.parameters, "now": now, "window": window}))
         chosen, capped = _within_caps(rows, limit, caps, min(caps.values()))
         if len(chosen) == limit or not capped or len(rows) < window:
             break
@@ -202,7 +206,7 @@ def _within_caps(
 
 
 async def _in_publishing_order(
-    connection: AsyncConnection, dialect: StoreDialect, now: datetime, chosen: list[tuple[str, str, str]]
+    read: Reader, dialect: StoreDialect, now: datetime, chosen: list[tuple[str, str, str]]
 ) -> list[tuple[str, str, str]]:
     """`chosen` with each Kafka subscription's rows replaced by as many of its oldest pending rows, up to the
     first one that is not due: one entity's records are retried in publishing order (issue 24).
@@ -218,13 +222,9 @@ async def _in_publishing_order(
             wanted[subscription_id] = wanted.get(subscription_id, 0) + 1
     if not wanted:
         return chosen
-    pending = (
-        select(deliveries.c.subscription_id, deliveries.c.id, (deliveries.c.next_attempt_at <= now).label("due"))
-        .where(deliveries.c.subscription_id.in_(list(wanted)), deliveries.c.status == DeliveryStatus.PENDING.value)
-        .order_by(deliveries.c.subscription_id, deliveries.c.id)
-    )
-    rows = (await connection.execute(pending)).all()
-    free = await dialect.unlocked(connection, pending.with_only_columns(deliveries.c.id), deliveries)
+    values = {"ids": dialect.ids_value(wanted), "now": now}
+    rows = await read(Read(_pending_of(dialect), values))
+    free = await dialect.unlocked(read, _pending_of(dialect).with_only_columns(deliveries.c.id), values, deliveries)
     heads: list[tuple[str, str, str]] = []
     blocked: set[str] = set()
     for subscription_id, id_, due in rows:
@@ -236,8 +236,20 @@ async def _in_publishing_order(
     return [row for row in chosen if row[2] != Via.KAFKA.value] + heads
 
 
+# Built once per dialect, as the due scan: (subscription id, id, whether due) of the pending rows of the
+# subscriptions bound as `ids`, in publishing order; `now` is bound.
+@functools.cache
+def _pending_of(dialect: StoreDialect) -> Select[str, str, bool]:
+    now = bindparam("now", type_=deliveries.c.next_attempt_at.type)
+    return (
+        select(deliveries.c.subscription_id, deliveries.c.id, (deliveries.c.next_attempt_at <= now).label("due"))
+        .where(dialect.one_of(deliveries.c.subscription_id, None), deliveries.c.status == DeliveryStatus.PENDING.value)
+        .order_by(deliveries.c.subscription_id, deliveries.c.id)
+    )
+
+
 async def _lease_with_payloads(
-    connection: AsyncConnection,
+    read: Reader,
     dialect: StoreDialect,
     lease: Update,
     delivery_ids: Sequence[str],
@@ -251,12 +263,13 @@ async def _lease_with_payloads(
     values = lease_values(dialect, delivery_ids, request)
     if dialect.updates_in_with and events_window is not None:
         values["events_from"], values["events_to"] = events_window
-        rows = (await connection.execute(with_payloads_within(lease), values)).all()
-        return await _with_missing_payloads(connection, dialect, sorted(tuple(row) for row in rows))
+        rows = await read(Read(with_payloads_within(lease), values))
+        return await _with_missing_payloads(read, dialect, sorted(rows))
     if dialect.updates_in_with:
-        return sorted(tuple(row) for row in (await connection.execute(_with_payloads(lease), values)).all())
-    claimed = await claim_due(connection, lease, values)
-    payloads = await _event_payloads(connection, dialect, {row[1] for row in claimed})
+        return sorted(await read(Read(_with_payloads(lease), values)))
+    # (id, event id, subscription id, event name, attempt count, attempt limit), in id order (publish order).
+    claimed = sorted(await read(Read(lease, values)))
+    payloads = await _event_payloads(read, dialect, {row[1] for row in claimed})
     return [(*row, *payloads[row[1]]) for row in claimed]
 
 
@@ -285,13 +298,13 @@ def with_payloads_within(lease: Update) -> Select[Any]:
 
 
 async def _with_missing_payloads(
-    connection: AsyncConnection, dialect: StoreDialect, rows: list[tuple[Any, ...]]
+    read: Reader, dialect: StoreDialect, rows: list[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
     """`rows` with the payloads a windowed join left out read apart (an event older than its window)."""
     missing = missing_payloads(rows)
     if not missing:
         return rows
-    return with_payloads_read(rows, await _event_payloads(connection, dialect, missing))
+    return with_payloads_read(rows, await _event_payloads(read, dialect, missing))
 
 
 def missing_payloads(rows: Sequence[tuple[Any, ...]]) -> set[str]:
@@ -314,9 +327,9 @@ def announced_events_window(delivery_ids: Sequence[str]) -> tuple[str, str]:
 
 
 async def _event_payloads(
-    connection: AsyncConnection, dialect: StoreDialect, event_ids: Collection[str]
+    read: Reader, dialect: StoreDialect, event_ids: Collection[str]
 ) -> dict[str, tuple[bytes, str | None, datetime]]:
-    rows = (await connection.execute(payloads_statement(dialect), {"ids": dialect.ids_value(event_ids)})).all()
+    rows = await read(Read(payloads_statement(dialect), {"ids": dialect.ids_value(event_ids)}))
     return {event_id: (bytes(payload), entity_id, received_at) for event_id, payload, entity_id, received_at in rows}
 
 

@@ -57,8 +57,9 @@ class DeliveryStore(DeliveryLog):
         A lease is a `next_attempt_at` in the future: if the worker dies, the delivery falls due again when
         the lease runs out and another worker takes it.
         """
-        async with self._database.transaction() as connection:
-            return await claim_scanned(connection, self._database.dialect, request)
+        dialect = self._database.dialect
+        async with dialect.claim_transaction(self._database) as read:
+            return await claim_scanned(read, dialect, request)
 
     @property
     def claims_announced_in_one_statement(self) -> bool:
@@ -79,8 +80,9 @@ class DeliveryStore(DeliveryLog):
         if not delivery_ids:
             return []
         if not self.claims_announced_in_one_statement:
-            async with self._database.transaction() as connection:
-                return await claim_listed(connection, self._database.dialect, delivery_ids, request)
+            dialect = self._database.dialect
+            async with dialect.claim_transaction(self._database) as read:
+                return await claim_listed(read, dialect, delivery_ids, request)
         if self._claims is None:
             self._claims = ClaimConnection(self._database.engine)
         return await self._claims.claim_listed(

@@ -167,16 +167,6 @@ def delete_unsent_after_a_move(dialect: StoreDialect, subscription_id: str, even
     return Statement(statement, {})
 
 
-async def claim_due(
-    connection: AsyncConnection, lease: Update, values: dict[str, Any]
-) -> list[tuple[str, str, str, str, int, int | None]]:
-    """Lease deliveries by `lease` (`claim_due_statement` or `claim_announced_statement`) with `values`
-    (`claim_due_values`), those still due; returns the leased rows' (id, event id, subscription id, event name,
-    attempt count, attempt limit), in id order (publish order)."""
-    # Plain tuples: a thousand rows are read with no per-field lookups.
-    return sorted(tuple(row) for row in (await connection.execute(lease, values)).all())
-
-
 def claim_due_values(
     dialect: StoreDialect, delivery_ids: Sequence[str], worker_id: str, now: datetime, lease_until: datetime
 ) -> dict[str, Any]:
@@ -195,7 +185,8 @@ def claim_due_values(
 # `until` are bound.
 @functools.cache
 def claim_due_statement(dialect: StoreDialect) -> Update:
-    """`claim_due`'s UPDATE ... RETURNING, for a caller that reads more with it (a WITH on PostgreSQL)."""
+    """The lease of the listed deliveries still due, an UPDATE ... RETURNING their (id, event id, subscription id,
+    event name, attempt count, attempt limit), for a caller that may read more with it (a WITH on PostgreSQL)."""
     moment = deliveries.c.next_attempt_at.type
     now = bindparam("now", type_=moment)
     return (

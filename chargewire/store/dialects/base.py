@@ -79,13 +79,17 @@ class WakeHooks:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """A statement whose rows a transaction's last writes are made from: a SELECT, or a write with RETURNING.
+    """A statement whose rows a transaction reads (through a `Reader`): a SELECT, or a write with RETURNING; a
+    publish's last writes are made from them, a claim's lease from its scan.
 
-    Built once (a module constant) with its values bound by name, so that it is compiled once.
+    Its statement is built once (a module constant, or cached per dialect) with its values bound by name, so that
+    it is compiled once.
     """
 
-    statement: Select[Any] | UpdateBase
+    statement: Select[*tuple[Any, ...]] | UpdateBase
     parameters: Mapping[str, Any]
+    # False for a read that may walk past many rows to find few: SQLite never runs it in the event loop's thread.
+    bounded: bool = True
 
 
 # The rows each read returned, as tuples of Python values.
@@ -191,8 +195,14 @@ class StoreDialect(Protocol):
         """The value `one_of` binds for `ids`."""
         ...
 
-    async def generic_plans(self, connection: AsyncConnection) -> None:
-        """Plan the rest of this transaction's statements for any values, not for the values bound."""
+    def claim_transaction(self, database: Database) -> AbstractAsyncContextManager[Reader]:
+        """A worker's claim: a write transaction of its own, committed when the block ends without an error, whose
+        statements (SELECTs, writes with RETURNING) run one at a time through the `Reader` it gives.
+
+        PostgreSQL plans them for any values (a generic plan), not for the values bound. SQLite runs them straight
+        on the writers' driver connection, each in the event loop's thread when it need not wait there
+        (`sqlite_engine.commit_after_reads`): through SQLAlchemy a claim was four trips to the driver's thread.
+        """
         ...
 
     async def lone_read(self, connection: AsyncConnection) -> None:
@@ -203,9 +213,9 @@ class StoreDialect(Protocol):
         """`query`, locking the rows of `of` it reads and passing over those another worker has locked."""
         ...
 
-    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str] | None:
-        """What `query` reads of rows of `of` that no other worker has locked, locking them; None where no
-        other worker can hold a row lock."""
+    async def unlocked(self, read: Reader, query: Select[str], values: Mapping[str, Any], of: Table) -> set[str] | None:
+        """What `query` reads with `values`, through `read`, of rows of `of` that no other worker has locked, locking
+        them; None where no other worker can hold a row lock."""
         ...
 
     async def insert_rows(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from chargewire.store.dialects.base import (
     Read,
+    Reader,
     ReadRows,
     SelectT,
     StoreDialect,
@@ -85,15 +87,18 @@ class PostgreSQLDialect:
         """`ids` as a list, which asyncpg binds as an array."""
         return list(ids)
 
-    async def generic_plans(self, connection: AsyncConnection) -> None:
-        """`SET LOCAL plan_cache_mode = force_generic_plan`, for this transaction only.
+    @contextlib.asynccontextmanager
+    async def claim_transaction(self, database: Database) -> AsyncIterator[Reader]:
+        """A transaction with `SET LOCAL plan_cache_mode = force_generic_plan`, its statements read as tuples.
 
         The due scan's first five runs on each connection are planned for the bound time (custom plans). Right
         after a burst of inserts the partitions' statistics are stale, and that plan reads every due row of the
         partition by bitmap scan and sorts them on disk (30-40 ms with 30,000 due), where the generic plan walks
         the due index of each partition in order (a Merge Append) and stops at the limit (~4 ms).
         """
-        await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        async with database.transaction() as connection:
+            await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            yield _reader(connection)
 
     async def lone_read(self, connection: AsyncConnection) -> None:
         """Autocommit for this checkout only: one statement is its own snapshot, so the BEGIN and ROLLBACK
@@ -105,9 +110,9 @@ class PostgreSQLDialect:
         """`query ... FOR UPDATE OF of SKIP LOCKED`: workers pass over the rows another worker is claiming."""
         return query.with_for_update(skip_locked=True, of=of)
 
-    async def unlocked(self, connection: AsyncConnection, query: Select[str], of: Table) -> set[str]:
+    async def unlocked(self, read: Reader, query: Select[str], values: Mapping[str, Any], of: Table) -> set[str]:
         """What `query` reads of rows of `of` no other worker has locked (SKIP LOCKED), locking them."""
-        return set((await connection.execute(self.skip_locked(query, of))).scalars().all())
+        return {row[0] for row in await read(Read(self.skip_locked(query, of), values))}
 
     async def insert_rows(
         self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
@@ -162,9 +167,7 @@ class PostgreSQLDialect:
         """Run each read, then the writes made from their rows (a few rows by one INSERT each, not COPY); no guess
         is taken here, as other writers run beside: a publish's is checked in one statement (`guessed_publisher`)."""
 
-        async def read(statement: Read) -> list[tuple[Any, ...]]:
-            return [tuple(row) for row in await connection.execute(statement.statement, statement.parameters)]
-
+        read = _reader(connection)
         rows = [await read(statement) for statement in reads]
         for write in await writes_from(rows, read):
             if isinstance(write, ColumnInsert) and 0 < len(write.values[0]) < COPY_FROM_ROWS:
@@ -278,3 +281,12 @@ _unnested_insert_unbounded = functools.partial(_unnest_into, bounded=False)
 
 
 POSTGRESQL: StoreDialect = PostgreSQLDialect()
+
+
+def _reader(connection: AsyncConnection) -> Reader:
+    """Runs a `Read` in `connection`'s transaction, its rows as tuples."""
+
+    async def read(statement: Read) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await connection.execute(statement.statement, statement.parameters)]
+
+    return read

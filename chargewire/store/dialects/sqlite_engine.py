@@ -119,27 +119,37 @@ async def commit_statements(driver_connection: Any, steps: Sequence[Step]) -> li
 
 
 async def commit_after_reads(
-    driver_connection: Any, reads: Sequence[Step], guess: list[list[Any]] | None, writes: Sequence[Step]
+    driver_connection: Any,
+    reads: Sequence[Step],
+    guess: list[list[Any]] | None,
+    writes: Sequence[Step],
+    *,
+    here: bool = True,
 ) -> tuple[list[list[Any]], bool]:
     """Run `reads`, then, if they returned `guess`, `writes` and commit, in one trip; returns the rows read and
     whether it wrote and committed. When the rows differ from the guess (or there is none), the transaction is
-    left open after the reads, for writes made from the rows read."""
-    returned, read = await _run_in_one_trip(driver_connection, reads, guess, writes)
+    left open after the reads, for writes made from the rows read. Not `here`: in the driver's thread even when
+    the event loop's could run them (reads that may walk far, which would hold the loop up)."""
+    returned, read = await _run_in_one_trip(driver_connection, reads, guess, writes, here)
     if returned is None:
         raise RuntimeError("a one-trip commit after reads has no step that must change rows")
     return read, len(returned) == len(writes) and read == guess
 
 
 async def _run_in_one_trip(
-    driver_connection: Any, reads: Sequence[Step], guess: list[list[Any]] | None, writes: Sequence[Step]
+    driver_connection: Any,
+    reads: Sequence[Step],
+    guess: list[list[Any]] | None,
+    writes: Sequence[Step],
+    here: bool = True,
 ) -> tuple[list[list[Any]] | None, list[list[Any]]]:
     if not isinstance(driver_connection, OneTripConnection):
         raise TypeError(f"a one-trip commit needs a SQLite connection of this module, not {driver_connection!r}")
     begin, driver_connection.pending_begin = driver_connection.pending_begin, None
     try:
-        here = _commit_steps_here(driver_connection, begin, reads, guess, writes)
+        ran = _commit_steps_here(driver_connection, begin, reads, guess, writes) if here else None
         outcome: tuple[list[list[Any]] | None, list[list[Any]]] = (
-            here if here is not None else await driver_connection.run(_commit_steps, begin, reads, guess, writes)
+            ran if ran is not None else await driver_connection.run(_commit_steps, begin, reads, guess, writes)
         )
     except BaseException:
         if begin is not None and not driver_connection.in_transaction:

@@ -20,7 +20,7 @@ from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.backlog import partition_by_day, pile_up_pending
-from tests.support.plans import driver_queries, plan_of, sent_statements
+from tests.support.plans import driver_queries, driver_steps, plan_of, sent_statements
 
 BOOT = load_event_types()["BootNotification"].example
 CAPS = {Via.WEBHOOK: 3, Via.KAFKA: 100}
@@ -102,6 +102,37 @@ async def test_excluded_and_disabled_subscriptions_have_nothing_claimed(
 
     assert {delivery.subscription_id for delivery in claimed} == {open_one}
     assert len(claimed) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_claim_on_sqlite_sends_its_scan_lease_and_payload_read_straight_on_the_driver_past_sqlalchemy(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    await _subscribe(runtime, Via.WEBHOOK, "hooks")
+    await runtime.publisher.publish(boots[:3])
+
+    with sent_statements(runtime.database, "", steps=False) as through_cursor, driver_steps(runtime.database) as steps:
+        claimed = await _claim(runtime, 3)
+
+    assert [delivery.entity_id for delivery in claimed] == ["5000", "5001", "5002"]
+    assert through_cursor == []
+    assert [step.sql.split(maxsplit=1)[0] for step in steps] == ["SELECT", "UPDATE", "SELECT"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_claim_on_sqlite_leaving_subscriptions_out_walks_past_their_rows_in_the_driver_s_thread_not_the_loop_s(
+    runtime: Runtime, boots: list[dict[str, object]]
+) -> None:
+    saturated = await _subscribe(runtime, Via.WEBHOOK, "saturated")
+    open_one = await _subscribe(runtime, Via.WEBHOOK, "open")
+    await runtime.publisher.publish(boots[:2])
+
+    with driver_steps(runtime.database) as steps:
+        claimed = await _claim(runtime, 100, excluded=(saturated,))
+
+    assert {delivery.subscription_id for delivery in claimed} == {open_one}
+    scans = [step for step in steps if step.sql.startswith("SELECT deliveries.id, deliveries.subscription_id")]
+    assert [step.in_event_loop for step in scans] == [False]
 
 
 async def _ordered_rows(runtime: Runtime, boots: list[dict[str, object]], waiting: int, later_due: int) -> str:

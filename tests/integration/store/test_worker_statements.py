@@ -74,7 +74,7 @@ async def test_a_success_makes_a_failing_subscription_healthy_again_without_a_st
 ) -> None:
     claimed, subscription_id = await _claimed_of_a_failing_subscription(runtime, 2)
 
-    with sent_statements(runtime.database, "UPDATE subscriptions") as health_apart:
+    with sent_statements(runtime.database, "UPDATE subscriptions", steps=False) as health_apart:
         await runtime.delivery_store.record_attempts([_delivered(delivery) for delivery in claimed])
 
     assert await _failing_since(runtime, subscription_id) is None
@@ -105,7 +105,10 @@ async def test_a_record_s_failures_are_rescheduled_each_with_its_own_values_in_o
         for i, delivery in enumerate(claimed)
     ]
 
-    with sent_statements(runtime.database, "") as through_sqlalchemy, driver_queries(runtime.database) as on_driver:
+    with (
+        sent_statements(runtime.database, "", steps=False) as through_sqlalchemy,
+        driver_queries(runtime.database) as on_driver,
+    ):
         await runtime.delivery_store.record_attempts(failed)
 
     for record in failed:
