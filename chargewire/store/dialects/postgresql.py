@@ -280,9 +280,6 @@ _unnested_insert = functools.partial(_unnest_into, bounded=True)
 _unnested_insert_unbounded = functools.partial(_unnest_into, bounded=False)
 
 
-POSTGRESQL: StoreDialect = PostgreSQLDialect()
-
-
 def _reader(connection: AsyncConnection) -> Reader:
     """Runs a `Read` in `connection`'s transaction, its rows as tuples."""
 
@@ -290,3 +287,6 @@ def _reader(connection: AsyncConnection) -> Reader:
         return [tuple(row) for row in await connection.execute(statement.statement, statement.parameters)]
 
     return read
+
+
+POSTGRESQL: StoreDialect = PostgreSQLDialect()

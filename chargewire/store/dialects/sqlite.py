@@ -132,7 +132,6 @@ class SQLiteDialect:
 
     async def unlocked(self, read: Reader, query: Select[str], values: Mapping[str, Any], of: Table) -> None:
         """None: no other writer runs while this one holds the write lock."""
-        return
 
     async def insert_rows(
         self, connection: AsyncConnection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
