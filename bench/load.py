@@ -48,7 +48,14 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import bench_server, machine_busy_seconds, python_reference_ms, tree_cpu_s, write_result
+from bench.common import (
+    WakeReference,
+    bench_server,
+    machine_busy_seconds,
+    python_reference_ms,
+    tree_cpu_s,
+    write_result,
+)
 from bench.kafka import one_kb_payloads
 from bench.load_peers import PublisherRun, check_signatures, publish, refused_signatures, running_signing_receiver
 from bench.load_probe import PROBE_FOLDER_ENV, read_records, summarise
@@ -181,7 +188,8 @@ def measure(
     receiver = stack.receiver
     receiver.reset()
     # The host's speed moves by up to 2x within an hour (this process's reference: 35 to 69 ms), with no steal to
-    # show it, and an event's CPU at 200/s with it: each measure names the speed it ran at.
+    # show it, and an event's CPU at 200/s with it: each measure names the speed it ran at, and what a wake-up cost
+    # the host while it ran (`WakeReference`), which moves by as much within minutes while the reference stays put.
     reference_ms = python_reference_ms()
     load = os.getloadavg()[0]
     cpu_before = {name: tree_cpu_s(pids) for name, pids in stack.groups.items()}
@@ -189,6 +197,7 @@ def measure(
     with (
         RssSampler({name: pids for name, pids in stack.groups.items() if pids}) as rss,
         profiled(stack.groups["chargewire"], seconds, profile),
+        WakeReference() as wake,
     ):
         run = _publish(stack, rate, seconds, batch, sequence.take(round(rate * seconds) + batch))
         expected = set(run.published)
@@ -223,6 +232,7 @@ def measure(
         "peak_rss_mb": rss.peaks_mb(),
         "load_average_before": round(load, 2),
         "python_reference_ms": reference_ms,
+        "wake_reference_us": wake.us_per_round_trip(),
     } | probed
 
 

@@ -31,8 +31,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = [
         "| store | configuration | events per request | events/s | p50 / p99 / max ms | "
         "CPU ms per event: chargewire | PostgreSQL | peak RSS MB: chargewire | lost / duplicates | load before | "
-        "Python reference ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Python reference ms | wake reference µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, mode, _style, rate, measure in rows(results):
         cpu = measure["cpu_ms_per_event"]
@@ -41,7 +41,7 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"| {backend} | {MODE_LABELS[mode]} | {measure['events_per_request']} | {rate:,} | {_latency(measure)} | "
             f"{cpu['chargewire']:.2f} | {postgresql} | {measure['peak_rss_mb'].get('chargewire', '?')} | "
             f"{measure['lost']} / {measure['duplicates']} | {measure['load_average_before']} | "
-            f"{measure.get('python_reference_ms', '-')} |"
+            f"{measure.get('python_reference_ms', '-')} | {measure.get('wake_reference_us') or '-'} |"
         )
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ def measure_factory(rate: int, batch: int, chargewire_ms: float, postgresql_ms: 
         "duplicates": 0,
         "load_average_before": 1.5,
         "python_reference_ms": 36.1,
+        "wake_reference_us": 92.4,
     }
 
 
@@ -42,14 +43,26 @@ def test_table_has_a_row_per_measure_with_postgresql_cpu_only_on_postgresql() ->
     table = markdown_table(RESULTS).splitlines()
 
     assert len(table) == 2 + 3
-    assert table[2] == "| sqlite | `serve` | 1 | 50 | 4.2 / 12.5 / 30.1 | 7.28 | - | 150.2 | 0 / 0 | 1.5 | 36.1 |"
+    assert (
+        table[2] == "| sqlite | `serve` | 1 | 50 | 4.2 / 12.5 / 30.1 | 7.28 | - | 150.2 | 0 / 0 | 1.5 | 36.1 | 92.4 |"
+    )
     assert "| 2,000 | 4.2 / 12.5 / 30.1 | 0.70 | 0.25 |" in table[4]
 
 
 def test_a_measure_from_before_the_python_reference_shows_a_dash_in_its_column() -> None:
     older = measure_factory(200, 1, 1.5)
     del older["python_reference_ms"]
+    del older["wake_reference_us"]
 
     [row] = markdown_table({"sqlite": {"serve": {"single": {"200": older}}}}).splitlines()[2:]
 
-    assert row.endswith("| 1.5 | - |")
+    assert row.endswith("| 1.5 | - | - |")
+
+
+def test_a_measure_from_before_the_wake_reference_shows_a_dash_in_its_column() -> None:
+    older = measure_factory(200, 1, 1.5)
+    del older["wake_reference_us"]
+
+    [row] = markdown_table({"sqlite": {"serve": {"single": {"200": older}}}}).splitlines()[2:]
+
+    assert row.endswith("| 1.5 | 36.1 | - |")

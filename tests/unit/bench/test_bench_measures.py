@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
+import time
 
-from bench.common import CLOCK_TICKS_PER_S, cpu_ticks_from_stat, python_build, tree_cpu_s
+from bench.common import CLOCK_TICKS_PER_S, WakeReference, cpu_ticks_from_stat, python_build, tree_cpu_s
 from bench.paced import latency_tag, percentiles
 
 
@@ -63,3 +64,14 @@ def test_results_name_the_running_interpreter_and_whether_it_runs_from_libpython
     with open("/proc/self/maps") as maps:
         assert build["libpython_shared"] == (library in maps.read())
     assert build["reference_ms"] > 0
+
+
+def test_a_wake_reference_gives_the_cpu_of_both_sides_per_round_trip_once_its_block_ends() -> None:
+    with WakeReference(pace_s=0.005) as wake:
+        assert wake.us_per_round_trip() is None
+        time.sleep(0.3)
+
+    cost = wake.us_per_round_trip()
+    # A round trip is two process wake-ups and two small writes: microseconds to a few hundred, never a millisecond.
+    assert cost is not None
+    assert 1 < cost < 1000
