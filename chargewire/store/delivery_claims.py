@@ -224,7 +224,7 @@ async def _in_publishing_order(
         return chosen
     values = {"ids": dialect.ids_value(wanted), "now": now}
     rows = await read(Read(_pending_of(dialect), values))
-    free = await dialect.unlocked(read, _pending_of(dialect).with_only_columns(deliveries.c.id), values, deliveries)
+    free = await dialect.unlocked(read, _pending_ids_of(dialect), values, deliveries)
     heads: list[tuple[str, str, str]] = []
     blocked: set[str] = set()
     for subscription_id, id_, due in rows:
@@ -246,6 +246,12 @@ def _pending_of(dialect: StoreDialect) -> Select[str, str, bool]:
         .where(dialect.one_of(deliveries.c.subscription_id, None), deliveries.c.status == DeliveryStatus.PENDING.value)
         .order_by(deliveries.c.subscription_id, deliveries.c.id)
     )
+
+
+# Built once per dialect: `_pending_of`'s ids alone, for `StoreDialect.unlocked`.
+@functools.cache
+def _pending_ids_of(dialect: StoreDialect) -> Select[str]:
+    return _pending_of(dialect).with_only_columns(deliveries.c.id)
 
 
 async def _lease_with_payloads(
