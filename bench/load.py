@@ -22,9 +22,12 @@ Per rate and publishing style:
   duplicates (requests whose webhook-id came before, and events received twice), and webhooks whose signatures
   did not verify (the receiver checks both against the subscription's keys).
 
-The machine's load average before each measure is recorded: it is shared with other work.
+The machine's load average before each measure is recorded: it is shared with other work. The host's speed moves
+within minutes, so the whole run is made `--passes` times (3 unless told), each on fresh processes, and each
+figure is the median of its passes, with every pass kept beside it (`bench.load_passes`): counts of events,
+losses and duplicates are summed, maxima and peaks are the largest.
 Usage: python -m bench.load [--seconds 20] [--rates 50,200,800,2000] [--backends sqlite,postgresql]
-       [--modes serve,worker] [--publishing single,batch10] [--no-save] [--profile DIR] [--probe DIR]
+       [--modes serve,worker] [--publishing single,batch10] [--passes 3] [--no-save] [--profile DIR] [--probe DIR]
 With --profile DIR, py-spy samples chargewire's processes during each measure (collapsed stacks in DIR, read
 with `python -m bench.profile_summary`); such a run's figures include py-spy's cost, so they are not saved.
 With --probe DIR, `bench.load_probe` runs inside chargewire's processes and each measure gets a "probe" summary:
@@ -57,6 +60,7 @@ from bench.common import (
     write_result,
 )
 from bench.kafka import one_kb_payloads
+from bench.load_passes import combined_results
 from bench.load_peers import PublisherRun, check_signatures, publish, refused_signatures, running_signing_receiver
 from bench.load_probe import PROBE_FOLDER_ENV, read_records, summarise
 from bench.load_report import markdown_table, write_plot
@@ -67,6 +71,7 @@ from tests.support.processes import stop_process
 
 EVENT_NAME = "SessionMeterValuesNotification"
 RATES = (50, 200, 800, 2000)
+PASSES = 3
 MODES = {"serve": 0, "worker": 1}  # mode -> `chargewire worker` processes beside the API (0: `serve` delivers)
 PUBLISHING = {"single": 1, "batch10": 10}  # style -> events per request
 WARM_UP_RATE, WARM_UP_S = 100, 2
@@ -285,6 +290,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--modes", default=",".join(MODES), help="serve (API with its worker), worker (API + 1)")
     parser.add_argument("--publishing", default=",".join(PUBLISHING), help="single, batch10")
+    parser.add_argument("--passes", type=int, default=PASSES, help="how many times the whole run is made")
     parser.add_argument("--no-save", action="store_true", help="print the results; leave bench/results alone")
     parser.add_argument(
         "--profile", type=Path, help="a folder for py-spy profiles of each measure (bench.profile_summary)"
@@ -296,6 +302,8 @@ def _parse_args() -> argparse.Namespace:
     for folder in (options.profile, options.probe):
         if folder:
             folder.mkdir(parents=True, exist_ok=True)
+    if options.passes < 1:
+        parser.error("--passes: at least 1")
     options.rates = [int(rate) for rate in options.rates.split(",")]
     options.backends = options.backends.split(",")
     options.modes = options.modes.split(",")
@@ -313,19 +321,27 @@ def _probe_started_processes(folder: Path) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBE_PATH), os.environ.get("PYTHONPATH")]))
 
 
+def run_pass(options: argparse.Namespace, number: int) -> dict[str, Any]:
+    """Every backend and mode once, each on fresh processes and a fresh database."""
+    print(f"-- pass {number} of {options.passes}", file=sys.stderr, flush=True)
+    results: dict[str, Any] = {}
+    for name in options.backends:
+        with open_backend(name) as backend, running_signing_receiver() as receiver:
+            results[name] = {mode: run_mode(backend, receiver, mode, options) for mode in options.modes}
+    return results
+
+
 def main() -> None:
     """Run every configuration and write bench/results/load.json and bench/results/load.svg."""
     options = _parse_args()
     if options.probe:
         _probe_started_processes(options.probe)
-    results: dict[str, Any] = {}
-    for name in options.backends:
-        with open_backend(name) as backend, running_signing_receiver() as receiver:
-            results[name] = {mode: run_mode(backend, receiver, mode, options) for mode in options.modes}
+    results = combined_results([run_pass(options, number) for number in range(1, options.passes + 1)])
     summary = {
         "payload_bytes": PAYLOAD_BYTES,
         "event": EVENT_NAME,
         "subscriptions": 1,
+        "passes": options.passes,
         "load_average_after": round(os.getloadavg()[0], 2),
         "results": results,
     }

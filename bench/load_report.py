@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bench.common import RESULTS_DIR
+from bench.load_passes import spread
 from bench.svg_chart import COLOURS, Panel, Series, render
 
 MODE_LABELS = {"serve": "`serve`", "worker": "`serve --no-worker` + 1 `worker`"}
@@ -26,6 +27,13 @@ def _latency(measure: dict[str, Any]) -> str:
     return f"{latency.get('p50', '?')} / {latency.get('p99', '?')} / {latency.get('max', '?')}"
 
 
+def _cpu(measure: dict[str, Any]) -> str:
+    """chargewire's CPU ms per event; over several passes, their median and (in brackets) their range."""
+    median = f"{measure['cpu_ms_per_event']['chargewire']:.2f}"
+    extremes = spread(measure, ("cpu_ms_per_event", "chargewire"))
+    return median if extremes is None else f"{median} ({extremes[0]:.2f}-{extremes[1]:.2f})"
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """One row per store, configuration, publishing style and rate."""
     lines = [
@@ -39,7 +47,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         postgresql = f"{cpu['postgresql']:.2f}" if backend == "postgresql" else "-"
         lines.append(
             f"| {backend} | {MODE_LABELS[mode]} | {measure['events_per_request']} | {rate:,} | {_latency(measure)} | "
-            f"{cpu['chargewire']:.2f} | {postgresql} | {measure['peak_rss_mb'].get('chargewire', '?')} | "
+            f"{_cpu(measure)} | {postgresql} | {measure['peak_rss_mb'].get('chargewire', '?')} | "
             f"{measure['lost']} / {measure['duplicates']} | {measure['load_average_before']} | "
             f"{measure.get('python_reference_ms', '-')} | {measure.get('wake_reference_us') or '-'} |"
         )

@@ -66,3 +66,12 @@ def test_a_measure_from_before_the_wake_reference_shows_a_dash_in_its_column() -
     [row] = markdown_table({"sqlite": {"serve": {"single": {"200": older}}}}).splitlines()[2:]
 
     assert row.endswith("| 1.5 | 36.1 | - |")
+
+
+def test_a_measure_of_several_passes_shows_their_cpu_range_beside_the_median() -> None:
+    passes = [measure_factory(200, 1, cpu) for cpu in (1.9, 1.2, 1.4)]
+    measure = measure_factory(200, 1, 1.4) | {"passes": passes}
+
+    [row] = markdown_table({"sqlite": {"serve": {"single": {"200": measure}}}}).splitlines()[2:]
+
+    assert "| 1.40 (1.20-1.90) | - |" in row
