@@ -26,31 +26,46 @@ from collections.abc import Callable
 FIRST_REPLAN_S = 10.0
 
 
+class PlanAge:
+    """When plans made since a first call are due to be made again: each time the time since that call doubles,
+    from `FIRST_REPLAN_S`."""
+
+    __slots__ = ("_again_after", "_clock", "_started")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock, self._started, self._again_after = clock, clock(), FIRST_REPLAN_S
+
+    def due(self) -> bool:
+        """Whether plans are due again now; if so, the next time is set (twice the time since the first call)."""
+        elapsed = self._clock() - self._started
+        if elapsed < self._again_after:
+            return False
+        self._again_after = max(elapsed * 2, FIRST_REPLAN_S)
+        return True
+
+
 class Replanned:
     """The statement last sent on one connection: its SQL as sent now, and its count there (calls, or rows) and the
-    time since its first call."""
+    age of its plans (`PlanAge`)."""
 
-    __slots__ = ("_again_after", "_again_at", "_clock", "_count", "_first", "_sent", "_sql", "_started")
+    __slots__ = ("_again_at", "_age", "_clock", "_count", "_first", "_sent", "_sql")
 
     def __init__(self, first: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._first, self._clock = first, clock
         self._sql = self._sent = ""
         self._count, self._again_at = 0, first
-        self._started, self._again_after = 0.0, FIRST_REPLAN_S
+        self._age = PlanAge(clock)
 
     def sql(self, sql: str, count: int = 1) -> str:
         """`sql` as to be sent now for `count` more (calls, or rows): marked anew when its count reaches twice that
-        at its last plan (the first count given at creation, at first), or the time since its first call twice that
-        at its last plan (`FIRST_REPLAN_S`, at first); another statement than the last starts both again."""
-        now = self._clock()
+        at its last plan (the first count given at creation, at first), or its plans are due by age (`PlanAge`);
+        another statement than the last starts both again."""
         if sql != self._sql:
             self._sql = self._sent = sql
             self._count, self._again_at = 0, self._first
-            self._started, self._again_after = now, FIRST_REPLAN_S
-        elapsed = now - self._started
-        if self._count >= self._again_at or elapsed >= self._again_after:
+            self._age = PlanAge(self._clock)
+        if self._age.due() or self._count >= self._again_at:
             self._sent = f"{sql} /* planned anew at {self._count} */"
             self._again_at = max(self._count * 2, self._first)
-            self._again_after = max(elapsed * 2, FIRST_REPLAN_S)
         self._count += count
         return self._sent

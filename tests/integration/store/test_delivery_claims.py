@@ -18,6 +18,8 @@ from chargewire.models import DeliveryStatus, Via
 from chargewire.runtime import Runtime
 from chargewire.store.delivery_claims import ClaimRequest
 from chargewire.store.delivery_records import ClaimedDelivery
+from chargewire.store.dialects import postgresql
+from chargewire.store.dialects.postgresql_replans import FIRST_REPLAN_S, PlanAge
 from chargewire.store.tables import deliveries, subscriptions
 from tests.support.backlog import partition_by_day, pile_up_pending
 from tests.support.plans import driver_queries, driver_steps, plan_of, sent_statements
@@ -243,6 +245,32 @@ async def test_a_claim_plans_its_statements_for_any_due_time_on_postgresql_insid
     assert len(settings) == 1
     async with runtime.database.reading() as connection:
         assert (await connection.exec_driver_sql("SHOW plan_cache_mode")).scalar() == "auto"
+
+
+async def test_a_claim_s_generic_plans_are_made_again_once_the_time_since_the_connection_s_first_claim_doubles(
+    runtime: Runtime, boots: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(postgresql, "PlanAge", lambda: PlanAge(lambda: clock[0]))
+    await _subscribe(runtime, Via.WEBHOOK, "hooks")
+    await runtime.publisher.publish(boots)
+
+    with sent_statements(runtime.database, "DISCARD PLANS") as young:
+        assert len(await _claim(runtime, 1)) == 1
+        clock[0] = FIRST_REPLAN_S / 2
+        assert len(await _claim(runtime, 1)) == 1
+    clock[0] = FIRST_REPLAN_S * 4
+    with sent_statements(runtime.database, "DISCARD PLANS") as aged:
+        claimed = [len(await _claim(runtime, 1)) for _ in range(4)]
+
+    assert claimed == [1, 1, 1, 1]
+    assert young == []
+    if runtime.database.dialect.name != "postgresql":
+        # SQLite plans a statement when it is prepared, from the tables as they are.
+        assert aged == []
+        return
+    # Generic plans are kept until an ANALYZE: made in a partition's first claims they scanned it whole after.
+    assert 1 <= len(aged) <= 4
 
 
 async def test_asking_when_the_first_delivery_falls_due_is_one_round_trip_on_postgresql_without_a_transaction_round_it(

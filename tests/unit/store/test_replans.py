@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chargewire.store.dialects.postgresql_replans import FIRST_REPLAN_S, Replanned
+from chargewire.store.dialects.postgresql_replans import FIRST_REPLAN_S, PlanAge, Replanned
 
 SQL = "SELECT 1"
 
@@ -57,3 +57,15 @@ def test_another_statement_starts_both_counts_again() -> None:
     assert replanned.sql("SELECT 2") == "SELECT 2"
     clock.now += FIRST_REPLAN_S / 2
     assert replanned.sql("SELECT 2") == "SELECT 2"
+
+
+def test_plans_are_due_each_time_the_time_since_the_first_call_doubles() -> None:
+    clock = Clock()
+    age = PlanAge(clock)
+    due = []
+    for _ in range(9):
+        clock.now += FIRST_REPLAN_S / 2
+        due.append(age.due())
+
+    # At 0.5, 1, 1.5, ... 4.5 times FIRST_REPLAN_S: due at 1, then at 2 (twice 1), then at 4.
+    assert due == [False, True, False, True, False, False, False, True, False]
