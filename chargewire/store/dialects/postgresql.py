@@ -295,7 +295,7 @@ _CLAIM_PLAN_AGES: weakref.WeakKeyDictionary[asyncpg.Connection, PlanAge] = weakr
 
 async def _plans_aged(connection: AsyncConnection) -> bool:
     """Whether the claim plans on `connection`'s driver connection are due to be made again (`PlanAge`)."""
-    driver = (await connection.get_raw_connection()).driver_connection
+    driver = await _driver_in_transaction(connection, "DISCARD PLANS")
     age = _CLAIM_PLAN_AGES.get(driver)
     if age is None:
         _CLAIM_PLAN_AGES[driver] = PlanAge()
