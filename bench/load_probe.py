@@ -165,17 +165,42 @@ def _counted_reserve(probe: Probe, original: Callable[..., Any]) -> Callable[...
     return reserve
 
 
-def _counted_claim(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
-    """`DeliveryStore.claim_due_deliveries`, counting claims and the deliveries they took."""
+def _counted_claim(probe: Probe, original: Callable[..., Any], prefix: str = "") -> Callable[..., Any]:
+    """A claim of `DeliveryStore` (`claim_due_deliveries`, `claim_announced`), counting claims and the deliveries
+    they took, as `<prefix>claims` and `<prefix>claimed`."""
 
     @functools.wraps(original)
     async def claim(*args: Any, **kwargs: Any) -> Any:
         claimed = await original(*args, **kwargs)
-        probe.count("claims")
-        probe.count("claimed", len(claimed))
+        probe.count(f"{prefix}claims")
+        probe.count(f"{prefix}claimed", len(claimed))
         return claimed
 
     return claim
+
+
+def _counted_assigned(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`Dispatcher.assigned`, counting the deliveries publishes of another process assigned to this worker."""
+
+    @functools.wraps(original)
+    def assigned(self: Any, lease: Any, deliveries: Any) -> Any:
+        probe.count("assigned", len(deliveries))
+        return original(self, lease, deliveries)
+
+    return assigned
+
+
+def _counted_hand_backs(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`DeliveryStore.release_leases`, counting its writes and the deliveries they gave back unattempted (each to be
+    claimed again)."""
+
+    @functools.wraps(original)
+    async def release_leases(self: Any, worker_id: str, delivery_ids: Any, now: Any) -> Any:
+        probe.count("hand_backs")
+        probe.count("handed_back", len(delivery_ids))
+        return await original(self, worker_id, delivery_ids, now)
+
+    return release_leases
 
 
 def _timed_trip(probe: Probe, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -299,6 +324,11 @@ _HOOKS: dict[tuple[str, str, str], Wrap] = {
     ("chargewire.store.dialects.sqlite_engine", "", "_begin_write_at_once"): _counted_busy_begins,
     ("chargewire.dispatch.dispatcher", "Dispatcher", "reserve"): _counted_reserve,
     ("chargewire.store.delivery_store", "DeliveryStore", "claim_due_deliveries"): _counted_claim,
+    ("chargewire.store.delivery_store", "DeliveryStore", "claim_announced"): partial(
+        _counted_claim, prefix="announced_"
+    ),
+    ("chargewire.dispatch.dispatcher", "Dispatcher", "assigned"): _counted_assigned,
+    ("chargewire.store.delivery_store", "DeliveryStore", "release_leases"): _counted_hand_backs,
     # Token reads (a request that missed the cache): calls, as the coroutine is made.
     ("chargewire.store.token_store", "TokenStore", "find_active_by_hash"): partial(_counted_calls, kind="token_reads"),
     # The commit watcher's looks (one `PRAGMA data_version` each) and its reads of whether work is due.
