@@ -14,8 +14,10 @@ subscription's share of it last: written due instead, it would cost a claim, and
 subscription out makes its next hand-offs wait until its buffer drains, so one refusal could bring many more. Due
 rows a claim left behind (it took a subscription's cap, or left it out) are claimed, by the usual claim, as soon as
 their subscription has room again (`left_behind_with_room`); until a usual claim that looked at it comes back
-short (`found_all_due`), a queue of it that still holds deliveries takes no hand-off (the older rows go first), and
-a drained one does, its refill's claim fetching the older rows a moment later. Overflowing
+short (`found_all_due`), its queue takes hand-offs only while it holds less than half its buffer, leaving the rest to
+the claims that fetch the older rows, so those are not starved by newer ones. It still takes some: a refused
+hand-off of another process's publish is a write to give it back and a claim to fetch it again, and refusing every
+one kept a busy worker that fell behind once in that costlier mode for as long as the traffic lasted. Overflowing
 deliveries wait in the same queue, in publish order, under the same lease rule; claims do not count them against
 the worker's room (`claim_room`), so one subscription's burst leaves others' claims their room.
 """
@@ -44,6 +46,9 @@ _BUFFER_SHARE_OF_ROOM = 2
 # Hand-offs may hold this many times the worker's room (`worker_max_in_flight`) beyond it; one subscription at most
 # its buffer's share of that (`_BUFFER_SHARE_OF_ROOM`): at the defaults 256 more, 128 of one subscription.
 _HAND_OFF_OVERFLOW_ROOMS = 1
+# While a subscription has due rows left behind, hand-offs may fill this share of its buffer (half): the rest is for
+# the claims that fetch those rows.
+_LEFT_BEHIND_SHARE_OF_BUFFER = 2
 # Beyond the attempt's own timeout, what its record needs to be written before the lease runs out.
 _LEASE_MARGIN_S = 5.0
 # While every subscription a worker serves is saturated, claims without announced news run at most this often.
@@ -254,16 +259,17 @@ class SubscriptionQueues:
         return waiting
 
     def may_hand_off(self, subscription_id: str) -> bool:
-        """Whether a new delivery of this subscription may skip the claim: its breaker closed, no due rows of it
-        left behind in the database, and its buffer or its share of the overflow not full."""
+        """Whether a new delivery of this subscription may skip the claim: its breaker closed, and its buffer or its
+        share of the overflow not full; while due rows of it are left behind in the database, half its buffer."""
         if self._breakers.open_until(subscription_id) is not None:
             return False
         queue = self._queues.get(subscription_id)
         held = self._reserved.get(subscription_id, 0)
-        if queue is not None:
-            if subscription_id in self._left_behind:
-                return False
-            held += queue.in_flight + len(queue.waiting)
+        if queue is None:
+            return held < self.hand_off_cap
+        held += queue.in_flight + len(queue.waiting)
+        if subscription_id in self._left_behind:
+            return held < queue.buffer // _LEFT_BEHIND_SHARE_OF_BUFFER
         return held < self.hand_off_cap
 
     def reserve(self, subscription_id: str) -> None:

@@ -1,7 +1,8 @@
 """A subscription's waiting deliveries start only while their lease has room for a whole attempt; those whose lease
 is nearly over are handed back unattempted, and no delivery is both started and handed back. Hand-offs beyond a full
 buffer wait in a bounded overflow, a subscription at most its share, which claims do not count against their room.
-A subscription a claim left due rows of takes no hand-off until the usual claim, looking at it, comes back short."""
+A subscription a claim left due rows of takes hand-offs into half its buffer only, until the usual claim, looking at
+it, comes back short."""
 
 from __future__ import annotations
 
@@ -157,20 +158,21 @@ def _claim(queues: SubscriptionQueues, subscription_id: str, taken: int, short: 
     return left_out
 
 
-def test_a_claim_that_takes_a_subscriptions_whole_cap_stops_its_hand_offs_until_a_short_claim_finds_the_rest() -> None:
+def test_rows_left_behind_limit_hand_offs_to_half_the_buffer_until_a_short_claim_finds_the_rest() -> None:
     queues = _queues()
-    _claim(queues, "sub_a", buffer_size(1, SETTINGS), short=False)
+    buffer = buffer_size(1, SETTINGS)
+    _claim(queues, "sub_a", buffer, short=False)
     assert not queues.may_hand_off("sub_a")
 
-    # Its buffer drains below full: the rows it left behind are claimed before any new hand-off.
+    # Its buffer drains: hand-offs fill half of it, the other half is the claims' that fetch the rows left behind.
     _started_one_at_a_time(queues, "sub_a")
     _claim(queues, "sub_a", 3, short=False)
+    assert len(_handed_off(queues, "sub_a", buffer)) == buffer // 2 - 3
     assert queues.left_behind_with_room()
-    assert not queues.may_hand_off("sub_a")
 
     _claim(queues, "sub_a", 0, short=True)
     assert not queues.left_behind_with_room()
-    assert queues.may_hand_off("sub_a")
+    assert len(_handed_off(queues, "sub_a", buffer)) == buffer
 
 
 def test_a_subscription_left_out_of_a_short_claim_still_has_its_rows_left_behind() -> None:
