@@ -31,6 +31,9 @@ async def _claimed(runtime: Runtime, count: int) -> list[ClaimedDelivery]:
     body = {"via": "webhook", "notifications": ["BootNotification"], "webhook": {"callbackUrl": "http://127.0.0.1:9/"}}
     await runtime.subscriptions.create(owner.token, body)
     await runtime.publisher.publish([{**BOOT, "chargePointId": 7000 + index} for index in range(count)])
+    if runtime.notifier is not None:
+        # The publish's NOTIFY goes out now, so that the notifier's connection is not among those a test watches.
+        await runtime.notifier.flush()
     now = utcnow()
     return await runtime.delivery_store.claim_due_deliveries(
         ClaimRequest(WORKER, now, now + timedelta(minutes=1), count, {Via.WEBHOOK: count})
