@@ -158,9 +158,16 @@ class PostgresCluster:
         if os.environ.get(EXPLAIN_ENV) and log.exists():
             shutil.copyfile(log, target.with_name(f"{target.name}.{self.port}.log"))
 
-    def create_database(self, name: str, template: str | None = None) -> str:
-        """Create a database (optionally a copy of `template`) and return its URL."""
+    def create_database(self, name: str, template: str | None = None, *, durable: bool = False) -> str:
+        """Create a database (optionally a copy of `template`) and return its URL.
+
+        `durable` makes every commit to it wait for its WAL flush, for a test that stops the cluster in immediate
+        mode: the cluster's `synchronous_commit=off` would lose the last commits, and the test would blame
+        chargewire for events PostgreSQL forgot.
+        """
         self.psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        if durable:
+            self.psql(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
         return self.url(name)
 
 

@@ -34,7 +34,13 @@ _END_OF_LOG = select(event_sequence.c.last_seq).scalar_subquery()
 
 
 def _ready_streams() -> Select[str, int]:
-    """`ready_streams`' query, built once: workers ask it with every publish (`now` is bound)."""
+    """`ready_streams`' query, built once: workers ask it with every publish (`now` and `worker` are bound).
+
+    A stream still leased to the asking worker is ready for it: the streamer starts no second run of a stream it
+    is running, so such a stream is one whose run ended without handing the lease back, as when the database went
+    away under it. Waiting for that lease to run out stalled the subscription for `worker_lease_s` after every
+    database restart.
+    """
     pending = select(deliveries.c.id).where(
         deliveries.c.subscription_id == kafka_streams.c.subscription_id,
         deliveries.c.status == DeliveryStatus.PENDING.value,
@@ -45,12 +51,17 @@ def _ready_streams() -> Select[str, int]:
     unread = select(events.c.id).where(
         events.c.name.in_(names), events.c.seq > kafka_streams.c.position, events.c.seq <= _END_OF_LOG
     )
-    return _behind(_END_OF_LOG).where(free_to_lease(_NOW), ~pending.exists(), unread.exists())
+    return _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER, ~pending.exists(), unread.exists())
 
 
 def free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """The stream has no lease, or its lease has run out by `now`."""
     return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
+
+
+def leasable_by(worker: str | BindParameter[str], now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
+    """The stream is free to lease by `now`, or leased to `worker` already."""
+    return or_(free_to_lease(now), kafka_streams.c.lease_owner == worker)
 
 
 def _enabled() -> Select[str, int]:
@@ -78,10 +89,10 @@ def _look() -> CompoundSelect[str | None, int]:
 
 
 _NOW = bindparam("now", type_=kafka_streams.c.lease_until.type)
+_STREAM_FOR_WORKER = leasable_by(bindparam("worker"), _NOW)
 READY_STREAMS = _ready_streams()
 LOOK = _look()
 # The SQLite commit watcher asks these after every commit of another connection.
 NEWEST_WORK = select(select(func.max(deliveries.c.id)).scalar_subquery(), _END_OF_LOG)
-_STREAM_FOR_WORKER = or_(free_to_lease(_NOW), kafka_streams.c.lease_owner == bindparam("worker"))
 # (whether a delivery is due, whether a stream is behind): a watcher that saw deliveries due says so as it wakes.
 WORK_DUE = select(DUE_DELIVERY_EXISTS, _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER).exists())

@@ -24,7 +24,7 @@ from sqlalchemy.types import NullType
 from chargewire.clock import utcnow
 from chargewire.ids import new_ids
 from chargewire.kafka.stream_lifecycle import drop_passed_pauses, pauses
-from chargewire.kafka.stream_queries import LOOK, NEWEST_WORK, WORK_DUE, free_to_lease
+from chargewire.kafka.stream_queries import LOOK, NEWEST_WORK, WORK_DUE, leasable_by
 from chargewire.kafka.streams import LeaseLost, Stream, StreamLook, StreamRead
 from chargewire.models import DeliveryStatus, Via
 from chargewire.store.attempt_writes import attempt_batch_row, insert_attempt_batch, insert_for_records
@@ -84,33 +84,34 @@ class StreamStore:
         """What a commit watcher asks on a connection of its own: `newest_work` and `work_due` of `worker_id`."""
         return WakeHooks(wake, NEWEST_WORK, WORK_DUE, lambda: {"now": utcnow(), "worker": worker_id})
 
-    async def look(self, now: datetime) -> StreamLook:
-        """Streams with events past their position, free to lease, and no pending rows to drain first, and whether
-        any enabled Kafka subscription has a stream (one read).
+    async def look(self, now: datetime, worker_id: str | None = None) -> StreamLook:
+        """Streams with events past their position, free to lease (or leased to `worker_id` already), and no pending
+        rows to drain first, and whether any enabled Kafka subscription has a stream (one read).
 
         Their pauses are left out: each read of a stream loads them as they are then.
         """
         async with self._database.reading() as connection:
-            rows = (await connection.execute(LOOK, {"now": now})).all()
+            rows = (await connection.execute(LOOK, {"now": now, "worker": worker_id})).all()
         ready = [Stream(subscription_id, position) for subscription_id, position in rows if subscription_id is not None]
         return StreamLook(ready, streams_exist=bool(rows))
 
-    async def ready_streams(self, now: datetime) -> list[Stream]:
+    async def ready_streams(self, now: datetime, worker_id: str | None = None) -> list[Stream]:
         """The streams `look` finds ready."""
-        return (await self.look(now)).ready
+        return (await self.look(now, worker_id)).ready
 
     async def lease(self, stream: Stream, worker_id: str, now: datetime, until: datetime) -> bool:
-        """Take the stream for `worker_id` if it is free and still where `stream` says.
+        """Take the stream for `worker_id` if it is free (or `worker_id`'s already) and still where `stream` says.
 
-        Pauses the stream has passed are dropped here, once per lease rather than with every batch: until
-        then they only cover events behind its position, which it never reads again.
+        A worker takes its own lease again when its run of the stream ended without handing it back (see
+        `stream_queries`). Pauses the stream has passed are dropped here, once per lease rather than with every
+        batch: until then they only cover events behind its position, which it never reads again.
         """
         statement = (
             update(kafka_streams)
             .where(
                 kafka_streams.c.subscription_id == stream.subscription_id,
                 kafka_streams.c.position == stream.position,
-                free_to_lease(now),
+                leasable_by(worker_id, now),
             )
             .values(lease_owner=worker_id, lease_until=until)
         )

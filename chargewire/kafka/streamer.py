@@ -7,7 +7,9 @@ holds its lease, and none of its deliveries is pending. A worker leases a ready 
 their acks: the next batch is read and produced while the last ones' acks come in and while acknowledged
 ones are recorded. Each batch is recorded, delivery and attempt rows with the position moved past it, in one
 transaction that checks the lease is still this worker's, after the batch before it; a worker that dies
-leaves the lease to run out, and the next one sends the batch again (at least once, as the row queue).
+leaves the lease to run out, and the next one sends the batch again (at least once, as the row queue). A run
+that ends without handing its lease back (the database went away) leaves it to this worker's next look: it
+streams on once the database answers, where waiting for the lease would have stalled the subscription.
 
 A batch with failures ends the run. Its failed records are pending rows now, retried on the row queue's
 schedule with its breaker, resend and disabling, in publishing order; the stream waits until they are done.
@@ -186,7 +188,7 @@ class KafkaStreamer:
 
     async def _start_ready(self, hold_s: float = _CAUGHT_UP_HOLD_S) -> list[asyncio.Task[int]]:
         self._looked_at = time.monotonic()
-        look = await self._streams.look(utcnow())
+        look = await self._streams.look(utcnow(), self.worker_id)
         self._streams_exist = look.streams_exist
         started = []
         for stream in look.ready:
@@ -326,7 +328,11 @@ class KafkaStreamer:
         except Exception as error:
             if not is_unavailable(error):
                 logger.exception("could not hand back the lease of Kafka stream %s", stream.subscription_id)
-            logger.warning("the lease of Kafka stream %s was not handed back; it runs out", stream.subscription_id)
+            logger.warning(
+                "the lease of Kafka stream %s was not handed back: this worker takes it up again once the database "
+                "answers, any other once it runs out",
+                stream.subscription_id,
+            )
 
 
 async def _settled(task: asyncio.Task[None]) -> None:

@@ -4,21 +4,26 @@ resumes by itself afterwards, and a stop signal ends them cleanly during and aft
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from chargewire.catalog import load_event_types
+from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
 from tests.conftest import TEST_SECRET_KEY, migrate_database
 from tests.support.faults import postgres_down
+from tests.support.kafka_topics import TopicCounter, consume_topic, subscribe_kafka
 from tests.support.processes import (
     cli,
     signal_and_wait,
@@ -31,6 +36,10 @@ from tests.support.receiver import Receiver
 from tests.support.threaded_receiver import receiver_in_thread
 
 EXAMPLE = load_event_types()["HardwareStatusNotification"].example
+METER_VALUES = load_event_types()["SessionMeterValuesNotification"].example
+PUBLISH_EVERY_S = 0.05
+# Half the default lease (60 s): a stream that waited for the lease its outage left behind would take longer.
+STREAMS_ON_WITHIN_S = 30
 _databases = iter(range(1_000_000))
 TEMPLATE = "outage_template"
 
@@ -47,7 +56,7 @@ def cluster() -> Iterator[PostgresCluster]:
 def env(cluster: PostgresCluster, tmp_path: Path) -> dict[str, str]:
     """Settings for the processes under test: a fresh copy of the migrated template on the module's cluster."""
     return {
-        "CHARGEWIRE_DATABASE_URL": cluster.create_database(f"outage_{next(_databases)}", template=TEMPLATE),
+        "CHARGEWIRE_DATABASE_URL": cluster.create_database(f"outage_{next(_databases)}", TEMPLATE, durable=True),
         "CHARGEWIRE_SECRET_KEY": TEST_SECRET_KEY,
         "CHARGEWIRE_DATA_DIR": str(tmp_path / "data"),
         "CHARGEWIRE_CONFIG": str(tmp_path / "absent.toml"),
@@ -154,6 +163,70 @@ def test_worker_rides_out_a_postgresql_restart_and_stops_cleanly_on_sigint(
                 worker.kill()
             signal_and_wait(server, signal.SIGTERM)
     assert worker_code == 0, worker_log.read_text()[-3000:]
+
+
+class _SteadyMeterValues(threading.Thread):
+    """Publishes one meter value every `PUBLISH_EVERY_S` until stopped, through outages; keeps the accepted ones'
+    `evseId`s (each event's own number)."""
+
+    def __init__(self, api: httpx.Client) -> None:
+        super().__init__(daemon=True)
+        self._api = api
+        self._halt = threading.Event()
+        self.accepted: set[int] = set()
+
+    def run(self) -> None:
+        number = 0
+        while not self._halt.wait(PUBLISH_EVERY_S):
+            with contextlib.suppress(httpx.HTTPError):  # refused or cut off by the outage: not accepted
+                if self._api.post("/api/v1/events", json=[{**METER_VALUES, "evseId": number}]).status_code == 202:
+                    self.accepted.add(number)
+            number += 1
+
+    def stop(self) -> set[int]:
+        """Stop publishing; the numbers of the events the API accepted."""
+        self._halt.set()
+        self.join(30)
+        return self.accepted
+
+
+def test_a_kafka_subscription_streams_on_as_soon_as_postgresql_is_back_not_a_lease_later(
+    env: dict[str, str], cluster: PostgresCluster, tmp_path: Path, kafka_broker: KafkaBroker
+) -> None:
+    # The default lease: a stream's lease the outage kept from being handed back would hold the topic this long.
+    env = {**env, "CHARGEWIRE_WORKER_LEASE_S": "60"}
+    topic = f"outage-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    in_topic = TopicCounter(kafka_broker, topic, 1)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_logged(env, log, "serve", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", server, log)
+        with _api(env, port) as api:
+            subscribe_kafka(api, kafka_broker, topic)
+            publisher = _SteadyMeterValues(api)
+            publisher.start()
+            _wait_until(lambda: in_topic.count() >= 10, "the stream producing", 60)
+            with postgres_down(cluster):  # the stream is running: its next read meets the outage
+                time.sleep(2)
+            back, accepted_before = time.monotonic(), len(publisher.accepted)
+            _wait_until(lambda: len(publisher.accepted) > accepted_before + 10, "publishes accepted again", 60)
+            accepted = publisher.stop()
+            _wait_until(lambda: in_topic.count() >= len(accepted), "every accepted event on the topic", 60)
+            streamed_on_after_s = time.monotonic() - back
+            records = consume_topic(kafka_broker, topic, distinct=len(accepted))
+    finally:
+        signal_and_wait(server, signal.SIGTERM)
+    assert accepted <= {json.loads(value)["evseId"] for _key, value in records}
+    assert streamed_on_after_s < STREAMS_ON_WITHIN_S, log.read_text()[-3000:]
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -6,7 +6,6 @@ show why a process died.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -15,9 +14,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import PostgresCluster, free_port, throwaway_cluster
@@ -160,20 +156,7 @@ def database(store: str, data_dir: Path) -> Iterator[tuple[str, PostgresCluster 
         yield f"sqlite+aiosqlite:///{data_dir / 'chargewire.db'}", None
         return
     with throwaway_cluster() as cluster:
-        url = cluster.create_database("chaos")
-        asyncio.run(_commit_durably(url))
-        yield url, cluster
-
-
-async def _commit_durably(url: str) -> None:
-    """Make every commit wait for its WAL flush: the throwaway cluster's `synchronous_commit=off` would lose the
-    last commits in an immediate stop, and the run would blame chargewire for events PostgreSQL forgot."""
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("ALTER DATABASE chaos SET synchronous_commit = on"))
-    finally:
-        await engine.dispose()
+        yield cluster.create_database("chaos", durable=True), cluster
 
 
 @contextlib.contextmanager

@@ -387,6 +387,23 @@ async def test_a_lease_that_ran_out_can_be_taken_by_another_worker_and_the_first
         await runtime.stream_store.record_batch(stream, WORKER, (stream.position, read.position), attempted, None)
 
 
+async def test_a_lease_its_worker_could_not_hand_back_is_ready_for_that_worker_at_once_and_for_others_once_it_runs_out(
+    runtime: Runtime,
+) -> None:
+    subscription_id = await _subscribe(runtime)
+    await runtime.publisher.publish(_boots(1250, 2))
+    store = runtime.stream_store
+    stream = (await _ready(runtime))[subscription_id]
+    assert await _lease(runtime, stream)  # and the run ends without a release, as when the database went away
+
+    assert [ready.subscription_id for ready in await store.ready_streams(utcnow(), WORKER)] == [subscription_id]
+    assert await store.ready_streams(utcnow(), "wrk_two") == []
+    assert not await _lease(runtime, stream, "wrk_two")
+    assert await _lease(runtime, stream)
+    later = utcnow() + timedelta(minutes=2)
+    assert [ready.subscription_id for ready in await store.ready_streams(later, "wrk_two")] == [subscription_id]
+
+
 async def test_a_stream_behind_the_log_is_work_for_its_holder_and_for_no_other_worker_until_its_lease_runs_out(
     runtime: Runtime,
 ) -> None:

@@ -34,7 +34,7 @@ class Log:
         self.recording_open = asyncio.Event()
         self.recording_open.set()
 
-    async def look(self, _now: datetime) -> StreamLook:
+    async def look(self, _now: datetime, _worker_id: str | None = None) -> StreamLook:
         return StreamLook([Stream(SUBSCRIPTION.id, 0)], streams_exist=True)
 
     async def lease(self, *_args: object) -> bool:

@@ -23,7 +23,7 @@ class Streams:
         self.looked = asyncio.Event()
         self.asked = asyncio.Event()
 
-    async def look(self, _now: datetime) -> StreamLook:
+    async def look(self, _now: datetime, _worker_id: str | None = None) -> StreamLook:
         self.looks += 1
         self.looked.set()
         self.asked.set()
