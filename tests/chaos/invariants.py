@@ -30,8 +30,10 @@ ACCEPTABLE_PUBLISH_ANSWERS = frozenset({202, 503})
 RECOVERY_TARGET_S = 10.0
 # How long after a fault cleared the claims it cut off can still be re-sent: the lease, and a margin.
 _RESEND_S = float(TUNING["CHARGEWIRE_WORKER_LEASE_S"]) + 5.0
-# Where each kind of fault shows its recovery: the label of a subscription.
-RECOVERY_WATCH = {Affects.ALL: "steady", Affects.FAULTY_WEBHOOK: "faulty", Affects.KAFKA: "kafka"}
+# Where each kind of fault shows its recovery: the labels of the subscriptions it reaches. A fault that reaches
+# every one shows on a webhook and on the topic: a Kafka stream leased to a worker the fault cut off waits for its
+# own recovery, which a webhook's does not show.
+RECOVERY_WATCH = {Affects.ALL: ("steady", "kafka"), Affects.FAULTY_WEBHOOK: ("faulty",), Affects.KAFKA: ("kafka",)}
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ def check(evidence: Evidence, phases: list[Phase]) -> tuple[list[PhaseFigures], 
     violations += _count_publishes(evidence.publishes, phases, figures)
     violations += _count_exits(evidence, phases, figures)
     for phase in phases:
-        watched = [receipt for receipt in successes if receipt.path == RECOVERY_WATCH[phase.affects]]
-        recovery = _recovery(phase, watched, published_at)
+        labels = RECOVERY_WATCH[phase.affects]
+        watched = [[receipt for receipt in successes if receipt.path == label] for label in labels]
+        recovery = _slowest(_recovery(phase, receipts, published_at) for receipts in watched)
         figures[phase.name].recovery_s = recovery
-        figures[phase.name].resumed_s = _recovery(phase, watched, None)
+        figures[phase.name].resumed_s = _slowest(_recovery(phase, receipts, None) for receipts in watched)
         if phase.cleared is not None and phase.end != float("inf"):
             figures[phase.name].quiet_s = round(phase.end - phase.cleared, 1)
         if phase.cleared is not None and recovery is None:
@@ -192,6 +195,13 @@ def _recovery(phase: Phase, watched: Iterable[Receipt], published_at: dict[str, 
         if receipt.at >= cleared and (published_at is None or published_at.get(receipt.delivery_id, 0.0) >= cleared)
     ]
     return round(min(after) - cleared, 2) if after else None
+
+
+def _slowest(recoveries: Iterable[float | None]) -> float | None:
+    """The longest of the watched subscriptions' recoveries; None when one of them never recovered."""
+    times = list(recoveries)
+    known = [seconds for seconds in times if seconds is not None]
+    return max(known) if known and len(known) == len(times) else None
 
 
 def _cause_of(phases: list[Phase], at: float) -> Phase:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from chargewire.devtools.kafka_broker import KafkaBroker
+from chargewire.store.event_log import stream_backlog
 from chargewire.store.tables import deliveries
 from tests.chaos.receivers import Receipt
 
 _JOIN_S = 15.0
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,37 @@ def read_deliveries(url: str) -> list[DeliveryRow]:
     return [DeliveryRow(*row) for row in rows]
 
 
-def count_pending(url: str) -> int:
-    """Deliveries still pending (0 when the database cannot be read is never assumed: errors propagate)."""
-    rows = asyncio.run(_fetch(url, select(func.count()).where(deliveries.c.status == "pending")))
-    return int(rows[0][0])
+def count_unsent(url: str) -> int:
+    """Deliveries still pending plus events Kafka streams have yet to send (errors propagate: an unreadable
+    database never counts as drained).
+
+    A Kafka subscription's events get rows only once its stream sends them: a stream whose lease a killed worker
+    holds sends nothing until the lease runs out, with no pending row to show for it.
+    """
+    return asyncio.run(_count_unsent(url))
+
+
+async def _count_unsent(url: str) -> int:
+    async def count(connection: AsyncConnection) -> int:
+        pending = select(func.count()).where(deliveries.c.status == "pending")
+        return int((await connection.execute(pending)).scalar_one()) + await stream_backlog(connection)
+
+    return await _on(url, count)
 
 
 async def _fetch(url: str, statement: Any) -> list[tuple[Any, ...]]:
+    async def rows(connection: AsyncConnection) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await connection.execute(statement)]
+
+    return await _on(url, rows)
+
+
+async def _on(url: str, work: Callable[[AsyncConnection], Awaitable[_Result]]) -> _Result:
+    """`work` on a connection of an engine of its own, disposed of afterwards."""
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
-            return [tuple(row) for row in await connection.execute(statement)]
+            return await work(connection)
     finally:
         await engine.dispose()
 

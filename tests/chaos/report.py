@@ -63,9 +63,11 @@ def _row(figure: PhaseFigures) -> str:
 def _recovery(seconds: float | None, figure: PhaseFigures) -> str:
     if seconds is None:
         return "-" if figure.fault.startswith("baseline") else "never"
-    if figure.quiet_s is not None and seconds > figure.quiet_s:
-        return f"{seconds:.1f} (over target; the next fault struck first)"
-    return f"{seconds:.1f}" + (" (over target)" if seconds > RECOVERY_TARGET_S else "")
+    notes = [
+        *(["over target"] if seconds > RECOVERY_TARGET_S else []),
+        *(["the next fault struck first"] if figure.quiet_s is not None and seconds > figure.quiet_s else []),
+    ]
+    return f"{seconds:.1f}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def write_json(path: Path, results: list[StoreResult], command: str) -> None:

@@ -18,7 +18,7 @@ from tests.chaos.invariants import Evidence, Phase, check
 from tests.chaos.processes import Exit, Stack, running_stack
 from tests.chaos.publisher import EVENT_NAME, SteadyPublisher
 from tests.chaos.receivers import receiver_in_thread
-from tests.chaos.records import count_pending, read_deliveries, read_topic
+from tests.chaos.records import count_unsent, read_deliveries, read_topic
 from tests.chaos.report import StoreResult
 
 logger = logging.getLogger(__name__)
@@ -150,10 +150,10 @@ def _hold(
 
 
 def _drain(stack: Stack, profile: Profile, casualties: list[tuple[float, Exit]]) -> None:
-    """Wait until nothing is pending, or the drain time is up (the invariants then name what is left)."""
+    """Wait until nothing is left to send, or the drain time is up (the invariants then name what is left)."""
     deadline = time.monotonic() + profile.drain_s
     url = stack.env["CHARGEWIRE_DATABASE_URL"]
-    while count_pending(url) and time.monotonic() < deadline:
+    while count_unsent(url) and time.monotonic() < deadline:
         _hold(stack, 1.0, casualties)
     # Receipts of the last recorded attempts may still be on their way back from the receivers.
     _hold(stack, 2.0, casualties)
