@@ -14,11 +14,11 @@ means every event up to N is readable: a stream never passes an event that commi
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Dialect, bindparam, select, type_coerce, update
+from sqlalchemy import ColumnElement, Dialect, bindparam, or_, select, type_coerce, update
 from sqlalchemy.types import NullType
 
 from chargewire.clock import utcnow
@@ -37,7 +37,7 @@ from chargewire.store.event_log import end_of_log
 from chargewire.store.id_bounds import made_after_id
 from chargewire.store.refusals import write_whole
 from chargewire.store.subscription_health_writes import health_updates
-from chargewire.store.tables import UtcDateTime, events, kafka_streams, subscriptions
+from chargewire.store.tables import UtcDateTime, events, kafka_streams, subscriptions, worker_heartbeats
 
 # Bounds how far past its position one read of a stream looks: the matching rows are sorted before the
 # limit applies, so an unbounded read of a long backlog would sort all of it.
@@ -248,6 +248,30 @@ class StreamStore:
                 writes=[insert_attempt_batch(batch), insert_for_stream_batch(connection, delivered, batch["id"])],
             )
             return await dialect.write_guarded(connection, writes)
+
+    async def holders_heartbeats(self, worker_id: str, now: datetime) -> tuple[object, dict[str, object]]:
+        """`worker_id`'s stored heartbeat, and that of every other worker holding a stream lease that has not run out
+        by `now` (workers without a heartbeat row left out), as stored: for comparing, not for reading the time."""
+        holders = select(kafka_streams.c.lease_owner).where(
+            kafka_streams.c.lease_owner != worker_id, kafka_streams.c.lease_until > now
+        )
+        query = select(worker_heartbeats.c.worker_id, type_coerce(worker_heartbeats.c.heartbeat_at, NullType())).where(
+            or_(worker_heartbeats.c.worker_id == worker_id, worker_heartbeats.c.worker_id.in_(holders))
+        )
+        async with self._database.reading() as connection:
+            beats: dict[str, object] = dict((await connection.execute(query)).all())
+        own = beats.pop(worker_id, None)
+        return own, beats
+
+    async def hand_back_leases_of(self, workers: Collection[str]) -> int:
+        """Hand back every stream lease `workers` hold (taken for dead: `orphaned_leases`); how many."""
+        statement = (
+            update(kafka_streams)
+            .where(kafka_streams.c.lease_owner.in_(list(workers)))
+            .values(lease_owner=None, lease_until=None)
+        )
+        async with self._database.transaction() as connection:
+            return int((await connection.execute(statement)).rowcount)
 
     async def release(self, subscription_id: str, worker_id: str) -> None:
         """Hand a stream's lease back without moving it."""

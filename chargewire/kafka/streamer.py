@@ -7,7 +7,8 @@ holds its lease, and none of its deliveries is pending. A worker leases a ready 
 their acks: the next batch is read and produced while the last ones' acks come in and while acknowledged
 ones are recorded. Each batch is recorded, delivery and attempt rows with the position moved past it, in one
 transaction that checks the lease is still this worker's, after the batch before it; a worker that dies
-leaves the lease to run out, and the next one sends the batch again (at least once, as the row queue). A run
+leaves the lease, and the next one sends the batch again (at least once, as the row queue) once the lease runs
+out or the dead worker's heartbeat has stood still long enough (`orphaned_leases`). A run
 that ends without handing its lease back (the database went away) leaves it to this worker's next look: it
 streams on once the database answers, where waiting for the lease would have stalled the subscription.
 
@@ -45,6 +46,7 @@ from chargewire.config import Settings
 from chargewire.dispatch.supervisor import mark_healthy
 from chargewire.dispatch.targets import DeliveryTarget, TargetSource
 from chargewire.filters import FilterCache, Predicate
+from chargewire.kafka.orphaned_leases import OrphanedLeases
 from chargewire.kafka.stream_store import StreamStore
 from chargewire.kafka.streams import LeaseLost, Stream
 from chargewire.models import DeliveryStatus
@@ -108,6 +110,7 @@ class KafkaStreamer:
         self._news: dict[str, asyncio.Event] = {}  # per running stream: events were published since it looked
         self._stopping = False
         self._outage: Exception | None = None  # met by a stream, raised by run()
+        self._orphans = OrphanedLeases(streams, worker_id)
 
     @property
     def streams_exist(self) -> bool:
@@ -167,6 +170,8 @@ class KafkaStreamer:
         try:
             while not stop.is_set():
                 self._wake.clear()
+                if self._streams_exist:
+                    await self._orphans.hand_back()
                 await self._start_ready()
                 mark_healthy()
                 await wait_for_any([self._wake, stop], self._wait_s())

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,6 +34,7 @@ from tests.support.processes import (
 )
 from tests.support.receiver import Receiver
 from tests.support.threaded_receiver import receiver_in_thread
+from tests.support.waiting import wait_until
 
 EXAMPLE = load_event_types()["HardwareStatusNotification"].example
 METER_VALUES = load_event_types()["SessionMeterValuesNotification"].example
@@ -207,26 +208,19 @@ def test_a_kafka_subscription_streams_on_as_soon_as_postgresql_is_back_not_a_lea
             subscribe_kafka(api, kafka_broker, topic)
             publisher = _SteadyMeterValues(api)
             publisher.start()
-            _wait_until(lambda: in_topic.count() >= 10, "the stream producing", 60)
+            wait_until(lambda: in_topic.count() >= 10, "the stream producing", 60)
             with postgres_down(cluster):  # the stream is running: its next read meets the outage
                 time.sleep(2)
             back, accepted_before = time.monotonic(), len(publisher.accepted)
-            _wait_until(lambda: len(publisher.accepted) > accepted_before + 10, "publishes accepted again", 60)
+            wait_until(lambda: len(publisher.accepted) > accepted_before + 10, "publishes accepted again", 60)
             accepted = publisher.stop()
-            _wait_until(lambda: in_topic.count() >= len(accepted), "every accepted event on the topic", 60)
+            wait_until(lambda: in_topic.count() >= len(accepted), "every accepted event on the topic", 60)
             streamed_on_after_s = time.monotonic() - back
             records = consume_topic(kafka_broker, topic, distinct=len(accepted))
     finally:
         signal_and_wait(server, signal.SIGTERM)
     assert accepted <= {json.loads(value)["evseId"] for _key, value in records}
     assert streamed_on_after_s < STREAMS_ON_WITHIN_S, log.read_text()[-3000:]
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

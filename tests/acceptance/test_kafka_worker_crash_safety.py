@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import httpx
 
@@ -17,7 +18,8 @@ from chargewire.catalog import load_event_types
 from chargewire.devtools.kafka_broker import KafkaBroker
 from chargewire.devtools.postgres import free_port
 from tests.support.kafka_topics import TopicCounter, consume_topic, subscribe_kafka
-from tests.support.processes import migrated_with_admin_token, running_server, start_worker
+from tests.support.processes import migrated_with_admin_token, running_server, start_logged, start_worker, stop_process
+from tests.support.waiting import wait_until
 
 KILLS = 5
 LEASE_S = 2
@@ -30,6 +32,8 @@ PUBLISH_EVERY_S = 0.1
 # the next worker sends those again. Anything more would mean it went back further than its last recorded batch.
 RESENT_PER_KILL = 9 * STREAM_BATCH
 METER_VALUES = load_event_types()["SessionMeterValuesNotification"].example
+# Half the default lease (60 s): a killed worker's stream that waited for its lease would take longer.
+TAKEN_OVER_WITHIN_S = 30
 
 
 class SteadyPublisher(threading.Thread):
@@ -130,3 +134,44 @@ def test_every_event_reaches_the_topic_in_order_per_key_although_the_worker_is_k
     assert len(records) - published <= KILLS * RESENT_PER_KILL
     assert sorted(delivery["eventId"] for delivery in log) == sorted(publisher.event_ids)
     assert {delivery["status"] for delivery in log} == {"delivered"}
+
+
+def test_a_killed_workers_stream_goes_on_through_another_worker_long_before_its_lease_runs_out(
+    cli_env: dict[str, str], kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    env = {
+        **cli_env,
+        "CHARGEWIRE_KAFKA_STREAM_BATCH_SIZE": str(STREAM_BATCH),
+        "CHARGEWIRE_DELIVERY_ALLOW_NETWORKS": "127.0.0.0/8",
+    }  # the default lease, 60 s
+    topic = f"takeover-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=PARTITIONS)
+    token = migrated_with_admin_token(env, "takeover")
+    port = free_port()
+    in_topic = TopicCounter(kafka_broker, topic, PARTITIONS)
+    survivor_log = tmp_path / "survivor.log"
+    with running_server(env, port, "--no-worker"):
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+        subscribe_kafka(api, kafka_broker, topic)
+        holder = start_worker(env)
+        publisher = SteadyPublisher(api)
+        publisher.start()
+        wait_until(lambda: in_topic.count() > 0, "the first worker streaming", 60)
+        # Started once the first holds the stream: steady news keeps it there until it dies.
+        survivor = start_logged(env, survivor_log, "worker")
+        try:
+            wait_until(lambda: " delivering" in survivor_log.read_text(), "the second worker delivering", 60)
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(10)
+            killed_at, on_topic = time.monotonic(), in_topic.count()
+            wait_until(lambda: in_topic.count() > on_topic + 3 * PUBLISH_BATCH, "the stream going on", 90)
+            taken_over_after_s = time.monotonic() - killed_at
+            publisher.stop()
+            published = len(publisher.event_ids)
+            records = consume_topic(kafka_broker, topic, distinct=published, timeout_s=120)
+        finally:
+            stop_process(survivor)
+        api.close()
+
+    assert taken_over_after_s < TAKEN_OVER_WITHIN_S, survivor_log.read_text()[-3000:]
+    assert {json.loads(value)["evseId"] for _key, value in records} == set(range(published))

@@ -37,6 +37,9 @@ class Log:
     async def look(self, _now: datetime, _worker_id: str | None = None) -> StreamLook:
         return StreamLook([Stream(SUBSCRIPTION.id, 0)], streams_exist=True)
 
+    async def holders_heartbeats(self, _worker_id: str, _now: datetime) -> tuple[object, dict[str, object]]:
+        return None, {}  # no other worker holds a stream
+
     async def lease(self, *_args: object) -> bool:
         return True
 

@@ -29,6 +29,9 @@ class Streams:
         self.asked.set()
         return StreamLook([], self.exist)
 
+    async def holders_heartbeats(self, _worker_id: str, _now: datetime) -> tuple[object, dict[str, object]]:
+        return None, {}  # no other worker holds a stream
+
 
 async def _publishes_seen(streams: Streams) -> int:
     """The looks made by a running streamer while `PUBLISHES` publishes wake it, one after another."""
