@@ -54,14 +54,10 @@ def _ready_streams() -> Select[str, int]:
     return _behind(_END_OF_LOG).where(_STREAM_FOR_WORKER, ~pending.exists(), unread.exists())
 
 
-def free_to_lease(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """The stream has no lease, or its lease has run out by `now`."""
-    return or_(kafka_streams.c.lease_owner.is_(None), kafka_streams.c.lease_until <= now)
-
-
 def leasable_by(worker: str | BindParameter[str], now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """The stream is free to lease by `now`, or leased to `worker` already."""
-    return or_(free_to_lease(now), kafka_streams.c.lease_owner == worker)
+    """The stream has no lease, its lease has run out by `now`, or it is leased to `worker` already."""
+    lease = kafka_streams.c
+    return or_(lease.lease_owner.is_(None), lease.lease_until <= now, lease.lease_owner == worker)
 
 
 def _enabled() -> Select[str, int]:

@@ -8,9 +8,9 @@ their acks: the next batch is read and produced while the last ones' acks come i
 ones are recorded. Each batch is recorded, delivery and attempt rows with the position moved past it, in one
 transaction that checks the lease is still this worker's, after the batch before it; a worker that dies
 leaves the lease, and the next one sends the batch again (at least once, as the row queue) once the lease runs
-out or the dead worker's heartbeat has stood still long enough (`orphaned_leases`). A run
-that ends without handing its lease back (the database went away) leaves it to this worker's next look: it
-streams on once the database answers, where waiting for the lease would have stalled the subscription.
+out or the dead worker's heartbeat has stood still long enough (`orphaned_leases`). A run that ends without
+handing its lease back (the database went away) leaves it to this worker's next look: it streams on once the
+database answers, where waiting for the lease would have stalled the subscription.
 
 A batch with failures ends the run. Its failed records are pending rows now, retried on the row queue's
 schedule with its breaker, resend and disabling, in publishing order; the stream waits until they are done.
